@@ -1,0 +1,30 @@
+# Every target works on a fresh machine: the virtualenv is created and refreshed on demand.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: venv test lint bench demo clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check kubeupgrade workers tests bench
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.sandbox_scale
+
+demo: $(STAMP)
+	$(BIN)/python -m bench.demo
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

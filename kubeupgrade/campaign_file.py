@@ -1,0 +1,372 @@
+"""Read and validate a campaign YAML file into a `Campaign`.
+
+Every rejection is one line naming the file, the key path and the rule broken, with a "did you
+mean" for misspelt keys. Nothing here touches a host or the network. Key reference: README.md.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from kubeupgrade.errors import InvalidInput
+from kubeupgrade.model.campaign import (
+    Argv,
+    Campaign,
+    DrainPolicy,
+    Hooks,
+    MaxUnavailable,
+    NodeSpec,
+    OnPdbBlock,
+    OsFamily,
+    Policies,
+    RetryPolicy,
+    Role,
+    WorkerStrategy,
+)
+from kubeupgrade.model.versions import (
+    KubeVersion,
+    MinorVersion,
+    parse_minor,
+    parse_version,
+    parse_version_spec,
+)
+
+T = TypeVar("T")
+
+# DNS-1123 subdomain, the rule Kubernetes applies to node names.
+_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DURATION = re.compile(r"^(?P<value>\d+)(?P<unit>s|m|h)?$")
+_PERCENT = re.compile(r"^(?P<value>-?\d+)%$")
+
+_TOP_KEYS = ("cluster", "target", "control_plane_version", "pins", "nodes", "policies")
+_NODE_KEYS = ("name", "role", "kubelet", "control_plane", "os", "zone", "labels")
+_POLICY_KEYS = (
+    "max_unavailable",
+    "worker_strategy",
+    "drain",
+    "certificate_renewal",
+    "etcd_upgrade",
+    "stop_apiserver_before_etcd_upgrade",
+    "apiserver_stop_wait_seconds",
+    "upgrade_configuration",
+    "hooks",
+    "retries",
+)
+_DRAIN_KEYS = (
+    "timeout",
+    "grace_period",
+    "delete_emptydir_data",
+    "pod_selector",
+    "on_pdb_block",
+    "skip_for_patch",
+)
+_HOOK_KEYS = ("after_first_control_plane", "before_drain", "after_node")
+_RETRY_KEYS = ("attempts", "backoff_seconds")
+
+
+def load_campaign(path: str | Path) -> Campaign:
+    """Load and validate a campaign file. Raises InvalidInput with a one-line message."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidInput(f"{file}: no such campaign file") from None
+    except OSError as error:
+        raise InvalidInput(f"{file}: cannot read campaign file: {error.strerror}") from None
+    return parse_campaign(text, source=str(file))
+
+
+def parse_campaign(text: str, source: str = "<campaign>") -> Campaign:
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or "invalid YAML"
+        raise InvalidInput(f"{source}: not valid YAML{where}: {problem}") from None
+    return _CampaignReader(source).read(document)
+
+
+class _CampaignReader:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    # -- helpers ---------------------------------------------------------------------------
+    def fail(self, where: str, message: str) -> InvalidInput:
+        return InvalidInput(f"{self.source}: {where}: {message}")
+
+    def mapping(self, value: Any, where: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(where, f"expected a mapping, got {_kind(value)}")
+        for key in value:
+            if key not in allowed:
+                hint = difflib.get_close_matches(str(key), allowed, n=1)
+                suggestion = f'; did you mean "{hint[0]}"?' if hint else f"; allowed: {', '.join(allowed)}"
+                raise self.fail(_join(where, str(key)), "unknown key" + suggestion)
+        return value
+
+    def typed(self, value: Any, where: str, kind: type[T], what: str) -> T:
+        # bool is an int in Python; a YAML `yes` must not pass as a count.
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise self.fail(where, f"expected {what}, got {_kind(value)} {value!r}")
+        return value
+
+    def parse(self, value: Any, where: str, parser: Callable[[Any], T]) -> T:
+        try:
+            return parser(value)
+        except InvalidInput as error:
+            raise self.fail(where, str(error)) from None
+
+    def choice(self, value: Any, where: str, enum: type) -> Any:
+        options = [member.value for member in enum]
+        if value not in options:
+            raise self.fail(where, f"{value!r} is not one of {', '.join(options)}")
+        return enum(value)
+
+    def duration(self, value: Any, where: str) -> int:
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+        match = _DURATION.match(str(value)) if isinstance(value, str) else None
+        if match is None:
+            raise self.fail(where, f"expected seconds or a duration like 90s, 5m, 1h, got {value!r}")
+        return int(match["value"]) * {"s": 1, "m": 60, "h": 3600, None: 1}[match["unit"]]
+
+    # -- sections --------------------------------------------------------------------------
+    def read(self, document: Any) -> Campaign:
+        if document is None:
+            raise InvalidInput(f"{self.source}: the campaign file is empty")
+        top = self.mapping(document, "campaign", _TOP_KEYS)
+        for required in ("cluster", "target"):
+            if required not in top:
+                raise self.fail(required, "missing; it is required")
+        cluster = self.typed(top["cluster"], "cluster", str, "a cluster name")
+        if not _DNS1123_SUBDOMAIN.match(cluster):
+            raise self.fail("cluster", f"{cluster!r} is not a valid name (lowercase DNS-1123)")
+        target = self.parse(top["target"], "target", parse_version_spec)
+        control_plane_version = None
+        if top.get("control_plane_version") is not None:
+            control_plane_version = self.parse(
+                top["control_plane_version"], "control_plane_version", _exact
+            )
+        pins = self.pins(top.get("pins") or {})
+        nodes = self.nodes(top["nodes"]) if top.get("nodes") is not None else None
+        policies = self.policies(top.get("policies") or {})
+        return Campaign(
+            cluster=cluster,
+            target=target,
+            nodes=nodes,
+            control_plane_version=control_plane_version,
+            pins=pins,
+            policies=policies,
+            source=self.source,
+        )
+
+    def pins(self, value: Any) -> tuple[tuple[MinorVersion, KubeVersion], ...]:
+        if not isinstance(value, dict):
+            raise self.fail("pins", f"expected a mapping of minor to version, got {_kind(value)}")
+        pins = []
+        for minor_text, version_text in value.items():
+            where = f"pins.{minor_text}"
+            minor = self.parse(minor_text, where, parse_minor)
+            version = self.parse(version_text, where, _exact)
+            if version.minor_version != minor:
+                raise self.fail(where, f"{version.plain} is not a {minor.plain} release")
+            pins.append((minor, version))
+        return tuple(pins)
+
+    def nodes(self, value: Any) -> tuple[NodeSpec, ...]:
+        if not isinstance(value, list) or not value:
+            raise self.fail("nodes", "expected a non-empty list of nodes")
+        nodes: list[NodeSpec] = []
+        seen: dict[str, int] = {}
+        for index, item in enumerate(value):
+            where = f"nodes[{index}]"
+            raw = self.mapping(item, where, _NODE_KEYS)
+            if "name" not in raw:
+                raise self.fail(_join(where, "name"), "missing; every node needs a name")
+            name = self.typed(raw["name"], _join(where, "name"), str, "a node name")
+            if len(name) > 253 or not _DNS1123_SUBDOMAIN.match(name):
+                raise self.fail(
+                    _join(where, "name"),
+                    f"{name!r} is not a valid node name (DNS-1123 subdomain: lowercase letters, "
+                    "digits, '-' and '.', starting and ending alphanumeric)",
+                )
+            if name in seen:
+                raise self.fail(
+                    _join(where, "name"), f"duplicate node {name!r} (first at nodes[{seen[name]}])"
+                )
+            seen[name] = index
+            if "role" not in raw:
+                raise self.fail(_join(where, "role"), "missing; use control-plane or worker")
+            labels = raw.get("labels") or {}
+            if not isinstance(labels, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
+            ):
+                raise self.fail(_join(where, "labels"), "expected a mapping of strings to strings")
+            nodes.append(
+                NodeSpec(
+                    name=name,
+                    role=self.choice(raw["role"], _join(where, "role"), Role),
+                    kubelet=self.optional_version(raw, "kubelet", where),
+                    control_plane=self.optional_version(raw, "control_plane", where),
+                    os=self.choice(raw["os"], _join(where, "os"), OsFamily) if "os" in raw else None,
+                    zone=self.typed(raw["zone"], _join(where, "zone"), str, "a zone name")
+                    if raw.get("zone") is not None
+                    else None,
+                    labels=tuple(sorted(labels.items())),
+                )
+            )
+        if not any(node.is_control_plane for node in nodes):
+            raise self.fail("nodes", "no control-plane node; at least one node needs role: control-plane")
+        for index, node in enumerate(nodes):
+            if node.control_plane is not None and not node.is_control_plane:
+                raise self.fail(f"nodes[{index}].control_plane", "only control-plane nodes have one")
+        return tuple(nodes)
+
+    def optional_version(self, raw: dict[str, Any], key: str, where: str) -> KubeVersion | None:
+        if raw.get(key) is None:
+            return None
+        return self.parse(raw[key], _join(where, key), _exact)
+
+    def policies(self, value: Any) -> Policies:
+        raw = self.mapping(value, "policies", _POLICY_KEYS)
+        defaults = Policies()
+        return Policies(
+            max_unavailable=self.max_unavailable(raw["max_unavailable"])
+            if "max_unavailable" in raw
+            else defaults.max_unavailable,
+            worker_strategy=self.choice(
+                raw.get("worker_strategy", defaults.worker_strategy.value),
+                "policies.worker_strategy",
+                WorkerStrategy,
+            ),
+            drain=self.drain(raw.get("drain") or {}),
+            certificate_renewal=self.flag(raw, "certificate_renewal", defaults.certificate_renewal),
+            etcd_upgrade=self.flag(raw, "etcd_upgrade", defaults.etcd_upgrade),
+            stop_apiserver_before_etcd_upgrade=self.flag(
+                raw, "stop_apiserver_before_etcd_upgrade", defaults.stop_apiserver_before_etcd_upgrade
+            ),
+            apiserver_stop_wait_seconds=self.duration(
+                raw.get("apiserver_stop_wait_seconds", defaults.apiserver_stop_wait_seconds),
+                "policies.apiserver_stop_wait_seconds",
+            ),
+            upgrade_configuration=self.typed(
+                raw["upgrade_configuration"], "policies.upgrade_configuration", str, "a file path"
+            )
+            if raw.get("upgrade_configuration") is not None
+            else None,
+            hooks=self.hooks(raw.get("hooks") or {}),
+            retries=self.retries(raw.get("retries") or {}),
+        )
+
+    def flag(self, raw: dict[str, Any], key: str, default: bool) -> bool:
+        return self.typed(raw.get(key, default), f"policies.{key}", bool, "true or false")
+
+    def max_unavailable(self, value: Any) -> MaxUnavailable:
+        where = "policies.max_unavailable"
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value < 1:
+                raise self.fail(where, f"{value} must be at least 1")
+            return MaxUnavailable(count=value)
+        match = _PERCENT.match(value.strip()) if isinstance(value, str) else None
+        if match is None:
+            raise self.fail(where, f"expected a count like 2 or a percentage like 25%, got {value!r}")
+        percent = int(match["value"])
+        if not 1 <= percent <= 100:
+            raise self.fail(where, f"{value} is outside 1%-100%")
+        return MaxUnavailable(percent=percent)
+
+    def drain(self, value: Any) -> DrainPolicy:
+        raw = self.mapping(value, "policies.drain", _DRAIN_KEYS)
+        defaults = DrainPolicy()
+        grace = raw.get("grace_period")
+        selector = raw.get("pod_selector")
+        return DrainPolicy(
+            timeout_seconds=self.duration(raw.get("timeout", defaults.timeout_seconds), "policies.drain.timeout"),
+            grace_period_seconds=self.duration(grace, "policies.drain.grace_period")
+            if grace is not None
+            else None,
+            delete_emptydir_data=self.typed(
+                raw.get("delete_emptydir_data", defaults.delete_emptydir_data),
+                "policies.drain.delete_emptydir_data",
+                bool,
+                "true or false",
+            ),
+            pod_selector=self.typed(selector, "policies.drain.pod_selector", str, "a label selector")
+            if selector is not None
+            else None,
+            on_pdb_block=self.choice(
+                raw.get("on_pdb_block", defaults.on_pdb_block.value),
+                "policies.drain.on_pdb_block",
+                OnPdbBlock,
+            ),
+            skip_for_patch=self.typed(
+                raw.get("skip_for_patch", defaults.skip_for_patch),
+                "policies.drain.skip_for_patch",
+                bool,
+                "true or false",
+            ),
+        )
+
+    def hooks(self, value: Any) -> Hooks:
+        raw = self.mapping(value, "policies.hooks", _HOOK_KEYS)
+        return Hooks(**{key: self.argv_list(raw.get(key) or [], f"policies.hooks.{key}") for key in _HOOK_KEYS})
+
+    def argv_list(self, value: Any, where: str) -> tuple[Argv, ...]:
+        if not isinstance(value, list):
+            raise self.fail(where, "expected a list of commands, each a list of argv strings")
+        commands = []
+        for index, command in enumerate(value):
+            item_where = f"{where}[{index}]"
+            if isinstance(command, str):
+                raise self.fail(
+                    item_where,
+                    f"{command!r} is a shell string; write it as an argv list, e.g. "
+                    f"{command.split()!r}",
+                )
+            if not isinstance(command, list) or not command or not all(
+                isinstance(arg, str) and arg for arg in command
+            ):
+                raise self.fail(item_where, "expected a non-empty list of non-empty argv strings")
+            commands.append(tuple(command))
+        return tuple(commands)
+
+    def retries(self, value: Any) -> RetryPolicy:
+        raw = self.mapping(value, "policies.retries", _RETRY_KEYS)
+        defaults = RetryPolicy()
+        attempts = self.typed(raw.get("attempts", defaults.attempts), "policies.retries.attempts", int, "a whole number")
+        if attempts < 1:
+            raise self.fail("policies.retries.attempts", f"{attempts} must be at least 1")
+        backoff = raw.get("backoff_seconds", defaults.backoff_seconds)
+        if isinstance(backoff, bool) or not isinstance(backoff, int | float) or backoff < 0:
+            raise self.fail("policies.retries.backoff_seconds", f"expected a non-negative number, got {backoff!r}")
+        return RetryPolicy(attempts=attempts, backoff_seconds=float(backoff))
+
+
+def _exact(text: Any) -> KubeVersion:
+    spec = parse_version_spec(text)
+    if isinstance(spec, MinorVersion):
+        return parse_version(text)  # raises the "minor, not exact" message
+    return spec
+
+
+def _join(where: str, key: str) -> str:
+    return key if where == "campaign" else f"{where}.{key}"
+
+
+def _kind(value: Any) -> str:
+    return {
+        dict: "a mapping",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        type(None): "nothing",
+    }.get(type(value), type(value).__name__)

@@ -1,0 +1,1 @@
+"""The `kubeupgrade` command line: argument parsing, rendering, exit codes."""

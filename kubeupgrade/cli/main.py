@@ -1,0 +1,114 @@
+"""The `kubeupgrade` command: argument definitions only; the work happens in the layers below.
+
+`main()` runs click in non-standalone mode so that every error, ours or click's, goes through
+`exitcodes.report`: one line on stderr and the documented exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from kubeupgrade.cli import exitcodes, render
+from kubeupgrade.errors import InvalidInput, PolicyRefused
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="kubeupgrade")
+def cli() -> None:
+    """Plan and run safe, resumable upgrades of kubeadm clusters."""
+
+
+OUTPUT = click.option(
+    "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+
+
+def _read_text(path: str, what: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidInput(f"{path}: no such {what} file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise InvalidInput(f"{path}: cannot read {what} file: {error}") from None
+
+
+@cli.command()
+@click.argument("campaign_file", metavar="CAMPAIGN")
+@OUTPUT
+@click.option("--listing", metavar="FILE",
+              help="saved `apt-cache madison kubeadm` or `dnf list --showduplicates kubeadm` "
+                   "output, to resolve 'latest patch' targets")
+def plan(campaign_file: str, output: str, listing: str | None) -> None:
+    """Show what upgrading with CAMPAIGN would do, and whether policy allows it (exit 3 if not)."""
+    from kubeupgrade.campaign_file import load_campaign
+    from kubeupgrade.host.listings import parse_listing
+    from kubeupgrade.planning.planner import plan_campaign
+
+    campaign = load_campaign(campaign_file)
+    available = []
+    if listing:
+        available = [row.version for row in parse_listing(_read_text(listing, "listing"))]
+    result = plan_campaign(campaign, available)
+    click.echo(render.plan_to_json(result) if output == "json" else render.plan_to_text(result))
+    if result.refused:
+        raise PolicyRefused(
+            f"plan refused: {len(result.violations)} policy violation(s), first: "
+            f"{result.violations[0].message}"
+        )
+
+
+@cli.group()
+def versions() -> None:
+    """Kubernetes versions known to a package repository."""
+
+
+@versions.command("available")
+@click.option("--listing", metavar="FILE", required=True,
+              help="saved output of `apt-cache madison kubeadm` or "
+                   "`dnf list --showduplicates kubeadm` ('-' for stdin)")
+@click.option("--minor", metavar="X.Y", help="only this minor, e.g. 1.31")
+@click.option("--package", default="kubeadm", show_default=True)
+@OUTPUT
+def versions_available(listing: str, minor: str | None, package: str, output: str) -> None:
+    """List the versions in a package listing, newest first."""
+    import json
+
+    from kubeupgrade.host.listings import parse_listing
+    from kubeupgrade.model.versions import parse_minor
+
+    text = sys.stdin.read() if listing == "-" else _read_text(listing, "listing")
+    rows = parse_listing(text, package)
+    if minor is not None:
+        wanted = parse_minor(minor)
+        rows = [row for row in rows if row.version.minor_version == wanted]
+        if not rows:
+            raise InvalidInput(f"{listing}: no {package} {wanted.plain}.x versions in the listing")
+    if output == "json":
+        click.echo(json.dumps(render.listing_to_dict(rows), indent=2))
+    else:
+        click.echo(render.listing_to_text(rows))
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cli.main(args=argv, prog_name="kubeupgrade", standalone_mode=False)
+    except click.exceptions.Exit as done:
+        return done.exit_code
+    except click.exceptions.Abort:
+        print("error: aborted", file=sys.stderr)
+        return exitcodes.RUNTIME_FAILURE
+    except BaseException as error:  # noqa: BLE001 - the single place errors become exit codes
+        if isinstance(error, KeyboardInterrupt):
+            print("error: interrupted", file=sys.stderr)
+            return 130
+        if isinstance(error, SystemExit):
+            return int(error.code or 0)
+        return exitcodes.report(error)
+    return exitcodes.OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Render plans and version listings as text tables or JSON. Pure: values in, strings out."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kubeupgrade.host.listings import ListedPackage
+from kubeupgrade.model.campaign import WorkerStrategy
+from kubeupgrade.model.plan import Hop, NodePlan, Plan, version_label
+from kubeupgrade.model.versions import KubeVersion
+
+
+def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    return {
+        "cluster": plan.cluster,
+        "current": plan.current.plain,
+        "target": str(plan.target.plain),
+        "refused": plan.refused,
+        "hops": [_hop_to_dict(hop) for hop in plan.hops],
+        "violations": [
+            {"rule": v.rule, "node": v.node, "component": v.component, "message": v.message}
+            for v in plan.violations
+        ],
+        "notes": list(plan.notes),
+    }
+
+
+def _hop_to_dict(hop: Hop) -> dict[str, Any]:
+    return {
+        "from": hop.source.plain,
+        "to": hop.target.plain,
+        "to_resolved": isinstance(hop.target, KubeVersion),
+        "kind": "minor" if hop.is_minor_upgrade else "patch",
+        "first_control_plane": hop.first_control_plane,
+        "control_planes": [node.name for node in hop.control_planes],
+        "workers": {
+            "strategy": hop.schedule.strategy.value,
+            "max_unavailable": hop.schedule.limit,
+            "order": list(hop.schedule.order),
+            "batches": [list(batch) for batch in hop.schedule.batches],
+        },
+        "nodes": [_node_to_dict(node) for node in hop.control_planes + hop.workers],
+        "already_at_target": list(hop.already_at_target),
+    }
+
+
+def _node_to_dict(node: NodePlan) -> dict[str, Any]:
+    return {
+        "name": node.name,
+        "role": node.role.value,
+        "kubeadm": node.kubeadm_step.value,
+        "drain": node.drain,
+        "phases": [phase.value for phase in node.phases],
+    }
+
+
+def plan_to_json(plan: Plan) -> str:
+    return json.dumps(plan_to_dict(plan), indent=2)
+
+
+def plan_to_text(plan: Plan) -> str:
+    lines = [f"Cluster {plan.cluster}: {plan.current.plain} -> {version_label(plan.target)}"]
+    for index, hop in enumerate(plan.hops, start=1):
+        kind = "minor" if hop.is_minor_upgrade else "patch"
+        lines.append("")
+        lines.append(f"Hop {index}/{len(plan.hops)}: {hop.source_label} -> {hop.target_label} ({kind})")
+        if hop.control_planes:
+            lines.append("  Control planes, strictly one at a time:")
+            for position, node in enumerate(hop.control_planes, start=1):
+                step = {"apply": "kubeadm upgrade apply", "node": "kubeadm upgrade node",
+                        "none": "control plane already upgraded"}[node.kubeadm_step.value]
+                lines.append(f"    {position}. {node.name:<24} {step}")
+        if hop.workers:
+            schedule = hop.schedule
+            if schedule.strategy is WorkerStrategy.WINDOW:
+                how = (f"sliding window, at most {schedule.limit} out of service at once; "
+                       "a finished worker frees its slot at once")
+            else:
+                how = (f"{len(schedule.batches)} batches of at most {schedule.limit}; "
+                       "a batch starts when the previous one is done")
+            lines.append(f"  Workers ({len(hop.workers)}), after every control plane: {how}")
+            for batch_index, batch in enumerate(schedule.batches, start=1):
+                lines.append(f"    batch {batch_index}: {', '.join(batch)}")
+        if hop.already_at_target:
+            lines.append(f"  Already at {hop.target_label}: {', '.join(hop.already_at_target)}")
+        lines.append("  Phases per node:")
+        width = max(len(node.name) for node in hop.control_planes + hop.workers)
+        for node in hop.control_planes + hop.workers:
+            drain = "" if node.drain else "  (no drain)"
+            phases = " > ".join(phase.value for phase in node.phases)
+            lines.append(f"    {node.name:<{width}}  {phases}{drain}")
+    for note in plan.notes:
+        lines.append("")
+        lines.append(f"Note: {note}")
+    lines.append("")
+    if plan.violations:
+        lines.append(f"Plan REFUSED: {len(plan.violations)} policy violation(s):")
+        for violation in plan.violations:
+            lines.append(f"  [{violation.rule}] {violation.message}")
+    else:
+        lines.append("Policy: no violations.")
+    return "\n".join(lines)
+
+
+def listing_to_dict(rows: list[ListedPackage]) -> list[dict[str, str]]:
+    return [
+        {"version": row.version.plain, "package": row.package.raw, "source": row.source}
+        for row in rows
+    ]
+
+
+def listing_to_text(rows: list[ListedPackage]) -> str:
+    width = max(len(row.package.raw) for row in rows)
+    lines = [f"{'VERSION':<14}{'PACKAGE':<{width + 2}}SOURCE"]
+    for row in rows:
+        lines.append(f"{row.version.plain:<14}{row.package.raw:<{width + 2}}{row.source}")
+    return "\n".join(lines)

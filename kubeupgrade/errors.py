@@ -1,0 +1,31 @@
+"""The error hierarchy of kubeupgrade and its exit codes.
+
+Every error a user can cause or meet is one of these. The CLI maps them to exit codes in one place
+(`kubeupgrade.cli.exitcodes`); business code raises, it never calls `sys.exit`.
+"""
+
+from __future__ import annotations
+
+
+class KubeupgradeError(Exception):
+    """Base class. `str(error)` is a single line that tells the user what to do."""
+
+    exit_code = 1
+
+
+class InvalidInput(KubeupgradeError, ValueError):
+    """The user gave us something we cannot use: a file, a key, a version, a node name."""
+
+    exit_code = 2
+
+
+class PolicyRefused(KubeupgradeError):
+    """The input is well-formed but the plan breaks a version-skew or upgrade-path rule."""
+
+    exit_code = 3
+
+
+class RuntimeFailure(KubeupgradeError):
+    """Something failed while running: a host command, the API server, the broker."""
+
+    exit_code = 1

@@ -1,0 +1,1 @@
+"""Pure value types: versions, campaigns, plans. No I/O, no Celery, no kubernetes client."""

@@ -1,0 +1,136 @@
+"""The upgrade campaign: which cluster, which target, which nodes, under which policies.
+
+Frozen values built by `kubeupgrade.campaign_file` (from YAML) or by Python callers. Pure.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+
+from kubeupgrade.model.versions import KubeVersion, MinorVersion, VersionSpec
+
+
+class Role(Enum):
+    CONTROL_PLANE = "control-plane"
+    WORKER = "worker"
+
+
+class OsFamily(Enum):
+    APT = "apt"
+    DNF = "dnf"
+    YUM = "yum"
+
+
+class OnPdbBlock(Enum):
+    """What a drain does when a PodDisruptionBudget keeps refusing an eviction."""
+
+    FAIL = "fail"  # retry until the drain timeout, then fail the node naming the pod and PDB
+    WAIT = "wait"  # keep retrying with no deadline; status names the blocking pod
+    DELETE = "delete"  # explicit opt-in: after the timeout, delete the pod, bypassing the PDB
+
+
+class WorkerStrategy(Enum):
+    WINDOW = "window"  # sliding window: a finished worker frees its slot at once
+    BATCHES = "batches"  # fixed batches: a batch starts when the previous one is done
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str
+    role: Role
+    kubelet: KubeVersion | None = None
+    # The version of this control plane's static pods (kube-apiserver...). Defaults to the
+    # campaign's control_plane_version; differs from it in a half-upgraded cluster.
+    control_plane: KubeVersion | None = None
+    os: OsFamily | None = None
+    zone: str | None = None
+    labels: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def is_control_plane(self) -> bool:
+        return self.role is Role.CONTROL_PLANE
+
+
+@dataclass(frozen=True)
+class MaxUnavailable:
+    """How many workers may be out of service at once: a count, or a percent of the workers."""
+
+    count: int | None = None
+    percent: int | None = None
+
+    def resolve(self, workers: int) -> int:
+        """The number of workers allowed out at once; never 0 while there are workers to do."""
+        if workers == 0:
+            return 0
+        if self.count is not None:
+            return max(1, min(self.count, workers))
+        assert self.percent is not None
+        # Rounded down like Kubernetes' maxUnavailable, but at least one so the upgrade can move.
+        return max(1, math.floor(workers * self.percent / 100))
+
+    def __str__(self) -> str:
+        return f"{self.percent}%" if self.percent is not None else str(self.count)
+
+
+@dataclass(frozen=True)
+class DrainPolicy:
+    timeout_seconds: int = 300
+    grace_period_seconds: int | None = None  # None: each pod's own terminationGracePeriodSeconds
+    delete_emptydir_data: bool = False
+    pod_selector: str | None = None
+    on_pdb_block: OnPdbBlock = OnPdbBlock.FAIL
+    skip_for_patch: bool = False
+
+
+Argv = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """Commands the campaign runs on a node's host, each an argv list (never a shell string)."""
+
+    after_first_control_plane: tuple[Argv, ...] = ()
+    before_drain: tuple[Argv, ...] = ()
+    after_node: tuple[Argv, ...] = ()
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 3
+    backoff_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
+class Policies:
+    max_unavailable: MaxUnavailable = field(default_factory=lambda: MaxUnavailable(count=1))
+    worker_strategy: WorkerStrategy = WorkerStrategy.WINDOW
+    drain: DrainPolicy = field(default_factory=DrainPolicy)
+    certificate_renewal: bool = True
+    etcd_upgrade: bool = True
+    # kubeadm's documented workaround for etcd restarts stalling requests: SIGTERM kube-apiserver
+    # a few seconds before `kubeadm upgrade apply`.
+    stop_apiserver_before_etcd_upgrade: bool = False
+    apiserver_stop_wait_seconds: int = 20
+    upgrade_configuration: str | None = None
+    hooks: Hooks = field(default_factory=Hooks)
+    retries: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+@dataclass(frozen=True)
+class Campaign:
+    cluster: str
+    target: VersionSpec
+    nodes: tuple[NodeSpec, ...] | None = None  # None: discovered from the API server
+    control_plane_version: KubeVersion | None = None
+    # Exact versions for intermediate minors of a multi-hop campaign (default: latest patch).
+    pins: tuple[tuple[MinorVersion, KubeVersion], ...] = ()
+    policies: Policies = field(default_factory=Policies)
+    source: str = "<python>"
+
+    def pinned(self, minor: MinorVersion) -> KubeVersion | None:
+        for pinned_minor, version in self.pins:
+            if pinned_minor == minor:
+                return version
+        return None

@@ -1,0 +1,142 @@
+"""What an upgrade will do: hops, per-node phases in order, worker scheduling, policy findings.
+
+Produced by `kubeupgrade.planning.planner`, executed by the workflow layer, rendered by the CLI.
+Pure values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from kubeupgrade.model.campaign import Role, WorkerStrategy
+from kubeupgrade.model.versions import KubeVersion, MinorVersion, VersionSpec
+
+
+class Phase(Enum):
+    """The named steps of an upgrade. The value is the stable name used in task names and logs."""
+
+    PREFLIGHT = "preflight"
+    SET_REPOSITORY = "set-repository"
+    INSTALL_KUBEADM = "install-kubeadm"
+    KUBEADM_PLAN = "kubeadm-upgrade-plan"
+    STOP_APISERVER = "stop-apiserver"
+    KUBEADM_APPLY = "kubeadm-upgrade-apply"
+    HOOKS_AFTER_FIRST_CONTROL_PLANE = "hooks-after-first-control-plane"
+    KUBEADM_NODE = "kubeadm-upgrade-node"
+    DOWNLOAD_PACKAGES = "download-packages"
+    HOOKS_BEFORE_DRAIN = "hooks-before-drain"
+    DRAIN = "drain"
+    INSTALL_KUBELET = "install-kubelet"
+    RESTART_KUBELET = "restart-kubelet"
+    WAIT_READY = "wait-ready"
+    UNCORDON = "uncordon"
+    HOOKS_AFTER_NODE = "hooks-after-node"
+    VERIFY = "verify"
+
+    @property
+    def runs_on_host(self) -> bool:
+        """Host phases run on the node's agent; the others on the controller via the API."""
+        return self not in _CLUSTER_PHASES
+
+
+_CLUSTER_PHASES = frozenset(
+    {Phase.PREFLIGHT, Phase.DRAIN, Phase.WAIT_READY, Phase.UNCORDON, Phase.VERIFY}
+)
+
+
+class KubeadmStep(Enum):
+    APPLY = "apply"  # `kubeadm upgrade apply vX.Y.Z`: the first control plane of a hop
+    NODE = "node"  # `kubeadm upgrade node`: every other node
+    NONE = "none"  # already done for this hop
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    name: str
+    role: Role
+    kubeadm_step: KubeadmStep
+    drain: bool
+    phases: tuple[Phase, ...]
+
+
+@dataclass(frozen=True)
+class WorkerSchedule:
+    strategy: WorkerStrategy
+    limit: int  # workers out of service at once
+    order: tuple[str, ...]
+    batches: tuple[tuple[str, ...], ...] = ()  # set for WorkerStrategy.BATCHES
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One pass over the cluster to one version: control planes one by one, then the workers."""
+
+    source: VersionSpec  # a MinorVersion after a hop whose patch is resolved on the hosts
+    target: VersionSpec  # a MinorVersion when "latest patch" is resolved on the hosts
+    control_planes: tuple[NodePlan, ...]
+    workers: tuple[NodePlan, ...]
+    schedule: WorkerSchedule
+    already_at_target: tuple[str, ...] = ()
+
+    @property
+    def is_minor_upgrade(self) -> bool:
+        return self.target_minor != self.source.minor_version
+
+    @property
+    def target_minor(self) -> MinorVersion:
+        return self.target.minor_version
+
+    @property
+    def source_label(self) -> str:
+        return version_label(self.source)
+
+    @property
+    def target_label(self) -> str:
+        return version_label(self.target)
+
+    @property
+    def first_control_plane(self) -> str | None:
+        for node in self.control_planes:
+            if node.kubeadm_step is KubeadmStep.APPLY:
+                return node.name
+        return None
+
+
+@dataclass(frozen=True)
+class Violation:
+    """A broken version-skew or upgrade-path rule; any violation refuses the plan (exit 3)."""
+
+    rule: str
+    message: str
+    node: str | None = None
+    component: str | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    cluster: str
+    target: VersionSpec
+    current: KubeVersion
+    hops: tuple[Hop, ...]
+    violations: tuple[Violation, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def refused(self) -> bool:
+        return bool(self.violations)
+
+    def execution_order(self) -> list[tuple[int, NodePlan]]:
+        """Every node pass in the order it may start: per hop, control planes then workers."""
+        order: list[tuple[int, NodePlan]] = []
+        for index, hop in enumerate(self.hops):
+            order.extend((index, node) for node in hop.control_planes)
+            order.extend((index, node) for node in hop.workers)
+        return order
+
+
+def version_label(version: VersionSpec) -> str:
+    """`1.31.2` for an exact version, `1.31 (latest patch)` for one resolved on the hosts."""
+    if isinstance(version, KubeVersion):
+        return version.plain
+    return f"{version.plain} (latest patch)"

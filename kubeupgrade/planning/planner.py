@@ -1,0 +1,301 @@
+"""Turn a campaign (and the cluster's current versions) into a plan: hops, nodes, phases, findings.
+
+Rules applied here (each also a test):
+- no downgrades; no skipped minors — a target N minors ahead becomes N hops, each a full pass over
+  the cluster, to the pinned or the latest patch of each intermediate minor;
+- control planes one at a time, the first of a hop runs `kubeadm upgrade apply`, the others
+  `kubeadm upgrade node`; workers only after every control plane of the hop;
+- a node already at a hop's version plans only what remains;
+- a minor kubelet upgrade always drains; a patch upgrade may skip the drain if the campaign says so.
+
+Pure: the campaign's node list (or one discovered by the caller) is the only input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from kubeupgrade.errors import InvalidInput
+from kubeupgrade.model.campaign import Campaign, NodeSpec, Policies, WorkerStrategy
+from kubeupgrade.model.plan import (
+    Hop,
+    KubeadmStep,
+    NodePlan,
+    Phase,
+    Plan,
+    Violation,
+    WorkerSchedule,
+    version_label,
+)
+from kubeupgrade.model.versions import KubeVersion, MinorVersion, VersionSpec
+from kubeupgrade.planning import skew
+from kubeupgrade.planning.scheduling import fixed_batches
+
+
+def plan_campaign(campaign: Campaign, available: Iterable[KubeVersion] = ()) -> Plan:
+    """Plan `campaign`. `available` (from a package listing) resolves "latest patch" targets."""
+    if campaign.nodes is None:
+        raise InvalidInput(
+            f"{campaign.source}: nodes: missing; list the nodes, or let `kubeupgrade submit` "
+            "discover them from the API server"
+        )
+    nodes = campaign.nodes
+    releases = sorted(set(available))
+    control_planes = [node for node in nodes if node.is_control_plane]
+    apiservers = _control_plane_versions(campaign, control_planes)
+    violations: list[Violation] = []
+    notes: list[str] = []
+
+    spread = skew.check_apiserver_spread(apiservers)
+    if spread:
+        violations.append(spread)
+    current = min(apiservers.values())
+    newest_control_plane = max(apiservers.values())
+
+    targets, path_violations = _hop_targets(campaign, current, newest_control_plane, releases)
+    violations.extend(path_violations)
+    violations.extend(_kubelet_violations(nodes, current, targets, campaign.target))
+
+    hops: list[Hop] = []
+    source: VersionSpec = current
+    for target in targets:
+        if target.minor_version != source.minor_version:
+            target = _fixed_by_applied_control_plane(target, apiservers) or target
+        hop = _plan_hop(source, target, nodes, apiservers, campaign.policies)
+        if hop.control_planes or hop.workers:
+            hops.append(hop)
+        # Every node ends each hop at its version: later hops start from there. An unresolved
+        # "latest patch" stands in as X.Y.0, which is only ever compared with higher minors.
+        source = target
+        reached = target if isinstance(target, KubeVersion) else KubeVersion(target.major, target.minor, 0)
+        apiservers = dict.fromkeys(apiservers, reached)
+        nodes = tuple(_at_version(node, reached) for node in nodes)
+    if not hops and not violations:
+        notes.append(f"every node is already at {version_label(campaign.target)}; nothing to do")
+    return Plan(
+        cluster=campaign.cluster,
+        target=campaign.target,
+        current=current,
+        hops=tuple(hops),
+        violations=tuple(violations),
+        notes=tuple(notes),
+    )
+
+
+def _control_plane_versions(
+    campaign: Campaign, control_planes: list[NodeSpec]
+) -> dict[str, KubeVersion]:
+    versions: dict[str, KubeVersion] = {}
+    for node in control_planes:
+        version = node.control_plane or campaign.control_plane_version
+        if version is None:
+            raise InvalidInput(
+                f"{campaign.source}: control_plane_version: missing; set the cluster's current "
+                f"version (e.g. v1.30.4) or nodes[].control_plane for {node.name}"
+            )
+        versions[node.name] = version
+    return versions
+
+
+def _hop_targets(
+    campaign: Campaign,
+    current: KubeVersion,
+    newest_control_plane: KubeVersion,
+    releases: list[KubeVersion],
+) -> tuple[list[VersionSpec], list[Violation]]:
+    """The version of each hop, one per minor from the current one to the target's."""
+    target = campaign.target
+    target_minor = target.minor_version
+    if target_minor.major != current.major:
+        return [], [
+            Violation(
+                rule="major-version-change",
+                message=f"target {version_label(target)} changes the major version of {current.plain}; "
+                "kubeadm upgrades only within major version 1",
+            )
+        ]
+    ahead = current.minor_version.minors_until(target_minor)
+    if ahead < 0 or (isinstance(target, KubeVersion) and target < newest_control_plane):
+        return [], [
+            Violation(
+                rule="no-downgrade",
+                message=f"target {version_label(target)} is older than the control plane "
+                f"({newest_control_plane.plain}); kubeadm does not downgrade — pick a target at "
+                f"or above {newest_control_plane.plain}",
+            )
+        ]
+    targets: list[VersionSpec] = []
+    for step in range(1, ahead):
+        minor = MinorVersion(current.major, current.minor + step)
+        targets.append(campaign.pinned(minor) or _latest(minor, releases) or minor)
+    if isinstance(target, MinorVersion):
+        targets.append(_latest(target, releases) or target)
+    else:
+        targets.append(target)
+    return targets, []
+
+
+def _latest(minor: MinorVersion, releases: list[KubeVersion]) -> KubeVersion | None:
+    final = [v for v in releases if v.minor_version == minor and not v.is_prerelease]
+    return max(final) if final else None
+
+
+def _fixed_by_applied_control_plane(
+    target: VersionSpec, apiservers: dict[str, KubeVersion]
+) -> KubeVersion | None:
+    """An interrupted hop: `apply` already chose the version; the other nodes must follow it."""
+    if isinstance(target, KubeVersion):
+        return None
+    applied = [v for v in apiservers.values() if v.minor_version == target]
+    return max(applied) if applied else None
+
+
+def _kubelet_violations(
+    nodes: Iterable[NodeSpec],
+    current: KubeVersion,
+    targets: list[VersionSpec],
+    final: VersionSpec,
+) -> list[Violation]:
+    """Kubelets must stay in skew when the control plane moves to the first hop's version.
+
+    Every later hop starts with every kubelet at the previous hop's version, so only the first
+    hop can break the rule for a node.
+    """
+    violations: list[Violation] = []
+    first = targets[0] if targets else None
+    for node in nodes:
+        if node.kubelet is None:
+            continue
+        if isinstance(final, KubeVersion) and node.kubelet > final:
+            violations.append(
+                Violation(
+                    rule="no-downgrade",
+                    node=node.name,
+                    component="kubelet",
+                    message=f"node {node.name}: kubelet {node.kubelet.plain} is newer than the "
+                    f"target {final.plain}; kubeadm does not downgrade — target at least "
+                    f"{node.kubelet.plain} or leave the node out",
+                )
+            )
+            continue
+        now = skew.check_kubelet_against_apiserver(
+            node.name, node.kubelet, current.minor_version, when="today"
+        )
+        if now is not None and now.rule == "kubelet-newer-than-apiserver":
+            violations.append(now)
+            continue
+        if first is None:
+            continue
+        after_move = skew.check_kubelet_against_apiserver(
+            node.name, node.kubelet, first.minor_version, when="once the control plane is upgraded"
+        )
+        if after_move is not None:
+            violations.append(after_move)
+    return violations
+
+
+def _plan_hop(
+    source: VersionSpec,
+    target: VersionSpec,
+    nodes: tuple[NodeSpec, ...],
+    apiservers: dict[str, KubeVersion],
+    policies: Policies,
+) -> Hop:
+    control_plane_specs = [node for node in nodes if node.is_control_plane]
+    # Nodes whose control plane already runs this hop's version go first: `apply` happened there.
+    applied = [n for n in control_plane_specs if _reached(apiservers[n.name], target)]
+    remaining = [n for n in control_plane_specs if not _reached(apiservers[n.name], target)]
+    control_planes: list[NodePlan] = []
+    already: list[str] = []
+    for node in applied + remaining:
+        if node in applied:
+            step = KubeadmStep.NONE
+        elif not applied and node is remaining[0]:
+            step = KubeadmStep.APPLY
+        else:
+            step = KubeadmStep.NODE
+        plan = _node_plan(node, step, source, target, policies)
+        if plan.phases:
+            control_planes.append(plan)
+        else:
+            already.append(node.name)
+    workers: list[NodePlan] = []
+    for node in nodes:
+        if node.is_control_plane:
+            continue
+        step = KubeadmStep.NONE if _kubelet_reached(node, target) else KubeadmStep.NODE
+        plan = _node_plan(node, step, source, target, policies)
+        if plan.phases:
+            workers.append(plan)
+        else:
+            already.append(node.name)
+    order = tuple(plan.name for plan in workers)
+    limit = policies.max_unavailable.resolve(len(order))
+    batches: tuple[tuple[str, ...], ...] = ()
+    if policies.worker_strategy is WorkerStrategy.BATCHES and order:
+        batches = tuple(tuple(batch) for batch in fixed_batches(order, limit))
+    return Hop(
+        source=source,
+        target=target,
+        control_planes=tuple(control_planes),
+        workers=tuple(workers),
+        schedule=WorkerSchedule(policies.worker_strategy, limit, order, batches),
+        already_at_target=tuple(already),
+    )
+
+
+def _node_plan(
+    node: NodeSpec, step: KubeadmStep, source: VersionSpec, target: VersionSpec, policies: Policies
+) -> NodePlan:
+    kubelet_done = _kubelet_reached(node, target)
+    if step is KubeadmStep.NONE and kubelet_done:
+        return NodePlan(node.name, node.role, step, drain=False, phases=())
+    kubelet_minor = (node.kubelet or source).minor_version
+    # kubeadm docs: a minor kubelet upgrade must drain the node first; a patch may skip it.
+    drain = kubelet_minor != target.minor_version or not policies.drain.skip_for_patch
+    phases: list[Phase] = [Phase.SET_REPOSITORY]
+    if step is not KubeadmStep.NONE:
+        phases.append(Phase.INSTALL_KUBEADM)
+    if step is KubeadmStep.APPLY:
+        phases.append(Phase.KUBEADM_PLAN)
+        if policies.etcd_upgrade and policies.stop_apiserver_before_etcd_upgrade:
+            phases.append(Phase.STOP_APISERVER)
+        phases.append(Phase.KUBEADM_APPLY)
+        if policies.hooks.after_first_control_plane:
+            phases.append(Phase.HOOKS_AFTER_FIRST_CONTROL_PLANE)
+    elif step is KubeadmStep.NODE:
+        phases.append(Phase.KUBEADM_NODE)
+    if not kubelet_done:
+        phases.append(Phase.DOWNLOAD_PACKAGES)  # before the cordon: keeps the outage short
+        if drain:
+            if policies.hooks.before_drain:
+                phases.append(Phase.HOOKS_BEFORE_DRAIN)
+            phases.append(Phase.DRAIN)
+        phases += [Phase.INSTALL_KUBELET, Phase.RESTART_KUBELET, Phase.WAIT_READY]
+        if drain:
+            phases.append(Phase.UNCORDON)
+        if policies.hooks.after_node:
+            phases.append(Phase.HOOKS_AFTER_NODE)
+    return NodePlan(node.name, node.role, step, drain=drain and not kubelet_done, phases=tuple(phases))
+
+
+def _reached(version: KubeVersion, target: VersionSpec) -> bool:
+    if isinstance(target, KubeVersion):
+        return version >= target
+    return False  # an unresolved "latest patch" is never known to be reached
+
+
+def _kubelet_reached(node: NodeSpec, target: VersionSpec) -> bool:
+    return node.kubelet is not None and _reached(node.kubelet, target)
+
+
+def _at_version(node: NodeSpec, version: KubeVersion) -> NodeSpec:
+    return NodeSpec(
+        name=node.name,
+        role=node.role,
+        kubelet=version,
+        control_plane=version if node.is_control_plane else None,
+        os=node.os,
+        zone=node.zone,
+        labels=node.labels,
+    )
