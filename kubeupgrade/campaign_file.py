@@ -82,9 +82,24 @@ def load_campaign(path: str | Path) -> Campaign:
     return parse_campaign(text, source=str(file))
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """A YAML loader that refuses duplicate keys, which plain YAML silently overwrites."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def parse_campaign(text: str, source: str = "<campaign>") -> Campaign:
     try:
-        document = yaml.safe_load(text)
+        document = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -154,9 +169,9 @@ class _CampaignReader:
             control_plane_version = self.parse(
                 top["control_plane_version"], "control_plane_version", _exact
             )
-        pins = self.pins(top.get("pins") or {})
+        pins = self.pins(_section(top, "pins"))
         nodes = self.nodes(top["nodes"]) if top.get("nodes") is not None else None
-        policies = self.policies(top.get("policies") or {})
+        policies = self.policies(_section(top, "policies"))
         return Campaign(
             cluster=cluster,
             target=target,
@@ -246,7 +261,7 @@ class _CampaignReader:
                 "policies.worker_strategy",
                 WorkerStrategy,
             ),
-            drain=self.drain(raw.get("drain") or {}),
+            drain=self.drain(_section(raw, "drain")),
             certificate_renewal=self.flag(raw, "certificate_renewal", defaults.certificate_renewal),
             etcd_upgrade=self.flag(raw, "etcd_upgrade", defaults.etcd_upgrade),
             stop_apiserver_before_etcd_upgrade=self.flag(
@@ -261,8 +276,8 @@ class _CampaignReader:
             )
             if raw.get("upgrade_configuration") is not None
             else None,
-            hooks=self.hooks(raw.get("hooks") or {}),
-            retries=self.retries(raw.get("retries") or {}),
+            hooks=self.hooks(_section(raw, "hooks")),
+            retries=self.retries(_section(raw, "retries")),
         )
 
     def flag(self, raw: dict[str, Any], key: str, default: bool) -> bool:
@@ -347,6 +362,12 @@ class _CampaignReader:
         if isinstance(backoff, bool) or not isinstance(backoff, int | float) or backoff < 0:
             raise self.fail("policies.retries.backoff_seconds", f"expected a non-negative number, got {backoff!r}")
         return RetryPolicy(attempts=attempts, backoff_seconds=float(backoff))
+
+
+def _section(raw: dict[str, Any], key: str) -> Any:
+    """A nested section; an empty `key:` in YAML means "all defaults", anything else is checked."""
+    value = raw.get(key)
+    return {} if value is None else value
 
 
 def _exact(text: Any) -> KubeVersion:

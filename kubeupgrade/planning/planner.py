@@ -52,15 +52,15 @@ def plan_campaign(campaign: Campaign, available: Iterable[KubeVersion] = ()) -> 
     current = min(apiservers.values())
     newest_control_plane = max(apiservers.values())
 
-    targets, path_violations = _hop_targets(campaign, current, newest_control_plane, releases)
+    targets, path_violations = _hop_targets(campaign, current, apiservers, releases)
     violations.extend(path_violations)
-    violations.extend(_kubelet_violations(nodes, current, targets, campaign.target))
+    if not path_violations:
+        violations.extend(_kubelet_violations(nodes, newest_control_plane, targets, campaign.target))
+        notes.extend(_kubelets_ahead_of_a_control_plane(nodes, apiservers))
 
     hops: list[Hop] = []
     source: VersionSpec = current
     for target in targets:
-        if target.minor_version != source.minor_version:
-            target = _fixed_by_applied_control_plane(target, apiservers) or target
         hop = _plan_hop(source, target, nodes, apiservers, campaign.policies)
         if hop.control_planes or hop.workers:
             hops.append(hop)
@@ -100,11 +100,12 @@ def _control_plane_versions(
 def _hop_targets(
     campaign: Campaign,
     current: KubeVersion,
-    newest_control_plane: KubeVersion,
+    apiservers: dict[str, KubeVersion],
     releases: list[KubeVersion],
 ) -> tuple[list[VersionSpec], list[Violation]]:
     """The version of each hop, one per minor from the current one to the target's."""
     target = campaign.target
+    newest_control_plane = max(apiservers.values())
     target_minor = target.minor_version
     if target_minor.major != current.major:
         return [], [
@@ -127,9 +128,18 @@ def _hop_targets(
     targets: list[VersionSpec] = []
     for step in range(1, ahead):
         minor = MinorVersion(current.major, current.minor + step)
-        targets.append(campaign.pinned(minor) or _latest(minor, releases) or minor)
+        targets.append(
+            campaign.pinned(minor)
+            or _chosen_by_interrupted_apply(minor, current, apiservers)
+            or _latest(minor, releases)
+            or minor
+        )
     if isinstance(target, MinorVersion):
-        targets.append(_latest(target, releases) or target)
+        targets.append(
+            _chosen_by_interrupted_apply(target, current, apiservers)
+            or _latest(target, releases)
+            or target
+        )
     else:
         targets.append(target)
     return targets, []
@@ -140,19 +150,34 @@ def _latest(minor: MinorVersion, releases: list[KubeVersion]) -> KubeVersion | N
     return max(final) if final else None
 
 
-def _fixed_by_applied_control_plane(
-    target: VersionSpec, apiservers: dict[str, KubeVersion]
+def _chosen_by_interrupted_apply(
+    minor: MinorVersion, current: KubeVersion, apiservers: dict[str, KubeVersion]
 ) -> KubeVersion | None:
-    """An interrupted hop: `apply` already chose the version; the other nodes must follow it."""
-    if isinstance(target, KubeVersion):
+    """An interrupted hop to "latest patch": `kubeadm upgrade apply` already chose the version
+    (it is in the ClusterConfiguration), and the remaining nodes must follow it."""
+    if minor == current.minor_version:
         return None
-    applied = [v for v in apiservers.values() if v.minor_version == target]
+    applied = [v for v in apiservers.values() if v.minor_version == minor]
     return max(applied) if applied else None
+
+
+def _kubelets_ahead_of_a_control_plane(
+    nodes: Iterable[NodeSpec], apiservers: dict[str, KubeVersion]
+) -> list[str]:
+    """Mid-hop, a kubelet may already be ahead of a control plane that is not yet upgraded: the
+    plan finishes that control plane first, so this is reported, not refused."""
+    oldest_name, oldest = min(apiservers.items(), key=lambda item: item[1])
+    return [
+        f"node {node.name}: kubelet {node.kubelet.plain} is ahead of kube-apiserver "
+        f"{oldest.plain} on {oldest_name}; the plan upgrades {oldest_name} first"
+        for node in nodes
+        if node.kubelet is not None and node.kubelet.minor_version > oldest.minor_version
+    ]
 
 
 def _kubelet_violations(
     nodes: Iterable[NodeSpec],
-    current: KubeVersion,
+    newest_control_plane: KubeVersion,
     targets: list[VersionSpec],
     final: VersionSpec,
 ) -> list[Violation]:
@@ -179,7 +204,7 @@ def _kubelet_violations(
             )
             continue
         now = skew.check_kubelet_against_apiserver(
-            node.name, node.kubelet, current.minor_version, when="today"
+            node.name, node.kubelet, newest_control_plane.minor_version, when="today"
         )
         if now is not None and now.rule == "kubelet-newer-than-apiserver":
             violations.append(now)

@@ -1,0 +1,305 @@
+"""The planner: hops, control-plane order, kubeadm apply vs node, drains, partial clusters,
+and property tests that a plan never skips a minor, never downgrades and never starts a worker
+before every control plane of its hop."""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kubeupgrade.errors import InvalidInput
+from kubeupgrade.model.campaign import (
+    Campaign,
+    DrainPolicy,
+    MaxUnavailable,
+    NodeSpec,
+    Policies,
+    Role,
+    WorkerStrategy,
+)
+from kubeupgrade.model.plan import KubeadmStep, Phase
+from kubeupgrade.model.versions import KubeVersion, MinorVersion, parse_version, parse_version_spec
+from kubeupgrade.planning.planner import plan_campaign
+
+CP, W = Role.CONTROL_PLANE, Role.WORKER
+
+
+def v(text):
+    return parse_version(text)
+
+
+def campaign(target, nodes, cp_version="1.30.4", policies=None, pins=()):
+    return Campaign(
+        cluster="test",
+        target=parse_version_spec(target),
+        nodes=tuple(nodes),
+        control_plane_version=v(cp_version) if cp_version else None,
+        pins=pins,
+        policies=policies or Policies(),
+    )
+
+
+def cluster(kubelet="1.30.4", cps=3, workers=3):
+    nodes = [NodeSpec(f"cp-{i}", CP, kubelet=v(kubelet)) for i in range(1, cps + 1)]
+    nodes += [NodeSpec(f"w-{i}", W, kubelet=v(kubelet)) for i in range(1, workers + 1)]
+    return nodes
+
+
+def test_one_minor_is_one_hop_with_apply_on_the_first_control_plane():
+    plan = plan_campaign(campaign("v1.31.2", cluster()))
+    assert not plan.violations
+    (hop,) = plan.hops
+    assert (hop.source.plain, hop.target.plain) == ("1.30.4", "1.31.2")
+    assert [n.name for n in hop.control_planes] == ["cp-1", "cp-2", "cp-3"]
+    assert [n.kubeadm_step for n in hop.control_planes] == [KubeadmStep.APPLY, KubeadmStep.NODE, KubeadmStep.NODE]
+    assert all(n.kubeadm_step is KubeadmStep.NODE for n in hop.workers)
+    assert Phase.KUBEADM_APPLY in hop.control_planes[0].phases
+    assert Phase.KUBEADM_PLAN in hop.control_planes[0].phases
+    assert Phase.KUBEADM_APPLY not in hop.control_planes[1].phases
+
+
+def test_two_minors_become_two_hops_through_the_latest_intermediate_patch():
+    available = [v(x) for x in ["1.31.0", "1.31.9", "1.31.10", "1.32.0-rc.1", "1.32.1"]]
+    plan = plan_campaign(campaign("1.32", cluster()), available)
+    assert [(h.source.plain, h.target.plain) for h in plan.hops] == [("1.30.4", "1.31.10"), ("1.31.10", "1.32.1")]
+
+
+def test_unresolved_intermediate_minor_stays_latest_patch():
+    plan = plan_campaign(campaign("v1.33.1", cluster()))
+    labels = [(h.source_label, h.target_label) for h in plan.hops]
+    assert labels == [
+        ("1.30.4", "1.31 (latest patch)"),
+        ("1.31 (latest patch)", "1.32 (latest patch)"),
+        ("1.32 (latest patch)", "1.33.1"),
+    ]
+
+
+def test_pinned_intermediate_minor():
+    plan = plan_campaign(
+        campaign("v1.32.3", cluster(), pins=((MinorVersion(1, 31), v("1.31.4")),)),
+        [v("1.31.10")],
+    )
+    assert [h.target.plain for h in plan.hops] == ["1.31.4", "1.32.3"]
+
+
+def test_patch_upgrade_is_one_hop_and_may_skip_the_drain():
+    policies = Policies(drain=DrainPolicy(skip_for_patch=True))
+    plan = plan_campaign(campaign("v1.30.9", cluster(), policies=policies))
+    (hop,) = plan.hops
+    assert not hop.is_minor_upgrade
+    assert all(not n.drain and Phase.DRAIN not in n.phases for n in hop.control_planes + hop.workers)
+    assert all(Phase.UNCORDON not in n.phases for n in hop.workers)
+
+
+def test_patch_upgrade_drains_by_default():
+    (hop,) = plan_campaign(campaign("v1.30.9", cluster())).hops
+    assert all(n.drain and Phase.DRAIN in n.phases for n in hop.workers)
+
+
+def test_minor_upgrade_always_drains_even_when_patch_drains_are_skipped():
+    policies = Policies(drain=DrainPolicy(skip_for_patch=True))
+    (hop,) = plan_campaign(campaign("v1.31.1", cluster(), policies=policies)).hops
+    assert all(Phase.DRAIN in n.phases for n in hop.control_planes + hop.workers)
+
+
+def test_worker_in_an_older_minor_drains_on_a_patch_hop():
+    nodes = cluster() + [NodeSpec("w-old", W, kubelet=v("1.29.8"))]
+    policies = Policies(drain=DrainPolicy(skip_for_patch=True))
+    (hop,) = plan_campaign(campaign("v1.30.9", nodes, policies=policies)).hops
+    drains = {n.name: n.drain for n in hop.workers}
+    assert drains == {"w-1": False, "w-2": False, "w-3": False, "w-old": True}
+
+
+def test_downgrade_is_refused():
+    plan = plan_campaign(campaign("v1.29.9", cluster()))
+    assert [x.rule for x in plan.violations] == ["no-downgrade"]
+    assert plan.hops == ()
+
+
+def test_patch_downgrade_is_refused():
+    plan = plan_campaign(campaign("v1.30.2", cluster()))
+    assert [x.rule for x in plan.violations] == ["no-downgrade"]
+
+
+def test_major_change_is_refused():
+    plan = plan_campaign(campaign("v2.0.0", cluster()))
+    assert [x.rule for x in plan.violations] == ["major-version-change"]
+
+
+def test_kubelet_falling_out_of_skew_names_the_node():
+    nodes = cluster(kubelet="1.30.4") + [NodeSpec("w-ancient", W, kubelet=v("1.27.3"))]
+    plan = plan_campaign(campaign("v1.31.2", nodes))
+    (violation,) = plan.violations
+    assert (violation.rule, violation.node, violation.component) == ("kubelet-too-old", "w-ancient", "kubelet")
+    assert "upgrade w-ancient's kubelet to 1.28 or later" in violation.message
+
+
+def test_kubelet_at_three_minors_behind_is_allowed():
+    nodes = cluster(kubelet="1.30.4") + [NodeSpec("w-old", W, kubelet=v("1.28.3"))]
+    assert plan_campaign(campaign("v1.31.2", nodes)).violations == ()
+
+
+def test_kubelet_older_than_1_25_gets_two_minors():
+    nodes = cluster(kubelet="1.26.1") + [NodeSpec("w-old", W, kubelet=v("1.24.3"))]
+    plan = plan_campaign(campaign("v1.27.1", nodes, cp_version="1.26.1"))
+    assert [x.rule for x in plan.violations] == ["kubelet-too-old"]
+    nodes = cluster(kubelet="1.25.1") + [NodeSpec("w-old", W, kubelet=v("1.24.3"))]
+    assert plan_campaign(campaign("v1.26.1", nodes, cp_version="1.25.1")).violations == ()
+
+
+def test_kubelet_newer_than_the_apiserver_is_a_violation():
+    nodes = cluster() + [NodeSpec("w-new", W, kubelet=v("1.31.0"))]
+    plan = plan_campaign(campaign("v1.31.2", nodes))
+    assert [(x.rule, x.node) for x in plan.violations] == [("kubelet-newer-than-apiserver", "w-new")]
+
+
+def test_kubelet_newer_than_the_target_is_a_downgrade():
+    nodes = cluster() + [NodeSpec("w-new", W, kubelet=v("1.30.9"))]
+    plan = plan_campaign(campaign("v1.30.6", nodes))
+    assert [(x.rule, x.node) for x in plan.violations] == [("no-downgrade", "w-new")]
+
+
+def test_apiservers_more_than_one_minor_apart_are_refused():
+    nodes = [
+        NodeSpec("cp-1", CP, kubelet=v("1.29.1"), control_plane=v("1.29.1")),
+        NodeSpec("cp-2", CP, kubelet=v("1.29.1"), control_plane=v("1.31.0")),
+    ]
+    plan = plan_campaign(campaign("v1.31.2", nodes))
+    assert "apiserver-skew" in [x.rule for x in plan.violations]
+
+
+def test_partially_upgraded_cluster_plans_only_the_remaining_work():
+    nodes = [
+        NodeSpec("cp-1", CP, kubelet=v("1.31.2"), control_plane=v("1.31.2")),
+        NodeSpec("cp-2", CP, kubelet=v("1.30.4"), control_plane=v("1.31.2")),
+        NodeSpec("cp-3", CP, kubelet=v("1.30.4"), control_plane=v("1.30.4")),
+        NodeSpec("w-1", W, kubelet=v("1.31.2")),
+        NodeSpec("w-2", W, kubelet=v("1.30.4")),
+    ]
+    plan = plan_campaign(campaign("v1.31.2", nodes))
+    assert not plan.violations
+    (hop,) = plan.hops
+    steps = {n.name: n.kubeadm_step for n in hop.control_planes}
+    assert steps == {"cp-2": KubeadmStep.NONE, "cp-3": KubeadmStep.NODE}
+    assert hop.first_control_plane is None  # apply already ran on cp-1
+    assert Phase.INSTALL_KUBELET in hop.control_planes[0].phases
+    assert Phase.KUBEADM_NODE not in hop.control_planes[0].phases
+    assert [n.name for n in hop.workers] == ["w-2"]
+    assert set(hop.already_at_target) == {"cp-1", "w-1"}
+
+
+def test_interrupted_hop_to_latest_patch_follows_the_version_apply_chose():
+    nodes = [
+        NodeSpec("cp-1", CP, kubelet=v("1.30.4"), control_plane=v("1.31.3")),
+        NodeSpec("cp-2", CP, kubelet=v("1.30.4"), control_plane=v("1.30.4")),
+        NodeSpec("w-1", W, kubelet=v("1.30.4")),
+    ]
+    (hop,) = plan_campaign(campaign("1.31", nodes), [v("1.31.5")]).hops
+    assert hop.target.plain == "1.31.3"
+
+
+def test_cluster_already_at_target_has_nothing_to_do():
+    plan = plan_campaign(campaign("v1.30.4", cluster()))
+    assert plan.hops == () and plan.violations == ()
+    assert "nothing to do" in plan.notes[0]
+
+
+def test_workers_batches_follow_max_unavailable():
+    policies = Policies(max_unavailable=MaxUnavailable(percent=40), worker_strategy=WorkerStrategy.BATCHES)
+    (hop,) = plan_campaign(campaign("v1.31.2", cluster(workers=5), policies=policies)).hops
+    assert hop.schedule.limit == 2
+    assert hop.schedule.batches == (("w-1", "w-2"), ("w-3", "w-4"), ("w-5",))
+
+
+def test_graceful_apiserver_stop_comes_before_apply_only_with_etcd_upgrade():
+    policies = Policies(stop_apiserver_before_etcd_upgrade=True)
+    (hop,) = plan_campaign(campaign("v1.31.2", cluster(), policies=policies)).hops
+    phases = list(hop.control_planes[0].phases)
+    assert phases.index(Phase.STOP_APISERVER) == phases.index(Phase.KUBEADM_APPLY) - 1
+    policies = Policies(stop_apiserver_before_etcd_upgrade=True, etcd_upgrade=False)
+    (hop,) = plan_campaign(campaign("v1.31.2", cluster(), policies=policies)).hops
+    assert Phase.STOP_APISERVER not in hop.control_planes[0].phases
+
+
+def test_packages_are_downloaded_before_the_drain():
+    (hop,) = plan_campaign(campaign("v1.31.2", cluster())).hops
+    for node in hop.workers:
+        phases = list(node.phases)
+        assert phases.index(Phase.DOWNLOAD_PACKAGES) < phases.index(Phase.DRAIN) < phases.index(Phase.INSTALL_KUBELET)
+
+
+def test_missing_control_plane_version_is_invalid_input():
+    with pytest.raises(InvalidInput, match="control_plane_version: missing"):
+        plan_campaign(campaign("v1.31.2", cluster(), cp_version=None))
+
+
+def test_missing_nodes_is_invalid_input():
+    bare = Campaign(cluster="t", target=v("1.31.2"), control_plane_version=v("1.30.4"))
+    with pytest.raises(InvalidInput, match="nodes: missing"):
+        plan_campaign(bare)
+
+
+# -- properties -----------------------------------------------------------------------------
+
+versions_1_x = st.builds(lambda minor, patch: KubeVersion(1, minor, patch), st.integers(24, 34), st.integers(0, 15))
+
+
+@st.composite
+def clusters(draw):
+    current = draw(versions_1_x)
+    cps = draw(st.integers(1, 5))
+    workers = draw(st.integers(0, 8))
+    kubelet = st.builds(
+        lambda back, patch: KubeVersion(1, max(20, current.minor - back), patch),
+        st.integers(0, 4),
+        st.integers(0, 9),
+    )
+    nodes = [NodeSpec(f"cp-{i}", CP, kubelet=draw(kubelet)) for i in range(cps)]
+    nodes += [NodeSpec(f"w-{i}", W, kubelet=draw(kubelet)) for i in range(workers)]
+    target_minor = current.minor + draw(st.integers(-1, 4))
+    exact = draw(st.booleans())
+    target = KubeVersion(1, target_minor, draw(st.integers(0, 15))) if exact else MinorVersion(1, target_minor)
+    limit = draw(st.integers(1, 5))
+    strategy = draw(st.sampled_from(list(WorkerStrategy)))
+    return Campaign(
+        cluster="prop",
+        target=target,
+        nodes=tuple(nodes),
+        control_plane_version=current,
+        policies=Policies(max_unavailable=MaxUnavailable(count=limit), worker_strategy=strategy),
+    )
+
+
+@settings(max_examples=400, deadline=None)
+@given(clusters())
+def test_plans_never_skip_a_minor_nor_downgrade(camp):
+    plan = plan_campaign(camp)
+    if plan.refused:
+        return
+    previous = camp.control_plane_version
+    for hop in plan.hops:
+        step = previous.minor_version.minors_until(hop.target.minor_version)
+        assert step in (0, 1), "a hop may move at most one minor"
+        assert hop.source.minor_version == previous.minor_version
+        if isinstance(hop.target, KubeVersion):
+            assert hop.target >= previous, "never downgrade"
+        previous = hop.target if isinstance(hop.target, KubeVersion) else KubeVersion(1, hop.target.minor, 0)
+    if plan.hops:
+        assert plan.hops[-1].target.minor_version == camp.target.minor_version
+
+
+@settings(max_examples=400, deadline=None)
+@given(clusters())
+def test_workers_never_come_before_every_control_plane_of_their_hop(camp):
+    plan = plan_campaign(camp)
+    order = plan.execution_order()
+    for index, hop in enumerate(plan.hops):
+        roles = [node.role for hop_index, node in order if hop_index == index]
+        if W in roles:
+            assert CP not in roles[roles.index(W):]
+        applies = [n for n in hop.control_planes if n.kubeadm_step is KubeadmStep.APPLY]
+        assert len(applies) <= 1
+        if applies:
+            assert hop.control_planes[0] is applies[0]
+        assert hop.schedule.limit <= max(1, len(hop.workers))
+        for batch in hop.schedule.batches:
+            assert len(batch) <= hop.schedule.limit

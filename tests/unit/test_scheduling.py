@@ -1,0 +1,50 @@
+"""Worker scheduling policies: sliding window and fixed batches, table-driven."""
+
+import pytest
+
+from kubeupgrade.model.campaign import MaxUnavailable, WorkerStrategy
+from kubeupgrade.planning.scheduling import NodeState, fixed_batches, workers_to_start
+
+P, R, S, F = NodeState.PENDING, NodeState.RUNNING, NodeState.SUCCEEDED, NodeState.FAILED
+ORDER = ["w1", "w2", "w3", "w4", "w5"]
+
+
+@pytest.mark.parametrize(
+    ("strategy", "states", "limit", "expected"),
+    [
+        (WorkerStrategy.WINDOW, {}, 2, ["w1", "w2"]),
+        (WorkerStrategy.WINDOW, {"w1": R, "w2": R}, 2, []),
+        (WorkerStrategy.WINDOW, {"w1": S, "w2": R}, 2, ["w3"]),  # a slot frees at once
+        (WorkerStrategy.WINDOW, {"w1": S, "w2": S, "w3": S, "w4": S, "w5": R}, 2, []),
+        (WorkerStrategy.WINDOW, {"w1": F, "w2": R}, 2, []),  # a failure stops new starts
+        (WorkerStrategy.BATCHES, {}, 2, ["w1", "w2"]),
+        (WorkerStrategy.BATCHES, {"w1": S, "w2": R}, 2, []),  # the batch waits for its slowest
+        (WorkerStrategy.BATCHES, {"w1": S, "w2": S}, 2, ["w3", "w4"]),
+        (WorkerStrategy.BATCHES, {"w1": S, "w2": S, "w3": S, "w4": S}, 2, ["w5"]),
+        (WorkerStrategy.BATCHES, {"w1": S, "w2": F}, 2, []),
+    ],
+)
+def test_workers_to_start(strategy, states, limit, expected):
+    assert workers_to_start(ORDER, states, limit, strategy) == expected
+
+
+def test_fixed_batches():
+    assert fixed_batches(ORDER, 2) == [["w1", "w2"], ["w3", "w4"], ["w5"]]
+    with pytest.raises(ValueError):
+        fixed_batches(ORDER, 0)
+
+
+@pytest.mark.parametrize(
+    ("limit", "workers", "expected"),
+    [
+        (MaxUnavailable(count=2), 10, 2),
+        (MaxUnavailable(count=20), 10, 10),
+        (MaxUnavailable(percent=25), 10, 2),  # rounded down
+        (MaxUnavailable(percent=25), 3, 1),  # but at least one
+        (MaxUnavailable(percent=100), 7, 7),
+        (MaxUnavailable(percent=10), 100, 10),
+        (MaxUnavailable(count=1), 0, 0),
+    ],
+)
+def test_max_unavailable(limit, workers, expected):
+    assert limit.resolve(workers) == expected
