@@ -1,0 +1,358 @@
+"""The simulated Kubernetes API server: a separate process serving the REST subset upgrades use.
+
+Run as `python -m kubeupgrade.sandbox.apiserver --dir DIR`. Serves HTTPS with bearer-token auth
+(tokens from `sandbox.json`), discovery, CRUD + patch on the resources in `store.RESOURCES`,
+`pods/eviction` honouring PodDisruptionBudgets, Table responses for kubectl, and Kubernetes
+`Status` errors, over HTTPS with the sandbox's own CA. A sandbox-only `/sandbox/v1/history` lists cordon and readiness transitions
+for tests. State is flushed to `state.json` so a restarted server carries on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import ssl
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from kubeupgrade.sandbox import disruption, tables
+from kubeupgrade.sandbox.controller import Controller
+from kubeupgrade.sandbox.layout import SandboxPaths, load_config
+from kubeupgrade.sandbox.store import RESOURCES, ApiError, Resource, Store
+
+GROUPS = {"apps": "v1", "policy": "v1"}
+
+
+def _resource_list(group: str, version: str) -> dict[str, Any]:
+    resources = []
+    for resource in RESOURCES.values():
+        if resource.group != group:
+            continue
+        resources.append({
+            "name": resource.plural, "singularName": resource.singular,
+            "namespaced": resource.namespaced, "kind": resource.kind,
+            "verbs": list(resource.verbs), "shortNames": list(resource.short_names),
+        })
+        for sub in resource.subresources:
+            entry = {"name": f"{resource.plural}/{sub}", "singularName": "",
+                     "namespaced": resource.namespaced, "kind": resource.kind,
+                     "verbs": ["get", "patch", "update"]}
+            if sub == "eviction":
+                entry.update(group="policy", version="v1", kind="Eviction", verbs=["create"])
+            resources.append(entry)
+    return {"kind": "APIResourceList", "apiVersion": "v1",
+            "groupVersion": f"{group}/{version}" if group else version, "resources": resources}
+
+
+def _api_group_list() -> dict[str, Any]:
+    groups = []
+    for name, version in GROUPS.items():
+        gv = {"groupVersion": f"{name}/{version}", "version": version}
+        groups.append({"name": name, "versions": [gv], "preferredVersion": gv})
+    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
+
+
+class ApiServer:
+    """The state and request logic, independent of the HTTP plumbing."""
+
+    def __init__(self, paths: SandboxPaths) -> None:
+        self.paths = paths
+        self.config = load_config(paths)
+        snapshot = json.loads(paths.state.read_text()) if paths.state.exists() else None
+        self.store = Store(snapshot)
+        self.history: list[dict[str, Any]] = (snapshot or {}).get("history", [])
+        self.tokens = {self.config["token"], *self.config.get("node_tokens", {}).values()}
+        self.controller = Controller(self.store, paths, self.config, self.history)
+        self._flushed_generation = -1
+        self.stopping = threading.Event()
+
+    # -- persistence -------------------------------------------------------------------------
+    def flush(self) -> None:
+        with self.store.lock:
+            if self.store.generation == self._flushed_generation:
+                return
+            generation = self.store.generation
+            data = self.store.snapshot()
+            data["history"] = self.history
+            text = json.dumps(data, separators=(",", ":"))
+        temporary = self.paths.state.with_suffix(".tmp")
+        temporary.write_text(text)
+        temporary.replace(self.paths.state)
+        self._flushed_generation = generation
+
+    def run_background(self) -> None:
+        def flusher() -> None:
+            while not self.stopping.wait(0.2):
+                self.flush()
+
+        def ticker() -> None:
+            while not self.stopping.wait(0.02):
+                self.controller.tick()
+
+        threading.Thread(target=flusher, daemon=True, name="flush").start()
+        threading.Thread(target=ticker, daemon=True, name="controller").start()
+
+    # -- request handling --------------------------------------------------------------------
+    def authorized(self, header: str | None) -> bool:
+        if not header or not header.startswith("Bearer "):
+            return False
+        return header[len("Bearer "):].strip() in self.tokens
+
+    def version(self) -> dict[str, Any]:
+        with self.store.lock:
+            version = self.controller.serving_version()
+        major, minor = version.lstrip("v").split(".")[:2]
+        return {"major": major, "minor": minor, "gitVersion": version,
+                "gitCommit": "sandbox", "gitTreeState": "clean",
+                "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.24.0",
+                "compiler": "gc", "platform": "linux/amd64"}
+
+    def handle(self, method: str, path: str, query: dict[str, str], body: Any,
+               content_type: str, accept: str) -> tuple[int, Any]:
+        parts = [p for p in path.split("/") if p]
+        if path in ("/healthz", "/livez", "/readyz"):
+            return 200, "ok"
+        if path == "/version":
+            return 200, self.version()
+        if path == "/api":
+            return 200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
+                {"clientCIDR": "0.0.0.0/0", "serverAddress": f"127.0.0.1:{self.config['port']}"}]}
+        if path == "/apis":
+            return 200, _api_group_list()
+        if path == "/api/v1":
+            return 200, _resource_list("", "v1")
+        if len(parts) == 3 and parts[0] == "apis" and GROUPS.get(parts[1]) == parts[2]:
+            return 200, _resource_list(parts[1], parts[2])
+        if len(parts) == 2 and parts[0] == "apis" and parts[1] in GROUPS:
+            gv = {"groupVersion": f"{parts[1]}/{GROUPS[parts[1]]}", "version": GROUPS[parts[1]]}
+            return 200, {"kind": "APIGroup", "apiVersion": "v1", "name": parts[1],
+                         "versions": [gv], "preferredVersion": gv}
+        if parts[:2] == ["sandbox", "v1"] and parts[2:] == ["history"]:
+            with self.store.lock:
+                return 200, {"items": list(self.history)}
+        route = self.route(parts)
+        if route is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        resource, namespace, name, subresource = route
+        with self.store.lock:
+            return self.dispatch(method, resource, namespace, name, subresource, query, body,
+                                 content_type, accept)
+
+    def route(self, parts: list[str]) -> tuple[Resource, str | None, str | None, str | None] | None:
+        if parts[:2] == ["api", "v1"]:
+            rest, group = parts[2:], ""
+        elif len(parts) >= 3 and parts[0] == "apis" and GROUPS.get(parts[1]) == parts[2]:
+            rest, group = parts[3:], parts[1]
+        else:
+            return None
+        namespace = None
+        if len(rest) >= 3 and rest[0] == "namespaces" and rest[2] in RESOURCES:
+            namespace, rest = rest[1], rest[2:]
+        if not rest or rest[0] not in RESOURCES or RESOURCES[rest[0]].group != group:
+            return None
+        resource = RESOURCES[rest[0]]
+        name = rest[1] if len(rest) > 1 else None
+        subresource = rest[2] if len(rest) > 2 else None
+        if len(rest) > 3 or (subresource and subresource not in resource.subresources):
+            return None
+        return resource, namespace, name, subresource
+
+    def dispatch(self, method: str, resource: Resource, namespace: str | None, name: str | None,
+                 subresource: str | None, query: dict[str, str], body: Any, content_type: str,
+                 accept: str) -> tuple[int, Any]:
+        store = self.store
+        as_table = "as=Table" in accept
+        if name is None:
+            if method == "GET":
+                if query.get("watch") in ("true", "1"):
+                    raise ApiError(405, "MethodNotAllowed", "watch is not supported by the sandbox "
+                                   "API server; poll with list instead")
+                items = store.list(resource.plural, namespace, query.get("labelSelector"),
+                                   query.get("fieldSelector"))
+                items = [self.decorate(resource, obj) for obj in items]
+                version = str(store.resource_version)
+                if as_table:
+                    return 200, tables.to_table(resource.plural, items, version,
+                                                query.get("includeObject", "Metadata"))
+                return 200, {"kind": f"{resource.kind}List", "apiVersion": resource.api_version,
+                             "metadata": {"resourceVersion": version}, "items": items}
+            if method == "POST":
+                self.require_object(body)
+                created = store.create(resource.plural, namespace, body)
+                self.controller.on_change()
+                return 201, created
+            raise ApiError(405, "MethodNotAllowed", f"{method} is not allowed on a collection")
+        if subresource == "eviction":
+            if method != "POST":
+                raise ApiError(405, "MethodNotAllowed", "only POST creates an eviction")
+            return self.evict(namespace, name, body, query)
+        if method == "GET":
+            obj = self.decorate(resource, store.get(resource.plural, namespace, name))
+            if as_table:
+                return 200, tables.to_table(resource.plural, [obj], str(store.resource_version),
+                                            query.get("includeObject", "Metadata"))
+            return 200, obj
+        if method == "PUT":
+            self.require_object(body)
+            before = store.get(resource.plural, namespace, name)
+            updated = store.replace(resource.plural, namespace, name, body, subresource)
+            self.controller.on_change(before, updated)
+            return 200, updated
+        if method == "PATCH":
+            before = store.get(resource.plural, namespace, name)
+            if query.get("dryRun") == "All":
+                return 200, before
+            updated = store.patch(resource.plural, namespace, name, body, content_type, subresource)
+            self.controller.on_change(before, updated)
+            return 200, updated
+        if method == "DELETE":
+            if query.get("dryRun") == "All":
+                return 200, store.get(resource.plural, namespace, name)
+            deleted = store.delete(resource.plural, namespace, name)
+            self.controller.on_change(deleted, None)
+            return 200, deleted
+        raise ApiError(405, "MethodNotAllowed", f"{method} is not supported")
+
+    @staticmethod
+    def require_object(body: Any) -> None:
+        if not isinstance(body, dict):
+            raise ApiError(400, "BadRequest", "the request body must be a JSON object")
+
+    def decorate(self, resource: Resource, obj: dict[str, Any]) -> dict[str, Any]:
+        """PodDisruptionBudget status is computed on read, as if the controller just ran."""
+        if resource.plural != "poddisruptionbudgets":
+            return obj
+        namespace = obj["metadata"]["namespace"]
+        status = disruption.budget_status(obj, self.store.list("pods", namespace),
+                                          self.controller.replicas_by_uid(namespace))
+        return {**obj, "status": status}
+
+    def evict(self, namespace: str | None, name: str, body: Any,
+              query: dict[str, str]) -> tuple[int, Any]:
+        store = self.store
+        pod = store.get("pods", namespace, name)
+        budgets = [pdb for pdb in store.list("poddisruptionbudgets", namespace)
+                   if disruption.selectors.label_selector(
+                       disruption.selector_text(pdb["spec"].get("selector")))(pod)]
+        if len(budgets) > 1:
+            raise ApiError(500, "InternalError", "This pod has more than one PodDisruptionBudget, "
+                           "which the eviction subresource does not support.")
+        if budgets:
+            pdb = budgets[0]
+            status = disruption.budget_status(pdb, store.list("pods", namespace),
+                                              self.controller.replicas_by_uid(namespace))
+            refusal = disruption.eviction_refusal(pdb, status, pod)
+            if refusal:
+                raise ApiError(429, "TooManyRequests",
+                               "Cannot evict pod as it would violate the pod's disruption budget.",
+                               {"causes": [{"reason": "DisruptionBudget", "message": refusal}]})
+        options = (body or {}).get("deleteOptions") or {}
+        dry_run = query.get("dryRun") == "All" or "All" in (options.get("dryRun") or [])
+        if not dry_run:
+            deleted = store.delete("pods", namespace, name)
+            self.controller.on_change(deleted, None)
+        return 201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                     "code": 201}
+
+
+def make_handler(server: ApiServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "kubeupgrade-sandbox-apiserver"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+            pass
+
+        def _send(self, code: int, payload: Any) -> None:
+            if isinstance(payload, str):
+                data, kind = payload.encode(), "text/plain; charset=utf-8"
+            else:
+                data, kind = json.dumps(payload).encode(), "application/json"
+            self.send_response(code)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Audit-Id", "sandbox")
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _handle(self, method: str) -> None:
+            url = urlsplit(self.path)
+            query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            try:
+                public = url.path in ("/healthz", "/livez", "/readyz", "/version")
+                if not public and not server.authorized(self.headers.get("Authorization")):
+                    raise ApiError(401, "Unauthorized", "Unauthorized")
+                try:
+                    body = json.loads(raw) if raw else None
+                except ValueError:
+                    raise ApiError(400, "BadRequest", "the request body is not valid JSON") from None
+                code, payload = server.handle(method, url.path, query, body,
+                                              self.headers.get("Content-Type", ""),
+                                              self.headers.get("Accept", ""))
+            except ApiError as error:
+                code, payload = error.code, error.status()
+            except Exception as error:  # noqa: BLE001 - a Status, never a traceback
+                code, payload = 500, ApiError(500, "InternalError",
+                                              f"internal error: {type(error).__name__}: {error}").status()
+            self._send(code, payload)
+
+        def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+            self._handle("GET")
+
+        def do_POST(self) -> None:  # noqa: N802
+            self._handle("POST")
+
+        def do_PUT(self) -> None:  # noqa: N802
+            self._handle("PUT")
+
+        def do_PATCH(self) -> None:  # noqa: N802
+            self._handle("PATCH")
+
+        def do_DELETE(self) -> None:  # noqa: N802
+            self._handle("DELETE")
+
+    return Handler
+
+
+def serve(paths: SandboxPaths) -> None:
+    api = ApiServer(paths)
+    api.controller.resync()
+    httpd = ThreadingHTTPServer(("127.0.0.1", int(api.config["port"])), make_handler(api))
+    httpd.daemon_threads = True
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(paths.pki / "apiserver.crt", paths.pki / "apiserver.key")
+    # The handshake runs in the request thread, so one slow client cannot stall accept().
+    httpd.socket = tls.wrap_socket(httpd.socket, server_side=True, do_handshake_on_connect=False)
+
+    def stop(signum: int, frame: Any) -> None:
+        api.stopping.set()
+        threading.Thread(target=httpd.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    api.run_background()
+    try:
+        httpd.serve_forever(poll_interval=0.1)
+    finally:
+        api.stopping.set()
+        api.flush()
+        httpd.server_close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kubeupgrade-sandbox-apiserver")
+    parser.add_argument("--dir", required=True)
+    args = parser.parse_args(argv)
+    serve(SandboxPaths(Path(args.dir)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

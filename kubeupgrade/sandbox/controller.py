@@ -1,0 +1,355 @@
+"""The simulated control loops inside the sandbox API server process.
+
+- kubelets: each node's host state (`var/lib/sandbox/kubelet.json`, static pod manifests) is read
+  when the host signals news (`events/<node>`); a restarted kubelet makes its node NotReady, then
+  Ready at the running version after a delay (unless a never-ready fault holds); static pod
+  manifests become mirror pods whose images show the running versions;
+- ReplicaSets and DaemonSets: evicted pods come back on another schedulable node after a delay;
+  DaemonSet pods stay on every node; Deployment/DaemonSet image changes reach their pods;
+- node controller: a cordoned node carries the `node.kubernetes.io/unschedulable` taint.
+
+Cordon and readiness transitions are appended to `history` for the tests' safety invariants.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+import os
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import yaml
+
+from kubeupgrade.sandbox import disruption, objects
+from kubeupgrade.sandbox.faults import FaultKind, FaultStore
+from kubeupgrade.sandbox.layout import SandboxPaths
+from kubeupgrade.sandbox.store import Store, now_rfc3339
+from kubeupgrade.sandbox.timing import Timing
+
+RESTARTS_ANNOTATION = "sandbox.kubeupgrade.io/kubelet-restarts"
+UNSCHEDULABLE_TAINT = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
+
+
+class Controller:
+    def __init__(self, store: Store, paths: SandboxPaths, config: dict[str, Any],
+                 history: list[dict[str, Any]]) -> None:
+        self.store = store
+        self.paths = paths
+        self.config = config
+        self.history = history
+        self.timing = Timing.from_config(config)
+        self.faults = FaultStore(paths.faults)
+        self.random = random.Random(config.get("seed", 0))
+        self._timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._sequence = itertools.count()
+        self._reconciled_generation = -1
+        self._creating: dict[str, int] = {}  # ReplicaSet uid -> pods scheduled for creation
+        self._ready_checks: set[str] = set()  # nodes with a pending readiness check
+
+    # -- scheduling of delayed work ----------------------------------------------------
+    def after(self, seconds: float, action: Callable[[], None]) -> None:
+        heapq.heappush(self._timers, (time.monotonic() + seconds, next(self._sequence), action))
+
+    def tick(self) -> None:
+        with self.store.lock:
+            self._process_events()
+            now = time.monotonic()
+            while self._timers and self._timers[0][0] <= now:
+                _, _, action = heapq.heappop(self._timers)
+                action()
+            if self.store.generation != self._reconciled_generation:
+                self._reconcile()
+                self._reconciled_generation = self.store.generation
+
+    def on_change(self, before: dict[str, Any] | None = None,
+                  after: dict[str, Any] | None = None) -> None:
+        """Called by the API layer after every write; records cordon transitions."""
+        obj = after or before
+        if not obj or obj.get("kind") != "Node" or before is None or after is None:
+            return
+        was = bool(before.get("spec", {}).get("unschedulable"))
+        now = bool(after.get("spec", {}).get("unschedulable"))
+        if was != now:
+            self.record(after["metadata"]["name"], "cordon" if now else "uncordon")
+
+    def record(self, node: str, event: str, **extra: Any) -> None:
+        self.history.append({"t": time.time(), "node": node, "event": event, **extra})
+
+    def serving_version(self) -> str:
+        versions = [pod["spec"]["containers"][0]["image"].rsplit(":", 1)[-1]
+                    for pod in self.store.list("pods", "kube-system", "component=kube-apiserver")]
+        if not versions:
+            return self.config["version"]
+        return min(versions, key=lambda v: tuple(int(x) for x in v.lstrip("v").split(".")[:3]))
+
+    def replicas_by_uid(self, namespace: str) -> dict[str, int]:
+        return {rs["metadata"]["uid"]: int(rs["spec"].get("replicas", 1))
+                for rs in self.store.list("replicasets", namespace)}
+
+    # -- kubelets ----------------------------------------------------------------------
+    def resync(self) -> None:
+        """After a (re)start: every node's host state is news, and unready pods get a timer."""
+        with self.store.lock:
+            for node in self.store.list("nodes"):
+                self._sync_node(node["metadata"]["name"], startup=True)
+            for pod in self.store.list("pods"):
+                if not disruption.is_pod_ready(pod) and pod["spec"].get("nodeName"):
+                    self._start_pod_later(pod)
+
+    def _process_events(self) -> None:
+        try:
+            entries = list(os.scandir(self.paths.events))
+        except FileNotFoundError:
+            return
+        for entry in entries:
+            try:
+                os.unlink(entry.path)  # before reading: news arriving meanwhile is kept
+            except FileNotFoundError:
+                continue
+            if self.store.find("nodes", None, entry.name) is not None:
+                self._sync_node(entry.name)
+
+    def _kubelet_state(self, node: str) -> dict[str, Any] | None:
+        try:
+            return json.loads((self.paths.node_root(node) / objects.KUBELET_STATE).read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def _sync_node(self, name: str, startup: bool = False) -> None:
+        node = self.store.get("nodes", None, name)
+        state = self._kubelet_state(name)
+        if state is None:
+            return
+        observed = int(node["metadata"].get("annotations", {}).get(RESTARTS_ANNOTATION, "0"))
+        ready = objects.condition(node, "Ready")
+        if not state.get("active", True):
+            if ready != "Unknown":
+                self._set_ready(node, "Unknown", "NodeStatusUnknown",
+                                "Kubelet stopped posting node status.")
+        elif state["restarts"] != observed:
+            node["metadata"].setdefault("annotations", {})[RESTARTS_ANNOTATION] = str(state["restarts"])
+            self._set_ready(node, "False", "KubeletNotReady",
+                            "container runtime status check may not have completed yet")
+            self._check_ready_later(name, state["restarts"])
+        elif ready != "True" and (startup or name not in self._ready_checks):
+            self._check_ready_later(name, state["restarts"])
+        self._sync_static_pods(name, node, state)
+
+    def _check_ready_later(self, name: str, restarts: int) -> None:
+        self._ready_checks.add(name)
+        delay = self.timing.seconds("kubelet ready", key=f"{name}/{restarts}")
+        self.after(delay, lambda: self._check_ready(name, restarts))
+
+    def _check_ready(self, name: str, restarts: int) -> None:
+        node = self.store.find("nodes", None, name)
+        state = self._kubelet_state(name)
+        if node is None or state is None or state["restarts"] != restarts or not state.get("active", True):
+            self._ready_checks.discard(name)
+            return
+        if self.faults.condition(name, FaultKind.NEVER_READY):
+            self.after(0.2, lambda: self._check_ready(name, restarts))  # until the fault is cleared
+            return
+        self._ready_checks.discard(name)
+        info = node["status"]["nodeInfo"]
+        info["kubeletVersion"] = info["kubeProxyVersion"] = state["running"]
+        self._set_ready(node, "True", "KubeletReady", "kubelet is posting ready status")
+
+    def _set_ready(self, node: dict[str, Any], status: str, reason: str, message: str) -> None:
+        stamp = now_rfc3339()
+        for condition in node["status"]["conditions"]:
+            if condition["type"] == "Ready":
+                if condition["status"] != status:
+                    condition["lastTransitionTime"] = stamp
+                condition.update(status=status, reason=reason, message=message,
+                                 lastHeartbeatTime=stamp)
+        self.store.put_internal("nodes", node)
+        event = {"True": "ready", "False": "not-ready", "Unknown": "unknown"}[status]
+        self.record(node["metadata"]["name"], event,
+                    kubelet=node["status"]["nodeInfo"]["kubeletVersion"])
+
+    def _sync_static_pods(self, name: str, node: dict[str, Any], state: dict[str, Any]) -> None:
+        manifests = self.paths.node_root(name) / "etc/kubernetes/manifests"
+        wanted: dict[str, str] = {}
+        for path in sorted(manifests.glob("*.yaml")) if manifests.is_dir() else []:
+            try:
+                manifest = yaml.safe_load(path.read_text())
+                wanted[manifest["metadata"]["name"]] = manifest["spec"]["containers"][0]["image"]
+            except (OSError, yaml.YAMLError, KeyError, TypeError, IndexError):
+                continue  # a kubelet ignores a manifest it cannot read
+        restarts = state.get("container_restarts", {})
+        for pod in self.store.list("pods", "kube-system", field_selector=f"spec.nodeName={name}"):
+            component = pod["metadata"].get("labels", {}).get("component")
+            if objects.MIRROR_ANNOTATION not in pod["metadata"].get("annotations", {}):
+                continue
+            if component not in wanted:
+                self.store.delete("pods", "kube-system", pod["metadata"]["name"])
+        for component, image in wanted.items():
+            pod_name = f"{component}-{name}"
+            pod = self.store.find("pods", "kube-system", pod_name)
+            restart_count = int(restarts.get(component, 0))
+            if pod is None:
+                pod = objects.mirror_pod(node, component, image)
+                self.store.create("pods", "kube-system", pod)
+                pod = self.store.get("pods", "kube-system", pod_name)
+            current = pod["spec"]["containers"][0]["image"]
+            statuses = pod["status"].setdefault("containerStatuses", [{}])
+            if current != image or statuses[0].get("restartCount", 0) != restart_count:
+                pod["spec"]["containers"][0]["image"] = image
+                statuses[0].update(restartCount=restart_count, image=image)
+                objects.set_pod_ready(pod, False)
+                self.store.put_internal("pods", pod)
+                self._start_pod_later(pod, step="static pod restart")
+
+    # -- pods --------------------------------------------------------------------------
+    def _start_pod_later(self, pod: dict[str, Any], step: str = "pod start") -> None:
+        namespace, name, uid = (pod["metadata"]["namespace"], pod["metadata"]["name"],
+                                pod["metadata"]["uid"])
+
+        def start() -> None:
+            current = self.store.find("pods", namespace, name)
+            if current is None or current["metadata"]["uid"] != uid:
+                return
+            objects.set_pod_ready(current, True)
+            self.store.put_internal("pods", current)
+
+        self.after(self.timing.seconds(step, key=name), start)
+
+    def _schedulable_nodes(self) -> list[dict[str, Any]]:
+        return [n for n in self.store.list("nodes")
+                if objects.condition(n, "Ready") == "True" and not n["spec"].get("unschedulable")]
+
+    def _place(self, pod: dict[str, Any], load: dict[str, int]) -> bool:
+        candidates = [n for n in self._schedulable_nodes() if objects.tolerates(pod, n)]
+        if not candidates:
+            pod["status"]["conditions"] = [{
+                "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                "message": f"0/{len(self.store.objects['nodes'])} nodes are available: "
+                           "no schedulable node tolerates this pod."}]
+            return False
+        target = min(candidates, key=lambda n: (load.get(n["metadata"]["name"], 0),
+                                                 n["metadata"]["name"]))
+        objects.bind_pod(pod, target)
+        load[target["metadata"]["name"]] = load.get(target["metadata"]["name"], 0) + 1
+        return True
+
+    def _reconcile(self) -> None:
+        load: dict[str, int] = {}
+        for pod in self.store.list("pods"):
+            node = pod["spec"].get("nodeName")
+            if node:
+                load[node] = load.get(node, 0) + 1
+        self._reconcile_taints()
+        self._reconcile_deployments()
+        self._reconcile_replicasets(load)
+        self._reconcile_daemonsets()
+
+    def _reconcile_taints(self) -> None:
+        for node in self.store.list("nodes"):
+            taints = node["spec"].get("taints") or []
+            has = any(t.get("key") == UNSCHEDULABLE_TAINT["key"] for t in taints)
+            want = bool(node["spec"].get("unschedulable"))
+            if has != want:
+                if want:
+                    taints = taints + [{**UNSCHEDULABLE_TAINT, "timeAdded": now_rfc3339()}]
+                else:
+                    taints = [t for t in taints if t.get("key") != UNSCHEDULABLE_TAINT["key"]]
+                node["spec"]["taints"] = taints
+                if not taints:
+                    del node["spec"]["taints"]
+                self.store.put_internal("nodes", node)
+
+    def _reconcile_deployments(self) -> None:
+        for deployment in self.store.list("deployments"):
+            namespace = deployment["metadata"]["namespace"]
+            owned = [rs for rs in self.store.list("replicasets", namespace)
+                     if (disruption.controller_of(rs) or {}).get("uid") == deployment["metadata"]["uid"]]
+            for rs in owned:
+                changed = False
+                if rs["spec"]["template"] != deployment["spec"]["template"]:
+                    rs["spec"]["template"] = json.loads(json.dumps(deployment["spec"]["template"]))
+                    changed = True
+                if rs["spec"].get("replicas") != deployment["spec"].get("replicas"):
+                    rs["spec"]["replicas"] = deployment["spec"].get("replicas", 1)
+                    changed = True
+                if changed:
+                    self.store.put_internal("replicasets", rs)
+            pods = [p for rs in owned for p in self._owned_pods(rs)]
+            ready = sum(1 for p in pods if disruption.is_pod_ready(p))
+            status = {"observedGeneration": deployment["metadata"].get("generation", 1),
+                      "replicas": len(pods), "updatedReplicas": len(pods),
+                      "readyReplicas": ready, "availableReplicas": ready}
+            if deployment.get("status") != status:
+                deployment["status"] = status
+                self.store.put_internal("deployments", deployment)
+
+    def _owned_pods(self, owner: dict[str, Any]) -> list[dict[str, Any]]:
+        uid = owner["metadata"]["uid"]
+        return [p for p in self.store.list("pods", owner["metadata"]["namespace"])
+                if (disruption.controller_of(p) or {}).get("uid") == uid]
+
+    def _reconcile_replicasets(self, load: dict[str, int]) -> None:
+        for rs in self.store.list("replicasets"):
+            pods = self._owned_pods(rs)
+            image = rs["spec"]["template"]["spec"]["containers"][0]["image"]
+            for pod in pods:
+                if pod["spec"]["containers"][0]["image"] != image:
+                    pod["spec"]["containers"][0]["image"] = image
+                    self.store.put_internal("pods", pod)
+                if not pod["spec"].get("nodeName") and self._place(pod, load):
+                    self.store.put_internal("pods", pod)
+                    self._start_pod_later(pod)
+            uid = rs["metadata"]["uid"]
+            missing = int(rs["spec"].get("replicas", 1)) - len(pods) - self._creating.get(uid, 0)
+            for _ in range(max(0, missing)):
+                self._creating[uid] = self._creating.get(uid, 0) + 1
+                self.after(self.timing.seconds("pod reschedule", key=uid),
+                           lambda rs_uid=uid, ns=rs["metadata"]["namespace"], name=rs["metadata"]["name"]:
+                           self._create_replica(rs_uid, ns, name))
+
+    def _create_replica(self, uid: str, namespace: str, name: str) -> None:
+        self._creating[uid] = max(0, self._creating.get(uid, 0) - 1)
+        rs = self.store.find("replicasets", namespace, name)
+        if rs is None or rs["metadata"]["uid"] != uid:
+            return
+        if len(self._owned_pods(rs)) >= int(rs["spec"].get("replicas", 1)):
+            return
+        pod = objects.pod_from_template(rs, self.random)
+        load: dict[str, int] = {}
+        for existing in self.store.list("pods"):
+            node = existing["spec"].get("nodeName")
+            if node:
+                load[node] = load.get(node, 0) + 1
+        placed = self._place(pod, load)
+        self.store.create("pods", namespace, pod)
+        if placed:
+            self._start_pod_later(self.store.get("pods", namespace, pod["metadata"]["name"]))
+
+    def _reconcile_daemonsets(self) -> None:
+        nodes = self.store.list("nodes")
+        for ds in self.store.list("daemonsets"):
+            pods = self._owned_pods(ds)
+            image = ds["spec"]["template"]["spec"]["containers"][0]["image"]
+            covered = {p["spec"].get("nodeName") for p in pods}
+            for pod in pods:
+                if pod["spec"]["containers"][0]["image"] != image:
+                    pod["spec"]["containers"][0]["image"] = image
+                    self.store.put_internal("pods", pod)
+            for node in nodes:
+                if node["metadata"]["name"] not in covered:
+                    pod = objects.pod_from_template(ds, self.random)
+                    objects.bind_pod(pod, node)
+                    self.store.create("pods", ds["metadata"]["namespace"], pod)
+                    self._start_pod_later(self.store.get("pods", ds["metadata"]["namespace"],
+                                                         pod["metadata"]["name"]))
+            ready = sum(1 for p in pods if disruption.is_pod_ready(p))
+            status = {"desiredNumberScheduled": len(nodes), "currentNumberScheduled": len(pods),
+                      "numberReady": ready, "updatedNumberScheduled": len(pods),
+                      "numberAvailable": ready, "numberMisscheduled": 0,
+                      "observedGeneration": ds["metadata"].get("generation", 1)}
+            if ds.get("status") != status:
+                ds["status"] = status
+                self.store.put_internal("daemonsets", ds)

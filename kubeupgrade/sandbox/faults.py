@@ -1,0 +1,149 @@
+"""Injectable faults, per node and per command, shared by the host binaries and the API server.
+
+A fault is a rule in `DIR/faults.json`. Host binaries consult it at start (under a file lock, so
+"fail the next N runs" counts exactly across concurrent processes); the API server consults it
+for conditions that live on its side (a kubelet that never becomes Ready).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from enum import Enum
+from pathlib import Path
+
+from kubeupgrade.errors import InvalidInput
+
+
+class FaultKind(Enum):
+    FAIL = "fail"  # the command exits non-zero (exit_code) without doing anything
+    HANG = "hang"  # the command sleeps `seconds` first, then runs normally
+    CRASH = "crash"  # the command dies half-way (SIGKILL), leaving a half-applied state
+    NEVER_READY = "never-ready"  # the node's kubelet never reports Ready (until cleared)
+    DPKG_LOCK = "dpkg-lock"  # the package manager's lock is held by another process
+    MISSING_PACKAGE = "missing-package"  # a package version is absent from the repository
+    SWAP_ON = "swap-on"  # swap is enabled on the host
+
+    @property
+    def is_condition(self) -> bool:
+        """Conditions hold until cleared; the others trigger a number of times."""
+        return self in (FaultKind.NEVER_READY, FaultKind.MISSING_PACKAGE, FaultKind.SWAP_ON)
+
+
+@dataclass(frozen=True)
+class Fault:
+    id: str
+    kind: str
+    node: str = "*"  # a node name, or * for every node
+    command: str = ""  # argv prefix it applies to, e.g. "kubeadm upgrade apply"; "" = any
+    count: int | None = 1  # remaining triggers; None = until cleared
+    seconds: float = 0.0  # for hang
+    exit_code: int = 1  # for fail
+    package: str = ""  # for missing-package: "kubelet" or "kubelet=1.31.2"
+
+    def matches(self, node: str, argv: list[str] | None = None) -> bool:
+        if self.node not in ("*", node):
+            return False
+        if argv is None or not self.command:
+            return True
+        return " ".join(argv).startswith(self.command)
+
+
+def new_fault(
+    kind: str,
+    *,
+    node: str = "*",
+    command: str = "",
+    count: int | None = None,
+    seconds: float = 0.0,
+    exit_code: int = 1,
+    package: str = "",
+) -> Fault:
+    try:
+        fault_kind = FaultKind(kind)
+    except ValueError:
+        options = ", ".join(k.value for k in FaultKind)
+        raise InvalidInput(f"fault kind {kind!r} is not one of {options}") from None
+    if count is None and not fault_kind.is_condition:
+        count = 1
+    if count is not None and count < 1:
+        raise InvalidInput(f"fault count {count} must be at least 1")
+    if fault_kind is FaultKind.HANG and seconds <= 0:
+        raise InvalidInput("a hang fault needs --seconds greater than 0")
+    if fault_kind is FaultKind.MISSING_PACKAGE and not package:
+        raise InvalidInput("a missing-package fault needs --package, e.g. kubelet=1.31.2")
+    return Fault(
+        id=uuid.uuid4().hex[:8],
+        kind=fault_kind.value,
+        node=node,
+        command=command,
+        count=count,
+        seconds=seconds,
+        exit_code=exit_code,
+        package=package,
+    )
+
+
+class FaultStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @contextmanager
+    def _locked(self) -> Iterator[list[Fault]]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_suffix(".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            faults = self._read()
+            original = list(faults)
+            yield faults
+            if faults != original:
+                temporary = self.path.with_suffix(".tmp")
+                temporary.write_text(json.dumps([asdict(f) for f in faults], indent=1))
+                temporary.replace(self.path)
+
+    def _read(self) -> list[Fault]:
+        try:
+            return [Fault(**item) for item in json.loads(self.path.read_text())]
+        except FileNotFoundError:
+            return []
+
+    def list(self) -> list[Fault]:
+        return self._read()
+
+    def add(self, fault: Fault) -> Fault:
+        with self._locked() as faults:
+            faults.append(fault)
+        return fault
+
+    def clear(self, fault_id: str | None = None) -> int:
+        """Remove one fault (by id) or all; returns how many were removed."""
+        with self._locked() as faults:
+            keep = [f for f in faults if fault_id is not None and f.id != fault_id]
+            removed = len(faults) - len(keep)
+            faults[:] = keep
+        if fault_id is not None and removed == 0:
+            raise InvalidInput(f"no fault with id {fault_id!r}; see `kubeupgrade sandbox fault list`")
+        return removed
+
+    def take(self, node: str, argv: list[str], kinds: tuple[FaultKind, ...]) -> Fault | None:
+        """The first triggering fault for this command, consuming one of its counts."""
+        wanted = {kind.value for kind in kinds}
+        with self._locked() as faults:
+            for index, fault in enumerate(faults):
+                if fault.kind in wanted and fault.matches(node, argv):
+                    if fault.count is not None:
+                        remaining = fault.count - 1
+                        if remaining <= 0:
+                            del faults[index]
+                        else:
+                            faults[index] = Fault(**{**asdict(fault), "count": remaining})
+                    return fault
+        return None
+
+    def condition(self, node: str, kind: FaultKind) -> list[Fault]:
+        """Active conditions of `kind` on `node` (not consumed)."""
+        return [f for f in self._read() if f.kind == kind.value and f.matches(node)]

@@ -1,0 +1,130 @@
+"""What a simulated command knows about its host, and the helpers all tools share."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kubeupgrade.sandbox import objects
+from kubeupgrade.sandbox.faults import Fault, FaultKind, FaultStore
+from kubeupgrade.sandbox.hosts import PACKAGE_STATE
+from kubeupgrade.sandbox.layout import SandboxPaths, load_config, notify_kubelet_event
+from kubeupgrade.sandbox.timing import Timing
+
+
+class ExitCommand(Exception):  # noqa: N818 - a control-flow signal, not an error
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+@dataclass
+class Host:
+    paths: SandboxPaths
+    node: str
+    argv: list[str]
+    config: dict[str, Any] = field(init=False)
+    timing: Timing = field(init=False)
+    faults: FaultStore = field(init=False)
+    crash: Fault | None = None
+
+    def __post_init__(self) -> None:
+        self.config = load_config(self.paths)
+        self.timing = Timing.from_config(self.config)
+        self.faults = FaultStore(self.paths.faults)
+
+    @property
+    def root(self) -> Path:
+        return self.paths.node_root(self.node)
+
+    def path(self, absolute: str) -> Path:
+        """A host path such as /etc/kubernetes/admin.conf inside this node's root."""
+        return self.root / absolute.lstrip("/")
+
+    @property
+    def family(self) -> str:
+        return next(n["os"] for n in self.config["nodes"] if n["name"] == self.node)
+
+    @property
+    def is_control_plane(self) -> bool:
+        return next(n["role"] for n in self.config["nodes"] if n["name"] == self.node) == "control-plane"
+
+    # -- output and flow ---------------------------------------------------------------
+    @staticmethod
+    def out(text: str = "") -> None:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+
+    @staticmethod
+    def err(text: str) -> None:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+    def fail(self, text: str, code: int = 1) -> ExitCommand:
+        if text:
+            self.err(text)
+        return ExitCommand(code)
+
+    def sleep(self, step: str, fraction: float = 1.0) -> None:
+        seconds = self.timing.seconds(step, key=f"{self.node}/{' '.join(self.argv)}") * fraction
+        if seconds > 0:
+            time.sleep(seconds)
+
+    def maybe_crash(self, point: str) -> None:
+        """Die here, half-way, if a crash fault was taken for this run."""
+        if self.crash is not None:
+            self.log(exit_code=-9, note=f"crashed at {point} (sandbox fault {self.crash.id})")
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    # -- state files -------------------------------------------------------------------
+    @contextmanager
+    def locked_state(self, relative: str) -> Iterator[dict[str, Any]]:
+        """Read-modify-write a JSON state file under an exclusive lock."""
+        path = self.root / relative
+        with open(path.with_suffix(".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            data = json.loads(path.read_text())
+            yield data
+            temporary = path.with_suffix(".tmp")
+            temporary.write_text(json.dumps(data, indent=1))
+            temporary.replace(path)
+
+    def read_state(self, relative: str) -> dict[str, Any]:
+        return json.loads((self.root / relative).read_text())
+
+    def packages(self) -> dict[str, Any]:
+        return self.read_state(PACKAGE_STATE)
+
+    def kubelet(self) -> dict[str, Any]:
+        return self.read_state(objects.KUBELET_STATE)
+
+    def notify_kubelet(self) -> None:
+        notify_kubelet_event(self.paths, self.node)
+
+    # -- command log -------------------------------------------------------------------
+    started: float = field(default_factory=time.time)
+
+    def log(self, exit_code: int, note: str = "") -> None:
+        record = {"argv": self.argv, "start": self.started, "end": time.time(), "exit": exit_code}
+        if note:
+            record["note"] = note
+        line = json.dumps(record) + "\n"
+        fd = os.open(self.paths.command_log(self.node), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+
+    def take_fault(self, *kinds: FaultKind) -> Fault | None:
+        return self.faults.take(self.node, self.argv, kinds)

@@ -1,0 +1,465 @@
+"""Simulated package managers: apt-get, apt-mark, apt-cache, dpkg, dpkg-query, dnf/yum, rpm.
+
+Rules taken from the real tools:
+- packages come only from the configured repository's minor (pkgs.k8s.io has one repository per
+  minor); apt reads the lists fetched by its last `apt-get update`, dnf reads the repo file;
+- the kubernetes yum repository excludes the packages, so dnf/yum need
+  `--disableexcludes=kubernetes`;
+- apt refuses to change held packages under -y without --allow-change-held-packages;
+- an apt run interrupted half-way leaves dpkg "interrupted" until `dpkg --configure -a`;
+- the dpkg lock can be held by another process.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import fnmatch
+import json
+import os
+import re
+from typing import Any
+
+from kubeupgrade.model.versions import KubeVersion, MinorVersion
+from kubeupgrade.sandbox import objects, releases
+from kubeupgrade.sandbox.faults import FaultKind
+from kubeupgrade.sandbox.hostbin.context import ExitCommand, Host
+from kubeupgrade.sandbox.hosts import APT_LISTS, APT_SOURCE, PACKAGE_STATE, YUM_REPO
+
+_REPO_MINOR = re.compile(r"pkgs\.k8s\.io/core:/stable:/v(\d+)\.(\d+)/(deb|rpm)")
+_SIZES_MB = {"kubeadm": 10.4, "kubelet": 15.2, "kubectl": 10.9}
+
+
+# -- repository ------------------------------------------------------------------------------
+def _configured_minor(host: Host) -> MinorVersion | None:
+    path = host.root / (APT_SOURCE if host.family == "apt" else YUM_REPO)
+    try:
+        match = _REPO_MINOR.search(path.read_text())
+    except FileNotFoundError:
+        return None
+    return MinorVersion(int(match[1]), int(match[2])) if match else None
+
+
+def _listed_minor(host: Host) -> MinorVersion | None:
+    """apt serves what the last `apt-get update` fetched; dnf refreshes from the repo file."""
+    if host.family != "apt":
+        return _configured_minor(host)
+    try:
+        minor = json.loads((host.root / APT_LISTS).read_text()).get("minor")
+    except FileNotFoundError:
+        return None
+    return MinorVersion(*map(int, minor.split("."))) if minor else None
+
+
+def _missing(host: Host) -> set[tuple[str, str | None]]:
+    gone = set()
+    for fault in host.faults.condition(host.node, FaultKind.MISSING_PACKAGE):
+        name, _, version = fault.package.partition("=")
+        gone.add((name, version or None))
+    return gone
+
+
+def repository(host: Host, name: str) -> list[tuple[KubeVersion, str]]:
+    """(version, package string) pairs the repository offers for `name`, newest first."""
+    minor = _listed_minor(host)
+    if minor is None or name not in releases.PACKAGES:
+        return []
+    gone = _missing(host)
+    if (name, None) in gone:
+        return []
+    offered = [(v, releases.package_version(v, host.family)) for v in releases.releases(minor)
+               if (name, v.plain) not in gone]
+    return sorted(offered, key=lambda item: item[0], reverse=True)
+
+
+def _source_url(host: Host) -> str:
+    minor = _listed_minor(host)
+    return releases.repository_url(minor, host.family) if minor else "(none)"
+
+
+# -- shared state helpers ------------------------------------------------------------------
+def _dpkg_lock(host: Host) -> None:
+    if host.take_fault(FaultKind.DPKG_LOCK):
+        raise host.fail(
+            "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 4242 "
+            "(unattended-upgr)\nN: Be aware that removing the lock file is not a solution and may "
+            "break your system.\nE: Unable to acquire the dpkg frontend lock "
+            "(/var/lib/dpkg/lock-frontend), is another process using it?", 100)
+
+
+class _DpkgFrontendLock:
+    """The real exclusive lock, so two package runs on one host cannot interleave."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self.file: Any = None
+
+    def __enter__(self) -> _DpkgFrontendLock:
+        path = self.host.root / "var/lib/dpkg/lock-frontend"
+        self.file = open(path, "a")  # noqa: SIM115 - held for the block
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.file.close()
+            raise self.host.fail(
+                f"E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process "
+                f"{os.getppid()} (apt-get)\nE: Unable to acquire the dpkg frontend lock "
+                "(/var/lib/dpkg/lock-frontend), is another process using it?", 100) from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.file.close()
+
+
+def _interrupted(state: dict[str, Any]) -> list[str]:
+    return [name for name, ok in state.get("configured", {}).items() if not ok]
+
+
+def _split_options(args: list[str], with_values: tuple[str, ...] = ("-o",)) -> tuple[set[str], list[str]]:
+    flags, words, skip = set(), [], False
+    for index, arg in enumerate(args):
+        if skip:
+            skip = False
+            continue
+        if arg in with_values:
+            skip = True
+            flags.add(f"{arg}={args[index + 1] if index + 1 < len(args) else ''}")
+        elif arg.startswith("-"):
+            flags.add(arg)
+        else:
+            words.append(arg)
+    return flags, words
+
+
+# -- apt -----------------------------------------------------------------------------------
+def apt_get(host: Host, args: list[str]) -> int:
+    flags, words = _split_options(args)
+    if not words:
+        raise host.fail("E: No command given", 100)
+    command, targets = words[0], words[1:]
+    if command == "update":
+        return _apt_update(host)
+    if command == "install":
+        return _apt_install(host, flags, targets)
+    raise host.fail(f"E: Invalid operation {command}", 100)
+
+
+def _apt_update(host: Host) -> int:
+    _dpkg_lock(host)
+    host.sleep("apt-get update")
+    minor = _configured_minor(host)
+    if minor is None:
+        host.out("Reading package lists... Done")
+        return 0
+    url = releases.repository_url(minor, "apt")
+    if not releases.releases(minor):
+        host.out(f"Err:1 {url}  InRelease\n  404  Not Found [IP: 18.67.240.98 443]\nReading package lists... Done")
+        raise host.fail(f"E: The repository '{url}  InRelease' does not have a Release file.\n"
+                        "N: Updating from such a repository can't be done securely, and is "
+                        "therefore disabled by default.", 100)
+    host.out(f"Hit:1 {url}  InRelease\nReading package lists... Done")
+    (host.root / APT_LISTS).write_text(json.dumps({"minor": minor.plain}))
+    return 0
+
+
+def _apt_install(host: Host, flags: set[str], targets: list[str]) -> int:
+    _dpkg_lock(host)
+    assume_yes = bool(flags & {"-y", "--yes", "--assume-yes", "-qy", "-yq"})
+    download_only = bool(flags & {"-d", "--download-only"})
+    with _DpkgFrontendLock(host):
+        state = host.packages()
+        if _interrupted(state) and not download_only:
+            raise host.fail("E: dpkg was interrupted, you must manually run 'dpkg --configure -a' "
+                            "to correct the problem.", 100)
+        host.out("Reading package lists...\nBuilding dependency tree...\nReading state information...")
+        wanted: dict[str, str] = {}
+        for target in targets:
+            name, _, version = target.partition("=")
+            offered = repository(host, name)
+            if not offered:
+                raise host.fail(f"E: Unable to locate package {name}", 100)
+            if version:
+                matching = [pkg for _, pkg in offered if fnmatch.fnmatchcase(pkg, version)]
+                if not matching:
+                    raise host.fail(f"E: Version '{version}' for '{name}' was not found", 100)
+                wanted[name] = matching[0]
+            else:
+                wanted[name] = offered[0][1]
+        changes = {n: v for n, v in wanted.items() if state["installed"].get(n) != v}
+        for name, version in wanted.items():
+            if name not in changes:
+                host.out(f"{name} is already the newest version ({version}).")
+        held = [n for n in changes if n in state["held"]]
+        if held and not download_only:
+            host.out("The following held packages will be changed:\n  " + " ".join(held))
+        if changes and not download_only:
+            host.out("The following packages will be upgraded:\n  " + " ".join(sorted(changes)))
+        host.out(f"{len(changes)} upgraded, 0 newly installed, 0 to remove and 0 not upgraded.")
+        if held and not download_only and "--allow-change-held-packages" not in flags:
+            if assume_yes:
+                raise host.fail("E: Held packages were changed and -y was used without "
+                                "--allow-change-held-packages.", 100)
+        if changes and not assume_yes:
+            host.out("Do you want to continue? [Y/n] Abort.")
+            raise ExitCommand(1)
+        to_fetch = [(n, v) for n, v in changes.items() if f"{n}={v}" not in state["cache"]]
+        if to_fetch:
+            size = sum(_SIZES_MB[n] for n, _ in to_fetch)
+            host.out(f"Need to get {size:.1f} MB of archives.")
+            for index, (name, version) in enumerate(to_fetch, start=1):
+                host.out(f"Get:{index} {_source_url(host)}  {name} {version} [{_SIZES_MB[name]} MB]")
+            host.sleep("package download", len(to_fetch) / 2)
+            host.out(f"Fetched {size:.1f} MB in 2s")
+            with host.locked_state(PACKAGE_STATE) as current:
+                current["cache"] = sorted(set(current["cache"]) | {f"{n}={v}" for n, v in to_fetch})
+        if download_only:
+            host.out("Download complete and in download only mode")
+            return 0
+        for name, version in sorted(changes.items()):
+            host.out(f"Preparing to unpack .../{name}_{version}_amd64.deb ...\n"
+                     f"Unpacking {name} ({version}) over ({state['installed'].get(name)}) ...")
+            with host.locked_state(PACKAGE_STATE) as current:
+                current["installed"][name] = version
+                current["configured"][name] = False
+            _on_package_change(host, name)
+        host.sleep("package install", 0.5)
+        host.maybe_crash("after unpacking, before configuring")
+        host.sleep("package install", 0.5)
+        _configure_all(host)
+    return 0
+
+
+def _configure_all(host: Host) -> None:
+    with host.locked_state(PACKAGE_STATE) as current:
+        for name in _interrupted(current):
+            host.out(f"Setting up {name} ({current['installed'][name]}) ...")
+            current["configured"][name] = True
+
+
+def _on_package_change(host: Host, name: str) -> None:
+    if name == "kubelet":
+        # The package ships a new unit and binary; systemd notices on the next daemon-reload,
+        # and the running kubelet keeps its version until restarted.
+        with host.locked_state(objects.KUBELET_STATE) as kubelet:
+            kubelet["unit_changed"] = True
+
+
+def dpkg(host: Host, args: list[str]) -> int:
+    if args[:2] == ["--configure", "-a"]:
+        with _DpkgFrontendLock(host):
+            _configure_all(host)
+        return 0
+    raise host.fail(f"dpkg: error: unsupported arguments {' '.join(args)} (sandbox supports "
+                    "--configure -a)", 2)
+
+
+def apt_mark(host: Host, args: list[str]) -> int:
+    if not args:
+        raise host.fail("E: No command given", 100)
+    command, names = args[0], [a for a in args[1:] if not a.startswith("-")]
+    if command == "showhold":
+        for name in sorted(host.packages()["held"]):
+            host.out(name)
+        return 0
+    if command not in ("hold", "unhold"):
+        raise host.fail(f"E: Invalid operation {command}", 100)
+    _dpkg_lock(host)
+    with host.locked_state(PACKAGE_STATE) as state:
+        for name in names:
+            if name not in state["installed"]:
+                raise host.fail(f"E: Unable to locate package {name}", 100)
+            held = name in state["held"]
+            if command == "hold":
+                host.out(f"{name} was already set on hold." if held else f"{name} set on hold.")
+                if not held:
+                    state["held"].append(name)
+            else:
+                host.out(f"Canceled hold on {name}." if held else f"{name} was already not on hold.")
+                if held:
+                    state["held"].remove(name)
+    return 0
+
+
+def apt_cache(host: Host, args: list[str]) -> int:
+    if len(args) < 2 or args[0] not in ("madison", "policy"):
+        raise host.fail("E: sandbox apt-cache supports: madison PKG, policy PKG", 100)
+    name = args[1]
+    offered = repository(host, name)
+    url = _source_url(host)
+    if args[0] == "madison":
+        if not offered:
+            raise host.fail(f"N: Unable to locate package {name}", 0)
+        for _, package in offered:
+            host.out(f"{name:>10} | {package} | {url.rstrip('/')}  Packages")
+        return 0
+    installed = host.packages()["installed"].get(name)
+    host.out(f"{name}:\n  Installed: {installed or '(none)'}\n"
+             f"  Candidate: {offered[0][1] if offered else '(none)'}\n  Version table:")
+    listed = {package for _, package in offered}
+    for _, package in offered:
+        marker = " ***" if package == installed else "    "
+        host.out(f"{marker} {package} 500\n        500 {url.rstrip('/')}  Packages")
+        if package == installed:
+            host.out("        100 /var/lib/dpkg/status")
+    if installed and installed not in listed:
+        host.out(f" *** {installed} 100\n        100 /var/lib/dpkg/status")
+    return 0
+
+
+def dpkg_query(host: Host, args: list[str]) -> int:
+    fmt, names = "${Package}\t${Version}\n", []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg in ("-f", "--showformat"):
+            fmt, index = args[index + 1], index + 1
+        elif arg.startswith("--showformat="):
+            fmt = arg.split("=", 1)[1]
+        elif arg.startswith("-f") and len(arg) > 2:
+            fmt = arg[2:]
+        elif not arg.startswith("-"):
+            names.append(arg)
+        index += 1
+    state = host.packages()
+    code = 0
+    for name in names:
+        version = state["installed"].get(name)
+        if version is None:
+            host.err(f"dpkg-query: no packages found matching {name}")
+            code = 1
+            continue
+        status = "install ok installed" if state["configured"].get(name, True) else "install ok unpacked"
+        text = (fmt.replace("${Package}", name).replace("${Version}", version)
+                .replace("${Status}", status).replace("\\n", "\n").replace("\\t", "\t"))
+        os.write(1, text.encode())
+    return code
+
+
+# -- dnf / yum / rpm -------------------------------------------------------------------------
+def dnf(host: Host, args: list[str]) -> int:
+    flags, words = _split_options(args, with_values=("--setopt",))
+    if not words:
+        raise host.fail("usage: dnf [options] COMMAND", 1)
+    command, targets = words[0], words[1:]
+    excludes_lifted = any(f in flags for f in ("--disableexcludes=kubernetes", "--disableexcludes=all"))
+    if command == "list":
+        return _dnf_list(host, flags, targets, excludes_lifted)
+    if command == "install":
+        return _dnf_install(host, flags, targets, excludes_lifted)
+    if command == "makecache":
+        host.sleep("dnf makecache")
+        host.out("Metadata cache created.")
+        return 0
+    raise host.fail(f"No such command: {command}. Please use /usr/bin/{host.argv[0]} --help", 1)
+
+
+def _dnf_list(host: Host, flags: set[str], targets: list[str], excludes_lifted: bool) -> int:
+    host.sleep("dnf makecache", 0.3)
+    names = targets or list(releases.PACKAGES)
+    host.out("Last metadata expiration check: 0:00:03 ago.")
+    state = host.packages()
+    installed = [(n, state["installed"][n]) for n in names if n in state["installed"]]
+    available = [] if not excludes_lifted else [
+        (n, pkg) for n in names for _, pkg in sorted(repository(host, n), key=lambda i: i[0])]
+    if "--showduplicates" not in flags:
+        latest: dict[str, str] = {}
+        for name, package in available:
+            latest[name] = package
+        available = list(latest.items())
+    if not installed and not available:
+        raise host.fail("Error: No matching Packages to list", 1)
+    if installed:
+        host.out("Installed Packages")
+        for name, package in installed:
+            host.out(f"{name + '.x86_64':<32}{package:<34}@kubernetes")
+    if available:
+        host.out("Available Packages")
+        for name, package in available:
+            host.out(f"{name + '.x86_64':<32}{package:<34}kubernetes")
+    return 0
+
+
+def _dnf_resolve(host: Host, spec: str) -> tuple[str, str] | None:
+    for name in releases.PACKAGES:
+        if spec == name:
+            offered = repository(host, name)
+            return (name, offered[0][1]) if offered else None
+        if spec.startswith(name + "-"):
+            pattern = spec[len(name) + 1:]
+            for _, package in repository(host, name):
+                if fnmatch.fnmatchcase(package, pattern) or fnmatch.fnmatchcase(package, pattern + "*"):
+                    return name, package
+            return None
+    return None
+
+
+def _dnf_install(host: Host, flags: set[str], targets: list[str], excludes_lifted: bool) -> int:
+    if host.take_fault(FaultKind.DPKG_LOCK):
+        raise host.fail("Error: Failed to obtain the transaction lock (logged in as: root).", 1)
+    assume_yes = bool(flags & {"-y", "--assumeyes"})
+    download_only = "--downloadonly" in flags
+    host.sleep("dnf makecache", 0.3)
+    host.out("Last metadata expiration check: 0:00:05 ago.")
+    wanted: dict[str, str] = {}
+    for spec in targets:
+        resolved = _dnf_resolve(host, spec) if excludes_lifted else None
+        if resolved is None:
+            if not excludes_lifted and any(spec.startswith(n) for n in releases.PACKAGES):
+                host.err(f"All matches were filtered out by exclude filtering for argument: {spec}")
+            else:
+                host.err(f"No match for argument: {spec}")
+            raise host.fail(f"Error: Unable to find a match: {spec}", 1)
+        wanted[resolved[0]] = resolved[1]
+    state = host.packages()
+    changes = {n: v for n, v in wanted.items() if state["installed"].get(n) != v}
+    for name, version in wanted.items():
+        if name not in changes:
+            host.out(f"Package {name}-{version}.x86_64 is already installed.")
+    if not changes:
+        host.out("Dependencies resolved.\nNothing to do.\nComplete!")
+        return 0
+    host.out("Dependencies resolved.\n" + "=" * 60 + "\n Package   Arch     Version     Repository\n"
+             + "=" * 60 + "\nUpgrading:")
+    for name, version in sorted(changes.items()):
+        host.out(f" {name:<10}x86_64   {version}   kubernetes")
+    if not assume_yes:
+        host.out("Is this ok [y/N]: Operation aborted.")
+        raise ExitCommand(1)
+    fetch = [(n, v) for n, v in changes.items() if f"{n}={v}" not in state["cache"]]
+    if fetch:
+        host.out("Downloading Packages:")
+        for name, version in fetch:
+            host.out(f"({name}) {name}-{version}.x86_64.rpm   {_SIZES_MB[name]} MB/s | {_SIZES_MB[name]} MB")
+        host.sleep("package download", len(fetch) / 2)
+        with host.locked_state(PACKAGE_STATE) as current:
+            current["cache"] = sorted(set(current["cache"]) | {f"{n}={v}" for n, v in fetch})
+    if download_only:
+        host.out("Complete!\nThe downloaded packages were saved in cache until the next successful transaction.")
+        return 0
+    host.out("Running transaction")
+    for name, version in sorted(changes.items()):
+        host.out(f"  Upgrading        : {name}-{version}.x86_64")
+        with host.locked_state(PACKAGE_STATE) as current:
+            current["installed"][name] = version
+        _on_package_change(host, name)
+    host.sleep("package install", 0.5)
+    host.maybe_crash("in the rpm transaction")
+    host.sleep("package install", 0.5)
+    host.out("Upgraded:\n  " + "  ".join(f"{n}-{v}.x86_64" for n, v in sorted(changes.items())))
+    host.out("Complete!")
+    return 0
+
+
+def rpm(host: Host, args: list[str]) -> int:
+    names = [a for a in args if not a.startswith("-")]
+    if "-q" not in args and "--query" not in args:
+        raise host.fail("rpm: sandbox supports -q PKG", 1)
+    state = host.packages()
+    code = 0
+    for name in names:
+        version = state["installed"].get(name)
+        if version is None:
+            host.out(f"package {name} is not installed")
+            code = 1
+        else:
+            host.out(f"{name}-{version}.x86_64")
+    return code

@@ -1,0 +1,132 @@
+"""Lay out a sandbox node's host: its root filesystem and its bin directory of simulated tools.
+
+The root holds what kubeadm and the package managers read and write on a real host
+(`etc/kubernetes`, the package repository configuration, `var/lib/kubelet`, `var/lib/etcd`, a
+package database). The bin directory holds one small shim per tool that runs
+`python -m kubeupgrade.sandbox.hostbin` for this node; an agent finds them on its PATH.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kubeupgrade.model.versions import parse_version
+from kubeupgrade.sandbox import objects, releases
+from kubeupgrade.sandbox.layout import SandboxPaths
+
+PACKAGE_STATE = "var/lib/sandbox/packages.json"
+APT_SOURCE = "etc/apt/sources.list.d/kubernetes.list"
+YUM_REPO = "etc/yum.repos.d/kubernetes.repo"
+APT_LISTS = "var/lib/apt/lists/sandbox-kubernetes.json"
+
+TOOLS_COMMON = ("kubeadm", "kubelet", "systemctl", "swapon", "killall")
+TOOLS_BY_FAMILY = {
+    "apt": ("apt-get", "apt-mark", "apt-cache", "dpkg", "dpkg-query"),
+    "dnf": ("dnf", "yum", "rpm"),
+    "yum": ("yum", "rpm"),
+}
+
+
+def apt_source_line(minor: str) -> str:
+    url = releases.repository_url(parse_version(minor + ".0").minor_version, "apt")
+    return f"deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] {url} /\n"
+
+
+def yum_repo_text(minor: str) -> str:
+    url = releases.repository_url(parse_version(minor + ".0").minor_version, "rpm")
+    return ("[kubernetes]\nname=Kubernetes\n"
+            f"baseurl={url}\nenabled=1\ngpgcheck=1\ngpgkey={url}repodata/repomd.xml.key\n"
+            "exclude=kubelet kubeadm kubectl cri-tools kubernetes-cni\n")
+
+
+def kubeconfig_text(server: str, token: str, user: str, ca_pem: bytes) -> str:
+    return yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "kubernetes", "cluster": {
+            "server": server, "certificate-authority-data": base64.b64encode(ca_pem).decode()}}],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [{"name": f"{user}@kubernetes", "context": {"cluster": "kubernetes", "user": user}}],
+        "current-context": f"{user}@kubernetes",
+    }, sort_keys=False)
+
+
+def static_pod_manifest(component: str, image: str) -> str:
+    return yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": component, "namespace": "kube-system",
+                     "labels": {"component": component, "tier": "control-plane"}},
+        "spec": {"hostNetwork": True, "priorityClassName": "system-node-critical",
+                 "containers": [{"name": component, "image": image}]},
+    }, sort_keys=False)
+
+
+def write_shims(paths: SandboxPaths, node: str, family: str) -> None:
+    bin_dir = paths.node_bin(node)
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    package_root = Path(__file__).resolve().parents[2]
+    for tool in TOOLS_COMMON + TOOLS_BY_FAMILY[family]:
+        shim = bin_dir / tool
+        # PYTHONPATH keeps the shim working from a source checkout as well as an install.
+        shim.write_text(
+            "#!/bin/sh\n"
+            f"PYTHONPATH='{package_root}'${{PYTHONPATH:+:$PYTHONPATH}} "
+            f"exec '{sys.executable}' -m kubeupgrade.sandbox.hostbin "
+            f"--dir '{paths.root}' --node '{node}' {tool} \"$@\"\n"
+        )
+        shim.chmod(shim.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+
+
+def create_host(paths: SandboxPaths, spec: dict[str, Any], config: dict[str, Any]) -> None:
+    node, family, version = spec["name"], spec["os"], config["version"]
+    kube = parse_version(version)
+    minor = kube.minor_version.plain
+    root = paths.node_root(node)
+    for directory in ("etc/kubernetes/manifests", "etc/kubernetes/tmp", "etc/kubernetes/pki",
+                      "var/lib/kubelet", "var/lib/sandbox", "var/lib/dpkg", "var/lib/apt/lists",
+                      "var/cache/sandbox-packages"):
+        (root / directory).mkdir(parents=True, exist_ok=True)
+    server = f"https://127.0.0.1:{config['port']}"
+    ca_pem = paths.ca.read_bytes()
+    (root / "etc/kubernetes/kubelet.conf").write_text(
+        kubeconfig_text(server, config["node_tokens"][node], f"system:node:{node}", ca_pem))
+    (root / "var/lib/kubelet/config.yaml").write_text(objects.kubelet_configuration(version))
+    control_plane = spec["role"] == "control-plane"
+    if control_plane:
+        (root / "etc/kubernetes/admin.conf").write_text(
+            kubeconfig_text(server, config["token"], "kubernetes-admin", ca_pem))
+        for component in objects.STATIC_COMPONENTS:
+            (root / f"etc/kubernetes/manifests/{component}.yaml").write_text(
+                static_pod_manifest(component, objects.component_image(component, version)))
+        (root / "etc/kubernetes/pki/apiserver.crt").write_text("sandbox certificate, issued at creation\n")
+        (root / "var/lib/etcd/member/snap").mkdir(parents=True, exist_ok=True)
+        (root / "var/lib/etcd/member/snap/db").write_text(f"sandbox etcd data for {node}\n")
+    if family == "apt":
+        (root / APT_SOURCE).parent.mkdir(parents=True, exist_ok=True)
+        (root / APT_SOURCE).write_text(apt_source_line(minor))
+        (root / APT_LISTS).write_text(json.dumps({"minor": minor}))
+    else:
+        (root / YUM_REPO).parent.mkdir(parents=True, exist_ok=True)
+        (root / YUM_REPO).write_text(yum_repo_text(minor))
+    package = releases.package_version(kube, family)
+    state = {
+        "family": family,
+        "installed": {name: package for name in releases.PACKAGES},
+        "configured": {name: True for name in releases.PACKAGES},
+        "held": list(releases.PACKAGES) if family == "apt" else [],
+        "cache": [],
+    }
+    (root / PACKAGE_STATE).write_text(json.dumps(state, indent=1))
+    (root / objects.KUBELET_STATE).write_text(json.dumps(
+        {"running": version, "active": True, "restarts": 0, "unit_changed": False,
+         "container_restarts": {}}, indent=1))
+    write_shims(paths, node, family)
+    os.makedirs(paths.node_dir(node), exist_ok=True)
+    paths.command_log(node).touch()

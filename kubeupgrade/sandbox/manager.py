@@ -1,0 +1,343 @@
+"""Bring sandboxes up and down, inject faults, and read what happened: the `Sandbox` handle.
+
+Used by `kubeupgrade sandbox ...`, by tests and by `make demo`. Every process it starts is
+recorded by pid in the sandbox directory, so `down` stops exactly those.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubeupgrade.errors import InvalidInput, RuntimeFailure
+from kubeupgrade.model.versions import parse_version
+from kubeupgrade.sandbox import hosts, objects, releases
+from kubeupgrade.sandbox.faults import Fault, FaultStore, new_fault
+from kubeupgrade.sandbox.layout import SandboxPaths, load_config, write_json_atomically
+from kubeupgrade.sandbox.timing import Timing
+from kubeupgrade.sandbox.tls import create_certificates
+
+OS_CHOICES = ("apt", "dnf", "yum", "mixed")
+_MIXED_ROTATION = ("apt", "dnf")
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours is dead for our purposes.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] != "Z"
+    except OSError:
+        return True
+
+
+@dataclass(frozen=True)
+class NodeRow:
+    name: str
+    role: str
+    os: str
+    status: str
+    version: str
+
+
+class Sandbox:
+    """A sandbox cluster in a directory."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.paths = SandboxPaths(Path(directory).resolve())
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    @classmethod
+    def up(
+        cls,
+        directory: str | Path,
+        *,
+        control_planes: int = 1,
+        workers: int = 2,
+        version: str = "1.30.4",
+        os_family: str = "apt",
+        seed: int = 0,
+        time_scale: float = 0.01,
+        jitter: float = 0.0,
+    ) -> tuple[Sandbox, bool]:
+        """Create and start a sandbox; returns (sandbox, created). A live one is left alone."""
+        sandbox = cls(directory)
+        if sandbox.paths.config.exists():
+            if sandbox.api_pid() is not None:
+                return sandbox, False
+            raise InvalidInput(
+                f"{sandbox.paths.root}: a sandbox exists here but its API server is not running; "
+                f"run `kubeupgrade sandbox start --dir {sandbox.paths.root}` or "
+                f"`kubeupgrade sandbox down --dir {sandbox.paths.root} --purge`")
+        kube = _released_version(version)
+        if control_planes < 1:
+            raise InvalidInput(f"--control-planes {control_planes}: a cluster needs at least one")
+        if workers < 0:
+            raise InvalidInput(f"--workers {workers}: cannot be negative")
+        if os_family not in OS_CHOICES:
+            raise InvalidInput(f"--os {os_family!r} is not one of {', '.join(OS_CHOICES)}")
+        if time_scale <= 0:
+            raise InvalidInput(f"--time-scale {time_scale} must be greater than 0")
+        names = [f"cp-{i}" for i in range(1, control_planes + 1)]
+        names += [f"worker-{i}" for i in range(1, workers + 1)]
+        nodes = []
+        for index, name in enumerate(names):
+            family = _MIXED_ROTATION[index % len(_MIXED_ROTATION)] if os_family == "mixed" else os_family
+            role = "control-plane" if name.startswith("cp-") else "worker"
+            nodes.append({"name": name, "role": role, "os": family})
+        config: dict[str, Any] = {
+            "cluster": "sandbox",
+            "version": kube.tag,
+            "port": _free_port(),
+            "token": secrets.token_hex(16),
+            "node_tokens": {name: secrets.token_hex(16) for name in names},
+            "seed": seed,
+            "timing": Timing(time_scale=time_scale, jitter=jitter, seed=seed).to_config(),
+            "nodes": nodes,
+            "created": time.time(),
+        }
+        sandbox.paths.root.mkdir(parents=True, exist_ok=True)
+        create_certificates(sandbox.paths.pki)
+        write_json_atomically(sandbox.paths.config, config, indent=1)
+        for spec in nodes:
+            hosts.create_host(sandbox.paths, spec, config)
+        snapshot = {"resourceVersion": 1, "objects": objects.initial_objects(config), "history": []}
+        write_json_atomically(sandbox.paths.state, snapshot)
+        sandbox.paths.kubeconfig.write_text(
+            hosts.kubeconfig_text(sandbox.server, config["token"], "kubernetes-admin",
+                                  sandbox.paths.ca.read_bytes()))
+        sandbox.paths.events.mkdir(exist_ok=True)
+        sandbox.start_api()
+        return sandbox, True
+
+    @property
+    def config(self) -> dict[str, Any]:
+        if not self.paths.config.exists():
+            raise InvalidInput(f"{self.paths.root}: no sandbox here; create one with "
+                               "`kubeupgrade sandbox up --dir ...`")
+        return load_config(self.paths)
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.config['port']}"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.paths.kubeconfig
+
+    @property
+    def nodes(self) -> list[dict[str, str]]:
+        return list(self.config["nodes"])
+
+    def api_pid(self) -> int | None:
+        try:
+            pid = json.loads(self.paths.apiserver_pid.read_text())["pid"]
+        except (FileNotFoundError, ValueError, KeyError):
+            return None
+        return pid if _alive(pid) else None
+
+    def start_api(self, timeout: float = 30.0) -> int:
+        """Start the API server (if it is not running) and wait until it answers."""
+        pid = self.api_pid()
+        if pid is not None:
+            return pid
+        self.config  # noqa: B018 - raises a clear error when there is no sandbox
+        env = {**os.environ, "PYTHONPATH": _PACKAGE_ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        with open(self.paths.apiserver_log, "ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "kubeupgrade.sandbox.apiserver", "--dir", str(self.paths.root)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, env=env, cwd=str(self.paths.root))
+        write_json_atomically(self.paths.apiserver_pid, {"pid": process.pid, "started": time.time()})
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                tail = self.paths.apiserver_log.read_text(errors="replace").strip().splitlines()[-1:]
+                raise RuntimeFailure(f"sandbox API server exited with {process.returncode}: "
+                                     f"{tail[0] if tail else 'no output'} (log: {self.paths.apiserver_log})")
+            if self.healthy():
+                return process.pid
+            time.sleep(0.05)
+        raise RuntimeFailure(f"sandbox API server did not answer within {timeout:.0f}s "
+                             f"(log: {self.paths.apiserver_log})")
+
+    def ssl_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.paths.ca))
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.server + "/readyz", timeout=1,
+                                        context=self.ssl_context()) as response:
+                return response.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def stop_api(self, timeout: float = 10.0) -> bool:
+        """Stop the API server (state is flushed on SIGTERM). True if one was running."""
+        pid = self.api_pid()
+        if pid is None:
+            return False
+        _terminate(pid, timeout)
+        return True
+
+    def api_down(self, seconds: float) -> None:
+        """Make the API server unreachable for `seconds`, then start it again (in background)."""
+        if seconds <= 0:
+            raise InvalidInput(f"--seconds {seconds} must be greater than 0")
+        self.stop_api()
+        env = {**os.environ, "PYTHONPATH": _PACKAGE_ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        restarter = subprocess.Popen(
+            [sys.executable, "-m", "kubeupgrade.sandbox.manager", "restart-after",
+             str(self.paths.root), str(seconds)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True, env=env)
+        write_json_atomically(self.paths.root / "restarter.pid", {"pid": restarter.pid})
+
+    def down(self, purge: bool = False) -> list[int]:
+        """Stop every process this sandbox started; with `purge`, delete the directory."""
+        stopped = []
+        for pid_file in (self.paths.root / "restarter.pid", self.paths.apiserver_pid):
+            try:
+                pid = json.loads(pid_file.read_text())["pid"]
+            except (FileNotFoundError, ValueError, KeyError):
+                continue
+            if _alive(pid):
+                _terminate(pid, 10.0)
+                stopped.append(pid)
+            pid_file.unlink(missing_ok=True)
+        if purge and self.paths.config.exists():
+            import shutil
+
+            shutil.rmtree(self.paths.root)
+        return stopped
+
+    # -- reading -----------------------------------------------------------------------------
+    def api_get(self, path: str) -> Any:
+        request = urllib.request.Request(self.server + path,
+                                         headers={"Authorization": f"Bearer {self.config['token']}"})
+        try:
+            with urllib.request.urlopen(request, timeout=10, context=self.ssl_context()) as response:
+                return json.loads(response.read())
+        except (urllib.error.URLError, OSError) as error:
+            raise RuntimeFailure(f"sandbox API server at {self.server} is not answering: "
+                                 f"{getattr(error, 'reason', error)}") from None
+
+    def node_rows(self) -> list[NodeRow]:
+        from kubeupgrade.sandbox.tables import node_status_text
+
+        specs = {n["name"]: n for n in self.nodes}
+        rows = []
+        for node in self.api_get("/api/v1/nodes")["items"]:
+            name = node["metadata"]["name"]
+            rows.append(NodeRow(name, specs[name]["role"], specs[name]["os"], node_status_text(node),
+                                node["status"]["nodeInfo"]["kubeletVersion"]))
+        return rows
+
+    def history(self) -> list[dict[str, Any]]:
+        return self.api_get("/sandbox/v1/history")["items"]
+
+    def command_log(self, node: str) -> list[dict[str, Any]]:
+        path = self.paths.command_log(node)
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def node_bin(self, node: str) -> Path:
+        return self.paths.node_bin(node)
+
+    def node_root(self, node: str) -> Path:
+        return self.paths.node_root(node)
+
+    # -- faults ------------------------------------------------------------------------------
+    def add_fault(self, kind: str, *, node: str = "*", command: str = "", count: int | None = None,
+                  seconds: float = 0.0, exit_code: int = 1, package: str = "") -> Fault:
+        if node != "*" and node not in {n["name"] for n in self.nodes}:
+            raise InvalidInput(f"--node {node!r} is not a node of this sandbox "
+                               f"({', '.join(n['name'] for n in self.nodes)})")
+        fault = new_fault(kind, node=node, command=command, count=count, seconds=seconds,
+                          exit_code=exit_code, package=package)
+        return FaultStore(self.paths.faults).add(fault)
+
+    def faults(self) -> list[Fault]:
+        return FaultStore(self.paths.faults).list()
+
+    def clear_faults(self, fault_id: str | None = None) -> int:
+        removed = FaultStore(self.paths.faults).clear(fault_id)
+        # Conditions such as never-ready are re-evaluated by the API server's kubelet loop.
+        return removed
+
+
+def _released_version(text: str) -> Any:
+    version = parse_version(text)
+    if not releases.is_released(version):
+        available = releases.releases(version.minor_version)
+        span = (f"{available[0].plain} to {available[-1].plain}" if available
+                else f"minors {releases.minors()[0].plain} to {releases.minors()[-1].plain}")
+        raise InvalidInput(f"--version {text}: not a release the sandbox repository holds ({span})")
+    return version
+
+
+def _terminate(pid: int, timeout: float) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            _reap(pid)
+            return
+        time.sleep(0.05)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    _reap(pid)
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def _restart_after(directory: str, seconds: str) -> int:
+    time.sleep(float(seconds))
+    sandbox = Sandbox(directory)
+    sandbox.start_api()
+    (sandbox.paths.root / "restarter.pid").unlink(missing_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "restart-after":
+        sys.exit(_restart_after(sys.argv[2], sys.argv[3]))
+    sys.stderr.write("usage: python -m kubeupgrade.sandbox.manager restart-after DIR SECONDS\n")
+    sys.exit(2)

@@ -1,0 +1,123 @@
+"""Server-side printing: `meta.k8s.io/v1` Table responses, the columns kubectl shows. Pure."""
+
+from __future__ import annotations
+
+import calendar
+import time
+from typing import Any
+
+from kubeupgrade.sandbox.disruption import is_pod_ready
+
+_NAME = {"name": "Name", "type": "string", "format": "name", "priority": 0,
+         "description": "Name must be unique within a namespace."}
+_AGE = {"name": "Age", "type": "string", "format": "", "priority": 0,
+        "description": "CreationTimestamp is a timestamp representing the server time when this "
+                       "object was created."}
+
+
+def _column(name: str, priority: int = 0, kind: str = "string") -> dict[str, Any]:
+    return {"name": name, "type": kind, "format": "", "priority": priority, "description": name}
+
+
+def human_duration(seconds: float) -> str:
+    """Ages the way kubectl prints them (5s, 3m20s, 42m, 5h10m, 3d4h, 45d, 2y30d)."""
+    seconds = int(max(seconds, 0))
+    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
+    if seconds < 120:
+        return f"{seconds}s"
+    if minutes < 10:
+        rest = seconds % 60
+        return f"{minutes}m{rest}s" if rest else f"{minutes}m"
+    if minutes < 180:
+        return f"{minutes}m"
+    if hours < 8:
+        rest = minutes % 60
+        return f"{hours}h{rest}m" if rest else f"{hours}h"
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        rest = hours % 24
+        return f"{days}d{rest}h" if rest else f"{days}d"
+    if days < 365 * 2:
+        return f"{days}d"
+    if days < 365 * 8:
+        years, rest = days // 365, days % 365
+        return f"{years}y{rest}d" if rest else f"{years}y"
+    return f"{days // 365}y"
+
+
+def _age(obj: dict[str, Any]) -> str:
+    stamp = obj["metadata"].get("creationTimestamp")
+    if not stamp:
+        return "<unknown>"
+    created = calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ"))
+    return human_duration(time.time() - created)
+
+
+def node_status_text(node: dict[str, Any]) -> str:
+    conditions = {c["type"]: c["status"] for c in node.get("status", {}).get("conditions", [])}
+    ready = conditions.get("Ready")
+    text = "Ready" if ready == "True" else "NotReady" if ready == "False" else "Unknown"
+    if node.get("spec", {}).get("unschedulable"):
+        text += ",SchedulingDisabled"
+    return text
+
+
+def node_roles(node: dict[str, Any]) -> str:
+    prefix = "node-role.kubernetes.io/"
+    roles = sorted(k[len(prefix):] for k in node["metadata"].get("labels", {}) if k.startswith(prefix))
+    return ",".join(roles) or "<none>"
+
+
+def _node_row(node: dict[str, Any]) -> list[Any]:
+    status = node.get("status", {})
+    info = status.get("nodeInfo", {})
+    internal = next((a["address"] for a in status.get("addresses", []) if a["type"] == "InternalIP"),
+                    "<none>")
+    return [node["metadata"]["name"], node_status_text(node), node_roles(node), _age(node),
+            info.get("kubeletVersion", ""), internal, "<none>", info.get("osImage", ""),
+            info.get("kernelVersion", ""), info.get("containerRuntimeVersion", "")]
+
+
+_NODE_COLUMNS = [_NAME, _column("Status"), _column("Roles"), _AGE, _column("Version"),
+                 _column("Internal-IP", 1), _column("External-IP", 1), _column("OS-Image", 1),
+                 _column("Kernel-Version", 1), _column("Container-Runtime", 1)]
+
+
+def _pod_row(pod: dict[str, Any]) -> list[Any]:
+    status = pod.get("status", {})
+    containers = pod.get("spec", {}).get("containers", [])
+    ready = len(containers) if is_pod_ready(pod) else 0
+    restarts = sum(c.get("restartCount", 0) for c in status.get("containerStatuses", []))
+    phase = "Terminating" if pod["metadata"].get("deletionTimestamp") else status.get("phase", "Pending")
+    return [pod["metadata"]["name"], f"{ready}/{len(containers)}", phase, restarts, _age(pod),
+            status.get("podIP", "<none>"), pod.get("spec", {}).get("nodeName", "<none>"), "<none>",
+            "<none>"]
+
+
+_POD_COLUMNS = [_NAME, _column("Ready"), _column("Status"), _column("Restarts", kind="string"),
+                _AGE, _column("IP", 1), _column("Node", 1), _column("Nominated Node", 1),
+                _column("Readiness Gates", 1)]
+
+
+def to_table(
+    plural: str, items: list[dict[str, Any]], resource_version: str, include_object: str
+) -> dict[str, Any]:
+    if plural == "nodes":
+        columns, row_of = _NODE_COLUMNS, _node_row
+    elif plural == "pods":
+        columns, row_of = _POD_COLUMNS, _pod_row
+    else:
+        columns, row_of = [_NAME, _AGE], (lambda obj: [obj["metadata"]["name"], _age(obj)])
+    rows = []
+    for obj in items:
+        row: dict[str, Any] = {"cells": row_of(obj)}
+        if include_object == "Object":
+            row["object"] = obj
+        elif include_object != "None":
+            row["object"] = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                             "metadata": obj["metadata"]}
+        rows.append(row)
+    return {"kind": "Table", "apiVersion": "meta.k8s.io/v1",
+            "metadata": {"resourceVersion": resource_version},
+            "columnDefinitions": columns, "rows": rows}
