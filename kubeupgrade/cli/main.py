@@ -92,6 +92,11 @@ def versions_available(listing: str, minor: str | None, package: str, output: st
         click.echo(render.listing_to_text(rows))
 
 
+from kubeupgrade.cli.sandbox import sandbox as _sandbox_group  # noqa: E402 - after cli exists
+
+cli.add_command(_sandbox_group)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         cli.main(args=argv, prog_name="kubeupgrade", standalone_mode=False)

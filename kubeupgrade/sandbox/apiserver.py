@@ -114,7 +114,7 @@ class ApiServer:
 
     def handle(self, method: str, path: str, query: dict[str, str], body: Any,
                content_type: str, accept: str) -> tuple[int, Any]:
-        parts = [p for p in path.split("/") if p]
+        path = "/" + "/".join(parts := [p for p in path.split("/") if p])
         if path in ("/healthz", "/livez", "/readyz"):
             return 200, "ok"
         if path == "/version":

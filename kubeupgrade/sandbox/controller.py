@@ -128,8 +128,8 @@ class Controller:
         ready = objects.condition(node, "Ready")
         if not state.get("active", True):
             if ready != "Unknown":
-                self._set_ready(node, "Unknown", "NodeStatusUnknown",
-                                "Kubelet stopped posting node status.")
+                self.after(self.timing.seconds("node monitor grace", key=name),
+                           lambda: self._mark_unknown_if_still_stopped(name, state["restarts"]))
         elif state["restarts"] != observed:
             node["metadata"].setdefault("annotations", {})[RESTARTS_ANNOTATION] = str(state["restarts"])
             self._set_ready(node, "False", "KubeletNotReady",
@@ -138,6 +138,15 @@ class Controller:
         elif ready != "True" and (startup or name not in self._ready_checks):
             self._check_ready_later(name, state["restarts"])
         self._sync_static_pods(name, node, state)
+
+    def _mark_unknown_if_still_stopped(self, name: str, restarts: int) -> None:
+        """A stopped kubelet stops posting status; after the grace period the node is Unknown."""
+        node = self.store.find("nodes", None, name)
+        state = self._kubelet_state(name)
+        if node is None or state is None or state.get("active", True) or state["restarts"] != restarts:
+            return
+        if objects.condition(node, "Ready") != "Unknown":
+            self._set_ready(node, "Unknown", "NodeStatusUnknown", "Kubelet stopped posting node status.")
 
     def _check_ready_later(self, name: str, restarts: int) -> None:
         self._ready_checks.add(name)

@@ -86,6 +86,8 @@ def budget_status(
             "status": "True" if allowed > 0 else "False",
             "reason": "SufficientPods" if allowed > 0 else "InsufficientPods",
             "message": "",
+            "observedGeneration": pdb["metadata"].get("generation", 1),
+            "lastTransitionTime": pdb["metadata"].get("creationTimestamp", "2026-01-01T00:00:00Z"),
         }],
     }
 

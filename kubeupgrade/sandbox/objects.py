@@ -63,6 +63,8 @@ def set_pod_ready(pod: dict[str, Any], ready: bool) -> None:
     previous = {c.get("name"): c for c in status.get("containerStatuses", [])}
     status["containerStatuses"] = [
         {"name": c["name"], "image": c["image"], "ready": ready, "started": ready,
+         "imageID": f"{c['image'].split(':')[0]}@sha256:{uuid.uuid5(uuid.NAMESPACE_URL, c['image']).hex * 2}",
+         "containerID": f"containerd://{uuid.uuid4().hex}{uuid.uuid4().hex}" if ready else "",
          "restartCount": previous.get(c["name"], {}).get("restartCount", 0),
          "state": {"running": {"startedAt": stamp}} if ready else {"waiting": {"reason": "ContainerCreating"}}}
         for c in containers

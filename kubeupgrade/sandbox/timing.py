@@ -24,6 +24,7 @@ BASE_SECONDS = {
     "static pod restart": 6.0,
     "systemctl restart kubelet": 1.5,
     "kubelet ready": 12.0,
+    "node monitor grace": 40.0,  # kube-controller-manager's --node-monitor-grace-period
     "pod start": 4.0,
     "pod reschedule": 2.0,
     "command": 0.2,

@@ -152,11 +152,11 @@ def _apt_update(host: Host) -> int:
         return 0
     url = releases.repository_url(minor, "apt")
     if not releases.releases(minor):
-        host.out(f"Err:1 {url}  InRelease\n  404  Not Found [IP: 18.67.240.98 443]\nReading package lists... Done")
+        host.out(f"Err:1 {url.rstrip('/')}  InRelease\n  404  Not Found [IP: 18.67.240.98 443]\nReading package lists... Done")
         raise host.fail(f"E: The repository '{url}  InRelease' does not have a Release file.\n"
                         "N: Updating from such a repository can't be done securely, and is "
                         "therefore disabled by default.", 100)
-    host.out(f"Hit:1 {url}  InRelease\nReading package lists... Done")
+    host.out(f"Hit:1 {url.rstrip('/')}  InRelease\nReading package lists... Done")
     (host.root / APT_LISTS).write_text(json.dumps({"minor": minor.plain}))
     return 0
 
@@ -206,7 +206,7 @@ def _apt_install(host: Host, flags: set[str], targets: list[str]) -> int:
             size = sum(_SIZES_MB[n] for n, _ in to_fetch)
             host.out(f"Need to get {size:.1f} MB of archives.")
             for index, (name, version) in enumerate(to_fetch, start=1):
-                host.out(f"Get:{index} {_source_url(host)}  {name} {version} [{_SIZES_MB[name]} MB]")
+                host.out(f"Get:{index} {_source_url(host).rstrip('/')}  {name} {version} [{_SIZES_MB[name]} MB]")
             host.sleep("package download", len(to_fetch) / 2)
             host.out(f"Fetched {size:.1f} MB in 2s")
             with host.locked_state(PACKAGE_STATE) as current:

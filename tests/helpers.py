@@ -1,0 +1,30 @@
+"""Helpers for tests that drive sandbox hosts and wait on conditions."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Callable
+
+from kubeupgrade.sandbox.manager import Sandbox
+
+
+def run_on(box: Sandbox, node: str, *argv: str, stdin: str | None = None,
+           timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run a command on a sandbox node, as an agent does: argv list, its bin dir first on PATH."""
+    env = {**os.environ, "PATH": f"{box.node_bin(node)}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(list(argv), env=env, capture_output=True, text=True, timeout=timeout,
+                          input=stdin if stdin is not None else "", check=False)
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 15.0, interval: float = 0.05) -> object:
+    """Poll `condition` until it returns something truthy; fail the test at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)

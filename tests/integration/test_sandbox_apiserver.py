@@ -1,0 +1,185 @@
+"""The sandbox API server, driven by the official `kubernetes` Python client, unmodified:
+discovery, nodes, pods, patches, evictions against PodDisruptionBudgets, Status errors,
+the simulated controllers, and state surviving a restart."""
+
+import json
+import ssl
+import urllib.error
+import urllib.request
+
+import pytest
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+from tests.helpers import wait_for
+
+
+@pytest.fixture
+def cluster(make_sandbox):
+    box = make_sandbox(control_planes=3, workers=3, version="1.30.4", os_family="mixed")
+    api_client = config.new_client_from_config(config_file=str(box.kubeconfig))
+    yield box, client.CoreV1Api(api_client), client.AppsV1Api(api_client), client.PolicyV1Api(api_client), api_client
+    api_client.close()
+
+
+def test_version_and_discovery(cluster):
+    box, core, apps, policy, api_client = cluster
+    info = client.VersionApi(api_client).get_code()
+    assert (info.major, info.minor, info.git_version) == ("1", "30", "v1.30.4")
+    groups = {g.name for g in client.ApisApi(api_client).get_api_versions().groups}
+    assert {"apps", "policy"} <= groups
+    resources = {r.name: r for r in core.get_api_resources().resources}
+    assert resources["pods/eviction"].group == "policy" and resources["pods/eviction"].kind == "Eviction"
+    assert resources["nodes"].namespaced is False
+
+
+def test_nodes_roles_versions_and_label_selectors(cluster):
+    box, core, *_ = cluster
+    nodes = core.list_node().items
+    assert [n.metadata.name for n in nodes] == ["cp-1", "cp-2", "cp-3", "worker-1", "worker-2", "worker-3"]
+    assert {n.status.node_info.kubelet_version for n in nodes} == {"v1.30.4"}
+    control_planes = core.list_node(label_selector="node-role.kubernetes.io/control-plane").items
+    assert [n.metadata.name for n in control_planes] == ["cp-1", "cp-2", "cp-3"]
+    workers = core.list_node(label_selector="!node-role.kubernetes.io/control-plane").items
+    assert len(workers) == 3
+    assert all(c.status == "True" for n in nodes for c in n.status.conditions if c.type == "Ready")
+    assert [t.key for t in control_planes[0].spec.taints] == ["node-role.kubernetes.io/control-plane"]
+
+
+def test_cordon_with_strategic_merge_patch_adds_the_unschedulable_taint(cluster):
+    box, core, *_ = cluster
+    core.patch_node("worker-1", {"spec": {"unschedulable": True}})
+    node = wait_for(lambda: (n := core.read_node("worker-1")).spec.taints and n)
+    assert node.spec.unschedulable is True
+    assert [t.key for t in node.spec.taints] == ["node.kubernetes.io/unschedulable"]
+    core.patch_node("worker-1", {"spec": {"unschedulable": None}})
+    wait_for(lambda: not core.read_node("worker-1").spec.taints)
+    events = [(h["node"], h["event"]) for h in box.history()]
+    assert events == [("worker-1", "cordon"), ("worker-1", "uncordon")]
+
+
+def test_merge_and_json_patches(cluster):
+    box, core, _, _, api_client = cluster
+    body = [{"op": "add", "path": "/metadata/labels/tier", "value": "gold"}]
+    core.patch_node("worker-2", body)  # a list body is sent as a JSON patch
+    assert core.read_node("worker-2").metadata.labels["tier"] == "gold"
+    with pytest.raises(ApiException) as failure:
+        core.patch_node("worker-2", [{"op": "replace", "path": "/metadata/nothing/here", "value": 1}])
+    assert failure.value.status == 422
+    assert json.loads(failure.value.body)["kind"] == "Status"
+
+
+def test_pods_by_node_and_mirror_pods_show_versions(cluster):
+    box, core, apps, *_ = cluster
+    on_cp1 = core.list_pod_for_all_namespaces(field_selector="spec.nodeName=cp-1").items
+    mirror = {p.metadata.name: p.spec.containers[0].image for p in on_cp1
+              if "kubernetes.io/config.mirror" in (p.metadata.annotations or {})}
+    assert mirror["kube-apiserver-cp-1"] == "registry.k8s.io/kube-apiserver:v1.30.4"
+    assert mirror["etcd-cp-1"].startswith("registry.k8s.io/etcd:3.5.")
+    assert len(mirror) == 4
+    coredns = apps.read_namespaced_deployment("coredns", "kube-system")
+    assert coredns.spec.template.spec.containers[0].image == "registry.k8s.io/coredns/coredns:v1.11.1"
+    proxy = apps.read_namespaced_daemon_set("kube-proxy", "kube-system")
+    assert proxy.spec.template.spec.containers[0].image == "registry.k8s.io/kube-proxy:v1.30.4"
+    pods = core.list_namespaced_pod("kube-system", label_selector="k8s-app=kube-proxy").items
+    assert len(pods) == 6
+
+
+def test_kubeadm_config_holds_the_cluster_configuration(cluster):
+    box, core, *_ = cluster
+    data = core.read_namespaced_config_map("kubeadm-config", "kube-system").data
+    assert "kubernetesVersion: v1.30.4" in data["ClusterConfiguration"]
+    assert "kind: ClusterConfiguration" in data["ClusterConfiguration"]
+    assert "kubelet" in core.read_namespaced_config_map("kubelet-config", "kube-system").data
+
+
+def test_errors_are_status_objects(cluster):
+    box, core, *_ = cluster
+    with pytest.raises(ApiException) as missing:
+        core.read_node("nope")
+    assert missing.value.status == 404
+    status = json.loads(missing.value.body)
+    assert (status["kind"], status["reason"], status["message"]) == ("Status", "NotFound", 'nodes "nope" not found')
+    with pytest.raises(ApiException) as duplicate:
+        core.create_namespace({"metadata": {"name": "shop"}})
+    assert duplicate.value.status == 409 and json.loads(duplicate.value.body)["reason"] == "AlreadyExists"
+
+
+def test_requests_without_the_token_get_401(cluster):
+    box, *_ = cluster
+    request = urllib.request.Request(box.server + "/api/v1/nodes")
+    context = ssl.create_default_context(cafile=str(box.paths.ca))
+    with pytest.raises(urllib.error.HTTPError) as failure:
+        urllib.request.urlopen(request, context=context, timeout=5)
+    assert failure.value.code == 401
+    assert json.loads(failure.value.read())["reason"] == "Unauthorized"
+
+
+def _web_pod_on(core, node):
+    pods = core.list_namespaced_pod("shop", label_selector="app=web", field_selector=f"spec.nodeName={node}").items
+    return pods[0]
+
+
+def test_eviction_honours_the_budget_and_evicted_pods_come_back_elsewhere(cluster):
+    box, core, apps, policy, _ = cluster
+    core.patch_node("worker-1", {"spec": {"unschedulable": True}})
+    victim = _web_pod_on(core, "worker-1")
+    body = client.V1Eviction(metadata=client.V1ObjectMeta(name=victim.metadata.name, namespace="shop"))
+    core.create_namespaced_pod_eviction(victim.metadata.name, "shop", body)
+    # web-pdb allows one disruption: while the replacement starts, a second eviction is refused.
+    second = _web_pod_on(core, "worker-2")
+    budget = policy.read_namespaced_pod_disruption_budget("web-pdb", "shop")
+    if budget.status.disruptions_allowed == 0:
+        with pytest.raises(ApiException) as refused:
+            core.create_namespaced_pod_eviction(second.metadata.name, "shop", client.V1Eviction(
+                metadata=client.V1ObjectMeta(name=second.metadata.name, namespace="shop")))
+        assert refused.value.status == 429
+    replacement = wait_for(lambda: [
+        p for p in core.list_namespaced_pod("shop", label_selector="app=web").items
+        if p.metadata.name != victim.metadata.name and p.status.phase == "Running"
+        and len(core.list_namespaced_pod("shop", label_selector="app=web").items) == 3
+    ])
+    assert all(p.spec.node_name != "worker-1" for p in replacement)
+
+
+def test_blocked_eviction_answers_429_with_the_real_message(cluster):
+    box, core, _, policy, _ = cluster
+    policy.patch_namespaced_pod_disruption_budget("api-pdb", "shop", {"spec": {"minAvailable": 3}})
+    pod = core.list_namespaced_pod("shop", label_selector="app=api").items[0]
+    with pytest.raises(ApiException) as refused:
+        core.create_namespaced_pod_eviction(pod.metadata.name, "shop", client.V1Eviction(
+            metadata=client.V1ObjectMeta(name=pod.metadata.name, namespace="shop")))
+    status = json.loads(refused.value.body)
+    assert refused.value.status == 429
+    assert status["message"] == "Cannot evict pod as it would violate the pod's disruption budget."
+    assert status["details"]["causes"][0] == {
+        "reason": "DisruptionBudget",
+        "message": "The disruption budget api-pdb needs 3 healthy pods and has 3 currently"}
+    budget = policy.read_namespaced_pod_disruption_budget("api-pdb", "shop").status
+    assert (budget.current_healthy, budget.desired_healthy, budget.disruptions_allowed) == (3, 3, 0)
+
+
+def test_dry_run_eviction_deletes_nothing(cluster):
+    box, core, *_ = cluster
+    pod = core.list_namespaced_pod("shop", label_selector="app=api").items[0]
+    core.create_namespaced_pod_eviction(pod.metadata.name, "shop", client.V1Eviction(
+        metadata=client.V1ObjectMeta(name=pod.metadata.name, namespace="shop")), dry_run="All")
+    assert core.read_namespaced_pod(pod.metadata.name, "shop").metadata.uid == pod.metadata.uid
+
+
+def test_deleted_daemonset_pod_is_recreated_on_its_node(cluster):
+    box, core, *_ = cluster
+    pod = core.list_namespaced_pod("monitoring", field_selector="spec.nodeName=worker-3").items[0]
+    core.delete_namespaced_pod(pod.metadata.name, "monitoring")
+    again = wait_for(lambda: core.list_namespaced_pod("monitoring", field_selector="spec.nodeName=worker-3").items)
+    assert again[0].metadata.name != pod.metadata.name
+
+
+def test_state_survives_an_api_server_restart(cluster):
+    box, core, *_ = cluster
+    core.patch_node("worker-3", {"spec": {"unschedulable": True}})
+    assert box.stop_api()
+    assert not box.healthy()
+    box.start_api()
+    assert core.read_node("worker-3").spec.unschedulable is True
+    assert ("worker-3", "cordon") in [(h["node"], h["event"]) for h in box.history()]

@@ -1,0 +1,366 @@
+"""The simulated host binaries: real argv, output formats and exit codes, success and failure
+paths, kubeadm's ordering rules, the command log, and every injectable fault."""
+
+import json
+import time
+
+import pytest
+
+from kubeupgrade.sandbox import hosts
+from tests.helpers import run_on, wait_for
+
+
+@pytest.fixture
+def box(make_sandbox):
+    # cp-1 apt, cp-2 dnf, worker-1 apt, worker-2 dnf
+    return make_sandbox(control_planes=2, workers=2, version="1.30.4", os_family="mixed")
+
+
+def ok(result):
+    assert result.returncode == 0, f"{result.args}: {result.stdout}\n{result.stderr}"
+    return result
+
+
+def point_repository(box, node, minor):
+    root = box.node_root(node)
+    if (root / hosts.APT_SOURCE).exists():
+        (root / hosts.APT_SOURCE).write_text(hosts.apt_source_line(minor))
+    else:
+        (root / hosts.YUM_REPO).write_text(hosts.yum_repo_text(minor))
+
+
+def install(box, node, version, *packages):
+    """The kubeadm documentation's install sequence for this node's package manager."""
+    minor = version.rsplit(".", 1)[0]
+    point_repository(box, node, minor)
+    if box.node_root(node).joinpath(hosts.APT_SOURCE).exists():
+        ok(run_on(box, node, "apt-mark", "unhold", *packages))
+        ok(run_on(box, node, "apt-get", "update"))
+        ok(run_on(box, node, "apt-get", "install", "-y", *[f"{p}={version}-1.1" for p in packages]))
+        ok(run_on(box, node, "apt-mark", "hold", *packages))
+    else:
+        ok(run_on(box, node, "dnf", "install", "-y", *[f"{p}-{version}-150500.1.1" for p in packages],
+                  "--disableexcludes=kubernetes"))
+
+
+def node_info(box, name):
+    return next(n for n in box.api_get("/api/v1/nodes")["items"] if n["metadata"]["name"] == name)
+
+
+def ready(node):
+    return next(c["status"] for c in node["status"]["conditions"] if c["type"] == "Ready")
+
+
+# -- versions --------------------------------------------------------------------------------
+def test_kubeadm_and_kubelet_versions(box):
+    assert ok(run_on(box, "cp-1", "kubeadm", "version", "-o", "short")).stdout == "v1.30.4\n"
+    info = json.loads(ok(run_on(box, "cp-1", "kubeadm", "version", "-o", "json")).stdout)
+    assert info["clientVersion"]["gitVersion"] == "v1.30.4"
+    assert ok(run_on(box, "cp-1", "kubeadm", "version")).stdout.startswith(
+        'kubeadm version: &version.Info{Major:"1", Minor:"30", GitVersion:"v1.30.4"')
+    assert ok(run_on(box, "worker-1", "kubelet", "--version")).stdout == "Kubernetes v1.30.4\n"
+    bad = run_on(box, "cp-1", "kubeadm", "version", "-o", "xml")
+    assert bad.returncode == 1 and 'invalid output format "xml"' in bad.stderr
+    assert run_on(box, "cp-1", "kubeadm", "upgrade", "apply", "--bogus").stderr.startswith("unknown flag: --bogus")
+
+
+# -- apt -------------------------------------------------------------------------------------
+def test_apt_serves_only_the_configured_minor_after_update(box):
+    missing = run_on(box, "cp-1", "apt-get", "install", "-y", "kubeadm=1.31.2-1.1")
+    assert (missing.returncode, missing.stderr.strip()) == (100, "E: Version '1.31.2-1.1' for 'kubeadm' was not found")
+    point_repository(box, "cp-1", "1.31")
+    still = run_on(box, "cp-1", "apt-get", "install", "-y", "kubeadm=1.31.2-1.1")
+    assert still.returncode == 100, "apt must not see the new repository before apt-get update"
+    update = ok(run_on(box, "cp-1", "apt-get", "update"))
+    assert "Hit:1 https://pkgs.k8s.io/core:/stable:/v1.31/deb  InRelease" in update.stdout
+    madison = ok(run_on(box, "cp-1", "apt-cache", "madison", "kubeadm")).stdout.splitlines()
+    assert madison[0] == "   kubeadm | 1.31.14-1.1 | https://pkgs.k8s.io/core:/stable:/v1.31/deb  Packages"
+    assert len(madison) == 15
+
+
+def test_held_packages_do_not_move(box):
+    point_repository(box, "cp-1", "1.30")
+    ok(run_on(box, "cp-1", "apt-get", "update"))
+    held = run_on(box, "cp-1", "apt-get", "install", "-y", "kubeadm=1.30.9-1.1")
+    assert held.returncode == 100
+    assert "E: Held packages were changed and -y was used without --allow-change-held-packages." in held.stderr
+    assert ok(run_on(box, "cp-1", "dpkg-query", "-W", "--showformat=${Version}", "kubeadm")).stdout == "1.30.4-1.1"
+    assert ok(run_on(box, "cp-1", "apt-mark", "showhold")).stdout.split() == ["kubeadm", "kubectl", "kubelet"]
+    assert ok(run_on(box, "cp-1", "apt-mark", "unhold", "kubeadm")).stdout.strip() == "Canceled hold on kubeadm."
+    assert ok(run_on(box, "cp-1", "apt-mark", "unhold", "kubeadm")).stdout.strip() == "kubeadm was already not on hold."
+    ok(run_on(box, "cp-1", "apt-get", "install", "-y", "kubeadm=1.30.9-1.1"))
+    again = ok(run_on(box, "cp-1", "apt-get", "install", "-y", "kubeadm=1.30.9-1.1"))
+    assert "kubeadm is already the newest version (1.30.9-1.1)." in again.stdout
+    policy = ok(run_on(box, "cp-1", "apt-cache", "policy", "kubeadm")).stdout
+    assert "Installed: 1.30.9-1.1" in policy and "Candidate: 1.30.14-1.1" in policy
+
+
+def test_apt_without_yes_aborts(box):
+    ok(run_on(box, "cp-1", "apt-mark", "unhold", "kubeadm"))
+    result = run_on(box, "cp-1", "apt-get", "install", "kubeadm=1.30.5-1.1")
+    assert result.returncode == 1 and "Abort." in result.stdout
+
+
+# -- dnf / yum -------------------------------------------------------------------------------
+def test_dnf_needs_disableexcludes_and_the_right_repository(box):
+    excluded = run_on(box, "cp-2", "dnf", "install", "-y", "kubeadm-1.30.9-150500.1.1")
+    assert excluded.returncode == 1
+    assert "All matches were filtered out by exclude filtering for argument: kubeadm-1.30.9-150500.1.1" in excluded.stderr
+    wrong_minor = run_on(box, "cp-2", "dnf", "install", "-y", "kubeadm-1.31.2-150500.1.1", "--disableexcludes=kubernetes")
+    assert wrong_minor.returncode == 1 and "Error: Unable to find a match: kubeadm-1.31.2-150500.1.1" in wrong_minor.stderr
+    point_repository(box, "cp-2", "1.31")
+    listing = ok(run_on(box, "cp-2", "dnf", "list", "--showduplicates", "kubeadm", "--disableexcludes=kubernetes")).stdout
+    assert "kubeadm.x86_64                  1.31.14-150500.1.1" in listing
+    assert "Installed Packages" in listing and "1.30.4-150500.1.1" in listing
+    ok(run_on(box, "cp-2", "yum", "install", "-y", "kubeadm-1.31.2-*", "--disableexcludes=kubernetes"))
+    assert ok(run_on(box, "cp-2", "rpm", "-q", "kubeadm")).stdout.strip() == "kubeadm-1.31.2-150500.1.1.x86_64"
+    again = ok(run_on(box, "cp-2", "dnf", "install", "-y", "kubeadm-1.31.2-150500.1.1", "--disableexcludes=kubernetes"))
+    assert "Nothing to do." in again.stdout
+
+
+# -- kubeadm ---------------------------------------------------------------------------------
+def test_apply_refuses_a_target_two_minors_ahead_and_a_kubeadm_older_than_the_target(box):
+    install(box, "cp-1", "1.31.2", "kubeadm")
+    too_high = run_on(box, "cp-1", "kubeadm", "upgrade", "apply", "v1.32.1", "--yes")
+    assert too_high.returncode == 1
+    assert 'Specified version to upgrade to "v1.32.1" is too high; kubeadm can upgrade only 1 minor version at a time' in too_high.stderr
+    newer = run_on(box, "cp-1", "kubeadm", "upgrade", "apply", "v1.31.5", "--yes")
+    assert newer.returncode == 1
+    assert 'is higher than the kubeadm version "v1.31.2". Upgrade kubeadm first' in newer.stderr
+    assert "Can be bypassed if you pass the --force flag" in newer.stderr
+
+
+def test_apply_asks_for_confirmation(box):
+    install(box, "cp-1", "1.31.2", "kubeadm")
+    result = run_on(box, "cp-1", "kubeadm", "upgrade", "apply", "v1.31.2", stdin="n\n")
+    assert result.returncode == 1
+    assert "[upgrade] Are you sure you want to proceed? [y/N]: " in result.stdout
+    assert "won't proceed; the user didn't answer (Y|y) in order to continue" in result.stderr
+
+
+def test_apply_refuses_notready_control_planes(box):
+    box.add_fault("never-ready", node="cp-2")
+    ok(run_on(box, "cp-2", "systemctl", "restart", "kubelet"))
+    wait_for(lambda: ready(node_info(box, "cp-2")) == "False")
+    install(box, "cp-1", "1.31.2", "kubeadm")
+    result = run_on(box, "cp-1", "kubeadm", "upgrade", "apply", "v1.31.2", "--yes")
+    assert result.returncode == 1
+    assert "[ERROR ControlPlaneNodesReady]: there are NotReady control-planes in the cluster: [cp-2]" in result.stderr
+    box.clear_faults()
+    wait_for(lambda: ready(node_info(box, "cp-2")) == "True")
+
+
+def test_apply_needs_admin_conf(box):
+    install(box, "cp-1", "1.31.2", "kubeadm")
+    (box.node_root("cp-1") / "etc/kubernetes/admin.conf").unlink()
+    result = run_on(box, "cp-1", "kubeadm", "upgrade", "apply", "v1.31.2", "--yes")
+    assert result.returncode == 1
+    assert "open /etc/kubernetes/admin.conf: no such file or directory" in result.stderr
+
+
+def test_dry_run_changes_nothing(box):
+    install(box, "cp-1", "1.31.2", "kubeadm")
+    before = (box.node_root("cp-1") / "etc/kubernetes/manifests/kube-apiserver.yaml").read_text()
+    result = ok(run_on(box, "cp-1", "kubeadm", "upgrade", "apply", "v1.31.2", "--dry-run"))
+    assert "Finished dryrunning successfully" in result.stdout
+    assert (box.node_root("cp-1") / "etc/kubernetes/manifests/kube-apiserver.yaml").read_text() == before
+    assert not list((box.node_root("cp-1") / "etc/kubernetes/tmp").iterdir())
+
+
+def apiserver_images(box):
+    pods = box.api_get("/api/v1/namespaces/kube-system/pods?labelSelector=component%3Dkube-apiserver")["items"]
+    return {p["spec"]["nodeName"]: p["spec"]["containers"][0]["image"].rsplit(":", 1)[1] for p in pods}
+
+
+def addon_images(box):
+    coredns = box.api_get("/apis/apps/v1/namespaces/kube-system/deployments/coredns")
+    proxy = box.api_get("/apis/apps/v1/namespaces/kube-system/daemonsets/kube-proxy")
+    return (coredns["spec"]["template"]["spec"]["containers"][0]["image"].rsplit(":", 1)[1],
+            proxy["spec"]["template"]["spec"]["containers"][0]["image"].rsplit(":", 1)[1])
+
+
+def test_apply_then_node_upgrades_addons_only_after_the_last_control_plane(box):
+    install(box, "cp-1", "1.31.2", "kubeadm")
+    apply = ok(run_on(box, "cp-1", "kubeadm", "upgrade", "apply", "v1.31.2", "--yes"))
+    assert '[upgrade/successful] SUCCESS! Your cluster was upgraded to "v1.31.2". Enjoy!' in apply.stdout
+    assert "Skipping upgrade of addons because control plane instances [cp-2] have not been upgraded" in apply.stdout
+    assert apiserver_images(box) == {"cp-1": "v1.31.2", "cp-2": "v1.30.4"}
+    assert addon_images(box) == ("v1.11.1", "v1.30.4")
+    backups = sorted(p.name for p in (box.node_root("cp-1") / "etc/kubernetes/tmp").iterdir())
+    assert backups and backups[0].startswith("kubeadm-backup-manifests-")
+    config = box.api_get("/api/v1/namespaces/kube-system/configmaps/kubeadm-config")
+    assert "kubernetesVersion: v1.31.2" in config["data"]["ClusterConfiguration"]
+    # A worker's `upgrade node` only rewrites its kubelet configuration.
+    install(box, "worker-1", "1.31.2", "kubeadm")
+    worker = ok(run_on(box, "worker-1", "kubeadm", "upgrade", "node"))
+    assert "Skipping phase. Not a control plane node." in worker.stdout
+    assert "sandboxWrittenFor: v1.31.2" in (box.node_root("worker-1") / "var/lib/kubelet/config.yaml").read_text()
+    # The last control plane brings the addons along.
+    install(box, "cp-2", "1.31.2", "kubeadm")
+    node = ok(run_on(box, "cp-2", "kubeadm", "upgrade", "node"))
+    assert "[addons] Applied essential addon: CoreDNS" in node.stdout
+    assert apiserver_images(box) == {"cp-1": "v1.31.2", "cp-2": "v1.31.2"}
+    assert addon_images(box) == ("v1.11.3", "v1.31.2")
+    wait_for(lambda: {p["spec"]["containers"][0]["image"] for p in box.api_get(
+        "/api/v1/namespaces/kube-system/pods?labelSelector=k8s-app%3Dkube-proxy")["items"]}
+        == {"registry.k8s.io/kube-proxy:v1.31.2"})
+    # kubeadm is idempotent: a re-run converges without changing anything.
+    rerun = ok(run_on(box, "cp-1", "kubeadm", "upgrade", "apply", "v1.31.2", "--yes"))
+    assert "Current and new manifests of kube-apiserver are equal, skipping upgrade" in rerun.stdout
+    assert box.api_get("/version")["gitVersion"] == "v1.31.2"
+
+
+def test_upgrade_node_with_an_old_kubeadm_is_refused(box):
+    install(box, "cp-1", "1.31.2", "kubeadm")
+    ok(run_on(box, "cp-1", "kubeadm", "upgrade", "apply", "v1.31.2", "--yes"))
+    result = run_on(box, "worker-1", "kubeadm", "upgrade", "node")
+    assert result.returncode == 1 and "upgrade kubeadm first" in result.stderr
+
+
+def test_upgrade_plan_prints_the_component_table(box):
+    install(box, "cp-1", "1.31.2", "kubeadm")
+    plan = ok(run_on(box, "cp-1", "kubeadm", "upgrade", "plan")).stdout
+    assert "[upgrade/versions] Cluster version: v1.30.4" in plan
+    assert "kubeadm upgrade apply v1.31.2" in plan
+    assert "kube-apiserver            cp-1" in plan
+
+
+def test_apply_with_an_upgrade_configuration_file(box):
+    install(box, "cp-1", "1.31.2", "kubeadm")
+    (box.node_root("cp-1") / "etc/kubernetes/upgrade.yaml").write_text(
+        "apiVersion: kubeadm.k8s.io/v1beta4\nkind: UpgradeConfiguration\n"
+        "apply:\n  kubernetesVersion: v1.31.2\n  certificateRenewal: false\n  etcdUpgrade: false\n")
+    result = ok(run_on(box, "cp-1", "kubeadm", "upgrade", "apply", "--config", "/etc/kubernetes/upgrade.yaml", "--yes"))
+    assert "Renewed the certificates" not in result.stdout
+    assert apiserver_images(box)["cp-1"] == "v1.31.2"
+
+
+# -- kubelet, systemctl ----------------------------------------------------------------------
+def test_kubelet_restart_goes_notready_then_ready_at_the_installed_version(box):
+    install(box, "worker-1", "1.30.9", "kubelet", "kubectl")
+    assert node_info(box, "worker-1")["status"]["nodeInfo"]["kubeletVersion"] == "v1.30.4"
+    restart = ok(run_on(box, "worker-1", "systemctl", "restart", "kubelet"))
+    assert "Run 'systemctl daemon-reload' to reload units." in restart.stderr
+    wait_for(lambda: node_info(box, "worker-1")["status"]["nodeInfo"]["kubeletVersion"] == "v1.30.9")
+    events = [(h["event"], h.get("kubelet")) for h in box.history() if h["node"] == "worker-1"]
+    assert events == [("not-ready", "v1.30.4"), ("ready", "v1.30.9")]
+    ok(run_on(box, "worker-1", "systemctl", "daemon-reload"))
+    assert ok(run_on(box, "worker-1", "systemctl", "restart", "kubelet")).stderr == ""
+    assert ok(run_on(box, "worker-1", "systemctl", "is-active", "kubelet")).stdout == "active\n"
+
+
+def test_stopped_kubelet_is_inactive_and_the_node_unknown(box):
+    ok(run_on(box, "worker-2", "systemctl", "stop", "kubelet"))
+    inactive = run_on(box, "worker-2", "systemctl", "is-active", "kubelet")
+    assert (inactive.returncode, inactive.stdout) == (3, "inactive\n")
+    wait_for(lambda: ready(node_info(box, "worker-2")) == "Unknown")
+    ok(run_on(box, "worker-2", "systemctl", "start", "kubelet"))
+    wait_for(lambda: ready(node_info(box, "worker-2")) == "True")
+
+
+def test_swap_and_killall(box):
+    assert ok(run_on(box, "worker-1", "swapon", "--show")).stdout == ""
+    box.add_fault("swap-on", node="worker-1")
+    assert "/swap.img" in ok(run_on(box, "worker-1", "swapon", "--show")).stdout
+    ok(run_on(box, "cp-1", "killall", "-s", "SIGTERM", "kube-apiserver"))
+    pod = wait_for(lambda: (p := box.api_get("/api/v1/namespaces/kube-system/pods/kube-apiserver-cp-1"))
+                   ["status"]["containerStatuses"][0]["restartCount"] == 1 and p)
+    assert pod["spec"]["nodeName"] == "cp-1"
+    assert run_on(box, "worker-1", "killall", "kube-apiserver").stderr.strip() == "kube-apiserver: no process found"
+
+
+# -- command log and faults ------------------------------------------------------------------
+def test_every_command_is_logged_with_argv_times_and_exit_code(box):
+    ok(run_on(box, "worker-1", "kubeadm", "version", "-o", "short"))
+    run_on(box, "worker-1", "apt-get", "install", "-y", "kubeadm=9.9.9-1.1")
+    log = box.command_log("worker-1")
+    assert [entry["argv"] for entry in log] == [["kubeadm", "version", "-o", "short"],
+                                                ["apt-get", "install", "-y", "kubeadm=9.9.9-1.1"]]
+    assert [entry["exit"] for entry in log] == [0, 100]
+    assert all(entry["end"] >= entry["start"] for entry in log)
+
+
+def test_fail_fault_hits_the_next_n_runs_of_its_command(box):
+    box.add_fault("fail", node="cp-1", command="kubeadm upgrade apply", count=2, exit_code=3)
+    install(box, "cp-1", "1.31.2", "kubeadm")
+    for _ in range(2):
+        failed = run_on(box, "cp-1", "kubeadm", "upgrade", "apply", "v1.31.2", "--yes")
+        assert failed.returncode == 3 and "simulated failure" in failed.stderr
+    ok(run_on(box, "cp-1", "kubeadm", "upgrade", "apply", "v1.31.2", "--yes"))
+    assert ok(run_on(box, "cp-1", "kubeadm", "version", "-o", "short")).stdout == "v1.31.2\n"
+
+
+def test_hang_fault_delays_the_command(box):
+    box.add_fault("hang", node="worker-1", command="kubelet --version", seconds=1.0)
+    started = time.monotonic()
+    ok(run_on(box, "worker-1", "kubelet", "--version"))
+    assert time.monotonic() - started >= 1.0
+
+
+def test_crash_during_apt_install_leaves_dpkg_interrupted_until_configured(box):
+    point_repository(box, "worker-1", "1.30")
+    ok(run_on(box, "worker-1", "apt-get", "update"))
+    ok(run_on(box, "worker-1", "apt-mark", "unhold", "kubelet"))
+    box.add_fault("crash", node="worker-1", command="apt-get install")
+    crashed = run_on(box, "worker-1", "apt-get", "install", "-y", "kubelet=1.30.9-1.1")
+    assert crashed.returncode == -9
+    assert ok(run_on(box, "worker-1", "dpkg-query", "-W", "--showformat=${Status}", "kubelet")).stdout == "install ok unpacked"
+    blocked = run_on(box, "worker-1", "apt-get", "install", "-y", "kubelet=1.30.9-1.1")
+    assert (blocked.returncode, blocked.stderr.strip()) == (
+        100, "E: dpkg was interrupted, you must manually run 'dpkg --configure -a' to correct the problem.")
+    assert "Setting up kubelet (1.30.9-1.1) ..." in ok(run_on(box, "worker-1", "dpkg", "--configure", "-a")).stdout
+    assert "already the newest version" in ok(run_on(box, "worker-1", "apt-get", "install", "-y", "kubelet=1.30.9-1.1")).stdout
+    assert [e["exit"] for e in box.command_log("worker-1")][-5:] == [-9, 0, 100, 0, 0]
+
+
+def test_crash_during_apply_converges_on_rerun(box):
+    install(box, "cp-1", "1.31.2", "kubeadm")
+    box.add_fault("crash", node="cp-1", command="kubeadm upgrade apply")
+    assert run_on(box, "cp-1", "kubeadm", "upgrade", "apply", "v1.31.2", "--yes").returncode == -9
+    config = box.api_get("/api/v1/namespaces/kube-system/configmaps/kubeadm-config")
+    assert "kubernetesVersion: v1.30.4" in config["data"]["ClusterConfiguration"]  # half-applied
+    ok(run_on(box, "cp-1", "kubeadm", "upgrade", "apply", "v1.31.2", "--yes"))
+    config = box.api_get("/api/v1/namespaces/kube-system/configmaps/kubeadm-config")
+    assert "kubernetesVersion: v1.31.2" in config["data"]["ClusterConfiguration"]
+
+
+def test_crash_during_kubelet_restart_leaves_it_stopped(box):
+    box.add_fault("crash", node="worker-1", command="systemctl restart kubelet")
+    assert run_on(box, "worker-1", "systemctl", "restart", "kubelet").returncode == -9
+    assert run_on(box, "worker-1", "systemctl", "is-active", "kubelet").returncode == 3
+    ok(run_on(box, "worker-1", "systemctl", "restart", "kubelet"))
+    wait_for(lambda: ready(node_info(box, "worker-1")) == "True")
+
+
+def test_dpkg_lock_fault(box):
+    box.add_fault("dpkg-lock", node="worker-1")
+    locked = run_on(box, "worker-1", "apt-get", "update")
+    assert locked.returncode == 100 and "Could not get lock /var/lib/dpkg/lock-frontend" in locked.stderr
+    ok(run_on(box, "worker-1", "apt-get", "update"))
+
+
+def test_missing_package_fault(box):
+    box.add_fault("missing-package", node="worker-2", package="kubelet=1.30.9")
+    failed = run_on(box, "worker-2", "dnf", "install", "-y", "kubelet-1.30.9-150500.1.1", "--disableexcludes=kubernetes")
+    assert failed.returncode == 1 and "Unable to find a match" in failed.stderr
+    box.clear_faults()
+    ok(run_on(box, "worker-2", "dnf", "install", "-y", "kubelet-1.30.9-150500.1.1", "--disableexcludes=kubernetes"))
+
+
+def test_never_ready_holds_until_cleared(box):
+    fault = box.add_fault("never-ready", node="worker-1")
+    ok(run_on(box, "worker-1", "systemctl", "restart", "kubelet"))
+    wait_for(lambda: ready(node_info(box, "worker-1")) == "False")
+    time.sleep(0.5)
+    assert ready(node_info(box, "worker-1")) == "False"
+    box.clear_faults(fault.id)
+    wait_for(lambda: ready(node_info(box, "worker-1")) == "True")
+
+
+def test_api_server_unreachable_for_a_while(box):
+    box.api_down(1.0)
+    assert not box.healthy()
+    failed = run_on(box, "cp-1", "kubeadm", "upgrade", "plan")
+    assert failed.returncode == 1 and "connection refused" in failed.stderr.lower()
+    wait_for(box.healthy, timeout=20)
+    ok(run_on(box, "cp-1", "kubeadm", "upgrade", "plan"))
