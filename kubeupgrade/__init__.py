@@ -5,3 +5,10 @@ that importing a pure submodule (versions, planning) never pulls in Celery or th
 """
 
 __version__ = "0.1.0"
+
+
+def submit(*args, **kwargs):  # type: ignore[no-untyped-def]
+    """Submit an upgrade campaign; see `kubeupgrade.api.submit`."""
+    from kubeupgrade.api import submit as _submit
+
+    return _submit(*args, **kwargs)

@@ -57,6 +57,8 @@ _POLICY_KEYS = (
     "upgrade_configuration",
     "hooks",
     "retries",
+    "ready_timeout",
+    "agent_timeout",
 )
 _DRAIN_KEYS = (
     "timeout",
@@ -278,6 +280,10 @@ class _CampaignReader:
             else None,
             hooks=self.hooks(_section(raw, "hooks")),
             retries=self.retries(_section(raw, "retries")),
+            ready_timeout_seconds=self.duration(
+                raw.get("ready_timeout", defaults.ready_timeout_seconds), "policies.ready_timeout"),
+            agent_timeout_seconds=self.duration(
+                raw.get("agent_timeout", defaults.agent_timeout_seconds), "policies.agent_timeout"),
         )
 
     def flag(self, raw: dict[str, Any], key: str, default: bool) -> bool:
@@ -391,3 +397,61 @@ def _kind(value: Any) -> str:
         float: "a number",
         type(None): "nothing",
     }.get(type(value), type(value).__name__)
+
+
+def campaign_to_dict(campaign: Campaign) -> dict[str, Any]:
+    """The campaign in campaign-file form; `parse_campaign` of its YAML gives it back."""
+    policies = campaign.policies
+    drain = policies.drain
+    document: dict[str, Any] = {
+        "cluster": campaign.cluster,
+        "target": campaign.target.raw or campaign.target.plain,
+        "policies": {
+            "max_unavailable": str(policies.max_unavailable) if policies.max_unavailable.percent
+            is not None else policies.max_unavailable.count,
+            "worker_strategy": policies.worker_strategy.value,
+            "drain": {"timeout": drain.timeout_seconds,
+                      "delete_emptydir_data": drain.delete_emptydir_data,
+                      "on_pdb_block": drain.on_pdb_block.value,
+                      "skip_for_patch": drain.skip_for_patch},
+            "certificate_renewal": policies.certificate_renewal,
+            "etcd_upgrade": policies.etcd_upgrade,
+            "stop_apiserver_before_etcd_upgrade": policies.stop_apiserver_before_etcd_upgrade,
+            "apiserver_stop_wait_seconds": policies.apiserver_stop_wait_seconds,
+            "hooks": {"after_first_control_plane": [list(a) for a in policies.hooks.after_first_control_plane],
+                      "before_drain": [list(a) for a in policies.hooks.before_drain],
+                      "after_node": [list(a) for a in policies.hooks.after_node]},
+            "retries": {"attempts": policies.retries.attempts,
+                        "backoff_seconds": policies.retries.backoff_seconds},
+            "ready_timeout": policies.ready_timeout_seconds,
+            "agent_timeout": policies.agent_timeout_seconds,
+        },
+    }
+    if drain.grace_period_seconds is not None:
+        document["policies"]["drain"]["grace_period"] = drain.grace_period_seconds
+    if drain.pod_selector:
+        document["policies"]["drain"]["pod_selector"] = drain.pod_selector
+    if policies.upgrade_configuration:
+        document["policies"]["upgrade_configuration"] = policies.upgrade_configuration
+    if campaign.control_plane_version is not None:
+        document["control_plane_version"] = campaign.control_plane_version.plain
+    if campaign.pins:
+        document["pins"] = {minor.plain: version.plain for minor, version in campaign.pins}
+    if campaign.nodes is not None:
+        document["nodes"] = [_node_to_dict(node) for node in campaign.nodes]
+    return document
+
+
+def _node_to_dict(node: NodeSpec) -> dict[str, Any]:
+    item: dict[str, Any] = {"name": node.name, "role": node.role.value}
+    if node.kubelet is not None:
+        item["kubelet"] = node.kubelet.plain
+    if node.control_plane is not None:
+        item["control_plane"] = node.control_plane.plain
+    if node.os is not None:
+        item["os"] = node.os.value
+    if node.zone is not None:
+        item["zone"] = node.zone
+    if node.labels:
+        item["labels"] = dict(node.labels)
+    return item

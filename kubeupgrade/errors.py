@@ -29,3 +29,11 @@ class RuntimeFailure(KubeupgradeError):
     """Something failed while running: a host command, the API server, the broker."""
 
     exit_code = 1
+
+
+class TemporaryError(RuntimeFailure):
+    """A failure worth retrying with backoff: a lock held, the API server restarting, a 429."""
+
+
+class PermanentError(RuntimeFailure):
+    """A failure retrying will not fix: a missing package version, a refused policy."""

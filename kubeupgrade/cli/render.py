@@ -3,56 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from kubeupgrade.host.listings import ListedPackage
 from kubeupgrade.model.campaign import WorkerStrategy
-from kubeupgrade.model.plan import Hop, NodePlan, Plan, version_label
-from kubeupgrade.model.versions import KubeVersion
-
-
-def plan_to_dict(plan: Plan) -> dict[str, Any]:
-    return {
-        "cluster": plan.cluster,
-        "current": plan.current.plain,
-        "target": str(plan.target.plain),
-        "refused": plan.refused,
-        "hops": [_hop_to_dict(hop) for hop in plan.hops],
-        "violations": [
-            {"rule": v.rule, "node": v.node, "component": v.component, "message": v.message}
-            for v in plan.violations
-        ],
-        "notes": list(plan.notes),
-    }
-
-
-def _hop_to_dict(hop: Hop) -> dict[str, Any]:
-    return {
-        "from": hop.source.plain,
-        "to": hop.target.plain,
-        "to_resolved": isinstance(hop.target, KubeVersion),
-        "kind": "minor" if hop.is_minor_upgrade else "patch",
-        "first_control_plane": hop.first_control_plane,
-        "control_planes": [node.name for node in hop.control_planes],
-        "workers": {
-            "strategy": hop.schedule.strategy.value,
-            "max_unavailable": hop.schedule.limit,
-            "order": list(hop.schedule.order),
-            "batches": [list(batch) for batch in hop.schedule.batches],
-        },
-        "nodes": [_node_to_dict(node) for node in hop.control_planes + hop.workers],
-        "already_at_target": list(hop.already_at_target),
-    }
-
-
-def _node_to_dict(node: NodePlan) -> dict[str, Any]:
-    return {
-        "name": node.name,
-        "role": node.role.value,
-        "kubeadm": node.kubeadm_step.value,
-        "drain": node.drain,
-        "phases": [phase.value for phase in node.phases],
-    }
+from kubeupgrade.model.plan import Plan, plan_to_dict, version_label
 
 
 def plan_to_json(plan: Plan) -> str:

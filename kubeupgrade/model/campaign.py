@@ -116,6 +116,8 @@ class Policies:
     upgrade_configuration: str | None = None
     hooks: Hooks = field(default_factory=Hooks)
     retries: RetryPolicy = field(default_factory=RetryPolicy)
+    ready_timeout_seconds: int = 600  # a node must be Ready at the new version within this
+    agent_timeout_seconds: int = 300  # how long to wait for a node's agent to answer
 
 
 @dataclass(frozen=True)

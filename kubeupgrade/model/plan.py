@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 from kubeupgrade.model.campaign import Role, WorkerStrategy
 from kubeupgrade.model.versions import KubeVersion, MinorVersion, VersionSpec
@@ -16,6 +17,7 @@ from kubeupgrade.model.versions import KubeVersion, MinorVersion, VersionSpec
 class Phase(Enum):
     """The named steps of an upgrade. The value is the stable name used in task names and logs."""
 
+    PREPARE_HOST = "prepare-host"  # hop start, every node: repository, target resolution, facts
     PREFLIGHT = "preflight"
     SET_REPOSITORY = "set-repository"
     INSTALL_KUBEADM = "install-kubeadm"
@@ -140,3 +142,47 @@ def version_label(version: VersionSpec) -> str:
     if isinstance(version, KubeVersion):
         return version.plain
     return f"{version.plain} (latest patch)"
+
+
+def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    return {
+        "cluster": plan.cluster,
+        "current": plan.current.plain,
+        "target": str(plan.target.plain),
+        "refused": plan.refused,
+        "hops": [_hop_to_dict(hop) for hop in plan.hops],
+        "violations": [
+            {"rule": v.rule, "node": v.node, "component": v.component, "message": v.message}
+            for v in plan.violations
+        ],
+        "notes": list(plan.notes),
+    }
+
+
+def _hop_to_dict(hop: Hop) -> dict[str, Any]:
+    return {
+        "from": hop.source.plain,
+        "to": hop.target.plain,
+        "to_resolved": isinstance(hop.target, KubeVersion),
+        "kind": "minor" if hop.is_minor_upgrade else "patch",
+        "first_control_plane": hop.first_control_plane,
+        "control_planes": [node.name for node in hop.control_planes],
+        "workers": {
+            "strategy": hop.schedule.strategy.value,
+            "max_unavailable": hop.schedule.limit,
+            "order": list(hop.schedule.order),
+            "batches": [list(batch) for batch in hop.schedule.batches],
+        },
+        "nodes": [_node_to_dict(node) for node in hop.control_planes + hop.workers],
+        "already_at_target": list(hop.already_at_target),
+    }
+
+
+def _node_to_dict(node: NodePlan) -> dict[str, Any]:
+    return {
+        "name": node.name,
+        "role": node.role.value,
+        "kubeadm": node.kubeadm_step.value,
+        "drain": node.drain,
+        "phases": [phase.value for phase in node.phases],
+    }

@@ -1,0 +1,139 @@
+"""The Python API: submit a campaign and follow it. Also the composition root of the CLI.
+
+    from kubeupgrade import submit
+    handle = submit("campaign.yaml", broker="redis://127.0.0.1:6379/0")
+    handle.wait(timeout=3600)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kubeupgrade.errors import InvalidInput, PolicyRefused, RuntimeFailure
+from kubeupgrade.model.campaign import Campaign
+
+TERMINAL = ("succeeded", "failed", "aborted", "refused")
+
+
+def _app_and_store(broker: str | None):  # type: ignore[no-untyped-def]
+    import redis
+
+    from kubeupgrade.workflow.app import broker_url, use_broker
+    from kubeupgrade.workflow.record import CampaignStore
+
+    url = broker or broker_url()
+    app = use_broker(url)
+    store = CampaignStore.from_url(url)
+    try:
+        store.redis.ping()
+    except redis.RedisError as error:
+        raise RuntimeFailure(f"cannot reach the broker at {_redact(url)}: {error}") from None
+    return app, store
+
+
+def _redact(url: str) -> str:
+    if "@" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+@dataclass
+class CampaignHandle:
+    id: str
+    broker: str | None = None
+    _parts: Any = field(default=None, repr=False)
+
+    def _tools(self):  # type: ignore[no-untyped-def]
+        if self._parts is None:
+            self._parts = _app_and_store(self.broker)
+        return self._parts
+
+    def status(self) -> dict[str, Any]:
+        """The campaign document, with per-hop node entries and recent events."""
+        from kubeupgrade.workflow.control import require
+
+        _, store = self._tools()
+        doc = require(store, self.id)
+        doc["entries"] = [store.entries(self.id, hop) for hop in range(len(doc["hops"]))]
+        doc["events"] = store.events(self.id)
+        return doc
+
+    def state(self) -> str:
+        from kubeupgrade.workflow.control import require
+
+        return require(self._tools()[1], self.id)["state"]
+
+    def wait(self, timeout: float = 3600.0, interval: float = 0.5) -> str:
+        """Wait until the campaign stops (succeeded, failed, aborted, refused); return the state."""
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.state()
+            if state in TERMINAL:
+                return state
+            if time.monotonic() > deadline:
+                raise RuntimeFailure(f"campaign {self.id} still {state} after {timeout:g}s")
+            time.sleep(interval)
+
+    def retry(self) -> None:
+        from kubeupgrade.workflow.control import retry
+
+        retry(self._tools()[1], self.id)
+
+    def abort(self, uncordon: bool = False) -> list[str]:
+        """Stop the campaign; returns the nodes it left cordoned (after uncordoning, if asked)."""
+        from kubeupgrade.workflow.control import abort
+
+        app, store = self._tools()
+        return abort(app, store, self.id, uncordon=uncordon)
+
+    def output(self, hop: int, node: str, phase: str) -> str | None:
+        return self._tools()[1].output(self.id, hop, node, phase)
+
+
+def submit(campaign: str | Path | Campaign, *, broker: str | None = None,
+           accept_timeout: float = 30.0) -> CampaignHandle:
+    """Validate and submit a campaign; wait until a controller accepts (or refuses) it.
+
+    Raises InvalidInput for a bad file, PolicyRefused when another campaign holds the cluster or
+    the controller's plan breaks a rule. A campaign no controller has picked up yet is returned
+    as is: it starts when a controller runs.
+    """
+    from kubeupgrade.campaign_file import campaign_to_dict, load_campaign
+
+    model = campaign if isinstance(campaign, Campaign) else load_campaign(campaign)
+    source = model.source
+    _, store = _app_and_store(broker)
+    campaign_id = store.create(model.cluster, campaign_to_dict(model), source)
+    handle = CampaignHandle(campaign_id, broker)
+    deadline = time.monotonic() + accept_timeout
+    while time.monotonic() < deadline:
+        doc = store.get(campaign_id)
+        if doc and doc["state"] == "refused":
+            raise PolicyRefused(f"campaign {campaign_id} refused: {doc['error']['message']}")
+        if doc and doc["state"] != "pending":
+            break
+        time.sleep(0.2)
+    return handle
+
+
+def get(campaign_id: str, broker: str | None = None) -> CampaignHandle:
+    handle = CampaignHandle(campaign_id, broker)
+    handle.state()  # raises InvalidInput for an unknown id
+    return handle
+
+
+def list_campaigns(broker: str | None = None) -> list[dict[str, Any]]:
+    _, store = _app_and_store(broker)
+    docs = [store.get(i) for i in reversed(store.ids())]
+    return [d for d in docs if d]
+
+
+def require_file(path: str) -> Path:
+    file = Path(path)
+    if not file.exists():
+        raise InvalidInput(f"{path}: no such file")
+    return file

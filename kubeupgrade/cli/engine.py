@@ -1,0 +1,158 @@
+"""Engine commands: agent, controller, flower, submit, status, retry, abort, list."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import click
+
+from kubeupgrade.errors import InvalidInput, RuntimeFailure
+
+BROKER = click.option("--broker", default=lambda: os.environ.get("KUBEUPGRADE_BROKER",
+                                                                 "redis://127.0.0.1:6379/0"),
+                      show_default="$KUBEUPGRADE_BROKER or redis://127.0.0.1:6379/0",
+                      help="Redis URL (redis:// or rediss:// with a password)")
+
+
+@click.command()
+@click.option("--node", required=True, help="this host's Kubernetes node name")
+@BROKER
+@click.option("--host-root", default="/", show_default=True, help="the host filesystem root")
+@click.option("--path", "path", default="", help="directories searched first for host binaries")
+@click.option("--os", "os_family", type=click.Choice(["apt", "dnf", "yum"]), default=None,
+              help="package manager (default: detected)")
+@click.option("--loglevel", default="INFO", show_default=True)
+def agent(node: str, broker: str, host_root: str, path: str, os_family: str | None, loglevel: str) -> None:
+    """Run the node-local agent for NODE (one Celery worker on its own queue)."""
+    from kubeupgrade.workflow.names import valid_node_name
+    from kubeupgrade.workflow.runners import run_agent
+
+    if not valid_node_name(node):
+        raise InvalidInput(f"--node {node!r} is not a valid node name")
+    run_agent(node, broker, host_root=host_root, path=path, os_family=os_family, loglevel=loglevel)
+
+
+@click.command()
+@click.option("--kubeconfig", required=True, type=click.Path(exists=True, dir_okay=False))
+@BROKER
+@click.option("--concurrency", default=8, show_default=True, type=int)
+@click.option("--loglevel", default="INFO", show_default=True)
+def controller(kubeconfig: str, broker: str, concurrency: int, loglevel: str) -> None:
+    """Run the controller: cluster-level tasks and the campaign dispatcher."""
+    from kubeupgrade.workflow.runners import run_controller
+
+    run_controller(os.path.abspath(kubeconfig), broker, concurrency=concurrency, loglevel=loglevel)
+
+
+@click.command()
+@BROKER
+@click.option("--port", default=5555, show_default=True, type=int)
+@click.option("--address", default="127.0.0.1", show_default=True)
+@click.option("--basic-auth", "basic_auth", default=None, metavar="USER:PASSWORD",
+              help="required for the API (default: $KUBEUPGRADE_FLOWER_AUTH)")
+def flower(broker: str, port: int, address: str, basic_auth: str | None) -> None:
+    """Run Flower read-only and behind basic auth: its API could otherwise send tasks."""
+    from kubeupgrade.workflow.app import use_broker
+
+    credentials = basic_auth or os.environ.get("KUBEUPGRADE_FLOWER_AUTH")
+    if not credentials or ":" not in credentials:
+        raise InvalidInput("--basic-auth USER:PASSWORD is required (Flower's API can send tasks)")
+    app = use_broker(broker)
+    app.start(["flower", f"--port={port}", f"--address={address}", f"--basic-auth={credentials}",
+               "--read-only=True", "--persistent=False"])
+
+
+@click.command()
+@click.argument("campaign_file", metavar="CAMPAIGN")
+@BROKER
+@click.option("--wait", is_flag=True, help="wait until the campaign ends; exit 1 unless it succeeds")
+@click.option("--timeout", default=24 * 3600.0, show_default=True, type=float)
+def submit(campaign_file: str, broker: str, wait: bool, timeout: float) -> None:
+    """Submit CAMPAIGN to the controller; prints the campaign id."""
+    from kubeupgrade.api import submit as submit_campaign
+
+    handle = submit_campaign(campaign_file, broker=broker)
+    click.echo(handle.id)
+    if wait:
+        state = handle.wait(timeout)
+        if state != "succeeded":
+            raise RuntimeFailure(f"campaign {handle.id} {state}; see `kubeupgrade status {handle.id}`")
+
+
+@click.command()
+@click.argument("campaign_id")
+@BROKER
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text")
+@click.option("--watch", is_flag=True, help="refresh until the campaign ends")
+def status(campaign_id: str, broker: str, output: str, watch: bool) -> None:
+    """Show a campaign: per-node phases, progress, durations, failures, cordoned nodes."""
+    from rich.console import Console
+    from rich.live import Live
+
+    from kubeupgrade.api import TERMINAL, get
+    from kubeupgrade.cli.status_view import render_status, status_to_dict
+
+    handle = get(campaign_id, broker)
+    if output == "json":
+        click.echo(json.dumps(status_to_dict(handle.status()), indent=2))
+        return
+    console = Console()
+    if not watch:
+        console.print(render_status(handle.status()))
+        return
+    with Live(render_status(handle.status()), console=console, refresh_per_second=2) as live:
+        while True:
+            doc = handle.status()
+            live.update(render_status(doc))
+            if doc["state"] in TERMINAL:
+                break
+            time.sleep(0.5)
+
+
+@click.command()
+@click.argument("campaign_id")
+@BROKER
+def retry(campaign_id: str, broker: str) -> None:
+    """Resume a failed campaign at the failed phase; nothing already done runs again."""
+    from kubeupgrade.api import get
+
+    get(campaign_id, broker).retry()
+    click.echo(f"campaign {campaign_id} resumed")
+
+
+@click.command()
+@click.argument("campaign_id")
+@BROKER
+@click.option("--uncordon", is_flag=True, help="also uncordon the nodes this campaign cordoned")
+def abort(campaign_id: str, broker: str, uncordon: bool) -> None:
+    """Stop dispatching, revoke pending tasks, and name every node left cordoned."""
+    from kubeupgrade.api import get
+
+    left = get(campaign_id, broker).abort(uncordon=uncordon)
+    click.echo(f"campaign {campaign_id} aborted")
+    if left:
+        click.echo(f"nodes left cordoned by this campaign: {', '.join(left)}")
+    else:
+        click.echo("no node is left cordoned by this campaign")
+
+
+@click.command("list")
+@BROKER
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text")
+def list_command(broker: str, output: str) -> None:
+    """List campaigns, newest first."""
+    from kubeupgrade.api import list_campaigns
+
+    docs = list_campaigns(broker)
+    if output == "json":
+        click.echo(json.dumps([{k: d[k] for k in ("id", "cluster", "state", "created")} for d in docs], indent=2))
+        return
+    for doc in docs:
+        created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(doc["created"]))
+        target = doc["campaign"].get("target")
+        click.echo(f"{doc['id']:<48} {doc['state']:<10} {created}  -> {target}")
+
+
+COMMANDS = (agent, controller, flower, submit, status, retry, abort, list_command)

@@ -1,0 +1,67 @@
+"""Read the cluster as it is: nodes, roles, kubelet and control-plane versions, health."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from kubeupgrade.kube.client import KubeApi
+from kubeupgrade.kube.nodes import is_ready, kubelet_version, list_nodes
+from kubeupgrade.model.campaign import NodeSpec, OsFamily, Role
+from kubeupgrade.model.versions import KubeVersion, parse_version
+
+CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
+
+
+def control_plane_images(api: KubeApi) -> dict[str, dict[str, str]]:
+    """node -> component -> image tag, from the control-plane mirror pods."""
+    pods = api.call("list control-plane pods", api.core.list_namespaced_pod, "kube-system",
+                    label_selector="tier=control-plane")["items"]
+    images: dict[str, dict[str, str]] = {}
+    for pod in pods:
+        component = pod["metadata"].get("labels", {}).get("component")
+        node = pod["spec"].get("nodeName")
+        if component and node:
+            images.setdefault(node, {})[component] = pod["spec"]["containers"][0]["image"].rsplit(":", 1)[-1]
+    return images
+
+
+def cluster_version(api: KubeApi) -> KubeVersion:
+    configmap = api.call("read kubeadm-config", api.core.read_namespaced_config_map,
+                         "kubeadm-config", "kube-system")
+    config = yaml.safe_load(configmap["data"]["ClusterConfiguration"])
+    return parse_version(config["kubernetesVersion"])
+
+
+def discover_nodes(api: KubeApi, os_families: dict[str, OsFamily] | None = None) -> list[NodeSpec]:
+    """Every node with its role (from the control-plane label) and live versions."""
+    images = control_plane_images(api)
+    specs = []
+    for node in list_nodes(api):
+        name = node["metadata"]["name"]
+        control_plane = CONTROL_PLANE_LABEL in node["metadata"].get("labels", {})
+        apiserver = images.get(name, {}).get("kube-apiserver")
+        specs.append(NodeSpec(
+            name=name,
+            role=Role.CONTROL_PLANE if control_plane else Role.WORKER,
+            kubelet=parse_version(kubelet_version(node)),
+            control_plane=parse_version(apiserver) if control_plane and apiserver else None,
+            os=(os_families or {}).get(name),
+        ))
+    return specs
+
+
+def unready_nodes(api: KubeApi) -> list[str]:
+    return [n["metadata"]["name"] for n in list_nodes(api) if not is_ready(n)]
+
+
+def unhealthy_control_plane_pods(api: KubeApi) -> list[str]:
+    pods = api.call("list control-plane pods", api.core.list_namespaced_pod, "kube-system",
+                    label_selector="tier=control-plane")["items"]
+    return [p["metadata"]["name"] for p in pods if not _pod_ready(p)]
+
+
+def _pod_ready(pod: dict[str, Any]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in pod.get("status", {}).get("conditions", []))

@@ -1,0 +1,47 @@
+"""Verification after a hop: every node Ready at the target, static pods and addons updated."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kubeupgrade.kube.client import KubeApi
+from kubeupgrade.kube.discovery import control_plane_images
+from kubeupgrade.kube.nodes import is_cordoned, is_ready, kubelet_version, list_nodes
+from kubeupgrade.model.versions import KubeVersion
+
+
+@dataclass(frozen=True)
+class VerificationRow:
+    name: str
+    ready: bool
+    kubelet: str
+    control_plane: str
+    schedulable: bool
+
+
+def verify_cluster(api: KubeApi, version: KubeVersion) -> tuple[list[VerificationRow], list[str]]:
+    """The verification table and the problems found (empty when the hop is complete)."""
+    images = control_plane_images(api)
+    rows, problems = [], []
+    for node in list_nodes(api):
+        name = node["metadata"]["name"]
+        components = images.get(name, {})
+        stale = sorted(c for c, tag in components.items() if c != "etcd" and tag != version.tag)
+        row = VerificationRow(name, is_ready(node), kubelet_version(node),
+                              components.get("kube-apiserver", ""), not is_cordoned(node))
+        rows.append(row)
+        if not row.ready:
+            problems.append(f"node {name} is not Ready")
+        if row.kubelet != version.tag:
+            problems.append(f"node {name} kubelet is {row.kubelet}, expected {version.tag}")
+        if stale:
+            problems.append(f"node {name} static pods not at {version.tag}: {', '.join(stale)}")
+    proxy = api.call("read kube-proxy", api.apps.read_namespaced_daemon_set, "kube-proxy", "kube-system")
+    proxy_tag = proxy["spec"]["template"]["spec"]["containers"][0]["image"].rsplit(":", 1)[-1]
+    if proxy_tag != version.tag:
+        problems.append(f"kube-proxy is {proxy_tag}, expected {version.tag}")
+    coredns = api.call("read coredns", api.apps.read_namespaced_deployment, "coredns", "kube-system")
+    status = coredns.get("status", {})
+    if status.get("readyReplicas", 0) < coredns["spec"].get("replicas", 1):
+        problems.append("CoreDNS is not fully available")
+    return rows, problems

@@ -1,0 +1,154 @@
+"""Run the real processes around a sandbox: redis-server, one agent per node, the controller
+and Flower. Used by `make demo`, the end-to-end tests and the benchmarks; every process is
+started with an argv list, logged to the sandbox directory, and stopped by pid.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+from kubeupgrade.errors import RuntimeFailure
+from kubeupgrade.sandbox.manager import Sandbox
+
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {**os.environ, **extra}
+    env["PYTHONPATH"] = _PACKAGE_ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+@dataclass
+class Stack:
+    sandbox: Sandbox
+    redis_port: int = 0
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    visibility_timeout: float = 3600.0
+    flower_port: int = 0
+    flower_auth: str = ""
+
+    @property
+    def logs(self) -> Path:
+        path = self.sandbox.paths.root / "logs"
+        path.mkdir(exist_ok=True)
+        return path
+
+    @property
+    def broker(self) -> str:
+        return f"redis://127.0.0.1:{self.redis_port}/0"
+
+    def _spawn(self, name: str, argv: list[str], **env: str) -> subprocess.Popen:
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   env=_env(KUBEUPGRADE_VISIBILITY_TIMEOUT=str(self.visibility_timeout), **env),
+                                   start_new_session=True, cwd=str(self.sandbox.paths.root))
+        log.close()
+        self.processes[name] = process
+        return process
+
+    # -- redis ---------------------------------------------------------------------------------
+    def start_redis(self, *, appendonly: bool = True) -> None:
+        """A private redis-server on a free port, with AOF persistence as deploy/ configures it."""
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeFailure("redis-server is not installed (apt-get install redis-server)")
+        self.redis_port = self.redis_port or free_port()
+        data = self.sandbox.paths.root / "redis"
+        data.mkdir(exist_ok=True)
+        self._spawn("redis", [binary, "--port", str(self.redis_port), "--bind", "127.0.0.1",
+                              "--dir", str(data), "--appendonly", "yes" if appendonly else "no",
+                              "--appendfsync", "everysec", "--save", "", "--maxmemory-policy", "noeviction"])
+        client = redis.Redis(port=self.redis_port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise RuntimeFailure("redis-server did not start; see logs/redis.log") from None
+                time.sleep(0.05)
+
+    def stop_redis(self) -> None:
+        self.stop("redis")
+
+    # -- kubeupgrade processes ----------------------------------------------------------------------
+    def start_agent(self, node: str) -> subprocess.Popen:
+        return self._spawn(f"agent-{node}", [
+            sys.executable, "-m", "kubeupgrade", "agent", "--node", node, "--broker", self.broker,
+            "--host-root", str(self.sandbox.node_root(node)), "--path", str(self.sandbox.node_bin(node)),
+            "--loglevel", "WARNING"])
+
+    def start_agents(self, nodes: list[str] | None = None) -> None:
+        for node in nodes if nodes is not None else [n["name"] for n in self.sandbox.nodes]:
+            self.start_agent(node)
+
+    def start_controller(self, concurrency: int = 8) -> subprocess.Popen:
+        return self._spawn("controller", [
+            sys.executable, "-m", "kubeupgrade", "controller", "--kubeconfig",
+            str(self.sandbox.kubeconfig), "--broker", self.broker, "--concurrency", str(concurrency),
+            "--loglevel", "WARNING"])
+
+    def start_flower(self) -> str:
+        self.flower_port = self.flower_port or free_port()
+        self.flower_auth = self.flower_auth or f"operator:{secrets.token_urlsafe(12)}"
+        self._spawn("flower", [sys.executable, "-m", "kubeupgrade", "flower", "--broker", self.broker,
+                               "--port", str(self.flower_port), "--basic-auth", self.flower_auth])
+        return f"http://127.0.0.1:{self.flower_port}"
+
+    def wait_for_workers(self, names: list[str], timeout: float = 60.0) -> None:
+        from kubeupgrade.workflow.app import use_broker
+
+        app = use_broker(self.broker)
+        deadline = time.monotonic() + timeout
+        wanted = set(names)
+        while True:
+            replies = app.control.ping(timeout=1.0)
+            seen = {host for reply in replies for host in reply}
+            if wanted <= seen:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeFailure(f"workers not answering: {', '.join(sorted(wanted - seen))}")
+            for name, process in self.processes.items():
+                if process.poll() is not None and name != "redis":
+                    raise RuntimeFailure(f"{name} exited with {process.returncode}; see logs/{name}.log")
+
+    def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 20.0) -> None:
+        process = self.processes.pop(name, None)
+        if process is None or process.poll() is not None:
+            return
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a process and its children (a crash, not a shutdown)."""
+        self.stop(name, signal.SIGKILL, 5)
+
+    def stop_all(self) -> None:
+        for name in [n for n in self.processes if n != "redis"] + ["redis"]:
+            self.stop(name)

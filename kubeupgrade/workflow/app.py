@@ -1,0 +1,66 @@
+"""The Celery application shared by the controller, the agents and the CLI.
+
+Safety settings from `shared/notes/celery.md`: JSON only; late acks with prefetch 1 so a killed
+worker's task is redelivered; a visibility timeout longer than the longest step; task events on
+for Flower; long-running tasks are not cancelled on a broker blip (the phases are idempotent,
+a duplicate run is absorbed, a half-killed kubeadm is not).
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+from kubeupgrade.workflow.names import CONTROLLER_QUEUE
+
+DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
+
+
+def broker_url() -> str:
+    return os.environ.get("KUBEUPGRADE_BROKER", DEFAULT_BROKER)
+
+
+def configure(app: Celery, url: str) -> Celery:
+    visibility = float(os.environ.get("KUBEUPGRADE_VISIBILITY_TIMEOUT", 4 * 3600))
+    transport = {"visibility_timeout": visibility, "socket_keepalive": True,
+                 "health_check_interval": 25}
+    app.conf.update(
+        broker_url=url,
+        result_backend=url,
+        task_serializer="json",
+        result_serializer="json",
+        event_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_transport_options=transport,
+        result_backend_transport_options={"visibility_timeout": visibility},
+        visibility_timeout=visibility,
+        result_expires=14 * 24 * 3600,
+        result_extended=True,
+        task_track_started=True,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        task_default_queue=CONTROLLER_QUEUE,
+        task_create_missing_queues=True,
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+        broker_connection_retry_on_startup=True,
+        result_backend_always_retry=True,
+        result_backend_max_retries=10,
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+    )
+    return app
+
+
+app = configure(Celery("kubeupgrade", include=["kubeupgrade.workflow.controller_tasks",
+                                               "workers.node_tasks"]), broker_url())
+
+
+def use_broker(url: str) -> Celery:
+    """Point the shared app at `url` (the CLI's --broker)."""
+    os.environ["KUBEUPGRADE_BROKER"] = url
+    return configure(app, url)

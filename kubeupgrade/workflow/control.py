@@ -1,0 +1,81 @@
+"""Operator actions on the record: retry a failed campaign, abort one. Used by the Python API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from kubeupgrade.errors import InvalidInput
+from kubeupgrade.workflow.names import CONTROLLER_QUEUE, RELEASE_NODE
+from kubeupgrade.workflow.record import CampaignStore
+
+
+def require(store: CampaignStore, campaign_id: str) -> dict[str, Any]:
+    doc = store.get(campaign_id)
+    if doc is None:
+        raise InvalidInput(f"no campaign {campaign_id!r}; `kubeupgrade list` shows the campaigns")
+    return doc
+
+
+def retry(store: CampaignStore, campaign_id: str) -> dict[str, Any]:
+    """Resume at the failed phase: failed phases go back to pending with a new attempt number
+    (stale deliveries of the old attempt are fenced off); succeeded phases are never re-run."""
+    doc = require(store, campaign_id)
+    if doc["state"] not in ("failed", "aborted"):
+        raise InvalidInput(f"campaign {campaign_id} is {doc['state']}; only failed or aborted "
+                           "campaigns can be retried")
+    hop = doc["current_hop"]
+    for name, entry in store.entries(campaign_id, hop).items():
+        if entry["state"] == "succeeded":
+            continue
+
+        def reset(current: dict[str, Any]) -> None:
+            current["attempt"] += 1
+            current["state"] = "pending"
+            for record in current["phases"]:
+                if record["state"] != "succeeded":
+                    record.update(state="pending", task_id=None, error="")
+
+        store.update_entry(campaign_id, hop, name, reset)
+
+    def resume(current: dict[str, Any]) -> None:
+        current["state"] = "running"
+        current["error"] = None
+        current["hops"][hop]["waiting_for_agents"] = {}
+        current["retries"] = current.get("retries", 0) + 1
+
+    store.redis.set(f"ku:cluster:{doc['cluster']}", campaign_id)
+    store.event(campaign_id, "retry requested")
+    return store.update(campaign_id, resume)
+
+
+def cordoned_nodes(store: CampaignStore, campaign_id: str) -> list[str]:
+    doc = require(store, campaign_id)
+    names: list[str] = []
+    for hop in range(len(doc["hops"])):
+        names += [n for n, e in store.entries(campaign_id, hop).items() if e.get("cordoned_by_us")]
+    return sorted(set(names))
+
+
+def abort(app: Celery, store: CampaignStore, campaign_id: str, *, uncordon: bool) -> list[str]:
+    """Stop dispatch, revoke what is pending, and report (or release) the nodes left cordoned."""
+    doc = require(store, campaign_id)
+    if doc["state"] in ("succeeded", "refused"):
+        raise InvalidInput(f"campaign {campaign_id} is {doc['state']}; nothing to abort")
+    store.update(campaign_id, lambda current: current.update(state="aborted"))
+    pending = []
+    for hop in range(len(doc["hops"])):
+        for entry in store.entries(campaign_id, hop).values():
+            pending += [p["task_id"] for p in entry["phases"] if p["task_id"] and p["state"] == "pending"]
+    if pending:
+        app.control.revoke(pending)
+    store.release_cluster(doc["cluster"], campaign_id)
+    store.event(campaign_id, f"aborted; {len(pending)} pending task(s) revoked")
+    cordoned = cordoned_nodes(store, campaign_id)
+    if uncordon:
+        for node in cordoned:
+            app.signature(RELEASE_NODE, args=(campaign_id, node)).apply_async(
+                queue=CONTROLLER_QUEUE).get(timeout=60, disable_sync_subtasks=False)
+        return cordoned_nodes(store, campaign_id)
+    return cordoned

@@ -1,0 +1,189 @@
+"""Cluster-level phases, run by the controller with the official kubernetes client:
+preflight, drain, readiness wait, uncordon, verification, and releasing nodes on abort."""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from typing import Any
+
+from kubeupgrade.errors import PermanentError, TemporaryError
+from kubeupgrade.host.steps import ALREADY_DONE, DONE, StepOutcome
+from kubeupgrade.model.plan import Phase
+from kubeupgrade.planning import skew
+from kubeupgrade.workflow.app import app, broker_url
+from kubeupgrade.workflow.names import PHASE_TASKS, RELEASE_NODE, valid_campaign_id, valid_node_name
+from kubeupgrade.workflow.phase import Job, phase_task, store_for
+
+
+@functools.lru_cache(maxsize=1)
+def kube_api():  # type: ignore[no-untyped-def]
+    from kubeupgrade.kube.client import KubeApi
+
+    kubeconfig = os.environ.get("KUBEUPGRADE_KUBECONFIG")
+    if not kubeconfig:
+        raise PermanentError("the controller has no kubeconfig (start it with --kubeconfig)")
+    return KubeApi(kubeconfig)
+
+
+def _plan_hop(job: Job) -> dict[str, Any]:
+    return job.doc["plan"]["hops"][job.hop]
+
+
+@phase_task(PHASE_TASKS[Phase.PREFLIGHT], {Phase.PREFLIGHT}, on_agent=False)
+def preflight(job: Job) -> StepOutcome:
+    """Check the cluster is upgradeable before anything disruptive happens in this hop."""
+    from kubeupgrade.kube import discovery
+    from kubeupgrade.kube.drain import simulate_drain
+
+    api = kube_api()
+    problems: list[str] = []
+    hop_plan = _plan_hop(job)
+    facts = job.hop_doc.get("facts", {})
+    unready = discovery.unready_nodes(api)
+    if unready:
+        problems.append(f"nodes not Ready: {', '.join(unready)}")
+    unhealthy = discovery.unhealthy_control_plane_pods(api)
+    if unhealthy:
+        problems.append(f"control-plane pods not Ready: {', '.join(unhealthy)}")
+    planned = [n["name"] for n in hop_plan["nodes"]]
+    silent = [name for name in planned if name not in facts]
+    if silent:
+        problems.append(f"no answer from the agents of: {', '.join(silent)}")
+    swapping = [name for name, f in facts.items() if f.get("swap_on")]
+    if swapping:
+        problems.append(f"swap is on (kubelet requires it off): {', '.join(swapping)}")
+    first = hop_plan.get("first_control_plane")
+    if first and not facts.get(first, {}).get("admin_conf"):
+        problems.append(f"{first} has no /etc/kubernetes/admin.conf; the first control plane needs it")
+    target = job.version
+    live = discovery.discover_nodes(api)
+    spread = skew.check_apiserver_spread({n.name: n.control_plane for n in live if n.control_plane})
+    if spread:
+        problems.append(spread.message)
+    for node in live:
+        if node.kubelet is not None and node.name in planned:
+            finding = skew.check_kubelet_against_apiserver(
+                node.name, node.kubelet, target.minor_version, when="once the control plane is upgraded")
+            if finding:
+                problems.append(finding.message)
+    if problems:
+        raise PermanentError("preflight failed: " + "; ".join(problems))
+    policy = job.campaign.policies.drain
+    warnings = []
+    for entry in hop_plan["nodes"]:
+        if entry["drain"]:
+            blocked = simulate_drain(api, entry["name"], policy)
+            warnings += [f"{entry['name']}: {b}" for b in blocked]
+
+    def remember(doc: dict[str, Any]) -> None:
+        doc["hops"][job.hop]["drain_findings"] = warnings
+
+    job.store.update(job.campaign_id, remember)
+    detail = f"cluster ready for {target.tag}"
+    if warnings:
+        detail += f"; drain simulation: {len(warnings)} pod(s) a PDB would block right now"
+    return StepOutcome(DONE, detail, "\n".join(warnings))
+
+
+@phase_task(PHASE_TASKS[Phase.DRAIN], {Phase.DRAIN}, on_agent=False)
+def drain_node(job: Job) -> StepOutcome:
+    """Cordon the node and evict its pods through the eviction API, honouring PDBs."""
+    from kubeupgrade.kube.drain import drain_node as drain
+    from kubeupgrade.kube.nodes import cordon_node
+
+    api = kube_api()
+    changed = cordon_node(api, job.node)
+    if changed:
+        def ours(entry: dict[str, Any]) -> None:
+            entry["cordoned_by_us"] = True
+
+        job.store.update_entry(job.campaign_id, job.hop, job.node, ours)
+    report = drain(api, job.node, job.campaign.policies.drain, report=job.report)
+    if not report.evicted and not report.deleted and not changed:
+        return StepOutcome(ALREADY_DONE, f"{job.node} already cordoned and drained")
+    detail = f"cordoned; evicted {len(report.evicted)} pod(s)"
+    if report.deleted:
+        detail += f"; deleted {len(report.deleted)} PDB-blocked pod(s) (on_pdb_block: delete)"
+    return StepOutcome(DONE, detail, "\n".join(report.evicted + report.deleted))
+
+
+@phase_task(PHASE_TASKS[Phase.WAIT_READY], {Phase.WAIT_READY}, on_agent=False)
+def wait_node_ready(job: Job) -> StepOutcome:
+    """Wait until the node is Ready and its kubelet reports the hop's version."""
+    from kubeupgrade.kube.nodes import get_node, is_ready, kubelet_version
+
+    api = kube_api()
+    target = job.version.tag
+    timeout = job.campaign.policies.ready_timeout_seconds
+    deadline = time.monotonic() + timeout
+    last = "no answer from the API server"
+    while True:
+        try:
+            node = get_node(api, job.node)
+            last = f"Ready={is_ready(node)}, kubelet {kubelet_version(node)}"
+            if is_ready(node) and kubelet_version(node) == target:
+                return StepOutcome(DONE, f"Ready at {target}")
+        except TemporaryError as error:
+            last = str(error)  # the API server may be briefly away; keep waiting
+        if time.monotonic() > deadline:
+            raise PermanentError(f"{job.node} did not become Ready at {target} within {timeout}s "
+                                 f"(last seen: {last}); it stays cordoned — fix its kubelet, then "
+                                 f"`kubeupgrade retry {job.campaign_id}`")
+        time.sleep(0.2)
+
+
+@phase_task(PHASE_TASKS[Phase.UNCORDON], {Phase.UNCORDON}, on_agent=False)
+def uncordon_node(job: Job) -> StepOutcome:
+    """Make the node schedulable again, only if this campaign cordoned it."""
+    from kubeupgrade.kube.nodes import uncordon_node as uncordon
+
+    entry = job.store.entry(job.campaign_id, job.hop, job.node) or {}
+    if not entry.get("cordoned_by_us"):
+        return StepOutcome(ALREADY_DONE, "not cordoned by this campaign; left as it was")
+    changed = uncordon(kube_api(), job.node)
+
+    def released(current: dict[str, Any]) -> None:
+        current["cordoned_by_us"] = False
+
+    job.store.update_entry(job.campaign_id, job.hop, job.node, released)
+    return StepOutcome(DONE if changed else ALREADY_DONE, "uncordoned")
+
+
+@phase_task(PHASE_TASKS[Phase.VERIFY], {Phase.VERIFY}, on_agent=False)
+def verify(job: Job) -> StepOutcome:
+    """Every node Ready at the target, static pods at the target, kube-proxy and CoreDNS updated."""
+    from kubeupgrade.kube.verify import verify_cluster
+
+    rows, problems = verify_cluster(kube_api(), job.version)
+
+    def remember(doc: dict[str, Any]) -> None:
+        doc["hops"][job.hop]["verification"] = [row.__dict__ for row in rows]
+
+    job.store.update(job.campaign_id, remember)
+    if problems:
+        raise TemporaryError("verification: " + "; ".join(problems))
+    return StepOutcome(DONE, f"{len(rows)} nodes Ready at {job.version.tag}")
+
+
+@app.task(name=RELEASE_NODE, acks_late=True)
+def release_node(campaign: str, node: str) -> dict[str, Any]:
+    """On `abort --uncordon`: uncordon a node this campaign cordoned."""
+    from kubeupgrade.kube.nodes import uncordon_node as uncordon
+
+    if not valid_campaign_id(campaign) or not valid_node_name(node):
+        raise PermanentError(f"invalid arguments {campaign!r}, {node!r}")
+    store = store_for(broker_url())
+    doc = store.get(campaign) or {"hops": []}
+    ours = False
+    for hop in range(len(doc["hops"])):
+        entry = store.entry(campaign, hop, node)
+        if entry and entry.get("cordoned_by_us"):
+            ours = True
+            store.update_entry(campaign, hop, node, lambda e: e.update(cordoned_by_us=False))
+    if not ours:
+        return {"node": node, "status": "not-ours"}
+    uncordon(kube_api(), node)
+    store.event(campaign, f"{node}: uncordoned on abort")
+    return {"node": node, "status": "uncordoned"}

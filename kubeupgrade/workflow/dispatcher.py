@@ -1,0 +1,408 @@
+"""The dispatcher: reads the campaign record and sends what may run next. Runs in the controller.
+
+Canvases stay flat (see shared/notes/celery.md): per hop, a group of `prepare-host` tasks, the
+preflight task, ONE chain of every control-plane phase (so control planes are strictly one at a
+time, `apply` on the first), then one chain per worker, started as the worker schedule allows
+(sliding window, or fixed batches sent as a group), then verification. Progress lives in the
+record, written by the tasks themselves, so the dispatcher can die and restart at any moment:
+it only ever looks at the record and sends what is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from celery import Celery, chain, group
+from celery.canvas import Signature
+
+from kubeupgrade.errors import KubeupgradeError
+from kubeupgrade.model.campaign import Campaign, NodeSpec, WorkerStrategy
+from kubeupgrade.model.plan import Phase, plan_to_dict
+from kubeupgrade.model.versions import parse_version
+from kubeupgrade.planning.scheduling import NodeState, workers_to_start
+from kubeupgrade.workflow.names import (
+    CLUSTER_ENTRY,
+    PHASE_TASKS,
+    agent_hostname,
+    queue_for,
+)
+from kubeupgrade.workflow.record import CampaignStore, new_phase
+
+log = logging.getLogger("kubeupgrade.dispatcher")
+
+STAGES = ("prepare", "preflight", "control-planes", "workers", "verify", "done")
+TASK_EXPIRES = 24 * 3600  # a message older than this is stale: its agent must not run it
+
+
+def first_open_phase(entry: dict[str, Any]) -> dict[str, Any] | None:
+    return next((p for p in entry["phases"] if p["state"] != "succeeded"), None)
+
+
+def in_flight(entry: dict[str, Any]) -> bool:
+    phase = first_open_phase(entry)
+    return phase is not None and phase["state"] in ("pending", "running") and bool(phase["task_id"])
+
+
+def node_state(entry: dict[str, Any]) -> NodeState:
+    if entry["state"] == "failed":
+        return NodeState.FAILED
+    if entry["state"] == "succeeded":
+        return NodeState.SUCCEEDED
+    return NodeState.RUNNING if in_flight(entry) else NodeState.PENDING
+
+
+class Dispatcher:
+    def __init__(self, app: Celery, store: CampaignStore,
+                 discover: Callable[[Campaign], tuple[list[NodeSpec], Any]] | None = None,
+                 ping_timeout: float = 1.0) -> None:
+        self.app = app
+        self.store = store
+        self.discover = discover
+        self.ping_timeout = ping_timeout
+        self._alive: dict[str, float] = {}
+
+    # -- loop ------------------------------------------------------------------------------
+    def run_forever(self, stop: threading.Event, interval: float = 0.2) -> None:
+        token = uuid.uuid4().hex
+        while not stop.is_set():
+            if self._lead(token):
+                self.tick()
+            stop.wait(interval)
+
+    def _lead(self, token: str) -> bool:
+        """Only one dispatcher acts at a time: a lease in Redis, renewed every tick."""
+        key = "ku:dispatcher:leader"
+        try:
+            if self.store.redis.set(key, token, nx=True, px=5000):
+                return True
+            if self.store.redis.get(key) == token:
+                self.store.redis.pexpire(key, 5000)
+                return True
+        except Exception:  # noqa: BLE001 - Redis away: nobody leads until it is back
+            log.warning("dispatcher: broker unreachable")
+        return False
+
+    def tick(self) -> None:
+        for campaign_id in self.store.active_ids():
+            try:
+                self.advance(campaign_id)
+            except KubeupgradeError as error:
+                log.warning("campaign %s: %s", campaign_id, error)
+            except Exception:  # noqa: BLE001 - the loop must survive any one campaign
+                log.exception("campaign %s: dispatcher error", campaign_id)
+
+    def advance(self, campaign_id: str) -> None:
+        doc = self.store.get(campaign_id)
+        if doc is None:
+            return
+        if doc["state"] == "pending":
+            self.accept(doc)
+            return
+        if doc["state"] != "running":
+            return
+        hop_index = doc["current_hop"]
+        if hop_index >= len(doc["hops"]):
+            self._finish(doc)
+            return
+        entries = self.store.entries(campaign_id, hop_index)
+        self._watch(doc, hop_index, entries)
+        failed = [e for e in entries.values() if e["state"] == "failed"]
+        if failed:
+            if not any(in_flight(e) for e in entries.values()):
+                self._fail(doc, hop_index, failed)
+            return  # a failed node stops new nodes from starting; in-flight ones finish
+        stage = doc["hops"][hop_index]["stage"]
+        getattr(self, "_stage_" + stage.replace("-", "_"))(doc, hop_index, entries)
+
+    # -- acceptance: live discovery and planning ---------------------------------------------
+    def accept(self, doc: dict[str, Any]) -> None:
+        import yaml
+
+        from kubeupgrade.campaign_file import parse_campaign
+        from kubeupgrade.planning.planner import plan_campaign
+
+        campaign = parse_campaign(yaml.safe_dump(doc["campaign"]), source=f"campaign {doc['id']}")
+        try:
+            if self.discover is not None:
+                campaign = self._with_live_state(campaign)
+            plan = plan_campaign(campaign)
+        except KubeupgradeError as error:
+            self._refuse(doc, [str(error)])
+            return
+        if plan.violations:
+            self._refuse(doc, [v.message for v in plan.violations])
+            return
+        plan_dict = plan_to_dict(plan)
+        hops = []
+        for index, hop in enumerate(plan.hops):
+            hops.append({"index": index, "from": hop.source.plain, "target": hop.target.plain,
+                         "version": None, "packages": {}, "facts": {}, "stage": "prepare"})
+            for node in hop.control_planes + hop.workers:
+                entry = {"node": node.name, "role": node.role.value, "hop": index,
+                         "kubeadm": node.kubeadm_step.value, "drain": node.drain, "state": "pending",
+                         "attempt": 1, "cordoned_by_us": False,
+                         "phases": [new_phase(Phase.PREPARE_HOST.value)]
+                         + [new_phase(p.value) for p in node.phases]}
+                self.store.put_entry(doc["id"], index, node.name, entry)
+            self.store.put_entry(doc["id"], index, CLUSTER_ENTRY, {
+                "node": CLUSTER_ENTRY, "role": "cluster", "hop": index, "state": "pending", "attempt": 1,
+                "phases": [new_phase(Phase.PREFLIGHT.value), new_phase(Phase.VERIFY.value)]})
+
+        def start(current: dict[str, Any]) -> None:
+            current.update(state="running" if hops else "succeeded", plan=plan_dict, hops=hops,
+                           notes=list(plan.notes), started=time.time())
+
+        self.store.update(doc["id"], start)
+        summary = ", ".join(f"{h['from']} -> {h['target']}" for h in hops) or "nothing to do"
+        self.store.event(doc["id"], f"accepted: {len(hops)} hop(s): {summary}")
+        if not hops:
+            self.store.release_cluster(doc["cluster"], doc["id"])
+
+    def _with_live_state(self, campaign: Campaign) -> Campaign:
+        from dataclasses import replace
+
+        assert self.discover is not None
+        live_nodes, version = self.discover(campaign)
+        live = {n.name: n for n in live_nodes}
+        if campaign.nodes is None:
+            nodes = tuple(live_nodes)
+        else:
+            missing = [n.name for n in campaign.nodes if n.name not in live]
+            if missing:
+                raise KubeupgradeError(f"nodes not in the cluster: {', '.join(missing)}")
+            nodes = tuple(replace(n, kubelet=live[n.name].kubelet,
+                                  control_plane=live[n.name].control_plane) for n in campaign.nodes)
+        return replace(campaign, nodes=nodes, control_plane_version=version)
+
+    def _refuse(self, doc: dict[str, Any], reasons: list[str]) -> None:
+        def refuse(current: dict[str, Any]) -> None:
+            current.update(state="refused", error={"message": "; ".join(reasons), "violations": reasons})
+
+        self.store.update(doc["id"], refuse)
+        self.store.release_cluster(doc["cluster"], doc["id"])
+        self.store.event(doc["id"], "refused: " + "; ".join(reasons))
+
+    # -- stages --------------------------------------------------------------------------------
+    def _stage_prepare(self, doc: dict[str, Any], hop: int, entries: dict[str, dict[str, Any]]) -> None:
+        nodes = [e for name, e in entries.items() if name != CLUSTER_ENTRY]
+        waiting = [e for e in nodes if e["phases"][0]["state"] != "succeeded" and not in_flight(e)]
+        if waiting:
+            ready = self._agents_ready(doc, hop, [e["node"] for e in waiting])
+            signatures = [self._signature(doc, hop, e, e["phases"][0]) for e in waiting if e["node"] in ready]
+            if signatures:
+                self._send(doc, hop, group(signatures) if len(signatures) > 1 else signatures[0])
+            return
+        if any(e["phases"][0]["state"] != "succeeded" for e in nodes):
+            return
+        self._resolve_version(doc, hop)
+
+    def _resolve_version(self, doc: dict[str, Any], hop: int) -> None:
+        target = doc["hops"][hop]["target"]
+        facts = self.store.get(doc["id"])["hops"][hop]["facts"]
+        common: set[str] | None = None
+        for node_facts in facts.values():
+            versions = set(node_facts["available"])
+            common = versions if common is None else common & versions
+        candidates = sorted((parse_version(v) for v in common or set()), reverse=True)
+        exact = target.count(".") == 2 or "-" in target
+        if exact:
+            chosen = parse_version(target) if parse_version(target) in candidates else None
+        else:
+            chosen = next((v for v in candidates if not v.is_prerelease), None)
+        if chosen is None:
+            lacking = [n for n, f in facts.items() if not exact or target not in f["available"]]
+            self._fail_message(doc, hop, f"no version of {target} is available on every node "
+                               f"(check the repositories of: {', '.join(sorted(lacking))})")
+            return
+        packages = {node: f["available"][chosen.plain] for node, f in facts.items()}
+
+        def resolved(current: dict[str, Any]) -> None:
+            current["hops"][hop].update(version=chosen.plain, packages=packages, stage="preflight")
+
+        self.store.update(doc["id"], resolved)
+        self.store.event(doc["id"], f"hop {hop + 1}: target {target} resolved to {chosen.plain}")
+
+    def _stage_preflight(self, doc: dict[str, Any], hop: int, entries: dict[str, dict[str, Any]]) -> None:
+        self._cluster_phase(doc, hop, entries[CLUSTER_ENTRY], Phase.PREFLIGHT, next_stage="control-planes")
+
+    def _stage_verify(self, doc: dict[str, Any], hop: int, entries: dict[str, dict[str, Any]]) -> None:
+        self._cluster_phase(doc, hop, entries[CLUSTER_ENTRY], Phase.VERIFY, next_stage="done")
+
+    def _cluster_phase(self, doc: dict[str, Any], hop: int, entry: dict[str, Any], phase: Phase,
+                       next_stage: str) -> None:
+        record = next(p for p in entry["phases"] if p["phase"] == phase.value)
+        if record["state"] == "succeeded":
+            self._set_stage(doc, hop, next_stage)
+        elif not record["task_id"]:
+            self._send(doc, hop, self._signature(doc, hop, entry, record))
+
+    def _stage_control_planes(self, doc: dict[str, Any], hop: int,
+                              entries: dict[str, dict[str, Any]]) -> None:
+        order = [n["name"] for n in doc["plan"]["hops"][hop]["nodes"] if n["role"] == "control-plane"]
+        remaining = [entries[name] for name in order if entries[name]["state"] != "succeeded"]
+        if not remaining:
+            self._set_stage(doc, hop, "workers")
+            return
+        if any(in_flight(e) for e in remaining):
+            return
+        ready = self._agents_ready(doc, hop, [e["node"] for e in remaining])
+        if len(ready) < len(remaining):
+            return
+        links = [self._signature(doc, hop, e, p) for e in remaining
+                 for p in e["phases"] if p["state"] != "succeeded"]
+        self._send(doc, hop, chain(links) if len(links) > 1 else links[0])
+
+    def _stage_workers(self, doc: dict[str, Any], hop: int, entries: dict[str, dict[str, Any]]) -> None:
+        schedule = doc["plan"]["hops"][hop]["workers"]
+        order = schedule["order"]
+        states = {name: node_state(entries[name]) for name in order}
+        if all(state is NodeState.SUCCEEDED for state in states.values()):
+            self._set_stage(doc, hop, "verify")
+            return
+        strategy = WorkerStrategy(schedule["strategy"])
+        starting = workers_to_start(order, states, schedule["max_unavailable"], strategy)
+        if not starting:
+            return
+        ready = self._agents_ready(doc, hop, starting)
+        if strategy is WorkerStrategy.BATCHES and len(ready) < len(starting):
+            return  # a batch starts whole
+        chains = []
+        for name in starting:
+            if name not in ready:
+                continue
+            entry = entries[name]
+            links = [self._signature(doc, hop, entry, p) for p in entry["phases"] if p["state"] != "succeeded"]
+            chains.append(chain(links) if len(links) > 1 else links[0])
+        if strategy is WorkerStrategy.BATCHES and len(chains) > 1:
+            self._send(doc, hop, group(chains))
+        else:
+            for item in chains:
+                self._send(doc, hop, item)
+
+    def _stage_done(self, doc: dict[str, Any], hop: int, entries: dict[str, dict[str, Any]]) -> None:
+        def next_hop(current: dict[str, Any]) -> None:
+            current["current_hop"] = hop + 1
+
+        self.store.update(doc["id"], next_hop)
+        self.store.event(doc["id"], f"hop {hop + 1} verified at {doc['hops'][hop]['version']}")
+
+    def _set_stage(self, doc: dict[str, Any], hop: int, stage: str) -> None:
+        def change(current: dict[str, Any]) -> None:
+            current["hops"][hop]["stage"] = stage
+
+        self.store.update(doc["id"], change)
+        self.store.event(doc["id"], f"hop {hop + 1}: {stage}")
+
+    # -- sending ---------------------------------------------------------------------------------
+    def _signature(self, doc: dict[str, Any], hop: int, entry: dict[str, Any],
+                   phase_record: dict[str, Any]) -> Signature:
+        """An immutable signature for one phase, with a pre-assigned task id recorded first."""
+        phase = Phase(phase_record["phase"])
+        task_id = uuid.uuid4().hex
+        dispatched_at = time.time()
+
+        def assign(current: dict[str, Any]) -> None:
+            for record in current["phases"]:
+                if record["phase"] == phase.value:
+                    record.update(task_id=task_id, dispatched=dispatched_at)
+
+        self.store.update_entry(doc["id"], hop, entry["node"], assign)
+        version = doc["hops"][hop].get("version") or doc["hops"][hop]["target"]
+        node = entry["node"]
+        queue = queue_for(phase, node) if node != CLUSTER_ENTRY else queue_for(Phase.PREFLIGHT, node)
+        return self.app.signature(
+            PHASE_TASKS[phase],
+            kwargs={"campaign": doc["id"], "hop": hop, "node": node, "phase": phase.value,
+                    "attempt": entry["attempt"], "version": version},
+            immutable=True,
+        ).set(queue=queue, task_id=task_id, expires=TASK_EXPIRES)
+
+    def _send(self, doc: dict[str, Any], hop: int, canvas: Signature) -> None:
+        canvas.apply_async()
+
+    # -- agents, watchdog, failure --------------------------------------------------------------
+    def _agents_ready(self, doc: dict[str, Any], hop: int, nodes: list[str]) -> set[str]:
+        now = time.monotonic()
+        unknown = [n for n in nodes if now - self._alive.get(n, -1e9) > 10]
+        if unknown:
+            replies = self.app.control.ping(destination=[agent_hostname(n) for n in unknown],
+                                            timeout=self.ping_timeout, limit=len(unknown))
+            for reply in replies:
+                for hostname in reply:
+                    self._alive[hostname.split("@", 1)[1]] = now
+        ready = {n for n in nodes if now - self._alive.get(n, -1e9) <= 10}
+        silent = sorted(set(nodes) - ready)
+        campaign = self.store.get(doc["id"]) or doc
+        waiting = dict(campaign["hops"][hop].get("waiting_for_agents", {}))
+        changed = False
+        for name in silent:
+            if name not in waiting:
+                waiting[name] = time.time()
+                changed = True
+                self.store.event(doc["id"], f"waiting for the agent of {name}")
+        for name in list(waiting):
+            if name in ready:
+                del waiting[name]
+                changed = True
+        if changed:
+            def note(current: dict[str, Any]) -> None:
+                current["hops"][hop]["waiting_for_agents"] = waiting
+
+            self.store.update(doc["id"], note)
+        timeout = doc["campaign"].get("policies", {}).get("agent_timeout", 300)
+        expired = [n for n in silent if time.time() - waiting[n] > float(timeout)]
+        if expired:
+            for name in expired:
+                entry = self.store.entry(doc["id"], hop, name)
+                phase = first_open_phase(entry) if entry else None
+                if phase is not None:
+                    self.store.fail_phase(doc["id"], hop, name, phase["phase"],
+                                          f"the agent of {name} did not answer within {timeout}s; "
+                                          f"start it (kubeupgrade agent --node {name} ...), then "
+                                          f"`kubeupgrade retry {doc['id']}`")
+        return ready
+
+    def _watch(self, doc: dict[str, Any], hop: int, entries: dict[str, dict[str, Any]]) -> None:
+        """A task that died without recording its end (a worker killed mid-task whose message was
+        not redelivered) is marked failed from its Celery result, so the campaign never hangs."""
+        for name, entry in entries.items():
+            phase = first_open_phase(entry)
+            if phase is None or not phase["task_id"] or phase["state"] == "failed":
+                continue
+            result = self.app.AsyncResult(phase["task_id"])
+            if result.state in ("FAILURE", "REVOKED"):
+                self.store.fail_phase(doc["id"], hop, name, phase["phase"],
+                                      f"task {result.state.lower()}: {result.result!r}"[:500])
+
+    def _fail(self, doc: dict[str, Any], hop: int, failed: list[dict[str, Any]]) -> None:
+        entry = failed[0]
+        phase = next(p for p in entry["phases"] if p["state"] == "failed")
+        error = {"hop": hop, "node": entry["node"], "phase": phase["phase"],
+                 "message": phase["error"], "tail": phase["tail"]}
+
+        def fail(current: dict[str, Any]) -> None:
+            current.update(state="failed", error=error)
+
+        self.store.update(doc["id"], fail)
+        self.store.event(doc["id"], f"failed at {entry['node']} {phase['phase']}: {phase['error']}")
+
+    def _fail_message(self, doc: dict[str, Any], hop: int, message: str) -> None:
+        def fail(current: dict[str, Any]) -> None:
+            current.update(state="failed", error={"hop": hop, "node": None, "phase": "prepare-host",
+                                                  "message": message, "tail": ""})
+
+        self.store.update(doc["id"], fail)
+        self.store.event(doc["id"], f"failed: {message}")
+
+    def _finish(self, doc: dict[str, Any]) -> None:
+        def done(current: dict[str, Any]) -> None:
+            current.update(state="succeeded", finished=time.time())
+
+        self.store.update(doc["id"], done)
+        self.store.release_cluster(doc["cluster"], doc["id"])
+        self.store.event(doc["id"], "campaign succeeded")

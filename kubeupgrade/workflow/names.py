@@ -1,0 +1,62 @@
+"""Task and queue names: the wire contract between the orchestrator and the agents.
+
+Names are explicit and stable (never derived from module paths), so moving code never changes
+what is on the wire.
+"""
+
+from __future__ import annotations
+
+import re
+
+from kubeupgrade.model.plan import Phase
+
+CONTROLLER_QUEUE = "kubeupgrade.controller"
+NODE_QUEUE_PREFIX = "kubeupgrade.node."
+
+RELEASE_NODE = "kubeupgrade.controller.release_node"
+
+PHASE_TASKS = {
+    Phase.PREPARE_HOST: "kubeupgrade.node.prepare_host",
+    Phase.PREFLIGHT: "kubeupgrade.controller.preflight",
+    Phase.VERIFY: "kubeupgrade.controller.verify",
+    Phase.SET_REPOSITORY: "kubeupgrade.node.set_repository",
+    Phase.INSTALL_KUBEADM: "kubeupgrade.node.install_kubeadm",
+    Phase.KUBEADM_PLAN: "kubeupgrade.node.kubeadm_upgrade_plan",
+    Phase.STOP_APISERVER: "kubeupgrade.node.stop_kube_apiserver",
+    Phase.KUBEADM_APPLY: "kubeupgrade.node.kubeadm_upgrade_apply",
+    Phase.HOOKS_AFTER_FIRST_CONTROL_PLANE: "kubeupgrade.node.run_hooks",
+    Phase.KUBEADM_NODE: "kubeupgrade.node.kubeadm_upgrade_node",
+    Phase.DOWNLOAD_PACKAGES: "kubeupgrade.node.download_packages",
+    Phase.HOOKS_BEFORE_DRAIN: "kubeupgrade.node.run_hooks",
+    Phase.DRAIN: "kubeupgrade.controller.drain_node",
+    Phase.INSTALL_KUBELET: "kubeupgrade.node.install_kubelet",
+    Phase.RESTART_KUBELET: "kubeupgrade.node.restart_kubelet",
+    Phase.WAIT_READY: "kubeupgrade.controller.wait_node_ready",
+    Phase.UNCORDON: "kubeupgrade.controller.uncordon_node",
+    Phase.HOOKS_AFTER_NODE: "kubeupgrade.node.run_hooks",
+}
+
+CLUSTER_ENTRY = "@cluster"  # the record entry holding a hop's cluster-level phases
+
+_NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+_CAMPAIGN_ID = re.compile(r"^[a-z0-9-]{1,80}$")
+
+
+def node_queue(node: str) -> str:
+    return NODE_QUEUE_PREFIX + node
+
+
+def agent_hostname(node: str) -> str:
+    return f"agent@{node}"
+
+
+def queue_for(phase: Phase, node: str) -> str:
+    return node_queue(node) if phase.runs_on_host else CONTROLLER_QUEUE
+
+
+def valid_node_name(name: object) -> bool:
+    return isinstance(name, str) and len(name) <= 253 and bool(_NODE_NAME.match(name))
+
+
+def valid_campaign_id(value: object) -> bool:
+    return isinstance(value, str) and bool(_CAMPAIGN_ID.match(value))

@@ -1,0 +1,153 @@
+"""The wrapper every phase task runs in: validate, fence, skip what is done, retry, record.
+
+A phase task's kwargs are small and readable in Flower: campaign, hop, node, phase, attempt,
+version. Everything else (packages, policies, hooks) is read from the campaign record, so no
+free-form value travels on the wire. Before running, the task checks the record: the campaign
+must be running, the attempt must be current (stale redeliveries are fenced off), and a phase
+already succeeded returns "already-done" without side effects.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from celery import Task
+
+from kubeupgrade.errors import PermanentError, TemporaryError
+from kubeupgrade.host.steps import ALREADY_DONE, HostCommandFailed, HostCommandRefused, StepOutcome
+from kubeupgrade.model.campaign import Campaign
+from kubeupgrade.model.plan import Phase
+from kubeupgrade.model.versions import KubeVersion, parse_version
+from kubeupgrade.workflow.app import app, broker_url
+from kubeupgrade.workflow.names import CLUSTER_ENTRY, valid_campaign_id, valid_node_name
+from kubeupgrade.workflow.record import CampaignStore
+
+
+@functools.lru_cache(maxsize=4)
+def store_for(url: str) -> CampaignStore:
+    return CampaignStore.from_url(url)
+
+
+@functools.lru_cache(maxsize=32)
+def _campaign_model(campaign_id: str, text: str) -> Campaign:
+    from kubeupgrade.campaign_file import parse_campaign
+
+    return parse_campaign(text, source=f"campaign {campaign_id}")
+
+
+@dataclass
+class Job:
+    """What a phase body needs: the record, the campaign, and where it stands."""
+
+    store: CampaignStore
+    campaign_id: str
+    hop: int
+    node: str
+    phase: Phase
+    attempt: int
+    doc: dict[str, Any]
+
+    @property
+    def campaign(self) -> Campaign:
+        return _campaign_model(self.campaign_id, yaml.safe_dump(self.doc["campaign"], sort_keys=True))
+
+    @property
+    def hop_doc(self) -> dict[str, Any]:
+        return self.doc["hops"][self.hop]
+
+    @property
+    def version(self) -> KubeVersion:
+        resolved = self.hop_doc.get("version")
+        if not resolved:
+            raise PermanentError(f"hop {self.hop + 1} has no resolved version yet")
+        return parse_version(resolved)
+
+    def package(self) -> str:
+        packages = self.hop_doc.get("packages", {})
+        if self.node not in packages:
+            raise PermanentError(f"no package version resolved for {self.node} in hop {self.hop + 1}")
+        return packages[self.node]
+
+    def report(self, detail: str) -> None:
+        self.store.note_phase(self.campaign_id, self.hop, self.node, self.phase.value, detail)
+
+
+def _validate(campaign: Any, hop: Any, node: Any, phase: Any, attempt: Any,
+              allowed: frozenset[Phase]) -> Phase:
+    if not valid_campaign_id(campaign):
+        raise PermanentError(f"invalid campaign id {campaign!r}")
+    if not isinstance(hop, int) or isinstance(hop, bool) or not 0 <= hop < 100:
+        raise PermanentError(f"invalid hop {hop!r}")
+    if node != CLUSTER_ENTRY and not valid_node_name(node):
+        raise PermanentError(f"invalid node name {node!r}")
+    if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 1:
+        raise PermanentError(f"invalid attempt {attempt!r}")
+    try:
+        parsed = Phase(phase)
+    except ValueError:
+        raise PermanentError(f"unknown phase {phase!r}") from None
+    if parsed not in allowed:
+        raise PermanentError(f"phase {phase} is not handled by this task")
+    return parsed
+
+
+def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset[Phase],
+              campaign: str, hop: int, node: str, phase: str, attempt: int,
+              on_agent: bool) -> dict[str, Any]:
+    parsed = _validate(campaign, hop, node, phase, attempt, allowed)
+    if on_agent and node != os.environ.get("KUBEUPGRADE_NODE"):
+        raise PermanentError(f"task for node {node} refused by the agent of "
+                             f"{os.environ.get('KUBEUPGRADE_NODE')!r}: misrouted message")
+    store = store_for(broker_url())
+    verdict = store.begin_phase(campaign, hop, node, phase, attempt, task.request.id)
+    if verdict != "run":
+        # Deterministic result: duplicates of a chord/group member must return the same value.
+        return {"node": node, "phase": phase, "status": verdict}
+    doc = store.get(campaign)
+    assert doc is not None
+    job = Job(store, campaign, hop, node, parsed, attempt, doc)
+    retries = job.campaign.policies.retries
+    try:
+        outcome = body(job)
+    except TemporaryError as error:
+        tail = error.result.tail() if isinstance(error, HostCommandFailed) else ""
+        if task.request.retries + 1 < retries.attempts:
+            delay = retries.backoff_seconds * (2 ** task.request.retries)
+            job.report(f"attempt {task.request.retries + 1} failed, retrying in {delay:g}s: {error}")
+            store.event(campaign, f"{node}: {phase} retrying in {delay:g}s: {error}")
+            raise task.retry(countdown=delay, exc=error, max_retries=retries.attempts - 1) from None
+        store.fail_phase(campaign, hop, node, phase, str(error), tail)
+        raise
+    except HostCommandRefused as error:
+        store.fail_phase(campaign, hop, node, phase, str(error), error.result.tail())
+        raise
+    except PermanentError as error:
+        store.fail_phase(campaign, hop, node, phase, str(error))
+        raise
+    except Exception as error:  # noqa: BLE001 - recorded, then re-raised for Celery
+        store.fail_phase(campaign, hop, node, phase, f"{type(error).__name__}: {error}")
+        raise
+    store.finish_phase(campaign, hop, node, phase, outcome.status, outcome.detail, outcome.output)
+    return {"node": node, "phase": phase, "status": "already-done" if outcome.status == ALREADY_DONE else "done"}
+
+
+def phase_task(name: str, phases: set[Phase], *, on_agent: bool) -> Callable[[Callable[[Job], StepOutcome]], Task]:
+    """Register `body` as the Celery task `name` handling `phases`."""
+    allowed = frozenset(phases)
+
+    def register(body: Callable[[Job], StepOutcome]) -> Task:
+        @app.task(name=name, bind=True, acks_late=True, ignore_result=False)
+        def task(self: Task, campaign: str, hop: int, node: str, phase: str, attempt: int,
+                 version: str = "") -> dict[str, Any]:
+            # `version` is informational (readable in Flower); the record is authoritative.
+            return run_phase(self, body, allowed, campaign, hop, node, phase, attempt, on_agent)
+
+        task.__doc__ = body.__doc__
+        return task
+
+    return register

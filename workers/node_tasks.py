@@ -1,0 +1,113 @@
+"""The host phases as Celery tasks, run by the node's agent. Each is a thin call into
+`kubeupgrade.host.steps`; the wrapper in `kubeupgrade.workflow.phase` fences and records."""
+
+from __future__ import annotations
+
+from kubeupgrade.errors import PermanentError
+from kubeupgrade.host import steps
+from kubeupgrade.host.steps import StepOutcome
+from kubeupgrade.model.plan import Phase
+from kubeupgrade.model.versions import parse_version_spec
+from kubeupgrade.workflow.names import PHASE_TASKS
+from kubeupgrade.workflow.phase import Job, phase_task
+from workers.host_context import host_context
+
+
+def _context(job: Job) -> steps.HostContext:
+    return host_context(job.campaign_id, job.hop)
+
+
+@phase_task(PHASE_TASKS[Phase.PREPARE_HOST], {Phase.PREPARE_HOST}, on_agent=True)
+def prepare_host(job: Job) -> StepOutcome:
+    """Point the repository at the hop's minor, resolve the exact package, report host facts."""
+    ctx = _context(job)
+    target = parse_version_spec(job.hop_doc["target"])
+    outcome = steps.resolve_target(ctx, target)
+    data = outcome.data
+
+    def remember(doc: dict) -> None:
+        doc["hops"][job.hop].setdefault("facts", {})[job.node] = data
+
+    job.store.update(job.campaign_id, remember)
+    return outcome
+
+
+@phase_task(PHASE_TASKS[Phase.SET_REPOSITORY], {Phase.SET_REPOSITORY}, on_agent=True)
+def set_repository(job: Job) -> StepOutcome:
+    """Point the node's Kubernetes package repository at the hop's minor."""
+    return steps.set_repository(_context(job), job.version.minor_version)
+
+
+@phase_task(PHASE_TASKS[Phase.INSTALL_KUBEADM], {Phase.INSTALL_KUBEADM}, on_agent=True)
+def install_kubeadm(job: Job) -> StepOutcome:
+    """Unhold, install and hold kubeadm at the exact package version; check `kubeadm version`."""
+    return steps.install_kubeadm(_context(job), job.version, job.package())
+
+
+@phase_task(PHASE_TASKS[Phase.KUBEADM_PLAN], {Phase.KUBEADM_PLAN}, on_agent=True)
+def kubeadm_upgrade_plan(job: Job) -> StepOutcome:
+    """Run `kubeadm upgrade plan` and keep its output in the campaign record."""
+    outcome = steps.kubeadm_plan(_context(job), job.version)
+    job.store.save_output(job.campaign_id, job.hop, job.node, job.phase.value, outcome.output)
+    return outcome
+
+
+@phase_task(PHASE_TASKS[Phase.STOP_APISERVER], {Phase.STOP_APISERVER}, on_agent=True)
+def stop_kube_apiserver(job: Job) -> StepOutcome:
+    """SIGTERM kube-apiserver before an etcd upgrade, as the kubeadm documentation suggests."""
+    wait = job.campaign.policies.apiserver_stop_wait_seconds
+    return steps.stop_apiserver(_context(job), float(wait))
+
+
+@phase_task(PHASE_TASKS[Phase.KUBEADM_APPLY], {Phase.KUBEADM_APPLY}, on_agent=True)
+def kubeadm_upgrade_apply(job: Job) -> StepOutcome:
+    """`kubeadm upgrade apply vX.Y.Z` on the first control plane of the hop."""
+    policies = job.campaign.policies
+    return steps.kubeadm_apply(_context(job), job.version,
+                               certificate_renewal=policies.certificate_renewal,
+                               etcd_upgrade=policies.etcd_upgrade,
+                               config_file=policies.upgrade_configuration)
+
+
+@phase_task(PHASE_TASKS[Phase.KUBEADM_NODE], {Phase.KUBEADM_NODE}, on_agent=True)
+def kubeadm_upgrade_node(job: Job) -> StepOutcome:
+    """`kubeadm upgrade node` on every other node."""
+    policies = job.campaign.policies
+    return steps.kubeadm_node(_context(job), job.version,
+                              certificate_renewal=policies.certificate_renewal,
+                              etcd_upgrade=policies.etcd_upgrade)
+
+
+@phase_task(PHASE_TASKS[Phase.DOWNLOAD_PACKAGES], {Phase.DOWNLOAD_PACKAGES}, on_agent=True)
+def download_packages(job: Job) -> StepOutcome:
+    """Download kubelet and kubectl before the node is cordoned, to keep the outage short."""
+    return steps.download_packages(_context(job), job.version, job.package())
+
+
+@phase_task(PHASE_TASKS[Phase.INSTALL_KUBELET], {Phase.INSTALL_KUBELET}, on_agent=True)
+def install_kubelet(job: Job) -> StepOutcome:
+    """Unhold, install and hold kubelet and kubectl at the exact package version."""
+    return steps.install_kubelet(_context(job), job.version, job.package())
+
+
+@phase_task(PHASE_TASKS[Phase.RESTART_KUBELET], {Phase.RESTART_KUBELET}, on_agent=True)
+def restart_kubelet(job: Job) -> StepOutcome:
+    """`systemctl daemon-reload` and `systemctl restart kubelet`."""
+    return steps.restart_kubelet(_context(job), job.version)
+
+
+_HOOK_KINDS = {
+    Phase.HOOKS_AFTER_FIRST_CONTROL_PLANE: "after_first_control_plane",
+    Phase.HOOKS_BEFORE_DRAIN: "before_drain",
+    Phase.HOOKS_AFTER_NODE: "after_node",
+}
+
+
+@phase_task(PHASE_TASKS[Phase.HOOKS_AFTER_NODE], set(_HOOK_KINDS), on_agent=True)
+def run_hooks(job: Job) -> StepOutcome:
+    """Run the campaign's declared hooks (argv lists) for this point of the upgrade."""
+    kind = _HOOK_KINDS.get(job.phase)
+    if kind is None:
+        raise PermanentError(f"no hooks for phase {job.phase.value}")
+    hooks = list(getattr(job.campaign.policies.hooks, kind))
+    return steps.run_hooks(_context(job), kind, hooks)
