@@ -21,11 +21,11 @@ TERMINAL = ("succeeded", "failed", "aborted", "refused")
 def _app_and_store(broker: str | None):  # type: ignore[no-untyped-def]
     import redis
 
-    from kubeupgrade.workflow.app import broker_url, use_broker
+    from kubeupgrade.workflow.app import broker_url, client_app
     from kubeupgrade.workflow.record import CampaignStore
 
     url = broker or broker_url()
-    app = use_broker(url)
+    app = client_app(url)
     store = CampaignStore.from_url(url)
     try:
         store.redis.ping()

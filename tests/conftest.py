@@ -23,3 +23,29 @@ def make_sandbox(tmp_path: Path) -> Iterator[Callable[..., Sandbox]]:
     yield make
     for box in created:
         box.down()
+
+
+@pytest.fixture
+def make_stack(make_sandbox):
+    """A sandbox with its real processes: redis-server, one agent per node, the controller."""
+    from kubeupgrade.sandbox.stack import Stack
+
+    stacks: list[Stack] = []
+
+    def make(*, flower: bool = False, visibility_timeout: float = 3600.0, **sandbox_options) -> Stack:
+        sandbox_options.setdefault("time_scale", 0.005)
+        box = make_sandbox(**sandbox_options)
+        stack = Stack(box, visibility_timeout=visibility_timeout)
+        stacks.append(stack)
+        stack.start_redis()
+        stack.start_agents()
+        stack.start_controller()
+        if flower:
+            stack.start_flower()
+        names = [f"agent@{n['name']}" for n in box.nodes]
+        stack.wait_for_workers(names)
+        return stack
+
+    yield make
+    for stack in stacks:
+        stack.stop_all()

@@ -28,3 +28,15 @@ def wait_for(condition: Callable[[], object], timeout: float = 15.0, interval: f
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         time.sleep(interval)
+
+
+def write_campaign(path, target: str, **policies) -> str:
+    """A campaign file for the sandbox cluster (nodes discovered from its API server)."""
+    import yaml
+
+    policies.setdefault("retries", {"attempts": 2, "backoff_seconds": 0.2})
+    policies.setdefault("drain", {"delete_emptydir_data": True, "timeout": 30})
+    policies.setdefault("agent_timeout", 30)
+    policies.setdefault("ready_timeout", 30)
+    path.write_text(yaml.safe_dump({"cluster": "sandbox", "target": target, "policies": policies}))
+    return str(path)

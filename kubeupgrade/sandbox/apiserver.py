@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import signal
 import ssl
 import sys
@@ -92,7 +93,10 @@ class ApiServer:
 
         def ticker() -> None:
             while not self.stopping.wait(0.02):
-                self.controller.tick()
+                try:
+                    self.controller.tick()
+                except Exception:  # noqa: BLE001 - a control loop must outlive one bad object
+                    logging.getLogger("sandbox.controller").exception("controller tick failed")
 
         threading.Thread(target=flusher, daemon=True, name="flush").start()
         threading.Thread(target=ticker, daemon=True, name="controller").start()

@@ -43,7 +43,8 @@ class Controller:
         self.history = history
         self.timing = Timing.from_config(config)
         self.faults = FaultStore(paths.faults)
-        self.random = random.Random(config.get("seed", 0))
+        # Not the seed of the initial objects: replacement pod names must not repeat theirs.
+        self.random = random.Random(f"controller/{config.get('seed', 0)}/{time.time_ns()}")
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
         self._sequence = itertools.count()
         self._reconciled_generation = -1
@@ -327,6 +328,8 @@ class Controller:
         if len(self._owned_pods(rs)) >= int(rs["spec"].get("replicas", 1)):
             return
         pod = objects.pod_from_template(rs, self.random)
+        while self.store.find("pods", namespace, pod["metadata"]["name"]) is not None:
+            pod = objects.pod_from_template(rs, self.random)
         load: dict[str, int] = {}
         for existing in self.store.list("pods"):
             node = existing["spec"].get("nodeName")

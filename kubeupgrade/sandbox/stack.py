@@ -115,9 +115,9 @@ class Stack:
         return f"http://127.0.0.1:{self.flower_port}"
 
     def wait_for_workers(self, names: list[str], timeout: float = 60.0) -> None:
-        from kubeupgrade.workflow.app import use_broker
+        from kubeupgrade.workflow.app import client_app
 
-        app = use_broker(self.broker)
+        app = client_app(self.broker)
         deadline = time.monotonic() + timeout
         wanted = set(names)
         while True:

@@ -61,6 +61,20 @@ app = configure(Celery("kubeupgrade", include=["kubeupgrade.workflow.controller_
 
 
 def use_broker(url: str) -> Celery:
-    """Point the shared app at `url` (the CLI's --broker)."""
+    """Point the shared app at `url` before a worker starts (the --broker of agent/controller)."""
     os.environ["KUBEUPGRADE_BROKER"] = url
     return configure(app, url)
+
+
+_clients: dict[str, Celery] = {}
+
+
+def client_app(url: str) -> Celery:
+    """An app for talking to workers on `url` (ping, revoke, send) from a client process.
+
+    A Celery app keeps its connection pools once used, so each broker gets its own app rather
+    than reconfiguring the shared one.
+    """
+    if url not in _clients:
+        _clients[url] = configure(Celery("kubeupgrade-client"), url)
+    return _clients[url]

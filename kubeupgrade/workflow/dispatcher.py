@@ -223,6 +223,8 @@ class Dispatcher:
 
         def resolved(current: dict[str, Any]) -> None:
             current["hops"][hop].update(version=chosen.plain, packages=packages, stage="preflight")
+            if hop + 1 < len(current["hops"]):
+                current["hops"][hop + 1]["from"] = chosen.plain
 
         self.store.update(doc["id"], resolved)
         self.store.event(doc["id"], f"hop {hop + 1}: target {target} resolved to {chosen.plain}")

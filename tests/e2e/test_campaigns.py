@@ -1,0 +1,93 @@
+"""Whole campaigns on sandboxes with real processes: redis-server, one agent per node, the
+controller (and Flower). Safety is checked from the sandbox's command logs and API history."""
+
+import json
+import urllib.request
+from base64 import b64encode
+
+import pytest
+
+from kubeupgrade.api import get, submit
+from kubeupgrade.errors import PolicyRefused
+from kubeupgrade.sandbox import invariants
+from tests.helpers import wait_for, write_campaign
+
+
+def test_mixed_cluster_one_minor_with_flower(make_stack, tmp_path):
+    stack = make_stack(control_planes=3, workers=4, version="1.30.4", os_family="mixed", flower=True)
+    box = stack.sandbox
+    campaign = write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=2)
+    handle = submit(campaign, broker=stack.broker)
+    with pytest.raises(PolicyRefused, match=f"already has campaign {handle.id}"):
+        submit(campaign, broker=stack.broker)
+    assert handle.wait(timeout=240) == "succeeded", json.dumps(handle.status().get("error"))
+    rows = box.node_rows()
+    assert {(r.status, r.version) for r in rows} == {("Ready", "v1.31.14")}
+    assert invariants.check_all(box, max_unavailable=2) == []
+    assert invariants.max_workers_out(box) == 2  # the window was used, never exceeded
+    counts = {node["name"]: invariants.command_counts(box, node["name"]) for node in box.nodes}
+    assert counts["cp-1"]["kubeadm upgrade apply"] == 1
+    assert all(counts[n]["kubeadm upgrade apply"] == 0 for n in counts if n != "cp-1")
+    assert all(counts[n]["kubeadm upgrade node"] == 1 for n in counts if n != "cp-1")
+    windows = invariants.control_plane_windows(box)
+    assert [node for _, _, node in windows] == ["cp-1", "cp-2", "cp-3"]
+    plan_output = handle.output(0, "cp-1", "kubeadm-upgrade-plan")
+    assert "kubeadm upgrade apply v1.31.14" in plan_output
+    # Flower sees the campaign's tasks, with readable names and arguments, behind basic auth.
+    url = f"http://127.0.0.1:{stack.flower_port}/api/tasks?limit=1000"
+    auth = b64encode(stack.flower_auth.encode()).decode()
+
+    def flower_tasks():
+        request = urllib.request.Request(url, headers={"Authorization": f"Basic {auth}"})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                tasks = json.loads(response.read())
+        except OSError:
+            return None
+        names = {t["name"] for t in tasks.values() if handle.id in str(t.get("kwargs"))}
+        return names if "kubeupgrade.node.kubeadm_upgrade_apply" in names else None
+
+    names = wait_for(flower_tasks, timeout=20)
+    assert {"kubeupgrade.controller.drain_node", "kubeupgrade.node.restart_kubelet"} <= names
+    with pytest.raises(urllib.error.HTTPError) as unauthenticated:
+        urllib.request.urlopen(url, timeout=5)
+    assert unauthenticated.value.code == 401
+
+
+def test_two_minors_run_as_two_hops(make_stack, tmp_path):
+    stack = make_stack(control_planes=1, workers=2, version="1.29.8", os_family="apt")
+    box = stack.sandbox
+    handle = submit(write_campaign(tmp_path / "c.yaml", "v1.31.2", max_unavailable=1), broker=stack.broker)
+    assert handle.wait(timeout=240) == "succeeded", json.dumps(handle.status().get("error"))
+    doc = handle.status()
+    assert [(h["from"], h["version"]) for h in doc["hops"]] == [("1.29.8", "1.30.14"), ("1.30.14", "1.31.2")]
+    applies = [e["argv"] for e in box.command_log("cp-1") if e["argv"][:3] == ["kubeadm", "upgrade", "apply"]]
+    assert [a[3] for a in applies] == ["v1.30.14", "v1.31.2"]
+    assert {r.version for r in box.node_rows()} == {"v1.31.2"}
+    assert invariants.check_all(box, max_unavailable=1) == []
+
+
+def test_failed_kubelet_restart_then_retry_reruns_nothing_done(make_stack, tmp_path):
+    stack = make_stack(control_planes=1, workers=3, version="1.30.4", os_family="mixed")
+    box = stack.sandbox
+    box.add_fault("fail", node="worker-2", command="systemctl restart kubelet", count=5)
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.30", max_unavailable=1), broker=stack.broker)
+    assert handle.wait(timeout=240) == "failed"
+    status = handle.status()
+    error = status["error"]
+    assert (error["node"], error["phase"]) == ("worker-2", "restart-kubelet")
+    assert "`systemctl restart kubelet` failed (exit 1)" in error["message"]
+    assert "simulated failure" in error["tail"]
+    before = {n["name"]: len(box.command_log(n["name"])) for n in box.nodes}
+    done_before = {name for name, entry in status["entries"][0].items() if entry["state"] == "succeeded"}
+    box.clear_faults()
+    handle.retry()
+    assert handle.wait(timeout=240) == "succeeded", json.dumps(handle.status().get("error"))
+    for node in done_before:
+        assert len(box.command_log(node)) == before[node], f"{node} ran commands again after retry"
+    again = [e["argv"] for e in box.command_log("worker-2")[before["worker-2"]:]]
+    assert not any(a[:2] in (["apt-get", "install"], ["dnf", "install"]) or a[0] == "kubeadm" for a in again)
+    assert ["systemctl", "restart", "kubelet"] in again
+    assert {r.version for r in box.node_rows()} == {"v1.30.14"}
+    assert get(handle.id, stack.broker).state() == "succeeded"
+    assert invariants.check_all(box, max_unavailable=1) == []
