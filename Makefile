@@ -24,7 +24,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.sandbox_scale
 
 demo: $(STAMP)
-	$(BIN)/python -m bench.demo
+	$(BIN)/python -m kubeupgrade.demo $(if $(KEEP),--keep,)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -23,7 +23,7 @@ def _duration(seconds: float | None) -> str:
     return f"{minutes}m{rest:02d}s"
 
 
-def _bar(done: int, total: int, width: int = 12) -> str:
+def _bar(done: int, total: int, width: int = 8) -> str:
     filled = round(width * done / total) if total else width
     return "█" * filled + "░" * (width - filled) + f" {done}/{total}"
 
@@ -38,7 +38,8 @@ def node_rows(entries: dict[str, dict[str, Any]], order: list[str]) -> list[dict
         phases = entry["phases"]
         done = sum(1 for p in phases if p["state"] == "succeeded")
         current = next((p for p in phases if p["state"] != "succeeded"), None)
-        started = min((p["started"] for p in phases if p["started"]), default=None)
+        # Time on the node's own chain; the hop-wide prepare-host step is not part of it.
+        started = min((p["started"] for p in phases[1:] if p["started"]), default=None)
         ended = max((p["ended"] or 0 for p in phases), default=None)
         duration = None
         if started:
@@ -83,7 +84,8 @@ def render_status(doc: dict[str, Any]) -> Group:
         for row in hop["nodes"]:
             if row["node"] == "@cluster":
                 continue
-            table.add_row(row["node"], row["role"], Text(row["state"], style=STATE_STYLE.get(row["state"], "")),
+            role = {"control-plane": "cp", "worker": "worker"}.get(row["role"], row["role"])
+            table.add_row(row["node"], role, Text(row["state"], style=STATE_STYLE.get(row["state"], "")),
                           _bar(row["done"], row["total"]), row["phase"], _duration(row["duration"]),
                           str(row["attempts"]), (row["detail"] or "")[:120])
         parts.append(table)

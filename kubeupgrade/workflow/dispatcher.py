@@ -24,7 +24,7 @@ from kubeupgrade.errors import KubeupgradeError
 from kubeupgrade.model.campaign import Campaign, NodeSpec, WorkerStrategy
 from kubeupgrade.model.plan import Phase, plan_to_dict
 from kubeupgrade.model.versions import parse_version
-from kubeupgrade.planning.scheduling import NodeState, workers_to_start
+from kubeupgrade.planning.scheduling import NodeState, workers_to_prepare, workers_to_start
 from kubeupgrade.workflow.names import (
     CLUSTER_ENTRY,
     PHASE_TASKS,
@@ -46,6 +46,20 @@ def first_open_phase(entry: dict[str, Any]) -> dict[str, Any] | None:
 def in_flight(entry: dict[str, Any]) -> bool:
     phase = first_open_phase(entry)
     return phase is not None and phase["state"] in ("pending", "running") and bool(phase["task_id"])
+
+
+OUTAGE_PHASES = (Phase.HOOKS_BEFORE_DRAIN.value, Phase.DRAIN.value, Phase.INSTALL_KUBELET.value)
+
+
+def outage_start(entry: dict[str, Any]) -> int:
+    """Index of the first phase that takes the node out of service (or past the end)."""
+    names = [p["phase"] for p in entry["phases"]]
+    return next((i for i, name in enumerate(names) if name in OUTAGE_PHASES), len(names))
+
+
+def prepared(entry: dict[str, Any]) -> bool:
+    """Every phase before the outage has succeeded."""
+    return all(p["state"] == "succeeded" for p in entry["phases"][: outage_start(entry)])
 
 
 def node_state(entry: dict[str, Any]) -> NodeState:
@@ -260,31 +274,58 @@ class Dispatcher:
         self._send(doc, hop, chain(links) if len(links) > 1 else links[0])
 
     def _stage_workers(self, doc: dict[str, Any], hop: int, entries: dict[str, dict[str, Any]]) -> None:
+        """Prepare workers ahead of the window (no outage); take them out of service as the
+        limit allows. Preparation and outage are separate chains, so a slot in the window is
+        held only from drain to uncordon."""
         schedule = doc["plan"]["hops"][hop]["workers"]
         order = schedule["order"]
-        states = {name: node_state(entries[name]) for name in order}
-        if all(state is NodeState.SUCCEEDED for state in states.values()):
+        limit = schedule["max_unavailable"]
+        workers = {name: entries[name] for name in order}
+        if all(e["state"] == "succeeded" for e in workers.values()):
             self._set_stage(doc, hop, "verify")
             return
+        states: dict[str, NodeState] = {}
+        eligible: set[str] = set()
+        preparing: set[str] = set()
+        unprepared: set[str] = set()
+        for name, entry in workers.items():
+            if entry["state"] in ("failed", "succeeded"):
+                states[name] = node_state(entry)
+            elif prepared(entry):
+                eligible.add(name)
+                states[name] = NodeState.RUNNING if in_flight(entry) else NodeState.PENDING
+            else:
+                states[name] = NodeState.PENDING
+                (preparing if in_flight(entry) else unprepared).add(name)
         strategy = WorkerStrategy(schedule["strategy"])
-        starting = workers_to_start(order, states, schedule["max_unavailable"], strategy)
-        if not starting:
+        outage = workers_to_start(order, states, limit, strategy, eligible=eligible)
+        waiting = {n for n in eligible if states[n] is NodeState.PENDING} - set(outage)
+        ahead = workers_to_prepare(order, preparing, waiting, unprepared, depth=limit)
+        wanted = outage + ahead
+        if not wanted:
             return
-        ready = self._agents_ready(doc, hop, starting)
-        if strategy is WorkerStrategy.BATCHES and len(ready) < len(starting):
-            return  # a batch starts whole
-        chains = []
-        for name in starting:
+        ready = self._agents_ready(doc, hop, wanted)
+        outage_chains = []
+        for name in wanted:
             if name not in ready:
                 continue
-            entry = entries[name]
-            links = [self._signature(doc, hop, entry, p) for p in entry["phases"] if p["state"] != "succeeded"]
-            chains.append(chain(links) if len(links) > 1 else links[0])
-        if strategy is WorkerStrategy.BATCHES and len(chains) > 1:
-            self._send(doc, hop, group(chains))
+            entry = workers[name]
+            split = outage_start(entry)
+            pending = [p for p in entry["phases"] if p["state"] != "succeeded"]
+            part = pending if name in outage else [p for p in entry["phases"][:split] if p["state"] != "succeeded"]
+            links = [self._signature(doc, hop, entry, p) for p in part]
+            if not links:
+                continue
+            canvas = chain(links) if len(links) > 1 else links[0]
+            if name in outage:
+                outage_chains.append(canvas)
+            else:
+                self._send(doc, hop, canvas)
+        if strategy is WorkerStrategy.BATCHES and len(outage_chains) > 1:
+            self._send(doc, hop, group(outage_chains))  # a flat group of node chains: one batch
         else:
-            for item in chains:
-                self._send(doc, hop, item)
+            for canvas in outage_chains:
+                self._send(doc, hop, canvas)
 
     def _stage_done(self, doc: dict[str, Any], hop: int, entries: dict[str, dict[str, Any]]) -> None:
         def next_hop(current: dict[str, Any]) -> None:

@@ -1,0 +1,111 @@
+"""`make demo`: a whole upgrade campaign on a sandbox cluster, with Flower, in the terminal.
+
+Starts redis-server (unless $KUBEUPGRADE_BROKER answers), a sandbox of 3 control planes and
+5 workers (mixed apt/dnf) at v1.30.4, one agent per node, the controller and Flower; submits a
+1.30 -> 1.31 campaign; shows live progress; ends with the verification table; stops everything
+it started unless run with --keep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import redis
+import yaml
+from rich.console import Console
+from rich.live import Live
+
+from kubeupgrade.api import TERMINAL, submit
+from kubeupgrade.cli.status_view import render_status, verification_table
+from kubeupgrade.sandbox import invariants
+from kubeupgrade.sandbox.manager import Sandbox
+from kubeupgrade.sandbox.stack import Stack
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kubeupgrade-demo")
+    parser.add_argument("--dir", default=".demo")
+    parser.add_argument("--keep", action="store_true", help="leave everything running")
+    parser.add_argument("--workers", type=int, default=5)
+    args = parser.parse_args(argv)
+    console = Console()
+    directory = Path(args.dir).resolve()
+    if directory.exists():
+        Sandbox(directory / "sandbox").down()
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    started = time.monotonic()
+    console.print("[bold]kubeupgrade demo[/]: sandbox with 3 control planes and "
+                  f"{args.workers} workers (apt and dnf), v1.30.4 -> 1.31")
+    box, _ = Sandbox.up(directory / "sandbox", control_planes=3, workers=args.workers,
+                        version="1.30.4", os_family="mixed", time_scale=0.01)
+    stack = Stack(box)
+    try:
+        broker = _broker(stack, console)
+        stack.start_agents()
+        stack.start_controller()
+        flower = stack.start_flower()
+        stack.wait_for_workers([f"agent@{n['name']}" for n in box.nodes])
+        console.print(f"API server  {box.server}   kubeconfig {box.kubeconfig}")
+        console.print(f"Flower      {flower}   (user:password {stack.flower_auth}, read-only)")
+        console.print(f"Broker      {broker}")
+        campaign = directory / "campaign.yaml"
+        campaign.write_text(yaml.safe_dump({
+            "cluster": "sandbox", "target": "1.31",
+            "policies": {"max_unavailable": 2, "drain": {"delete_emptydir_data": True, "timeout": "2m"},
+                         "retries": {"attempts": 3, "backoff_seconds": 1},
+                         "hooks": {"after_first_control_plane": [["kubeadm", "version", "-o", "short"]]}},
+        }))
+        handle = submit(campaign, broker=broker)
+        console.print(f"Campaign    {handle.id}  (kubeupgrade status {handle.id} --broker {broker})")
+        with Live(render_status(handle.status()), console=console, refresh_per_second=4) as live:
+            while True:
+                doc = handle.status()
+                live.update(render_status(doc))
+                if doc["state"] in TERMINAL:
+                    break
+                time.sleep(0.25)
+        doc = handle.status()
+        console.print(verification_table(doc))
+        problems = invariants.check_all(box, max_unavailable=2, succeeded=doc["state"] == "succeeded")
+        console.print(f"Safety invariants: {'all held' if not problems else '; '.join(problems)}")
+        console.print(f"Campaign {doc['state']} in {time.monotonic() - started:.0f}s (including start-up)")
+        if args.keep:
+            console.print(f"Left running. Stop with: kubeupgrade sandbox down --dir {box.paths.root} "
+                          f"and kill the processes listed in {box.paths.root}/logs")
+            _write_pids(stack, directory)
+            return 0 if doc["state"] == "succeeded" else 1
+        return 0 if doc["state"] == "succeeded" and not problems else 1
+    finally:
+        if not args.keep:
+            stack.stop_all()
+            box.down()
+
+
+def _broker(stack: Stack, console: Console) -> str:
+    import os
+
+    url = os.environ.get("KUBEUPGRADE_BROKER")
+    if url:
+        try:
+            redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+            console.print(f"Using the redis-server at {url}")
+            stack.redis_port = 0
+            return url
+        except redis.RedisError:
+            console.print(f"No redis-server answers at {url}; starting one")
+    stack.start_redis()
+    return stack.broker
+
+
+def _write_pids(stack: Stack, directory: Path) -> None:
+    (directory / "pids.txt").write_text(
+        "\n".join(f"{name} {process.pid}" for name, process in stack.processes.items()) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
