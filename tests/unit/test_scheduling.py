@@ -48,3 +48,30 @@ def test_fixed_batches():
 )
 def test_max_unavailable(limit, workers, expected):
     assert limit.resolve(workers) == expected
+
+
+@pytest.mark.parametrize(
+    ("eligible", "states", "expected"),
+    [
+        ({"w2", "w3"}, {}, ["w2", "w3"]),  # w1 is still being prepared: later ones may go first
+        ({"w1"}, {"w2": R}, ["w1"]),
+        (set(), {}, []),
+    ],
+)
+def test_only_prepared_workers_go_out_of_service(eligible, states, expected):
+    assert workers_to_start(ORDER, states, 2, WorkerStrategy.WINDOW, eligible=eligible) == expected
+
+
+@pytest.mark.parametrize(
+    ("preparing", "waiting", "unprepared", "depth", "expected"),
+    [
+        (set(), set(), {"w1", "w2", "w3"}, 2, ["w1", "w2"]),
+        ({"w1"}, set(), {"w2", "w3"}, 2, ["w2"]),
+        ({"w1"}, {"w2"}, {"w3"}, 2, []),
+        (set(), set(), {"w5", "w3"}, 5, ["w3", "w5"]),  # in campaign order
+    ],
+)
+def test_workers_to_prepare(preparing, waiting, unprepared, depth, expected):
+    from kubeupgrade.planning.scheduling import workers_to_prepare
+
+    assert workers_to_prepare(ORDER, preparing, waiting, unprepared, depth) == expected

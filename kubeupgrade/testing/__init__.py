@@ -1,0 +1,1 @@
+"""Test doubles that ship with kubeupgrade, for unit tests of code above the executor seam."""

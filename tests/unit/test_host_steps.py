@@ -1,0 +1,118 @@
+"""Host phases above the executor seam, with the fake executor: each probes first, returns
+"already-done" without side effects when its effect is there, and converges otherwise."""
+
+import pytest
+
+from kubeupgrade.errors import PermanentError, TemporaryError
+from kubeupgrade.host import steps
+from kubeupgrade.model.campaign import OsFamily
+from kubeupgrade.model.versions import MinorVersion, parse_version
+from kubeupgrade.testing.fake_executor import FakeExecutor, UnexpectedCommand
+
+V = parse_version("1.31.2")
+
+
+def context(tmp_path, fake, family=OsFamily.APT):
+    return steps.HostContext(fake, tmp_path, family, campaign="c1", hop=0)
+
+
+def installed(version):
+    return lambda command: (0, version, "")
+
+
+def test_install_kubeadm_already_done_runs_no_install(tmp_path):
+    fake = (FakeExecutor().on("dpkg-query", stdout="install ok installed")
+            .on("dpkg-query", "-W", "--showformat=${Version}", "kubeadm", stdout="1.31.2-1.1")
+            .on("kubeadm", "version", stdout="v1.31.2\n"))
+    outcome = steps.install_kubeadm(context(tmp_path, fake), V, "1.31.2-1.1")
+    assert outcome.status == steps.ALREADY_DONE
+    assert not any(argv[:2] == ("apt-get", "install") for argv in fake.ran)
+
+
+def test_install_kubeadm_unholds_installs_holds_and_checks(tmp_path):
+    state = {"version": "1.30.4-1.1"}
+
+    def install(command):
+        state["version"] = "1.31.2-1.1"
+        return 0, "Setting up kubeadm", ""
+
+    fake = (FakeExecutor().on("dpkg-query", stdout="install ok installed")
+            .on("dpkg-query", "-W", "--showformat=${Version}", "kubeadm")
+            .on("apt-mark").on("apt-get", "install", "-y", "-q", "kubeadm=1.31.2-1.1")
+            .on("kubeadm", "version", stdout="v1.31.2\n"))
+    fake.answers[("dpkg-query", "-W", "--showformat=${Version}", "kubeadm")] = lambda c: (0, state["version"], "")
+    fake.answers[("apt-get", "install", "-y", "-q", "kubeadm=1.31.2-1.1")] = install
+    outcome = steps.install_kubeadm(context(tmp_path, fake), V, "1.31.2-1.1")
+    assert outcome.status == steps.DONE
+    order = [argv[:2] for argv in fake.ran if argv[0] in ("apt-mark", "apt-get")]
+    assert order == [("apt-mark", "unhold"), ("apt-get", "install"), ("apt-mark", "hold")]
+
+
+def test_interrupted_dpkg_is_repaired_first(tmp_path):
+    fake = (FakeExecutor().on("dpkg-query", "-W", "--showformat=${Status}", stdout="install ok unpacked")
+            .on("dpkg", "--configure", "-a")
+            .on("dpkg-query", "-W", "--showformat=${Version}", stdout="1.31.2-1.1"))
+    steps.install_packages(context(tmp_path, fake), V, "1.31.2-1.1", ("kubelet",))
+    assert ("dpkg", "--configure", "-a") in fake.ran
+
+
+def test_failed_command_is_temporary_and_carries_the_output(tmp_path):
+    fake = (FakeExecutor().on("dpkg-query", stdout="install ok installed")
+            .on("dpkg-query", "-W", "--showformat=${Version}", stdout="1.30.4-1.1")
+            .on("apt-mark").on("apt-get", exit_code=100, stderr="E: Could not get lock /var/lib/dpkg/lock-frontend"))
+    with pytest.raises(TemporaryError) as failure:
+        steps.install_kubelet(context(tmp_path, fake), V, "1.31.2-1.1")
+    assert "exit 100" in str(failure.value) and "Could not get lock" in str(failure.value)
+
+
+def test_missing_version_is_permanent(tmp_path):
+    fake = (FakeExecutor().on("dpkg-query", stdout="install ok installed")
+            .on("dpkg-query", "-W", "--showformat=${Version}", stdout="1.30.4-1.1")
+            .on("apt-mark").on("apt-get", exit_code=100, stderr="E: Version '1.31.2-1.1' for 'kubelet' was not found"))
+    with pytest.raises(PermanentError):
+        steps.install_kubelet(context(tmp_path, fake), V, "1.31.2-1.1")
+
+
+def test_apply_runs_once_then_is_already_done(tmp_path):
+    fake = FakeExecutor().on("kubeadm", "upgrade", "apply", stdout="SUCCESS")
+    ctx = context(tmp_path, fake)
+    kwargs = {"certificate_renewal": True, "etcd_upgrade": True, "config_file": None}
+    assert steps.kubeadm_apply(ctx, V, **kwargs).status == steps.DONE
+    assert steps.kubeadm_apply(context(tmp_path, fake), V, **kwargs).status == steps.ALREADY_DONE
+    assert sum(1 for argv in fake.ran if argv[:3] == ("kubeadm", "upgrade", "apply")) == 1
+
+
+def test_restart_kubelet_is_done_only_when_active(tmp_path):
+    fake = FakeExecutor().on("systemctl", "is-active", stdout="active").on("systemctl")
+    ctx = context(tmp_path, fake)
+    assert steps.restart_kubelet(ctx, V).status == steps.DONE
+    assert steps.restart_kubelet(context(tmp_path, fake), V).status == steps.ALREADY_DONE
+    fake.answers[("systemctl", "is-active")] = (3, "inactive", "")
+    with pytest.raises(TemporaryError):
+        steps.restart_kubelet(context(tmp_path, fake), V)  # restarts again, then is-active fails
+
+
+def test_set_repository_writes_file_backs_up_and_refreshes(tmp_path):
+    source = tmp_path / "etc/apt/sources.list.d/kubernetes.list"
+    source.parent.mkdir(parents=True)
+    source.write_text("deb https://pkgs.k8s.io/core:/stable:/v1.30/deb/ /\n")
+    fake = FakeExecutor().on("dpkg-query", stdout="install ok installed").on("apt-get", "update")
+    outcome = steps.set_repository(context(tmp_path, fake), MinorVersion(1, 31))
+    assert outcome.status == steps.DONE
+    assert "v1.31" in source.read_text()
+    assert "v1.30" in (source.parent / "kubernetes.list.kubeupgrade-backup").read_text()
+    again = steps.set_repository(context(tmp_path, fake), MinorVersion(1, 31))
+    assert again.status == steps.ALREADY_DONE
+
+
+def test_hooks_run_once_each(tmp_path):
+    fake = FakeExecutor().on("kubectl", "apply")
+    hooks = [("kubectl", "apply", "-f", "cni.yaml")]
+    assert steps.run_hooks(context(tmp_path, fake), "after_first_control_plane", hooks).status == steps.DONE
+    assert steps.run_hooks(context(tmp_path, fake), "after_first_control_plane", hooks).status == steps.ALREADY_DONE
+    assert fake.ran == [("kubectl", "apply", "-f", "cni.yaml")]
+
+
+def test_fake_executor_refuses_unexpected_commands(tmp_path):
+    with pytest.raises(UnexpectedCommand):
+        steps.kubeadm_plan(context(tmp_path, FakeExecutor()), V)

@@ -1,0 +1,67 @@
+"""Pure pieces of the workflow layer: campaign serialisation for the record, the split of a
+worker's phases into preparation and outage, task-name contract, status rendering."""
+
+import yaml
+from rich.console import Console
+
+from kubeupgrade.campaign_file import campaign_to_dict, load_campaign, parse_campaign
+from kubeupgrade.cli.status_view import render_status, status_to_dict
+from kubeupgrade.model.plan import Phase
+from kubeupgrade.workflow.dispatcher import first_open_phase, in_flight, outage_start, prepared
+from kubeupgrade.workflow.names import PHASE_TASKS, queue_for, valid_campaign_id, valid_node_name
+from kubeupgrade.workflow.record import new_phase
+from tests.unit.test_campaign_file import EXAMPLE
+
+
+def test_campaign_survives_the_record_round_trip():
+    campaign = load_campaign(EXAMPLE)
+    again = parse_campaign(yaml.safe_dump(campaign_to_dict(campaign)), source=campaign.source)
+    assert again == campaign
+
+
+def entry(states):
+    names = ["prepare-host", "set-repository", "install-kubeadm", "kubeadm-upgrade-node",
+             "download-packages", "drain", "install-kubelet", "restart-kubelet", "wait-ready", "uncordon"]
+    phases = [new_phase(n) for n in names]
+    for phase, (state, task_id) in zip(phases, states, strict=False):
+        phase.update(state=state, task_id=task_id)
+    return {"node": "w1", "role": "worker", "state": "running", "phases": phases}
+
+
+def test_outage_starts_at_the_drain():
+    e = entry([])
+    assert outage_start(e) == 5
+    assert not prepared(e)
+    done = entry([("succeeded", "t")] * 5)
+    assert prepared(done) and not in_flight(done)
+    assert first_open_phase(done)["phase"] == "drain"
+    sent = entry([("succeeded", "t")] * 5 + [("pending", "t6")])
+    assert in_flight(sent)
+
+
+def test_task_names_are_explicit_and_queues_follow_the_phase():
+    assert all(name.startswith(("kubeupgrade.node.", "kubeupgrade.controller.")) for name in PHASE_TASKS.values())
+    assert queue_for(Phase.KUBEADM_APPLY, "cp-1") == "kubeupgrade.node.cp-1"
+    assert queue_for(Phase.DRAIN, "cp-1") == "kubeupgrade.controller"
+    assert valid_node_name("worker-1.eu") and not valid_node_name("Worker_1") and not valid_node_name("a;b")
+    assert valid_campaign_id("sandbox-20261128-004609-5636aa") and not valid_campaign_id("../x")
+
+
+def test_status_rendering_names_failures_and_cordoned_nodes():
+    failed = entry([("succeeded", "t")] * 5 + [("failed", "t6")])
+    failed["state"] = "failed"
+    failed["cordoned_by_us"] = True
+    failed["phases"][5]["error"] = "drain of w1 timed out"
+    doc = {"id": "c-1", "cluster": "prod", "state": "failed", "created": 0, "current_hop": 0,
+           "error": {"node": "w1", "phase": "drain", "message": "drain of w1 timed out", "tail": ""},
+           "hops": [{"from": "1.30.4", "target": "1.31", "version": "1.31.14", "stage": "workers"}],
+           "plan": {"hops": [{"nodes": [{"name": "w1"}]}]}, "entries": [{"w1": failed}], "events": []}
+    data = status_to_dict(doc)
+    assert data["left_cordoned"] == ["w1"]
+    assert data["hops"][0]["nodes"][0]["phase"] == "drain"
+    console = Console(width=200, record=True)
+    console.print(render_status(doc))
+    text = console.export_text()
+    assert "FAILED at w1 / drain: drain of w1 timed out" in text
+    assert "Nodes left cordoned by this campaign: w1" in text
+    assert "████░░░░ 5/10" in text
