@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test lint bench demo clean
+.PHONY: venv test lint bench bench-campaign soak demo clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,12 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.sandbox_scale
+
+bench-campaign: $(STAMP)
+	$(BIN)/python -m bench.campaign_scale
+
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak
 
 demo: $(STAMP)
 	$(BIN)/python -m kubeupgrade.demo $(if $(KEEP),--keep,)

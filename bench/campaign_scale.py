@@ -28,7 +28,6 @@ from kubeupgrade.sandbox.manager import Sandbox
 from kubeupgrade.sandbox.stack import Stack
 
 OUT_OF_SERVICE = ("drain", "uncordon")
-DEBUG = False
 
 
 def _span(entry: dict, first: str | None = None, last: str | None = None) -> tuple[float, float]:
@@ -51,20 +50,19 @@ def analyse(doc: dict, limit: int) -> dict[str, float]:
     longest = max(end - start for start, end in worker_spans)
     lower = cp_serial + max(longest, sum(out) / limit)
     makespan = max(end for _, end in worker_spans) - min(start for start, _ in cp_spans)
+    # Dispatch overhead: from a phase becoming eligible (its chain sent, or the previous link
+    # ended) to it starting. The control planes form one chain, each worker its own two.
+    order = [n["name"] for n in doc["plan"]["hops"][0]["nodes"]]
+    cp_chain = [p for name in order if entries[name]["role"] == "control-plane"
+                for p in entries[name]["phases"][1:]]
+    chains = [cp_chain] + [e["phases"][1:] for e in workers]
     overheads = []
-    for entry in entries.values():
-        if entry["role"] == "cluster":
-            continue  # preflight and verify are a hop apart by design
+    for links in chains:
         previous_end = None
-        for phase in entry["phases"]:
-            if phase["phase"] == "prepare-host":
-                continue
-            # Eligible: its chain was sent (first link) or the previous phase ended (later links).
+        for phase in links:
             eligible = max(previous_end or 0.0, phase.get("dispatched") or 0.0)
             if eligible and phase["started"]:
                 overheads.append(max(0.0, phase["started"] - eligible))
-                if phase["started"] - previous_end > 5 and DEBUG:
-                    print("slow dispatch", entry["node"], phase["phase"], phase["started"] - previous_end)
             previous_end = phase["ended"]
     overheads.sort()
     return {"makespan": makespan, "lower": lower, "ratio": makespan / lower,

@@ -41,13 +41,17 @@ def _read_text(path: str, what: str) -> str:
 @click.option("--listing", metavar="FILE",
               help="saved `apt-cache madison kubeadm` or `dnf list --showduplicates kubeadm` "
                    "output, to resolve 'latest patch' targets")
-def plan(campaign_file: str, output: str, listing: str | None) -> None:
+@click.option("--kubeconfig", metavar="FILE", type=click.Path(exists=True, dir_okay=False),
+              help="read the nodes and their live versions from the cluster")
+def plan(campaign_file: str, output: str, listing: str | None, kubeconfig: str | None) -> None:
     """Show what upgrading with CAMPAIGN would do, and whether policy allows it (exit 3 if not)."""
     from kubeupgrade.campaign_file import load_campaign
     from kubeupgrade.host.listings import parse_listing
     from kubeupgrade.planning.planner import plan_campaign
 
     campaign = load_campaign(campaign_file)
+    if kubeconfig:
+        campaign = _with_live_cluster(campaign, kubeconfig)
     available = []
     if listing:
         available = [row.version for row in parse_listing(_read_text(listing, "listing"))]
@@ -58,6 +62,18 @@ def plan(campaign_file: str, output: str, listing: str | None) -> None:
             f"plan refused: {len(result.violations)} policy violation(s), first: "
             f"{result.violations[0].message}"
         )
+
+
+def _with_live_cluster(campaign, kubeconfig: str):  # type: ignore[no-untyped-def]
+    from kubeupgrade.kube.client import KubeApi
+    from kubeupgrade.kube.discovery import cluster_version, discover_nodes
+    from kubeupgrade.planning.live import with_live_state
+
+    api = KubeApi(kubeconfig)
+    try:
+        return with_live_state(campaign, discover_nodes(api), cluster_version(api))
+    finally:
+        api.close()
 
 
 @cli.group()

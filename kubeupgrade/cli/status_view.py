@@ -63,10 +63,28 @@ def status_to_dict(doc: dict[str, Any]) -> dict[str, Any]:
                      "drain_findings": hop.get("drain_findings", []),
                      "verification": hop.get("verification", [])})
     cordoned = sorted({row["node"] for hop in hops for row in hop["nodes"] if row["cordoned"]})
-    return {"id": doc["id"], "cluster": doc["cluster"], "state": doc["state"],
+    data = {"id": doc["id"], "cluster": doc["cluster"], "state": doc["state"],
             "created": doc["created"], "current_hop": doc["current_hop"], "error": doc.get("error"),
             "left_cordoned": cordoned, "hops": hops,
             "events": [e["message"] for e in doc.get("events", [])[:10]]}
+    data["next"] = recovery_hint(data)
+    return data
+
+
+def recovery_hint(data: dict[str, Any]) -> str:
+    """What to do next, by where the campaign failed (README: "If an upgrade fails")."""
+    error = data.get("error") or {}
+    retry = f"kubeupgrade retry {data['id']}"
+    if error.get("phase") in ("kubeadm-upgrade-apply", "kubeadm-upgrade-node"):
+        return ("Next: fix what kubeadm reports, then `" + retry + "` (kubeadm upgrade is idempotent). "
+                "To repair the control plane by hand on that node: `kubeadm upgrade apply --force "
+                "vX.Y.Z` at the same version, or restore /etc/kubernetes/tmp/kubeadm-backup-manifests-* "
+                "into /etc/kubernetes/manifests (and kubeadm-backup-etcd-* into /var/lib/etcd).")
+    if error.get("phase") in ("drain", "wait-ready"):
+        return f"Next: fix the node (it stays cordoned), then `{retry}`."
+    if data.get("state") in ("failed", "aborted"):
+        return f"Next: `{retry}` resumes at the failed phase; `kubeupgrade abort {data['id']} --uncordon` gives up."
+    return ""
 
 
 def render_status(doc: dict[str, Any]) -> Group:
@@ -97,6 +115,9 @@ def render_status(doc: dict[str, Any]) -> Group:
                           style="bold red"))
         if error.get("tail"):
             parts.append(Text(error["tail"][-1500:], style="red"))
+        hint = recovery_hint(data)
+        if hint:
+            parts.append(Text(hint, style="yellow"))
     if data["left_cordoned"]:
         parts.append(Text(f"Nodes left cordoned by this campaign: {', '.join(data['left_cordoned'])}",
                           style="yellow"))

@@ -20,10 +20,11 @@ from typing import Any
 from celery import Celery, chain, group
 from celery.canvas import Signature
 
-from kubeupgrade.errors import KubeupgradeError
+from kubeupgrade.errors import KubeupgradeError, TemporaryError
 from kubeupgrade.model.campaign import Campaign, NodeSpec, WorkerStrategy
 from kubeupgrade.model.plan import Phase, plan_to_dict
 from kubeupgrade.model.versions import parse_version
+from kubeupgrade.planning.live import with_live_state
 from kubeupgrade.planning.scheduling import NodeState, workers_to_prepare, workers_to_start
 from kubeupgrade.workflow.names import (
     CLUSTER_ENTRY,
@@ -84,8 +85,12 @@ class Dispatcher:
     def run_forever(self, stop: threading.Event, interval: float = 0.2) -> None:
         token = uuid.uuid4().hex
         while not stop.is_set():
-            if self._lead(token):
-                self.tick()
+            try:
+                if self._lead(token):
+                    self.tick()
+            except Exception:  # noqa: BLE001 - Redis away or a bug: log, keep the loop alive
+                log.exception("dispatcher tick failed")
+                stop.wait(1.0)
             stop.wait(interval)
 
     def _lead(self, token: str) -> bool:
@@ -145,6 +150,9 @@ class Dispatcher:
             if self.discover is not None:
                 campaign = self._with_live_state(campaign)
             plan = plan_campaign(campaign)
+        except TemporaryError as error:
+            log.warning("campaign %s: cannot plan yet: %s", doc["id"], error)
+            return  # the API server may be restarting: stay pending, try on the next tick
         except KubeupgradeError as error:
             self._refuse(doc, [str(error)])
             return
@@ -178,20 +186,9 @@ class Dispatcher:
             self.store.release_cluster(doc["cluster"], doc["id"])
 
     def _with_live_state(self, campaign: Campaign) -> Campaign:
-        from dataclasses import replace
-
         assert self.discover is not None
         live_nodes, version = self.discover(campaign)
-        live = {n.name: n for n in live_nodes}
-        if campaign.nodes is None:
-            nodes = tuple(live_nodes)
-        else:
-            missing = [n.name for n in campaign.nodes if n.name not in live]
-            if missing:
-                raise KubeupgradeError(f"nodes not in the cluster: {', '.join(missing)}")
-            nodes = tuple(replace(n, kubelet=live[n.name].kubelet,
-                                  control_plane=live[n.name].control_plane) for n in campaign.nodes)
-        return replace(campaign, nodes=nodes, control_plane_version=version)
+        return with_live_state(campaign, live_nodes, version)
 
     def _refuse(self, doc: dict[str, Any], reasons: list[str]) -> None:
         def refuse(current: dict[str, Any]) -> None:

@@ -1,0 +1,147 @@
+"""Soak: consecutive sandbox campaigns with random faults; every one must converge.
+
+    python -m bench.soak [--campaigns 20] [--seed 1]      (also: make soak)
+
+One sandbox (2 control planes + 3 workers, mixed apt/dnf) with real redis-server, agents and
+controller. Each campaign moves the cluster to the next version (patch and minor upgrades from
+1.29 to 1.31) with one random fault from the fault list injected: failing or hanging host
+commands, a crashed command, a killed agent or controller, a redis restart, an API-server
+outage, a kubelet that never comes back (cleared later), a PDB that blocks drains (relaxed
+later). Failed campaigns are retried once the fault is cleared. Prints, per campaign, the fault,
+the retries needed and the invariant checks passed, then the totals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import yaml
+
+from kubeupgrade.api import submit
+from kubeupgrade.sandbox import invariants
+from kubeupgrade.sandbox.manager import Sandbox
+from kubeupgrade.sandbox.stack import Stack
+
+TARGETS = ["1.29.9", "1.29.12", "1.30.2", "1.30.5", "1.30.8", "1.30.11", "1.30.14", "1.31.1",
+           "1.31.3", "1.31.5", "1.31.7", "1.31.9", "1.31.11", "1.31.14", "1.32.1", "1.32.3",
+           "1.32.5", "1.32.7", "1.32.9", "1.32.12"]
+HOST_COMMANDS = ["kubeadm upgrade apply", "kubeadm upgrade node", "systemctl restart kubelet",
+                 "apt-get install", "dnf install", "apt-get update"]
+FAULTS = ["fail", "hang", "crash", "kill-agent", "kill-controller", "restart-redis", "api-down",
+          "never-ready", "pdb-block", "dpkg-lock"]
+
+
+def inject(kind: str, stack: Stack, rng: random.Random, nodes: list[str]) -> tuple[str, callable]:
+    """Inject a fault; returns its description and a function that clears it."""
+    box = stack.sandbox
+    node = rng.choice(nodes)
+    if kind in ("fail", "hang", "crash"):
+        command = rng.choice(HOST_COMMANDS)
+        box.add_fault(kind, node=node, command=command, count=rng.choice([1, 2, 5]), seconds=1.5)
+        return f"{kind} `{command}` on {node}", box.clear_faults
+    if kind == "dpkg-lock":
+        box.add_fault("dpkg-lock", node=node, count=2)
+        return f"dpkg lock held on {node}", box.clear_faults
+    if kind == "never-ready":
+        box.add_fault("never-ready", node=node)
+        return f"kubelet of {node} never Ready", box.clear_faults
+    if kind == "pdb-block":
+        from kubernetes import client, config
+
+        api = config.new_client_from_config(config_file=str(box.kubeconfig))
+        client.PolicyV1Api(api).patch_namespaced_pod_disruption_budget(
+            "api-pdb", "shop", {"spec": {"minAvailable": 3}})
+
+        def relax() -> None:
+            client.PolicyV1Api(api).patch_namespaced_pod_disruption_budget(
+                "api-pdb", "shop", {"spec": {"minAvailable": 2}})
+
+        return "PDB api-pdb blocks every eviction", relax
+    delay = rng.uniform(1.0, 6.0)
+
+    def later() -> None:
+        time.sleep(delay)
+        if kind == "kill-agent":
+            stack.kill(f"agent-{node}")
+            time.sleep(1)
+            stack.start_agent(node)
+        elif kind == "kill-controller":
+            stack.kill("controller")
+            time.sleep(1)
+            stack.start_controller()
+        elif kind == "restart-redis":
+            stack.stop_redis()
+            time.sleep(1)
+            stack.start_redis()
+        elif kind == "api-down":
+            box.api_down(3.0)
+
+    threading.Thread(target=later, daemon=True).start()
+    what = {"kill-agent": f"agent of {node} SIGKILLed and restarted", "kill-controller":
+            "controller SIGKILLed and restarted", "restart-redis": "redis-server restarted",
+            "api-down": "API server down for 3 s"}[kind]
+    return f"{what} after {delay:.1f}s", lambda: None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--campaigns", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    total_retries = total_checks = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        box, _ = Sandbox.up(workdir / "sandbox", control_planes=2, workers=3, version="1.29.8",
+                            os_family="mixed", time_scale=0.005, seed=args.seed)
+        stack = Stack(box, visibility_timeout=15)
+        nodes = [n["name"] for n in box.nodes]
+        try:
+            stack.start_redis()
+            stack.start_agents()
+            stack.start_controller()
+            stack.wait_for_workers([f"agent@{n}" for n in nodes])
+            print(f"{'#':>2} {'target':<8} {'fault':<52} {'result':<10} {'retries':>7} {'checks':>6} {'time s':>7}")
+            for index, target in enumerate(TARGETS[: args.campaigns], start=1):
+                started = time.monotonic()
+                kind = rng.choice(FAULTS)
+                campaign = workdir / f"c{index}.yaml"
+                campaign.write_text(yaml.safe_dump({"cluster": "sandbox", "target": target, "policies": {
+                    "max_unavailable": 1, "drain": {"delete_emptydir_data": True, "timeout": 5},
+                    "retries": {"attempts": 3, "backoff_seconds": 0.5},
+                    "ready_timeout": 8, "agent_timeout": 20}}))
+                handle = submit(campaign, broker=stack.broker, accept_timeout=60)
+                what, clear = inject(kind, stack, rng, nodes)
+                retries = 0
+                state = handle.wait(timeout=600)
+                while state != "succeeded" and retries < 3:
+                    clear()
+                    time.sleep(2)
+                    retries += 1
+                    handle.retry()
+                    state = handle.wait(timeout=600)
+                clear()
+                problems = invariants.check_all(box, max_unavailable=1, succeeded=state == "succeeded")
+                checks = 5 - min(5, len(problems))
+                total_retries += retries
+                total_checks += checks
+                print(f"{index:>2} {target:<8} {what[:52]:<52} {state:<10} {retries:>7} {checks:>4}/5 "
+                      f"{time.monotonic() - started:>7.1f}", flush=True)
+                if state != "succeeded" or problems:
+                    print(f"   error: {handle.status().get('error')} problems: {problems}")
+                    return 1
+        finally:
+            stack.stop_all()
+            box.down()
+    print(f"\n{args.campaigns} campaigns converged; {total_retries} retries; "
+          f"{total_checks}/{5 * args.campaigns} invariant checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,69 @@
+"""Bootstrap kubeupgrade agents on hosts over SSH (fabric).
+
+    python deploy/bootstrap.py --wheel dist/kubeupgrade-*.whl --broker-file broker.url \\
+        root@cp-1.example.org=cp-1 root@worker-1.example.org=worker-1 ...
+
+For each HOST=NODE: copies the wheel, installs it into /opt/kubeupgrade, writes
+/etc/kubeupgrade/agent.env, installs and starts the systemd unit. Commands are argv lists,
+quoted only here, at the SSH boundary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def remote_steps(wheel_name: str, node: str, broker: str) -> list[list[str]]:
+    """The argv lists run on each host, in order (pure, so it can be reviewed and tested)."""
+    return [
+        ["mkdir", "-p", "/opt/kubeupgrade", "/etc/kubeupgrade"],
+        ["python3", "-m", "venv", "/opt/kubeupgrade"],
+        ["/opt/kubeupgrade/bin/pip", "install", "--quiet", f"/tmp/{wheel_name}"],
+        ["install", "-m", "0600", "/tmp/kubeupgrade-agent.env", "/etc/kubeupgrade/agent.env"],
+        ["install", "-m", "0644", "/tmp/kubeupgrade-agent.service",
+         "/etc/systemd/system/kubeupgrade-agent.service"],
+        ["systemctl", "daemon-reload"],
+        ["systemctl", "enable", "--now", "kubeupgrade-agent.service"],
+    ]
+
+
+def agent_env(node: str, broker: str) -> str:
+    return f"KUBEUPGRADE_NODE={node}\nKUBEUPGRADE_BROKER={broker}\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--wheel", required=True, type=Path)
+    parser.add_argument("--broker-file", required=True, type=Path,
+                        help="a file holding the agents' broker URL (keeps the password off argv)")
+    parser.add_argument("hosts", nargs="+", metavar="HOST=NODE")
+    args = parser.parse_args(argv)
+    from fabric import Connection
+
+    broker = args.broker_file.read_text().strip()
+    for item in args.hosts:
+        host, _, node = item.partition("=")
+        if not node:
+            parser.error(f"{item!r}: expected HOST=NODE")
+        with Connection(host) as connection:
+            connection.put(str(args.wheel), f"/tmp/{args.wheel.name}")
+            env = HERE / f".agent-{node}.env"
+            env.write_text(agent_env(node, broker))
+            try:
+                connection.put(str(env), "/tmp/kubeupgrade-agent.env")
+            finally:
+                env.unlink()
+            connection.put(str(HERE / "systemd/kubeupgrade-agent.service"), "/tmp/kubeupgrade-agent.service")
+            for step in remote_steps(args.wheel.name, node, broker):
+                connection.run(shlex.join(step), hide=True)
+        print(f"{host}: agent for {node} running")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""Merge the cluster's live state (discovered nodes and versions) into a campaign. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from kubeupgrade.errors import InvalidInput
+from kubeupgrade.model.campaign import Campaign, NodeSpec
+from kubeupgrade.model.versions import KubeVersion
+
+
+def with_live_state(campaign: Campaign, live_nodes: list[NodeSpec], version: KubeVersion) -> Campaign:
+    """The campaign's nodes (or every live node) with the versions the cluster reports now."""
+    live = {node.name: node for node in live_nodes}
+    if campaign.nodes is None:
+        nodes = tuple(live_nodes)
+    else:
+        missing = [node.name for node in campaign.nodes if node.name not in live]
+        if missing:
+            raise InvalidInput(f"{campaign.source}: nodes not in the cluster: {', '.join(missing)}")
+        nodes = tuple(replace(node, kubelet=live[node.name].kubelet,
+                              control_plane=live[node.name].control_plane) for node in campaign.nodes)
+    return replace(campaign, nodes=nodes, control_plane_version=version)

@@ -1,0 +1,269 @@
+"""Fault tolerance with real processes killed for real: agents, the controller, redis-server, the
+API server; failing kubeadm, kubelets that never come back, PDB-blocked drains, missing agents,
+duplicate deliveries. After each: the campaign ends succeeded (after at most one retry) or
+failed with an exact reason, and the safety invariants held."""
+
+import json
+import time
+
+import pytest
+
+from kubeupgrade.api import submit
+from kubeupgrade.sandbox import invariants
+from kubeupgrade.workflow.app import client_app
+from kubeupgrade.workflow.names import PHASE_TASKS, node_queue
+from kubeupgrade.model.plan import Phase
+from tests.helpers import wait_for, write_campaign
+
+
+def phase_record(handle, node, phase, hop=0):
+    entry = handle.status()["entries"][hop].get(node) or {"phases": []}
+    return next((p for p in entry["phases"] if p["phase"] == phase), {})
+
+
+def phase_running(handle, node, phase):
+    return lambda: phase_record(handle, node, phase).get("state") == "running"
+
+
+def finish(handle, timeout=240):
+    state = handle.wait(timeout=timeout)
+    return state, handle.status().get("error")
+
+
+def assert_safe(box, limit, succeeded=True):
+    assert invariants.check_all(box, max_unavailable=limit, succeeded=succeeded) == []
+
+
+@pytest.mark.parametrize(("node", "command", "phase"), [
+    ("cp-1", "kubeadm upgrade apply", "kubeadm-upgrade-apply"),
+    ("worker-1", "apt-get install -y -q kubectl", "install-kubelet"),
+    ("cp-2", "kubeadm upgrade node", "kubeadm-upgrade-node"),
+    ("worker-2", "systemctl restart kubelet", "restart-kubelet"),
+])
+def test_agent_killed_during_a_long_host_step_converges(make_stack, tmp_path, node, command, phase):
+    stack = make_stack(control_planes=2, workers=2, version="1.30.4", os_family="apt",
+                       visibility_timeout=6)
+    box = stack.sandbox
+    box.add_fault("hang", node=node, command=command, seconds=2.0, count=1)
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1), broker=stack.broker)
+    wait_for(phase_running(handle, node, phase), timeout=120)
+    time.sleep(0.5)
+    stack.kill(f"agent-{node}")
+    time.sleep(1.0)
+    stack.start_agent(node)
+    state, error = finish(handle)
+    if state == "failed":  # at most one retry
+        handle.retry()
+        state, error = finish(handle)
+    assert state == "succeeded", error
+    assert {r.version for r in box.node_rows()} == {"v1.31.14"}
+    assert_safe(box, 1)
+
+
+def test_controller_killed_during_drain_and_readiness_wait(make_stack, tmp_path):
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt",
+                       visibility_timeout=8)
+    box = stack.sandbox
+    box.add_fault("never-ready", node="worker-1")
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1, ready_timeout=60),
+                    broker=stack.broker)
+    wait_for(phase_running(handle, "worker-1", "wait-ready"), timeout=120)
+    stack.kill("controller")
+    box.clear_faults()
+    stack.start_controller()
+    state, error = finish(handle)
+    if state == "failed":
+        handle.retry()
+        state, error = finish(handle)
+    assert state == "succeeded", error
+    assert_safe(box, 1)
+
+
+def test_redis_restart_mid_campaign_resumes(make_stack, tmp_path):
+    stack = make_stack(control_planes=1, workers=3, version="1.30.4", os_family="mixed")
+    box = stack.sandbox
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1), broker=stack.broker)
+    wait_for(lambda: phase_record(handle, "worker-1", "drain").get("state") in ("running", "succeeded"),
+             timeout=120)
+    stack.stop_redis()  # SIGTERM: redis-server fsyncs its AOF on shutdown
+    time.sleep(2.0)
+    stack.start_redis()
+    state, error = finish(handle)
+    if state == "failed":
+        handle.retry()
+        state, error = finish(handle)
+    assert state == "succeeded", error
+    assert {r.version for r in box.node_rows()} == {"v1.31.14"}
+    assert_safe(box, 1)
+
+
+def test_submitting_process_may_die_the_campaign_goes_on(make_stack, tmp_path):
+    import subprocess
+    import sys
+
+    stack = make_stack(control_planes=1, workers=1, version="1.30.4")
+    campaign = write_campaign(tmp_path / "c.yaml", "1.31")
+    cli = subprocess.Popen([sys.executable, "-m", "kubeupgrade", "submit", campaign, "--broker",
+                            stack.broker, "--wait"], stdout=subprocess.PIPE, text=True)
+    campaign_id = cli.stdout.readline().strip()
+    cli.kill()
+    cli.wait()
+    shown = subprocess.run([sys.executable, "-m", "kubeupgrade", "status", campaign_id, "--broker",
+                            stack.broker, "-o", "json"], capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["id"] == campaign_id
+    from kubeupgrade.api import get
+
+    assert get(campaign_id, stack.broker).wait(timeout=180) == "succeeded"
+
+
+def test_kubeadm_apply_transient_failure_is_retried(make_stack, tmp_path):
+    stack = make_stack(control_planes=1, workers=1, version="1.30.4")
+    box = stack.sandbox
+    box.add_fault("fail", node="cp-1", command="kubeadm upgrade apply", count=1)
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31"), broker=stack.broker)
+    state, error = finish(handle)
+    assert state == "succeeded", error
+    applies = [e["exit"] for e in box.command_log("cp-1") if e["argv"][:3] == ["kubeadm", "upgrade", "apply"]]
+    assert applies == [1, 0]
+    assert phase_record(handle, "cp-1", "kubeadm-upgrade-apply")["attempts"] == 2
+
+
+def test_kubeadm_apply_permanent_failure_stops_before_any_other_node(make_stack, tmp_path):
+    stack = make_stack(control_planes=2, workers=2, version="1.30.4")
+    box = stack.sandbox
+    box.add_fault("fail", node="cp-1", command="kubeadm upgrade apply", count=50)
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31"), broker=stack.broker)
+    state, error = finish(handle)
+    assert state == "failed"
+    assert (error["node"], error["phase"]) == ("cp-1", "kubeadm-upgrade-apply")
+    assert "kubeadm upgrade apply v1.31.14" in error["message"] and "simulated failure" in error["tail"]
+    for node in ("cp-2", "worker-1", "worker-2"):
+        changed = [e["argv"] for e in box.command_log(node) if invariants._is_disruptive(e["argv"])]
+        assert changed == [], f"{node} was touched: {changed}"
+    from kubeupgrade.cli.status_view import status_to_dict
+
+    assert "kubeadm upgrade apply --force" in status_to_dict(handle.status())["next"]
+    box.clear_faults()
+    handle.retry()
+    state, error = finish(handle)
+    assert state == "succeeded", error
+    assert_safe(box, 1)
+
+
+def test_node_never_ready_halts_and_retry_finishes(make_stack, tmp_path):
+    stack = make_stack(control_planes=1, workers=3, version="1.30.4")
+    box = stack.sandbox
+    box.add_fault("never-ready", node="worker-1")
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1, ready_timeout=3),
+                    broker=stack.broker)
+    state, error = finish(handle)
+    assert state == "failed"
+    assert (error["node"], error["phase"]) == ("worker-1", "wait-ready")
+    assert "stays cordoned" in error["message"]
+    from kubeupgrade.cli.status_view import status_to_dict
+
+    assert status_to_dict(handle.status())["left_cordoned"] == ["worker-1"]
+    failed_at = phase_record(handle, "worker-1", "wait-ready")["ended"]
+    late = [e["argv"] for n in ("worker-2", "worker-3") for e in box.command_log(n)
+            if invariants._is_disruptive(e["argv"]) and e["start"] > failed_at]
+    assert late == [], "no new worker may start after a failure"
+    assert {h["node"] for h in box.history() if h["event"] == "cordon"} == {"cp-1", "worker-1"}
+    box.clear_faults()
+    handle.retry()
+    state, error = finish(handle)
+    assert state == "succeeded", error
+    assert_safe(box, 1)
+
+
+def test_pdb_blocked_drain_fails_naming_pod_and_budget(make_stack, tmp_path):
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4")
+    box = stack.sandbox
+    from kubernetes import client, config
+
+    api = config.new_client_from_config(config_file=str(box.kubeconfig))
+    policy = client.PolicyV1Api(api)
+    policy.patch_namespaced_pod_disruption_budget("api-pdb", "shop", {"spec": {"minAvailable": 3}})
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1,
+                                   drain={"delete_emptydir_data": True, "timeout": 3}),
+                    broker=stack.broker)
+    state, error = finish(handle)
+    assert state == "failed"
+    assert error["phase"] == "drain"
+    assert "refused by a PodDisruptionBudget" in error["message"]
+    assert "The disruption budget api-pdb needs 3 healthy pods and has 3 currently" in error["message"]
+    assert "shop/api-" in error["message"]
+    assert invariants.max_workers_out(box) <= 1
+    policy.patch_namespaced_pod_disruption_budget("api-pdb", "shop", {"spec": {"minAvailable": 2}})
+    api.close()
+    handle.retry()
+    state, error = finish(handle)
+    assert state == "succeeded", error
+    assert_safe(box, 1)
+
+
+def test_api_server_away_for_seconds_mid_campaign(make_stack, tmp_path):
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4")
+    box = stack.sandbox
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1,
+                                   retries={"attempts": 5, "backoff_seconds": 1}), broker=stack.broker)
+    wait_for(lambda: phase_record(handle, "worker-1", "drain").get("state") in ("running", "succeeded"),
+             timeout=120)
+    box.api_down(3.0)
+    state, error = finish(handle)
+    assert state == "succeeded", error
+    entry = handle.status()["entries"][0]
+    assert all(p["state"] == "succeeded" for e in entry.values() for p in e["phases"])
+    assert_safe(box, 1)
+
+
+def test_missing_agent_fails_naming_the_node(make_stack, tmp_path):
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4")
+    stack.stop("agent-worker-2")
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", agent_timeout=3), broker=stack.broker)
+    state, error = finish(handle, timeout=120)
+    assert state == "failed"
+    assert error["node"] == "worker-2"
+    assert "the agent of worker-2 did not answer within 3s" in error["message"]
+    stack.start_agent("worker-2")
+    stack.wait_for_workers(["agent@worker-2"])
+    handle.retry()
+    state, error = finish(handle)
+    assert state == "succeeded", error
+
+
+def test_duplicate_delivery_changes_nothing(make_stack, tmp_path):
+    stack = make_stack(control_planes=1, workers=1, version="1.30.4")
+    box = stack.sandbox
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31"), broker=stack.broker)
+    assert finish(handle)[0] == "succeeded"
+    before = len(box.command_log("worker-1"))
+    record = phase_record(handle, "worker-1", "install-kubelet")
+    entry = handle.status()["entries"][0]["worker-1"]
+    app = client_app(stack.broker)
+    # Re-deliver the completed phase, as a lost ack would, while the campaign is running again.
+    from kubeupgrade.workflow.record import CampaignStore
+
+    store = CampaignStore.from_url(stack.broker)
+    store.update(handle.id, lambda d: d.update(state="running"))
+    result = app.signature(PHASE_TASKS[Phase.INSTALL_KUBELET], kwargs={
+        "campaign": handle.id, "hop": 0, "node": "worker-1", "phase": "install-kubelet",
+        "attempt": entry["attempt"]}).apply_async(queue=node_queue("worker-1"), task_id=record["task_id"] + "-dup")
+    assert result.get(timeout=60) == {"node": "worker-1", "phase": "install-kubelet", "status": "already-done"}
+    assert len(box.command_log("worker-1")) == before
+    store.update(handle.id, lambda d: d.update(state="succeeded"))
+
+
+def test_abort_names_cordoned_nodes_and_uncordon_releases_them(make_stack, tmp_path):
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4")
+    box = stack.sandbox
+    box.add_fault("never-ready", node="worker-1")
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1, ready_timeout=60),
+                    broker=stack.broker)
+    wait_for(phase_running(handle, "worker-1", "wait-ready"), timeout=120)
+    assert handle.abort() == ["worker-1"]
+    assert handle.state() == "aborted"
+    box.clear_faults()
+    wait_for(lambda: phase_record(handle, "worker-1", "wait-ready").get("state") != "running", timeout=90)
+    assert handle.abort(uncordon=True) == []
+    assert invariants.check_nothing_left_cordoned(box) == []
