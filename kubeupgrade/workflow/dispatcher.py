@@ -38,6 +38,11 @@ log = logging.getLogger("kubeupgrade.dispatcher")
 
 STAGES = ("prepare", "preflight", "control-planes", "workers", "verify", "done")
 TASK_EXPIRES = 24 * 3600  # a message older than this is stale: its agent must not run it
+LOST_TASK_CHECK_INTERVAL = 5.0  # seconds between asking the workers what they hold
+LOST_TASK_GRACE = 10.0  # a running task nobody holds for this long is lost
+MAX_RESENDS = 3  # automatic re-sends of one phase after infrastructure failures
+INFRASTRUCTURE_ERRORS = ("ConnectionError", "WorkerLostError", "OperationalError", "TimeoutError",
+                         "network:")
 
 
 def first_open_phase(entry: dict[str, Any]) -> dict[str, Any] | None:
@@ -80,6 +85,8 @@ class Dispatcher:
         self.discover = discover
         self.ping_timeout = ping_timeout
         self._alive: dict[str, float] = {}
+        self._missing_since: dict[str, float] = {}  # task id -> when no worker knew it
+        self._last_inspection = 0.0
 
     # -- loop ------------------------------------------------------------------------------
     def run_forever(self, stop: threading.Event, interval: float = 0.2) -> None:
@@ -129,7 +136,8 @@ class Dispatcher:
             self._finish(doc)
             return
         entries = self.store.entries(campaign_id, hop_index)
-        self._watch(doc, hop_index, entries)
+        if self._watch(doc, hop_index, entries) or self._recover_lost_tasks(doc, hop_index, entries):
+            return
         failed = [e for e in entries.values() if e["state"] == "failed"]
         if failed:
             if not any(in_flight(e) for e in entries.values()):
@@ -407,17 +415,83 @@ class Dispatcher:
                                           f"`kubeupgrade retry {doc['id']}`")
         return ready
 
-    def _watch(self, doc: dict[str, Any], hop: int, entries: dict[str, dict[str, Any]]) -> None:
-        """A task that died without recording its end (a worker killed mid-task whose message was
-        not redelivered) is marked failed from its Celery result, so the campaign never hangs."""
+    def _watch(self, doc: dict[str, Any], hop: int, entries: dict[str, dict[str, Any]]) -> bool:
+        """A task that ended without recording it (its worker died, or lost the broker while
+        finishing) is sent again when the cause was the infrastructure, up to a few times;
+        otherwise its phase is marked failed, so the campaign never hangs. True if re-sent."""
+        resend = []
         for name, entry in entries.items():
             phase = first_open_phase(entry)
             if phase is None or not phase["task_id"] or phase["state"] == "failed":
                 continue
             result = self.app.AsyncResult(phase["task_id"])
-            if result.state in ("FAILURE", "REVOKED"):
+            if result.state not in ("FAILURE", "REVOKED"):
+                continue
+            cause = repr(result.result)
+            infrastructure = result.state == "FAILURE" and any(
+                marker in cause for marker in INFRASTRUCTURE_ERRORS)
+            if infrastructure and phase.get("resends", 0) < MAX_RESENDS:
+                resend.append(name)
+            else:
                 self.store.fail_phase(doc["id"], hop, name, phase["phase"],
-                                      f"task {result.state.lower()}: {result.result!r}"[:500])
+                                      f"task {result.state.lower()}: {cause}"[:500])
+        if resend:
+            self._resend(doc, hop, entries, resend, "its task failed on the infrastructure")
+        return bool(resend)
+
+    def _resend(self, doc: dict[str, Any], hop: int, entries: dict[str, dict[str, Any]],
+                names: list[str], why: str) -> None:
+        """Send the open phases of these nodes again, as a new attempt (stale messages of the
+        old attempt are fenced off; the phases themselves are idempotent)."""
+        targets = set(names)
+        if any(entries[name]["role"] == "control-plane" for name in names):
+            # The control planes share one chain: everything after the lost link is lost too.
+            targets |= {n for n, e in entries.items() if e["role"] == "control-plane" and e["state"] != "succeeded"}
+        for name in targets:
+            def again(entry: dict[str, Any], cause: bool = name in names) -> None:
+                entry["attempt"] += 1
+                entry["state"] = "pending"
+                opened = first_open_phase(entry)
+                for record in entry["phases"]:
+                    if record["state"] != "succeeded":
+                        if record is opened and cause:
+                            record["resends"] = record.get("resends", 0) + 1
+                        record.update(state="pending", task_id=None)
+
+            self.store.update_entry(doc["id"], hop, name, again)
+        self.store.event(doc["id"], f"{', '.join(sorted(names))}: {why}; sent again as a new attempt")
+
+    def _recover_lost_tasks(self, doc: dict[str, Any], hop: int,
+                            entries: dict[str, dict[str, Any]]) -> bool:
+        """A phase recorded as running whose task no worker holds any more (its worker was
+        killed, or the broker lost the message) is sent again as a new attempt. The phases are
+        idempotent, and the old message, if it ever comes back, is fenced off as stale."""
+        running = {}
+        for name, entry in entries.items():
+            phase = first_open_phase(entry)
+            if phase is not None and phase["state"] == "running" and phase["task_id"]:
+                running[phase["task_id"]] = name
+        now = time.monotonic()
+        if not running or now - self._last_inspection < LOST_TASK_CHECK_INTERVAL:
+            return False
+        self._last_inspection = now
+        inspector = self.app.control.inspect(timeout=1.0)
+        held: set[str] = set()
+        for method in (inspector.active, inspector.reserved, inspector.scheduled):
+            for tasks in (method() or {}).values():
+                for task in tasks:
+                    held.add(task.get("id") or task.get("request", {}).get("id"))
+        lost = []
+        for task_id, name in running.items():
+            if task_id in held:
+                self._missing_since.pop(task_id, None)
+            elif now - self._missing_since.setdefault(task_id, now) >= LOST_TASK_GRACE:
+                lost.append(name)
+                self._missing_since.pop(task_id, None)
+        if not lost:
+            return False
+        self._resend(doc, hop, entries, lost, "no worker holds its running task (worker died?)")
+        return True
 
     def _fail(self, doc: dict[str, Any], hop: int, failed: list[dict[str, Any]]) -> None:
         entry = failed[0]

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import sys
 import threading
+import time
+
+from celery import Celery
 
 from kubeupgrade.workflow.names import CONTROLLER_QUEUE, agent_hostname, node_queue
 
@@ -19,18 +24,19 @@ def run_agent(node: str, broker: str, *, host_root: str = "/", path: str = "",
     from kubeupgrade.workflow.app import use_broker
 
     app = use_broker(broker)
-    app.worker_main(["worker", "-Q", node_queue(node), "-n", agent_hostname(node),
-                     "-P", "prefork", "-c", "1", "--prefetch-multiplier", "1", "-E",
-                     "--without-gossip", "-l", loglevel])
+    _run_worker(app, ["worker", "-Q", node_queue(node), "-n", agent_hostname(node),
+                      "-P", "prefork", "-c", "1", "--prefetch-multiplier", "1", "-E",
+                      "--without-gossip", "-l", loglevel])
 
 
 def run_controller(kubeconfig: str, broker: str, *, concurrency: int = 8,
                    loglevel: str = "INFO") -> None:
-    """The controller: cluster-level tasks on a thread pool, and the dispatcher thread."""
+    """The controller: cluster-level tasks on a prefork pool (the threads pool does not survive
+    some broker reconnections), and the dispatcher thread in the main process."""
     os.environ["KUBEUPGRADE_KUBECONFIG"] = kubeconfig
     from celery.signals import worker_ready, worker_shutdown
 
-    from kubeupgrade.workflow.app import use_broker
+    from kubeupgrade.workflow.app import client_app, use_broker
     from kubeupgrade.workflow.dispatcher import Dispatcher
     from kubeupgrade.workflow.record import CampaignStore
 
@@ -39,7 +45,9 @@ def run_controller(kubeconfig: str, broker: str, *, concurrency: int = 8,
 
     @worker_ready.connect(weak=False)
     def start_dispatcher(**_: object) -> None:
-        dispatcher = Dispatcher(app, CampaignStore.from_url(broker), discover=discover_live)
+        # Its own app (and so its own connections): sharing the worker's from another thread
+        # breaks the worker's reconnection after a broker restart.
+        dispatcher = Dispatcher(client_app(broker), CampaignStore.from_url(broker), discover=discover_live)
         threading.Thread(target=dispatcher.run_forever, args=(stop,), daemon=True,
                          name="dispatcher").start()
         logging.getLogger("kubeupgrade").info("dispatcher started")
@@ -48,8 +56,57 @@ def run_controller(kubeconfig: str, broker: str, *, concurrency: int = 8,
     def stop_dispatcher(**_: object) -> None:
         stop.set()
 
-    app.worker_main(["worker", "-Q", CONTROLLER_QUEUE, "-n", "controller@%h", "-P", "threads",
-                     "-c", str(concurrency), "-E", "--without-gossip", "-l", loglevel])
+    _run_worker(app, ["worker", "-Q", CONTROLLER_QUEUE, "-n", "controller@%h", "-P", "prefork",
+                      "-c", str(concurrency), "-E", "--without-gossip", "-l", loglevel])
+
+
+class _RestartOnUnrecoverable(logging.Handler):
+    """Some broker reconnections end in Celery's "Unrecoverable error" (a closed kombu channel
+    meets a reconnecting redis client), after which the worker hangs while stopping. Treat it
+    like a crash: restart this very command (as systemd's Restart=always would, but sooner).
+    Tasks in flight are redelivered or, if not, re-sent by the dispatcher's lost-task check."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.CRITICAL and "Unrecoverable error" in record.getMessage():
+            threading.Timer(1.0, _restart_self).start()
+
+
+def _restart_self() -> None:
+    for pid in _children():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    os.execv(sys.executable, list(sys.orig_argv))
+
+
+def _children() -> list[int]:
+    me = os.getpid()
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    if int(stat.read().rsplit(")", 1)[1].split()[1]) == me:
+                        found.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+    return found
+
+
+def _run_worker(app: Celery, argv: list[str]) -> None:
+    """Run the Celery worker; if it dies of an error, start this command again."""
+    logging.getLogger("celery").addHandler(_RestartOnUnrecoverable(logging.CRITICAL))
+    try:
+        app.worker_main(argv)
+        code = 0
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else 1
+    if code != 0:
+        logging.getLogger("kubeupgrade").warning("worker exited with %s; restarting in 2s", code)
+        time.sleep(2)
+        os.execv(sys.executable, list(sys.orig_argv))
+    sys.exit(0)
 
 
 def discover_live(campaign):  # type: ignore[no-untyped-def]
