@@ -101,7 +101,7 @@ def test_submitting_process_may_die_the_campaign_goes_on(make_stack, tmp_path):
     import subprocess
     import sys
 
-    stack = make_stack(control_planes=1, workers=1, version="1.30.4")
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4")
     campaign = write_campaign(tmp_path / "c.yaml", "1.31")
     cli = subprocess.Popen([sys.executable, "-m", "kubeupgrade", "submit", campaign, "--broker",
                             stack.broker, "--wait"], stdout=subprocess.PIPE, text=True)
@@ -118,7 +118,7 @@ def test_submitting_process_may_die_the_campaign_goes_on(make_stack, tmp_path):
 
 
 def test_kubeadm_apply_transient_failure_is_retried(make_stack, tmp_path):
-    stack = make_stack(control_planes=1, workers=1, version="1.30.4")
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4")
     box = stack.sandbox
     box.add_fault("fail", node="cp-1", command="kubeadm upgrade apply", count=1)
     handle = submit(write_campaign(tmp_path / "c.yaml", "1.31"), broker=stack.broker)
@@ -233,7 +233,7 @@ def test_missing_agent_fails_naming_the_node(make_stack, tmp_path):
 
 
 def test_duplicate_delivery_changes_nothing(make_stack, tmp_path):
-    stack = make_stack(control_planes=1, workers=1, version="1.30.4")
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4")
     box = stack.sandbox
     handle = submit(write_campaign(tmp_path / "c.yaml", "1.31"), broker=stack.broker)
     assert finish(handle)[0] == "succeeded"
