@@ -17,10 +17,9 @@ from pathlib import Path
 import redis
 import yaml
 from rich.console import Console
-from rich.live import Live
 
-from kubeupgrade.api import TERMINAL, submit
-from kubeupgrade.cli.status_view import render_status, verification_table
+from kubeupgrade.api import submit
+from kubeupgrade.cli.status_view import follow, verification_table
 from kubeupgrade.sandbox import invariants
 from kubeupgrade.sandbox.manager import Sandbox
 from kubeupgrade.sandbox.stack import Stack
@@ -62,14 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         }))
         handle = submit(campaign, broker=broker)
         console.print(f"Campaign    {handle.id}  (kubeupgrade status {handle.id} --broker {broker})")
-        with Live(render_status(handle.status()), console=console, refresh_per_second=4) as live:
-            while True:
-                doc = handle.status()
-                live.update(render_status(doc))
-                if doc["state"] in TERMINAL:
-                    break
-                time.sleep(0.25)
-        doc = handle.status()
+        doc = follow(handle, console, interval=0.25)
         console.print(verification_table(doc))
         problems = invariants.check_all(box, max_unavailable=2, succeeded=doc["state"] == "succeeded")
         console.print(f"Safety invariants: {'all held' if not problems else '; '.join(problems)}")

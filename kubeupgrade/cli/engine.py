@@ -89,10 +89,9 @@ def submit(campaign_file: str, broker: str, wait: bool, timeout: float) -> None:
 def status(campaign_id: str, broker: str, output: str, watch: bool) -> None:
     """Show a campaign: per-node phases, progress, durations, failures, cordoned nodes."""
     from rich.console import Console
-    from rich.live import Live
 
-    from kubeupgrade.api import TERMINAL, get
-    from kubeupgrade.cli.status_view import render_status, status_to_dict
+    from kubeupgrade.api import get
+    from kubeupgrade.cli.status_view import follow, render_status, status_to_dict
 
     handle = get(campaign_id, broker)
     if output == "json":
@@ -102,13 +101,7 @@ def status(campaign_id: str, broker: str, output: str, watch: bool) -> None:
     if not watch:
         console.print(render_status(handle.status()))
         return
-    with Live(render_status(handle.status()), console=console, refresh_per_second=2) as live:
-        while True:
-            doc = handle.status()
-            live.update(render_status(doc))
-            if doc["state"] in TERMINAL:
-                break
-            time.sleep(0.5)
+    follow(handle, console)
 
 
 @click.command()

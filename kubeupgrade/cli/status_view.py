@@ -134,3 +134,18 @@ def verification_table(doc: dict[str, Any]) -> Table:
         table.add_row(row["name"], "yes" if row["ready"] else "NO", row["kubelet"],
                       row["control_plane"] or "-", "yes" if row["schedulable"] else "NO")
     return table
+
+
+def follow(handle: Any, console: Any, interval: float = 0.5) -> dict[str, Any]:
+    """Redraw a campaign's status in place until it ends; returns the final document."""
+    from rich.live import Live
+
+    from kubeupgrade.api import TERMINAL
+
+    doc = handle.status()
+    with Live(render_status(doc), console=console, refresh_per_second=4) as live:
+        while doc["state"] not in TERMINAL:
+            time.sleep(interval)
+            doc = handle.status()
+            live.update(render_status(doc))
+    return doc
