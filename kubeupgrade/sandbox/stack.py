@@ -149,6 +149,25 @@ class Stack:
         """SIGKILL a process and its children (a crash, not a shutdown)."""
         self.stop(name, signal.SIGKILL, 5)
 
-    def stop_all(self) -> None:
-        for name in [n for n in self.processes if n != "redis"] + ["redis"]:
-            self.stop(name)
+    def stop_all(self, timeout: float = 20.0) -> None:
+        """TERM every process at once (redis last), then wait; KILL what is left."""
+        names = [n for n in self.processes if n != "redis"]
+        for name in names:
+            process = self.processes[name]
+            if process.poll() is None:
+                try:
+                    os.killpg(process.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + timeout
+        for name in names:
+            process = self.processes.pop(name)
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                process.wait(5)
+        self.stop("redis")
