@@ -69,9 +69,14 @@ class CampaignHandle:
 
     def wait(self, timeout: float = 3600.0, interval: float = 0.5) -> str:
         """Wait until the campaign stops (succeeded, failed, aborted, refused); return the state."""
+        import redis
+
         deadline = time.monotonic() + timeout
         while True:
-            state = self.state()
+            try:
+                state = self.state()
+            except redis.ConnectionError:
+                state = "unknown (broker unreachable)"  # a broker restart: keep waiting
             if state in TERMINAL:
                 return state
             if time.monotonic() > deadline:

@@ -138,6 +138,7 @@ def verification_table(doc: dict[str, Any]) -> Table:
 
 def follow(handle: Any, console: Any, interval: float = 0.5) -> dict[str, Any]:
     """Redraw a campaign's status in place until it ends; returns the final document."""
+    import redis
     from rich.live import Live
 
     from kubeupgrade.api import TERMINAL
@@ -146,6 +147,9 @@ def follow(handle: Any, console: Any, interval: float = 0.5) -> dict[str, Any]:
     with Live(render_status(doc), console=console, refresh_per_second=4) as live:
         while doc["state"] not in TERMINAL:
             time.sleep(interval)
-            doc = handle.status()
+            try:
+                doc = handle.status()
+            except redis.ConnectionError:
+                continue  # the broker is restarting: keep the last picture until it is back
             live.update(render_status(doc))
     return doc

@@ -9,10 +9,10 @@ import time
 import pytest
 
 from kubeupgrade.api import submit
+from kubeupgrade.model.plan import Phase
 from kubeupgrade.sandbox import invariants
 from kubeupgrade.workflow.app import client_app
 from kubeupgrade.workflow.names import PHASE_TASKS, node_queue
-from kubeupgrade.model.plan import Phase
 from tests.helpers import wait_for, write_campaign
 
 
