@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubeupgrade.errors import InvalidInput, PolicyRefused, RuntimeFailure
+from kubeupgrade.errors import PolicyRefused, RuntimeFailure
 from kubeupgrade.model.campaign import Campaign
 
 TERMINAL = ("succeeded", "failed", "aborted", "refused")
@@ -135,10 +135,3 @@ def list_campaigns(broker: str | None = None) -> list[dict[str, Any]]:
     _, store = _app_and_store(broker)
     docs = [store.get(i) for i in reversed(store.ids())]
     return [d for d in docs if d]
-
-
-def require_file(path: str) -> Path:
-    file = Path(path)
-    if not file.exists():
-        raise InvalidInput(f"{path}: no such file")
-    return file
