@@ -10,7 +10,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -26,18 +25,12 @@ from kubeupgrade.model.versions import parse_version
 from kubeupgrade.sandbox import hosts, objects, releases
 from kubeupgrade.sandbox.faults import Fault, FaultStore, new_fault
 from kubeupgrade.sandbox.layout import SandboxPaths, load_config, write_json_atomically
+from kubeupgrade.sandbox.processes import child_env, free_port
 from kubeupgrade.sandbox.timing import Timing
 from kubeupgrade.sandbox.tls import create_certificates
 
 OS_CHOICES = ("apt", "dnf", "yum", "mixed")
 _MIXED_ROTATION = ("apt", "dnf")
-_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _alive(pid: int | None) -> bool:
@@ -114,7 +107,7 @@ class Sandbox:
         config: dict[str, Any] = {
             "cluster": "sandbox",
             "version": kube.tag,
-            "port": _free_port(),
+            "port": free_port(),
             "token": secrets.token_hex(16),
             "node_tokens": {name: secrets.token_hex(16) for name in names},
             "seed": seed,
@@ -168,12 +161,11 @@ class Sandbox:
         if pid is not None:
             return pid
         self.config  # noqa: B018 - raises a clear error when there is no sandbox
-        env = {**os.environ, "PYTHONPATH": _PACKAGE_ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
         with open(self.paths.apiserver_log, "ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "kubeupgrade.sandbox.apiserver", "--dir", str(self.paths.root)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, env=env, cwd=str(self.paths.root))
+                start_new_session=True, env=child_env(), cwd=str(self.paths.root))
         write_json_atomically(self.paths.apiserver_pid, {"pid": process.pid, "started": time.time()})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -211,12 +203,11 @@ class Sandbox:
         if seconds <= 0:
             raise InvalidInput(f"--seconds {seconds} must be greater than 0")
         self.stop_api()
-        env = {**os.environ, "PYTHONPATH": _PACKAGE_ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
         restarter = subprocess.Popen(
             [sys.executable, "-m", "kubeupgrade.sandbox.manager", "restart-after",
              str(self.paths.root), str(seconds)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True, env=env)
+            start_new_session=True, env=child_env())
         write_json_atomically(self.paths.root / "restarter.pid", {"pid": restarter.pid})
 
     def down(self, purge: bool = False) -> list[int]:

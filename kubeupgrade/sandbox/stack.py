@@ -9,7 +9,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,20 +19,7 @@ import redis
 
 from kubeupgrade.errors import RuntimeFailure
 from kubeupgrade.sandbox.manager import Sandbox
-
-_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {**os.environ, **extra}
-    env["PYTHONPATH"] = _PACKAGE_ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    return env
+from kubeupgrade.sandbox.processes import child_env, free_port
 
 
 @dataclass
@@ -58,7 +44,7 @@ class Stack:
     def _spawn(self, name: str, argv: list[str], **env: str) -> subprocess.Popen:
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   env=_env(KUBEUPGRADE_VISIBILITY_TIMEOUT=str(self.visibility_timeout), **env),
+                                   env=child_env(KUBEUPGRADE_VISIBILITY_TIMEOUT=str(self.visibility_timeout), **env),
                                    start_new_session=True, cwd=str(self.sandbox.paths.root))
         log.close()
         self.processes[name] = process

@@ -420,6 +420,7 @@ class Dispatcher:
         finishing) is sent again when the cause was the infrastructure, up to a few times;
         otherwise its phase is marked failed, so the campaign never hangs. True if re-sent."""
         resend = []
+        fresh: dict[str, dict[str, Any]] | None = None
         for name, entry in entries.items():
             phase = first_open_phase(entry)
             if phase is None or not phase["task_id"] or phase["state"] == "failed":
@@ -427,6 +428,14 @@ class Dispatcher:
             result = self.app.AsyncResult(phase["task_id"])
             if result.state not in ("FAILURE", "REVOKED"):
                 continue
+            if phase["state"] == "pending":
+                # Its task never began. Celery stores an earlier link's failure on every later
+                # link of a chain, so when another node has failed this link was merely cut
+                # off: release it (not in flight, not failed) rather than blame this node.
+                fresh = fresh if fresh is not None else self.store.entries(doc["id"], hop)
+                if any(e["state"] == "failed" for n, e in fresh.items() if n != name):
+                    self._release(doc, hop, name, phase)
+                    continue
             cause = repr(result.result)
             infrastructure = result.state == "FAILURE" and any(
                 marker in cause for marker in INFRASTRUCTURE_ERRORS)
@@ -493,8 +502,23 @@ class Dispatcher:
         self._resend(doc, hop, entries, lost, "no worker holds its running task (worker died?)")
         return True
 
+    def _release(self, doc: dict[str, Any], hop: int, name: str, phase: dict[str, Any]) -> None:
+        def release(entry: dict[str, Any]) -> Any:
+            for record in entry["phases"]:
+                if record["phase"] == phase["phase"] and record["task_id"] == phase["task_id"]:
+                    record["task_id"] = None
+                    return True
+            return False
+
+        self.store.update_entry(doc["id"], hop, name, release)
+
     def _fail(self, doc: dict[str, Any], hop: int, failed: list[dict[str, Any]]) -> None:
-        entry = failed[0]
+        # Report the root cause: the failure recorded first (the record's hash has no order).
+        def failure(entry: dict[str, Any]) -> tuple[float, str]:
+            phase = next(p for p in entry["phases"] if p["state"] == "failed")
+            return (phase["ended"] or 0.0, entry["node"])
+
+        entry = min(failed, key=failure)
         phase = next(p for p in entry["phases"] if p["state"] == "failed")
         error = {"hop": hop, "node": entry["node"], "phase": phase["phase"],
                  "message": phase["error"], "tail": phase["tail"]}

@@ -138,6 +138,9 @@ def test_kubeadm_apply_permanent_failure_stops_before_any_other_node(make_stack,
     assert state == "failed"
     assert (error["node"], error["phase"]) == ("cp-1", "kubeadm-upgrade-apply")
     assert "kubeadm upgrade apply v1.31.14" in error["message"] and "simulated failure" in error["tail"]
+    # The rest of the control-plane chain was cut off, not failed: only cp-1 is to blame.
+    assert phase_record(handle, "cp-2", "set-repository")["state"] == "pending"
+    assert [n for n, e in handle.status()["entries"][0].items() if e["state"] == "failed"] == ["cp-1"]
     for node in ("cp-2", "worker-1", "worker-2"):
         changed = [e["argv"] for e in box.command_log(node) if invariants._is_disruptive(e["argv"])]
         assert changed == [], f"{node} was touched: {changed}"
@@ -242,8 +245,11 @@ def test_duplicate_delivery_changes_nothing(make_stack, tmp_path):
     entry = handle.status()["entries"][0]["worker-1"]
     app = client_app(stack.broker)
     # Re-deliver the completed phase, as a lost ack would, while the campaign is running again.
+    # The controller is stopped first: its dispatcher would otherwise see every node done and
+    # mark the campaign succeeded again before the duplicate arrives.
     from kubeupgrade.workflow.record import CampaignStore
 
+    stack.kill("controller")
     store = CampaignStore.from_url(stack.broker)
     store.update(handle.id, lambda d: d.update(state="running"))
     result = app.signature(PHASE_TASKS[Phase.INSTALL_KUBELET], kwargs={

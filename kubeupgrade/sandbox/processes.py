@@ -1,0 +1,24 @@
+"""What every process the sandbox starts needs: a free local port and an environment in which
+`python -m kubeupgrade...` imports this checkout, whether or not it is installed."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """This process's environment plus `extra`, with this checkout first on PYTHONPATH."""
+    env = {**os.environ, **extra}
+    env["PYTHONPATH"] = PACKAGE_ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    return env
