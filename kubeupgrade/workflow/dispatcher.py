@@ -514,12 +514,8 @@ class Dispatcher:
 
     def _fail(self, doc: dict[str, Any], hop: int, failed: list[dict[str, Any]]) -> None:
         # Report the root cause: the failure recorded first (the record's hash has no order).
-        def failure(entry: dict[str, Any]) -> tuple[float, str]:
-            phase = next(p for p in entry["phases"] if p["state"] == "failed")
-            return (phase["ended"] or 0.0, entry["node"])
-
-        entry = min(failed, key=failure)
-        phase = next(p for p in entry["phases"] if p["state"] == "failed")
+        failures = [(next(p for p in e["phases"] if p["state"] == "failed"), e) for e in failed]
+        phase, entry = min(failures, key=lambda pair: (pair[0]["ended"] or 0.0, pair[1]["node"]))
         error = {"hop": hop, "node": entry["node"], "phase": phase["phase"],
                  "message": phase["error"], "tail": phase["tail"]}
 

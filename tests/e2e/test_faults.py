@@ -30,6 +30,22 @@ def finish(handle, timeout=240):
     return state, handle.status().get("error")
 
 
+def converges(handle):
+    """The campaign ends succeeded, after at most one retry."""
+    state, error = finish(handle)
+    if state == "failed":
+        handle.retry()
+        state, error = finish(handle)
+    assert state == "succeeded", error
+
+
+def retry_succeeds(handle):
+    """After the cause is removed, one retry finishes the campaign."""
+    handle.retry()
+    state, error = finish(handle)
+    assert state == "succeeded", error
+
+
 def assert_safe(box, limit, succeeded=True):
     assert invariants.check_all(box, max_unavailable=limit, succeeded=succeeded) == []
 
@@ -51,11 +67,7 @@ def test_agent_killed_during_a_long_host_step_converges(make_stack, tmp_path, no
     stack.kill(f"agent-{node}")
     time.sleep(1.0)
     stack.start_agent(node)
-    state, error = finish(handle)
-    if state == "failed":  # at most one retry
-        handle.retry()
-        state, error = finish(handle)
-    assert state == "succeeded", error
+    converges(handle)
     assert {r.version for r in box.node_rows()} == {"v1.31.14"}
     assert_safe(box, 1)
 
@@ -71,11 +83,7 @@ def test_controller_killed_during_drain_and_readiness_wait(make_stack, tmp_path)
     stack.kill("controller")
     box.clear_faults()
     stack.start_controller()
-    state, error = finish(handle)
-    if state == "failed":
-        handle.retry()
-        state, error = finish(handle)
-    assert state == "succeeded", error
+    converges(handle)
     assert_safe(box, 1)
 
 
@@ -88,11 +96,7 @@ def test_redis_restart_mid_campaign_resumes(make_stack, tmp_path):
     stack.stop_redis()  # SIGTERM: redis-server fsyncs its AOF on shutdown
     time.sleep(2.0)
     stack.start_redis()
-    state, error = finish(handle)
-    if state == "failed":
-        handle.retry()
-        state, error = finish(handle)
-    assert state == "succeeded", error
+    converges(handle)
     assert {r.version for r in box.node_rows()} == {"v1.31.14"}
     assert_safe(box, 1)
 
@@ -148,9 +152,7 @@ def test_kubeadm_apply_permanent_failure_stops_before_any_other_node(make_stack,
 
     assert "kubeadm upgrade apply --force" in status_to_dict(handle.status())["next"]
     box.clear_faults()
-    handle.retry()
-    state, error = finish(handle)
-    assert state == "succeeded", error
+    retry_succeeds(handle)
     assert_safe(box, 1)
 
 
@@ -173,9 +175,7 @@ def test_node_never_ready_halts_and_retry_finishes(make_stack, tmp_path):
     assert late == [], "no new worker may start after a failure"
     assert {h["node"] for h in box.history() if h["event"] == "cordon"} == {"cp-1", "worker-1"}
     box.clear_faults()
-    handle.retry()
-    state, error = finish(handle)
-    assert state == "succeeded", error
+    retry_succeeds(handle)
     assert_safe(box, 1)
 
 
@@ -199,9 +199,7 @@ def test_pdb_blocked_drain_fails_naming_pod_and_budget(make_stack, tmp_path):
     assert invariants.max_workers_out(box) <= 1
     policy.patch_namespaced_pod_disruption_budget("api-pdb", "shop", {"spec": {"minAvailable": 2}})
     api.close()
-    handle.retry()
-    state, error = finish(handle)
-    assert state == "succeeded", error
+    retry_succeeds(handle)
     assert_safe(box, 1)
 
 
@@ -230,9 +228,7 @@ def test_missing_agent_fails_naming_the_node(make_stack, tmp_path):
     assert "the agent of worker-2 did not answer within 3s" in error["message"]
     stack.start_agent("worker-2")
     stack.wait_for_workers(["agent@worker-2"])
-    handle.retry()
-    state, error = finish(handle)
-    assert state == "succeeded", error
+    retry_succeeds(handle)
 
 
 def test_duplicate_delivery_changes_nothing(make_stack, tmp_path):
