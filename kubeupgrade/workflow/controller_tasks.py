@@ -91,22 +91,32 @@ def preflight(job: Job) -> StepOutcome:
 def drain_node(job: Job) -> StepOutcome:
     """Cordon the node and evict its pods through the eviction API, honouring PDBs."""
     from kubeupgrade.kube.drain import drain_node as drain
-    from kubeupgrade.kube.nodes import cordon_node
+    from kubeupgrade.kube.nodes import CordonOwner, cordon_node
 
     api = kube_api()
-    changed = cordon_node(api, job.node)
-    if changed:
-        def ours(entry: dict[str, Any]) -> None:
-            entry["cordoned_by_us"] = True
-
-        job.store.update_entry(job.campaign_id, job.hop, job.node, ours)
+    # Write ahead: the record names the node as ours before the cordon, so a failure between
+    # the two can only over-report (status names a node that is in fact schedulable).
+    _mark_cordoned(job, True)
+    owner = cordon_node(api, job.node, job.campaign_id)
+    if owner is CordonOwner.FOREIGN:
+        _mark_cordoned(job, False)
     report = drain(api, job.node, job.campaign.policies.drain, report=job.report)
-    if not report.evicted and not report.deleted and not changed:
+    if not report.evicted and not report.deleted and owner is CordonOwner.OURS:
         return StepOutcome(ALREADY_DONE, f"{job.node} already cordoned and drained")
-    detail = f"cordoned; evicted {len(report.evicted)} pod(s)"
+    detail = {CordonOwner.CORDONED: "cordoned", CordonOwner.OURS: "already cordoned",
+              CordonOwner.ADOPTED: "cordon adopted from an earlier campaign",
+              CordonOwner.FOREIGN: "was already cordoned by someone else (left so at the end)"}[owner]
+    detail += f"; evicted {len(report.evicted)} pod(s)"
     if report.deleted:
         detail += f"; deleted {len(report.deleted)} PDB-blocked pod(s) (on_pdb_block: delete)"
     return StepOutcome(DONE, detail, "\n".join(report.evicted + report.deleted))
+
+
+def _mark_cordoned(job: Job, ours: bool) -> None:
+    def mark(entry: dict[str, Any]) -> None:
+        entry["cordoned_by_us"] = ours
+
+    job.store.update_entry(job.campaign_id, job.hop, job.node, mark)
 
 
 @phase_task(PHASE_TASKS[Phase.WAIT_READY], {Phase.WAIT_READY}, on_agent=False)
@@ -136,27 +146,33 @@ def wait_node_ready(job: Job) -> StepOutcome:
 
 @phase_task(PHASE_TASKS[Phase.UNCORDON], {Phase.UNCORDON}, on_agent=False)
 def uncordon_node(job: Job) -> StepOutcome:
-    """Make the node schedulable again, only if this campaign cordoned it."""
+    """Make the node schedulable again, only if this campaign cordoned it (the node says so)."""
     from kubeupgrade.kube.nodes import uncordon_node as uncordon
 
-    entry = job.store.entry(job.campaign_id, job.hop, job.node) or {}
-    if not entry.get("cordoned_by_us"):
-        return StepOutcome(ALREADY_DONE, "not cordoned by this campaign; left as it was")
-    changed = uncordon(kube_api(), job.node)
-
-    def released(current: dict[str, Any]) -> None:
-        current["cordoned_by_us"] = False
-
-    job.store.update_entry(job.campaign_id, job.hop, job.node, released)
-    return StepOutcome(DONE if changed else ALREADY_DONE, "uncordoned")
+    changed = uncordon(kube_api(), job.node, job.campaign_id)
+    _mark_cordoned(job, False)
+    if changed:
+        return StepOutcome(DONE, "uncordoned")
+    return StepOutcome(ALREADY_DONE, "not cordoned by this campaign; left as it was")
 
 
 @phase_task(PHASE_TASKS[Phase.VERIFY], {Phase.VERIFY}, on_agent=False)
 def verify(job: Job) -> StepOutcome:
-    """Every node Ready at the target, static pods at the target, kube-proxy and CoreDNS updated."""
+    """Every node Ready at the target, static pods at the target, kube-proxy and CoreDNS updated;
+    and what success promises: no node left cordoned by this campaign, and the record shows the
+    worker limit was never exceeded."""
+    from kubeupgrade.kube.nodes import nodes_cordoned_by
     from kubeupgrade.kube.verify import verify_cluster
+    from kubeupgrade.workflow.audit import window_violations
 
-    rows, problems = verify_cluster(kube_api(), job.version)
+    api = kube_api()
+    entries = job.store.entries(job.campaign_id, job.hop)
+    broken = window_violations(entries, job.doc["plan"]["hops"][job.hop]["workers"]["max_unavailable"])
+    left = nodes_cordoned_by(api, job.campaign_id)
+    if broken or left:
+        found = broken + ([f"still cordoned by this campaign: {', '.join(left)}"] if left else [])
+        raise PermanentError("verification: " + "; ".join(found))
+    rows, problems = verify_cluster(api, job.version)
 
     def remember(doc: dict[str, Any]) -> None:
         doc["hops"][job.hop]["verification"] = [row.__dict__ for row in rows]
@@ -175,15 +191,13 @@ def release_node(campaign: str, node: str) -> dict[str, Any]:
     if not valid_campaign_id(campaign) or not valid_node_name(node):
         raise PermanentError(f"invalid arguments {campaign!r}, {node!r}")
     store = store_for(broker_url())
+    changed = uncordon(kube_api(), node, campaign)
     doc = store.get(campaign) or {"hops": []}
-    ours = False
     for hop in range(len(doc["hops"])):
         entry = store.entry(campaign, hop, node)
         if entry and entry.get("cordoned_by_us"):
-            ours = True
             store.update_entry(campaign, hop, node, lambda e: e.update(cordoned_by_us=False))
-    if not ours:
+    if not changed:
         return {"node": node, "status": "not-ours"}
-    uncordon(kube_api(), node)
     store.event(campaign, f"{node}: uncordoned on abort")
     return {"node": node, "status": "uncordoned"}

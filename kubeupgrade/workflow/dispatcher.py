@@ -26,6 +26,7 @@ from kubeupgrade.model.plan import Phase, plan_to_dict
 from kubeupgrade.model.versions import parse_version
 from kubeupgrade.planning.live import with_live_state
 from kubeupgrade.planning.scheduling import NodeState, workers_to_prepare, workers_to_start
+from kubeupgrade.workflow.audit import outage_start
 from kubeupgrade.workflow.names import (
     CLUSTER_ENTRY,
     PHASE_TASKS,
@@ -52,15 +53,6 @@ def first_open_phase(entry: dict[str, Any]) -> dict[str, Any] | None:
 def in_flight(entry: dict[str, Any]) -> bool:
     phase = first_open_phase(entry)
     return phase is not None and phase["state"] in ("pending", "running") and bool(phase["task_id"])
-
-
-OUTAGE_PHASES = (Phase.HOOKS_BEFORE_DRAIN.value, Phase.DRAIN.value, Phase.INSTALL_KUBELET.value)
-
-
-def outage_start(entry: dict[str, Any]) -> int:
-    """Index of the first phase that takes the node out of service (or past the end)."""
-    names = [p["phase"] for p in entry["phases"]]
-    return next((i for i, name in enumerate(names) if name in OUTAGE_PHASES), len(names))
 
 
 def prepared(entry: dict[str, Any]) -> bool:

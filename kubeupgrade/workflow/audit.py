@@ -1,0 +1,68 @@
+"""What a hop's record proves about safety, checked before a campaign may say it succeeded.
+
+Pure: reads node entries (as the record stores them), no I/O. The window check uses the
+controller's own timestamps: when a worker's first out-of-service phase was dispatched or
+began, and when the phase that puts it back in service (uncordon, or the readiness wait when
+the drain is skipped) ended.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from kubeupgrade.model.plan import Phase
+
+OUTAGE_PHASES = (Phase.HOOKS_BEFORE_DRAIN.value, Phase.DRAIN.value, Phase.INSTALL_KUBELET.value)
+
+BACK_IN_SERVICE = (Phase.WAIT_READY.value, Phase.UNCORDON.value)
+
+
+def outage_start(entry: dict[str, Any]) -> int:
+    """Index of the first phase that takes the node out of service (or past the end)."""
+    names = [p["phase"] for p in entry["phases"]]
+    return next((i for i, name in enumerate(names) if name in OUTAGE_PHASES), len(names))
+
+
+def outage_interval(entry: dict[str, Any], now: float) -> tuple[float, float] | None:
+    """When this worker was (or may have been) out of service; None if it never was."""
+    phases = entry["phases"]
+    split = outage_start(entry)
+    if split >= len(phases):
+        return None
+    first = phases[split]
+    begun = [t for t in (first.get("dispatched"), first.get("started")) if t]
+    if not begun or first["state"] == "pending" and not first.get("started"):
+        return None
+    back = [p for p in phases if p["phase"] in BACK_IN_SERVICE] or phases[-1:]
+    last = back[-1]
+    end = last["ended"] if last["state"] == "succeeded" and last.get("ended") else now
+    return min(begun), end
+
+
+def peak_overlap(intervals: list[tuple[float, float]]) -> tuple[int, float]:
+    """The most intervals open at one moment, and that moment."""
+    points = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals],
+                    key=lambda point: (point[0], point[1]))  # an end before a start at one instant
+    open_now = peak = 0
+    when = 0.0
+    for moment, change in points:
+        open_now += change
+        if open_now > peak:
+            peak, when = open_now, moment
+    return peak, when
+
+
+def window_violations(entries: dict[str, dict[str, Any]], limit: int,
+                      now: float | None = None) -> list[str]:
+    """A message naming the workers out of service together if the record shows more than
+    `limit` of them at once; empty when the window held."""
+    now = time.time() if now is None else now
+    spans = {name: span for name, entry in entries.items() if entry.get("role") == "worker"
+             and (span := outage_interval(entry, now)) is not None}
+    peak, when = peak_overlap(list(spans.values()))
+    if peak <= limit:
+        return []
+    together = sorted(name for name, (start, end) in spans.items() if start <= when < end)
+    return [f"the record shows {peak} workers out of service at once ({', '.join(together)}); "
+            f"the limit is {limit}"]

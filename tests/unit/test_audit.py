@@ -1,0 +1,58 @@
+"""The record's own proof of the worker window, checked before a campaign may succeed."""
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kubeupgrade.workflow.audit import outage_interval, peak_overlap, window_violations
+from kubeupgrade.workflow.record import new_phase
+
+NAMES = ["prepare-host", "set-repository", "install-kubeadm", "kubeadm-upgrade-node",
+         "download-packages", "drain", "install-kubelet", "restart-kubelet", "wait-ready", "uncordon",
+         "hooks-after-node"]
+
+
+def worker(name, start=None, end=None, dispatched=None):
+    phases = [new_phase(n) for n in NAMES]
+    for phase in phases[:5]:
+        phase.update(state="succeeded", started=1.0, ended=2.0)
+    drain, uncordon = phases[5], phases[9]
+    if start is not None:
+        drain.update(state="succeeded", started=start, ended=start + 1, dispatched=dispatched)
+    if end is not None:
+        uncordon.update(state="succeeded", started=end - 0.1, ended=end)
+        phases[10].update(state="succeeded", started=end, ended=end + 1000)  # agent clock, ignored
+    return {"node": name, "role": "worker", "phases": phases}
+
+
+def test_the_window_is_from_the_drain_to_the_uncordon():
+    assert outage_interval(worker("w1"), now=50) is None
+    assert outage_interval(worker("w1", start=10, end=20), now=50) == (10, 20)
+    assert outage_interval(worker("w1", start=10, end=20, dispatched=9.5), now=50) == (9.5, 20)
+    assert outage_interval(worker("w1", start=10), now=50) == (10, 50)  # still out
+
+
+def test_back_to_back_workers_hold_one_slot():
+    entries = {"w1": worker("w1", 10, 20), "w2": worker("w2", 20, 30), "w3": worker("w3", 30.5, 40)}
+    assert window_violations(entries, 1, now=100) == []
+
+
+def test_overlap_beyond_the_limit_names_the_workers():
+    entries = {"w1": worker("w1", 10, 25), "w2": worker("w2", 20, 30), "w3": worker("w3", 40, 50),
+               "@cluster": {"node": "@cluster", "role": "cluster", "phases": []}}
+    [message] = window_violations(entries, 1, now=100)
+    assert "2 workers out of service at once (w1, w2)" in message and "limit is 1" in message
+    assert window_violations(entries, 2, now=100) == []
+
+
+def test_a_worker_still_out_counts_until_now():
+    entries = {"w1": worker("w1", 10), "w2": worker("w2", 60, 70)}
+    assert window_violations(entries, 1, now=100)
+    assert not window_violations(entries, 1, now=55)
+
+
+@given(st.lists(st.tuples(st.integers(0, 100), st.integers(1, 50)), max_size=30))
+def test_peak_overlap_matches_a_brute_force_count(pairs):
+    intervals = [(float(a), float(a + b)) for a, b in pairs]
+    peak, _ = peak_overlap(intervals)
+    brute = max((sum(1 for s, e in intervals if s <= t < e) for t in range(0, 160)), default=0)
+    assert peak == brute
