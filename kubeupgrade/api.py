@@ -126,12 +126,28 @@ def submit(campaign: str | Path | Campaign, *, broker: str | None = None,
 
 
 def get(campaign_id: str, broker: str | None = None) -> CampaignHandle:
+    from kubeupgrade.workflow.record import DamagedRecord
+
     handle = CampaignHandle(campaign_id, broker)
-    handle.state()  # raises InvalidInput for an unknown id
+    try:
+        handle.state()  # raises InvalidInput for an unknown id
+    except DamagedRecord:
+        pass  # the handle still exists: status names the damage, abort releases the cluster
     return handle
 
 
 def list_campaigns(broker: str | None = None) -> list[dict[str, Any]]:
+    """Campaign documents, newest first; a damaged one is {"id", "state": "damaged", "error"}."""
+    from kubeupgrade.workflow.record import DamagedRecord
+
     _, store = _app_and_store(broker)
-    docs = [store.get(i) for i in reversed(store.ids())]
-    return [d for d in docs if d]
+    docs = []
+    for campaign_id in reversed(store.ids()):
+        try:
+            doc = store.get(campaign_id)
+        except DamagedRecord as error:
+            doc = {"id": campaign_id, "cluster": "?", "state": "damaged", "created": 0.0,
+                   "campaign": {}, "error": {"message": str(error)}}
+        if doc:
+            docs.append(doc)
+    return docs

@@ -49,3 +49,34 @@ def make_stack(make_sandbox):
     yield make
     for stack in stacks:
         stack.stop_all()
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    """A private redis-server on a free port (no persistence), killed after the test."""
+    import shutil
+    import subprocess
+    import time
+
+    import redis
+
+    from kubeupgrade.sandbox.processes import free_port
+
+    port = free_port()
+    server = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port),
+                               "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                               "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
+    client = redis.Redis(port=port)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                server.kill()
+                raise
+            time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    server.kill()
+    server.wait(5)

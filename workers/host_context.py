@@ -29,10 +29,15 @@ def detect_family() -> OsFamily:
     raise RuntimeError("no apt-get, dnf or yum on PATH: cannot manage Kubernetes packages here")
 
 
+# One lock per host for every command the agent runs (see kubeupgrade.host.executor).
+HOST_LOCK = "var/lib/kubeupgrade/host.lock"
+
+
 def host_context(campaign: str = "", hop: int = 0) -> HostContext:
+    root = Path(os.environ.get("KUBEUPGRADE_HOST_ROOT", "/"))
     return HostContext(
-        executor=LocalExecutor(path_prefix()),
-        root=Path(os.environ.get("KUBEUPGRADE_HOST_ROOT", "/")),
+        executor=LocalExecutor(path_prefix(), lock_file=root / HOST_LOCK),
+        root=root,
         family=detect_family(),
         campaign=campaign,
         hop=hop,

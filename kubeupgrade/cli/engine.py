@@ -122,8 +122,16 @@ def retry(campaign_id: str, broker: str) -> None:
 def abort(campaign_id: str, broker: str, uncordon: bool) -> None:
     """Stop dispatching, revoke pending tasks, and name every node left cordoned."""
     from kubeupgrade.api import get
+    from kubeupgrade.kube.nodes import CORDONED_BY
+    from kubeupgrade.workflow.record import DamagedRecord
 
-    left = get(campaign_id, broker).abort(uncordon=uncordon)
+    try:
+        left = get(campaign_id, broker).abort(uncordon=uncordon)
+    except DamagedRecord as error:
+        click.echo(f"campaign {campaign_id} aborted and its cluster released; its record is "
+                   f"damaged ({error.key}), so the nodes it cordoned are the ones annotated "
+                   f"{CORDONED_BY}={campaign_id}")
+        return
     click.echo(f"campaign {campaign_id} aborted")
     if left:
         click.echo(f"nodes left cordoned by this campaign: {', '.join(left)}")
@@ -142,7 +150,12 @@ def list_command(broker: str, output: str) -> None:
     if output == "json":
         click.echo(json.dumps([{k: d[k] for k in ("id", "cluster", "state", "created")} for d in docs], indent=2))
         return
+    if not docs:
+        click.echo("no campaigns")
     for doc in docs:
+        if doc["state"] == "damaged":
+            click.echo(f"damaged: {doc['id']}: {doc['error']['message']}")
+            continue
         created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(doc["created"]))
         target = doc["campaign"].get("target")
         click.echo(f"{doc['id']:<48} {doc['state']:<10} {created}  -> {target}")

@@ -3,15 +3,28 @@
 `Command` is an argv list (never a shell string) with a timeout; `CommandResult` is what came
 back. `LocalExecutor` runs commands on this host with subprocess (the only subprocess user in
 the orchestrator); `kubeupgrade.testing.FakeExecutor` answers from a table for unit tests.
+
+At most one command runs on a host at a time, whoever started it: `LocalExecutor` holds an
+exclusive flock on the host lock file for each command and hands the locked descriptor to the
+command itself. The lock is released only when both the agent and the command have let go, so a
+command that outlives a killed agent (it runs in its own session) keeps the host locked, and the
+redelivered task waits for it to finish instead of starting a second root command beside it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
+
+from kubeupgrade.errors import TemporaryError
 
 TAIL_LINES = 20
 
@@ -53,32 +66,85 @@ class Executor(Protocol):
     def run(self, command: Command) -> CommandResult: ...
 
 
+class HostBusy(TemporaryError):
+    """Another command still holds the host lock after the wait; names who holds it."""
+
+
 @dataclass
 class LocalExecutor:
     """Runs argv lists on this host. `path_prefix` directories come first on PATH (the sandbox's
-    simulated binaries live there); no shell is ever involved."""
+    simulated binaries live there); no shell is ever involved. With `lock_file`, every command
+    holds the host lock (see the module docstring) and waits up to `lock_wait` seconds for it
+    (default: the command's own timeout plus a minute, the most an earlier one should run)."""
 
     path_prefix: tuple[str, ...] = ()
     extra_env: dict[str, str] = field(default_factory=dict)
+    lock_file: Path | None = None
+    lock_wait: float | None = None
 
     def run(self, command: Command) -> CommandResult:
         env = {**os.environ, **self.extra_env}
         if self.path_prefix:
             env["PATH"] = os.pathsep.join([*self.path_prefix, env.get("PATH", "")])
-        started = time.monotonic()
-        try:
-            completed = subprocess.run(
-                list(command.argv), input=command.stdin, capture_output=True, text=True,
-                timeout=command.timeout, env=env, shell=False, check=False,
-                start_new_session=True)
-        except subprocess.TimeoutExpired as expired:
-            return CommandResult(command, -1, _text(expired.stdout), _text(expired.stderr),
-                                 time.monotonic() - started, timed_out=True)
-        except FileNotFoundError:
-            return CommandResult(command, 127, "", f"{command.argv[0]}: command not found",
+        with self._host_lock(command) as held:
+            started = time.monotonic()
+            try:
+                child = subprocess.Popen(
+                    list(command.argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE, text=True, env=env, shell=False,
+                    start_new_session=True, pass_fds=held)
+            except FileNotFoundError:
+                return CommandResult(command, 127, "", f"{command.argv[0]}: command not found",
+                                     time.monotonic() - started)
+            try:
+                stdout, stderr = child.communicate(command.stdin, timeout=command.timeout)
+            except subprocess.TimeoutExpired:
+                _kill_group(child.pid)  # the command and whatever it started
+                stdout, stderr = child.communicate()
+                return CommandResult(command, -1, _text(stdout), _text(stderr),
+                                     time.monotonic() - started, timed_out=True)
+            return CommandResult(command, child.returncode, stdout, stderr,
                                  time.monotonic() - started)
-        return CommandResult(command, completed.returncode, completed.stdout, completed.stderr,
-                             time.monotonic() - started)
+
+    @contextmanager
+    def _host_lock(self, command: Command) -> Iterator[tuple[int, ...]]:
+        if self.lock_file is None:
+            yield ()
+            return
+        self.lock_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            wait = self.lock_wait if self.lock_wait is not None else command.timeout + 60
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise HostBusy(f"another command still runs on this host after {wait:g}s "
+                                       f"({_holder(self.lock_file)}); it must end before "
+                                       f"`{command}` may start") from None
+                    time.sleep(0.05)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()}: {command}\n".encode(), 0)
+            yield (fd,)
+        finally:
+            os.close(fd)
+
+
+def _holder(lock_file: Path) -> str:
+    try:
+        return "last taken by " + lock_file.read_text().strip()[:200]
+    except OSError:
+        return "holder unknown"
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _text(value: bytes | str | None) -> str:

@@ -142,6 +142,19 @@ def check_workers_after_control_planes(box: Sandbox) -> list[str]:
     return problems
 
 
+def check_host_commands_serial(box: Sandbox) -> list[str]:
+    """No two mutating commands ran on one host at the same time (a duplicate delivery, a
+    command left running by a killed agent)."""
+    problems = []
+    for node, entries in logs(box).items():
+        ordered = sorted((e for e in entries if _is_disruptive(e["argv"])), key=lambda e: e["start"])
+        for first, second in zip(ordered, ordered[1:], strict=False):
+            if second["start"] < first["end"]:
+                problems.append(f"{node}: `{' '.join(second['argv'])}` started while "
+                                f"`{' '.join(first['argv'])}` was still running")
+    return problems
+
+
 def command_counts(box: Sandbox, node: str) -> Counter[str]:
     counts: Counter[str] = Counter()
     for entry in box.command_log(node):
@@ -158,7 +171,8 @@ def check_nothing_left_cordoned(box: Sandbox) -> list[str]:
 
 def check_all(box: Sandbox, max_unavailable: int, *, succeeded: bool = True) -> list[str]:
     problems = (check_max_unavailable(box, max_unavailable) + check_control_planes_serial(box)
-                + check_apply_once_per_version(box) + check_workers_after_control_planes(box))
+                + check_apply_once_per_version(box) + check_workers_after_control_planes(box)
+                + check_host_commands_serial(box))
     if succeeded:
         problems += check_nothing_left_cordoned(box)
     return problems

@@ -8,7 +8,7 @@ from celery import Celery
 
 from kubeupgrade.errors import InvalidInput
 from kubeupgrade.workflow.names import CONTROLLER_QUEUE, RELEASE_NODE
-from kubeupgrade.workflow.record import CampaignStore
+from kubeupgrade.workflow.record import CampaignStore, DamagedRecord
 
 
 def require(store: CampaignStore, campaign_id: str) -> dict[str, Any]:
@@ -25,6 +25,8 @@ def retry(store: CampaignStore, campaign_id: str) -> dict[str, Any]:
     if doc["state"] not in ("failed", "aborted"):
         raise InvalidInput(f"campaign {campaign_id} is {doc['state']}; only failed or aborted "
                            "campaigns can be retried")
+    # First the cluster: refused (exit 3, naming the holder) if another campaign acts on it.
+    store.take_cluster(doc["cluster"], campaign_id)
     hop = doc["current_hop"]
     for name, entry in store.entries(campaign_id, hop).items():
         if entry["state"] == "succeeded":
@@ -45,9 +47,10 @@ def retry(store: CampaignStore, campaign_id: str) -> dict[str, Any]:
         current["hops"][hop]["waiting_for_agents"] = {}
         current["retries"] = current.get("retries", 0) + 1
 
-    store.redis.set(f"ku:cluster:{doc['cluster']}", campaign_id)
     store.event(campaign_id, "retry requested")
-    return store.update(campaign_id, resume)
+    updated = store.update(campaign_id, resume)
+    store.activate(campaign_id)
+    return updated
 
 
 def cordoned_nodes(store: CampaignStore, campaign_id: str) -> list[str]:
@@ -60,10 +63,19 @@ def cordoned_nodes(store: CampaignStore, campaign_id: str) -> list[str]:
 
 def abort(app: Celery, store: CampaignStore, campaign_id: str, *, uncordon: bool) -> list[str]:
     """Stop dispatch, revoke what is pending, and report (or release) the nodes left cordoned."""
-    doc = require(store, campaign_id)
+    try:
+        doc = require(store, campaign_id)
+    except DamagedRecord:
+        # Its record cannot be read, but the cluster it holds can still be released.
+        store.deactivate(campaign_id)
+        for cluster in store.clusters_held_by(campaign_id):
+            store.release_cluster(cluster, campaign_id)
+        store.event(campaign_id, "aborted with a damaged record; cluster released")
+        raise
     if doc["state"] in ("succeeded", "refused"):
         raise InvalidInput(f"campaign {campaign_id} is {doc['state']}; nothing to abort")
     store.update(campaign_id, lambda current: current.update(state="aborted"))
+    store.deactivate(campaign_id)
     pending = []
     for hop in range(len(doc["hops"])):
         for entry in store.entries(campaign_id, hop).values():

@@ -26,6 +26,7 @@ from kubeupgrade.model.plan import Phase, plan_to_dict
 from kubeupgrade.model.versions import parse_version
 from kubeupgrade.planning.live import with_live_state
 from kubeupgrade.planning.scheduling import NodeState, workers_to_prepare, workers_to_start
+from kubeupgrade.workflow import locks
 from kubeupgrade.workflow.audit import outage_start
 from kubeupgrade.workflow.names import (
     CLUSTER_ENTRY,
@@ -33,7 +34,7 @@ from kubeupgrade.workflow.names import (
     agent_hostname,
     queue_for,
 )
-from kubeupgrade.workflow.record import CampaignStore, new_phase
+from kubeupgrade.workflow.record import CampaignStore, DamagedRecord, new_phase
 
 log = logging.getLogger("kubeupgrade.dispatcher")
 
@@ -98,8 +99,7 @@ class Dispatcher:
         try:
             if self.store.redis.set(key, token, nx=True, px=5000):
                 return True
-            if self.store.redis.get(key) == token:
-                self.store.redis.pexpire(key, 5000)
+            if locks.extend(self.store.redis, key, token, 5000):
                 return True
         except Exception:  # noqa: BLE001 - Redis away: nobody leads until it is back
             log.warning("dispatcher: broker unreachable")
@@ -109,6 +109,10 @@ class Dispatcher:
         for campaign_id in self.store.active_ids():
             try:
                 self.advance(campaign_id)
+            except DamagedRecord as error:
+                # Isolate it: the loop stops looking at it; list and status name it.
+                log.error("campaign %s skipped: %s", campaign_id, error)
+                self.store.deactivate(campaign_id)
             except KubeupgradeError as error:
                 log.warning("campaign %s: %s", campaign_id, error)
             except Exception:  # noqa: BLE001 - the loop must survive any one campaign
@@ -116,12 +120,11 @@ class Dispatcher:
 
     def advance(self, campaign_id: str) -> None:
         doc = self.store.get(campaign_id)
-        if doc is None:
+        if doc is None or doc["state"] not in ("pending", "running"):
+            self.store.deactivate(campaign_id)
             return
         if doc["state"] == "pending":
             self.accept(doc)
-            return
-        if doc["state"] != "running":
             return
         hop_index = doc["current_hop"]
         if hop_index >= len(doc["hops"]):
@@ -183,6 +186,7 @@ class Dispatcher:
         summary = ", ".join(f"{h['from']} -> {h['target']}" for h in hops) or "nothing to do"
         self.store.event(doc["id"], f"accepted: {len(hops)} hop(s): {summary}")
         if not hops:
+            self.store.deactivate(doc["id"])
             self.store.release_cluster(doc["cluster"], doc["id"])
 
     def _with_live_state(self, campaign: Campaign) -> Campaign:
@@ -195,6 +199,7 @@ class Dispatcher:
             current.update(state="refused", error={"message": "; ".join(reasons), "violations": reasons})
 
         self.store.update(doc["id"], refuse)
+        self.store.deactivate(doc["id"])
         self.store.release_cluster(doc["cluster"], doc["id"])
         self.store.event(doc["id"], "refused: " + "; ".join(reasons))
 
@@ -404,7 +409,8 @@ class Dispatcher:
                     self.store.fail_phase(doc["id"], hop, name, phase["phase"],
                                           f"the agent of {name} did not answer within {timeout}s; "
                                           f"start it (kubeupgrade agent --node {name} ...), then "
-                                          f"`kubeupgrade retry {doc['id']}`")
+                                          f"`kubeupgrade retry {doc['id']}`",
+                                          attempt=entry["attempt"], task_id=phase["task_id"])
         return ready
 
     def _watch(self, doc: dict[str, Any], hop: int, entries: dict[str, dict[str, Any]]) -> bool:
@@ -435,7 +441,8 @@ class Dispatcher:
                 resend.append(name)
             else:
                 self.store.fail_phase(doc["id"], hop, name, phase["phase"],
-                                      f"task {result.state.lower()}: {cause}"[:500])
+                                      f"task {result.state.lower()}: {cause}"[:500],
+                                      attempt=entry["attempt"], task_id=phase["task_id"])
         if resend:
             self._resend(doc, hop, entries, resend, "its task failed on the infrastructure")
         return bool(resend)
@@ -506,7 +513,13 @@ class Dispatcher:
 
     def _fail(self, doc: dict[str, Any], hop: int, failed: list[dict[str, Any]]) -> None:
         # Report the root cause: the failure recorded first (the record's hash has no order).
-        failures = [(next(p for p in e["phases"] if p["state"] == "failed"), e) for e in failed]
+        # An entry marked failed always has a failed phase (fenced writes keep them together);
+        # should one not, it is still named rather than crashing the loop.
+        failures = []
+        for entry in failed:
+            phase = next((p for p in entry["phases"] if p["state"] == "failed"), None)
+            failures.append((phase or {"phase": "?", "ended": None, "error": "failed (no phase "
+                                       "recorded the failure)", "tail": ""}, entry))
         phase, entry = min(failures, key=lambda pair: (pair[0]["ended"] or 0.0, pair[1]["node"]))
         error = {"hop": hop, "node": entry["node"], "phase": phase["phase"],
                  "message": phase["error"], "tail": phase["tail"]}
@@ -515,6 +528,7 @@ class Dispatcher:
             current.update(state="failed", error=error)
 
         self.store.update(doc["id"], fail)
+        self.store.deactivate(doc["id"])
         self.store.event(doc["id"], f"failed at {entry['node']} {phase['phase']}: {phase['error']}")
 
     def _fail_message(self, doc: dict[str, Any], hop: int, message: str) -> None:
@@ -523,6 +537,7 @@ class Dispatcher:
                                                   "message": message, "tail": ""})
 
         self.store.update(doc["id"], fail)
+        self.store.deactivate(doc["id"])
         self.store.event(doc["id"], f"failed: {message}")
 
     def _finish(self, doc: dict[str, Any]) -> None:
@@ -530,5 +545,6 @@ class Dispatcher:
             current.update(state="succeeded", finished=time.time())
 
         self.store.update(doc["id"], done)
+        self.store.deactivate(doc["id"])
         self.store.release_cluster(doc["cluster"], doc["id"])
         self.store.event(doc["id"], "campaign succeeded")

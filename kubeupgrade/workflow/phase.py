@@ -50,6 +50,7 @@ class Job:
     node: str
     phase: Phase
     attempt: int
+    task_id: str
     doc: dict[str, Any]
 
     @property
@@ -74,7 +75,8 @@ class Job:
         return packages[self.node]
 
     def report(self, detail: str) -> None:
-        self.store.note_phase(self.campaign_id, self.hop, self.node, self.phase.value, detail)
+        self.store.note_phase(self.campaign_id, self.hop, self.node, self.phase.value, detail,
+                              attempt=self.attempt, task_id=self.task_id)
 
 
 def _validate(campaign: Any, hop: Any, node: Any, phase: Any, attempt: Any,
@@ -104,13 +106,15 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
         raise PermanentError(f"task for node {node} refused by the agent of "
                              f"{os.environ.get('KUBEUPGRADE_NODE')!r}: misrouted message")
     store = store_for(broker_url())
-    verdict = store.begin_phase(campaign, hop, node, phase, attempt, task.request.id)
+    task_id = task.request.id
+    fence = {"attempt": attempt, "task_id": task_id}
+    verdict = store.begin_phase(campaign, hop, node, phase, attempt, task_id)
     if verdict != "run":
         # Deterministic result: duplicates of a chord/group member must return the same value.
         return {"node": node, "phase": phase, "status": verdict}
     doc = store.get(campaign)
     assert doc is not None
-    job = Job(store, campaign, hop, node, parsed, attempt, doc)
+    job = Job(store, campaign, hop, node, parsed, attempt, task_id, doc)
     retries = job.campaign.policies.retries
     try:
         outcome = body(job)
@@ -121,18 +125,20 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
             job.report(f"attempt {task.request.retries + 1} failed, retrying in {delay:g}s: {error}")
             store.event(campaign, f"{node}: {phase} retrying in {delay:g}s: {error}")
             raise task.retry(countdown=delay, exc=error, max_retries=retries.attempts - 1) from None
-        store.fail_phase(campaign, hop, node, phase, str(error), tail)
+        store.fail_phase(campaign, hop, node, phase, str(error), tail, **fence)
         raise
     except HostCommandRefused as error:
-        store.fail_phase(campaign, hop, node, phase, str(error), error.result.tail())
+        store.fail_phase(campaign, hop, node, phase, str(error), error.result.tail(), **fence)
         raise
     except PermanentError as error:
-        store.fail_phase(campaign, hop, node, phase, str(error))
+        store.fail_phase(campaign, hop, node, phase, str(error), **fence)
         raise
     except Exception as error:  # noqa: BLE001 - recorded, then re-raised for Celery
-        store.fail_phase(campaign, hop, node, phase, f"{type(error).__name__}: {error}")
+        store.fail_phase(campaign, hop, node, phase, f"{type(error).__name__}: {error}", **fence)
         raise
-    store.finish_phase(campaign, hop, node, phase, outcome.status, outcome.detail, outcome.output)
+    if not store.finish_phase(campaign, hop, node, phase, outcome.status, outcome.detail,
+                              outcome.output, **fence):
+        return {"node": node, "phase": phase, "status": "stale"}
     return {"node": node, "phase": phase, "status": "already-done" if outcome.status == ALREADY_DONE else "done"}
 
 

@@ -3,19 +3,27 @@ runs next. Celery results are not relied on for progress.
 
 Keys (JSON values):
   ku:campaigns                 sorted set of campaign ids by creation time
-  ku:cluster:<name>            the id of the cluster's active campaign (one at a time)
+  ku:active                    set of the campaign ids the dispatcher looks at (pending, running)
+  ku:cluster:<name>            the id of the cluster's active campaign (one at a time; changed
+                               only by compare-and-set, see locks.py)
   ku:c:<id>                    the campaign document: state, campaign, plan, hops, error
   ku:c:<id>:hop:<n>            hash: node (or @cluster) -> entry with per-phase state
   ku:c:<id>:events             the campaign's event log (newest first, capped)
   ku:c:<id>:out:<n>:<node>:<phase>   full output of a phase worth keeping (kubeadm upgrade plan)
 
 Writers: the CLI (create, retry, abort), the dispatcher (dispatch, stage changes) and the phase
-tasks (begin/finish/fail). Every read-modify-write is an optimistic transaction.
+tasks (begin/finish/fail). Every read-modify-write is an optimistic transaction. A task's write
+is fenced: it applies only while the phase is running under that task's id and attempt, so a
+late result of an old attempt (a frozen agent resumed, a redelivery) is dropped as stale.
+
+A value that does not decode, or lacks the fields every reader relies on, raises DamagedRecord
+naming its key: the caller skips that campaign (and names it), the others go on.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -23,11 +31,28 @@ from typing import Any
 
 import redis
 
-from kubeupgrade.errors import PolicyRefused
+from kubeupgrade.errors import PolicyRefused, RuntimeFailure
+from kubeupgrade.workflow import locks
+
+log = logging.getLogger("kubeupgrade.record")
 
 ACTIVE = ("pending", "running", "failed")  # states that hold the cluster
 TERMINAL = ("succeeded", "aborted", "refused")
 TAIL = 4000
+STATES = ("pending", "running", "failed", "succeeded", "aborted", "refused")
+_DOC_FIELDS = {"id": str, "cluster": str, "state": str, "hops": list, "current_hop": int,
+               "campaign": dict}
+_ENTRY_FIELDS = {"node": str, "state": str, "attempt": int, "phases": list}
+
+
+class DamagedRecord(RuntimeFailure):
+    """A stored value that cannot be read; names the key so an operator can look at it."""
+
+    def __init__(self, key: str, why: str, field: str | None = None) -> None:
+        where = f"{key} field {field}" if field else key
+        super().__init__(f"damaged record {where}: {why}; other campaigns are not affected "
+                         "(`kubeupgrade abort` releases its cluster)")
+        self.key = key
 
 
 class CampaignConflict(PolicyRefused):
@@ -35,6 +60,21 @@ class CampaignConflict(PolicyRefused):
         super().__init__(f"cluster {cluster} already has campaign {existing} ({state}); wait for it, "
                          f"`kubeupgrade retry {existing}` or `kubeupgrade abort {existing}` first")
         self.existing = existing
+
+
+def _decode(raw: str, key: str, required: dict[str, type], field: str | None = None) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except ValueError as error:
+        raise DamagedRecord(key, f"not JSON ({error.msg} at char {error.pos})", field) from None
+    if not isinstance(value, dict):
+        raise DamagedRecord(key, f"a JSON {type(value).__name__}, not an object", field)
+    for name, kind in required.items():
+        if not isinstance(value.get(name), kind) or isinstance(value.get(name), bool):
+            raise DamagedRecord(key, f"{name!r} missing or not a {kind.__name__}", field)
+    if value["state"] not in STATES:
+        raise DamagedRecord(key, f"unknown state {value['state']!r}", field)
+    return value
 
 
 def new_phase(phase: str) -> dict[str, Any]:
@@ -53,12 +93,13 @@ class CampaignStore:
 
     # -- helpers -----------------------------------------------------------------------------
     def _transact(self, key: str, field: str | None, change: Callable[[Any], Any]) -> Any:
+        required = _ENTRY_FIELDS if field is not None else _DOC_FIELDS
         while True:
             with self.redis.pipeline() as pipe:
                 try:
                     pipe.watch(key)
                     raw = pipe.hget(key, field) if field is not None else pipe.get(key)
-                    current = json.loads(raw) if raw else None
+                    current = _decode(raw, key, required, field) if raw else None
                     updated = change(current)
                     if updated is None:
                         pipe.unwatch()
@@ -76,26 +117,49 @@ class CampaignStore:
     # -- campaigns ---------------------------------------------------------------------------
     def create(self, cluster: str, campaign: dict[str, Any], source: str) -> str:
         campaign_id = f"{cluster}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-        lock = f"ku:cluster:{cluster}"
-        if not self.redis.set(lock, campaign_id, nx=True):
-            existing = self.redis.get(lock) or "?"
-            doc = self.get(existing)
-            if doc is None or doc["state"] in TERMINAL:  # a stale lock left by a crash
-                self.redis.set(lock, campaign_id)
-            else:
-                raise CampaignConflict(cluster, existing, doc["state"])
+        self.take_cluster(cluster, campaign_id)
         now = time.time()
         doc = {"id": campaign_id, "cluster": cluster, "state": "pending", "created": now,
                "updated": now, "source": source, "campaign": campaign, "plan": None,
                "hops": [], "current_hop": 0, "error": None, "notes": []}
         self.redis.set(f"ku:c:{campaign_id}", json.dumps(doc))
         self.redis.zadd("ku:campaigns", {campaign_id: now})
+        self.redis.sadd("ku:active", campaign_id)
         self.event(campaign_id, f"campaign submitted from {source}")
         return campaign_id
 
+    def take_cluster(self, cluster: str, campaign_id: str) -> None:
+        """Make `campaign_id` the one campaign acting on `cluster`, or raise CampaignConflict
+        naming the holder. A holder that ended (or whose record is gone) is replaced, by
+        compare-and-set, so two takers never both win; a damaged holder keeps the cluster
+        until it is aborted (its tasks may still be running)."""
+        key = f"ku:cluster:{cluster}"
+        while True:
+            holder = self.redis.get(key)
+            if holder == campaign_id:
+                return
+            if holder is not None:
+                try:
+                    doc = self.get(holder)
+                except DamagedRecord:
+                    raise CampaignConflict(cluster, holder, "damaged record") from None
+                if doc is not None and doc["state"] not in TERMINAL:
+                    raise CampaignConflict(cluster, holder, doc["state"])
+            if locks.swap(self.redis, key, holder, campaign_id):
+                return
+
+    def cluster_holder(self, cluster: str) -> str | None:
+        return self.redis.get(f"ku:cluster:{cluster}")
+
+    def clusters_held_by(self, campaign_id: str) -> list[str]:
+        """The clusters whose lock `campaign_id` holds (a scan: for damaged records only)."""
+        return [key.split(":", 2)[2] for key in self.redis.scan_iter("ku:cluster:*", count=500)
+                if self.redis.get(key) == campaign_id]
+
     def get(self, campaign_id: str) -> dict[str, Any] | None:
-        raw = self.redis.get(f"ku:c:{campaign_id}")
-        return json.loads(raw) if raw else None
+        key = f"ku:c:{campaign_id}"
+        raw = self.redis.get(key)
+        return _decode(raw, key, _DOC_FIELDS) if raw else None
 
     def update(self, campaign_id: str, change: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
         def apply(doc: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -111,12 +175,18 @@ class CampaignStore:
         return list(self.redis.zrange("ku:campaigns", 0, -1))
 
     def active_ids(self) -> list[str]:
-        return [i for i in self.ids() if (doc := self.get(i)) and doc["state"] in ("pending", "running")]
+        """The campaigns the dispatcher should look at, oldest first."""
+        active = self.redis.smembers("ku:active")
+        return sorted(active, key=lambda i: i.split("-")[-3:])
+
+    def deactivate(self, campaign_id: str) -> None:
+        self.redis.srem("ku:active", campaign_id)
+
+    def activate(self, campaign_id: str) -> None:
+        self.redis.sadd("ku:active", campaign_id)
 
     def release_cluster(self, cluster: str, campaign_id: str) -> None:
-        lock = f"ku:cluster:{cluster}"
-        if self.redis.get(lock) == campaign_id:
-            self.redis.delete(lock)
+        locks.release(self.redis, f"ku:cluster:{cluster}", campaign_id)
 
     def event(self, campaign_id: str, message: str) -> None:
         key = f"ku:c:{campaign_id}:events"
@@ -131,12 +201,14 @@ class CampaignStore:
         self.redis.hset(f"ku:c:{campaign_id}:hop:{hop}", node, json.dumps(entry))
 
     def entry(self, campaign_id: str, hop: int, node: str) -> dict[str, Any] | None:
-        raw = self.redis.hget(f"ku:c:{campaign_id}:hop:{hop}", node)
-        return json.loads(raw) if raw else None
+        key = f"ku:c:{campaign_id}:hop:{hop}"
+        raw = self.redis.hget(key, node)
+        return _decode(raw, key, _ENTRY_FIELDS, node) if raw else None
 
     def entries(self, campaign_id: str, hop: int) -> dict[str, dict[str, Any]]:
-        raw = self.redis.hgetall(f"ku:c:{campaign_id}:hop:{hop}")
-        return {node: json.loads(value) for node, value in raw.items()}
+        key = f"ku:c:{campaign_id}:hop:{hop}"
+        raw = self.redis.hgetall(key)
+        return {node: _decode(value, key, _ENTRY_FIELDS, node) for node, value in raw.items()}
 
     def update_entry(self, campaign_id: str, hop: int, node: str,
                      change: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
@@ -185,32 +257,56 @@ class CampaignStore:
         return verdict
 
     def finish_phase(self, campaign_id: str, hop: int, node: str, phase: str, status: str,
-                     detail: str, tail: str) -> None:
-        def change(entry: dict[str, Any]) -> None:
-            record = _phase(entry, phase)
+                     detail: str, tail: str, *, attempt: int, task_id: str | None) -> bool:
+        """Record success; False (and nothing written) if this attempt is no longer current."""
+        def change(record: dict[str, Any], entry: dict[str, Any]) -> None:
             record.update(state="succeeded", ended=time.time(), detail=detail,
                           tail=tail[-TAIL:], outcome=status)
             if all(p["state"] == "succeeded" for p in entry["phases"]):
                 entry["state"] = "succeeded"
                 entry["ended"] = time.time()
 
-        self.update_entry(campaign_id, hop, node, change)
+        return self._fenced(campaign_id, hop, node, phase, attempt, task_id, change, "success")
 
-    def note_phase(self, campaign_id: str, hop: int, node: str, phase: str, detail: str) -> None:
-        def change(entry: dict[str, Any]) -> None:
-            _phase(entry, phase)["detail"] = detail
+    def note_phase(self, campaign_id: str, hop: int, node: str, phase: str, detail: str, *,
+                   attempt: int, task_id: str | None) -> bool:
+        def change(record: dict[str, Any], entry: dict[str, Any]) -> None:
+            record["detail"] = detail
 
-        self.update_entry(campaign_id, hop, node, change)
+        return self._fenced(campaign_id, hop, node, phase, attempt, task_id, change, "progress note")
 
     def fail_phase(self, campaign_id: str, hop: int, node: str, phase: str, error: str,
-                   tail: str = "") -> None:
-        def change(entry: dict[str, Any]) -> None:
-            record = _phase(entry, phase)
+                   tail: str = "", *, attempt: int, task_id: str | None) -> bool:
+        def change(record: dict[str, Any], entry: dict[str, Any]) -> None:
             record.update(state="failed", ended=time.time(), error=error, tail=tail[-TAIL:])
             entry["state"] = "failed"
 
-        self.update_entry(campaign_id, hop, node, change)
+        if not self._fenced(campaign_id, hop, node, phase, attempt, task_id, change, "failure"):
+            return False
         self.event(campaign_id, f"{node}: {phase} failed: {error}")
+        return True
+
+    def _fenced(self, campaign_id: str, hop: int, node: str, phase: str, attempt: int,
+                task_id: str | None, change: Callable[[dict[str, Any], dict[str, Any]], None],
+                what: str) -> bool:
+        """Apply `change` only while the phase is open under this attempt and task id."""
+        applied = False
+
+        def guarded(entry: dict[str, Any]) -> Any:
+            nonlocal applied
+            record = _phase(entry, phase)
+            if (entry["attempt"] != attempt or record.get("task_id") != task_id
+                    or record["state"] not in ("pending", "running")):
+                return False
+            change(record, entry)
+            applied = True
+            return True
+
+        self.update_entry(campaign_id, hop, node, guarded)
+        if not applied:
+            log.warning("stale %s dropped: campaign %s hop %s %s %s attempt %s task %s",
+                        what, campaign_id, hop, node, phase, attempt, task_id)
+        return applied
 
 
 def _phase(entry: dict[str, Any], phase: str) -> dict[str, Any]:

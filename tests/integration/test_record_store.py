@@ -1,0 +1,135 @@
+"""The campaign record on a real redis-server: the cluster lock taken and released only by
+compare-and-set, fenced phase writes, damaged records named and isolated."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from kubeupgrade.workflow import control
+from kubeupgrade.workflow.record import CampaignConflict, CampaignStore, DamagedRecord, new_phase
+
+pytestmark = pytest.mark.integration
+
+
+def store_for(url: str) -> CampaignStore:
+    return CampaignStore.from_url(url)
+
+
+def add_entry(store: CampaignStore, campaign_id: str, node: str = "w1") -> None:
+    store.update(campaign_id, lambda doc: doc.update(state="running", hops=[{"target": "1.31"}]))
+    store.put_entry(campaign_id, 0, node, {"node": node, "role": "worker", "hop": 0, "state": "pending",
+                                           "attempt": 1, "phases": [new_phase("drain")]})
+
+
+def cli(url: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kubeupgrade", *argv, "--broker", url],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_retry_of_an_old_campaign_is_refused_while_another_holds_the_cluster(redis_url):
+    store = store_for(redis_url)
+    first = store.create("prod", {"cluster": "prod", "target": "1.31"}, "a.yaml")
+    add_entry(store, first)
+    store.update(first, lambda doc: doc.update(state="aborted"))
+    store.deactivate(first)
+    store.release_cluster("prod", first)
+    second = store.create("prod", {"cluster": "prod", "target": "1.31"}, "b.yaml")
+    with pytest.raises(CampaignConflict) as refused:
+        control.retry(store, first)
+    assert second in str(refused.value) and refused.value.exit_code == 3
+    assert store.cluster_holder("prod") == second
+    assert store.get(first)["state"] == "aborted"  # nothing of the old campaign was reopened
+    shown = cli(redis_url, "retry", first)
+    assert shown.returncode == 3 and second in shown.stderr and "Traceback" not in shown.stderr
+
+
+def test_only_one_of_many_racing_takers_gets_a_stale_cluster_lock(redis_url):
+    store = store_for(redis_url)
+    old = store.create("prod", {"cluster": "prod", "target": "1.31"}, "a.yaml")
+    store.update(old, lambda doc: doc.update(state="succeeded"))  # ended without releasing
+    winners, barrier = [], threading.Barrier(12)
+
+    def take(index: int) -> None:
+        mine = CampaignStore.from_url(redis_url)
+        barrier.wait()
+        try:
+            mine.take_cluster("prod", f"prod-20990101-000000-{index:06x}")
+            winners.append(index)
+        except CampaignConflict:
+            pass
+
+    threads = [threading.Thread(target=take, args=(i,)) for i in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # The losers saw the winner's id; its record does not exist, so some may replace it in
+    # turn, but every change was a compare-and-set: the holder is the last one to win.
+    assert winners and store.cluster_holder("prod") == f"prod-20990101-000000-{winners[-1]:06x}"
+
+
+def test_a_late_result_of_an_old_attempt_changes_nothing(redis_url):
+    store = store_for(redis_url)
+    campaign = store.create("prod", {"cluster": "prod", "target": "1.31"}, "a.yaml")
+    add_entry(store, campaign)
+    assert store.begin_phase(campaign, 0, "w1", "drain", 1, "task-1") == "run"
+
+    def resend(entry):
+        entry.update(attempt=2, state="pending")
+        entry["phases"][0].update(state="pending", task_id="task-2")
+
+    store.update_entry(campaign, 0, "w1", resend)
+    assert not store.finish_phase(campaign, 0, "w1", "drain", "done", "late", "", attempt=1, task_id="task-1")
+    assert not store.fail_phase(campaign, 0, "w1", "drain", "late", attempt=1, task_id="task-1")
+    assert not store.note_phase(campaign, 0, "w1", "drain", "late", attempt=1, task_id="task-1")
+    entry = store.entry(campaign, 0, "w1")
+    assert entry["state"] == "pending" and entry["phases"][0]["state"] == "pending"
+    assert entry["phases"][0]["detail"] == ""
+    # A phase failed by the dispatcher (agent silent) is not flipped by its task finishing late.
+    assert store.begin_phase(campaign, 0, "w1", "drain", 2, "task-2") == "run"
+    assert store.fail_phase(campaign, 0, "w1", "drain", "agent silent", attempt=2, task_id="task-2")
+    assert not store.finish_phase(campaign, 0, "w1", "drain", "done", "late", "", attempt=2, task_id="task-2")
+    assert store.entry(campaign, 0, "w1")["phases"][0]["state"] == "failed"
+
+
+@pytest.mark.parametrize("damage", ["{not json", "[1, 2]", json.dumps({"id": "x", "state": "weird"})])
+def test_a_damaged_record_is_named_and_isolated(redis_url, damage):
+    store = store_for(redis_url)
+    broken = store.create("prod", {"cluster": "prod", "target": "1.31"}, "a.yaml")
+    healthy = store.create("staging", {"cluster": "staging", "target": "1.31"}, "b.yaml")
+    store.redis.set(f"ku:c:{broken}", damage)
+    with pytest.raises(DamagedRecord) as named:
+        store.get(broken)
+    assert f"ku:c:{broken}" in str(named.value)
+    assert store.get(healthy)["state"] == "pending"
+
+    listed = cli(redis_url, "list")
+    assert listed.returncode == 0, listed.stderr
+    assert f"damaged: {broken}: damaged record ku:c:{broken}" in listed.stdout
+    assert healthy in listed.stdout
+    shown = cli(redis_url, "status", broken)
+    assert shown.returncode == 1 and f"ku:c:{broken}" in shown.stderr
+    assert shown.stderr.count("\n") == 1 and "Traceback" not in shown.stderr
+    # The damaged campaign holds its cluster until aborted; abort releases it.
+    with pytest.raises(CampaignConflict):
+        store.create("prod", {"cluster": "prod", "target": "1.31"}, "c.yaml")
+    aborted = cli(redis_url, "abort", broken)
+    assert aborted.returncode == 0, aborted.stderr
+    assert "cluster released" in aborted.stdout
+    assert store.cluster_holder("prod") is None
+    store.create("prod", {"cluster": "prod", "target": "1.31"}, "c.yaml")
+
+
+def test_a_damaged_node_entry_names_its_hash_field(redis_url):
+    store = store_for(redis_url)
+    campaign = store.create("prod", {"cluster": "prod", "target": "1.31"}, "a.yaml")
+    add_entry(store, campaign)
+    store.redis.hset(f"ku:c:{campaign}:hop:0", "w1", '{"node": "w1"}')
+    with pytest.raises(DamagedRecord) as named:
+        store.entries(campaign, 0)
+    assert f"ku:c:{campaign}:hop:0 field w1" in str(named.value) and "'state'" in str(named.value)
