@@ -127,10 +127,10 @@ def main() -> int:
                     state = handle.wait(timeout=600)
                 clear()
                 problems = invariants.check_all(box, max_unavailable=1, succeeded=state == "succeeded")
-                checks = CHECKS - min(CHECKS, len(problems))
+                checks = invariants.CHECKS - min(invariants.CHECKS, len(problems))
                 total_retries += retries
                 total_checks += checks
-                print(f"{index:>2} {target:<8} {what[:52]:<52} {state:<10} {retries:>7} {checks:>4}/{CHECKS} "
+                print(f"{index:>2} {target:<8} {what[:52]:<52} {state:<10} {retries:>7} {checks:>4}/{invariants.CHECKS} "
                       f"{time.monotonic() - started:>7.1f}", flush=True)
                 if state != "succeeded" or problems:
                     print(f"   error: {handle.status().get('error')} problems: {problems}")
@@ -139,7 +139,7 @@ def main() -> int:
             stack.stop_all()
             box.down()
     print(f"\n{args.campaigns} campaigns converged; {total_retries} retries; "
-          f"{total_checks}/{CHECKS * args.campaigns} invariant checks passed")
+          f"{total_checks}/{invariants.CHECKS * args.campaigns} invariant checks passed")
     return 0
 
 

@@ -176,3 +176,6 @@ def check_all(box: Sandbox, max_unavailable: int, *, succeeded: bool = True) -> 
     if succeeded:
         problems += check_nothing_left_cordoned(box)
     return problems
+
+
+CHECKS = 6  # the invariants check_all applies to a successful campaign
