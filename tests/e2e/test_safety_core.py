@@ -1,0 +1,70 @@
+"""The safety core under faults the engine's own tests did not name: a frozen agent whose late
+result arrives after the campaign failed, an agent killed while a long root command runs on, a
+damaged record beside a live campaign. Invariants checked after each."""
+
+import os
+import signal
+import time
+
+from kubeupgrade.api import submit
+from kubeupgrade.workflow.record import CampaignStore
+from tests.e2e.test_faults import assert_safe, finish, phase_record, phase_running, retry_succeeds
+from tests.helpers import wait_for, write_campaign
+
+
+def signal_group(stack, name, sig):
+    os.killpg(stack.processes[name].pid, sig)
+
+
+def test_a_frozen_agent_resumed_late_cannot_flip_a_failed_campaign(make_stack, tmp_path):
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    box.add_fault("hang", node="worker-1", command="apt-get install -y -q kubectl", seconds=6.0, count=1)
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1, agent_timeout=5),
+                    broker=stack.broker)
+    wait_for(phase_running(handle, "worker-1", "install-kubelet"), timeout=120)
+    signal_group(stack, "agent-worker-1", signal.SIGSTOP)  # frozen, not dead: no ping, no inspect
+    try:
+        state, error = finish(handle, timeout=120)
+        assert state == "failed", error
+        assert error["node"] == "worker-1" and "did not answer" in error["message"]
+    finally:
+        signal_group(stack, "agent-worker-1", signal.SIGCONT)
+    # The resumed agent finishes its old attempt; that result is stale and must change nothing.
+    time.sleep(8.0)
+    assert handle.state() == "failed"
+    assert phase_record(handle, "worker-1", "install-kubelet")["state"] == "failed"
+    assert handle.status()["entries"][0]["worker-1"]["state"] == "failed"
+    retry_succeeds(handle)
+    assert {r.version for r in box.node_rows()} == {"v1.31.14"}
+    assert_safe(box, 1)
+
+
+def test_an_agent_killed_while_its_root_command_runs_on_never_runs_it_twice_at_once(make_stack, tmp_path):
+    # The command outlives the agent by far more than the redelivery delay.
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt",
+                       visibility_timeout=2)
+    box = stack.sandbox
+    box.add_fault("hang", node="worker-2", command="apt-get install -y -q kubectl", seconds=8.0, count=1)
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1), broker=stack.broker)
+    wait_for(phase_running(handle, "worker-2", "install-kubelet"), timeout=120)
+    time.sleep(0.5)
+    stack.kill("agent-worker-2")
+    stack.start_agent("worker-2")
+    state, error = finish(handle)
+    if state == "failed":
+        retry_succeeds(handle)
+    assert {r.version for r in box.node_rows()} == {"v1.31.14"}
+    assert_safe(box, 1)  # includes: no two mutating commands overlapped on any host
+
+
+def test_a_damaged_record_does_not_stop_another_campaign(make_stack, tmp_path):
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt")
+    store = CampaignStore.from_url(stack.broker)
+    damaged = store.create("elsewhere", {"cluster": "elsewhere", "target": "1.31"}, "x.yaml")
+    store.redis.set(f"ku:c:{damaged}", "{truncated")
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31"), broker=stack.broker)
+    state, error = finish(handle)
+    assert state == "succeeded", error
+    assert damaged not in store.active_ids()  # isolated: the dispatcher no longer looks at it
+    assert_safe(stack.sandbox, 1)
