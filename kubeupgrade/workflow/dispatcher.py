@@ -178,9 +178,17 @@ class Dispatcher:
                 "node": CLUSTER_ENTRY, "role": "cluster", "hop": index, "state": "pending", "attempt": 1,
                 "phases": [new_phase(Phase.PREFLIGHT.value), new_phase(Phase.VERIFY.value)]})
 
+        # The versions each node runs now: a hop whose target is resolved only on the hosts
+        # ("1.34" = latest patch) skips the nodes already there once it is resolved.
+        live = {node.name: {"kubelet": node.kubelet.plain if node.kubelet else None,
+                            "control_plane": (node.control_plane or campaign.control_plane_version).plain
+                            if node.is_control_plane and (node.control_plane or campaign.control_plane_version)
+                            else None}
+                for node in campaign.nodes or ()}
+
         def start(current: dict[str, Any]) -> None:
             current.update(state="running" if hops else "succeeded", plan=plan_dict, hops=hops,
-                           notes=list(plan.notes), started=time.time())
+                           notes=list(plan.notes), started=time.time(), live_versions=live)
 
         self.store.update(doc["id"], start)
         summary = ", ".join(f"{h['from']} -> {h['target']}" for h in hops) or "nothing to do"
@@ -244,6 +252,33 @@ class Dispatcher:
 
         self.store.update(doc["id"], resolved)
         self.store.event(doc["id"], f"hop {hop + 1}: target {target} resolved to {chosen.plain}")
+        if hop == 0:
+            self._skip_nodes_at(doc, chosen.plain)
+
+    def _skip_nodes_at(self, doc: dict[str, Any], version: str) -> None:
+        """Nodes already running `version` (kubelet and, on a control plane, its static pods)
+        run nothing: no kubeadm, no drain, no restart."""
+        skipped = []
+        for name, live in (doc.get("live_versions") or {}).items():
+            if live["kubelet"] != version or live["control_plane"] not in (None, version):
+                continue
+
+            def already(entry: dict[str, Any]) -> Any:
+                if entry["state"] not in ("pending", "running") or any(
+                        p["task_id"] for p in entry["phases"][1:]):
+                    return False
+                now = time.time()
+                for record in entry["phases"][1:]:
+                    record.update(state="succeeded", started=now, ended=now, outcome="already-done",
+                                  detail=f"already at v{version}; nothing run")
+                entry.update(state="succeeded", ended=now)
+                return True
+
+            if self.store.entry(doc["id"], 0, name) is not None:
+                self.store.update_entry(doc["id"], 0, name, already)
+                skipped.append(name)
+        if skipped:
+            self.store.event(doc["id"], f"already at v{version}, nothing to do on: {', '.join(sorted(skipped))}")
 
     def _stage_preflight(self, doc: dict[str, Any], hop: int, entries: dict[str, dict[str, Any]]) -> None:
         self._cluster_phase(doc, hop, entries[CLUSTER_ENTRY], Phase.PREFLIGHT, next_stage="control-planes")

@@ -68,3 +68,19 @@ def test_a_damaged_record_does_not_stop_another_campaign(make_stack, tmp_path):
     assert state == "succeeded", error
     assert damaged not in store.active_ids()  # isolated: the dispatcher no longer looks at it
     assert_safe(stack.sandbox, 1)
+
+
+def test_a_cluster_already_at_the_target_is_left_untouched(make_stack, tmp_path):
+    stack = make_stack(control_planes=2, workers=2, version="1.34.4", os_family="mixed")
+    box = stack.sandbox
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.34"), broker=stack.broker)
+    state, error = finish(handle, timeout=120)
+    assert state == "succeeded", error
+    for node in box.nodes:
+        ran = [" ".join(e["argv"]) for e in box.command_log(node["name"])]
+        changed = [c for c in ran if c.startswith(("kubeadm upgrade apply", "kubeadm upgrade node",
+                                                   "systemctl restart", "apt-get install", "dnf install"))]
+        assert changed == [], f"{node['name']} ran {changed}"
+    assert not [e for e in box.history() if e["event"] == "cordon"]
+    events = " ".join(e["message"] for e in handle.status()["events"])
+    assert "already at v1.34.4, nothing to do on: cp-1, cp-2, worker-1, worker-2" in events
