@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test lint bench bench-campaign soak demo clean
+.PHONY: venv test lint bench bench-campaign soak soak-broker demo clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ bench-campaign: $(STAMP)
 
 soak: $(STAMP)
 	$(BIN)/python -m bench.soak
+
+soak-broker: $(STAMP)
+	$(BIN)/python -m bench.broker_sweep
 
 demo: $(STAMP)
 	$(BIN)/python -m kubeupgrade.demo $(if $(KEEP),--keep,)

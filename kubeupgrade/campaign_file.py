@@ -59,6 +59,7 @@ _POLICY_KEYS = (
     "retries",
     "ready_timeout",
     "agent_timeout",
+    "api_outage_tolerance",
 )
 _DRAIN_KEYS = (
     "timeout",
@@ -284,6 +285,9 @@ class _CampaignReader:
                 raw.get("ready_timeout", defaults.ready_timeout_seconds), "policies.ready_timeout"),
             agent_timeout_seconds=self.duration(
                 raw.get("agent_timeout", defaults.agent_timeout_seconds), "policies.agent_timeout"),
+            api_outage_tolerance_seconds=self.duration(
+                raw.get("api_outage_tolerance", defaults.api_outage_tolerance_seconds),
+                "policies.api_outage_tolerance"),
         )
 
     def flag(self, raw: dict[str, Any], key: str, default: bool) -> bool:
@@ -425,6 +429,7 @@ def campaign_to_dict(campaign: Campaign) -> dict[str, Any]:
                         "backoff_seconds": policies.retries.backoff_seconds},
             "ready_timeout": policies.ready_timeout_seconds,
             "agent_timeout": policies.agent_timeout_seconds,
+            "api_outage_tolerance": policies.api_outage_tolerance_seconds,
         },
     }
     if drain.grace_period_seconds is not None:

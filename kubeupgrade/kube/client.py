@@ -1,12 +1,16 @@
 """A thin wrapper over the official client: JSON in and out, errors mapped to ours.
 
 Retryable: connection failures, 429 and 5xx (the API server restarting, a PDB refusing an
-eviction). Permanent: everything else, with the API's own message.
+eviction) and a body that is not the JSON it should be. Permanent: everything else, with the
+API's own message. With an outage tolerance, `call` itself keeps retrying the retryable ones
+(with backoff) until the tolerance has elapsed; an eviction's 429 is the caller's to handle.
 """
 
 from __future__ import annotations
 
 import json
+import time
+from copy import copy
 from typing import Any
 
 from kubernetes import client, config
@@ -43,12 +47,38 @@ class KubeApi:
         self.core = client.CoreV1Api(self._client)
         self.apps = client.AppsV1Api(self._client)
         self.policy = client.PolicyV1Api(self._client)
+        self.outage_tolerance = 0.0
+
+    def tolerating(self, seconds: float) -> KubeApi:
+        """The same client, retrying an unavailable API server for up to `seconds` per call."""
+        view = copy(self)
+        view.outage_tolerance = float(seconds)
+        return view
 
     def close(self) -> None:
         self._client.close()
 
-    def call(self, what: str, method: Any, *args: Any, **kwargs: Any) -> Any:
-        """Call a client method and return the decoded JSON body."""
+    def call(self, what: str, method: Any, *args: Any, throttle_is_answer: bool = False,
+             **kwargs: Any) -> Any:
+        """Call a client method and return the decoded JSON body. `throttle_is_answer`: a 429
+        means something to the caller (a PDB refusing an eviction) and is not retried here."""
+        deadline = time.monotonic() + self.outage_tolerance
+        delay = 0.2
+        while True:
+            try:
+                return self._call_once(what, method, *args, **kwargs)
+            except KubeUnavailable as error:
+                if throttle_is_answer and error.code == 429:
+                    raise
+                if time.monotonic() + delay > deadline:
+                    if self.outage_tolerance:
+                        raise KubeUnavailable(f"{error} (still failing after "
+                                              f"{self.outage_tolerance:g}s)", error.status, error.code) from None
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _call_once(self, what: str, method: Any, *args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("_preload_content", False)
         kwargs.setdefault("_request_timeout", 15)
         try:
@@ -67,4 +97,8 @@ class KubeApi:
         except (Urllib3Error, OSError) as error:
             raise KubeUnavailable(f"{what}: API server unreachable ({type(error).__name__})") from None
         data = response.data
-        return json.loads(data) if data else {}
+        try:
+            return json.loads(data) if data else {}
+        except ValueError:
+            raise KubeUnavailable(f"{what}: the API server answered a body that is not JSON "
+                                  f"({len(data)} bytes)") from None

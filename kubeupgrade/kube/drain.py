@@ -85,7 +85,7 @@ def _evict(api: KubeApi, pod: dict[str, Any], policy: DrainPolicy, dry_run: bool
         body["deleteOptions"] = {"gracePeriodSeconds": policy.grace_period_seconds}
     kwargs = {"dry_run": "All"} if dry_run else {}
     api.call(f"evict {_key(pod)}", api.core.create_namespaced_pod_eviction,
-             meta["name"], meta["namespace"], body, **kwargs)
+             meta["name"], meta["namespace"], body, throttle_is_answer=True, **kwargs)
 
 
 def _blocking_budget(error: KubeUnavailable) -> str:

@@ -118,6 +118,9 @@ class Policies:
     retries: RetryPolicy = field(default_factory=RetryPolicy)
     ready_timeout_seconds: int = 600  # a node must be Ready at the new version within this
     agent_timeout_seconds: int = 300  # how long to wait for a node's agent to answer
+    # How long a cluster phase keeps retrying an unreachable or failing API server (transport
+    # errors, 5xx, throttling, malformed bodies) before it fails.
+    api_outage_tolerance_seconds: int = 120
 
 
 @dataclass(frozen=True)

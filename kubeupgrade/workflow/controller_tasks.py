@@ -27,6 +27,11 @@ def kube_api():  # type: ignore[no-untyped-def]
     return KubeApi(kubeconfig)
 
 
+def job_api(job: Job):  # type: ignore[no-untyped-def]
+    """The API client for one phase: unavailability retried up to the campaign's tolerance."""
+    return kube_api().tolerating(job.campaign.policies.api_outage_tolerance_seconds)
+
+
 def _plan_hop(job: Job) -> dict[str, Any]:
     return job.doc["plan"]["hops"][job.hop]
 
@@ -37,7 +42,7 @@ def preflight(job: Job) -> StepOutcome:
     from kubeupgrade.kube import discovery
     from kubeupgrade.kube.drain import simulate_drain
 
-    api = kube_api()
+    api = job_api(job)
     problems: list[str] = []
     hop_plan = _plan_hop(job)
     facts = job.hop_doc.get("facts", {})
@@ -93,7 +98,7 @@ def drain_node(job: Job) -> StepOutcome:
     from kubeupgrade.kube.drain import drain_node as drain
     from kubeupgrade.kube.nodes import CordonOwner, cordon_node
 
-    api = kube_api()
+    api = job_api(job)
     # Write ahead: the record names the node as ours before the cordon, so a failure between
     # the two can only over-report (status names a node that is in fact schedulable).
     _mark_cordoned(job, True)
@@ -124,7 +129,7 @@ def wait_node_ready(job: Job) -> StepOutcome:
     """Wait until the node is Ready and its kubelet reports the hop's version."""
     from kubeupgrade.kube.nodes import get_node, is_ready, kubelet_version
 
-    api = kube_api()
+    api = job_api(job)
     target = job.version.tag
     timeout = job.campaign.policies.ready_timeout_seconds
     deadline = time.monotonic() + timeout
@@ -149,7 +154,7 @@ def uncordon_node(job: Job) -> StepOutcome:
     """Make the node schedulable again, only if this campaign cordoned it (the node says so)."""
     from kubeupgrade.kube.nodes import uncordon_node as uncordon
 
-    changed = uncordon(kube_api(), job.node, job.campaign_id)
+    changed = uncordon(job_api(job), job.node, job.campaign_id)
     _mark_cordoned(job, False)
     if changed:
         return StepOutcome(DONE, "uncordoned")
@@ -165,7 +170,7 @@ def verify(job: Job) -> StepOutcome:
     from kubeupgrade.kube.verify import verify_cluster
     from kubeupgrade.workflow.audit import window_violations
 
-    api = kube_api()
+    api = job_api(job)
     entries = job.store.entries(job.campaign_id, job.hop)
     broken = window_violations(entries, job.doc["plan"]["hops"][job.hop]["workers"]["max_unavailable"])
     left = nodes_cordoned_by(api, job.campaign_id)

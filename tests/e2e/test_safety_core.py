@@ -6,6 +6,9 @@ import os
 import signal
 import time
 
+import pytest
+
+from bench.broker_sweep import Placement, run_placement
 from kubeupgrade.api import submit
 from kubeupgrade.workflow.record import CampaignStore
 from tests.e2e.test_faults import assert_safe, finish, phase_record, phase_running, retry_succeeds
@@ -84,3 +87,13 @@ def test_a_cluster_already_at_the_target_is_left_untouched(make_stack, tmp_path)
     assert not [e for e in box.history() if e["event"] == "cordon"]
     events = " ".join(e["message"] for e in handle.status()["events"])
     assert "already at v1.34.4, nothing to do on: cp-1, cp-2, worker-1, worker-2" in events
+
+
+@pytest.mark.parametrize("placement", [Placement("worker-1", "drain", 0.0, 1.0),
+                                       Placement("worker-2", "uncordon", 0.0, 1.5)],
+                         ids=["during-drain", "during-uncordon"])
+def test_a_broker_restart_in_the_worker_stage_keeps_every_promise(tmp_path, placement):
+    # Two placements of `make soak-broker` (bench/broker_sweep.py), which sweeps twenty.
+    state, _, problems, _ = run_placement(tmp_path, placement, seed=7)
+    assert state == "succeeded"
+    assert problems == []
