@@ -56,27 +56,20 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
     """A private redis-server on a free port (no persistence), killed after the test."""
     import shutil
     import subprocess
-    import time
 
-    import redis
-
+    from kubeupgrade.errors import RuntimeFailure
     from kubeupgrade.sandbox.processes import free_port
+    from kubeupgrade.sandbox.stack import wait_for_redis
 
     port = free_port()
     server = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port),
                                "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                                "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
-    client = redis.Redis(port=port)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline:
-                server.kill()
-                raise
-            time.sleep(0.05)
+    try:
+        wait_for_redis(port, "see the test's output")
+    except RuntimeFailure:
+        server.kill()
+        raise
     yield f"redis://127.0.0.1:{port}/0"
     server.kill()
     server.wait(5)

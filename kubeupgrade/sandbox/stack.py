@@ -22,6 +22,20 @@ from kubeupgrade.sandbox.manager import Sandbox
 from kubeupgrade.sandbox.processes import child_env, free_port
 
 
+def wait_for_redis(port: int, hint: str, timeout: float = 10.0) -> None:
+    """Return once a redis-server answers on 127.0.0.1:`port`; RuntimeFailure at the timeout."""
+    client = redis.Redis(port=port)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client.ping()
+            return
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                raise RuntimeFailure(f"redis-server did not start; {hint}") from None
+            time.sleep(0.05)
+
+
 @dataclass
 class Stack:
     sandbox: Sandbox
@@ -62,16 +76,7 @@ class Stack:
         self._spawn("redis", [binary, "--port", str(self.redis_port), "--bind", "127.0.0.1",
                               "--dir", str(data), "--appendonly", "yes" if appendonly else "no",
                               "--appendfsync", "everysec", "--save", "", "--maxmemory-policy", "noeviction"])
-        client = redis.Redis(port=self.redis_port)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise RuntimeFailure("redis-server did not start; see logs/redis.log") from None
-                time.sleep(0.05)
+        wait_for_redis(self.redis_port, "see logs/redis.log")
 
     def stop_redis(self) -> None:
         self.stop("redis")
