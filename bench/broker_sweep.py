@@ -94,6 +94,8 @@ def run_placement(workdir: Path, placement: Placement, seed: int) -> tuple[str, 
             handle.retry()
             state = handle.wait(timeout=300)
         problems = invariants.check_all(box, max_unavailable=LIMIT, succeeded=state == "succeeded")
+        if state != "succeeded":
+            problems.append(f"campaign {state}: {(handle.status().get('error') or {}).get('message')}")
         if state == "succeeded":
             problems += [f"not at v1.31.14: {r.name} {r.version}" for r in box.node_rows()
                          if r.version != "v1.31.14"]

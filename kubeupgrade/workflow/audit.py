@@ -32,7 +32,7 @@ def outage_interval(entry: dict[str, Any], now: float) -> tuple[float, float] | 
         return None
     first = phases[split]
     begun = [t for t in (first.get("dispatched"), first.get("started")) if t]
-    if not begun or first["state"] == "pending" and not first.get("started"):
+    if not begun or (first["state"] == "pending" and not first.get("started")):
         return None
     back = [p for p in phases if p["phase"] in BACK_IN_SERVICE] or phases[-1:]
     last = back[-1]

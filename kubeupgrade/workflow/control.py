@@ -75,14 +75,13 @@ def abort(app: Celery, store: CampaignStore, campaign_id: str, *, uncordon: bool
     if doc["state"] in ("succeeded", "refused"):
         raise InvalidInput(f"campaign {campaign_id} is {doc['state']}; nothing to abort")
     store.update(campaign_id, lambda current: current.update(state="aborted"))
-    store.deactivate(campaign_id)
     pending = []
     for hop in range(len(doc["hops"])):
         for entry in store.entries(campaign_id, hop).values():
             pending += [p["task_id"] for p in entry["phases"] if p["task_id"] and p["state"] == "pending"]
     if pending:
         app.control.revoke(pending)
-    store.release_cluster(doc["cluster"], campaign_id)
+    store.end(campaign_id, doc["cluster"])
     store.event(campaign_id, f"aborted; {len(pending)} pending task(s) revoked")
     cordoned = cordoned_nodes(store, campaign_id)
     if uncordon:

@@ -69,6 +69,18 @@ def node_state(entry: dict[str, Any]) -> NodeState:
     return NodeState.RUNNING if in_flight(entry) else NodeState.PENDING
 
 
+def _live_versions(campaign: Campaign) -> dict[str, dict[str, str | None]]:
+    """The versions each node runs now (kubelet; static pods on a control plane). A hop whose
+    target is resolved only on the hosts ("1.34" = latest patch) skips the nodes already there
+    once it is resolved."""
+    live: dict[str, dict[str, str | None]] = {}
+    for node in campaign.nodes or ():
+        static = (node.control_plane or campaign.control_plane_version) if node.is_control_plane else None
+        live[node.name] = {"kubelet": node.kubelet.plain if node.kubelet else None,
+                           "control_plane": static.plain if static else None}
+    return live
+
+
 class Dispatcher:
     def __init__(self, app: Celery, store: CampaignStore,
                  discover: Callable[[Campaign], tuple[list[NodeSpec], Any]] | None = None,
@@ -178,13 +190,7 @@ class Dispatcher:
                 "node": CLUSTER_ENTRY, "role": "cluster", "hop": index, "state": "pending", "attempt": 1,
                 "phases": [new_phase(Phase.PREFLIGHT.value), new_phase(Phase.VERIFY.value)]})
 
-        # The versions each node runs now: a hop whose target is resolved only on the hosts
-        # ("1.34" = latest patch) skips the nodes already there once it is resolved.
-        live = {node.name: {"kubelet": node.kubelet.plain if node.kubelet else None,
-                            "control_plane": (node.control_plane or campaign.control_plane_version).plain
-                            if node.is_control_plane and (node.control_plane or campaign.control_plane_version)
-                            else None}
-                for node in campaign.nodes or ()}
+        live = _live_versions(campaign)
 
         def start(current: dict[str, Any]) -> None:
             current.update(state="running" if hops else "succeeded", plan=plan_dict, hops=hops,
@@ -194,8 +200,7 @@ class Dispatcher:
         summary = ", ".join(f"{h['from']} -> {h['target']}" for h in hops) or "nothing to do"
         self.store.event(doc["id"], f"accepted: {len(hops)} hop(s): {summary}")
         if not hops:
-            self.store.deactivate(doc["id"])
-            self.store.release_cluster(doc["cluster"], doc["id"])
+            self.store.end(doc["id"], doc["cluster"])
 
     def _with_live_state(self, campaign: Campaign) -> Campaign:
         assert self.discover is not None
@@ -207,8 +212,7 @@ class Dispatcher:
             current.update(state="refused", error={"message": "; ".join(reasons), "violations": reasons})
 
         self.store.update(doc["id"], refuse)
-        self.store.deactivate(doc["id"])
-        self.store.release_cluster(doc["cluster"], doc["id"])
+        self.store.end(doc["id"], doc["cluster"])
         self.store.event(doc["id"], "refused: " + "; ".join(reasons))
 
     # -- stages --------------------------------------------------------------------------------
@@ -274,8 +278,7 @@ class Dispatcher:
                 entry.update(state="succeeded", ended=now)
                 return True
 
-            if self.store.entry(doc["id"], 0, name) is not None:
-                self.store.update_entry(doc["id"], 0, name, already)
+            if self.store.update_entry(doc["id"], 0, name, already):
                 skipped.append(name)
         if skipped:
             self.store.event(doc["id"], f"already at v{version}, nothing to do on: {', '.join(sorted(skipped))}")
@@ -580,6 +583,5 @@ class Dispatcher:
             current.update(state="succeeded", finished=time.time())
 
         self.store.update(doc["id"], done)
-        self.store.deactivate(doc["id"])
-        self.store.release_cluster(doc["cluster"], doc["id"])
+        self.store.end(doc["id"], doc["cluster"])
         self.store.event(doc["id"], "campaign succeeded")

@@ -188,6 +188,12 @@ class CampaignStore:
     def release_cluster(self, cluster: str, campaign_id: str) -> None:
         locks.release(self.redis, f"ku:cluster:{cluster}", campaign_id)
 
+    def end(self, campaign_id: str, cluster: str) -> None:
+        """A campaign in a state that lets go of its cluster (succeeded, refused, aborted): the
+        dispatcher stops looking at it and the cluster is free for the next one."""
+        self.deactivate(campaign_id)
+        self.release_cluster(cluster, campaign_id)
+
     def event(self, campaign_id: str, message: str) -> None:
         key = f"ku:c:{campaign_id}:events"
         self.redis.lpush(key, json.dumps({"t": time.time(), "message": message}))
@@ -211,14 +217,18 @@ class CampaignStore:
         return {node: _decode(value, key, _ENTRY_FIELDS, node) for node, value in raw.items()}
 
     def update_entry(self, campaign_id: str, hop: int, node: str,
-                     change: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
-        def apply(entry: dict[str, Any] | None) -> dict[str, Any] | None:
-            if entry is None:
-                return None
-            result = change(entry)
-            return None if result is False else entry
+                     change: Callable[[dict[str, Any]], Any]) -> bool:
+        """Apply `change` to the node's entry; it returns False to write nothing. True if the
+        entry exists and the change was written."""
+        written = False
 
-        return self._transact(f"ku:c:{campaign_id}:hop:{hop}", node, apply)
+        def apply(entry: dict[str, Any] | None) -> dict[str, Any] | None:
+            nonlocal written
+            written = entry is not None and change(entry) is not False
+            return entry if written else None
+
+        self._transact(f"ku:c:{campaign_id}:hop:{hop}", node, apply)
+        return written
 
     def save_output(self, campaign_id: str, hop: int, node: str, phase: str, text: str) -> None:
         self.redis.set(f"ku:c:{campaign_id}:out:{hop}:{node}:{phase}", text[-65536:])
@@ -252,8 +262,8 @@ class CampaignStore:
             entry.setdefault("started", now)
             return True
 
-        if self.update_entry(campaign_id, hop, node, change) is None:
-            return "stale"
+        if not self.update_entry(campaign_id, hop, node, change) and verdict == "run":
+            return "stale"  # no such entry
         return verdict
 
     def finish_phase(self, campaign_id: str, hop: int, node: str, phase: str, status: str,
@@ -290,19 +300,15 @@ class CampaignStore:
                 task_id: str | None, change: Callable[[dict[str, Any], dict[str, Any]], None],
                 what: str) -> bool:
         """Apply `change` only while the phase is open under this attempt and task id."""
-        applied = False
-
         def guarded(entry: dict[str, Any]) -> Any:
-            nonlocal applied
             record = _phase(entry, phase)
             if (entry["attempt"] != attempt or record.get("task_id") != task_id
                     or record["state"] not in ("pending", "running")):
                 return False
             change(record, entry)
-            applied = True
             return True
 
-        self.update_entry(campaign_id, hop, node, guarded)
+        applied = self.update_entry(campaign_id, hop, node, guarded)
         if not applied:
             log.warning("stale %s dropped: campaign %s hop %s %s %s attempt %s task %s",
                         what, campaign_id, hop, node, phase, attempt, task_id)
