@@ -24,6 +24,16 @@ def outage_start(entry: dict[str, Any]) -> int:
     return next((i for i, name in enumerate(names) if name in OUTAGE_PHASES), len(names))
 
 
+def outage_begun(entry: dict[str, Any]) -> bool:
+    """Whether the node's first out-of-service phase has ever begun (in any attempt)."""
+    phases = entry["phases"]
+    split = outage_start(entry)
+    if split >= len(phases):
+        return False
+    first = phases[split]
+    return bool(first.get("started")) or first["state"] in ("running", "succeeded", "failed")
+
+
 def outage_interval(entry: dict[str, Any], now: float) -> tuple[float, float] | None:
     """When this worker was (or may have been) out of service; None if it never was."""
     phases = entry["phases"]

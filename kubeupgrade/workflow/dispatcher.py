@@ -27,7 +27,7 @@ from kubeupgrade.model.versions import parse_version
 from kubeupgrade.planning.live import with_live_state
 from kubeupgrade.planning.scheduling import NodeState, workers_to_prepare, workers_to_start
 from kubeupgrade.workflow import locks
-from kubeupgrade.workflow.audit import outage_start
+from kubeupgrade.workflow.audit import outage_begun, outage_start
 from kubeupgrade.workflow.names import (
     CLUSTER_ENTRY,
     PHASE_TASKS,
@@ -316,7 +316,9 @@ class Dispatcher:
     def _stage_workers(self, doc: dict[str, Any], hop: int, entries: dict[str, dict[str, Any]]) -> None:
         """Prepare workers ahead of the window (no outage); take them out of service as the
         limit allows. Preparation and outage are separate chains, so a slot in the window is
-        held only from drain to uncordon."""
+        held only from drain to uncordon — but for all of it: a worker whose outage began holds
+        its slot until it finishes, even while none of its tasks is in flight (one was lost
+        and is sent again, or the campaign was retried)."""
         schedule = doc["plan"]["hops"][hop]["workers"]
         order = schedule["order"]
         limit = schedule["max_unavailable"]
@@ -328,17 +330,21 @@ class Dispatcher:
         eligible: set[str] = set()
         preparing: set[str] = set()
         unprepared: set[str] = set()
+        resume: list[str] = []  # out of service, nothing in flight: its outage chain goes again
         for name, entry in workers.items():
             if entry["state"] in ("failed", "succeeded"):
                 states[name] = node_state(entry)
             elif prepared(entry):
                 eligible.add(name)
-                states[name] = NodeState.RUNNING if in_flight(entry) else NodeState.PENDING
+                begun = outage_begun(entry)
+                states[name] = NodeState.RUNNING if in_flight(entry) or begun else NodeState.PENDING
+                if begun and not in_flight(entry):
+                    resume.append(name)
             else:
                 states[name] = NodeState.PENDING
                 (preparing if in_flight(entry) else unprepared).add(name)
         strategy = WorkerStrategy(schedule["strategy"])
-        outage = workers_to_start(order, states, limit, strategy, eligible=eligible)
+        outage = resume + workers_to_start(order, states, limit, strategy, eligible=eligible)
         waiting = {n for n in eligible if states[n] is NodeState.PENDING} - set(outage)
         ahead = workers_to_prepare(order, preparing, waiting, unprepared, depth=limit)
         wanted = outage + ahead
@@ -455,7 +461,7 @@ class Dispatcher:
         """A task that ended without recording it (its worker died, or lost the broker while
         finishing) is sent again when the cause was the infrastructure, up to a few times;
         otherwise its phase is marked failed, so the campaign never hangs. True if re-sent."""
-        resend = []
+        resend: dict[str, str] = {}  # node -> the task id its decision was made on
         fresh: dict[str, dict[str, Any]] | None = None
         for name, entry in entries.items():
             phase = first_open_phase(entry)
@@ -476,7 +482,7 @@ class Dispatcher:
             infrastructure = result.state == "FAILURE" and any(
                 marker in cause for marker in INFRASTRUCTURE_ERRORS)
             if infrastructure and phase.get("resends", 0) < MAX_RESENDS:
-                resend.append(name)
+                resend[name] = phase["task_id"]
             else:
                 self.store.fail_phase(doc["id"], hop, name, phase["phase"],
                                       f"task {result.state.lower()}: {cause}"[:500],
@@ -486,26 +492,34 @@ class Dispatcher:
         return bool(resend)
 
     def _resend(self, doc: dict[str, Any], hop: int, entries: dict[str, dict[str, Any]],
-                names: list[str], why: str) -> None:
+                causes: dict[str, str], why: str) -> None:
         """Send the open phases of these nodes again, as a new attempt (stale messages of the
-        old attempt are fenced off; the phases themselves are idempotent)."""
-        targets = set(names)
-        if any(entries[name]["role"] == "control-plane" for name in names):
+        old attempt are fenced off; the phases themselves are idempotent). `causes` maps each
+        node to the task id the decision was made on: the decision read the record earlier, so
+        a node whose open phase has moved on since (its task finished after all) is left alone."""
+        targets = set(causes)
+        if any(entries[name]["role"] == "control-plane" for name in causes):
             # The control planes share one chain: everything after the lost link is lost too.
             targets |= {n for n, e in entries.items() if e["role"] == "control-plane" and e["state"] != "succeeded"}
+        resent = []
         for name in targets:
-            def again(entry: dict[str, Any], cause: bool = name in names) -> None:
+            def again(entry: dict[str, Any], expected: str | None = causes.get(name)) -> Any:
+                opened = first_open_phase(entry)
+                if opened is None or (expected is not None and opened["task_id"] != expected):
+                    return False
                 entry["attempt"] += 1
                 entry["state"] = "pending"
-                opened = first_open_phase(entry)
                 for record in entry["phases"]:
                     if record["state"] != "succeeded":
-                        if record is opened and cause:
+                        if record is opened and expected is not None:
                             record["resends"] = record.get("resends", 0) + 1
                         record.update(state="pending", task_id=None)
+                return True
 
-            self.store.update_entry(doc["id"], hop, name, again)
-        self.store.event(doc["id"], f"{', '.join(sorted(names))}: {why}; sent again as a new attempt")
+            if self.store.update_entry(doc["id"], hop, name, again) and name in causes:
+                resent.append(name)
+        if resent:
+            self.store.event(doc["id"], f"{', '.join(sorted(resent))}: {why}; sent again as a new attempt")
 
     def _recover_lost_tasks(self, doc: dict[str, Any], hop: int,
                             entries: dict[str, dict[str, Any]]) -> bool:
@@ -527,12 +541,12 @@ class Dispatcher:
             for tasks in (method() or {}).values():
                 for task in tasks:
                     held.add(task.get("id") or task.get("request", {}).get("id"))
-        lost = []
+        lost: dict[str, str] = {}
         for task_id, name in running.items():
             if task_id in held:
                 self._missing_since.pop(task_id, None)
             elif now - self._missing_since.setdefault(task_id, now) >= LOST_TASK_GRACE:
-                lost.append(name)
+                lost[name] = task_id
                 self._missing_since.pop(task_id, None)
         if not lost:
             return False

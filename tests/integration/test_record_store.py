@@ -133,3 +133,28 @@ def test_a_damaged_node_entry_names_its_hash_field(redis_url):
     with pytest.raises(DamagedRecord) as named:
         store.entries(campaign, 0)
     assert f"ku:c:{campaign}:hop:0 field w1" in str(named.value) and "'state'" in str(named.value)
+
+
+def test_a_resend_decided_on_a_stale_read_leaves_a_finished_node_alone(redis_url):
+    """The lost-task check reads the record, waits on the workers, then re-sends: the node's
+    task may have finished meanwhile. Re-opening it would leave a node with every phase
+    succeeded but marked pending, and the campaign running forever."""
+    from kubeupgrade.workflow.app import client_app
+    from kubeupgrade.workflow.dispatcher import Dispatcher
+
+    store = store_for(redis_url)
+    campaign = store.create("prod", {"cluster": "prod", "target": "1.31"}, "a.yaml")
+    add_entry(store, campaign)
+    assert store.begin_phase(campaign, 0, "w1", "drain", 1, "task-1") == "run"
+    seen = store.entries(campaign, 0)  # what the check decided on: drain running as task-1
+    assert store.finish_phase(campaign, 0, "w1", "drain", "done", "", "", attempt=1, task_id="task-1")
+    dispatcher = Dispatcher(client_app(redis_url), store)
+    dispatcher._resend(store.get(campaign), 0, seen, {"w1": "task-1"}, "lost")
+    entry = store.entry(campaign, 0, "w1")
+    assert entry["state"] == "succeeded" and entry["attempt"] == 1
+    # A task id that is still the open one is re-sent as a new attempt.
+    add_entry(store, campaign, "w2")
+    assert store.begin_phase(campaign, 0, "w2", "drain", 1, "task-2") == "run"
+    dispatcher._resend(store.get(campaign), 0, store.entries(campaign, 0), {"w2": "task-2"}, "lost")
+    reopened = store.entry(campaign, 0, "w2")
+    assert reopened["attempt"] == 2 and reopened["phases"][0]["task_id"] is None

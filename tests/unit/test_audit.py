@@ -3,7 +3,12 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubeupgrade.workflow.audit import outage_interval, peak_overlap, window_violations
+from kubeupgrade.workflow.audit import (
+    outage_begun,
+    outage_interval,
+    peak_overlap,
+    window_violations,
+)
 from kubeupgrade.workflow.record import new_phase
 
 NAMES = ["prepare-host", "set-repository", "install-kubeadm", "kubeadm-upgrade-node",
@@ -56,3 +61,14 @@ def test_peak_overlap_matches_a_brute_force_count(pairs):
     peak, _ = peak_overlap(intervals)
     brute = max((sum(1 for s, e in intervals if s <= t < e) for t in range(0, 160)), default=0)
     assert peak == brute
+
+
+def test_a_worker_whose_outage_began_holds_its_slot_in_every_attempt():
+    assert not outage_begun(worker("w1"))
+    started = worker("w1", start=10)
+    assert outage_begun(started)
+    started["phases"][5].update(state="pending", task_id=None)  # re-sent as a new attempt
+    assert outage_begun(started)
+    running = worker("w1")
+    running["phases"][5]["state"] = "running"
+    assert outage_begun(running)
