@@ -161,4 +161,19 @@ def list_command(broker: str, output: str) -> None:
         click.echo(f"{doc['id']:<48} {doc['state']:<10} {created}  -> {target}")
 
 
-COMMANDS = (agent, controller, flower, submit, status, retry, abort, list_command)
+@click.command("forget-cluster")
+@click.argument("name")
+@BROKER
+def forget_cluster(name: str, broker: str) -> None:
+    """Forget which cluster NAME was (its kube-system uid): for a cluster rebuilt under the
+    same name. The next campaign for NAME binds it to the cluster the controller reaches."""
+    from kubeupgrade.api import _app_and_store
+
+    _, store = _app_and_store(broker)
+    if store.forget_identity(name):
+        click.echo(f"cluster {name}: forgotten; the next accepted campaign binds the name again")
+    else:
+        click.echo(f"cluster {name}: no binding on this broker; nothing changed")
+
+
+COMMANDS = (agent, controller, flower, submit, status, retry, abort, list_command, forget_cluster)

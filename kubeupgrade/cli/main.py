@@ -50,13 +50,19 @@ def plan(campaign_file: str, output: str, listing: str | None, kubeconfig: str |
     from kubeupgrade.planning.planner import plan_campaign
 
     campaign = load_campaign(campaign_file)
+    identity = None
     if kubeconfig:
-        campaign = _with_live_cluster(campaign, kubeconfig)
+        campaign, identity = _with_live_cluster(campaign, kubeconfig)
     available = []
     if listing:
         available = [row.version for row in parse_listing(_read_text(listing, "listing"))]
     result = plan_campaign(campaign, available)
-    click.echo(render.plan_to_json(result) if output == "json" else render.plan_to_text(result))
+    if output == "json":
+        click.echo(render.plan_to_json(result, identity.to_dict() if identity else None))
+    else:
+        if identity:
+            click.echo(f"Connected to cluster {identity.describe()}")
+        click.echo(render.plan_to_text(result))
     if result.refused:
         raise PolicyRefused(
             f"plan refused: {len(result.violations)} policy violation(s), first: "
@@ -67,11 +73,16 @@ def plan(campaign_file: str, output: str, listing: str | None, kubeconfig: str |
 def _with_live_cluster(campaign, kubeconfig: str):  # type: ignore[no-untyped-def]
     from kubeupgrade.kube.client import KubeApi
     from kubeupgrade.kube.discovery import cluster_version, discover_nodes
+    from kubeupgrade.kube.identity import mismatch, read_identity
     from kubeupgrade.planning.live import with_live_state
 
     api = KubeApi(kubeconfig)
     try:
-        return with_live_state(campaign, discover_nodes(api), cluster_version(api))
+        identity = read_identity(api)
+        why = mismatch(campaign.cluster, identity)
+        if why:
+            raise PolicyRefused(f"{kubeconfig}: {why}")
+        return with_live_state(campaign, discover_nodes(api), cluster_version(api)), identity
     finally:
         api.close()
 

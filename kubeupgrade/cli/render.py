@@ -9,8 +9,11 @@ from kubeupgrade.model.campaign import WorkerStrategy
 from kubeupgrade.model.plan import Plan, plan_to_dict, version_label
 
 
-def plan_to_json(plan: Plan) -> str:
-    return json.dumps(plan_to_dict(plan), indent=2)
+def plan_to_json(plan: Plan, identity: dict[str, str] | None = None) -> str:
+    document = plan_to_dict(plan)
+    if identity:
+        document["identity"] = identity
+    return json.dumps(document, indent=2)
 
 
 def plan_to_text(plan: Plan) -> str:

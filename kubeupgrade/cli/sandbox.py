@@ -38,14 +38,16 @@ def sandbox() -> None:
               help="multiplies every simulated duration (1 = real-world timings)")
 @click.option("--jitter", default=0.0, show_default=True, type=float,
               help="log-normal spread of durations, for benchmarks")
+@click.option("--name", default="sandbox", show_default=True,
+              help="the cluster's name (kubeadm clusterName); campaigns name it in `cluster:`")
 def up(directory: str, control_planes: int, workers: int, version: str, os_family: str,
-       seed: int, time_scale: float, jitter: float) -> None:
+       seed: int, time_scale: float, jitter: float, name: str) -> None:
     """Create a sandbox cluster and start its API server in the background."""
     from kubeupgrade.sandbox.manager import Sandbox
 
     box, created = Sandbox.up(directory, control_planes=control_planes, workers=workers,
                               version=version, os_family=os_family, seed=seed,
-                              time_scale=time_scale, jitter=jitter)
+                              time_scale=time_scale, jitter=jitter, name=name)
     if not created:
         click.echo(f"sandbox in {box.paths.root} is already up (API server pid {box.api_pid()}); "
                    "nothing changed", err=True)

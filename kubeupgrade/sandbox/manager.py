@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import signal
 import ssl
@@ -31,6 +32,7 @@ from kubeupgrade.sandbox.tls import create_certificates
 
 OS_CHOICES = ("apt", "dnf", "yum", "mixed")
 _MIXED_ROTATION = ("apt", "dnf")
+CLUSTER_NAME = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 def _alive(pid: int | None) -> bool:
@@ -78,6 +80,7 @@ class Sandbox:
         seed: int = 0,
         time_scale: float = 0.01,
         jitter: float = 0.0,
+        name: str = "sandbox",
     ) -> tuple[Sandbox, bool]:
         """Create and start a sandbox; returns (sandbox, created). A live one is left alone."""
         sandbox = cls(directory)
@@ -97,19 +100,22 @@ class Sandbox:
             raise InvalidInput(f"--os {os_family!r} is not one of {', '.join(OS_CHOICES)}")
         if time_scale <= 0:
             raise InvalidInput(f"--time-scale {time_scale} must be greater than 0")
+        if not CLUSTER_NAME.fullmatch(name):
+            raise InvalidInput(f"--name {name!r}: use lower-case letters, digits and '-' "
+                               "(at most 63, starting with a letter)")
         names = [f"cp-{i}" for i in range(1, control_planes + 1)]
         names += [f"worker-{i}" for i in range(1, workers + 1)]
         nodes = []
-        for index, name in enumerate(names):
+        for index, node in enumerate(names):
             family = _MIXED_ROTATION[index % len(_MIXED_ROTATION)] if os_family == "mixed" else os_family
-            role = "control-plane" if name.startswith("cp-") else "worker"
-            nodes.append({"name": name, "role": role, "os": family})
+            role = "control-plane" if node.startswith("cp-") else "worker"
+            nodes.append({"name": node, "role": role, "os": family})
         config: dict[str, Any] = {
-            "cluster": "sandbox",
+            "cluster": name,
             "version": kube.tag,
             "port": free_port(),
             "token": secrets.token_hex(16),
-            "node_tokens": {name: secrets.token_hex(16) for name in names},
+            "node_tokens": {node: secrets.token_hex(16) for node in names},
             "seed": seed,
             "timing": Timing(time_scale=time_scale, jitter=jitter, seed=seed).to_config(),
             "nodes": nodes,

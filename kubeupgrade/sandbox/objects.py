@@ -188,13 +188,13 @@ def node_object(spec: dict[str, Any], index: int, version: str) -> dict[str, Any
     return node
 
 
-def cluster_configuration(version: str) -> str:
+def cluster_configuration(version: str, name: str = "kubernetes") -> str:
     minor = parse_version(version).minor
     document = {
         "apiVersion": "kubeadm.k8s.io/v1beta4" if minor >= 31 else "kubeadm.k8s.io/v1beta3",
         "kind": "ClusterConfiguration",
         "kubernetesVersion": version,
-        "clusterName": "kubernetes",
+        "clusterName": name,
         "controlPlaneEndpoint": "control-plane.sandbox.internal:6443",
         "certificatesDir": "/etc/kubernetes/pki",
         "imageRepository": "registry.k8s.io",
@@ -290,7 +290,7 @@ def initial_objects(config: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     out["nodes"] = nodes
     out["configmaps"] += [
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta("kubeadm-config", "kube-system"),
-         "data": {"ClusterConfiguration": cluster_configuration(version)}},
+         "data": {"ClusterConfiguration": cluster_configuration(version, config.get("cluster", "sandbox"))}},
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta("kubelet-config", "kube-system"),
          "data": {"kubelet": kubelet_configuration(version)}},
     ]

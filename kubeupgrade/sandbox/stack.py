@@ -92,10 +92,11 @@ class Stack:
         for node in nodes if nodes is not None else [n["name"] for n in self.sandbox.nodes]:
             self.start_agent(node)
 
-    def start_controller(self, concurrency: int = 8) -> subprocess.Popen:
+    def start_controller(self, concurrency: int = 8, kubeconfig: Path | None = None) -> subprocess.Popen:
+        """The controller, connected to this sandbox (or, to rehearse a mistake, to `kubeconfig`)."""
         return self._spawn("controller", [
             sys.executable, "-m", "kubeupgrade", "controller", "--kubeconfig",
-            str(self.sandbox.kubeconfig), "--broker", self.broker, "--concurrency", str(concurrency),
+            str(kubeconfig or self.sandbox.kubeconfig), "--broker", self.broker, "--concurrency", str(concurrency),
             "--loglevel", "WARNING"])
 
     def start_flower(self) -> str:

@@ -28,8 +28,23 @@ def kube_api():  # type: ignore[no-untyped-def]
 
 
 def job_api(job: Job):  # type: ignore[no-untyped-def]
-    """The API client for one phase: unavailability retried up to the campaign's tolerance."""
-    return kube_api().tolerating(job.campaign.policies.api_outage_tolerance_seconds)
+    """The API client for one phase: unavailability retried up to the campaign's tolerance,
+    and only if it reaches the cluster the campaign was accepted on."""
+    api = kube_api().tolerating(job.campaign.policies.api_outage_tolerance_seconds)
+    accepted_on = (job.doc.get("identity") or {}).get("uid")
+    if accepted_on and accepted_on not in _verified_clusters:
+        from kubeupgrade.kube.identity import read_identity
+
+        reached = read_identity(api)
+        if reached.uid != accepted_on:
+            raise PermanentError(f"the controller's kubeconfig reaches cluster {reached.describe()}, "
+                                 f"not the kube-system uid {accepted_on} this campaign was accepted "
+                                 "on; nothing done")
+        _verified_clusters.add(accepted_on)  # the kubeconfig is fixed for this process's life
+    return api
+
+
+_verified_clusters: set[str] = set()
 
 
 def _plan_hop(job: Job) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from celery import Celery, chain, group
 from celery.canvas import Signature
 
 from kubeupgrade.errors import KubeupgradeError, TemporaryError
+from kubeupgrade.kube.identity import ClusterIdentity, mismatch
 from kubeupgrade.model.campaign import Campaign, NodeSpec, WorkerStrategy
 from kubeupgrade.model.plan import Phase, plan_to_dict
 from kubeupgrade.model.versions import parse_version
@@ -40,6 +41,7 @@ log = logging.getLogger("kubeupgrade.dispatcher")
 
 STAGES = ("prepare", "preflight", "control-planes", "workers", "verify", "done")
 TASK_EXPIRES = 24 * 3600  # a message older than this is stale: its agent must not run it
+IDENTITY_TTL = 30.0  # seconds between re-reads of the cluster's identity
 LOST_TASK_CHECK_INTERVAL = 5.0  # seconds between asking the workers what they hold
 LOST_TASK_GRACE = 10.0  # a running task nobody holds for this long is lost
 MAX_RESENDS = 3  # automatic re-sends of one phase after infrastructure failures
@@ -84,10 +86,13 @@ def _live_versions(campaign: Campaign) -> dict[str, dict[str, str | None]]:
 class Dispatcher:
     def __init__(self, app: Celery, store: CampaignStore,
                  discover: Callable[[Campaign], tuple[list[NodeSpec], Any]] | None = None,
-                 ping_timeout: float = 1.0) -> None:
+                 ping_timeout: float = 1.0,
+                 identify: Callable[[], ClusterIdentity] | None = None) -> None:
         self.app = app
         self.store = store
         self.discover = discover
+        self.identify = identify
+        self._identity: tuple[float, ClusterIdentity] | None = None
         self.ping_timeout = ping_timeout
         self._alive: dict[str, float] = {}
         self._missing_since: dict[str, float] = {}  # task id -> when no worker knew it
@@ -138,6 +143,8 @@ class Dispatcher:
         if doc["state"] == "pending":
             self.accept(doc)
             return
+        if self._elsewhere(doc):
+            return
         hop_index = doc["current_hop"]
         if hop_index >= len(doc["hops"]):
             self._finish(doc)
@@ -162,6 +169,13 @@ class Dispatcher:
 
         campaign = parse_campaign(yaml.safe_dump(doc["campaign"]), source=f"campaign {doc['id']}")
         try:
+            identity = self._cluster_identity(fresh=True)
+            if identity is not None:
+                why = mismatch(doc["cluster"], identity) or self.store.bind_identity(
+                    identity.name, identity.uid, doc["id"])
+                if why:
+                    self._refuse(doc, [why])
+                    return
             if self.discover is not None:
                 campaign = self._with_live_state(campaign)
             plan = plan_campaign(campaign)
@@ -194,13 +208,40 @@ class Dispatcher:
 
         def start(current: dict[str, Any]) -> None:
             current.update(state="running" if hops else "succeeded", plan=plan_dict, hops=hops,
-                           notes=list(plan.notes), started=time.time(), live_versions=live)
+                           notes=list(plan.notes), started=time.time(), live_versions=live,
+                           identity=identity.to_dict() if identity else None)
 
         self.store.update(doc["id"], start)
         summary = ", ".join(f"{h['from']} -> {h['target']}" for h in hops) or "nothing to do"
         self.store.event(doc["id"], f"accepted: {len(hops)} hop(s): {summary}")
         if not hops:
             self.store.end(doc["id"], doc["cluster"])
+
+    def _cluster_identity(self, fresh: bool = False) -> ClusterIdentity | None:
+        """The cluster the controller's kubeconfig reaches (re-read at least every 30 s, and
+        for every acceptance: a controller restarted with another kubeconfig is noticed)."""
+        if self.identify is None:
+            return None
+        now = time.monotonic()
+        if fresh or self._identity is None or now - self._identity[0] > IDENTITY_TTL:
+            self._identity = (now, self.identify())
+        return self._identity[1]
+
+    def _elsewhere(self, doc: dict[str, Any]) -> bool:
+        """A running campaign whose controller now reaches another cluster than the one it was
+        accepted on: it fails, naming both, before anything more is sent."""
+        accepted_on = (doc.get("identity") or {}).get("uid")
+        try:
+            identity = self._cluster_identity()
+        except TemporaryError:
+            return True  # cannot tell which cluster this is: send nothing until we can
+        if not accepted_on or identity is None or identity.uid == accepted_on:
+            return False
+        message = (f"the controller now reaches cluster {identity.describe()}, but this campaign "
+                   f"was accepted on kube-system uid {accepted_on}; nothing more is sent. Run the "
+                   f"controller with {doc['cluster']}'s kubeconfig, then `kubeupgrade retry {doc['id']}`")
+        self._fail_message(doc, doc["current_hop"], message, phase=None)
+        return True
 
     def _with_live_state(self, campaign: Campaign) -> Campaign:
         assert self.discover is not None
@@ -583,9 +624,10 @@ class Dispatcher:
         self.store.deactivate(doc["id"])
         self.store.event(doc["id"], f"failed at {entry['node']} {phase['phase']}: {phase['error']}")
 
-    def _fail_message(self, doc: dict[str, Any], hop: int, message: str) -> None:
+    def _fail_message(self, doc: dict[str, Any], hop: int, message: str,
+                      phase: str | None = "prepare-host") -> None:
         def fail(current: dict[str, Any]) -> None:
-            current.update(state="failed", error={"hop": hop, "node": None, "phase": "prepare-host",
+            current.update(state="failed", error={"hop": hop, "node": None, "phase": phase,
                                                   "message": message, "tail": ""})
 
         self.store.update(doc["id"], fail)

@@ -6,6 +6,9 @@ Keys (JSON values):
   ku:active                    set of the campaign ids the dispatcher looks at (pending, running)
   ku:cluster:<name>            the id of the cluster's active campaign (one at a time; changed
                                only by compare-and-set, see locks.py)
+  ku:identity:<name>           the kube-system UID first seen under cluster name <name>, and by
+                               which campaign: a different cluster answering to the same name
+                               is refused (set once, SET NX; `forget-cluster` clears it)
   ku:c:<id>                    the campaign document: state, campaign, plan, hops, error
   ku:c:<id>:hop:<n>            hash: node (or @cluster) -> entry with per-phase state
   ku:c:<id>:events             the campaign's event log (newest first, capped)
@@ -155,6 +158,31 @@ class CampaignStore:
         """The clusters whose lock `campaign_id` holds (a scan: for damaged records only)."""
         return [key.split(":", 2)[2] for key in self.redis.scan_iter("ku:cluster:*", count=500)
                 if self.redis.get(key) == campaign_id]
+
+    def bind_identity(self, name: str, uid: str, campaign_id: str) -> str | None:
+        """Bind cluster `name` to the kube-system UID `uid` on first use. None if `name` is
+        (now) bound to `uid`; otherwise why this is another cluster under the same name."""
+        key = f"ku:identity:{name}"
+        claim = json.dumps({"uid": uid, "campaign": campaign_id, "since": time.time()})
+        if self.redis.set(key, claim, nx=True):
+            return None
+        raw = self.redis.get(key) or "{}"
+        try:
+            bound = json.loads(raw)
+            bound_uid, first = str(bound["uid"]), str(bound.get("campaign", "?"))
+        except (ValueError, KeyError, TypeError):
+            return (f"damaged record {key}: not the cluster binding it should be; inspect it, "
+                    f"then `kubeupgrade forget-cluster {name}`")
+        if bound_uid == uid:
+            return None
+        return (f"cluster name {name!r} belongs on this broker to the cluster with kube-system uid "
+                f"{bound_uid} (since campaign {first}), but the controller reaches kube-system uid "
+                f"{uid}: another cluster under the same name. Name this one (kubectl annotate "
+                f"namespace kube-system kubeupgrade.io/cluster-name=NAME), or, if {name} was "
+                f"rebuilt, `kubeupgrade forget-cluster {name}`")
+
+    def forget_identity(self, name: str) -> bool:
+        return bool(self.redis.delete(f"ku:identity:{name}"))
 
     def get(self, campaign_id: str) -> dict[str, Any] | None:
         key = f"ku:c:{campaign_id}"

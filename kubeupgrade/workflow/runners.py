@@ -47,7 +47,8 @@ def run_controller(kubeconfig: str, broker: str, *, concurrency: int = 8,
     def start_dispatcher(**_: object) -> None:
         # Its own app (and so its own connections): sharing the worker's from another thread
         # breaks the worker's reconnection after a broker restart.
-        dispatcher = Dispatcher(client_app(broker), CampaignStore.from_url(broker), discover=discover_live)
+        dispatcher = Dispatcher(client_app(broker), CampaignStore.from_url(broker),
+                                discover=discover_live, identify=identify_live)
         threading.Thread(target=dispatcher.run_forever, args=(stop,), daemon=True,
                          name="dispatcher").start()
         logging.getLogger("kubeupgrade").info("dispatcher started")
@@ -115,3 +116,10 @@ def discover_live(campaign):  # type: ignore[no-untyped-def]
 
     api = kube_api()
     return discover_nodes(api), cluster_version(api)
+
+
+def identify_live():  # type: ignore[no-untyped-def]
+    from kubeupgrade.kube.identity import read_identity
+    from kubeupgrade.workflow.controller_tasks import kube_api
+
+    return read_identity(kube_api())

@@ -102,3 +102,71 @@ def test_a_broker_restart_in_the_worker_stage_keeps_every_promise(tmp_path, plac
     state, _, problems, _ = run_placement(tmp_path, placement, seed=7)
     assert problems == []  # names the campaign's error when it did not succeed
     assert state == "succeeded"
+
+
+def nothing_ran(box):
+    commands = {n["name"]: box.command_log(n["name"]) for n in box.nodes}
+    return all(not log for log in commands.values()) and not box.history()
+
+
+def test_a_campaign_for_another_cluster_is_refused_before_anything_runs(make_stack, tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    from kubeupgrade.errors import PolicyRefused
+    from kubeupgrade.kube.client import KubeApi
+    from kubeupgrade.kube.identity import read_identity
+
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    elsewhere = tmp_path / "prod.yaml"
+    elsewhere.write_text(yaml.safe_dump({"cluster": "prod-eu1", "target": "1.31"}))
+    with pytest.raises(PolicyRefused, match="names cluster 'prod-eu1'.*reaches cluster sandbox"):
+        submit(str(elsewhere), broker=stack.broker)
+
+    # Same name, other cluster: the broker knows "sandbox" as another kube-system uid.
+    store = CampaignStore.from_url(stack.broker)
+    store.redis.set("ku:identity:sandbox", '{"uid": "0000-old-cluster", "campaign": "sandbox-old"}')
+    with pytest.raises(PolicyRefused, match="another cluster under the same name"):
+        submit(write_campaign(tmp_path / "c.yaml", "1.31"), broker=stack.broker)
+    assert nothing_ran(box)
+    assert store.cluster_holder("sandbox") is None and store.active_ids() == []
+
+    forgot = subprocess.run([sys.executable, "-m", "kubeupgrade", "forget-cluster", "sandbox",
+                             "--broker", stack.broker], capture_output=True, text=True, timeout=60)
+    assert forgot.returncode == 0, forgot.stderr
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31"), broker=stack.broker)
+    state, error = finish(handle)
+    assert state == "succeeded", error
+    uid = read_identity(KubeApi(str(box.kubeconfig))).uid
+    assert handle.status()["identity"] == {"name": "sandbox", "uid": uid,
+                                           "source": "kubeadm's clusterName"}
+    assert_safe(box, 1)
+
+
+def test_a_controller_restarted_against_another_cluster_sends_nothing_there(make_stack, make_sandbox,
+                                                                            tmp_path):
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    other = make_sandbox(workers=2, version="1.30.4", time_scale=0.005)  # also named "sandbox"
+    box.add_fault("hang", node="cp-1", command="kubeadm upgrade apply", seconds=6.0, count=1)
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31"), broker=stack.broker)
+    wait_for(phase_running(handle, "cp-1", "kubeadm-upgrade-apply"), timeout=120)
+    stack.kill("controller")
+    stack.start_controller(kubeconfig=other.kubeconfig)  # the wrong kubeconfig, same cluster name
+    state, error = finish(handle, timeout=120)
+    assert state == "failed", error
+    assert "accepted on kube-system uid" in error["message"]
+    wait_for(lambda: phase_record(handle, "cp-1", "kubeadm-upgrade-apply")["state"] == "succeeded",
+             timeout=60)
+    assert nothing_ran(other)
+    assert not any("kubeupgrade.io/cordoned-by" in n["metadata"].get("annotations", {})
+                   for n in other.api_get("/api/v1/nodes")["items"])
+
+    stack.kill("controller")
+    stack.start_controller()
+    retry_succeeds(handle)
+    assert {r.version for r in box.node_rows()} == {"v1.31.14"}
+    assert_safe(box, 1)
