@@ -88,12 +88,20 @@ class CampaignHandle:
 
         retry(self._tools()[1], self.id)
 
-    def abort(self, uncordon: bool = False) -> list[str]:
-        """Stop the campaign; returns the nodes it left cordoned (after uncordoning, if asked)."""
+    def abort(self, uncordon: bool = False, restore_repositories: bool = False) -> list[str]:
+        """Stop the campaign; returns the nodes it left cordoned (after uncordoning, if asked).
+        Package repositories go back where nothing was installed from the new one (everywhere
+        with `restore_repositories`); `repositories()` says what became of each."""
         from kubeupgrade.workflow.control import abort
 
         app, store = self._tools()
-        return abort(app, store, self.id, uncordon=uncordon)
+        return abort(app, store, self.id, uncordon=uncordon, restore_repositories=restore_repositories)
+
+    def repositories(self) -> dict[str, str]:
+        """node -> what became of its package repository when the campaign stopped."""
+        from kubeupgrade.workflow.control import repositories
+
+        return repositories(self._tools()[1], self.id)
 
     def output(self, hop: int, node: str, phase: str) -> str | None:
         return self._tools()[1].output(self.id, hop, node, phase)

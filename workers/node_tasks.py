@@ -3,13 +3,23 @@
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 from kubeupgrade.errors import PermanentError
 from kubeupgrade.host import steps
 from kubeupgrade.host.steps import StepOutcome
 from kubeupgrade.model.plan import Phase
 from kubeupgrade.model.versions import parse_version_spec
-from kubeupgrade.workflow.names import PHASE_TASKS
-from kubeupgrade.workflow.phase import Job, phase_task
+from kubeupgrade.workflow.app import app, broker_url
+from kubeupgrade.workflow.names import (
+    PHASE_TASKS,
+    RESTORE_REPOSITORY,
+    valid_campaign_id,
+    valid_node_name,
+)
+from kubeupgrade.workflow.phase import Job, phase_task, store_for
+from kubeupgrade.workflow.restore import installed_from_new_repository
 from workers.host_context import host_context
 
 
@@ -111,3 +121,38 @@ def run_hooks(job: Job) -> StepOutcome:
         raise PermanentError(f"no hooks for phase {job.phase.value}")
     hooks = list(getattr(job.campaign.policies.hooks, kind))
     return steps.run_hooks(_context(job), kind, hooks)
+
+
+@app.task(name=RESTORE_REPOSITORY, acks_late=True)
+def restore_repository(campaign: str, hop: int, node: str, force: bool = False) -> dict[str, Any]:
+    """After a hop failed or was aborted: put back the repository the hop replaced on this node
+    (see kubeupgrade.workflow.restore). Checked again here, when it runs: the campaign must
+    still be stopped and hold (or have released) its cluster, and unless forced the node must
+    not have installed anything from the new repository."""
+    if not valid_campaign_id(campaign) or not valid_node_name(node) or not isinstance(force, bool) \
+            or not isinstance(hop, int) or isinstance(hop, bool) or not 0 <= hop < 100:
+        raise PermanentError(f"invalid arguments {campaign!r}, {hop!r}, {node!r}, {force!r}")
+    if node != os.environ.get("KUBEUPGRADE_NODE"):
+        raise PermanentError(f"restore for node {node} refused by the agent of "
+                             f"{os.environ.get('KUBEUPGRADE_NODE')!r}: misrouted message")
+    store = store_for(broker_url())
+    doc = store.get(campaign)
+    entry = store.entry(campaign, hop, node)
+    if doc is None or entry is None or hop >= len(doc["hops"]):
+        raise PermanentError(f"campaign {campaign} has no node {node} in hop {hop + 1}")
+    holder = store.cluster_holder(doc["cluster"])
+    if doc["state"] not in ("failed", "aborted"):
+        detail = f"campaign is {doc['state']}; repository left as is"
+    elif holder not in (None, campaign):
+        detail = f"campaign {holder} now acts on {doc['cluster']}; repository left as is"
+    elif not force and installed_from_new_repository(entry):
+        detail = ("packages were installed from the new repository; left on it "
+                  "(`kubeupgrade abort --restore-repositories` puts it back anyway)")
+    else:
+        minor = parse_version_spec(doc["hops"][hop]["target"]).minor_version
+        outcome = steps.restore_repository(host_context(campaign, hop), minor)
+        detail = outcome.detail
+        if outcome.status == steps.DONE:
+            store.event(campaign, f"{node}: {detail}")
+    store.update_entry(campaign, hop, node, lambda current: current.update(repository=detail))
+    return {"node": node, "detail": detail}

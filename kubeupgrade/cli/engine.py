@@ -119,20 +119,27 @@ def retry(campaign_id: str, broker: str) -> None:
 @click.argument("campaign_id")
 @BROKER
 @click.option("--uncordon", is_flag=True, help="also uncordon the nodes this campaign cordoned")
-def abort(campaign_id: str, broker: str, uncordon: bool) -> None:
-    """Stop dispatching, revoke pending tasks, and name every node left cordoned."""
+@click.option("--restore-repositories", "restore_repositories", is_flag=True,
+              help="put the package repository back on every node of the hop, also where "
+                   "packages were installed from the new one")
+def abort(campaign_id: str, broker: str, uncordon: bool, restore_repositories: bool) -> None:
+    """Stop dispatching, revoke pending tasks, put back package repositories where nothing was
+    installed from the new one, and name every node left cordoned."""
     from kubeupgrade.api import get
     from kubeupgrade.kube.nodes import CORDONED_BY
     from kubeupgrade.workflow.record import DamagedRecord
 
     try:
-        left = get(campaign_id, broker).abort(uncordon=uncordon)
+        handle = get(campaign_id, broker)
+        left = handle.abort(uncordon=uncordon, restore_repositories=restore_repositories)
     except DamagedRecord as error:
         click.echo(f"campaign {campaign_id} aborted and its cluster released; its record is "
                    f"damaged ({error.key}), so the nodes it cordoned are the ones annotated "
                    f"{CORDONED_BY}={campaign_id}")
         return
     click.echo(f"campaign {campaign_id} aborted")
+    for node, detail in handle.repositories().items():
+        click.echo(f"{node}: {detail}")
     if left:
         click.echo(f"nodes left cordoned by this campaign: {', '.join(left)}")
     else:

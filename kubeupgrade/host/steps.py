@@ -96,6 +96,9 @@ class HostContext:
         except (FileNotFoundError, ValueError):
             return None
 
+    def unmark(self, phase: str) -> None:
+        self._marker(phase).unlink(missing_ok=True)
+
     def mark(self, phase: str, **data: Any) -> None:
         marker = self._marker(phase)
         marker.parent.mkdir(parents=True, exist_ok=True)
@@ -161,6 +164,9 @@ def set_repository(ctx: HostContext, minor: MinorVersion) -> StepOutcome:
     if current and repository.configured_minor(current) != minor:
         backup = path.with_name(path.name + ".kubeupgrade-backup")
         backup.write_text(current)  # back up before mutating, as kubeadm does with manifests
+        # What this campaign's hop replaced, kept before the change so a hop that fails even
+        # while refreshing (the minor's repository does not exist) can put it back.
+        ctx.mark(f"repository-replaced-{minor.plain}", previous=current)
     if current != wanted:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(wanted)
@@ -168,6 +174,37 @@ def set_repository(ctx: HostContext, minor: MinorVersion) -> StepOutcome:
     ctx.run(commands.refresh_metadata(ctx.family), "refresh package metadata")
     ctx.mark(f"repository-{minor.plain}")
     return StepOutcome(DONE, f"repository set to pkgs.k8s.io {minor.tag}", ctx.output())
+
+
+def restore_repository(ctx: HostContext, minor: MinorVersion) -> StepOutcome:
+    """Put back the repository configuration this campaign's hop replaced when it pointed the
+    host at `minor` (after the hop failed or was aborted), and refresh metadata."""
+    path = ctx.path(repository.repository_path(ctx.family))
+    current = path.read_text() if path.exists() else ""
+    replaced = ctx.marked(f"repository-replaced-{minor.plain}")
+    if replaced is None or not isinstance(replaced.get("previous"), str):
+        return StepOutcome(ALREADY_DONE, "this campaign did not change the repository here")
+    previous = replaced["previous"]
+    earlier = repository.configured_minor(previous)
+    label = earlier.tag if earlier else "its previous configuration"
+    if current == previous:
+        return StepOutcome(ALREADY_DONE, f"repository already restored to {label}")
+    if repository.configured_minor(current) != minor:
+        return StepOutcome(ALREADY_DONE, "repository changed since this campaign set it; left as is")
+    path.write_text(previous)
+    ctx.unmark(f"repository-{minor.plain}")
+    _repair_dpkg(ctx)
+    ctx.run(commands.refresh_metadata(ctx.family), "refresh package metadata")
+    return StepOutcome(DONE, f"repository restored to {label}", ctx.output())
+
+
+def ensure_repository(ctx: HostContext, minor: MinorVersion) -> None:
+    """Installing needs the target's repository: set it again if it was restored or changed
+    since set-repository ran (a retry after a failed hop)."""
+    path = ctx.path(repository.repository_path(ctx.family))
+    current = path.read_text() if path.exists() else ""
+    if repository.configured_minor(current) != minor or not ctx.marked(f"repository-{minor.plain}"):
+        set_repository(ctx, minor)
 
 
 def available_packages(ctx: HostContext, package: str = "kubeadm") -> list[ListedPackage]:
@@ -231,6 +268,7 @@ def install_packages(ctx: HostContext, version: KubeVersion, package: str, names
     current = {name: installed_package(ctx, name) for name in names}
     if all(p is not None and p.version == version for p in current.values()):
         return StepOutcome(ALREADY_DONE, f"{', '.join(names)} already at {version.plain}")
+    ensure_repository(ctx, version.minor_version)
     pins = {name: _pin(version, package) for name in names}
     if download_only:
         ctx.run(commands.install(ctx.family, pins, download_only=True), "download packages")

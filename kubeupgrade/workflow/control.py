@@ -9,6 +9,7 @@ from celery import Celery
 from kubeupgrade.errors import InvalidInput
 from kubeupgrade.workflow.names import CONTROLLER_QUEUE, RELEASE_NODE
 from kubeupgrade.workflow.record import CampaignStore, DamagedRecord
+from kubeupgrade.workflow.restore import collect, nodes_to_restore, send_restores
 
 
 def require(store: CampaignStore, campaign_id: str) -> dict[str, Any]:
@@ -61,8 +62,11 @@ def cordoned_nodes(store: CampaignStore, campaign_id: str) -> list[str]:
     return sorted(set(names))
 
 
-def abort(app: Celery, store: CampaignStore, campaign_id: str, *, uncordon: bool) -> list[str]:
-    """Stop dispatch, revoke what is pending, and report (or release) the nodes left cordoned."""
+def abort(app: Celery, store: CampaignStore, campaign_id: str, *, uncordon: bool,
+          restore_repositories: bool = False, wait: float = 30.0) -> list[str]:
+    """Stop dispatch, revoke what is pending, put back the package repositories the current hop
+    changed (on every node if `restore_repositories`, else where nothing was installed from the
+    new one), and report (or release) the nodes left cordoned."""
     try:
         doc = require(store, campaign_id)
     except DamagedRecord:
@@ -83,6 +87,14 @@ def abort(app: Celery, store: CampaignStore, campaign_id: str, *, uncordon: bool
         app.control.revoke(pending)
     store.end(campaign_id, doc["cluster"])
     store.event(campaign_id, f"aborted; {len(pending)} pending task(s) revoked")
+    hop = doc["current_hop"]
+    if hop < len(doc["hops"]):
+        nodes = nodes_to_restore(store.entries(campaign_id, hop), force=restore_repositories)
+        restored = collect(send_restores(app, campaign_id, hop, nodes, force=restore_repositories), wait)
+        for node, detail in restored.items():
+            if detail.startswith(("not yet", "failed")):
+                store.update_entry(campaign_id, hop, node,
+                                   lambda entry, detail=detail: entry.update(repository=detail))
     cordoned = cordoned_nodes(store, campaign_id)
     if uncordon:
         for node in cordoned:
@@ -90,3 +102,13 @@ def abort(app: Celery, store: CampaignStore, campaign_id: str, *, uncordon: bool
                 queue=CONTROLLER_QUEUE).get(timeout=60, disable_sync_subtasks=False)
         return cordoned_nodes(store, campaign_id)
     return cordoned
+
+
+def repositories(store: CampaignStore, campaign_id: str) -> dict[str, str]:
+    """node -> what became of its package repository when the campaign stopped."""
+    doc = require(store, campaign_id)
+    hop = min(doc["current_hop"], len(doc["hops"]) - 1)
+    if hop < 0:
+        return {}
+    return {name: entry["repository"] for name, entry in sorted(store.entries(campaign_id, hop).items())
+            if entry.get("repository")}

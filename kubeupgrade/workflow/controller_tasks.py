@@ -203,6 +203,15 @@ def verify(job: Job) -> StepOutcome:
     return StepOutcome(DONE, f"{len(rows)} nodes Ready at {job.version.tag}")
 
 
+def _released(entry: dict[str, Any]) -> None:
+    """The node serves pods again: a retry must drain it again before its outage goes on."""
+    entry["cordoned_by_us"] = False
+    states = {p["phase"]: p for p in entry["phases"]}
+    drain, uncordon = states.get(Phase.DRAIN.value), states.get(Phase.UNCORDON.value)
+    if drain and drain["state"] == "succeeded" and uncordon and uncordon["state"] != "succeeded":
+        drain.update(state="pending", task_id=None, detail="uncordoned on abort; drains again on retry")
+
+
 @app.task(name=RELEASE_NODE, acks_late=True)
 def release_node(campaign: str, node: str) -> dict[str, Any]:
     """On `abort --uncordon`: uncordon a node this campaign cordoned."""
@@ -216,7 +225,7 @@ def release_node(campaign: str, node: str) -> dict[str, Any]:
     for hop in range(len(doc["hops"])):
         entry = store.entry(campaign, hop, node)
         if entry and entry.get("cordoned_by_us"):
-            store.update_entry(campaign, hop, node, lambda e: e.update(cordoned_by_us=False))
+            store.update_entry(campaign, hop, node, _released)
     if not changed:
         return {"node": node, "status": "not-ours"}
     store.event(campaign, f"{node}: uncordoned on abort")

@@ -36,6 +36,7 @@ from kubeupgrade.workflow.names import (
     queue_for,
 )
 from kubeupgrade.workflow.record import CampaignStore, DamagedRecord, new_phase
+from kubeupgrade.workflow.restore import nodes_to_restore, send_restores
 
 log = logging.getLogger("kubeupgrade.dispatcher")
 
@@ -623,6 +624,7 @@ class Dispatcher:
         self.store.update(doc["id"], fail)
         self.store.deactivate(doc["id"])
         self.store.event(doc["id"], f"failed at {entry['node']} {phase['phase']}: {phase['error']}")
+        self._restore_repositories(doc["id"], hop)
 
     def _fail_message(self, doc: dict[str, Any], hop: int, message: str,
                       phase: str | None = "prepare-host") -> None:
@@ -633,6 +635,14 @@ class Dispatcher:
         self.store.update(doc["id"], fail)
         self.store.deactivate(doc["id"])
         self.store.event(doc["id"], f"failed: {message}")
+        self._restore_repositories(doc["id"], hop)
+
+    def _restore_repositories(self, campaign_id: str, hop: int) -> None:
+        """A stopped hop puts back the repositories it changed where nothing was installed."""
+        nodes = nodes_to_restore(self.store.entries(campaign_id, hop), force=False)
+        if nodes:
+            send_restores(self.app, campaign_id, hop, nodes)
+            self.store.event(campaign_id, f"restoring the package repository on: {', '.join(nodes)}")
 
     def _finish(self, doc: dict[str, Any]) -> None:
         def done(current: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ CONTROLLER_QUEUE = "kubeupgrade.controller"
 NODE_QUEUE_PREFIX = "kubeupgrade.node."
 
 RELEASE_NODE = "kubeupgrade.controller.release_node"
+RESTORE_REPOSITORY = "kubeupgrade.node.restore_repository"
 
 PHASE_TASKS = {
     Phase.PREPARE_HOST: "kubeupgrade.node.prepare_host",

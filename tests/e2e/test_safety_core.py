@@ -170,3 +170,61 @@ def test_a_controller_restarted_against_another_cluster_sends_nothing_there(make
     retry_succeeds(handle)
     assert {r.version for r in box.node_rows()} == {"v1.31.14"}
     assert_safe(box, 1)
+
+
+def repository_minor(box, node):
+    from kubeupgrade.host import repository
+    from kubeupgrade.sandbox import hosts
+
+    root = box.node_root(node)
+    path = root / hosts.APT_SOURCE if (root / hosts.APT_SOURCE).exists() else root / hosts.YUM_REPO
+    minor = repository.configured_minor(path.read_text())
+    return minor.plain if minor else None
+
+
+def test_a_hop_failing_in_preparation_puts_every_repository_back(make_stack, tmp_path):
+    # 1.35 has no package repository in the sandbox (as a minor not yet released would not).
+    stack = make_stack(control_planes=1, workers=2, version="1.34.4", os_family="mixed")
+    box = stack.sandbox
+    nodes = [n["name"] for n in box.nodes]
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.35"), broker=stack.broker)
+    state, error = finish(handle, timeout=120)
+    assert state == "failed" and error["phase"] == "prepare-host", error
+    assert ("does not have a Release file" in error["message"]
+            or "Failed to download metadata" in error["message"])
+    wait_for(lambda: handle.repositories() == {n: "repository restored to v1.34" for n in nodes},
+             timeout=60)
+    assert all(repository_minor(box, n) == "1.34" for n in nodes)
+    events = " ".join(e["message"] for e in handle.status()["events"])
+    assert f"restoring the package repository on: {', '.join(sorted(nodes))}" in events
+    for node in nodes:  # and the package manager works again on the restored repository
+        refreshes = [e for e in box.command_log(node) if e["argv"][:2] in (["apt-get", "update"],
+                                                                           ["dnf", "makecache"])]
+        assert refreshes[-1]["exit"] == 0, refreshes[-1]
+    assert_safe(box, 1, succeeded=False)
+
+
+def test_abort_puts_repositories_back_where_nothing_was_installed_and_retry_recovers(make_stack, tmp_path):
+    from kubeupgrade.workflow.restore import installed_from_new_repository
+
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    box.add_fault("hang", node="worker-1", command="apt-get install -y -q kubectl", seconds=4.0, count=1)
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1), broker=stack.broker)
+    wait_for(phase_running(handle, "worker-1", "install-kubelet"), timeout=120)
+    handle.abort(uncordon=True)
+    entries = handle.status()["entries"][0]
+    for node in ("cp-1", "worker-1", "worker-2"):
+        installed = installed_from_new_repository(entries[node])
+        assert repository_minor(box, node) == ("1.31" if installed else "1.30"), (node, entries[node])
+    assert installed_from_new_repository(entries["worker-1"])  # it was installing when aborted
+
+    handle.abort(restore_repositories=True)  # now everywhere, installed or not
+    assert {n: repository_minor(box, n) for n in ("cp-1", "worker-1", "worker-2")} == {
+        "cp-1": "1.30", "worker-1": "1.30", "worker-2": "1.30"}
+    # A retry points each node at the target again before installing, and drains worker-1
+    # again: abort --uncordon put it back in service.
+    retry_succeeds(handle)
+    assert {r.version for r in box.node_rows()} == {"v1.31.14"}
+    assert sum(1 for e in box.history() if e["event"] == "cordon" and e["node"] == "worker-1") == 2
+    assert_safe(box, 1)

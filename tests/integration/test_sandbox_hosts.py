@@ -78,6 +78,20 @@ def test_apt_serves_only_the_configured_minor_after_update(box):
     assert len(madison) == 15
 
 
+def test_a_minor_without_a_repository_fails_like_apt_and_dnf_do(box):
+    point_repository(box, "cp-1", "1.99")
+    apt = run_on(box, "cp-1", "apt-get", "update")
+    assert apt.returncode == 100
+    assert "404  Not Found" in apt.stdout and "does not have a Release file" in apt.stderr
+    point_repository(box, "cp-2", "1.99")
+    dnf = run_on(box, "cp-2", "dnf", "makecache")
+    assert dnf.returncode == 1
+    assert "Status code: 404 for https://pkgs.k8s.io/core:/stable:/v1.99/rpm/repodata/repomd.xml" in dnf.stderr
+    assert "Error: Failed to download metadata for repo 'kubernetes'" in dnf.stderr
+    point_repository(box, "cp-2", "1.31")
+    ok(run_on(box, "cp-2", "dnf", "makecache"))
+
+
 def test_held_packages_do_not_move(box):
     point_repository(box, "cp-1", "1.30")
     ok(run_on(box, "cp-1", "apt-get", "update"))

@@ -16,6 +16,20 @@ def context(tmp_path, fake, family=OsFamily.APT):
     return steps.HostContext(fake, tmp_path, family, campaign="c1", hop=0)
 
 
+def with_repository(tmp_path, minor=MinorVersion(1, 31)):
+    """The host as set-repository leaves it for this campaign's hop."""
+    source = tmp_path / "etc/apt/sources.list.d/kubernetes.list"
+    source.parent.mkdir(parents=True, exist_ok=True)
+    source.write_text(f"deb https://pkgs.k8s.io/core:/stable:/{minor.tag}/deb/ /\n")
+    steps.HostContext(FakeExecutor(), tmp_path, OsFamily.APT, campaign="c1", hop=0).mark(
+        f"repository-{minor.plain}")
+    return source
+
+
+def refreshes(fake):
+    return sum(1 for argv in fake.ran if argv[:2] == ("apt-get", "update"))
+
+
 def installed(version):
     return lambda command: (0, version, "")
 
@@ -42,6 +56,7 @@ def test_install_kubeadm_unholds_installs_holds_and_checks(tmp_path):
             .on("kubeadm", "version", stdout="v1.31.2\n"))
     fake.answers[("dpkg-query", "-W", "--showformat=${Version}", "kubeadm")] = lambda c: (0, state["version"], "")
     fake.answers[("apt-get", "install", "-y", "-q", "kubeadm=1.31.2-1.1")] = install
+    with_repository(tmp_path)
     outcome = steps.install_kubeadm(context(tmp_path, fake), V, "1.31.2-1.1")
     assert outcome.status == steps.DONE
     order = [argv[:2] for argv in fake.ran if argv[0] in ("apt-mark", "apt-get")]
@@ -52,6 +67,7 @@ def test_interrupted_dpkg_is_repaired_first(tmp_path):
     fake = (FakeExecutor().on("dpkg-query", "-W", "--showformat=${Status}", stdout="install ok unpacked")
             .on("dpkg", "--configure", "-a")
             .on("dpkg-query", "-W", "--showformat=${Version}", stdout="1.31.2-1.1"))
+    with_repository(tmp_path)
     steps.install_packages(context(tmp_path, fake), V, "1.31.2-1.1", ("kubelet",))
     assert ("dpkg", "--configure", "-a") in fake.ran
 
@@ -60,6 +76,7 @@ def test_failed_command_is_temporary_and_carries_the_output(tmp_path):
     fake = (FakeExecutor().on("dpkg-query", stdout="install ok installed")
             .on("dpkg-query", "-W", "--showformat=${Version}", stdout="1.30.4-1.1")
             .on("apt-mark").on("apt-get", exit_code=100, stderr="E: Could not get lock /var/lib/dpkg/lock-frontend"))
+    with_repository(tmp_path)
     with pytest.raises(TemporaryError) as failure:
         steps.install_kubelet(context(tmp_path, fake), V, "1.31.2-1.1")
     assert "exit 100" in str(failure.value) and "Could not get lock" in str(failure.value)
@@ -69,6 +86,7 @@ def test_missing_version_is_permanent(tmp_path):
     fake = (FakeExecutor().on("dpkg-query", stdout="install ok installed")
             .on("dpkg-query", "-W", "--showformat=${Version}", stdout="1.30.4-1.1")
             .on("apt-mark").on("apt-get", exit_code=100, stderr="E: Version '1.31.2-1.1' for 'kubelet' was not found"))
+    with_repository(tmp_path)
     with pytest.raises(PermanentError):
         steps.install_kubelet(context(tmp_path, fake), V, "1.31.2-1.1")
 
@@ -103,6 +121,59 @@ def test_set_repository_writes_file_backs_up_and_refreshes(tmp_path):
     assert "v1.30" in (source.parent / "kubernetes.list.kubeupgrade-backup").read_text()
     again = steps.set_repository(context(tmp_path, fake), MinorVersion(1, 31))
     assert again.status == steps.ALREADY_DONE
+
+
+def test_restore_puts_back_what_the_hop_replaced_even_after_a_failed_refresh(tmp_path):
+    source = with_repository(tmp_path, MinorVersion(1, 34))
+    old = source.read_text()
+    missing = FakeExecutor().on("dpkg-query", stdout="install ok installed").on(
+        "apt-get", "update", exit_code=100,
+        stderr="E: The repository 'https://pkgs.k8s.io/core:/stable:/v1.35/deb  InRelease' does not have a Release file.")
+    with pytest.raises(TemporaryError):
+        steps.set_repository(context(tmp_path, missing), MinorVersion(1, 35))
+    assert "v1.35" in source.read_text()
+
+    fake = FakeExecutor().on("dpkg-query", stdout="install ok installed").on("apt-get", "update")
+    outcome = steps.restore_repository(context(tmp_path, fake), MinorVersion(1, 35))
+    assert outcome.status == steps.DONE and outcome.detail == "repository restored to v1.34"
+    assert source.read_text() == old
+    assert refreshes(fake) == 1
+    again = steps.restore_repository(context(tmp_path, fake), MinorVersion(1, 35))
+    assert again.status == steps.ALREADY_DONE and refreshes(fake) == 1
+
+
+def test_restore_leaves_alone_what_this_campaign_did_not_change(tmp_path):
+    source = with_repository(tmp_path, MinorVersion(1, 31))
+    fake = FakeExecutor()
+    assert "did not change" in steps.restore_repository(context(tmp_path, fake), MinorVersion(1, 31)).detail
+    # Set by this hop, then changed by someone else: not ours to put back.
+    refresh = FakeExecutor().on("dpkg-query", stdout="install ok installed").on("apt-get", "update")
+    steps.set_repository(context(tmp_path, refresh), MinorVersion(1, 32))
+    source.write_text("deb https://pkgs.k8s.io/core:/stable:/v1.33/deb/ /\n")
+    outcome = steps.restore_repository(context(tmp_path, fake), MinorVersion(1, 32))
+    assert outcome.status == steps.ALREADY_DONE and "changed since" in outcome.detail
+    assert "v1.33" in source.read_text() and fake.ran == []
+
+
+def test_installing_after_a_restore_points_the_repository_at_the_target_again(tmp_path):
+    source = with_repository(tmp_path, MinorVersion(1, 30))
+    refresh = FakeExecutor().on("dpkg-query", stdout="install ok installed").on("apt-get", "update")
+    steps.set_repository(context(tmp_path, refresh), MinorVersion(1, 31))
+    steps.restore_repository(context(tmp_path, refresh), MinorVersion(1, 31))
+    assert "v1.30" in source.read_text()
+    state = {"version": "1.30.4-1.1"}
+    fake = (FakeExecutor().on("dpkg-query", stdout="install ok installed").on("apt-get", "update")
+            .on("apt-mark").on("apt-get", "install", "-y", "-q", "kubelet=1.31.2-1.1"))
+    fake.answers[("dpkg-query", "-W", "--showformat=${Version}", "kubelet")] = lambda c: (0, state["version"], "")
+
+    def install(command):
+        assert "v1.31" in source.read_text(), "installed from the wrong repository"
+        state["version"] = "1.31.2-1.1"
+        return 0, "", ""
+
+    fake.answers[("apt-get", "install", "-y", "-q", "kubelet=1.31.2-1.1")] = install
+    assert steps.install_packages(context(tmp_path, fake), V, "1.31.2-1.1", ("kubelet",)).status == steps.DONE
+    assert refreshes(fake) == 1
 
 
 def test_hooks_run_once_each(tmp_path):

@@ -347,13 +347,28 @@ def dnf(host: Host, args: list[str]) -> int:
         return _dnf_install(host, flags, targets, excludes_lifted)
     if command == "makecache":
         host.sleep("dnf makecache")
+        _dnf_metadata(host)
         host.out("Metadata cache created.")
         return 0
     raise host.fail(f"No such command: {command}. Please use /usr/bin/{host.argv[0]} --help", 1)
 
 
+def _dnf_metadata(host: Host) -> None:
+    """Loading repository metadata fails, as dnf does, when the configured minor has none."""
+    minor = _configured_minor(host)
+    if minor is None or releases.releases(minor):
+        return
+    url = releases.repository_url(minor, host.family)
+    host.out("Kubernetes                                      1.2 kB/s | 548  B     00:00")
+    raise host.fail("Errors during downloading metadata for repository 'kubernetes':\n"
+                    f"  - Status code: 404 for {url}repodata/repomd.xml (IP: 18.67.240.98)\n"
+                    "Error: Failed to download metadata for repo 'kubernetes': Cannot download "
+                    "repomd.xml: Cannot download repodata/repomd.xml: All mirrors were tried", 1)
+
+
 def _dnf_list(host: Host, flags: set[str], targets: list[str], excludes_lifted: bool) -> int:
     host.sleep("dnf makecache", 0.3)
+    _dnf_metadata(host)
     names = targets or list(releases.PACKAGES)
     host.out("Last metadata expiration check: 0:00:03 ago.")
     state = host.packages()
