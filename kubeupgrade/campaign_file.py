@@ -60,6 +60,7 @@ _POLICY_KEYS = (
     "ready_timeout",
     "agent_timeout",
     "api_outage_tolerance",
+    "reapply",
 )
 _DRAIN_KEYS = (
     "timeout",
@@ -288,6 +289,7 @@ class _CampaignReader:
             api_outage_tolerance_seconds=self.duration(
                 raw.get("api_outage_tolerance", defaults.api_outage_tolerance_seconds),
                 "policies.api_outage_tolerance"),
+            reapply=self.flag(raw, "reapply", defaults.reapply),
         )
 
     def flag(self, raw: dict[str, Any], key: str, default: bool) -> bool:
@@ -430,6 +432,7 @@ def campaign_to_dict(campaign: Campaign) -> dict[str, Any]:
             "ready_timeout": policies.ready_timeout_seconds,
             "agent_timeout": policies.agent_timeout_seconds,
             "api_outage_tolerance": policies.api_outage_tolerance_seconds,
+            "reapply": policies.reapply,
         },
     }
     if drain.grace_period_seconds is not None:

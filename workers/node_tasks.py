@@ -73,10 +73,14 @@ def stop_kube_apiserver(job: Job) -> StepOutcome:
 def kubeadm_upgrade_apply(job: Job) -> StepOutcome:
     """`kubeadm upgrade apply vX.Y.Z` on the first control plane of the hop."""
     policies = job.campaign.policies
+    # --force only to re-apply the version the control plane already runs (policies.reapply);
+    # never to get past kubeadm's version checks on a real upgrade.
+    running = (job.doc.get("live_versions") or {}).get(job.node, {}).get("control_plane")
     return steps.kubeadm_apply(_context(job), job.version,
                                certificate_renewal=policies.certificate_renewal,
                                etcd_upgrade=policies.etcd_upgrade,
-                               config_file=policies.upgrade_configuration)
+                               config_file=policies.upgrade_configuration,
+                               force=policies.reapply and running == job.version.plain)
 
 
 @phase_task(PHASE_TASKS[Phase.KUBEADM_NODE], {Phase.KUBEADM_NODE}, on_agent=True)

@@ -316,14 +316,16 @@ def stop_apiserver(ctx: HostContext, wait_seconds: float) -> StepOutcome:
 
 
 def kubeadm_apply(ctx: HostContext, version: KubeVersion, *, certificate_renewal: bool,
-                  etcd_upgrade: bool, config_file: str | None) -> StepOutcome:
+                  etcd_upgrade: bool, config_file: str | None, force: bool = False) -> StepOutcome:
     if (marker := ctx.marked("kubeadm-upgrade-apply")) and marker.get("version") == version.tag:
         return StepOutcome(ALREADY_DONE, f"kubeadm upgrade apply {version.tag} already succeeded")
     ctx.run(commands.kubeadm_upgrade_apply(version, certificate_renewal=certificate_renewal,
-                                           etcd_upgrade=etcd_upgrade, config_file=config_file),
+                                           etcd_upgrade=etcd_upgrade, config_file=config_file,
+                                           force=force),
             "kubeadm upgrade apply")
     ctx.mark("kubeadm-upgrade-apply", version=version.tag)
-    return StepOutcome(DONE, f"control plane upgraded to {version.tag}", ctx.output())
+    what = f"control plane re-applied at {version.tag} (--force)" if force else f"control plane upgraded to {version.tag}"
+    return StepOutcome(DONE, what, ctx.output())
 
 
 def kubeadm_node(ctx: HostContext, version: KubeVersion, *, certificate_renewal: bool,

@@ -121,6 +121,10 @@ class Policies:
     # How long a cluster phase keeps retrying an unreachable or failing API server (transport
     # errors, 5xx, throttling, malformed bodies) before it fails.
     api_outage_tolerance_seconds: int = 120
+    # Re-run `kubeadm upgrade apply <version> --force` on the first control plane even when the
+    # control planes already run the target: kubeadm's documented recovery from a bad state.
+    # Off by default: otherwise `apply` runs at most once per version.
+    reapply: bool = False
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,9 @@ def plan_campaign(campaign: Campaign, available: Iterable[KubeVersion] = ()) -> 
         nodes = tuple(_at_version(node, reached) for node in nodes)
     if not hops and not violations:
         notes.append(f"every node is already at {version_label(campaign.target)}; nothing to do")
+    if campaign.policies.reapply:
+        notes.append("policies.reapply: where every control plane already runs the hop's version, "
+                     "the first one re-runs `kubeadm upgrade apply <version> --force`")
     return Plan(
         cluster=campaign.cluster,
         target=campaign.target,
@@ -234,7 +237,9 @@ def _plan_hop(
     already: list[str] = []
     for node in applied + remaining:
         if node in applied:
-            step = KubeadmStep.NONE
+            # Every control plane there already: `apply` again only when the operator asked.
+            reapply = policies.reapply and not remaining and node is applied[0]
+            step = KubeadmStep.APPLY if reapply else KubeadmStep.NONE
         elif not applied and node is remaining[0]:
             step = KubeadmStep.APPLY
         else:

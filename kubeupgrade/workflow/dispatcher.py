@@ -42,6 +42,9 @@ log = logging.getLogger("kubeupgrade.dispatcher")
 
 STAGES = ("prepare", "preflight", "control-planes", "workers", "verify", "done")
 TASK_EXPIRES = 24 * 3600  # a message older than this is stale: its agent must not run it
+REAPPLY_PHASES = frozenset(p.value for p in (Phase.SET_REPOSITORY, Phase.INSTALL_KUBEADM, Phase.KUBEADM_PLAN,
+                                            Phase.STOP_APISERVER, Phase.KUBEADM_APPLY,
+                                            Phase.HOOKS_AFTER_FIRST_CONTROL_PLANE))
 IDENTITY_TTL = 30.0  # seconds between re-reads of the cluster's identity
 LOST_TASK_CHECK_INTERVAL = 5.0  # seconds between asking the workers what they hold
 LOST_TASK_GRACE = 10.0  # a running task nobody holds for this long is lost
@@ -305,22 +308,31 @@ class Dispatcher:
         """Nodes already running `version` (kubelet and, on a control plane, its static pods)
         run nothing: no kubeadm, no drain, no restart."""
         skipped = []
-        for name, live in (doc.get("live_versions") or {}).items():
+        live_versions = doc.get("live_versions") or {}
+        everywhere = all(v["control_plane"] == version for v in live_versions.values() if v["control_plane"])
+        first = doc["plan"]["hops"][0].get("first_control_plane")
+        reapply = bool(doc["campaign"].get("policies", {}).get("reapply")) and everywhere
+        for name, live in live_versions.items():
             if live["kubelet"] != version or live["control_plane"] not in (None, version):
                 continue
+            # With policies.reapply the first control plane keeps its kubeadm phases (apply
+            # --force); only its kubelet phases are skipped.
+            keep = REAPPLY_PHASES if reapply and name == first else frozenset()
 
-            def already(entry: dict[str, Any]) -> Any:
+            def already(entry: dict[str, Any], keep: frozenset[str] = keep) -> Any:
                 if entry["state"] not in ("pending", "running") or any(
                         p["task_id"] for p in entry["phases"][1:]):
                     return False
                 now = time.time()
                 for record in entry["phases"][1:]:
-                    record.update(state="succeeded", started=now, ended=now, outcome="already-done",
-                                  detail=f"already at v{version}; nothing run")
-                entry.update(state="succeeded", ended=now)
+                    if record["phase"] not in keep:
+                        record.update(state="succeeded", started=now, ended=now, outcome="already-done",
+                                      detail=f"already at v{version}; nothing run")
+                if not keep:
+                    entry.update(state="succeeded", ended=now)
                 return True
 
-            if self.store.update_entry(doc["id"], 0, name, already):
+            if self.store.update_entry(doc["id"], 0, name, already) and not keep:
                 skipped.append(name)
         if skipped:
             self.store.event(doc["id"], f"already at v{version}, nothing to do on: {', '.join(sorted(skipped))}")

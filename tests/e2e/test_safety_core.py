@@ -94,6 +94,28 @@ def test_a_cluster_already_at_the_target_is_left_untouched(make_stack, tmp_path)
     assert "already at v1.34.4, nothing to do on: cp-1, cp-2, worker-1, worker-2" in events
 
 
+def test_reapply_reruns_apply_with_force_on_the_first_control_plane_and_nothing_else(make_stack, tmp_path):
+    stack = make_stack(control_planes=2, workers=2, version="1.34.4", os_family="apt")
+    box = stack.sandbox
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.34", reapply=True), broker=stack.broker)
+    state, error = finish(handle, timeout=120)
+    assert state == "succeeded", error
+    ran = {n["name"]: [" ".join(e["argv"]) for e in box.command_log(n["name"])] for n in box.nodes}
+    applies = [c for c in ran["cp-1"] if c.startswith("kubeadm upgrade apply")]
+    assert len(applies) == 1 and applies[0].startswith("kubeadm upgrade apply v1.34.4 ")
+    assert applies[0].endswith(" --force")
+    for node, commands in ran.items():
+        changed = [c for c in commands if c.startswith(("kubeadm upgrade node", "systemctl restart",
+                                                        "apt-get install"))]
+        assert changed == [], f"{node} ran {changed}"
+        if node != "cp-1":
+            assert not [c for c in commands if c.startswith("kubeadm upgrade apply")]
+    assert not [e for e in box.history() if e["event"] == "cordon"]
+    assert phase_record(handle, "cp-1", "kubeadm-upgrade-apply")["detail"] == \
+        "control plane re-applied at v1.34.4 (--force)"
+    assert_safe(box, 1)
+
+
 @pytest.mark.parametrize("placement", [Placement("worker-1", "drain", 0.0, 1.0),
                                        Placement("worker-2", "uncordon", 0.0, 1.5)],
                          ids=["during-drain", "during-uncordon"])

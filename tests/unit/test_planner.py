@@ -203,6 +203,27 @@ def test_cluster_already_at_target_has_nothing_to_do():
     assert "nothing to do" in plan.notes[0]
 
 
+def test_reapply_reruns_apply_on_the_first_control_plane_only_when_asked():
+    (hop,) = plan_campaign(campaign("v1.30.4", cluster(), policies=Policies(reapply=True))).hops
+    (first,) = hop.control_planes
+    assert (first.name, first.kubeadm_step) == ("cp-1", KubeadmStep.APPLY)
+    assert first.phases == (Phase.SET_REPOSITORY, Phase.INSTALL_KUBEADM, Phase.KUBEADM_PLAN,
+                            Phase.KUBEADM_APPLY)
+    assert not first.drain and hop.workers == ()
+    assert set(hop.already_at_target) == {"cp-2", "cp-3", "w-1", "w-2", "w-3"}
+
+
+def test_reapply_never_adds_a_second_apply_to_a_real_upgrade():
+    # One control plane not there yet: the hop's apply already happened; the rest use `node`.
+    nodes = cluster()
+    nodes[0] = NodeSpec("cp-1", CP, kubelet=v("1.30.4"), control_plane=v("1.31.2"))
+    plan = plan_campaign(campaign("v1.31.2", nodes, cp_version="1.30.4", policies=Policies(reapply=True)))
+    (hop,) = plan.hops
+    assert [n.kubeadm_step for n in hop.control_planes if n.kubeadm_step is KubeadmStep.APPLY] == []
+    fresh = plan_campaign(campaign("v1.31.2", cluster(), policies=Policies(reapply=True)))
+    assert sum(n.kubeadm_step is KubeadmStep.APPLY for n in fresh.hops[0].control_planes) == 1
+
+
 def test_workers_batches_follow_max_unavailable():
     policies = Policies(max_unavailable=MaxUnavailable(percent=40), worker_strategy=WorkerStrategy.BATCHES)
     (hop,) = plan_campaign(campaign("v1.31.2", cluster(workers=5), policies=policies)).hops
