@@ -35,7 +35,7 @@ from kubeupgrade.workflow.names import (
     agent_hostname,
     queue_for,
 )
-from kubeupgrade.workflow.record import CampaignStore, DamagedRecord, new_phase
+from kubeupgrade.workflow.record import LEADER_KEY, CampaignStore, DamagedRecord, new_phase
 from kubeupgrade.workflow.restore import nodes_to_restore, send_restores
 
 log = logging.getLogger("kubeupgrade.dispatcher")
@@ -116,7 +116,7 @@ class Dispatcher:
 
     def _lead(self, token: str) -> bool:
         """Only one dispatcher acts at a time: a lease in Redis, renewed every tick."""
-        key = "ku:dispatcher:leader"
+        key = LEADER_KEY
         try:
             if self.store.redis.set(key, token, nx=True, px=5000):
                 return True

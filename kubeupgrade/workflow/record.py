@@ -36,13 +36,21 @@ import redis
 
 from kubeupgrade.errors import PolicyRefused, RuntimeFailure
 from kubeupgrade.workflow import locks
+from kubeupgrade.workflow.states import (
+    SCHEMA_VERSION,
+    CampaignState,
+    RunState,
+    check_campaign,
+    check_entry,
+)
 
 log = logging.getLogger("kubeupgrade.record")
 
-ACTIVE = ("pending", "running", "failed")  # states that hold the cluster
-TERMINAL = ("succeeded", "aborted", "refused")
+TERMINAL = tuple(s.value for s in (CampaignState.SUCCEEDED, CampaignState.ABORTED, CampaignState.REFUSED))
 TAIL = 4000
-STATES = ("pending", "running", "failed", "succeeded", "aborted", "refused")
+_DOC_STATES = frozenset(s.value for s in CampaignState)
+_ENTRY_STATES = frozenset(s.value for s in RunState)
+LEADER_KEY = "ku:dispatcher:leader"
 _DOC_FIELDS = {"id": str, "cluster": str, "state": str, "hops": list, "current_hop": int,
                "campaign": dict}
 _ENTRY_FIELDS = {"node": str, "state": str, "attempt": int, "phases": list}
@@ -66,6 +74,7 @@ class CampaignConflict(PolicyRefused):
 
 
 def _decode(raw: str, key: str, required: dict[str, type], field: str | None = None) -> dict[str, Any]:
+    states = _ENTRY_STATES if field is not None else _DOC_STATES
     try:
         value = json.loads(raw)
     except ValueError as error:
@@ -75,8 +84,12 @@ def _decode(raw: str, key: str, required: dict[str, type], field: str | None = N
     for name, kind in required.items():
         if not isinstance(value.get(name), kind) or isinstance(value.get(name), bool):
             raise DamagedRecord(key, f"{name!r} missing or not a {kind.__name__}", field)
-    if value["state"] not in STATES:
+    if value["state"] not in states:
         raise DamagedRecord(key, f"unknown state {value['state']!r}", field)
+    schema = value.get("schema", 1)
+    if field is None and (not isinstance(schema, int) or schema > SCHEMA_VERSION):
+        raise DamagedRecord(key, f"schema {schema!r}: written by a newer kubeupgrade (this one "
+                            f"reads up to {SCHEMA_VERSION})", field)
     return value
 
 
@@ -122,7 +135,7 @@ class CampaignStore:
         campaign_id = f"{cluster}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         self.take_cluster(cluster, campaign_id)
         now = time.time()
-        doc = {"id": campaign_id, "cluster": cluster, "state": "pending", "created": now,
+        doc = {"schema": SCHEMA_VERSION, "id": campaign_id, "cluster": cluster, "state": "pending", "created": now,
                "updated": now, "source": source, "campaign": campaign, "plan": None,
                "hops": [], "current_hop": 0, "error": None, "notes": []}
         self.redis.set(f"ku:c:{campaign_id}", json.dumps(doc))
@@ -190,14 +203,18 @@ class CampaignStore:
         return _decode(raw, key, _DOC_FIELDS) if raw else None
 
     def update(self, campaign_id: str, change: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
+        key = f"ku:c:{campaign_id}"
+
         def apply(doc: dict[str, Any] | None) -> dict[str, Any] | None:
             if doc is None:
                 return None
+            before = doc["state"]
             change(doc)
+            check_campaign(key, before, doc["state"])
             doc["updated"] = time.time()
             return doc
 
-        return self._transact(f"ku:c:{campaign_id}", None, apply)
+        return self._transact(key, None, apply)
 
     def ids(self) -> list[str]:
         return list(self.redis.zrange("ku:campaigns", 0, -1))
@@ -249,10 +266,18 @@ class CampaignStore:
         """Apply `change` to the node's entry; it returns False to write nothing. True if the
         entry exists and the change was written."""
         written = False
+        key = f"ku:c:{campaign_id}:hop:{hop} field {node}"
 
         def apply(entry: dict[str, Any] | None) -> dict[str, Any] | None:
             nonlocal written
-            written = entry is not None and change(entry) is not False
+            if entry is None:
+                written = False
+                return None
+            before = {"state": entry["state"],
+                      "phases": [{"phase": p["phase"], "state": p["state"]} for p in entry["phases"]]}
+            written = change(entry) is not False
+            if written:
+                check_entry(key, before, entry)
             return entry if written else None
 
         self._transact(f"ku:c:{campaign_id}:hop:{hop}", node, apply)

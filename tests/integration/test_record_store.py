@@ -158,3 +158,33 @@ def test_a_resend_decided_on_a_stale_read_leaves_a_finished_node_alone(redis_url
     dispatcher._resend(store.get(campaign), 0, store.entries(campaign, 0), {"w2": "task-2"}, "lost")
     reopened = store.entry(campaign, 0, "w2")
     assert reopened["attempt"] == 2 and reopened["phases"][0]["task_id"] is None
+
+
+def test_a_change_outside_the_transitions_table_writes_nothing(redis_url):
+    from kubeupgrade.workflow.states import IllegalTransition
+
+    store = store_for(redis_url)
+    campaign = store.create("prod", {"cluster": "prod", "target": "1.31"}, "a.yaml")
+    assert json.loads(store.redis.get(f"ku:c:{campaign}"))["schema"] == 1
+    add_entry(store, campaign)
+    store.update(campaign, lambda doc: doc.update(state="succeeded"))
+    with pytest.raises(IllegalTransition, match="campaign succeeded -> running"):
+        store.update(campaign, lambda doc: doc.update(state="running", error="reopened"))
+    assert store.get(campaign)["state"] == "succeeded" and store.get(campaign)["error"] is None
+
+    def flip(entry):
+        entry["phases"][0]["state"] = "failed"
+
+    store.update_entry(campaign, 0, "w1", flip)
+    with pytest.raises(IllegalTransition, match="phase drain failed -> succeeded"):
+        store.update_entry(campaign, 0, "w1", lambda e: e["phases"][0].update(state="succeeded"))
+    assert store.entry(campaign, 0, "w1")["phases"][0]["state"] == "failed"
+
+
+def test_a_record_from_a_newer_schema_is_named_not_misread(redis_url):
+    store = store_for(redis_url)
+    campaign = store.create("prod", {"cluster": "prod", "target": "1.31"}, "a.yaml")
+    doc = json.loads(store.redis.get(f"ku:c:{campaign}"))
+    store.redis.set(f"ku:c:{campaign}", json.dumps({**doc, "schema": 7}))
+    with pytest.raises(DamagedRecord, match="schema 7: written by a newer kubeupgrade"):
+        store.get(campaign)
