@@ -13,7 +13,6 @@ from kubeupgrade.model.plan import Phase
 from kubeupgrade.model.versions import parse_version_spec
 from kubeupgrade.workflow.app import app, broker_url
 from kubeupgrade.workflow.names import (
-    PHASE_TASKS,
     RESTORE_REPOSITORY,
     valid_campaign_id,
     valid_node_name,
@@ -27,7 +26,7 @@ def _context(job: Job) -> steps.HostContext:
     return host_context(job.campaign_id, job.hop)
 
 
-@phase_task(PHASE_TASKS[Phase.PREPARE_HOST], {Phase.PREPARE_HOST}, on_agent=True)
+@phase_task(Phase.PREPARE_HOST)
 def prepare_host(job: Job) -> StepOutcome:
     """Point the repository at the hop's minor, resolve the exact package, report host facts."""
     ctx = _context(job)
@@ -42,19 +41,19 @@ def prepare_host(job: Job) -> StepOutcome:
     return outcome
 
 
-@phase_task(PHASE_TASKS[Phase.SET_REPOSITORY], {Phase.SET_REPOSITORY}, on_agent=True)
+@phase_task(Phase.SET_REPOSITORY)
 def set_repository(job: Job) -> StepOutcome:
     """Point the node's Kubernetes package repository at the hop's minor."""
     return steps.set_repository(_context(job), job.version.minor_version)
 
 
-@phase_task(PHASE_TASKS[Phase.INSTALL_KUBEADM], {Phase.INSTALL_KUBEADM}, on_agent=True)
+@phase_task(Phase.INSTALL_KUBEADM)
 def install_kubeadm(job: Job) -> StepOutcome:
     """Unhold, install and hold kubeadm at the exact package version; check `kubeadm version`."""
     return steps.install_kubeadm(_context(job), job.version, job.package())
 
 
-@phase_task(PHASE_TASKS[Phase.KUBEADM_PLAN], {Phase.KUBEADM_PLAN}, on_agent=True)
+@phase_task(Phase.KUBEADM_PLAN)
 def kubeadm_upgrade_plan(job: Job) -> StepOutcome:
     """Run `kubeadm upgrade plan` and keep its output in the campaign record."""
     outcome = steps.kubeadm_plan(_context(job), job.version)
@@ -62,14 +61,14 @@ def kubeadm_upgrade_plan(job: Job) -> StepOutcome:
     return outcome
 
 
-@phase_task(PHASE_TASKS[Phase.STOP_APISERVER], {Phase.STOP_APISERVER}, on_agent=True)
+@phase_task(Phase.STOP_APISERVER)
 def stop_kube_apiserver(job: Job) -> StepOutcome:
     """SIGTERM kube-apiserver before an etcd upgrade, as the kubeadm documentation suggests."""
     wait = job.campaign.policies.apiserver_stop_wait_seconds
     return steps.stop_apiserver(_context(job), float(wait))
 
 
-@phase_task(PHASE_TASKS[Phase.KUBEADM_APPLY], {Phase.KUBEADM_APPLY}, on_agent=True)
+@phase_task(Phase.KUBEADM_APPLY)
 def kubeadm_upgrade_apply(job: Job) -> StepOutcome:
     """`kubeadm upgrade apply vX.Y.Z` on the first control plane of the hop."""
     policies = job.campaign.policies
@@ -83,7 +82,7 @@ def kubeadm_upgrade_apply(job: Job) -> StepOutcome:
                                force=policies.reapply and running == job.version.plain)
 
 
-@phase_task(PHASE_TASKS[Phase.KUBEADM_NODE], {Phase.KUBEADM_NODE}, on_agent=True)
+@phase_task(Phase.KUBEADM_NODE)
 def kubeadm_upgrade_node(job: Job) -> StepOutcome:
     """`kubeadm upgrade node` on every other node."""
     policies = job.campaign.policies
@@ -92,19 +91,19 @@ def kubeadm_upgrade_node(job: Job) -> StepOutcome:
                               etcd_upgrade=policies.etcd_upgrade)
 
 
-@phase_task(PHASE_TASKS[Phase.DOWNLOAD_PACKAGES], {Phase.DOWNLOAD_PACKAGES}, on_agent=True)
+@phase_task(Phase.DOWNLOAD_PACKAGES)
 def download_packages(job: Job) -> StepOutcome:
     """Download kubelet and kubectl before the node is cordoned, to keep the outage short."""
     return steps.download_packages(_context(job), job.version, job.package())
 
 
-@phase_task(PHASE_TASKS[Phase.INSTALL_KUBELET], {Phase.INSTALL_KUBELET}, on_agent=True)
+@phase_task(Phase.INSTALL_KUBELET)
 def install_kubelet(job: Job) -> StepOutcome:
     """Unhold, install and hold kubelet and kubectl at the exact package version."""
     return steps.install_kubelet(_context(job), job.version, job.package())
 
 
-@phase_task(PHASE_TASKS[Phase.RESTART_KUBELET], {Phase.RESTART_KUBELET}, on_agent=True)
+@phase_task(Phase.RESTART_KUBELET)
 def restart_kubelet(job: Job) -> StepOutcome:
     """`systemctl daemon-reload` and `systemctl restart kubelet`."""
     return steps.restart_kubelet(_context(job), job.version)
@@ -117,7 +116,7 @@ _HOOK_KINDS = {
 }
 
 
-@phase_task(PHASE_TASKS[Phase.HOOKS_AFTER_NODE], set(_HOOK_KINDS), on_agent=True)
+@phase_task(*_HOOK_KINDS)
 def run_hooks(job: Job) -> StepOutcome:
     """Run the campaign's declared hooks (argv lists) for this point of the upgrade."""
     kind = _HOOK_KINDS.get(job.phase)

@@ -9,6 +9,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from kubeupgrade.model.phases import hint as phase_hint
+
 STATE_STYLE = {"succeeded": "green", "running": "cyan", "pending": "dim", "failed": "bold red",
                "aborted": "yellow", "refused": "bold red"}
 
@@ -75,13 +77,9 @@ def recovery_hint(data: dict[str, Any]) -> str:
     """What to do next, by where the campaign failed (README: "If an upgrade fails")."""
     error = data.get("error") or {}
     retry = f"kubeupgrade retry {data['id']}"
-    if error.get("phase") in ("kubeadm-upgrade-apply", "kubeadm-upgrade-node"):
-        return ("Next: fix what kubeadm reports, then `" + retry + "` (kubeadm upgrade is idempotent). "
-                "To repair the control plane by hand on that node: `kubeadm upgrade apply --force "
-                "vX.Y.Z` at the same version, or restore /etc/kubernetes/tmp/kubeadm-backup-manifests-* "
-                "into /etc/kubernetes/manifests (and kubeadm-backup-etcd-* into /var/lib/etcd).")
-    if error.get("phase") in ("drain", "wait-ready"):
-        return f"Next: fix the node (it stays cordoned), then `{retry}`."
+    specific = phase_hint(error.get("phase"), retry)
+    if specific:
+        return specific
     if data.get("state") in ("failed", "aborted"):
         return f"Next: `{retry}` resumes at the failed phase; `kubeupgrade abort {data['id']} --uncordon` gives up."
     return ""

@@ -39,12 +39,9 @@ class Phase(Enum):
     @property
     def runs_on_host(self) -> bool:
         """Host phases run on the node's agent; the others on the controller via the API."""
-        return self not in _CLUSTER_PHASES
+        from kubeupgrade.model.phases import SPECS, Runs
 
-
-_CLUSTER_PHASES = frozenset(
-    {Phase.PREFLIGHT, Phase.DRAIN, Phase.WAIT_READY, Phase.UNCORDON, Phase.VERIFY}
-)
+        return SPECS[self].runs is Runs.HOST
 
 
 class KubeadmStep(Enum):

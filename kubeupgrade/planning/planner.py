@@ -17,6 +17,7 @@ from collections.abc import Iterable
 
 from kubeupgrade.errors import InvalidInput
 from kubeupgrade.model.campaign import Campaign, NodeSpec, Policies, WorkerStrategy
+from kubeupgrade.model.phases import in_order
 from kubeupgrade.model.plan import (
     Hop,
     KubeadmStep,
@@ -306,7 +307,7 @@ def _node_plan(
             phases.append(Phase.UNCORDON)
         if policies.hooks.after_node:
             phases.append(Phase.HOOKS_AFTER_NODE)
-    return NodePlan(node.name, node.role, step, drain=drain and not kubelet_done, phases=tuple(phases))
+    return NodePlan(node.name, node.role, step, drain=drain and not kubelet_done, phases=in_order(phases))
 
 
 def _reached(version: KubeVersion, target: VersionSpec) -> bool:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from kubeupgrade.model.plan import Phase
+from kubeupgrade.model.phases import names_where
 
-OUTAGE_PHASES = (Phase.HOOKS_BEFORE_DRAIN.value, Phase.DRAIN.value, Phase.INSTALL_KUBELET.value)
+OUTAGE_PHASES = names_where(takes_out_of_service=True)
 
-BACK_IN_SERVICE = (Phase.WAIT_READY.value, Phase.UNCORDON.value)
+BACK_IN_SERVICE = names_where(returns_to_service=True)
 
 
 def outage_start(entry: dict[str, Any]) -> int:

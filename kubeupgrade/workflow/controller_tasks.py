@@ -13,7 +13,7 @@ from kubeupgrade.host.steps import ALREADY_DONE, DONE, StepOutcome
 from kubeupgrade.model.plan import Phase
 from kubeupgrade.planning import skew
 from kubeupgrade.workflow.app import app, broker_url
-from kubeupgrade.workflow.names import PHASE_TASKS, RELEASE_NODE, valid_campaign_id, valid_node_name
+from kubeupgrade.workflow.names import RELEASE_NODE, valid_campaign_id, valid_node_name
 from kubeupgrade.workflow.phase import Job, phase_task, store_for
 
 
@@ -51,7 +51,7 @@ def _plan_hop(job: Job) -> dict[str, Any]:
     return job.doc["plan"]["hops"][job.hop]
 
 
-@phase_task(PHASE_TASKS[Phase.PREFLIGHT], {Phase.PREFLIGHT}, on_agent=False)
+@phase_task(Phase.PREFLIGHT)
 def preflight(job: Job) -> StepOutcome:
     """Check the cluster is upgradeable before anything disruptive happens in this hop."""
     from kubeupgrade.kube import discovery
@@ -107,7 +107,7 @@ def preflight(job: Job) -> StepOutcome:
     return StepOutcome(DONE, detail, "\n".join(warnings))
 
 
-@phase_task(PHASE_TASKS[Phase.DRAIN], {Phase.DRAIN}, on_agent=False)
+@phase_task(Phase.DRAIN)
 def drain_node(job: Job) -> StepOutcome:
     """Cordon the node and evict its pods through the eviction API, honouring PDBs."""
     from kubeupgrade.kube.drain import drain_node as drain
@@ -139,7 +139,7 @@ def _mark_cordoned(job: Job, ours: bool) -> None:
     job.store.update_entry(job.campaign_id, job.hop, job.node, mark)
 
 
-@phase_task(PHASE_TASKS[Phase.WAIT_READY], {Phase.WAIT_READY}, on_agent=False)
+@phase_task(Phase.WAIT_READY)
 def wait_node_ready(job: Job) -> StepOutcome:
     """Wait until the node is Ready and its kubelet reports the hop's version."""
     from kubeupgrade.kube.nodes import get_node, is_ready, kubelet_version
@@ -164,7 +164,7 @@ def wait_node_ready(job: Job) -> StepOutcome:
         time.sleep(0.2)
 
 
-@phase_task(PHASE_TASKS[Phase.UNCORDON], {Phase.UNCORDON}, on_agent=False)
+@phase_task(Phase.UNCORDON)
 def uncordon_node(job: Job) -> StepOutcome:
     """Make the node schedulable again, only if this campaign cordoned it (the node says so)."""
     from kubeupgrade.kube.nodes import uncordon_node as uncordon
@@ -176,7 +176,7 @@ def uncordon_node(job: Job) -> StepOutcome:
     return StepOutcome(ALREADY_DONE, "not cordoned by this campaign; left as it was")
 
 
-@phase_task(PHASE_TASKS[Phase.VERIFY], {Phase.VERIFY}, on_agent=False)
+@phase_task(Phase.VERIFY)
 def verify(job: Job) -> StepOutcome:
     """Every node Ready at the target, static pods at the target, kube-proxy and CoreDNS updated;
     and what success promises: no node left cordoned by this campaign, and the record shows the

@@ -23,6 +23,7 @@ from celery.canvas import Signature
 from kubeupgrade.errors import KubeupgradeError, TemporaryError
 from kubeupgrade.kube.identity import ClusterIdentity, mismatch
 from kubeupgrade.model.campaign import Campaign, NodeSpec, WorkerStrategy
+from kubeupgrade.model.phases import Part, names_where
 from kubeupgrade.model.plan import Phase, plan_to_dict
 from kubeupgrade.model.versions import parse_version
 from kubeupgrade.planning.live import with_live_state
@@ -42,9 +43,7 @@ log = logging.getLogger("kubeupgrade.dispatcher")
 
 STAGES = ("prepare", "preflight", "control-planes", "workers", "verify", "done")
 TASK_EXPIRES = 24 * 3600  # a message older than this is stale: its agent must not run it
-REAPPLY_PHASES = frozenset(p.value for p in (Phase.SET_REPOSITORY, Phase.INSTALL_KUBEADM, Phase.KUBEADM_PLAN,
-                                            Phase.STOP_APISERVER, Phase.KUBEADM_APPLY,
-                                            Phase.HOOKS_AFTER_FIRST_CONTROL_PLANE))
+REAPPLY_PHASES = names_where(part=Part.KUBEADM)  # what policies.reapply keeps on a node
 IDENTITY_TTL = 30.0  # seconds between re-reads of the cluster's identity
 LOST_TASK_CHECK_INTERVAL = 5.0  # seconds between asking the workers what they hold
 LOST_TASK_GRACE = 10.0  # a running task nobody holds for this long is lost

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from kubeupgrade.model.phases import PHASES
 from kubeupgrade.model.plan import Phase
 
 CONTROLLER_QUEUE = "kubeupgrade.controller"
@@ -16,26 +17,7 @@ NODE_QUEUE_PREFIX = "kubeupgrade.node."
 RELEASE_NODE = "kubeupgrade.controller.release_node"
 RESTORE_REPOSITORY = "kubeupgrade.node.restore_repository"
 
-PHASE_TASKS = {
-    Phase.PREPARE_HOST: "kubeupgrade.node.prepare_host",
-    Phase.PREFLIGHT: "kubeupgrade.controller.preflight",
-    Phase.VERIFY: "kubeupgrade.controller.verify",
-    Phase.SET_REPOSITORY: "kubeupgrade.node.set_repository",
-    Phase.INSTALL_KUBEADM: "kubeupgrade.node.install_kubeadm",
-    Phase.KUBEADM_PLAN: "kubeupgrade.node.kubeadm_upgrade_plan",
-    Phase.STOP_APISERVER: "kubeupgrade.node.stop_kube_apiserver",
-    Phase.KUBEADM_APPLY: "kubeupgrade.node.kubeadm_upgrade_apply",
-    Phase.HOOKS_AFTER_FIRST_CONTROL_PLANE: "kubeupgrade.node.run_hooks",
-    Phase.KUBEADM_NODE: "kubeupgrade.node.kubeadm_upgrade_node",
-    Phase.DOWNLOAD_PACKAGES: "kubeupgrade.node.download_packages",
-    Phase.HOOKS_BEFORE_DRAIN: "kubeupgrade.node.run_hooks",
-    Phase.DRAIN: "kubeupgrade.controller.drain_node",
-    Phase.INSTALL_KUBELET: "kubeupgrade.node.install_kubelet",
-    Phase.RESTART_KUBELET: "kubeupgrade.node.restart_kubelet",
-    Phase.WAIT_READY: "kubeupgrade.controller.wait_node_ready",
-    Phase.UNCORDON: "kubeupgrade.controller.uncordon_node",
-    Phase.HOOKS_AFTER_NODE: "kubeupgrade.node.run_hooks",
-}
+PHASE_TASKS = {spec.phase: spec.task for spec in PHASES}  # declared in kubeupgrade.model.phases
 
 CLUSTER_ENTRY = "@cluster"  # the record entry holding a hop's cluster-level phases
 

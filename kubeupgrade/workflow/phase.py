@@ -21,6 +21,7 @@ from celery import Task
 from kubeupgrade.errors import PermanentError, TemporaryError
 from kubeupgrade.host.steps import ALREADY_DONE, HostCommandFailed, HostCommandRefused, StepOutcome
 from kubeupgrade.model.campaign import Campaign
+from kubeupgrade.model.phases import SPECS, Runs
 from kubeupgrade.model.plan import Phase
 from kubeupgrade.model.versions import KubeVersion, parse_version
 from kubeupgrade.workflow.app import app, broker_url
@@ -142,8 +143,14 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
     return {"node": node, "phase": phase, "status": "already-done" if outcome.status == ALREADY_DONE else "done"}
 
 
-def phase_task(name: str, phases: set[Phase], *, on_agent: bool) -> Callable[[Callable[[Job], StepOutcome]], Task]:
-    """Register `body` as the Celery task `name` handling `phases`."""
+def phase_task(*phases: Phase) -> Callable[[Callable[[Job], StepOutcome]], Task]:
+    """Register `body` as the Celery task declared for `phases` (kubeupgrade.model.phases):
+    its name and its side (the node's agent or the controller) come from the declaration."""
+    declared = {(SPECS[p].task, SPECS[p].runs) for p in phases}
+    if len(declared) != 1:
+        raise ValueError(f"phases {[p.value for p in phases]} are not declared as one task")
+    ((name, runs),) = declared
+    on_agent = runs is Runs.HOST
     allowed = frozenset(phases)
 
     def register(body: Callable[[Job], StepOutcome]) -> Task:

@@ -15,15 +15,15 @@ from typing import Any
 
 from celery import Celery
 
-from kubeupgrade.model.plan import Phase
+from kubeupgrade.model.phases import names_where
 from kubeupgrade.workflow.names import CLUSTER_ENTRY, RESTORE_REPOSITORY, node_queue
 
-_SETS_REPOSITORY = (Phase.PREPARE_HOST.value, Phase.SET_REPOSITORY.value)
-_INSTALLS = (Phase.INSTALL_KUBEADM.value, Phase.INSTALL_KUBELET.value)
+_SETS_REPOSITORY = names_where(sets_repository=True)
+_INSTALLS = names_where(installs_packages=True)
 RESTORE_EXPIRES = 3600  # a restore not run within the hour is dropped: the cluster moved on
 
 
-def _attempted(entry: dict[str, Any], phases: tuple[str, ...]) -> bool:
+def _attempted(entry: dict[str, Any], phases: frozenset[str]) -> bool:
     return any(p["phase"] in phases and (p.get("attempts", 0) > 0 or p["state"] != "pending")
                for p in entry["phases"])
 

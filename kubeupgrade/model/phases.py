@@ -1,0 +1,115 @@
+"""One declaration per phase: its task name on the wire, where it runs, who has it, its part
+of the upgrade and what it means for the node's service. Declared in execution order.
+
+The planner orders a node's phases by this table, task registration takes the name and the
+side (agent or controller) from it, the dispatcher and the safety audit read which phases take
+a node out of service and bring it back, repository restoration reads which ones change the
+repository or install from it, and the status view its recovery hint. Adding a phase (say, an
+etcd snapshot before `apply`) is one declaration here, its step, and the planner's decision of
+when a node needs it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from kubeupgrade.model.plan import Phase
+
+
+class Runs(Enum):
+    HOST = "host"  # on the node's agent: kubeadm, the package manager, systemctl
+    CONTROLLER = "controller"  # on the controller, through the Kubernetes API
+
+
+class Part(Enum):
+    PREPARE = "prepare"  # hop start, every node at once
+    CLUSTER = "cluster"  # once per hop, not about one node
+    KUBEADM = "kubeadm"  # the node's kubeadm and configuration; no outage
+    KUBELET = "kubelet"  # the node's kubelet: drained, upgraded, back in service
+
+
+CP, WORKER, CLUSTER = "control-plane", "worker", "cluster"
+
+
+@dataclass(frozen=True)
+class PhaseSpec:
+    phase: Phase
+    task: str
+    runs: Runs
+    part: Part
+    roles: frozenset[str]
+    takes_out_of_service: bool = False  # the node serves no pods from this phase on
+    returns_to_service: bool = False  # ... until this one has succeeded
+    sets_repository: bool = False
+    installs_packages: bool = False
+    hint: str = ""  # what an operator does when a campaign fails here ({retry} = the command)
+
+
+def _spec(phase: Phase, task: str, runs: Runs, part: Part, *roles: str, **flags: object) -> PhaseSpec:
+    return PhaseSpec(phase, task, runs, part, frozenset(roles), **flags)  # type: ignore[arg-type]
+
+
+_H, _C = Runs.HOST, Runs.CONTROLLER
+_KUBEADM_HINT = ("Next: fix what kubeadm reports, then `{retry}` (kubeadm upgrade is idempotent). "
+                 "To repair the control plane by hand on that node: `kubeadm upgrade apply --force "
+                 "vX.Y.Z` at the same version (or `policies.reapply: true`), or restore "
+                 "/etc/kubernetes/tmp/kubeadm-backup-manifests-* into /etc/kubernetes/manifests "
+                 "(and kubeadm-backup-etcd-* into /var/lib/etcd).")
+_NODE_HINT = "Next: fix the node (it stays cordoned), then `{retry}`."
+
+PHASES: tuple[PhaseSpec, ...] = (
+    _spec(Phase.PREPARE_HOST, "kubeupgrade.node.prepare_host", _H, Part.PREPARE, CP, WORKER,
+          sets_repository=True),
+    _spec(Phase.PREFLIGHT, "kubeupgrade.controller.preflight", _C, Part.CLUSTER, CLUSTER),
+    _spec(Phase.SET_REPOSITORY, "kubeupgrade.node.set_repository", _H, Part.KUBEADM, CP, WORKER,
+          sets_repository=True),
+    _spec(Phase.INSTALL_KUBEADM, "kubeupgrade.node.install_kubeadm", _H, Part.KUBEADM, CP, WORKER,
+          installs_packages=True),
+    _spec(Phase.KUBEADM_PLAN, "kubeupgrade.node.kubeadm_upgrade_plan", _H, Part.KUBEADM, CP),
+    _spec(Phase.STOP_APISERVER, "kubeupgrade.node.stop_kube_apiserver", _H, Part.KUBEADM, CP),
+    _spec(Phase.KUBEADM_APPLY, "kubeupgrade.node.kubeadm_upgrade_apply", _H, Part.KUBEADM, CP,
+          hint=_KUBEADM_HINT),
+    _spec(Phase.HOOKS_AFTER_FIRST_CONTROL_PLANE, "kubeupgrade.node.run_hooks", _H, Part.KUBEADM, CP),
+    _spec(Phase.KUBEADM_NODE, "kubeupgrade.node.kubeadm_upgrade_node", _H, Part.KUBEADM, CP, WORKER,
+          hint=_KUBEADM_HINT),
+    _spec(Phase.DOWNLOAD_PACKAGES, "kubeupgrade.node.download_packages", _H, Part.KUBELET, CP, WORKER),
+    _spec(Phase.HOOKS_BEFORE_DRAIN, "kubeupgrade.node.run_hooks", _H, Part.KUBELET, CP, WORKER,
+          takes_out_of_service=True),
+    _spec(Phase.DRAIN, "kubeupgrade.controller.drain_node", _C, Part.KUBELET, CP, WORKER,
+          takes_out_of_service=True, hint=_NODE_HINT),
+    _spec(Phase.INSTALL_KUBELET, "kubeupgrade.node.install_kubelet", _H, Part.KUBELET, CP, WORKER,
+          takes_out_of_service=True, installs_packages=True),
+    _spec(Phase.RESTART_KUBELET, "kubeupgrade.node.restart_kubelet", _H, Part.KUBELET, CP, WORKER),
+    _spec(Phase.WAIT_READY, "kubeupgrade.controller.wait_node_ready", _C, Part.KUBELET, CP, WORKER,
+          returns_to_service=True, hint=_NODE_HINT),
+    _spec(Phase.UNCORDON, "kubeupgrade.controller.uncordon_node", _C, Part.KUBELET, CP, WORKER,
+          returns_to_service=True),
+    _spec(Phase.HOOKS_AFTER_NODE, "kubeupgrade.node.run_hooks", _H, Part.KUBELET, CP, WORKER),
+    _spec(Phase.VERIFY, "kubeupgrade.controller.verify", _C, Part.CLUSTER, CLUSTER),
+)
+
+SPECS: dict[Phase, PhaseSpec] = {spec.phase: spec for spec in PHASES}
+_ORDER = {spec.phase: index for index, spec in enumerate(PHASES)}
+
+
+def spec_of(phase: Phase | str) -> PhaseSpec:
+    return SPECS[Phase(phase)]
+
+
+def in_order(phases: list[Phase] | tuple[Phase, ...]) -> tuple[Phase, ...]:
+    return tuple(sorted(phases, key=_ORDER.__getitem__))
+
+
+def names_where(**flags: object) -> frozenset[str]:
+    """The phase names whose declaration has every given attribute value."""
+    return frozenset(spec.phase.value for spec in PHASES
+                     if all(getattr(spec, key) == value for key, value in flags.items()))
+
+
+def hint(phase: str | None, retry: str) -> str:
+    try:
+        text = spec_of(phase).hint if phase else ""
+    except ValueError:
+        text = ""
+    return text.format(retry=retry)
