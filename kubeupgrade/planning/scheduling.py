@@ -53,13 +53,15 @@ def workers_to_start(
     if any(state(name) is NodeState.FAILED for name in order):
         return []
     running = sum(1 for name in order if state(name) is NodeState.RUNNING)
+    free = max(0, limit - running)
     if strategy is WorkerStrategy.WINDOW:
-        free = max(0, limit - running)
         return [name for name in order if may_start(name)][:free]
     for batch in fixed_batches(order, limit):
         unfinished = [name for name in batch if state(name) is not NodeState.SUCCEEDED]
         if unfinished:
-            return [name for name in unfinished if may_start(name)]
+            # A batch never fills past the limit, but a record can hold workers out of service
+            # outside it (edited by hand, or restored from an older copy): count them too.
+            return [name for name in unfinished if may_start(name)][:free]
     return []
 
 

@@ -27,9 +27,14 @@ from kubeupgrade.model.phases import Part, names_where
 from kubeupgrade.model.plan import Phase, plan_to_dict
 from kubeupgrade.model.versions import parse_version
 from kubeupgrade.planning.live import with_live_state
-from kubeupgrade.planning.scheduling import NodeState, workers_to_prepare, workers_to_start
 from kubeupgrade.workflow import locks
-from kubeupgrade.workflow.audit import outage_begun, outage_start
+from kubeupgrade.workflow.audit import outage_start
+from kubeupgrade.workflow.decide import (
+    decide_control_planes,
+    decide_workers,
+    first_open_phase,
+    in_flight,
+)
 from kubeupgrade.workflow.names import (
     CLUSTER_ENTRY,
     PHASE_TASKS,
@@ -50,28 +55,6 @@ LOST_TASK_GRACE = 10.0  # a running task nobody holds for this long is lost
 MAX_RESENDS = 3  # automatic re-sends of one phase after infrastructure failures
 INFRASTRUCTURE_ERRORS = ("ConnectionError", "WorkerLostError", "OperationalError", "TimeoutError",
                          "network:")
-
-
-def first_open_phase(entry: dict[str, Any]) -> dict[str, Any] | None:
-    return next((p for p in entry["phases"] if p["state"] != "succeeded"), None)
-
-
-def in_flight(entry: dict[str, Any]) -> bool:
-    phase = first_open_phase(entry)
-    return phase is not None and phase["state"] in ("pending", "running") and bool(phase["task_id"])
-
-
-def prepared(entry: dict[str, Any]) -> bool:
-    """Every phase before the outage has succeeded."""
-    return all(p["state"] == "succeeded" for p in entry["phases"][: outage_start(entry)])
-
-
-def node_state(entry: dict[str, Any]) -> NodeState:
-    if entry["state"] == "failed":
-        return NodeState.FAILED
-    if entry["state"] == "succeeded":
-        return NodeState.SUCCEEDED
-    return NodeState.RUNNING if in_flight(entry) else NodeState.PENDING
 
 
 def _live_versions(campaign: Campaign) -> dict[str, dict[str, str | None]]:
@@ -353,17 +336,17 @@ class Dispatcher:
     def _stage_control_planes(self, doc: dict[str, Any], hop: int,
                               entries: dict[str, dict[str, Any]]) -> None:
         order = [n["name"] for n in doc["plan"]["hops"][hop]["nodes"] if n["role"] == "control-plane"]
-        remaining = [entries[name] for name in order if entries[name]["state"] != "succeeded"]
-        if not remaining:
+        step = decide_control_planes(order, entries)
+        if step.finished:
             self._set_stage(doc, hop, "workers")
             return
-        if any(in_flight(e) for e in remaining):
+        if not step.send:
             return
-        ready = self._agents_ready(doc, hop, [e["node"] for e in remaining])
-        if len(ready) < len(remaining):
+        ready = self._agents_ready(doc, hop, list(step.send))
+        if len(ready) < len(step.send):
             return
-        links = [self._signature(doc, hop, e, p) for e in remaining
-                 for p in e["phases"] if p["state"] != "succeeded"]
+        links = [self._signature(doc, hop, entries[name], p) for name in step.send
+                 for p in entries[name]["phases"] if p["state"] != "succeeded"]
         self._send(doc, hop, chain(links) if len(links) > 1 else links[0])
 
     def _stage_workers(self, doc: dict[str, Any], hop: int, entries: dict[str, dict[str, Any]]) -> None:
@@ -374,35 +357,16 @@ class Dispatcher:
         and is sent again, or the campaign was retried)."""
         schedule = doc["plan"]["hops"][hop]["workers"]
         order = schedule["order"]
-        limit = schedule["max_unavailable"]
-        workers = {name: entries[name] for name in order}
-        if all(e["state"] == "succeeded" for e in workers.values()):
+        strategy = WorkerStrategy(schedule["strategy"])
+        step = decide_workers(order, schedule["max_unavailable"], strategy, entries)
+        if step.finished:
             self._set_stage(doc, hop, "verify")
             return
-        states: dict[str, NodeState] = {}
-        eligible: set[str] = set()
-        preparing: set[str] = set()
-        unprepared: set[str] = set()
-        resume: list[str] = []  # out of service, nothing in flight: its outage chain goes again
-        for name, entry in workers.items():
-            if entry["state"] in ("failed", "succeeded"):
-                states[name] = node_state(entry)
-            elif prepared(entry):
-                eligible.add(name)
-                begun = outage_begun(entry)
-                states[name] = NodeState.RUNNING if in_flight(entry) or begun else NodeState.PENDING
-                if begun and not in_flight(entry):
-                    resume.append(name)
-            else:
-                states[name] = NodeState.PENDING
-                (preparing if in_flight(entry) else unprepared).add(name)
-        strategy = WorkerStrategy(schedule["strategy"])
-        outage = resume + workers_to_start(order, states, limit, strategy, eligible=eligible)
-        waiting = {n for n in eligible if states[n] is NodeState.PENDING} - set(outage)
-        ahead = workers_to_prepare(order, preparing, waiting, unprepared, depth=limit)
-        wanted = outage + ahead
+        outage = list(step.outage)
+        wanted = outage + list(step.prepare)
         if not wanted:
             return
+        workers = {name: entries[name] for name in order}
         ready = self._agents_ready(doc, hop, wanted)
         outage_chains = []
         for name in wanted:

@@ -7,7 +7,8 @@ from rich.console import Console
 from kubeupgrade.campaign_file import campaign_to_dict, load_campaign, parse_campaign
 from kubeupgrade.cli.status_view import render_status, status_to_dict
 from kubeupgrade.model.plan import Phase
-from kubeupgrade.workflow.dispatcher import first_open_phase, in_flight, outage_start, prepared
+from kubeupgrade.workflow.audit import outage_start
+from kubeupgrade.workflow.decide import first_open_phase, in_flight, prepared
 from kubeupgrade.workflow.names import PHASE_TASKS, queue_for, valid_campaign_id, valid_node_name
 from kubeupgrade.workflow.record import new_phase
 from tests.unit.test_campaign_file import EXAMPLE

@@ -1,0 +1,106 @@
+"""The dispatcher's decisions, pure: from a hop's node entries (as the record stores them) to
+which nodes to send what. No I/O, no clock: the dispatcher reads the record, asks these
+functions, then checks agents are alive and sends. Unit-tested with tables and hypothesis
+properties (tests/unit/test_decide.py): never more workers out of service than the limit,
+never two control-plane chains, nothing new once a worker failed, and every worker finishes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kubeupgrade.model.campaign import WorkerStrategy
+from kubeupgrade.planning.scheduling import NodeState, workers_to_prepare, workers_to_start
+from kubeupgrade.workflow.audit import outage_begun, outage_start
+
+Entry = dict[str, Any]
+
+
+def first_open_phase(entry: Entry) -> dict[str, Any] | None:
+    return next((p for p in entry["phases"] if p["state"] != "succeeded"), None)
+
+
+def in_flight(entry: Entry) -> bool:
+    phase = first_open_phase(entry)
+    return phase is not None and phase["state"] in ("pending", "running") and bool(phase["task_id"])
+
+
+def prepared(entry: Entry) -> bool:
+    """Every phase before the outage has succeeded."""
+    return all(p["state"] == "succeeded" for p in entry["phases"][: outage_start(entry)])
+
+
+def node_state(entry: Entry) -> NodeState:
+    if entry["state"] == "failed":
+        return NodeState.FAILED
+    if entry["state"] == "succeeded":
+        return NodeState.SUCCEEDED
+    return NodeState.RUNNING if in_flight(entry) else NodeState.PENDING
+
+
+def out_of_service(entry: Entry) -> bool:
+    """A worker counts against the limit from the moment its outage begins (or its outage
+    chain is sent) until it has succeeded; a failed one stays out (it is left cordoned)."""
+    if entry["state"] == "succeeded":
+        return False
+    return outage_begun(entry) or (prepared(entry) and in_flight(entry))
+
+
+@dataclass(frozen=True)
+class WorkerStep:
+    outage: tuple[str, ...] = ()  # send their outage chain (all their open phases)
+    prepare: tuple[str, ...] = ()  # send their preparation chain (open phases before the outage)
+    finished: bool = False  # every worker succeeded: the hop moves on to verification
+
+
+def decide_workers(order: Sequence[str], limit: int, strategy: WorkerStrategy,
+                   entries: Mapping[str, Entry]) -> WorkerStep:
+    """Prepare workers ahead of the window (no outage); take them out of service as the limit
+    allows. A worker whose outage began holds its slot until it finishes, also while none of
+    its tasks is in flight (one was lost and goes again, or the campaign was retried): it is
+    resumed first."""
+    workers = {name: entries[name] for name in order}
+    if all(e["state"] == "succeeded" for e in workers.values()):
+        return WorkerStep(finished=True)
+    states: dict[str, NodeState] = {}
+    eligible: set[str] = set()
+    preparing: set[str] = set()
+    unprepared: set[str] = set()
+    resume: list[str] = []
+    for name, entry in workers.items():
+        if entry["state"] in ("failed", "succeeded"):
+            states[name] = node_state(entry)
+        elif prepared(entry):
+            eligible.add(name)
+            out = out_of_service(entry)
+            states[name] = NodeState.RUNNING if in_flight(entry) or out else NodeState.PENDING
+            if out and not in_flight(entry):
+                resume.append(name)
+        else:
+            states[name] = NodeState.PENDING
+            (preparing if in_flight(entry) else unprepared).add(name)
+    if any(s is NodeState.FAILED for s in states.values()):
+        return WorkerStep()  # a failed worker stops new work; the ones in flight finish
+    outage = resume + workers_to_start(order, states, limit, strategy, eligible=eligible)
+    waiting = {n for n in eligible if states[n] is NodeState.PENDING} - set(outage)
+    ahead = workers_to_prepare(order, preparing, waiting, unprepared, depth=limit)
+    return WorkerStep(outage=tuple(outage), prepare=tuple(ahead))
+
+
+@dataclass(frozen=True)
+class ControlPlaneStep:
+    send: tuple[str, ...] = ()  # one chain of every open phase of these, in this order
+    finished: bool = False
+
+
+def decide_control_planes(order: Sequence[str], entries: Mapping[str, Entry]) -> ControlPlaneStep:
+    """The control planes go as ONE chain (strictly one at a time, `apply` first), sent only
+    when none of them has anything in flight; nothing while one has failed."""
+    remaining = [name for name in order if entries[name]["state"] != "succeeded"]
+    if not remaining:
+        return ControlPlaneStep(finished=True)
+    if any(in_flight(entries[n]) or entries[n]["state"] == "failed" for n in remaining):
+        return ControlPlaneStep()
+    return ControlPlaneStep(send=tuple(remaining))

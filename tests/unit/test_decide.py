@@ -1,0 +1,170 @@
+"""The dispatcher's pure decisions, over any record state hypothesis can draw and over whole
+simulated hops with tasks completing, lost and re-sent in any order: never more workers out of
+service than the limit, nothing new after a failure, control planes as one chain at a time,
+and every worker finishes."""
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kubeupgrade.model.campaign import WorkerStrategy
+from kubeupgrade.planning.scheduling import fixed_batches
+from kubeupgrade.workflow.audit import outage_start
+from kubeupgrade.workflow.decide import (
+    decide_control_planes,
+    decide_workers,
+    first_open_phase,
+    in_flight,
+    out_of_service,
+    prepared,
+)
+from kubeupgrade.workflow.record import new_phase
+
+WORKER_PHASES = ["prepare-host", "set-repository", "install-kubeadm", "kubeadm-upgrade-node",
+                 "download-packages", "drain", "install-kubelet", "restart-kubelet", "wait-ready",
+                 "uncordon"]
+NEXT = ("waiting", "sent", "running", "failed")
+
+
+def worker(name, done, next_state="waiting"):
+    """A worker whose first `done` phases succeeded; the next one is waiting (no task), sent
+    (task id, not begun), running, or failed."""
+    phases = [new_phase(p) for p in WORKER_PHASES]
+    for index, phase in enumerate(phases[:done]):
+        phase.update(state="succeeded", task_id=f"{name}-{index}", started=1.0, ended=2.0)
+    state = "succeeded" if done == len(phases) else "pending"
+    if done < len(phases):
+        current = phases[done]
+        if next_state == "sent":
+            current.update(task_id=f"{name}-{done}")
+            state = "running"
+        elif next_state == "running":
+            current.update(state="running", task_id=f"{name}-{done}", started=3.0)
+            state = "running"
+        elif next_state == "failed":
+            current.update(state="failed", task_id=f"{name}-{done}", started=3.0)
+            state = "failed"
+    return {"node": name, "role": "worker", "state": state, "attempt": 1, "phases": phases}
+
+
+workers_drawn = st.lists(st.tuples(st.integers(1, len(WORKER_PHASES)), st.sampled_from(NEXT)),
+                         min_size=1, max_size=8)
+
+
+def out_now(entries):
+    return {name for name, e in entries.items() if out_of_service(e)}
+
+
+@settings(max_examples=400)
+@given(workers_drawn, st.integers(1, 4), st.sampled_from(list(WorkerStrategy)))
+def test_any_record_state_never_leads_past_the_limit(drawn, limit, strategy):
+    entries = {f"w{i}": worker(f"w{i}", done, nxt) for i, (done, nxt) in enumerate(drawn)}
+    order = list(entries)
+    step = decide_workers(order, limit, strategy, entries)
+    before = out_now(entries)
+    if any(e["state"] == "failed" for e in entries.values()):
+        assert step.outage == () and step.prepare == ()  # a failure stops everything new
+        return
+    after = before | set(step.outage)
+    assert len(after) <= max(limit, len(before))
+    if len(before) >= limit:
+        assert set(step.outage) <= before  # only resuming what is already out
+    assert all(prepared(entries[n]) and not in_flight(entries[n]) for n in step.outage)
+    assert all(not prepared(entries[n]) and not in_flight(entries[n]) for n in step.prepare)
+    assert not set(step.outage) & set(step.prepare)
+    assert step.finished == all(e["state"] == "succeeded" for e in entries.values())
+    if strategy is WorkerStrategy.BATCHES:
+        batch = next((b for b in fixed_batches(order, limit)
+                      if any(entries[n]["state"] != "succeeded" for n in b)), [])
+        assert set(step.outage) - before <= set(batch)
+
+
+def send(entry, outage):
+    """What the dispatcher does with a decision: a task id on every phase of the chain."""
+    split = outage_start(entry)
+    chain = entry["phases"] if outage else entry["phases"][:split]
+    for phase in chain:
+        if phase["state"] != "succeeded":
+            phase["task_id"] = f"{entry['node']}-a{entry['attempt']}-{phase['phase']}"
+
+
+def complete(entry):
+    phase = first_open_phase(entry)
+    phase.update(state="succeeded", started=phase.get("started") or 1.0, ended=2.0)
+    entry["state"] = "succeeded" if first_open_phase(entry) is None else "running"
+
+
+def begin(entry):
+    phase = first_open_phase(entry)
+    phase.update(state="running", started=phase.get("started") or 1.0)
+    entry["state"] = "running"
+
+
+def lose(entry):
+    """A lost task re-sent as a new attempt: open phases back to pending with no task."""
+    entry["attempt"] += 1
+    entry["state"] = "pending"
+    for phase in entry["phases"]:
+        if phase["state"] != "succeeded":
+            phase.update(state="pending", task_id=None)
+
+
+@settings(max_examples=300)
+@given(st.integers(1, 7), st.integers(1, 3), st.sampled_from(list(WorkerStrategy)),
+       st.lists(st.tuples(st.sampled_from(("begin", "complete", "lose")), st.integers(0, 99)),
+                max_size=400))
+def test_a_simulated_hop_keeps_the_limit_at_every_step_and_finishes(count, limit, strategy, events):
+    entries = {f"w{i}": worker(f"w{i}", 1) for i in range(count)}  # prepare-host done
+    order = list(entries)
+    losses = 0
+    script = iter(events)
+    for _ in range(2000):
+        step = decide_workers(order, limit, strategy, entries)
+        if step.finished:
+            break
+        for name in step.outage:
+            send(entries[name], outage=True)
+        for name in step.prepare:
+            send(entries[name], outage=False)
+        assert len(out_now(entries)) <= limit
+        flying = [n for n in order if in_flight(entries[n])]
+        assert flying, "nothing in flight and nothing sent: the hop would hang"
+        kind, pick = next(script, ("complete", 0))
+        if kind == "lose" and losses >= 10:
+            kind = "complete"
+        target = entries[flying[pick % len(flying)]]
+        if kind == "lose":
+            losses += 1
+            lose(target)
+        elif kind == "begin":
+            begin(target)
+        else:
+            complete(target)
+        assert len(out_now(entries)) <= limit
+    assert all(e["state"] == "succeeded" for e in entries.values())
+
+
+def control_plane(name, done, next_state="waiting"):
+    entry = worker(name, done, next_state)
+    entry["role"] = "control-plane"
+    return entry
+
+
+@given(st.lists(st.tuples(st.integers(1, len(WORKER_PHASES)), st.sampled_from(NEXT)),
+                min_size=1, max_size=5))
+def test_control_planes_go_as_one_chain_only_when_none_is_in_flight(drawn):
+    entries = {f"cp-{i}": control_plane(f"cp-{i}", done, nxt) for i, (done, nxt) in enumerate(drawn)}
+    order = list(entries)
+    step = decide_control_planes(order, entries)
+    remaining = [n for n in order if entries[n]["state"] != "succeeded"]
+    assert step.finished == (not remaining)
+    busy = any(in_flight(entries[n]) or entries[n]["state"] == "failed" for n in remaining)
+    assert step.send == (() if busy else tuple(remaining))
+
+
+def test_a_worker_whose_outage_began_is_resumed_first_and_keeps_its_slot():
+    entries = {"w0": worker("w0", 7), "w1": worker("w1", 5), "w2": worker("w2", 5)}  # w0 drained
+    step = decide_workers(["w0", "w1", "w2"], 1, WorkerStrategy.WINDOW, entries)
+    assert step.outage == ("w0",)
+    entries["w0"] = worker("w0", 10)
+    step = decide_workers(["w0", "w1", "w2"], 1, WorkerStrategy.WINDOW, entries)
+    assert step.outage == ("w1",)
