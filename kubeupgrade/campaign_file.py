@@ -112,6 +112,12 @@ def parse_campaign(text: str, source: str = "<campaign>") -> Campaign:
     return _CampaignReader(source).read(document)
 
 
+def campaign_from_dict(document: dict[str, Any], source: str) -> Campaign:
+    """The campaign stored in a record (`campaign_to_dict`'s form), validated by the same
+    rules as a file, without going through YAML text."""
+    return _CampaignReader(source).read(document)
+
+
 class _CampaignReader:
     def __init__(self, source: str) -> None:
         self.source = source

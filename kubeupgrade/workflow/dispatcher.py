@@ -148,12 +148,10 @@ class Dispatcher:
 
     # -- acceptance: live discovery and planning ---------------------------------------------
     def accept(self, doc: dict[str, Any]) -> None:
-        import yaml
-
-        from kubeupgrade.campaign_file import parse_campaign
+        from kubeupgrade.campaign_file import campaign_from_dict
         from kubeupgrade.planning.planner import plan_campaign
 
-        campaign = parse_campaign(yaml.safe_dump(doc["campaign"]), source=f"campaign {doc['id']}")
+        campaign = campaign_from_dict(doc["campaign"], source=f"campaign {doc['id']}")
         try:
             identity = self._cluster_identity(fresh=True)
             if identity is not None:

@@ -10,12 +10,12 @@ already succeeded returns "already-done" without side effects.
 from __future__ import annotations
 
 import functools
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
 from celery import Task
 
 from kubeupgrade.errors import PermanentError, TemporaryError
@@ -35,10 +35,12 @@ def store_for(url: str) -> CampaignStore:
 
 
 @functools.lru_cache(maxsize=32)
-def _campaign_model(campaign_id: str, text: str) -> Campaign:
-    from kubeupgrade.campaign_file import parse_campaign
+def _campaign_model(campaign_id: str, frozen: str) -> Campaign:
+    """Cached per campaign and content (the record's JSON of it): one validation per task run
+    at most, and none for a campaign already seen."""
+    from kubeupgrade.campaign_file import campaign_from_dict
 
-    return parse_campaign(text, source=f"campaign {campaign_id}")
+    return campaign_from_dict(json.loads(frozen), source=f"campaign {campaign_id}")
 
 
 @dataclass
@@ -56,7 +58,7 @@ class Job:
 
     @property
     def campaign(self) -> Campaign:
-        return _campaign_model(self.campaign_id, yaml.safe_dump(self.doc["campaign"], sort_keys=True))
+        return _campaign_model(self.campaign_id, json.dumps(self.doc["campaign"], sort_keys=True))
 
     @property
     def hop_doc(self) -> dict[str, Any]:

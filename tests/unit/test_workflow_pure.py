@@ -1,11 +1,20 @@
 """Pure pieces of the workflow layer: campaign serialisation for the record, the split of a
 worker's phases into preparation and outage, task-name contract, status rendering."""
 
+import json
+
+import pytest
 import yaml
 from rich.console import Console
 
-from kubeupgrade.campaign_file import campaign_to_dict, load_campaign, parse_campaign
+from kubeupgrade.campaign_file import (
+    campaign_from_dict,
+    campaign_to_dict,
+    load_campaign,
+    parse_campaign,
+)
 from kubeupgrade.cli.status_view import render_status, status_to_dict
+from kubeupgrade.errors import InvalidInput
 from kubeupgrade.model.plan import Phase
 from kubeupgrade.workflow.audit import outage_start
 from kubeupgrade.workflow.decide import first_open_phase, in_flight, prepared
@@ -18,6 +27,16 @@ def test_campaign_survives_the_record_round_trip():
     campaign = load_campaign(EXAMPLE)
     again = parse_campaign(yaml.safe_dump(campaign_to_dict(campaign)), source=campaign.source)
     assert again == campaign
+    # The engine reads it back from the record's JSON, with no YAML text in between.
+    stored = json.loads(json.dumps(campaign_to_dict(campaign)))
+    assert campaign_from_dict(stored, source=campaign.source) == campaign
+
+
+def test_a_stored_campaign_is_validated_like_a_file():
+    stored = campaign_to_dict(load_campaign(EXAMPLE))
+    stored["policies"]["max_unavailable"] = 0
+    with pytest.raises(InvalidInput, match="campaign c1: policies.max_unavailable: 0 must be at least 1"):
+        campaign_from_dict(stored, source="campaign c1")
 
 
 def entry(states):
