@@ -26,6 +26,7 @@ from kubeupgrade.api import submit
 from kubeupgrade.sandbox import invariants
 from kubeupgrade.sandbox.manager import Sandbox
 from kubeupgrade.sandbox.stack import Stack
+from kubeupgrade.workflow.schedule import schedule_of
 
 OUT_OF_SERVICE = ("drain", "uncordon")
 
@@ -52,7 +53,7 @@ def analyse(doc: dict, limit: int) -> dict[str, float]:
     makespan = max(end for _, end in worker_spans) - min(start for start, _ in cp_spans)
     # Dispatch overhead: from a phase becoming eligible (its chain sent, or the previous link
     # ended) to it starting. The control planes form one chain, each worker its own two.
-    order = [n["name"] for n in doc["plan"]["hops"][0]["nodes"]]
+    order = list(schedule_of(doc, 0).nodes)
     cp_chain = [p for name in order if entries[name]["role"] == "control-plane"
                 for p in entries[name]["phases"][1:]]
     chains = [cp_chain] + [e["phases"][1:] for e in workers]

@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from kubeupgrade.model.phases import hint as phase_hint
+from kubeupgrade.workflow.schedule import schedule_of
 
 STATE_STYLE = {"succeeded": "green", "running": "cyan", "pending": "dim", "failed": "bold red",
                "aborted": "yellow", "refused": "bold red"}
@@ -59,7 +60,7 @@ def node_rows(entries: dict[str, dict[str, Any]], order: list[str]) -> list[dict
 def status_to_dict(doc: dict[str, Any]) -> dict[str, Any]:
     hops = []
     for index, hop in enumerate(doc["hops"]):
-        order = [n["name"] for n in doc["plan"]["hops"][index]["nodes"]] if doc.get("plan") else []
+        order = list(schedule_of(doc, index).nodes) if hop.get("schedule") or doc.get("plan") else []
         hops.append({**{k: hop.get(k) for k in ("from", "target", "version", "stage")},
                      "nodes": node_rows(doc["entries"][index], order),
                      "drain_findings": hop.get("drain_findings", []),

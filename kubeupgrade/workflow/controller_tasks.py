@@ -15,6 +15,7 @@ from kubeupgrade.planning import skew
 from kubeupgrade.workflow.app import app, broker_url
 from kubeupgrade.workflow.names import RELEASE_NODE, valid_campaign_id, valid_node_name
 from kubeupgrade.workflow.phase import Job, phase_task, store_for
+from kubeupgrade.workflow.schedule import schedule_of
 
 
 @functools.lru_cache(maxsize=1)
@@ -47,9 +48,6 @@ def job_api(job: Job):  # type: ignore[no-untyped-def]
 _verified_clusters: set[str] = set()
 
 
-def _plan_hop(job: Job) -> dict[str, Any]:
-    return job.doc["plan"]["hops"][job.hop]
-
 
 @phase_task(Phase.PREFLIGHT)
 def preflight(job: Job) -> StepOutcome:
@@ -59,7 +57,7 @@ def preflight(job: Job) -> StepOutcome:
 
     api = job_api(job)
     problems: list[str] = []
-    hop_plan = _plan_hop(job)
+    schedule = schedule_of(job.doc, job.hop)
     facts = job.hop_doc.get("facts", {})
     unready = discovery.unready_nodes(api)
     if unready:
@@ -67,14 +65,14 @@ def preflight(job: Job) -> StepOutcome:
     unhealthy = discovery.unhealthy_control_plane_pods(api)
     if unhealthy:
         problems.append(f"control-plane pods not Ready: {', '.join(unhealthy)}")
-    planned = [n["name"] for n in hop_plan["nodes"]]
+    planned = list(schedule.nodes)
     silent = [name for name in planned if name not in facts]
     if silent:
         problems.append(f"no answer from the agents of: {', '.join(silent)}")
     swapping = [name for name, f in facts.items() if f.get("swap_on")]
     if swapping:
         problems.append(f"swap is on (kubelet requires it off): {', '.join(swapping)}")
-    first = hop_plan.get("first_control_plane")
+    first = schedule.first_control_plane
     if first and not facts.get(first, {}).get("admin_conf"):
         problems.append(f"{first} has no /etc/kubernetes/admin.conf; the first control plane needs it")
     target = job.version
@@ -92,10 +90,11 @@ def preflight(job: Job) -> StepOutcome:
         raise PermanentError("preflight failed: " + "; ".join(problems))
     policy = job.campaign.policies.drain
     warnings = []
-    for entry in hop_plan["nodes"]:
-        if entry["drain"]:
-            blocked = simulate_drain(api, entry["name"], policy)
-            warnings += [f"{entry['name']}: {b}" for b in blocked]
+    entries = job.store.entries(job.campaign_id, job.hop)
+    for name in planned:
+        if entries.get(name, {}).get("drain"):
+            blocked = simulate_drain(api, name, policy)
+            warnings += [f"{name}: {b}" for b in blocked]
 
     def remember(doc: dict[str, Any]) -> None:
         doc["hops"][job.hop]["drain_findings"] = warnings
@@ -187,7 +186,7 @@ def verify(job: Job) -> StepOutcome:
 
     api = job_api(job)
     entries = job.store.entries(job.campaign_id, job.hop)
-    broken = window_violations(entries, job.doc["plan"]["hops"][job.hop]["workers"]["max_unavailable"])
+    broken = window_violations(entries, schedule_of(job.doc, job.hop).limit)
     left = nodes_cordoned_by(api, job.campaign_id)
     if broken or left:
         found = broken + ([f"still cordoned by this campaign: {', '.join(left)}"] if left else [])

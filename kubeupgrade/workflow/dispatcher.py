@@ -43,6 +43,7 @@ from kubeupgrade.workflow.names import (
 )
 from kubeupgrade.workflow.record import LEADER_KEY, CampaignStore, DamagedRecord, new_phase
 from kubeupgrade.workflow.restore import nodes_to_restore, send_restores
+from kubeupgrade.workflow.schedule import HopSchedule, schedule_of
 
 log = logging.getLogger("kubeupgrade.dispatcher")
 
@@ -176,7 +177,8 @@ class Dispatcher:
         hops = []
         for index, hop in enumerate(plan.hops):
             hops.append({"index": index, "from": hop.source.plain, "target": hop.target.plain,
-                         "version": None, "packages": {}, "facts": {}, "stage": "prepare"})
+                         "version": None, "packages": {}, "facts": {}, "stage": "prepare",
+                         "schedule": HopSchedule.of(hop).to_dict()})
             for node in hop.control_planes + hop.workers:
                 entry = {"node": node.name, "role": node.role.value, "hop": index,
                          "kubeadm": node.kubeadm_step.value, "drain": node.drain, "state": "pending",
@@ -290,7 +292,7 @@ class Dispatcher:
         skipped = []
         live_versions = doc.get("live_versions") or {}
         everywhere = all(v["control_plane"] == version for v in live_versions.values() if v["control_plane"])
-        first = doc["plan"]["hops"][0].get("first_control_plane")
+        first = schedule_of(doc, 0).first_control_plane
         reapply = bool(doc["campaign"].get("policies", {}).get("reapply")) and everywhere
         for name, live in live_versions.items():
             if live["kubelet"] != version or live["control_plane"] not in (None, version):
@@ -333,8 +335,7 @@ class Dispatcher:
 
     def _stage_control_planes(self, doc: dict[str, Any], hop: int,
                               entries: dict[str, dict[str, Any]]) -> None:
-        order = [n["name"] for n in doc["plan"]["hops"][hop]["nodes"] if n["role"] == "control-plane"]
-        step = decide_control_planes(order, entries)
+        step = decide_control_planes(schedule_of(doc, hop).control_planes, entries)
         if step.finished:
             self._set_stage(doc, hop, "workers")
             return
@@ -353,10 +354,9 @@ class Dispatcher:
         held only from drain to uncordon — but for all of it: a worker whose outage began holds
         its slot until it finishes, even while none of its tasks is in flight (one was lost
         and is sent again, or the campaign was retried)."""
-        schedule = doc["plan"]["hops"][hop]["workers"]
-        order = schedule["order"]
-        strategy = WorkerStrategy(schedule["strategy"])
-        step = decide_workers(order, schedule["max_unavailable"], strategy, entries)
+        schedule = schedule_of(doc, hop)
+        order, strategy = schedule.workers, schedule.strategy
+        step = decide_workers(order, schedule.limit, strategy, entries)
         if step.finished:
             self._set_stage(doc, hop, "verify")
             return

@@ -74,8 +74,10 @@ def test_status_rendering_names_failures_and_cordoned_nodes():
     failed["phases"][5]["error"] = "drain of w1 timed out"
     doc = {"id": "c-1", "cluster": "prod", "state": "failed", "created": 0, "current_hop": 0,
            "error": {"node": "w1", "phase": "drain", "message": "drain of w1 timed out", "tail": ""},
-           "hops": [{"from": "1.30.4", "target": "1.31", "version": "1.31.14", "stage": "workers"}],
-           "plan": {"hops": [{"nodes": [{"name": "w1"}]}]}, "entries": [{"w1": failed}], "events": []}
+           "hops": [{"from": "1.30.4", "target": "1.31", "version": "1.31.14", "stage": "workers",
+                     "schedule": {"control_planes": [], "first_control_plane": None, "workers": ["w1"],
+                                  "strategy": "window", "limit": 1}}],
+           "plan": {}, "entries": [{"w1": failed}], "events": []}
     data = status_to_dict(doc)
     assert data["left_cordoned"] == ["w1"]
     assert data["hops"][0]["nodes"][0]["phase"] == "drain"
@@ -85,3 +87,19 @@ def test_status_rendering_names_failures_and_cordoned_nodes():
     assert "FAILED at w1 / drain: drain of w1 timed out" in text
     assert "Nodes left cordoned by this campaign: w1" in text
     assert "████░░░░ 5/10" in text
+
+
+def test_the_engine_keeps_its_own_hop_schedule_and_reads_older_records_the_same_way():
+    from kubeupgrade.model.plan import plan_to_dict
+    from kubeupgrade.planning.planner import plan_campaign
+    from kubeupgrade.workflow.schedule import HopSchedule, schedule_of
+
+    plan = plan_campaign(load_campaign(EXAMPLE))
+    (hop,) = plan.hops
+    schedule = HopSchedule.of(hop)
+    assert schedule.first_control_plane == hop.control_planes[0].name
+    assert schedule.nodes == tuple(n.name for n in hop.control_planes + hop.workers)
+    stored = json.loads(json.dumps(schedule.to_dict()))
+    assert schedule_of({"hops": [{"schedule": stored}]}, 0) == schedule
+    older = {"plan": plan_to_dict(plan), "hops": [{}]}  # accepted before the schedule was kept
+    assert schedule_of(older, 0) == schedule
