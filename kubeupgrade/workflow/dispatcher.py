@@ -281,10 +281,10 @@ class Dispatcher:
             if hop + 1 < len(current["hops"]):
                 current["hops"][hop + 1]["from"] = chosen.plain
 
+        if hop == 0:  # before the stage moves on, so a restart in between does it again
+            self._skip_nodes_at(doc, chosen.plain)
         self.store.update(doc["id"], resolved)
         self.store.event(doc["id"], f"hop {hop + 1}: target {target} resolved to {chosen.plain}")
-        if hop == 0:
-            self._skip_nodes_at(doc, chosen.plain)
 
     def _skip_nodes_at(self, doc: dict[str, Any], version: str) -> None:
         """Nodes already running `version` (kubelet and, on a control plane, its static pods)

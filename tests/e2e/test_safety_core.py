@@ -116,6 +116,27 @@ def test_reapply_reruns_apply_with_force_on_the_first_control_plane_and_nothing_
     assert_safe(box, 1)
 
 
+def test_apply_already_done_on_another_control_plane_is_not_run_again(make_sandbox, make_stack, tmp_path):
+    from tests.helpers import run_on
+    from tests.integration.test_sandbox_hosts import install, ok
+
+    stack = make_stack(control_planes=2, workers=2, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    # An earlier run applied v1.31.14 on cp-2, then stopped: the planner follows the version
+    # apply chose, so "1.31" means v1.31.14 and cp-1 runs `kubeadm upgrade node`.
+    install(box, "cp-2", "1.31.14", "kubeadm")
+    ok(run_on(box, "cp-2", "kubeadm", "upgrade", "apply", "v1.31.14", "--yes"))
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31"), broker=stack.broker)
+    state, error = finish(handle)
+    assert state == "succeeded", error
+    applies = [e for n in ("cp-1", "cp-2") for e in box.command_log(n)
+               if e["argv"][:3] == ["kubeadm", "upgrade", "apply"] and e["exit"] == 0]
+    assert len(applies) == 1  # the one from before the campaign
+    assert ["kubeadm", "upgrade", "node"] in [e["argv"][:3] for e in box.command_log("cp-1")]
+    assert {r.version for r in box.node_rows()} == {"v1.31.14"}
+    assert_safe(box, 1)
+
+
 @pytest.mark.parametrize("placement", [Placement("worker-1", "drain", 0.0, 1.0),
                                        Placement("worker-2", "uncordon", 0.0, 1.5)],
                          ids=["during-drain", "during-uncordon"])
