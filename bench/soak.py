@@ -7,14 +7,17 @@ controller. Each campaign moves the cluster to the next version (patch and minor
 1.29 to 1.31) with one random fault from the fault list injected: failing or hanging host
 commands, a crashed command, a killed agent or controller, a redis restart, an API-server
 outage, a kubelet that never comes back (cleared later), a PDB that blocks drains (relaxed
-later). Failed campaigns are retried once the fault is cleared. Prints, per campaign, the fault,
+later), an agent or the controller frozen (SIGSTOP) past the timeouts and resumed (SIGCONT),
+and the previous campaign's record damaged beside the live one. Failed campaigns are retried once the fault is cleared. Prints, per campaign, the fault,
 the retries needed and the invariant checks passed, then the totals.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
+import signal
 import tempfile
 import threading
 import time
@@ -26,6 +29,7 @@ from kubeupgrade.api import submit
 from kubeupgrade.sandbox import invariants
 from kubeupgrade.sandbox.manager import Sandbox
 from kubeupgrade.sandbox.stack import Stack
+from kubeupgrade.workflow.record import CampaignStore
 
 TARGETS = ["1.29.9", "1.29.12", "1.30.2", "1.30.5", "1.30.8", "1.30.11", "1.30.14", "1.31.1",
            "1.31.3", "1.31.5", "1.31.7", "1.31.9", "1.31.11", "1.31.14", "1.32.1", "1.32.3",
@@ -33,13 +37,58 @@ TARGETS = ["1.29.9", "1.29.12", "1.30.2", "1.30.5", "1.30.8", "1.30.11", "1.30.1
 HOST_COMMANDS = ["kubeadm upgrade apply", "kubeadm upgrade node", "systemctl restart kubelet",
                  "apt-get install", "dnf install", "apt-get update"]
 FAULTS = ["fail", "hang", "crash", "kill-agent", "kill-controller", "restart-redis", "api-down",
-          "never-ready", "pdb-block", "dpkg-lock"]
+          "never-ready", "pdb-block", "dpkg-lock", "freeze-agent", "freeze-controller",
+          "damage-record"]
+AGENT_TIMEOUT = 20  # seconds, in every soak campaign
 
 
-def inject(kind: str, stack: Stack, rng: random.Random, nodes: list[str]) -> tuple[str, callable]:
+def freeze(stack: Stack, name: str, delay: float, seconds: float) -> callable:
+    """SIGSTOP a process group after `delay` for `seconds` (or until cleared), then SIGCONT."""
+    cleared = threading.Event()
+
+    def resume() -> None:
+        process = stack.processes.get(name)
+        if process is not None and process.poll() is None:
+            os.killpg(process.pid, signal.SIGCONT)
+
+    def run() -> None:
+        if cleared.wait(delay):
+            return
+        process = stack.processes.get(name)
+        if process is None or process.poll() is not None:
+            return
+        os.killpg(process.pid, signal.SIGSTOP)
+        cleared.wait(seconds)
+        resume()
+
+    threading.Thread(target=run, daemon=True).start()
+
+    def clear() -> None:
+        cleared.set()
+        resume()
+
+    return clear
+
+
+def inject(kind: str, stack: Stack, rng: random.Random, nodes: list[str],
+           previous: str | None) -> tuple[str, callable]:
     """Inject a fault; returns its description and a function that clears it."""
     box = stack.sandbox
     node = rng.choice(nodes)
+    if kind == "freeze-agent":
+        delay, seconds = rng.uniform(1.0, 6.0), rng.uniform(AGENT_TIMEOUT + 2, AGENT_TIMEOUT + 10)
+        return (f"agent of {node} frozen {seconds:.0f}s after {delay:.1f}s",
+                freeze(stack, f"agent-{node}", delay, seconds))
+    if kind == "freeze-controller":
+        delay, seconds = rng.uniform(1.0, 6.0), rng.uniform(6.0, 15.0)
+        return (f"controller frozen {seconds:.0f}s after {delay:.1f}s",
+                freeze(stack, "controller", delay, seconds))
+    if kind == "damage-record":
+        if previous is None:
+            return "no earlier record to damage", lambda: None
+        store = CampaignStore.from_url(stack.broker)
+        store.redis.set(f"ku:c:{previous}", rng.choice(['{"truncated', '[]', '{"id": 1}']))
+        return f"record of {previous[-13:]} damaged", lambda: None
     if kind in ("fail", "hang", "crash"):
         command = rng.choice(HOST_COMMANDS)
         box.add_fault(kind, node=node, command=command, count=rng.choice([1, 2, 5]), seconds=1.5)
@@ -95,6 +144,7 @@ def main() -> int:
     args = parser.parse_args()
     rng = random.Random(args.seed)
     total_retries = total_checks = 0
+    previous: str | None = None
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         box, _ = Sandbox.up(workdir / "sandbox", control_planes=2, workers=3, version="1.29.8",
@@ -114,9 +164,10 @@ def main() -> int:
                 campaign.write_text(yaml.safe_dump({"cluster": "sandbox", "target": target, "policies": {
                     "max_unavailable": 1, "drain": {"delete_emptydir_data": True, "timeout": 5},
                     "retries": {"attempts": 3, "backoff_seconds": 0.5},
-                    "ready_timeout": 8, "agent_timeout": 20}}))
+                    "ready_timeout": 8, "agent_timeout": AGENT_TIMEOUT}}))
                 handle = submit(campaign, broker=stack.broker, accept_timeout=60)
-                what, clear = inject(kind, stack, rng, nodes)
+                what, clear = inject(kind, stack, rng, nodes, previous)
+                previous = handle.id
                 retries = 0
                 state = handle.wait(timeout=600)
                 while state != "succeeded" and retries < 3:
