@@ -9,22 +9,22 @@ the drain is skipped) ended.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from kubeupgrade.model.phases import names_where
+from kubeupgrade.workflow.schema import NodeEntry
 
 OUTAGE_PHASES = names_where(takes_out_of_service=True)
 
 BACK_IN_SERVICE = names_where(returns_to_service=True)
 
 
-def outage_start(entry: dict[str, Any]) -> int:
+def outage_start(entry: NodeEntry) -> int:
     """Index of the first phase that takes the node out of service (or past the end)."""
     names = [p["phase"] for p in entry["phases"]]
     return next((i for i, name in enumerate(names) if name in OUTAGE_PHASES), len(names))
 
 
-def outage_begun(entry: dict[str, Any]) -> bool:
+def outage_begun(entry: NodeEntry) -> bool:
     """Whether the node's first out-of-service phase has ever begun (in any attempt)."""
     phases = entry["phases"]
     split = outage_start(entry)
@@ -34,7 +34,7 @@ def outage_begun(entry: dict[str, Any]) -> bool:
     return bool(first.get("started")) or first["state"] in ("running", "succeeded", "failed")
 
 
-def outage_interval(entry: dict[str, Any], now: float) -> tuple[float, float] | None:
+def outage_interval(entry: NodeEntry, now: float) -> tuple[float, float] | None:
     """When this worker was (or may have been) out of service; None if it never was."""
     phases = entry["phases"]
     split = outage_start(entry)
@@ -46,8 +46,8 @@ def outage_interval(entry: dict[str, Any], now: float) -> tuple[float, float] | 
         return None
     back = [p for p in phases if p["phase"] in BACK_IN_SERVICE] or phases[-1:]
     last = back[-1]
-    end = last["ended"] if last["state"] == "succeeded" and last.get("ended") else now
-    return min(begun), end
+    ended = last.get("ended")
+    return min(begun), ended if last["state"] == "succeeded" and ended else now
 
 
 def peak_overlap(intervals: list[tuple[float, float]]) -> tuple[int, float]:
@@ -63,7 +63,7 @@ def peak_overlap(intervals: list[tuple[float, float]]) -> tuple[int, float]:
     return peak, when
 
 
-def window_violations(entries: dict[str, dict[str, Any]], limit: int,
+def window_violations(entries: dict[str, NodeEntry], limit: int,
                       now: float | None = None) -> list[str]:
     """A message naming the workers out of service together if the record shows more than
     `limit` of them at once; empty when the window held."""

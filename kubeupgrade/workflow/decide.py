@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from kubeupgrade.model.campaign import WorkerStrategy
 from kubeupgrade.planning.scheduling import NodeState, workers_to_prepare, workers_to_start
 from kubeupgrade.workflow.audit import outage_begun, outage_start
+from kubeupgrade.workflow.schema import NodeEntry, PhaseRecord
 
-Entry = dict[str, Any]
+Entry = NodeEntry
 
 
-def first_open_phase(entry: Entry) -> dict[str, Any] | None:
+def first_open_phase(entry: Entry) -> PhaseRecord | None:
     return next((p for p in entry["phases"] if p["state"] != "succeeded"), None)
 
 

@@ -44,6 +44,7 @@ from kubeupgrade.workflow.names import (
 from kubeupgrade.workflow.record import LEADER_KEY, CampaignStore, DamagedRecord, new_phase
 from kubeupgrade.workflow.restore import nodes_to_restore, send_restores
 from kubeupgrade.workflow.schedule import HopSchedule, schedule_of
+from kubeupgrade.workflow.schema import CampaignRecord, NodeEntry, PhaseRecord
 
 log = logging.getLogger("kubeupgrade.dispatcher")
 
@@ -148,7 +149,7 @@ class Dispatcher:
         getattr(self, "_stage_" + stage.replace("-", "_"))(doc, hop_index, entries)
 
     # -- acceptance: live discovery and planning ---------------------------------------------
-    def accept(self, doc: dict[str, Any]) -> None:
+    def accept(self, doc: CampaignRecord) -> None:
         from kubeupgrade.campaign_file import campaign_from_dict
         from kubeupgrade.planning.planner import plan_campaign
 
@@ -213,7 +214,7 @@ class Dispatcher:
             self._identity = (now, self.identify())
         return self._identity[1]
 
-    def _elsewhere(self, doc: dict[str, Any]) -> bool:
+    def _elsewhere(self, doc: CampaignRecord) -> bool:
         """A running campaign whose controller now reaches another cluster than the one it was
         accepted on: it fails, naming both, before anything more is sent."""
         accepted_on = (doc.get("identity") or {}).get("uid")
@@ -234,7 +235,7 @@ class Dispatcher:
         live_nodes, version = self.discover(campaign)
         return with_live_state(campaign, live_nodes, version)
 
-    def _refuse(self, doc: dict[str, Any], reasons: list[str]) -> None:
+    def _refuse(self, doc: CampaignRecord, reasons: list[str]) -> None:
         def refuse(current: dict[str, Any]) -> None:
             current.update(state="refused", error={"message": "; ".join(reasons), "violations": reasons})
 
@@ -243,7 +244,7 @@ class Dispatcher:
         self.store.event(doc["id"], "refused: " + "; ".join(reasons))
 
     # -- stages --------------------------------------------------------------------------------
-    def _stage_prepare(self, doc: dict[str, Any], hop: int, entries: dict[str, dict[str, Any]]) -> None:
+    def _stage_prepare(self, doc: CampaignRecord, hop: int, entries: dict[str, NodeEntry]) -> None:
         nodes = [e for name, e in entries.items() if name != CLUSTER_ENTRY]
         waiting = [e for e in nodes if e["phases"][0]["state"] != "succeeded" and not in_flight(e)]
         if waiting:
@@ -256,7 +257,7 @@ class Dispatcher:
             return
         self._resolve_version(doc, hop)
 
-    def _resolve_version(self, doc: dict[str, Any], hop: int) -> None:
+    def _resolve_version(self, doc: CampaignRecord, hop: int) -> None:
         target = doc["hops"][hop]["target"]
         facts = self.store.get(doc["id"])["hops"][hop]["facts"]
         common: set[str] | None = None
@@ -286,7 +287,7 @@ class Dispatcher:
         self.store.update(doc["id"], resolved)
         self.store.event(doc["id"], f"hop {hop + 1}: target {target} resolved to {chosen.plain}")
 
-    def _skip_nodes_at(self, doc: dict[str, Any], version: str) -> None:
+    def _skip_nodes_at(self, doc: CampaignRecord, version: str) -> None:
         """Nodes already running `version` (kubelet and, on a control plane, its static pods)
         run nothing: no kubeadm, no drain, no restart."""
         skipped = []
@@ -301,7 +302,7 @@ class Dispatcher:
             # --force); only its kubelet phases are skipped.
             keep = REAPPLY_PHASES if reapply and name == first else frozenset()
 
-            def already(entry: dict[str, Any], keep: frozenset[str] = keep) -> Any:
+            def already(entry: NodeEntry, keep: frozenset[str] = keep) -> Any:
                 if entry["state"] not in ("pending", "running") or any(
                         p["task_id"] for p in entry["phases"][1:]):
                     return False
@@ -319,13 +320,13 @@ class Dispatcher:
         if skipped:
             self.store.event(doc["id"], f"already at v{version}, nothing to do on: {', '.join(sorted(skipped))}")
 
-    def _stage_preflight(self, doc: dict[str, Any], hop: int, entries: dict[str, dict[str, Any]]) -> None:
+    def _stage_preflight(self, doc: CampaignRecord, hop: int, entries: dict[str, NodeEntry]) -> None:
         self._cluster_phase(doc, hop, entries[CLUSTER_ENTRY], Phase.PREFLIGHT, next_stage="control-planes")
 
-    def _stage_verify(self, doc: dict[str, Any], hop: int, entries: dict[str, dict[str, Any]]) -> None:
+    def _stage_verify(self, doc: CampaignRecord, hop: int, entries: dict[str, NodeEntry]) -> None:
         self._cluster_phase(doc, hop, entries[CLUSTER_ENTRY], Phase.VERIFY, next_stage="done")
 
-    def _cluster_phase(self, doc: dict[str, Any], hop: int, entry: dict[str, Any], phase: Phase,
+    def _cluster_phase(self, doc: CampaignRecord, hop: int, entry: NodeEntry, phase: Phase,
                        next_stage: str) -> None:
         record = next(p for p in entry["phases"] if p["phase"] == phase.value)
         if record["state"] == "succeeded":
@@ -333,8 +334,8 @@ class Dispatcher:
         elif not record["task_id"]:
             self._send(doc, hop, self._signature(doc, hop, entry, record))
 
-    def _stage_control_planes(self, doc: dict[str, Any], hop: int,
-                              entries: dict[str, dict[str, Any]]) -> None:
+    def _stage_control_planes(self, doc: CampaignRecord, hop: int,
+                              entries: dict[str, NodeEntry]) -> None:
         step = decide_control_planes(schedule_of(doc, hop).control_planes, entries)
         if step.finished:
             self._set_stage(doc, hop, "workers")
@@ -348,7 +349,7 @@ class Dispatcher:
                  for p in entries[name]["phases"] if p["state"] != "succeeded"]
         self._send(doc, hop, chain(links) if len(links) > 1 else links[0])
 
-    def _stage_workers(self, doc: dict[str, Any], hop: int, entries: dict[str, dict[str, Any]]) -> None:
+    def _stage_workers(self, doc: CampaignRecord, hop: int, entries: dict[str, NodeEntry]) -> None:
         """Prepare workers ahead of the window (no outage); take them out of service as the
         limit allows. Preparation and outage are separate chains, so a slot in the window is
         held only from drain to uncordon — but for all of it: a worker whose outage began holds
@@ -388,14 +389,14 @@ class Dispatcher:
             for canvas in outage_chains:
                 self._send(doc, hop, canvas)
 
-    def _stage_done(self, doc: dict[str, Any], hop: int, entries: dict[str, dict[str, Any]]) -> None:
+    def _stage_done(self, doc: CampaignRecord, hop: int, entries: dict[str, NodeEntry]) -> None:
         def next_hop(current: dict[str, Any]) -> None:
             current["current_hop"] = hop + 1
 
         self.store.update(doc["id"], next_hop)
         self.store.event(doc["id"], f"hop {hop + 1} verified at {doc['hops'][hop]['version']}")
 
-    def _set_stage(self, doc: dict[str, Any], hop: int, stage: str) -> None:
+    def _set_stage(self, doc: CampaignRecord, hop: int, stage: str) -> None:
         def change(current: dict[str, Any]) -> None:
             current["hops"][hop]["stage"] = stage
 
@@ -403,8 +404,8 @@ class Dispatcher:
         self.store.event(doc["id"], f"hop {hop + 1}: {stage}")
 
     # -- sending ---------------------------------------------------------------------------------
-    def _signature(self, doc: dict[str, Any], hop: int, entry: dict[str, Any],
-                   phase_record: dict[str, Any]) -> Signature:
+    def _signature(self, doc: CampaignRecord, hop: int, entry: NodeEntry,
+                   phase_record: PhaseRecord) -> Signature:
         """An immutable signature for one phase, with a pre-assigned task id recorded first."""
         phase = Phase(phase_record["phase"])
         task_id = uuid.uuid4().hex
@@ -426,11 +427,11 @@ class Dispatcher:
             immutable=True,
         ).set(queue=queue, task_id=task_id, expires=TASK_EXPIRES)
 
-    def _send(self, doc: dict[str, Any], hop: int, canvas: Signature) -> None:
+    def _send(self, doc: CampaignRecord, hop: int, canvas: Signature) -> None:
         canvas.apply_async()
 
     # -- agents, watchdog, failure --------------------------------------------------------------
-    def _agents_ready(self, doc: dict[str, Any], hop: int, nodes: list[str]) -> set[str]:
+    def _agents_ready(self, doc: CampaignRecord, hop: int, nodes: list[str]) -> set[str]:
         now = time.monotonic()
         unknown = [n for n in nodes if now - self._alive.get(n, -1e9) > 10]
         if unknown:
@@ -472,7 +473,7 @@ class Dispatcher:
                                           attempt=entry["attempt"], task_id=phase["task_id"])
         return ready
 
-    def _watch(self, doc: dict[str, Any], hop: int, entries: dict[str, dict[str, Any]]) -> bool:
+    def _watch(self, doc: CampaignRecord, hop: int, entries: dict[str, NodeEntry]) -> bool:
         """A task that ended without recording it (its worker died, or lost the broker while
         finishing) is sent again when the cause was the infrastructure, up to a few times;
         otherwise its phase is marked failed, so the campaign never hangs. True if re-sent."""
@@ -506,7 +507,7 @@ class Dispatcher:
             self._resend(doc, hop, entries, resend, "its task failed on the infrastructure")
         return bool(resend)
 
-    def _resend(self, doc: dict[str, Any], hop: int, entries: dict[str, dict[str, Any]],
+    def _resend(self, doc: CampaignRecord, hop: int, entries: dict[str, NodeEntry],
                 causes: dict[str, str], why: str) -> None:
         """Send the open phases of these nodes again, as a new attempt (stale messages of the
         old attempt are fenced off; the phases themselves are idempotent). `causes` maps each
@@ -518,7 +519,7 @@ class Dispatcher:
             targets |= {n for n, e in entries.items() if e["role"] == "control-plane" and e["state"] != "succeeded"}
         resent = []
         for name in targets:
-            def again(entry: dict[str, Any], expected: str | None = causes.get(name)) -> Any:
+            def again(entry: NodeEntry, expected: str | None = causes.get(name)) -> Any:
                 opened = first_open_phase(entry)
                 if opened is None or (expected is not None and opened["task_id"] != expected):
                     return False
@@ -536,8 +537,8 @@ class Dispatcher:
         if resent:
             self.store.event(doc["id"], f"{', '.join(sorted(resent))}: {why}; sent again as a new attempt")
 
-    def _recover_lost_tasks(self, doc: dict[str, Any], hop: int,
-                            entries: dict[str, dict[str, Any]]) -> bool:
+    def _recover_lost_tasks(self, doc: CampaignRecord, hop: int,
+                            entries: dict[str, NodeEntry]) -> bool:
         """A phase recorded as running whose task no worker holds any more (its worker was
         killed, or the broker lost the message) is sent again as a new attempt. The phases are
         idempotent, and the old message, if it ever comes back, is fenced off as stale."""
@@ -568,8 +569,8 @@ class Dispatcher:
         self._resend(doc, hop, entries, lost, "no worker holds its running task (worker died?)")
         return True
 
-    def _release(self, doc: dict[str, Any], hop: int, name: str, phase: dict[str, Any]) -> None:
-        def release(entry: dict[str, Any]) -> Any:
+    def _release(self, doc: CampaignRecord, hop: int, name: str, phase: dict[str, Any]) -> None:
+        def release(entry: NodeEntry) -> Any:
             for record in entry["phases"]:
                 if record["phase"] == phase["phase"] and record["task_id"] == phase["task_id"]:
                     record["task_id"] = None
@@ -578,7 +579,7 @@ class Dispatcher:
 
         self.store.update_entry(doc["id"], hop, name, release)
 
-    def _fail(self, doc: dict[str, Any], hop: int, failed: list[dict[str, Any]]) -> None:
+    def _fail(self, doc: CampaignRecord, hop: int, failed: list[dict[str, Any]]) -> None:
         # Report the root cause: the failure recorded first (the record's hash has no order).
         # An entry marked failed always has a failed phase (fenced writes keep them together);
         # should one not, it is still named rather than crashing the loop.
@@ -599,7 +600,7 @@ class Dispatcher:
         self.store.event(doc["id"], f"failed at {entry['node']} {phase['phase']}: {phase['error']}")
         self._restore_repositories(doc["id"], hop)
 
-    def _fail_message(self, doc: dict[str, Any], hop: int, message: str,
+    def _fail_message(self, doc: CampaignRecord, hop: int, message: str,
                       phase: str | None = "prepare-host") -> None:
         def fail(current: dict[str, Any]) -> None:
             current.update(state="failed", error={"hop": hop, "node": None, "phase": phase,
@@ -617,7 +618,7 @@ class Dispatcher:
             send_restores(self.app, campaign_id, hop, nodes)
             self.store.event(campaign_id, f"restoring the package repository on: {', '.join(nodes)}")
 
-    def _finish(self, doc: dict[str, Any]) -> None:
+    def _finish(self, doc: CampaignRecord) -> None:
         def done(current: dict[str, Any]) -> None:
             current.update(state="succeeded", finished=time.time())
 

@@ -36,8 +36,8 @@ import redis
 
 from kubeupgrade.errors import PolicyRefused, RuntimeFailure
 from kubeupgrade.workflow import locks
+from kubeupgrade.workflow.schema import SCHEMA_VERSION, CampaignRecord, NodeEntry, PhaseRecord
 from kubeupgrade.workflow.states import (
-    SCHEMA_VERSION,
     CampaignState,
     RunState,
     check_campaign,
@@ -93,7 +93,7 @@ def _decode(raw: str, key: str, required: dict[str, type], field: str | None = N
     return value
 
 
-def new_phase(phase: str) -> dict[str, Any]:
+def new_phase(phase: str) -> PhaseRecord:
     return {"phase": phase, "state": "pending", "attempts": 0, "started": None, "ended": None,
             "detail": "", "error": "", "tail": "", "task_id": None}
 
@@ -197,15 +197,15 @@ class CampaignStore:
     def forget_identity(self, name: str) -> bool:
         return bool(self.redis.delete(f"ku:identity:{name}"))
 
-    def get(self, campaign_id: str) -> dict[str, Any] | None:
+    def get(self, campaign_id: str) -> CampaignRecord | None:
         key = f"ku:c:{campaign_id}"
         raw = self.redis.get(key)
         return _decode(raw, key, _DOC_FIELDS) if raw else None
 
-    def update(self, campaign_id: str, change: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
+    def update(self, campaign_id: str, change: Callable[[CampaignRecord], Any]) -> CampaignRecord:
         key = f"ku:c:{campaign_id}"
 
-        def apply(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+        def apply(doc: CampaignRecord | None) -> CampaignRecord | None:
             if doc is None:
                 return None
             before = doc["state"]
@@ -248,27 +248,27 @@ class CampaignStore:
         return [json.loads(e) for e in self.redis.lrange(f"ku:c:{campaign_id}:events", 0, limit - 1)]
 
     # -- node entries -----------------------------------------------------------------------
-    def put_entry(self, campaign_id: str, hop: int, node: str, entry: dict[str, Any]) -> None:
+    def put_entry(self, campaign_id: str, hop: int, node: str, entry: NodeEntry) -> None:
         self.redis.hset(f"ku:c:{campaign_id}:hop:{hop}", node, json.dumps(entry))
 
-    def entry(self, campaign_id: str, hop: int, node: str) -> dict[str, Any] | None:
+    def entry(self, campaign_id: str, hop: int, node: str) -> NodeEntry | None:
         key = f"ku:c:{campaign_id}:hop:{hop}"
         raw = self.redis.hget(key, node)
         return _decode(raw, key, _ENTRY_FIELDS, node) if raw else None
 
-    def entries(self, campaign_id: str, hop: int) -> dict[str, dict[str, Any]]:
+    def entries(self, campaign_id: str, hop: int) -> dict[str, NodeEntry]:
         key = f"ku:c:{campaign_id}:hop:{hop}"
         raw = self.redis.hgetall(key)
         return {node: _decode(value, key, _ENTRY_FIELDS, node) for node, value in raw.items()}
 
     def update_entry(self, campaign_id: str, hop: int, node: str,
-                     change: Callable[[dict[str, Any]], Any]) -> bool:
+                     change: Callable[[NodeEntry], Any]) -> bool:
         """Apply `change` to the node's entry; it returns False to write nothing. True if the
         entry exists and the change was written."""
         written = False
         key = f"ku:c:{campaign_id}:hop:{hop} field {node}"
 
-        def apply(entry: dict[str, Any] | None) -> dict[str, Any] | None:
+        def apply(entry: NodeEntry | None) -> NodeEntry | None:
             nonlocal written
             if entry is None:
                 written = False
@@ -298,7 +298,7 @@ class CampaignStore:
             return "inactive"
         verdict = "run"
 
-        def change(entry: dict[str, Any]) -> Any:
+        def change(entry: NodeEntry) -> Any:
             nonlocal verdict
             if entry["attempt"] != attempt:
                 verdict = "stale"
@@ -322,7 +322,7 @@ class CampaignStore:
     def finish_phase(self, campaign_id: str, hop: int, node: str, phase: str, status: str,
                      detail: str, tail: str, *, attempt: int, task_id: str | None) -> bool:
         """Record success; False (and nothing written) if this attempt is no longer current."""
-        def change(record: dict[str, Any], entry: dict[str, Any]) -> None:
+        def change(record: PhaseRecord, entry: NodeEntry) -> None:
             record.update(state="succeeded", ended=time.time(), detail=detail,
                           tail=tail[-TAIL:], outcome=status)
             if all(p["state"] == "succeeded" for p in entry["phases"]):
@@ -333,14 +333,14 @@ class CampaignStore:
 
     def note_phase(self, campaign_id: str, hop: int, node: str, phase: str, detail: str, *,
                    attempt: int, task_id: str | None) -> bool:
-        def change(record: dict[str, Any], entry: dict[str, Any]) -> None:
+        def change(record: PhaseRecord, entry: NodeEntry) -> None:
             record["detail"] = detail
 
         return self._fenced(campaign_id, hop, node, phase, attempt, task_id, change, "progress note")
 
     def fail_phase(self, campaign_id: str, hop: int, node: str, phase: str, error: str,
                    tail: str = "", *, attempt: int, task_id: str | None) -> bool:
-        def change(record: dict[str, Any], entry: dict[str, Any]) -> None:
+        def change(record: PhaseRecord, entry: NodeEntry) -> None:
             record.update(state="failed", ended=time.time(), error=error, tail=tail[-TAIL:])
             entry["state"] = "failed"
 
@@ -350,10 +350,10 @@ class CampaignStore:
         return True
 
     def _fenced(self, campaign_id: str, hop: int, node: str, phase: str, attempt: int,
-                task_id: str | None, change: Callable[[dict[str, Any], dict[str, Any]], None],
+                task_id: str | None, change: Callable[[PhaseRecord, NodeEntry], None],
                 what: str) -> bool:
         """Apply `change` only while the phase is open under this attempt and task id."""
-        def guarded(entry: dict[str, Any]) -> Any:
+        def guarded(entry: NodeEntry) -> Any:
             record = _phase(entry, phase)
             if (entry["attempt"] != attempt or record.get("task_id") != task_id
                     or record["state"] not in ("pending", "running")):
@@ -368,7 +368,7 @@ class CampaignStore:
         return applied
 
 
-def _phase(entry: dict[str, Any], phase: str) -> dict[str, Any]:
+def _phase(entry: NodeEntry, phase: str) -> PhaseRecord:
     for record in entry["phases"]:
         if record["phase"] == phase:
             return record

@@ -10,8 +10,6 @@ from enum import Enum, StrEnum
 
 from kubeupgrade.errors import RuntimeFailure
 
-SCHEMA_VERSION = 1  # of the campaign record; a reader refuses a newer one as damaged
-
 
 class CampaignState(StrEnum):
     PENDING = "pending"  # submitted; no controller has accepted it yet

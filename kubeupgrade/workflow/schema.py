@@ -1,0 +1,80 @@
+"""The shape of the campaign record, as stored (JSON) and read back: one TypedDict per level,
+with the state enums of kubeupgrade.workflow.states. The record store validates what every
+reader relies on when it decodes (kubeupgrade.workflow.record); these types say what the rest
+may count on.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypedDict
+
+SCHEMA_VERSION = 1  # of the campaign record; a reader refuses a newer one as damaged
+
+CampaignStateName = Literal["pending", "running", "failed", "succeeded", "aborted", "refused"]
+RunStateName = Literal["pending", "running", "succeeded", "failed"]
+
+
+class PhaseRecord(TypedDict, total=False):
+    phase: str  # a Phase value
+    state: RunStateName
+    attempts: int  # times a task began it, over every attempt of the node
+    started: float | None
+    ended: float | None
+    dispatched: float  # when the dispatcher sent it (the window audit starts here)
+    detail: str
+    error: str
+    tail: str  # the end of the command output
+    task_id: str | None  # the task that may write it; any other writer is stale
+    outcome: str  # "done" or "already-done"
+    resends: int  # automatic re-sends after infrastructure failures
+
+
+class NodeEntry(TypedDict, total=False):
+    node: str  # or "@cluster" for the hop's cluster-level phases
+    role: str  # control-plane, worker, cluster
+    hop: int
+    kubeadm: str  # apply, node, none
+    drain: bool
+    state: RunStateName
+    attempt: int  # raised on every re-send and retry: fences old deliveries
+    cordoned_by_us: bool  # written before the cordon
+    phases: list[PhaseRecord]
+    started: float
+    ended: float
+    repository: str  # what became of its package repository when the campaign stopped
+
+
+HopRecord = TypedDict("HopRecord", {
+    "index": int,
+    "from": str,
+    "target": str,  # as planned ("1.31" or exact)
+    "version": str | None,  # resolved on the hosts
+    "packages": dict[str, str],  # node -> exact package version
+    "facts": dict[str, dict[str, Any]],  # node -> host facts from prepare-host
+    "stage": str,  # prepare, preflight, control-planes, workers, verify, done
+    "schedule": dict[str, Any],  # kubeupgrade.workflow.schedule.HopSchedule.to_dict()
+    "waiting_for_agents": dict[str, float],
+    "drain_findings": list[str],
+    "verification": list[str],
+}, total=False)
+
+
+class CampaignRecord(TypedDict, total=False):
+    schema: int
+    id: str
+    cluster: str
+    state: CampaignStateName
+    created: float
+    updated: float
+    started: float
+    finished: float
+    source: str  # the file it was submitted from
+    campaign: dict[str, Any]  # kubeupgrade.campaign_file.campaign_to_dict()
+    identity: dict[str, str] | None  # the cluster it was accepted on (name, kube-system uid)
+    live_versions: dict[str, dict[str, str | None]]  # node -> kubelet / control_plane at accept
+    plan: dict[str, Any] | None  # the planner's view, for people (`status -o json`)
+    hops: list[HopRecord]
+    current_hop: int
+    error: dict[str, Any] | None
+    notes: list[str]
+    retries: int
