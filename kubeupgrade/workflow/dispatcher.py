@@ -81,6 +81,7 @@ class Dispatcher:
         self.discover = discover
         self.identify = identify
         self._identity: tuple[float, ClusterIdentity] | None = None
+        self._identity_retry_at = 0.0
         self.ping_timeout = ping_timeout
         self._alive: dict[str, float] = {}
         self._missing_since: dict[str, float] = {}  # task id -> when no worker knew it
@@ -210,19 +211,33 @@ class Dispatcher:
         if self.identify is None:
             return None
         now = time.monotonic()
-        if fresh or self._identity is None or now - self._identity[0] > IDENTITY_TTL:
+        known = self._identity
+        if not fresh and known is not None and now - known[0] <= IDENTITY_TTL:
+            return known[1]
+        if not fresh and known is None and now < self._identity_retry_at:
+            raise TemporaryError("the cluster's identity is not known yet (API server unreachable)")
+        try:
             self._identity = (now, self.identify())
+        except TemporaryError:
+            self._identity_retry_at = now + 5.0  # a hung API server must not stall every tick
+            if fresh or known is None:
+                raise
+            # Unreachable now, known before: this process's kubeconfig has not changed since.
+            return known[1]
         return self._identity[1]
 
     def _elsewhere(self, doc: CampaignRecord) -> bool:
         """A running campaign whose controller now reaches another cluster than the one it was
         accepted on: it fails, naming both, before anything more is sent."""
         accepted_on = (doc.get("identity") or {}).get("uid")
+        if not accepted_on:
+            return False
         try:
             identity = self._cluster_identity()
-        except TemporaryError:
+        except TemporaryError as error:
+            log.warning("campaign %s: %s; nothing is sent until it is", doc["id"], error)
             return True  # cannot tell which cluster this is: send nothing until we can
-        if not accepted_on or identity is None or identity.uid == accepted_on:
+        if identity is None or identity.uid == accepted_on:
             return False
         message = (f"the controller now reaches cluster {identity.describe()}, but this campaign "
                    f"was accepted on kube-system uid {accepted_on}; nothing more is sent. Run the "
