@@ -103,3 +103,36 @@ def test_the_engine_keeps_its_own_hop_schedule_and_reads_older_records_the_same_
     assert schedule_of({"hops": [{"schedule": stored}]}, 0) == schedule
     older = {"plan": plan_to_dict(plan), "hops": [{}]}  # accepted before the schedule was kept
     assert schedule_of(older, 0) == schedule
+
+
+def test_the_clusters_identity_survives_an_unreachable_api_server_without_stalling_ticks(monkeypatch):
+    from kubeupgrade.errors import TemporaryError
+    from kubeupgrade.kube.identity import ClusterIdentity
+    from kubeupgrade.workflow import dispatcher as module
+
+    calls = []
+    answers = [TemporaryError("down"), ClusterIdentity("prod", "u1", "x"), TemporaryError("down")]
+
+    def identify():
+        calls.append(1)
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    clock = [100.0]
+    monkeypatch.setattr(module.time, "monotonic", lambda: clock[0])
+    dispatcher = module.Dispatcher(app=None, store=None, identify=identify)
+    with pytest.raises(TemporaryError):
+        dispatcher._cluster_identity()  # never known, unreachable
+    with pytest.raises(TemporaryError, match="not known yet"):
+        dispatcher._cluster_identity()  # within 5 s: not asked again
+    assert len(calls) == 1
+    clock[0] += 6
+    assert dispatcher._cluster_identity().uid == "u1"
+    clock[0] += module.IDENTITY_TTL + 1
+    assert dispatcher._cluster_identity().uid == "u1"  # unreachable again: the known one stands
+    assert len(calls) == 3
+    with pytest.raises(TemporaryError):
+        answers.append(TemporaryError("down"))
+        dispatcher._cluster_identity(fresh=True)  # an acceptance needs a fresh answer
