@@ -73,7 +73,8 @@ def run_placement(workdir: Path, placement: Placement, seed: int) -> tuple[str, 
         stack.start_agents()
         stack.start_controller()
         stack.wait_for_workers([f"agent@{n['name']}" for n in box.nodes])
-        handle = submit(campaign_file(workdir / "c.yaml"), broker=stack.broker, accept_timeout=60)
+        handle = submit(campaign_file(workdir / "c.yaml"), broker=stack.broker, accept_timeout=60,
+                        key=box.signing_key)
         restarted = False
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:

@@ -80,7 +80,7 @@ def run_campaign(stack: Stack, target: str, limit: int, strategy: str, workdir: 
                      "drain": {"delete_emptydir_data": True, "timeout": 600},
                      "retries": {"attempts": 3, "backoff_seconds": 1},
                      "agent_timeout": 600, "ready_timeout": 600}}))
-    handle = submit(campaign, broker=stack.broker, accept_timeout=300)
+    handle = submit(campaign, broker=stack.broker, accept_timeout=300, key=stack.sandbox.signing_key)
     state = handle.wait(timeout=7200)
     if state != "succeeded":
         raise SystemExit(f"campaign {handle.id} {state}: {handle.status().get('error')}")

@@ -165,7 +165,7 @@ def main() -> int:
                     "max_unavailable": 1, "drain": {"delete_emptydir_data": True, "timeout": 5},
                     "retries": {"attempts": 3, "backoff_seconds": 0.5},
                     "ready_timeout": 8, "agent_timeout": AGENT_TIMEOUT}}))
-                handle = submit(campaign, broker=stack.broker, accept_timeout=60)
+                handle = submit(campaign, broker=stack.broker, accept_timeout=60, key=box.signing_key)
                 what, clear = inject(kind, stack, rng, nodes, previous)
                 previous = handle.id
                 retries = 0

@@ -1,10 +1,12 @@
 """Bootstrap kubeupgrade agents on hosts over SSH (fabric).
 
     python deploy/bootstrap.py --wheel dist/kubeupgrade-*.whl --broker-file broker.url \\
+        --trusted-key ~/.config/kubeupgrade/operator.pub \\
         root@cp-1.example.org=cp-1 root@worker-1.example.org=worker-1 ...
 
 For each HOST=NODE: copies the wheel, installs it into /opt/kubeupgrade, writes
-/etc/kubeupgrade/agent.env, installs and starts the systemd unit. Commands are argv lists,
+/etc/kubeupgrade/agent.env, installs the operator's public key into /etc/kubeupgrade/trusted
+(the agent runs only campaigns it signed), installs and starts the systemd unit. Commands are argv lists,
 quoted only here, at the SSH boundary.
 """
 
@@ -18,10 +20,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def remote_steps(wheel_name: str, node: str, broker: str) -> list[list[str]]:
+def remote_steps(wheel_name: str, node: str, broker: str, key_name: str) -> list[list[str]]:
     """The argv lists run on each host, in order (pure, so it can be reviewed and tested)."""
     return [
         ["mkdir", "-p", "/opt/kubeupgrade", "/etc/kubeupgrade"],
+        ["install", "-D", "-m", "0644", "-o", "root", "-g", "root", "/tmp/kubeupgrade-operator.pub",
+         f"/etc/kubeupgrade/trusted/{key_name}"],
         ["python3", "-m", "venv", "/opt/kubeupgrade"],
         ["/opt/kubeupgrade/bin/pip", "install", "--quiet", f"/tmp/{wheel_name}"],
         ["install", "-m", "0600", "/tmp/kubeupgrade-agent.env", "/etc/kubeupgrade/agent.env"],
@@ -41,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wheel", required=True, type=Path)
     parser.add_argument("--broker-file", required=True, type=Path,
                         help="a file holding the agents' broker URL (keeps the password off argv)")
+    parser.add_argument("--trusted-key", required=True, type=Path,
+                        help="the operator's public key (`kubeupgrade keys create` makes it)")
     parser.add_argument("hosts", nargs="+", metavar="HOST=NODE")
     args = parser.parse_args(argv)
     from fabric import Connection
@@ -59,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 env.unlink()
             connection.put(str(HERE / "systemd/kubeupgrade-agent.service"), "/tmp/kubeupgrade-agent.service")
-            for step in remote_steps(args.wheel.name, node, broker):
+            connection.put(str(args.trusted_key), "/tmp/kubeupgrade-operator.pub")
+            for step in remote_steps(args.wheel.name, node, broker, args.trusted_key.name):
                 connection.run(shlex.join(step), hide=True)
         print(f"{host}: agent for {node} running")
     return 0

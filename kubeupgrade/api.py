@@ -108,19 +108,25 @@ class CampaignHandle:
 
 
 def submit(campaign: str | Path | Campaign, *, broker: str | None = None,
-           accept_timeout: float = 30.0) -> CampaignHandle:
-    """Validate and submit a campaign; wait until a controller accepts (or refuses) it.
+           accept_timeout: float = 30.0, key: str | Path | None = None) -> CampaignHandle:
+    """Validate, sign and submit a campaign; wait until a controller accepts (or refuses) it.
 
-    Raises InvalidInput for a bad file, PolicyRefused when another campaign holds the cluster or
-    the controller's plan breaks a rule. A campaign no controller has picked up yet is returned
-    as is: it starts when a controller runs.
+    `key`: the operator's signing key (default $KUBEUPGRADE_SIGNING_KEY, then
+    ~/.config/kubeupgrade/operator.key); agents run nothing for a campaign their trusted keys
+    did not sign. Raises InvalidInput for a bad file or key, PolicyRefused when another campaign
+    holds the cluster or the controller's plan breaks a rule. A campaign no controller has
+    picked up yet is returned as is: it starts when a controller runs.
     """
     from kubeupgrade.campaign_file import campaign_to_dict, load_campaign
+    from kubeupgrade.security.signing import load_private_key, sign, signing_key_path
 
     model = campaign if isinstance(campaign, Campaign) else load_campaign(campaign)
     source = model.source
+    private = load_private_key(signing_key_path(key))  # before anything is written
+    document = campaign_to_dict(model)
     _, store = _app_and_store(broker)
-    campaign_id = store.create(model.cluster, campaign_to_dict(model), source)
+    campaign_id = store.create(model.cluster, document, source,
+                               signer=lambda cid: sign(private, cid, model.cluster, document))
     handle = CampaignHandle(campaign_id, broker)
     deadline = time.monotonic() + accept_timeout
     while time.monotonic() < deadline:

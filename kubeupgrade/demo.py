@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
                          "retries": {"attempts": 3, "backoff_seconds": 1},
                          "hooks": {"after_first_control_plane": [["kubeadm", "version", "-o", "short"]]}},
         }))
-        handle = submit(campaign, broker=broker)
+        handle = submit(campaign, broker=broker, key=box.signing_key)
         console.print(f"Campaign    {handle.id}  (kubeupgrade status {handle.id} --broker {broker})")
         doc = follow(handle, console, interval=0.25)
         console.print(verification_table(doc))

@@ -26,15 +26,18 @@ def make_sandbox(tmp_path: Path) -> Iterator[Callable[..., Sandbox]]:
 
 
 @pytest.fixture
-def make_stack(make_sandbox):
-    """A sandbox with its real processes: redis-server, one agent per node, the controller."""
+def make_stack(make_sandbox, monkeypatch):
+    """A sandbox with its real processes: redis-server, one agent per node, the controller.
+    Campaigns submitted from the test are signed with the sandbox's operator key."""
     from kubeupgrade.sandbox.stack import Stack
+    from kubeupgrade.security.signing import KEY_ENV
 
     stacks: list[Stack] = []
 
     def make(*, flower: bool = False, visibility_timeout: float = 3600.0, **sandbox_options) -> Stack:
         sandbox_options.setdefault("time_scale", 0.005)
         box = make_sandbox(**sandbox_options)
+        monkeypatch.setenv(KEY_ENV, str(box.signing_key))
         stack = Stack(box, visibility_timeout=visibility_timeout)
         stacks.append(stack)
         stack.start_redis()

@@ -11,6 +11,7 @@ from kubeupgrade.host import steps
 from kubeupgrade.host.steps import StepOutcome
 from kubeupgrade.model.plan import Phase
 from kubeupgrade.model.versions import parse_version_spec
+from kubeupgrade.security.authorize import authorize
 from kubeupgrade.workflow.app import app, broker_url
 from kubeupgrade.workflow.names import (
     RESTORE_REPOSITORY,
@@ -143,6 +144,7 @@ def restore_repository(campaign: str, hop: int, node: str, force: bool = False) 
     entry = store.entry(campaign, hop, node)
     if doc is None or entry is None or hop >= len(doc["hops"]):
         raise PermanentError(f"campaign {campaign} has no node {node} in hop {hop + 1}")
+    authorize(doc, hop)  # the repository is root's too: only for a campaign an operator signed
     holder = store.cluster_holder(doc["cluster"])
     if doc["state"] not in ("failed", "aborted"):
         detail = f"campaign is {doc['state']}; repository left as is"

@@ -23,14 +23,21 @@ BROKER = click.option("--broker", default=lambda: os.environ.get("KUBEUPGRADE_BR
 @click.option("--path", "path", default="", help="directories searched first for host binaries")
 @click.option("--os", "os_family", type=click.Choice(["apt", "dnf", "yum"]), default=None,
               help="package manager (default: detected)")
+@click.option("--trusted-keys", "trusted", default=None, metavar="DIR",
+              help="operator public keys (*.pub) whose signed campaigns may run here "
+                   "[default: /etc/kubeupgrade/trusted under --host-root]")
 @click.option("--loglevel", default="INFO", show_default=True)
-def agent(node: str, broker: str, host_root: str, path: str, os_family: str | None, loglevel: str) -> None:
+def agent(node: str, broker: str, host_root: str, path: str, os_family: str | None,
+          trusted: str | None, loglevel: str) -> None:
     """Run the node-local agent for NODE (one Celery worker on its own queue)."""
+    from kubeupgrade.security.authorize import TRUSTED_ENV
     from kubeupgrade.workflow.names import valid_node_name
     from kubeupgrade.workflow.runners import run_agent
 
     if not valid_node_name(node):
         raise InvalidInput(f"--node {node!r} is not a valid node name")
+    if trusted:
+        os.environ[TRUSTED_ENV] = os.path.abspath(trusted)
     run_agent(node, broker, host_root=host_root, path=path, os_family=os_family, loglevel=loglevel)
 
 
@@ -69,11 +76,14 @@ def flower(broker: str, port: int, address: str, basic_auth: str | None) -> None
 @BROKER
 @click.option("--wait", is_flag=True, help="wait until the campaign ends; exit 1 unless it succeeds")
 @click.option("--timeout", default=24 * 3600.0, show_default=True, type=float)
-def submit(campaign_file: str, broker: str, wait: bool, timeout: float) -> None:
-    """Submit CAMPAIGN to the controller; prints the campaign id."""
+@click.option("--key", default=None, metavar="FILE",
+              help="the operator's signing key [default: $KUBEUPGRADE_SIGNING_KEY, then "
+                   "~/.config/kubeupgrade/operator.key]")
+def submit(campaign_file: str, broker: str, wait: bool, timeout: float, key: str | None) -> None:
+    """Sign CAMPAIGN with the operator's key and submit it; prints the campaign id."""
     from kubeupgrade.api import submit as submit_campaign
 
-    handle = submit_campaign(campaign_file, broker=broker)
+    handle = submit_campaign(campaign_file, broker=broker, key=key)
     click.echo(handle.id)
     if wait:
         state = handle.wait(timeout)
@@ -183,4 +193,24 @@ def forget_cluster(name: str, broker: str) -> None:
         click.echo(f"cluster {name}: no binding on this broker; nothing changed")
 
 
-COMMANDS = (agent, controller, flower, submit, status, retry, abort, list_command, forget_cluster)
+@click.group()
+def keys() -> None:
+    """Operator signing keys: agents run only campaigns signed by a key they trust."""
+
+
+@keys.command("create")
+@click.option("--dir", "directory", default="~/.config/kubeupgrade", show_default=True)
+@click.option("--name", default="operator", show_default=True)
+def keys_create(directory: str, name: str) -> None:
+    """Create an Ed25519 key pair: NAME.key (mode 0600, for submit) and NAME.pub (for nodes)."""
+    from pathlib import Path
+
+    from kubeupgrade.security.signing import TRUSTED_DIR, create_key
+
+    pair = create_key(Path(directory).expanduser(), name)
+    click.echo(f"key {pair.id}: private {pair.private}, public {pair.public}")
+    click.echo(f"install {pair.public.name} in {TRUSTED_DIR}/ (owned by root) on every node")
+
+
+COMMANDS = (agent, controller, flower, submit, status, retry, abort, list_command, forget_cluster,
+            keys)

@@ -29,6 +29,7 @@ from kubeupgrade.sandbox.layout import SandboxPaths, load_config, write_json_ato
 from kubeupgrade.sandbox.processes import child_env, free_port
 from kubeupgrade.sandbox.timing import Timing
 from kubeupgrade.sandbox.tls import create_certificates
+from kubeupgrade.security.signing import TRUSTED_DIR, create_key
 
 OS_CHOICES = ("apt", "dnf", "yum", "mixed")
 _MIXED_ROTATION = ("apt", "dnf")
@@ -126,6 +127,12 @@ class Sandbox:
         write_json_atomically(sandbox.paths.config, config, indent=1)
         for spec in nodes:
             hosts.create_host(sandbox.paths, spec, config)
+        # The sandbox's operator: its key signs the campaigns, every host trusts it.
+        pair = create_key(sandbox.paths.root / "keys")
+        for spec in nodes:
+            trusted = sandbox.node_root(spec["name"]) / TRUSTED_DIR.lstrip("/")
+            trusted.mkdir(parents=True, exist_ok=True)
+            (trusted / pair.public.name).write_bytes(pair.public.read_bytes())
         snapshot = {"resourceVersion": 1, "objects": objects.initial_objects(config), "history": []}
         write_json_atomically(sandbox.paths.state, snapshot)
         sandbox.paths.kubeconfig.write_text(
@@ -134,6 +141,11 @@ class Sandbox:
         sandbox.paths.events.mkdir(exist_ok=True)
         sandbox.start_api()
         return sandbox, True
+
+    @property
+    def signing_key(self) -> Path:
+        """The sandbox operator's private key (`submit --key`); every host trusts its .pub."""
+        return self.paths.root / "keys" / "operator.key"
 
     @property
     def config(self) -> dict[str, Any]:

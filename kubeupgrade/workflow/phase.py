@@ -24,6 +24,7 @@ from kubeupgrade.model.campaign import Campaign
 from kubeupgrade.model.phases import SPECS, Runs
 from kubeupgrade.model.plan import Phase
 from kubeupgrade.model.versions import KubeVersion, parse_version
+from kubeupgrade.security.authorize import authorize
 from kubeupgrade.workflow.app import app, broker_url
 from kubeupgrade.workflow.names import CLUSTER_ENTRY, valid_campaign_id, valid_node_name
 from kubeupgrade.workflow.record import CampaignStore
@@ -118,7 +119,14 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
     doc = store.get(campaign)
     assert doc is not None
     job = Job(store, campaign, hop, node, parsed, attempt, task_id, doc)
-    retries = job.campaign.policies.retries
+    try:
+        if on_agent:  # root on this host: only for what a trusted operator signed
+            authorize(doc, hop)
+        retries = job.campaign.policies.retries
+    except Exception as error:  # noqa: BLE001 - recorded, nothing run, re-raised for Celery
+        reason = str(error) if isinstance(error, PermanentError) else f"{type(error).__name__}: {error}"
+        store.fail_phase(campaign, hop, node, phase, reason, **fence)
+        raise
     try:
         outcome = body(job)
     except TemporaryError as error:

@@ -131,13 +131,17 @@ class CampaignStore:
                     continue
 
     # -- campaigns ---------------------------------------------------------------------------
-    def create(self, cluster: str, campaign: dict[str, Any], source: str) -> str:
+    def create(self, cluster: str, campaign: dict[str, Any], source: str,
+               signer: Callable[[str], dict[str, str]] | None = None) -> str:
+        """A new pending campaign; `signer` (campaign id -> signature) is the operator's key."""
         campaign_id = f"{cluster}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        signature = signer(campaign_id) if signer else None
         self.take_cluster(cluster, campaign_id)
         now = time.time()
-        doc = {"schema": SCHEMA_VERSION, "id": campaign_id, "cluster": cluster, "state": "pending", "created": now,
-               "updated": now, "source": source, "campaign": campaign, "plan": None,
-               "hops": [], "current_hop": 0, "error": None, "notes": []}
+        doc = {"schema": SCHEMA_VERSION, "id": campaign_id, "cluster": cluster, "state": "pending",
+               "created": now, "updated": now, "source": source, "campaign": campaign,
+               "signature": signature, "plan": None, "hops": [], "current_hop": 0, "error": None,
+               "notes": []}
         self.redis.set(f"ku:c:{campaign_id}", json.dumps(doc))
         self.redis.zadd("ku:campaigns", {campaign_id: now})
         self.redis.sadd("ku:active", campaign_id)

@@ -70,6 +70,7 @@ class CampaignRecord(TypedDict, total=False):
     finished: float
     source: str  # the file it was submitted from
     campaign: dict[str, Any]  # kubeupgrade.campaign_file.campaign_to_dict()
+    signature: dict[str, str] | None  # the operator's (kubeupgrade.security.signing): key, value
     identity: dict[str, str] | None  # the cluster it was accepted on (name, kube-system uid)
     live_versions: dict[str, dict[str, str | None]]  # node -> kubelet / control_plane at accept
     plan: dict[str, Any] | None  # the planner's view, for people (`status -o json`)

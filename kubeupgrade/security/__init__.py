@@ -1,0 +1,1 @@
+"""Who may make the agents run something as root: operator-signed campaigns."""

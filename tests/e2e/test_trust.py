@@ -1,0 +1,71 @@
+"""Only operator-signed work runs as root: a record forged in Redis, signed by an unknown key,
+or altered after signing makes an agent run nothing, with real agents and a real broker."""
+
+import pytest
+
+from kubeupgrade.api import submit
+from kubeupgrade.model.plan import Phase
+from kubeupgrade.security.signing import create_key, load_private_key, sign
+from kubeupgrade.workflow.app import client_app
+from kubeupgrade.workflow.names import PHASE_TASKS, node_queue
+from kubeupgrade.workflow.record import CampaignStore, new_phase
+from tests.e2e.test_faults import finish, phase_record, phase_running
+from tests.helpers import wait_for, write_campaign
+
+
+def forge(store, marker, signer=None):
+    """What an attacker with write access to Redis writes: a running campaign whose hook is
+    theirs, and an entry the hook task will find."""
+    campaign = {"cluster": "forged", "target": "1.31",
+                "policies": {"hooks": {"after_node": [["touch", str(marker)]]}}}
+    campaign_id = store.create("forged", campaign, "attacker",
+                               signer=(lambda cid: signer(cid, campaign)) if signer else None)
+    store.update(campaign_id, lambda d: d.update(state="running", hops=[{
+        "index": 0, "from": "1.30.4", "target": "1.31", "version": "1.31.14", "packages": {},
+        "facts": {}, "stage": "workers"}]))
+    store.put_entry(campaign_id, 0, "worker-2", {
+        "node": "worker-2", "role": "worker", "hop": 0, "state": "pending", "attempt": 1,
+        "phases": [new_phase(Phase.HOOKS_AFTER_NODE.value)]})
+    return campaign_id
+
+
+def test_forged_records_run_nothing_on_any_node(make_stack, tmp_path):
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt")
+    store = CampaignStore.from_url(stack.broker)
+    app = client_app(stack.broker)
+    stranger = load_private_key(create_key(tmp_path / "stranger").private)
+    cases = {"unsigned": (None, "is not signed by an operator"),
+             "untrusted": (lambda cid, c: sign(stranger, cid, "forged", c), "does not hold")}
+    for name, (signer, why) in cases.items():
+        marker = tmp_path / f"owned-{name}"
+        campaign_id = forge(store, marker, signer)
+        result = app.signature(PHASE_TASKS[Phase.HOOKS_AFTER_NODE], kwargs={
+            "campaign": campaign_id, "hop": 0, "node": "worker-2",
+            "phase": Phase.HOOKS_AFTER_NODE.value, "attempt": 1}).apply_async(queue=node_queue("worker-2"))
+        with pytest.raises(Exception, match=why):
+            result.get(timeout=60, propagate=True)
+        assert not marker.exists(), f"{name}: the forged hook ran as root"
+        recorded = store.entry(campaign_id, 0, "worker-2")["phases"][0]
+        assert recorded["state"] == "failed" and why in recorded["error"]
+        store.update(campaign_id, lambda d: d.update(state="failed"))
+        store.release_cluster("forged", campaign_id)
+    assert stack.sandbox.command_log("worker-2") == []  # not one command ran on the host
+
+
+def test_a_campaign_altered_after_signing_stops_before_its_next_host_phase(make_stack, tmp_path):
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    box.add_fault("hang", node="cp-1", command="apt-get install -y -q kubeadm", seconds=3.0, count=1)
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31"), broker=stack.broker)
+    wait_for(phase_running(handle, "cp-1", "install-kubeadm"), timeout=120)
+    marker = tmp_path / "owned"
+    store = CampaignStore.from_url(stack.broker)
+    store.update(handle.id, lambda d: d["campaign"]["policies"]["hooks"].update(
+        after_node=[["touch", str(marker)]]))
+    state, error = finish(handle, timeout=120)
+    assert state == "failed", error
+    assert "altered after it was signed" in error["message"]
+    assert phase_record(handle, "cp-1", "kubeadm-upgrade-plan")["state"] == "failed"
+    assert not marker.exists()
+    ran = [" ".join(e["argv"]) for e in box.command_log("cp-1")]
+    assert not [c for c in ran if c.startswith("kubeadm upgrade")]
