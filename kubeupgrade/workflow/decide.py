@@ -104,3 +104,23 @@ def decide_control_planes(order: Sequence[str], entries: Mapping[str, Entry]) ->
     if any(in_flight(entries[n]) or entries[n]["state"] == "failed" for n in remaining):
         return ControlPlaneStep()
     return ControlPlaneStep(send=tuple(remaining))
+
+
+@dataclass(frozen=True)
+class AgentWait:
+    waiting: dict[str, float]  # node -> since when its agent has been silent (wall clock)
+    newly_silent: tuple[str, ...]  # to announce: "waiting for the agent of X"
+    expired: tuple[str, ...]  # silent past the campaign's agent_timeout: their phase fails
+
+
+def agents_waiting(wanted: Sequence[str], ready: set[str], waiting: Mapping[str, float],
+                   now: float, timeout: float) -> AgentWait:
+    """The named wait for silent agents: a node the dispatcher wants to send to whose agent does
+    not answer is waited for (and said so) up to `timeout`, then fails; one that answers again
+    is no longer waited for. A silent agent therefore always ends in a named wait or a failure."""
+    silent = sorted(set(wanted) - ready)
+    kept = {name: since for name, since in waiting.items() if name not in ready}
+    newly = tuple(name for name in silent if name not in kept)
+    kept.update(dict.fromkeys(newly, now))
+    expired = tuple(name for name in silent if now - kept[name] > timeout)
+    return AgentWait(kept, newly, expired)

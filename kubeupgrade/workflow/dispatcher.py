@@ -30,6 +30,7 @@ from kubeupgrade.planning.live import with_live_state
 from kubeupgrade.workflow import locks
 from kubeupgrade.workflow.audit import outage_start
 from kubeupgrade.workflow.decide import (
+    agents_waiting,
     decide_control_planes,
     decide_workers,
     first_open_phase,
@@ -456,36 +457,26 @@ class Dispatcher:
                 for hostname in reply:
                     self._alive[hostname.split("@", 1)[1]] = now
         ready = {n for n in nodes if now - self._alive.get(n, -1e9) <= 10}
-        silent = sorted(set(nodes) - ready)
         campaign = self.store.get(doc["id"]) or doc
-        waiting = dict(campaign["hops"][hop].get("waiting_for_agents", {}))
-        changed = False
-        for name in silent:
-            if name not in waiting:
-                waiting[name] = time.time()
-                changed = True
-                self.store.event(doc["id"], f"waiting for the agent of {name}")
-        for name in list(waiting):
-            if name in ready:
-                del waiting[name]
-                changed = True
-        if changed:
+        before = dict(campaign["hops"][hop].get("waiting_for_agents", {}))
+        timeout = doc["campaign"].get("policies", {}).get("agent_timeout", 300)
+        verdict = agents_waiting(nodes, ready, before, time.time(), float(timeout))
+        for name in verdict.newly_silent:
+            self.store.event(doc["id"], f"waiting for the agent of {name}")
+        if verdict.waiting != before:
             def note(current: dict[str, Any]) -> None:
-                current["hops"][hop]["waiting_for_agents"] = waiting
+                current["hops"][hop]["waiting_for_agents"] = verdict.waiting
 
             self.store.update(doc["id"], note)
-        timeout = doc["campaign"].get("policies", {}).get("agent_timeout", 300)
-        expired = [n for n in silent if time.time() - waiting[n] > float(timeout)]
-        if expired:
-            for name in expired:
-                entry = self.store.entry(doc["id"], hop, name)
-                phase = first_open_phase(entry) if entry else None
-                if phase is not None:
-                    self.store.fail_phase(doc["id"], hop, name, phase["phase"],
-                                          f"the agent of {name} did not answer within {timeout}s; "
-                                          f"start it (kubeupgrade agent --node {name} ...), then "
-                                          f"`kubeupgrade retry {doc['id']}`",
-                                          attempt=entry["attempt"], task_id=phase["task_id"])
+        for name in verdict.expired:
+            entry = self.store.entry(doc["id"], hop, name)
+            phase = first_open_phase(entry) if entry else None
+            if entry is not None and phase is not None:
+                self.store.fail_phase(doc["id"], hop, name, phase["phase"],
+                                      f"the agent of {name} did not answer within {timeout}s; "
+                                      f"start it (kubeupgrade agent --node {name} ...), then "
+                                      f"`kubeupgrade retry {doc['id']}`",
+                                      attempt=entry["attempt"], task_id=phase["task_id"])
         return ready
 
     def _watch(self, doc: CampaignRecord, hop: int, entries: dict[str, NodeEntry]) -> bool:

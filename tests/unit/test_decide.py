@@ -10,6 +10,7 @@ from kubeupgrade.model.campaign import WorkerStrategy
 from kubeupgrade.planning.scheduling import fixed_batches
 from kubeupgrade.workflow.audit import outage_start
 from kubeupgrade.workflow.decide import (
+    agents_waiting,
     decide_control_planes,
     decide_workers,
     first_open_phase,
@@ -168,3 +169,33 @@ def test_a_worker_whose_outage_began_is_resumed_first_and_keeps_its_slot():
     entries["w0"] = worker("w0", 10)
     step = decide_workers(["w0", "w1", "w2"], 1, WorkerStrategy.WINDOW, entries)
     assert step.outage == ("w1",)
+
+
+@settings(max_examples=300)
+@given(st.integers(1, 5), st.floats(1, 60), st.lists(st.sets(st.sampled_from(["a", "b", "c", "d", "e"])),
+                                                  min_size=1, max_size=40))
+def test_a_silent_agent_is_named_then_fails_within_its_timeout_and_never_one_that_answers(
+        nodes, timeout, answers):
+    wanted = ["a", "b", "c", "d", "e"][:nodes]
+    waiting: dict[str, float] = {}
+    silent_since: dict[str, float] = {}
+    announced: set[str] = set()
+    step = timeout / 4
+    for tick, ready in enumerate(answers + [set()] * 8):  # then silence long past the timeout
+        now = tick * step
+        verdict = agents_waiting(wanted, ready, waiting, now, timeout)
+        for name in wanted:
+            if name in ready:
+                silent_since.pop(name, None)
+                assert name not in verdict.waiting and name not in verdict.expired
+            else:
+                silent_since.setdefault(name, now)
+                assert name in verdict.waiting  # a named wait, from the first silent tick
+        announced |= set(verdict.newly_silent)
+        for name in verdict.expired:
+            assert now - silent_since[name] > timeout  # never before its time
+        for name, since in silent_since.items():
+            if now - since > timeout + step:
+                assert name in verdict.expired  # never much after it either
+        waiting = verdict.waiting
+    assert set(wanted) <= announced
