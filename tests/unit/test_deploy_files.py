@@ -1,0 +1,18 @@
+"""The shipped deploy files keep secrets off command lines (readable by any local user in
+/proc/*/cmdline): the broker URL and Flower's credentials come from root-only environment files."""
+
+import re
+from pathlib import Path
+
+SYSTEMD = Path(__file__).resolve().parents[2] / "deploy" / "systemd"
+
+
+def test_no_unit_puts_a_secret_on_its_command_line():
+    units = sorted(SYSTEMD.glob("*.service"))
+    assert len(units) == 3
+    for unit in units:
+        text = unit.read_text()
+        (command,) = re.findall(r"^ExecStart=(.*)$", text, re.M)
+        assert "KUBEUPGRADE_BROKER" not in command and "--broker" not in command, unit.name
+        assert "--basic-auth" not in command and "FLOWER_AUTH" not in command, unit.name
+        assert re.search(r"^EnvironmentFile=/etc/kubeupgrade/\w+\.env$", text, re.M), unit.name
