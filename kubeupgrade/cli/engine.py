@@ -96,8 +96,10 @@ def submit(campaign_file: str, broker: str, wait: bool, timeout: float, key: str
 @BROKER
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text")
 @click.option("--watch", is_flag=True, help="refresh until the campaign ends")
-def status(campaign_id: str, broker: str, output: str, watch: bool) -> None:
-    """Show a campaign: per-node phases, progress, durations, failures, cordoned nodes."""
+@click.option("--no-color", "no_color", is_flag=True, help="plain text (also when piped, or $NO_COLOR)")
+def status(campaign_id: str, broker: str, output: str, watch: bool, no_color: bool) -> None:
+    """Show a campaign: per-node phases, progress, durations, failures, cordoned nodes. Fits the
+    terminal ($COLUMNS), never cutting a node name; plain aligned text when piped."""
     from rich.console import Console
 
     from kubeupgrade.api import get
@@ -107,9 +109,10 @@ def status(campaign_id: str, broker: str, output: str, watch: bool) -> None:
     if output == "json":
         click.echo(json.dumps(status_to_dict(handle.status()), indent=2))
         return
-    console = Console()
+    console = Console(no_color=no_color or None)
     if not watch:
-        console.print(render_status(handle.status()))
+        plain = no_color or not console.is_terminal
+        console.print(render_status(handle.status(), width=console.width, plain=plain))
         return
     follow(handle, console)
 

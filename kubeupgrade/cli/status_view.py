@@ -12,8 +12,11 @@ from rich.text import Text
 from kubeupgrade.model.phases import hint as phase_hint
 from kubeupgrade.workflow.schedule import schedule_of
 
-STATE_STYLE = {"succeeded": "green", "running": "cyan", "pending": "dim", "failed": "bold red",
-               "aborted": "yellow", "refused": "bold red"}
+STATE_STYLE = {"succeeded": "green", "running": "cyan", "queued": "cyan", "waiting": "dim",
+               "stopped": "yellow", "failed": "bold red", "pending": "dim", "aborted": "yellow",
+               "refused": "bold red"}
+ENDED = ("failed", "succeeded", "aborted", "refused")  # campaign states with nothing in motion
+WIDE = 120  # from this many columns the table carries each node's detail
 
 
 def _duration(seconds: float | None) -> str:
@@ -31,9 +34,26 @@ def _bar(done: int, total: int, width: int = 8) -> str:
     return "█" * filled + "░" * (width - filled) + f" {done}/{total}"
 
 
-def node_rows(entries: dict[str, dict[str, Any]], order: list[str]) -> list[dict[str, Any]]:
+def display_state(entry: dict[str, Any], campaign_state: str, waiting_for_agent: bool = False) -> str:
+    """What a node is doing, honestly: queued (sent, not begun), running, waiting (for a slot
+    or its agent), stopped (the campaign ended before it ran), succeeded, failed."""
+    if entry["state"] in ("succeeded", "failed"):
+        return str(entry["state"])
+    current = next((p for p in entry["phases"] if p["state"] != "succeeded"), None)
+    if current is not None and current["state"] == "running":
+        return "stopped" if campaign_state in ENDED else "running"
+    if campaign_state in ENDED:
+        return "stopped"
+    if current is not None and current.get("task_id"):
+        return "queued"
+    return "waiting"
+
+
+def node_rows(entries: dict[str, dict[str, Any]], order: list[str], campaign_state: str = "running",
+              waiting_for_agents: dict[str, float] | None = None,
+              now: float | None = None) -> list[dict[str, Any]]:
     rows = []
-    now = time.time()
+    now = time.time() if now is None else now
     for name in order + sorted(set(entries) - set(order)):
         entry = entries.get(name)
         if entry is None:
@@ -47,29 +67,36 @@ def node_rows(entries: dict[str, dict[str, Any]], order: list[str]) -> list[dict
         duration = None
         if started:
             duration = (ended if entry["state"] in ("succeeded", "failed") and ended else now) - started
+        state = display_state(entry, campaign_state)
+        detail = (current or phases[-1])["error"] or (current or phases[-1])["detail"]
+        if state == "waiting" and name in (waiting_for_agents or {}):
+            detail = "its agent does not answer"
         rows.append({
-            "node": name, "role": entry["role"], "state": entry["state"], "done": done,
+            "node": name, "role": entry["role"], "state": state, "done": done,
             "total": len(phases), "phase": current["phase"] if current else "-",
-            "detail": (current or phases[-1])["error"] or (current or phases[-1])["detail"],
-            "attempts": sum(p["attempts"] for p in phases), "duration": duration,
-            "cordoned": entry.get("cordoned_by_us", False),
+            "detail": detail, "attempts": sum(p["attempts"] for p in phases),
+            "retries": sum(max(0, p["attempts"] - 1) for p in phases),
+            "duration": duration, "cordoned": entry.get("cordoned_by_us", False),
         })
     return rows
 
 
-def status_to_dict(doc: dict[str, Any]) -> dict[str, Any]:
+def status_to_dict(doc: dict[str, Any], now: float | None = None) -> dict[str, Any]:
     hops = []
     for index, hop in enumerate(doc["hops"]):
         order = list(schedule_of(doc, index).nodes) if hop.get("schedule") or doc.get("plan") else []
         hops.append({**{k: hop.get(k) for k in ("from", "target", "version", "stage")},
-                     "nodes": node_rows(doc["entries"][index], order),
+                     "nodes": node_rows(doc["entries"][index], order, doc["state"],
+                                        hop.get("waiting_for_agents"), now),
                      "drain_findings": hop.get("drain_findings", []),
                      "verification": hop.get("verification", [])})
     cordoned = sorted({row["node"] for hop in hops for row in hop["nodes"] if row["cordoned"]})
+    ended = doc["state"] in ENDED
     data = {"id": doc["id"], "cluster": doc["cluster"], "state": doc["state"],
             "created": doc["created"], "current_hop": doc["current_hop"], "error": doc.get("error"),
-            "left_cordoned": cordoned, "hops": hops,
-            "events": [e["message"] for e in doc.get("events", [])[:10]]}
+            # Mid-run a cordon is the upgrade at work; once the campaign stopped it is left over.
+            "left_cordoned": cordoned if ended else [], "cordoned_now": [] if ended else cordoned,
+            "hops": hops, "events": [e["message"] for e in doc.get("events", [])[:10]]}
     data["next"] = recovery_hint(data)
     return data
 
@@ -86,40 +113,73 @@ def recovery_hint(data: dict[str, Any]) -> str:
     return ""
 
 
-def render_status(doc: dict[str, Any]) -> Group:
-    data = status_to_dict(doc)
+def render_status(doc: dict[str, Any], *, width: int = 80, plain: bool = False,
+                  now: float | None = None) -> Group:
+    """The status screen for a console `width` columns wide. Node names are never cut: below
+    WIDE columns the detail moves under the table and the progress bar becomes a count;
+    `plain` (not a terminal) drops colours and box lines so the columns stay aligned in logs."""
+    data = status_to_dict(doc, now)
+    wide = width >= WIDE
     parts: list[Any] = []
+
+    def styled(text: str, style: str) -> Text:
+        return Text(text) if plain else Text(text, style=style)
+
     header = Text(f"Campaign {data['id']}  cluster {data['cluster']}  ")
-    header.append(data["state"].upper(), style=STATE_STYLE.get(data["state"], ""))
+    header.append(styled(data["state"].upper(), STATE_STYLE.get(data["state"], "")))
     parts.append(header)
     for index, hop in enumerate(data["hops"]):
         title = (f"Hop {index + 1}/{len(data['hops'])}: {hop['from']} -> "
                  f"{hop['version'] or hop['target']}  [{hop['stage']}]")
-        table = Table(title=title, title_justify="left", expand=False)
-        for column in ("NODE", "ROLE", "STATE", "PROGRESS", "PHASE", "TIME", "TRIES", "DETAIL"):
-            table.add_column(column, no_wrap=column != "DETAIL", overflow="fold")
-        for row in hop["nodes"]:
-            if row["node"] == "@cluster":
-                continue
+        rows = [row for row in hop["nodes"] if row["node"] != "@cluster"]
+        table = Table(title=Text(title), title_justify="left", expand=False, box=None,
+                      pad_edge=False, header_style="" if plain else "bold underline")
+        longest = max((len(row["node"]) for row in rows), default=4)
+        table.add_column("NODE", no_wrap=True, min_width=max(4, longest))
+        if wide:  # narrow screens keep the node and its phase whole instead (control planes come first)
+            table.add_column("ROLE", no_wrap=True)
+        table.add_column("STATE", no_wrap=True)
+        table.add_column("PROGRESS" if wide and not plain else "DONE", no_wrap=True)
+        table.add_column("PHASE", overflow="fold")
+        table.add_column("TIME", no_wrap=True, justify="right")
+        table.add_column("RETRIES", no_wrap=True, justify="right")
+        if wide:
+            table.add_column("DETAIL", overflow="fold", ratio=1)
+        for row in rows:
             role = {"control-plane": "cp", "worker": "worker"}.get(row["role"], row["role"])
-            table.add_row(row["node"], role, Text(row["state"], style=STATE_STYLE.get(row["state"], "")),
-                          _bar(row["done"], row["total"]), row["phase"], _duration(row["duration"]),
-                          str(row["attempts"]), (row["detail"] or "")[:120])
+            progress = (_bar(row["done"], row["total"]) if wide and not plain
+                        else f"{row['done']}/{row['total']}")
+            cells = [row["node"], styled(row["state"], STATE_STYLE.get(row["state"], "")),
+                     progress, row["phase"], _duration(row["duration"]), str(row["retries"])]
+            if wide:
+                cells.insert(1, role)
+                cells.append((row["detail"] or "")[:200])
+            table.add_row(*cells)
         parts.append(table)
+        failure = (data["error"] or {}).get("message")
+        details = [row for row in rows if row["detail"] and row["detail"] != failure
+                   and row["state"] in ("failed", "running", "waiting", "queued")]
+        if details and not wide:  # under the table, each wrapped beside its node
+            grid = Table.grid(padding=(0, 1))
+            grid.add_column(no_wrap=True)
+            grid.add_column(overflow="fold")
+            for row in details:
+                grid.add_row(f"  {row['node']}:", row["detail"][:300])
+            parts.append(grid)
         for finding in hop["drain_findings"]:
-            parts.append(Text(f"  drain simulation: {finding}", style="yellow"))
+            parts.append(styled(f"  drain simulation: {finding}", "yellow"))
     if data["error"]:
         error = data["error"]
-        parts.append(Text(f"FAILED at {error.get('node')} / {error.get('phase')}: {error.get('message')}",
-                          style="bold red"))
+        parts.append(styled(f"FAILED at {error.get('node')} / {error.get('phase')}: {error.get('message')}",
+                            "bold red"))
         if error.get("tail"):
-            parts.append(Text(error["tail"][-1500:], style="red"))
+            parts.append(styled(error["tail"][-1500:], "red"))
         hint = recovery_hint(data)
         if hint:
-            parts.append(Text(hint, style="yellow"))
+            parts.append(styled(hint, "yellow"))
     if data["left_cordoned"]:
-        parts.append(Text(f"Nodes left cordoned by this campaign: {', '.join(data['left_cordoned'])}",
-                          style="yellow"))
+        parts.append(styled(f"Nodes left cordoned by this campaign: {', '.join(data['left_cordoned'])}",
+                            "yellow"))
     return Group(*parts)
 
 
@@ -143,12 +203,15 @@ def follow(handle: Any, console: Any, interval: float = 0.5) -> dict[str, Any]:
     from kubeupgrade.api import TERMINAL
 
     doc = handle.status()
-    with Live(render_status(doc), console=console, refresh_per_second=4) as live:
+    def screen(doc: dict[str, Any]) -> Group:
+        return render_status(doc, width=console.width, plain=not console.is_terminal)
+
+    with Live(screen(doc), console=console, refresh_per_second=4) as live:
         while doc["state"] not in TERMINAL:
             time.sleep(interval)
             try:
                 doc = handle.status()
             except redis.ConnectionError:
                 continue  # the broker is restarting: keep the last picture until it is back
-            live.update(render_status(doc))
+            live.update(screen(doc))
     return doc

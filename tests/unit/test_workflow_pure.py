@@ -82,7 +82,7 @@ def test_status_rendering_names_failures_and_cordoned_nodes():
     assert data["left_cordoned"] == ["w1"]
     assert data["hops"][0]["nodes"][0]["phase"] == "drain"
     console = Console(width=200, record=True)
-    console.print(render_status(doc))
+    console.print(render_status(doc, width=200))
     text = console.export_text()
     assert "FAILED at w1 / drain: drain of w1 timed out" in text
     assert "Nodes left cordoned by this campaign: w1" in text

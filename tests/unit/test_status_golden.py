@@ -1,0 +1,123 @@
+"""Golden renderings of the status screen: a running, a failed and an aborted campaign, on an
+80- and a 160-column terminal and piped. Node names are never cut, no line is wider than the
+screen, states say what each node is really doing. Regenerate after a deliberate change with
+KUBEUPGRADE_GOLDEN=update."""
+
+import os
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from kubeupgrade.cli.status_view import render_status, status_to_dict
+from kubeupgrade.workflow.record import new_phase
+
+GOLDEN = Path(__file__).parent / "golden"
+NOW = 1_800_000_000.0
+CP_PHASES = ["prepare-host", "set-repository", "install-kubeadm", "kubeadm-upgrade-plan",
+             "kubeadm-upgrade-apply", "hooks-after-first-control-plane", "download-packages",
+             "drain", "install-kubelet", "restart-kubelet", "wait-ready", "uncordon"]
+WORKER_PHASES = ["prepare-host", "set-repository", "install-kubeadm", "kubeadm-upgrade-node",
+                 "download-packages", "drain", "install-kubelet", "restart-kubelet", "wait-ready",
+                 "uncordon"]
+
+
+def node(name, role, names, done, current=None, attempts=1, detail="", error="", task=True):
+    phases = [new_phase(p) for p in names]
+    for index, phase in enumerate(phases[:done]):
+        phase.update(state="succeeded", attempts=1, task_id=f"t{index}", started=NOW - 300 + index * 10,
+                     ended=NOW - 295 + index * 10, detail="done")
+    state = "succeeded" if done == len(phases) else "pending"
+    if current and done < len(phases):
+        phase = phases[done]
+        phase.update(state=current, attempts=attempts, detail=detail, error=error,
+                     task_id="t-now" if task else None, started=NOW - 42 if current != "pending" else None)
+        state = {"running": "running", "failed": "failed", "pending": "running" if task else "pending"}[current]
+        if current == "failed":
+            phase["ended"] = NOW - 5
+    return {"node": name, "role": role, "state": state, "attempt": 1, "phases": phases,
+            "cordoned_by_us": done >= names.index("drain") + 1 and state != "succeeded"}
+
+
+def campaign(state, entries, error=None, stage="workers"):
+    cps = [n for n, e in entries.items() if e["role"] == "control-plane"]
+    workers = [n for n, e in entries.items() if e["role"] == "worker"]
+    return {"id": "prod-eu1-20261128-101500-3f9a2c", "cluster": "prod-eu1", "state": state,
+            "created": NOW - 600, "current_hop": 0, "error": error, "events": [],
+            "hops": [{"from": "1.30.4", "target": "1.31", "version": "1.31.14", "stage": stage,
+                      "schedule": {"control_planes": cps, "first_control_plane": cps[0],
+                                   "workers": workers, "strategy": "window", "limit": 2}}],
+            "plan": {}, "entries": [entries]}
+
+
+def running():
+    return campaign("running", {
+        "cp-eu-west-1a-01": node("cp-eu-west-1a-01", "control-plane", CP_PHASES, 12),
+        "worker-eu-west-1a-17": node("worker-eu-west-1a-17", "worker", WORKER_PHASES, 7, "running",
+                                     detail="installing kubelet, kubectl 1.31.14-1.1"),
+        "worker-eu-west-1b-03": node("worker-eu-west-1b-03", "worker", WORKER_PHASES, 5, "pending"),
+        "worker-eu-west-1c-09": node("worker-eu-west-1c-09", "worker", WORKER_PHASES, 5, "pending",
+                                     task=False),
+    })
+
+
+def failed():
+    message = ("drain of worker-eu-west-1a-17 timed out after 300s: evicting shop/api-7d9f-xk2lp "
+               "refused by the PodDisruptionBudget shop/api-pdb (minAvailable 2, 2 healthy)")
+    entries = {
+        "cp-eu-west-1a-01": node("cp-eu-west-1a-01", "control-plane", CP_PHASES, 12),
+        "worker-eu-west-1a-17": node("worker-eu-west-1a-17", "worker", WORKER_PHASES, 5, "failed",
+                                     attempts=3, error=message) | {"cordoned_by_us": True},
+        "worker-eu-west-1b-03": node("worker-eu-west-1b-03", "worker", WORKER_PHASES, 5, "pending",
+                                     task=False),
+    }
+    return campaign("failed", entries, {"hop": 0, "node": "worker-eu-west-1a-17", "phase": "drain",
+                                        "message": message, "tail": ""})
+
+
+def aborted():
+    return campaign("aborted", {
+        "cp-eu-west-1a-01": node("cp-eu-west-1a-01", "control-plane", CP_PHASES, 4, "running"),
+        "worker-eu-west-1a-17": node("worker-eu-west-1a-17", "worker", WORKER_PHASES, 1),
+    }, stage="control-planes")
+
+
+def render(doc, width, piped):
+    console = Console(width=width, record=True, force_terminal=not piped, color_system=None,
+                      file=open(os.devnull, "w"))  # noqa: SIM115 - closed with the console
+    console.print(render_status(doc, width=width, plain=piped, now=NOW))
+    return console.export_text(styles=False)
+
+
+@pytest.mark.parametrize("case", [running, failed, aborted], ids=lambda c: c.__name__)
+@pytest.mark.parametrize(("width", "piped"), [(80, False), (160, False), (80, True)],
+                         ids=["80", "160", "piped"])
+def test_status_screens_match_their_golden_rendering(case, width, piped):
+    doc = case()
+    text = render(doc, width, piped)
+    for line in text.splitlines():
+        assert len(line.rstrip()) <= width, line
+    for name in doc["entries"][0]:
+        assert name in text  # whole, never cut
+    if piped:
+        assert "█" not in text and "─" not in text
+    path = GOLDEN / f"status-{case.__name__}-{'piped' if piped else width}.txt"
+    if os.environ.get("KUBEUPGRADE_GOLDEN") == "update":
+        path.write_text(text)
+    assert text == path.read_text()
+
+
+def test_states_are_honest():
+    rows = {r["node"]: r for r in status_to_dict(running(), NOW)["hops"][0]["nodes"]}
+    assert rows["worker-eu-west-1a-17"]["state"] == "running"
+    assert rows["worker-eu-west-1b-03"]["state"] == "queued"  # sent, not begun
+    assert rows["worker-eu-west-1c-09"]["state"] == "waiting"  # for a slot
+    assert rows["cp-eu-west-1a-01"]["retries"] == 0  # a clean node did not retry 12 times
+    stopped = {r["node"]: r for r in status_to_dict(aborted(), NOW)["hops"][0]["nodes"]}
+    assert stopped["worker-eu-west-1a-17"]["state"] == "stopped"
+    assert stopped["cp-eu-west-1a-01"]["state"] == "stopped"
+    data = status_to_dict(running(), NOW)
+    assert data["left_cordoned"] == [] and data["cordoned_now"] == ["worker-eu-west-1a-17"]
+    assert status_to_dict(failed(), NOW)["left_cordoned"] == ["worker-eu-west-1a-17"]
+    assert {r["node"]: r["retries"] for r in status_to_dict(failed(), NOW)["hops"][0]["nodes"]}[
+        "worker-eu-west-1a-17"] == 2
