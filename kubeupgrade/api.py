@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubeupgrade.errors import PolicyRefused, RuntimeFailure
+from kubeupgrade.errors import InvalidInput, PolicyRefused, RuntimeFailure
 from kubeupgrade.model.campaign import Campaign
 
 TERMINAL = ("succeeded", "failed", "aborted", "refused")
+BROKER_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 def _app_and_store(broker: str | None):  # type: ignore[no-untyped-def]
@@ -25,20 +26,25 @@ def _app_and_store(broker: str | None):  # type: ignore[no-untyped-def]
     from kubeupgrade.workflow.record import CampaignStore
 
     url = broker or broker_url()
+    if not url.startswith(BROKER_SCHEMES):
+        raise InvalidInput(f"broker {_redact(url)}: not a Redis URL; use redis://HOST:6379/0 or "
+                           "rediss://USER:PASSWORD@HOST:6380/0 (--broker, or $KUBEUPGRADE_BROKER)")
     app = client_app(url)
     store = CampaignStore.from_url(url)
     try:
         store.redis.ping()
     except redis.RedisError as error:
-        raise RuntimeFailure(f"cannot reach the broker at {_redact(url)}: {error}") from None
+        raise RuntimeFailure(f"cannot reach the broker at {_redact(url)}: {error}; is redis-server "
+                             "running there? (--broker, or $KUBEUPGRADE_BROKER)") from None
     return app, store
 
 
 def _redact(url: str) -> str:
-    if "@" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
+    """The URL without its credentials, for messages."""
+    if "@" not in url:
+        return url
+    scheme, _, rest = url.rpartition("://")
+    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}" if scheme else "***@" + url.rsplit("@", 1)[1]
 
 
 @dataclass

@@ -91,27 +91,58 @@ def submit(campaign_file: str, broker: str, wait: bool, timeout: float, key: str
             raise RuntimeFailure(f"campaign {handle.id} {state}; see `kubeupgrade status {handle.id}`")
 
 
+def _emit(data: object, output: str) -> None:
+    import yaml
+
+    if output == "yaml":
+        click.echo(yaml.safe_dump(data, sort_keys=False), nl=False)
+    else:
+        click.echo(json.dumps(data, indent=2))
+
+
 @click.command()
-@click.argument("campaign_id")
+@click.argument("campaign_id", required=False)
 @BROKER
-@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text")
+@click.option("-o", "--output", type=click.Choice(["text", "json", "yaml"]), default="text")
+@click.option("--node", default=None, help="every phase of this node: state, tries, times, output")
 @click.option("--watch", is_flag=True, help="refresh until the campaign ends")
 @click.option("--no-color", "no_color", is_flag=True, help="plain text (also when piped, or $NO_COLOR)")
-def status(campaign_id: str, broker: str, output: str, watch: bool, no_color: bool) -> None:
-    """Show a campaign: per-node phases, progress, durations, failures, cordoned nodes. Fits the
-    terminal ($COLUMNS), never cutting a node name; plain aligned text when piped."""
+def status(campaign_id: str | None, broker: str, output: str, node: str | None, watch: bool,
+           no_color: bool) -> None:
+    """Show a campaign (without ID: the active ones): per-node phases, progress, durations,
+    failures, cordoned nodes. Fits the terminal ($COLUMNS), never cutting a node name; plain
+    aligned text when piped."""
     from rich.console import Console
 
-    from kubeupgrade.api import get
-    from kubeupgrade.cli.status_view import follow, render_status, status_to_dict
+    from kubeupgrade.api import get, list_campaigns
+    from kubeupgrade.cli.status_view import (
+        follow,
+        node_to_dict,
+        render_node,
+        render_status,
+        status_to_dict,
+    )
 
+    if campaign_id is None:
+        active = [d for d in list_campaigns(broker) if d["state"] in ("pending", "running", "failed")]
+        if len(active) != 1:
+            for doc in active:
+                click.echo(f"{doc['id']:<48} {doc['state']:<10} -> {doc['campaign'].get('target')}")
+            click.echo("no active campaigns" if not active else
+                       "several active campaigns: `kubeupgrade status ID` shows one")
+            return
+        campaign_id = active[0]["id"]
     handle = get(campaign_id, broker)
-    if output == "json":
-        click.echo(json.dumps(status_to_dict(handle.status()), indent=2))
+    if output != "text":
+        doc = handle.status()
+        _emit(node_to_dict(doc, node) if node else status_to_dict(doc), output)
         return
     console = Console(no_color=no_color or None)
+    plain = no_color or not console.is_terminal
+    if node:
+        console.print(render_node(handle.status(), node, width=console.width, plain=plain))
+        return
     if not watch:
-        plain = no_color or not console.is_terminal
         console.print(render_status(handle.status(), width=console.width, plain=plain))
         return
     follow(handle, console)
@@ -161,14 +192,15 @@ def abort(campaign_id: str, broker: str, uncordon: bool, restore_repositories: b
 
 @click.command("list")
 @BROKER
-@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text")
-def list_command(broker: str, output: str) -> None:
+@click.option("-o", "--output", type=click.Choice(["text", "json", "yaml"]), default="text")
+@click.option("--cluster", default=None, help="only this cluster's campaigns")
+def list_command(broker: str, output: str, cluster: str | None) -> None:
     """List campaigns, newest first."""
     from kubeupgrade.api import list_campaigns
 
-    docs = list_campaigns(broker)
-    if output == "json":
-        click.echo(json.dumps([{k: d[k] for k in ("id", "cluster", "state", "created")} for d in docs], indent=2))
+    docs = [d for d in list_campaigns(broker) if cluster is None or d["cluster"] in (cluster, "?")]
+    if output != "text":
+        _emit([{k: d[k] for k in ("id", "cluster", "state", "created")} for d in docs], output)
         return
     if not docs:
         click.echo("no campaigns")

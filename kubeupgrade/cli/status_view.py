@@ -29,6 +29,10 @@ def _duration(seconds: float | None) -> str:
     return f"{minutes}m{rest:02d}s"
 
 
+def _timestamp(moment: float | None) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(moment)) if moment else ""
+
+
 def _bar(done: int, total: int, width: int = 8) -> str:
     filled = round(width * done / total) if total else width
     return "█" * filled + "░" * (width - filled) + f" {done}/{total}"
@@ -96,7 +100,9 @@ def status_to_dict(doc: dict[str, Any], now: float | None = None) -> dict[str, A
             "created": doc["created"], "current_hop": doc["current_hop"], "error": doc.get("error"),
             # Mid-run a cordon is the upgrade at work; once the campaign stopped it is left over.
             "left_cordoned": cordoned if ended else [], "cordoned_now": [] if ended else cordoned,
-            "hops": hops, "events": [e["message"] for e in doc.get("events", [])[:10]]}
+            "hops": hops,
+            "events": [{"time": _timestamp(e["t"]), "message": e["message"]}
+                       for e in doc.get("events", [])[:10]]}
     data["next"] = recovery_hint(data)
     return data
 
@@ -180,6 +186,62 @@ def render_status(doc: dict[str, Any], *, width: int = 80, plain: bool = False,
     if data["left_cordoned"]:
         parts.append(styled(f"Nodes left cordoned by this campaign: {', '.join(data['left_cordoned'])}",
                             "yellow"))
+    if data["events"]:
+        events = Table.grid(padding=(0, 1))
+        events.add_column(no_wrap=True)
+        events.add_column(overflow="fold")
+        for event in reversed(data["events"][:5]):
+            events.add_row(event["time"][11:19], event["message"])
+        parts.append(Text("Recent events:"))
+        parts.append(events)
+    return Group(*parts)
+
+
+def node_to_dict(doc: dict[str, Any], node: str) -> dict[str, Any]:
+    """One node's every phase, in every hop it is part of."""
+    hops = []
+    for index, entries in enumerate(doc["entries"]):
+        entry = entries.get(node)
+        if entry is None:
+            continue
+        phases = [{"phase": p["phase"], "state": p["state"], "attempts": p["attempts"],
+                   "started": _timestamp(p["started"]), "ended": _timestamp(p["ended"]),
+                   "duration": (p["ended"] - p["started"]) if p["started"] and p["ended"] else None,
+                   "detail": p["detail"], "error": p["error"], "output": p["tail"]}
+                  for p in entry["phases"]]
+        hops.append({"hop": index + 1, "state": display_state(entry, doc["state"]),
+                     "attempt": entry["attempt"], "cordoned_by_us": entry.get("cordoned_by_us", False),
+                     "repository": entry.get("repository"), "phases": phases})
+    return {"id": doc["id"], "node": node, "hops": hops}
+
+
+def render_node(doc: dict[str, Any], node: str, *, width: int = 80, plain: bool = False) -> Group:
+    """`status ID --node N`: each phase with its state, tries, start, duration and what it said;
+    the output of a failed phase (or the last one that ran) below."""
+    data = node_to_dict(doc, node)
+    parts: list[Any] = [Text(f"Campaign {doc['id']}  node {node}")]
+    shown = None
+    for hop in data["hops"]:
+        table = Table(title=Text(f"Hop {hop['hop']}: {hop['state']} (attempt {hop['attempt']})"),
+                      title_justify="left", box=None, pad_edge=False,
+                      header_style="" if plain else "bold underline")
+        for column, options in (("PHASE", {"no_wrap": True}), ("STATE", {"no_wrap": True}),
+                                ("TRIES", {"justify": "right"}), ("STARTED", {"no_wrap": True}),
+                                ("TIME", {"justify": "right"}), ("DETAIL", {"overflow": "fold"})):
+            table.add_column(column, **options)
+        for phase in hop["phases"]:
+            table.add_row(phase["phase"], phase["state"], str(phase["attempts"]),
+                          phase["started"][11:19], _duration(phase["duration"]),
+                          phase["error"] or phase["detail"])
+            if phase["output"] and (phase["state"] == "failed" or shown is None
+                                    or shown["state"] != "failed"):
+                shown = phase
+        parts.append(table)
+    if not data["hops"]:
+        parts.append(Text(f"{node} is not part of this campaign"))
+    if shown:
+        parts.append(Text(f"Output of {shown['phase']} (last lines):"))
+        parts.append(Text(shown["output"]))
     return Group(*parts)
 
 

@@ -1,0 +1,69 @@
+"""`status` and `list` from the command line against a real redis-server: no ID, one node's
+phases, YAML, a cluster filter, and a broker URL that is not one."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from kubeupgrade.workflow.record import CampaignStore, new_phase
+
+pytestmark = pytest.mark.integration
+
+
+def cli(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kubeupgrade", *argv], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, **(env or {})})
+
+
+def running_campaign(store: CampaignStore, cluster: str) -> str:
+    campaign_id = store.create(cluster, {"cluster": cluster, "target": "1.31"}, f"{cluster}.yaml")
+    store.update(campaign_id, lambda doc: doc.update(state="running", hops=[{
+        "index": 0, "from": "1.30.4", "target": "1.31", "version": "1.31.14", "stage": "workers",
+        "schedule": {"control_planes": [], "first_control_plane": None, "workers": ["worker-1"],
+                     "strategy": "window", "limit": 1}}]))
+    phases = [new_phase("prepare-host"), new_phase("drain")]
+    phases[0].update(state="succeeded", attempts=1, started=1.0, ended=2.0, detail="1.31.14",
+                     tail="$ apt-get update -q\nHit:1 https://pkgs.k8s.io/core:/stable:/v1.31/deb  InRelease")
+    phases[1].update(state="failed", attempts=2, started=3.0, ended=9.0, error="drain timed out")
+    store.put_entry(campaign_id, 0, "worker-1", {"node": "worker-1", "role": "worker", "hop": 0,
+                                                 "state": "failed", "attempt": 1, "phases": phases})
+    store.event(campaign_id, "worker-1: drain failed: drain timed out")
+    return campaign_id
+
+
+def test_status_without_an_id_one_node_yaml_and_a_cluster_filter(redis_url):
+    broker = ("--broker", redis_url)
+    assert cli("status", *broker).stdout.strip() == "no active campaigns"
+    store = CampaignStore.from_url(redis_url)
+    first = running_campaign(store, "prod")
+    shown = cli("status", *broker)
+    assert shown.returncode == 0 and f"Campaign {first}" in shown.stdout
+    assert "Recent events:" in shown.stdout and "drain failed" in shown.stdout
+    node = cli("status", first, "--node", "worker-1", *broker)
+    assert node.returncode == 0
+    assert "drain" in node.stdout and "drain timed out" in node.stdout
+    assert "Output of prepare-host" in node.stdout and "Hit:1" in node.stdout
+    as_yaml = yaml.safe_load(cli("status", first, "-o", "yaml", *broker).stdout)
+    assert as_yaml["hops"][0]["nodes"][0]["retries"] == 1
+    assert as_yaml["events"][0]["time"][:2] == "20"
+    running_campaign(store, "staging")
+    several = cli("status", *broker).stdout
+    assert "several active campaigns" in several
+    listed = yaml.safe_load(cli("list", "--cluster", "prod", "-o", "yaml", *broker).stdout)
+    assert [d["id"] for d in listed] == [first]
+
+
+def test_a_broker_that_is_not_a_redis_url_is_bad_input_with_a_hint():
+    bad = cli("list", "--broker", "http://operator:secret@redis.internal:6379")
+    assert bad.returncode == 2
+    assert bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+    assert "not a Redis URL" in bad.stderr and "secret" not in bad.stderr
+    from_env = cli("list", env={"KUBEUPGRADE_BROKER": "redis.internal:6379"})
+    assert from_env.returncode == 2 and "$KUBEUPGRADE_BROKER" in from_env.stderr
+    away = cli("list", "--broker", "redis://127.0.0.1:1/0")
+    assert away.returncode == 1 and "is redis-server running there?" in away.stderr
