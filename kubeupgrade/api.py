@@ -138,7 +138,8 @@ def submit(campaign: str | Path | Campaign, *, broker: str | None = None,
     while time.monotonic() < deadline:
         doc = store.get(campaign_id)
         if doc and doc["state"] == "refused":
-            raise PolicyRefused(f"campaign {campaign_id} refused: {doc['error']['message']}")
+            refusal = InvalidInput if doc["error"].get("bad_input") else PolicyRefused
+            raise refusal(f"campaign {campaign_id} refused: {doc['error']['message']}")
         if doc and doc["state"] != "pending":
             break
         time.sleep(0.2)

@@ -41,15 +41,27 @@ def agent(node: str, broker: str, host_root: str, path: str, os_family: str | No
     run_agent(node, broker, host_root=host_root, path=path, os_family=os_family, loglevel=loglevel)
 
 
+def default_kubeconfig() -> str | None:
+    """kubectl's order: the first file of $KUBECONFIG, else ~/.kube/config (if there)."""
+    listed = [p for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p]
+    if listed:
+        return listed[0]
+    home = os.path.expanduser("~/.kube/config")
+    return home if os.path.exists(home) else None
+
+
 @click.command()
-@click.option("--kubeconfig", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--kubeconfig", default=default_kubeconfig, type=click.Path(exists=True, dir_okay=False),
+              show_default="$KUBECONFIG, then ~/.kube/config")
 @BROKER
 @click.option("--concurrency", default=8, show_default=True, type=int)
 @click.option("--loglevel", default="INFO", show_default=True)
-def controller(kubeconfig: str, broker: str, concurrency: int, loglevel: str) -> None:
+def controller(kubeconfig: str | None, broker: str, concurrency: int, loglevel: str) -> None:
     """Run the controller: cluster-level tasks and the campaign dispatcher."""
     from kubeupgrade.workflow.runners import run_controller
 
+    if not kubeconfig:
+        raise InvalidInput("no kubeconfig: pass --kubeconfig FILE, or set $KUBECONFIG")
     run_controller(os.path.abspath(kubeconfig), broker, concurrency=concurrency, loglevel=loglevel)
 
 
@@ -79,9 +91,25 @@ def flower(broker: str, port: int, address: str, basic_auth: str | None) -> None
 @click.option("--key", default=None, metavar="FILE",
               help="the operator's signing key [default: $KUBEUPGRADE_SIGNING_KEY, then "
                    "~/.config/kubeupgrade/operator.key]")
-def submit(campaign_file: str, broker: str, wait: bool, timeout: float, key: str | None) -> None:
+@click.option("--dry-run", "dry_run", is_flag=True,
+              help="only plan against the live cluster (like `plan --kubeconfig`); submit nothing")
+@click.option("--kubeconfig", default=default_kubeconfig, type=click.Path(exists=True, dir_okay=False),
+              show_default="$KUBECONFIG, then ~/.kube/config", help="with --dry-run")
+@click.pass_context
+def submit(ctx: click.Context, campaign_file: str, broker: str, wait: bool, timeout: float,
+           key: str | None, dry_run: bool, kubeconfig: str | None) -> None:
     """Sign CAMPAIGN with the operator's key and submit it; prints the campaign id."""
     from kubeupgrade.api import submit as submit_campaign
+
+    if dry_run:
+        if not kubeconfig:
+            raise InvalidInput("--dry-run plans against the live cluster: pass --kubeconfig FILE, "
+                               "or set $KUBECONFIG")
+        assert ctx.parent is not None
+        plan = ctx.parent.command.get_command(ctx.parent, "plan")  # type: ignore[attr-defined]
+        ctx.invoke(plan, campaign_file=campaign_file, output="text", listing=None,
+                   kubeconfig=kubeconfig)
+        return
 
     handle = submit_campaign(campaign_file, broker=broker, key=key)
     click.echo(handle.id)

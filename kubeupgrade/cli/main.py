@@ -127,6 +127,17 @@ for _command in COMMANDS:
     cli.add_command(_command)
 
 
+@cli.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script, e.g. `source <(kubeupgrade completion bash)`."""
+    from click.shell_completion import get_completion_class
+
+    script = get_completion_class(shell)
+    assert script is not None
+    click.echo(script(cli, {}, "kubeupgrade", "_KUBEUPGRADE_COMPLETE").source())
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         cli.main(args=argv, prog_name="kubeupgrade", standalone_mode=False)

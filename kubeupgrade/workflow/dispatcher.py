@@ -20,7 +20,7 @@ from typing import Any
 from celery import Celery, chain, group
 from celery.canvas import Signature
 
-from kubeupgrade.errors import KubeupgradeError, TemporaryError
+from kubeupgrade.errors import InvalidInput, KubeupgradeError, TemporaryError
 from kubeupgrade.kube.identity import ClusterIdentity, mismatch
 from kubeupgrade.model.campaign import Campaign, NodeSpec, WorkerStrategy
 from kubeupgrade.model.phases import Part, names_where
@@ -171,7 +171,8 @@ class Dispatcher:
             log.warning("campaign %s: cannot plan yet: %s", doc["id"], error)
             return  # the API server may be restarting: stay pending, try on the next tick
         except KubeupgradeError as error:
-            self._refuse(doc, [str(error)])
+            # The same exit code `plan` gives for it: bad input (2) or a rule refused (3).
+            self._refuse(doc, [str(error)], bad_input=isinstance(error, InvalidInput))
             return
         if plan.violations:
             self._refuse(doc, [v.message for v in plan.violations])
@@ -251,9 +252,10 @@ class Dispatcher:
         live_nodes, version = self.discover(campaign)
         return with_live_state(campaign, live_nodes, version)
 
-    def _refuse(self, doc: CampaignRecord, reasons: list[str]) -> None:
+    def _refuse(self, doc: CampaignRecord, reasons: list[str], bad_input: bool = False) -> None:
         def refuse(current: dict[str, Any]) -> None:
-            current.update(state="refused", error={"message": "; ".join(reasons), "violations": reasons})
+            current.update(state="refused", error={"message": "; ".join(reasons), "violations": reasons,
+                                                   "bad_input": bad_input})
 
         self.store.update(doc["id"], refuse)
         self.store.end(doc["id"], doc["cluster"])

@@ -158,7 +158,7 @@ def test_a_campaign_for_another_cluster_is_refused_before_anything_runs(make_sta
 
     import yaml
 
-    from kubeupgrade.errors import PolicyRefused
+    from kubeupgrade.errors import InvalidInput, PolicyRefused
     from kubeupgrade.kube.client import KubeApi
     from kubeupgrade.kube.identity import read_identity
 
@@ -187,6 +187,12 @@ def test_a_campaign_for_another_cluster_is_refused_before_anything_runs(make_sta
     assert handle.status()["identity"] == {"name": "sandbox", "uid": uid,
                                            "source": "kubeadm's clusterName"}
     assert_safe(box, 1)
+    # A node the cluster does not have is bad input from submit, as it is from plan (exit 2).
+    ghost = tmp_path / "ghost.yaml"
+    ghost.write_text(yaml.safe_dump({"cluster": "sandbox", "target": "1.31", "nodes": [
+        {"name": "cp-1", "role": "control-plane"}, {"name": "ghost", "role": "worker"}]}))
+    with pytest.raises(InvalidInput, match="nodes not in the cluster: ghost"):
+        submit(str(ghost), broker=stack.broker)
 
 
 def test_a_controller_restarted_against_another_cluster_sends_nothing_there(make_stack, make_sandbox,

@@ -63,6 +63,12 @@ def test_plan_shows_the_identity_and_refuses_another_clusters_campaign(make_sand
                   "-o", "json")
     assert json.loads(as_json.stdout)["identity"]["uid"] == uid
 
+    # submit --dry-run is that plan: nothing is written (the broker here does not even exist).
+    dry = cli("submit", campaign_file(tmp_path, "sandbox"), "--dry-run", "--kubeconfig",
+              str(box.kubeconfig), "--broker", "redis://127.0.0.1:1/0")
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.startswith("Connected to cluster sandbox") and "Hop 1/1" in dry.stdout
+
     refused = cli("plan", campaign_file(tmp_path, "prod-eu1"), "--kubeconfig", str(box.kubeconfig))
     assert refused.returncode == 3
     assert refused.stdout == ""

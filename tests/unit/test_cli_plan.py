@@ -110,3 +110,13 @@ def test_installed_command_prints_no_traceback(tmp_path):
     assert result.stdout == ""
     assert result.stderr.strip().startswith(f"error: {bad}: nodes[0].name: 'A' is not a valid node name")
     assert "Traceback" not in result.stderr
+
+
+def test_completion_scripts_are_printed_for_each_shell():
+    from click.testing import CliRunner
+
+    from kubeupgrade.cli.main import cli
+
+    for shell in ("bash", "zsh", "fish"):
+        result = CliRunner().invoke(cli, ["completion", shell])
+        assert result.exit_code == 0 and "_KUBEUPGRADE_COMPLETE" in result.output
