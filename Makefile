@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test lint bench bench-campaign soak soak-broker demo clean
+.PHONY: venv test lint bench bench-campaign soak soak-broker demo demo-down clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ soak-broker: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m kubeupgrade.demo $(if $(KEEP),--keep,)
+
+demo-down: $(STAMP)
+	$(BIN)/python -m kubeupgrade.demo --down
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -30,9 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", default=".demo")
     parser.add_argument("--keep", action="store_true", help="leave everything running")
     parser.add_argument("--workers", type=int, default=5)
+    parser.add_argument("--down", action="store_true", help="stop what a --keep demo left running")
     args = parser.parse_args(argv)
     console = Console()
     directory = Path(args.dir).resolve()
+    if args.down:
+        return _down(directory, console)
     if directory.exists():
         Sandbox(directory / "sandbox").down()
         shutil.rmtree(directory)
@@ -60,18 +63,27 @@ def main(argv: list[str] | None = None) -> int:
                          "hooks": {"after_first_control_plane": [["kubeadm", "version", "-o", "short"]]}},
         }))
         handle = submit(campaign, broker=broker, key=box.signing_key)
-        console.print(f"Campaign    {handle.id}  (kubeupgrade status {handle.id} --broker {broker})")
+        console.print(f"Campaign    {handle.id}  ({sys.executable} -m kubeupgrade status {handle.id} "
+                      f"--broker {broker})")
         doc = follow(handle, console, interval=0.25)
         console.print(verification_table(doc))
-        problems = invariants.check_all(box, max_unavailable=2, succeeded=doc["state"] == "succeeded")
-        console.print(f"Safety invariants: {'all held' if not problems else '; '.join(problems)}")
+        checked = invariants.report(box, max_unavailable=2, succeeded=doc["state"] == "succeeded")
+        problems = [problem for _, _, found in checked for problem in found]
+        console.print("Safety invariants (from the hosts' command logs and the API server):")
+        for name, measured, found in checked:
+            verdict = "[green]held[/]" if not found else "[bold red]BROKEN[/]: " + "; ".join(found)
+            console.print(f"  {name:<42} {measured:<28} {verdict}")
         console.print(f"Campaign {doc['state']} in {time.monotonic() - started:.0f}s (including start-up)")
         if args.keep:
-            console.print(f"Left running. Stop with: kubeupgrade sandbox down --dir {box.paths.root} "
-                          f"and kill the processes listed in {box.paths.root}/logs")
             _write_pids(stack, directory)
+            console.print(f"Left running. Stop everything with: {sys.executable} -m kubeupgrade.demo "
+                          f"--down --dir {directory}")
             return 0 if doc["state"] == "succeeded" else 1
         return 0 if doc["state"] == "succeeded" and not problems else 1
+    except KeyboardInterrupt:
+        console.print("interrupted; stopping what the demo started")
+        args.keep = False
+        return 130
     finally:
         if not args.keep:
             stack.stop_all()
@@ -94,10 +106,34 @@ def _broker(stack: Stack, console: Console) -> str:
     return stack.broker
 
 
+def _down(directory: Path, console: Console) -> int:
+    """Stop every process a --keep demo started (from its pids.txt), then the sandbox."""
+    import os
+    import signal
+
+    pids = directory / "pids.txt"
+    stopped = []
+    for line in pids.read_text().splitlines() if pids.exists() else []:
+        name, _, pid = line.partition(" ")
+        try:
+            os.killpg(int(pid), signal.SIGTERM)
+            stopped.append(name)
+        except (ProcessLookupError, PermissionError, ValueError):
+            continue
+    stopped += [f"API server {pid}" for pid in Sandbox(directory / "sandbox").down()] \
+        if (directory / "sandbox").exists() else []
+    pids.unlink(missing_ok=True)
+    console.print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
+    return 0
+
+
 def _write_pids(stack: Stack, directory: Path) -> None:
     (directory / "pids.txt").write_text(
         "\n".join(f"{name} {process.pid}" for name, process in stack.processes.items()) + "\n")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # before the demo's own clean-up took over: nothing to stop yet
+        sys.exit(130)

@@ -169,6 +169,30 @@ def check_nothing_left_cordoned(box: Sandbox) -> list[str]:
     return [f"{n['metadata']['name']} is still cordoned" for n in nodes if n["spec"].get("unschedulable")]
 
 
+def report(box: Sandbox, max_unavailable: int, *, succeeded: bool = True) -> list[tuple[str, str, list[str]]]:
+    """Each invariant checked, with what was measured and its violations (empty: it held)."""
+    peak = max_workers_out(box)
+    applies = sum(1 for entries in logs(box).values() for e in entries
+                  if e["argv"][:3] == ["kubeadm", "upgrade", "apply"] and e["exit"] == 0)
+    commands = sum(1 for entries in logs(box).values() for e in entries if _is_disruptive(e["argv"]))
+    rows = [
+        ("workers out of service", f"peak {peak}, limit {max_unavailable}",
+         check_max_unavailable(box, max_unavailable)),
+        ("control planes one at a time", f"{len(control_plane_windows(box))} control-plane windows",
+         check_control_planes_serial(box)),
+        ("kubeadm upgrade apply once per version", f"{applies} successful apply",
+         check_apply_once_per_version(box)),
+        ("no worker before the control planes", f"{len(control_plane_spans(box))} hop(s)",
+         check_workers_after_control_planes(box)),
+        ("one mutating command per host at a time", f"{commands} mutating commands",
+         check_host_commands_serial(box)),
+    ]
+    if succeeded:
+        cordoned = check_nothing_left_cordoned(box)
+        rows.append(("nothing left cordoned", f"{len(cordoned)} cordoned", cordoned))
+    return rows
+
+
 def check_all(box: Sandbox, max_unavailable: int, *, succeeded: bool = True) -> list[str]:
     problems = (check_max_unavailable(box, max_unavailable) + check_control_planes_serial(box)
                 + check_apply_once_per_version(box) + check_workers_after_control_planes(box)
