@@ -1,10 +1,12 @@
-"""The wrapper every phase task runs in: validate, fence, skip what is done, retry, record.
+"""The wrapper every phase task runs in: validate, fence, authorize, skip what is done, retry,
+record.
 
 A phase task's kwargs are small and readable in Flower: campaign, hop, node, phase, attempt,
 version. Everything else (packages, policies, hooks) is read from the campaign record, so no
 free-form value travels on the wire. Before running, the task checks the record: the campaign
-must be running, the attempt must be current (stale redeliveries are fenced off), and a phase
-already succeeded returns "already-done" without side effects.
+must be running, the attempt must be current (stale redeliveries are fenced off), a phase
+already succeeded returns "already-done" without side effects, and on an agent the campaign
+must carry a trusted operator's signature (kubeupgrade.security.authorize) or nothing runs.
 """
 
 from __future__ import annotations
