@@ -58,11 +58,12 @@ def plan(campaign_file: str, output: str, listing: str | None, kubeconfig: str |
         available = [row.version for row in parse_listing(_read_text(listing, "listing"))]
     result = plan_campaign(campaign, available)
     if output == "json":
-        click.echo(render.plan_to_json(result, identity.to_dict() if identity else None))
+        click.echo(render.plan_to_json(result, identity.to_dict() if identity else None,
+                                       campaign.policies))
     else:
         if identity:
             click.echo(f"Connected to cluster {identity.describe()}")
-        click.echo(render.plan_to_text(result))
+        click.echo(render.plan_to_text(result, campaign.policies))
     if result.refused:
         raise PolicyRefused(
             f"plan refused: {len(result.violations)} policy violation(s), first: "

@@ -3,20 +3,46 @@
 from __future__ import annotations
 
 import json
+import shlex
+from typing import Any
 
 from kubeupgrade.host.listings import ListedPackage
-from kubeupgrade.model.campaign import WorkerStrategy
+from kubeupgrade.model.campaign import Policies, WorkerStrategy
 from kubeupgrade.model.plan import Plan, plan_to_dict, version_label
 
 
-def plan_to_json(plan: Plan, identity: dict[str, str] | None = None) -> str:
+def plan_to_json(plan: Plan, identity: dict[str, str] | None = None,
+                 policies: Policies | None = None) -> str:
     document = plan_to_dict(plan)
     if identity:
         document["identity"] = identity
+    if policies:
+        document["drain"] = policy_lines(policies)["drain"]
+        document["hooks"] = {kind: [list(argv) for argv in getattr(policies.hooks, kind)]
+                             for kind in HOOK_POINTS}
     return json.dumps(document, indent=2)
 
 
-def plan_to_text(plan: Plan) -> str:
+HOOK_POINTS = {"after_first_control_plane": "on the first control plane, after `kubeadm upgrade apply`",
+               "before_drain": "on each node, before its drain",
+               "after_node": "on each node, once it is back"}
+
+
+def policy_lines(policies: Policies) -> dict[str, Any]:
+    """The drain policy and hooks as an operator reads them."""
+    drain = policies.drain
+    grace = f"{drain.grace_period_seconds}s" if drain.grace_period_seconds is not None else "each pod's own"
+    return {
+        "drain": {"timeout": f"{drain.timeout_seconds}s", "grace_period": grace,
+                  "delete_emptydir_data": drain.delete_emptydir_data,
+                  "pod_selector": drain.pod_selector or "all pods",
+                  "on_pdb_block": drain.on_pdb_block.value, "skip_for_patch": drain.skip_for_patch},
+        "hooks": [f"{where}: {shlex.join(argv)}" for kind, where in HOOK_POINTS.items()
+                  for argv in getattr(policies.hooks, kind)],
+    }
+
+
+def plan_to_text(plan: Plan, policies: Policies | None = None) -> str:
     lines = [f"Cluster {plan.cluster}: {plan.current.plain} -> {version_label(plan.target)}"]
     for index, hop in enumerate(plan.hops, start=1):
         kind = "minor" if hop.is_minor_upgrade else "patch"
@@ -47,6 +73,17 @@ def plan_to_text(plan: Plan) -> str:
             drain = "" if node.drain else "  (no drain)"
             phases = " > ".join(phase.value for phase in node.phases)
             lines.append(f"    {node.name:<{width}}  {phases}{drain}")
+    if policies is not None and plan.hops:
+        described = policy_lines(policies)
+        drain = described["drain"]
+        lines.append("")
+        lines.append(f"Drain: timeout {drain['timeout']}, grace period {drain['grace_period']}, "
+                     f"pods: {drain['pod_selector']}, emptyDir data "
+                     f"{'deleted' if drain['delete_emptydir_data'] else 'refused'}, "
+                     f"on a PDB block: {drain['on_pdb_block']}"
+                     f"{', patch upgrades skip the drain' if drain['skip_for_patch'] else ''}")
+        lines.append("Hooks (argv, run as root by the agent):" if described["hooks"] else "Hooks: none")
+        lines += [f"  {hook}" for hook in described["hooks"]]
     for note in plan.notes:
         lines.append("")
         lines.append(f"Note: {note}")

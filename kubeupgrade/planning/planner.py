@@ -55,6 +55,7 @@ def plan_campaign(campaign: Campaign, available: Iterable[KubeVersion] = ()) -> 
 
     targets, path_violations = _hop_targets(campaign, current, apiservers, releases)
     violations.extend(path_violations)
+    violations.extend(_missing_from_listing(campaign, releases))
     if not path_violations:
         violations.extend(_kubelet_violations(nodes, newest_control_plane, targets, campaign.target))
         notes.extend(_kubelets_ahead_of_a_control_plane(nodes, apiservers))
@@ -84,6 +85,23 @@ def plan_campaign(campaign: Campaign, available: Iterable[KubeVersion] = ()) -> 
         violations=tuple(violations),
         notes=tuple(notes),
     )
+
+
+def _missing_from_listing(campaign: Campaign, releases: list[KubeVersion]) -> list[Violation]:
+    """An exact target (or pin) that the listing of its minor does not hold cannot be installed.
+    Listings come from one minor's repository: a minor the listing does not cover is not judged."""
+    wanted = [campaign.target] + [pin for _, pin in campaign.pins]
+    problems = []
+    for version in wanted:
+        if not isinstance(version, KubeVersion) or version in releases:
+            continue
+        same_minor = [r for r in releases if r.minor_version == version.minor_version]
+        if same_minor:
+            problems.append(Violation(
+                rule="not-in-listing",
+                message=f"{version.plain} is not in the package listing (it has "
+                        f"{min(same_minor).plain} to {max(same_minor).plain}); pick one of those"))
+    return problems
 
 
 def _control_plane_versions(

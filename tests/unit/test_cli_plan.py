@@ -120,3 +120,15 @@ def test_completion_scripts_are_printed_for_each_shell():
     for shell in ("bash", "zsh", "fish"):
         result = CliRunner().invoke(cli, ["completion", shell])
         assert result.exit_code == 0 and "_KUBEUPGRADE_COMPLETE" in result.output
+
+
+def test_plan_shows_the_drain_policy_and_every_hook_argv(capsys):
+    code, out, _ = run(capsys, "plan", str(EXAMPLE))
+    assert code == 0
+    assert "Drain: timeout 300s, grace period 30s, pods: app!=batch, emptyDir data deleted" in out
+    assert ("on the first control plane, after `kubeadm upgrade apply`: kubectl --kubeconfig "
+            "/etc/kubernetes/admin.conf apply -f /etc/kubeupgrade/cni.yaml") in out
+    code, out, _ = run(capsys, "plan", str(EXAMPLE), "-o", "json")
+    document = json.loads(out)
+    assert document["hooks"]["after_first_control_plane"][0][:2] == ["kubectl", "--kubeconfig"]
+    assert document["drain"]["on_pdb_block"] == "fail"

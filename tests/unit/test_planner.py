@@ -324,3 +324,14 @@ def test_workers_never_come_before_every_control_plane_of_their_hop(camp):
         assert hop.schedule.limit <= max(1, len(hop.workers))
         for batch in hop.schedule.batches:
             assert len(batch) <= hop.schedule.limit
+
+
+def test_an_exact_target_missing_from_the_listing_of_its_minor_is_refused():
+    listing = [v("1.31.0"), v("1.31.1"), v("1.31.2")]
+    plan = plan_campaign(campaign("v1.31.5", cluster()), listing)
+    (violation,) = plan.violations
+    assert violation.rule == "not-in-listing"
+    assert "1.31.5 is not in the package listing (it has 1.31.0 to 1.31.2)" in violation.message
+    assert not plan_campaign(campaign("v1.31.2", cluster()), listing).violations
+    # A listing of another minor's repository says nothing about this one.
+    assert not plan_campaign(campaign("v1.31.5", cluster()), [v("1.30.9")]).violations
