@@ -178,6 +178,36 @@ def status(campaign_id: str | None, broker: str, output: str, node: str | None, 
 
 @click.command()
 @click.argument("campaign_id")
+@click.option("--node", required=True)
+@click.option("--phase", default=None, help="only this phase")
+@BROKER
+def logs(campaign_id: str, node: str, phase: str | None, broker: str) -> None:
+    """The output a node's phases captured: the whole output of a failed command or of
+    `kubeadm upgrade plan`, the last lines otherwise."""
+    from kubeupgrade.api import get
+
+    handle = get(campaign_id, broker)
+    doc = handle.status()
+    shown = 0
+    for hop, entries in enumerate(doc["entries"]):
+        entry = entries.get(node)
+        for record in entry["phases"] if entry else []:
+            if phase and record["phase"] != phase:
+                continue
+            text = handle.output(hop, node, record["phase"]) or record["tail"]
+            if not text:
+                continue
+            whole = "whole" if handle.output(hop, node, record["phase"]) else "last lines"
+            click.echo(f"==> hop {hop + 1} {record['phase']} ({record['state']}, {whole}) <==")
+            click.echo(text.rstrip("\n"))
+            shown += 1
+    if not shown:
+        raise InvalidInput(f"no output recorded for {node}{' ' + phase if phase else ''} in "
+                           f"campaign {campaign_id}")
+
+
+@click.command()
+@click.argument("campaign_id")
 @BROKER
 def retry(campaign_id: str, broker: str) -> None:
     """Resume a failed campaign at the failed phase; nothing already done runs again."""
@@ -275,5 +305,5 @@ def keys_create(directory: str, name: str) -> None:
     click.echo(f"install {pair.public.name} in {TRUSTED_DIR}/ (owned by root) on every node")
 
 
-COMMANDS = (agent, controller, flower, submit, status, retry, abort, list_command, forget_cluster,
-            keys)
+COMMANDS = (agent, controller, flower, submit, status, logs, retry, abort, list_command,
+            forget_cluster, keys)

@@ -138,10 +138,12 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
             job.report(f"attempt {task.request.retries + 1} failed, retrying in {delay:g}s: {error}")
             store.event(campaign, f"{node}: {phase} retrying in {delay:g}s: {error}")
             raise task.retry(countdown=delay, exc=error, max_retries=retries.attempts - 1) from None
-        store.fail_phase(campaign, hop, node, phase, str(error), tail, **fence)
+        if store.fail_phase(campaign, hop, node, phase, str(error), tail, **fence) and tail:
+            _keep_output(store, job, error.result)  # type: ignore[attr-defined]
         raise
     except HostCommandRefused as error:
-        store.fail_phase(campaign, hop, node, phase, str(error), error.result.tail(), **fence)
+        if store.fail_phase(campaign, hop, node, phase, str(error), error.result.tail(), **fence):
+            _keep_output(store, job, error.result)
         raise
     except PermanentError as error:
         store.fail_phase(campaign, hop, node, phase, str(error), **fence)
@@ -153,6 +155,12 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
                               outcome.output, **fence):
         return {"node": node, "phase": phase, "status": "stale"}
     return {"node": node, "phase": phase, "status": "already-done" if outcome.status == ALREADY_DONE else "done"}
+
+
+def _keep_output(store: CampaignStore, job: Job, result: Any) -> None:
+    """The whole output of the command a phase failed on (`kubeupgrade logs`)."""
+    store.save_output(job.campaign_id, job.hop, job.node, job.phase.value,
+                      f"$ {result.command}\n{result.stdout}{result.stderr}")
 
 
 def phase_task(*phases: Phase) -> Callable[[Callable[[Job], StepOutcome]], Task]:

@@ -67,3 +67,18 @@ def test_a_broker_that_is_not_a_redis_url_is_bad_input_with_a_hint():
     assert from_env.returncode == 2 and "$KUBEUPGRADE_BROKER" in from_env.stderr
     away = cli("list", "--broker", "redis://127.0.0.1:1/0")
     assert away.returncode == 1 and "is redis-server running there?" in away.stderr
+
+
+def test_logs_print_what_each_phase_captured(redis_url):
+    store = CampaignStore.from_url(redis_url)
+    campaign_id = running_campaign(store, "prod")
+    store.save_output(campaign_id, 0, "worker-1", "drain", "$ drain worker-1\nline 1\nline 2\n")
+    shown = cli("logs", campaign_id, "--node", "worker-1", "--broker", redis_url)
+    assert shown.returncode == 0, shown.stderr
+    assert "==> hop 1 prepare-host (succeeded, last lines) <==" in shown.stdout
+    assert "Hit:1 https://pkgs.k8s.io" in shown.stdout
+    assert "==> hop 1 drain (failed, whole) <==\n$ drain worker-1\nline 1\nline 2" in shown.stdout
+    only = cli("logs", campaign_id, "--node", "worker-1", "--phase", "drain", "--broker", redis_url)
+    assert "prepare-host" not in only.stdout and "line 2" in only.stdout
+    none = cli("logs", campaign_id, "--node", "worker-9", "--broker", redis_url)
+    assert none.returncode == 2 and "no output recorded for worker-9" in none.stderr
