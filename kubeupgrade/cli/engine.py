@@ -131,7 +131,8 @@ def _emit(data: object, output: str) -> None:
 @click.command()
 @click.argument("campaign_id", required=False)
 @BROKER
-@click.option("-o", "--output", type=click.Choice(["text", "json", "yaml"]), default="text")
+@click.option("-o", "--output", type=click.Choice(["text", "wide", "json", "yaml"]), default="text",
+              help="wide: every column (role, progress bar, detail) whatever the terminal's width")
 @click.option("--node", default=None, help="every phase of this node: state, tries, times, output")
 @click.option("--watch", is_flag=True, help="refresh until the campaign ends")
 @click.option("--no-color", "no_color", is_flag=True, help="plain text (also when piped, or $NO_COLOR)")
@@ -144,6 +145,7 @@ def status(campaign_id: str | None, broker: str, output: str, node: str | None, 
 
     from kubeupgrade.api import get, list_campaigns
     from kubeupgrade.cli.status_view import (
+        WIDE,
         follow,
         node_to_dict,
         render_node,
@@ -161,11 +163,13 @@ def status(campaign_id: str | None, broker: str, output: str, node: str | None, 
             return
         campaign_id = active[0]["id"]
     handle = get(campaign_id, broker)
-    if output != "text":
+    if output in ("json", "yaml"):
         doc = handle.status()
         _emit(node_to_dict(doc, node) if node else status_to_dict(doc), output)
         return
     console = Console(no_color=no_color or None)
+    if output == "wide":
+        console = Console(no_color=no_color or None, width=max(console.width, WIDE))
     plain = no_color or not console.is_terminal
     if node:
         console.print(render_node(handle.status(), node, width=console.width, plain=plain))
@@ -250,25 +254,31 @@ def abort(campaign_id: str, broker: str, uncordon: bool, restore_repositories: b
 
 @click.command("list")
 @BROKER
-@click.option("-o", "--output", type=click.Choice(["text", "json", "yaml"]), default="text")
+@click.option("-o", "--output", type=click.Choice(["text", "wide", "json", "yaml"]), default="text")
 @click.option("--cluster", default=None, help="only this cluster's campaigns")
 def list_command(broker: str, output: str, cluster: str | None) -> None:
     """List campaigns, newest first."""
     from kubeupgrade.api import list_campaigns
 
     docs = [d for d in list_campaigns(broker) if cluster is None or d["cluster"] in (cluster, "?")]
-    if output != "text":
+    if output in ("json", "yaml"):
         _emit([{k: d[k] for k in ("id", "cluster", "state", "created")} for d in docs], output)
         return
     if not docs:
         click.echo("no campaigns")
+        return
+    width = max(len(d["id"]) for d in docs)
+    header = f"{'ID':<{width}}  {'STATE':<9}  {'CREATED':<16}  TARGET"
+    click.echo(header + ("  CLUSTER  ERROR" if output == "wide" else ""))
     for doc in docs:
         if doc["state"] == "damaged":
             click.echo(f"damaged: {doc['id']}: {doc['error']['message']}")
             continue
-        created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(doc["created"]))
-        target = doc["campaign"].get("target")
-        click.echo(f"{doc['id']:<48} {doc['state']:<10} {created}  -> {target}")
+        created = time.strftime("%Y-%m-%d %H:%M", time.localtime(doc["created"]))
+        line = f"{doc['id']:<{width}}  {doc['state']:<9}  {created:<16}  {doc['campaign'].get('target')}"
+        if output == "wide":
+            line += f"  {doc['cluster']}  {((doc.get('error') or {}).get('message') or '')[:100]}"
+        click.echo(line)
 
 
 @click.command("forget-cluster")

@@ -82,3 +82,15 @@ def test_logs_print_what_each_phase_captured(redis_url):
     assert "prepare-host" not in only.stdout and "line 2" in only.stdout
     none = cli("logs", campaign_id, "--node", "worker-9", "--broker", redis_url)
     assert none.returncode == 2 and "no output recorded for worker-9" in none.stderr
+
+
+def test_list_fits_80_columns_and_wide_adds_cluster_and_error(redis_url):
+    store = CampaignStore.from_url(redis_url)
+    campaign_id = running_campaign(store, "prod-eu1")
+    store.update(campaign_id, lambda doc: doc.update(state="failed", error={"message": "drain timed out"}))
+    text = cli("list", "--broker", redis_url).stdout.splitlines()
+    assert text[0].split() == ["ID", "STATE", "CREATED", "TARGET"]
+    assert all(len(line) <= 80 for line in text) and campaign_id in text[1]
+    wide = cli("list", "-o", "wide", "--broker", redis_url).stdout.splitlines()
+    assert wide[1].endswith("prod-eu1  drain timed out")
+    assert cli("status", campaign_id, "-o", "wide", "--broker", redis_url).returncode == 0
