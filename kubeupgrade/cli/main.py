@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -63,7 +64,7 @@ def plan(campaign_file: str, output: str, listing: str | None, kubeconfig: str |
     else:
         if identity:
             click.echo(f"Connected to cluster {identity.describe()}")
-        click.echo(render.plan_to_text(result, campaign.policies))
+        click.echo(render.plan_to_text(result, campaign.policies, shutil.get_terminal_size().columns))
     if result.refused:
         raise PolicyRefused(
             f"plan refused: {len(result.violations)} policy violation(s), first: "

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
+import textwrap
 from typing import Any
 
 from kubeupgrade.host.listings import ListedPackage
@@ -42,7 +44,22 @@ def policy_lines(policies: Policies) -> dict[str, Any]:
     }
 
 
-def plan_to_text(plan: Plan, policies: Policies | None = None) -> str:
+def fit(lines: list[str], width: int) -> str:
+    """Wrap lines longer than `width` between words (never inside a name or a phase), each
+    continuation hanging under the text it continues."""
+    out = []
+    for line in lines:
+        if len(line) <= width:
+            out.append(line)
+            continue
+        labelled = re.match(r"^(\s+\S+\s{2,})", line)
+        hang = len(labelled.group(1)) if labelled else len(line) - len(line.lstrip()) + 2
+        out += textwrap.wrap(line, width, subsequent_indent=" " * hang, break_long_words=False,
+                             break_on_hyphens=False) or [line]
+    return "\n".join(out)
+
+
+def plan_to_text(plan: Plan, policies: Policies | None = None, columns: int = 80) -> str:
     lines = [f"Cluster {plan.cluster}: {plan.current.plain} -> {version_label(plan.target)}"]
     for index, hop in enumerate(plan.hops, start=1):
         kind = "minor" if hop.is_minor_upgrade else "patch"
@@ -94,7 +111,7 @@ def plan_to_text(plan: Plan, policies: Policies | None = None) -> str:
             lines.append(f"  [{violation.rule}] {violation.message}")
     else:
         lines.append("Policy: no violations.")
-    return "\n".join(lines)
+    return fit(lines, columns)
 
 
 def listing_to_dict(rows: list[ListedPackage]) -> list[dict[str, str]]:

@@ -51,7 +51,8 @@ def test_plan_json_contract(tmp_path, capsys):
     assert plan["violations"] == []
 
 
-def test_plan_text_names_apply_node_and_window(capsys):
+def test_plan_text_names_apply_node_and_window(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
     code, out, _ = run(capsys, "plan", str(EXAMPLE))
     assert code == 0
     assert "1. cp-1                     kubeadm upgrade apply" in out
@@ -122,7 +123,8 @@ def test_completion_scripts_are_printed_for_each_shell():
         assert result.exit_code == 0 and "_KUBEUPGRADE_COMPLETE" in result.output
 
 
-def test_plan_shows_the_drain_policy_and_every_hook_argv(capsys):
+def test_plan_shows_the_drain_policy_and_every_hook_argv(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
     code, out, _ = run(capsys, "plan", str(EXAMPLE))
     assert code == 0
     assert "Drain: timeout 300s, grace period 30s, pods: app!=batch, emptyDir data deleted" in out
@@ -132,3 +134,17 @@ def test_plan_shows_the_drain_policy_and_every_hook_argv(capsys):
     document = json.loads(out)
     assert document["hooks"]["after_first_control_plane"][0][:2] == ["kubectl", "--kubeconfig"]
     assert document["drain"]["on_pdb_block"] == "fail"
+
+
+def test_plan_fits_80_columns_without_splitting_a_name(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = run(capsys, "plan", str(EXAMPLE))
+    assert code == 0
+    assert all(len(line) <= 80 for line in out.splitlines())
+    words = out.split()
+    for phase in ("hooks-after-first-control-plane", "kubeadm-upgrade-apply", "restart-kubelet"):
+        assert phase in words
+    # A continuation hangs under the phases it continues.
+    lines = out.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("    cp-1  "))
+    assert lines[first + 1].startswith(" " * 14) and not lines[first + 1].startswith(" " * 15)
