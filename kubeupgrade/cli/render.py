@@ -11,11 +11,13 @@ from typing import Any
 from kubeupgrade.host.listings import ListedPackage
 from kubeupgrade.model.campaign import Policies, WorkerStrategy
 from kubeupgrade.model.plan import Plan, plan_to_dict, version_label
+from kubeupgrade.planning.estimate import FORMULA, estimate, minutes
 
 
 def plan_to_json(plan: Plan, identity: dict[str, str] | None = None,
                  policies: Policies | None = None) -> str:
     document = plan_to_dict(plan)
+    document["estimate"] = {"seconds": estimate(plan).total_seconds, "formula": FORMULA}
     if identity:
         document["identity"] = identity
     if policies:
@@ -101,6 +103,13 @@ def plan_to_text(plan: Plan, policies: Policies | None = None, columns: int = 80
                      f"{', patch upgrades skip the drain' if drain['skip_for_patch'] else ''}")
         lines.append("Hooks (argv, run as root by the agent):" if described["hooks"] else "Hooks: none")
         lines += [f"  {hook}" for hook in described["hooks"]]
+    if plan.hops:
+        guess = estimate(plan)
+        per_hop = ", ".join(minutes(s) for s in guess.per_hop)
+        lines.append("")
+        lines.append(f"Estimated duration: about {minutes(guess.total_seconds)}"
+                     + (f" (hops: {per_hop})" if len(guess.per_hop) > 1 else "")
+                     + f", from typical phase durations; {FORMULA}")
     for note in plan.notes:
         lines.append("")
         lines.append(f"Note: {note}")

@@ -44,6 +44,7 @@ class PhaseSpec:
     sets_repository: bool = False
     installs_packages: bool = False
     hint: str = ""  # what an operator does when a campaign fails here ({retry} = the command)
+    typical_seconds: int = 30  # on a real host, for `plan`'s estimate (image pulls and PDBs vary it)
 
 
 def _spec(phase: Phase, task: str, runs: Runs, part: Part, *roles: str, **flags: object) -> PhaseSpec:
@@ -60,33 +61,33 @@ _NODE_HINT = "Next: fix the node (it stays cordoned), then `{retry}`."
 
 PHASES: tuple[PhaseSpec, ...] = (
     _spec(Phase.PREPARE_HOST, "kubeupgrade.node.prepare_host", _H, Part.PREPARE, CP, WORKER,
-          sets_repository=True),
-    _spec(Phase.PREFLIGHT, "kubeupgrade.controller.preflight", _C, Part.CLUSTER, CLUSTER),
+          sets_repository=True, typical_seconds=30),
+    _spec(Phase.PREFLIGHT, "kubeupgrade.controller.preflight", _C, Part.CLUSTER, CLUSTER, typical_seconds=10),
     _spec(Phase.SET_REPOSITORY, "kubeupgrade.node.set_repository", _H, Part.KUBEADM, CP, WORKER,
-          sets_repository=True),
+          sets_repository=True, typical_seconds=20),
     _spec(Phase.INSTALL_KUBEADM, "kubeupgrade.node.install_kubeadm", _H, Part.KUBEADM, CP, WORKER,
-          installs_packages=True),
-    _spec(Phase.KUBEADM_PLAN, "kubeupgrade.node.kubeadm_upgrade_plan", _H, Part.KUBEADM, CP),
-    _spec(Phase.STOP_APISERVER, "kubeupgrade.node.stop_kube_apiserver", _H, Part.KUBEADM, CP),
+          installs_packages=True, typical_seconds=30),
+    _spec(Phase.KUBEADM_PLAN, "kubeupgrade.node.kubeadm_upgrade_plan", _H, Part.KUBEADM, CP, typical_seconds=20),
+    _spec(Phase.STOP_APISERVER, "kubeupgrade.node.stop_kube_apiserver", _H, Part.KUBEADM, CP, typical_seconds=20),
     _spec(Phase.KUBEADM_APPLY, "kubeupgrade.node.kubeadm_upgrade_apply", _H, Part.KUBEADM, CP,
-          hint=_KUBEADM_HINT),
-    _spec(Phase.HOOKS_AFTER_FIRST_CONTROL_PLANE, "kubeupgrade.node.run_hooks", _H, Part.KUBEADM, CP),
+          hint=_KUBEADM_HINT, typical_seconds=300),
+    _spec(Phase.HOOKS_AFTER_FIRST_CONTROL_PLANE, "kubeupgrade.node.run_hooks", _H, Part.KUBEADM, CP, typical_seconds=30),
     _spec(Phase.KUBEADM_NODE, "kubeupgrade.node.kubeadm_upgrade_node", _H, Part.KUBEADM, CP, WORKER,
-          hint=_KUBEADM_HINT),
-    _spec(Phase.DOWNLOAD_PACKAGES, "kubeupgrade.node.download_packages", _H, Part.KUBELET, CP, WORKER),
+          hint=_KUBEADM_HINT, typical_seconds=60),
+    _spec(Phase.DOWNLOAD_PACKAGES, "kubeupgrade.node.download_packages", _H, Part.KUBELET, CP, WORKER, typical_seconds=30),
     _spec(Phase.HOOKS_BEFORE_DRAIN, "kubeupgrade.node.run_hooks", _H, Part.KUBELET, CP, WORKER,
-          takes_out_of_service=True),
+          takes_out_of_service=True, typical_seconds=30),
     _spec(Phase.DRAIN, "kubeupgrade.controller.drain_node", _C, Part.KUBELET, CP, WORKER,
-          takes_out_of_service=True, hint=_NODE_HINT),
+          takes_out_of_service=True, hint=_NODE_HINT, typical_seconds=120),
     _spec(Phase.INSTALL_KUBELET, "kubeupgrade.node.install_kubelet", _H, Part.KUBELET, CP, WORKER,
-          takes_out_of_service=True, installs_packages=True),
-    _spec(Phase.RESTART_KUBELET, "kubeupgrade.node.restart_kubelet", _H, Part.KUBELET, CP, WORKER),
+          takes_out_of_service=True, installs_packages=True, typical_seconds=30),
+    _spec(Phase.RESTART_KUBELET, "kubeupgrade.node.restart_kubelet", _H, Part.KUBELET, CP, WORKER, typical_seconds=10),
     _spec(Phase.WAIT_READY, "kubeupgrade.controller.wait_node_ready", _C, Part.KUBELET, CP, WORKER,
-          returns_to_service=True, hint=_NODE_HINT),
+          returns_to_service=True, hint=_NODE_HINT, typical_seconds=60),
     _spec(Phase.UNCORDON, "kubeupgrade.controller.uncordon_node", _C, Part.KUBELET, CP, WORKER,
-          returns_to_service=True),
-    _spec(Phase.HOOKS_AFTER_NODE, "kubeupgrade.node.run_hooks", _H, Part.KUBELET, CP, WORKER),
-    _spec(Phase.VERIFY, "kubeupgrade.controller.verify", _C, Part.CLUSTER, CLUSTER),
+          returns_to_service=True, typical_seconds=2),
+    _spec(Phase.HOOKS_AFTER_NODE, "kubeupgrade.node.run_hooks", _H, Part.KUBELET, CP, WORKER, typical_seconds=30),
+    _spec(Phase.VERIFY, "kubeupgrade.controller.verify", _C, Part.CLUSTER, CLUSTER, typical_seconds=20),
 )
 
 SPECS: dict[Phase, PhaseSpec] = {spec.phase: spec for spec in PHASES}
