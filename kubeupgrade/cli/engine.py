@@ -198,10 +198,11 @@ def logs(campaign_id: str, node: str, phase: str | None, broker: str) -> None:
         for record in entry["phases"] if entry else []:
             if phase and record["phase"] != phase:
                 continue
-            text = handle.output(hop, node, record["phase"]) or record["tail"]
+            saved = handle.output(hop, node, record["phase"])
+            text = saved or record["tail"]
             if not text:
                 continue
-            whole = "whole" if handle.output(hop, node, record["phase"]) else "last lines"
+            whole = "whole" if saved else "last lines"
             click.echo(f"==> hop {hop + 1} {record['phase']} ({record['state']}, {whole}) <==")
             click.echo(text.rstrip("\n"))
             shown += 1
