@@ -47,7 +47,6 @@ def _read_text(path: str, what: str) -> str:
 def plan(campaign_file: str, output: str, listing: str | None, kubeconfig: str | None) -> None:
     """Show what upgrading with CAMPAIGN would do, and whether policy allows it (exit 3 if not)."""
     from kubeupgrade.campaign_file import load_campaign
-    from kubeupgrade.host.listings import parse_listing
     from kubeupgrade.planning.planner import plan_campaign
 
     campaign = load_campaign(campaign_file)
@@ -56,7 +55,7 @@ def plan(campaign_file: str, output: str, listing: str | None, kubeconfig: str |
         campaign, identity = _with_live_cluster(campaign, kubeconfig)
     available = []
     if listing:
-        available = [row.version for row in parse_listing(_read_text(listing, "listing"))]
+        available = [row.version for row in _listing(listing, _read_text(listing, "listing"))]
     result = plan_campaign(campaign, available)
     if output == "json":
         click.echo(render.plan_to_json(result, identity.to_dict() if identity else None,
@@ -89,6 +88,16 @@ def _with_live_cluster(campaign, kubeconfig: str):  # type: ignore[no-untyped-de
         api.close()
 
 
+def _listing(source: str, text: str, package: str = "kubeadm"):  # type: ignore[no-untyped-def]
+    """A saved package listing, with the file named in any complaint about it."""
+    from kubeupgrade.host.listings import parse_listing
+
+    try:
+        return parse_listing(text, package)
+    except InvalidInput as error:
+        raise InvalidInput(f"{'stdin' if source == '-' else source}: {error}") from None
+
+
 @cli.group()
 def versions() -> None:
     """Kubernetes versions known to a package repository."""
@@ -105,11 +114,10 @@ def versions_available(listing: str, minor: str | None, package: str, output: st
     """List the versions in a package listing, newest first."""
     import json
 
-    from kubeupgrade.host.listings import parse_listing
     from kubeupgrade.model.versions import parse_minor
 
     text = sys.stdin.read() if listing == "-" else _read_text(listing, "listing")
-    rows = parse_listing(text, package)
+    rows = _listing(listing, text, package)
     if minor is not None:
         wanted = parse_minor(minor)
         rows = [row for row in rows if row.version.minor_version == wanted]
