@@ -24,6 +24,9 @@ def run_agent(node: str, broker: str, *, host_root: str = "/", path: str = "",
     from kubeupgrade.workflow.app import use_broker
 
     app = use_broker(broker)
+    # An agent knows only the host phases: a controller task sent to its queue is refused as
+    # unregistered instead of running with root on this host.
+    app.conf.include = ["workers.node_tasks"]
     _run_worker(app, ["worker", "-Q", node_queue(node), "-n", agent_hostname(node),
                       "-P", "prefork", "-c", "1", "--prefetch-multiplier", "1", "-E",
                       "--without-gossip", "-l", loglevel])
@@ -41,6 +44,7 @@ def run_controller(kubeconfig: str, broker: str, *, concurrency: int = 8,
     from kubeupgrade.workflow.record import CampaignStore
 
     app = use_broker(broker)
+    app.conf.include = ["kubeupgrade.workflow.controller_tasks"]  # and no host phase
     stop = threading.Event()
 
     @worker_ready.connect(weak=False)

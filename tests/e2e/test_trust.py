@@ -50,6 +50,12 @@ def test_forged_records_run_nothing_on_any_node(make_stack, tmp_path):
         store.update(campaign_id, lambda d: d.update(state="failed"))
         store.release_cluster("forged", campaign_id)
     assert stack.sandbox.command_log("worker-2") == []  # not one command ran on the host
+    # Each side knows only its own tasks: an agent runs no controller task, nor the reverse.
+    registered = app.control.inspect(timeout=2.0).registered() or {}
+    agent_tasks = set(registered["agent@worker-2"])
+    controller_tasks = {t for name, tasks in registered.items() if name.startswith("controller@") for t in tasks}
+    assert agent_tasks and all(t.startswith("kubeupgrade.node.") for t in agent_tasks)
+    assert controller_tasks and all(t.startswith("kubeupgrade.controller.") for t in controller_tasks)
 
 
 def test_a_campaign_altered_after_signing_stops_before_its_next_host_phase(make_stack, tmp_path):
