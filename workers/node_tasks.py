@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from kubeupgrade.errors import PermanentError
@@ -16,9 +15,10 @@ from kubeupgrade.workflow.app import app, broker_url
 from kubeupgrade.workflow.names import (
     RESTORE_REPOSITORY,
     valid_campaign_id,
+    valid_hop,
     valid_node_name,
 )
-from kubeupgrade.workflow.phase import Job, phase_task, store_for
+from kubeupgrade.workflow.phase import Job, phase_task, refuse_misrouted, store_for
 from kubeupgrade.workflow.restore import installed_from_new_repository
 from workers.host_context import host_context
 
@@ -133,12 +133,10 @@ def restore_repository(campaign: str, hop: int, node: str, force: bool = False) 
     (see kubeupgrade.workflow.restore). Checked again here, when it runs: the campaign must
     still be stopped and hold (or have released) its cluster, and unless forced the node must
     not have installed anything from the new repository."""
-    if not valid_campaign_id(campaign) or not valid_node_name(node) or not isinstance(force, bool) \
-            or not isinstance(hop, int) or isinstance(hop, bool) or not 0 <= hop < 100:
+    if not (valid_campaign_id(campaign) and valid_node_name(node) and valid_hop(hop)
+            and isinstance(force, bool)):
         raise PermanentError(f"invalid arguments {campaign!r}, {hop!r}, {node!r}, {force!r}")
-    if node != os.environ.get("KUBEUPGRADE_NODE"):
-        raise PermanentError(f"restore for node {node} refused by the agent of "
-                             f"{os.environ.get('KUBEUPGRADE_NODE')!r}: misrouted message")
+    refuse_misrouted(node)
     store = store_for(broker_url())
     doc = store.get(campaign)
     entry = store.entry(campaign, hop, node)

@@ -9,13 +9,14 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from kubeupgrade.api import TERMINAL
 from kubeupgrade.model.phases import hint as phase_hint
+from kubeupgrade.workflow.decide import first_open_phase
 from kubeupgrade.workflow.schedule import schedule_of
 
 STATE_STYLE = {"succeeded": "green", "running": "cyan", "queued": "cyan", "waiting": "dim",
                "stopped": "yellow", "failed": "bold red", "pending": "dim", "aborted": "yellow",
                "refused": "bold red"}
-ENDED = ("failed", "succeeded", "aborted", "refused")  # campaign states with nothing in motion
 WIDE = 120  # from this many columns the table carries each node's detail
 
 
@@ -43,10 +44,10 @@ def display_state(entry: dict[str, Any], campaign_state: str, waiting_for_agent:
     or its agent), stopped (the campaign ended before it ran), succeeded, failed."""
     if entry["state"] in ("succeeded", "failed"):
         return str(entry["state"])
-    current = next((p for p in entry["phases"] if p["state"] != "succeeded"), None)
+    current = first_open_phase(entry)
     if current is not None and current["state"] == "running":
-        return "stopped" if campaign_state in ENDED else "running"
-    if campaign_state in ENDED:
+        return "stopped" if campaign_state in TERMINAL else "running"
+    if campaign_state in TERMINAL:
         return "stopped"
     if current is not None and current.get("task_id"):
         return "queued"
@@ -64,7 +65,7 @@ def node_rows(entries: dict[str, dict[str, Any]], order: list[str], campaign_sta
             continue
         phases = entry["phases"]
         done = sum(1 for p in phases if p["state"] == "succeeded")
-        current = next((p for p in phases if p["state"] != "succeeded"), None)
+        current = first_open_phase(entry)
         # Time on the node's own chain; the hop-wide prepare-host step is not part of it.
         started = min((p["started"] for p in phases[1:] if p["started"]), default=None)
         ended = max((p["ended"] or 0 for p in phases), default=None)
@@ -95,7 +96,7 @@ def status_to_dict(doc: dict[str, Any], now: float | None = None) -> dict[str, A
                      "drain_findings": hop.get("drain_findings", []),
                      "verification": hop.get("verification", [])})
     cordoned = sorted({row["node"] for hop in hops for row in hop["nodes"] if row["cordoned"]})
-    ended = doc["state"] in ENDED
+    ended = doc["state"] in TERMINAL
     data = {"id": doc["id"], "cluster": doc["cluster"], "state": doc["state"],
             "created": doc["created"], "current_hop": doc["current_hop"], "error": doc.get("error"),
             # Mid-run a cordon is the upgrade at work; once the campaign stopped it is left over.
@@ -261,8 +262,6 @@ def follow(handle: Any, console: Any, interval: float = 0.5) -> dict[str, Any]:
     """Redraw a campaign's status in place until it ends; returns the final document."""
     import redis
     from rich.live import Live
-
-    from kubeupgrade.api import TERMINAL
 
     doc = handle.status()
     def screen(doc: dict[str, Any]) -> Group:

@@ -9,7 +9,7 @@ from celery import Celery
 from kubeupgrade.errors import InvalidInput
 from kubeupgrade.workflow.names import CONTROLLER_QUEUE, RELEASE_NODE
 from kubeupgrade.workflow.record import CampaignStore, DamagedRecord
-from kubeupgrade.workflow.restore import collect, nodes_to_restore, send_restores
+from kubeupgrade.workflow.restore import nodes_to_restore, send_restores, unanswered
 
 
 def require(store: CampaignStore, campaign_id: str) -> dict[str, Any]:
@@ -90,11 +90,9 @@ def abort(app: Celery, store: CampaignStore, campaign_id: str, *, uncordon: bool
     hop = doc["current_hop"]
     if hop < len(doc["hops"]):
         nodes = nodes_to_restore(store.entries(campaign_id, hop), force=restore_repositories)
-        restored = collect(send_restores(app, campaign_id, hop, nodes, force=restore_repositories), wait)
-        for node, detail in restored.items():
-            if detail.startswith(("not yet", "failed")):
-                store.update_entry(campaign_id, hop, node,
-                                   lambda entry, detail=detail: entry.update(repository=detail))
+        sent = send_restores(app, campaign_id, hop, nodes, force=restore_repositories)
+        for node, why in unanswered(sent, wait).items():
+            store.update_entry(campaign_id, hop, node, lambda entry, why=why: entry.update(repository=why))
     cordoned = cordoned_nodes(store, campaign_id)
     if uncordon:
         for node in cordoned:

@@ -41,5 +41,9 @@ def valid_node_name(name: object) -> bool:
     return isinstance(name, str) and len(name) <= 253 and bool(_NODE_NAME.match(name))
 
 
+def valid_hop(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 100
+
+
 def valid_campaign_id(value: object) -> bool:
     return isinstance(value, str) and bool(_CAMPAIGN_ID.match(value))

@@ -28,7 +28,7 @@ from kubeupgrade.model.plan import Phase
 from kubeupgrade.model.versions import KubeVersion, parse_version
 from kubeupgrade.security.authorize import authorize
 from kubeupgrade.workflow.app import app, broker_url
-from kubeupgrade.workflow.names import CLUSTER_ENTRY, valid_campaign_id, valid_node_name
+from kubeupgrade.workflow.names import CLUSTER_ENTRY, valid_campaign_id, valid_hop, valid_node_name
 from kubeupgrade.workflow.record import CampaignStore
 
 
@@ -85,11 +85,18 @@ class Job:
                               attempt=self.attempt, task_id=self.task_id)
 
 
+def refuse_misrouted(node: str) -> None:
+    """On an agent: a task for another node's host is refused, whatever queue it came from."""
+    if node != os.environ.get("KUBEUPGRADE_NODE"):
+        raise PermanentError(f"task for node {node} refused by the agent of "
+                             f"{os.environ.get('KUBEUPGRADE_NODE')!r}: misrouted message")
+
+
 def _validate(campaign: Any, hop: Any, node: Any, phase: Any, attempt: Any,
               allowed: frozenset[Phase]) -> Phase:
     if not valid_campaign_id(campaign):
         raise PermanentError(f"invalid campaign id {campaign!r}")
-    if not isinstance(hop, int) or isinstance(hop, bool) or not 0 <= hop < 100:
+    if not valid_hop(hop):
         raise PermanentError(f"invalid hop {hop!r}")
     if node != CLUSTER_ENTRY and not valid_node_name(node):
         raise PermanentError(f"invalid node name {node!r}")
@@ -108,9 +115,8 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
               campaign: str, hop: int, node: str, phase: str, attempt: int,
               on_agent: bool) -> dict[str, Any]:
     parsed = _validate(campaign, hop, node, phase, attempt, allowed)
-    if on_agent and node != os.environ.get("KUBEUPGRADE_NODE"):
-        raise PermanentError(f"task for node {node} refused by the agent of "
-                             f"{os.environ.get('KUBEUPGRADE_NODE')!r}: misrouted message")
+    if on_agent:
+        refuse_misrouted(node)
     store = store_for(broker_url())
     task_id = task.request.id
     fence = {"attempt": attempt, "task_id": task_id}
@@ -132,14 +138,15 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
     try:
         outcome = body(job)
     except TemporaryError as error:
-        tail = error.result.tail() if isinstance(error, HostCommandFailed) else ""
+        command = error.result if isinstance(error, HostCommandFailed) else None
         if task.request.retries + 1 < retries.attempts:
             delay = retries.backoff_seconds * (2 ** task.request.retries)
             job.report(f"attempt {task.request.retries + 1} failed, retrying in {delay:g}s: {error}")
             store.event(campaign, f"{node}: {phase} retrying in {delay:g}s: {error}")
             raise task.retry(countdown=delay, exc=error, max_retries=retries.attempts - 1) from None
-        if store.fail_phase(campaign, hop, node, phase, str(error), tail, **fence) and tail:
-            _keep_output(store, job, error.result)  # type: ignore[attr-defined]
+        tail = command.tail() if command else ""
+        if store.fail_phase(campaign, hop, node, phase, str(error), tail, **fence) and command:
+            _keep_output(store, job, command)
         raise
     except HostCommandRefused as error:
         if store.fail_phase(campaign, hop, node, phase, str(error), error.result.tail(), **fence):

@@ -50,17 +50,16 @@ def send_restores(app: Celery, campaign_id: str, hop: int, nodes: list[str], *,
             for node in nodes}
 
 
-def collect(sent: dict[str, Any], timeout: float) -> dict[str, str]:
-    """node -> what its agent did, waiting up to `timeout` seconds in all."""
+def unanswered(sent: dict[str, Any], timeout: float) -> dict[str, str]:
+    """Wait up to `timeout` seconds in all for the restores; node -> why there is no answer,
+    for those that did not answer (an agent that did has recorded what it did itself)."""
     deadline = time.monotonic() + timeout
-    done: dict[str, str] = {}
+    missing: dict[str, str] = {}
     for node, result in sent.items():
         try:
-            answer = result.get(timeout=max(0.1, deadline - time.monotonic()),
-                                disable_sync_subtasks=False)
-            done[node] = str(answer.get("detail", answer))
-        except Exception as error:  # noqa: BLE001 - the agent's answer or its absence, per node
-            name = type(error).__name__
-            done[node] = ("not yet: its agent has not answered (it restores when it is back, "
-                          "within the hour)" if name == "TimeoutError" else f"failed: {error}")
-    return done
+            result.get(timeout=max(0.1, deadline - time.monotonic()), disable_sync_subtasks=False)
+        except Exception as error:  # noqa: BLE001 - its absence or its failure, per node
+            missing[node] = ("not yet: its agent has not answered (it restores when it is back, "
+                             "within the hour)" if type(error).__name__ == "TimeoutError"
+                             else f"failed: {error}")
+    return missing

@@ -46,6 +46,15 @@ def retry_succeeds(handle):
     assert state == "succeeded", error
 
 
+def kill_agent_during(stack, handle, node, phase, restart_after=1.0):
+    """SIGKILL the node's agent (and its children) while `phase` runs there, then start it again."""
+    wait_for(phase_running(handle, node, phase), timeout=120)
+    time.sleep(0.5)
+    stack.kill(f"agent-{node}")
+    time.sleep(restart_after)
+    stack.start_agent(node)
+
+
 def assert_safe(box, limit, succeeded=True):
     assert invariants.check_all(box, max_unavailable=limit, succeeded=succeeded) == []
 
@@ -62,11 +71,7 @@ def test_agent_killed_during_a_long_host_step_converges(make_stack, tmp_path, no
     box = stack.sandbox
     box.add_fault("hang", node=node, command=command, seconds=2.0, count=1)
     handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1), broker=stack.broker)
-    wait_for(phase_running(handle, node, phase), timeout=120)
-    time.sleep(0.5)
-    stack.kill(f"agent-{node}")
-    time.sleep(1.0)
-    stack.start_agent(node)
+    kill_agent_during(stack, handle, node, phase)
     converges(handle)
     assert {r.version for r in box.node_rows()} == {"v1.31.14"}
     assert_safe(box, 1)

@@ -15,6 +15,7 @@ from tests.e2e.test_faults import (
     assert_safe,
     converges,
     finish,
+    kill_agent_during,
     phase_record,
     phase_running,
     retry_succeeds,
@@ -57,10 +58,7 @@ def test_an_agent_killed_while_its_root_command_runs_on_never_runs_it_twice_at_o
     box = stack.sandbox
     box.add_fault("hang", node="worker-2", command="apt-get install -y -q kubectl", seconds=8.0, count=1)
     handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1), broker=stack.broker)
-    wait_for(phase_running(handle, "worker-2", "install-kubelet"), timeout=120)
-    time.sleep(0.5)
-    stack.kill("agent-worker-2")
-    stack.start_agent("worker-2")
+    kill_agent_during(stack, handle, "worker-2", "install-kubelet", restart_after=0.0)
     converges(handle)
     assert {r.version for r in box.node_rows()} == {"v1.31.14"}
     assert_safe(box, 1)  # includes: no two mutating commands overlapped on any host
