@@ -20,7 +20,8 @@ test: $(STAMP)
 # The typed core: the record's shape and states, the pure decisions, planning and the model.
 TYPED := kubeupgrade/model kubeupgrade/planning kubeupgrade/kube/identity.py \
          kubeupgrade/workflow/schema.py kubeupgrade/workflow/states.py kubeupgrade/workflow/decide.py \
-         kubeupgrade/workflow/schedule.py kubeupgrade/workflow/audit.py kubeupgrade/workflow/restore.py
+         kubeupgrade/workflow/schedule.py kubeupgrade/workflow/audit.py kubeupgrade/workflow/restore.py \
+         kubeupgrade/workflow/history.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check kubeupgrade workers tests bench

@@ -14,6 +14,7 @@ from typing import Any
 
 from kubeupgrade.errors import InvalidInput, PolicyRefused, RuntimeFailure
 from kubeupgrade.model.campaign import Campaign
+from kubeupgrade.planning.estimate import Durations
 
 TERMINAL = ("succeeded", "failed", "aborted", "refused")
 BROKER_SCHEMES = ("redis://", "rediss://", "unix://")
@@ -155,6 +156,15 @@ def get(campaign_id: str, broker: str | None = None) -> CampaignHandle:
     except DamagedRecord:
         pass  # the handle still exists: status names the damage, abort releases the cluster
     return handle
+
+
+def recorded_durations(cluster: str, broker: str | None = None) -> Durations:
+    """Median phase durations recorded by earlier campaigns on the broker (those of `cluster`
+    first), for estimate(); phases with too few runs keep their typical durations."""
+    from kubeupgrade.workflow.history import recorded_durations as read
+
+    _, store = _app_and_store(broker)
+    return read(store, cluster)
 
 
 def list_campaigns(broker: str | None = None) -> list[dict[str, Any]]:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
 import click
 
+from kubeupgrade.cli.render import document
 from kubeupgrade.errors import InvalidInput, RuntimeFailure
 
 BROKER = click.option("--broker", default=lambda: os.environ.get("KUBEUPGRADE_BROKER",
@@ -108,7 +108,7 @@ def submit(ctx: click.Context, campaign_file: str, broker: str, wait: bool, time
         assert ctx.parent is not None
         plan = ctx.parent.command.get_command(ctx.parent, "plan")  # type: ignore[attr-defined]
         ctx.invoke(plan, campaign_file=campaign_file, output="text", listing=None,
-                   kubeconfig=kubeconfig)
+                   kubeconfig=kubeconfig, broker=broker)
         return
 
     handle = submit_campaign(campaign_file, broker=broker, key=key)
@@ -117,15 +117,6 @@ def submit(ctx: click.Context, campaign_file: str, broker: str, wait: bool, time
         state = handle.wait(timeout)
         if state != "succeeded":
             raise RuntimeFailure(f"campaign {handle.id} {state}; see `kubeupgrade status {handle.id}`")
-
-
-def _emit(data: object, output: str) -> None:
-    import yaml
-
-    if output == "yaml":
-        click.echo(yaml.safe_dump(data, sort_keys=False), nl=False)
-    else:
-        click.echo(json.dumps(data, indent=2))
 
 
 @click.command()
@@ -151,6 +142,7 @@ def status(campaign_id: str | None, broker: str, output: str, node: str | None, 
         render_node,
         render_status,
         status_to_dict,
+        without_trailing_spaces,
     )
 
     if campaign_id is None:
@@ -165,7 +157,7 @@ def status(campaign_id: str | None, broker: str, output: str, node: str | None, 
     handle = get(campaign_id, broker)
     if output in ("json", "yaml"):
         doc = handle.status()
-        _emit(node_to_dict(doc, node) if node else status_to_dict(doc), output)
+        click.echo(document(node_to_dict(doc, node) if node else status_to_dict(doc), output), nl=False)
         return
     console = Console(no_color=no_color or None)
     if output == "wide":
@@ -175,7 +167,13 @@ def status(campaign_id: str | None, broker: str, output: str, node: str | None, 
         console.print(render_node(handle.status(), node, width=console.width, plain=plain))
         return
     if not watch:
-        console.print(render_status(handle.status(), width=console.width, plain=plain))
+        screen = render_status(handle.status(), width=console.width, plain=plain)
+        if not plain:
+            console.print(screen)
+            return
+        with console.capture() as captured:
+            console.print(screen)
+        click.echo(without_trailing_spaces(captured.get()), nl=False)
         return
     follow(handle, console)
 
@@ -263,7 +261,8 @@ def list_command(broker: str, output: str, cluster: str | None) -> None:
 
     docs = [d for d in list_campaigns(broker) if cluster is None or d["cluster"] in (cluster, "?")]
     if output in ("json", "yaml"):
-        _emit([{k: d[k] for k in ("id", "cluster", "state", "created")} for d in docs], output)
+        click.echo(document([{k: d[k] for k in ("id", "cluster", "state", "created")} for d in docs],
+                            output), nl=False)
         return
     if not docs:
         click.echo("no campaigns")

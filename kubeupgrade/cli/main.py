@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -23,8 +24,13 @@ def cli() -> None:
 
 
 OUTPUT = click.option(
-    "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
+    "-o", "--output", type=click.Choice(["text", "wide", "json", "yaml"]), default="text",
+    show_default=True, help="wide: every column, nothing wrapped at the terminal's width"
 )
+
+
+def _emit(data: object, output: str) -> None:
+    click.echo(render.document(data, output), nl=False)
 
 
 def _read_text(path: str, what: str) -> str:
@@ -44,7 +50,11 @@ def _read_text(path: str, what: str) -> str:
                    "output, to resolve 'latest patch' targets")
 @click.option("--kubeconfig", metavar="FILE", type=click.Path(exists=True, dir_okay=False),
               help="read the nodes and their live versions from the cluster")
-def plan(campaign_file: str, output: str, listing: str | None, kubeconfig: str | None) -> None:
+@click.option("--broker", metavar="URL", default=lambda: os.environ.get("KUBEUPGRADE_BROKER"),
+              show_default="$KUBEUPGRADE_BROKER, else none",
+              help="refine the estimate with phase durations recorded there by earlier campaigns")
+def plan(campaign_file: str, output: str, listing: str | None, kubeconfig: str | None,
+         broker: str | None = None) -> None:
     """Show what upgrading with CAMPAIGN would do, and whether policy allows it (exit 3 if not)."""
     from kubeupgrade.campaign_file import load_campaign
     from kubeupgrade.planning.planner import plan_campaign
@@ -57,18 +67,38 @@ def plan(campaign_file: str, output: str, listing: str | None, kubeconfig: str |
     if listing:
         available = [row.version for row in _listing(listing, _read_text(listing, "listing"))]
     result = plan_campaign(campaign, available)
-    if output == "json":
-        click.echo(render.plan_to_json(result, identity.to_dict() if identity else None,
-                                       campaign.policies))
+    durations = _recorded_durations(broker, campaign.cluster)
+    if output in ("json", "yaml"):
+        _emit(render.plan_to_dict_full(result, identity.to_dict() if identity else None,
+                                       campaign.policies, durations), output)
     else:
         if identity:
             click.echo(f"Connected to cluster {identity.describe()}")
-        click.echo(render.plan_to_text(result, campaign.policies, shutil.get_terminal_size().columns))
+        click.echo(render.plan_to_text(result, campaign.policies, shutil.get_terminal_size().columns,
+                                       durations, wide=output == "wide"))
     if result.refused:
         raise PolicyRefused(
             f"plan refused: {len(result.violations)} policy violation(s), first: "
             f"{result.violations[0].message}"
         )
+
+
+def _recorded_durations(broker: str | None, cluster: str):  # type: ignore[no-untyped-def]
+    """Earlier campaigns' phase durations, or the defaults when there is no broker to ask. The
+    estimate is advice: a broker that does not answer leaves it on the defaults, with a warning,
+    rather than stopping the plan; a malformed URL is still refused (exit 2)."""
+    from kubeupgrade.planning.estimate import DEFAULTS
+
+    if not broker:
+        return DEFAULTS
+    from kubeupgrade.api import recorded_durations
+    from kubeupgrade.errors import RuntimeFailure
+
+    try:
+        return recorded_durations(cluster, broker)
+    except RuntimeFailure as error:
+        click.echo(f"warning: {error}; the estimate uses typical phase durations", err=True)
+        return DEFAULTS
 
 
 def _with_live_cluster(campaign, kubeconfig: str):  # type: ignore[no-untyped-def]
@@ -112,8 +142,6 @@ def versions() -> None:
 @OUTPUT
 def versions_available(listing: str, minor: str | None, package: str, output: str) -> None:
     """List the versions in a package listing, newest first."""
-    import json
-
     from kubeupgrade.model.versions import parse_minor
 
     text = sys.stdin.read() if listing == "-" else _read_text(listing, "listing")
@@ -123,9 +151,9 @@ def versions_available(listing: str, minor: str | None, package: str, output: st
         rows = [row for row in rows if row.version.minor_version == wanted]
         if not rows:
             raise InvalidInput(f"{listing}: no {package} {wanted.plain}.x versions in the listing")
-    if output == "json":
-        click.echo(json.dumps(render.listing_to_dict(rows), indent=2))
-    else:
+    if output in ("json", "yaml"):
+        _emit(render.listing_to_dict(rows), output)
+    else:  # text and wide: every column is already shown
         click.echo(render.listing_to_text(rows))
 
 

@@ -11,20 +11,39 @@ from typing import Any
 from kubeupgrade.host.listings import ListedPackage
 from kubeupgrade.model.campaign import Policies, WorkerStrategy
 from kubeupgrade.model.plan import Plan, plan_to_dict, version_label
-from kubeupgrade.planning.estimate import FORMULA, estimate, minutes
+from kubeupgrade.planning.estimate import (
+    DEFAULTS,
+    FORMULA,
+    Durations,
+    estimate,
+    minutes,
+    node_seconds,
+)
 
 
-def plan_to_json(plan: Plan, identity: dict[str, str] | None = None,
-                 policies: Policies | None = None) -> str:
+def document(data: object, output: str) -> str:
+    """A read command's document as `-o json` or `-o yaml` prints it (the same data either way)."""
+    if output == "yaml":
+        import yaml
+
+        return str(yaml.safe_dump(data, sort_keys=False))
+    return json.dumps(data, indent=2) + "\n"
+
+
+def plan_to_dict_full(plan: Plan, identity: dict[str, str] | None = None,
+                      policies: Policies | None = None, durations: Durations = DEFAULTS) -> dict[str, Any]:
+    """The plan as `-o json` and `-o yaml` print it."""
     document = plan_to_dict(plan)
-    document["estimate"] = {"seconds": estimate(plan).total_seconds, "formula": FORMULA}
+    guess = estimate(plan, durations)
+    document["estimate"] = {"seconds": guess.total_seconds, "per_hop": list(guess.per_hop),
+                            "formula": FORMULA, "source": guess.source}
     if identity:
         document["identity"] = identity
     if policies:
         document["drain"] = policy_lines(policies)["drain"]
         document["hooks"] = {kind: [list(argv) for argv in getattr(policies.hooks, kind)]
                              for kind in HOOK_POINTS}
-    return json.dumps(document, indent=2)
+    return document
 
 
 HOOK_POINTS = {"after_first_control_plane": "on the first control plane, after `kubeadm upgrade apply`",
@@ -61,7 +80,10 @@ def fit(lines: list[str], width: int) -> str:
     return "\n".join(out)
 
 
-def plan_to_text(plan: Plan, policies: Policies | None = None, columns: int = 80) -> str:
+def plan_to_text(plan: Plan, policies: Policies | None = None, columns: int = 80,
+                 durations: Durations = DEFAULTS, wide: bool = False) -> str:
+    """The plan for people: wrapped at `columns` between words; `wide` adds each node's
+    duration and wraps nothing."""
     lines = [f"Cluster {plan.cluster}: {plan.current.plain} -> {version_label(plan.target)}"]
     for index, hop in enumerate(plan.hops, start=1):
         kind = "minor" if hop.is_minor_upgrade else "patch"
@@ -86,12 +108,14 @@ def plan_to_text(plan: Plan, policies: Policies | None = None, columns: int = 80
                 lines.append(f"    batch {batch_index}: {', '.join(batch)}")
         if hop.already_at_target:
             lines.append(f"  Already at {hop.target_label}: {', '.join(hop.already_at_target)}")
-        lines.append("  Phases per node:")
+        lines.append("  Phases per node, with each node's phases back to back:" if wide
+                     else "  Phases per node:")
         width = max(len(node.name) for node in hop.control_planes + hop.workers)
         for node in hop.control_planes + hop.workers:
             drain = "" if node.drain else "  (no drain)"
             phases = " > ".join(phase.value for phase in node.phases)
-            lines.append(f"    {node.name:<{width}}  {phases}{drain}")
+            took = f"{minutes(node_seconds(node, durations)):>7}  " if wide else ""
+            lines.append(f"    {node.name:<{width}}  {took}{phases}{drain}")
     if policies is not None and plan.hops:
         described = policy_lines(policies)
         drain = described["drain"]
@@ -104,12 +128,12 @@ def plan_to_text(plan: Plan, policies: Policies | None = None, columns: int = 80
         lines.append("Hooks (argv, run as root by the agent):" if described["hooks"] else "Hooks: none")
         lines += [f"  {hook}" for hook in described["hooks"]]
     if plan.hops:
-        guess = estimate(plan)
+        guess = estimate(plan, durations)
         per_hop = ", ".join(minutes(s) for s in guess.per_hop)
         lines.append("")
         lines.append(f"Estimated duration: about {minutes(guess.total_seconds)}"
                      + (f" (hops: {per_hop})" if len(guess.per_hop) > 1 else "")
-                     + f", from typical phase durations; {FORMULA}")
+                     + f", {guess.source}; {FORMULA}")
     for note in plan.notes:
         lines.append("")
         lines.append(f"Note: {note}")
@@ -120,7 +144,7 @@ def plan_to_text(plan: Plan, policies: Policies | None = None, columns: int = 80
             lines.append(f"  [{violation.rule}] {violation.message}")
     else:
         lines.append("Policy: no violations.")
-    return fit(lines, columns)
+    return "\n".join(lines) if wide else fit(lines, columns)
 
 
 def listing_to_dict(rows: list[ListedPackage]) -> list[dict[str, str]]:

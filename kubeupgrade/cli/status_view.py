@@ -120,6 +120,27 @@ def recovery_hint(data: dict[str, Any]) -> str:
     return ""
 
 
+def hint_lines(hint: str, width: int) -> list[str]:
+    """The hint on one line if it fits; otherwise each `command` on a line of its own, so that
+    no command (or campaign id) is ever split where a copy would break it."""
+    if len(hint) <= width:
+        return [hint] if hint else []
+    lines = []
+    for index, segment in enumerate(hint.split("`")):
+        segment = segment.strip()
+        if index % 2:
+            lines.append(f"    {segment}")
+        elif segment.strip(".;, "):
+            lines.append(segment if not lines else f"  {segment}")
+    return lines
+
+
+def without_trailing_spaces(text: str) -> str:
+    """Rich pads titles and wrapped lines to the table's width: harmless on a terminal, noise
+    in a log file or a diff."""
+    return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
+
+
 def render_status(doc: dict[str, Any], *, width: int = 80, plain: bool = False,
                   now: float | None = None) -> Group:
     """The status screen for a console `width` columns wide. Node names are never cut: below
@@ -181,9 +202,8 @@ def render_status(doc: dict[str, Any], *, width: int = 80, plain: bool = False,
                             "bold red"))
         if error.get("tail"):
             parts.append(styled(error["tail"][-1500:], "red"))
-        hint = recovery_hint(data)
-        if hint:
-            parts.append(styled(hint, "yellow"))
+        for line in hint_lines(recovery_hint(data), width):
+            parts.append(styled(line, "yellow"))
     if data["left_cordoned"]:
         parts.append(styled(f"Nodes left cordoned by this campaign: {', '.join(data['left_cordoned'])}",
                             "yellow"))

@@ -1,57 +1,98 @@
-"""How long a plan should take, from typical phase durations (kubeupgrade.model.phases). Pure.
+"""How long a plan should take, from phase durations. Pure.
 
 Per hop: prepare-host (every node at once) + preflight + every control-plane phase, one after
 another + the first worker's preparation (later ones prepare while others are out of service)
 + ceil(workers / limit) rounds of one worker's outage + verification. Windows and batches are
 estimated alike; a slow node, image pulls or a PodDisruptionBudget make a real run longer.
+
+A phase lasts its median over the runs recorded on the broker by earlier campaigns
+(kubeupgrade.workflow.history) when there are at least MIN_SAMPLES of them, otherwise its
+documented typical duration (kubeupgrade.model.phases).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from kubeupgrade.model.phases import SPECS, Part
 from kubeupgrade.model.plan import Hop, NodePlan, Phase, Plan
 
 FORMULA = ("per hop: prepare + preflight + each control plane's phases in turn + one worker's "
            "preparation + ceil(workers / limit) x one worker's outage + verify")
+MIN_SAMPLES = 3  # fewer recorded runs than this say more about one node than about the phase
 
 
-def _seconds(phases: tuple[Phase, ...]) -> int:
-    return sum(SPECS[phase].typical_seconds for phase in phases)
+@dataclass(frozen=True)
+class Durations:
+    """Seconds per phase: recorded medians where there are enough runs, else the defaults."""
+
+    recorded: Mapping[Phase, float] = field(default_factory=dict)
+    runs: int = 0  # recorded phase runs behind `recorded`
+    campaigns: int = 0  # earlier campaigns they came from
+
+    @classmethod
+    def from_samples(cls, samples: Mapping[Phase, Sequence[float]], campaigns: int) -> Durations:
+        enough = {phase: values for phase, values in samples.items() if len(values) >= MIN_SAMPLES}
+        return cls({phase: statistics.median(values) for phase, values in enough.items()},
+                   sum(len(values) for values in enough.values()), campaigns)
+
+    def of(self, phase: Phase) -> float:
+        return self.recorded.get(phase, SPECS[phase].typical_seconds)
+
+    def source(self) -> str:
+        if not self.recorded:
+            return "from typical phase durations"
+        return (f"from the median of {self.runs} phase runs recorded by {self.campaigns} earlier "
+                f"campaign(s) on this broker ({len(self.recorded)} of {len(SPECS)} phases; "
+                "typical durations for the rest)")
 
 
-def _preparation(node: NodePlan) -> int:
+DEFAULTS = Durations()
+
+
+def _seconds(phases: Sequence[Phase], durations: Durations) -> float:
+    return sum(durations.of(phase) for phase in phases)
+
+
+def _preparation(node: NodePlan, durations: Durations) -> float:
     """Before the outage: kubeadm and its configuration, then the packages downloaded."""
-    return _seconds(tuple(p for p in node.phases
-                          if SPECS[p].part is Part.KUBEADM or p is Phase.DOWNLOAD_PACKAGES))
+    return _seconds([p for p in node.phases
+                     if SPECS[p].part is Part.KUBEADM or p is Phase.DOWNLOAD_PACKAGES], durations)
 
 
-def _outage(node: NodePlan) -> int:
-    return _seconds(tuple(p for p in node.phases
-                          if SPECS[p].part is Part.KUBELET and p is not Phase.DOWNLOAD_PACKAGES))
+def _outage(node: NodePlan, durations: Durations) -> float:
+    return _seconds([p for p in node.phases
+                     if SPECS[p].part is Part.KUBELET and p is not Phase.DOWNLOAD_PACKAGES], durations)
 
 
-def hop_seconds(hop: Hop) -> int:
-    fixed = _seconds((Phase.PREPARE_HOST, Phase.PREFLIGHT, Phase.VERIFY))
-    control_planes = sum(_seconds(node.phases) for node in hop.control_planes)
+def node_seconds(node: NodePlan, durations: Durations = DEFAULTS) -> int:
+    """One node's phases back to back (the `plan -o wide` column)."""
+    return round(_seconds(node.phases, durations))
+
+
+def hop_seconds(hop: Hop, durations: Durations = DEFAULTS) -> int:
+    fixed = _seconds((Phase.PREPARE_HOST, Phase.PREFLIGHT, Phase.VERIFY), durations)
+    control_planes = sum(_seconds(node.phases, durations) for node in hop.control_planes)
     if not hop.workers:
-        return fixed + control_planes
+        return round(fixed + control_planes)
     rounds = math.ceil(len(hop.workers) / max(1, hop.schedule.limit))
-    return (fixed + control_planes + _preparation(hop.workers[0])
-            + rounds * max(_outage(node) for node in hop.workers))
+    return round(fixed + control_planes + _preparation(hop.workers[0], durations)
+                 + rounds * max(_outage(node, durations) for node in hop.workers))
 
 
 @dataclass(frozen=True)
 class Estimate:
     total_seconds: int
     per_hop: tuple[int, ...]
+    source: str
 
 
-def estimate(plan: Plan) -> Estimate:
-    per_hop = tuple(hop_seconds(hop) for hop in plan.hops)
-    return Estimate(sum(per_hop), per_hop)
+def estimate(plan: Plan, durations: Durations = DEFAULTS) -> Estimate:
+    per_hop = tuple(hop_seconds(hop, durations) for hop in plan.hops)
+    return Estimate(sum(per_hop), per_hop, durations.source())
 
 
 def minutes(seconds: int) -> str:

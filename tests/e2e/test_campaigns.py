@@ -7,8 +7,10 @@ from base64 import b64encode
 
 import pytest
 
-from kubeupgrade.api import get, submit
+from kubeupgrade.api import get, recorded_durations, submit
 from kubeupgrade.errors import PolicyRefused
+from kubeupgrade.model.phases import SPECS
+from kubeupgrade.model.plan import Phase
 from kubeupgrade.sandbox import invariants
 from tests.helpers import wait_for, write_campaign
 
@@ -65,6 +67,12 @@ def test_two_minors_run_as_two_hops(make_stack, tmp_path):
     assert [a[3] for a in applies] == ["v1.30.14", "v1.31.2"]
     assert {r.version for r in box.node_rows()} == {"v1.31.2"}
     assert invariants.check_all(box, max_unavailable=1) == []
+    # what this campaign recorded now drives the next plan's estimate
+    recorded = recorded_durations(doc["cluster"], broker=stack.broker)
+    assert recorded.campaigns == 1
+    assert {Phase.DRAIN, Phase.KUBEADM_NODE, Phase.RESTART_KUBELET} <= set(recorded.recorded)
+    assert Phase.KUBEADM_APPLY not in recorded.recorded  # two runs (one per hop) are too few
+    assert 0 < recorded.of(Phase.DRAIN) < SPECS[Phase.DRAIN].typical_seconds  # a sandbox is quick
 
 
 def test_failed_kubelet_restart_then_retry_reruns_nothing_done(make_stack, tmp_path):

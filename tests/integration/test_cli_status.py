@@ -10,6 +10,9 @@ import sys
 import pytest
 import yaml
 
+from kubeupgrade.model.phases import SPECS
+from kubeupgrade.model.plan import Phase
+from kubeupgrade.planning.estimate import minutes
 from kubeupgrade.workflow.record import CampaignStore, new_phase
 
 pytestmark = pytest.mark.integration
@@ -94,3 +97,51 @@ def test_list_fits_80_columns_and_wide_adds_cluster_and_error(redis_url):
     wide = cli("list", "-o", "wide", "--broker", redis_url).stdout.splitlines()
     assert wide[1].endswith("prod-eu1  drain timed out")
     assert cli("status", campaign_id, "-o", "wide", "--broker", redis_url).returncode == 0
+
+
+def ended_campaign(store: CampaignStore, cluster: str, drain_seconds: list[float]) -> str:
+    """A succeeded campaign whose workers' drains took `drain_seconds`, one worker each."""
+    campaign_id = store.create(cluster, {"cluster": cluster, "target": "1.31"}, f"{cluster}.yaml")
+    store.update(campaign_id, lambda doc: doc.update(state="running", hops=[{"index": 0}]))
+    for index, seconds in enumerate(drain_seconds):
+        drain, probe = new_phase("drain"), new_phase("uncordon")
+        drain.update(state="succeeded", attempts=1, started=100.0, ended=100.0 + seconds, outcome="done")
+        # found already done: says nothing about how long an uncordon takes
+        probe.update(state="succeeded", attempts=1, started=100.0, ended=900.0, outcome="already-done")
+        store.put_entry(campaign_id, 0, f"w-{index}", {"node": f"w-{index}", "role": "worker", "hop": 0,
+                                                     "state": "succeeded", "attempt": 1,
+                                                     "phases": [drain, probe]})
+    store.update(campaign_id, lambda doc: doc.update(state="succeeded"))
+    store.end(campaign_id, cluster)
+    return campaign_id
+
+
+def test_plan_estimates_from_the_durations_earlier_campaigns_recorded(redis_url, tmp_path):
+    campaign = tmp_path / "c.yaml"
+    campaign.write_text("cluster: prod\ntarget: v1.31.2\ncontrol_plane_version: v1.30.4\nnodes:\n"
+                        "  - {name: cp-1, role: control-plane, kubelet: v1.30.4}\n"
+                        "  - {name: w-1, role: worker, kubelet: v1.30.4}\n")
+    before = yaml.safe_load(cli("plan", str(campaign), "-o", "yaml", "--broker", redis_url).stdout)
+    assert before["estimate"]["source"] == "from typical phase durations"
+    store = CampaignStore.from_url(redis_url)
+    ended_campaign(store, "staging", [1000.0, 1000.0, 1000.0])  # another cluster: used only alone
+    from_staging = yaml.safe_load(cli("plan", str(campaign), "-o", "yaml", "--broker", redis_url).stdout)
+    assert "recorded by 1 earlier" in from_staging["estimate"]["source"]
+    ended_campaign(store, "prod", [400.0, 600.0])
+    ended_campaign(store, "prod", [500.0])
+    store.redis.set(f"ku:c:{store.create('prod-eu', {}, 'x.yaml')}", "{not json")  # damaged: skipped
+    after = yaml.safe_load(cli("plan", str(campaign), "-o", "yaml", "--broker", redis_url).stdout)
+    assert "median of 3 phase runs recorded by 2 earlier" in after["estimate"]["source"]
+    typical = SPECS[Phase.DRAIN].typical_seconds
+    # both nodes drain, one after the other: the recorded median replaces the typical twice
+    assert after["estimate"]["seconds"] - before["estimate"]["seconds"] == 2 * (500 - typical)
+    wide = cli("plan", str(campaign), "-o", "wide", "--broker", redis_url, env={"COLUMNS": "60"})
+    assert wide.returncode == 0
+    assert "recorded by 2 earlier campaign(s) on this broker" in wide.stdout  # not wrapped at 60
+    (row,) = [line.split() for line in wide.stdout.splitlines() if line.split()[:1] == ["w-1"]]
+    phases = [Phase(word) for word in row[3:] if word != ">"]
+    took = sum(SPECS[phase].typical_seconds for phase in phases) - typical + 500
+    assert row[1:3] == minutes(took).split()  # the node's own duration, with the recorded drain
+    away = cli("plan", str(campaign), "--broker", "redis://127.0.0.1:1/0")
+    assert away.returncode == 0 and "warning: cannot reach the broker" in away.stderr
+    assert "from typical phase durations" in away.stdout

@@ -41,7 +41,7 @@ def test_every_command_fails_in_one_line_with_the_code_of_its_kind(redis_url, tm
         (("plan", str(tmp_path / "missing.yaml")), 2, "no such campaign file"),
         (("plan", str(broken)), 2, "not valid YAML"),
         (("plan", str(downgrade)), 3, "kubeadm does not downgrade"),
-        (("plan", str(good), "-o", "yaml"), 2, "Invalid value for '-o'"),
+        (("plan", str(good), "-o", "xml"), 2, "Invalid value for '-o'"),
         (("versions", "available", "--listing", str(listing)), 2, str(listing)),
         (("submit", str(good), "--key", str(tmp_path / "nokey"), *broker), 2, "kubeupgrade keys create"),
         (("submit", str(broken), "--key", str(key.private), *broker), 2, "not valid YAML"),

@@ -97,8 +97,9 @@ def test_usage_errors_exit_2_in_one_line(capsys):
     code, _, err = run(capsys, "plan")
     assert code == 2
     assert err.startswith("error: Missing argument 'CAMPAIGN'")
-    code, _, err = run(capsys, "plan", str(EXAMPLE), "-o", "yaml")
+    code, _, err = run(capsys, "plan", str(EXAMPLE), "-o", "xml")
     assert code == 2 and "Traceback" not in err
+    assert "'xml' is not one of" in err
 
 
 def test_installed_command_prints_no_traceback(tmp_path):

@@ -30,3 +30,22 @@ def test_the_control_planes_add_up_one_after_another_and_hops_add_up():
     two_hops = plan_campaign(campaign("v1.32.3", cluster(cps=3, workers=2)), [])
     guess = estimate(two_hops)
     assert len(guess.per_hop) == 2 and guess.total_seconds == sum(guess.per_hop)
+
+
+def test_recorded_medians_replace_the_defaults_only_for_phases_with_enough_runs():
+    from kubeupgrade.planning.estimate import MIN_SAMPLES, Durations
+
+    plan = plan_campaign(campaign("v1.31.2", cluster(workers=3)))
+    durations = Durations.from_samples({Phase.DRAIN: [100.0, 300.0, 200.0],
+                                        Phase.WAIT_READY: [5.0] * (MIN_SAMPLES - 1)}, campaigns=2)
+    assert durations.of(Phase.DRAIN) == 200.0  # the median, not the mean nor the last
+    assert durations.of(Phase.WAIT_READY) == SPECS[Phase.WAIT_READY].typical_seconds
+    assert durations.runs == 3 and "median of 3 phase runs recorded by 2" in durations.source()
+    hop = plan.hops[0]
+    drained = sum(1 for node in hop.control_planes + hop.workers if Phase.DRAIN in node.phases)
+    default_drain = SPECS[Phase.DRAIN].typical_seconds
+    # control planes one after another, and with a limit of 1 each worker's outage is a round
+    # of its own: the drain's difference counts once per node
+    assert (estimate(plan, durations).total_seconds - estimate(plan).total_seconds
+            == drained * (200 - default_drain))
+    assert estimate(plan).source == "from typical phase durations"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from kubeupgrade.cli.status_view import render_status, status_to_dict
+from kubeupgrade.cli.status_view import render_status, status_to_dict, without_trailing_spaces
 from kubeupgrade.workflow.record import new_phase
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -86,7 +86,8 @@ def render(doc, width, piped):
     console = Console(width=width, record=True, force_terminal=not piped, color_system=None,
                       file=open(os.devnull, "w"))  # noqa: SIM115 - closed with the console
     console.print(render_status(doc, width=width, plain=piped, now=NOW))
-    return console.export_text(styles=False)
+    text = console.export_text(styles=False)
+    return without_trailing_spaces(text) if piped else text
 
 
 @pytest.mark.parametrize("case", [running, failed, aborted], ids=lambda c: c.__name__)
@@ -101,6 +102,9 @@ def test_status_screens_match_their_golden_rendering(case, width, piped):
         assert name in text  # whole, never cut
     if piped:
         assert "█" not in text and "─" not in text
+        assert all(line == line.rstrip() for line in text.splitlines())  # logs diff cleanly
+    if doc["state"] == "failed":  # the command to paste is never split, whatever the width
+        assert f"kubeupgrade retry {doc['id']}" in text
     path = GOLDEN / f"status-{case.__name__}-{'piped' if piped else width}.txt"
     if os.environ.get("KUBEUPGRADE_GOLDEN") == "update":
         path.write_text(text)
