@@ -95,6 +95,17 @@ class CampaignHandle:
 
         retry(self._tools()[1], self.id)
 
+    def pause(self) -> None:
+        """Nothing new starts; nodes under way finish their outage. Survives restarts."""
+        from kubeupgrade.workflow.control import pause
+
+        pause(self._tools()[1], self.id)
+
+    def resume(self) -> None:
+        from kubeupgrade.workflow.control import resume
+
+        resume(self._tools()[1], self.id)
+
     def abort(self, uncordon: bool = False, restore_repositories: bool = False) -> list[str]:
         """Stop the campaign; returns the nodes it left cordoned (after uncordoning, if asked).
         Package repositories go back where nothing was installed from the new one (everywhere

@@ -19,6 +19,7 @@ from kubeupgrade.model.campaign import (
     Argv,
     Campaign,
     DrainPolicy,
+    GateFailure,
     Hooks,
     MaxUnavailable,
     NodeSpec,
@@ -61,6 +62,10 @@ _POLICY_KEYS = (
     "agent_timeout",
     "api_outage_tolerance",
     "reapply",
+    "max_failed_workers",
+    "canary",
+    "gate_timeout",
+    "on_gate_failure",
 )
 _DRAIN_KEYS = (
     "timeout",
@@ -296,7 +301,19 @@ class _CampaignReader:
                 raw.get("api_outage_tolerance", defaults.api_outage_tolerance_seconds),
                 "policies.api_outage_tolerance"),
             reapply=self.flag(raw, "reapply", defaults.reapply),
+            max_failed_workers=self.count(raw, "max_failed_workers", defaults.max_failed_workers),
+            canary=self.count(raw, "canary", defaults.canary),
+            gate_timeout_seconds=self.duration(
+                raw.get("gate_timeout", defaults.gate_timeout_seconds), "policies.gate_timeout"),
+            on_gate_failure=self.choice(raw.get("on_gate_failure", defaults.on_gate_failure.value),
+                                        "policies.on_gate_failure", GateFailure),
         )
+
+    def count(self, raw: dict[str, Any], key: str, default: int) -> int:
+        value = raw.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise self.fail(f"policies.{key}", f"expected a whole number, 0 or more, got {value!r}")
+        return value
 
     def flag(self, raw: dict[str, Any], key: str, default: bool) -> bool:
         return self.typed(raw.get(key, default), f"policies.{key}", bool, "true or false")
@@ -439,6 +456,10 @@ def campaign_to_dict(campaign: Campaign) -> dict[str, Any]:
             "agent_timeout": policies.agent_timeout_seconds,
             "api_outage_tolerance": policies.api_outage_tolerance_seconds,
             "reapply": policies.reapply,
+            "max_failed_workers": policies.max_failed_workers,
+            "canary": policies.canary,
+            "gate_timeout": policies.gate_timeout_seconds,
+            "on_gate_failure": policies.on_gate_failure.value,
         },
     }
     if drain.grace_period_seconds is not None:

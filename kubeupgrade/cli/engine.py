@@ -223,6 +223,30 @@ def retry(campaign_id: str, broker: str) -> None:
 @click.command()
 @click.argument("campaign_id")
 @BROKER
+def pause(campaign_id: str, broker: str) -> None:
+    """Start nothing new: no node begins its upgrade or its outage. Nodes under way finish
+    their outage and are uncordoned. Lasts until `resume`, across controller restarts."""
+    from kubeupgrade.api import get
+
+    get(campaign_id, broker).pause()
+    click.echo(f"campaign {campaign_id} paused; nodes under way finish their outage "
+               f"(`kubeupgrade status {campaign_id}` shows them)")
+
+
+@click.command()
+@click.argument("campaign_id")
+@BROKER
+def resume(campaign_id: str, broker: str) -> None:
+    """Go on with a paused campaign (after a red health gate, the gate runs again first)."""
+    from kubeupgrade.api import get
+
+    get(campaign_id, broker).resume()
+    click.echo(f"campaign {campaign_id} resumed")
+
+
+@click.command()
+@click.argument("campaign_id")
+@BROKER
 @click.option("--uncordon", is_flag=True, help="also uncordon the nodes this campaign cordoned")
 @click.option("--restore-repositories", "restore_repositories", is_flag=True,
               help="put the package repository back on every node of the hop, also where "
@@ -315,5 +339,5 @@ def keys_create(directory: str, name: str) -> None:
     click.echo(f"install {pair.public.name} in {TRUSTED_DIR}/ (owned by root) on every node")
 
 
-COMMANDS = (agent, controller, flower, submit, status, logs, retry, abort, list_command,
+COMMANDS = (agent, controller, flower, submit, status, logs, pause, resume, retry, abort, list_command,
             forget_cluster, keys)

@@ -12,6 +12,7 @@ from rich.text import Text
 from kubeupgrade.api import TERMINAL
 from kubeupgrade.model.phases import hint as phase_hint
 from kubeupgrade.workflow.decide import first_open_phase
+from kubeupgrade.workflow.names import CLUSTER_ENTRY
 from kubeupgrade.workflow.schedule import schedule_of
 
 STATE_STYLE = {"succeeded": "green", "running": "cyan", "queued": "cyan", "waiting": "dim",
@@ -90,16 +91,30 @@ def status_to_dict(doc: dict[str, Any], now: float | None = None) -> dict[str, A
     hops = []
     for index, hop in enumerate(doc["hops"]):
         order = list(schedule_of(doc, index).nodes) if hop.get("schedule") or doc.get("plan") else []
+        cluster = doc["entries"][index].get(CLUSTER_ENTRY) or {"phases": []}
+        gate = next((p for p in cluster["phases"] if p["phase"] == "health-gate"), None)
         hops.append({**{k: hop.get(k) for k in ("from", "target", "version", "stage")},
                      "nodes": node_rows(doc["entries"][index], order, doc["state"],
                                         hop.get("waiting_for_agents"), now),
+                     "gate": {"state": gate["state"], "detail": gate["error"] or gate["detail"]}
+                     if gate else None,
                      "drain_findings": hop.get("drain_findings", []),
                      "verification": hop.get("verification", [])})
     cordoned = sorted({row["node"] for hop in hops for row in hop["nodes"] if row["cordoned"]})
-    ended = doc["state"] in TERMINAL
+    paused = doc.get("paused") if doc["state"] not in TERMINAL else None
+    ended = doc["state"] in TERMINAL or bool(paused)
+    if paused:
+        for hop_data in hops:
+            for row in hop_data["nodes"]:
+                if row["state"] == "waiting" and not row["detail"]:
+                    row["detail"] = "the campaign is paused"
     data = {"id": doc["id"], "cluster": doc["cluster"], "state": doc["state"],
             "created": doc["created"], "current_hop": doc["current_hop"], "error": doc.get("error"),
-            # Mid-run a cordon is the upgrade at work; once the campaign stopped it is left over.
+            "paused": {"since": _timestamp(paused["since"]), "reason": paused["reason"],
+                       "in_flight": [row["node"] for hop_data in hops for row in hop_data["nodes"]
+                                     if row["state"] in ("running", "queued")]} if paused else None,
+            # Mid-run a cordon is the upgrade at work; once the campaign stopped (or paused) it
+            # is left over.
             "left_cordoned": cordoned if ended else [], "cordoned_now": [] if ended else cordoned,
             "hops": hops,
             "events": [{"time": _timestamp(e["t"]), "message": e["message"]}
@@ -110,6 +125,8 @@ def status_to_dict(doc: dict[str, Any], now: float | None = None) -> dict[str, A
 
 def recovery_hint(data: dict[str, Any]) -> str:
     """What to do next, by where the campaign failed (README: "If an upgrade fails")."""
+    if data.get("paused"):
+        return f"Next: `kubeupgrade resume {data['id']}` goes on."
     error = data.get("error") or {}
     retry = f"kubeupgrade retry {data['id']}"
     specific = phase_hint(error.get("phase"), retry)
@@ -155,7 +172,15 @@ def render_status(doc: dict[str, Any], *, width: int = 80, plain: bool = False,
 
     header = Text(f"Campaign {data['id']}  cluster {data['cluster']}  ")
     header.append(styled(data["state"].upper(), STATE_STYLE.get(data["state"], "")))
+    paused = data["paused"]
+    if paused:
+        header.append(styled(" PAUSED", "bold yellow"))
     parts.append(header)
+    if paused:
+        flying = ", ".join(paused["in_flight"]) or "nothing"
+        parts.append(styled(f"Paused {paused['reason']} at {paused['since'][11:19]}; "
+                            f"still under way: {flying}", "yellow"))
+        parts += [styled(line, "yellow") for line in hint_lines(recovery_hint(data), width)]
     for index, hop in enumerate(data["hops"]):
         title = (f"Hop {index + 1}/{len(data['hops'])}: {hop['from']} -> "
                  f"{hop['version'] or hop['target']}  [{hop['stage']}]")
@@ -194,6 +219,11 @@ def render_status(doc: dict[str, Any], *, width: int = 80, plain: bool = False,
             for row in details:
                 grid.add_row(f"  {row['node']}:", row["detail"][:300])
             parts.append(grid)
+        gate = hop["gate"]
+        if gate and (gate["state"] != "pending" or gate["detail"]):
+            verdict = "green" if gate["state"] == "succeeded" else gate["state"]
+            parts.append(styled(f"  health gate: {verdict}: {gate['detail']}"[:600],
+                                "green" if verdict == "green" else "yellow"))
         for finding in hop["drain_findings"]:
             parts.append(styled(f"  drain simulation: {finding}", "yellow"))
     if data["error"]:

@@ -31,6 +31,13 @@ class OnPdbBlock(Enum):
     DELETE = "delete"  # explicit opt-in: after the timeout, delete the pod, bypassing the PDB
 
 
+class GateFailure(Enum):
+    """What a health gate that stays red past its timeout does to the campaign."""
+
+    PAUSE = "pause"  # hold: nothing new starts until an operator resumes (the gate runs again)
+    FAIL = "fail"  # the campaign fails, naming what was unhealthy
+
+
 class WorkerStrategy(Enum):
     WINDOW = "window"  # sliding window: a finished worker frees its slot at once
     BATCHES = "batches"  # fixed batches: a batch starts when the previous one is done
@@ -125,6 +132,14 @@ class Policies:
     # control planes already run the target: kubeadm's documented recovery from a bad state.
     # Off by default: otherwise `apply` runs at most once per version.
     reapply: bool = False
+    # Workers that may fail before the campaign stops starting others (0: stop at the first).
+    # A failed worker stays cordoned, named, and holds its out-of-service slot.
+    max_failed_workers: int = 0
+    # The first `canary` workers of each hop run alone; then the health gate must pass before
+    # the others start.
+    canary: int = 0
+    gate_timeout_seconds: int = 300
+    on_gate_failure: GateFailure = GateFailure.PAUSE
 
 
 @dataclass(frozen=True)

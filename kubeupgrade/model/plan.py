@@ -34,6 +34,7 @@ class Phase(Enum):
     WAIT_READY = "wait-ready"
     UNCORDON = "uncordon"
     HOOKS_AFTER_NODE = "hooks-after-node"
+    HEALTH_GATE = "health-gate"  # after the canary workers (policies.canary), before the others
     VERIFY = "verify"
 
     @property

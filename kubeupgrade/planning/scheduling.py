@@ -20,7 +20,15 @@ class NodeState(Enum):
     PENDING = "pending"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
-    FAILED = "failed"
+    FAILED = "failed"  # stops every new start
+    # Failed within the campaign's failure budget (policies.max_failed_workers): done as far as
+    # scheduling goes; one left out of service (cordoned) keeps holding its slot.
+    FAILED_IN_SERVICE = "failed-in-service"
+    FAILED_OUT_OF_SERVICE = "failed-out-of-service"
+
+
+HOLDING_A_SLOT = (NodeState.RUNNING, NodeState.FAILED_OUT_OF_SERVICE)
+UNFINISHED = (NodeState.PENDING, NodeState.RUNNING)
 
 
 def fixed_batches(order: Sequence[str], limit: int) -> list[list[str]]:
@@ -52,12 +60,12 @@ def workers_to_start(
 
     if any(state(name) is NodeState.FAILED for name in order):
         return []
-    running = sum(1 for name in order if state(name) is NodeState.RUNNING)
+    running = sum(1 for name in order if state(name) in HOLDING_A_SLOT)
     free = max(0, limit - running)
     if strategy is WorkerStrategy.WINDOW:
         return [name for name in order if may_start(name)][:free]
     for batch in fixed_batches(order, limit):
-        unfinished = [name for name in batch if state(name) is not NodeState.SUCCEEDED]
+        unfinished = [name for name in batch if state(name) in UNFINISHED]
         if unfinished:
             # A batch never fills past the limit, but a record can hold workers out of service
             # outside it (edited by hand, or restored from an older copy): count them too.

@@ -1,7 +1,8 @@
-"""Operator actions on the record: retry a failed campaign, abort one. Used by the Python API."""
+"""Operator actions on the record: pause, resume, retry, abort. Used by the Python API."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from celery import Celery
@@ -47,10 +48,45 @@ def retry(store: CampaignStore, campaign_id: str) -> dict[str, Any]:
         current["error"] = None
         current["hops"][hop]["waiting_for_agents"] = {}
         current["retries"] = current.get("retries", 0) + 1
+        current["paused"] = None  # a retry is an operator saying go on
 
     store.event(campaign_id, "retry requested")
     updated = store.update(campaign_id, resume)
     store.activate(campaign_id)
+    return updated
+
+
+def pause(store: CampaignStore, campaign_id: str, reason: str = "by the operator") -> dict[str, Any]:
+    """Nothing new starts: no node begins its upgrade or its outage. Nodes under way finish
+    their current outage (they are uncordoned). Kept in the record: survives restarts."""
+    doc = require(store, campaign_id)
+    if doc["state"] not in ("pending", "running"):
+        raise InvalidInput(f"campaign {campaign_id} is {doc['state']}; only a pending or running "
+                           "campaign can be paused")
+    if doc.get("paused"):
+        return doc
+
+    def hold(current: dict[str, Any]) -> None:
+        current["paused"] = {"since": time.time(), "reason": reason}
+
+    updated = store.update(campaign_id, hold)
+    store.event(campaign_id, f"paused {reason}: nothing new starts; nodes under way finish their outage")
+    return updated
+
+
+def resume(store: CampaignStore, campaign_id: str) -> dict[str, Any]:
+    doc = require(store, campaign_id)
+    if not doc.get("paused"):
+        raise InvalidInput(f"campaign {campaign_id} is not paused ({doc['state']})")
+    if doc["state"] not in ("pending", "running"):
+        raise InvalidInput(f"campaign {campaign_id} is {doc['state']}; `kubeupgrade retry "
+                           f"{campaign_id}` goes on from there")
+
+    def go_on(current: dict[str, Any]) -> None:
+        current["paused"] = None
+
+    updated = store.update(campaign_id, go_on)
+    store.event(campaign_id, "resumed")
     return updated
 
 

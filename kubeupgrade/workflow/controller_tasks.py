@@ -10,11 +10,12 @@ from typing import Any
 
 from kubeupgrade.errors import PermanentError, TemporaryError
 from kubeupgrade.host.steps import ALREADY_DONE, DONE, StepOutcome
+from kubeupgrade.model.campaign import GateFailure
 from kubeupgrade.model.plan import Phase
 from kubeupgrade.planning import skew
 from kubeupgrade.workflow.app import app, broker_url
 from kubeupgrade.workflow.names import RELEASE_NODE, valid_campaign_id, valid_node_name
-from kubeupgrade.workflow.phase import Job, phase_task, store_for
+from kubeupgrade.workflow.phase import Job, PhaseHeld, phase_task, store_for
 from kubeupgrade.workflow.schedule import schedule_of
 
 
@@ -173,6 +174,37 @@ def uncordon_node(job: Job) -> StepOutcome:
     if changed:
         return StepOutcome(DONE, "uncordoned")
     return StepOutcome(ALREADY_DONE, "not cordoned by this campaign; left as it was")
+
+
+GATE_POLL = 2.0  # seconds between health checks while the gate is red
+
+
+@phase_task(Phase.HEALTH_GATE)
+def health_gate(job: Job) -> StepOutcome:
+    """After the canary workers, before any other: the built-in health checks must pass within
+    policies.gate_timeout; then the campaign pauses (or fails: on_gate_failure), naming why."""
+    from kubeupgrade.kube.health import health_findings
+
+    api = job_api(job)
+    policies = job.campaign.policies
+    canaries = list(schedule_of(job.doc, job.hop).workers[: policies.canary])
+    deadline = time.monotonic() + policies.gate_timeout_seconds
+    while True:
+        try:
+            findings = health_findings(api, canaries)
+        except TemporaryError as error:
+            findings = [str(error)]
+        if not findings:
+            return StepOutcome(DONE, f"green after the canary ({', '.join(canaries)})")
+        job.report("red: " + "; ".join(findings))
+        if time.monotonic() > deadline:
+            break
+        time.sleep(GATE_POLL)
+    why = (f"health gate after the canary ({', '.join(canaries)}) still red after "
+           f"{policies.gate_timeout_seconds}s: " + "; ".join(findings))
+    if policies.on_gate_failure is GateFailure.FAIL:
+        raise PermanentError(why)
+    raise PhaseHeld(why)
 
 
 @phase_task(Phase.VERIFY)

@@ -52,41 +52,59 @@ def out_of_service(entry: Entry) -> bool:
 class WorkerStep:
     outage: tuple[str, ...] = ()  # send their outage chain (all their open phases)
     prepare: tuple[str, ...] = ()  # send their preparation chain (open phases before the outage)
-    finished: bool = False  # every worker succeeded: the hop moves on to verification
+    finished: bool = False  # every worker succeeded or failed within the budget
+    failed: tuple[str, ...] = ()  # the failed workers (over the budget: nothing new starts)
+    gate: bool = False  # the canaries are done: the health gate must pass before the others
+    stuck: bool = False  # nothing in flight and nothing may start (failed workers hold every slot)
+
+
+def _scheduling_state(entry: Entry) -> NodeState:
+    if entry["state"] == "failed":
+        return NodeState.FAILED_OUT_OF_SERVICE if out_of_service(entry) else NodeState.FAILED_IN_SERVICE
+    if entry["state"] == "succeeded":
+        return NodeState.SUCCEEDED
+    if prepared(entry):
+        return NodeState.RUNNING if in_flight(entry) or out_of_service(entry) else NodeState.PENDING
+    return NodeState.PENDING
 
 
 def decide_workers(order: Sequence[str], limit: int, strategy: WorkerStrategy,
-                   entries: Mapping[str, Entry]) -> WorkerStep:
+                   entries: Mapping[str, Entry], *, max_failed: int = 0, canary: int = 0,
+                   gate_passed: bool = True, paused: bool = False) -> WorkerStep:
     """Prepare workers ahead of the window (no outage); take them out of service as the limit
     allows. A worker whose outage began holds its slot until it finishes, also while none of
     its tasks is in flight (one was lost and goes again, or the campaign was retried): it is
-    resumed first."""
+    resumed first, also while the campaign is paused.
+
+    Up to `max_failed` workers may fail while the others go on; a failed worker left out of
+    service keeps its slot. With `canary` > 0 the first `canary` workers go alone, then the
+    health gate (`gate`) must pass before any other worker starts, even its preparation."""
     workers = {name: entries[name] for name in order}
-    if all(e["state"] == "succeeded" for e in workers.values()):
-        return WorkerStep(finished=True)
-    states: dict[str, NodeState] = {}
-    eligible: set[str] = set()
-    preparing: set[str] = set()
-    unprepared: set[str] = set()
-    resume: list[str] = []
-    for name, entry in workers.items():
-        if entry["state"] in ("failed", "succeeded"):
-            states[name] = node_state(entry)
-        elif prepared(entry):
-            eligible.add(name)
-            out = out_of_service(entry)
-            states[name] = NodeState.RUNNING if in_flight(entry) or out else NodeState.PENDING
-            if out and not in_flight(entry):
-                resume.append(name)
-        else:
-            states[name] = NodeState.PENDING
-            (preparing if in_flight(entry) else unprepared).add(name)
-    if any(s is NodeState.FAILED for s in states.values()):
-        return WorkerStep()  # a failed worker stops new work; the ones in flight finish
+    failed = tuple(name for name, entry in workers.items() if entry["state"] == "failed")
+    if len(failed) > max_failed:
+        return WorkerStep(failed=failed)  # nothing new starts; the ones in flight finish
+    if all(e["state"] in ("failed", "succeeded") for e in workers.values()):
+        return WorkerStep(finished=True, failed=failed)
+    states = {name: _scheduling_state(entry) for name, entry in workers.items()}
+    resume = [name for name, entry in workers.items() if entry["state"] not in ("failed", "succeeded")
+              and prepared(entry) and out_of_service(entry) and not in_flight(entry)]
+    scope = list(order)
+    if canary and not gate_passed:
+        scope = list(order[:canary])
+        if all(workers[name]["state"] in ("failed", "succeeded") for name in scope):
+            return WorkerStep(failed=failed, gate=not paused)
+    if paused:
+        return WorkerStep(outage=tuple(resume), failed=failed)
+    eligible = {name for name in scope if states[name] is NodeState.PENDING and prepared(workers[name])}
+    preparing = {name for name in scope if not prepared(workers[name]) and in_flight(workers[name])
+                 and workers[name]["state"] != "failed"}
+    unprepared = {name for name in scope if not prepared(workers[name]) and not in_flight(workers[name])
+                  and workers[name]["state"] != "failed"}
     outage = resume + workers_to_start(order, states, limit, strategy, eligible=eligible)
-    waiting = {n for n in eligible if states[n] is NodeState.PENDING} - set(outage)
+    waiting = eligible - set(outage)
     ahead = workers_to_prepare(order, preparing, waiting, unprepared, depth=limit)
-    return WorkerStep(outage=tuple(outage), prepare=tuple(ahead))
+    stuck = not outage and not ahead and not any(in_flight(e) for e in workers.values())
+    return WorkerStep(outage=tuple(outage), prepare=tuple(ahead), failed=failed, stuck=stuck)
 
 
 @dataclass(frozen=True)
@@ -95,14 +113,18 @@ class ControlPlaneStep:
     finished: bool = False
 
 
-def decide_control_planes(order: Sequence[str], entries: Mapping[str, Entry]) -> ControlPlaneStep:
+def decide_control_planes(order: Sequence[str], entries: Mapping[str, Entry],
+                          paused: bool = False) -> ControlPlaneStep:
     """The control planes go as ONE chain (strictly one at a time, `apply` first), sent only
-    when none of them has anything in flight; nothing while one has failed."""
+    when none of them has anything in flight; nothing while one has failed. Paused: only a
+    control plane already out of service goes on (to be back in service), alone."""
     remaining = [name for name in order if entries[name]["state"] != "succeeded"]
     if not remaining:
         return ControlPlaneStep(finished=True)
     if any(in_flight(entries[n]) or entries[n]["state"] == "failed" for n in remaining):
         return ControlPlaneStep()
+    if paused:
+        return ControlPlaneStep(send=(remaining[0],) if out_of_service(entries[remaining[0]]) else ())
     return ControlPlaneStep(send=tuple(remaining))
 
 

@@ -35,6 +35,7 @@ from kubeupgrade.workflow.decide import (
     decide_workers,
     first_open_phase,
     in_flight,
+    out_of_service,
 )
 from kubeupgrade.workflow.names import (
     CLUSTER_ENTRY,
@@ -142,12 +143,17 @@ class Dispatcher:
         entries = self.store.entries(campaign_id, hop_index)
         if self._watch(doc, hop_index, entries) or self._recover_lost_tasks(doc, hop_index, entries):
             return
-        failed = [e for e in entries.values() if e["state"] == "failed"]
-        if failed:
-            if not any(in_flight(e) for e in entries.values()):
-                self._fail(doc, hop_index, failed)
-            return  # a failed node stops new nodes from starting; in-flight ones finish
         stage = doc["hops"][hop_index]["stage"]
+        failed = [e for e in entries.values() if e["state"] == "failed"]
+        budget = doc["campaign"].get("policies", {}).get("max_failed_workers", 0)
+        within_budget = (stage == "workers" and len(failed) <= budget
+                         and all(e["role"] == "worker" for e in failed))
+        if failed and not within_budget:
+            if not any(in_flight(e) for e in entries.values()):
+                self._fail(doc, hop_index, failed, budget)
+            return  # a failed node stops new nodes from starting; in-flight ones finish
+        if doc.get("paused") and stage not in ("control-planes", "workers"):
+            return  # nothing new starts; those stages still finish an outage under way
         getattr(self, "_stage_" + stage.replace("-", "_"))(doc, hop_index, entries)
 
     # -- acceptance: live discovery and planning ---------------------------------------------
@@ -190,9 +196,11 @@ class Dispatcher:
                          "phases": [new_phase(Phase.PREPARE_HOST.value)]
                          + [new_phase(p.value) for p in node.phases]}
                 self.store.put_entry(doc["id"], index, node.name, entry)
+            gated = len(hop.workers) > campaign.policies.canary > 0  # others follow the canaries
+            cluster_phases = [Phase.PREFLIGHT] + ([Phase.HEALTH_GATE] if gated else []) + [Phase.VERIFY]
             self.store.put_entry(doc["id"], index, CLUSTER_ENTRY, {
                 "node": CLUSTER_ENTRY, "role": "cluster", "hop": index, "state": "pending", "attempt": 1,
-                "phases": [new_phase(Phase.PREFLIGHT.value), new_phase(Phase.VERIFY.value)]})
+                "phases": [new_phase(p.value) for p in cluster_phases]})
 
         live = _live_versions(campaign)
 
@@ -354,7 +362,8 @@ class Dispatcher:
 
     def _stage_control_planes(self, doc: CampaignRecord, hop: int,
                               entries: dict[str, NodeEntry]) -> None:
-        step = decide_control_planes(schedule_of(doc, hop).control_planes, entries)
+        step = decide_control_planes(schedule_of(doc, hop).control_planes, entries,
+                                     paused=bool(doc.get("paused")))
         if step.finished:
             self._set_stage(doc, hop, "workers")
             return
@@ -375,9 +384,35 @@ class Dispatcher:
         and is sent again, or the campaign was retried)."""
         schedule = schedule_of(doc, hop)
         order, strategy = schedule.workers, schedule.strategy
-        step = decide_workers(order, schedule.limit, strategy, entries)
+        policies = doc["campaign"].get("policies", {})
+        cluster = entries[CLUSTER_ENTRY]
+        gate = next((p for p in cluster["phases"] if p["phase"] == Phase.HEALTH_GATE.value), None)
+        step = decide_workers(order, schedule.limit, strategy, entries,
+                              max_failed=policies.get("max_failed_workers", 0),
+                              canary=policies.get("canary", 0) if gate else 0,
+                              gate_passed=gate is None or gate["state"] == "succeeded",
+                              paused=bool(doc.get("paused")))
+        failed = [entries[name] for name in step.failed]
+        if step.finished and failed:
+            if not any(in_flight(e) for e in entries.values()):
+                self._fail(doc, hop, failed, policies.get("max_failed_workers", 0))
+            return
         if step.finished:
             self._set_stage(doc, hop, "verify")
+            return
+        if step.stuck and not failed:  # decide_workers says this cannot happen; never hang on it
+            self._fail_message(doc, hop, "no worker can start and none is in flight; please report "
+                               "this with `kubeupgrade status -o json`", phase=None)
+            return
+        if step.stuck:
+            held = [e["node"] for e in failed if out_of_service(e)]
+            self._fail(doc, hop, failed, policies.get("max_failed_workers", 0),
+                       why=f"no worker can start: failed workers left cordoned ({', '.join(held)}) "
+                           f"hold every one of the {schedule.limit} out-of-service slot(s)")
+            return
+        if step.gate:
+            if gate is not None and gate["state"] == "pending" and not gate["task_id"]:
+                self._send(doc, hop, self._signature(doc, hop, cluster, gate))
             return
         outage = list(step.outage)
         wanted = outage + list(step.prepare)
@@ -587,7 +622,8 @@ class Dispatcher:
 
         self.store.update_entry(doc["id"], hop, name, release)
 
-    def _fail(self, doc: CampaignRecord, hop: int, failed: list[dict[str, Any]]) -> None:
+    def _fail(self, doc: CampaignRecord, hop: int, failed: list[NodeEntry], budget: int = 0,
+              why: str = "") -> None:
         # Report the root cause: the failure recorded first (the record's hash has no order).
         # An entry marked failed always has a failed phase (fenced writes keep them together);
         # should one not, it is still named rather than crashing the loop.
@@ -597,15 +633,24 @@ class Dispatcher:
             failures.append((phase or {"phase": "?", "ended": None, "error": "failed (no phase "
                                        "recorded the failure)", "tail": ""}, entry))
         phase, entry = min(failures, key=lambda pair: (pair[0]["ended"] or 0.0, pair[1]["node"]))
+        message = phase["error"]
+        workers = sorted(e["node"] for e in failed if e["role"] == "worker")
+        if budget and workers:
+            # With a failure budget the others went on: say so, and name every failed worker.
+            summary = why or (f"{len(workers)} worker(s) failed (failure budget "
+                              f"{budget}); the other workers were upgraded")
+            message = f"{summary}; failed: {', '.join(workers)}; first failure: {message}"
+        elif why:
+            message = f"{why}; first failure: {message}"
         error = {"hop": hop, "node": entry["node"], "phase": phase["phase"],
-                 "message": phase["error"], "tail": phase["tail"]}
+                 "message": message, "tail": phase["tail"], "failed_nodes": workers}
 
         def fail(current: dict[str, Any]) -> None:
             current.update(state="failed", error=error)
 
         self.store.update(doc["id"], fail)
         self.store.deactivate(doc["id"])
-        self.store.event(doc["id"], f"failed at {entry['node']} {phase['phase']}: {phase['error']}")
+        self.store.event(doc["id"], f"failed at {entry['node']} {phase['phase']}: {message}")
         self._restore_repositories(doc["id"], hop)
 
     def _fail_message(self, doc: CampaignRecord, hop: int, message: str,

@@ -32,6 +32,12 @@ from kubeupgrade.workflow.names import CLUSTER_ENTRY, valid_campaign_id, valid_h
 from kubeupgrade.workflow.record import CampaignStore
 
 
+class PhaseHeld(Exception):  # noqa: N818 - not an error: the phase waits for an operator
+    """Raised by a phase body that must not go on until an operator looks (a red health gate
+    with on_gate_failure: pause): the campaign is paused with this reason and the phase goes
+    back to pending, to run again on `resume`."""
+
+
 @functools.lru_cache(maxsize=4)
 def store_for(url: str) -> CampaignStore:
     return CampaignStore.from_url(url)
@@ -121,6 +127,9 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
     task_id = task.request.id
     fence = {"attempt": attempt, "task_id": task_id}
     verdict = store.begin_phase(campaign, hop, node, phase, attempt, task_id)
+    if verdict == "held":
+        # Paused: the rest of this node's chain must not follow; `resume` sends it again.
+        task.request.chain = None
     if verdict != "run":
         # Deterministic result: duplicates of a chord/group member must return the same value.
         return {"node": node, "phase": phase, "status": verdict}
@@ -137,6 +146,12 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
         raise
     try:
         outcome = body(job)
+    except PhaseHeld as held:
+        from kubeupgrade.workflow.control import pause
+
+        pause(store, campaign, reason=str(held))  # first: the dispatcher must not re-send it
+        store.release_phase(campaign, hop, node, phase, str(held), **fence)
+        return {"node": node, "phase": phase, "status": "held"}
     except TemporaryError as error:
         command = error.result if isinstance(error, HostCommandFailed) else None
         if task.request.retries + 1 < retries.attempts:

@@ -36,6 +36,8 @@ import redis
 
 from kubeupgrade.errors import PolicyRefused, RuntimeFailure
 from kubeupgrade.workflow import locks
+from kubeupgrade.workflow.audit import outage_begun, outage_start
+from kubeupgrade.workflow.names import CLUSTER_ENTRY
 from kubeupgrade.workflow.schema import SCHEMA_VERSION, CampaignRecord, NodeEntry, PhaseRecord
 from kubeupgrade.workflow.states import (
     CampaignState,
@@ -296,10 +298,13 @@ class CampaignStore:
     # -- phase lifecycle (the tasks) ------------------------------------------------------------
     def begin_phase(self, campaign_id: str, hop: int, node: str, phase: str, attempt: int,
                     task_id: str) -> str:
-        """Whether a delivered task should run: "run", "already-done", "stale" or "inactive"."""
+        """Whether a delivered task should run: "run", "already-done", "stale", "inactive", or
+        "held" (the campaign is paused and this phase would start a node or its outage: the
+        node gets a new attempt, fencing off the rest of its chain, and waits for `resume`)."""
         doc = self.get(campaign_id)
         if doc is None or doc["state"] != "running":
             return "inactive"
+        paused = bool(doc.get("paused"))
         verdict = "run"
 
         def change(entry: NodeEntry) -> Any:
@@ -311,6 +316,14 @@ class CampaignStore:
             if record["state"] == "succeeded":
                 verdict = "already-done"
                 return False
+            if paused and starts_something(entry, phase):
+                verdict = "held"
+                entry["attempt"] += 1
+                entry["state"] = "pending"
+                for other in entry["phases"]:
+                    if other["state"] != "succeeded":
+                        other.update(state="pending", task_id=None)
+                return True
             now = time.time()
             record.update(state="running", started=record["started"] or now,
                           attempts=record["attempts"] + 1, task_id=task_id, error="")
@@ -321,6 +334,8 @@ class CampaignStore:
 
         if not self.update_entry(campaign_id, hop, node, change) and verdict == "run":
             return "stale"  # no such entry
+        if verdict == "held":
+            self.event(campaign_id, f"{node}: {phase} held: the campaign is paused")
         return verdict
 
     def finish_phase(self, campaign_id: str, hop: int, node: str, phase: str, status: str,
@@ -341,6 +356,14 @@ class CampaignStore:
             record["detail"] = detail
 
         return self._fenced(campaign_id, hop, node, phase, attempt, task_id, change, "progress note")
+
+    def release_phase(self, campaign_id: str, hop: int, node: str, phase: str, detail: str, *,
+                      attempt: int, task_id: str | None) -> bool:
+        """Back to pending with no task: the dispatcher sends it again (after `resume`)."""
+        def change(record: PhaseRecord, entry: NodeEntry) -> None:
+            record.update(state="pending", task_id=None, detail=detail)
+
+        return self._fenced(campaign_id, hop, node, phase, attempt, task_id, change, "release")
 
     def fail_phase(self, campaign_id: str, hop: int, node: str, phase: str, error: str,
                    tail: str = "", *, attempt: int, task_id: str | None) -> bool:
@@ -370,6 +393,24 @@ class CampaignStore:
             log.warning("stale %s dropped: campaign %s hop %s %s %s attempt %s task %s",
                         what, campaign_id, hop, node, phase, attempt, task_id)
         return applied
+
+
+def starts_something(entry: NodeEntry, phase: str) -> bool:
+    """Whether running `phase` now would start the node (its first phase, or its first after
+    the hop-wide prepare-host) or take it out of service. A paused campaign starts neither;
+    what is already under way goes on."""
+    if entry["node"] == CLUSTER_ENTRY:
+        return False
+    phases = entry["phases"]
+    names = [p["phase"] for p in phases]
+    if phase not in names:
+        return False
+    index = names.index(phase)
+    if index == 0:
+        return not phases[0].get("started")
+    if not any(p.get("started") for p in phases[1:]):
+        return True
+    return index == outage_start(entry) and not outage_begun(entry)
 
 
 def _phase(entry: NodeEntry, phase: str) -> PhaseRecord:

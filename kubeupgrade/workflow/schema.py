@@ -59,6 +59,11 @@ HopRecord = TypedDict("HopRecord", {
 }, total=False)
 
 
+class Paused(TypedDict):
+    since: float
+    reason: str  # "by the operator", or which health gate is red and why
+
+
 class CampaignRecord(TypedDict, total=False):
     schema: int
     id: str
@@ -79,3 +84,4 @@ class CampaignRecord(TypedDict, total=False):
     error: dict[str, Any] | None
     notes: list[str]
     retries: int
+    paused: Paused | None  # set by `pause` (or a red health gate), cleared by `resume`/`retry`

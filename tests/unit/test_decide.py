@@ -199,3 +199,80 @@ def test_a_silent_agent_is_named_then_fails_within_its_timeout_and_never_one_tha
                 assert name in verdict.expired  # never much after it either
         waiting = verdict.waiting
     assert set(wanted) <= announced
+
+
+@settings(max_examples=400)
+@given(workers_drawn, st.integers(1, 4), st.sampled_from(list(WorkerStrategy)), st.integers(0, 3),
+       st.integers(0, 3), st.booleans(), st.booleans())
+def test_budget_canary_and_pause_never_lead_past_the_limit_or_out_of_turn(
+        drawn, limit, strategy, max_failed, canary, gate_passed, paused):
+    entries = {f"w{i}": worker(f"w{i}", done, nxt) for i, (done, nxt) in enumerate(drawn)}
+    order = list(entries)
+    step = decide_workers(order, limit, strategy, entries, max_failed=max_failed, canary=canary,
+                          gate_passed=gate_passed, paused=paused)
+    before = out_now(entries)  # failed workers left cordoned are in it: they hold their slot
+    started = set(step.outage) - before
+    failed = [n for n in order if entries[n]["state"] == "failed"]
+    assert set(step.failed) == set(failed)
+    if len(failed) > max_failed:
+        assert step.outage == () and step.prepare == () and not step.finished
+        return
+    assert len(before | set(step.outage)) <= max(limit, len(before))
+    if paused:
+        assert not started and step.prepare == () and not step.gate  # only outages under way
+    if canary and not gate_passed:
+        assert (started | set(step.prepare)) <= set(order[:canary])
+    assert step.finished == all(e["state"] in ("succeeded", "failed") for e in entries.values())
+    if step.stuck:  # nothing moves: the dispatcher fails the campaign rather than wait forever
+        assert not any(in_flight(e) for e in entries.values()) and not step.outage
+
+
+@settings(max_examples=300)
+@given(st.integers(2, 7), st.integers(1, 3), st.sampled_from(list(WorkerStrategy)), st.integers(0, 3),
+       st.integers(0, 3), st.lists(st.tuples(st.sampled_from(("begin", "complete", "fail")),
+                                             st.integers(0, 99)), max_size=400))
+def test_a_hop_with_failures_within_budget_keeps_the_limit_and_ends_named(
+        count, limit, strategy, max_failed, canary, events):
+    """Workers fail at random: the limit holds at every step (failed-and-cordoned ones count),
+    and the hop always ends: every worker done or failed, stopped over the budget, or stuck
+    with every slot held by failed workers. It never waits on nothing."""
+    entries = {f"w{i}": worker(f"w{i}", 1) for i in range(count)}
+    order = list(entries)
+    gate_passed = False
+    script = iter(events)
+    for _ in range(3000):
+        step = decide_workers(order, limit, strategy, entries, max_failed=max_failed,
+                              canary=canary, gate_passed=gate_passed)
+        if step.finished or step.stuck:
+            break
+        if step.gate:
+            gate_passed = True
+            continue
+        for name in step.outage:
+            send(entries[name], outage=True)
+        for name in step.prepare:
+            send(entries[name], outage=False)
+        assert len(out_now(entries)) <= limit
+        flying = [n for n in order if in_flight(entries[n])]
+        if not flying:
+            assert len(step.failed) > max_failed  # stopped over budget, the only other ending
+            break
+        kind, pick = next(script, ("complete", 0))
+        target = entries[flying[pick % len(flying)]]
+        if kind == "fail":
+            phase = first_open_phase(target)
+            phase.update(state="failed", started=phase.get("started") or 1.0)
+            target["state"] = "failed"
+        elif kind == "begin":
+            begin(target)
+        else:
+            complete(target)
+        if canary and not gate_passed:  # the others have not even been sent their preparation
+            assert all(entries[n]["phases"][1]["task_id"] is None for n in order[canary:])
+        assert len(out_now(entries)) <= limit
+    else:
+        raise AssertionError("the hop never ended")
+    failed = [n for n in order if entries[n]["state"] == "failed"]
+    if step.finished:
+        assert len(failed) <= max_failed
+        assert all(entries[n]["state"] == "succeeded" for n in order if n not in failed)

@@ -75,6 +75,13 @@ def failed():
                                         "message": message, "tail": ""})
 
 
+def paused():
+    """Paused mid-hop: one worker still finishing its outage (cordoned), the others held."""
+    doc = running()
+    doc["paused"] = {"since": NOW - 30, "reason": "by the operator"}
+    return doc
+
+
 def aborted():
     return campaign("aborted", {
         "cp-eu-west-1a-01": node("cp-eu-west-1a-01", "control-plane", CP_PHASES, 4, "running"),
@@ -90,7 +97,7 @@ def render(doc, width, piped):
     return without_trailing_spaces(text) if piped else text
 
 
-@pytest.mark.parametrize("case", [running, failed, aborted], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("case", [running, failed, aborted, paused], ids=lambda c: c.__name__)
 @pytest.mark.parametrize(("width", "piped"), [(80, False), (160, False), (80, True)],
                          ids=["80", "160", "piped"])
 def test_status_screens_match_their_golden_rendering(case, width, piped):
@@ -103,6 +110,9 @@ def test_status_screens_match_their_golden_rendering(case, width, piped):
     if piped:
         assert "█" not in text and "─" not in text
         assert all(line == line.rstrip() for line in text.splitlines())  # logs diff cleanly
+    if doc.get("paused"):
+        assert "PAUSED" in text and f"kubeupgrade resume {doc['id']}" in text
+        assert "still under way: worker-eu-west-1a-17" in text
     if doc["state"] == "failed":  # the command to paste is never split, whatever the width
         assert f"kubeupgrade retry {doc['id']}" in text
     path = GOLDEN / f"status-{case.__name__}-{'piped' if piped else width}.txt"

@@ -1,0 +1,128 @@
+"""Operator controls on sandboxes with real processes: pause and resume (across a controller
+restart), a failure budget, and a canary whose health gate goes red, pauses, then passes.
+Safety is checked from the sandbox's command logs and API history, progress from the record."""
+
+import json
+import subprocess
+import sys
+import time
+
+from kubernetes import client, config
+
+from kubeupgrade.api import submit
+from kubeupgrade.cli.status_view import status_to_dict
+from kubeupgrade.sandbox import invariants
+from tests.e2e.test_faults import finish, phase_record, phase_running
+from tests.helpers import wait_for, write_campaign
+
+
+def started_after(handle, moment):
+    """Nodes with a phase (other than the hop-wide prepare-host) that began after `moment`."""
+    begun = set()
+    for entries in handle.status()["entries"]:
+        for name, entry in entries.items():
+            if any((p.get("started") or 0) > moment for p in entry["phases"][1:]):
+                begun.add(name)
+    return begun
+
+
+def in_flight_now(handle):
+    doc = handle.status()
+    rows = status_to_dict(doc)["hops"][doc["current_hop"]]["nodes"]
+    return {row["node"] for row in rows if row["state"] in ("running", "queued")}
+
+
+def test_pause_mid_hop_lets_the_outage_under_way_finish_survives_a_restart_then_resumes(
+        make_stack, tmp_path):
+    stack = make_stack(control_planes=1, workers=4, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    box.add_fault("hang", node="worker-1", command="systemctl restart kubelet", seconds=4.0, count=1)
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.30", max_unavailable=1), broker=stack.broker)
+    wait_for(phase_running(handle, "worker-1", "restart-kubelet"), timeout=180)
+    under_way = in_flight_now(handle)
+    paused_at = time.time()
+    handle.pause()
+    # worker-1 finishes its outage and is back in service; nothing else begins.
+    wait_for(lambda: phase_record(handle, "worker-1", "uncordon").get("state") == "succeeded", timeout=60)
+    stack.kill("controller")  # the pause is in the record, not in the controller
+    stack.start_controller()
+    time.sleep(6)
+    assert handle.state() == "running"
+    assert started_after(handle, paused_at) <= under_way, "a node started while paused"
+    shown = subprocess.run([sys.executable, "-m", "kubeupgrade", "status", handle.id, "--broker",
+                            stack.broker], capture_output=True, text=True, timeout=60)
+    assert "PAUSED" in shown.stdout and f"kubeupgrade resume {handle.id}" in shown.stdout
+    assert not box.api_get("/api/v1/nodes/worker-1")["spec"].get("unschedulable")
+    resumed_at = time.time()
+    handle.resume()
+    state, error = finish(handle)
+    assert state == "succeeded", error
+    assert started_after(handle, resumed_at) >= {"worker-3", "worker-4"} - under_way
+    assert invariants.check_all(box, max_unavailable=1) == []
+    messages = [e["message"] for e in handle.status()["events"]]
+    assert "resumed" in messages and any(m.startswith("paused by the operator") for m in messages)
+
+
+def test_a_failure_budget_of_two_lets_the_other_workers_finish(make_stack, tmp_path):
+    stack = make_stack(control_planes=1, workers=5, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    for node in ("worker-1", "worker-3"):
+        box.add_fault("fail", node=node, command="systemctl restart kubelet", count=20)
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.30", max_unavailable=3,
+                                   max_failed_workers=2), broker=stack.broker)
+    state, error = finish(handle)
+    assert state == "failed"
+    assert error["failed_nodes"] == ["worker-1", "worker-3"]
+    assert "2 worker(s) failed (failure budget 2)" in error["message"]
+    versions = {row.name: row.version for row in box.node_rows()}
+    assert {versions[n] for n in ("cp-1", "worker-2", "worker-4", "worker-5")} == {"v1.30.14"}
+    view = status_to_dict(handle.status())
+    assert view["left_cordoned"] == ["worker-1", "worker-3"]  # named, and really cordoned:
+    assert all(box.api_get(f"/api/v1/nodes/{n}")["spec"].get("unschedulable") for n in ("worker-1", "worker-3"))
+    # The two failed and cordoned workers kept their slots: never more than 3 out at once.
+    assert invariants.check_all(box, max_unavailable=3, succeeded=False) == []
+
+
+def test_a_third_failure_over_a_budget_of_two_stops_new_workers(make_stack, tmp_path):
+    stack = make_stack(control_planes=1, workers=4, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    for node in ("worker-1", "worker-2", "worker-3"):
+        box.add_fault("fail", node=node, command="kubeadm upgrade node", count=20)
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.30", max_unavailable=1,
+                                   max_failed_workers=1), broker=stack.broker)
+    state, error = finish(handle)
+    assert state == "failed" and len(error["failed_nodes"]) == 2
+    assert "failure budget 1" in error["message"]
+    # Over the budget nothing new started: the fourth worker never ran kubeadm.
+    assert not any(e["argv"][:1] == ["kubeadm"] for e in box.command_log("worker-4"))
+    assert invariants.check_all(box, max_unavailable=1, succeeded=False) == []
+
+
+def test_a_canary_whose_health_gate_stays_red_pauses_then_passes_once_fixed(make_stack, tmp_path):
+    stack = make_stack(control_planes=1, workers=3, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    policy = client.PolicyV1Api(config.new_client_from_config(str(box.kubeconfig)))
+    # A budget its pods can never meet: the gate names it until it is gone.
+    policy.create_namespaced_pod_disruption_budget("default", {
+        "metadata": {"name": "ghost-pdb"},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "ghost"}}}})
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.30", max_unavailable=2, canary=1,
+                                   gate_timeout=3, on_gate_failure="pause"), broker=stack.broker)
+    paused = wait_for(lambda: handle.status().get("paused"), timeout=180)
+    assert "health gate after the canary (worker-1)" in paused["reason"]
+    assert "PodDisruptionBudget default/ghost-pdb below its minimum" in paused["reason"]
+    time.sleep(3)
+    entries = handle.status()["entries"][0]
+    assert entries["worker-1"]["state"] == "succeeded"
+    for name in ("worker-2", "worker-3"):  # not even prepared: no phase after prepare-host began
+        assert not any(p.get("started") for p in entries[name]["phases"][1:]), name
+        assert not any(e["argv"][:1] == ["kubeadm"] for e in box.command_log(name))
+    view = status_to_dict(handle.status())
+    assert view["hops"][0]["gate"]["state"] == "pending" and "ghost-pdb" in view["hops"][0]["gate"]["detail"]
+    policy.delete_namespaced_pod_disruption_budget("ghost-pdb", "default")
+    handle.resume()
+    state, error = finish(handle)
+    assert state == "succeeded", json.dumps(error)
+    gate = phase_record(handle, "@cluster", "health-gate")
+    assert gate["state"] == "succeeded" and "green" in gate["detail"]
+    assert invariants.check_all(box, max_unavailable=2) == []
