@@ -26,6 +26,7 @@ from kubeupgrade.model.campaign import (
     OnPdbBlock,
     OsFamily,
     Policies,
+    Pool,
     RetryPolicy,
     Role,
     WorkerStrategy,
@@ -66,7 +67,9 @@ _POLICY_KEYS = (
     "canary",
     "gate_timeout",
     "on_gate_failure",
+    "pools",
 )
+_POOL_KEYS = ("name", "selector", "max_unavailable")
 _DRAIN_KEYS = (
     "timeout",
     "grace_period",
@@ -307,7 +310,35 @@ class _CampaignReader:
                 raw.get("gate_timeout", defaults.gate_timeout_seconds), "policies.gate_timeout"),
             on_gate_failure=self.choice(raw.get("on_gate_failure", defaults.on_gate_failure.value),
                                         "policies.on_gate_failure", GateFailure),
+            pools=self.pools(raw.get("pools") or []),
         )
+
+    def pools(self, value: Any) -> tuple[Pool, ...]:
+        from kubeupgrade.kube.selectors import SelectorError, label_selector
+
+        if not isinstance(value, list):
+            raise self.fail("policies.pools", "expected a list of {name, selector, max_unavailable}")
+        pools, names = [], set()
+        for index, item in enumerate(value):
+            where = f"policies.pools[{index}]"
+            raw = self.mapping(item, where, _POOL_KEYS)
+            for key in _POOL_KEYS:
+                if key not in raw:
+                    raise self.fail(f"{where}.{key}", "is required")
+            name = self.typed(raw["name"], f"{where}.name", str, "a name")
+            selector = self.typed(raw["selector"], f"{where}.selector", str, "a label selector such as pool=a")
+            if name in names:
+                raise self.fail(f"{where}.name", f"pool {name!r} is named twice")
+            try:
+                label_selector(selector)
+            except SelectorError as error:
+                raise self.fail(f"{where}.selector", str(error)) from None
+            if not selector.strip():
+                raise self.fail(f"{where}.selector", "is empty: it would select every worker")
+            names.add(name)
+            pools.append(Pool(name, selector, self.max_unavailable(raw["max_unavailable"],
+                                                                   f"{where}.max_unavailable")))
+        return tuple(pools)
 
     def count(self, raw: dict[str, Any], key: str, default: int) -> int:
         value = raw.get(key, default)
@@ -318,8 +349,7 @@ class _CampaignReader:
     def flag(self, raw: dict[str, Any], key: str, default: bool) -> bool:
         return self.typed(raw.get(key, default), f"policies.{key}", bool, "true or false")
 
-    def max_unavailable(self, value: Any) -> MaxUnavailable:
-        where = "policies.max_unavailable"
+    def max_unavailable(self, value: Any, where: str = "policies.max_unavailable") -> MaxUnavailable:
         if isinstance(value, int) and not isinstance(value, bool):
             if value < 1:
                 raise self.fail(where, f"{value} must be at least 1")
@@ -460,6 +490,9 @@ def campaign_to_dict(campaign: Campaign) -> dict[str, Any]:
             "canary": policies.canary,
             "gate_timeout": policies.gate_timeout_seconds,
             "on_gate_failure": policies.on_gate_failure.value,
+            "pools": [{"name": pool.name, "selector": pool.selector,
+                       "max_unavailable": str(pool.max_unavailable) if pool.max_unavailable.percent
+                       is not None else pool.max_unavailable.count} for pool in policies.pools],
         },
     }
     if drain.grace_period_seconds is not None:

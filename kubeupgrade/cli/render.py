@@ -41,6 +41,9 @@ def plan_to_dict_full(plan: Plan, identity: dict[str, str] | None = None,
         document["identity"] = identity
     if policies:
         document["drain"] = policy_lines(policies)["drain"]
+        document["controls"] = {"canary": policies.canary, "gate_timeout": policies.gate_timeout_seconds,
+                                "on_gate_failure": policies.on_gate_failure.value,
+                                "max_failed_workers": policies.max_failed_workers}
         document["hooks"] = {kind: [list(argv) for argv in getattr(policies.hooks, kind)]
                              for kind in HOOK_POINTS}
     return document
@@ -63,6 +66,17 @@ def policy_lines(policies: Policies) -> dict[str, Any]:
         "hooks": [f"{where}: {shlex.join(argv)}" for kind, where in HOOK_POINTS.items()
                   for argv in getattr(policies.hooks, kind)],
     }
+
+
+def control_line(policies: Policies) -> str:
+    """The canary, its health gate and the failure budget, as one sentence."""
+    budget = (f"up to {policies.max_failed_workers} worker(s) may fail while the others go on"
+              if policies.max_failed_workers else "the first failed worker stops new ones")
+    if not policies.canary:
+        return f"Canary: none. Failure budget: {budget}."
+    return (f"Canary: the first {policies.canary} worker(s) of each hop go alone, then the health "
+            f"gate (timeout {policies.gate_timeout_seconds}s, then "
+            f"{policies.on_gate_failure.value}). Failure budget: {budget}.")
 
 
 def fit(lines: list[str], width: int) -> str:
@@ -106,6 +120,9 @@ def plan_to_text(plan: Plan, policies: Policies | None = None, columns: int = 80
             lines.append(f"  Workers ({len(hop.workers)}), after every control plane: {how}")
             for batch_index, batch in enumerate(schedule.batches, start=1):
                 lines.append(f"    batch {batch_index}: {', '.join(batch)}")
+            for pool in schedule.pools:
+                lines.append(f"    pool {pool.name}: at most {pool.limit} of its {len(pool.workers)} "
+                             f"out of service: {', '.join(pool.workers) or 'no worker'}")
         if hop.already_at_target:
             lines.append(f"  Already at {hop.target_label}: {', '.join(hop.already_at_target)}")
         lines.append("  Phases per node, with each node's phases back to back:" if wide
@@ -125,6 +142,7 @@ def plan_to_text(plan: Plan, policies: Policies | None = None, columns: int = 80
                      f"{'deleted' if drain['delete_emptydir_data'] else 'refused'}, "
                      f"on a PDB block: {drain['on_pdb_block']}"
                      f"{', patch upgrades skip the drain' if drain['skip_for_patch'] else ''}")
+        lines.append(control_line(policies))
         lines.append("Hooks (argv, run as root by the agent):" if described["hooks"] else "Hooks: none")
         lines += [f"  {hook}" for hook in described["hooks"]]
     if plan.hops:

@@ -93,9 +93,15 @@ def status_to_dict(doc: dict[str, Any], now: float | None = None) -> dict[str, A
         order = list(schedule_of(doc, index).nodes) if hop.get("schedule") or doc.get("plan") else []
         cluster = doc["entries"][index].get(CLUSTER_ENTRY) or {"phases": []}
         gate = next((p for p in cluster["phases"] if p["phase"] == "health-gate"), None)
+        rows = node_rows(doc["entries"][index], order, doc["state"], hop.get("waiting_for_agents"), now)
+        pools = schedule_of(doc, index).pools if hop.get("schedule") else ()
+        by_name = {row["node"]: row for row in rows}
         hops.append({**{k: hop.get(k) for k in ("from", "target", "version", "stage")},
-                     "nodes": node_rows(doc["entries"][index], order, doc["state"],
-                                        hop.get("waiting_for_agents"), now),
+                     "nodes": rows,
+                     "pools": [{"name": pool.name, "limit": pool.limit, "workers": len(pool.workers),
+                                "done": sum(1 for w in pool.workers if by_name.get(w, {}).get("state") == "succeeded"),
+                                "out": sum(1 for w in pool.workers if by_name.get(w, {}).get("cordoned"))}
+                               for pool in pools],
                      "gate": {"state": gate["state"], "detail": gate["error"] or gate["detail"]}
                      if gate else None,
                      "drain_findings": hop.get("drain_findings", []),
@@ -219,6 +225,10 @@ def render_status(doc: dict[str, Any], *, width: int = 80, plain: bool = False,
             for row in details:
                 grid.add_row(f"  {row['node']}:", row["detail"][:300])
             parts.append(grid)
+        if hop["pools"]:
+            parts.append(Text("  pools: " + "; ".join(
+                f"{p['name']} {p['done']}/{p['workers']} done, {p['out']} out (limit {p['limit']})"
+                for p in hop["pools"])))
         gate = hop["gate"]
         if gate and (gate["state"] != "pending" or gate["detail"]):
             verdict = "green" if gate["state"] == "succeeded" else gate["state"]

@@ -40,7 +40,8 @@ def discover_nodes(api: KubeApi, os_families: dict[str, OsFamily] | None = None)
     specs = []
     for node in list_nodes(api):
         name = node["metadata"]["name"]
-        control_plane = CONTROL_PLANE_LABEL in node["metadata"].get("labels", {})
+        labels = node["metadata"].get("labels") or {}
+        control_plane = CONTROL_PLANE_LABEL in labels
         apiserver = images.get(name, {}).get("kube-apiserver")
         specs.append(NodeSpec(
             name=name,
@@ -48,6 +49,7 @@ def discover_nodes(api: KubeApi, os_families: dict[str, OsFamily] | None = None)
             kubelet=parse_version(kubelet_version(node)),
             control_plane=parse_version(apiserver) if control_plane and apiserver else None,
             os=(os_families or {}).get(name),
+            labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())),
         ))
     return specs
 

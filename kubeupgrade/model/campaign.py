@@ -82,6 +82,15 @@ class MaxUnavailable:
 
 
 @dataclass(frozen=True)
+class Pool:
+    """Workers selected by labels, with their own out-of-service limit on top of the global one."""
+
+    name: str
+    selector: str  # a Kubernetes label selector, e.g. "pool=a" or "zone in (a,b)"
+    max_unavailable: MaxUnavailable
+
+
+@dataclass(frozen=True)
 class DrainPolicy:
     timeout_seconds: int = 300
     grace_period_seconds: int | None = None  # None: each pod's own terminationGracePeriodSeconds
@@ -135,6 +144,7 @@ class Policies:
     # Workers that may fail before the campaign stops starting others (0: stop at the first).
     # A failed worker stays cordoned, named, and holds its out-of-service slot.
     max_failed_workers: int = 0
+    pools: tuple[Pool, ...] = ()
     # The first `canary` workers of each hop run alone; then the health gate must pass before
     # the others start.
     canary: int = 0

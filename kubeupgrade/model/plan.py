@@ -61,11 +61,19 @@ class NodePlan:
 
 
 @dataclass(frozen=True)
+class PoolSchedule:
+    name: str
+    limit: int  # of its workers out of service at once, on top of the global limit
+    workers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class WorkerSchedule:
     strategy: WorkerStrategy
     limit: int  # workers out of service at once
     order: tuple[str, ...]
     batches: tuple[tuple[str, ...], ...] = ()  # set for WorkerStrategy.BATCHES
+    pools: tuple[PoolSchedule, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -170,6 +178,8 @@ def _hop_to_dict(hop: Hop) -> dict[str, Any]:
             "max_unavailable": hop.schedule.limit,
             "order": list(hop.schedule.order),
             "batches": [list(batch) for batch in hop.schedule.batches],
+            "pools": [{"name": pool.name, "max_unavailable": pool.limit, "workers": list(pool.workers)}
+                      for pool in hop.schedule.pools],
         },
         "nodes": [_node_to_dict(node) for node in hop.control_planes + hop.workers],
         "already_at_target": list(hop.already_at_target),

@@ -18,6 +18,8 @@ def with_live_state(campaign: Campaign, live_nodes: list[NodeSpec], version: Kub
         missing = [node.name for node in campaign.nodes if node.name not in live]
         if missing:
             raise InvalidInput(f"{campaign.source}: nodes not in the cluster: {', '.join(missing)}")
+        # Labels as the cluster has them (pools select on them), unless the file set its own.
         nodes = tuple(replace(node, kubelet=live[node.name].kubelet,
-                              control_plane=live[node.name].control_plane) for node in campaign.nodes)
+                              control_plane=live[node.name].control_plane,
+                              labels=node.labels or live[node.name].labels) for node in campaign.nodes)
     return replace(campaign, nodes=nodes, control_plane_version=version)

@@ -30,6 +30,7 @@ from kubeupgrade.model.plan import (
 )
 from kubeupgrade.model.versions import KubeVersion, MinorVersion, VersionSpec
 from kubeupgrade.planning import skew
+from kubeupgrade.planning.pools import pool_notes, pool_schedules, pool_violations
 from kubeupgrade.planning.scheduling import fixed_batches
 
 
@@ -56,6 +57,9 @@ def plan_campaign(campaign: Campaign, available: Iterable[KubeVersion] = ()) -> 
     targets, path_violations = _hop_targets(campaign, current, apiservers, releases)
     violations.extend(path_violations)
     violations.extend(_missing_from_listing(campaign, releases))
+    workers = [node for node in nodes if not node.is_control_plane]
+    violations.extend(pool_violations(campaign.policies.pools, workers))
+    notes.extend(pool_notes(campaign.policies.pools, workers))
     if not path_violations:
         violations.extend(_kubelet_violations(nodes, newest_control_plane, targets, campaign.target))
         notes.extend(_kubelets_ahead_of_a_control_plane(nodes, apiservers))
@@ -288,7 +292,8 @@ def _plan_hop(
         target=target,
         control_planes=tuple(control_planes),
         workers=tuple(workers),
-        schedule=WorkerSchedule(policies.worker_strategy, limit, order, batches),
+        schedule=WorkerSchedule(policies.worker_strategy, limit, order, batches,
+                                pool_schedules(policies.pools, [n for n in nodes if n.name in order])),
         already_at_target=tuple(already),
     )
 

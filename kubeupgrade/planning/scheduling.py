@@ -10,6 +10,7 @@ Small pure functions over lists, used by the planner (to show the shape) and by 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence, Set
 from enum import Enum
 
@@ -38,19 +39,26 @@ def fixed_batches(order: Sequence[str], limit: int) -> list[list[str]]:
     return [list(order[start : start + limit]) for start in range(0, len(order), limit)]
 
 
+Pools = Mapping[str, tuple[int, Set[str]]]  # pool name -> (its limit, its workers)
+
+
 def workers_to_start(
     order: Sequence[str],
     states: Mapping[str, NodeState],
     limit: int,
     strategy: WorkerStrategy,
     eligible: Set[str] | None = None,
+    pools: Pools | None = None,
 ) -> list[str]:
-    """The workers to take out of service now. Nothing starts once any worker has failed.
+    """The workers to take out of service now. Nothing starts once any worker has failed
+    (beyond the failure budget: those within it are FAILED_IN/OUT_OF_SERVICE).
 
     `window`: a finished worker frees its slot at once, so a slow node holds back only itself.
     `batches`: the next batch starts only when every node of the previous one has finished.
     `eligible`: when given, only these pending workers may start (the others are still being
     prepared: packages downloaded, kubeadm upgraded); they keep their place in the order.
+    `pools`: a worker of a pool also needs a free slot in its pool; one that has none waits
+    and the next in order may go.
     """
     def state(name: str) -> NodeState:
         return states.get(name, NodeState.PENDING)
@@ -60,16 +68,31 @@ def workers_to_start(
 
     if any(state(name) is NodeState.FAILED for name in order):
         return []
-    running = sum(1 for name in order if state(name) in HOLDING_A_SLOT)
-    free = max(0, limit - running)
+    pool_of = {worker: pool for pool, (_, members) in (pools or {}).items() for worker in members}
+    held = Counter(pool_of[name] for name in order if name in pool_of and state(name) in HOLDING_A_SLOT)
+    free = max(0, limit - sum(1 for name in order if state(name) in HOLDING_A_SLOT))
+
+    def take(candidates: list[str]) -> list[str]:
+        chosen: list[str] = []
+        for name in candidates:
+            if len(chosen) >= free:
+                break
+            pool = pool_of.get(name)
+            if pool is not None:
+                if held[pool] >= (pools or {})[pool][0]:
+                    continue
+                held[pool] += 1
+            chosen.append(name)
+        return chosen
+
     if strategy is WorkerStrategy.WINDOW:
-        return [name for name in order if may_start(name)][:free]
+        return take([name for name in order if may_start(name)])
     for batch in fixed_batches(order, limit):
         unfinished = [name for name in batch if state(name) in UNFINISHED]
         if unfinished:
             # A batch never fills past the limit, but a record can hold workers out of service
             # outside it (edited by hand, or restored from an older copy): count them too.
-            return [name for name in unfinished if may_start(name)][:free]
+            return take([name for name in unfinished if may_start(name)])
     return []
 
 
@@ -79,8 +102,21 @@ def workers_to_prepare(
     prepared_waiting: Set[str],
     unprepared: Set[str],
     depth: int,
+    pools: Pools | None = None,
 ) -> list[str]:
     """Workers whose preparation (no outage: kubeadm, packages download) may start now, in
-    order, keeping at most `depth` workers prepared or being prepared ahead of the window."""
-    budget = depth - len(preparing) - len(prepared_waiting)
-    return [name for name in order if name in unprepared][: max(0, budget)]
+    order, keeping at most `depth` workers prepared or being prepared ahead of the window. With
+    pools, each pool keeps up to its own limit ready (so a full pool does not starve the
+    others of prepared workers), and the workers in no pool share `depth`."""
+    pool_of = {worker: pool for pool, (_, members) in (pools or {}).items() for worker in members}
+    ahead = Counter(pool_of.get(name) for name in set(preparing) | set(prepared_waiting))
+    chosen = []
+    for name in order:
+        if name not in unprepared:
+            continue
+        lane = pool_of.get(name)
+        room = depth if lane is None else (pools or {})[lane][0]
+        if ahead[lane] < room:
+            chosen.append(name)
+            ahead[lane] += 1
+    return chosen

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from kubeupgrade.sandbox import selectors
+from kubeupgrade.kube import selectors
 
 
 def selector_text(selector: dict[str, Any] | None) -> str:

@@ -32,9 +32,10 @@ def roles(box: Sandbox) -> dict[str, str]:
     return {node["name"]: node["role"] for node in box.nodes}
 
 
-def max_workers_out(box: Sandbox) -> int:
-    """The most workers cordoned or NotReady at the same moment, per the API server's history."""
-    workers = {n for n, r in roles(box).items() if r == "worker"}
+def max_workers_out(box: Sandbox, among: set[str] | None = None) -> int:
+    """The most workers cordoned or NotReady at the same moment, per the API server's history
+    (only those `among`, e.g. one pool's, when given)."""
+    workers = {n for n, r in roles(box).items() if r == "worker" and (among is None or n in among)}
     cordoned: set[str] = set()
     unready: set[str] = set()
     peak = 0
@@ -53,6 +54,16 @@ def max_workers_out(box: Sandbox) -> int:
             unready.discard(node)
         peak = max(peak, len(cordoned | unready))
     return peak
+
+
+def check_pools(box: Sandbox, pools: dict[str, tuple[int, set[str]]]) -> list[str]:
+    """Each pool (name -> its limit, its workers) within its own limit."""
+    problems = []
+    for name, (limit, members) in pools.items():
+        peak = max_workers_out(box, members)
+        if peak > limit:
+            problems.append(f"{peak} workers of pool {name} were out of service at once; its limit is {limit}")
+    return problems
 
 
 def check_max_unavailable(box: Sandbox, limit: int) -> list[str]:

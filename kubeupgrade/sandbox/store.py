@@ -14,7 +14,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from kubeupgrade.sandbox import patches, selectors
+from kubeupgrade.kube import selectors
+from kubeupgrade.sandbox import patches
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from kubeupgrade.model.campaign import WorkerStrategy
-from kubeupgrade.planning.scheduling import NodeState, workers_to_prepare, workers_to_start
+from kubeupgrade.planning.scheduling import NodeState, Pools, workers_to_prepare, workers_to_start
 from kubeupgrade.workflow.audit import outage_begun, outage_start
 from kubeupgrade.workflow.schema import NodeEntry, PhaseRecord
 
@@ -70,14 +70,15 @@ def _scheduling_state(entry: Entry) -> NodeState:
 
 def decide_workers(order: Sequence[str], limit: int, strategy: WorkerStrategy,
                    entries: Mapping[str, Entry], *, max_failed: int = 0, canary: int = 0,
-                   gate_passed: bool = True, paused: bool = False) -> WorkerStep:
+                   gate_passed: bool = True, paused: bool = False,
+                   pools: Pools | None = None) -> WorkerStep:
     """Prepare workers ahead of the window (no outage); take them out of service as the limit
     allows. A worker whose outage began holds its slot until it finishes, also while none of
     its tasks is in flight (one was lost and goes again, or the campaign was retried): it is
     resumed first, also while the campaign is paused.
 
     Up to `max_failed` workers may fail while the others go on; a failed worker left out of
-    service keeps its slot. With `canary` > 0 the first `canary` workers go alone, then the
+    service keeps its slot. `pools` add per-pool limits. With `canary` > 0 the first `canary` workers go alone, then the
     health gate (`gate`) must pass before any other worker starts, even its preparation."""
     workers = {name: entries[name] for name in order}
     failed = tuple(name for name, entry in workers.items() if entry["state"] == "failed")
@@ -100,9 +101,9 @@ def decide_workers(order: Sequence[str], limit: int, strategy: WorkerStrategy,
                  and workers[name]["state"] != "failed"}
     unprepared = {name for name in scope if not prepared(workers[name]) and not in_flight(workers[name])
                   and workers[name]["state"] != "failed"}
-    outage = resume + workers_to_start(order, states, limit, strategy, eligible=eligible)
+    outage = resume + workers_to_start(order, states, limit, strategy, eligible=eligible, pools=pools)
     waiting = eligible - set(outage)
-    ahead = workers_to_prepare(order, preparing, waiting, unprepared, depth=limit)
+    ahead = workers_to_prepare(order, preparing, waiting, unprepared, depth=limit, pools=pools)
     stuck = not outage and not ahead and not any(in_flight(e) for e in workers.values())
     return WorkerStep(outage=tuple(outage), prepare=tuple(ahead), failed=failed, stuck=stuck)
 

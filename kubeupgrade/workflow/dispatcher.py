@@ -391,7 +391,7 @@ class Dispatcher:
                               max_failed=policies.get("max_failed_workers", 0),
                               canary=policies.get("canary", 0) if gate else 0,
                               gate_passed=gate is None or gate["state"] == "succeeded",
-                              paused=bool(doc.get("paused")))
+                              paused=bool(doc.get("paused")), pools=schedule.pool_limits())
         failed = [entries[name] for name in step.failed]
         if step.finished and failed:
             if not any(in_flight(e) for e in entries.values()):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubeupgrade.model.campaign import WorkerStrategy
-from kubeupgrade.model.plan import Hop
+from kubeupgrade.model.plan import Hop, PoolSchedule
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,7 @@ class HopSchedule:
     workers: tuple[str, ...]  # in this order
     strategy: WorkerStrategy
     limit: int  # workers out of service at once
+    pools: tuple[PoolSchedule, ...] = ()  # each with its own limit, on top of `limit`
 
     @property
     def nodes(self) -> tuple[str, ...]:
@@ -28,17 +29,26 @@ class HopSchedule:
     @classmethod
     def of(cls, hop: Hop) -> HopSchedule:
         return cls(tuple(n.name for n in hop.control_planes), hop.first_control_plane,
-                   tuple(hop.schedule.order), hop.schedule.strategy, hop.schedule.limit)
+                   tuple(hop.schedule.order), hop.schedule.strategy, hop.schedule.limit,
+                   hop.schedule.pools)
 
     def to_dict(self) -> dict[str, Any]:
         return {"control_planes": list(self.control_planes),
                 "first_control_plane": self.first_control_plane, "workers": list(self.workers),
-                "strategy": self.strategy.value, "limit": self.limit}
+                "strategy": self.strategy.value, "limit": self.limit,
+                "pools": [{"name": p.name, "limit": p.limit, "workers": list(p.workers)}
+                          for p in self.pools]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HopSchedule:
         return cls(tuple(data["control_planes"]), data["first_control_plane"],
-                   tuple(data["workers"]), WorkerStrategy(data["strategy"]), int(data["limit"]))
+                   tuple(data["workers"]), WorkerStrategy(data["strategy"]), int(data["limit"]),
+                   tuple(PoolSchedule(p["name"], int(p["limit"]), tuple(p["workers"]))
+                         for p in data.get("pools", [])))
+
+    def pool_limits(self) -> dict[str, tuple[int, frozenset[str]]]:
+        """pool name -> (its limit, its workers), for the dispatcher's decision."""
+        return {p.name: (p.limit, frozenset(p.workers)) for p in self.pools}
 
 
 def schedule_of(doc: dict[str, Any], hop: int) -> HopSchedule:

@@ -17,7 +17,8 @@ from tests.helpers import wait_for, write_campaign
 
 
 def phase_record(handle, node, phase, hop=0):
-    entry = handle.status()["entries"][hop].get(node) or {"phases": []}
+    entries = handle.status()["entries"]  # empty until a controller has accepted the campaign
+    entry = (entries[hop].get(node) if hop < len(entries) else None) or {"phases": []}
     return next((p for p in entry["phases"] if p["phase"] == phase), {})
 
 

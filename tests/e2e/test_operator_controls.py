@@ -126,3 +126,29 @@ def test_a_canary_whose_health_gate_stays_red_pauses_then_passes_once_fixed(make
     gate = phase_record(handle, "@cluster", "health-gate")
     assert gate["state"] == "succeeded" and "green" in gate["detail"]
     assert invariants.check_all(box, max_unavailable=2) == []
+
+
+def test_two_pools_each_keep_their_own_limit_under_the_global_one(make_stack, tmp_path):
+    stack = make_stack(control_planes=1, workers=6, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    core = client.CoreV1Api(config.new_client_from_config(str(box.kubeconfig)))
+    members = {"a": {"worker-1", "worker-2", "worker-3", "worker-4"}, "b": {"worker-5", "worker-6"}}
+    for pool, nodes in members.items():
+        for node in nodes:
+            core.patch_node(node, {"metadata": {"labels": {"example.com/pool": pool}}})
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.30", max_unavailable=3, pools=[
+        {"name": "a", "selector": "example.com/pool=a", "max_unavailable": 1},
+        {"name": "b", "selector": "example.com/pool=b", "max_unavailable": "100%"}]),
+        broker=stack.broker)
+    state, error = finish(handle)
+    assert state == "succeeded", json.dumps(error)
+    limits = {"a": (1, members["a"]), "b": (2, members["b"])}
+    assert invariants.check_pools(box, limits) == []
+    assert invariants.check_all(box, max_unavailable=3) == []
+    # The pools ran side by side: b's two went together while a went one at a time.
+    assert invariants.max_workers_out(box, members["b"]) == 2
+    assert invariants.max_workers_out(box, members["a"]) == 1
+    assert invariants.max_workers_out(box) == 3
+    schedule = handle.status()["hops"][0]["schedule"]
+    assert [(p["name"], p["limit"], sorted(p["workers"])) for p in schedule["pools"]] == [
+        ("a", 1, sorted(members["a"])), ("b", 2, sorted(members["b"]))]

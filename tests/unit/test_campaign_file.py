@@ -73,6 +73,15 @@ INVALID = [
     ("cluster: demo\n", "", "cluster: missing; it is required"),
     ("cluster: demo", "cluster: demo\nnodes: []", "not valid YAML at line 5, column 1: duplicate key 'nodes'"),
     ("cluster: demo", "cluster: demo\npolicies: {drain: []}", "policies.drain: expected a mapping, got a list"),
+    ("cluster: demo", "cluster: demo\npolicies: {max_failed_workers: -1}", "policies.max_failed_workers: expected a whole number, 0 or more, got -1"),
+    ("cluster: demo", "cluster: demo\npolicies: {canary: two}", "policies.canary: expected a whole number, 0 or more, got 'two'"),
+    ("cluster: demo", "cluster: demo\npolicies: {on_gate_failure: ignore}", "policies.on_gate_failure: 'ignore' is not one of pause, fail"),
+    ("cluster: demo", "cluster: demo\npolicies: {gate_timeout: later}", "policies.gate_timeout: expected seconds or a duration"),
+    ("cluster: demo", "cluster: demo\npolicies: {pools: [{name: a, selector: 'pool in (a', max_unavailable: 1}]}", "policies.pools[0].selector: unable to parse requirement"),
+    ("cluster: demo", "cluster: demo\npolicies: {pools: [{name: a, selector: pool=a}]}", "policies.pools[0].max_unavailable: is required"),
+    ("cluster: demo", "cluster: demo\npolicies: {pools: [{name: a, selector: pool=a, max_unavailable: 0}]}", "policies.pools[0].max_unavailable: 0 must be at least 1"),
+    ("cluster: demo", "cluster: demo\npolicies: {pools: [{name: a, selector: x=1, max_unavailable: 1}, {name: a, selector: y=1, max_unavailable: 1}]}", "policies.pools[1].name: pool 'a' is named twice"),
+    ("cluster: demo", "cluster: demo\npolicies: {pools: [{name: a, selector: x=1, max_unavailable: 1, zone: b}]}", 'policies.pools[0].zone: unknown key'),
 ]
 
 

@@ -276,3 +276,32 @@ def test_a_hop_with_failures_within_budget_keeps_the_limit_and_ends_named(
     if step.finished:
         assert len(failed) <= max_failed
         assert all(entries[n]["state"] == "succeeded" for n in order if n not in failed)
+
+
+@settings(max_examples=300)
+@given(st.integers(2, 8), st.integers(1, 4), st.sampled_from(list(WorkerStrategy)),
+       st.lists(st.sampled_from(["a", "b", None]), min_size=8, max_size=8), st.integers(1, 3),
+       st.integers(1, 3), st.lists(st.integers(0, 99), max_size=300))
+def test_pools_hold_each_pool_and_the_total_to_their_limits_and_every_worker_finishes(
+        count, limit, strategy, membership, limit_a, limit_b, picks):
+    entries = {f"w{i}": worker(f"w{i}", 1) for i in range(count)}
+    order = list(entries)
+    pools = {"a": (limit_a, frozenset(n for n, m in zip(order, membership, strict=False) if m == "a")),
+             "b": (limit_b, frozenset(n for n, m in zip(order, membership, strict=False) if m == "b"))}
+    script = iter(picks)
+    for _ in range(3000):
+        step = decide_workers(order, limit, strategy, entries, pools=pools)
+        if step.finished:
+            break
+        for name in step.outage:
+            send(entries[name], outage=True)
+        for name in step.prepare:
+            send(entries[name], outage=False)
+        out = out_now(entries)
+        assert len(out) <= limit
+        for pool_limit, members in pools.values():
+            assert len(out & members) <= pool_limit
+        flying = [n for n in order if in_flight(entries[n])]
+        assert flying, "nothing in flight and nothing sent: the hop would hang"
+        complete(entries[flying[next(script, 0) % len(flying)]])
+    assert all(e["state"] == "succeeded" for e in entries.values())

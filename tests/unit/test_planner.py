@@ -335,3 +335,30 @@ def test_an_exact_target_missing_from_the_listing_of_its_minor_is_refused():
     assert not plan_campaign(campaign("v1.31.2", cluster()), listing).violations
     # A listing of another minor's repository says nothing about this one.
     assert not plan_campaign(campaign("v1.31.5", cluster()), [v("1.30.9")]).violations
+
+
+def test_pools_select_workers_by_label_and_resolve_their_own_limits():
+    from kubeupgrade.model.campaign import Pool
+
+    nodes = cluster(workers=0) + [
+        NodeSpec(f"w-{i}", W, kubelet=v("1.30.4"), labels=(("pool", "a" if i <= 4 else "b"),))
+        for i in range(1, 7)] + [NodeSpec("w-free", W, kubelet=v("1.30.4"))]
+    pools = (Pool("a", "pool=a", MaxUnavailable(percent=50)), Pool("b", "pool in (b)", MaxUnavailable(count=5)),
+             Pool("gpu", "gpu", MaxUnavailable(count=1)))
+    plan = plan_campaign(campaign("v1.31.2", nodes, policies=Policies(
+        max_unavailable=MaxUnavailable(count=3), pools=pools)))
+    assert not plan.violations
+    (hop,) = plan.hops
+    assert [(p.name, p.limit, p.workers) for p in hop.schedule.pools] == [
+        ("a", 2, ("w-1", "w-2", "w-3", "w-4")), ("b", 2, ("w-5", "w-6")), ("gpu", 0, ())]
+    assert any("pool 'gpu' (gpu) selects no worker" in note for note in plan.notes)
+
+
+def test_a_worker_two_pools_select_is_refused():
+    from kubeupgrade.model.campaign import Pool
+
+    nodes = cluster(workers=0) + [NodeSpec("w-1", W, kubelet=v("1.30.4"), labels=(("pool", "a"), ("zone", "x")))]
+    plan = plan_campaign(campaign("v1.31.2", nodes, policies=Policies(pools=(
+        Pool("a", "pool=a", MaxUnavailable(count=1)), Pool("x", "zone=x", MaxUnavailable(count=1))))))
+    assert [(v.rule, v.node) for v in plan.violations] == [("pool-overlap", "w-1")]
+    assert "worker w-1 is in pools 'a' and 'x'" in plan.violations[0].message
