@@ -16,6 +16,7 @@ import yaml
 
 from kubeupgrade.errors import InvalidInput
 from kubeupgrade.model.campaign import (
+    DAYS,
     Argv,
     Campaign,
     DrainPolicy,
@@ -29,6 +30,7 @@ from kubeupgrade.model.campaign import (
     Pool,
     RetryPolicy,
     Role,
+    Window,
     WorkerStrategy,
 )
 from kubeupgrade.model.versions import (
@@ -68,7 +70,9 @@ _POLICY_KEYS = (
     "gate_timeout",
     "on_gate_failure",
     "pools",
+    "windows",
 )
+_WINDOW_KEYS = ("days", "start", "end", "timezone")
 _POOL_KEYS = ("name", "selector", "max_unavailable")
 _DRAIN_KEYS = (
     "timeout",
@@ -311,7 +315,42 @@ class _CampaignReader:
             on_gate_failure=self.choice(raw.get("on_gate_failure", defaults.on_gate_failure.value),
                                         "policies.on_gate_failure", GateFailure),
             pools=self.pools(raw.get("pools") or []),
+            windows=self.windows(raw.get("windows") or []),
         )
+
+    def windows(self, value: Any) -> tuple[Window, ...]:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        from kubeupgrade.planning.windows import parse_time
+
+        if not isinstance(value, list):
+            raise self.fail("policies.windows", "expected a list of {days, start, end, timezone}")
+        windows = []
+        for index, item in enumerate(value):
+            where = f"policies.windows[{index}]"
+            raw = self.mapping(item, where, _WINDOW_KEYS)
+            for key in _WINDOW_KEYS:
+                if key not in raw:
+                    raise self.fail(f"{where}.{key}", "is required")
+            days = raw["days"]
+            if not isinstance(days, list) or not days or not all(d in DAYS for d in days):
+                raise self.fail(f"{where}.days", f"expected a list of {', '.join(DAYS)}, got {days!r}")
+            times = []
+            for key in ("start", "end"):
+                try:
+                    times.append(parse_time(str(raw[key])))
+                except ValueError as error:
+                    raise self.fail(f"{where}.{key}", str(error)) from None
+            if times[0] == times[1]:
+                raise self.fail(f"{where}.end", "equals start: the window would never open")
+            zone = self.typed(raw["timezone"], f"{where}.timezone", str, "an IANA time zone")
+            try:
+                ZoneInfo(zone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise self.fail(f"{where}.timezone", f"unknown time zone {zone!r} (an IANA name such as "
+                                "Europe/Berlin or UTC)") from None
+            windows.append(Window(frozenset(DAYS.index(d) for d in days), times[0], times[1], zone))
+        return tuple(windows)
 
     def pools(self, value: Any) -> tuple[Pool, ...]:
         from kubeupgrade.kube.selectors import SelectorError, label_selector
@@ -490,6 +529,8 @@ def campaign_to_dict(campaign: Campaign) -> dict[str, Any]:
             "canary": policies.canary,
             "gate_timeout": policies.gate_timeout_seconds,
             "on_gate_failure": policies.on_gate_failure.value,
+            "windows": [{"days": [DAYS[d] for d in sorted(w.days)], "start": w.start.isoformat(),
+                         "end": w.end.isoformat(), "timezone": w.timezone} for w in policies.windows],
             "pools": [{"name": pool.name, "selector": pool.selector,
                        "max_unavailable": str(pool.max_unavailable) if pool.max_unavailable.percent
                        is not None else pool.max_unavailable.count} for pool in policies.pools],

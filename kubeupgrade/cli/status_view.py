@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Group
@@ -11,6 +12,7 @@ from rich.text import Text
 
 from kubeupgrade.api import TERMINAL
 from kubeupgrade.model.phases import hint as phase_hint
+from kubeupgrade.planning.windows import describe, windows_of
 from kubeupgrade.workflow.decide import first_open_phase
 from kubeupgrade.workflow.names import CLUSTER_ENTRY
 from kubeupgrade.workflow.schedule import schedule_of
@@ -125,6 +127,9 @@ def status_to_dict(doc: dict[str, Any], now: float | None = None) -> dict[str, A
             "hops": hops,
             "events": [{"time": _timestamp(e["t"]), "message": e["message"]}
                        for e in doc.get("events", [])[:10]]}
+    windows = windows_of(doc.get("campaign") or {})
+    data["window"] = (describe(windows, datetime.fromtimestamp(now, UTC) if now else datetime.now(UTC))
+                      if windows and not ended else None)
     data["next"] = recovery_hint(data)
     return data
 
@@ -182,6 +187,9 @@ def render_status(doc: dict[str, Any], *, width: int = 80, plain: bool = False,
     if paused:
         header.append(styled(" PAUSED", "bold yellow"))
     parts.append(header)
+    if data["window"] and data["window"] != "open":
+        parts.append(styled(f"Maintenance window {data['window']}: no outage begins until then",
+                            "yellow"))
     if paused:
         flying = ", ".join(paused["in_flight"]) or "nothing"
         parts.append(styled(f"Paused {paused['reason']} at {paused['since'][11:19]}; "

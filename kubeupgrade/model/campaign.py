@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from datetime import time
 from enum import Enum
 
 from kubeupgrade.model.versions import KubeVersion, MinorVersion, VersionSpec
@@ -81,6 +82,27 @@ class MaxUnavailable:
         return f"{self.percent}%" if self.percent is not None else str(self.count)
 
 
+DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+@dataclass(frozen=True)
+class Window:
+    """A maintenance window (kubeupgrade.planning.windows says when it is open)."""
+
+    days: frozenset[int]  # 0 = Monday
+    start: time
+    end: time  # before `start`: the window runs past midnight
+    timezone: str  # IANA, e.g. Europe/Berlin
+
+    def describe(self) -> str:
+        days = ",".join(DAYS[d] for d in sorted(self.days))
+        return f"{days} {_clock(self.start)}-{_clock(self.end)} {self.timezone}"
+
+
+def _clock(moment: time) -> str:
+    return moment.isoformat(timespec="seconds" if moment.second else "minutes")
+
+
 @dataclass(frozen=True)
 class Pool:
     """Workers selected by labels, with their own out-of-service limit on top of the global one."""
@@ -145,6 +167,7 @@ class Policies:
     # A failed worker stays cordoned, named, and holds its out-of-service slot.
     max_failed_workers: int = 0
     pools: tuple[Pool, ...] = ()
+    windows: tuple[Window, ...] = ()  # none: any time
     # The first `canary` workers of each hop run alone; then the health gate must pass before
     # the others start.
     canary: int = 0

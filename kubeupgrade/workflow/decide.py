@@ -71,14 +71,15 @@ def _scheduling_state(entry: Entry) -> NodeState:
 def decide_workers(order: Sequence[str], limit: int, strategy: WorkerStrategy,
                    entries: Mapping[str, Entry], *, max_failed: int = 0, canary: int = 0,
                    gate_passed: bool = True, paused: bool = False,
-                   pools: Pools | None = None) -> WorkerStep:
+                   pools: Pools | None = None, outage_allowed: bool = True) -> WorkerStep:
     """Prepare workers ahead of the window (no outage); take them out of service as the limit
     allows. A worker whose outage began holds its slot until it finishes, also while none of
     its tasks is in flight (one was lost and goes again, or the campaign was retried): it is
     resumed first, also while the campaign is paused.
 
     Up to `max_failed` workers may fail while the others go on; a failed worker left out of
-    service keeps its slot. `pools` add per-pool limits. With `canary` > 0 the first `canary` workers go alone, then the
+    service keeps its slot. `pools` add per-pool limits. Outside a maintenance window
+    (`outage_allowed` False) workers are prepared but none begins an outage. With `canary` > 0 the first `canary` workers go alone, then the
     health gate (`gate`) must pass before any other worker starts, even its preparation."""
     workers = {name: entries[name] for name in order}
     failed = tuple(name for name, entry in workers.items() if entry["state"] == "failed")
@@ -101,10 +102,12 @@ def decide_workers(order: Sequence[str], limit: int, strategy: WorkerStrategy,
                  and workers[name]["state"] != "failed"}
     unprepared = {name for name in scope if not prepared(workers[name]) and not in_flight(workers[name])
                   and workers[name]["state"] != "failed"}
-    outage = resume + workers_to_start(order, states, limit, strategy, eligible=eligible, pools=pools)
+    starting = workers_to_start(order, states, limit, strategy, eligible=eligible, pools=pools)
+    outage = resume + (starting if outage_allowed else [])
     waiting = eligible - set(outage)
     ahead = workers_to_prepare(order, preparing, waiting, unprepared, depth=limit, pools=pools)
-    stuck = not outage and not ahead and not any(in_flight(e) for e in workers.values())
+    stuck = (outage_allowed and not outage and not ahead
+             and not any(in_flight(e) for e in workers.values()))
     return WorkerStep(outage=tuple(outage), prepare=tuple(ahead), failed=failed, stuck=stuck)
 
 

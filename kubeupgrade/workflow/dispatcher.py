@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from celery import Celery, chain, group
@@ -27,6 +28,7 @@ from kubeupgrade.model.phases import Part, names_where
 from kubeupgrade.model.plan import Phase, plan_to_dict
 from kubeupgrade.model.versions import parse_version
 from kubeupgrade.planning.live import with_live_state
+from kubeupgrade.planning.windows import describe, is_open, windows_of
 from kubeupgrade.workflow import locks
 from kubeupgrade.workflow.audit import outage_start
 from kubeupgrade.workflow.decide import (
@@ -88,6 +90,7 @@ class Dispatcher:
         self._alive: dict[str, float] = {}
         self._missing_since: dict[str, float] = {}  # task id -> when no worker knew it
         self._last_inspection = 0.0
+        self._windows_seen: dict[str, bool] = {}  # campaign -> whether its window was open
 
     # -- loop ------------------------------------------------------------------------------
     def run_forever(self, stop: threading.Event, interval: float = 0.2) -> None:
@@ -363,7 +366,7 @@ class Dispatcher:
     def _stage_control_planes(self, doc: CampaignRecord, hop: int,
                               entries: dict[str, NodeEntry]) -> None:
         step = decide_control_planes(schedule_of(doc, hop).control_planes, entries,
-                                     paused=bool(doc.get("paused")))
+                                     paused=bool(doc.get("paused")) or not self._window_open(doc))
         if step.finished:
             self._set_stage(doc, hop, "workers")
             return
@@ -391,7 +394,8 @@ class Dispatcher:
                               max_failed=policies.get("max_failed_workers", 0),
                               canary=policies.get("canary", 0) if gate else 0,
                               gate_passed=gate is None or gate["state"] == "succeeded",
-                              paused=bool(doc.get("paused")), pools=schedule.pool_limits())
+                              paused=bool(doc.get("paused")), pools=schedule.pool_limits(),
+                              outage_allowed=self._window_open(doc))
         failed = [entries[name] for name in step.failed]
         if step.finished and failed:
             if not any(in_flight(e) for e in entries.values()):
@@ -441,6 +445,17 @@ class Dispatcher:
         else:
             for canvas in outage_chains:
                 self._send(doc, hop, canvas)
+
+    def _window_open(self, doc: CampaignRecord) -> bool:
+        """Whether a maintenance window is open now; says so in the events when that changes."""
+        windows = windows_of(doc["campaign"])
+        now = datetime.now(UTC)
+        opened = is_open(windows, now)
+        if windows and self._windows_seen.get(doc["id"]) is not opened:
+            self._windows_seen[doc["id"]] = opened
+            self.store.event(doc["id"], f"maintenance window {describe(windows, now)}"
+                             + ("" if opened else "; nothing begins an outage until then"))
+        return opened
 
     def _stage_done(self, doc: CampaignRecord, hop: int, entries: dict[str, NodeEntry]) -> None:
         def next_hop(current: dict[str, Any]) -> None:

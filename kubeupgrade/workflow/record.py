@@ -30,11 +30,13 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
 
 from kubeupgrade.errors import PolicyRefused, RuntimeFailure
+from kubeupgrade.planning.windows import is_open, windows_of
 from kubeupgrade.workflow import locks
 from kubeupgrade.workflow.audit import outage_begun, outage_start
 from kubeupgrade.workflow.names import CLUSTER_ENTRY
@@ -304,7 +306,11 @@ class CampaignStore:
         doc = self.get(campaign_id)
         if doc is None or doc["state"] != "running":
             return "inactive"
-        paused = bool(doc.get("paused"))
+        holds: Callable[[NodeEntry, str], bool] | None = None
+        if doc.get("paused"):
+            holds, why = starts_something, "the campaign is paused"
+        elif not is_open(windows_of(doc["campaign"]), datetime.now(UTC)):
+            holds, why = starts_disruption, "outside the maintenance windows"
         verdict = "run"
 
         def change(entry: NodeEntry) -> Any:
@@ -316,7 +322,7 @@ class CampaignStore:
             if record["state"] == "succeeded":
                 verdict = "already-done"
                 return False
-            if paused and starts_something(entry, phase):
+            if holds is not None and holds(entry, phase):
                 verdict = "held"
                 entry["attempt"] += 1
                 entry["state"] = "pending"
@@ -335,7 +341,7 @@ class CampaignStore:
         if not self.update_entry(campaign_id, hop, node, change) and verdict == "run":
             return "stale"  # no such entry
         if verdict == "held":
-            self.event(campaign_id, f"{node}: {phase} held: the campaign is paused")
+            self.event(campaign_id, f"{node}: {phase} held: {why}")
         return verdict
 
     def finish_phase(self, campaign_id: str, hop: int, node: str, phase: str, status: str,
@@ -411,6 +417,17 @@ def starts_something(entry: NodeEntry, phase: str) -> bool:
     if not any(p.get("started") for p in phases[1:]):
         return True
     return index == outage_start(entry) and not outage_begun(entry)
+
+
+def starts_disruption(entry: NodeEntry, phase: str) -> bool:
+    """What a maintenance window governs: a worker's outage, a control plane's whole upgrade
+    (not the hop-wide prepare-host: it only refreshes package lists and reads facts)."""
+    if entry["role"] == "control-plane":
+        return phase != entry["phases"][0]["phase"] and starts_something(entry, phase)
+    if entry["node"] == CLUSTER_ENTRY:
+        return False
+    names = [p["phase"] for p in entry["phases"]]
+    return phase in names and names.index(phase) == outage_start(entry) and not outage_begun(entry)
 
 
 def _phase(entry: NodeEntry, phase: str) -> PhaseRecord:

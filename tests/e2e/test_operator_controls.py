@@ -6,12 +6,15 @@ import json
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 
 from kubernetes import client, config
 
 from kubeupgrade.api import submit
 from kubeupgrade.cli.status_view import status_to_dict
+from kubeupgrade.model.campaign import DAYS
 from kubeupgrade.sandbox import invariants
+from kubeupgrade.workflow.record import CampaignStore
 from tests.e2e.test_faults import finish, phase_record, phase_running
 from tests.helpers import wait_for, write_campaign
 
@@ -152,3 +155,30 @@ def test_two_pools_each_keep_their_own_limit_under_the_global_one(make_stack, tm
     schedule = handle.status()["hops"][0]["schedule"]
     assert [(p["name"], p["limit"], sorted(p["workers"])) for p in schedule["pools"]] == [
         ("a", 1, sorted(members["a"])), ("b", 2, sorted(members["b"]))]
+
+
+def test_nothing_disruptive_begins_before_the_maintenance_window_opens(make_stack, tmp_path):
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    opens = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=20)
+    window = {"days": [DAYS[opens.weekday()]], "start": opens.strftime("%H:%M:%S"),
+              "end": (opens + timedelta(hours=1)).strftime("%H:%M:%S"), "timezone": "UTC"}
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.30", max_unavailable=1, windows=[window]),
+                    broker=stack.broker)
+    time.sleep(8)
+    assert status_to_dict(handle.status())["window"].startswith(
+        f"closed; the next window opens {opens.isoformat()}")
+    shown = subprocess.run([sys.executable, "-m", "kubeupgrade", "status", handle.id, "--broker",
+                            stack.broker], capture_output=True, text=True, timeout=60)
+    assert "Maintenance window closed" in shown.stdout
+    state, error = finish(handle)
+    assert state == "succeeded", json.dumps(error)
+    opened = opens.timestamp()
+    cordons = [e for e in box.history() if e["event"] == "cordon"]
+    assert cordons and all(e["t"] >= opened for e in cordons), "a node was cordoned before the window"
+    for entry in box.command_log("cp-1"):
+        if entry["argv"][:2] in (["kubeadm", "upgrade"], ["systemctl", "restart"]):
+            assert entry["start"] >= opened, entry["argv"]
+    events = CampaignStore.from_url(stack.broker).events(handle.id, limit=500)
+    assert any(e["message"].startswith("maintenance window closed; the next window opens") for e in events), "\n".join(f"{e['t'] - opened:+.1f} {e['message']}" for e in events)
+    assert invariants.check_all(box, max_unavailable=1) == []

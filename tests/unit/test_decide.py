@@ -305,3 +305,25 @@ def test_pools_hold_each_pool_and_the_total_to_their_limits_and_every_worker_fin
         assert flying, "nothing in flight and nothing sent: the hop would hang"
         complete(entries[flying[next(script, 0) % len(flying)]])
     assert all(e["state"] == "succeeded" for e in entries.values())
+
+
+@settings(max_examples=400)
+@given(workers_drawn, st.integers(1, 4), st.sampled_from(list(WorkerStrategy)), st.booleans())
+def test_what_is_sent_while_paused_or_outside_a_window_is_never_held_again(drawn, limit, strategy, paused):
+    """The agents hold (and re-fence) a phase that would start a node or its outage while the
+    campaign is paused or its window is closed; the dispatcher must never send one, or the two
+    would ping-pong the node through new attempts forever."""
+    from kubeupgrade.workflow.record import starts_disruption, starts_something
+
+    holds = starts_something if paused else starts_disruption
+    entries = {f"w{i}": worker(f"w{i}", done, nxt) for i, (done, nxt) in enumerate(drawn)}
+    step = decide_workers(list(entries), limit, strategy, entries, paused=paused, outage_allowed=False)
+    for name in step.outage + step.prepare:
+        assert not holds(entries[name], first_open_phase(entries[name])["phase"]), name
+    cps = {f"cp-{i}": control_plane(f"cp-{i}", done, nxt) for i, (done, nxt) in enumerate(drawn)}
+    sent = decide_control_planes(list(cps), cps, paused=True).send
+    for name in sent:
+        assert not holds(cps[name], first_open_phase(cps[name])["phase"]), name
+    # The prepare stage is sent whatever the window (it changes nothing): never held for it.
+    for fresh in (worker("w-new", 0), control_plane("cp-new", 0)):
+        assert not starts_disruption(fresh, "prepare-host")

@@ -1,0 +1,80 @@
+"""Maintenance windows: when a node may begin its outage (and a control plane its upgrade). Pure.
+
+A window is days of the week, a start and an end time of day, in an IANA time zone. An end
+before the start crosses midnight: the window opened on a listed day runs into the next one.
+Times are "HH:MM" (seconds, "HH:MM:SS", are accepted too). No windows: always open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from kubeupgrade.model.campaign import DAYS, Window
+
+__all__ = ["DAYS", "Window", "describe", "is_open", "next_opening", "parse_time", "windows_of"]
+
+
+def _spans(window: Window, around: datetime) -> list[tuple[datetime, datetime]]:
+    """The openings that start from the day before `around` (local) to a week after."""
+    zone = ZoneInfo(window.timezone)
+    local = around.astimezone(zone)
+    spans = []
+    for offset in range(-1, 8):
+        day = (local + timedelta(days=offset)).date()
+        if day.weekday() not in window.days:
+            continue
+        opens = datetime.combine(day, window.start, zone)
+        closes = datetime.combine(day, window.end, zone)
+        if closes <= opens:
+            closes += timedelta(days=1)
+        spans.append((opens, closes))
+    return spans
+
+
+def is_open(windows: Sequence[Window], now: datetime) -> bool:
+    if not windows:
+        return True
+    return any(opens <= now < closes for window in windows for opens, closes in _spans(window, now))
+
+
+def next_opening(windows: Sequence[Window], now: datetime) -> datetime | None:
+    """When the next window opens (None: open now, or no window ever opens)."""
+    if is_open(windows, now):
+        return None
+    later = [opens for window in windows for opens, _ in _spans(window, now) if opens > now]
+    return min(later).astimezone(UTC) if later else None
+
+
+def parse_time(text: str) -> time:
+    """ "HH:MM" or "HH:MM:SS"; ValueError otherwise."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or not all(p.isdigit() and len(p) == 2 for p in parts):
+        raise ValueError(f"expected a time like 02:00, got {text!r}")
+    hour, minute, second = (int(p) for p in [*parts, "00"][:3])
+    try:
+        return time(hour, minute, second)
+    except ValueError as error:
+        raise ValueError(f"{text!r} is not a time of day ({error})") from None
+
+
+def windows_of(campaign: dict[str, Any]) -> tuple[Window, ...]:
+    """The windows of a campaign document as stored (campaign_to_dict), already validated."""
+    return tuple(Window(frozenset(DAYS.index(d) for d in raw["days"]), parse_time(raw["start"]),
+                        parse_time(raw["end"]), raw["timezone"])
+                 for raw in campaign.get("policies", {}).get("windows", []))
+
+
+def describe(windows: Sequence[Window], now: datetime) -> str:
+    """For status: open now, or when the next window opens and how long until then."""
+    if is_open(windows, now):
+        return "open"
+    upcoming = next_opening(windows, now)
+    if upcoming is None:
+        return "closed; no window opens in the coming week"
+    wait = int((upcoming - now).total_seconds())
+    hours, rest = divmod(wait, 3600)
+    return (f"closed; the next window opens {upcoming.isoformat(timespec='seconds')} "
+            f"(in {hours}h{rest // 60:02d}m{rest % 60:02d}s)")
