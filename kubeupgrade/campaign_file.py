@@ -28,8 +28,10 @@ from kubeupgrade.model.campaign import (
     OsFamily,
     Policies,
     Pool,
+    PrometheusCheck,
     RetryPolicy,
     Role,
+    UserGate,
     Window,
     WorkerStrategy,
 )
@@ -71,7 +73,10 @@ _POLICY_KEYS = (
     "on_gate_failure",
     "pools",
     "windows",
+    "gates",
 )
+_GATE_KEYS = ("name", "command", "prometheus")
+_PROMETHEUS_KEYS = ("url", "query", "below", "above")
 _WINDOW_KEYS = ("days", "start", "end", "timezone")
 _POOL_KEYS = ("name", "selector", "max_unavailable")
 _DRAIN_KEYS = (
@@ -316,7 +321,42 @@ class _CampaignReader:
                                         "policies.on_gate_failure", GateFailure),
             pools=self.pools(raw.get("pools") or []),
             windows=self.windows(raw.get("windows") or []),
+            gates=self.gates(raw.get("gates") or []),
         )
+
+    def gates(self, value: Any) -> tuple[UserGate, ...]:
+        if not isinstance(value, list):
+            raise self.fail("policies.gates", "expected a list of {name, command | prometheus}")
+        gates, names = [], set()
+        for index, item in enumerate(value):
+            where = f"policies.gates[{index}]"
+            raw = self.mapping(item, where, _GATE_KEYS)
+            name = self.typed(raw.get("name"), f"{where}.name", str, "a name")
+            if name in names:
+                raise self.fail(f"{where}.name", f"gate {name!r} is named twice")
+            names.add(name)
+            if ("command" in raw) == ("prometheus" in raw):
+                raise self.fail(where, "give exactly one of command (an argv list) or prometheus")
+            if "command" in raw:
+                (command,) = self.argv_list([raw["command"]], f"{where}.command")
+                gates.append(UserGate(name, command=command))
+                continue
+            check = self.mapping(raw["prometheus"], f"{where}.prometheus", _PROMETHEUS_KEYS)
+            url = self.typed(check.get("url"), f"{where}.prometheus.url", str, "an http(s) URL")
+            if not url.startswith(("http://", "https://")):
+                raise self.fail(f"{where}.prometheus.url", f"expected an http(s) URL, got {url!r}")
+            query = self.typed(check.get("query"), f"{where}.prometheus.query", str, "a PromQL query")
+            bounds = {}
+            for key in ("below", "above"):
+                if check.get(key) is not None:
+                    bound = check[key]
+                    if isinstance(bound, bool) or not isinstance(bound, (int, float)):
+                        raise self.fail(f"{where}.prometheus.{key}", f"expected a number, got {bound!r}")
+                    bounds[key] = float(bound)
+            if not bounds:
+                raise self.fail(f"{where}.prometheus", "give a threshold: below and/or above")
+            gates.append(UserGate(name, prometheus=PrometheusCheck(url, query, **bounds)))
+        return tuple(gates)
 
     def windows(self, value: Any) -> tuple[Window, ...]:
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -529,6 +569,10 @@ def campaign_to_dict(campaign: Campaign) -> dict[str, Any]:
             "canary": policies.canary,
             "gate_timeout": policies.gate_timeout_seconds,
             "on_gate_failure": policies.on_gate_failure.value,
+            "gates": [{"name": g.name, "command": list(g.command)} if g.command else
+                      {"name": g.name, "prometheus": {k: v for k, v in vars(g.prometheus).items()
+                                                      if v is not None}}
+                      for g in policies.gates],
             "windows": [{"days": [DAYS[d] for d in sorted(w.days)], "start": w.start.isoformat(),
                          "end": w.end.isoformat(), "timezone": w.timezone} for w in policies.windows],
             "pools": [{"name": pool.name, "selector": pool.selector,

@@ -94,7 +94,8 @@ def status_to_dict(doc: dict[str, Any], now: float | None = None) -> dict[str, A
     for index, hop in enumerate(doc["hops"]):
         order = list(schedule_of(doc, index).nodes) if hop.get("schedule") or doc.get("plan") else []
         cluster = doc["entries"][index].get(CLUSTER_ENTRY) or {"phases": []}
-        gate = next((p for p in cluster["phases"] if p["phase"] == "health-gate"), None)
+        gates = [p for p in cluster["phases"] if p["phase"].endswith("gate")]
+        gate = next((p for p in gates if p["state"] != "succeeded"), gates[-1] if gates else None)
         rows = node_rows(doc["entries"][index], order, doc["state"], hop.get("waiting_for_agents"), now)
         pools = schedule_of(doc, index).pools if hop.get("schedule") else ()
         by_name = {row["node"]: row for row in rows}
@@ -104,8 +105,8 @@ def status_to_dict(doc: dict[str, Any], now: float | None = None) -> dict[str, A
                                 "done": sum(1 for w in pool.workers if by_name.get(w, {}).get("state") == "succeeded"),
                                 "out": sum(1 for w in pool.workers if by_name.get(w, {}).get("cordoned"))}
                                for pool in pools],
-                     "gate": {"state": gate["state"], "detail": gate["error"] or gate["detail"]}
-                     if gate else None,
+                     "gate": {"phase": gate["phase"], "state": gate["state"],
+                              "detail": gate["error"] or gate["detail"]} if gate else None,
                      "drain_findings": hop.get("drain_findings", []),
                      "verification": hop.get("verification", [])})
     cordoned = sorted({row["node"] for hop in hops for row in hop["nodes"] if row["cordoned"]})
@@ -240,7 +241,7 @@ def render_status(doc: dict[str, Any], *, width: int = 80, plain: bool = False,
         gate = hop["gate"]
         if gate and (gate["state"] != "pending" or gate["detail"]):
             verdict = "green" if gate["state"] == "succeeded" else gate["state"]
-            parts.append(styled(f"  health gate: {verdict}: {gate['detail']}"[:600],
+            parts.append(styled(f"  {gate['phase']}: {verdict}: {gate['detail']}"[:600],
                                 "green" if verdict == "green" else "yellow"))
         for finding in hop["drain_findings"]:
             parts.append(styled(f"  drain simulation: {finding}", "yellow"))

@@ -104,6 +104,26 @@ def _clock(moment: time) -> str:
 
 
 @dataclass(frozen=True)
+class PrometheusCheck:
+    """Healthy while every sample of `query` is below `below` (and/or above `above`)."""
+
+    url: str  # the Prometheus server, e.g. http://prometheus.monitoring:9090
+    query: str
+    below: float | None = None
+    above: float | None = None
+
+
+@dataclass(frozen=True)
+class UserGate:
+    """An operator's own health check, run by the controller where the health gate runs:
+    an argv (exit 0 = healthy) or a Prometheus query with a threshold."""
+
+    name: str
+    command: tuple[str, ...] | None = None
+    prometheus: PrometheusCheck | None = None
+
+
+@dataclass(frozen=True)
 class Pool:
     """Workers selected by labels, with their own out-of-service limit on top of the global one."""
 
@@ -173,6 +193,7 @@ class Policies:
     canary: int = 0
     gate_timeout_seconds: int = 300
     on_gate_failure: GateFailure = GateFailure.PAUSE
+    gates: tuple[UserGate, ...] = ()  # besides the built-in checks; also run after the control planes
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,7 @@ _KUBEADM_HINT = ("Next: fix what kubeadm reports, then `{retry}` (kubeadm upgrad
                  "/etc/kubernetes/tmp/kubeadm-backup-manifests-* into /etc/kubernetes/manifests "
                  "(and kubeadm-backup-etcd-* into /var/lib/etcd).")
 _GATE_HINT = ("Next: look at what the gate found unhealthy (above) and fix it, then `{retry}`; "
-              "the gate runs again before any other worker starts.")
+              "the gate runs again before any worker goes on.")
 _NODE_HINT = "Next: fix the node (it stays cordoned), then `{retry}`."
 
 PHASES: tuple[PhaseSpec, ...] = (
@@ -89,6 +89,8 @@ PHASES: tuple[PhaseSpec, ...] = (
     _spec(Phase.UNCORDON, "kubeupgrade.controller.uncordon_node", _C, Part.KUBELET, CP, WORKER,
           returns_to_service=True, typical_seconds=2),
     _spec(Phase.HOOKS_AFTER_NODE, "kubeupgrade.node.run_hooks", _H, Part.KUBELET, CP, WORKER, typical_seconds=30),
+    _spec(Phase.CONTROL_PLANE_GATE, "kubeupgrade.controller.health_gate", _C, Part.CLUSTER, CLUSTER,
+          hint=_GATE_HINT, typical_seconds=30),
     _spec(Phase.HEALTH_GATE, "kubeupgrade.controller.health_gate", _C, Part.CLUSTER, CLUSTER,
           hint=_GATE_HINT, typical_seconds=30),
     _spec(Phase.VERIFY, "kubeupgrade.controller.verify", _C, Part.CLUSTER, CLUSTER, typical_seconds=20),

@@ -34,6 +34,7 @@ class Phase(Enum):
     WAIT_READY = "wait-ready"
     UNCORDON = "uncordon"
     HOOKS_AFTER_NODE = "hooks-after-node"
+    CONTROL_PLANE_GATE = "control-plane-gate"  # after the control planes, when gates are set
     HEALTH_GATE = "health-gate"  # after the canary workers (policies.canary), before the others
     VERIFY = "verify"
 

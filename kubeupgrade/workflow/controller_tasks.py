@@ -179,29 +179,36 @@ def uncordon_node(job: Job) -> StepOutcome:
 GATE_POLL = 2.0  # seconds between health checks while the gate is red
 
 
-@phase_task(Phase.HEALTH_GATE)
+@phase_task(Phase.CONTROL_PLANE_GATE, Phase.HEALTH_GATE)
 def health_gate(job: Job) -> StepOutcome:
-    """After the canary workers, before any other: the built-in health checks must pass within
-    policies.gate_timeout; then the campaign pauses (or fails: on_gate_failure), naming why."""
+    """After the control planes (with gates or a canary) and after the canary workers: the
+    built-in health checks and the operator's gates must pass within policies.gate_timeout;
+    otherwise the campaign pauses (or fails: on_gate_failure), naming what is unhealthy."""
     from kubeupgrade.kube.health import health_findings
+    from kubeupgrade.workflow.gates import user_gate_findings
 
     api = job_api(job)
     policies = job.campaign.policies
-    canaries = list(schedule_of(job.doc, job.hop).workers[: policies.canary])
+    schedule = schedule_of(job.doc, job.hop)
+    if job.phase is Phase.CONTROL_PLANE_GATE:
+        upgraded, where = list(schedule.control_planes), "after the control planes"
+    else:
+        upgraded = list(schedule.workers[: policies.canary])
+        where = f"after the canary ({', '.join(upgraded)})"
     deadline = time.monotonic() + policies.gate_timeout_seconds
     while True:
         try:
-            findings = health_findings(api, canaries)
+            findings = health_findings(api, upgraded) + user_gate_findings(policies.gates)
         except TemporaryError as error:
             findings = [str(error)]
         if not findings:
-            return StepOutcome(DONE, f"green after the canary ({', '.join(canaries)})")
+            checked = ", ".join(["built-in checks", *(g.name for g in policies.gates)])
+            return StepOutcome(DONE, f"green {where} ({checked})")
         job.report("red: " + "; ".join(findings))
         if time.monotonic() > deadline:
             break
         time.sleep(GATE_POLL)
-    why = (f"health gate after the canary ({', '.join(canaries)}) still red after "
-           f"{policies.gate_timeout_seconds}s: " + "; ".join(findings))
+    why = f"health gate {where} still red after {policies.gate_timeout_seconds}s: " + "; ".join(findings)
     if policies.on_gate_failure is GateFailure.FAIL:
         raise PermanentError(why)
     raise PhaseHeld(why)

@@ -199,8 +199,11 @@ class Dispatcher:
                          "phases": [new_phase(Phase.PREPARE_HOST.value)]
                          + [new_phase(p.value) for p in node.phases]}
                 self.store.put_entry(doc["id"], index, node.name, entry)
-            gated = len(hop.workers) > campaign.policies.canary > 0  # others follow the canaries
-            cluster_phases = [Phase.PREFLIGHT] + ([Phase.HEALTH_GATE] if gated else []) + [Phase.VERIFY]
+            policies = campaign.policies
+            canary_gate = len(hop.workers) > policies.canary > 0  # the others follow the canaries
+            control_plane_gate = bool(hop.control_planes) and bool(policies.gates or policies.canary)
+            cluster_phases = ([Phase.PREFLIGHT] + [Phase.CONTROL_PLANE_GATE] * control_plane_gate
+                              + [Phase.HEALTH_GATE] * canary_gate + [Phase.VERIFY])
             self.store.put_entry(doc["id"], index, CLUSTER_ENTRY, {
                 "node": CLUSTER_ENTRY, "role": "cluster", "hop": index, "state": "pending", "attempt": 1,
                 "phases": [new_phase(p.value) for p in cluster_phases]})
@@ -368,7 +371,12 @@ class Dispatcher:
         step = decide_control_planes(schedule_of(doc, hop).control_planes, entries,
                                      paused=bool(doc.get("paused")) or not self._window_open(doc))
         if step.finished:
-            self._set_stage(doc, hop, "workers")
+            cluster = entries[CLUSTER_ENTRY]
+            gate = next((p for p in cluster["phases"] if p["phase"] == Phase.CONTROL_PLANE_GATE.value), None)
+            if gate is None or gate["state"] == "succeeded":
+                self._set_stage(doc, hop, "workers")
+            elif gate["state"] == "pending" and not gate["task_id"] and not doc.get("paused"):
+                self._send(doc, hop, self._signature(doc, hop, cluster, gate))
             return
         if not step.send:
             return

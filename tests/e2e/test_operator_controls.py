@@ -2,10 +2,13 @@
 restart), a failure budget, and a canary whose health gate goes red, pauses, then passes.
 Safety is checked from the sandbox's command logs and API history, progress from the record."""
 
+import http.server
 import json
 import subprocess
 import sys
+import threading
 import time
+import urllib.parse
 from datetime import UTC, datetime, timedelta
 
 from kubernetes import client, config
@@ -105,12 +108,16 @@ def test_a_canary_whose_health_gate_stays_red_pauses_then_passes_once_fixed(make
     stack = make_stack(control_planes=1, workers=3, version="1.30.4", os_family="apt")
     box = stack.sandbox
     policy = client.PolicyV1Api(config.new_client_from_config(str(box.kubeconfig)))
-    # A budget its pods can never meet: the gate names it until it is gone.
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.30", max_unavailable=2, canary=1,
+                                   gate_timeout=3, on_gate_failure="pause"), broker=stack.broker)
+    # Once the canary is under way (the gate after the control planes passed), a budget its
+    # pods can never meet appears: the gate after the canary names it until it is gone.
+    wait_for(lambda: phase_record(handle, "worker-1", "drain").get("state") in ("running", "succeeded"),
+             timeout=180)
+    assert phase_record(handle, "@cluster", "control-plane-gate")["state"] == "succeeded"
     policy.create_namespaced_pod_disruption_budget("default", {
         "metadata": {"name": "ghost-pdb"},
         "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "ghost"}}}})
-    handle = submit(write_campaign(tmp_path / "c.yaml", "1.30", max_unavailable=2, canary=1,
-                                   gate_timeout=3, on_gate_failure="pause"), broker=stack.broker)
     paused = wait_for(lambda: handle.status().get("paused"), timeout=180)
     assert "health gate after the canary (worker-1)" in paused["reason"]
     assert "PodDisruptionBudget default/ghost-pdb below its minimum" in paused["reason"]
@@ -121,7 +128,8 @@ def test_a_canary_whose_health_gate_stays_red_pauses_then_passes_once_fixed(make
         assert not any(p.get("started") for p in entries[name]["phases"][1:]), name
         assert not any(e["argv"][:1] == ["kubeadm"] for e in box.command_log(name))
     view = status_to_dict(handle.status())
-    assert view["hops"][0]["gate"]["state"] == "pending" and "ghost-pdb" in view["hops"][0]["gate"]["detail"]
+    gate = view["hops"][0]["gate"]
+    assert (gate["phase"], gate["state"]) == ("health-gate", "pending") and "ghost-pdb" in gate["detail"]
     policy.delete_namespaced_pod_disruption_budget("ghost-pdb", "default")
     handle.resume()
     state, error = finish(handle)
@@ -129,6 +137,66 @@ def test_a_canary_whose_health_gate_stays_red_pauses_then_passes_once_fixed(make
     gate = phase_record(handle, "@cluster", "health-gate")
     assert gate["state"] == "succeeded" and "green" in gate["detail"]
     assert invariants.check_all(box, max_unavailable=2) == []
+
+
+class FakePrometheus:
+    """A Prometheus HTTP API answering /api/v1/query with one sample whose value the test sets."""
+
+    def __init__(self):
+        self.value = "0.2"
+        self.queries = []
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - the http.server interface
+                url = urllib.parse.urlparse(self.path)
+                fake.queries.append(urllib.parse.parse_qs(url.query).get("query", [""])[0])
+                body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": [
+                    {"metric": {"__name__": "error_ratio", "job": "api"}, "value": [time.time(), fake.value]}]}})
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body.encode())
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+def test_a_prometheus_gate_red_after_the_control_planes_holds_the_workers_until_green(make_stack, tmp_path):
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    prometheus = FakePrometheus()
+    marker = tmp_path / "smoke-ok"
+    marker.touch()
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.30", max_unavailable=1, gate_timeout=2, gates=[
+        {"name": "api-errors", "prometheus": {"url": prometheus.url, "query": "error_ratio{job=\"api\"}",
+                                              "below": 0.05}},
+        {"name": "smoke", "command": ["test", "-e", str(marker)]}]), broker=stack.broker)
+    paused = wait_for(lambda: handle.status().get("paused"), timeout=180)
+    assert paused["reason"].startswith("health gate after the control planes still red after 2s: ")
+    assert 'gate api-errors: error_ratio{job="api"} = 0.2, must be below 0.05' in paused["reason"]
+    assert "smoke" not in paused["reason"]  # that one is green
+    assert 'error_ratio{job="api"}' in prometheus.queries
+    assert phase_record(handle, "cp-1", "uncordon")["state"] == "succeeded"
+    assert not any(e["argv"][:1] == ["kubeadm"] for w in ("worker-1", "worker-2") for e in box.command_log(w))
+    prometheus.value = "0.01"
+    marker.unlink()  # now the command gate is red: resume runs every gate again
+    handle.resume()
+    paused = wait_for(lambda: (handle.status().get("paused") or {}).get("reason", "").count("smoke") and
+                      handle.status()["paused"], timeout=120)
+    assert f"gate smoke: `test -e {marker}` exited 1" in paused["reason"]
+    assert "api-errors" not in paused["reason"]
+    marker.touch()
+    handle.resume()
+    state, error = finish(handle)
+    assert state == "succeeded", json.dumps(error)
+    assert "green after the control planes (built-in checks, api-errors, smoke)" in \
+        phase_record(handle, "@cluster", "control-plane-gate")["detail"]
+    assert invariants.check_all(box, max_unavailable=1) == []
 
 
 def test_two_pools_each_keep_their_own_limit_under_the_global_one(make_stack, tmp_path):

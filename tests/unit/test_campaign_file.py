@@ -82,6 +82,14 @@ INVALID = [
     ("cluster: demo", "cluster: demo\npolicies: {pools: [{name: a, selector: pool=a, max_unavailable: 0}]}", "policies.pools[0].max_unavailable: 0 must be at least 1"),
     ("cluster: demo", "cluster: demo\npolicies: {pools: [{name: a, selector: x=1, max_unavailable: 1}, {name: a, selector: y=1, max_unavailable: 1}]}", "policies.pools[1].name: pool 'a' is named twice"),
     ("cluster: demo", "cluster: demo\npolicies: {pools: [{name: a, selector: x=1, max_unavailable: 1, zone: b}]}", 'policies.pools[0].zone: unknown key'),
+    ("cluster: demo", "cluster: demo\npolicies: {gates: [{name: smoke, command: 'curl -f http://x'}]}", "policies.gates[0].command[0]: 'curl -f http://x' is a shell string"),
+    ("cluster: demo", "cluster: demo\npolicies: {gates: [{name: e, prometheus: {url: 'p:9090', query: up, below: 1}}]}", "policies.gates[0].prometheus.url: expected an http(s) URL"),
+    ("cluster: demo", "cluster: demo\npolicies: {gates: [{name: e, prometheus: {url: 'http://p', query: up}}]}", "policies.gates[0].prometheus: give a threshold: below and/or above"),
+    ("cluster: demo", "cluster: demo\npolicies: {gates: [{name: e}]}", "policies.gates[0]: give exactly one of command (an argv list) or prometheus"),
+    ("cluster: demo", "cluster: demo\npolicies: {windows: [{days: [Mo], start: '22:00', end: '04:00', timezone: UTC}]}", "policies.windows[0].days: expected a list of Mon, Tue"),
+    ("cluster: demo", "cluster: demo\npolicies: {windows: [{days: [Mon], start: '25:00', end: '04:00', timezone: UTC}]}", "policies.windows[0].start: '25:00' is not a time of day"),
+    ("cluster: demo", "cluster: demo\npolicies: {windows: [{days: [Mon], start: '22:00', end: '04:00', timezone: Mars/Olympus}]}", "policies.windows[0].timezone: unknown time zone 'Mars/Olympus'"),
+    ("cluster: demo", "cluster: demo\npolicies: {windows: [{days: [Mon], start: '22:00', end: '22:00', timezone: UTC}]}", "policies.windows[0].end: equals start"),
 ]
 
 
