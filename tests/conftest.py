@@ -34,7 +34,8 @@ def make_stack(make_sandbox, monkeypatch):
 
     stacks: list[Stack] = []
 
-    def make(*, flower: bool = False, visibility_timeout: float = 3600.0, **sandbox_options) -> Stack:
+    def make(*, flower: bool = False, metrics: bool = False, visibility_timeout: float = 3600.0,
+             **sandbox_options) -> Stack:
         sandbox_options.setdefault("time_scale", 0.005)
         box = make_sandbox(**sandbox_options)
         monkeypatch.setenv(KEY_ENV, str(box.signing_key))
@@ -42,7 +43,7 @@ def make_stack(make_sandbox, monkeypatch):
         stacks.append(stack)
         stack.start_redis()
         stack.start_agents()
-        stack.start_controller()
+        stack.start_controller(metrics=metrics)
         if flower:
             stack.start_flower()
         names = [f"agent@{n['name']}" for n in box.nodes]

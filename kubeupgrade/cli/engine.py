@@ -56,13 +56,26 @@ def default_kubeconfig() -> str | None:
 @BROKER
 @click.option("--concurrency", default=8, show_default=True, type=int)
 @click.option("--loglevel", default="INFO", show_default=True)
-def controller(kubeconfig: str | None, broker: str, concurrency: int, loglevel: str) -> None:
+@click.option("--metrics-port", "metrics_port", default=0, type=click.IntRange(0, 65535),
+              help="serve Prometheus metrics on this port (basic auth from $KUBEUPGRADE_METRICS_AUTH)")
+@click.option("--metrics-address", "metrics_address", default="127.0.0.1", show_default=True)
+def controller(kubeconfig: str | None, broker: str, concurrency: int, loglevel: str,
+               metrics_port: int, metrics_address: str) -> None:
     """Run the controller: cluster-level tasks and the campaign dispatcher."""
     from kubeupgrade.workflow.runners import run_controller
 
     if not kubeconfig:
         raise InvalidInput("no kubeconfig: pass --kubeconfig FILE, or set $KUBECONFIG")
-    run_controller(os.path.abspath(kubeconfig), broker, concurrency=concurrency, loglevel=loglevel)
+    metrics = None
+    if metrics_port:
+        # From the environment, never the command line: /proc/*/cmdline is world-readable.
+        credentials = os.environ.get("KUBEUPGRADE_METRICS_AUTH", "")
+        if ":" not in credentials:
+            raise InvalidInput("--metrics-port needs credentials: set KUBEUPGRADE_METRICS_AUTH="
+                               "USER:PASSWORD (the metrics name nodes and campaigns)")
+        metrics = (metrics_address, metrics_port, credentials)
+    run_controller(os.path.abspath(kubeconfig), broker, concurrency=concurrency, loglevel=loglevel,
+                   metrics=metrics)
 
 
 @click.command()

@@ -44,6 +44,8 @@ class Stack:
     visibility_timeout: float = 3600.0
     flower_port: int = 0
     flower_auth: str = ""
+    metrics_port: int = 0
+    metrics_auth: str = ""
 
     @property
     def logs(self) -> Path:
@@ -92,12 +94,20 @@ class Stack:
         for node in nodes if nodes is not None else [n["name"] for n in self.sandbox.nodes]:
             self.start_agent(node)
 
-    def start_controller(self, concurrency: int = 8, kubeconfig: Path | None = None) -> subprocess.Popen:
-        """The controller, connected to this sandbox (or, to rehearse a mistake, to `kubeconfig`)."""
-        return self._spawn("controller", [
-            sys.executable, "-m", "kubeupgrade", "controller", "--kubeconfig",
-            str(kubeconfig or self.sandbox.kubeconfig), "--broker", self.broker, "--concurrency", str(concurrency),
-            "--loglevel", "WARNING"])
+    def start_controller(self, concurrency: int = 8, kubeconfig: Path | None = None,
+                         metrics: bool = False) -> subprocess.Popen:
+        """The controller, connected to this sandbox (or, to rehearse a mistake, to `kubeconfig`);
+        with `metrics`, serving them on `metrics_port` behind `metrics_auth`."""
+        argv = [sys.executable, "-m", "kubeupgrade", "controller", "--kubeconfig",
+                str(kubeconfig or self.sandbox.kubeconfig), "--broker", self.broker,
+                "--concurrency", str(concurrency), "--loglevel", "WARNING"]
+        env = {}
+        if metrics:
+            self.metrics_port = self.metrics_port or free_port()
+            self.metrics_auth = self.metrics_auth or f"prometheus:{secrets.token_urlsafe(12)}"
+            argv += ["--metrics-port", str(self.metrics_port)]
+            env["KUBEUPGRADE_METRICS_AUTH"] = self.metrics_auth
+        return self._spawn("controller", argv, **env)
 
     def start_flower(self) -> str:
         self.flower_port = self.flower_port or free_port()

@@ -33,7 +33,7 @@ def run_agent(node: str, broker: str, *, host_root: str = "/", path: str = "",
 
 
 def run_controller(kubeconfig: str, broker: str, *, concurrency: int = 8,
-                   loglevel: str = "INFO") -> None:
+                   loglevel: str = "INFO", metrics: tuple[str, int, str] | None = None) -> None:
     """The controller: cluster-level tasks on a prefork pool (the threads pool does not survive
     some broker reconnections), and the dispatcher thread in the main process."""
     os.environ["KUBEUPGRADE_KUBECONFIG"] = kubeconfig
@@ -46,6 +46,15 @@ def run_controller(kubeconfig: str, broker: str, *, concurrency: int = 8,
     app = use_broker(broker)
     app.conf.include = ["kubeupgrade.workflow.controller_tasks"]  # and no host phase
     stop = threading.Event()
+    if metrics is not None:
+        from kubeupgrade.errors import InvalidInput
+        from kubeupgrade.workflow.metrics import serve_metrics
+
+        address, port, credentials = metrics
+        try:
+            serve_metrics(CampaignStore.from_url(broker), address, port, credentials)
+        except OSError as error:
+            raise InvalidInput(f"--metrics-port {port}: cannot listen on {address}:{port}: {error}") from None
 
     @worker_ready.connect(weak=False)
     def start_dispatcher(**_: object) -> None:

@@ -8,9 +8,13 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
+from base64 import b64encode
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from kubernetes import client, config
 
 from kubeupgrade.api import submit
@@ -139,6 +143,14 @@ def test_a_canary_whose_health_gate_stays_red_pauses_then_passes_once_fixed(make
     assert invariants.check_all(box, max_unavailable=2) == []
 
 
+def scrape(stack):
+    """The controller's metrics, with its credentials."""
+    request = urllib.request.Request(f"http://127.0.0.1:{stack.metrics_port}/metrics", headers={
+        "Authorization": "Basic " + b64encode(stack.metrics_auth.encode()).decode()})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.read().decode()
+
+
 class FakePrometheus:
     """A Prometheus HTTP API answering /api/v1/query with one sample whose value the test sets."""
 
@@ -167,7 +179,7 @@ class FakePrometheus:
 
 
 def test_a_prometheus_gate_red_after_the_control_planes_holds_the_workers_until_green(make_stack, tmp_path):
-    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt")
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt", metrics=True)
     box = stack.sandbox
     prometheus = FakePrometheus()
     marker = tmp_path / "smoke-ok"
@@ -183,6 +195,9 @@ def test_a_prometheus_gate_red_after_the_control_planes_holds_the_workers_until_
     assert 'error_ratio{job="api"}' in prometheus.queries
     assert phase_record(handle, "cp-1", "uncordon")["state"] == "succeeded"
     assert not any(e["argv"][:1] == ["kubeadm"] for w in ("worker-1", "worker-2") for e in box.command_log(w))
+    paused_metrics = scrape(stack)
+    assert f'kubeupgrade_campaign_paused{{campaign="{handle.id}",cluster="sandbox"}} 1.0' in paused_metrics
+    assert f'kubeupgrade_gate_green{{campaign="{handle.id}",gate="control-plane-gate",hop="1"}} 0.0' in paused_metrics
     prometheus.value = "0.01"
     marker.unlink()  # now the command gate is red: resume runs every gate again
     handle.resume()
@@ -196,6 +211,13 @@ def test_a_prometheus_gate_red_after_the_control_planes_holds_the_workers_until_
     assert state == "succeeded", json.dumps(error)
     assert "green after the control planes (built-in checks, api-errors, smoke)" in \
         phase_record(handle, "@cluster", "control-plane-gate")["detail"]
+    done = scrape(stack)
+    assert f'kubeupgrade_campaign_state{{campaign="{handle.id}",cluster="sandbox",state="succeeded"}} 1.0' in done
+    assert f'kubeupgrade_gate_green{{campaign="{handle.id}",gate="control-plane-gate",hop="1"}} 1.0' in done
+    assert 'kubeupgrade_phase_duration_seconds_count{phase="drain"} 3.0' in done
+    with pytest.raises(urllib.error.HTTPError) as anonymous:
+        urllib.request.urlopen(f"http://127.0.0.1:{stack.metrics_port}/metrics", timeout=5)
+    assert anonymous.value.code == 401
     assert invariants.check_all(box, max_unavailable=1) == []
 
 
