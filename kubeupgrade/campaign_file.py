@@ -17,6 +17,7 @@ import yaml
 from kubeupgrade.errors import InvalidInput
 from kubeupgrade.model.campaign import (
     DAYS,
+    NOTIFY_EVENTS,
     Argv,
     Campaign,
     DrainPolicy,
@@ -24,6 +25,7 @@ from kubeupgrade.model.campaign import (
     Hooks,
     MaxUnavailable,
     NodeSpec,
+    Notify,
     OnPdbBlock,
     OsFamily,
     Policies,
@@ -74,7 +76,9 @@ _POLICY_KEYS = (
     "pools",
     "windows",
     "gates",
+    "notify",
 )
+_NOTIFY_KEYS = ("url", "events")
 _GATE_KEYS = ("name", "command", "prometheus")
 _PROMETHEUS_KEYS = ("url", "query", "below", "above")
 _WINDOW_KEYS = ("days", "start", "end", "timezone")
@@ -322,7 +326,25 @@ class _CampaignReader:
             pools=self.pools(raw.get("pools") or []),
             windows=self.windows(raw.get("windows") or []),
             gates=self.gates(raw.get("gates") or []),
+            notify=self.notify(raw.get("notify") or []),
         )
+
+    def notify(self, value: Any) -> tuple[Notify, ...]:
+        if not isinstance(value, list):
+            raise self.fail("policies.notify", "expected a list of {url, events}")
+        targets = []
+        for index, item in enumerate(value):
+            where = f"policies.notify[{index}]"
+            raw = self.mapping(item, where, _NOTIFY_KEYS)
+            url = self.typed(raw.get("url"), f"{where}.url", str, "an http(s) URL")
+            if not url.startswith(("http://", "https://")):
+                raise self.fail(f"{where}.url", f"expected an http(s) URL, got {url!r}")
+            events = raw.get("events", list(NOTIFY_EVENTS))
+            if not isinstance(events, list) or not events or not all(e in NOTIFY_EVENTS for e in events):
+                raise self.fail(f"{where}.events", f"expected a list of {', '.join(NOTIFY_EVENTS)}, "
+                                f"got {events!r}")
+            targets.append(Notify(url, frozenset(events)))
+        return tuple(targets)
 
     def gates(self, value: Any) -> tuple[UserGate, ...]:
         if not isinstance(value, list):
@@ -569,6 +591,7 @@ def campaign_to_dict(campaign: Campaign) -> dict[str, Any]:
             "canary": policies.canary,
             "gate_timeout": policies.gate_timeout_seconds,
             "on_gate_failure": policies.on_gate_failure.value,
+            "notify": [{"url": n.url, "events": sorted(n.events)} for n in policies.notify],
             "gates": [{"name": g.name, "command": list(g.command)} if g.command else
                       {"name": g.name, "prometheus": {k: v for k, v in vars(g.prometheus).items()
                                                       if v is not None}}

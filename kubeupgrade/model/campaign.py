@@ -123,6 +123,18 @@ class UserGate:
     prometheus: PrometheusCheck | None = None
 
 
+NOTIFY_EVENTS = ("campaign", "gate", "node")
+
+
+@dataclass(frozen=True)
+class Notify:
+    """Where to POST a JSON notification, and for which events: campaign state changes
+    (including pause and resume), red health gates, failed nodes."""
+
+    url: str
+    events: frozenset[str] = frozenset(NOTIFY_EVENTS)
+
+
 @dataclass(frozen=True)
 class Pool:
     """Workers selected by labels, with their own out-of-service limit on top of the global one."""
@@ -193,6 +205,7 @@ class Policies:
     canary: int = 0
     gate_timeout_seconds: int = 300
     on_gate_failure: GateFailure = GateFailure.PAUSE
+    notify: tuple[Notify, ...] = ()
     gates: tuple[UserGate, ...] = ()  # besides the built-in checks; also run after the control planes
 
 

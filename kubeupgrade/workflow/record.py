@@ -13,6 +13,7 @@ Keys (JSON values):
   ku:c:<id>:hop:<n>            hash: node (or @cluster) -> entry with per-phase state
   ku:c:<id>:events             the campaign's event log (newest first, capped)
   ku:c:<id>:out:<n>:<node>:<phase>   full output of a phase worth keeping (kubeadm upgrade plan)
+  ku:notify, ku:notify:sending notifications to POST (policies.notify), and the one being sent
 
 Writers: the CLI (create, retry, abort), the dispatcher (dispatch, stage changes) and the phase
 tasks (begin/finish/fail). Every read-modify-write is an optimistic transaction. A task's write
@@ -55,6 +56,7 @@ TAIL = 4000
 _DOC_STATES = frozenset(s.value for s in CampaignState)
 _ENTRY_STATES = frozenset(s.value for s in RunState)
 LEADER_KEY = "ku:dispatcher:leader"
+NOTIFY_QUEUE = "ku:notify"  # JSON notifications waiting for the controller's notifier
 _DOC_FIELDS = {"id": str, "cluster": str, "state": str, "hops": list, "current_hop": int,
                "campaign": dict}
 _ENTRY_FIELDS = {"node": str, "state": str, "attempt": int, "phases": list}
@@ -213,16 +215,48 @@ class CampaignStore:
     def update(self, campaign_id: str, change: Callable[[CampaignRecord], Any]) -> CampaignRecord:
         key = f"ku:c:{campaign_id}"
 
+        seen: dict[str, Any] = {}
+
         def apply(doc: CampaignRecord | None) -> CampaignRecord | None:
             if doc is None:
                 return None
             before = doc["state"]
+            was_paused = doc.get("paused")
             change(doc)
             check_campaign(key, before, doc["state"])
             doc["updated"] = time.time()
+            seen.update(before=before, was_paused=was_paused)  # of the attempt that was written
             return doc
 
-        return self._transact(key, None, apply)
+        updated: CampaignRecord = self._transact(key, None, apply)
+        if updated is not None and seen:
+            self._notify_change(updated, seen["before"], seen["was_paused"])
+        return updated
+
+    # -- notifications (sent by kubeupgrade.workflow.notify, never by the writer) ----------------
+    def notify(self, doc: CampaignRecord, kind: str, message: str, **fields: Any) -> None:
+        """Queue a notification for the campaign's policies.notify targets that want `kind`."""
+        targets = [t["url"] for t in doc["campaign"].get("policies", {}).get("notify", [])
+                   if kind in t.get("events", ())]
+        if not targets:
+            return
+        item = {"campaign": doc["id"], "cluster": doc["cluster"], "kind": kind, "state": doc["state"],
+                "message": message, "time": time.time(), "targets": targets, **fields}
+        self.redis.lpush(NOTIFY_QUEUE, json.dumps(item))
+
+    def _notify_change(self, doc: CampaignRecord, before: str, was_paused: Any) -> None:
+        paused = doc.get("paused")
+        if doc["state"] != before:
+            message = f"campaign {doc['id']} {before} -> {doc['state']}"
+            if doc["state"] in ("failed", "refused") and doc.get("error"):
+                message += f": {doc['error'].get('message', '')}"
+            self.notify(doc, "campaign", message)
+        elif bool(paused) != bool(was_paused):
+            reason = paused["reason"] if paused else ""
+            self.notify(doc, "campaign", f"campaign {doc['id']} " + (f"paused {reason}" if paused else "resumed"),
+                        paused=bool(paused))
+            if paused and reason.startswith("health gate"):
+                self.notify(doc, "gate", reason)
 
     def ids(self) -> list[str]:
         return list(self.redis.zrange("ku:campaigns", 0, -1))
@@ -380,6 +414,10 @@ class CampaignStore:
         if not self._fenced(campaign_id, hop, node, phase, attempt, task_id, change, "failure"):
             return False
         self.event(campaign_id, f"{node}: {phase} failed: {error}")
+        doc = self.get(campaign_id)
+        if doc is not None:
+            kind = "gate" if phase.endswith("gate") else "node"
+            self.notify(doc, kind, f"{node}: {phase} failed: {error}", node=node, phase=phase, hop=hop)
         return True
 
     def _fenced(self, campaign_id: str, hop: int, node: str, phase: str, attempt: int,

@@ -41,6 +41,7 @@ def run_controller(kubeconfig: str, broker: str, *, concurrency: int = 8,
 
     from kubeupgrade.workflow.app import client_app, use_broker
     from kubeupgrade.workflow.dispatcher import Dispatcher
+    from kubeupgrade.workflow.notify import Notifier
     from kubeupgrade.workflow.record import CampaignStore
 
     app = use_broker(broker)
@@ -64,6 +65,8 @@ def run_controller(kubeconfig: str, broker: str, *, concurrency: int = 8,
                                 discover=discover_live, identify=identify_live)
         threading.Thread(target=dispatcher.run_forever, args=(stop,), daemon=True,
                          name="dispatcher").start()
+        notifier = Notifier(CampaignStore.from_url(broker).redis)
+        threading.Thread(target=notifier.run_forever, args=(stop,), daemon=True, name="notifier").start()
         logging.getLogger("kubeupgrade").info("dispatcher started")
 
     @worker_shutdown.connect(weak=False)

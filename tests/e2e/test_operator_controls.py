@@ -21,9 +21,11 @@ from kubeupgrade.api import submit
 from kubeupgrade.cli.status_view import status_to_dict
 from kubeupgrade.model.campaign import DAYS
 from kubeupgrade.sandbox import invariants
+from kubeupgrade.sandbox.processes import free_port
 from kubeupgrade.workflow.record import CampaignStore
 from tests.e2e.test_faults import finish, phase_record, phase_running
 from tests.helpers import wait_for, write_campaign
+from tests.integration.test_notify import Receiver
 
 
 def started_after(handle, moment):
@@ -78,10 +80,17 @@ def test_a_failure_budget_of_two_lets_the_other_workers_finish(make_stack, tmp_p
     box = stack.sandbox
     for node in ("worker-1", "worker-3"):
         box.add_fault("fail", node=node, command="systemctl restart kubelet", count=20)
+    receiver = Receiver()  # and a receiver that is down: it must hold nothing back
+    notify = [{"url": receiver.url}, {"url": f"http://127.0.0.1:{free_port()}/down", "events": ["node"]}]
     handle = submit(write_campaign(tmp_path / "c.yaml", "1.30", max_unavailable=3,
-                                   max_failed_workers=2), broker=stack.broker)
+                                   max_failed_workers=2, notify=notify), broker=stack.broker)
     state, error = finish(handle)
     assert state == "failed"
+    wait_for(lambda: any(n["state"] == "failed" for n in receiver.received), timeout=60)
+    failed_nodes = sorted(n["node"] for n in receiver.received if n["kind"] == "node")
+    assert failed_nodes == ["worker-1", "worker-3"]
+    final = [n for n in receiver.received if n["kind"] == "campaign"][-1]
+    assert final["message"].startswith(f"campaign {handle.id} running -> failed: 2 worker(s) failed")
     assert error["failed_nodes"] == ["worker-1", "worker-3"]
     assert "2 worker(s) failed (failure budget 2)" in error["message"]
     versions = {row.name: row.version for row in box.node_rows()}
