@@ -33,6 +33,7 @@ from kubeupgrade.model.campaign import (
     PrometheusCheck,
     RetryPolicy,
     Role,
+    Scope,
     UserGate,
     Window,
     WorkerStrategy,
@@ -52,7 +53,8 @@ _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-
 _DURATION = re.compile(r"^(?P<value>\d+)(?P<unit>s|m|h)?$")
 _PERCENT = re.compile(r"^(?P<value>-?\d+)%$")
 
-_TOP_KEYS = ("cluster", "target", "control_plane_version", "pins", "nodes", "policies")
+_TOP_KEYS = ("cluster", "target", "control_plane_version", "pins", "nodes", "policies", "scope")
+_SCOPE_KEYS = ("only", "workers", "selector")
 _NODE_KEYS = ("name", "role", "kubelet", "control_plane", "os", "zone", "labels")
 _POLICY_KEYS = (
     "max_unavailable",
@@ -211,7 +213,33 @@ class _CampaignReader:
             pins=pins,
             policies=policies,
             source=self.source,
+            scope=self.scope(_section(top, "scope")),
         )
+
+    def scope(self, value: Any) -> Scope:
+        from kubeupgrade.kube.selectors import SelectorError, label_selector
+
+        raw = self.mapping(value, "scope", _SCOPE_KEYS)
+        only = raw.get("only")
+        if only not in (None, "control-planes"):
+            raise self.fail("scope.only", f"{only!r} is not control-planes")
+        workers = None
+        if raw.get("workers") is not None:
+            workers = raw["workers"]
+            if not isinstance(workers, list) or not workers or not all(
+                    isinstance(w, str) and _DNS1123_SUBDOMAIN.match(w) for w in workers):
+                raise self.fail("scope.workers", f"expected a list of node names, got {workers!r}")
+            workers = tuple(workers)
+        selector = raw.get("selector")
+        if selector is not None:
+            selector = self.typed(selector, "scope.selector", str, "a label selector such as pool=a")
+            try:
+                label_selector(selector)
+            except SelectorError as error:
+                raise self.fail("scope.selector", str(error)) from None
+        if only and (workers is not None or selector):
+            raise self.fail("scope", "only: control-planes upgrades no worker; drop workers/selector")
+        return Scope(only_control_planes=bool(only), workers=workers, selector=selector)
 
     def pins(self, value: Any) -> tuple[tuple[MinorVersion, KubeVersion], ...]:
         if not isinstance(value, dict):
@@ -563,6 +591,7 @@ def campaign_to_dict(campaign: Campaign) -> dict[str, Any]:
     """The campaign in campaign-file form; `parse_campaign` of its YAML gives it back."""
     policies = campaign.policies
     drain = policies.drain
+    scope = campaign.scope
     document: dict[str, Any] = {
         "cluster": campaign.cluster,
         "target": campaign.target.raw or campaign.target.plain,
@@ -605,6 +634,10 @@ def campaign_to_dict(campaign: Campaign) -> dict[str, Any]:
     }
     if drain.grace_period_seconds is not None:
         document["policies"]["drain"]["grace_period"] = drain.grace_period_seconds
+    if not scope.whole_cluster:
+        document["scope"] = {k: v for k, v in (("only", "control-planes" if scope.only_control_planes else None),
+                                              ("workers", list(scope.workers) if scope.workers is not None else None),
+                                              ("selector", scope.selector)) if v is not None}
     if drain.pod_selector:
         document["policies"]["drain"]["pod_selector"] = drain.pod_selector
     if policies.upgrade_configuration:

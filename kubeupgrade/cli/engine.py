@@ -8,6 +8,7 @@ import time
 import click
 
 from kubeupgrade.cli.render import document
+from kubeupgrade.cli.scope import scope_options, with_scope
 from kubeupgrade.errors import InvalidInput, RuntimeFailure
 
 BROKER = click.option("--broker", default=lambda: os.environ.get("KUBEUPGRADE_BROKER",
@@ -108,11 +109,14 @@ def flower(broker: str, port: int, address: str, basic_auth: str | None) -> None
               help="only plan against the live cluster (like `plan --kubeconfig`); submit nothing")
 @click.option("--kubeconfig", default=default_kubeconfig, type=click.Path(exists=True, dir_okay=False),
               show_default="$KUBECONFIG, then ~/.kube/config", help="with --dry-run")
+@scope_options
 @click.pass_context
 def submit(ctx: click.Context, campaign_file: str, broker: str, wait: bool, timeout: float,
-           key: str | None, dry_run: bool, kubeconfig: str | None) -> None:
+           key: str | None, dry_run: bool, kubeconfig: str | None, only: str | None,
+           nodes: str | None, selector: str | None) -> None:
     """Sign CAMPAIGN with the operator's key and submit it; prints the campaign id."""
     from kubeupgrade.api import submit as submit_campaign
+    from kubeupgrade.campaign_file import load_campaign
 
     if dry_run:
         if not kubeconfig:
@@ -121,10 +125,11 @@ def submit(ctx: click.Context, campaign_file: str, broker: str, wait: bool, time
         assert ctx.parent is not None
         plan = ctx.parent.command.get_command(ctx.parent, "plan")  # type: ignore[attr-defined]
         ctx.invoke(plan, campaign_file=campaign_file, output="text", listing=None,
-                   kubeconfig=kubeconfig, broker=broker)
+                   kubeconfig=kubeconfig, broker=broker, only=only, nodes=nodes, selector=selector)
         return
 
-    handle = submit_campaign(campaign_file, broker=broker, key=key)
+    handle = submit_campaign(with_scope(load_campaign(campaign_file), only, nodes, selector),
+                             broker=broker, key=key)
     click.echo(handle.id)
     if wait:
         state = handle.wait(timeout)

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from kubeupgrade.cli import exitcodes, render
+from kubeupgrade.cli.scope import scope_options, with_scope
 from kubeupgrade.errors import InvalidInput, PolicyRefused
 
 
@@ -53,13 +54,15 @@ def _read_text(path: str, what: str) -> str:
 @click.option("--broker", metavar="URL", default=lambda: os.environ.get("KUBEUPGRADE_BROKER"),
               show_default="$KUBEUPGRADE_BROKER, else none",
               help="refine the estimate with phase durations recorded there by earlier campaigns")
+@scope_options
 def plan(campaign_file: str, output: str, listing: str | None, kubeconfig: str | None,
-         broker: str | None = None) -> None:
+         broker: str | None = None, only: str | None = None, nodes: str | None = None,
+         selector: str | None = None) -> None:
     """Show what upgrading with CAMPAIGN would do, and whether policy allows it (exit 3 if not)."""
     from kubeupgrade.campaign_file import load_campaign
     from kubeupgrade.planning.planner import plan_campaign
 
-    campaign = load_campaign(campaign_file)
+    campaign = with_scope(load_campaign(campaign_file), only, nodes, selector)
     identity = None
     if kubeconfig:
         campaign, identity = _with_live_cluster(campaign, kubeconfig)

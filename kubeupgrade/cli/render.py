@@ -125,6 +125,8 @@ def plan_to_text(plan: Plan, policies: Policies | None = None, columns: int = 80
                              f"out of service: {', '.join(pool.workers) or 'no worker'}")
         if hop.already_at_target:
             lines.append(f"  Already at {hop.target_label}: {', '.join(hop.already_at_target)}")
+        if hop.out_of_scope:
+            lines.append(f"  Out of scope, keeping their kubelet: {', '.join(hop.out_of_scope)}")
         lines.append("  Phases per node, with each node's phases back to back:" if wide
                      else "  Phases per node:")
         width = max(len(node.name) for node in hop.control_planes + hop.workers)

@@ -19,8 +19,10 @@ class VerificationRow:
     schedulable: bool
 
 
-def verify_cluster(api: KubeApi, version: KubeVersion) -> tuple[list[VerificationRow], list[str]]:
-    """The verification table and the problems found (empty when the hop is complete)."""
+def verify_cluster(api: KubeApi, version: KubeVersion,
+                   left_alone: frozenset[str] = frozenset()) -> tuple[list[VerificationRow], list[str]]:
+    """The verification table and the problems found (empty when the hop is complete). Workers
+    `left_alone` (out of the campaign's scope) must be Ready but keep their kubelet."""
     images = control_plane_images(api)
     rows, problems = [], []
     for node in list_nodes(api):
@@ -32,7 +34,7 @@ def verify_cluster(api: KubeApi, version: KubeVersion) -> tuple[list[Verificatio
         rows.append(row)
         if not row.ready:
             problems.append(f"node {name} is not Ready")
-        if row.kubelet != version.tag:
+        if row.kubelet != version.tag and name not in left_alone:
             problems.append(f"node {name} kubelet is {row.kubelet}, expected {version.tag}")
         if stale:
             problems.append(f"node {name} static pods not at {version.tag}: {', '.join(stale)}")

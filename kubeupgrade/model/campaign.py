@@ -210,6 +210,27 @@ class Policies:
 
 
 @dataclass(frozen=True)
+class Scope:
+    """Which workers a campaign upgrades. Control planes that need it are always upgraded (no
+    worker may pass them); the workers left out keep their kubelet, within the skew policy."""
+
+    only_control_planes: bool = False
+    workers: tuple[str, ...] | None = None  # by name
+    selector: str | None = None  # a label selector
+
+    @property
+    def whole_cluster(self) -> bool:
+        return not self.only_control_planes and self.workers is None and self.selector is None
+
+    def describe(self) -> str:
+        if self.only_control_planes:
+            return "control planes only"
+        parts = ([f"workers {', '.join(self.workers)}"] if self.workers is not None else []) + (
+            [f"workers matching {self.selector}"] if self.selector else [])
+        return " and ".join(parts) or "the whole cluster"
+
+
+@dataclass(frozen=True)
 class Campaign:
     cluster: str
     target: VersionSpec
@@ -219,6 +240,7 @@ class Campaign:
     pins: tuple[tuple[MinorVersion, KubeVersion], ...] = ()
     policies: Policies = field(default_factory=Policies)
     source: str = "<python>"
+    scope: Scope = field(default_factory=Scope)
 
     def pinned(self, minor: MinorVersion) -> KubeVersion | None:
         for pinned_minor, version in self.pins:

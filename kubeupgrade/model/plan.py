@@ -87,6 +87,7 @@ class Hop:
     workers: tuple[NodePlan, ...]
     schedule: WorkerSchedule
     already_at_target: tuple[str, ...] = ()
+    out_of_scope: tuple[str, ...] = ()  # workers this campaign leaves at their version
 
     @property
     def is_minor_upgrade(self) -> bool:
@@ -184,6 +185,7 @@ def _hop_to_dict(hop: Hop) -> dict[str, Any]:
         },
         "nodes": [_node_to_dict(node) for node in hop.control_planes + hop.workers],
         "already_at_target": list(hop.already_at_target),
+        "out_of_scope": list(hop.out_of_scope),
     }
 
 

@@ -13,7 +13,7 @@ Pure: the campaign's node list (or one discovered by the caller) is the only inp
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from kubeupgrade.errors import InvalidInput
 from kubeupgrade.model.campaign import Campaign, NodeSpec, Policies, WorkerStrategy
@@ -64,10 +64,15 @@ def plan_campaign(campaign: Campaign, available: Iterable[KubeVersion] = ()) -> 
         violations.extend(_kubelet_violations(nodes, newest_control_plane, targets, campaign.target))
         notes.extend(_kubelets_ahead_of_a_control_plane(nodes, apiservers))
 
+    selected = _scope_filter(campaign)
+    left = [node for node in nodes if not node.is_control_plane and not selected(node)]
+    if left and targets and not path_violations:
+        violations.extend(_left_out_violations(left, targets[-1]))
+        notes.append(f"scope: {campaign.scope.describe()}; {len(left)} worker(s) keep their kubelet")
     hops: list[Hop] = []
     source: VersionSpec = current
     for target in targets:
-        hop = _plan_hop(source, target, nodes, apiservers, campaign.policies)
+        hop = _plan_hop(source, target, nodes, apiservers, campaign.policies, selected)
         if hop.control_planes or hop.workers:
             hops.append(hop)
         # Every node ends each hop at its version: later hops start from there. An unresolved
@@ -75,7 +80,8 @@ def plan_campaign(campaign: Campaign, available: Iterable[KubeVersion] = ()) -> 
         source = target
         reached = target if isinstance(target, KubeVersion) else KubeVersion(target.major, target.minor, 0)
         apiservers = dict.fromkeys(apiservers, reached)
-        nodes = tuple(_at_version(node, reached) for node in nodes)
+        nodes = tuple(_at_version(node, reached) if node.is_control_plane or selected(node) else node
+                      for node in nodes)
     if not hops and not violations:
         notes.append(f"every node is already at {version_label(campaign.target)}; nothing to do")
     if campaign.policies.reapply:
@@ -245,12 +251,51 @@ def _kubelet_violations(
     return violations
 
 
+def _scope_filter(campaign: Campaign) -> Callable[[NodeSpec], bool]:
+    """Which workers the campaign upgrades; InvalidInput for a scope naming no such worker."""
+    from kubeupgrade.kube.selectors import label_selector
+
+    scope = campaign.scope
+    if scope.workers is not None:
+        known = {node.name: node for node in campaign.nodes or ()}
+        unknown = [name for name in scope.workers if name not in known]
+        if unknown:
+            raise InvalidInput(f"{campaign.source}: scope.workers: not in the cluster: {', '.join(unknown)}")
+        masters = [name for name in scope.workers if known[name].is_control_plane]
+        if masters:
+            raise InvalidInput(f"{campaign.source}: scope.workers: {', '.join(masters)} is a control "
+                               "plane; control planes are upgraded whenever they need it")
+    matches = label_selector(scope.selector)
+
+    def selected(node: NodeSpec) -> bool:
+        return not scope.only_control_planes and (
+            scope.workers is None or node.name in scope.workers) and matches(
+            {"metadata": {"labels": dict(node.labels)}})
+
+    return selected
+
+
+def _left_out_violations(left: list[NodeSpec], final: VersionSpec) -> list[Violation]:
+    """Workers out of scope keep their kubelet: it must stay within skew of the final control plane."""
+    found = []
+    for node in left:
+        if node.kubelet is None:
+            continue
+        problem = skew.check_kubelet_against_apiserver(
+            node.name, node.kubelet, final.minor_version,
+            when=f"once the control planes reach {final.plain} (it is out of this campaign's scope)")
+        if problem is not None:
+            found.append(problem)
+    return found
+
+
 def _plan_hop(
     source: VersionSpec,
     target: VersionSpec,
     nodes: tuple[NodeSpec, ...],
     apiservers: dict[str, KubeVersion],
     policies: Policies,
+    selected: Callable[[NodeSpec], bool] = lambda node: True,
 ) -> Hop:
     control_plane_specs = [node for node in nodes if node.is_control_plane]
     # Nodes whose control plane already runs this hop's version go first: `apply` happened there.
@@ -273,8 +318,12 @@ def _plan_hop(
         else:
             already.append(node.name)
     workers: list[NodePlan] = []
+    out_of_scope: list[str] = []
     for node in nodes:
         if node.is_control_plane:
+            continue
+        if not selected(node):
+            out_of_scope.append(node.name)
             continue
         step = KubeadmStep.NONE if _kubelet_reached(node, target) else KubeadmStep.NODE
         plan = _node_plan(node, step, source, target, policies)
@@ -295,6 +344,7 @@ def _plan_hop(
         schedule=WorkerSchedule(policies.worker_strategy, limit, order, batches,
                                 pool_schedules(policies.pools, [n for n in nodes if n.name in order])),
         already_at_target=tuple(already),
+        out_of_scope=tuple(out_of_scope),
     )
 
 

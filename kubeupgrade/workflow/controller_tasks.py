@@ -230,7 +230,7 @@ def verify(job: Job) -> StepOutcome:
     if broken or left:
         found = broken + ([f"still cordoned by this campaign: {', '.join(left)}"] if left else [])
         raise PermanentError("verification: " + "; ".join(found))
-    rows, problems = verify_cluster(api, job.version)
+    rows, problems = verify_cluster(api, job.version, frozenset(schedule_of(job.doc, job.hop).left_alone))
 
     def remember(doc: dict[str, Any]) -> None:
         doc["hops"][job.hop]["verification"] = [row.__dict__ for row in rows]

@@ -21,6 +21,7 @@ class HopSchedule:
     strategy: WorkerStrategy
     limit: int  # workers out of service at once
     pools: tuple[PoolSchedule, ...] = ()  # each with its own limit, on top of `limit`
+    left_alone: tuple[str, ...] = ()  # workers out of the campaign's scope: they keep their kubelet
 
     @property
     def nodes(self) -> tuple[str, ...]:
@@ -30,21 +31,23 @@ class HopSchedule:
     def of(cls, hop: Hop) -> HopSchedule:
         return cls(tuple(n.name for n in hop.control_planes), hop.first_control_plane,
                    tuple(hop.schedule.order), hop.schedule.strategy, hop.schedule.limit,
-                   hop.schedule.pools)
+                   hop.schedule.pools, hop.out_of_scope)
 
     def to_dict(self) -> dict[str, Any]:
         return {"control_planes": list(self.control_planes),
                 "first_control_plane": self.first_control_plane, "workers": list(self.workers),
                 "strategy": self.strategy.value, "limit": self.limit,
                 "pools": [{"name": p.name, "limit": p.limit, "workers": list(p.workers)}
-                          for p in self.pools]}
+                          for p in self.pools],
+                "left_alone": list(self.left_alone)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HopSchedule:
         return cls(tuple(data["control_planes"]), data["first_control_plane"],
                    tuple(data["workers"]), WorkerStrategy(data["strategy"]), int(data["limit"]),
                    tuple(PoolSchedule(p["name"], int(p["limit"]), tuple(p["workers"]))
-                         for p in data.get("pools", [])))
+                         for p in data.get("pools", [])),
+                   tuple(data.get("left_alone", ())))
 
     def pool_limits(self) -> dict[str, tuple[int, frozenset[str]]]:
         """pool name -> (its limit, its workers), for the dispatcher's decision."""

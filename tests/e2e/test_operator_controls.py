@@ -281,3 +281,29 @@ def test_nothing_disruptive_begins_before_the_maintenance_window_opens(make_stac
     events = CampaignStore.from_url(stack.broker).events(handle.id, limit=500)
     assert any(e["message"].startswith("maintenance window closed; the next window opens") for e in events), "\n".join(f"{e['t'] - opened:+.1f} {e['message']}" for e in events)
     assert invariants.check_all(box, max_unavailable=1) == []
+
+
+def test_a_cluster_upgraded_in_parts_control_planes_then_one_worker_then_the_rest(make_stack, tmp_path):
+    stack = make_stack(control_planes=1, workers=3, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    path = write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1)
+
+    def run(*scope):
+        shown = subprocess.run([sys.executable, "-m", "kubeupgrade", "submit", path, "--wait", "--timeout", "240",
+                                "--broker", stack.broker, *scope], capture_output=True, text=True, timeout=300)
+        assert shown.returncode == 0, shown.stderr
+        return shown.stdout.strip()
+
+    run("--only", "control-planes")
+    versions = {row.name: row.version for row in box.node_rows()}
+    assert versions["cp-1"] == "v1.31.14"
+    assert {versions[w] for w in ("worker-1", "worker-2", "worker-3")} == {"v1.30.4"}
+    assert not any(e["argv"][:1] == ["kubeadm"] for w in ("worker-1", "worker-2", "worker-3")
+                   for e in box.command_log(w))
+    run("--nodes", "worker-2")
+    versions = {row.name: row.version for row in box.node_rows()}
+    assert versions["worker-2"] == "v1.31.14" and versions["worker-1"] == versions["worker-3"] == "v1.30.4"
+    run()  # the rest: the control plane and worker-2 are already there and run nothing
+    assert {row.version for row in box.node_rows()} == {"v1.31.14"}
+    assert sum(1 for e in box.command_log("cp-1") if e["argv"][:3] == ["kubeadm", "upgrade", "apply"]) == 1
+    assert invariants.check_all(box, max_unavailable=1) == []

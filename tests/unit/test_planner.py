@@ -362,3 +362,40 @@ def test_a_worker_two_pools_select_is_refused():
         Pool("a", "pool=a", MaxUnavailable(count=1)), Pool("x", "zone=x", MaxUnavailable(count=1))))))
     assert [(v.rule, v.node) for v in plan.violations] == [("pool-overlap", "w-1")]
     assert "worker w-1 is in pools 'a' and 'x'" in plan.violations[0].message
+
+
+def test_scope_only_control_planes_leaves_every_worker_and_checks_their_skew():
+    from kubeupgrade.model.campaign import Scope
+
+    plan = plan_campaign(replace_scope(campaign("v1.31.2", cluster()), Scope(only_control_planes=True)))
+    assert not plan.violations
+    (hop,) = plan.hops
+    assert [n.name for n in hop.control_planes] == ["cp-1", "cp-2", "cp-3"] and hop.workers == ()
+    assert hop.out_of_scope == ("w-1", "w-2", "w-3")
+    # Three minors ahead, workers left at 1.30 would be 4 minors behind the control plane at 1.34.
+    far = plan_campaign(replace_scope(campaign("v1.34.1", cluster()), Scope(only_control_planes=True)), [])
+    assert {v.rule for v in far.violations} == {"kubelet-too-old"}
+    assert "out of this campaign's scope" in far.violations[0].message
+
+
+def replace_scope(c, scope):
+    from dataclasses import replace
+
+    return replace(c, scope=scope)
+
+
+def test_scope_by_name_or_selector_picks_workers_and_control_planes_still_go_first():
+    from kubeupgrade.model.campaign import Scope
+
+    nodes = cluster(workers=0) + [NodeSpec(f"w-{i}", W, kubelet=v("1.30.4"),
+                                           labels=(("pool", "a" if i < 3 else "b"),)) for i in range(1, 5)]
+    by_name = plan_campaign(replace_scope(campaign("v1.31.2", nodes), Scope(workers=("w-4", "w-1"))))
+    (hop,) = by_name.hops
+    assert [n.name for n in hop.workers] == ["w-1", "w-4"] and len(hop.control_planes) == 3
+    assert hop.out_of_scope == ("w-2", "w-3")
+    by_label = plan_campaign(replace_scope(campaign("v1.31.2", nodes), Scope(selector="pool=b")))
+    assert [n.name for n in by_label.hops[0].workers] == ["w-3", "w-4"]
+    with pytest.raises(InvalidInput, match="scope.workers: not in the cluster: w-9"):
+        plan_campaign(replace_scope(campaign("v1.31.2", nodes), Scope(workers=("w-9",))))
+    with pytest.raises(InvalidInput, match="cp-1 is a control plane"):
+        plan_campaign(replace_scope(campaign("v1.31.2", nodes), Scope(workers=("cp-1",))))
