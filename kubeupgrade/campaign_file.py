@@ -62,6 +62,7 @@ _POLICY_KEYS = (
     "drain",
     "certificate_renewal",
     "etcd_upgrade",
+    "etcd_snapshot",
     "stop_apiserver_before_etcd_upgrade",
     "apiserver_stop_wait_seconds",
     "upgrade_configuration",
@@ -323,6 +324,7 @@ class _CampaignReader:
             drain=self.drain(_section(raw, "drain")),
             certificate_renewal=self.flag(raw, "certificate_renewal", defaults.certificate_renewal),
             etcd_upgrade=self.flag(raw, "etcd_upgrade", defaults.etcd_upgrade),
+            etcd_snapshot=self.flag(raw, "etcd_snapshot", defaults.etcd_snapshot),
             stop_apiserver_before_etcd_upgrade=self.flag(
                 raw, "stop_apiserver_before_etcd_upgrade", defaults.stop_apiserver_before_etcd_upgrade
             ),
@@ -605,6 +607,7 @@ def campaign_to_dict(campaign: Campaign) -> dict[str, Any]:
                       "skip_for_patch": drain.skip_for_patch},
             "certificate_renewal": policies.certificate_renewal,
             "etcd_upgrade": policies.etcd_upgrade,
+            "etcd_snapshot": policies.etcd_snapshot,
             "stop_apiserver_before_etcd_upgrade": policies.stop_apiserver_before_etcd_upgrade,
             "apiserver_stop_wait_seconds": policies.apiserver_stop_wait_seconds,
             "hooks": {"after_first_control_plane": [list(a) for a in policies.hooks.after_first_control_plane],

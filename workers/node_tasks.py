@@ -62,6 +62,20 @@ def kubeadm_upgrade_plan(job: Job) -> StepOutcome:
     return outcome
 
 
+@phase_task(Phase.ETCD_SNAPSHOT)
+def etcd_snapshot(job: Job) -> StepOutcome:
+    """`etcdctl snapshot save` of the local etcd member, before `kubeadm upgrade apply`."""
+    outcome = steps.etcd_snapshot(_context(job), job.version)
+    marker = _context(job).marked("etcd-snapshot")
+    if marker:
+        def remember(doc: dict[str, Any]) -> None:
+            doc["hops"][job.hop]["etcd_snapshot"] = {"node": job.node, "path": marker["path"],
+                                                     "bytes": marker["bytes"]}
+
+        job.store.update(job.campaign_id, remember)
+    return outcome
+
+
 @phase_task(Phase.STOP_APISERVER)
 def stop_kube_apiserver(job: Job) -> StepOutcome:
     """SIGTERM kube-apiserver before an etcd upgrade, as the kubeadm documentation suggests."""

@@ -107,6 +107,7 @@ def status_to_dict(doc: dict[str, Any], now: float | None = None) -> dict[str, A
                                for pool in pools],
                      "gate": {"phase": gate["phase"], "state": gate["state"],
                               "detail": gate["error"] or gate["detail"]} if gate else None,
+                     "etcd_snapshot": hop.get("etcd_snapshot"),
                      "drain_findings": hop.get("drain_findings", []),
                      "verification": hop.get("verification", [])})
     cordoned = sorted({row["node"] for hop in hops for row in hop["nodes"] if row["cordoned"]})
@@ -142,6 +143,10 @@ def recovery_hint(data: dict[str, Any]) -> str:
     error = data.get("error") or {}
     retry = f"kubeupgrade retry {data['id']}"
     specific = phase_hint(error.get("phase"), retry)
+    snapshot = next((hop["etcd_snapshot"] for hop in data.get("hops", []) if hop.get("etcd_snapshot")), None)
+    if specific and snapshot and error.get("phase") == "kubeadm-upgrade-apply":
+        specific += (f" The etcd snapshot taken before apply is {snapshot['path']} on {snapshot['node']} "
+                     "(`etcdutl snapshot restore` it only if etcd's data is lost).")
     if specific:
         return specific
     if data.get("state") in ("failed", "aborted"):
@@ -243,6 +248,10 @@ def render_status(doc: dict[str, Any], *, width: int = 80, plain: bool = False,
             verdict = "green" if gate["state"] == "succeeded" else gate["state"]
             parts.append(styled(f"  {gate['phase']}: {verdict}: {gate['detail']}"[:600],
                                 "green" if verdict == "green" else "yellow"))
+        if hop["etcd_snapshot"]:
+            snap = hop["etcd_snapshot"]
+            parts.append(Text(f"  etcd snapshot before apply: {snap['path']} on {snap['node']} "
+                              f"({snap['bytes'] / 1_000_000:.1f} MB)"))
         for finding in hop["drain_findings"]:
             parts.append(styled(f"  drain simulation: {finding}", "yellow"))
     if data["error"]:

@@ -132,3 +132,14 @@ def stop_kube_apiserver() -> Command:
 
 def hook(argv: tuple[str, ...]) -> Command:
     return Command(tuple(argv), KUBEADM_NODE_TIMEOUT)
+
+
+ETCD_PKI = "/etc/kubernetes/pki/etcd"  # kubeadm's stacked etcd certificates
+ETCD_SNAPSHOT_TIMEOUT = 300.0
+
+
+def etcd_snapshot_save(path: str) -> Command:
+    """kubeadm's local etcd member, with the certificates kubeadm wrote for it."""
+    return Command(("etcdctl", "--endpoints=https://127.0.0.1:2379", f"--cacert={ETCD_PKI}/ca.crt",
+                    f"--cert={ETCD_PKI}/server.crt", f"--key={ETCD_PKI}/server.key",
+                    "snapshot", "save", path), ETCD_SNAPSHOT_TIMEOUT)

@@ -307,6 +307,36 @@ def kubeadm_plan(ctx: HostContext, version: KubeVersion) -> StepOutcome:
     return StepOutcome(DONE, "kubeadm upgrade plan recorded", result.stdout + result.stderr)
 
 
+SNAPSHOT_DIR = "/var/lib/kubeupgrade/etcd-snapshots"
+
+
+def etcd_snapshot(ctx: HostContext, version: KubeVersion) -> StepOutcome:
+    """Save the local etcd member before `kubeadm upgrade apply`: kubeadm keeps a copy of the
+    etcd data directory on this host, this is one an operator can restore anywhere."""
+    if (marker := ctx.marked("etcd-snapshot")) and ctx.path(marker["path"]).exists():
+        return StepOutcome(ALREADY_DONE, f"etcd snapshot already saved at {marker['path']} "
+                           f"({_size(marker['bytes'])})")
+    if not ctx.path("/etc/kubernetes/manifests/etcd.yaml").exists():
+        return StepOutcome(DONE, "no local etcd member (external etcd): no snapshot taken; back "
+                           "etcd up where it runs")
+    path = f"{SNAPSHOT_DIR}/{ctx.campaign}-hop{ctx.hop + 1}-before-{version.tag}.db"
+    ctx.path(SNAPSHOT_DIR).mkdir(mode=0o700, parents=True, exist_ok=True)
+    result = ctx.run(commands.etcd_snapshot_save(path), "etcd snapshot", check=False)
+    assert result is not None
+    if result.exit_code == 127:
+        raise PermanentError("etcdctl is not installed on this control plane: install it (Debian/"
+                             "Ubuntu: etcd-client; RHEL: etcd), or set policies.etcd_snapshot: false")
+    if not result.ok:
+        raise HostCommandFailed(result, "etcd snapshot")
+    size = ctx.path(path).stat().st_size
+    ctx.mark("etcd-snapshot", path=path, bytes=size)
+    return StepOutcome(DONE, f"etcd snapshot saved at {path} ({_size(size)})", ctx.output())
+
+
+def _size(count: int) -> str:
+    return f"{count / 1_000_000:.1f} MB" if count >= 100_000 else f"{count} bytes"
+
+
 def stop_apiserver(ctx: HostContext, wait_seconds: float) -> StepOutcome:
     if ctx.marked("kubeadm-upgrade-apply"):
         return StepOutcome(ALREADY_DONE, "apply already done; no need to stop kube-apiserver")

@@ -179,6 +179,9 @@ class Policies:
     drain: DrainPolicy = field(default_factory=DrainPolicy)
     certificate_renewal: bool = True
     etcd_upgrade: bool = True
+    # `etcdctl snapshot save` on the first control plane before `kubeadm upgrade apply` (stacked
+    # etcd; a control plane without a local etcd member says so and goes on).
+    etcd_snapshot: bool = True
     # kubeadm's documented workaround for etcd restarts stalling requests: SIGTERM kube-apiserver
     # a few seconds before `kubeadm upgrade apply`.
     stop_apiserver_before_etcd_upgrade: bool = False

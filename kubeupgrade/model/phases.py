@@ -70,6 +70,7 @@ PHASES: tuple[PhaseSpec, ...] = (
     _spec(Phase.INSTALL_KUBEADM, "kubeupgrade.node.install_kubeadm", _H, Part.KUBEADM, CP, WORKER,
           installs_packages=True, typical_seconds=30),
     _spec(Phase.KUBEADM_PLAN, "kubeupgrade.node.kubeadm_upgrade_plan", _H, Part.KUBEADM, CP, typical_seconds=20),
+    _spec(Phase.ETCD_SNAPSHOT, "kubeupgrade.node.etcd_snapshot", _H, Part.KUBEADM, CP, typical_seconds=20),
     _spec(Phase.STOP_APISERVER, "kubeupgrade.node.stop_kube_apiserver", _H, Part.KUBEADM, CP, typical_seconds=20),
     _spec(Phase.KUBEADM_APPLY, "kubeupgrade.node.kubeadm_upgrade_apply", _H, Part.KUBEADM, CP,
           hint=_KUBEADM_HINT, typical_seconds=300),

@@ -22,6 +22,7 @@ class Phase(Enum):
     SET_REPOSITORY = "set-repository"
     INSTALL_KUBEADM = "install-kubeadm"
     KUBEADM_PLAN = "kubeadm-upgrade-plan"
+    ETCD_SNAPSHOT = "etcd-snapshot"  # stacked etcd, on the first control plane, before apply
     STOP_APISERVER = "stop-apiserver"
     KUBEADM_APPLY = "kubeadm-upgrade-apply"
     HOOKS_AFTER_FIRST_CONTROL_PLANE = "hooks-after-first-control-plane"

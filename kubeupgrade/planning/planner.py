@@ -362,6 +362,8 @@ def _node_plan(
         phases.append(Phase.INSTALL_KUBEADM)
     if step is KubeadmStep.APPLY:
         phases.append(Phase.KUBEADM_PLAN)
+        if policies.etcd_snapshot:
+            phases.append(Phase.ETCD_SNAPSHOT)
         if policies.etcd_upgrade and policies.stop_apiserver_before_etcd_upgrade:
             phases.append(Phase.STOP_APISERVER)
         phases.append(Phase.KUBEADM_APPLY)

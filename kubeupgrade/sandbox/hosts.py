@@ -27,7 +27,7 @@ APT_SOURCE = "etc/apt/sources.list.d/kubernetes.list"
 YUM_REPO = "etc/yum.repos.d/kubernetes.repo"
 APT_LISTS = "var/lib/apt/lists/sandbox-kubernetes.json"
 
-TOOLS_COMMON = ("kubeadm", "kubelet", "systemctl", "swapon", "killall")
+TOOLS_COMMON = ("kubeadm", "kubelet", "systemctl", "swapon", "killall", "etcdctl")
 TOOLS_BY_FAMILY = {
     "apt": ("apt-get", "apt-mark", "apt-cache", "dpkg", "dpkg-query"),
     "dnf": ("dnf", "yum", "rpm"),
@@ -106,6 +106,9 @@ def create_host(paths: SandboxPaths, spec: dict[str, Any], config: dict[str, Any
             (root / f"etc/kubernetes/manifests/{component}.yaml").write_text(
                 static_pod_manifest(component, objects.component_image(component, version)))
         (root / "etc/kubernetes/pki/apiserver.crt").write_text("sandbox certificate, issued at creation\n")
+        (root / "etc/kubernetes/pki/etcd").mkdir(parents=True, exist_ok=True)
+        for name in ("ca.crt", "server.crt", "server.key"):  # what `kubeadm init` writes for etcd
+            (root / "etc/kubernetes/pki/etcd" / name).write_text(f"sandbox etcd {name}\n")
         (root / "var/lib/etcd/member/snap").mkdir(parents=True, exist_ok=True)
         (root / "var/lib/etcd/member/snap/db").write_text(f"sandbox etcd data for {node}\n")
     if family == "apt":

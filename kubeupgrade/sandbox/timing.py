@@ -26,6 +26,8 @@ BASE_SECONDS = {
     "kubelet ready": 12.0,
     "node monitor grace": 40.0,  # kube-controller-manager's --node-monitor-grace-period
     "pod start": 4.0,
+    "etcd snapshot": 5.0,
+    "etcdctl timeout": 5.0,  # --command-timeout's default, when no member answers
     "pod reschedule": 2.0,
     "command": 0.2,
 }

@@ -56,6 +56,7 @@ HopRecord = TypedDict("HopRecord", {
     "waiting_for_agents": dict[str, float],
     "drain_findings": list[str],
     "verification": list[str],
+    "etcd_snapshot": dict[str, Any],  # node, path, bytes: saved before `kubeadm upgrade apply`
 }, total=False)
 
 

@@ -35,6 +35,14 @@ def test_mixed_cluster_one_minor_with_flower(make_stack, tmp_path):
     assert [node for _, _, node in windows] == ["cp-1", "cp-2", "cp-3"]
     plan_output = handle.output(0, "cp-1", "kubeadm-upgrade-plan")
     assert "kubeadm upgrade apply v1.31.14" in plan_output
+    # The etcd snapshot, once, on the first control plane, before `apply`; kept in the record.
+    log = [e["argv"][:3] for e in box.command_log("cp-1")]
+    saves = [i for i, argv in enumerate(box.command_log("cp-1")) if argv["argv"][-3:-1] == ["snapshot", "save"]]
+    assert len(saves) == 1 and saves[0] < log.index(["kubeadm", "upgrade", "apply"])
+    snapshot = handle.status()["hops"][0]["etcd_snapshot"]
+    assert snapshot["node"] == "cp-1" and snapshot["path"].endswith("-hop1-before-v1.31.14.db")
+    assert (box.node_root("cp-1") / snapshot["path"].lstrip("/")).stat().st_size == snapshot["bytes"]
+    assert not any("etcdctl" in e["argv"][0] for n in ("cp-2", "cp-3") for e in box.command_log(n))
     # Flower sees the campaign's tasks, with readable names and arguments, behind basic auth.
     url = f"http://127.0.0.1:{stack.flower_port}/api/tasks?limit=1000"
     auth = b64encode(stack.flower_auth.encode()).decode()

@@ -378,3 +378,32 @@ def test_api_server_unreachable_for_a_while(box):
     assert failed.returncode == 1 and "connection refused" in failed.stderr.lower()
     wait_for(box.healthy, timeout=20)
     ok(run_on(box, "cp-1", "kubeadm", "upgrade", "plan"))
+
+
+def test_etcdctl_saves_a_snapshot_of_a_stacked_member_with_kubeadms_certificates(box):
+    from kubeupgrade.host.commands import etcd_snapshot_save
+
+    (box.node_root("cp-1") / "var/lib/kubeupgrade/etcd-snapshots").mkdir(parents=True)
+    argv = etcd_snapshot_save("/var/lib/kubeupgrade/etcd-snapshots/before.db").argv
+    saved = ok(run_on(box, "cp-1", *argv))
+    assert saved.stdout == "Snapshot saved at /var/lib/kubeupgrade/etcd-snapshots/before.db\n"
+    logs = [json.loads(line) for line in saved.stderr.splitlines()]
+    assert [entry["msg"] for entry in logs] == ["created temporary db file", "fetching snapshot",
+                                                "fetched snapshot", "saved"]
+    snapshot = box.node_root("cp-1") / "var/lib/kubeupgrade/etcd-snapshots/before.db"
+    assert snapshot.stat().st_size > 100_000 and not snapshot.with_name("before.db.part").exists()
+    status = ok(run_on(box, "cp-1", "etcdctl", "snapshot", "status", "/var/lib/kubeupgrade/etcd-snapshots/before.db",
+                       "-w", "json"))
+    assert json.loads(status.stdout)["totalSize"] == snapshot.stat().st_size
+    # A worker has no etcd certificates; a control plane with no member times out; a wrong
+    # certificate path is named; a missing directory too.
+    worker = run_on(box, "worker-1", *argv)
+    assert worker.returncode == 1 and "open /etc/kubernetes/pki/etcd/ca.crt: no such file" in worker.stderr
+    (box.node_root("cp-2") / "etc/kubernetes/manifests/etcd.yaml").unlink()
+    external = run_on(box, "cp-2", *argv)
+    assert external.returncode == 1 and external.stderr.endswith("Error: context deadline exceeded\n")
+    wrong = [a.replace("server.key", "peer.key") for a in argv]
+    missing = run_on(box, "cp-1", *wrong)
+    assert missing.returncode == 1 and "open /etc/kubernetes/pki/etcd/peer.key: no such file" in missing.stderr
+    nowhere = run_on(box, "cp-1", *argv[:-1], "/srv/none/x.db")
+    assert nowhere.returncode == 1 and "could not open /srv/none/x.db.part" in nowhere.stderr

@@ -208,7 +208,7 @@ def test_reapply_reruns_apply_on_the_first_control_plane_only_when_asked():
     (first,) = hop.control_planes
     assert (first.name, first.kubeadm_step) == ("cp-1", KubeadmStep.APPLY)
     assert first.phases == (Phase.SET_REPOSITORY, Phase.INSTALL_KUBEADM, Phase.KUBEADM_PLAN,
-                            Phase.KUBEADM_APPLY)
+                            Phase.ETCD_SNAPSHOT, Phase.KUBEADM_APPLY)
     assert not first.drain and hop.workers == ()
     assert set(hop.already_at_target) == {"cp-2", "cp-3", "w-1", "w-2", "w-3"}
 

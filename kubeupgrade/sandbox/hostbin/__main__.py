@@ -12,12 +12,13 @@ import time
 from pathlib import Path
 
 from kubeupgrade.sandbox.faults import FaultKind
-from kubeupgrade.sandbox.hostbin import kubeadm, packages, services
+from kubeupgrade.sandbox.hostbin import etcdctl, kubeadm, packages, services
 from kubeupgrade.sandbox.hostbin.context import ExitCommand, Host
 from kubeupgrade.sandbox.layout import SandboxPaths
 
 TOOLS = {
     "kubeadm": kubeadm.main,
+    "etcdctl": etcdctl.etcdctl,
     "kubelet": services.kubelet,
     "systemctl": services.systemctl,
     "swapon": services.swapon,
