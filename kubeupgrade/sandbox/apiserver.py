@@ -23,15 +23,16 @@ from urllib.parse import parse_qs, urlsplit
 
 from kubeupgrade.sandbox import disruption, tables
 from kubeupgrade.sandbox.controller import Controller
+from kubeupgrade.sandbox.events import from_events_v1, to_events_v1
 from kubeupgrade.sandbox.layout import SandboxPaths, load_config
-from kubeupgrade.sandbox.store import RESOURCES, ApiError, Resource, Store
+from kubeupgrade.sandbox.store import EVENTS_V1, RESOURCES, ApiError, Resource, Store
 
-GROUPS = {"apps": "v1", "policy": "v1"}
+GROUPS = {"apps": "v1", "policy": "v1", "events.k8s.io": "v1"}
 
 
 def _resource_list(group: str, version: str) -> dict[str, Any]:
     resources = []
-    for resource in RESOURCES.values():
+    for resource in [*RESOURCES.values(), EVENTS_V1]:
         if resource.group != group:
             continue
         resources.append({
@@ -157,9 +158,12 @@ class ApiServer:
         namespace = None
         if len(rest) >= 3 and rest[0] == "namespaces" and rest[2] in RESOURCES:
             namespace, rest = rest[1], rest[2:]
-        if not rest or rest[0] not in RESOURCES or RESOURCES[rest[0]].group != group:
+        if group == EVENTS_V1.group and rest[:1] == ["events"]:
+            resource = EVENTS_V1
+        elif not rest or rest[0] not in RESOURCES or RESOURCES[rest[0]].group != group:
             return None
-        resource = RESOURCES[rest[0]]
+        else:
+            resource = RESOURCES[rest[0]]
         name = rest[1] if len(rest) > 1 else None
         subresource = rest[2] if len(rest) > 2 else None
         if len(rest) > 3 or (subresource and subresource not in resource.subresources):
@@ -169,6 +173,8 @@ class ApiServer:
     def dispatch(self, method: str, resource: Resource, namespace: str | None, name: str | None,
                  subresource: str | None, query: dict[str, str], body: Any, content_type: str,
                  accept: str) -> tuple[int, Any]:
+        if resource is EVENTS_V1:
+            return self.events_v1(method, namespace, name, query, body, content_type, accept)
         store = self.store
         as_table = "as=Table" in accept
         if name is None:
@@ -221,6 +227,27 @@ class ApiServer:
             self.controller.on_change(deleted, None)
             return 200, deleted
         raise ApiError(405, "MethodNotAllowed", f"{method} is not supported")
+
+    def events_v1(self, method: str, namespace: str | None, name: str | None, query: dict[str, str],
+                  body: Any, content_type: str, accept: str) -> tuple[int, Any]:
+        """events.k8s.io/v1: the core events, converted both ways (no PATCH in the sandbox)."""
+        core = RESOURCES["events"]
+        if method == "POST" and name is None:
+            self.require_object(body)
+            code, created = self.dispatch("POST", core, namespace, None, None, query,
+                                          from_events_v1(body), content_type, accept)
+            return code, to_events_v1(created)
+        if method in ("GET", "DELETE"):
+            code, answer = self.dispatch(method, core, namespace, name, None, query, body,
+                                         content_type, accept)
+            if answer.get("kind") == "EventList":
+                answer = {**answer, "apiVersion": "events.k8s.io/v1",
+                          "items": [to_events_v1(item) for item in answer["items"]]}
+            elif answer.get("kind") == "Event":
+                answer = to_events_v1(answer)
+            return code, answer
+        raise ApiError(405, "MethodNotAllowed", f"{method} of events.k8s.io/v1 events is not "
+                       "supported by the sandbox API server; use core v1 events")
 
     @staticmethod
     def require_object(body: Any) -> None:

@@ -45,6 +45,7 @@ RESOURCES = {
         Resource("nodes", "Node", "", "v1", False, ("no",), subresources=("status",)),
         Resource("pods", "Pod", "", "v1", True, ("po",), subresources=("status", "eviction")),
         Resource("configmaps", "ConfigMap", "", "v1", True, ("cm",)),
+        Resource("events", "Event", "", "v1", True, ("ev",)),
         Resource("deployments", "Deployment", "apps", "v1", True, ("deploy",), subresources=("status",)),
         Resource("daemonsets", "DaemonSet", "apps", "v1", True, ("ds",), subresources=("status",)),
         Resource("replicasets", "ReplicaSet", "apps", "v1", True, ("rs",), subresources=("status",)),
@@ -85,6 +86,11 @@ def not_found(resource: Resource, name: str) -> ApiError:
     group = f"{resource.plural}.{resource.group}" if resource.group else resource.plural
     return ApiError(404, "NotFound", f'{group} "{name}" not found',
                     {"name": name, "group": resource.group, "kind": resource.plural})
+
+
+# events.k8s.io/v1 serves the same objects as core v1 events, with renamed fields
+# (kubeupgrade.sandbox.events converts); it is routed apart because it shares the plural.
+EVENTS_V1 = Resource("events", "Event", "events.k8s.io", "v1", True, ("ev",))
 
 
 def now_rfc3339(at: float | None = None) -> str:

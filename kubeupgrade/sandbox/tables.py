@@ -100,6 +100,28 @@ _POD_COLUMNS = [_NAME, _column("Ready"), _column("Status"), _column("Restarts", 
                 _column("Readiness Gates", 1)]
 
 
+def _since(stamp: str | None) -> str:
+    if not stamp:
+        return "<unknown>"
+    return human_duration(time.time() - calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S")))
+
+
+def _event_row(event: dict[str, Any]) -> list[Any]:
+    regarding = event.get("involvedObject", {})
+    source = event.get("source", {})
+    last = event.get("lastTimestamp") or event.get("eventTime")
+    return [_since(last), event.get("type", ""), event.get("reason", ""),
+            f"{regarding.get('kind', '').lower()}/{regarding.get('name', '')}", regarding.get("fieldPath", ""),
+            ", ".join(v for v in (source.get("component"), source.get("host")) if v) or
+            event.get("reportingComponent", ""), event.get("message", ""),
+            _since(event.get("firstTimestamp") or last), event.get("count", 1), event["metadata"]["name"]]
+
+
+_EVENT_COLUMNS = [_column("Last Seen"), _column("Type"), _column("Reason"), _column("Object"),
+                  _column("Subobject", 1), _column("Source", 1), _column("Message"),
+                  _column("First Seen", 1), _column("Count", 1, "integer"), _column("Name", 1)]
+
+
 def to_table(
     plural: str, items: list[dict[str, Any]], resource_version: str, include_object: str
 ) -> dict[str, Any]:
@@ -107,6 +129,8 @@ def to_table(
         columns, row_of = _NODE_COLUMNS, _node_row
     elif plural == "pods":
         columns, row_of = _POD_COLUMNS, _pod_row
+    elif plural == "events":
+        columns, row_of = _EVENT_COLUMNS, _event_row
     else:
         columns, row_of = [_NAME, _AGE], (lambda obj: [obj["metadata"]["name"], _age(obj)])
     rows = []

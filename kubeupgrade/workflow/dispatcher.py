@@ -22,6 +22,7 @@ from celery import Celery, chain, group
 from celery.canvas import Signature
 
 from kubeupgrade.errors import InvalidInput, KubeupgradeError, TemporaryError
+from kubeupgrade.kube.events import NodeEvent
 from kubeupgrade.kube.identity import ClusterIdentity, mismatch
 from kubeupgrade.model.campaign import Campaign, NodeSpec, WorkerStrategy
 from kubeupgrade.model.phases import Part, names_where
@@ -49,6 +50,7 @@ from kubeupgrade.workflow.record import LEADER_KEY, CampaignStore, DamagedRecord
 from kubeupgrade.workflow.restore import nodes_to_restore, send_restores
 from kubeupgrade.workflow.schedule import HopSchedule, schedule_of
 from kubeupgrade.workflow.schema import CampaignRecord, NodeEntry, PhaseRecord
+from kubeupgrade.workflow.story import milestones, to_tell
 
 log = logging.getLogger("kubeupgrade.dispatcher")
 
@@ -79,7 +81,8 @@ class Dispatcher:
     def __init__(self, app: Celery, store: CampaignStore,
                  discover: Callable[[Campaign], tuple[list[NodeSpec], Any]] | None = None,
                  ping_timeout: float = 1.0,
-                 identify: Callable[[], ClusterIdentity] | None = None) -> None:
+                 identify: Callable[[], ClusterIdentity] | None = None,
+                 narrate: Callable[[NodeEvent], None] | None = None) -> None:
         self.app = app
         self.store = store
         self.discover = discover
@@ -91,6 +94,8 @@ class Dispatcher:
         self._missing_since: dict[str, float] = {}  # task id -> when no worker knew it
         self._last_inspection = 0.0
         self._windows_seen: dict[str, bool] = {}  # campaign -> whether its window was open
+        self.narrate = narrate
+        self._told: dict[tuple[str, int, str], tuple[str, ...]] = {}  # (campaign, hop, node) -> told
 
     # -- loop ------------------------------------------------------------------------------
     def run_forever(self, stop: threading.Event, interval: float = 0.2) -> None:
@@ -117,7 +122,10 @@ class Dispatcher:
         return False
 
     def tick(self) -> None:
-        for campaign_id in self.store.active_ids():
+        active = self.store.active_ids()
+        if self._told and len(active) != len({key[0] for key in self._told}):
+            self._told = {key: told for key, told in self._told.items() if key[0] in active}
+        for campaign_id in active:
             try:
                 self.advance(campaign_id)
             except DamagedRecord as error:
@@ -144,6 +152,7 @@ class Dispatcher:
             self._finish(doc)
             return
         entries = self.store.entries(campaign_id, hop_index)
+        self._tell(doc, hop_index, entries)
         if self._watch(doc, hop_index, entries) or self._recover_lost_tasks(doc, hop_index, entries):
             return
         stage = doc["hops"][hop_index]["stage"]
@@ -453,6 +462,23 @@ class Dispatcher:
         else:
             for canvas in outage_chains:
                 self._send(doc, hop, canvas)
+
+    def _tell(self, doc: CampaignRecord, hop: int, entries: dict[str, NodeEntry]) -> None:
+        """Record a Kubernetes event for each node milestone seen change. A node first seen by
+        this process is only noted: after a restart nothing is told twice."""
+        if self.narrate is None:
+            return
+        version = doc["hops"][hop].get("version") or doc["hops"][hop]["target"]
+        for name, entry in entries.items():
+            if name == CLUSTER_ENTRY:
+                continue
+            reached = milestones(entry, version)
+            key = (doc["id"], hop, name)
+            if key in self._told:
+                for step in to_tell(self._told[key], reached):
+                    self.narrate(NodeEvent(name, step.reason, step.message, doc["id"], step.phase,
+                                           step.state, step.warning))
+            self._told[key] = tuple(m.reason for m in reached)
 
     def _window_open(self, doc: CampaignRecord) -> bool:
         """Whether a maintenance window is open now; says so in the events when that changes."""

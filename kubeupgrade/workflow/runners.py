@@ -39,7 +39,9 @@ def run_controller(kubeconfig: str, broker: str, *, concurrency: int = 8,
     os.environ["KUBEUPGRADE_KUBECONFIG"] = kubeconfig
     from celery.signals import worker_ready, worker_shutdown
 
+    from kubeupgrade.kube.events import EventRecorder
     from kubeupgrade.workflow.app import client_app, use_broker
+    from kubeupgrade.workflow.controller_tasks import kube_api
     from kubeupgrade.workflow.dispatcher import Dispatcher
     from kubeupgrade.workflow.notify import Notifier
     from kubeupgrade.workflow.record import CampaignStore
@@ -62,7 +64,8 @@ def run_controller(kubeconfig: str, broker: str, *, concurrency: int = 8,
         # Its own app (and so its own connections): sharing the worker's from another thread
         # breaks the worker's reconnection after a broker restart.
         dispatcher = Dispatcher(client_app(broker), CampaignStore.from_url(broker),
-                                discover=discover_live, identify=identify_live)
+                                discover=discover_live, identify=identify_live,
+                                narrate=EventRecorder(kube_api()).record)
         threading.Thread(target=dispatcher.run_forever, args=(stop,), daemon=True,
                          name="dispatcher").start()
         notifier = Notifier(CampaignStore.from_url(broker).redis)

@@ -6,6 +6,7 @@ import urllib.request
 from base64 import b64encode
 
 import pytest
+from kubernetes import client, config
 
 from kubeupgrade.api import get, recorded_durations, submit
 from kubeupgrade.errors import PolicyRefused
@@ -75,6 +76,17 @@ def test_two_minors_run_as_two_hops(make_stack, tmp_path):
     assert [a[3] for a in applies] == ["v1.30.14", "v1.31.2"]
     assert {r.version for r in box.node_rows()} == {"v1.31.2"}
     assert invariants.check_all(box, max_unavailable=1) == []
+    # `kubectl describe node` tells the story: events for each step, the annotation the last.
+    core = client.CoreV1Api(config.new_client_from_config(str(box.kubeconfig)))
+
+    def told(node):
+        items = core.list_namespaced_event("default", field_selector=f"involvedObject.name={node}").items
+        return [e.reason for e in sorted(items, key=lambda e: (e.event_time, e.metadata.name))]
+
+    story = ["UpgradeStarted", "Drained", "KubeletUpgraded", "UpgradeSucceeded"]
+    assert wait_for(lambda: told("worker-1") == story * 2 or None, timeout=30)
+    annotation = json.loads(core.read_node("worker-1").metadata.annotations["kubeupgrade.io/upgrade"])
+    assert annotation == {"campaign": handle.id, "phase": "", "state": "succeeded"}
     # what this campaign recorded now drives the next plan's estimate
     recorded = recorded_durations(doc["cluster"], broker=stack.broker)
     assert recorded.campaigns == 1

@@ -69,3 +69,28 @@ def test_drain_held_by_a_pdb_prints_kubectls_retry_message(box):
     assert ("(will retry after 5s): Cannot evict pod as it would violate the pod's disruption "
             "budget.") in result.stderr
     wait_for(lambda: "SchedulingDisabled" in kubectl(box, "get", "node", "worker-1").stdout)
+
+
+def test_events_written_through_core_v1_list_in_kubectl_and_in_events_k8s_io(box):
+    from kubernetes import client, config
+
+    from kubeupgrade.kube.events import NodeEvent, event_object
+
+    api = config.new_client_from_config(str(box.kubeconfig))
+    core, events = client.CoreV1Api(api), client.EventsV1Api(api)
+    drained = NodeEvent("worker-1", "Drained", "cordoned; evicted 3 pod(s)", "c-1", "drain", "running")
+    core.create_namespaced_event("default", event_object(drained, 1_800_000_000.0, "controller-host"))
+    result = kubectl(box, "get", "events", "--field-selector", "involvedObject.name=worker-1")
+    assert result.returncode == 0, result.stderr
+    header, row = result.stdout.splitlines()[0], result.stdout.splitlines()[1]
+    assert header.split() == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+    assert row.split()[1:5] == ["Normal", "Drained", "node/worker-1", "cordoned;"]
+    listed = events.list_namespaced_event("default").items
+    assert [(e.reason, e.regarding.name, e.note, e.reporting_controller) for e in listed] == [
+        ("Drained", "worker-1", "cordoned; evicted 3 pod(s)", "kubeupgrade")]
+    created = events.create_namespaced_event("default", client.EventsV1Event(
+        metadata=client.V1ObjectMeta(name="worker-2.1"), event_time="2026-11-28T12:00:00.000000Z",
+        reason="Rebooted", note="by hand", type="Normal", action="Reboot", reporting_controller="ops",
+        reporting_instance="ops-1", regarding=client.V1ObjectReference(kind="Node", name="worker-2")))
+    assert created.note == "by hand"
+    assert core.read_namespaced_event("worker-2.1", "default").message == "by hand"  # one object, two views

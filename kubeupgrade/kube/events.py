@@ -1,0 +1,90 @@
+"""Tell the upgrade's story where `kubectl describe node` and `kubectl get events` look: a core
+v1 Event per step of a node (UpgradeStarted, Drained, KubeletUpgraded, UpgradeSucceeded,
+UpgradeFailed) and a node annotation with the campaign, phase and state.
+
+Best effort and off the dispatcher's path: a bounded queue drained by one thread; an API
+server that is away loses events (logged), never delays a decision.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from kubeupgrade.errors import KubeupgradeError
+from kubeupgrade.kube.client import KubeApi
+
+log = logging.getLogger("kubeupgrade.events")
+
+ANNOTATION = "kubeupgrade.io/upgrade"
+COMPONENT = "kubeupgrade"
+QUEUE_SIZE = 10_000
+
+
+@dataclass(frozen=True)
+class NodeEvent:
+    node: str
+    reason: str  # UpgradeStarted, Drained, KubeletUpgraded, UpgradeSucceeded, UpgradeFailed
+    message: str
+    campaign: str
+    phase: str
+    state: str
+    warning: bool = False
+
+
+def _stamp(at: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+
+
+def event_object(event: NodeEvent, at: float, instance: str) -> dict[str, Any]:
+    """The core v1 Event, as kubelet and controllers write them for a node (namespace default)."""
+    return {
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": f"{event.node}.{uuid.uuid4().hex[:16]}", "namespace": "default",
+                     "annotations": {"kubeupgrade.io/campaign": event.campaign}},
+        "involvedObject": {"apiVersion": "v1", "kind": "Node", "name": event.node, "uid": event.node},
+        "reason": event.reason, "message": event.message[:1024],
+        "type": "Warning" if event.warning else "Normal",
+        "source": {"component": COMPONENT, "host": instance},
+        "firstTimestamp": _stamp(at), "lastTimestamp": _stamp(at), "count": 1,
+        "eventTime": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 1e6):06d}Z",
+        "action": event.reason,
+        "reportingComponent": COMPONENT, "reportingInstance": instance,
+    }
+
+
+class EventRecorder:
+    def __init__(self, api: KubeApi) -> None:
+        self.api = api
+        self.pending: queue.Queue[NodeEvent] = queue.Queue(QUEUE_SIZE)
+        self.instance = socket.gethostname()
+        threading.Thread(target=self._run, daemon=True, name="node-events").start()
+
+    def record(self, event: NodeEvent) -> None:
+        try:
+            self.pending.put_nowait(event)
+        except queue.Full:
+            log.warning("event queue full: %s %s dropped", event.node, event.reason)
+
+    def _run(self) -> None:
+        while True:
+            event = self.pending.get()
+            try:
+                self.send(event)
+            except (KubeupgradeError, OSError, ValueError) as error:
+                log.warning("could not record %s on %s: %s", event.reason, event.node, error)
+
+    def send(self, event: NodeEvent) -> None:
+        api = self.api
+        api.call(f"record event on {event.node}", api.core.create_namespaced_event, "default",
+                 event_object(event, time.time(), self.instance))
+        value = json.dumps({"campaign": event.campaign, "phase": event.phase, "state": event.state})
+        api.call(f"annotate {event.node}", api.core.patch_node, event.node,
+                 {"metadata": {"annotations": {ANNOTATION: value}}})
