@@ -12,6 +12,7 @@ import argparse
 import shutil
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import redis
@@ -49,16 +50,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         broker = _broker(stack, console)
         stack.start_agents()
-        stack.start_controller()
+        stack.start_controller(metrics=True)
         flower = stack.start_flower()
         stack.wait_for_workers([f"agent@{n['name']}" for n in box.nodes])
         console.print(f"API server  {box.server}   kubeconfig {box.kubeconfig}")
         console.print(f"Flower      {flower}   (user:password {stack.flower_auth}, read-only)")
         console.print(f"Broker      {broker}")
+        console.print(f"Metrics     http://127.0.0.1:{stack.metrics_port}/metrics   "
+                      f"(user:password {stack.metrics_auth})")
         campaign = directory / "campaign.yaml"
         campaign.write_text(yaml.safe_dump({
             "cluster": "sandbox", "target": "1.31",
-            "policies": {"max_unavailable": 2, "drain": {"delete_emptydir_data": True, "timeout": "2m"},
+            # One canary worker, then the health gate (nodes, kube-system, the canary's pods,
+            # PodDisruptionBudgets) before the others; a gate after the control planes too.
+            "policies": {"max_unavailable": 2, "canary": 1, "gate_timeout": "2m",
+                         "drain": {"delete_emptydir_data": True, "timeout": "2m"},
                          "retries": {"attempts": 3, "backoff_seconds": 1},
                          "hooks": {"after_first_control_plane": [["kubeadm", "version", "-o", "short"]]}},
         }))
@@ -73,6 +79,13 @@ def main(argv: list[str] | None = None) -> int:
         for name, measured, found in checked:
             verdict = "[green]held[/]" if not found else "[bold red]BROKEN[/]: " + "; ".join(found)
             console.print(f"  {name:<42} {measured:<28} {verdict}")
+        cluster = doc["entries"][0].get("@cluster", {"phases": []}) if doc.get("entries") else {"phases": []}
+        gates = [p for p in cluster["phases"] if p["phase"].endswith("gate")]
+        for gate in gates:
+            console.print(f"Health gate {gate['phase']:<20} {gate['state']}: {gate['detail']}")
+        console.print("Metrics (an excerpt of what the controller serves):")
+        for line in _metrics_excerpt(stack, handle.id):
+            console.print(f"  {line}", soft_wrap=True, markup=False)  # whole lines, to copy
         console.print(f"Campaign {doc['state']} in {time.monotonic() - started:.0f}s (including start-up)")
         if args.keep:
             _write_pids(stack, directory)
@@ -88,6 +101,23 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             stack.stop_all()
             box.down()
+
+
+def _metrics_excerpt(stack: Stack, campaign: str) -> list[str]:
+    """The campaign's state, gates and drain durations, as Prometheus would scrape them."""
+    from base64 import b64encode
+
+    request = urllib.request.Request(f"http://127.0.0.1:{stack.metrics_port}/metrics", headers={
+        "Authorization": "Basic " + b64encode(stack.metrics_auth.encode()).decode()})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            text = response.read().decode()
+    except OSError as error:
+        return [f"(metrics unreachable: {error})"]
+    wanted = (f'kubeupgrade_campaign_state{{campaign="{campaign}",cluster="sandbox",state="succeeded"}}',
+              "kubeupgrade_gate_green{", 'kubeupgrade_phase_duration_seconds_count{phase="drain"}',
+              'kubeupgrade_phase_duration_seconds_sum{phase="drain"}')
+    return [line for line in text.splitlines() if line.startswith(wanted)]
 
 
 def _broker(stack: Stack, console: Console) -> str:

@@ -132,7 +132,7 @@ def abort(app: Celery, store: CampaignStore, campaign_id: str, *, uncordon: bool
     cordoned = cordoned_nodes(store, campaign_id)
     if uncordon:
         for node in cordoned:
-            app.signature(RELEASE_NODE, args=(campaign_id, node)).apply_async(
+            app.signature(RELEASE_NODE, kwargs={"campaign": campaign_id, "node": node}).apply_async(
                 queue=CONTROLLER_QUEUE).get(timeout=60, disable_sync_subtasks=False)
         return cordoned_nodes(store, campaign_id)
     return cordoned

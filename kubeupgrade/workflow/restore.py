@@ -44,8 +44,10 @@ def nodes_to_restore(entries: dict[str, dict[str, Any]], *, force: bool) -> list
 def send_restores(app: Celery, campaign_id: str, hop: int, nodes: list[str], *,
                   force: bool = False) -> dict[str, Any]:
     """One restore task per node, on the node's own queue; returns node -> AsyncResult."""
-    return {node: app.signature(RESTORE_REPOSITORY, args=(campaign_id, hop, node),
-                                kwargs={"force": force}, immutable=True).apply_async(
+    # Keyword arguments only: Flower shows campaign and node by name, as for every phase task.
+    return {node: app.signature(RESTORE_REPOSITORY, kwargs={"campaign": campaign_id, "hop": hop,
+                                                            "node": node, "force": force},
+                                immutable=True).apply_async(
                                     queue=node_queue(node), expires=RESTORE_EXPIRES)
             for node in nodes}
 
