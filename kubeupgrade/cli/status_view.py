@@ -129,9 +129,12 @@ def status_to_dict(doc: dict[str, Any], now: float | None = None) -> dict[str, A
             "hops": hops,
             "events": [{"time": _timestamp(e["t"]), "message": e["message"]}
                        for e in doc.get("events", [])[:10]]}
-    windows = windows_of(doc.get("campaign") or {})
-    data["window"] = (describe(windows, datetime.fromtimestamp(now, UTC) if now else datetime.now(UTC))
-                      if windows and not ended else None)
+    try:
+        windows = windows_of(doc.get("campaign") or {})
+        data["window"] = (describe(windows, datetime.fromtimestamp(now, UTC) if now else datetime.now(UTC))
+                          if windows and not ended else None)
+    except ValueError as error:
+        data["window"] = f"unknown ({error})"
     data["next"] = recovery_hint(data)
     return data
 

@@ -61,10 +61,17 @@ def parse_time(text: str) -> time:
 
 
 def windows_of(campaign: dict[str, Any]) -> tuple[Window, ...]:
-    """The windows of a campaign document as stored (campaign_to_dict), already validated."""
-    return tuple(Window(frozenset(DAYS.index(d) for d in raw["days"]), parse_time(raw["start"]),
-                        parse_time(raw["end"]), raw["timezone"])
-                 for raw in campaign.get("policies", {}).get("windows", []))
+    """The windows of a campaign document as stored (campaign_to_dict). ValueError for a stored
+    value that does not read (validated at submit: only a damaged record gets here)."""
+    try:
+        windows = tuple(Window(frozenset(DAYS.index(d) for d in raw["days"]), parse_time(raw["start"]),
+                               parse_time(raw["end"]), raw["timezone"])
+                        for raw in campaign.get("policies", {}).get("windows", []))
+        for window in windows:
+            ZoneInfo(window.timezone)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise ValueError(f"policies.windows does not read: {error!r}") from None
+    return windows
 
 
 def describe(windows: Sequence[Window], now: datetime) -> str:

@@ -482,7 +482,10 @@ class Dispatcher:
 
     def _window_open(self, doc: CampaignRecord) -> bool:
         """Whether a maintenance window is open now; says so in the events when that changes."""
-        windows = windows_of(doc["campaign"])
+        try:
+            windows = windows_of(doc["campaign"])
+        except ValueError as error:  # isolated by tick(), named by list and status
+            raise DamagedRecord(f"ku:c:{doc['id']}", str(error), "campaign") from None
         now = datetime.now(UTC)
         opened = is_open(windows, now)
         if windows and self._windows_seen.get(doc["id"]) is not opened:

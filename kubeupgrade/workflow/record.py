@@ -343,7 +343,7 @@ class CampaignStore:
         holds: Callable[[NodeEntry, str], bool] | None = None
         if doc.get("paused"):
             holds, why = starts_something, "the campaign is paused"
-        elif not is_open(windows_of(doc["campaign"]), datetime.now(UTC)):
+        elif not is_open(_windows(doc), datetime.now(UTC)):
             holds, why = starts_disruption, "outside the maintenance windows"
         verdict = "run"
 
@@ -437,6 +437,13 @@ class CampaignStore:
             log.warning("stale %s dropped: campaign %s hop %s %s %s attempt %s task %s",
                         what, campaign_id, hop, node, phase, attempt, task_id)
         return applied
+
+
+def _windows(doc: CampaignRecord) -> tuple[Any, ...]:
+    try:
+        return windows_of(doc["campaign"])
+    except ValueError as error:
+        raise DamagedRecord(f"ku:c:{doc['id']}", str(error), "campaign") from None
 
 
 def starts_something(entry: NodeEntry, phase: str) -> bool:

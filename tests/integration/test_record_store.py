@@ -188,3 +188,13 @@ def test_a_record_from_a_newer_schema_is_named_not_misread(redis_url):
     store.redis.set(f"ku:c:{campaign}", json.dumps({**doc, "schema": 7}))
     with pytest.raises(DamagedRecord, match="schema 7: written by a newer kubeupgrade"):
         store.get(campaign)
+
+
+def test_a_forged_window_is_a_damaged_record_named_before_anything_runs(redis_url):
+    store = store_for(redis_url)
+    campaign_id = store.create("prod", {"cluster": "prod", "target": "1.31", "policies": {
+        "windows": [{"days": ["Someday"], "start": "25:00", "end": "x", "timezone": "Mars/Olympus"}]}}, "c.yaml")
+    add_entry(store, campaign_id)
+    with pytest.raises(DamagedRecord, match=f"ku:c:{campaign_id} field campaign: policies.windows does not read"):
+        store.begin_phase(campaign_id, 0, "w1", "drain", 1, "t1")
+    assert store.entry(campaign_id, 0, "w1")["phases"][0]["state"] == "pending"  # nothing began

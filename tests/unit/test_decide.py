@@ -88,6 +88,14 @@ def send(entry, outage):
             phase["task_id"] = f"{entry['node']}-a{entry['attempt']}-{phase['phase']}"
 
 
+def send_step(entries, step):
+    """Every chain a decision asks for: outages whole, preparations up to the outage."""
+    for name in step.outage:
+        send(entries[name], outage=True)
+    for name in step.prepare:
+        send(entries[name], outage=False)
+
+
 def complete(entry):
     phase = first_open_phase(entry)
     phase.update(state="succeeded", started=phase.get("started") or 1.0, ended=2.0)
@@ -122,10 +130,7 @@ def test_a_simulated_hop_keeps_the_limit_at_every_step_and_finishes(count, limit
         step = decide_workers(order, limit, strategy, entries)
         if step.finished:
             break
-        for name in step.outage:
-            send(entries[name], outage=True)
-        for name in step.prepare:
-            send(entries[name], outage=False)
+        send_step(entries, step)
         assert len(out_now(entries)) <= limit
         flying = [n for n in order if in_flight(entries[n])]
         assert flying, "nothing in flight and nothing sent: the hop would hang"
@@ -248,10 +253,7 @@ def test_a_hop_with_failures_within_budget_keeps_the_limit_and_ends_named(
         if step.gate:
             gate_passed = True
             continue
-        for name in step.outage:
-            send(entries[name], outage=True)
-        for name in step.prepare:
-            send(entries[name], outage=False)
+        send_step(entries, step)
         assert len(out_now(entries)) <= limit
         flying = [n for n in order if in_flight(entries[n])]
         if not flying:
@@ -293,10 +295,7 @@ def test_pools_hold_each_pool_and_the_total_to_their_limits_and_every_worker_fin
         step = decide_workers(order, limit, strategy, entries, pools=pools)
         if step.finished:
             break
-        for name in step.outage:
-            send(entries[name], outage=True)
-        for name in step.prepare:
-            send(entries[name], outage=False)
+        send_step(entries, step)
         out = out_now(entries)
         assert len(out) <= limit
         for pool_limit, members in pools.values():
