@@ -61,6 +61,14 @@ def test_every_command_fails_in_one_line_with_the_code_of_its_kind(redis_url, tm
         (("sandbox", "up", "--dir", str(tmp_path / "sb"), "--workers", "-1"), 2, "cannot be negative"),
         (("sandbox", "up", "--dir", str(tmp_path / "sb"), "--name", "Not_A_Name"), 2, "--name"),
         (("completion", "tcsh"), 2, "Invalid value"),
+        (("pause", "prod-nope", *broker), 2, "no campaign 'prod-nope'"),
+        (("pause", finished, *broker), 2, "only a pending or running campaign can be paused"),
+        (("resume", finished, *broker), 2, "is not paused"),
+        (("plan", str(good), "--only", "control-planes", "--nodes", "w-1"), 2, "--only control-planes upgrades no worker"),
+        (("plan", str(good), "--nodes", "w-9"), 2, "scope.workers: not in the cluster: w-9"),
+        (("plan", str(good), "--selector", "pool in (a"), 2, "--selector"),
+        (("controller", "--kubeconfig", str(good), "--metrics-port", "9808", *broker), 2,
+         "KUBEUPGRADE_METRICS_AUTH"),
         (("no-such-command",), 2, "No such command"),
     ]
     for argv, code, words in cases:
