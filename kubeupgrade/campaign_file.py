@@ -74,6 +74,7 @@ _POLICY_KEYS = (
     "reapply",
     "max_failed_workers",
     "canary",
+    "gate_every",
     "gate_timeout",
     "on_gate_failure",
     "pools",
@@ -349,6 +350,7 @@ class _CampaignReader:
             reapply=self.flag(raw, "reapply", defaults.reapply),
             max_failed_workers=self.count(raw, "max_failed_workers", defaults.max_failed_workers),
             canary=self.count(raw, "canary", defaults.canary),
+            gate_every=self.count(raw, "gate_every", defaults.gate_every),
             gate_timeout_seconds=self.duration(
                 raw.get("gate_timeout", defaults.gate_timeout_seconds), "policies.gate_timeout"),
             on_gate_failure=self.choice(raw.get("on_gate_failure", defaults.on_gate_failure.value),
@@ -621,6 +623,7 @@ def campaign_to_dict(campaign: Campaign) -> dict[str, Any]:
             "reapply": policies.reapply,
             "max_failed_workers": policies.max_failed_workers,
             "canary": policies.canary,
+            "gate_every": policies.gate_every,
             "gate_timeout": policies.gate_timeout_seconds,
             "on_gate_failure": policies.on_gate_failure.value,
             "notify": [{"url": n.url, "events": sorted(n.events)} for n in policies.notify],

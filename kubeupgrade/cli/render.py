@@ -41,7 +41,8 @@ def plan_to_dict_full(plan: Plan, identity: dict[str, str] | None = None,
         document["identity"] = identity
     if policies:
         document["drain"] = policy_lines(policies)["drain"]
-        document["controls"] = {"canary": policies.canary, "gate_timeout": policies.gate_timeout_seconds,
+        document["controls"] = {"canary": policies.canary, "gate_every": policies.gate_every,
+                                "gate_timeout": policies.gate_timeout_seconds,
                                 "on_gate_failure": policies.on_gate_failure.value,
                                 "max_failed_workers": policies.max_failed_workers}
         document["hooks"] = {kind: [list(argv) for argv in getattr(policies.hooks, kind)]
@@ -72,11 +73,14 @@ def control_line(policies: Policies) -> str:
     """The canary, its health gate and the failure budget, as one sentence."""
     budget = (f"up to {policies.max_failed_workers} worker(s) may fail while the others go on"
               if policies.max_failed_workers else "the first failed worker stops new ones")
+    gate = (f"the health gate (timeout {policies.gate_timeout_seconds}s, then "
+            f"{policies.on_gate_failure.value})")
+    waves = f"; {gate} again after every {policies.gate_every} more" if policies.gate_every else ""
     if not policies.canary:
-        return f"Canary: none. Failure budget: {budget}."
-    return (f"Canary: the first {policies.canary} worker(s) of each hop go alone, then the health "
-            f"gate (timeout {policies.gate_timeout_seconds}s, then "
-            f"{policies.on_gate_failure.value}). Failure budget: {budget}.")
+        first = f"Canary: none{waves}" if waves else "Canary: none"
+        return f"{first}. Failure budget: {budget}."
+    return (f"Canary: the first {policies.canary} worker(s) of each hop go alone, then "
+            f"{gate}{waves}. Failure budget: {budget}.")
 
 
 def fit(lines: list[str], width: int) -> str:

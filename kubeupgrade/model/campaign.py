@@ -206,6 +206,10 @@ class Policies:
     # The first `canary` workers of each hop run alone; then the health gate must pass before
     # the others start.
     canary: int = 0
+    # After the canary, the health gate also runs after every `gate_every` further workers (0:
+    # never): a gate between waves (with worker_strategy batches and gate_every = the batch
+    # size, between batches).
+    gate_every: int = 0
     gate_timeout_seconds: int = 300
     on_gate_failure: GateFailure = GateFailure.PAUSE
     notify: tuple[Notify, ...] = ()

@@ -120,3 +120,18 @@ def workers_to_prepare(
             chosen.append(name)
             ahead[lane] += 1
     return chosen
+
+
+def gate_boundaries(workers: int, canary: int, every: int) -> list[int]:
+    """Where the health gate runs in a hop's worker order: after the first `canary` workers,
+    then after every `every` more; never after the last worker (verification follows)."""
+    boundaries = []
+    position = canary if canary else every
+    while every or canary:
+        if not 0 < position < workers:
+            break
+        boundaries.append(position)
+        if not every:
+            break
+        position += every
+    return boundaries

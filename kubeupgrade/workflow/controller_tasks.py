@@ -193,8 +193,11 @@ def health_gate(job: Job) -> StepOutcome:
     if job.phase is Phase.CONTROL_PLANE_GATE:
         upgraded, where = list(schedule.control_planes), "after the control planes"
     else:
-        upgraded = list(schedule.workers[: policies.canary])
-        where = f"after the canary ({', '.join(upgraded)})"
+        boundary = job.hop_doc.get("gate_boundary") or policies.canary
+        previous = max([b for b in job.hop_doc.get("gates_passed", []) if b < boundary], default=0)
+        upgraded = list(schedule.workers[previous:boundary])
+        wave = "the canary" if previous == 0 and boundary == policies.canary else f"workers {previous + 1}-{boundary}"
+        where = f"after {wave} ({', '.join(upgraded)})"
     deadline = time.monotonic() + policies.gate_timeout_seconds
     while True:
         try:

@@ -29,6 +29,7 @@ from kubeupgrade.model.phases import Part, names_where
 from kubeupgrade.model.plan import Phase, plan_to_dict
 from kubeupgrade.model.versions import parse_version
 from kubeupgrade.planning.live import with_live_state
+from kubeupgrade.planning.scheduling import gate_boundaries
 from kubeupgrade.planning.windows import describe, is_open, windows_of
 from kubeupgrade.workflow import locks
 from kubeupgrade.workflow.audit import outage_start
@@ -209,8 +210,9 @@ class Dispatcher:
                          + [new_phase(p.value) for p in node.phases]}
                 self.store.put_entry(doc["id"], index, node.name, entry)
             policies = campaign.policies
-            canary_gate = len(hop.workers) > policies.canary > 0  # the others follow the canaries
-            control_plane_gate = bool(hop.control_planes) and bool(policies.gates or policies.canary)
+            canary_gate = bool(gate_boundaries(len(hop.workers), policies.canary, policies.gate_every))
+            control_plane_gate = bool(hop.control_planes) and bool(
+                policies.gates or policies.canary or policies.gate_every)
             cluster_phases = ([Phase.PREFLIGHT] + [Phase.CONTROL_PLANE_GATE] * control_plane_gate
                               + [Phase.HEALTH_GATE] * canary_gate + [Phase.VERIFY])
             self.store.put_entry(doc["id"], index, CLUSTER_ENTRY, {
@@ -407,10 +409,12 @@ class Dispatcher:
         policies = doc["campaign"].get("policies", {})
         cluster = entries[CLUSTER_ENTRY]
         gate = next((p for p in cluster["phases"] if p["phase"] == Phase.HEALTH_GATE.value), None)
+        boundary = self._gate_boundary(doc, hop, order, cluster, gate) if gate else None
+        if boundary == -1:
+            return  # a gate just passed: the next tick decides on the updated record
         step = decide_workers(order, schedule.limit, strategy, entries,
                               max_failed=policies.get("max_failed_workers", 0),
-                              canary=policies.get("canary", 0) if gate else 0,
-                              gate_passed=gate is None or gate["state"] == "succeeded",
+                              canary=boundary or 0, gate_passed=boundary is None,
                               paused=bool(doc.get("paused")), pools=schedule.pool_limits(),
                               outage_allowed=self._window_open(doc))
         failed = [entries[name] for name in step.failed]
@@ -433,6 +437,10 @@ class Dispatcher:
             return
         if step.gate:
             if gate is not None and gate["state"] == "pending" and not gate["task_id"]:
+                def checking(current: dict[str, Any]) -> None:
+                    current["hops"][hop]["gate_boundary"] = boundary
+
+                self.store.update(doc["id"], checking)
                 self._send(doc, hop, self._signature(doc, hop, cluster, gate))
             return
         outage = list(step.outage)
@@ -462,6 +470,37 @@ class Dispatcher:
         else:
             for canvas in outage_chains:
                 self._send(doc, hop, canvas)
+
+    def _gate_boundary(self, doc: CampaignRecord, hop: int, order: tuple[str, ...],
+                       cluster: NodeEntry, gate: PhaseRecord) -> int | None:
+        """The worker position the next health gate waits at (None: no gate left in this hop;
+        -1: one just passed, recorded now). The gate phase is re-opened for each later wave."""
+        policies = doc["campaign"].get("policies", {})
+        boundaries = gate_boundaries(len(order), policies.get("canary", 0), policies.get("gate_every", 0))
+        hop_doc = doc["hops"][hop]
+        passed = list(hop_doc.get("gates_passed", []))
+        checking = hop_doc.get("gate_boundary")
+        if gate["state"] == "succeeded" and checking is not None and checking not in passed:
+            passed.append(checking)
+
+            def record(current: dict[str, Any]) -> None:
+                current["hops"][hop]["gates_passed"] = passed
+
+            self.store.update(doc["id"], record)
+            self.store.event(doc["id"], f"hop {hop + 1}: health gate green after worker {checking}")
+            later = [b for b in boundaries if b not in passed]
+            if later:
+                def reopen(entry: NodeEntry) -> Any:
+                    for phase in entry["phases"]:
+                        if phase["phase"] == Phase.HEALTH_GATE.value and phase["state"] == "succeeded":
+                            phase.update(state="pending", task_id=None,
+                                         detail=f"passed after worker {checking}; next after worker {later[0]}")
+                            return True
+                    return False
+
+                self.store.update_entry(doc["id"], hop, CLUSTER_ENTRY, reopen)
+            return -1
+        return next((b for b in boundaries if b not in passed), None)
 
     def _tell(self, doc: CampaignRecord, hop: int, entries: dict[str, NodeEntry]) -> None:
         """Record a Kubernetes event for each node milestone seen change. A node first seen by

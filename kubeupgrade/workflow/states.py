@@ -51,9 +51,11 @@ PHASE_TRANSITIONS: dict[RunState, frozenset[RunState]] = {
     R.PENDING: frozenset({R.RUNNING, R.SUCCEEDED, R.FAILED}),  # failed: its agent never answered
     R.RUNNING: frozenset({R.SUCCEEDED, R.FAILED, R.PENDING}),
     R.FAILED: frozenset({R.PENDING}),  # never straight to succeeded: a late result is stale
-    # Only a drain, when `abort --uncordon` put the node back in service: it must drain again.
+    # Only the phases in REOPENABLE: a drain when `abort --uncordon` put the node back in
+    # service (it must drain again), the health gate for the next wave of workers.
     R.SUCCEEDED: frozenset({R.PENDING}),
 }
+REOPENABLE = frozenset({"drain", "health-gate"})
 
 
 class IllegalTransition(RuntimeFailure):
@@ -72,7 +74,7 @@ def check_entry(key: str, before: dict[str, object], after: dict[str, object]) -
         was = earlier.get(phase["phase"])
         if was is None:
             raise IllegalTransition(f"{key}: phase {phase['phase']} appeared in a written entry")
-        if phase["phase"] != "drain" and was == R.SUCCEEDED.value and phase["state"] != was:
+        if phase["phase"] not in REOPENABLE and was == R.SUCCEEDED.value and phase["state"] != was:
             raise IllegalTransition(f"{key}: phase {phase['phase']} succeeded -> {phase['state']} "
                                     "is not allowed")
         _check(key, f"phase {phase['phase']}", RunState, PHASE_TRANSITIONS, was, phase["state"])

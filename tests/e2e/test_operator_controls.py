@@ -307,3 +307,21 @@ def test_a_cluster_upgraded_in_parts_control_planes_then_one_worker_then_the_res
     assert {row.version for row in box.node_rows()} == {"v1.31.14"}
     assert sum(1 for e in box.command_log("cp-1") if e["argv"][:3] == ["kubeadm", "upgrade", "apply"]) == 1
     assert invariants.check_all(box, max_unavailable=1) == []
+
+
+def test_a_health_gate_between_batches_runs_before_each_next_batch(make_stack, tmp_path):
+    stack = make_stack(control_planes=1, workers=4, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.30", max_unavailable=2, worker_strategy="batches",
+                                   gate_every=2), broker=stack.broker)
+    state, error = finish(handle)
+    assert state == "succeeded", json.dumps(error)
+    doc = handle.status()
+    assert doc["hops"][0]["gates_passed"] == [2]  # between the two batches; none after the last
+    events = CampaignStore.from_url(stack.broker).events(handle.id, limit=500)
+    green = next(e["t"] for e in events if e["message"] == "hop 1: health gate green after worker 2")
+    second = [phase_record(handle, w, "drain")["started"] for w in ("worker-3", "worker-4")]
+    first = [phase_record(handle, w, "uncordon")["ended"] for w in ("worker-1", "worker-2")]
+    assert max(first) < green < min(second)  # batch 1 back in service, gate green, then batch 2
+    assert "green after workers 1-2 (worker-1, worker-2)" in phase_record(handle, "@cluster", "health-gate")["detail"]
+    assert invariants.check_all(box, max_unavailable=2) == []

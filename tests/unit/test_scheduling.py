@@ -75,3 +75,14 @@ def test_workers_to_prepare(preparing, waiting, unprepared, depth, expected):
     from kubeupgrade.planning.scheduling import workers_to_prepare
 
     assert workers_to_prepare(ORDER, preparing, waiting, unprepared, depth) == expected
+
+
+def test_the_health_gate_waits_after_the_canary_and_every_wave_but_never_after_the_last():
+    from kubeupgrade.planning.scheduling import gate_boundaries
+
+    assert gate_boundaries(10, canary=1, every=0) == [1]
+    assert gate_boundaries(10, canary=0, every=3) == [3, 6, 9]
+    assert gate_boundaries(10, canary=1, every=3) == [1, 4, 7]
+    assert gate_boundaries(6, canary=2, every=2) == [2, 4]  # not after worker 6: verify follows
+    assert gate_boundaries(1, canary=1, every=0) == [] and gate_boundaries(10, canary=0, every=0) == []
+    assert gate_boundaries(3, canary=5, every=1) == []  # the canary is the whole hop
