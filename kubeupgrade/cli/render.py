@@ -69,18 +69,34 @@ def policy_lines(policies: Policies) -> dict[str, Any]:
     }
 
 
-def control_line(policies: Policies) -> str:
-    """The canary, its health gate and the failure budget, as one sentence."""
+def control_lines(policies: Policies) -> list[str]:
+    """The canary and health gates, the failure budget, windows and notifications."""
     budget = (f"up to {policies.max_failed_workers} worker(s) may fail while the others go on"
               if policies.max_failed_workers else "the first failed worker stops new ones")
     gate = (f"the health gate (timeout {policies.gate_timeout_seconds}s, then "
             f"{policies.on_gate_failure.value})")
-    waves = f"; {gate} again after every {policies.gate_every} more" if policies.gate_every else ""
-    if not policies.canary:
-        first = f"Canary: none{waves}" if waves else "Canary: none"
-        return f"{first}. Failure budget: {budget}."
-    return (f"Canary: the first {policies.canary} worker(s) of each hop go alone, then "
-            f"{gate}{waves}. Failure budget: {budget}.")
+    waves = f" after every {policies.gate_every} worker(s)" if policies.gate_every else ""
+    if policies.canary:
+        first = f"Canary: the first {policies.canary} worker(s) of each hop go alone, then {gate}"
+        first += f", and again{waves}" if waves else ""
+    else:
+        first = f"Canary: none; {gate}{waves}" if waves else "Canary: none"
+    lines = [f"{first}. Failure budget: {budget}."]
+    for user_gate in policies.gates:
+        if user_gate.command:
+            what = f"`{shlex.join(user_gate.command)}` exits 0"
+        else:
+            check = user_gate.prometheus
+            assert check is not None
+            bounds = " and ".join(f"{word} {value:g}" for word, value in
+                                  (("below", check.below), ("above", check.above)) if value is not None)
+            what = f"{check.query} {bounds} at {check.url}"
+        lines.append(f"Gate {user_gate.name}: {what}")
+    if policies.windows:
+        lines.append("Maintenance windows: " + "; ".join(w.describe() for w in policies.windows))
+    for target in policies.notify:
+        lines.append(f"Notify {target.url}: {', '.join(sorted(target.events))}")
+    return lines
 
 
 def fit(lines: list[str], width: int) -> str:
@@ -148,7 +164,7 @@ def plan_to_text(plan: Plan, policies: Policies | None = None, columns: int = 80
                      f"{'deleted' if drain['delete_emptydir_data'] else 'refused'}, "
                      f"on a PDB block: {drain['on_pdb_block']}"
                      f"{', patch upgrades skip the drain' if drain['skip_for_patch'] else ''}")
-        lines.append(control_line(policies))
+        lines += control_lines(policies)
         lines.append("Hooks (argv, run as root by the agent):" if described["hooks"] else "Hooks: none")
         lines += [f"  {hook}" for hook in described["hooks"]]
     if plan.hops:

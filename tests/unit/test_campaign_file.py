@@ -133,3 +133,19 @@ def test_parse_errors_are_value_errors():
         parse_campaign(textwrap.dedent("cluster: x\ntarget: nope\n"))
     with pytest.raises(InvalidInput):
         parse_campaign("cluster: x\ntarget: nope\n")
+
+
+def test_the_controls_example_plans_with_every_control_in_it(capsys):
+    controls = Path(__file__).resolve().parents[2] / "examples" / "campaign-controls.yaml"
+    assert main(["plan", str(controls), "-o", "wide"]) == 0
+    out = capsys.readouterr().out
+    assert "pool web: at most 2 of its 3 out of service" in out
+    assert "pool db: at most 1 of its 2 out of service" in out
+    assert ("Canary: the first 1 worker(s) of each hop go alone, then the health gate (timeout 300s, "
+            "then pause), and again after every 2 worker(s). Failure budget: up to 1 worker(s) may "
+            "fail while the others go on.") in out
+    assert "Gate smoke: `/usr/local/bin/smoke-test --quick` exits 0" in out
+    assert "Gate api-error-ratio: sum(rate(" in out and "below 0.01 at http://prometheus.monitoring:9090" in out
+    assert "Maintenance windows: Tue,Wed,Thu 22:00-04:00 Europe/Berlin" in out
+    assert "Notify https://hooks.example.com/kubeupgrade: campaign, gate, node" in out
+    assert "etcd-snapshot" in out
