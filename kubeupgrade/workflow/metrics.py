@@ -49,8 +49,9 @@ class CampaignCollector(Collector):
                 if doc is None:
                     continue
                 doc["entries"] = [self.store.entries(campaign_id, hop) for hop in range(len(doc["hops"]))]
-            except DamagedRecord:
-                damaged += 1
+                _check_shape(doc)
+            except (DamagedRecord, KeyError, TypeError, ValueError, AttributeError):
+                damaged += 1  # one unreadable record must not take every metric down with it
                 continue
             docs.append(doc)
         return docs, damaged
@@ -121,6 +122,22 @@ class CampaignCollector(Collector):
                                            "Campaign records that do not decode (named by `kubeupgrade list`)",
                                            value=damaged)
         yield from (state, paused, stage, nodes, phases, out, retries, gates, histogram, damaged_family)
+
+
+def _check_shape(doc: dict[str, Any]) -> None:
+    """What collect() reads, checked first: a bad record fails here, before anything is emitted."""
+    numbers = (int, float, type(None))
+    for hop, entries in enumerate(doc["entries"]):
+        if not isinstance(doc["hops"][hop]["stage"], str):
+            raise ValueError("stage")
+        for entry in entries.values():
+            if not isinstance(entry["role"], str) or not isinstance(entry["phases"], list):
+                raise ValueError("entry")
+            for record in entry["phases"]:
+                if not (isinstance(record["phase"], str) and isinstance(record.get("attempts", 0), int)
+                        and isinstance(record.get("started"), numbers)
+                        and isinstance(record.get("ended"), numbers)):
+                    raise ValueError("phase")
 
 
 def registry_for(store: CampaignStore) -> CollectorRegistry:

@@ -235,9 +235,14 @@ class CampaignStore:
 
     # -- notifications (sent by kubeupgrade.workflow.notify, never by the writer) ----------------
     def notify(self, doc: CampaignRecord, kind: str, message: str, **fields: Any) -> None:
-        """Queue a notification for the campaign's policies.notify targets that want `kind`."""
-        targets = [t["url"] for t in doc["campaign"].get("policies", {}).get("notify", [])
-                   if kind in t.get("events", ())]
+        """Queue a notification for the campaign's policies.notify targets that want `kind`.
+        Never in the way of the write that caused it: unreadable targets are logged, not raised."""
+        try:
+            targets = [str(t["url"]) for t in doc["campaign"].get("policies", {}).get("notify", [])
+                       if kind in t.get("events", ())]
+        except (AttributeError, KeyError, TypeError) as error:
+            log.error("campaign %s: policies.notify unreadable (%r); no notification", doc.get("id"), error)
+            return
         if not targets:
             return
         item = {"campaign": doc["id"], "cluster": doc["cluster"], "kind": kind, "state": doc["state"],

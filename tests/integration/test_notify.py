@@ -94,3 +94,10 @@ def test_a_campaign_without_targets_queues_nothing(redis_url):
     campaign_id = campaign_with(store, [])
     store.fail_phase(campaign_id, 0, "w-1", "drain", "x", attempt=1, task_id="t1")
     assert store.redis.llen(NOTIFY_QUEUE) == 0
+
+
+def test_a_damaged_notify_list_never_stops_the_write_that_caused_it(redis_url):
+    store = CampaignStore.from_url(redis_url)
+    campaign_id = store.create("prod", {"cluster": "prod", "target": "1.31", "policies": {"notify": 7}}, "c.yaml")
+    store.update(campaign_id, lambda doc: doc.update(state="running"))
+    assert store.get(campaign_id)["state"] == "running" and store.redis.llen(NOTIFY_QUEUE) == 0
