@@ -112,6 +112,8 @@ def status_to_dict(doc: dict[str, Any], now: float | None = None) -> dict[str, A
                      "verification": hop.get("verification", [])})
     cordoned = sorted({row["node"] for hop in hops for row in hop["nodes"] if row["cordoned"]})
     paused = doc.get("paused") if doc["state"] not in TERMINAL else None
+    if paused and not (isinstance(paused, dict) and isinstance(paused.get("since"), (int, float))):
+        paused = {"since": 0.0, "reason": f"(unreadable pause record: {paused!r:.80})"}
     ended = doc["state"] in TERMINAL or bool(paused)
     if paused:
         for hop_data in hops:

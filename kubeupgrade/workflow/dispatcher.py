@@ -62,6 +62,8 @@ IDENTITY_TTL = 30.0  # seconds between re-reads of the cluster's identity
 LOST_TASK_CHECK_INTERVAL = 5.0  # seconds between asking the workers what they hold
 LOST_TASK_GRACE = 10.0  # a running task nobody holds for this long is lost
 MAX_RESENDS = 3  # automatic re-sends of one phase after infrastructure failures
+UNREADABLE_TICKS = 25  # ticks in a row a record's shape may fail the dispatcher before it stops
+SHAPE_ERRORS = (TypeError, KeyError, ValueError, AttributeError, IndexError)
 INFRASTRUCTURE_ERRORS = ("ConnectionError", "WorkerLostError", "OperationalError", "TimeoutError",
                          "network:")
 
@@ -95,6 +97,7 @@ class Dispatcher:
         self._missing_since: dict[str, float] = {}  # task id -> when no worker knew it
         self._last_inspection = 0.0
         self._windows_seen: dict[str, bool] = {}  # campaign -> whether its window was open
+        self._unreadable: dict[str, int] = {}  # campaign -> ticks in a row its record failed
         self.narrate = narrate
         self._told: dict[tuple[str, int, str], tuple[str, ...]] = {}  # (campaign, hop, node) -> told
 
@@ -135,8 +138,34 @@ class Dispatcher:
                 self.store.deactivate(campaign_id)
             except KubeupgradeError as error:
                 log.warning("campaign %s: %s", campaign_id, error)
+            except SHAPE_ERRORS as error:
+                # A value of the wrong shape somewhere in the record (edited, forged, written by
+                # a bug): the same error tick after tick. Named and stopped, never retried forever.
+                log.exception("campaign %s: dispatcher error", campaign_id)
+                self._unreadable[campaign_id] = self._unreadable.get(campaign_id, 0) + 1
+                if self._unreadable[campaign_id] >= UNREADABLE_TICKS:
+                    self._stop_unreadable(campaign_id, error)
             except Exception:  # noqa: BLE001 - the loop must survive any one campaign
                 log.exception("campaign %s: dispatcher error", campaign_id)
+            else:
+                self._unreadable.pop(campaign_id, None)
+
+    def _stop_unreadable(self, campaign_id: str, error: Exception) -> None:
+        message = (f"the dispatcher cannot advance this campaign: its record holds a value it cannot "
+                   f"read ({type(error).__name__}: {error}); nothing more is sent. Look at "
+                   f"`kubeupgrade status {campaign_id} -o json`, then abort it")
+        self._unreadable.pop(campaign_id, None)
+
+        def fail(current: dict[str, Any]) -> None:
+            current.update(state="failed", error={"hop": None, "node": None, "phase": None,
+                                                  "message": message, "tail": ""})
+
+        try:
+            self.store.update(campaign_id, fail)
+        except Exception:  # noqa: BLE001 - unreadable even for that: isolated all the same
+            log.exception("campaign %s: cannot record the failure", campaign_id)
+        self.store.deactivate(campaign_id)
+        self.store.event(campaign_id, f"failed: {message}")
 
     def advance(self, campaign_id: str) -> None:
         doc = self.store.get(campaign_id)

@@ -198,3 +198,21 @@ def test_a_forged_window_is_a_damaged_record_named_before_anything_runs(redis_ur
     with pytest.raises(DamagedRecord, match=f"ku:c:{campaign_id} field campaign: policies.windows does not read"):
         store.begin_phase(campaign_id, 0, "w1", "drain", 1, "t1")
     assert store.entry(campaign_id, 0, "w1")["phases"][0]["state"] == "pending"  # nothing began
+
+
+def test_a_record_the_dispatcher_cannot_read_is_failed_and_named_not_retried_forever(redis_url):
+    from kubeupgrade.workflow.app import client_app
+    from kubeupgrade.workflow.dispatcher import UNREADABLE_TICKS, Dispatcher
+
+    store = store_for(redis_url)
+    broken = store.create("prod", {"cluster": "prod", "target": "1.31"}, "c.yaml")
+    store.update(broken, lambda doc: doc.update(state="running", hops=[{"index": 0, "stage": 5}]))
+    dispatcher = Dispatcher(client_app(redis_url), store)
+    for _ in range(UNREADABLE_TICKS - 1):
+        dispatcher.tick()
+    assert store.get(broken)["state"] == "running" and broken in store.active_ids()  # not on one glitch
+    dispatcher.tick()
+    doc = store.get(broken)
+    assert doc["state"] == "failed" and broken not in store.active_ids()
+    assert "cannot advance this campaign" in doc["error"]["message"] and "AttributeError" in doc["error"]["message"]
+    assert any("cannot advance" in e["message"] for e in store.events(broken))
