@@ -93,8 +93,21 @@ def flower(broker: str, port: int, address: str, basic_auth: str | None) -> None
     if not credentials or ":" not in credentials:
         raise InvalidInput("--basic-auth USER:PASSWORD is required (Flower's API can send tasks)")
     app = use_broker(broker)
+    _guard_flower_metrics()
     app.start(["flower", f"--port={port}", f"--address={address}", f"--basic-auth={credentials}",
                "--read-only=True", "--persistent=False"])
+
+
+def _guard_flower_metrics() -> None:
+    """Flower serves /metrics (node and task names) to anyone, even with --basic-auth: put it
+    behind the same credentials as the rest of its API."""
+    import tornado.web
+    from flower.views.monitor import Metrics
+
+    if not getattr(Metrics.get, "kubeupgrade_guarded", False):
+        guarded = tornado.web.authenticated(Metrics.get)
+        guarded.kubeupgrade_guarded = True  # type: ignore[attr-defined]
+        Metrics.get = guarded  # type: ignore[method-assign]
 
 
 @click.command()

@@ -63,6 +63,14 @@ def test_mixed_cluster_one_minor_with_flower(make_stack, tmp_path):
     with pytest.raises(urllib.error.HTTPError) as unauthenticated:
         urllib.request.urlopen(url, timeout=5)
     assert unauthenticated.value.code == 401
+    # Its Prometheus metrics name nodes and tasks: behind the same credentials.
+    metrics = f"http://127.0.0.1:{stack.flower_port}/metrics"
+    with pytest.raises(urllib.error.HTTPError) as anonymous:
+        urllib.request.urlopen(metrics, timeout=5)
+    assert anonymous.value.code == 401
+    request = urllib.request.Request(metrics, headers={"Authorization": f"Basic {auth}"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert b"flower_events_total" in response.read()
 
 
 def test_two_minors_run_as_two_hops(make_stack, tmp_path):
