@@ -192,7 +192,9 @@ class Dispatcher:
                          and all(e["role"] == "worker" for e in failed))
         if failed and not within_budget:
             if not any(in_flight(e) for e in entries.values()):
-                self._fail(doc, hop_index, failed, budget)
+                over = (f"{len(failed)} node(s) failed, over the failure budget of {budget}: no "
+                        "new worker was started" if budget else "")
+                self._fail(doc, hop_index, failed, budget, why=over)
             return  # a failed node stops new nodes from starting; in-flight ones finish
         if doc.get("paused") and stage not in ("control-planes", "workers"):
             return  # nothing new starts; those stages still finish an outage under way
