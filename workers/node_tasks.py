@@ -65,8 +65,9 @@ def kubeadm_upgrade_plan(job: Job) -> StepOutcome:
 @phase_task(Phase.ETCD_SNAPSHOT)
 def etcd_snapshot(job: Job) -> StepOutcome:
     """`etcdctl snapshot save` of the local etcd member, before `kubeadm upgrade apply`."""
-    outcome = steps.etcd_snapshot(_context(job), job.version)
-    marker = _context(job).marked("etcd-snapshot")
+    context = _context(job)
+    outcome = steps.etcd_snapshot(context, job.version)
+    marker = context.marked("etcd-snapshot")
     if marker:
         def remember(doc: dict[str, Any]) -> None:
             doc["hops"][job.hop]["etcd_snapshot"] = {"node": job.node, "path": marker["path"],

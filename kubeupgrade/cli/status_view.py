@@ -92,19 +92,19 @@ def node_rows(entries: dict[str, dict[str, Any]], order: list[str], campaign_sta
 def status_to_dict(doc: dict[str, Any], now: float | None = None) -> dict[str, Any]:
     hops = []
     for index, hop in enumerate(doc["hops"]):
-        order = list(schedule_of(doc, index).nodes) if hop.get("schedule") or doc.get("plan") else []
+        schedule = schedule_of(doc, index) if hop.get("schedule") or doc.get("plan") else None
+        order = list(schedule.nodes) if schedule else []
         cluster = doc["entries"][index].get(CLUSTER_ENTRY) or {"phases": []}
         gates = [p for p in cluster["phases"] if p["phase"].endswith("gate")]
         gate = next((p for p in gates if p["state"] != "succeeded"), gates[-1] if gates else None)
         rows = node_rows(doc["entries"][index], order, doc["state"], hop.get("waiting_for_agents"), now)
-        pools = schedule_of(doc, index).pools if hop.get("schedule") else ()
         by_name = {row["node"]: row for row in rows}
         hops.append({**{k: hop.get(k) for k in ("from", "target", "version", "stage")},
                      "nodes": rows,
                      "pools": [{"name": pool.name, "limit": pool.limit, "workers": len(pool.workers),
                                 "done": sum(1 for w in pool.workers if by_name.get(w, {}).get("state") == "succeeded"),
                                 "out": sum(1 for w in pool.workers if by_name.get(w, {}).get("cordoned"))}
-                               for pool in pools],
+                               for pool in (schedule.pools if schedule else ())],
                      "gate": {"phase": gate["phase"], "state": gate["state"],
                               "detail": gate["error"] or gate["detail"]} if gate else None,
                      "etcd_snapshot": hop.get("etcd_snapshot"),
@@ -205,7 +205,7 @@ def render_status(doc: dict[str, Any], *, width: int = 80, plain: bool = False,
         flying = ", ".join(paused["in_flight"]) or "nothing"
         parts.append(styled(f"Paused {paused['reason']} at {paused['since'][11:19]}; "
                             f"still under way: {flying}", "yellow"))
-        parts += [styled(line, "yellow") for line in hint_lines(recovery_hint(data), width)]
+        parts += [styled(line, "yellow") for line in hint_lines(data["next"], width)]
     for index, hop in enumerate(data["hops"]):
         title = (f"Hop {index + 1}/{len(data['hops'])}: {hop['from']} -> "
                  f"{hop['version'] or hop['target']}  [{hop['stage']}]")
@@ -265,7 +265,7 @@ def render_status(doc: dict[str, Any], *, width: int = 80, plain: bool = False,
                             "bold red"))
         if error.get("tail"):
             parts.append(styled(error["tail"][-1500:], "red"))
-        for line in hint_lines(recovery_hint(data), width):
+        for line in hint_lines(data["next"], width):
             parts.append(styled(line, "yellow"))
     if data["left_cordoned"]:
         parts.append(styled(f"Nodes left cordoned by this campaign: {', '.join(data['left_cordoned'])}",

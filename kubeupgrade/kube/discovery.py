@@ -61,9 +61,9 @@ def unready_nodes(api: KubeApi) -> list[str]:
 def unhealthy_control_plane_pods(api: KubeApi) -> list[str]:
     pods = api.call("list control-plane pods", api.core.list_namespaced_pod, "kube-system",
                     label_selector="tier=control-plane")["items"]
-    return [p["metadata"]["name"] for p in pods if not _pod_ready(p)]
+    return [p["metadata"]["name"] for p in pods if not pod_ready(p)]
 
 
-def _pod_ready(pod: dict[str, Any]) -> bool:
+def pod_ready(pod: dict[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True"
                for c in pod.get("status", {}).get("conditions", []))

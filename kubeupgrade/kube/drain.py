@@ -40,8 +40,9 @@ def _controller(pod: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def _key(pod: dict[str, Any]) -> str:
-    return f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
+def namespaced_name(obj: dict[str, Any]) -> str:
+    """namespace/name, as kubectl and PodDisruptionBudget messages name a namespaced object."""
+    return f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"
 
 
 def pods_to_evict(pods: list[dict[str, Any]], policy: DrainPolicy,
@@ -49,7 +50,7 @@ def pods_to_evict(pods: list[dict[str, Any]], policy: DrainPolicy,
     """Split the node's pods into (to evict, skipped, refusals). Pure."""
     evict, skipped, refusals = [], [], []
     for pod in pods:
-        key = _key(pod)
+        key = namespaced_name(pod)
         owner = _controller(pod)
         if MIRROR_ANNOTATION in (pod["metadata"].get("annotations") or {}):
             skipped.append(key)
@@ -84,7 +85,7 @@ def _evict(api: KubeApi, pod: dict[str, Any], policy: DrainPolicy, dry_run: bool
     if policy.grace_period_seconds is not None:
         body["deleteOptions"] = {"gracePeriodSeconds": policy.grace_period_seconds}
     kwargs = {"dry_run": "All"} if dry_run else {}
-    api.call(f"evict {_key(pod)}", api.core.create_namespaced_pod_eviction,
+    api.call(f"evict {namespaced_name(pod)}", api.core.create_namespaced_pod_eviction,
              meta["name"], meta["namespace"], body, throttle_is_answer=True, **kwargs)
 
 
@@ -99,14 +100,14 @@ def drain_node(api: KubeApi, node: str, policy: DrainPolicy, *,
     """Evict everything evictable from a (cordoned) node. Idempotent: an empty node is done."""
     selected = None
     if policy.pod_selector:
-        selected = {_key(p) for p in _list_pods(api, node, policy.pod_selector)}
+        selected = {namespaced_name(p) for p in _list_pods(api, node, policy.pod_selector)}
     pods = _list_pods(api, node)
     evict, skipped, refusals = pods_to_evict(pods, policy, selected)
     result = DrainReport(skipped=skipped)
     if refusals:
         raise PermanentError(f"cannot drain {node}: " + "; ".join(refusals))
     deadline = clock() + policy.timeout_seconds
-    pending = {_key(p): p for p in evict}
+    pending = {namespaced_name(p): p for p in evict}
     while pending:
         for key, pod in list(pending.items()):
             try:
@@ -143,7 +144,7 @@ def _wait_gone(api: KubeApi, node: str, keys: list[str], deadline: float,
                clock: Callable[[], float]) -> None:
     wanted = set(keys)
     while wanted:
-        present = {_key(p) for p in _list_pods(api, node)} & wanted
+        present = {namespaced_name(p) for p in _list_pods(api, node)} & wanted
         if not present:
             return
         if clock() > deadline:
@@ -155,7 +156,7 @@ def simulate_drain(api: KubeApi, node: str, policy: DrainPolicy) -> list[str]:
     """A server-side dry run of the drain: which pods a PDB (or our policy) would block now."""
     selected = None
     if policy.pod_selector:
-        selected = {_key(p) for p in _list_pods(api, node, policy.pod_selector)}
+        selected = {namespaced_name(p) for p in _list_pods(api, node, policy.pod_selector)}
     evict, _, refusals = pods_to_evict(_list_pods(api, node), policy, selected)
     blocked = list(refusals)
     for pod in evict:
@@ -164,5 +165,5 @@ def simulate_drain(api: KubeApi, node: str, policy: DrainPolicy) -> list[str]:
         except KubeUnavailable as error:
             if error.code != 429:
                 raise
-            blocked.append(f"{_key(pod)}: {_blocking_budget(error)}")
+            blocked.append(f"{namespaced_name(pod)}: {_blocking_budget(error)}")
     return blocked

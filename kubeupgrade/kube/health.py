@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from kubeupgrade.kube.client import KubeApi
-from kubeupgrade.kube.discovery import unready_nodes
+from kubeupgrade.kube.discovery import pod_ready, unready_nodes
+from kubeupgrade.kube.drain import namespaced_name
 
 SHOWN = 5  # names per finding; the rest are counted
 
@@ -22,14 +23,8 @@ def _named(what: str, names: list[str]) -> str:
 
 
 def _ready(pod: dict[str, Any]) -> bool:
-    status = pod.get("status", {})
-    if status.get("phase") == "Succeeded":
-        return True  # a finished Job's pod is not a sick one
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions", []))
-
-
-def _key(pod: dict[str, Any]) -> str:
-    return f"{pod['metadata'].get('namespace', '')}/{pod['metadata']['name']}"
+    # A finished Job's pod is not a sick one.
+    return pod.get("status", {}).get("phase") == "Succeeded" or pod_ready(pod)
 
 
 def health_findings(api: KubeApi, upgraded: list[str]) -> list[str]:
@@ -39,13 +34,13 @@ def health_findings(api: KubeApi, upgraded: list[str]) -> list[str]:
     if unready:
         findings.append(_named("nodes not Ready", sorted(unready)))
     system = api.call("list kube-system pods", api.core.list_namespaced_pod, "kube-system")["items"]
-    sick = sorted(_key(p) for p in system if not _ready(p))
+    sick = sorted(namespaced_name(p) for p in system if not _ready(p))
     if sick:
         findings.append(_named("kube-system pods not Ready", sick))
     for node in upgraded:
         pods = api.call(f"list pods on {node}", api.core.list_pod_for_all_namespaces,
                         field_selector=f"spec.nodeName={node}")["items"]
-        sick = sorted(_key(p) for p in pods if not _ready(p))
+        sick = sorted(namespaced_name(p) for p in pods if not _ready(p))
         if sick:
             findings.append(_named(f"pods not Ready on {node}", sick))
     budgets = api.call("list PodDisruptionBudgets",
@@ -54,6 +49,6 @@ def health_findings(api: KubeApi, upgraded: list[str]) -> list[str]:
         status = pdb.get("status") or {}
         healthy, desired = status.get("currentHealthy", 0), status.get("desiredHealthy", 0)
         if healthy < desired:
-            findings.append(f"PodDisruptionBudget {_key(pdb)} below its minimum "
+            findings.append(f"PodDisruptionBudget {namespaced_name(pdb)} below its minimum "
                             f"({healthy} healthy, {desired} required)")
     return findings

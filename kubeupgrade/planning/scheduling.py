@@ -42,6 +42,11 @@ def fixed_batches(order: Sequence[str], limit: int) -> list[list[str]]:
 Pools = Mapping[str, tuple[int, Set[str]]]  # pool name -> (its limit, its workers)
 
 
+def _pool_of(pools: Pools | None) -> dict[str, str]:
+    """worker -> the pool it belongs to (a worker is in one pool at most: the planner says so)."""
+    return {worker: pool for pool, (_, members) in (pools or {}).items() for worker in members}
+
+
 def workers_to_start(
     order: Sequence[str],
     states: Mapping[str, NodeState],
@@ -68,7 +73,7 @@ def workers_to_start(
 
     if any(state(name) is NodeState.FAILED for name in order):
         return []
-    pool_of = {worker: pool for pool, (_, members) in (pools or {}).items() for worker in members}
+    pool_of = _pool_of(pools)
     held = Counter(pool_of[name] for name in order if name in pool_of and state(name) in HOLDING_A_SLOT)
     free = max(0, limit - sum(1 for name in order if state(name) in HOLDING_A_SLOT))
 
@@ -108,7 +113,7 @@ def workers_to_prepare(
     order, keeping at most `depth` workers prepared or being prepared ahead of the window. With
     pools, each pool keeps up to its own limit ready (so a full pool does not starve the
     others of prepared workers), and the workers in no pool share `depth`."""
-    pool_of = {worker: pool for pool, (_, members) in (pools or {}).items() for worker in members}
+    pool_of = _pool_of(pools)
     ahead = Counter(pool_of.get(name) for name in set(preparing) | set(prepared_waiting))
     chosen = []
     for name in order:

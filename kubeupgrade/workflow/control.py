@@ -9,7 +9,7 @@ from celery import Celery
 
 from kubeupgrade.errors import InvalidInput
 from kubeupgrade.workflow.names import CONTROLLER_QUEUE, RELEASE_NODE
-from kubeupgrade.workflow.record import CampaignStore, DamagedRecord
+from kubeupgrade.workflow.record import CampaignStore, DamagedRecord, new_attempt
 from kubeupgrade.workflow.restore import nodes_to_restore, send_restores, unanswered
 
 
@@ -34,14 +34,8 @@ def retry(store: CampaignStore, campaign_id: str) -> dict[str, Any]:
         if entry["state"] == "succeeded":
             continue
 
-        def reset(current: dict[str, Any]) -> None:
-            current["attempt"] += 1
-            current["state"] = "pending"
-            for record in current["phases"]:
-                if record["state"] != "succeeded":
-                    record.update(state="pending", task_id=None, error="")
-
-        store.update_entry(campaign_id, hop, name, reset)
+        store.update_entry(campaign_id, hop, name,
+                           lambda current: new_attempt(current, clear_errors=True))
 
     def resume(current: dict[str, Any]) -> None:
         current["state"] = "running"

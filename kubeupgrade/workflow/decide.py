@@ -32,14 +32,6 @@ def prepared(entry: Entry) -> bool:
     return all(p["state"] == "succeeded" for p in entry["phases"][: outage_start(entry)])
 
 
-def node_state(entry: Entry) -> NodeState:
-    if entry["state"] == "failed":
-        return NodeState.FAILED
-    if entry["state"] == "succeeded":
-        return NodeState.SUCCEEDED
-    return NodeState.RUNNING if in_flight(entry) else NodeState.PENDING
-
-
 def out_of_service(entry: Entry) -> bool:
     """A worker counts against the limit from the moment its outage begins (or its outage
     chain is sent) until it has succeeded; a failed one stays out (it is left cordoned)."""
@@ -79,8 +71,9 @@ def decide_workers(order: Sequence[str], limit: int, strategy: WorkerStrategy,
 
     Up to `max_failed` workers may fail while the others go on; a failed worker left out of
     service keeps its slot. `pools` add per-pool limits. Outside a maintenance window
-    (`outage_allowed` False) workers are prepared but none begins an outage. With `canary` > 0 the first `canary` workers go alone, then the
-    health gate (`gate`) must pass before any other worker starts, even its preparation."""
+    (`outage_allowed` False) workers are prepared but none begins an outage. With `canary` > 0
+    the first `canary` workers go alone, then the health gate (`gate`) must pass before any
+    other worker starts, even its preparation."""
     workers = {name: entries[name] for name in order}
     failed = tuple(name for name, entry in workers.items() if entry["state"] == "failed")
     if len(failed) > max_failed:

@@ -47,7 +47,13 @@ from kubeupgrade.workflow.names import (
     agent_hostname,
     queue_for,
 )
-from kubeupgrade.workflow.record import LEADER_KEY, CampaignStore, DamagedRecord, new_phase
+from kubeupgrade.workflow.record import (
+    LEADER_KEY,
+    CampaignStore,
+    DamagedRecord,
+    new_attempt,
+    new_phase,
+)
 from kubeupgrade.workflow.restore import nodes_to_restore, send_restores
 from kubeupgrade.workflow.schedule import HopSchedule, schedule_of
 from kubeupgrade.workflow.schema import CampaignRecord, NodeEntry, PhaseRecord
@@ -688,13 +694,9 @@ class Dispatcher:
                 opened = first_open_phase(entry)
                 if opened is None or (expected is not None and opened["task_id"] != expected):
                     return False
-                entry["attempt"] += 1
-                entry["state"] = "pending"
-                for record in entry["phases"]:
-                    if record["state"] != "succeeded":
-                        if record is opened and expected is not None:
-                            record["resends"] = record.get("resends", 0) + 1
-                        record.update(state="pending", task_id=None)
+                if expected is not None:
+                    opened["resends"] = opened.get("resends", 0) + 1
+                new_attempt(entry)
                 return True
 
             if self.store.update_entry(doc["id"], hop, name, again) and name in causes:

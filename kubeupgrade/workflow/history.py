@@ -12,11 +12,21 @@ from collections import defaultdict
 from kubeupgrade.model.plan import Phase
 from kubeupgrade.planning.estimate import Durations
 from kubeupgrade.workflow.record import CampaignStore, DamagedRecord
+from kubeupgrade.workflow.schema import PhaseRecord
 from kubeupgrade.workflow.states import CampaignState
 
 RECENT = 20  # campaigns used: recent enough to reflect today's hosts and mirrors
 SCANNED = 200  # campaigns read at most, so a plan stays quick on a long-lived broker
 ENDED = {CampaignState.SUCCEEDED.value, CampaignState.FAILED.value, CampaignState.ABORTED.value}
+
+
+def run_seconds(record: PhaseRecord) -> float | None:
+    """How long the phase took, if it ran to success (not found already done) and says when."""
+    started, ended = record.get("started"), record.get("ended")
+    if (record.get("state") == "succeeded" and record.get("outcome") == "done"
+            and isinstance(started, (int, float)) and isinstance(ended, (int, float)) and ended >= started):
+        return float(ended - started)
+    return None
 
 
 def _samples(store: CampaignStore, campaign_id: str) -> tuple[str, dict[Phase, list[float]]]:
@@ -28,12 +38,10 @@ def _samples(store: CampaignStore, campaign_id: str) -> tuple[str, dict[Phase, l
     for hop in range(len(doc["hops"])):
         for entry in store.entries(campaign_id, hop).values():
             for record in entry["phases"]:
-                started, ended = record.get("started"), record.get("ended")
-                if (record.get("state") == "succeeded" and record.get("outcome") == "done"
-                        and isinstance(started, (int, float)) and isinstance(ended, (int, float))
-                        and ended >= started):
+                seconds = run_seconds(record)
+                if seconds is not None:
                     try:
-                        found[Phase(record["phase"])].append(ended - started)
+                        found[Phase(record["phase"])].append(seconds)
                     except ValueError:
                         continue  # a phase this version no longer has
     return doc["cluster"], found

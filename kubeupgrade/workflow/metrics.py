@@ -26,6 +26,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from kubeupgrade.workflow.decide import out_of_service
+from kubeupgrade.workflow.history import run_seconds
 from kubeupgrade.workflow.names import CLUSTER_ENTRY
 from kubeupgrade.workflow.record import CampaignStore, DamagedRecord
 
@@ -83,32 +84,29 @@ class CampaignCollector(Collector):
             paused.add_metric([campaign, cluster], 1.0 if doc.get("paused") else 0.0)
             retried: Counter[str] = Counter()
             for hop, entries in enumerate(doc["entries"]):
-                current = hop == doc["current_hop"]
-                if current:
-                    stage.add_metric([campaign, str(hop + 1), doc["hops"][hop]["stage"]], 1.0)
-                counts: Counter[tuple[str, ...]] = Counter()
                 for name, entry in entries.items():
                     for record in entry["phases"]:
                         retried[record["phase"]] += max(0, record.get("attempts", 0) - 1)
-                        started, ended = record.get("started"), record.get("ended")
-                        if record.get("outcome") == "done" and started and ended and ended >= started:
-                            durations[record["phase"]].append(ended - started)
+                        seconds = run_seconds(record)
+                        if seconds is not None:
+                            durations[record["phase"]].append(seconds)
                         if name == CLUSTER_ENTRY and record["phase"].endswith("gate"):
                             gates.add_metric([campaign, str(hop + 1), record["phase"]],
                                              1.0 if record["state"] == "succeeded" else 0.0)
-                        if current:
-                            counts[("phase", record["phase"], record["state"])] += 1
-                    if current and name != CLUSTER_ENTRY:
-                        counts[("node", entry["state"])] += 1
-                        if entry["role"] == "worker" and out_of_service(entry):
-                            counts[("out",)] += 1
-                if current:
-                    for key, count in sorted(counts.items()):
-                        if key[0] == "node":
-                            nodes.add_metric([campaign, key[1]], count)
-                        elif key[0] == "phase":
-                            phases.add_metric([campaign, key[1], key[2]], count)
-                    out.add_metric([campaign], counts[("out",)])
+            current = doc["current_hop"]
+            if current < len(doc["entries"]):
+                entries = doc["entries"][current]
+                hosts = [entry for name, entry in entries.items() if name != CLUSTER_ENTRY]
+                stage.add_metric([campaign, str(current + 1), doc["hops"][current]["stage"]], 1.0)
+                node_states = Counter(entry["state"] for entry in hosts)
+                phase_states = Counter((record["phase"], record["state"])
+                                       for entry in entries.values() for record in entry["phases"])
+                for node_state, count in sorted(node_states.items()):
+                    nodes.add_metric([campaign, node_state], count)
+                for (phase, phase_state), count in sorted(phase_states.items()):
+                    phases.add_metric([campaign, phase, phase_state], count)
+                out.add_metric([campaign], sum(1 for entry in hosts
+                                               if entry["role"] == "worker" and out_of_service(entry)))
             for phase, count in sorted(retried.items()):
                 retries.add_metric([campaign, phase], count)
         histogram = HistogramMetricFamily(

@@ -363,11 +363,7 @@ class CampaignStore:
                 return False
             if holds is not None and holds(entry, phase):
                 verdict = "held"
-                entry["attempt"] += 1
-                entry["state"] = "pending"
-                for other in entry["phases"]:
-                    if other["state"] != "succeeded":
-                        other.update(state="pending", task_id=None)
+                new_attempt(entry)
                 return True
             now = time.time()
             record.update(state="running", started=record["started"] or now,
@@ -444,6 +440,18 @@ class CampaignStore:
         return applied
 
 
+def new_attempt(entry: NodeEntry, *, clear_errors: bool = False) -> None:
+    """Open the node again as a new attempt: every phase not yet succeeded back to pending with
+    no task. Any message of the old attempt is fenced off as stale; the dispatcher sends anew."""
+    entry["attempt"] += 1
+    entry["state"] = "pending"
+    for record in entry["phases"]:
+        if record["state"] != "succeeded":
+            record.update(state="pending", task_id=None)
+            if clear_errors:
+                record["error"] = ""
+
+
 def _windows(doc: CampaignRecord) -> tuple[Any, ...]:
     try:
         return windows_of(doc["campaign"])
@@ -466,7 +474,7 @@ def starts_something(entry: NodeEntry, phase: str) -> bool:
         return not phases[0].get("started")
     if not any(p.get("started") for p in phases[1:]):
         return True
-    return index == outage_start(entry) and not outage_begun(entry)
+    return _starts_outage(entry, index)
 
 
 def starts_disruption(entry: NodeEntry, phase: str) -> bool:
@@ -477,7 +485,12 @@ def starts_disruption(entry: NodeEntry, phase: str) -> bool:
     if entry["node"] == CLUSTER_ENTRY:
         return False
     names = [p["phase"] for p in entry["phases"]]
-    return phase in names and names.index(phase) == outage_start(entry) and not outage_begun(entry)
+    return phase in names and _starts_outage(entry, names.index(phase))
+
+
+def _starts_outage(entry: NodeEntry, index: int) -> bool:
+    """Whether the phase at `index` is the node's first out of service, not begun before."""
+    return index == outage_start(entry) and not outage_begun(entry)
 
 
 def _phase(entry: NodeEntry, phase: str) -> PhaseRecord:
