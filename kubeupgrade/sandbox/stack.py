@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+from kombu.exceptions import OperationalError
 
 from kubeupgrade.errors import RuntimeFailure
 from kubeupgrade.sandbox.manager import Sandbox
@@ -123,7 +124,13 @@ class Stack:
         deadline = time.monotonic() + timeout
         wanted = set(names)
         while True:
-            replies = app.control.ping(timeout=1.0)
+            try:
+                replies = app.control.ping(timeout=1.0)
+            except (redis.ConnectionError, OperationalError):
+                # The client app is cached per broker URL, so a redis-server that came back on
+                # the same port (a restart, or a port reused by the next test) first shows up as
+                # a broken pooled connection; the next ping gets a fresh one.
+                replies = []
             seen = {host for reply in replies for host in reply}
             if wanted <= seen:
                 return
