@@ -73,6 +73,7 @@ _POLICY_KEYS = (
     "api_outage_tolerance",
     "reapply",
     "max_failed_workers",
+    "prepare_ahead",
     "canary",
     "gate_every",
     "gate_timeout",
@@ -349,6 +350,7 @@ class _CampaignReader:
                 "policies.api_outage_tolerance"),
             reapply=self.flag(raw, "reapply", defaults.reapply),
             max_failed_workers=self.count(raw, "max_failed_workers", defaults.max_failed_workers),
+            prepare_ahead=self.count(raw, "prepare_ahead", defaults.prepare_ahead),
             canary=self.count(raw, "canary", defaults.canary),
             gate_every=self.count(raw, "gate_every", defaults.gate_every),
             gate_timeout_seconds=self.duration(
@@ -622,6 +624,7 @@ def campaign_to_dict(campaign: Campaign) -> dict[str, Any]:
             "api_outage_tolerance": policies.api_outage_tolerance_seconds,
             "reapply": policies.reapply,
             "max_failed_workers": policies.max_failed_workers,
+            "prepare_ahead": policies.prepare_ahead,
             "canary": policies.canary,
             "gate_every": policies.gate_every,
             "gate_timeout": policies.gate_timeout_seconds,

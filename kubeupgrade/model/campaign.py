@@ -201,6 +201,10 @@ class Policies:
     # Workers that may fail before the campaign stops starting others (0: stop at the first).
     # A failed worker stays cordoned, named, and holds its out-of-service slot.
     max_failed_workers: int = 0
+    # Workers prepared (or being prepared) ahead of their outage, per pool and for the workers
+    # in no pool; preparation takes nothing out of service. 0: twice the lane's out-of-service
+    # limit, enough to keep the window full when preparation takes about as long as an outage.
+    prepare_ahead: int = 0
     pools: tuple[Pool, ...] = ()
     windows: tuple[Window, ...] = ()  # none: any time
     # The first `canary` workers of each hop run alone; then the health gate must pass before

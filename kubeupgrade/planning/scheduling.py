@@ -106,13 +106,16 @@ def workers_to_prepare(
     preparing: Set[str],
     prepared_waiting: Set[str],
     unprepared: Set[str],
-    depth: int,
+    limit: int,
     pools: Pools | None = None,
+    ahead_per_lane: int = 0,
 ) -> list[str]:
     """Workers whose preparation (no outage: kubeadm, packages download) may start now, in
-    order, keeping at most `depth` workers prepared or being prepared ahead of the window. With
-    pools, each pool keeps up to its own limit ready (so a full pool does not starve the
-    others of prepared workers), and the workers in no pool share `depth`."""
+    order. Each lane (each pool, and the workers in no pool) keeps up to `ahead_per_lane`
+    workers prepared or being prepared ahead of the window; 0 means twice the lane's own limit
+    (`limit` for the workers in no pool), so the outages never wait for preparation when it
+    takes about as long as an outage. Lanes are separate, so a full pool does not starve the
+    others of prepared workers."""
     pool_of = _pool_of(pools)
     ahead = Counter(pool_of.get(name) for name in set(preparing) | set(prepared_waiting))
     chosen = []
@@ -120,7 +123,7 @@ def workers_to_prepare(
         if name not in unprepared:
             continue
         lane = pool_of.get(name)
-        room = depth if lane is None else (pools or {})[lane][0]
+        room = ahead_per_lane or 2 * (limit if lane is None else (pools or {})[lane][0])
         if ahead[lane] < room:
             chosen.append(name)
             ahead[lane] += 1

@@ -63,7 +63,8 @@ def _scheduling_state(entry: Entry) -> NodeState:
 def decide_workers(order: Sequence[str], limit: int, strategy: WorkerStrategy,
                    entries: Mapping[str, Entry], *, max_failed: int = 0, canary: int = 0,
                    gate_passed: bool = True, paused: bool = False,
-                   pools: Pools | None = None, outage_allowed: bool = True) -> WorkerStep:
+                   pools: Pools | None = None, outage_allowed: bool = True,
+                   prepare_ahead: int = 0) -> WorkerStep:
     """Prepare workers ahead of the window (no outage); take them out of service as the limit
     allows. A worker whose outage began holds its slot until it finishes, also while none of
     its tasks is in flight (one was lost and goes again, or the campaign was retried): it is
@@ -98,7 +99,8 @@ def decide_workers(order: Sequence[str], limit: int, strategy: WorkerStrategy,
     starting = workers_to_start(order, states, limit, strategy, eligible=eligible, pools=pools)
     outage = resume + (starting if outage_allowed else [])
     waiting = eligible - set(outage)
-    ahead = workers_to_prepare(order, preparing, waiting, unprepared, depth=limit, pools=pools)
+    ahead = workers_to_prepare(order, preparing, waiting, unprepared, limit=limit, pools=pools,
+                               ahead_per_lane=prepare_ahead)
     stuck = (outage_allowed and not outage and not ahead
              and not any(in_flight(e) for e in workers.values()))
     return WorkerStep(outage=tuple(outage), prepare=tuple(ahead), failed=failed, stuck=stuck)

@@ -41,12 +41,8 @@ from kubeupgrade.workflow.decide import (
     in_flight,
     out_of_service,
 )
-from kubeupgrade.workflow.names import (
-    CLUSTER_ENTRY,
-    PHASE_TASKS,
-    agent_hostname,
-    queue_for,
-)
+from kubeupgrade.workflow.liveness import alive_agents, beating, sleep_until_woken
+from kubeupgrade.workflow.names import CLUSTER_ENTRY, PHASE_TASKS, queue_for
 from kubeupgrade.workflow.record import (
     LEADER_KEY,
     CampaignStore,
@@ -65,7 +61,6 @@ STAGES = ("prepare", "preflight", "control-planes", "workers", "verify", "done")
 TASK_EXPIRES = 24 * 3600  # a message older than this is stale: its agent must not run it
 REAPPLY_PHASES = names_where(part=Part.KUBEADM)  # what policies.reapply keeps on a node
 IDENTITY_TTL = 30.0  # seconds between re-reads of the cluster's identity
-LOST_TASK_CHECK_INTERVAL = 5.0  # seconds between asking the workers what they hold
 LOST_TASK_GRACE = 10.0  # a running task nobody holds for this long is lost
 MAX_RESENDS = 3  # automatic re-sends of one phase after infrastructure failures
 UNREADABLE_TICKS = 25  # ticks in a row a record's shape may fail the dispatcher before it stops
@@ -89,7 +84,6 @@ def _live_versions(campaign: Campaign) -> dict[str, dict[str, str | None]]:
 class Dispatcher:
     def __init__(self, app: Celery, store: CampaignStore,
                  discover: Callable[[Campaign], tuple[list[NodeSpec], Any]] | None = None,
-                 ping_timeout: float = 1.0,
                  identify: Callable[[], ClusterIdentity] | None = None,
                  narrate: Callable[[NodeEvent], None] | None = None) -> None:
         self.app = app
@@ -98,26 +92,30 @@ class Dispatcher:
         self.identify = identify
         self._identity: tuple[float, ClusterIdentity] | None = None
         self._identity_retry_at = 0.0
-        self.ping_timeout = ping_timeout
-        self._alive: dict[str, float] = {}
-        self._missing_since: dict[str, float] = {}  # task id -> when no worker knew it
-        self._last_inspection = 0.0
+        self._missing_since: dict[str, dict[str, float]] = {}  # campaign -> task id -> silent since
         self._windows_seen: dict[str, bool] = {}  # campaign -> whether its window was open
         self._unreadable: dict[str, int] = {}  # campaign -> ticks in a row its record failed
         self.narrate = narrate
         self._told: dict[tuple[str, int, str], tuple[str, ...]] = {}  # (campaign, hop, node) -> told
 
     # -- loop ------------------------------------------------------------------------------
-    def run_forever(self, stop: threading.Event, interval: float = 0.2) -> None:
+    def run_forever(self, stop: threading.Event, deadline: float = 1.0) -> None:
+        """Tick, then sleep until something changes (a phase ends, an operator command, an
+        agent comes back: see liveness.wake) or `deadline` seconds pass, whichever is first.
+        The deadline covers what nobody announces: windows opening, timeouts, silent agents."""
         token = uuid.uuid4().hex
         while not stop.is_set():
+            leading = False
             try:
-                if self._lead(token):
+                leading = self._lead(token)
+                if leading:
                     self.tick()
+                    sleep_until_woken(self.store.redis, deadline)
             except Exception:  # noqa: BLE001 - Redis away or a bug: log, keep the loop alive
                 log.exception("dispatcher tick failed")
                 stop.wait(1.0)
-            stop.wait(interval)
+            if not leading:
+                stop.wait(deadline)
 
     def _lead(self, token: str) -> bool:
         """Only one dispatcher acts at a time: a lease in Redis, renewed every tick."""
@@ -163,15 +161,22 @@ class Dispatcher:
         self._unreadable.pop(campaign_id, None)
 
         def fail(current: dict[str, Any]) -> None:
-            current.update(state="failed", error={"hop": None, "node": None, "phase": None,
-                                                  "message": message, "tail": ""})
+            if current["state"] == "pending":  # never accepted: refused, nothing ran
+                current.update(state="refused", error={"message": message, "violations": [message],
+                                                       "bad_input": False})
+            else:
+                current.update(state="failed", error={"hop": None, "node": None, "phase": None,
+                                                      "message": message, "tail": ""})
 
+        ended = None
         try:
-            self.store.update(campaign_id, fail)
+            ended = self.store.update(campaign_id, fail)
         except Exception:  # noqa: BLE001 - unreadable even for that: isolated all the same
             log.exception("campaign %s: cannot record the failure", campaign_id)
         self.store.deactivate(campaign_id)
-        self.store.event(campaign_id, f"failed: {message}")
+        if ended is not None and ended["state"] == "refused":
+            self.store.end(campaign_id, ended["cluster"])
+        self.store.event(campaign_id, f"{ended['state'] if ended else 'failed'}: {message}")
 
     def advance(self, campaign_id: str) -> None:
         doc = self.store.get(campaign_id)
@@ -453,7 +458,8 @@ class Dispatcher:
                               max_failed=policies.get("max_failed_workers", 0),
                               canary=boundary or 0, gate_passed=boundary is None,
                               paused=bool(doc.get("paused")), pools=schedule.pool_limits(),
-                              outage_allowed=self._window_open(doc))
+                              outage_allowed=self._window_open(doc),
+                              prepare_ahead=policies.get("prepare_ahead", 0))
         failed = [entries[name] for name in step.failed]
         if step.finished and failed:
             if not any(in_flight(e) for e in entries.values()):
@@ -613,15 +619,7 @@ class Dispatcher:
 
     # -- agents, watchdog, failure --------------------------------------------------------------
     def _agents_ready(self, doc: CampaignRecord, hop: int, nodes: list[str]) -> set[str]:
-        now = time.monotonic()
-        unknown = [n for n in nodes if now - self._alive.get(n, -1e9) > 10]
-        if unknown:
-            replies = self.app.control.ping(destination=[agent_hostname(n) for n in unknown],
-                                            timeout=self.ping_timeout, limit=len(unknown))
-            for reply in replies:
-                for hostname in reply:
-                    self._alive[hostname.split("@", 1)[1]] = now
-        ready = {n for n in nodes if now - self._alive.get(n, -1e9) <= 10}
+        ready = alive_agents(self.store.redis, nodes)
         campaign = self.store.get(doc["id"]) or doc
         before = dict(campaign["hops"][hop].get("waiting_for_agents", {}))
         timeout = doc["campaign"].get("policies", {}).get("agent_timeout", 300)
@@ -706,34 +704,26 @@ class Dispatcher:
 
     def _recover_lost_tasks(self, doc: CampaignRecord, hop: int,
                             entries: dict[str, NodeEntry]) -> bool:
-        """A phase recorded as running whose task no worker holds any more (its worker was
-        killed, or the broker lost the message) is sent again as a new attempt. The phases are
-        idempotent, and the old message, if it ever comes back, is fenced off as stale."""
+        """A phase recorded as running whose task no longer beats (its worker was killed or
+        frozen, or lost the broker for good) is sent again as a new attempt once it has been
+        silent for LOST_TASK_GRACE seconds. The phases are idempotent, and the old message, if
+        it ever comes back, is fenced off as stale."""
         running = {}
         for name, entry in entries.items():
             phase = first_open_phase(entry)
             if phase is not None and phase["state"] == "running" and phase["task_id"]:
                 running[phase["task_id"]] = name
-        now = time.monotonic()
-        if not running or now - self._last_inspection < LOST_TASK_CHECK_INTERVAL:
+        before = self._missing_since.pop(doc["id"], {})
+        if not running:
             return False
-        self._last_inspection = now
-        inspector = self.app.control.inspect(timeout=1.0)
-        held: set[str] = set()
-        for method in (inspector.active, inspector.reserved, inspector.scheduled):
-            for tasks in (method() or {}).values():
-                for task in tasks:
-                    held.add(task.get("id") or task.get("request", {}).get("id"))
-        lost: dict[str, str] = {}
-        for task_id, name in running.items():
-            if task_id in held:
-                self._missing_since.pop(task_id, None)
-            elif now - self._missing_since.setdefault(task_id, now) >= LOST_TASK_GRACE:
-                lost[name] = task_id
-                self._missing_since.pop(task_id, None)
+        now = time.monotonic()
+        held = beating(self.store.redis, running)
+        missing = {task_id: before.get(task_id, now) for task_id in running if task_id not in held}
+        lost = {running[task_id]: task_id for task_id, since in missing.items() if now - since >= LOST_TASK_GRACE}
+        self._missing_since[doc["id"]] = {t: since for t, since in missing.items() if running[t] not in lost}
         if not lost:
             return False
-        self._resend(doc, hop, entries, lost, "no worker holds its running task (worker died?)")
+        self._resend(doc, hop, entries, lost, "its running task stopped beating (worker killed or frozen?)")
         return True
 
     def _release(self, doc: CampaignRecord, hop: int, name: str, phase: dict[str, Any]) -> None:

@@ -28,6 +28,7 @@ from kubeupgrade.model.plan import Phase
 from kubeupgrade.model.versions import KubeVersion, parse_version
 from kubeupgrade.security.authorize import authorize
 from kubeupgrade.workflow.app import app, broker_url
+from kubeupgrade.workflow.liveness import beat_for, phase_beating
 from kubeupgrade.workflow.names import CLUSTER_ENTRY, valid_campaign_id, valid_hop, valid_node_name
 from kubeupgrade.workflow.record import CampaignStore
 
@@ -145,7 +146,8 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
         store.fail_phase(campaign, hop, node, phase, reason, **fence)
         raise
     try:
-        outcome = body(job)
+        with phase_beating(store.redis, task_id):  # running, as the dispatcher's lost-task check reads it
+            outcome = body(job)
     except PhaseHeld as held:
         from kubeupgrade.workflow.control import pause
 
@@ -158,6 +160,7 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
             delay = retries.backoff_seconds * (2 ** task.request.retries)
             job.report(f"attempt {task.request.retries + 1} failed, retrying in {delay:g}s: {error}")
             store.event(campaign, f"{node}: {phase} retrying in {delay:g}s: {error}")
+            beat_for(store.redis, task_id, delay)  # held by its worker until then, not lost
             raise task.retry(countdown=delay, exc=error, max_retries=retries.attempts - 1) from None
         tail = command.tail() if command else ""
         if store.fail_phase(campaign, hop, node, phase, str(error), tail, **fence) and command:

@@ -40,6 +40,7 @@ from kubeupgrade.errors import PolicyRefused, RuntimeFailure
 from kubeupgrade.planning.windows import is_open, windows_of
 from kubeupgrade.workflow import locks
 from kubeupgrade.workflow.audit import outage_begun, outage_start
+from kubeupgrade.workflow.liveness import wake
 from kubeupgrade.workflow.names import CLUSTER_ENTRY
 from kubeupgrade.workflow.schema import SCHEMA_VERSION, CampaignRecord, NodeEntry, PhaseRecord
 from kubeupgrade.workflow.states import (
@@ -152,6 +153,7 @@ class CampaignStore:
         self.redis.zadd("ku:campaigns", {campaign_id: now})
         self.redis.sadd("ku:active", campaign_id)
         self.event(campaign_id, f"campaign submitted from {source}")
+        wake(self.redis)
         return campaign_id
 
     def take_cluster(self, cluster: str, campaign_id: str) -> None:
@@ -231,6 +233,7 @@ class CampaignStore:
         updated: CampaignRecord = self._transact(key, None, apply)
         if updated is not None and seen:
             self._notify_change(updated, seen["before"], seen["was_paused"])
+            wake(self.redis)  # a command (pause, resume, retry, abort) or a stage moved on
         return updated
 
     # -- notifications (sent by kubeupgrade.workflow.notify, never by the writer) ----------------
@@ -276,6 +279,7 @@ class CampaignStore:
 
     def activate(self, campaign_id: str) -> None:
         self.redis.sadd("ku:active", campaign_id)
+        wake(self.redis)
 
     def release_cluster(self, cluster: str, campaign_id: str) -> None:
         locks.release(self.redis, f"ku:cluster:{cluster}", campaign_id)
@@ -434,6 +438,8 @@ class CampaignStore:
             return True
 
         applied = self.update_entry(campaign_id, hop, node, guarded)
+        if applied and what != "progress note":
+            wake(self.redis)  # a phase ended (or went back to pending): the dispatcher decides now
         if not applied:
             log.warning("stale %s dropped: campaign %s hop %s %s %s attempt %s task %s",
                         what, campaign_id, hop, node, phase, attempt, task_id)

@@ -16,20 +16,36 @@ from kubeupgrade.workflow.names import CONTROLLER_QUEUE, agent_hostname, node_qu
 
 def run_agent(node: str, broker: str, *, host_root: str = "/", path: str = "",
               os_family: str | None = None, loglevel: str = "INFO") -> None:
-    """One Celery worker for one host: its own queue, one task at a time, prefork (so
-    heartbeats, ping and time limits keep working while a task runs)."""
+    """One Celery worker for one host: its own queue, one task at a time, prefork (so its
+    heartbeat key and time limits keep working while a task runs). Built for thousands of
+    agents on one broker: no mingle, no gossip, no worker heartbeat events (task events stay
+    for Flower); liveness is the `ku:agent:<node>` key (kubeupgrade.workflow.liveness)."""
     os.environ.update(KUBEUPGRADE_NODE=node, KUBEUPGRADE_HOST_ROOT=host_root, KUBEUPGRADE_PATH=path)
     if os_family:
         os.environ["KUBEUPGRADE_OS"] = os_family
+    from celery.signals import worker_ready, worker_shutdown
+
     from kubeupgrade.workflow.app import use_broker
+    from kubeupgrade.workflow.liveness import AgentHeartbeat
+    from kubeupgrade.workflow.record import CampaignStore
 
     app = use_broker(broker)
     # An agent knows only the host phases: a controller task sent to its queue is refused as
     # unregistered instead of running with root on this host.
     app.conf.include = ["workers.node_tasks"]
+    heartbeat = AgentHeartbeat(CampaignStore.from_url(broker).redis, node)
+
+    @worker_ready.connect(weak=False)
+    def announce(**_: object) -> None:
+        heartbeat.start()
+
+    @worker_shutdown.connect(weak=False)
+    def withdraw(**_: object) -> None:
+        heartbeat.stop()
+
     _run_worker(app, ["worker", "-Q", node_queue(node), "-n", agent_hostname(node),
                       "-P", "prefork", "-c", "1", "--prefetch-multiplier", "1", "-E",
-                      "--without-gossip", "-l", loglevel])
+                      "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", loglevel])
 
 
 def run_controller(kubeconfig: str, broker: str, *, concurrency: int = 8,

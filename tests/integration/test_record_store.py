@@ -216,3 +216,24 @@ def test_a_record_the_dispatcher_cannot_read_is_failed_and_named_not_retried_for
     assert doc["state"] == "failed" and broken not in store.active_ids()
     assert "cannot advance this campaign" in doc["error"]["message"] and "AttributeError" in doc["error"]["message"]
     assert any("cannot advance" in e["message"] for e in store.events(broken))
+
+
+def test_a_pending_campaign_the_dispatcher_cannot_read_is_refused_and_frees_its_cluster(redis_url, monkeypatch):
+    """Not left pending for ever: pending -> failed is not a transition, so it ends refused."""
+    from kubeupgrade.workflow import dispatcher as dispatcher_module
+    from kubeupgrade.workflow.app import client_app
+
+    store = store_for(redis_url)
+    stuck = store.create("prod", {"cluster": "prod", "target": "1.31"}, "c.yaml")
+    dispatcher = dispatcher_module.Dispatcher(client_app(redis_url), store)
+
+    def unreadable(doc):
+        raise AttributeError("'Policies' object has no attribute 'x'")  # as a half-upgraded controller
+
+    monkeypatch.setattr(dispatcher, "accept", unreadable)
+    for _ in range(dispatcher_module.UNREADABLE_TICKS):
+        dispatcher.tick()
+    doc = store.get(stuck)
+    assert doc["state"] == "refused" and "AttributeError" in doc["error"]["message"]
+    assert stuck not in store.active_ids() and store.cluster_holder("prod") is None
+    assert any(e["message"].startswith("refused: the dispatcher cannot advance") for e in store.events(stuck))

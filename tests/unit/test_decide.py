@@ -56,11 +56,11 @@ def out_now(entries):
 
 
 @settings(max_examples=400)
-@given(workers_drawn, st.integers(1, 4), st.sampled_from(list(WorkerStrategy)))
-def test_any_record_state_never_leads_past_the_limit(drawn, limit, strategy):
+@given(workers_drawn, st.integers(1, 4), st.sampled_from(list(WorkerStrategy)), st.integers(0, 3))
+def test_any_record_state_never_leads_past_the_limit(drawn, limit, strategy, prepare_ahead):
     entries = {f"w{i}": worker(f"w{i}", done, nxt) for i, (done, nxt) in enumerate(drawn)}
     order = list(entries)
-    step = decide_workers(order, limit, strategy, entries)
+    step = decide_workers(order, limit, strategy, entries, prepare_ahead=prepare_ahead)
     before = out_now(entries)
     if any(e["state"] == "failed" for e in entries.values()):
         assert step.outage == () and step.prepare == ()  # a failure stops everything new
@@ -72,6 +72,14 @@ def test_any_record_state_never_leads_past_the_limit(drawn, limit, strategy):
     assert all(prepared(entries[n]) and not in_flight(entries[n]) for n in step.outage)
     assert all(not prepared(entries[n]) and not in_flight(entries[n]) for n in step.prepare)
     assert not set(step.outage) & set(step.prepare)
+    # Preparation runs ahead, but never more than prepare_ahead (default twice the limit)
+    # workers prepared or being prepared that are not yet out of service.
+    ready_ahead = {n for n, e in entries.items() if e["state"] not in ("failed", "succeeded")
+                   and not out_of_service(e) and (prepared(e) or in_flight(e))} - set(step.outage)
+    if len(ready_ahead) < (prepare_ahead or 2 * limit):
+        assert len(ready_ahead) + len(step.prepare) <= (prepare_ahead or 2 * limit)
+    else:
+        assert step.prepare == ()
     assert step.finished == all(e["state"] == "succeeded" for e in entries.values())
     if strategy is WorkerStrategy.BATCHES:
         batch = next((b for b in fixed_batches(order, limit)

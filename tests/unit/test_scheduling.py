@@ -63,18 +63,33 @@ def test_only_prepared_workers_go_out_of_service(eligible, states, expected):
 
 
 @pytest.mark.parametrize(
-    ("preparing", "waiting", "unprepared", "depth", "expected"),
+    ("preparing", "waiting", "unprepared", "ahead", "expected"),
     [
         (set(), set(), {"w1", "w2", "w3"}, 2, ["w1", "w2"]),
         ({"w1"}, set(), {"w2", "w3"}, 2, ["w2"]),
         ({"w1"}, {"w2"}, {"w3"}, 2, []),
         (set(), set(), {"w5", "w3"}, 5, ["w3", "w5"]),  # in campaign order
+        (set(), set(), {"w1", "w2", "w3", "w4", "w5"}, 0, ["w1", "w2"]),  # default: twice the limit of 1
     ],
 )
-def test_workers_to_prepare(preparing, waiting, unprepared, depth, expected):
+def test_workers_to_prepare(preparing, waiting, unprepared, ahead, expected):
     from kubeupgrade.planning.scheduling import workers_to_prepare
 
-    assert workers_to_prepare(ORDER, preparing, waiting, unprepared, depth) == expected
+    assert workers_to_prepare(ORDER, preparing, waiting, unprepared, 1, ahead_per_lane=ahead) == expected
+
+
+def test_each_pool_prepares_ahead_in_its_own_lane():
+    from kubeupgrade.planning.scheduling import workers_to_prepare
+
+    pools = {"a": (1, frozenset({"w1", "w2", "w3"})), "b": (2, frozenset({"w4", "w5"}))}
+    everyone = set(ORDER)
+    # Default: twice each lane's limit (a: 2, b: 4).
+    chosen = workers_to_prepare(ORDER, set(), set(), everyone, 1, pools)
+    assert [n for n in chosen if n in {"w1", "w2", "w3"}] == ["w1", "w2"]
+    assert [n for n in chosen if n in {"w4", "w5"}] == ["w4", "w5"]
+    # An explicit prepare_ahead is the room of every lane; pool a full does not hold back b.
+    chosen = workers_to_prepare(ORDER, {"w1"}, set(), everyone - {"w1"}, 1, pools, ahead_per_lane=1)
+    assert "w2" not in chosen and "w4" in chosen and "w5" not in chosen
 
 
 def test_the_health_gate_waits_after_the_canary_and_every_wave_but_never_after_the_last():

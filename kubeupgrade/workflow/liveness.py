@@ -1,0 +1,145 @@
+"""Who is alive, read from keys in Redis instead of asked by broadcast.
+
+Agents refresh `ku:agent:<node>` and every running phase refreshes `ku:beat:<task id>`, each
+with a time to live a few refresh periods long. The dispatcher reads them in bulk (one MGET per
+tick for the nodes it cares about), so it never waits on a broadcast that only returns at its
+timeout, and an idle agent costs a single SET every few seconds. A frozen or killed process
+stops refreshing and its key expires: silence, as a missing ping reply was before.
+
+The dispatcher sleeps on `ku:wake` (a blocking pop with a deadline); a phase ending and every
+operator command push to it, so the dispatcher acts within milliseconds of a change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterable, Iterator
+
+import redis
+
+log = logging.getLogger("kubeupgrade.liveness")
+
+AGENT_PERIOD = 3.0  # seconds between an agent's refreshes
+AGENT_TTL = 10  # seconds an agent's key outlives its last refresh (a silent agent is gone after it)
+BEAT_PERIOD = 2.0  # seconds between a running phase's refreshes
+BEAT_TTL = 8  # seconds a phase's key outlives its last refresh
+WAKE_KEY = "ku:wake"
+
+
+def agent_key(node: str) -> str:
+    return f"ku:agent:{node}"
+
+
+def beat_key(task_id: str) -> str:
+    return f"ku:beat:{task_id}"
+
+
+# -- the dispatcher's side -------------------------------------------------------------------
+def alive_agents(client: redis.Redis, nodes: Iterable[str]) -> set[str]:
+    """The nodes among `nodes` whose agent refreshed its key within AGENT_TTL seconds."""
+    names = list(nodes)
+    if not names:
+        return set()
+    values = client.mget([agent_key(n) for n in names])
+    return {name for name, value in zip(names, values, strict=True) if value is not None}
+
+
+def beating(client: redis.Redis, task_ids: Iterable[str]) -> set[str]:
+    """The task ids among `task_ids` whose phase refreshed its key within BEAT_TTL seconds."""
+    ids = list(task_ids)
+    if not ids:
+        return set()
+    values = client.mget([beat_key(t) for t in ids])
+    return {task_id for task_id, value in zip(ids, values, strict=True) if value is not None}
+
+
+def wake(client: redis.Redis) -> None:
+    """Tell the dispatcher something changed. The list holds one element at most: the
+    dispatcher empties it before reading the record, so a wake is never lost nor piled up."""
+    pipe = client.pipeline(transaction=False)
+    pipe.rpush(WAKE_KEY, 1)
+    pipe.ltrim(WAKE_KEY, -1, -1)
+    pipe.execute()
+
+
+def sleep_until_woken(client: redis.Redis, timeout: float) -> bool:
+    """Block until a wake arrives or `timeout` seconds pass; True if woken."""
+    woken = client.blpop([WAKE_KEY], timeout=timeout) is not None
+    if woken:
+        client.delete(WAKE_KEY)
+    return woken
+
+
+# -- the agent's and the phase's side -------------------------------------------------------------
+class AgentHeartbeat:
+    """A daemon thread in the agent's main process refreshing `ku:agent:<node>`."""
+
+    def __init__(self, client: redis.Redis, node: str, period: float = AGENT_PERIOD,
+                 ttl: int = AGENT_TTL) -> None:
+        self.client = client
+        self.node = node
+        self.period = period
+        self.ttl = ttl
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="agent-heartbeat")
+
+    def start(self) -> None:
+        if not self._thread.is_alive() and not self._stop.is_set():
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop refreshing and say so at once (a stopped agent is not waited for TTL seconds)."""
+        self._stop.set()
+        with contextlib.suppress(redis.RedisError):
+            self.client.delete(agent_key(self.node))
+
+    def _run(self) -> None:
+        value = f"{socket.gethostname()} pid {os.getpid()}"
+        first = True
+        while not self._stop.is_set():
+            try:
+                self.client.set(agent_key(self.node), value, ex=self.ttl)
+                if first:  # a returning agent may be what the dispatcher waits for
+                    wake(self.client)
+                    first = False
+            except redis.RedisError as error:
+                log.warning("agent heartbeat: %s", error)
+            self._stop.wait(self.period)
+
+
+@contextlib.contextmanager
+def phase_beating(client: redis.Redis, task_id: str, period: float = BEAT_PERIOD,
+                  ttl: int = BEAT_TTL) -> Iterator[None]:
+    """Refresh `ku:beat:<task id>` while the block runs (a phase body), from a thread, so a
+    long command does not stop it; the key is removed when the block ends."""
+    stop = threading.Event()
+
+    def refresh() -> None:
+        while not stop.is_set():
+            try:
+                client.set(beat_key(task_id), int(time.time()), ex=ttl)
+            except redis.RedisError as error:
+                log.warning("phase heartbeat of %s: %s", task_id, error)
+            stop.wait(period)
+
+    thread = threading.Thread(target=refresh, daemon=True, name=f"beat-{task_id[:8]}")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=period + 1)
+        with contextlib.suppress(redis.RedisError):
+            client.delete(beat_key(task_id))
+
+
+def beat_for(client: redis.Redis, task_id: str, seconds: float) -> None:
+    """Keep a phase counted as running for `seconds` without a thread: a task waiting for its
+    retry countdown in its worker is held, not lost."""
+    with contextlib.suppress(redis.RedisError):
+        client.set(beat_key(task_id), int(time.time()), ex=max(1, int(seconds) + BEAT_TTL))

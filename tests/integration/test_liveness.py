@@ -1,0 +1,96 @@
+"""Liveness from keys on a real redis-server: agents and running phases refresh their keys,
+silence expires them, the dispatcher reads them in bulk and sleeps until something changes."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from kubeupgrade.workflow import dispatcher as dispatcher_module
+from kubeupgrade.workflow import liveness
+from kubeupgrade.workflow.record import CampaignStore, new_phase
+
+pytestmark = pytest.mark.integration
+
+
+def running_drain(store: CampaignStore, node: str, task_id: str) -> str:
+    cluster = f"prod-{node}"
+    campaign = store.create(cluster, {"cluster": cluster, "target": "1.31"}, "a.yaml")
+    store.update(campaign, lambda doc: doc.update(state="running", hops=[{"target": "1.31", "stage": "workers"}]))
+    store.put_entry(campaign, 0, node, {"node": node, "role": "worker", "hop": 0, "state": "pending",
+                                        "attempt": 1, "phases": [new_phase("drain")]})
+    assert store.begin_phase(campaign, 0, node, "drain", 1, task_id) == "run"
+    return campaign
+
+
+def test_an_agent_is_alive_while_it_refreshes_and_silent_once_it_stops_or_freezes(redis_url):
+    store = CampaignStore.from_url(redis_url)
+    beat = liveness.AgentHeartbeat(store.redis, "w1", period=0.1, ttl=1)
+    beat.start()
+    time.sleep(0.3)
+    assert liveness.alive_agents(store.redis, ["w1", "w2"]) == {"w1"}
+    assert store.redis.ttl(liveness.agent_key("w1")) <= 1  # expires unless refreshed
+    beat.stop()
+    assert liveness.alive_agents(store.redis, ["w1"]) == set()  # a clean stop says so at once
+    # A frozen agent writes nothing more: its key expires by itself.
+    store.redis.set(liveness.agent_key("w2"), "frozen", ex=1)
+    time.sleep(1.2)
+    assert liveness.alive_agents(store.redis, ["w2"]) == set()
+    assert liveness.alive_agents(store.redis, []) == set()
+
+
+def test_a_phase_beats_while_its_body_runs_and_not_after(redis_url):
+    store = CampaignStore.from_url(redis_url)
+    with liveness.phase_beating(store.redis, "task-1", period=0.1, ttl=1):
+        time.sleep(1.5)  # longer than the ttl: kept alive by the refreshes
+        assert liveness.beating(store.redis, ["task-1", "task-2"]) == {"task-1"}
+    assert liveness.beating(store.redis, ["task-1"]) == set()
+    liveness.beat_for(store.redis, "task-3", 30)  # waiting for its retry countdown
+    assert liveness.beating(store.redis, ["task-3"]) == {"task-3"}
+    assert store.redis.ttl(liveness.beat_key("task-3")) > 30
+
+
+def test_the_dispatcher_sleeps_until_a_change_and_never_misses_or_piles_up_wakes(redis_url):
+    store = CampaignStore.from_url(redis_url)
+    started = time.monotonic()
+    assert not liveness.sleep_until_woken(store.redis, 0.3)
+    assert time.monotonic() - started >= 0.25
+    for _ in range(50):
+        liveness.wake(store.redis)
+    assert store.redis.llen(liveness.WAKE_KEY) == 1  # coalesced
+    assert liveness.sleep_until_woken(store.redis, 5)
+    assert store.redis.llen(liveness.WAKE_KEY) == 0
+    # Writes that need a decision wake a sleeping dispatcher within milliseconds.
+    campaign = running_drain(store, "w1", "task-1")
+    woken: list[float] = []
+    sleeper = threading.Thread(target=lambda: woken.append(
+        time.monotonic() if liveness.sleep_until_woken(store.redis, 10) else -1))
+    store.redis.delete(liveness.WAKE_KEY)
+    sleeper.start()
+    time.sleep(0.2)
+    ended = time.monotonic()
+    assert store.finish_phase(campaign, 0, "w1", "drain", "done", "", "", attempt=1, task_id="task-1")
+    sleeper.join(10)
+    assert woken and 0 <= woken[0] - ended < 1.0
+
+
+def test_a_running_phase_that_stops_beating_is_sent_again_after_the_grace_and_only_then(redis_url, monkeypatch):
+    from kubeupgrade.workflow.app import client_app
+
+    monkeypatch.setattr(dispatcher_module, "LOST_TASK_GRACE", 0.5)
+    store = CampaignStore.from_url(redis_url)
+    beating = running_drain(store, "w1", "task-1")
+    silent = running_drain(store, "w2", "task-2")
+    store.redis.set(liveness.beat_key("task-1"), 1, ex=30)
+    dispatcher = dispatcher_module.Dispatcher(client_app(redis_url), store)
+    for campaign in (beating, silent):
+        assert not dispatcher._recover_lost_tasks(store.get(campaign), 0, store.entries(campaign, 0))
+    time.sleep(0.6)
+    assert not dispatcher._recover_lost_tasks(store.get(beating), 0, store.entries(beating, 0))
+    assert dispatcher._recover_lost_tasks(store.get(silent), 0, store.entries(silent, 0))
+    assert store.entry(beating, 0, "w1")["attempt"] == 1
+    resent = store.entry(silent, 0, "w2")
+    assert resent["attempt"] == 2 and resent["phases"][0]["state"] == "pending"
+    assert "task-2" not in dispatcher._missing_since.get(silent, {})  # forgotten once handled
