@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -46,7 +47,7 @@ def make_stack(make_sandbox, monkeypatch):
         stack.start_controller(metrics=metrics)
         if flower:
             stack.start_flower()
-        names = [f"agent@{n['name']}" for n in box.nodes]
+        names = [f"agent@{n['name']}" for n in box.nodes] + [f"controller@{socket.gethostname()}"]
         stack.wait_for_workers(names)
         return stack
 

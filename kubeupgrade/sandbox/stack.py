@@ -118,27 +118,34 @@ class Stack:
         return f"http://127.0.0.1:{self.flower_port}"
 
     def wait_for_workers(self, names: list[str], timeout: float = 60.0) -> None:
+        """Wait until every worker named answers: agents (`agent@<node>`, which take no remote
+        control) by their liveness key, the controller by ping."""
         from kubeupgrade.workflow.app import client_app
+        from kubeupgrade.workflow.liveness import alive_agents
 
         app = client_app(self.broker)
+        client = redis.Redis(port=self.redis_port)
+        agents = {name.split("@", 1)[1]: name for name in names if name.startswith("agent@")}
+        others = set(names) - set(agents.values())
         deadline = time.monotonic() + timeout
-        wanted = set(names)
         while True:
             try:
-                replies = app.control.ping(timeout=1.0)
+                seen = {agents[node] for node in alive_agents(client, agents)}
+                if others:
+                    seen |= {host for reply in app.control.ping(timeout=1.0) for host in reply}
             except (redis.ConnectionError, OperationalError):
                 # The client app is cached per broker URL, so a redis-server that came back on
                 # the same port (a restart, or a port reused by the next test) first shows up as
                 # a broken pooled connection; the next ping gets a fresh one.
-                replies = []
-            seen = {host for reply in replies for host in reply}
-            if wanted <= seen:
+                seen = set()
+            if set(names) <= seen:
                 return
             if time.monotonic() > deadline:
-                raise RuntimeFailure(f"workers not answering: {', '.join(sorted(wanted - seen))}")
+                raise RuntimeFailure(f"workers not answering: {', '.join(sorted(set(names) - seen))}")
             for name, process in self.processes.items():
                 if process.poll() is not None and name != "redis":
                     raise RuntimeFailure(f"{name} exited with {process.returncode}; see logs/{name}.log")
+            time.sleep(0.1)
 
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 20.0) -> None:
         process = self.processes.pop(name, None)

@@ -24,8 +24,8 @@ import redis
 
 log = logging.getLogger("kubeupgrade.liveness")
 
-AGENT_PERIOD = 3.0  # seconds between an agent's refreshes
-AGENT_TTL = 10  # seconds an agent's key outlives its last refresh (a silent agent is gone after it)
+AGENT_PERIOD = 5.0  # seconds between an agent's refreshes
+AGENT_TTL = 15  # seconds an agent's key outlives its last refresh (a silent agent is gone after it)
 BEAT_PERIOD = 2.0  # seconds between a running phase's refreshes
 BEAT_TTL = 8  # seconds a phase's key outlives its last refresh
 WAKE_KEY = "ku:wake"

@@ -33,6 +33,14 @@ def run_agent(node: str, broker: str, *, host_root: str = "/", path: str = "",
     # An agent knows only the host phases: a controller task sent to its queue is refused as
     # unregistered instead of running with root on this host.
     app.conf.include = ["workers.node_tasks"]
+    # No remote control: nothing that can PUBLISH to Redis can shut an agent down or change
+    # it, and an agent holds no pub/sub connection. Revoking is not needed either: a task of
+    # an aborted campaign finds it so in the record and runs nothing.
+    app.conf.worker_enable_remote_control = False
+    # An idle agent blocks on its queue for 5 s per BRPOP (polling_interval sets kombu's BRPOP
+    # timeout) instead of 1 s; a message still wakes it at once. Longer would also delay its
+    # shutdown, which waits for the pop to return.
+    app.conf.broker_transport_options = {**app.conf.broker_transport_options, "polling_interval": 5}
     heartbeat = AgentHeartbeat(CampaignStore.from_url(broker).redis, node)
 
     @worker_ready.connect(weak=False)

@@ -1,12 +1,15 @@
 """Only operator-signed work runs as root: a record forged in Redis, signed by an unknown key,
 or altered after signing makes an agent run nothing, with real agents and a real broker."""
 
+import time
+
 import pytest
 
 from kubeupgrade.api import submit
 from kubeupgrade.model.plan import Phase
 from kubeupgrade.security.signing import create_key, load_private_key, sign
 from kubeupgrade.workflow.app import client_app
+from kubeupgrade.workflow.liveness import alive_agents
 from kubeupgrade.workflow.names import PHASE_TASKS, node_queue
 from kubeupgrade.workflow.record import CampaignStore, new_phase
 from tests.e2e.test_faults import finish, phase_record, phase_running
@@ -50,12 +53,25 @@ def test_forged_records_run_nothing_on_any_node(make_stack, tmp_path):
         store.update(campaign_id, lambda d: d.update(state="failed"))
         store.release_cluster("forged", campaign_id)
     assert stack.sandbox.command_log("worker-2") == []  # not one command ran on the host
-    # Each side knows only its own tasks: an agent runs no controller task, nor the reverse.
+    # Each side knows only its own tasks: a controller task sent to an agent's queue is
+    # refused as unregistered, and the controller registers no host phase.
+    app.signature(PHASE_TASKS[Phase.DRAIN], kwargs={
+        "campaign": campaign_id, "hop": 0, "node": "worker-2", "phase": Phase.DRAIN.value,
+        "attempt": 1}).apply_async(queue=node_queue("worker-2"))
+    agent_log = stack.logs / "agent-worker-2.log"
+    wait_for(lambda: f"unregistered task of type '{PHASE_TASKS[Phase.DRAIN]}'" in agent_log.read_text(),
+             timeout=30)
     registered = app.control.inspect(timeout=2.0).registered() or {}
-    agent_tasks = set(registered["agent@worker-2"])
     controller_tasks = {t for name, tasks in registered.items() if name.startswith("controller@") for t in tasks}
-    assert agent_tasks and all(t.startswith("kubeupgrade.node.") for t in agent_tasks)
     assert controller_tasks and all(t.startswith("kubeupgrade.controller.") for t in controller_tasks)
+    # Agents take no remote control: whoever can PUBLISH to Redis cannot stop or inspect them.
+    assert "agent@worker-2" not in registered
+    app.control.shutdown(destination=["agent@worker-2"])
+    app.control.broadcast("pool_shrink", arguments={"n": 1}, destination=["agent@worker-2"])
+    time.sleep(3)  # what a worker obeying the shutdown would need to be gone
+    assert stack.processes["agent-worker-2"].poll() is None  # still running
+    assert alive_agents(store.redis, ["worker-2"]) == {"worker-2"}
+    assert stack.sandbox.command_log("worker-2") == []
 
 
 def test_a_campaign_altered_after_signing_stops_before_its_next_host_phase(make_stack, tmp_path):
