@@ -18,7 +18,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import redis
 
@@ -42,20 +42,20 @@ def beat_key(task_id: str) -> str:
 # -- the dispatcher's side -------------------------------------------------------------------
 def alive_agents(client: redis.Redis, nodes: Iterable[str]) -> set[str]:
     """The nodes among `nodes` whose agent refreshed its key within AGENT_TTL seconds."""
-    names = list(nodes)
-    if not names:
-        return set()
-    values = client.mget([agent_key(n) for n in names])
-    return {name for name, value in zip(names, values, strict=True) if value is not None}
+    return _present(client, nodes, agent_key)
 
 
 def beating(client: redis.Redis, task_ids: Iterable[str]) -> set[str]:
     """The task ids among `task_ids` whose phase refreshed its key within BEAT_TTL seconds."""
-    ids = list(task_ids)
-    if not ids:
+    return _present(client, task_ids, beat_key)
+
+
+def _present(client: redis.Redis, names: Iterable[str], key: Callable[[str], str]) -> set[str]:
+    wanted = list(names)
+    if not wanted:
         return set()
-    values = client.mget([beat_key(t) for t in ids])
-    return {task_id for task_id, value in zip(ids, values, strict=True) if value is not None}
+    values = client.mget([key(name) for name in wanted])
+    return {name for name, value in zip(wanted, values, strict=True) if value is not None}
 
 
 def wake(client: redis.Redis) -> None:
