@@ -41,6 +41,7 @@ def retry(store: CampaignStore, campaign_id: str) -> dict[str, Any]:
         current["state"] = "running"
         current["error"] = None
         current["hops"][hop]["waiting_for_agents"] = {}
+        current["hops"][hop]["halted"] = False
         current["retries"] = current.get("retries", 0) + 1
         current["paused"] = None  # a retry is an operator saying go on
 

@@ -145,3 +145,11 @@ def agents_waiting(wanted: Sequence[str], ready: set[str], waiting: Mapping[str,
     kept.update(dict.fromkeys(newly, now))
     expired = tuple(name for name in silent if now - kept[name] > timeout)
     return AgentWait(kept, newly, expired)
+
+
+def beyond_budget(stage: str, entries: Mapping[str, Entry], budget: int) -> bool:
+    """Whether the failures recorded in a hop stop everything new: any failure outside the
+    worker stage or of a control plane, or more failed workers than `budget`."""
+    failed = [e for e in entries.values() if e["state"] == "failed"]
+    return bool(failed) and not (stage == "workers" and len(failed) <= budget
+                                 and all(e["role"] == "worker" for e in failed))

@@ -35,6 +35,7 @@ from kubeupgrade.workflow import locks
 from kubeupgrade.workflow.audit import outage_start
 from kubeupgrade.workflow.decide import (
     agents_waiting,
+    beyond_budget,
     decide_control_planes,
     decide_workers,
     first_open_phase,
@@ -199,9 +200,8 @@ class Dispatcher:
         stage = doc["hops"][hop_index]["stage"]
         failed = [e for e in entries.values() if e["state"] == "failed"]
         budget = doc["campaign"].get("policies", {}).get("max_failed_workers", 0)
-        within_budget = (stage == "workers" and len(failed) <= budget
-                         and all(e["role"] == "worker" for e in failed))
-        if failed and not within_budget:
+        if beyond_budget(stage, entries, budget):
+            self.store.halt(doc["id"], hop_index)  # done by fail_phase already; never missed
             if not any(in_flight(e) for e in entries.values()):
                 over = (f"{len(failed)} node(s) failed, over the failure budget of {budget}: no "
                         "new worker was started" if budget else "")

@@ -40,6 +40,7 @@ from kubeupgrade.errors import PolicyRefused, RuntimeFailure
 from kubeupgrade.planning.windows import is_open, windows_of
 from kubeupgrade.workflow import locks
 from kubeupgrade.workflow.audit import outage_begun, outage_start
+from kubeupgrade.workflow.decide import beyond_budget
 from kubeupgrade.workflow.liveness import wake
 from kubeupgrade.workflow.names import CLUSTER_ENTRY
 from kubeupgrade.workflow.schema import SCHEMA_VERSION, CampaignRecord, NodeEntry, PhaseRecord
@@ -352,6 +353,8 @@ class CampaignStore:
         holds: Callable[[NodeEntry, str], bool] | None = None
         if doc.get("paused"):
             holds, why = starts_something, "the campaign is paused"
+        elif _halted(doc, hop):
+            holds, why = prepares_ahead, "another node failed; only outages under way finish"
         elif not is_open(_windows(doc), datetime.now(UTC)):
             holds, why = starts_disruption, "outside the maintenance windows"
         verdict = "run"
@@ -418,12 +421,26 @@ class CampaignStore:
 
         if not self._fenced(campaign_id, hop, node, phase, attempt, task_id, change, "failure"):
             return False
-        self.event(campaign_id, f"{node}: {phase} failed: {error}")
         doc = self.get(campaign_id)
+        if doc is not None and 0 <= hop < len(doc["hops"]) and beyond_budget(
+                doc["hops"][hop].get("stage", ""), self.entries(campaign_id, hop),
+                doc["campaign"].get("policies", {}).get("max_failed_workers", 0)):
+            self.halt(campaign_id, hop)  # before any other link can begin
+        self.event(campaign_id, f"{node}: {phase} failed: {error}")
         if doc is not None:
             kind = "gate" if phase.endswith("gate") else "node"
             self.notify(doc, kind, f"{node}: {phase} failed: {error}", node=node, phase=phase, hop=hop)
         return True
+
+    def halt(self, campaign_id: str, hop: int) -> None:
+        """A failure beyond the budget: only outages under way finish from now on; a
+        preparation chain sent earlier stops at its next link (begin_phase holds it)."""
+        def halt(current: CampaignRecord) -> Any:
+            current["hops"][hop]["halted"] = True
+
+        doc = self.get(campaign_id)
+        if doc is not None and not doc["hops"][hop].get("halted"):
+            self.update(campaign_id, halt)
 
     def _fenced(self, campaign_id: str, hop: int, node: str, phase: str, attempt: int,
                 task_id: str | None, change: Callable[[PhaseRecord, NodeEntry], None],
@@ -481,6 +498,20 @@ def starts_something(entry: NodeEntry, phase: str) -> bool:
     if not any(p.get("started") for p in phases[1:]):
         return True
     return _starts_outage(entry, index)
+
+
+def prepares_ahead(entry: NodeEntry, phase: str) -> bool:
+    """Whether `phase` prepares a worker whose outage has not begun (what stops after a failure
+    beyond the budget; an outage under way finishes, to bring its node back)."""
+    if entry["role"] != "worker" or outage_begun(entry):
+        return False
+    names = [p["phase"] for p in entry["phases"]]
+    return phase in names and 0 < names.index(phase) < outage_start(entry)
+
+
+def _halted(doc: CampaignRecord, hop: int) -> bool:
+    hops = doc.get("hops") or []
+    return 0 <= hop < len(hops) and bool(hops[hop].get("halted"))
 
 
 def starts_disruption(entry: NodeEntry, phase: str) -> bool:

@@ -56,9 +56,10 @@ HopRecord = TypedDict("HopRecord", {
     "waiting_for_agents": dict[str, float],
     "drain_findings": list[str],
     "verification": list[str],
-    "etcd_snapshot": dict[str, Any],
+    "etcd_snapshot": dict[str, Any],  # node, path, bytes: saved before `kubeadm upgrade apply`
     "gate_boundary": int,  # the worker position the health gate checks now (after that many)
-    "gates_passed": list[int],  # the positions whose gate passed  # node, path, bytes: saved before `kubeadm upgrade apply`
+    "gates_passed": list[int],  # the positions whose gate passed
+    "halted": bool,  # a failure beyond the budget: preparation stops, outages under way finish
 }, total=False)
 
 

@@ -107,8 +107,10 @@ def test_a_third_failure_over_a_budget_of_two_stops_new_workers(make_stack, tmp_
     box = stack.sandbox
     for node in ("worker-1", "worker-2", "worker-3"):
         box.add_fault("fail", node=node, command="kubeadm upgrade node", count=20)
+    # One worker prepared at a time, so the failures come one after the other (with the
+    # default, two preparations run at once and may fail together).
     handle = submit(write_campaign(tmp_path / "c.yaml", "1.30", max_unavailable=1,
-                                   max_failed_workers=1), broker=stack.broker)
+                                   max_failed_workers=1, prepare_ahead=1), broker=stack.broker)
     state, error = finish(handle)
     assert state == "failed" and len(error["failed_nodes"]) == 2
     assert error["message"].startswith("2 node(s) failed, over the failure budget of 1: no new worker was started")

@@ -237,3 +237,43 @@ def test_a_pending_campaign_the_dispatcher_cannot_read_is_refused_and_frees_its_
     assert doc["state"] == "refused" and "AttributeError" in doc["error"]["message"]
     assert stuck not in store.active_ids() and store.cluster_holder("prod") is None
     assert any(e["message"].startswith("refused: the dispatcher cannot advance") for e in store.events(stuck))
+
+
+WORKER = ["prepare-host", "set-repository", "install-kubeadm", "kubeadm-upgrade-node",
+          "download-packages", "drain", "install-kubelet", "restart-kubelet", "wait-ready", "uncordon"]
+
+
+def test_after_a_failure_beyond_the_budget_preparation_stops_and_outages_under_way_finish(redis_url):
+    store = store_for(redis_url)
+    campaign = store.create("prod", {"cluster": "prod", "target": "1.31"}, "a.yaml")
+    store.update(campaign, lambda doc: doc.update(state="running", hops=[{"target": "1.31", "stage": "workers"}]))
+    for node in ("w-preparing", "w-out"):
+        store.put_entry(campaign, 0, node, {"node": node, "role": "worker", "hop": 0, "state": "running",
+                                            "attempt": 1, "phases": [new_phase(p) for p in WORKER]})
+    done = ("prepare-host", "set-repository")
+    for node, phases in (("w-preparing", done), ("w-out", (*done, "install-kubeadm", "kubeadm-upgrade-node",
+                                                           "download-packages", "drain"))):
+        for phase in phases:
+            assert store.begin_phase(campaign, 0, node, phase, 1, f"{node}-{phase}") == "run"
+            assert store.finish_phase(campaign, 0, node, phase, "done", "", "", attempt=1,
+                                      task_id=f"{node}-{phase}")
+    assert not store.get(campaign)["hops"][0].get("halted")
+    # A third worker fails (budget 0): the failure itself halts the hop, before anything else begins.
+    store.put_entry(campaign, 0, "w-failed", {"node": "w-failed", "role": "worker", "hop": 0,
+                                              "state": "running", "attempt": 1,
+                                              "phases": [new_phase(p) for p in WORKER]})
+    assert store.begin_phase(campaign, 0, "w-failed", "prepare-host", 1, "tf") == "run"
+    assert store.fail_phase(campaign, 0, "w-failed", "prepare-host", "boom", attempt=1, task_id="tf")
+    assert store.get(campaign)["hops"][0]["halted"] is True
+    # The next link of a preparation chain sent before the failure is held: nothing runs there.
+    assert store.begin_phase(campaign, 0, "w-preparing", "install-kubeadm", 1, "t1") == "held"
+    held = store.entry(campaign, 0, "w-preparing")
+    assert held["attempt"] == 2 and held["phases"][2]["state"] == "pending"  # the rest is fenced off
+    # A worker out of service finishes, to come back.
+    assert store.begin_phase(campaign, 0, "w-out", "install-kubelet", 1, "t2") == "run"
+    # retry is the operator saying go on: preparation runs again.
+    store.update(campaign, lambda doc: doc.update(state="failed"))
+    control.retry(store, campaign)
+    assert store.get(campaign)["hops"][0]["halted"] is False
+    attempt = store.entry(campaign, 0, "w-preparing")["attempt"]
+    assert store.begin_phase(campaign, 0, "w-preparing", "install-kubeadm", attempt, "t3") == "run"
