@@ -166,8 +166,9 @@ def test_node_never_ready_halts_and_retry_finishes(make_stack, tmp_path):
     stack = make_stack(control_planes=1, workers=3, version="1.30.4")
     box = stack.sandbox
     box.add_fault("never-ready", node="worker-1")
-    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1, ready_timeout=3),
-                    broker=stack.broker)
+    # One worker prepared at a time, so worker-1 (the broken one) goes first.
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1, ready_timeout=3,
+                                   prepare_ahead=1), broker=stack.broker)
     state, error = finish(handle)
     assert state == "failed"
     assert (error["node"], error["phase"]) == ("worker-1", "wait-ready")
