@@ -65,7 +65,7 @@ def measure(workers: int, ticks: int) -> dict[str, float]:
             dispatcher.tick()
             durations.append(time.perf_counter() - started)
         durations.sort()
-        hop_bytes = store.redis.memory_usage(f"ku:c:{campaign_id}:h0") or 0
+        hop_bytes = store.redis.memory_usage(f"ku:c:{campaign_id}:hop:0") or 0
         return {"nodes": workers + 3, "accept": accept, "p50": statistics.median(durations),
                 "p99": durations[min(len(durations) - 1, int(0.99 * len(durations)))],
                 "hop_mib": hop_bytes / 2**20, "used_mib": store.redis.info("memory")["used_memory"] / 2**20,

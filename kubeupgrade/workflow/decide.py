@@ -50,13 +50,14 @@ class WorkerStep:
     stuck: bool = False  # nothing in flight and nothing may start (failed workers hold every slot)
 
 
-def _scheduling_state(entry: Entry) -> NodeState:
+def _scheduling_state(entry: Entry, ready: bool, flying: bool) -> NodeState:
+    """`ready` and `flying`: prepared(entry) and in_flight(entry), computed by the caller."""
     if entry["state"] == "failed":
         return NodeState.FAILED_OUT_OF_SERVICE if out_of_service(entry) else NodeState.FAILED_IN_SERVICE
     if entry["state"] == "succeeded":
         return NodeState.SUCCEEDED
-    if prepared(entry):
-        return NodeState.RUNNING if in_flight(entry) or out_of_service(entry) else NodeState.PENDING
+    if ready:
+        return NodeState.RUNNING if flying or out_of_service(entry) else NodeState.PENDING
     return NodeState.PENDING
 
 
@@ -81,9 +82,13 @@ def decide_workers(order: Sequence[str], limit: int, strategy: WorkerStrategy,
         return WorkerStep(failed=failed)  # nothing new starts; the ones in flight finish
     if all(e["state"] in ("failed", "succeeded") for e in workers.values()):
         return WorkerStep(finished=True, failed=failed)
-    states = {name: _scheduling_state(entry) for name, entry in workers.items()}
+    # Each worker's facts once (a tick at thousands of workers must not walk every phase list
+    # several times per worker).
+    ready = {name: prepared(entry) for name, entry in workers.items()}
+    flying = {name: in_flight(entry) for name, entry in workers.items()}
+    states = {name: _scheduling_state(entry, ready[name], flying[name]) for name, entry in workers.items()}
     resume = [name for name, entry in workers.items() if entry["state"] not in ("failed", "succeeded")
-              and prepared(entry) and out_of_service(entry) and not in_flight(entry)]
+              and ready[name] and not flying[name] and out_of_service(entry)]
     scope = list(order)
     if canary and not gate_passed:
         scope = list(order[:canary])
@@ -91,18 +96,17 @@ def decide_workers(order: Sequence[str], limit: int, strategy: WorkerStrategy,
             return WorkerStep(failed=failed, gate=not paused)
     if paused:
         return WorkerStep(outage=tuple(resume), failed=failed)
-    eligible = {name for name in scope if states[name] is NodeState.PENDING and prepared(workers[name])}
-    preparing = {name for name in scope if not prepared(workers[name]) and in_flight(workers[name])
+    eligible = {name for name in scope if states[name] is NodeState.PENDING and ready[name]}
+    preparing = {name for name in scope if not ready[name] and flying[name]
                  and workers[name]["state"] != "failed"}
-    unprepared = {name for name in scope if not prepared(workers[name]) and not in_flight(workers[name])
+    unprepared = {name for name in scope if not ready[name] and not flying[name]
                   and workers[name]["state"] != "failed"}
     starting = workers_to_start(order, states, limit, strategy, eligible=eligible, pools=pools)
     outage = resume + (starting if outage_allowed else [])
     waiting = eligible - set(outage)
     ahead = workers_to_prepare(order, preparing, waiting, unprepared, limit=limit, pools=pools,
                                ahead_per_lane=prepare_ahead)
-    stuck = (outage_allowed and not outage and not ahead
-             and not any(in_flight(e) for e in workers.values()))
+    stuck = outage_allowed and not outage and not ahead and not any(flying.values())
     return WorkerStep(outage=tuple(outage), prepare=tuple(ahead), failed=failed, stuck=stuck)
 
 

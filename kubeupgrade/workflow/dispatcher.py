@@ -648,13 +648,16 @@ class Dispatcher:
         otherwise its phase is marked failed, so the campaign never hangs. True if re-sent."""
         resend: dict[str, str] = {}  # node -> the task id its decision was made on
         fresh: dict[str, dict[str, Any]] | None = None
+        watched = {}
         for name, entry in entries.items():
             phase = first_open_phase(entry)
-            if phase is None or not phase["task_id"] or phase["state"] == "failed":
+            if phase is not None and phase["task_id"] and phase["state"] != "failed":
+                watched[name] = (entry, phase)
+        ended = self._ended_badly([phase["task_id"] for _, phase in watched.values()])
+        for name, (entry, phase) in watched.items():
+            if phase["task_id"] not in ended:
                 continue
-            result = self.app.AsyncResult(phase["task_id"])
-            if result.state not in ("FAILURE", "REVOKED"):
-                continue
+            state, outcome = ended[phase["task_id"]]
             if phase["state"] == "pending":
                 # Its task never began. Celery stores an earlier link's failure on every later
                 # link of a chain, so when another node has failed this link was merely cut
@@ -663,18 +666,36 @@ class Dispatcher:
                 if any(e["state"] == "failed" for n, e in fresh.items() if n != name):
                     self._release(doc, hop, name, phase)
                     continue
-            cause = repr(result.result)
-            infrastructure = result.state == "FAILURE" and any(
-                marker in cause for marker in INFRASTRUCTURE_ERRORS)
+            cause = repr(outcome)
+            infrastructure = state == "FAILURE" and any(marker in cause for marker in INFRASTRUCTURE_ERRORS)
             if infrastructure and phase.get("resends", 0) < MAX_RESENDS:
                 resend[name] = phase["task_id"]
             else:
                 self.store.fail_phase(doc["id"], hop, name, phase["phase"],
-                                      f"task {result.state.lower()}: {cause}"[:500],
+                                      f"task {state.lower()}: {cause}"[:500],
                                       attempt=entry["attempt"], task_id=phase["task_id"])
         if resend:
             self._resend(doc, hop, entries, resend, "its task failed on the infrastructure")
         return bool(resend)
+
+    def _ended_badly(self, task_ids: list[str]) -> dict[str, tuple[str, Any]]:
+        """The tasks among `task_ids` whose result is FAILURE or REVOKED, with the exception:
+        one MGET for all of them (a tick watches every task in flight), not a GET each."""
+        backend = self.app.backend
+        if not task_ids:
+            return {}
+        if not hasattr(backend, "client") or not hasattr(backend, "get_key_for_task"):
+            results = {t: self.app.AsyncResult(t) for t in task_ids}  # another result backend
+            return {t: (r.state, r.result) for t, r in results.items() if r.state in ("FAILURE", "REVOKED")}
+        stored = backend.client.mget([backend.get_key_for_task(t) for t in task_ids])
+        ended = {}
+        for task_id, payload in zip(task_ids, stored, strict=True):
+            if payload is None or (b"FAILURE" not in payload and b"REVOKED" not in payload):
+                continue  # no result yet, or one that is not a failure: skip decoding it
+            meta = backend.decode_result(payload)
+            if meta.get("status") in ("FAILURE", "REVOKED"):
+                ended[task_id] = (meta["status"], meta.get("result"))
+        return ended
 
     def _resend(self, doc: CampaignRecord, hop: int, entries: dict[str, NodeEntry],
                 causes: dict[str, str], why: str) -> None:

@@ -94,3 +94,18 @@ def test_a_running_phase_that_stops_beating_is_sent_again_after_the_grace_and_on
     resent = store.entry(silent, 0, "w2")
     assert resent["attempt"] == 2 and resent["phases"][0]["state"] == "pending"
     assert "task-2" not in dispatcher._missing_since.get(silent, {})  # forgotten once handled
+
+
+def test_the_watch_reads_every_task_result_in_one_batch_and_keeps_only_failures(redis_url):
+    from kubeupgrade.workflow.app import client_app
+
+    app = client_app(redis_url)
+    app.backend.mark_as_failure("t-failed", ConnectionError("Connection closed by server."))
+    app.backend.mark_as_done("t-done", {"status": "done"})
+    app.backend.mark_as_revoked("t-revoked")
+    dispatcher = dispatcher_module.Dispatcher(app, CampaignStore.from_url(redis_url))
+    ended = dispatcher._ended_badly(["t-failed", "t-done", "t-revoked", "t-unknown"])
+    assert set(ended) == {"t-failed", "t-revoked"}
+    state, outcome = ended["t-failed"]
+    assert state == "FAILURE" and "ConnectionError" in repr(outcome)  # what the resend decision reads
+    assert ended["t-revoked"][0] == "REVOKED"
