@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test lint bench bench-campaign soak soak-broker demo demo-down clean
+.PHONY: venv test lint bench bench-campaign bench-tick soak soak-broker demo demo-down clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ bench: $(STAMP)
 
 bench-campaign: $(STAMP)
 	$(BIN)/python -m bench.campaign_scale
+
+bench-tick: $(STAMP)
+	$(BIN)/python -m bench.dispatcher_tick
 
 soak: $(STAMP)
 	$(BIN)/python -m bench.soak

@@ -64,6 +64,7 @@ REAPPLY_PHASES = names_where(part=Part.KUBEADM)  # what policies.reapply keeps o
 IDENTITY_TTL = 30.0  # seconds between re-reads of the cluster's identity
 LOST_TASK_GRACE = 10.0  # a running task nobody holds for this long is lost
 MAX_RESENDS = 3  # automatic re-sends of one phase after infrastructure failures
+FULL_READ_SECONDS = 10.0  # between full reads of a hop's entries (changes are read every tick)
 UNREADABLE_TICKS = 25  # ticks in a row a record's shape may fail the dispatcher before it stops
 SHAPE_ERRORS = (TypeError, KeyError, ValueError, AttributeError, IndexError)
 INFRASTRUCTURE_ERRORS = ("ConnectionError", "WorkerLostError", "OperationalError", "TimeoutError",
@@ -98,6 +99,8 @@ class Dispatcher:
         self._unreadable: dict[str, int] = {}  # campaign -> ticks in a row its record failed
         self.narrate = narrate
         self._told: dict[tuple[str, int, str], tuple[str, ...]] = {}  # (campaign, hop, node) -> told
+        # (campaign, hop) -> (when read in full, the entries as last read): see _hop_entries.
+        self._entries: dict[tuple[str, int], tuple[float, dict[str, NodeEntry]]] = {}
 
     # -- loop ------------------------------------------------------------------------------
     def run_forever(self, stop: threading.Event, deadline: float = 1.0) -> None:
@@ -123,6 +126,8 @@ class Dispatcher:
         key = LEADER_KEY
         try:
             if self.store.redis.set(key, token, nx=True, px=5000):
+                # Newly leading: another dispatcher may have consumed the changed sets since.
+                self._entries.clear()
                 return True
             if locks.extend(self.store.redis, key, token, 5000):
                 return True
@@ -134,6 +139,8 @@ class Dispatcher:
         active = self.store.active_ids()
         if self._told and len(active) != len({key[0] for key in self._told}):
             self._told = {key: told for key, told in self._told.items() if key[0] in active}
+        if any(key[0] not in active for key in self._entries):
+            self._entries = {key: read for key, read in self._entries.items() if key[0] in active}
         for campaign_id in active:
             try:
                 self.advance(campaign_id)
@@ -154,6 +161,31 @@ class Dispatcher:
                 log.exception("campaign %s: dispatcher error", campaign_id)
             else:
                 self._unreadable.pop(campaign_id, None)
+
+    def _hop_entries(self, campaign_id: str, hop: int) -> dict[str, NodeEntry]:
+        """The hop's entries as of now, read incrementally: in full at first and every
+        FULL_READ_SECONDS (which also catches writes that bypass the store), otherwise only the
+        entries written since the last tick. A damaged entry raises, as a full read would."""
+        key = (campaign_id, hop)
+        now = time.monotonic()
+        cached = self._entries.get(key)
+        if cached is None or now - cached[0] >= FULL_READ_SECONDS:
+            self._entries = {k: v for k, v in self._entries.items() if k[0] != campaign_id}
+            entries = self.store.entries(campaign_id, hop, since_now=True)
+            self._entries[key] = (now, entries)
+            return dict(entries)
+        read_at, entries = cached
+        try:
+            changed = self.store.changed_entries(campaign_id, hop)
+        except Exception:
+            self._entries.pop(key, None)  # a damaged entry was consumed from the set: read all next time
+            raise
+        for node, entry in changed.items():
+            if entry is None:
+                entries.pop(node, None)
+            else:
+                entries[node] = entry
+        return dict(entries)
 
     def _stop_unreadable(self, campaign_id: str, error: Exception) -> None:
         message = (f"the dispatcher cannot advance this campaign: its record holds a value it cannot "
@@ -193,7 +225,7 @@ class Dispatcher:
         if hop_index >= len(doc["hops"]):
             self._finish(doc)
             return
-        entries = self.store.entries(campaign_id, hop_index)
+        entries = self._hop_entries(campaign_id, hop_index)
         self._tell(doc, hop_index, entries)
         if self._watch(doc, hop_index, entries) or self._recover_lost_tasks(doc, hop_index, entries):
             return

@@ -11,6 +11,8 @@ Keys (JSON values):
                                is refused (set once, SET NX; `forget-cluster` clears it)
   ku:c:<id>                    the campaign document: state, campaign, plan, hops, error
   ku:c:<id>:hop:<n>            hash: node (or @cluster) -> entry with per-phase state
+  ku:c:<id>:hop:<n>:changed    set of the nodes whose entry was written since the dispatcher
+                               last read them (written in the same transaction as the entry)
   ku:c:<id>:events             the campaign's event log (newest first, capped)
   ku:c:<id>:out:<n>:<node>:<phase>   full output of a phase worth keeping (kubeadm upgrade plan)
   ku:notify, ku:notify:sending notifications to POST (policies.notify), and the one being sent
@@ -131,6 +133,7 @@ class CampaignStore:
                     pipe.multi()
                     if field is not None:
                         pipe.hset(key, field, json.dumps(updated))
+                        pipe.sadd(f"{key}:changed", field)
                     else:
                         pipe.set(key, json.dumps(updated))
                     pipe.execute()
@@ -301,17 +304,41 @@ class CampaignStore:
 
     # -- node entries -----------------------------------------------------------------------
     def put_entry(self, campaign_id: str, hop: int, node: str, entry: NodeEntry) -> None:
-        self.redis.hset(f"ku:c:{campaign_id}:hop:{hop}", node, json.dumps(entry))
+        key = f"ku:c:{campaign_id}:hop:{hop}"
+        pipe = self.redis.pipeline()
+        pipe.hset(key, node, json.dumps(entry))
+        pipe.sadd(f"{key}:changed", node)
+        pipe.execute()
 
     def entry(self, campaign_id: str, hop: int, node: str) -> NodeEntry | None:
         key = f"ku:c:{campaign_id}:hop:{hop}"
         raw = self.redis.hget(key, node)
         return _decode(raw, key, _ENTRY_FIELDS, node) if raw else None
 
-    def entries(self, campaign_id: str, hop: int) -> dict[str, NodeEntry]:
+    def entries(self, campaign_id: str, hop: int, *, since_now: bool = False) -> dict[str, NodeEntry]:
+        """Every entry of the hop; with `since_now`, also start tracking changes from here for
+        changed_entries() (the changed set is emptied first, so nothing written after is missed)."""
         key = f"ku:c:{campaign_id}:hop:{hop}"
+        if since_now:
+            self.redis.delete(f"{key}:changed")
         raw = self.redis.hgetall(key)
         return {node: _decode(value, key, _ENTRY_FIELDS, node) for node, value in raw.items()}
+
+    def changed_entries(self, campaign_id: str, hop: int) -> dict[str, NodeEntry | None]:
+        """The entries written since the last call (or entries(since_now=True)), read once
+        each: the dispatcher's tick costs what changed, not the size of the cluster. None for
+        an entry that is gone. Writes that bypass this store (a hand edit of the hash) are
+        seen at the dispatcher's next full read (FULL_READ_SECONDS)."""
+        key = f"ku:c:{campaign_id}:hop:{hop}"
+        pipe = self.redis.pipeline()
+        pipe.smembers(f"{key}:changed")
+        pipe.delete(f"{key}:changed")
+        names = sorted(pipe.execute()[0])
+        if not names:
+            return {}
+        values = self.redis.hmget(key, names)
+        return {node: _decode(value, key, _ENTRY_FIELDS, node) if value else None
+                for node, value in zip(names, values, strict=True)}
 
     def update_entry(self, campaign_id: str, hop: int, node: str,
                      change: Callable[[NodeEntry], Any]) -> bool:

@@ -3,6 +3,7 @@ silence expires them, the dispatcher reads them in bulk and sleeps until somethi
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -10,7 +11,7 @@ import pytest
 
 from kubeupgrade.workflow import dispatcher as dispatcher_module
 from kubeupgrade.workflow import liveness
-from kubeupgrade.workflow.record import CampaignStore, new_phase
+from kubeupgrade.workflow.record import CampaignStore, DamagedRecord, new_phase
 
 pytestmark = pytest.mark.integration
 
@@ -109,3 +110,36 @@ def test_the_watch_reads_every_task_result_in_one_batch_and_keeps_only_failures(
     state, outcome = ended["t-failed"]
     assert state == "FAILURE" and "ConnectionError" in repr(outcome)  # what the resend decision reads
     assert ended["t-revoked"][0] == "REVOKED"
+
+
+def test_the_dispatcher_reads_only_what_changed_and_everything_at_each_full_read(redis_url, monkeypatch):
+    from kubeupgrade.workflow.app import client_app
+
+    store = CampaignStore.from_url(redis_url)
+    campaign = running_drain(store, "w1", "task-1")
+    store.put_entry(campaign, 0, "w2", {"node": "w2", "role": "worker", "hop": 0, "state": "pending",
+                                        "attempt": 1, "phases": [new_phase("drain")]})
+    dispatcher = dispatcher_module.Dispatcher(client_app(redis_url), store)
+    first = dispatcher._hop_entries(campaign, 0)
+    assert set(first) == {"w1", "w2"} and first["w1"]["phases"][0]["state"] == "running"
+    assert store.changed_entries(campaign, 0) == {}  # the full read started tracking from there
+    dispatcher._entries[(campaign, 0)][1]["w2"] = {"stale": True}  # so a re-read of w2 would show
+    # A task's write is seen at the next tick, and only that entry is read again.
+    assert store.finish_phase(campaign, 0, "w1", "drain", "done", "", "", attempt=1, task_id="task-1")
+    seen = dispatcher._hop_entries(campaign, 0)
+    assert seen["w1"]["phases"][0]["state"] == "succeeded" and seen["w2"] == {"stale": True}
+    # A write that bypasses the store is seen at the next full read, never lost.
+    entry = store.entry(campaign, 0, "w2")
+    entry["state"] = "running"
+    store.redis.hset(f"ku:c:{campaign}:hop:0", "w2", json.dumps(entry))
+    assert dispatcher._hop_entries(campaign, 0)["w2"] == {"stale": True}
+    monkeypatch.setattr(dispatcher_module, "FULL_READ_SECONDS", 0.0)
+    assert dispatcher._hop_entries(campaign, 0)["w2"]["state"] == "running"
+    # A damaged entry written meanwhile stops the read, naming its key, as a full read does.
+    monkeypatch.setattr(dispatcher_module, "FULL_READ_SECONDS", 3600.0)
+    dispatcher._hop_entries(campaign, 0)
+    store.redis.hset(f"ku:c:{campaign}:hop:0", "w1", "{not json")
+    store.redis.sadd(f"ku:c:{campaign}:hop:0:changed", "w1")
+    with pytest.raises(DamagedRecord, match=f"ku:c:{campaign}:hop:0"):
+        dispatcher._hop_entries(campaign, 0)
+    assert (campaign, 0) not in dispatcher._entries  # the next tick reads everything again
