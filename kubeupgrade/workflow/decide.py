@@ -151,9 +151,8 @@ def agents_waiting(wanted: Sequence[str], ready: set[str], waiting: Mapping[str,
     return AgentWait(kept, newly, expired)
 
 
-def beyond_budget(stage: str, entries: Mapping[str, Entry], budget: int) -> bool:
-    """Whether the failures recorded in a hop stop everything new: any failure outside the
-    worker stage or of a control plane, or more failed workers than `budget`."""
-    failed = [e for e in entries.values() if e["state"] == "failed"]
+def beyond_budget(stage: str, failed: Sequence[Entry], budget: int) -> bool:
+    """Whether a hop's failed entries stop everything new: any failure outside the worker
+    stage or of a control plane, or more failed workers than `budget`."""
     return bool(failed) and not (stage == "workers" and len(failed) <= budget
                                  and all(e["role"] == "worker" for e in failed))

@@ -174,7 +174,7 @@ class Dispatcher:
             entries = self.store.entries(campaign_id, hop, since_now=True)
             self._entries[key] = (now, entries)
             return dict(entries)
-        read_at, entries = cached
+        entries = cached[1]
         try:
             changed = self.store.changed_entries(campaign_id, hop)
         except Exception:
@@ -232,8 +232,8 @@ class Dispatcher:
         stage = doc["hops"][hop_index]["stage"]
         failed = [e for e in entries.values() if e["state"] == "failed"]
         budget = doc["campaign"].get("policies", {}).get("max_failed_workers", 0)
-        if beyond_budget(stage, entries, budget):
-            self.store.halt(doc["id"], hop_index)  # done by fail_phase already; never missed
+        if beyond_budget(stage, failed, budget):
+            self.store.halt(doc, hop_index)  # done by fail_phase already; never missed
             if not any(in_flight(e) for e in entries.values()):
                 over = (f"{len(failed)} node(s) failed, over the failure budget of {budget}: no "
                         "new worker was started" if budget else "")
@@ -713,12 +713,9 @@ class Dispatcher:
     def _ended_badly(self, task_ids: list[str]) -> dict[str, tuple[str, Any]]:
         """The tasks among `task_ids` whose result is FAILURE or REVOKED, with the exception:
         one MGET for all of them (a tick watches every task in flight), not a GET each."""
-        backend = self.app.backend
         if not task_ids:
             return {}
-        if not hasattr(backend, "client") or not hasattr(backend, "get_key_for_task"):
-            results = {t: self.app.AsyncResult(t) for t in task_ids}  # another result backend
-            return {t: (r.state, r.result) for t, r in results.items() if r.state in ("FAILURE", "REVOKED")}
+        backend = self.app.backend  # Redis: the result backend is the broker (workflow/app.py)
         stored = backend.client.mget([backend.get_key_for_task(t) for t in task_ids])
         ended = {}
         for task_id, payload in zip(task_ids, stored, strict=True):

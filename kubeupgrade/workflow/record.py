@@ -450,24 +450,25 @@ class CampaignStore:
             return False
         doc = self.get(campaign_id)
         if doc is not None and 0 <= hop < len(doc["hops"]) and beyond_budget(
-                doc["hops"][hop].get("stage", ""), self.entries(campaign_id, hop),
+                doc["hops"][hop].get("stage", ""),
+                [e for e in self.entries(campaign_id, hop).values() if e["state"] == "failed"],
                 doc["campaign"].get("policies", {}).get("max_failed_workers", 0)):
-            self.halt(campaign_id, hop)  # before any other link can begin
+            self.halt(doc, hop)  # before any other link can begin
         self.event(campaign_id, f"{node}: {phase} failed: {error}")
         if doc is not None:
             kind = "gate" if phase.endswith("gate") else "node"
             self.notify(doc, kind, f"{node}: {phase} failed: {error}", node=node, phase=phase, hop=hop)
         return True
 
-    def halt(self, campaign_id: str, hop: int) -> None:
+    def halt(self, doc: CampaignRecord, hop: int) -> None:
         """A failure beyond the budget: only outages under way finish from now on; a
-        preparation chain sent earlier stops at its next link (begin_phase holds it)."""
+        preparation chain sent earlier stops at its next link (begin_phase holds it). `doc` is
+        the record as the caller just read it: nothing is written when it is halted already."""
         def halt(current: CampaignRecord) -> Any:
             current["hops"][hop]["halted"] = True
 
-        doc = self.get(campaign_id)
-        if doc is not None and not doc["hops"][hop].get("halted"):
-            self.update(campaign_id, halt)
+        if not doc["hops"][hop].get("halted"):
+            self.update(doc["id"], halt)
 
     def _fenced(self, campaign_id: str, hop: int, node: str, phase: str, attempt: int,
                 task_id: str | None, change: Callable[[PhaseRecord, NodeEntry], None],
