@@ -53,11 +53,11 @@ def main(argv: list[str] | None = None) -> int:
         stack.start_controller(metrics=True)
         flower = stack.start_flower()
         stack.wait_for_workers([f"agent@{n['name']}" for n in box.nodes])
-        console.print(f"API server  {box.server}   kubeconfig {box.kubeconfig}")
-        console.print(f"Flower      {flower}   (user:password {stack.flower_auth}, read-only)")
-        console.print(f"Broker      {broker}")
+        console.print(f"API server  {box.server}   kubeconfig {box.kubeconfig}", soft_wrap=True, markup=False)
+        console.print(f"Flower      {flower}   (user:password {stack.flower_auth}, read-only)", soft_wrap=True, markup=False)
+        console.print(f"Broker      {broker}", soft_wrap=True, markup=False)
         console.print(f"Metrics     http://127.0.0.1:{stack.metrics_port}/metrics   "
-                      f"(user:password {stack.metrics_auth})")
+                      f"(user:password {stack.metrics_auth})", soft_wrap=True, markup=False)
         campaign = directory / "campaign.yaml"
         campaign.write_text(yaml.safe_dump({
             "cluster": "sandbox", "target": "1.31",
@@ -69,8 +69,9 @@ def main(argv: list[str] | None = None) -> int:
                          "hooks": {"after_first_control_plane": [["kubeadm", "version", "-o", "short"]]}},
         }))
         handle = submit(campaign, broker=broker, key=box.signing_key)
+        # Commands are printed on one line whatever the terminal's width, so they paste as printed.
         console.print(f"Campaign    {handle.id}  ({sys.executable} -m kubeupgrade status {handle.id} "
-                      f"--broker {broker})")
+                      f"--broker {broker})", soft_wrap=True, markup=False)
         doc = follow(handle, console, interval=0.25)
         console.print(verification_table(doc))
         checked = invariants.report(box, max_unavailable=2, succeeded=doc["state"] == "succeeded")
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.keep:
             _write_pids(stack, directory)
             console.print(f"Left running. Stop everything with: {sys.executable} -m kubeupgrade.demo "
-                          f"--down --dir {directory}")
+                          f"--down --dir {directory}", soft_wrap=True, markup=False)
             return 0 if doc["state"] == "succeeded" else 1
         return 0 if doc["state"] == "succeeded" and not problems else 1
     except KeyboardInterrupt:
