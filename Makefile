@@ -21,7 +21,9 @@ test: $(STAMP)
 TYPED := kubeupgrade/model kubeupgrade/planning kubeupgrade/kube/identity.py \
          kubeupgrade/workflow/schema.py kubeupgrade/workflow/states.py kubeupgrade/workflow/decide.py \
          kubeupgrade/workflow/schedule.py kubeupgrade/workflow/audit.py kubeupgrade/workflow/restore.py \
-         kubeupgrade/workflow/history.py kubeupgrade/workflow/liveness.py
+         kubeupgrade/workflow/history.py kubeupgrade/workflow/liveness.py \
+         kubeupgrade/host/platforms kubeupgrade/host/context.py kubeupgrade/host/steps.py \
+         kubeupgrade/host/commands.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check kubeupgrade workers tests bench

@@ -1,11 +1,13 @@
-"""How an agent reaches its host: the executor, the host root and the package manager family."""
+"""How an agent reaches its host: the executor, the host root and the host's platform."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
+from kubeupgrade.errors import InvalidInput
 from kubeupgrade.host.executor import LocalExecutor
 from kubeupgrade.host.steps import HostContext
 from kubeupgrade.model.campaign import OsFamily
@@ -17,16 +19,22 @@ def path_prefix() -> tuple[str, ...]:
 
 
 def detect_family() -> OsFamily:
-    """The host's package manager: apt-get first, then dnf, then yum, on the agent's PATH."""
+    """The host's platform: Windows, else the package manager on the agent's PATH (apt-get
+    first, then dnf, then yum). `--os` overrides; a host with none of them is refused."""
     forced = os.environ.get("KUBEUPGRADE_OS")
     if forced:
         return OsFamily(forced)
+    if sys.platform == "win32":
+        return OsFamily.WINDOWS
     # The --path directories are the host's own tools (the sandbox's): they decide first.
+    tools = (("apt-get", OsFamily.APT), ("dnf", OsFamily.DNF), ("yum", OsFamily.YUM),
+             ("sc.exe", OsFamily.WINDOWS))  # the sandbox's stand-in for a Windows host
     for search in (os.pathsep.join(path_prefix()), os.environ.get("PATH", "")):
-        for tool, family in (("apt-get", OsFamily.APT), ("dnf", OsFamily.DNF), ("yum", OsFamily.YUM)):
+        for tool, family in tools:
             if search and shutil.which(tool, path=search):
                 return family
-    raise RuntimeError("no apt-get, dnf or yum on PATH: cannot manage Kubernetes packages here")
+    raise InvalidInput("no apt-get, dnf or yum on PATH and not Windows: cannot upgrade this host "
+                       "(name its platform with `kubeupgrade agent --os`)")
 
 
 # One lock per host for every command the agent runs (see kubeupgrade.host.executor).
@@ -34,7 +42,7 @@ HOST_LOCK = "var/lib/kubeupgrade/host.lock"
 
 
 def host_context(campaign: str = "", hop: int = 0) -> HostContext:
-    root = Path(os.environ.get("KUBEUPGRADE_HOST_ROOT", "/"))
+    root = Path(os.environ.get("KUBEUPGRADE_HOST_ROOT", "C:\\" if sys.platform == "win32" else "/"))
     return HostContext(
         executor=LocalExecutor(path_prefix(), lock_file=root / HOST_LOCK),
         root=root,

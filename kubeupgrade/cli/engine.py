@@ -22,8 +22,8 @@ BROKER = click.option("--broker", default=lambda: os.environ.get("KUBEUPGRADE_BR
 @BROKER
 @click.option("--host-root", default="/", show_default=True, help="the host filesystem root")
 @click.option("--path", "path", default="", help="directories searched first for host binaries")
-@click.option("--os", "os_family", type=click.Choice(["apt", "dnf", "yum"]), default=None,
-              help="package manager (default: detected)")
+@click.option("--os", "os_family", type=click.Choice(["apt", "dnf", "yum", "windows"]), default=None,
+              help="host platform (default: detected)")
 @click.option("--trusted-keys", "trusted", default=None, metavar="DIR",
               help="operator public keys (*.pub) whose signed campaigns may run here "
                    "[default: /etc/kubeupgrade/trusted under --host-root]")

@@ -1,4 +1,6 @@
-"""Argv builders for every command kubeupgrade runs on a host. Pure; each returns a `Command`.
+"""Argv builders for the commands every host platform runs alike (kubeadm, etcdctl, hooks).
+Pure; each returns a `Command`. The package manager's and service manager's commands belong to
+the host platforms (`kubeupgrade.host.platforms`).
 
 Arguments are validated here (package names from a closed set, versions parsed), so a phase can
 never smuggle a shell fragment into an argv.
@@ -7,8 +9,7 @@ never smuggle a shell fragment into an argv.
 from __future__ import annotations
 
 from kubeupgrade.host.executor import Command
-from kubeupgrade.model.campaign import OsFamily
-from kubeupgrade.model.versions import KubeVersion, PackageVersion
+from kubeupgrade.model.versions import KubeVersion
 
 PACKAGES = frozenset({"kubeadm", "kubelet", "kubectl"})
 
@@ -20,69 +21,16 @@ KUBEADM_NODE_TIMEOUT = 600.0
 QUICK_TIMEOUT = 60.0
 
 
-def _packages(names: tuple[str, ...]) -> tuple[str, ...]:
+def kube_packages(names: tuple[str, ...]) -> tuple[str, ...]:
+    """`names` if every one is a Kubernetes package, else ValueError (never reaches an argv)."""
     unknown = [name for name in names if name not in PACKAGES]
     if unknown or not names:
         raise ValueError(f"not a Kubernetes package: {unknown or names}")
     return names
 
 
-def refresh_metadata(family: OsFamily) -> Command:
-    if family is OsFamily.APT:
-        return Command(("apt-get", "update", "-q"), UPDATE_TIMEOUT)
-    return Command((family.value, "makecache", "--disableexcludes=kubernetes"), UPDATE_TIMEOUT)
-
-
-def list_versions(family: OsFamily, package: str = "kubeadm") -> Command:
-    _packages((package,))
-    if family is OsFamily.APT:
-        return Command(("apt-cache", "madison", package), QUICK_TIMEOUT)
-    return Command((family.value, "list", "--showduplicates", package,
-                    "--disableexcludes=kubernetes"), UPDATE_TIMEOUT)
-
-
-def installed_version(family: OsFamily, package: str) -> Command:
-    _packages((package,))
-    if family is OsFamily.APT:
-        return Command(("dpkg-query", "-W", "--showformat=${Version}", package), QUICK_TIMEOUT)
-    return Command(("rpm", "-q", package), QUICK_TIMEOUT)
-
-
-def repair_interrupted_dpkg() -> Command:
-    return Command(("dpkg", "--configure", "-a"), INSTALL_TIMEOUT)
-
-
-def hold(family: OsFamily, *packages: str) -> Command | None:
-    """apt holds packages; the yum/dnf repository excludes them instead (nothing to run)."""
-    if family is not OsFamily.APT:
-        return None
-    return Command(("apt-mark", "hold", *_packages(packages)), QUICK_TIMEOUT)
-
-
-def unhold(family: OsFamily, *packages: str) -> Command | None:
-    if family is not OsFamily.APT:
-        return None
-    return Command(("apt-mark", "unhold", *_packages(packages)), QUICK_TIMEOUT)
-
-
-def install(family: OsFamily, pins: dict[str, PackageVersion], *, download_only: bool = False) -> Command:
-    names = _packages(tuple(sorted(pins)))
-    if family is OsFamily.APT:
-        argv = ["apt-get", "install", "-y", "-q"]
-        if download_only:
-            argv.append("--download-only")
-        argv += [f"{name}={pins[name].raw}" for name in names]
-        return Command(tuple(argv), INSTALL_TIMEOUT)
-    argv = [family.value, "install", "-y"]
-    if download_only:
-        argv.append("--downloadonly")
-    argv += [f"{name}-{pins[name].raw}" for name in names]
-    argv.append("--disableexcludes=kubernetes")
-    return Command(tuple(argv), INSTALL_TIMEOUT)
-
-
-def kubeadm_version() -> Command:
-    return Command(("kubeadm", "version", "-o", "short"), QUICK_TIMEOUT)
+def kubeadm_version(kubeadm: str = "kubeadm") -> Command:
+    return Command((kubeadm, "version", "-o", "short"), QUICK_TIMEOUT)
 
 
 def kubeadm_upgrade_plan(version: KubeVersion) -> Command:
@@ -105,21 +53,11 @@ def kubeadm_upgrade_apply(
     return Command(tuple(argv), KUBEADM_APPLY_TIMEOUT)
 
 
-def kubeadm_upgrade_node(*, certificate_renewal: bool, etcd_upgrade: bool) -> Command:
-    return Command(("kubeadm", "upgrade", "node",
+def kubeadm_upgrade_node(*, certificate_renewal: bool, etcd_upgrade: bool,
+                         kubeadm: str = "kubeadm") -> Command:
+    return Command((kubeadm, "upgrade", "node",
                     f"--certificate-renewal={str(certificate_renewal).lower()}",
                     f"--etcd-upgrade={str(etcd_upgrade).lower()}"), KUBEADM_NODE_TIMEOUT)
-
-
-def systemctl(action: str, unit: str | None = "kubelet") -> Command:
-    if action not in {"daemon-reload", "restart", "is-active", "stop", "start"}:
-        raise ValueError(f"systemctl action {action!r} is not allowed")
-    argv = ("systemctl", action) if unit is None else ("systemctl", action, unit)
-    return Command(argv, QUICK_TIMEOUT)
-
-
-def kubelet_version() -> Command:
-    return Command(("kubelet", "--version"), QUICK_TIMEOUT)
 
 
 def swap_devices() -> Command:

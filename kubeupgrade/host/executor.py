@@ -13,18 +13,36 @@ redelivered task waits for it to finish instead of starting a second root comman
 
 from __future__ import annotations
 
-import fcntl
 import os
 import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from kubeupgrade.errors import TemporaryError
+
+if os.name == "posix":
+    import fcntl
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+else:  # Windows: a byte-range lock; a command cannot inherit it, so it holds while we wait
+    import msvcrt
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            return True
+        except OSError:
+            return False
 
 TAIL_LINES = 20
 
@@ -81,25 +99,41 @@ class LocalExecutor:
     extra_env: dict[str, str] = field(default_factory=dict)
     lock_file: Path | None = None
     lock_wait: float | None = None
+    _held: tuple[int, ...] | None = field(default=None, init=False, repr=False)
+
+    @contextmanager
+    def exclusive(self, what: str, timeout: float) -> Iterator[None]:
+        """Hold the host lock for a change the agent makes itself (a file it replaces) and the
+        commands run meanwhile, as one: no other command starts in between."""
+        if self._held is not None:
+            yield
+            return
+        with self._host_lock(Command((what,), timeout)) as held:
+            self._held = held
+            try:
+                yield
+            finally:
+                self._held = None
 
     def run(self, command: Command) -> CommandResult:
         env = {**os.environ, **self.extra_env}
         if self.path_prefix:
             env["PATH"] = os.pathsep.join([*self.path_prefix, env.get("PATH", "")])
-        with self._host_lock(command) as held:
+        holding = nullcontext(self._held) if self._held is not None else self._host_lock(command)
+        with holding as held:
             started = time.monotonic()
             try:
                 child = subprocess.Popen(
                     list(command.argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE, text=True, env=env, shell=False,
-                    start_new_session=True, pass_fds=held)
+                    start_new_session=True, pass_fds=held if os.name == "posix" else ())
             except FileNotFoundError:
                 return CommandResult(command, 127, "", f"{command.argv[0]}: command not found",
                                      time.monotonic() - started)
             try:
                 stdout, stderr = child.communicate(command.stdin, timeout=command.timeout)
             except subprocess.TimeoutExpired:
-                _kill_group(child.pid)  # the command and whatever it started
+                _kill_group(child)  # the command and whatever it started
                 stdout, stderr = child.communicate()
                 return CommandResult(command, -1, _text(stdout), _text(stderr),
                                      time.monotonic() - started, timed_out=True)
@@ -116,18 +150,15 @@ class LocalExecutor:
         try:
             wait = self.lock_wait if self.lock_wait is not None else command.timeout + 60
             deadline = time.monotonic() + wait
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise HostBusy(f"another command still runs on this host after {wait:g}s "
-                                       f"({_holder(self.lock_file)}); it must end before "
-                                       f"`{command}` may start") from None
-                    time.sleep(0.05)
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"pid {os.getpid()}: {command}\n".encode(), 0)
+            while not _try_lock(fd):
+                if time.monotonic() > deadline:
+                    raise HostBusy(f"another command still runs on this host after {wait:g}s "
+                                   f"({_holder(self.lock_file)}); it must end before "
+                                   f"`{command}` may start") from None
+                time.sleep(0.05)
+            if os.name == "posix":  # who holds it, for the message above (Windows locks byte 0)
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"pid {os.getpid()}: {command}\n".encode(), 0)
             yield (fd,)
         finally:
             os.close(fd)
@@ -140,9 +171,12 @@ def _holder(lock_file: Path) -> str:
         return "holder unknown"
 
 
-def _kill_group(pid: int) -> None:
+def _kill_group(child: subprocess.Popen) -> None:
+    if os.name != "posix":
+        child.kill()
+        return
     try:
-        os.killpg(pid, signal.SIGKILL)
+        os.killpg(child.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
 

@@ -22,6 +22,7 @@ class OsFamily(Enum):
     APT = "apt"
     DNF = "dnf"
     YUM = "yum"
+    WINDOWS = "windows"  # binaries from dl.k8s.io, the kubelet a Windows service
 
 
 class OnPdbBlock(Enum):

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from kubeupgrade.model.versions import parse_version
+from kubeupgrade.model.versions import KubeVersion, parse_version
 from kubeupgrade.sandbox import objects, releases
 from kubeupgrade.sandbox.layout import SandboxPaths
 
@@ -27,11 +27,13 @@ APT_SOURCE = "etc/apt/sources.list.d/kubernetes.list"
 YUM_REPO = "etc/yum.repos.d/kubernetes.repo"
 APT_LISTS = "var/lib/apt/lists/sandbox-kubernetes.json"
 
-TOOLS_COMMON = ("kubeadm", "kubelet", "systemctl", "swapon", "killall", "etcdctl")
+_LINUX = ("kubeadm", "kubelet", "systemctl", "swapon", "killall", "etcdctl")
 TOOLS_BY_FAMILY = {
-    "apt": ("apt-get", "apt-mark", "apt-cache", "dpkg", "dpkg-query"),
-    "dnf": ("dnf", "yum", "rpm"),
-    "yum": ("yum", "rpm"),
+    "apt": _LINUX + ("apt-get", "apt-mark", "apt-cache", "dpkg", "dpkg-query"),
+    "dnf": _LINUX + ("dnf", "yum", "rpm"),
+    "yum": _LINUX + ("yum", "rpm"),
+    # kubeadm.exe and kubelet.exe are files in C:\\k, downloaded from the simulated dl.k8s.io.
+    "windows": ("curl.exe", "sc.exe"),
 }
 
 
@@ -72,7 +74,7 @@ def write_shims(paths: SandboxPaths, node: str, family: str) -> None:
     bin_dir = paths.node_bin(node)
     bin_dir.mkdir(parents=True, exist_ok=True)
     package_root = Path(__file__).resolve().parents[2]
-    for tool in TOOLS_COMMON + TOOLS_BY_FAMILY[family]:
+    for tool in TOOLS_BY_FAMILY[family]:
         shim = bin_dir / tool
         # PYTHONPATH keeps the shim working from a source checkout as well as an install.
         shim.write_text(
@@ -111,25 +113,39 @@ def create_host(paths: SandboxPaths, spec: dict[str, Any], config: dict[str, Any
             (root / "etc/kubernetes/pki/etcd" / name).write_text(f"sandbox etcd {name}\n")
         (root / "var/lib/etcd/member/snap").mkdir(parents=True, exist_ok=True)
         (root / "var/lib/etcd/member/snap/db").write_text(f"sandbox etcd data for {node}\n")
-    if family == "apt":
+    if family == "windows":
+        _create_windows_binaries(root, kube)
+    elif family == "apt":
         (root / APT_SOURCE).parent.mkdir(parents=True, exist_ok=True)
         (root / APT_SOURCE).write_text(apt_source_line(minor))
         (root / APT_LISTS).write_text(json.dumps({"minor": minor}))
     else:
         (root / YUM_REPO).parent.mkdir(parents=True, exist_ok=True)
         (root / YUM_REPO).write_text(yum_repo_text(minor))
-    package = releases.package_version(kube, family)
-    state = {
-        "family": family,
-        "installed": {name: package for name in releases.PACKAGES},
-        "configured": {name: True for name in releases.PACKAGES},
-        "held": list(releases.PACKAGES) if family == "apt" else [],
-        "cache": [],
-    }
-    (root / PACKAGE_STATE).write_text(json.dumps(state, indent=1))
+    if family != "windows":  # a Windows host has no package manager: its binaries are files
+        package = releases.package_version(kube, family)
+        state = {
+            "family": family,
+            "installed": {name: package for name in releases.PACKAGES},
+            "configured": {name: True for name in releases.PACKAGES},
+            "held": list(releases.PACKAGES) if family == "apt" else [],
+            "cache": [],
+        }
+        (root / PACKAGE_STATE).write_text(json.dumps(state, indent=1))
     (root / objects.KUBELET_STATE).write_text(json.dumps(
         {"running": version, "active": True, "restarts": 0, "unit_changed": False,
          "container_restarts": {}}, indent=1))
     write_shims(paths, node, family)
     os.makedirs(paths.node_dir(node), exist_ok=True)
     paths.command_log(node).touch()
+
+
+def _create_windows_binaries(root: Path, version: KubeVersion) -> None:
+    """C:\\k with the kubeadm.exe and kubelet.exe of the cluster's version, as a Windows node
+    joined with the Windows procedure has them."""
+    directory = root / "k"
+    directory.mkdir(parents=True, exist_ok=True)
+    for component in ("kubeadm", "kubelet"):
+        path = directory / f"{component}.exe"
+        path.write_bytes(releases.windows_binary(version, component))
+        path.chmod(0o755)

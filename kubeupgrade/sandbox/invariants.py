@@ -15,7 +15,8 @@ from kubeupgrade.sandbox.manager import Sandbox
 # Commands that change a host as part of an upgrade (repository switches and listings do not).
 _DISRUPTIVE = (("kubeadm", "upgrade", "apply"), ("kubeadm", "upgrade", "node"),
                ("apt-get", "install"), ("dnf", "install"), ("yum", "install"),
-               ("systemctl", "restart"), ("apt-mark", "unhold"))
+               ("systemctl", "restart"), ("apt-mark", "unhold"),
+               ("sc.exe", "stop"), ("sc.exe", "start"))
 
 
 def _is_disruptive(argv: list[str]) -> bool:
@@ -24,8 +25,17 @@ def _is_disruptive(argv: list[str]) -> bool:
     return any(tuple(argv[: len(prefix)]) == prefix for prefix in _DISRUPTIVE)
 
 
+def _log(box: Sandbox, node: str) -> list[dict[str, Any]]:
+    """A host's command log, with Windows' kubeadm.exe read as kubeadm (the same tool)."""
+    entries = box.command_log(node)
+    for entry in entries:
+        if entry["argv"] and entry["argv"][0] == "kubeadm.exe":
+            entry["argv"] = ["kubeadm", *entry["argv"][1:]]
+    return entries
+
+
 def logs(box: Sandbox) -> dict[str, list[dict[str, Any]]]:
-    return {node["name"]: box.command_log(node["name"]) for node in box.nodes}
+    return {node["name"]: _log(box, node["name"]) for node in box.nodes}
 
 
 def roles(box: Sandbox) -> dict[str, str]:
@@ -168,7 +178,7 @@ def check_host_commands_serial(box: Sandbox) -> list[str]:
 
 def command_counts(box: Sandbox, node: str) -> Counter[str]:
     counts: Counter[str] = Counter()
-    for entry in box.command_log(node):
+    for entry in _log(box, node):
         argv = entry["argv"]
         key = " ".join(argv[:3]) if argv[0] == "kubeadm" else " ".join(argv[:2])
         counts[key] += 1

@@ -31,9 +31,22 @@ from kubeupgrade.sandbox.timing import Timing
 from kubeupgrade.sandbox.tls import create_certificates
 from kubeupgrade.security.signing import TRUSTED_DIR, create_key
 
-OS_CHOICES = ("apt", "dnf", "yum", "mixed")
+# "windows": Linux (apt) control planes and Windows workers, since a control plane cannot run
+# on Windows. "mixed": control planes apt and dnf in turn; workers too, every third on Windows.
+OS_CHOICES = ("apt", "dnf", "yum", "windows", "mixed")
 _MIXED_ROTATION = ("apt", "dnf")
 CLUSTER_NAME = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
+def _family(choice: str, index: int, node: str) -> str:
+    worker = node.startswith("worker-")
+    if choice == "windows":
+        return "windows" if worker else "apt"
+    if choice == "mixed":
+        if worker and int(node.removeprefix("worker-")) % 3 == 0:
+            return "windows"
+        return _MIXED_ROTATION[index % len(_MIXED_ROTATION)]
+    return choice
 
 
 def _alive(pid: int | None) -> bool:
@@ -108,9 +121,8 @@ class Sandbox:
         names += [f"worker-{i}" for i in range(1, workers + 1)]
         nodes = []
         for index, node in enumerate(names):
-            family = _MIXED_ROTATION[index % len(_MIXED_ROTATION)] if os_family == "mixed" else os_family
             role = "control-plane" if node.startswith("cp-") else "worker"
-            nodes.append({"name": node, "role": role, "os": family})
+            nodes.append({"name": node, "role": role, "os": _family(os_family, index, node)})
         config: dict[str, Any] = {
             "cluster": name,
             "version": kube.tag,

@@ -25,7 +25,8 @@ CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 CONTROL_PLANE_TAINT = {"key": CONTROL_PLANE_LABEL, "effect": "NoSchedule"}
 STATIC_COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 OS_IMAGES = {"apt": "Ubuntu 22.04.5 LTS", "dnf": "Rocky Linux 9.5 (Blue Onyx)",
-             "yum": "CentOS Linux 7 (Core)"}
+             "yum": "CentOS Linux 7 (Core)", "windows": "Windows Server 2022 Datacenter"}
+KERNELS = {"windows": "10.0.20348.2762"}  # what a Windows node reports (its build number)
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 
 
@@ -138,9 +139,12 @@ def mirror_pod(node: dict[str, Any], component: str, image: str) -> dict[str, An
 
 def node_object(spec: dict[str, Any], index: int, version: str) -> dict[str, Any]:
     name, control_plane = spec["name"], spec["role"] == "control-plane"
-    labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
-              "kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux",
+    system = "windows" if spec["os"] == "windows" else "linux"
+    labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": system,
+              "kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": system,
               "beta.kubernetes.io/arch": "amd64"}
+    if system == "windows":  # what a Windows node's kubelet adds
+        labels["node.kubernetes.io/windows-build"] = "10.0.20348"
     if control_plane:
         labels[CONTROL_PLANE_LABEL] = ""
         labels["node.kubernetes.io/exclude-from-external-load-balancers"] = ""
@@ -170,9 +174,10 @@ def node_object(spec: dict[str, Any], index: int, version: str) -> dict[str, Any
             "addresses": [{"type": "InternalIP", "address": f"10.0.{octet3}.{octet4 + 2}"},
                           {"type": "Hostname", "address": name}],
             "nodeInfo": {"kubeletVersion": version, "kubeProxyVersion": version,
-                         "osImage": OS_IMAGES[spec["os"]], "kernelVersion": "5.15.0-119-generic",
+                         "osImage": OS_IMAGES[spec["os"]],
+                         "kernelVersion": KERNELS.get(spec["os"], "5.15.0-119-generic"),
                          "containerRuntimeVersion": "containerd://1.7.22",
-                         "operatingSystem": "linux", "architecture": "amd64",
+                         "operatingSystem": system, "architecture": "amd64",
                          "machineID": uuid.uuid5(uuid.NAMESPACE_DNS, name).hex,
                          "systemUUID": str(uuid.uuid5(uuid.NAMESPACE_DNS, name)),
                          "bootID": str(uuid.uuid4())},

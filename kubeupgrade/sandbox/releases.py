@@ -54,3 +54,36 @@ def etcd_version(minor: MinorVersion) -> str:
 def repository_url(minor: MinorVersion, family: str) -> str:
     kind = "deb" if family == "apt" else "rpm"
     return f"https://pkgs.k8s.io/core:/stable:/{minor.tag}/{kind}/"
+
+
+# -- dl.k8s.io: the Windows binaries -----------------------------------------------------------
+WINDOWS_BINARIES = ("kubeadm", "kubelet", "kube-proxy")
+_EXE_HEADER = "# kubeupgrade sandbox release: "
+
+
+def windows_binary(version: KubeVersion, component: str) -> bytes:
+    """What dl.k8s.io serves at /<tag>/bin/windows/amd64/<component>.exe in the sandbox: a
+    program that runs the simulated tool and knows its own version (so replacing the file is
+    what changes the version, as on a real host). Executable on the Linux machine standing in
+    for the Windows host; the same bytes for every node, so its checksum is one published file."""
+    import sys
+    from pathlib import Path
+
+    package_root = Path(__file__).resolve().parents[2]
+    return (
+        "#!/bin/sh\n"
+        f"{_EXE_HEADER}{component}.exe {version.tag} windows/amd64\n"
+        f"PYTHONPATH='{package_root}'${{PYTHONPATH:+:$PYTHONPATH}} "
+        f"exec '{sys.executable}' -m kubeupgrade.sandbox.hostbin --exe \"$0\" \"$@\"\n"
+    ).encode()
+
+
+def windows_binary_identity(content: bytes) -> tuple[str, KubeVersion] | None:
+    """(component, version) of a sandbox Windows binary, None for anything else."""
+    from kubeupgrade.model.versions import parse_version
+
+    for line in content.decode(errors="replace").splitlines()[:3]:
+        if line.startswith(_EXE_HEADER):
+            name, tag, _ = line.removeprefix(_EXE_HEADER).split(" ", 2)
+            return name.removesuffix(".exe"), parse_version(tag)
+    return None

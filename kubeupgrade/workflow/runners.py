@@ -51,8 +51,13 @@ def run_agent(node: str, broker: str, *, host_root: str = "/", path: str = "",
     def withdraw(**_: object) -> None:
         heartbeat.stop()
 
+    # Windows has no fork: its agent runs the task in a thread (the liveness threads and the
+    # command's own timeout work the same way).
+    from workers.host_context import detect_family
+
+    pool = "threads" if detect_family().value == "windows" else "prefork"
     _run_worker(app, ["worker", "-Q", node_queue(node), "-n", agent_hostname(node),
-                      "-P", "prefork", "-c", "1", "--prefetch-multiplier", "1", "-E",
+                      "-P", pool, "-c", "1", "--prefetch-multiplier", "1", "-E",
                       "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", loglevel])
 
 

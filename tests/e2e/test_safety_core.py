@@ -220,12 +220,12 @@ def test_a_controller_restarted_against_another_cluster_sends_nothing_there(make
 
 
 def repository_minor(box, node):
-    from kubeupgrade.host import repository
+    from kubeupgrade.host.platforms.packaged import configured_minor
     from kubeupgrade.sandbox import hosts
 
     root = box.node_root(node)
     path = root / hosts.APT_SOURCE if (root / hosts.APT_SOURCE).exists() else root / hosts.YUM_REPO
-    minor = repository.configured_minor(path.read_text())
+    minor = configured_minor(path.read_text())
     return minor.plain if minor else None
 
 

@@ -68,7 +68,8 @@ def test_interrupted_dpkg_is_repaired_first(tmp_path):
             .on("dpkg", "--configure", "-a")
             .on("dpkg-query", "-W", "--showformat=${Version}", stdout="1.31.2-1.1"))
     with_repository(tmp_path)
-    steps.install_packages(context(tmp_path, fake), V, "1.31.2-1.1", ("kubelet",))
+    ctx = context(tmp_path, fake)
+    ctx.platform.install(ctx, V, "1.31.2-1.1", ("kubelet",))
     assert ("dpkg", "--configure", "-a") in fake.ran
 
 
@@ -172,7 +173,8 @@ def test_installing_after_a_restore_points_the_repository_at_the_target_again(tm
         return 0, "", ""
 
     fake.answers[("apt-get", "install", "-y", "-q", "kubelet=1.31.2-1.1")] = install
-    assert steps.install_packages(context(tmp_path, fake), V, "1.31.2-1.1", ("kubelet",)).status == steps.DONE
+    ctx = context(tmp_path, fake)
+    assert ctx.platform.install(ctx, V, "1.31.2-1.1", ("kubelet",)).status == steps.DONE
     assert refreshes(fake) == 1
 
 

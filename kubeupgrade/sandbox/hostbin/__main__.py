@@ -11,8 +11,9 @@ import sys
 import time
 from pathlib import Path
 
+from kubeupgrade.sandbox import releases
 from kubeupgrade.sandbox.faults import FaultKind
-from kubeupgrade.sandbox.hostbin import etcdctl, kubeadm, packages, services
+from kubeupgrade.sandbox.hostbin import etcdctl, kubeadm, packages, services, windows
 from kubeupgrade.sandbox.hostbin.context import ExitCommand, Host
 from kubeupgrade.sandbox.layout import SandboxPaths
 
@@ -31,10 +32,33 @@ TOOLS = {
     "dnf": packages.dnf,
     "yum": packages.dnf,
     "rpm": packages.rpm,
+    "curl.exe": windows.curl,
+    "sc.exe": windows.sc,
+    "kubeadm.exe": kubeadm.main,
+    "kubelet.exe": services.kubelet,
 }
 
 
+def _from_binary(argv: list[str]) -> list[str] | None:
+    """`--exe PATH ARGS...`: a Windows binary from the simulated dl.k8s.io ran (see
+    releases.windows_binary). Its path says which node it is on (DIR/nodes/NODE/root/...), its
+    content which version it is."""
+    path = Path(argv[1]).resolve()
+    parts = path.parts
+    if "nodes" not in parts:
+        return None
+    at = len(parts) - 1 - parts[::-1].index("nodes")
+    identity = releases.windows_binary_identity(path.read_bytes())
+    if identity is None or at + 2 >= len(parts) or parts[at + 2] != "root":
+        return None
+    component, version = identity
+    return ["--dir", str(Path(*parts[:at])), "--node", parts[at + 1], f"{component}.exe",
+            f"--exe-version={version.tag}", *argv[2:]]
+
+
 def main(argv: list[str]) -> int:
+    if len(argv) >= 2 and argv[0] == "--exe":
+        argv = _from_binary(argv) or []
     if len(argv) < 5 or argv[0] != "--dir" or argv[2] != "--node":
         sys.stderr.write("usage: hostbin --dir DIR --node NODE TOOL [ARGS...]\n")
         return 2
@@ -42,7 +66,10 @@ def main(argv: list[str]) -> int:
     if tool not in TOOLS:
         sys.stderr.write(f"{tool}: command not found\n")
         return 127
-    host = Host(paths, node, [tool, *args])
+    exe_version = ""
+    if args and args[0].startswith("--exe-version="):
+        exe_version, args = args[0].split("=", 1)[1], args[1:]
+    host = Host(paths, node, [tool, *args], exe_version=exe_version)
     code = 1
     try:
         fault = host.take_fault(FaultKind.FAIL, FaultKind.HANG, FaultKind.CRASH)

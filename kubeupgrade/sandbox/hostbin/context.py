@@ -36,6 +36,7 @@ class Host:
     timing: Timing = field(init=False)
     faults: FaultStore = field(init=False)
     crash: Fault | None = None
+    exe_version: str = ""  # a Windows binary run by its path knows its own version (releases)
 
     def __post_init__(self) -> None:
         self.config = load_config(self.paths)
@@ -105,6 +106,20 @@ class Host:
 
     def packages(self) -> dict[str, Any]:
         return self.read_state(PACKAGE_STATE)
+
+    def installed(self, component: str) -> str:
+        """The version tag of kubeadm or kubelet on this host: the package installed on Linux,
+        the binary in C:\\k on Windows (where `kubelet --version` is the file's own answer)."""
+        if self.family == "windows":
+            if self.exe_version and self.argv[0] == f"{component}.exe":
+                return self.exe_version
+            from kubeupgrade.sandbox import releases
+
+            found = releases.windows_binary_identity(self.path(f"/k/{component}.exe").read_bytes())
+            if found is None:
+                raise self.fail(f"{component}.exe is not a Kubernetes binary", 1)
+            return found[1].tag
+        return "v" + self.packages()["installed"][component].split("-")[0]
 
     def kubelet(self) -> dict[str, Any]:
         return self.read_state(objects.KUBELET_STATE)

@@ -32,7 +32,7 @@ STACK_HINT = "To see the stack trace of this error execute with --v=5 or higher"
 
 
 def kubeadm_version(host: Host) -> KubeVersion:
-    return parse_version(host.packages()["installed"]["kubeadm"].split("-")[0])
+    return parse_version(host.installed("kubeadm"))
 
 
 def main(host: Host, args: list[str]) -> int:

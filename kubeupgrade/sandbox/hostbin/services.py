@@ -14,7 +14,7 @@ from kubeupgrade.sandbox.hostbin.context import Host
 
 
 def installed_kubelet(host: Host) -> str:
-    return "v" + host.packages()["installed"]["kubelet"].split("-")[0]
+    return host.installed("kubelet")
 
 
 def kubelet(host: Host, args: list[str]) -> int:

@@ -1,0 +1,122 @@
+"""What every host step works with: the host (its executor, root and platform), the outcome a
+step reports, the errors a failed command raises, and the markers that record effects leaving no
+other trace. Shared by the generic steps (`steps`) and the host platforms (`platforms`)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kubeupgrade.errors import PermanentError, TemporaryError
+from kubeupgrade.host.executor import Command, CommandResult, Executor
+from kubeupgrade.model.campaign import OsFamily
+
+if TYPE_CHECKING:
+    from kubeupgrade.host.platforms.base import HostPlatform
+
+DONE = "done"
+ALREADY_DONE = "already-done"
+
+
+class HostCommandFailed(TemporaryError):
+    """A host command failed; carries the argv, exit code and output tail. Retryable."""
+
+    def __init__(self, result: CommandResult, what: str) -> None:
+        self.result = result
+        code = "timed out" if result.timed_out else f"exit {result.exit_code}"
+        tail = result.tail(5).replace("\n", " | ")
+        super().__init__(f"{what}: `{result.command}` failed ({code}): {tail}")
+
+
+class HostCommandRefused(PermanentError):
+    """A host command failed in a way retrying cannot fix (a version missing from the repo)."""
+
+    def __init__(self, result: CommandResult, what: str) -> None:
+        self.result = result
+        tail = result.tail(5).replace("\n", " | ")
+        super().__init__(f"{what}: `{result.command}` failed (exit {result.exit_code}): {tail}")
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    status: str  # DONE or ALREADY_DONE
+    detail: str
+    output: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class HostContext:
+    executor: Executor
+    root: Path
+    family: OsFamily
+    campaign: str = ""
+    hop: int = 0
+    transcript: list[CommandResult] = field(default_factory=list)
+
+    @property
+    def platform(self) -> HostPlatform:
+        from kubeupgrade.host.platforms import platform_for
+
+        return platform_for(self.family)
+
+    def path(self, absolute: str) -> Path:
+        return self.root / absolute.lstrip("/")
+
+    def run(self, command: Command | None, what: str, *, check: bool = True) -> CommandResult | None:
+        if command is None:
+            return None
+        result = self.executor.run(command)
+        self.transcript.append(result)
+        if check and not result.ok:
+            if _is_permanent(result, self.platform.refusals):
+                raise HostCommandRefused(result, what)
+            raise HostCommandFailed(result, what)
+        return result
+
+    @contextmanager
+    def exclusive(self, what: str, timeout: float) -> Iterator[None]:
+        """Hold the host lock across several commands and the agent's own file changes between
+        them (an executor without a lock, such as the unit tests' fake, holds nothing)."""
+        hold = getattr(self.executor, "exclusive", None)
+        if hold is None:
+            yield
+            return
+        with hold(what, timeout):
+            yield
+
+    def output(self) -> str:
+        return "\n".join(f"$ {r.command}\n{r.tail(40)}" for r in self.transcript)
+
+    # -- markers: the effect of a step that leaves no other trace we can read locally ---------
+    def _marker(self, phase: str) -> Path:
+        safe = "".join(c for c in f"{self.campaign}-{self.hop}-{phase}" if c.isalnum() or c in "-_.")
+        return self.path(f"/var/lib/kubeupgrade/markers/{safe}")
+
+    def marked(self, phase: str) -> dict[str, Any] | None:
+        try:
+            return json.loads(self._marker(phase).read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def unmark(self, phase: str) -> None:
+        self._marker(phase).unlink(missing_ok=True)
+
+    def mark(self, phase: str, **data: Any) -> None:
+        marker = self._marker(phase)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps({"at": time.time(), **data}))
+
+
+# kubeadm's refusals of a version (the platforms add their package managers' own).
+_KUBEADM_REFUSALS = ("is too high", "Downgrades are not supported", "not supported")
+
+
+def _is_permanent(result: CommandResult, refusals: tuple[str, ...]) -> bool:
+    text = result.stdout + result.stderr
+    return not result.timed_out and any(pattern in text for pattern in _KUBEADM_REFUSALS + refusals)

@@ -1,0 +1,179 @@
+"""What apt and rpm hosts share: Kubernetes packages from pkgs.k8s.io (one repository per
+minor), held or excluded between upgrades, and a kubelet run by systemd.
+
+`PackagePlatform` does the repository and package steps once; `apt` and `rpm` supply their argv,
+their repository file and how their tools print versions.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import abstractmethod
+from typing import Any
+
+from kubeupgrade.errors import PermanentError
+from kubeupgrade.host.commands import kube_packages
+from kubeupgrade.host.context import ALREADY_DONE, DONE, HostContext, StepOutcome
+from kubeupgrade.host.executor import Command
+from kubeupgrade.host.listings import ListedPackage, parse_listing
+from kubeupgrade.host.platforms import systemd
+from kubeupgrade.host.platforms.base import HostPlatform
+from kubeupgrade.model.versions import (
+    KubeVersion,
+    MinorVersion,
+    PackageVersion,
+    VersionSpec,
+    parse_package_version,
+)
+
+_MINOR = re.compile(r"pkgs\.k8s\.io/core:/stable:/v(\d+)\.(\d+)/")
+
+
+def configured_minor(text: str) -> MinorVersion | None:
+    """The minor a pkgs.k8s.io repository configuration (apt source or rpm repo file) points at."""
+    match = _MINOR.search(text)
+    return MinorVersion(int(match[1]), int(match[2])) if match else None
+
+
+class PackagePlatform(HostPlatform):
+    repository_file: str  # absolute path of the Kubernetes repository configuration
+
+    # -- what each package manager says differently -------------------------------------------
+    @abstractmethod
+    def render_repository(self, minor: MinorVersion) -> str: ...
+
+    @abstractmethod
+    def refresh_metadata(self) -> Command: ...
+
+    @abstractmethod
+    def list_versions(self, package: str) -> Command: ...
+
+    @abstractmethod
+    def installed_version(self, package: str) -> Command: ...
+
+    @abstractmethod
+    def parse_installed(self, package: str, output: str) -> str:
+        """The package version string in what `installed_version` printed."""
+
+    @abstractmethod
+    def install_command(self, pins: dict[str, PackageVersion], *, download_only: bool) -> Command: ...
+
+    def hold(self, *packages: str) -> Command | None:
+        """Keep the packages from moving between upgrades (None: the repository does it)."""
+        return None
+
+    def unhold(self, *packages: str) -> Command | None:
+        return None
+
+    def repair(self, ctx: HostContext) -> None:
+        """Finish what an interrupted package run left half done, before changing anything."""
+
+    # -- the steps ----------------------------------------------------------------------------
+    def installed_package(self, ctx: HostContext, package: str) -> PackageVersion | None:
+        result = ctx.run(self.installed_version(package), f"query {package}", check=False)
+        if result is None or not result.ok:
+            return None
+        try:
+            return parse_package_version(self.parse_installed(package, result.stdout.strip()))
+        except ValueError:
+            return None
+
+    def installed(self, ctx: HostContext, component: str) -> KubeVersion | None:
+        package = self.installed_package(ctx, component)
+        return package.version if package else None
+
+    def facts(self, ctx: HostContext) -> dict[str, Any]:
+        repo = ctx.path(self.repository_file)
+        minor = configured_minor(repo.read_text()) if repo.exists() else None
+        installed = {name: (p.raw if (p := self.installed_package(ctx, name)) else None)
+                     for name in ("kubeadm", "kubelet", "kubectl")}
+        return {"installed": installed, "repository_minor": minor.plain if minor else None}
+
+    def set_source(self, ctx: HostContext, minor: MinorVersion) -> StepOutcome:
+        """Point the package repository at `minor` and refresh metadata."""
+        path = ctx.path(self.repository_file)
+        current = path.read_text() if path.exists() else ""
+        wanted = self.render_repository(minor)
+        if configured_minor(current) == minor and ctx.marked(f"repository-{minor.plain}"):
+            return StepOutcome(ALREADY_DONE, f"repository already at {minor.tag}")
+        if current and configured_minor(current) != minor:
+            backup = path.with_name(path.name + ".kubeupgrade-backup")
+            backup.write_text(current)  # back up before mutating, as kubeadm does with manifests
+            # What this campaign's hop replaced, kept before the change so a hop that fails even
+            # while refreshing (the minor's repository does not exist) can put it back.
+            ctx.mark(f"repository-replaced-{minor.plain}", previous=current)
+        if current != wanted:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(wanted)
+        self.repair(ctx)
+        ctx.run(self.refresh_metadata(), "refresh package metadata")
+        ctx.mark(f"repository-{minor.plain}")
+        return StepOutcome(DONE, f"repository set to pkgs.k8s.io {minor.tag}", ctx.output())
+
+    def restore_source(self, ctx: HostContext, minor: MinorVersion) -> StepOutcome:
+        path = ctx.path(self.repository_file)
+        current = path.read_text() if path.exists() else ""
+        replaced = ctx.marked(f"repository-replaced-{minor.plain}")
+        if replaced is None or not isinstance(replaced.get("previous"), str):
+            return StepOutcome(ALREADY_DONE, "this campaign did not change the repository here")
+        previous = replaced["previous"]
+        earlier = configured_minor(previous)
+        label = earlier.tag if earlier else "its previous configuration"
+        if current == previous:
+            return StepOutcome(ALREADY_DONE, f"repository already restored to {label}")
+        if configured_minor(current) != minor:
+            return StepOutcome(ALREADY_DONE, "repository changed since this campaign set it; left as is")
+        path.write_text(previous)
+        ctx.unmark(f"repository-{minor.plain}")
+        self.repair(ctx)
+        ctx.run(self.refresh_metadata(), "refresh package metadata")
+        return StepOutcome(DONE, f"repository restored to {label}", ctx.output())
+
+    def ensure_source(self, ctx: HostContext, minor: MinorVersion) -> None:
+        """Installing needs the target's repository: set it again if it was restored or changed
+        since set-repository ran (a retry after a failed hop)."""
+        path = ctx.path(self.repository_file)
+        current = path.read_text() if path.exists() else ""
+        if configured_minor(current) != minor or not ctx.marked(f"repository-{minor.plain}"):
+            self.set_source(ctx, minor)
+
+    def offered(self, ctx: HostContext, component: str, target: VersionSpec) -> list[ListedPackage]:
+        result = ctx.run(self.list_versions(component), f"list {component} versions", check=False)
+        if result is None or not result.ok:
+            return []
+        try:
+            return parse_listing(result.stdout, component)
+        except ValueError:
+            return []
+
+    def install(self, ctx: HostContext, version: KubeVersion, package: str,
+                components: tuple[str, ...], *, download_only: bool = False) -> StepOutcome:
+        names = kube_packages(components)
+        self.repair(ctx)
+        current = {name: self.installed_package(ctx, name) for name in names}
+        if all(p is not None and p.version == version for p in current.values()):
+            return StepOutcome(ALREADY_DONE, f"{', '.join(names)} already at {version.plain}")
+        self.ensure_source(ctx, version.minor_version)
+        pins = {name: _pin(version, package) for name in names}
+        if download_only:
+            ctx.run(self.install_command(pins, download_only=True), "download packages")
+            return StepOutcome(DONE, f"downloaded {', '.join(names)} {package}", ctx.output())
+        ctx.run(self.unhold(*names), "unhold packages")
+        ctx.run(self.install_command(pins, download_only=False), f"install {', '.join(names)}")
+        ctx.run(self.hold(*names), "hold packages")
+        after = {name: self.installed_package(ctx, name) for name in names}
+        wrong = [name for name, p in after.items() if p is None or p.version != version]
+        if wrong:
+            raise PermanentError(f"{', '.join(wrong)} not at {version.plain} after installing")
+        return StepOutcome(DONE, f"installed {', '.join(names)} {package}", ctx.output())
+
+    def restart_kubelet(self, ctx: HostContext, version: KubeVersion) -> StepOutcome:
+        return systemd.restart_kubelet(ctx, version)
+
+
+def _pin(version: KubeVersion, package: str) -> PackageVersion:
+    pinned = parse_package_version(package)
+    if pinned.version != version:
+        raise PermanentError(f"package {package} is not version {version.plain}")
+    return pinned
+

@@ -1,0 +1,48 @@
+"""RHEL, Rocky, Alma, Fedora: dnf or yum and rpm. The repository file excludes the Kubernetes
+packages, so nothing moves them between upgrades; installing lifts the exclusion for one run."""
+
+from __future__ import annotations
+
+from kubeupgrade.host.commands import INSTALL_TIMEOUT, QUICK_TIMEOUT, UPDATE_TIMEOUT, kube_packages
+from kubeupgrade.host.executor import Command
+from kubeupgrade.host.platforms.packaged import PackagePlatform
+from kubeupgrade.model.versions import MinorVersion, PackageVersion
+
+YUM_REPO = "/etc/yum.repos.d/kubernetes.repo"
+
+
+class RpmPlatform(PackagePlatform):
+    repository_file = YUM_REPO
+    refusals = ("Unable to find a match", "No match for argument", "was not found")
+
+    def __init__(self, tool: str) -> None:
+        if tool not in ("dnf", "yum"):
+            raise ValueError(f"not an rpm package manager: {tool!r}")
+        self.name = self.tool = tool
+
+    def render_repository(self, minor: MinorVersion) -> str:
+        base = f"https://pkgs.k8s.io/core:/stable:/{minor.tag}/rpm/"
+        return ("[kubernetes]\nname=Kubernetes\n"
+                f"baseurl={base}\nenabled=1\ngpgcheck=1\ngpgkey={base}repodata/repomd.xml.key\n"
+                "exclude=kubelet kubeadm kubectl cri-tools kubernetes-cni\n")
+
+    def refresh_metadata(self) -> Command:
+        return Command((self.tool, "makecache", "--disableexcludes=kubernetes"), UPDATE_TIMEOUT)
+
+    def list_versions(self, package: str) -> Command:
+        return Command((self.tool, "list", "--showduplicates", *kube_packages((package,)),
+                        "--disableexcludes=kubernetes"), UPDATE_TIMEOUT)
+
+    def installed_version(self, package: str) -> Command:
+        return Command(("rpm", "-q", *kube_packages((package,))), QUICK_TIMEOUT)
+
+    def parse_installed(self, package: str, output: str) -> str:
+        return output.removeprefix(f"{package}-").rsplit(".", 1)[0]  # kubeadm-1.31.2-150500.1.1.x86_64
+
+    def install_command(self, pins: dict[str, PackageVersion], *, download_only: bool) -> Command:
+        argv = [self.tool, "install", "-y"]
+        if download_only:
+            argv.append("--downloadonly")
+        argv += [f"{name}-{pins[name].raw}" for name in kube_packages(tuple(sorted(pins)))]
+        argv.append("--disableexcludes=kubernetes")
+        return Command(tuple(argv), INSTALL_TIMEOUT)
