@@ -286,6 +286,9 @@ class _CampaignReader:
                 isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
             ):
                 raise self.fail(_join(where, "labels"), "expected a mapping of strings to strings")
+            if raw.get("os") == "windows" and raw.get("role") == "control-plane":
+                raise self.fail(_join(where, "os"), "a control plane cannot run on Windows; only "
+                                "workers can")
             nodes.append(
                 NodeSpec(
                     name=name,

@@ -48,10 +48,15 @@ def discover_nodes(api: KubeApi, os_families: dict[str, OsFamily] | None = None)
             role=Role.CONTROL_PLANE if control_plane else Role.WORKER,
             kubelet=parse_version(kubelet_version(node)),
             control_plane=parse_version(apiserver) if control_plane and apiserver else None,
-            os=(os_families or {}).get(name),
+            os=(os_families or {}).get(name) or _windows(labels),
             labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())),
         ))
     return specs
+
+
+def _windows(labels: dict[str, str]) -> OsFamily | None:
+    """A Windows node says so in its labels; a Linux node's package manager only its agent knows."""
+    return OsFamily.WINDOWS if labels.get("kubernetes.io/os") == "windows" else None
 
 
 def unready_nodes(api: KubeApi) -> list[str]:

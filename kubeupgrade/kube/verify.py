@@ -42,6 +42,12 @@ def verify_cluster(api: KubeApi, version: KubeVersion,
     proxy_tag = proxy["spec"]["template"]["spec"]["containers"][0]["image"].rsplit(":", 1)[-1]
     if proxy_tag != version.tag:
         problems.append(f"kube-proxy is {proxy_tag}, expected {version.tag}")
+    from kubeupgrade.kube.windows_proxy import stale_images, windows_proxy_daemonsets
+
+    for windows_proxy in windows_proxy_daemonsets(api):
+        if stale_images(windows_proxy, version):
+            problems.append(f"{windows_proxy['metadata']['name']} (kube-proxy for Windows) is not at "
+                            f"{version.tag}")
     coredns = api.call("read coredns", api.apps.read_namespaced_deployment, "coredns", "kube-system")
     status = coredns.get("status", {})
     if status.get("readyReplicas", 0) < coredns["spec"].get("replicas", 1):

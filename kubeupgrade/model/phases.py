@@ -94,6 +94,8 @@ PHASES: tuple[PhaseSpec, ...] = (
           hint=_GATE_HINT, typical_seconds=30),
     _spec(Phase.HEALTH_GATE, "kubeupgrade.controller.health_gate", _C, Part.CLUSTER, CLUSTER,
           hint=_GATE_HINT, typical_seconds=30),
+    _spec(Phase.WINDOWS_KUBE_PROXY, "kubeupgrade.controller.windows_kube_proxy", _C, Part.CLUSTER,
+          CLUSTER, typical_seconds=30),
     _spec(Phase.VERIFY, "kubeupgrade.controller.verify", _C, Part.CLUSTER, CLUSTER, typical_seconds=20),
 )
 

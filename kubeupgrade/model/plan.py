@@ -37,6 +37,7 @@ class Phase(Enum):
     HOOKS_AFTER_NODE = "hooks-after-node"
     CONTROL_PLANE_GATE = "control-plane-gate"  # after the control planes, when gates are set
     HEALTH_GATE = "health-gate"  # after the canary workers (policies.canary), before the others
+    WINDOWS_KUBE_PROXY = "kube-proxy-windows"  # after the workers, when some run Windows
     VERIFY = "verify"
 
     @property

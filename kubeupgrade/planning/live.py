@@ -21,5 +21,6 @@ def with_live_state(campaign: Campaign, live_nodes: list[NodeSpec], version: Kub
         # Labels as the cluster has them (pools select on them), unless the file set its own.
         nodes = tuple(replace(node, kubelet=live[node.name].kubelet,
                               control_plane=live[node.name].control_plane,
+                              os=node.os or live[node.name].os,
                               labels=node.labels or live[node.name].labels) for node in campaign.nodes)
     return replace(campaign, nodes=nodes, control_plane_version=version)

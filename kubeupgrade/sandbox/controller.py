@@ -344,13 +344,14 @@ class Controller:
         nodes = self.store.list("nodes")
         for ds in self.store.list("daemonsets"):
             pods = self._owned_pods(ds)
+            selected = [n for n in nodes if objects.selects(ds, n)]
             image = ds["spec"]["template"]["spec"]["containers"][0]["image"]
             covered = {p["spec"].get("nodeName") for p in pods}
             for pod in pods:
                 if pod["spec"]["containers"][0]["image"] != image:
                     pod["spec"]["containers"][0]["image"] = image
                     self.store.put_internal("pods", pod)
-            for node in nodes:
+            for node in selected:
                 if node["metadata"]["name"] not in covered:
                     pod = objects.pod_from_template(ds, self.random)
                     objects.bind_pod(pod, node)
@@ -358,7 +359,7 @@ class Controller:
                     self._start_pod_later(self.store.get("pods", ds["metadata"]["namespace"],
                                                          pod["metadata"]["name"]))
             ready = sum(1 for p in pods if disruption.is_pod_ready(p))
-            status = {"desiredNumberScheduled": len(nodes), "currentNumberScheduled": len(pods),
+            status = {"desiredNumberScheduled": len(selected), "currentNumberScheduled": len(pods),
                       "numberReady": ready, "updatedNumberScheduled": len(pods),
                       "numberAvailable": ready, "numberMisscheduled": 0,
                       "observedGeneration": ds["metadata"].get("generation", 1)}

@@ -222,6 +222,13 @@ def kubelet_configuration(version: str) -> str:
     }, sort_keys=True)
 
 
+def selects(daemonset: dict[str, Any], node: dict[str, Any]) -> bool:
+    """Whether the DaemonSet's node selector lets it run a pod on `node`."""
+    selector = daemonset["spec"]["template"]["spec"].get("nodeSelector") or {}
+    labels = node["metadata"].get("labels") or {}
+    return all(labels.get(key) == value for key, value in selector.items())
+
+
 def _workload(kind: str, namespace: str, name: str, image: str, replicas: int | None,
               labels: dict[str, str], **pod_spec: Any) -> dict[str, Any]:
     obj: dict[str, Any] = {
@@ -309,12 +316,24 @@ def initial_objects(config: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
                     volumes=[{"name": "cache", "emptyDir": {}}])
     api = _workload("Deployment", "shop", "api", "registry.example/shop/api:1.9.0", 3, {"app": "api"})
     proxy = _workload("DaemonSet", "kube-system", "kube-proxy", f"registry.k8s.io/kube-proxy:{version}",
-                      None, {"k8s-app": "kube-proxy"}, tolerations=everywhere, hostNetwork=True)
+                      None, {"k8s-app": "kube-proxy"}, tolerations=everywhere, hostNetwork=True,
+                      nodeSelector={"kubernetes.io/os": "linux"})  # as kubeadm deploys it
+    daemonsets = [proxy]
+    if any(n["metadata"]["labels"].get("kubernetes.io/os") == "windows" for n in nodes):
+        # What the Windows procedure applies from sig-windows-tools (a HostProcess DaemonSet).
+        daemonsets.append(_workload(
+            "DaemonSet", "kube-system", "kube-proxy-windows",
+            f"sigwindowstools/kube-proxy:{version}-calico-hostprocess", None,
+            {"k8s-app": "kube-proxy-windows"}, tolerations=everywhere, hostNetwork=True,
+            nodeSelector={"kubernetes.io/os": "windows"}, serviceAccountName="kube-proxy",
+            securityContext={"windowsOptions": {"hostProcess": True,
+                                                "runAsUserName": "NT AUTHORITY\\system"}}))
     exporter = _workload("DaemonSet", "monitoring", "node-exporter",
                          "quay.io/prometheus/node-exporter:v1.8.2", None, {"app": "node-exporter"},
                          tolerations=everywhere)
     out["deployments"] += [coredns, web, api]
-    out["daemonsets"] += [proxy, exporter]
+    daemonsets.append(exporter)
+    out["daemonsets"] += daemonsets
     load: dict[str, int] = {}
     for deployment in (coredns, web, api):
         rs = _replica_set(deployment, rng)
@@ -331,8 +350,8 @@ def initial_objects(config: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
                 bind_pod(pod, target)
                 set_pod_ready(pod, True)
             out["pods"].append(pod)
-    for ds in (proxy, exporter):
-        for node in nodes:
+    for ds in daemonsets:
+        for node in (n for n in nodes if selects(ds, n)):
             pod = pod_from_template(ds, rng)
             pod.update(apiVersion="v1", kind="Pod")
             pod["metadata"].update(uid=str(uuid.uuid4()), creationTimestamp=stamp, resourceVersion="1")

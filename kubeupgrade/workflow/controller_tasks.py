@@ -217,6 +217,22 @@ def health_gate(job: Job) -> StepOutcome:
     raise PhaseHeld(why)
 
 
+@phase_task(Phase.WINDOWS_KUBE_PROXY)
+def windows_kube_proxy(job: Job) -> StepOutcome:
+    """Once the Windows workers run the new kubelet: their kube-proxy DaemonSet to the version."""
+    from kubeupgrade.kube.windows_proxy import upgrade_windows_proxy
+
+    changed, current = upgrade_windows_proxy(job_api(job), job.version)
+    if changed:
+        return StepOutcome(DONE, f"kube-proxy for Windows moved to {job.version.tag}: {'; '.join(changed)}")
+    if current:
+        return StepOutcome(ALREADY_DONE, f"kube-proxy for Windows already at {job.version.tag}: "
+                           f"{', '.join(current)}")
+    return StepOutcome(ALREADY_DONE, "no kube-proxy DaemonSet for Windows nodes in kube-system; where "
+                       "kube-proxy runs as a Windows service, replace its kube-proxy.exe as the "
+                       "Windows procedure says")
+
+
 @phase_task(Phase.VERIFY)
 def verify(job: Job) -> StepOutcome:
     """Every node Ready at the target, static pods at the target, kube-proxy and CoreDNS updated;

@@ -24,7 +24,7 @@ from celery.canvas import Signature
 from kubeupgrade.errors import InvalidInput, KubeupgradeError, TemporaryError
 from kubeupgrade.kube.events import NodeEvent
 from kubeupgrade.kube.identity import ClusterIdentity, mismatch
-from kubeupgrade.model.campaign import Campaign, NodeSpec, WorkerStrategy
+from kubeupgrade.model.campaign import Campaign, NodeSpec, OsFamily, WorkerStrategy
 from kubeupgrade.model.phases import Part, names_where
 from kubeupgrade.model.plan import Phase, plan_to_dict
 from kubeupgrade.model.versions import parse_version
@@ -287,8 +287,11 @@ class Dispatcher:
             canary_gate = bool(gate_boundaries(len(hop.workers), policies.canary, policies.gate_every))
             control_plane_gate = bool(hop.control_planes) and bool(
                 policies.gates or policies.canary or policies.gate_every)
+            windows = {n.name for n in campaign.nodes or () if n.os is OsFamily.WINDOWS}
+            windows_workers = any(w.name in windows for w in hop.workers)
             cluster_phases = ([Phase.PREFLIGHT] + [Phase.CONTROL_PLANE_GATE] * control_plane_gate
-                              + [Phase.HEALTH_GATE] * canary_gate + [Phase.VERIFY])
+                              + [Phase.HEALTH_GATE] * canary_gate
+                              + [Phase.WINDOWS_KUBE_PROXY] * windows_workers + [Phase.VERIFY])
             self.store.put_entry(doc["id"], index, CLUSTER_ENTRY, {
                 "node": CLUSTER_ENTRY, "role": "cluster", "hop": index, "state": "pending", "attempt": 1,
                 "phases": [new_phase(p.value) for p in cluster_phases]})
@@ -441,7 +444,13 @@ class Dispatcher:
         self._cluster_phase(doc, hop, entries[CLUSTER_ENTRY], Phase.PREFLIGHT, next_stage="control-planes")
 
     def _stage_verify(self, doc: CampaignRecord, hop: int, entries: dict[str, NodeEntry]) -> None:
-        self._cluster_phase(doc, hop, entries[CLUSTER_ENTRY], Phase.VERIFY, next_stage="done")
+        cluster = entries[CLUSTER_ENTRY]
+        proxy = next((p for p in cluster["phases"] if p["phase"] == Phase.WINDOWS_KUBE_PROXY.value), None)
+        if proxy is not None and proxy["state"] != "succeeded":
+            if not proxy["task_id"]:  # kube-proxy for Windows once the Windows workers are done
+                self._send(doc, hop, self._signature(doc, hop, cluster, proxy))
+            return
+        self._cluster_phase(doc, hop, cluster, Phase.VERIFY, next_stage="done")
 
     def _cluster_phase(self, doc: CampaignRecord, hop: int, entry: NodeEntry, phase: Phase,
                        next_stage: str) -> None:

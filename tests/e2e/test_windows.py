@@ -46,3 +46,19 @@ def test_windows_workers_take_checked_binaries_keep_the_previous_and_retry_a_fai
     downloads = [e for e in box.command_log("worker-2")
                  if e["argv"][0] == "curl.exe" and "--output" in e["argv"]]
     assert len(downloads) == 2, [e["argv"] for e in downloads]
+    # kube-proxy for Windows, once, after the Windows workers: its DaemonSet's image version
+    # substituted, its pods on the Windows nodes only; kubeadm's kube-proxy stays on Linux.
+    proxy = box.api_get("/apis/apps/v1/namespaces/kube-system/daemonsets/kube-proxy-windows")
+    image = proxy["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == "sigwindowstools/kube-proxy:v1.31.14-calico-hostprocess"
+    assert proxy["spec"]["template"]["spec"]["nodeSelector"] == {"kubernetes.io/os": "windows"}
+    pods = box.api_get("/api/v1/namespaces/kube-system/pods")["items"]
+    placed = {(p["metadata"]["name"].rsplit("-", 1)[0], p["spec"]["nodeName"]) for p in pods
+              if p["metadata"]["name"].startswith("kube-proxy")}
+    assert placed == {("kube-proxy", "cp-1"), ("kube-proxy-windows", "worker-1"),
+                      ("kube-proxy-windows", "worker-2")}
+    cluster = {p["phase"]: p for p in handle.status()["entries"][0]["@cluster"]["phases"]}
+    proxy_phase, verify = cluster["kube-proxy-windows"], cluster["verify"]
+    assert proxy_phase["state"] == "succeeded" and "v1.31.14" in proxy_phase["detail"]
+    last_uncordon = max(e["t"] for e in box.history() if e.get("event") == "uncordon")
+    assert proxy_phase["started"] >= last_uncordon - 1 and verify["started"] >= proxy_phase["ended"]

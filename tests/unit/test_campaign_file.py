@@ -46,6 +46,8 @@ def test_minimal_campaign_gets_safe_defaults():
 INVALID = [
     # (replace this, with that, expected message fragment)
     ("cluster: demo", "cluster: demo\ntraget: x", 'traget: unknown key; did you mean "target"?'),
+    ("control-plane, kubelet: v1.30.4, os: apt}", "control-plane, kubelet: v1.30.4, os: windows}",
+     "nodes[0].os: a control plane cannot run on Windows; only workers can"),
     ("cluster: demo", "cluster: demo\npolicies: {max_unavailible: 2}", 'policies.max_unavailible: unknown key; did you mean "max_unavailable"?'),
     ("os: apt}", "os: apt, kublet: v1.30.4}", 'nodes[0].kublet: unknown key; did you mean "kubelet"?'),
     ('target: "1.31"', "target: 1.31", "target: 1.31 is not a version string; quote it in YAML"),

@@ -126,3 +126,16 @@ def test_every_family_has_its_platform_and_nothing_else_is_served():
     assert {platform_for(f).name for f in OsFamily} == {f.value for f in OsFamily}
     with pytest.raises(ValueError, match="no host platform"):
         platform_for("solaris")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("image", "expected"), [
+    ("sigwindowstools/kube-proxy:v1.30.4-calico-hostprocess", "sigwindowstools/kube-proxy:v1.31.14-calico-hostprocess"),
+    ("registry.local:5000/kube-proxy:v1.30.4-flannel-hostprocess", "registry.local:5000/kube-proxy:v1.31.14-flannel-hostprocess"),
+    ("sigwindowstools/kube-proxy:latest", "sigwindowstools/kube-proxy:latest"),
+    ("sigwindowstools/kube-proxy@sha256:" + "a" * 64, "sigwindowstools/kube-proxy@sha256:" + "a" * 64),
+    ("registry.local:5000/kube-proxy", "registry.local:5000/kube-proxy"),
+])
+def test_kube_proxy_for_windows_gets_the_version_in_its_tag_and_nothing_else(image, expected):
+    from kubeupgrade.kube.windows_proxy import retagged
+
+    assert retagged(image, NEW) == expected
