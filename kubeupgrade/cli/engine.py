@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import click
@@ -20,7 +21,8 @@ BROKER = click.option("--broker", default=lambda: os.environ.get("KUBEUPGRADE_BR
 @click.command()
 @click.option("--node", required=True, help="this host's Kubernetes node name")
 @BROKER
-@click.option("--host-root", default="/", show_default=True, help="the host filesystem root")
+@click.option("--host-root", default="C:\\" if sys.platform == "win32" else "/", show_default=True,
+              help="the host filesystem root")
 @click.option("--path", "path", default="", help="directories searched first for host binaries")
 @click.option("--os", "os_family", type=click.Choice(["apt", "dnf", "yum", "windows"]), default=None,
               help="host platform (default: detected)")

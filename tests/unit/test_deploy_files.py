@@ -16,3 +16,11 @@ def test_no_unit_puts_a_secret_on_its_command_line():
         assert "KUBEUPGRADE_BROKER" not in command and "--broker" not in command, unit.name
         assert "--basic-auth" not in command and "FLOWER_AUTH" not in command, unit.name
         assert re.search(r"^EnvironmentFile=/etc/kubeupgrade/\w+\.env$", text, re.M), unit.name
+
+
+def test_the_windows_agent_service_keeps_the_broker_off_its_command_line():
+    script = (SYSTEMD.parent / "windows" / "install-agent.ps1").read_text()
+    (parameters,) = re.findall(r"AppParameters \"([^\"]*)\"", script)
+    assert "--broker" not in parameters and "KUBEUPGRADE_BROKER" not in parameters
+    assert "--os windows" in parameters and "AppEnvironmentExtra $environment" in script
+    assert "/inheritance:r /grant:r 'SYSTEM:(R)' 'Administrators:(F)'" in script
