@@ -1,7 +1,7 @@
 """`make demo`: a whole upgrade campaign on a sandbox cluster, with Flower, in the terminal.
 
 Starts redis-server (unless $KUBEUPGRADE_BROKER answers), a sandbox of 3 control planes and
-5 workers (mixed apt/dnf) at v1.30.4, one agent per node, the controller and Flower; submits a
+5 workers (mixed apt/dnf, every third worker Windows) at v1.30.4, one agent per node, the controller and Flower; submits a
 1.30 -> 1.31 campaign; shows live progress; ends with the verification table; stops everything
 it started unless run with --keep.
 """
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     directory.mkdir(parents=True)
     started = time.monotonic()
     console.print("[bold]kubeupgrade demo[/]: sandbox with 3 control planes and "
-                  f"{args.workers} workers (apt and dnf), v1.30.4 -> 1.31")
+                  f"{args.workers} workers (apt, dnf and, from the third, Windows), v1.30.4 -> 1.31")
     box, _ = Sandbox.up(directory / "sandbox", control_planes=3, workers=args.workers,
                         version="1.30.4", os_family="mixed", time_scale=0.01)
     stack = Stack(box)
