@@ -184,7 +184,9 @@ class ApiServer:
                                    "API server; poll with list instead")
                 items = store.list(resource.plural, namespace, query.get("labelSelector"),
                                    query.get("fieldSelector"))
-                items = [self.decorate(resource, obj) for obj in items]
+                # In storage key order (namespace, then name), as etcd returns a list.
+                items = sorted((self.decorate(resource, obj) for obj in items),
+                               key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
                 version = str(store.resource_version)
                 if as_table:
                     return 200, tables.to_table(resource.plural, items, version,

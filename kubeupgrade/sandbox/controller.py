@@ -312,6 +312,12 @@ class Controller:
                 if not pod["spec"].get("nodeName") and self._place(pod, load):
                     self.store.put_internal("pods", pod)
                     self._start_pod_later(pod)
+            ready = sum(1 for p in pods if disruption.is_pod_ready(p))
+            status = {"replicas": len(pods), "fullyLabeledReplicas": len(pods), "readyReplicas": ready,
+                      "availableReplicas": ready, "observedGeneration": rs["metadata"].get("generation", 1)}
+            if rs.get("status") != status:
+                rs["status"] = status
+                self.store.put_internal("replicasets", rs)
             uid = rs["metadata"]["uid"]
             missing = int(rs["spec"].get("replicas", 1)) - len(pods) - self._creating.get(uid, 0)
             for _ in range(max(0, missing)):

@@ -55,9 +55,11 @@ def _age(obj: dict[str, Any]) -> str:
 
 
 def node_status_text(node: dict[str, Any]) -> str:
+    """kubectl's STATUS: "Ready" when the Ready condition is True, "NotReady" when it is False
+    or Unknown, "Unknown" only when the node has no Ready condition at all."""
     conditions = {c["type"]: c["status"] for c in node.get("status", {}).get("conditions", [])}
     ready = conditions.get("Ready")
-    text = "Ready" if ready == "True" else "NotReady" if ready == "False" else "Unknown"
+    text = "Unknown" if ready is None else "Ready" if ready == "True" else "NotReady"
     if node.get("spec", {}).get("unschedulable"):
         text += ",SchedulingDisabled"
     return text
@@ -122,6 +124,72 @@ _EVENT_COLUMNS = [_column("Last Seen"), _column("Type"), _column("Reason"), _col
                   _column("First Seen", 1), _column("Count", 1, "integer"), _column("Name", 1)]
 
 
+def _or_na(value: Any) -> Any:
+    return "N/A" if value is None else value
+
+
+def _pdb_row(pdb: dict[str, Any]) -> list[Any]:
+    spec, status = pdb.get("spec", {}), pdb.get("status", {})
+    return [pdb["metadata"]["name"], _or_na(spec.get("minAvailable")), _or_na(spec.get("maxUnavailable")),
+            status.get("disruptionsAllowed", 0), _age(pdb)]
+
+
+def _containers(obj: dict[str, Any]) -> tuple[str, str]:
+    containers = obj["spec"]["template"]["spec"].get("containers", [])
+    return ",".join(c["name"] for c in containers), ",".join(c.get("image", "") for c in containers)
+
+
+def _selector(obj: dict[str, Any]) -> str:
+    labels = obj["spec"].get("selector", {}).get("matchLabels", {})
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items())) or "<none>"
+
+
+def _deployment_row(obj: dict[str, Any]) -> list[Any]:
+    status = obj.get("status", {})
+    return [obj["metadata"]["name"], f"{status.get('readyReplicas', 0)}/{obj['spec'].get('replicas', 1)}",
+            status.get("updatedReplicas", 0), status.get("availableReplicas", 0), _age(obj),
+            *_containers(obj), _selector(obj)]
+
+
+def _replica_set_row(obj: dict[str, Any]) -> list[Any]:
+    status = obj.get("status", {})
+    return [obj["metadata"]["name"], obj["spec"].get("replicas", 1), status.get("replicas", 0),
+            status.get("readyReplicas", 0), _age(obj), *_containers(obj), _selector(obj)]
+
+
+def _daemon_set_row(obj: dict[str, Any]) -> list[Any]:
+    status = obj.get("status", {})
+    selector = obj["spec"]["template"]["spec"].get("nodeSelector") or {}
+    return [obj["metadata"]["name"], status.get("desiredNumberScheduled", 0),
+            status.get("currentNumberScheduled", 0), status.get("numberReady", 0),
+            status.get("updatedNumberScheduled", 0), status.get("numberAvailable", 0),
+            ",".join(f"{k}={v}" for k, v in sorted(selector.items())) or "<none>", _age(obj),
+            *_containers(obj), _selector(obj)]
+
+
+_INT = "integer"
+_TABLES: dict[str, tuple[list[dict[str, Any]], Any]] = {
+    "poddisruptionbudgets": ([_NAME, _column("Min Available"), _column("Max Unavailable"),
+                              _column("Allowed Disruptions", kind=_INT), _AGE], _pdb_row),
+    "deployments": ([_NAME, _column("Ready"), _column("Up-to-date", kind=_INT),
+                     _column("Available", kind=_INT), _AGE, _column("Containers", 1),
+                     _column("Images", 1), _column("Selector", 1)], _deployment_row),
+    "replicasets": ([_NAME, _column("Desired", kind=_INT), _column("Current", kind=_INT),
+                     _column("Ready", kind=_INT), _AGE, _column("Containers", 1), _column("Images", 1),
+                     _column("Selector", 1)], _replica_set_row),
+    "daemonsets": ([_NAME, _column("Desired", kind=_INT), _column("Current", kind=_INT),
+                    _column("Ready", kind=_INT), _column("Up-to-date", kind=_INT),
+                    _column("Available", kind=_INT), _column("Node Selector"), _AGE,
+                    _column("Containers", 1), _column("Images", 1), _column("Selector", 1)],
+                   _daemon_set_row),
+    "configmaps": ([_NAME, _column("Data", kind=_INT), _AGE],
+                   lambda o: [o["metadata"]["name"], len(o.get("data") or {}) + len(o.get("binaryData") or {}),
+                              _age(o)]),
+    "namespaces": ([_NAME, _column("Status"), _AGE],
+                   lambda o: [o["metadata"]["name"], o.get("status", {}).get("phase", "Active"), _age(o)]),
+}
+
+
 def to_table(
     plural: str, items: list[dict[str, Any]], resource_version: str, include_object: str
 ) -> dict[str, Any]:
@@ -131,6 +199,8 @@ def to_table(
         columns, row_of = _POD_COLUMNS, _pod_row
     elif plural == "events":
         columns, row_of = _EVENT_COLUMNS, _event_row
+    elif plural in _TABLES:
+        columns, row_of = _TABLES[plural]
     else:
         columns, row_of = [_NAME, _AGE], (lambda obj: [obj["metadata"]["name"], _age(obj)])
     rows = []

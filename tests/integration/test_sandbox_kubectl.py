@@ -94,3 +94,42 @@ def test_events_written_through_core_v1_list_in_kubectl_and_in_events_k8s_io(box
         reporting_instance="ops-1", regarding=client.V1ObjectReference(kind="Node", name="worker-2")))
     assert created.note == "by hand"
     assert core.read_namespaced_event("worker-2.1", "default").message == "by hand"  # one object, two views
+
+
+def test_workload_tables_have_kubectls_columns_in_key_order(box):
+    pdb = kubectl(box, "get", "pdb", "-A").stdout.splitlines()
+    assert pdb[0].split() == ["NAMESPACE", "NAME", "MIN", "AVAILABLE", "MAX", "UNAVAILABLE",
+                              "ALLOWED", "DISRUPTIONS", "AGE"]
+    assert [row.split()[:5] for row in pdb[1:]] == [["shop", "api-pdb", "2", "N/A", "1"],
+                                                   ["shop", "web-pdb", "N/A", "1", "1"]]
+    ds = kubectl(box, "get", "ds", "-n", "kube-system").stdout.splitlines()
+    assert ds[0].split() == ["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE",
+                             "NODE", "SELECTOR", "AGE"]
+    assert ds[1].split()[:7] == ["kube-proxy", "4", "4", "4", "4", "4", "kubernetes.io/os=linux"]
+    deploy = kubectl(box, "get", "deploy", "-n", "shop").stdout.splitlines()
+    assert deploy[0].split() == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    assert [row.split()[:2] for row in deploy[1:]] == [["api", "3/3"], ["web", "3/3"]]
+    rs = kubectl(box, "get", "rs", "-n", "shop").stdout.splitlines()
+    assert rs[0].split() == ["NAME", "DESIRED", "CURRENT", "READY", "AGE"]
+    wait_for(lambda: all(row.split()[1:4] == ["3", "3", "3"]
+                         for row in kubectl(box, "get", "rs", "-n", "shop").stdout.splitlines()[1:]))
+    assert kubectl(box, "get", "cm", "-n", "kube-system").stdout.splitlines()[0].split() == ["NAME", "DATA", "AGE"]
+    namespaces = kubectl(box, "get", "ns").stdout.splitlines()
+    assert namespaces[0].split() == ["NAME", "STATUS", "AGE"]
+    names = [row.split()[0] for row in namespaces[1:]]
+    assert names == sorted(names) and all(row.split()[1] == "Active" for row in namespaces[1:])
+    assert "<unknown>" not in "".join(kubectl(box, "get", kind, "-A").stdout
+                                      for kind in ("pdb", "ds", "deploy", "rs", "cm", "pods", "nodes"))
+
+
+def test_a_node_whose_kubelet_stopped_reporting_reads_notready_as_in_kubectl():
+    from kubeupgrade.sandbox.tables import node_status_text
+
+    def node(ready, unschedulable=False):
+        conditions = [] if ready is None else [{"type": "Ready", "status": ready}]
+        return {"status": {"conditions": conditions}, "spec": {"unschedulable": unschedulable}}
+
+    assert node_status_text(node("True")) == "Ready"
+    assert node_status_text(node("False")) == "NotReady"
+    assert node_status_text(node("Unknown", True)) == "NotReady,SchedulingDisabled"
+    assert node_status_text(node(None)) == "Unknown"
