@@ -37,9 +37,16 @@ def is_released(version: KubeVersion) -> bool:
     return version in releases(version.minor_version)
 
 
+# Releases whose packages pkgs.k8s.io rebuilt: their revision counts 2 (deb `1.29.4-2.1`, rpm
+# `1.29.4-150500.2.1`), so the package string of a version cannot be guessed from another's.
+REBUILT = frozenset({KubeVersion(1, 29, 4)})
+
+
 def package_version(version: KubeVersion, family: str) -> str:
     """The exact package string pkgs.k8s.io uses: deb `1.31.2-1.1`, rpm `1.31.2-150500.1.1`."""
     revision = DEB_REVISION if family == "apt" else RPM_REVISION
+    if version in REBUILT:
+        revision = revision.replace("1.1", "2.1") if family == "apt" else revision.replace(".1.1", ".2.1")
     return f"{version.plain}-{revision}"
 
 

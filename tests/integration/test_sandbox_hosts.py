@@ -2,6 +2,7 @@
 paths, kubeadm's ordering rules, the command log, and every injectable fault."""
 
 import json
+import re
 import time
 
 import pytest
@@ -130,6 +131,12 @@ def test_dnf_needs_disableexcludes_and_the_right_repository(box):
     assert ok(run_on(box, "cp-2", "rpm", "-q", "kubeadm")).stdout.strip() == "kubeadm-1.31.2-150500.1.1.x86_64"
     again = ok(run_on(box, "cp-2", "dnf", "install", "-y", "kubeadm-1.31.2-150500.1.1", "--disableexcludes=kubernetes"))
     assert "Nothing to do." in again.stdout
+    first = listing.splitlines()[0]  # dnf says when, in the C locale's %c
+    assert re.fullmatch(r"Last metadata expiration check: 0:00:\d\d ago on "
+                        r"\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}\.", first), first
+    point_repository(box, "cp-2", "1.29")
+    rebuilt = ok(run_on(box, "cp-2", "dnf", "list", "--showduplicates", "kubeadm", "--disableexcludes=kubernetes")).stdout
+    assert "1.29.4-150500.2.1" in rebuilt and "1.29.5-150500.1.1" in rebuilt  # releases differ
 
 
 # -- kubeadm ---------------------------------------------------------------------------------

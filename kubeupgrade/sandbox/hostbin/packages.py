@@ -12,11 +12,13 @@ Rules taken from the real tools:
 
 from __future__ import annotations
 
+import datetime
 import fcntl
 import fnmatch
 import json
 import os
 import re
+import time
 from typing import Any
 
 from kubeupgrade.model.versions import KubeVersion, MinorVersion
@@ -366,11 +368,18 @@ def _dnf_metadata(host: Host) -> None:
                     "repomd.xml: Cannot download repodata/repomd.xml: All mirrors were tried", 1)
 
 
+def _metadata_check(seconds_ago: int) -> str:
+    """dnf's first line: how long ago the cache was refreshed, and when (`%c` in the C locale)."""
+    refreshed = time.time() - seconds_ago
+    return (f"Last metadata expiration check: {datetime.timedelta(seconds=seconds_ago)} ago on "
+            f"{time.strftime('%a %b %e %H:%M:%S %Y', time.localtime(refreshed))}.")
+
+
 def _dnf_list(host: Host, flags: set[str], targets: list[str], excludes_lifted: bool) -> int:
     host.sleep("dnf makecache", 0.3)
     _dnf_metadata(host)
     names = targets or list(releases.PACKAGES)
-    host.out("Last metadata expiration check: 0:00:03 ago.")
+    host.out(_metadata_check(3))
     state = host.packages()
     installed = [(n, state["installed"][n]) for n in names if n in state["installed"]]
     available = [] if not excludes_lifted else [
@@ -413,7 +422,7 @@ def _dnf_install(host: Host, flags: set[str], targets: list[str], excludes_lifte
     assume_yes = bool(flags & {"-y", "--assumeyes"})
     download_only = "--downloadonly" in flags
     host.sleep("dnf makecache", 0.3)
-    host.out("Last metadata expiration check: 0:00:05 ago.")
+    host.out(_metadata_check(5))
     wanted: dict[str, str] = {}
     for spec in targets:
         resolved = _dnf_resolve(host, spec) if excludes_lifted else None
