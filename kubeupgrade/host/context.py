@@ -113,8 +113,10 @@ class HostContext:
         marker.write_text(json.dumps({"at": time.time(), **data}))
 
 
-# kubeadm's refusals of a version (the platforms add their package managers' own).
-_KUBEADM_REFUSALS = ("is too high", "Downgrades are not supported", "not supported")
+# kubeadm's refusals of a version, in the words of its version skew policy (the platforms add
+# their package managers' own): retrying the same command cannot get past them.
+_KUBEADM_REFUSALS = ("is too high; kubeadm can upgrade only", "is too low; kubeadm can downgrade only",
+                     "Such an upgrade is not supported", "can only be used to upgrade to Kubernetes version")
 
 
 def _is_permanent(result: CommandResult, refusals: tuple[str, ...]) -> bool:

@@ -238,12 +238,117 @@ def test_upgrade_node_with_an_old_kubeadm_is_refused(box):
     assert result.returncode == 1 and "upgrade kubeadm first" in result.stderr
 
 
-def test_upgrade_plan_prints_the_component_table(box):
+def test_plan_offers_the_series_newest_patch_and_the_next_minor_and_says_when_kubeadm_is_behind(box):
+    plan = ok(run_on(box, "cp-1", "kubeadm", "upgrade", "plan")).stdout  # kubeadm at the cluster's v1.30.4
+    assert "[upgrade/versions] Latest version in the v1.30 series: v1.30.14" in plan
+    assert "Upgrade to the latest version in the v1.30 series:" in plan
+    assert "\tkubeadm upgrade apply v1.30.14\n\nNote: Before you can perform this upgrade, you have to " \
+        "update kubeadm to v1.30.14." in plan
+    assert "Upgrade to the latest stable version:" in plan and "\tkubeadm upgrade apply v1.31.14" in plan
+    install(box, "cp-1", "1.31.14", "kubeadm")
+    newer = ok(run_on(box, "cp-1", "kubeadm", "upgrade", "plan")).stdout
+    assert "[upgrade/versions] Cluster version: v1.30.4" in newer
+    assert "update kubeadm to v1.30.14" not in newer and "update kubeadm to v1.31.14" not in newer
+    # Go's tabwriter: every column as wide as its widest cell plus three, at least ten.
+    assert "kube-apiserver            cp-1      v1.30.4    v1.31.14\n" in newer
+    assert "kube-proxy                          v1.30.4    v1.31.14\n" in newer
+    assert "COMPONENT   NODE       CURRENT   TARGET\nkubelet     cp-1       v1.30.4   v1.31.14\n" in newer
+    assert 'Configs that have a "yes" mark in the "MANUAL UPGRADE REQUIRED" column' in newer
+
+
+def test_a_newer_kubeadm_refuses_an_older_target_without_force_and_two_minors_down_even_with_it(box):
     install(box, "cp-1", "1.31.2", "kubeadm")
-    plan = ok(run_on(box, "cp-1", "kubeadm", "upgrade", "plan")).stdout
-    assert "[upgrade/versions] Cluster version: v1.30.4" in plan
-    assert "kubeadm upgrade apply v1.31.2" in plan
-    assert "kube-apiserver            cp-1" in plan
+    older = run_on(box, "cp-1", "kubeadm", "upgrade", "apply", "v1.30.9", "--yes")
+    assert older.returncode == 1
+    assert older.stderr.startswith("[upgrade/version] FATAL: the --version argument is invalid due to "
+                                   "these errors:\n\n\t- Kubeadm version v1.31.2 can only be used to "
+                                   "upgrade to Kubernetes version 1.31\n\nCan be bypassed if you pass "
+                                   "the --force flag\n"), older.stderr
+    down = run_on(box, "cp-2", "kubeadm", "upgrade", "apply", "v1.28.15", "--yes", "--force")  # kubeadm 1.30.4
+    assert down.returncode == 1 and "fatal errors" in down.stderr
+    assert 'Specified version to downgrade to "v1.28.15" is too low; kubeadm can downgrade only 1 ' \
+        "minor version at a time" in down.stderr
+    assert apiserver_images(box) == {"cp-1": "v1.30.4", "cp-2": "v1.30.4"}
+
+
+def test_kubeadm_1_31_speaks_the_words_of_its_time(box):
+    """Up to 1.31: `upgrade apply` is one command, not phases (real outputs of 1.28-1.31)."""
+    install(box, "cp-1", "1.31.2", "kubeadm")
+    version = ok(run_on(box, "cp-1", "kubeadm", "version")).stdout
+    assert re.fullmatch(r'kubeadm version: &version.Info\{Major:"1", Minor:"31", GitVersion:"v1.31.2", '
+                        r'GitCommit:"[0-9a-f]{40}", GitTreeState:"clean", BuildDate:"\d{4}-\d\d-\d\dT'
+                        r'\d\d:\d\d:\d\dZ", GoVersion:"go1\.\d+\.\d+", Compiler:"gc", '
+                        r'Platform:"linux/amd64"\}\n', version), version
+    out = ok(run_on(box, "cp-1", "kubeadm", "upgrade", "apply", "v1.31.2", "--yes")).stdout.splitlines()
+    assert out[:7] == [
+        "[preflight] Running pre-flight checks.",
+        "[upgrade/config] Reading configuration from the cluster...",
+        "[upgrade/config] FYI: You can look at this config file with 'kubectl -n kube-system get cm kubeadm-config -o yaml'",
+        "[upgrade] Running cluster health checks",
+        '[upgrade/version] You have chosen to change the cluster version to "v1.31.2"',
+        "[upgrade/versions] Cluster version: v1.30.4",
+        "[upgrade/versions] kubeadm version: v1.31.2"]
+    assert '[upgrade/apply] Upgrading your Static Pod-hosted control plane to version "v1.31.2" (timeout: 5m0s)...' in out
+    assert "[upgrade/etcd] Upgrading to TLS for etcd" in out
+    assert any(line.startswith('[upgrade/staticpods] Moved new manifest to "/etc/kubernetes/manifests/kube-apiserver.yaml" '
+                               'and backed up old manifest to "/etc/kubernetes/tmp/kubeadm-backup-manifests-')
+               for line in out)
+    assert "[apiclient] Found 2 Pods for label selector component=kube-apiserver" in out
+    assert out[-4:] == ["", '[upgrade/successful] SUCCESS! Your cluster was upgraded to "v1.31.2". Enjoy!', "",
+                        "[upgrade/kubelet] Now that your control plane is upgraded, please proceed with "
+                        "upgrading your kubelets if you haven't already done so."]
+    install(box, "worker-1", "1.31.2", "kubeadm")
+    node = ok(run_on(box, "worker-1", "kubeadm", "upgrade", "node"))
+    lines = node.stdout.splitlines()
+    assert lines[:5] == [
+        "[upgrade] Reading configuration from the cluster...",
+        "[upgrade] FYI: You can look at this config file with 'kubectl -n kube-system get cm kubeadm-config -o yaml'",
+        "[preflight] Running pre-flight checks",
+        "[preflight] Skipping prepull. Not a control plane node.",
+        "[upgrade] Skipping phase. Not a control plane node."]
+    assert lines[-2:] == ["[upgrade] The configuration for this node was successfully updated!",
+                          "[upgrade] Now you should go ahead and upgrade the kubelet package using your package manager."]
+    assert node.stderr == ""
+
+
+def test_kubeadm_1_32_and_later_speak_in_phases(make_sandbox):
+    """From 1.32: phases, new tags and a new success line (real outputs of 1.32-1.35)."""
+    box = make_sandbox(control_planes=1, workers=1, version="1.31.14", os_family="apt")
+    install(box, "cp-1", "1.32.12", "kubeadm")
+    refused = run_on(box, "cp-1", "kubeadm", "upgrade", "apply", "v1.31.14", "--yes")
+    assert "error execution phase preflight: the version argument is invalid due to these errors:\n\n" \
+        "\t- Kubeadm version v1.32.12 can only be used to upgrade to Kubernetes version 1.32\n\n" \
+        "Can be bypassed if you pass the --force flag" in refused.stderr
+    out = ok(run_on(box, "cp-1", "kubeadm", "upgrade", "apply", "v1.32.12", "--yes"))
+    lines = out.stdout.splitlines()
+    assert lines[:4] == [
+        '[upgrade] Reading configuration from the "kubeadm-config" ConfigMap in namespace "kube-system"...',
+        "[upgrade] Use 'kubeadm init phase upload-config --config your-config.yaml' to re-upload it.",
+        "[upgrade/preflight] Running preflight checks",
+        "[upgrade] Running cluster health checks"]
+    assert '[upgrade/preflight] You have chosen to upgrade the cluster version to "v1.32.12"' in lines
+    assert "[upgrade/preflight] You can also perform this action beforehand using 'kubeadm config images pull'" in lines
+    assert '[upgrade/control-plane] Upgrading your static Pod-hosted control plane to version "v1.32.12" (timeout: 5m0s)...' in lines
+    assert any(line.startswith('[upgrade/staticpods] Moving new manifest to "/etc/kubernetes/manifests/etcd.yaml" '
+                               'and backing up old manifest to') for line in lines)
+    assert "[upgrade/control-plane] The control plane instance for this node was successfully upgraded!" in lines
+    assert "[upgrad/kubeconfig] The kubeconfig files for this node were successfully upgraded!" in lines
+    assert "postupgrade.go:117] Using temporary directory /etc/kubernetes/tmp/kubeadm-kubelet-config" in out.stderr
+    assert lines[-4:] == ["", '[upgrade] SUCCESS! A control plane node of your cluster was upgraded to "v1.32.12".', "",
+                          "[upgrade] Now please proceed with upgrading the rest of the nodes by following the right order."]
+    install(box, "worker-1", "1.32.12", "kubeadm")
+    worker = ok(run_on(box, "worker-1", "kubeadm", "upgrade", "node")).stdout.splitlines()
+    assert worker[2:6] == ["[upgrade/preflight] Running pre-flight checks",
+                           "[upgrade/preflight] Skipping prepull. Not a control plane node.",
+                           "[upgrade/control-plane] Skipping phase. Not a control plane node.",
+                           "[upgrade/kubeconfig] Skipping phase. Not a control plane node."]
+    assert worker[-3:] == ["[upgrade/kubelet-config] The kubelet configuration for this node was successfully upgraded!",
+                           "[upgrade/addon] Skipping the addon/coredns phase. Not a control plane node.",
+                           "[upgrade/addon] Skipping the addon/kube-proxy phase. Not a control plane node."]
+    install(box, "cp-1", "1.33.8", "kubeadm")
+    fields = ok(run_on(box, "cp-1", "kubeadm", "version")).stdout
+    assert 'Minor:"33", EmulationMajor:"", EmulationMinor:"", MinCompatibilityMajor:"", ' \
+        'MinCompatibilityMinor:"", GitVersion:"v1.33.8"' in fields
 
 
 def test_apply_with_an_upgrade_configuration_file(box):
@@ -252,7 +357,7 @@ def test_apply_with_an_upgrade_configuration_file(box):
         "apiVersion: kubeadm.k8s.io/v1beta4\nkind: UpgradeConfiguration\n"
         "apply:\n  kubernetesVersion: v1.31.2\n  certificateRenewal: false\n  etcdUpgrade: false\n")
     result = ok(run_on(box, "cp-1", "kubeadm", "upgrade", "apply", "--config", "/etc/kubernetes/upgrade.yaml", "--yes"))
-    assert "Renewed the certificates" not in result.stdout
+    assert "Renewing apiserver certificate" not in result.stdout and "Upgrading to TLS for etcd" not in result.stdout
     assert apiserver_images(box)["cp-1"] == "v1.31.2"
 
 
@@ -414,3 +519,14 @@ def test_etcdctl_saves_a_snapshot_of_a_stacked_member_with_kubeadms_certificates
     assert missing.returncode == 1 and "open /etc/kubernetes/pki/etcd/peer.key: no such file" in missing.stderr
     nowhere = run_on(box, "cp-1", *argv[:-1], "/srv/none/x.db")
     assert nowhere.returncode == 1 and "could not open /srv/none/x.db.part" in nowhere.stderr
+
+
+def test_apt_refuses_a_downgrade_under_yes_unless_allowed(box):
+    install(box, "worker-1", "1.30.9", "kubeadm")
+    ok(run_on(box, "worker-1", "apt-mark", "unhold", "kubeadm"))
+    down = run_on(box, "worker-1", "apt-get", "install", "-y", "kubeadm=1.30.4-1.1")
+    assert down.returncode == 100
+    assert "The following packages will be DOWNGRADED:\n  kubeadm" in down.stdout
+    assert down.stderr.strip() == "E: Packages were downgraded and -y was used without --allow-downgrades."
+    ok(run_on(box, "worker-1", "apt-get", "install", "-y", "--allow-downgrades", "kubeadm=1.30.4-1.1"))
+    assert ok(run_on(box, "worker-1", "kubeadm", "version", "-o", "short")).stdout == "v1.30.4\n"

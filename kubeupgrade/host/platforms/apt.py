@@ -14,7 +14,8 @@ APT_SOURCE = "/etc/apt/sources.list.d/kubernetes.list"
 class AptPlatform(PackagePlatform):
     name = "apt"
     repository_file = APT_SOURCE
-    refusals = ("Unable to locate package", "was not found", "Downgrades are not supported")
+    refusals = ("Unable to locate package", "was not found",
+                "Packages were downgraded and -y was used without --allow-downgrades")
 
     def render_repository(self, minor: MinorVersion) -> str:
         return (f"deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] "

@@ -163,6 +163,16 @@ def _apt_update(host: Host) -> int:
     return 0
 
 
+def _older(candidate: str, installed: str) -> bool:
+    """Whether package version `candidate` sorts below `installed` (Kubernetes versions and
+    numeric revisions, which is all the repository holds)."""
+    def key(text: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        upstream, _, revision = text.partition("-")
+        return (tuple(int(p) for p in upstream.split(".") if p.isdigit()),
+                tuple(int(p) for p in revision.split(".") if p.isdigit()))
+    return key(candidate) < key(installed)
+
+
 def _apt_install(host: Host, flags: set[str], targets: list[str]) -> int:
     _dpkg_lock(host)
     assume_yes = bool(flags & {"-y", "--yes", "--assume-yes", "-qy", "-yq"})
@@ -193,13 +203,22 @@ def _apt_install(host: Host, flags: set[str], targets: list[str]) -> int:
         held = [n for n in changes if n in state["held"]]
         if held and not download_only:
             host.out("The following held packages will be changed:\n  " + " ".join(held))
-        if changes and not download_only:
-            host.out("The following packages will be upgraded:\n  " + " ".join(sorted(changes)))
-        host.out(f"{len(changes)} upgraded, 0 newly installed, 0 to remove and 0 not upgraded.")
+        downgraded = sorted(n for n, v in changes.items()
+                            if n in state["installed"] and _older(v, state["installed"][n]))
+        upgraded = sorted(set(changes) - set(downgraded))
+        if upgraded and not download_only:
+            host.out("The following packages will be upgraded:\n  " + " ".join(upgraded))
+        if downgraded and not download_only:
+            host.out("The following packages will be DOWNGRADED:\n  " + " ".join(downgraded))
+        host.out(f"{len(upgraded)} upgraded, 0 newly installed, {len(downgraded)} downgraded, 0 to remove "
+                 "and 0 not upgraded." if downgraded else
+                 f"{len(changes)} upgraded, 0 newly installed, 0 to remove and 0 not upgraded.")
         if held and not download_only and "--allow-change-held-packages" not in flags:
             if assume_yes:
                 raise host.fail("E: Held packages were changed and -y was used without "
                                 "--allow-change-held-packages.", 100)
+        if downgraded and assume_yes and not download_only and "--allow-downgrades" not in flags:
+            raise host.fail("E: Packages were downgraded and -y was used without --allow-downgrades.", 100)
         if changes and not assume_yes:
             host.out("Do you want to continue? [Y/n] Abort.")
             raise ExitCommand(1)
