@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 
 from kubeupgrade.errors import InvalidInput
 from kubeupgrade.host.executor import LocalExecutor
+from kubeupgrade.host.platforms import detect
 from kubeupgrade.host.steps import HostContext
 from kubeupgrade.model.campaign import OsFamily
 
@@ -19,20 +19,17 @@ def path_prefix() -> tuple[str, ...]:
 
 
 def detect_family() -> OsFamily:
-    """The host's platform: Windows, else the package manager on the agent's PATH (apt-get
-    first, then dnf, then yum). `--os` overrides; a host with none of them is refused."""
+    """The host's platform: Windows, else the one whose tools are on the agent's PATH
+    (kubeupgrade.host.platforms.detect). `--os` overrides; a host with none is refused."""
     forced = os.environ.get("KUBEUPGRADE_OS")
     if forced:
         return OsFamily(forced)
     if sys.platform == "win32":
         return OsFamily.WINDOWS
     # The --path directories are the host's own tools (the sandbox's): they decide first.
-    tools = (("apt-get", OsFamily.APT), ("dnf", OsFamily.DNF), ("yum", OsFamily.YUM),
-             ("sc.exe", OsFamily.WINDOWS))  # the sandbox's stand-in for a Windows host
-    for search in (os.pathsep.join(path_prefix()), os.environ.get("PATH", "")):
-        for tool, family in tools:
-            if search and shutil.which(tool, path=search):
-                return family
+    found = detect([os.pathsep.join(path_prefix()), os.environ.get("PATH", "")])
+    if found is not None:
+        return found
     raise InvalidInput("no apt-get, dnf or yum on PATH and not Windows: cannot upgrade this host "
                        "(name its platform with `kubeupgrade agent --os`)")
 

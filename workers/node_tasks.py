@@ -50,7 +50,7 @@ def set_repository(job: Job) -> StepOutcome:
 
 @phase_task(Phase.INSTALL_KUBEADM)
 def install_kubeadm(job: Job) -> StepOutcome:
-    """Unhold, install and hold kubeadm at the exact package version; check `kubeadm version`."""
+    """Install kubeadm at the exact version the hop resolved; check `kubeadm version`."""
     return steps.install_kubeadm(_context(job), job.version, job.package())
 
 
@@ -115,13 +115,13 @@ def download_packages(job: Job) -> StepOutcome:
 
 @phase_task(Phase.INSTALL_KUBELET)
 def install_kubelet(job: Job) -> StepOutcome:
-    """Unhold, install and hold kubelet and kubectl at the exact package version."""
+    """Install the kubelet (and kubectl where the platform has it) at the hop's exact version."""
     return steps.install_kubelet(_context(job), job.version, job.package())
 
 
 @phase_task(Phase.RESTART_KUBELET)
 def restart_kubelet(job: Job) -> StepOutcome:
-    """`systemctl daemon-reload` and `systemctl restart kubelet`."""
+    """Restart the kubelet with the host's service manager (systemd, or the Windows service)."""
     return steps.restart_kubelet(_context(job), job.version)
 
 

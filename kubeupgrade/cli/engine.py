@@ -11,6 +11,7 @@ import click
 from kubeupgrade.cli.render import document
 from kubeupgrade.cli.scope import scope_options, with_scope
 from kubeupgrade.errors import InvalidInput, RuntimeFailure
+from kubeupgrade.model.campaign import OsFamily
 
 BROKER = click.option("--broker", default=lambda: os.environ.get("KUBEUPGRADE_BROKER",
                                                                  "redis://127.0.0.1:6379/0"),
@@ -24,7 +25,7 @@ BROKER = click.option("--broker", default=lambda: os.environ.get("KUBEUPGRADE_BR
 @click.option("--host-root", default="C:\\" if sys.platform == "win32" else "/", show_default=True,
               help="the host filesystem root")
 @click.option("--path", "path", default="", help="directories searched first for host binaries")
-@click.option("--os", "os_family", type=click.Choice(["apt", "dnf", "yum", "windows"]), default=None,
+@click.option("--os", "os_family", type=click.Choice([f.value for f in OsFamily]), default=None,
               help="host platform (default: detected)")
 @click.option("--trusted-keys", "trusted", default=None, metavar="DIR",
               help="operator public keys (*.pub) whose signed campaigns may run here "

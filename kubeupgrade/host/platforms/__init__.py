@@ -27,4 +27,16 @@ def platform_for(family: OsFamily) -> HostPlatform:
         raise ValueError(f"no host platform for {family!r}: the agent cannot upgrade this host") from None
 
 
-__all__ = ["HostPlatform", "platform_for"]
+def detect(search_paths: list[str]) -> OsFamily | None:
+    """The first platform whose marker tool is on one of `search_paths` (tried in order:
+    the host's own tool directories before the agent's PATH), or None."""
+    import shutil
+
+    for search in search_paths:
+        for family, platform in _PLATFORMS.items():
+            if search and shutil.which(platform.marker, path=search):
+                return family
+    return None
+
+
+__all__ = ["HostPlatform", "detect", "platform_for"]

@@ -13,6 +13,7 @@ APT_SOURCE = "/etc/apt/sources.list.d/kubernetes.list"
 
 class AptPlatform(PackagePlatform):
     name = "apt"
+    marker = "apt-get"
     repository_file = APT_SOURCE
     refusals = ("Unable to locate package", "was not found",
                 "Packages were downgraded and -y was used without --allow-downgrades")

@@ -18,6 +18,7 @@ from kubeupgrade.model.versions import KubeVersion, MinorVersion, VersionSpec
 
 class HostPlatform(ABC):
     name: str  # the host's `os` in facts, campaigns and the sandbox
+    marker: str  # a tool on PATH that says a host is of this platform (where it cannot say itself)
     # Output of this platform's tools that means "retrying cannot help" (a version not found).
     refusals: tuple[str, ...] = ()
     # What the node runs from this platform's source, each offered at the version chosen.

@@ -18,7 +18,7 @@ class RpmPlatform(PackagePlatform):
     def __init__(self, tool: str) -> None:
         if tool not in ("dnf", "yum"):
             raise ValueError(f"not an rpm package manager: {tool!r}")
-        self.name = self.tool = tool
+        self.name = self.tool = self.marker = tool
 
     def render_repository(self, minor: MinorVersion) -> str:
         base = f"https://pkgs.k8s.io/core:/stable:/{minor.tag}/rpm/"

@@ -86,6 +86,7 @@ def _as_package(version: KubeVersion) -> PackageVersion:
 
 class WindowsPlatform(HostPlatform):
     name = "windows"
+    marker = "sc.exe"
     refusals = ("The requested URL returned error: 404",)
     components = COMPONENTS
 
