@@ -121,6 +121,8 @@ class _RestartOnUnrecoverable(logging.Handler):
 
 
 def _restart_self() -> None:
+    if os.name != "posix":  # Windows: no /proc and no exec; the service manager restarts us
+        os._exit(1)
     for pid in _children():
         try:
             os.kill(pid, signal.SIGKILL)
@@ -152,6 +154,8 @@ def _run_worker(app: Celery, argv: list[str]) -> None:
     except SystemExit as done:
         code = done.code if isinstance(done.code, int) else 1
     if code != 0:
+        if os.name != "posix":  # the Windows service restarts it (NSSM: AppExit Restart)
+            sys.exit(code)
         logging.getLogger("kubeupgrade").warning("worker exited with %s; restarting in 2s", code)
         time.sleep(2)
         os.execv(sys.executable, list(sys.orig_argv))
