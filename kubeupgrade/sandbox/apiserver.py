@@ -129,6 +129,13 @@ class ApiServer:
                 {"clientCIDR": "0.0.0.0/0", "serverAddress": f"127.0.0.1:{self.config['port']}"}]}
         if path == "/apis":
             return 200, _api_group_list()
+        if path == "/openapi/v3":
+            return 200, _openapi_v3_index()
+        if parts[:2] == ["openapi", "v3"]:
+            document = _openapi_v3("/".join(parts[2:]), self.version()["gitVersion"])
+            if document is None:
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            return 200, document
         if path == "/api/v1":
             return 200, _resource_list("", "v1")
         if len(parts) == 3 and parts[0] == "apis" and GROUPS.get(parts[1]) == parts[2]:
@@ -203,6 +210,8 @@ class ApiServer:
             if method != "POST":
                 raise ApiError(405, "MethodNotAllowed", "only POST creates an eviction")
             return self.evict(namespace, name, body, query)
+        if subresource == "scale":
+            return self.scale(method, resource, namespace, name, body, content_type)
         if method == "GET":
             obj = self.decorate(resource, store.get(resource.plural, namespace, name))
             if as_table:
@@ -264,6 +273,33 @@ class ApiServer:
         status = disruption.budget_status(obj, self.store.list("pods", namespace),
                                           self.controller.replicas_by_uid(namespace))
         return {**obj, "status": status}
+
+    def scale(self, method: str, resource: Resource, namespace: str | None, name: str, body: Any,
+              content_type: str) -> tuple[int, Any]:
+        """The autoscaling/v1 Scale of a Deployment, ReplicaSet or StatefulSet (`kubectl scale`)."""
+        store = self.store
+        obj = store.get(resource.plural, namespace, name)
+        if method in ("PUT", "PATCH"):
+            if method == "PUT":
+                self.require_object(body)
+            current = {"spec": {"replicas": obj["spec"].get("replicas", 1)}}
+            wanted = (body if method == "PUT"
+                      else store.patch_document(current, body, content_type)).get("spec", {}).get("replicas")
+            if not isinstance(wanted, int) or wanted < 0:
+                raise ApiError(422, "Invalid", f"Scale.autoscaling \"{name}\" is invalid: spec.replicas: "
+                               "Invalid value: must be greater than or equal to 0")
+            obj = store.patch(resource.plural, namespace, name, {"spec": {"replicas": wanted}},
+                              "application/merge-patch+json")
+            self.controller.on_change()
+        elif method != "GET":
+            raise ApiError(405, "MethodNotAllowed", f"{method} is not allowed on scale")
+        selector = ",".join(f"{k}={v}" for k, v in sorted(
+            obj["spec"].get("selector", {}).get("matchLabels", {}).items()))
+        return 200, {"kind": "Scale", "apiVersion": "autoscaling/v1",
+                     "metadata": {"name": name, "namespace": namespace,
+                                  "resourceVersion": obj["metadata"].get("resourceVersion")},
+                     "spec": {"replicas": obj["spec"].get("replicas", 1)},
+                     "status": {"replicas": obj.get("status", {}).get("replicas", 0), "selector": selector}}
 
     def evict(self, namespace: str | None, name: str, body: Any,
               query: dict[str, str]) -> tuple[int, Any]:
@@ -385,6 +421,50 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     serve(SandboxPaths(Path(args.dir)))
     return 0
+
+
+
+
+
+def _group_versions() -> dict[str, list[Resource]]:
+    """'api/v1' or 'apis/<group>/<version>' -> the resources served there."""
+    found: dict[str, list[Resource]] = {}
+    for resource in RESOURCES.values():
+        key = f"apis/{resource.group}/{resource.version}" if resource.group else f"api/{resource.version}"
+        found.setdefault(key, []).append(resource)
+    return found
+
+
+def _openapi_v3_index() -> dict[str, Any]:
+    return {"paths": {key: {"serverRelativeURL": f"/openapi/v3/{key}?hash=sandbox{len(resources)}"}
+                      for key, resources in _group_versions().items()}}
+
+
+def _openapi_v3(key: str, version: str) -> dict[str, Any] | None:
+    """The OpenAPI v3 document of one group version, as much of it as kubectl reads: each kind's
+    operations, whose write operations take the `fieldValidation` parameter, so kubectl leaves
+    validation to the server (which checks what the sandbox knows and stores the rest)."""
+    resources = _group_versions().get(key)
+    if resources is None:
+        return None
+    paths: dict[str, Any] = {}
+    schemas: dict[str, Any] = {}
+    field_validation = {"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": True}}
+    for resource in resources:
+        gvk = {"group": resource.group, "version": resource.version, "kind": resource.kind}
+        base = f"/{key}/namespaces/{{namespace}}/{resource.plural}" if resource.namespaced else f"/{key}/{resource.plural}"
+        operation = {"x-kubernetes-group-version-kind": gvk, "parameters": [field_validation],
+                     "responses": {"200": {"description": "OK"}}}
+        paths[base] = {"post": {**operation, "x-kubernetes-action": "post"},
+                       "get": {**operation, "x-kubernetes-action": "list", "parameters": []}}
+        paths[f"{base}/{{name}}"] = {"patch": {**operation, "x-kubernetes-action": "patch"},
+                                     "put": {**operation, "x-kubernetes-action": "put"},
+                                     "get": {**operation, "x-kubernetes-action": "get", "parameters": []}}
+        group = resource.group.split(".")[0] if resource.group else "core"
+        schemas[f"io.k8s.api.{group}.{resource.version}.{resource.kind}"] = {
+            "type": "object", "x-kubernetes-group-version-kind": [gvk]}
+    return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": version},
+            "paths": paths, "components": {"schemas": schemas}}
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import json
+import logging
 import os
 import random
 import time
@@ -88,8 +89,9 @@ class Controller:
         return min(versions, key=lambda v: tuple(int(x) for x in v.lstrip("v").split(".")[:3]))
 
     def replicas_by_uid(self, namespace: str) -> dict[str, int]:
-        return {rs["metadata"]["uid"]: int(rs["spec"].get("replicas", 1))
-                for rs in self.store.list("replicasets", namespace)}
+        """Each pod controller's desired replicas, for the PodDisruptionBudgets' expected pods."""
+        return {owner["metadata"]["uid"]: int(owner["spec"].get("replicas", 1))
+                for plural in ("replicasets", "statefulsets") for owner in self.store.list(plural, namespace)}
 
     # -- kubelets ----------------------------------------------------------------------
     def resync(self) -> None:
@@ -233,7 +235,8 @@ class Controller:
                 if objects.condition(n, "Ready") == "True" and not n["spec"].get("unschedulable")]
 
     def _place(self, pod: dict[str, Any], load: dict[str, int]) -> bool:
-        candidates = [n for n in self._schedulable_nodes() if objects.tolerates(pod, n)]
+        candidates = [n for n in self._schedulable_nodes()
+                      if objects.tolerates(pod, n) and objects.selects(pod, n)]
         if not candidates:
             pod["status"]["conditions"] = [{
                 "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
@@ -252,10 +255,14 @@ class Controller:
             node = pod["spec"].get("nodeName")
             if node:
                 load[node] = load.get(node, 0) + 1
-        self._reconcile_taints()
-        self._reconcile_deployments()
-        self._reconcile_replicasets(load)
-        self._reconcile_daemonsets()
+        # Each controller on its own: one object it cannot handle must not stop the others.
+        for reconcile in (self._reconcile_taints, self._reconcile_deployments,
+                          lambda: self._reconcile_replicasets(load), self._reconcile_statefulsets,
+                          self._reconcile_daemonsets):
+            try:
+                reconcile()
+            except Exception:  # noqa: BLE001 - logged; the next tick tries again
+                logging.getLogger("sandbox.controller").exception("reconciliation failed")
 
     def _reconcile_taints(self) -> None:
         for node in self.store.list("nodes"):
@@ -277,6 +284,12 @@ class Controller:
             namespace = deployment["metadata"]["namespace"]
             owned = [rs for rs in self.store.list("replicasets", namespace)
                      if (disruption.controller_of(rs) or {}).get("uid") == deployment["metadata"]["uid"]]
+            if not owned:  # created through the API: its ReplicaSet, whose pods follow
+                rs = objects.replica_set_for(deployment, self.random)
+                rs.update(apiVersion="apps/v1", kind="ReplicaSet")
+                rs["metadata"].pop("uid", None)
+                rs["metadata"].pop("creationTimestamp", None)
+                owned = [self.store.create("replicasets", namespace, rs)]
             for rs in owned:
                 changed = False
                 if rs["spec"]["template"] != deployment["spec"]["template"]:
@@ -325,6 +338,46 @@ class Controller:
                 self.after(self.timing.seconds("pod reschedule", key=uid),
                            lambda rs_uid=uid, ns=rs["metadata"]["namespace"], name=rs["metadata"]["name"]:
                            self._create_replica(rs_uid, ns, name))
+
+    def _reconcile_statefulsets(self) -> None:
+        """Pods <name>-0 .. <name>-(n-1), each made again under its own name once gone."""
+        for sts in self.store.list("statefulsets"):
+            namespace, name, uid = sts["metadata"]["namespace"], sts["metadata"]["name"], sts["metadata"]["uid"]
+            pods = self._owned_pods(sts)
+            present = {p["metadata"]["name"] for p in pods}
+            replicas = int(sts["spec"].get("replicas", 1))
+            for ordinal in range(replicas):
+                pod_name = f"{name}-{ordinal}"
+                key = f"{uid}/{pod_name}"
+                if pod_name in present or self._creating.get(key):
+                    continue
+                self._creating[key] = 1
+                self.after(self.timing.seconds("pod reschedule", key=key),
+                           lambda k=key, ns=namespace, n=name, p=pod_name: self._create_ordinal(k, ns, n, p))
+            ready = sum(1 for p in pods if disruption.is_pod_ready(p))
+            status = {"replicas": len(pods), "readyReplicas": ready, "currentReplicas": len(pods),
+                      "updatedReplicas": len(pods), "availableReplicas": ready,
+                      "observedGeneration": sts["metadata"].get("generation", 1)}
+            if sts.get("status") != status:
+                sts["status"] = status
+                self.store.put_internal("statefulsets", sts)
+
+    def _create_ordinal(self, key: str, namespace: str, name: str, pod_name: str) -> None:
+        self._creating.pop(key, None)
+        sts = self.store.find("statefulsets", namespace, name)
+        if sts is None or self.store.find("pods", namespace, pod_name) is not None:
+            return
+        pod = objects.pod_from_template(sts, self.random, name=pod_name)
+        pod["spec"]["hostname"] = pod_name
+        load: dict[str, int] = {}
+        for existing in self.store.list("pods"):
+            node = existing["spec"].get("nodeName")
+            if node:
+                load[node] = load.get(node, 0) + 1
+        placed = self._place(pod, load)
+        self.store.create("pods", namespace, pod)
+        if placed:
+            self._start_pod_later(self.store.get("pods", namespace, pod_name))
 
     def _create_replica(self, uid: str, namespace: str, name: str) -> None:
         self._creating[uid] = max(0, self._creating.get(uid, 0) - 1)

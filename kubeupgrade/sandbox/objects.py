@@ -98,12 +98,13 @@ def _pod_ip(node: dict[str, Any], name: str) -> str:
     return f"{base}.{2 + (hash(name) % 250)}"
 
 
-def pod_from_template(owner: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+def pod_from_template(owner: dict[str, Any], rng: random.Random, name: str | None = None) -> dict[str, Any]:
+    """A pod of `owner`'s template: named with a random suffix, or `name` (a StatefulSet's)."""
     suffix = "".join(rng.choice(_NAME_CHARS) for _ in range(5))
     template = owner["spec"]["template"]
     return {
         "metadata": {
-            "name": f"{owner['metadata']['name']}-{suffix}",
+            "name": name or f"{owner['metadata']['name']}-{suffix}",
             "namespace": owner["metadata"]["namespace"],
             "labels": dict(template["metadata"].get("labels", {})),
             "ownerReferences": [{"apiVersion": owner["apiVersion"], "kind": owner["kind"],
@@ -222,9 +223,10 @@ def kubelet_configuration(version: str) -> str:
     }, sort_keys=True)
 
 
-def selects(daemonset: dict[str, Any], node: dict[str, Any]) -> bool:
-    """Whether the DaemonSet's node selector lets it run a pod on `node`."""
-    selector = daemonset["spec"]["template"]["spec"].get("nodeSelector") or {}
+def selects(owner: dict[str, Any], node: dict[str, Any]) -> bool:
+    """Whether the node selector of a DaemonSet's template (or of a pod) lets it run on `node`."""
+    spec = owner["spec"]["template"]["spec"] if "template" in owner["spec"] else owner["spec"]
+    selector = spec.get("nodeSelector") or {}
     labels = node["metadata"].get("labels") or {}
     return all(labels.get(key) == value for key, value in selector.items())
 
@@ -246,19 +248,20 @@ def _workload(kind: str, namespace: str, name: str, image: str, replicas: int | 
     return obj
 
 
-def _replica_set(deployment: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+def replica_set_for(deployment: dict[str, Any], rng: random.Random) -> dict[str, Any]:
     template_hash = "".join(rng.choice(_NAME_CHARS) for _ in range(10))
     rs = {
         "apiVersion": "apps/v1", "kind": "ReplicaSet",
         "metadata": {"name": f"{deployment['metadata']['name']}-{template_hash}",
                      "namespace": deployment["metadata"]["namespace"], "uid": str(uuid.uuid4()),
-                     "labels": dict(deployment["metadata"]["labels"]), "generation": 1,
+                     "labels": dict(deployment["spec"]["template"]["metadata"].get("labels") or {}),
+                     "generation": 1,
                      "creationTimestamp": now_rfc3339(),
                      "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment",
                                           "name": deployment["metadata"]["name"],
                                           "uid": deployment["metadata"]["uid"],
                                           "controller": True, "blockOwnerDeletion": True}]},
-        "spec": {"replicas": deployment["spec"]["replicas"],
+        "spec": {"replicas": deployment["spec"].get("replicas", 1),
                  "selector": deployment["spec"]["selector"],
                  "template": yaml.safe_load(yaml.safe_dump(deployment["spec"]["template"]))},
     }
@@ -336,7 +339,7 @@ def initial_objects(config: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     out["daemonsets"] += daemonsets
     load: dict[str, int] = {}
     for deployment in (coredns, web, api):
-        rs = _replica_set(deployment, rng)
+        rs = replica_set_for(deployment, rng)
         out["replicasets"].append(rs)
         for _ in range(deployment["spec"]["replicas"]):
             pod = pod_from_template(rs, rng)

@@ -46,9 +46,10 @@ RESOURCES = {
         Resource("pods", "Pod", "", "v1", True, ("po",), subresources=("status", "eviction")),
         Resource("configmaps", "ConfigMap", "", "v1", True, ("cm",)),
         Resource("events", "Event", "", "v1", True, ("ev",)),
-        Resource("deployments", "Deployment", "apps", "v1", True, ("deploy",), subresources=("status",)),
+        Resource("deployments", "Deployment", "apps", "v1", True, ("deploy",), subresources=("status", "scale")),
         Resource("daemonsets", "DaemonSet", "apps", "v1", True, ("ds",), subresources=("status",)),
-        Resource("replicasets", "ReplicaSet", "apps", "v1", True, ("rs",), subresources=("status",)),
+        Resource("replicasets", "ReplicaSet", "apps", "v1", True, ("rs",), subresources=("status", "scale")),
+        Resource("statefulsets", "StatefulSet", "apps", "v1", True, ("sts",), subresources=("status", "scale")),
         Resource("poddisruptionbudgets", "PodDisruptionBudget", "policy", "v1", True, ("pdb",),
                  subresources=("status",)),
     )
@@ -210,22 +211,26 @@ class Store:
         subresource: str | None = None,
     ) -> dict[str, Any]:
         current = self.get(plural, namespace, name)
+        return self._store_update(plural, current, self.patch_document(current, body, content_type),
+                                  subresource)
+
+    @staticmethod
+    def patch_document(current: dict[str, Any], body: Any, content_type: str) -> dict[str, Any]:
+        """`current` with the patch applied, in the flavour its content type names."""
         try:
             if content_type.startswith("application/json-patch+json"):
-                updated = patches.json_patch(current, body)
-            elif content_type.startswith("application/merge-patch+json"):
-                updated = patches.merge_patch(current, body)
-            elif content_type.startswith("application/strategic-merge-patch+json"):
-                updated = patches.strategic_merge_patch(current, body)
-            else:
-                raise ApiError(415, "UnsupportedMediaType",
-                               f"the body of the request was in an unknown format - accepted media "
-                               f"types include: application/json-patch+json, "
-                               f"application/merge-patch+json, "
-                               f"application/strategic-merge-patch+json (got {content_type})")
+                return patches.json_patch(current, body)
+            if content_type.startswith("application/merge-patch+json"):
+                return patches.merge_patch(current, body)
+            if content_type.startswith("application/strategic-merge-patch+json"):
+                return patches.strategic_merge_patch(current, body)
         except patches.PatchError as error:
             raise ApiError(422, "Invalid", str(error)) from None
-        return self._store_update(plural, current, updated, subresource)
+        raise ApiError(415, "UnsupportedMediaType",
+                       f"the body of the request was in an unknown format - accepted media "
+                       f"types include: application/json-patch+json, "
+                       f"application/merge-patch+json, "
+                       f"application/strategic-merge-patch+json (got {content_type})")
 
     def _store_update(
         self, plural: str, current: dict[str, Any], updated: dict[str, Any], subresource: str | None

@@ -133,3 +133,64 @@ def test_a_node_whose_kubelet_stopped_reporting_reads_notready_as_in_kubectl():
     assert node_status_text(node("False")) == "NotReady"
     assert node_status_text(node("Unknown", True)) == "NotReady,SchedulingDisabled"
     assert node_status_text(node(None)) == "Unknown"
+
+
+TOPOLOGY = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: shopfront, namespace: default}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: shopfront}}
+  template:
+    metadata: {labels: {app: shopfront}}
+    spec: {containers: [{name: web, image: nginx:1.27}]}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: default}
+spec:
+  replicas: 2
+  serviceName: db
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec: {containers: [{name: postgres, image: postgres:16}]}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: db, namespace: default}
+spec:
+  minAvailable: 2
+  selector: {matchLabels: {app: db}}
+"""
+
+
+def test_a_topology_built_with_kubectl_apply_gets_its_pods_and_scales(box, tmp_path):
+    manifest = tmp_path / "topology.yaml"
+    manifest.write_text(TOPOLOGY)
+    applied = kubectl(box, "apply", "-f", str(manifest))  # with kubectl's default validation
+    assert applied.returncode == 0, applied.stderr
+    assert applied.stdout.split("\n")[:3] == ["deployment.apps/shopfront created", "statefulset.apps/db created",
+                                              "poddisruptionbudget.policy/db created"]
+
+    def pods():
+        rows = kubectl(box, "get", "pods", "-n", "default", "-o", "wide").stdout.splitlines()[1:]
+        return {row.split()[0]: (row.split()[2], row.split()[6]) for row in rows}
+
+    wait_for(lambda: sum(1 for name, (state, _) in pods().items() if state == "Running") == 4)
+    names = set(pods())
+    assert {"db-0", "db-1"} <= names
+    assert len([n for n in names if n.startswith("shopfront-")]) == 2
+    assert all(node.startswith("worker-") for _, node in pods().values())  # the control plane is tainted
+    assert kubectl(box, "apply", "-f", str(manifest)).stdout.startswith("deployment.apps/shopfront unchanged")
+    assert kubectl(box, "scale", "deployment/shopfront", "--replicas=3").returncode == 0
+    wait_for(lambda: len([n for n in pods() if n.startswith("shopfront-")]) == 3)
+    sts = kubectl(box, "get", "sts", "db").stdout.splitlines()
+    assert sts[0].split() == ["NAME", "READY", "AGE"] and sts[1].split()[:2] == ["db", "2/2"]
+    pdb = kubectl(box, "get", "pdb", "db").stdout.splitlines()[1].split()
+    assert pdb[:4] == ["db", "2", "N/A", "0"]  # both replicas needed: a drain would be refused
+    evicted = kubectl(box, "drain", pods()["db-0"][1], "--ignore-daemonsets", "--delete-emptydir-data",
+                      "--timeout=3s")
+    assert evicted.returncode != 0 and "Cannot evict pod as it would violate the pod's disruption budget" \
+        in evicted.stderr + evicted.stdout
