@@ -169,6 +169,38 @@ for _command in COMMANDS:
 
 
 @cli.command()
+@click.argument("campaign_file", metavar="CAMPAIGN")
+@click.option("--kubeconfig", metavar="FILE", type=click.Path(exists=True, dir_okay=False),
+              default=lambda: _default_kubeconfig(), show_default="$KUBECONFIG, then ~/.kube/config",
+              help="the live cluster, read only (get and list)")
+@click.option("--time-scale", default=0.005, show_default=True, type=float,
+              help="how fast the mirror's simulated hosts run (1 = real-world timings)")
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def rehearse(campaign_file: str, kubeconfig: str | None, time_scale: float, output: str) -> None:
+    """Run CAMPAIGN on a sandbox that mirrors the live cluster (its nodes, workloads, pods per
+    node and PodDisruptionBudgets), reading the cluster only: say what would block the real run,
+    how long it would take, and whether every safety promise held. Exit 0 if it would succeed,
+    3 if a policy or a blocker would stop it."""
+    import json
+
+    from kubeupgrade.rehearsal import rehearse as run
+    from kubeupgrade.rehearsal import render
+
+    if kubeconfig is None:
+        raise InvalidInput("no kubeconfig: pass --kubeconfig, or set $KUBECONFIG")
+    report = run(campaign_file, kubeconfig, time_scale=time_scale)
+    click.echo(json.dumps(report.to_dict(), indent=2) if output == "json" else render(report))
+    if not report.passed:
+        raise click.exceptions.Exit(exitcodes.POLICY_REFUSED)
+
+
+def _default_kubeconfig() -> str | None:
+    from kubeupgrade.cli.engine import default_kubeconfig
+
+    return default_kubeconfig()
+
+
+@cli.command()
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
 def completion(shell: str) -> None:
     """Print the shell completion script, e.g. `source <(kubeupgrade completion bash)`."""

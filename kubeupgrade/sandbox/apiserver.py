@@ -16,6 +16,7 @@ import signal
 import ssl
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,7 @@ class ApiServer:
         snapshot = json.loads(paths.state.read_text()) if paths.state.exists() else None
         self.store = Store(snapshot)
         self.history: list[dict[str, Any]] = (snapshot or {}).get("history", [])
+        self.writes: list[dict[str, Any]] = []  # since this process started (the last 10,000)
         self.tokens = {self.config["token"], *self.config.get("node_tokens", {}).values()}
         self.controller = Controller(self.store, paths, self.config, self.history)
         self._flushed_generation = -1
@@ -147,6 +149,13 @@ class ApiServer:
         if parts[:2] == ["sandbox", "v1"] and parts[2:] == ["history"]:
             with self.store.lock:
                 return 200, {"items": list(self.history)}
+        if parts[:2] == ["sandbox", "v1"] and parts[2:] == ["writes"]:
+            with self.store.lock:
+                return 200, {"items": list(self.writes)}
+        if method not in ("GET", "HEAD"):  # every request that may change something, in order
+            with self.store.lock:
+                self.writes.append({"t": time.time(), "method": method, "path": path})
+                del self.writes[:-10_000]
         route = self.route(parts)
         if route is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")

@@ -50,6 +50,7 @@ class Controller:
         self._sequence = itertools.count()
         self._reconciled_generation = -1
         self._creating: dict[str, int] = {}  # ReplicaSet uid -> pods scheduled for creation
+        self._seen_pods: set[str] = set()  # pod uids the new-pod check has looked at
         self._ready_checks: set[str] = set()  # nodes with a pending readiness check
 
     # -- scheduling of delayed work ----------------------------------------------------
@@ -258,7 +259,7 @@ class Controller:
         # Each controller on its own: one object it cannot handle must not stop the others.
         for reconcile in (self._reconcile_taints, self._reconcile_deployments,
                           lambda: self._reconcile_replicasets(load), self._reconcile_statefulsets,
-                          self._reconcile_daemonsets):
+                          self._reconcile_daemonsets, lambda: self._reconcile_new_pods(load)):
             try:
                 reconcile()
             except Exception:  # noqa: BLE001 - logged; the next tick tries again
@@ -281,6 +282,8 @@ class Controller:
 
     def _reconcile_deployments(self) -> None:
         for deployment in self.store.list("deployments"):
+            if _held(deployment):
+                continue
             namespace = deployment["metadata"]["namespace"]
             owned = [rs for rs in self.store.list("replicasets", namespace)
                      if (disruption.controller_of(rs) or {}).get("uid") == deployment["metadata"]["uid"]]
@@ -316,6 +319,8 @@ class Controller:
 
     def _reconcile_replicasets(self, load: dict[str, int]) -> None:
         for rs in self.store.list("replicasets"):
+            if _held(rs):
+                continue
             pods = self._owned_pods(rs)
             image = rs["spec"]["template"]["spec"]["containers"][0]["image"]
             for pod in pods:
@@ -339,9 +344,28 @@ class Controller:
                            lambda rs_uid=uid, ns=rs["metadata"]["namespace"], name=rs["metadata"]["name"]:
                            self._create_replica(rs_uid, ns, name))
 
+    def _reconcile_new_pods(self, load: dict[str, int]) -> None:
+        """A pod created through the API (not by a simulated controller) is scheduled if it
+        names no node, then started by the kubelet of its node, once."""
+        for pod in self.store.list("pods"):
+            uid = pod["metadata"]["uid"]
+            if uid in self._seen_pods:
+                continue
+            self._seen_pods.add(uid)
+            if disruption.is_pod_ready(pod) or pod["metadata"].get("deletionTimestamp"):
+                continue
+            if not pod["spec"].get("nodeName"):
+                if not self._place(pod, load):
+                    self.store.put_internal("pods", pod)
+                    continue
+                self.store.put_internal("pods", pod)
+            self._start_pod_later(pod)
+
     def _reconcile_statefulsets(self) -> None:
         """Pods <name>-0 .. <name>-(n-1), each made again under its own name once gone."""
         for sts in self.store.list("statefulsets"):
+            if _held(sts):
+                continue
             namespace, name, uid = sts["metadata"]["namespace"], sts["metadata"]["name"], sts["metadata"]["uid"]
             pods = self._owned_pods(sts)
             present = {p["metadata"]["name"] for p in pods}
@@ -425,3 +449,8 @@ class Controller:
             if ds.get("status") != status:
                 ds["status"] = status
                 self.store.put_internal("daemonsets", ds)
+
+
+def _held(obj: dict[str, Any]) -> bool:
+    """Left alone while a rehearsal replays it (kubeupgrade.kube.snapshot.HOLD_ANNOTATION)."""
+    return (obj["metadata"].get("annotations") or {}).get("sandbox.kubeupgrade.io/hold") == "true"

@@ -95,7 +95,11 @@ class Sandbox:
         time_scale: float = 0.01,
         jitter: float = 0.0,
         name: str = "sandbox",
+        node_specs: list[dict[str, Any]] | None = None,
+        workload: bool = True,
     ) -> tuple[Sandbox, bool]:
+        """`node_specs` ({name, role, os, labels}) instead of counts builds a given topology's
+        nodes; `workload=False` leaves out the default workload (a rehearsal replays its own)."""
         """Create and start a sandbox; returns (sandbox, created). A live one is left alone."""
         sandbox = cls(directory)
         if sandbox.paths.config.exists():
@@ -117,12 +121,17 @@ class Sandbox:
         if not CLUSTER_NAME.fullmatch(name):
             raise InvalidInput(f"--name {name!r}: use lower-case letters, digits and '-' "
                                "(at most 63, starting with a letter)")
-        names = [f"cp-{i}" for i in range(1, control_planes + 1)]
-        names += [f"worker-{i}" for i in range(1, workers + 1)]
-        nodes = []
-        for index, node in enumerate(names):
-            role = "control-plane" if node.startswith("cp-") else "worker"
-            nodes.append({"name": node, "role": role, "os": _family(os_family, index, node)})
+        if node_specs is not None:
+            nodes = [{"name": n["name"], "role": n["role"], "os": n["os"], "labels": dict(n.get("labels") or {})}
+                     for n in node_specs]
+            names = [n["name"] for n in nodes]
+        else:
+            names = [f"cp-{i}" for i in range(1, control_planes + 1)]
+            names += [f"worker-{i}" for i in range(1, workers + 1)]
+            nodes = []
+            for index, node in enumerate(names):
+                role = "control-plane" if node.startswith("cp-") else "worker"
+                nodes.append({"name": node, "role": role, "os": _family(os_family, index, node)})
         config: dict[str, Any] = {
             "cluster": name,
             "version": kube.tag,
@@ -132,6 +141,7 @@ class Sandbox:
             "seed": seed,
             "timing": Timing(time_scale=time_scale, jitter=jitter, seed=seed).to_config(),
             "nodes": nodes,
+            "workload": workload,
             "created": time.time(),
         }
         sandbox.paths.root.mkdir(parents=True, exist_ok=True)

@@ -334,11 +334,15 @@ def initial_objects(config: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     exporter = _workload("DaemonSet", "monitoring", "node-exporter",
                          "quay.io/prometheus/node-exporter:v1.8.2", None, {"app": "node-exporter"},
                          tolerations=everywhere)
-    out["deployments"] += [coredns, web, api]
-    daemonsets.append(exporter)
+    # The default workload, unless the cluster's own is to be replayed (a rehearsal's mirror).
+    workload = config.get("workload", True)
+    deployments = [coredns, web, api] if workload else [coredns]
+    out["deployments"] += deployments
+    if workload:
+        daemonsets.append(exporter)
     out["daemonsets"] += daemonsets
     load: dict[str, int] = {}
-    for deployment in (coredns, web, api):
+    for deployment in deployments:
         rs = replica_set_for(deployment, rng)
         out["replicasets"].append(rs)
         for _ in range(deployment["spec"]["replicas"]):
@@ -361,7 +365,7 @@ def initial_objects(config: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
             bind_pod(pod, node)
             set_pod_ready(pod, True)
             out["pods"].append(pod)
-    for name, spec in (("web", {"maxUnavailable": 1}), ("api", {"minAvailable": 2})):
+    for name, spec in (("web", {"maxUnavailable": 1}), ("api", {"minAvailable": 2})) if workload else ():
         out["poddisruptionbudgets"].append({
             "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
             "metadata": meta(f"{name}-pdb", "shop"),

@@ -1,0 +1,181 @@
+"""`kubeupgrade rehearse`: run a campaign on a sandbox that mirrors a live cluster, before it
+touches the cluster itself, and say what would block it and whether every promise held.
+
+The live cluster is only read (kubeupgrade.kube.snapshot). The mirror has the same node names,
+roles, labels and host OS, the same workloads, pods per node and PodDisruptionBudgets, at the
+cluster's version; the real engine (agents, controller, the campaign's policies) runs on it. What
+a rehearsal cannot tell: it runs simulated kubeadm and kubelets, so a real one can still fail;
+maintenance windows and user gates (which would query the live cluster's monitoring) are not
+evaluated; a drain that would wait on a PodDisruptionBudget fails at once instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kubeupgrade.campaign_file import load_campaign
+from kubeupgrade.errors import InvalidInput
+from kubeupgrade.kube.snapshot import ClusterSnapshot
+from kubeupgrade.model.campaign import Campaign, OnPdbBlock
+
+DRAIN_SECONDS = 5  # a rehearsal's drain: long enough for the mirror's evictions, not for hopes
+
+
+@dataclass
+class Rehearsal:
+    campaign: str
+    state: str  # succeeded | failed | refused | timed-out
+    error: str
+    nodes: list[dict[str, Any]]  # per node: name, state, failed phase and its detail
+    blockers: list[str]  # what stopped a drain, as the engine reported it
+    invariants: list[tuple[str, str, list[str]]]
+    estimate_seconds: int
+    rehearsal_seconds: float
+    mirrored: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.state == "succeeded" and not any(found for _, _, found in self.invariants)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["invariants"] = [{"name": n, "measured": m, "violations": v} for n, m, v in self.invariants]
+        data["passed"] = self.passed
+        return data
+
+
+def rehearsable(campaign: Campaign, notes: list[str]) -> Campaign:
+    """The campaign as the mirror runs it: drains that fail fast instead of waiting on a budget,
+    no maintenance windows or user gates (they are about the live cluster's time and monitoring)."""
+    policies = campaign.policies
+    drain = dataclasses.replace(policies.drain, timeout_seconds=min(policies.drain.timeout_seconds, DRAIN_SECONDS),
+                                on_pdb_block=OnPdbBlock.FAIL)
+    if policies.windows:
+        notes.append("maintenance windows are not evaluated: the rehearsal runs at once")
+    if policies.gates:
+        notes.append(f"user gates not run ({', '.join(g.name for g in policies.gates)}): they query the "
+                     "live cluster's monitoring; the built-in health checks run")
+    changed = dataclasses.replace(policies, drain=drain, windows=(), gates=(),
+                                  retries=dataclasses.replace(policies.retries, backoff_seconds=0.2))
+    return dataclasses.replace(campaign, policies=changed)
+
+
+def rehearse(campaign_path: str | Path, kubeconfig: str, *, time_scale: float = 0.005,
+             timeout: float = 900.0) -> Rehearsal:
+    from kubeupgrade.api import submit
+    from kubeupgrade.kube.client import KubeApi
+    from kubeupgrade.kube.snapshot import replay, take_snapshot
+    from kubeupgrade.planning.estimate import estimate
+    from kubeupgrade.planning.planner import plan_campaign
+    from kubeupgrade.sandbox import invariants
+    from kubeupgrade.sandbox.manager import Sandbox
+    from kubeupgrade.sandbox.stack import Stack
+
+    campaign = load_campaign(campaign_path)
+    live = KubeApi(kubeconfig)
+    try:
+        snapshot = take_snapshot(live)
+    finally:
+        live.close()
+    notes = [f"{n.name}: osImage names no distribution kubeupgrade knows; rehearsed as apt"
+             for n in snapshot.nodes if n.guessed_os]
+    directory = Path(tempfile.mkdtemp(prefix="kubeupgrade-rehearsal-"))
+    started = time.monotonic()
+    box, _ = Sandbox.up(directory / "mirror", node_specs=[dataclasses.asdict(n) for n in snapshot.nodes],
+                        version=snapshot.version, name=campaign.cluster, workload=False,
+                        time_scale=time_scale)
+    stack = Stack(box)
+    try:
+        mirror = KubeApi(str(box.kubeconfig))
+        try:
+            mirrored = replay(mirror, snapshot)
+        finally:
+            mirror.close()
+        _wait_for_pods(box, snapshot)
+        stack.start_redis()
+        stack.start_agents()
+        stack.start_controller()
+        stack.wait_for_workers([f"agent@{n.name}" for n in snapshot.nodes])
+        rehearsed = rehearsable(campaign, notes)
+        handle = submit(rehearsed, broker=stack.broker, key=box.signing_key)
+        state = handle.wait(timeout=timeout) or "timed-out"
+        doc = handle.status()
+        plan = plan_campaign(_live_campaign(campaign, doc))
+        limit = plan.hops[0].schedule.limit if plan.hops else 1
+        checked = invariants.report(box, max_unavailable=limit, succeeded=state == "succeeded")
+        nodes, blockers = _outcome(doc)
+        return Rehearsal(handle.id, state, ((doc.get("error") or {}).get("message") or ""), nodes,
+                         blockers, checked, estimate(plan).total_seconds, time.monotonic() - started,
+                         mirrored, notes)
+    finally:
+        stack.stop_all()
+        box.down()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _live_campaign(campaign: Campaign, doc: dict[str, Any]) -> Campaign:
+    """The campaign with the plan the mirror's controller made (its nodes and versions)."""
+    from kubeupgrade.campaign_file import campaign_from_dict
+
+    try:
+        return campaign_from_dict(doc["campaign"], source=campaign.source)
+    except (InvalidInput, KeyError):
+        return campaign
+
+
+def _wait_for_pods(box: Any, snapshot: ClusterSnapshot, timeout: float = 60.0) -> None:
+    """Until every replayed pod runs, so budgets count them healthy as the live cluster does."""
+    deadline = time.monotonic() + timeout
+    wanted = snapshot.count("pods")
+    while time.monotonic() < deadline:
+        pods = box.api_get("/api/v1/pods")["items"]
+        ready = sum(1 for p in pods if any(c.get("type") == "Ready" and c.get("status") == "True"
+                                           for c in p.get("status", {}).get("conditions", [])))
+        if ready >= wanted:
+            return
+        time.sleep(0.2)
+
+
+def _outcome(doc: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    nodes, blockers = [], []
+    for hop in doc.get("entries") or []:
+        for name, entry in sorted(hop.items()):
+            if name.startswith("@"):
+                continue
+            failed = next((p for p in entry["phases"] if p["state"] == "failed"), None)
+            nodes.append({"node": name, "state": entry["state"],
+                          "failed_phase": failed["phase"] if failed else None,
+                          "detail": failed["detail"] if failed else ""})
+            if failed and failed["phase"] == "drain":
+                blockers.append(f"{name}: {failed['detail']}")
+    return nodes, blockers
+
+
+def render(report: Rehearsal) -> str:
+    from kubeupgrade.planning.estimate import minutes
+
+    verdict = "would succeed" if report.passed else f"would NOT succeed ({report.state})"
+    lines = [f"Rehearsal of campaign {report.campaign} on a mirror of the cluster: {verdict}",
+             f"Mirrored: {', '.join(f'{n} {k}' for k, n in sorted(report.mirrored.items())) or 'nothing'}",
+             f"Estimated duration on the real cluster: {minutes(report.estimate_seconds)} "
+             f"(rehearsed in {report.rehearsal_seconds:.0f}s)"]
+    if report.error:
+        lines.append(f"Stopped: {report.error}")
+    for blocker in report.blockers:
+        lines.append(f"Blocker: {blocker}")
+    lines.append("Nodes:")
+    for node in report.nodes:
+        lines.append(f"  {node['node']:<24} {node['state']:<10} "
+                     + (f"{node['failed_phase']}: {node['detail']}" if node["failed_phase"] else ""))
+    lines.append("Safety invariants:")
+    for name, measured, found in report.invariants:
+        lines.append(f"  {name:<42} {measured:<28} {'held' if not found else 'BROKEN: ' + '; '.join(found)}")
+    lines += [f"Note: {note}" for note in report.notes]
+    return "\n".join(line.rstrip() for line in lines)

@@ -1,0 +1,92 @@
+"""`kubeupgrade rehearse` on a "live" cluster that is itself a sandbox with a topology built the
+ordinary way (kubectl apply): the rehearsal names the blocker planted, writes nothing to the live
+cluster and runs nothing on its hosts; once the operator fixes the budget it passes, and the real
+campaign on the live cluster then succeeds."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from kubeupgrade.api import submit
+from kubeupgrade.sandbox import invariants
+from tests.helpers import wait_for, write_campaign
+
+KUBECTL = __import__("shutil").which("kubectl")
+
+TOPOLOGY = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: payments, namespace: default}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: payments}}
+  template:
+    metadata: {labels: {app: payments}}
+    spec: {containers: [{name: api, image: payments:3.1, env: [{name: TOKEN, value: s3cret}]}]}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: payments, namespace: default}
+spec:
+  minAvailable: 2
+  selector: {matchLabels: {app: payments}}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: ledger, namespace: default}
+spec:
+  replicas: 1
+  serviceName: ledger
+  selector: {matchLabels: {app: ledger}}
+  template:
+    metadata: {labels: {app: ledger}}
+    spec: {containers: [{name: db, image: postgres:16}]}
+"""
+
+
+def rehearse(box, campaign):
+    env = {**os.environ, "KUBECONFIG": str(box.kubeconfig)}
+    return subprocess.run([sys.executable, "-m", "kubeupgrade", "rehearse", campaign, "-o", "json"],
+                          capture_output=True, text=True, timeout=600, env=env)
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl is not on PATH")
+def test_a_rehearsal_names_the_blocking_budget_touches_nothing_and_passes_once_it_is_fixed(make_stack, tmp_path):
+    stack = make_stack(control_planes=1, workers=3, version="1.30.4", os_family="mixed")  # worker-3: Windows
+    live = stack.sandbox
+    env = {**os.environ, "KUBECONFIG": str(live.kubeconfig)}
+    (tmp_path / "topology.yaml").write_text(TOPOLOGY)
+    subprocess.run([KUBECTL, "apply", "-f", str(tmp_path / "topology.yaml")], env=env, check=True,
+                   capture_output=True)
+    wait_for(lambda: sum(1 for p in live.api_get("/api/v1/namespaces/default/pods")["items"]
+                         if p["metadata"]["name"].startswith(("payments-", "ledger-"))) == 3)
+    campaign = write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1)
+    writes_before = len(live.api_get("/sandbox/v1/writes")["items"])
+    logs_before = {n["name"]: len(live.command_log(n["name"])) for n in live.nodes}
+
+    blocked = rehearse(live, campaign)
+    assert blocked.returncode == 3, blocked.stdout[-2000:] + blocked.stderr[-2000:]
+    report = json.loads(blocked.stdout)
+    assert report["state"] == "failed" and not report["passed"]
+    assert any("default/payments" in b and "PodDisruptionBudget" in b for b in report["blockers"]), report["blockers"]
+    assert report["mirrored"]["deployments"] >= 3 and report["mirrored"]["statefulsets"] == 1
+    assert report["estimate_seconds"] > 0
+    assert all(found == [] for found in (i["violations"] for i in report["invariants"]))
+    # Read only: no write reached the live API server, no command ran on a live host.
+    assert len(live.api_get("/sandbox/v1/writes")["items"]) == writes_before
+    assert {n["name"]: len(live.command_log(n["name"])) for n in live.nodes} == logs_before
+    assert "s3cret" not in blocked.stdout
+
+    subprocess.run([KUBECTL, "patch", "pdb", "payments", "--type=merge", "-p", '{"spec":{"minAvailable":1}}'],
+                   env=env, check=True, capture_output=True)
+    fixed = rehearse(live, campaign)
+    assert fixed.returncode == 0, fixed.stdout[-3000:] + fixed.stderr[-2000:]
+    assert json.loads(fixed.stdout)["passed"]
+    assert {n["name"]: len(live.command_log(n["name"])) for n in live.nodes} == logs_before
+
+    handle = submit(campaign, broker=stack.broker)
+    assert handle.wait(timeout=300) == "succeeded", handle.status().get("error")
+    assert invariants.check_all(live, max_unavailable=1) == []

@@ -1,0 +1,63 @@
+"""What a rehearsal keeps of a live cluster and how it runs the campaign: no I/O."""
+
+from pathlib import Path
+
+from kubeupgrade.campaign_file import load_campaign
+from kubeupgrade.kube.snapshot import _kept, _shape, host_os
+from kubeupgrade.model.campaign import OnPdbBlock
+from kubeupgrade.rehearsal import DRAIN_SECONDS, rehearsable
+
+
+def node(os_image, system="linux"):
+    return {"status": {"nodeInfo": {"osImage": os_image, "operatingSystem": system}}}
+
+
+def test_the_host_os_comes_from_what_the_node_reports():
+    assert host_os(node("Ubuntu 22.04.5 LTS")) == ("apt", False)
+    assert host_os(node("Rocky Linux 9.5 (Blue Onyx)")) == ("dnf", False)
+    assert host_os(node("Red Hat Enterprise Linux 9.4 (Plow)")) == ("dnf", False)
+    assert host_os(node("CentOS Linux 7 (Core)")) == ("yum", False)
+    assert host_os(node("Windows Server 2022 Datacenter", "windows")) == ("windows", False)
+    assert host_os(node("Flatcar Container Linux 3975.2.0")) == ("apt", True)  # guessed, and said so
+
+
+def test_a_shaped_object_keeps_what_an_upgrade_meets_and_no_secret_or_server_field():
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": "api-1", "namespace": "shop", "uid": "u", "resourceVersion": "9",
+                        "managedFields": [{}], "labels": {"app": "api"},
+                        "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{...}", "team": "a"},
+                        "ownerReferences": [{"kind": "ReplicaSet", "name": "api-x", "uid": "r", "controller": True}]},
+           "spec": {"nodeName": "worker-1", "volumes": [{"name": "c", "emptyDir": {}}],
+                    "containers": [{"name": "api", "image": "api:1", "env": [{"name": "PASSWORD", "value": "p"}],
+                                    "envFrom": [{"secretRef": {"name": "s"}}]}]},
+           "status": {"phase": "Running"}}
+    shaped = _shape(pod)
+    assert shaped["metadata"] == {"name": "api-1", "namespace": "shop", "labels": {"app": "api"},
+                                  "annotations": {"team": "a"}, "owner": {"kind": "ReplicaSet", "name": "api-x"}}
+    assert "status" not in shaped and shaped["spec"]["nodeName"] == "worker-1"
+    assert shaped["spec"]["containers"] == [{"name": "api", "image": "api:1"}]
+    assert pod["spec"]["containers"][0]["env"]  # the live object is left as it was
+
+
+def test_the_mirror_makes_kubeadms_addons_and_daemonset_pods_itself():
+    mirror = {"metadata": {"name": "etcd-cp-1", "namespace": "kube-system",
+                           "annotations": {"kubernetes.io/config.mirror": "x"}}}
+    daemon = {"metadata": {"name": "exporter-a", "namespace": "monitoring",
+                           "ownerReferences": [{"kind": "DaemonSet", "name": "exporter", "controller": True}]}}
+    bare = {"metadata": {"name": "debug", "namespace": "default"}}
+    assert not _kept("pods", mirror) and not _kept("pods", daemon) and _kept("pods", bare)
+    assert not _kept("deployments", {"metadata": {"name": "coredns", "namespace": "kube-system"}})
+    assert _kept("deployments", {"metadata": {"name": "coredns", "namespace": "dns"}})
+
+
+def test_a_rehearsal_fails_fast_on_a_blocked_drain_and_leaves_out_windows_and_user_gates(tmp_path):
+    path = Path(tmp_path / "c.yaml")
+    path.write_text("cluster: prod\ntarget: '1.31'\npolicies:\n  drain: {timeout: 10m, on_pdb_block: wait}\n"
+                    "  windows: [{days: [Sat], start: '02:00', end: '04:00', timezone: UTC}]\n"
+                    "  gates: [{name: errors, command: [/bin/true]}]\n")
+    notes: list[str] = []
+    rehearsed = rehearsable(load_campaign(path), notes)
+    drain = rehearsed.policies.drain
+    assert (drain.timeout_seconds, drain.on_pdb_block) == (DRAIN_SECONDS, OnPdbBlock.FAIL)
+    assert rehearsed.policies.windows == () and rehearsed.policies.gates == ()
+    assert len(notes) == 2 and "errors" in notes[1]
