@@ -79,6 +79,9 @@ def plan(campaign_file: str, output: str, listing: str | None, kubeconfig: str |
             click.echo(f"Connected to cluster {identity.describe()}")
         click.echo(render.plan_to_text(result, campaign.policies, shutil.get_terminal_size().columns,
                                        durations, wide=output == "wide"))
+        if identity and not result.refused:
+            click.echo(f"Rehearse it first on a mirror of this cluster: kubeupgrade rehearse "
+                       f"{campaign_file} --kubeconfig {kubeconfig}")
     if result.refused:
         raise PolicyRefused(
             f"plan refused: {len(result.violations)} policy violation(s), first: "
