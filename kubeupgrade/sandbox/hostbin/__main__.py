@@ -7,36 +7,43 @@ the run to the node's command log.
 
 from __future__ import annotations
 
+import importlib
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from kubeupgrade.sandbox import releases
 from kubeupgrade.sandbox.faults import FaultKind
-from kubeupgrade.sandbox.hostbin import etcdctl, kubeadm, packages, services, windows
 from kubeupgrade.sandbox.hostbin.context import ExitCommand, Host
 from kubeupgrade.sandbox.layout import SandboxPaths
 
+# tool -> "module:function"; only the tool run is imported (every simulated command is a process)
 TOOLS = {
-    "kubeadm": kubeadm.main,
-    "etcdctl": etcdctl.etcdctl,
-    "kubelet": services.kubelet,
-    "systemctl": services.systemctl,
-    "swapon": services.swapon,
-    "killall": services.killall,
-    "apt-get": packages.apt_get,
-    "apt-mark": packages.apt_mark,
-    "apt-cache": packages.apt_cache,
-    "dpkg": packages.dpkg,
-    "dpkg-query": packages.dpkg_query,
-    "dnf": packages.dnf,
-    "yum": packages.dnf,
-    "rpm": packages.rpm,
-    "curl.exe": windows.curl,
-    "sc.exe": windows.sc,
-    "kubeadm.exe": kubeadm.main,
-    "kubelet.exe": services.kubelet,
+    "kubeadm": "kubeadm:main",
+    "etcdctl": "etcdctl:etcdctl",
+    "kubelet": "services:kubelet",
+    "systemctl": "services:systemctl",
+    "swapon": "services:swapon",
+    "killall": "services:killall",
+    "apt-get": "packages:apt_get",
+    "apt-mark": "packages:apt_mark",
+    "apt-cache": "packages:apt_cache",
+    "dpkg": "packages:dpkg",
+    "dpkg-query": "packages:dpkg_query",
+    "dnf": "packages:dnf",
+    "yum": "packages:dnf",
+    "rpm": "packages:rpm",
+    "curl.exe": "windows:curl",
+    "sc.exe": "windows:sc",
+    "kubeadm.exe": "kubeadm:main",
+    "kubelet.exe": "services:kubelet",
 }
+
+
+def _tool(name: str) -> Callable[[Host, list[str]], int]:
+    module, _, function = TOOLS[name].partition(":")
+    return getattr(importlib.import_module(f"kubeupgrade.sandbox.hostbin.{module}"), function)
 
 
 def _from_binary(argv: list[str]) -> list[str] | None:
@@ -81,7 +88,7 @@ def main(argv: list[str]) -> int:
             return code
         elif fault is not None:
             host.crash = fault
-        code = TOOLS[tool](host, args) or 0
+        code = _tool(tool)(host, args) or 0
     except ExitCommand as done:
         code = done.code
     finally:
