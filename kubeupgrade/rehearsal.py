@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from kubeupgrade.campaign_file import load_campaign
-from kubeupgrade.errors import InvalidInput
 from kubeupgrade.kube.snapshot import ClusterSnapshot
 from kubeupgrade.model.campaign import Campaign, OnPdbBlock
 
@@ -71,8 +70,10 @@ def rehearse(campaign_path: str | Path, kubeconfig: str, *, time_scale: float = 
              timeout: float = 900.0) -> Rehearsal:
     from kubeupgrade.api import submit
     from kubeupgrade.kube.client import KubeApi
+    from kubeupgrade.kube.discovery import cluster_version, discover_nodes
     from kubeupgrade.kube.snapshot import replay, take_snapshot
     from kubeupgrade.planning.estimate import estimate
+    from kubeupgrade.planning.live import with_live_state
     from kubeupgrade.planning.planner import plan_campaign
     from kubeupgrade.sandbox import invariants
     from kubeupgrade.sandbox.manager import Sandbox
@@ -96,6 +97,8 @@ def rehearse(campaign_path: str | Path, kubeconfig: str, *, time_scale: float = 
         mirror = KubeApi(str(box.kubeconfig))
         try:
             mirrored = replay(mirror, snapshot)
+            # The plan on the mirror is the plan on the live cluster: same nodes and versions.
+            plan = plan_campaign(with_live_state(campaign, discover_nodes(mirror), cluster_version(mirror)))
         finally:
             mirror.close()
         _wait_for_pods(box, snapshot)
@@ -107,7 +110,6 @@ def rehearse(campaign_path: str | Path, kubeconfig: str, *, time_scale: float = 
         handle = submit(rehearsed, broker=stack.broker, key=box.signing_key)
         state = handle.wait(timeout=timeout) or "timed-out"
         doc = handle.status()
-        plan = plan_campaign(_live_campaign(campaign, doc))
         limit = plan.hops[0].schedule.limit if plan.hops else 1
         checked = invariants.report(box, max_unavailable=limit, succeeded=state == "succeeded")
         nodes, blockers = _outcome(doc)
@@ -118,16 +120,6 @@ def rehearse(campaign_path: str | Path, kubeconfig: str, *, time_scale: float = 
         stack.stop_all()
         box.down()
         shutil.rmtree(directory, ignore_errors=True)
-
-
-def _live_campaign(campaign: Campaign, doc: dict[str, Any]) -> Campaign:
-    """The campaign with the plan the mirror's controller made (its nodes and versions)."""
-    from kubeupgrade.campaign_file import campaign_from_dict
-
-    try:
-        return campaign_from_dict(doc["campaign"], source=campaign.source)
-    except (InvalidInput, KeyError):
-        return campaign
 
 
 def _wait_for_pods(box: Any, snapshot: ClusterSnapshot, timeout: float = 60.0) -> None:
@@ -154,7 +146,9 @@ def _outcome(doc: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
                           "failed_phase": failed["phase"] if failed else None,
                           "detail": failed["detail"] if failed else ""})
             if failed and failed["phase"] == "drain":
-                blockers.append(f"{name}: {failed['detail']}")
+                # The failure names the pod and the budget as the engine would on the real cluster.
+                error = (doc.get("error") or {}).get("message") or ""
+                blockers.append(error if name in error else f"{name}: {failed['detail']}")
     return nodes, blockers
 
 

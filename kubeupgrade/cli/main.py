@@ -194,7 +194,8 @@ def rehearse(campaign_file: str, kubeconfig: str | None, time_scale: float, outp
     report = run(campaign_file, kubeconfig, time_scale=time_scale)
     click.echo(json.dumps(report.to_dict(), indent=2) if output == "json" else render(report))
     if not report.passed:
-        raise click.exceptions.Exit(exitcodes.POLICY_REFUSED)
+        raise PolicyRefused(f"the rehearsal of {campaign_file} did not succeed ({report.state}): "
+                            f"{report.blockers[0] if report.blockers else report.error or 'see the report'}")
 
 
 def _default_kubeconfig() -> str | None:

@@ -158,14 +158,14 @@ def replay(api: KubeApi, snapshot: ClusterSnapshot) -> dict[str, int]:
     object pointing at its new owner, each pod on the node it ran on. Returns counts created."""
     created: dict[str, int] = {}
     uids: dict[tuple[str, str, str], str] = {}  # (kind, namespace, name) -> new uid
-    creators = {
-        "namespaces": lambda ns, body: api.core.create_namespace(body),
-        "deployments": lambda ns, body: api.apps.create_namespaced_deployment(ns, body),
-        "replicasets": lambda ns, body: api.apps.create_namespaced_replica_set(ns, body),
-        "statefulsets": lambda ns, body: api.apps.create_namespaced_stateful_set(ns, body),
-        "daemonsets": lambda ns, body: api.apps.create_namespaced_daemon_set(ns, body),
-        "poddisruptionbudgets": lambda ns, body: api.policy.create_namespaced_pod_disruption_budget(ns, body),
-        "pods": lambda ns, body: api.core.create_namespaced_pod(ns, body),
+    creators = {  # (method, takes a namespace)
+        "namespaces": (api.core.create_namespace, False),
+        "deployments": (api.apps.create_namespaced_deployment, True),
+        "replicasets": (api.apps.create_namespaced_replica_set, True),
+        "statefulsets": (api.apps.create_namespaced_stateful_set, True),
+        "daemonsets": (api.apps.create_namespaced_daemon_set, True),
+        "poddisruptionbudgets": (api.policy.create_namespaced_pod_disruption_budget, True),
+        "pods": (api.core.create_namespaced_pod, True),
     }
     for plural in ("namespaces", "deployments", "replicasets", "statefulsets", "daemonsets",
                    "poddisruptionbudgets", "pods"):
@@ -185,8 +185,9 @@ def replay(api: KubeApi, snapshot: ClusterSnapshot) -> dict[str, int]:
             body = {"apiVersion": _API_VERSIONS[plural], "kind": _KINDS[plural], "metadata": meta,
                     "spec": obj.get("spec") or {}}
             try:
-                made = api.call(f"create {_KINDS[plural]} {namespace}/{meta['name']}",
-                                creators[plural], namespace, body)
+                method, namespaced = creators[plural]
+                made = api.call(f"create {_KINDS[plural]} {namespace}/{meta['name']}", method,
+                                *((namespace, body) if namespaced else (body,)))
             except KubeRefused as error:
                 if error.code == 409:  # already there (the mirror's own, such as a namespace)
                     continue
