@@ -82,7 +82,9 @@ def test_pods_by_node_and_mirror_pods_show_versions(cluster):
     proxy = apps.read_namespaced_daemon_set("kube-proxy", "kube-system")
     assert proxy.spec.template.spec.containers[0].image == "registry.k8s.io/kube-proxy:v1.30.4"
     pods = core.list_namespaced_pod("kube-system", label_selector="k8s-app=kube-proxy").items
-    assert len(pods) == 6
+    assert len(pods) == 5  # kubeadm's kube-proxy runs on Linux nodes; worker-3 runs Windows
+    windows = core.list_namespaced_pod("kube-system", label_selector="k8s-app=kube-proxy-windows").items
+    assert [p.spec.node_name for p in windows] == ["worker-3"]
 
 
 def test_kubeadm_config_holds_the_cluster_configuration(cluster):
