@@ -393,15 +393,7 @@ class Controller:
             return
         pod = objects.pod_from_template(sts, self.random, name=pod_name)
         pod["spec"]["hostname"] = pod_name
-        load: dict[str, int] = {}
-        for existing in self.store.list("pods"):
-            node = existing["spec"].get("nodeName")
-            if node:
-                load[node] = load.get(node, 0) + 1
-        placed = self._place(pod, load)
-        self.store.create("pods", namespace, pod)
-        if placed:
-            self._start_pod_later(self.store.get("pods", namespace, pod_name))
+        self._create_scheduled(namespace, pod)
 
     def _create_replica(self, uid: str, namespace: str, name: str) -> None:
         self._creating[uid] = max(0, self._creating.get(uid, 0) - 1)
@@ -413,6 +405,10 @@ class Controller:
         pod = objects.pod_from_template(rs, self.random)
         while self.store.find("pods", namespace, pod["metadata"]["name"]) is not None:
             pod = objects.pod_from_template(rs, self.random)
+        self._create_scheduled(namespace, pod)
+
+    def _create_scheduled(self, namespace: str, pod: dict[str, Any]) -> None:
+        """Create a controller's new pod on the least loaded node that may run it, and start it."""
         load: dict[str, int] = {}
         for existing in self.store.list("pods"):
             node = existing["spec"].get("nodeName")
