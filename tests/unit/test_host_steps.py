@@ -189,3 +189,12 @@ def test_hooks_run_once_each(tmp_path):
 def test_fake_executor_refuses_unexpected_commands(tmp_path):
     with pytest.raises(UnexpectedCommand):
         steps.kubeadm_plan(context(tmp_path, FakeExecutor()), V)
+
+
+@pytest.mark.parametrize(("swapon", "expected"), [("NAME      TYPE SIZE USED PRIO\n/swap.img file 2G 0B -2\n", True), ("", False)])
+def test_host_facts_say_whether_swap_is_on(tmp_path, swapon, expected):
+    fake = (FakeExecutor().on("swapon", "--show", stdout=swapon)
+            .on("dpkg-query", "-W", "--showformat=${Version}", stdout="1.30.4-1.1"))
+    facts = steps.host_facts(context(tmp_path, fake))
+    assert facts["swap_on"] is expected and facts["os"] == "apt"
+    assert facts["installed"] == {"kubeadm": "1.30.4-1.1", "kubelet": "1.30.4-1.1", "kubectl": "1.30.4-1.1"}

@@ -30,8 +30,8 @@ class HostPlatform(ABC):
 
     @abstractmethod
     def facts(self, ctx: HostContext) -> dict[str, Any]:
-        """What is installed (kubeadm, kubelet, kubectl: version strings or None) and where the
-        binaries come from (`repository_minor`)."""
+        """What is installed (kubeadm, kubelet, kubectl: version strings or None), where the
+        binaries come from (`repository_minor`) and whether swap is on (`swap_on`)."""
 
     @abstractmethod
     def installed(self, ctx: HostContext, component: str) -> KubeVersion | None:

@@ -12,7 +12,7 @@ from abc import abstractmethod
 from typing import Any
 
 from kubeupgrade.errors import PermanentError
-from kubeupgrade.host.commands import kube_packages
+from kubeupgrade.host.commands import kube_packages, swap_devices
 from kubeupgrade.host.context import ALREADY_DONE, DONE, HostContext, StepOutcome
 from kubeupgrade.host.executor import Command
 from kubeupgrade.host.listings import ListedPackage, parse_listing
@@ -87,7 +87,9 @@ class PackagePlatform(HostPlatform):
         minor = configured_minor(repo.read_text()) if repo.exists() else None
         installed = {name: (p.raw if (p := self.installed_package(ctx, name)) else None)
                      for name in ("kubeadm", "kubelet", "kubectl")}
-        return {"installed": installed, "repository_minor": minor.plain if minor else None}
+        swap = ctx.run(swap_devices(), "swapon --show", check=False)  # the kubelet refuses swap
+        return {"installed": installed, "repository_minor": minor.plain if minor else None,
+                "swap_on": bool(swap and swap.ok and swap.stdout.strip())}
 
     def set_source(self, ctx: HostContext, minor: MinorVersion) -> StepOutcome:
         """Point the package repository at `minor` and refresh metadata."""

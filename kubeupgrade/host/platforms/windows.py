@@ -106,7 +106,7 @@ class WindowsPlatform(HostPlatform):
 
     def facts(self, ctx: HostContext) -> dict[str, Any]:
         installed = {name: (v.tag if (v := self.installed(ctx, name)) else None) for name in COMPONENTS}
-        return {"installed": installed, "repository_minor": None}
+        return {"installed": installed, "repository_minor": None, "swap_on": False}  # no swapon
 
     def set_source(self, ctx: HostContext, minor: MinorVersion) -> StepOutcome:
         return StepOutcome(ALREADY_DONE, f"no package repository on Windows: binaries come from "
