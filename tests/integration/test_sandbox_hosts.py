@@ -204,7 +204,8 @@ def test_apply_then_node_upgrades_addons_only_after_the_last_control_plane(box):
     install(box, "cp-1", "1.31.2", "kubeadm")
     apply = ok(run_on(box, "cp-1", "kubeadm", "upgrade", "apply", "v1.31.2", "--yes"))
     assert '[upgrade/successful] SUCCESS! Your cluster was upgraded to "v1.31.2". Enjoy!' in apply.stdout
-    assert "Skipping upgrade of addons because control plane instances [cp-2] have not been upgraded" in apply.stdout
+    assert "[upgrade/addons] skip upgrade addons because control plane instances [cp-2] have not been upgraded\n" \
+        "\n[upgrade/successful]" in apply.stdout  # kubeadm 1.31's words
     assert apiserver_images(box) == {"cp-1": "v1.31.2", "cp-2": "v1.30.4"}
     assert addon_images(box) == ("v1.11.1", "v1.30.4")
     backups = sorted(p.name for p in (box.node_root("cp-1") / "etc/kubernetes/tmp").iterdir())
@@ -309,6 +310,19 @@ def test_kubeadm_1_31_speaks_the_words_of_its_time(box):
     assert lines[-2:] == ["[upgrade] The configuration for this node was successfully updated!",
                           "[upgrade] Now you should go ahead and upgrade the kubelet package using your package manager."]
     assert node.stderr == ""
+
+
+def test_kubeadm_before_1_30_plans_per_component_with_the_api_servers_version(make_sandbox):
+    """Until 1.30 the plan read its configuration before the preflight checks, took the cluster's
+    version from the API server and counted kubelets per version (real outputs of 1.28 and 1.29)."""
+    box = make_sandbox(control_planes=1, workers=2, version="1.28.15", os_family="apt")
+    install(box, "cp-1", "1.29.15", "kubeadm")
+    lines = ok(run_on(box, "cp-1", "kubeadm", "upgrade", "plan")).stdout.splitlines()
+    assert lines[0].startswith("[upgrade/config] Reading configuration") and "[preflight] Running pre-flight checks." in lines[2:]
+    assert "[upgrade/versions] Cluster version: v1.28.15" in lines
+    assert "COMPONENT   CURRENT        TARGET" in lines and "kubelet     3 x v1.28.15   v1.29.15" in lines
+    assert "kube-apiserver            v1.28.15   v1.29.15" in lines
+    assert not [line for line in lines if " NODE " in line]
 
 
 def test_kubeadm_1_32_and_later_speak_in_phases(make_sandbox):

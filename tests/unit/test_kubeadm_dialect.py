@@ -47,3 +47,52 @@ def test_version_info_has_the_real_shape(minor):
 def test_tables_are_laid_out_as_gos_tabwriter_does():
     assert tabulate([["COMPONENT", "NODE", "CURRENT", "TARGET"], ["kubelet", "worker-10", "v1.31.5", "v1.32.1"]]) == [
         "COMPONENT   NODE        CURRENT   TARGET", "kubelet     worker-10   v1.31.5   v1.32.1"]
+
+
+def test_plan_before_1_30_counts_kubelets_per_version_and_shows_one_row_per_component():
+    """Pinned to what kubeadm 1.29.0 printed for a two-node cluster at v1.28.0."""
+    dialect = Dialect(29)
+    assert not dialect.plan_per_node
+    kubelets = tabulate(dialect.plan_kubelets([("cp", "v1.28.0"), ("node01", "v1.28.0")], "v1.29.0"))
+    assert kubelets == ["COMPONENT   CURRENT       TARGET", "kubelet     2 x v1.28.0   v1.29.0"]
+    static = [(c, n, "v1.28.0") for c in ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+              for n in ("cp", "cp-2")]
+    table = tabulate(dialect.plan_components(static, "v1.28.0", ("v1.10.1", "v1.11.1"),
+                                             [("cp", "3.5.9-0", "3.5.10-0"), ("cp-2", "3.5.9-0", "3.5.10-0")],
+                                             "v1.29.0"))
+    assert table == ["COMPONENT                 CURRENT   TARGET",
+                     "kube-apiserver            v1.28.0   v1.29.0",
+                     "kube-controller-manager   v1.28.0   v1.29.0",
+                     "kube-scheduler            v1.28.0   v1.29.0",
+                     "kube-proxy                v1.28.0   v1.29.0",
+                     "CoreDNS                   v1.10.1   v1.11.1",
+                     "etcd                      3.5.9-0   3.5.10-0"]
+    # Kubelets at several versions: the component is named once, versions in string order.
+    mixed = tabulate(Dialect(26).plan_kubelets([("a", "v1.27.2"), ("b", "v1.26.4")], "v1.26.5"))
+    assert mixed[1:] == ["kubelet     1 x v1.26.4   v1.26.5", "            1 x v1.27.2   v1.26.5"]
+
+
+def test_plan_from_1_30_has_a_row_per_node():
+    """Pinned to what kubeadm 1.30.0 printed (kube-proxy's version as the ClusterConfiguration has it)."""
+    dialect = Dialect(30)
+    assert tabulate(dialect.plan_kubelets([("controlplane", "v1.29.0"), ("node01", "v1.29.0")], "v1.29.7")) == [
+        "COMPONENT   NODE           CURRENT   TARGET",
+        "kubelet     controlplane   v1.29.0   v1.29.7",
+        "kubelet     node01         v1.29.0   v1.29.7"]
+    static = [(c, "controlplane", "v1.29.0") for c in ("kube-apiserver", "kube-controller-manager", "kube-scheduler")]
+    assert tabulate(dialect.plan_components(static, "1.29.0", ("v1.10.1", "v1.11.1"),
+                                            [("controlplane", "3.5.10-0", "3.5.12-0")], "v1.29.7")) == [
+        "COMPONENT                 NODE           CURRENT    TARGET",
+        "kube-apiserver            controlplane   v1.29.0    v1.29.7",
+        "kube-controller-manager   controlplane   v1.29.0    v1.29.7",
+        "kube-scheduler            controlplane   v1.29.0    v1.29.7",
+        "kube-proxy                               1.29.0     v1.29.7",
+        "CoreDNS                                  v1.10.1    v1.11.1",
+        "etcd                      controlplane   3.5.10-0   3.5.12-0"]
+
+
+def test_addons_wait_for_the_last_control_plane_in_each_minors_words():
+    assert Dialect(31).addons_waiting_for(["cp-2", "cp-3"]) == [
+        "[upgrade/addons] skip upgrade addons because control plane instances [cp-2 cp-3] have not been upgraded"]
+    assert Dialect(33).addons_waiting_for(["cp-2"]) == [  # once per addon phase
+        "[upgrade/addon] Skipping upgrade of addons because control plane instances [cp-2] have not been upgraded"] * 2

@@ -245,17 +245,25 @@ def _plan(host: Host, args: list[str]) -> int:
     flags, positional = _parse(host, args)
     client = _client(host, flags, "/etc/kubernetes/admin.conf")
     kubeadm = kubeadm_version(host)
-    _preflight(host, client, flags, "plan")
+    dialect = dialect_of(kubeadm)
+    if dialect.plan_per_node:  # until 1.30 the configuration was read before the preflight checks
+        _preflight(host, client, flags, "plan")
     _, config = _cluster_configuration(host, client, "plan")
+    if not dialect.plan_per_node:
+        _preflight(host, client, flags, "plan")
     host.sleep("kubeadm upgrade plan")
     cluster = parse_version(config["kubernetesVersion"])
+    # Until 1.30 kubeadm took the cluster's version from the API server it talked to.
+    shown = config["kubernetesVersion"] if dialect.plan_per_node else _call(
+        host, "[upgrade/versions] FATAL: unable to get the cluster version",
+        lambda: client.get("/version"))["gitVersion"]
     series = max(releases.releases(cluster.minor_version) or [cluster])
     if positional:  # a given version stands for every release kubeadm would look up
         stable = series = parse_version(positional[0])
     else:  # the newest release of the next minor, else of this one
         stable = max(releases.releases(MinorVersion(cluster.major, cluster.minor + 1)) or [series])
     host.out("[upgrade] Running cluster health checks\n[upgrade] Fetching available versions to upgrade to")
-    host.out(f"[upgrade/versions] Cluster version: {config['kubernetesVersion']}\n"
+    host.out(f"[upgrade/versions] Cluster version: {shown}\n"
              f"[upgrade/versions] kubeadm version: {kubeadm.tag}\n"
              f"[upgrade/versions] Target version: {stable.tag}\n"
              f"[upgrade/versions] Latest version in the {cluster.minor_version.tag} series: {series.tag}\n")
@@ -267,24 +275,22 @@ def _plan(host: Host, args: list[str]) -> int:
     if not upgrades:
         return 0  # kubeadm says "Awesome, you're up-to-date!" only at -v1
     nodes = _call(host, "[upgrade] FATAL: unable to list nodes", lambda: client.get("/api/v1/nodes"))["items"]
-    apiservers = _control_plane_versions(host, client)
+    apiservers = sorted(_control_plane_versions(host, client).items())
     for description, target in upgrades:
-        kubelets = [["kubelet", n["metadata"]["name"], n["status"]["nodeInfo"]["kubeletVersion"], target.tag]
-                    for n in nodes if n["status"]["nodeInfo"]["kubeletVersion"] != target.tag]
+        kubelets = [(n["metadata"]["name"], n["status"]["nodeInfo"]["kubeletVersion"]) for n in nodes
+                    if n["status"]["nodeInfo"]["kubeletVersion"] != target.tag]
         host.out("Components that must be upgraded manually after you have upgraded the control plane "
                  "with 'kubeadm upgrade apply':")
-        for line in tabulate([["COMPONENT", "NODE", "CURRENT", "TARGET"], *kubelets]):
+        for line in tabulate(dialect.plan_kubelets(kubelets, target.tag)):
             host.out(line)
         host.out(f"\nUpgrade to the latest {description}:\n")
-        rows = [["COMPONENT", "NODE", "CURRENT", "TARGET"]]
-        for component in objects.STATIC_COMPONENTS[1:]:
-            rows += [[component, node, version.tag, target.tag] for node, version in sorted(apiservers.items())]
-        rows.append(["kube-proxy", "", config["kubernetesVersion"], target.tag])
-        rows.append(["CoreDNS", "", releases.coredns_version(cluster.minor_version),
-                     releases.coredns_version(target.minor_version)])
-        rows += [["etcd", node, releases.etcd_version(version.minor_version),
-                  releases.etcd_version(target.minor_version)] for node, version in sorted(apiservers.items())]
-        for line in tabulate(rows):
+        static = [(component, node, version.tag if dialect.plan_per_node else shown)
+                  for component in objects.STATIC_COMPONENTS[1:] for node, version in apiservers]
+        proxy = config["kubernetesVersion"] if dialect.plan_per_node else shown
+        coredns = (releases.coredns_version(cluster.minor_version), releases.coredns_version(target.minor_version))
+        etcd = [(node, releases.etcd_version(version.minor_version), releases.etcd_version(target.minor_version))
+                for node, version in apiservers]
+        for line in tabulate(dialect.plan_components(static, proxy, coredns, etcd, target.tag)):
             host.out(line)
         host.out(f"\nYou can now apply the upgrade by executing the following command:\n\n"
                  f"\tkubeadm upgrade apply {target.tag}\n")
@@ -422,8 +428,8 @@ def _upgrade_addons(host: Host, client: KubeClient, target: KubeVersion) -> None
     versions = _control_plane_versions(host, client)
     behind = sorted(node for node, version in versions.items() if version != target)
     if behind:  # kubeadm >= 1.28 moves the addons only once every control plane runs the version
-        host.out("[upgrade/addon] Skipping upgrade of addons because control plane instances "
-                 f"[{' '.join(behind)}] have not been upgraded")
+        for line in dialect_of(kubeadm_version(host)).addons_waiting_for(behind):
+            host.out(line)
         return
     coredns = {"spec": {"template": {"spec": {"containers": [
         {"name": "coredns", "image": objects.coredns_image(target)}]}}}}

@@ -8,6 +8,7 @@ second); the tests pin one minor of each form. Pure data and formatting.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from dataclasses import dataclass
 
 from kubeupgrade.model.versions import KubeVersion
@@ -80,6 +81,41 @@ class Dialect:
         return ["[preflight] Skipping prepull. Not a control plane node.",
                 "[upgrade] Skipping phase. Not a control plane node."]
 
+    # -- upgrade plan ------------------------------------------------------------------------------
+    @property
+    def plan_per_node(self) -> bool:
+        """1.30 and later: `upgrade plan` has a NODE column and a row per node; before, one row
+        per component (kubelets counted per version) and the cluster version is the API server's."""
+        return self.minor >= 30
+
+    def plan_kubelets(self, kubelets: list[tuple[str, str]], target: str) -> list[list[str]]:
+        """The table of kubelets (node, current version) still to upgrade to `target`."""
+        if self.plan_per_node:
+            return [["COMPONENT", "NODE", "CURRENT", "TARGET"],
+                    *(["kubelet", node, current, target] for node, current in kubelets)]
+        counts = Counter(current for _, current in kubelets)
+        return [["COMPONENT", "CURRENT", "TARGET"],
+                *([("" if i else "kubelet"), f"{counts[current]} x {current}", target]
+                  for i, current in enumerate(sorted(counts)))]
+
+    def plan_components(self, static: list[tuple[str, str, str]], proxy: str, coredns: tuple[str, str],
+                        etcd: list[tuple[str, str, str]], target: str) -> list[list[str]]:
+        """The control plane's table: `static` and `etcd` as (component or node, node, current) rows
+        per control plane; the grouped form keeps the first row of each component."""
+        if self.plan_per_node:
+            rows = [["COMPONENT", "NODE", "CURRENT", "TARGET"]]
+            rows += [[component, node, current, target] for component, node, current in static]
+            rows += [["kube-proxy", "", proxy, target], ["CoreDNS", "", *coredns]]
+            return rows + [["etcd", node, current, wanted] for node, current, wanted in etcd]
+        seen: set[str] = set()
+        rows = [["COMPONENT", "CURRENT", "TARGET"]]
+        for component, _, current in static:
+            if component not in seen:
+                seen.add(component)
+                rows.append([component, current, target])
+        rows += [["kube-proxy", proxy, target], ["CoreDNS", *coredns]]
+        return rows + [["etcd", current, wanted] for _, current, wanted in etcd[:1]]
+
     # -- static pods -----------------------------------------------------------------------------
     def upgrading_control_plane(self, target: KubeVersion, instance: bool) -> str:
         if instance:
@@ -138,6 +174,15 @@ class Dialect:
             return []
         return ["[upgrade/addon] Skipping the addon/coredns phase. Not a control plane node.",
                 "[upgrade/addon] Skipping the addon/kube-proxy phase. Not a control plane node."]
+
+    def addons_waiting_for(self, behind: list[str]) -> list[str]:
+        """Addons move only once every control plane runs the version; phased kubeadm says so
+        once per addon phase (CoreDNS, kube-proxy)."""
+        if self.phased:
+            return [f"[upgrade/addon] Skipping upgrade of addons because control plane instances "
+                    f"[{' '.join(behind)}] have not been upgraded"] * 2
+        return [f"[upgrade/addons] skip upgrade addons because control plane instances [{' '.join(behind)}] "
+                "have not been upgraded"]
 
     def apply_succeeded(self, target: KubeVersion) -> list[str]:
         if self.phased:
