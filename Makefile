@@ -27,7 +27,7 @@ TYPED := kubeupgrade/model kubeupgrade/planning kubeupgrade/kube/identity.py \
          kubeupgrade/workflow/schedule.py kubeupgrade/workflow/audit.py kubeupgrade/workflow/restore.py \
          kubeupgrade/workflow/history.py kubeupgrade/workflow/liveness.py \
          kubeupgrade/host/platforms kubeupgrade/host/context.py kubeupgrade/host/steps.py \
-         kubeupgrade/host/commands.py
+         kubeupgrade/host/commands.py kubeupgrade/sandbox/rbac.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check kubeupgrade workers tests bench

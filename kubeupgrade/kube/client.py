@@ -89,6 +89,9 @@ class KubeApi:
             except ValueError:
                 status = {}
             message = f"{what}: {status.get('message') or error.reason} (HTTP {error.status})"
+            if error.status == 403:  # the kubeconfig's identity lacks a rule: say where ours are
+                message += ("; grant it to the kubeconfig's identity (deploy/kubernetes/ holds the "
+                            "roles kubeupgrade needs)")
             if error.status == 404:
                 raise KubeNotFound(message, status, 404) from None
             if error.status == 429 or error.status >= 500:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from kubeupgrade.sandbox import disruption, tables
+from kubeupgrade.sandbox import disruption, rbac, tables
 from kubeupgrade.sandbox.controller import Controller
 from kubeupgrade.sandbox.events import from_events_v1, to_events_v1
 from kubeupgrade.sandbox.layout import SandboxPaths, load_config
@@ -71,6 +71,7 @@ class ApiServer:
         self.history: list[dict[str, Any]] = (snapshot or {}).get("history", [])
         self.writes: list[dict[str, Any]] = []  # since this process started (the last 10,000)
         self.tokens = {self.config["token"], *self.config.get("node_tokens", {}).values()}
+        self.identities = rbac_config_identities(paths)
         self.controller = Controller(self.store, paths, self.config, self.history)
         self._flushed_generation = -1
         self.stopping = threading.Event()
@@ -105,10 +106,30 @@ class ApiServer:
         threading.Thread(target=ticker, daemon=True, name="controller").start()
 
     # -- request handling --------------------------------------------------------------------
-    def authorized(self, header: str | None) -> bool:
-        if not header or not header.startswith("Bearer "):
-            return False
-        return header[len("Bearer "):].strip() in self.tokens
+    def authenticate(self, header: str | None) -> rbac.Grants | None:
+        """The caller's grants; None for the sandbox's admin and node tokens, which may do
+        everything. ApiError 401 for anyone else."""
+        token = header[len("Bearer "):].strip() if header and header.startswith("Bearer ") else ""
+        if token in self.tokens:
+            return None
+        if token and token not in self.identities:  # perhaps a ServiceAccount added since start
+            self.identities = {**self.identities, **rbac_config_identities(self.paths)}
+        if token and token in self.identities:
+            return self.identities[token]
+        raise ApiError(401, "Unauthorized", "Unauthorized")
+
+    def authorize(self, grants: rbac.Grants | None, method: str, path: str, query: dict[str, str]) -> None:
+        if grants is None:
+            return
+        route = self.route([p for p in path.split("/") if p])
+        if route is None:  # discovery, /version, /openapi: open to every authenticated caller
+            return
+        resource, namespace, name, subresource = route
+        request = rbac.request_of(method, resource.group, resource.plural, namespace, name, subresource,
+                                  query.get("watch") in ("true", "1"))
+        if not grants.allows(request):
+            raise ApiError(403, "Forbidden", rbac.forbidden_message(grants.user, request),
+                           {"name": name or "", "group": resource.group, "kind": resource.plural})
 
     def version(self) -> dict[str, Any]:
         with self.store.lock:
@@ -338,6 +359,11 @@ class ApiServer:
                      "code": 201}
 
 
+def rbac_config_identities(paths: SandboxPaths) -> dict[str, rbac.Grants]:
+    """ServiceAccounts bound by manifests (`Sandbox.service_account`), by token."""
+    return {token: rbac.Grants.from_doc(doc) for token, doc in load_config(paths).get("identities", {}).items()}
+
+
 def make_handler(server: ApiServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -365,8 +391,9 @@ def make_handler(server: ApiServer) -> type[BaseHTTPRequestHandler]:
             raw = self.rfile.read(length) if length else b""
             try:
                 public = url.path in ("/healthz", "/livez", "/readyz", "/version")
-                if not public and not server.authorized(self.headers.get("Authorization")):
-                    raise ApiError(401, "Unauthorized", "Unauthorized")
+                if not public:
+                    grants = server.authenticate(self.headers.get("Authorization"))
+                    server.authorize(grants, self.command, url.path, query)
                 try:
                     body = json.loads(raw) if raw else None
                 except ValueError:

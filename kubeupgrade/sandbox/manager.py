@@ -184,6 +184,28 @@ class Sandbox:
     def kubeconfig(self) -> Path:
         return self.paths.kubeconfig
 
+    def service_account(self, manifest: Path, account: str, namespace: str = "kube-system") -> Path:
+        """A kubeconfig for ServiceAccount `namespace/account` holding exactly the rights the
+        RBAC `manifest` binds to it (as `kubectl apply -f manifest` would on a real cluster)."""
+        import yaml
+
+        from kubeupgrade.sandbox.rbac import grants_for
+
+        try:
+            documents = list(yaml.safe_load_all(manifest.read_text()))
+        except (OSError, yaml.YAMLError) as error:
+            raise InvalidInput(f"{manifest}: not a readable RBAC manifest: {error}") from None
+        grants = grants_for(documents, namespace, account)
+        if not grants.rules:
+            raise InvalidInput(f"{manifest}: binds no role to ServiceAccount {namespace}/{account}")
+        token = secrets.token_hex(16)
+        config = self.config
+        config.setdefault("identities", {})[token] = grants.to_doc()
+        write_json_atomically(self.paths.config, config, indent=1)
+        path = self.paths.root / f"{account}.kubeconfig"
+        path.write_text(hosts.kubeconfig_text(self.server, token, account, self.paths.ca.read_bytes()))
+        return path
+
     @property
     def nodes(self) -> list[dict[str, str]]:
         return list(self.config["nodes"])

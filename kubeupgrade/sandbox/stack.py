@@ -22,6 +22,10 @@ from kubeupgrade.errors import RuntimeFailure
 from kubeupgrade.sandbox.manager import Sandbox
 from kubeupgrade.sandbox.processes import child_env, free_port
 
+# The controller runs with the rights we ship for it, not as the sandbox's admin: a rule missing
+# from the manifest fails every sandbox campaign (the tests, the demo) before it fails an operator.
+CONTROLLER_RBAC = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes" / "controller-rbac.yaml"
+
 
 def wait_for_redis(port: int, hint: str, timeout: float = 10.0) -> None:
     """Return once a redis-server answers on 127.0.0.1:`port`; RuntimeFailure at the timeout."""
@@ -47,6 +51,7 @@ class Stack:
     flower_auth: str = ""
     metrics_port: int = 0
     metrics_auth: str = ""
+    controller_kubeconfig: Path | None = None
 
     @property
     def logs(self) -> Path:
@@ -99,8 +104,10 @@ class Stack:
                          metrics: bool = False) -> subprocess.Popen:
         """The controller, connected to this sandbox (or, to rehearse a mistake, to `kubeconfig`);
         with `metrics`, serving them on `metrics_port` behind `metrics_auth`."""
+        if kubeconfig is None and self.controller_kubeconfig is None and CONTROLLER_RBAC.exists():
+            self.controller_kubeconfig = self.sandbox.service_account(CONTROLLER_RBAC, "kubeupgrade-controller")
         argv = [sys.executable, "-m", "kubeupgrade", "controller", "--kubeconfig",
-                str(kubeconfig or self.sandbox.kubeconfig), "--broker", self.broker,
+                str(kubeconfig or self.controller_kubeconfig or self.sandbox.kubeconfig), "--broker", self.broker,
                 "--concurrency", str(concurrency), "--loglevel", "WARNING"]
         env = {}
         if metrics:

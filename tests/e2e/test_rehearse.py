@@ -1,5 +1,6 @@
 """`kubeupgrade rehearse` on a "live" cluster that is itself a sandbox with a topology built the
-ordinary way (kubectl apply): the rehearsal names the blocker planted, writes nothing to the live
+ordinary way (kubectl apply): the rehearsal, holding only the read-only rights we ship
+(deploy/kubernetes/rehearse-rbac.yaml), names the blocker planted, writes nothing to the live
 cluster and runs nothing on its hosts; once the operator fixes the budget it passes, and the real
 campaign on the live cluster then succeeds."""
 
@@ -7,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -47,8 +49,11 @@ spec:
 """
 
 
+REHEARSE_RBAC = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes" / "rehearse-rbac.yaml"
+
+
 def rehearse(box, campaign):
-    env = {**os.environ, "KUBECONFIG": str(box.kubeconfig)}
+    env = {**os.environ, "KUBECONFIG": str(box.service_account(REHEARSE_RBAC, "kubeupgrade-rehearse"))}
     return subprocess.run([sys.executable, "-m", "kubeupgrade", "rehearse", campaign, "-o", "json"],
                           capture_output=True, text=True, timeout=600, env=env)
 

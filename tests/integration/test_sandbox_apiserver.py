@@ -117,6 +117,67 @@ def test_requests_without_the_token_get_401(cluster):
     assert json.loads(failure.value.read())["reason"] == "Unauthorized"
 
 
+def test_a_service_account_gets_exactly_what_its_shipped_manifest_binds(cluster):
+    """RBAC as a cluster applies it: the rehearsal's account reads everything it needs and is
+    refused every write with the real 403; a forged token is refused outright."""
+    from pathlib import Path
+
+    box, *_ = cluster
+    manifest = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes" / "rehearse-rbac.yaml"
+    reader = config.new_client_from_config(config_file=str(box.service_account(manifest, "kubeupgrade-rehearse")))
+    core = client.CoreV1Api(reader)
+    try:
+        assert len(core.list_node().items) == 6
+        assert core.read_namespaced_config_map("kubeadm-config", "kube-system").data["ClusterConfiguration"]
+        with pytest.raises(ApiException) as refused:
+            core.patch_node("worker-1", {"spec": {"unschedulable": True}})
+        assert refused.value.status == 403
+        status = json.loads(refused.value.body)
+        assert status["reason"] == "Forbidden" and status["message"] == (
+            'nodes "worker-1" is forbidden: User "system:serviceaccount:kube-system:kubeupgrade-rehearse" '
+            'cannot patch resource "nodes" in API group "" at the cluster scope')
+        with pytest.raises(ApiException) as other_config:
+            core.read_namespaced_config_map("kube-proxy", "kube-system")
+        assert other_config.value.status == 403
+        assert not box.api_get("/api/v1/nodes/worker-1")["spec"].get("unschedulable")
+    finally:
+        reader.close()
+    forged = urllib.request.Request(box.server + "/api/v1/nodes", headers={"Authorization": "Bearer forged"})
+    with pytest.raises(urllib.error.HTTPError) as failure:
+        urllib.request.urlopen(forged, context=ssl.create_default_context(cafile=str(box.paths.ca)), timeout=5)
+    assert failure.value.code == 401
+
+
+def test_a_controller_role_missing_a_rule_fails_the_drain_naming_the_verb_and_resource(cluster, tmp_path):
+    from pathlib import Path
+
+    import yaml
+
+    from kubeupgrade.errors import PermanentError
+    from kubeupgrade.kube.client import KubeApi
+    from kubeupgrade.kube.drain import drain_node
+    from kubeupgrade.model.campaign import DrainPolicy
+
+    box, core, *_ = cluster
+    shipped = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes" / "controller-rbac.yaml"
+    documents = list(yaml.safe_load_all(shipped.read_text()))
+    for doc in documents:
+        if doc["kind"] == "ClusterRole":
+            doc["rules"] = [r for r in doc["rules"] if r["resources"] != ["pods/eviction"]]
+    trimmed = tmp_path / "trimmed-rbac.yaml"
+    trimmed.write_text(yaml.safe_dump_all(documents))
+    api = KubeApi(str(box.service_account(trimmed, "kubeupgrade-controller")))
+    try:
+        with pytest.raises(PermanentError) as refused:
+            drain_node(api, "worker-1", DrainPolicy(timeout_seconds=5, delete_emptydir_data=True))
+    finally:
+        api.close()
+    message = str(refused.value)
+    assert 'cannot create resource "pods/eviction" in API group ""' in message, message
+    assert "(HTTP 403)" in message and "deploy/kubernetes/" in message
+    assert len(core.list_pod_for_all_namespaces(field_selector="spec.nodeName=worker-1").items) > 0
+
+
 def _web_pod_on(core, node):
     pods = core.list_namespaced_pod("shop", label_selector="app=web", field_selector=f"spec.nodeName={node}").items
     return pods[0]
