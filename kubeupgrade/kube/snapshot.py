@@ -2,11 +2,12 @@
 rehearsal needs to run the campaign somewhere else and meet the same blockers.
 
 Reading uses get and list only. What is kept is what an upgrade meets: nodes (names, roles,
-labels, the host OS their `osImage` names), namespaces, the workloads and their pods (owners,
+labels, the host OS their `osImage` names, the kubelet's version and a control plane's
+kube-apiserver version), namespaces, the workloads and their pods (owners,
 volumes, node selectors, tolerations, the node each pod runs on), PodDisruptionBudgets, and
 kubeadm's ClusterConfiguration version. ConfigMaps and Secrets are never read beyond
-`kube-system/kubeadm-config`; environment, commands and images are copied as the specs hold
-them, nothing else of the cluster leaves it.
+`kube-system/kubeadm-config`; containers' `env` and `envFrom` are dropped (their values may be
+secrets), commands and images are copied as the specs hold them.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class NodeShape:
     os: str  # apt | dnf | yum | windows (from the node's osImage)
     labels: dict[str, str]
     guessed_os: bool = False  # osImage named no distribution we know: apt assumed
+    kubelet: str = ""  # the version its kubelet reports
+    control_plane: str = ""  # a control plane's kube-apiserver image tag
 
 
 @dataclass(frozen=True)
@@ -65,13 +68,6 @@ def take_snapshot(api: KubeApi) -> ClusterSnapshot:
     """Read the cluster's shape: get and list calls only."""
     config = api.call("read kubeadm-config", api.core.read_namespaced_config_map, "kubeadm-config", "kube-system")
     version = str(yaml.safe_load(config["data"]["ClusterConfiguration"])["kubernetesVersion"])
-    nodes = []
-    for node in list_nodes(api):
-        labels = node["metadata"].get("labels") or {}
-        platform, guessed = host_os(node)
-        nodes.append(NodeShape(node["metadata"]["name"],
-                               "control-plane" if CONTROL_PLANE_LABEL in labels else "worker",
-                               platform, {str(k): str(v) for k, v in labels.items()}, guessed))
     listed = {
         "namespaces": api.call("list namespaces", api.core.list_namespace)["items"],
         "deployments": api.call("list Deployments", api.apps.list_deployment_for_all_namespaces)["items"],
@@ -82,6 +78,18 @@ def take_snapshot(api: KubeApi) -> ClusterSnapshot:
                                          api.policy.list_pod_disruption_budget_for_all_namespaces)["items"],
         "pods": api.call("list pods", api.core.list_pod_for_all_namespaces)["items"],
     }
+    apiservers = {pod["spec"].get("nodeName"): pod["spec"]["containers"][0]["image"].rsplit(":", 1)[-1]
+                  for pod in listed["pods"] if pod["metadata"]["namespace"] == "kube-system"
+                  and (pod["metadata"].get("labels") or {}).get("component") == "kube-apiserver"}
+    nodes = []
+    for node in list_nodes(api):
+        name, labels = node["metadata"]["name"], node["metadata"].get("labels") or {}
+        platform, guessed = host_os(node)
+        control_plane = CONTROL_PLANE_LABEL in labels
+        nodes.append(NodeShape(name, "control-plane" if control_plane else "worker", platform,
+                               {str(k): str(v) for k, v in labels.items()}, guessed,
+                               node["status"]["nodeInfo"]["kubeletVersion"],
+                               apiservers.get(name, "") if control_plane else ""))
     objects = {plural: [_shape(obj) for obj in items if _kept(plural, obj)] for plural, items in listed.items()}
     return ClusterSnapshot(version, tuple(nodes), objects)
 

@@ -87,7 +87,9 @@ def write_shims(paths: SandboxPaths, node: str, family: str) -> None:
 
 
 def create_host(paths: SandboxPaths, spec: dict[str, Any], config: dict[str, Any]) -> None:
-    node, family, version = spec["name"], spec["os"], config["version"]
+    node, family = spec["name"], spec["os"]
+    version = spec.get("kubelet") or config["version"]  # the packages and the kubelet
+    static = spec.get("control_plane") or config["version"]  # the static pods
     kube = parse_version(version)
     minor = kube.minor_version.plain
     root = paths.node_root(node)
@@ -106,7 +108,7 @@ def create_host(paths: SandboxPaths, spec: dict[str, Any], config: dict[str, Any
             kubeconfig_text(server, config["token"], "kubernetes-admin", ca_pem))
         for component in objects.STATIC_COMPONENTS:
             (root / f"etc/kubernetes/manifests/{component}.yaml").write_text(
-                static_pod_manifest(component, objects.component_image(component, version)))
+                static_pod_manifest(component, objects.component_image(component, static)))
         (root / "etc/kubernetes/pki/apiserver.crt").write_text("sandbox certificate, issued at creation\n")
         (root / "etc/kubernetes/pki/etcd").mkdir(parents=True, exist_ok=True)
         for name in ("ca.crt", "server.crt", "server.key"):  # what `kubeadm init` writes for etcd

@@ -98,9 +98,10 @@ class Sandbox:
         node_specs: list[dict[str, Any]] | None = None,
         workload: bool = True,
     ) -> tuple[Sandbox, bool]:
-        """`node_specs` ({name, role, os, labels}) instead of counts builds a given topology's
-        nodes; `workload=False` leaves out the default workload (a rehearsal replays its own)."""
-        """Create and start a sandbox; returns (sandbox, created). A live one is left alone."""
+        """Create and start a sandbox; returns (sandbox, created). A live one is left alone.
+        `node_specs` ({name, role, os, labels, and optionally kubelet and control_plane versions})
+        instead of counts builds a given topology's nodes, each at its own versions (the cluster's
+        by default); `workload=False` leaves out the default workload (a rehearsal replays its own)."""
         sandbox = cls(directory)
         if sandbox.paths.config.exists():
             if sandbox.api_pid() is not None:
@@ -122,8 +123,8 @@ class Sandbox:
             raise InvalidInput(f"--name {name!r}: use lower-case letters, digits and '-' "
                                "(at most 63, starting with a letter)")
         if node_specs is not None:
-            nodes = [{"name": n["name"], "role": n["role"], "os": n["os"], "labels": dict(n.get("labels") or {})}
-                     for n in node_specs]
+            nodes = [{"name": n["name"], "role": n["role"], "os": n["os"], "labels": dict(n.get("labels") or {}),
+                      **_node_versions(n, kube)} for n in node_specs]
             names = [n["name"] for n in nodes]
         else:
             names = [f"cp-{i}" for i in range(1, control_planes + 1)]
@@ -344,6 +345,29 @@ class Sandbox:
         removed = FaultStore(self.paths.faults).clear(fault_id)
         # Conditions such as never-ready are re-evaluated by the API server's kubelet loop.
         return removed
+
+
+def _node_versions(spec: dict[str, Any], cluster: Any) -> dict[str, str]:
+    """A node's own kubelet and control-plane versions, where they differ from the cluster's:
+    released, and within the skew a running cluster can have (a kubelet up to three minors
+    behind and never ahead of the control plane, a control plane within one minor)."""
+    found = {}
+    for key in ("kubelet", "control_plane"):
+        text = spec.get(key)
+        if not text or parse_version(str(text)) == cluster:
+            continue
+        version = parse_version(str(text))
+        low = 3 if key == "kubelet" else 1
+        if not cluster.minor - low <= version.minor <= cluster.minor + 1:
+            raise InvalidInput(f"node {spec['name']}: {key} {version.tag} is outside the skew a "
+                               f"cluster at {cluster.tag} can run")
+        try:
+            found[key] = _released_version(str(text)).tag
+        except InvalidInput as error:
+            raise InvalidInput(f"node {spec['name']}: {key} {error}".replace("--version ", "")) from None
+    if "control_plane" in found and spec.get("role") != "control-plane":
+        raise InvalidInput(f"node {spec['name']}: only a control plane has a control_plane version")
+    return found
 
 
 def _released_version(text: str) -> Any:

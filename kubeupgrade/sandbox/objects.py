@@ -291,13 +291,13 @@ def initial_objects(config: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
                                   "status": {"phase": "Active"}})
     nodes = []
     for index, spec in enumerate(config["nodes"]):
-        node = node_object(spec, index, version)
+        node = node_object(spec, index, spec.get("kubelet") or version)
         node.update(apiVersion="v1", kind="Node")
         node["metadata"].update(creationTimestamp=stamp, resourceVersion="1")
         nodes.append(node)
         if spec["role"] == "control-plane":
             for component in STATIC_COMPONENTS:
-                pod = mirror_pod(node, component, component_image(component, version))
+                pod = mirror_pod(node, component, component_image(component, spec.get("control_plane") or version))
                 pod.update(apiVersion="v1", kind="Pod")
                 pod["metadata"].update(uid=str(uuid.uuid4()), creationTimestamp=stamp,
                                        resourceVersion="1")
