@@ -2,11 +2,12 @@
 touches the cluster itself, and say what would block it and whether every promise held.
 
 The live cluster is only read (kubeupgrade.kube.snapshot). The mirror has the same node names,
-roles, labels and host OS, the same workloads, pods per node and PodDisruptionBudgets, at the
-cluster's version; the real engine (agents, controller, the campaign's policies) runs on it. What
-a rehearsal cannot tell: it runs simulated kubeadm and kubelets, so a real one can still fail;
-maintenance windows and user gates (which would query the live cluster's monitoring) are not
-evaluated; a drain that would wait on a PodDisruptionBudget fails at once instead.
+roles, labels, host OS and versions, the same workloads, pods per node and PodDisruptionBudgets;
+every node's drain is previewed there (dry-run evictions), then the real engine (agents,
+controller, the campaign's policies) runs on it. What a rehearsal cannot tell: it runs
+simulated kubeadm and kubelets, so a real one can still fail; maintenance windows and user gates
+(which would query the live cluster's monitoring) are not evaluated; a drain that would wait on
+a PodDisruptionBudget fails at once instead.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from kubeupgrade.campaign_file import load_campaign
+from kubeupgrade.kube.drain import DrainPreview
 from kubeupgrade.kube.snapshot import ClusterSnapshot
 from kubeupgrade.model.campaign import Campaign, OnPdbBlock
 
@@ -31,8 +33,8 @@ class Rehearsal:
     campaign: str
     state: str  # succeeded | failed | refused | timed-out
     error: str
-    nodes: list[dict[str, Any]]  # per node: name, state, failed phase and its detail
-    blockers: list[str]  # what stopped a drain, as the engine reported it
+    nodes: list[dict[str, Any]]  # per node: name, state, failed phase and its detail, its drain
+    blockers: list[str]  # every pod a drain would be refused, and what stopped the run
     invariants: list[tuple[str, str, list[str]]]
     estimate_seconds: int
     rehearsal_seconds: float
@@ -71,6 +73,7 @@ def rehearse(campaign_path: str | Path, kubeconfig: str, *, time_scale: float = 
     from kubeupgrade.api import submit
     from kubeupgrade.kube.client import KubeApi
     from kubeupgrade.kube.discovery import cluster_version, discover_nodes
+    from kubeupgrade.kube.drain import preview_drain
     from kubeupgrade.kube.snapshot import replay, take_snapshot
     from kubeupgrade.planning.estimate import estimate
     from kubeupgrade.planning.live import with_live_state
@@ -99,9 +102,13 @@ def rehearse(campaign_path: str | Path, kubeconfig: str, *, time_scale: float = 
             mirrored = replay(mirror, snapshot)
             # The plan on the mirror is the plan on the live cluster: same nodes and versions.
             plan = plan_campaign(with_live_state(campaign, discover_nodes(mirror), cluster_version(mirror)))
+            _wait_for_pods(box, snapshot)
+            # Every node's drain as it would go now, before the run: the run stops at the first
+            # refusal, the operator wants them all.
+            drained = [n.name for hop in plan.hops[:1] for n in (*hop.control_planes, *hop.workers) if n.drain]
+            previews = {name: preview_drain(mirror, name, campaign.policies.drain) for name in drained}
         finally:
             mirror.close()
-        _wait_for_pods(box, snapshot)
         stack.start_redis()
         stack.start_agents()
         stack.start_controller()
@@ -112,7 +119,7 @@ def rehearse(campaign_path: str | Path, kubeconfig: str, *, time_scale: float = 
         doc = handle.status()
         limit = plan.hops[0].schedule.limit if plan.hops else 1
         checked = invariants.report(box, max_unavailable=limit, succeeded=state == "succeeded")
-        nodes, blockers = _outcome(doc)
+        nodes, blockers = _outcome(doc, previews)
         return Rehearsal(handle.id, state, ((doc.get("error") or {}).get("message") or ""), nodes,
                          blockers, checked, estimate(plan).total_seconds, time.monotonic() - started,
                          mirrored, notes)
@@ -135,17 +142,24 @@ def _wait_for_pods(box: Any, snapshot: ClusterSnapshot, timeout: float = 60.0) -
         time.sleep(0.2)
 
 
-def _outcome(doc: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
-    nodes, blockers = [], []
-    for hop in doc.get("entries") or []:
+def _outcome(doc: dict[str, Any], previews: dict[str, DrainPreview]
+             ) -> tuple[list[dict[str, Any]], list[str]]:
+    """Per node: how the run left it and what its drain evicts or meets; the blockers: every
+    refusal the previews found, then what stopped the run if they did not already say it."""
+    nodes: list[dict[str, Any]] = []
+    blockers = [f"{name}: {why}" for name, preview in previews.items() for why in preview.blocked]
+    for hop in (doc.get("entries") or [])[:1]:
         for name, entry in sorted(hop.items()):
             if name.startswith("@"):
                 continue
             failed = next((p for p in entry["phases"] if p["state"] == "failed"), None)
+            preview = previews.get(name)
             nodes.append({"node": name, "state": entry["state"],
                           "failed_phase": failed["phase"] if failed else None,
-                          "detail": failed["detail"] if failed else ""})
-            if failed and failed["phase"] == "drain":
+                          "detail": failed["detail"] if failed else "",
+                          "evicts": preview.evicts if preview else [],
+                          "blocked": preview.blocked if preview else []})
+            if failed and failed["phase"] == "drain" and not (preview and preview.blocked):
                 # The failure names the pod and the budget as the engine would on the real cluster.
                 error = (doc.get("error") or {}).get("message") or ""
                 blockers.append(error if name in error else f"{name}: {failed['detail']}")
@@ -168,6 +182,10 @@ def render(report: Rehearsal) -> str:
     for node in report.nodes:
         lines.append(f"  {node['node']:<24} {node['state']:<10} "
                      + (f"{node['failed_phase']}: {node['detail']}" if node["failed_phase"] else ""))
+        if node["evicts"]:
+            lines.append(f"    drain evicts {len(node['evicts'])}: {', '.join(node['evicts'])}")
+        for why in node["blocked"]:
+            lines.append(f"    drain refused: {why}")
     lines.append("Safety invariants:")
     for name, measured, found in report.invariants:
         lines.append(f"  {name:<42} {measured:<28} {'held' if not found else 'BROKEN: ' + '; '.join(found)}")

@@ -61,7 +61,8 @@ def pods_to_evict(pods: list[dict[str, Any]], policy: DrainPolicy,
         elif pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
             evict.append(pod)
         elif owner is None:
-            refusals.append(f"{key} has no controller (evicting it would lose it for good)")
+            refusals.append(f"{key} has no controller (evicting it would lose it for good; run it "
+                            "under a Deployment or StatefulSet, or delete it before the upgrade)")
         elif any("emptyDir" in volume for volume in pod.get("spec", {}).get("volumes") or []) \
                 and not policy.delete_emptydir_data:
             refusals.append(f"{key} uses emptyDir (set policies.drain.delete_emptydir_data: true "
@@ -152,18 +153,35 @@ def _wait_gone(api: KubeApi, node: str, keys: list[str], deadline: float,
         time.sleep(0.2)
 
 
-def simulate_drain(api: KubeApi, node: str, policy: DrainPolicy) -> list[str]:
-    """A server-side dry run of the drain: which pods a PDB (or our policy) would block now."""
+@dataclass
+class DrainPreview:
+    """What draining a node would do now: pods evicted, pods left (DaemonSet, mirror, not
+    selected), and pods a budget or our policy would refuse, each with what to change."""
+    evicts: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+
+
+def preview_drain(api: KubeApi, node: str, policy: DrainPolicy) -> DrainPreview:
+    """A server-side dry run of the drain (evictions with dryRun=All): nothing is evicted."""
     selected = None
     if policy.pod_selector:
         selected = {namespaced_name(p) for p in _list_pods(api, node, policy.pod_selector)}
-    evict, _, refusals = pods_to_evict(_list_pods(api, node), policy, selected)
-    blocked = list(refusals)
+    evict, skipped, refusals = pods_to_evict(_list_pods(api, node), policy, selected)
+    preview = DrainPreview(skipped=skipped, blocked=list(refusals))
     for pod in evict:
         try:
             _evict(api, pod, policy, dry_run=True)
         except KubeUnavailable as error:
             if error.code != 429:
                 raise
-            blocked.append(f"{namespaced_name(pod)}: {_blocking_budget(error)}")
-    return blocked
+            preview.blocked.append(f"{namespaced_name(pod)}: {_blocking_budget(error)} (scale the "
+                                   "workload up or relax the budget's minAvailable/maxUnavailable)")
+            continue
+        preview.evicts.append(namespaced_name(pod))
+    return preview
+
+
+def simulate_drain(api: KubeApi, node: str, policy: DrainPolicy) -> list[str]:
+    """Which pods a PDB (or our policy) would block if the node were drained now."""
+    return preview_drain(api, node, policy).blocked

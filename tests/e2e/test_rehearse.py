@@ -46,6 +46,11 @@ spec:
   template:
     metadata: {labels: {app: ledger}}
     spec: {containers: [{name: db, image: postgres:16}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: debug-shell, namespace: default}
+spec: {nodeName: worker-1, containers: [{name: sh, image: busybox:1.36}]}
 """
 
 
@@ -76,7 +81,17 @@ def test_a_rehearsal_names_the_blocking_budget_touches_nothing_and_passes_once_i
     assert blocked.returncode == 3, blocked.stdout[-2000:] + blocked.stderr[-2000:]
     report = json.loads(blocked.stdout)
     assert report["state"] == "failed" and not report["passed"]
-    assert any("default/payments" in b and "PodDisruptionBudget" in b for b in report["blockers"]), report["blockers"]
+    # Every planted blocker, each named with what to change, and nothing else.
+    refused = {why.split(":")[0].split(" ")[0]: why for node in report["nodes"] for why in node["blocked"]}
+    payments = {p["metadata"]["namespace"] + "/" + p["metadata"]["name"]
+                for p in live.api_get("/api/v1/namespaces/default/pods")["items"]
+                if p["metadata"]["name"].startswith("payments-")}
+    assert set(refused) == payments | {"default/debug-shell"}, report["nodes"]
+    assert "has no controller" in refused["default/debug-shell"]
+    assert all("The disruption budget payments needs 2 healthy pods" in refused[p] and "minAvailable" in refused[p]
+               for p in payments)
+    assert len(report["blockers"]) == len(refused)
+    assert any(node["evicts"] for node in report["nodes"])
     assert report["mirrored"]["deployments"] >= 3 and report["mirrored"]["statefulsets"] == 1
     assert report["estimate_seconds"] > 0
     assert all(found == [] for found in (i["violations"] for i in report["invariants"]))
@@ -87,6 +102,7 @@ def test_a_rehearsal_names_the_blocking_budget_touches_nothing_and_passes_once_i
 
     subprocess.run([KUBECTL, "patch", "pdb", "payments", "--type=merge", "-p", '{"spec":{"minAvailable":1}}'],
                    env=env, check=True, capture_output=True)
+    subprocess.run([KUBECTL, "delete", "pod", "debug-shell", "--wait=false"], env=env, check=True, capture_output=True)
     fixed = rehearse(live, campaign)
     assert fixed.returncode == 0, fixed.stdout[-3000:] + fixed.stderr[-2000:]
     assert json.loads(fixed.stdout)["passed"]

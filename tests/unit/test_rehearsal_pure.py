@@ -61,3 +61,26 @@ def test_a_rehearsal_fails_fast_on_a_blocked_drain_and_leaves_out_windows_and_us
     assert (drain.timeout_seconds, drain.on_pdb_block) == (DRAIN_SECONDS, OnPdbBlock.FAIL)
     assert rehearsed.policies.windows == () and rehearsed.policies.gates == ()
     assert len(notes) == 2 and "errors" in notes[1]
+
+
+def test_the_report_lists_each_nodes_drain_and_every_refusal_once():
+    from kubeupgrade.kube.drain import DrainPreview
+    from kubeupgrade.rehearsal import Rehearsal, _outcome, render
+
+    doc = {"entries": [{
+        "@cluster": {"state": "pending", "phases": []},
+        "worker-1": {"state": "failed", "phases": [{"phase": "drain", "state": "failed", "detail": "refused"}]},
+        "worker-2": {"state": "stopped", "phases": [{"phase": "drain", "state": "pending"}]},
+        "worker-3": {"state": "failed", "phases": [{"phase": "drain", "state": "failed", "detail": "x"}]}}],
+        "error": {"message": "drain of worker-3 timed out: evicting shop/db-0 is refused"}}
+    previews = {"worker-1": DrainPreview(evicts=["shop/api-1"], blocked=["default/debug has no controller (...)"]),
+                "worker-2": DrainPreview(evicts=["shop/api-2", "shop/web-1"]),
+                "worker-3": DrainPreview()}
+    nodes, blockers = _outcome(doc, previews)
+    # worker-1's run failure is its preview's refusal; worker-3's is news (pods moved there).
+    assert blockers == ["worker-1: default/debug has no controller (...)",
+                        "drain of worker-3 timed out: evicting shop/db-0 is refused"]
+    assert [n["node"] for n in nodes] == ["worker-1", "worker-2", "worker-3"]
+    text = render(Rehearsal("c1", "failed", "refused", nodes, blockers, [], 600, 12.0))
+    assert "    drain evicts 2: shop/api-2, shop/web-1" in text.splitlines()
+    assert "    drain refused: default/debug has no controller (...)" in text.splitlines()
