@@ -17,6 +17,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,8 @@ from kubeupgrade.campaign_file import load_campaign
 from kubeupgrade.kube.drain import DrainPreview
 from kubeupgrade.kube.snapshot import ClusterSnapshot
 from kubeupgrade.model.campaign import Campaign, OnPdbBlock
+from kubeupgrade.planning.estimate import DEFAULTS, Durations, estimate, hop_stages, minutes
+from kubeupgrade.planning.windows import fit
 
 DRAIN_SECONDS = 5  # a rehearsal's drain: long enough for the mirror's evictions, not for hopes
 
@@ -40,6 +43,9 @@ class Rehearsal:
     rehearsal_seconds: float
     mirrored: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    estimate_source: str = ""  # recorded durations of earlier campaigns, or the defaults
+    stages: list[dict[str, Any]] = field(default_factory=list)  # hop, stage, seconds, windowed
+    windows: dict[str, Any] | None = None  # how the estimate lands in the maintenance windows
 
     @property
     def passed(self) -> bool:
@@ -59,7 +65,8 @@ def rehearsable(campaign: Campaign, notes: list[str]) -> Campaign:
     drain = dataclasses.replace(policies.drain, timeout_seconds=min(policies.drain.timeout_seconds, DRAIN_SECONDS),
                                 on_pdb_block=OnPdbBlock.FAIL)
     if policies.windows:
-        notes.append("maintenance windows are not evaluated: the rehearsal runs at once")
+        notes.append("the mirror runs at once; where the estimate lands in the maintenance windows "
+                     "is worked out from the estimate, not from the rehearsal's own timing")
     if policies.gates:
         notes.append(f"user gates not run ({', '.join(g.name for g in policies.gates)}): they query the "
                      "live cluster's monitoring; the built-in health checks run")
@@ -68,14 +75,28 @@ def rehearsable(campaign: Campaign, notes: list[str]) -> Campaign:
     return dataclasses.replace(campaign, policies=changed)
 
 
+def schedule_estimate(plan: Any, campaign: Campaign, durations: Durations, now: datetime
+                      ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The estimate per stage, and, with maintenance windows, where a run started `now` would
+    land in them (when it ends, how many openings it needs, how much of their time it fills)."""
+    stages = [{"hop": index + 1, "stage": stage, "seconds": round(seconds), "windowed": windowed}
+              for index, hop in enumerate(plan.hops) for stage, seconds, windowed in hop_stages(hop, durations)]
+    windows = campaign.policies.windows
+    if not windows:
+        return stages, None
+    landed = fit(windows, now, [(s["seconds"], s["windowed"]) for s in stages])
+    return stages, {"windows": [w.describe() for w in windows], "started": landed.started.isoformat(timespec="minutes"),
+                    "finished": landed.finished.isoformat(timespec="minutes"), "openings": landed.openings,
+                    "occupancy": round(landed.occupancy, 2), "stalled": landed.stalled}
+
+
 def rehearse(campaign_path: str | Path, kubeconfig: str, *, time_scale: float = 0.005,
-             timeout: float = 900.0) -> Rehearsal:
+             timeout: float = 900.0, durations: Durations = DEFAULTS, now: datetime | None = None) -> Rehearsal:
     from kubeupgrade.api import submit
     from kubeupgrade.kube.client import KubeApi
     from kubeupgrade.kube.discovery import cluster_version, discover_nodes
     from kubeupgrade.kube.drain import preview_drain
     from kubeupgrade.kube.snapshot import replay, take_snapshot
-    from kubeupgrade.planning.estimate import estimate
     from kubeupgrade.planning.live import with_live_state
     from kubeupgrade.planning.planner import plan_campaign
     from kubeupgrade.sandbox import invariants
@@ -120,9 +141,11 @@ def rehearse(campaign_path: str | Path, kubeconfig: str, *, time_scale: float = 
         limit = plan.hops[0].schedule.limit if plan.hops else 1
         checked = invariants.report(box, max_unavailable=limit, succeeded=state == "succeeded")
         nodes, blockers = _outcome(doc, previews)
+        stages, windows = schedule_estimate(plan, campaign, durations, now or datetime.now(UTC))
+        guess = estimate(plan, durations)
         return Rehearsal(handle.id, state, ((doc.get("error") or {}).get("message") or ""), nodes,
-                         blockers, checked, estimate(plan).total_seconds, time.monotonic() - started,
-                         mirrored, notes)
+                         blockers, checked, guess.total_seconds, time.monotonic() - started,
+                         mirrored, notes, guess.source, stages, windows)
     finally:
         stack.stop_all()
         box.down()
@@ -167,13 +190,23 @@ def _outcome(doc: dict[str, Any], previews: dict[str, DrainPreview]
 
 
 def render(report: Rehearsal) -> str:
-    from kubeupgrade.planning.estimate import minutes
-
     verdict = "would succeed" if report.passed else f"would NOT succeed ({report.state})"
     lines = [f"Rehearsal of campaign {report.campaign} on a mirror of the cluster: {verdict}",
              f"Mirrored: {', '.join(f'{n} {k}' for k, n in sorted(report.mirrored.items())) or 'nothing'}",
              f"Estimated duration on the real cluster: {minutes(report.estimate_seconds)} "
-             f"(rehearsed in {report.rehearsal_seconds:.0f}s)"]
+             f"({report.estimate_source or 'typical phase durations'}; rehearsed in "
+             f"{report.rehearsal_seconds:.0f}s)"]
+    for stage in report.stages:
+        lines.append(f"  hop {stage['hop']}  {stage['stage']:<36} {minutes(stage['seconds'])}"
+                     + ("  (in a window)" if stage["windowed"] and report.windows else ""))
+    if report.windows:
+        fitted = report.windows
+        lines.append(f"Windows {', '.join(fitted['windows'])}: started {fitted['started']}, it would "
+                     + ("stall: no window opens in the coming week" if fitted["stalled"] else
+                        f"end {fitted['finished']} after {fitted['openings']} opening(s), filling "
+                        f"{fitted['occupancy']:.0%} of their time"
+                        + (" (it overruns them: steps begun inside run past the close)"
+                           if fitted["occupancy"] > 1 else "")))
     if report.error:
         lines.append(f"Stopped: {report.error}")
     for blocker in report.blockers:

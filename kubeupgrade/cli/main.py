@@ -178,20 +178,26 @@ for _command in COMMANDS:
               help="the live cluster, read only (get and list)")
 @click.option("--time-scale", default=0.005, show_default=True, type=float,
               help="how fast the mirror's simulated hosts run (1 = real-world timings)")
+@click.option("--broker", metavar="URL", default=lambda: os.environ.get("KUBEUPGRADE_BROKER"),
+              show_default="$KUBEUPGRADE_BROKER, else none",
+              help="estimate with phase durations recorded there by earlier campaigns")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def rehearse(campaign_file: str, kubeconfig: str | None, time_scale: float, output: str) -> None:
+def rehearse(campaign_file: str, kubeconfig: str | None, time_scale: float, output: str,
+             broker: str | None = None) -> None:
     """Run CAMPAIGN on a sandbox that mirrors the live cluster (its nodes, workloads, pods per
     node and PodDisruptionBudgets), reading the cluster only: say what would block the real run,
     how long it would take, and whether every safety promise held. Exit 0 if it would succeed,
     3 if a policy or a blocker would stop it."""
     import json
 
+    from kubeupgrade.campaign_file import load_campaign
     from kubeupgrade.rehearsal import rehearse as run
     from kubeupgrade.rehearsal import render
 
     if kubeconfig is None:
         raise InvalidInput("no kubeconfig: pass --kubeconfig, or set $KUBECONFIG")
-    report = run(campaign_file, kubeconfig, time_scale=time_scale)
+    durations = _recorded_durations(broker, load_campaign(campaign_file).cluster)
+    report = run(campaign_file, kubeconfig, time_scale=time_scale, durations=durations)
     click.echo(json.dumps(report.to_dict(), indent=2) if output == "json" else render(report))
     if not report.passed:
         raise PolicyRefused(f"the rehearsal of {campaign_file} did not succeed ({report.state}): "

@@ -74,13 +74,21 @@ def node_seconds(node: NodePlan, durations: Durations = DEFAULTS) -> int:
 
 
 def hop_seconds(hop: Hop, durations: Durations = DEFAULTS) -> int:
-    fixed = _seconds((Phase.PREPARE_HOST, Phase.PREFLIGHT, Phase.VERIFY), durations)
-    control_planes = sum(_seconds(node.phases, durations) for node in hop.control_planes)
-    if not hop.workers:
-        return round(fixed + control_planes)
-    rounds = math.ceil(len(hop.workers) / max(1, hop.schedule.limit))
-    return round(fixed + control_planes + _preparation(hop.workers[0], durations)
-                 + rounds * max(_outage(node, durations) for node in hop.workers))
+    return round(sum(seconds for _, seconds, _ in hop_stages(hop, durations)))
+
+
+def hop_stages(hop: Hop, durations: Durations = DEFAULTS) -> list[tuple[str, float, bool]]:
+    """The hop as steps (stage, seconds, windowed) in the order the engine runs them: a control
+    plane's upgrade and a round of worker outages begin only inside a maintenance window."""
+    steps = [("prepare and preflight", _seconds((Phase.PREPARE_HOST, Phase.PREFLIGHT), durations), False)]
+    steps += [(f"control plane {node.name}", _seconds(node.phases, durations), True) for node in hop.control_planes]
+    if hop.workers:
+        steps.append(("workers: kubeadm and downloads", _preparation(hop.workers[0], durations), False))
+        outage = max(_outage(node, durations) for node in hop.workers)
+        rounds = math.ceil(len(hop.workers) / max(1, hop.schedule.limit))
+        steps += [(f"workers: round {i + 1} of {rounds}", outage, True) for i in range(rounds)]
+    steps.append(("verify", durations.of(Phase.VERIFY), False))
+    return steps
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,15 @@ Times are "HH:MM" (seconds, "HH:MM:SS", are accepted too). No windows: always op
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from kubeupgrade.model.campaign import DAYS, Window
 
-__all__ = ["DAYS", "Window", "describe", "is_open", "next_opening", "parse_time", "windows_of"]
+__all__ = ["DAYS", "Window", "WindowFit", "describe", "fit", "is_open", "next_opening", "parse_time",
+           "windows_of"]
 
 
 def _spans(window: Window, around: datetime) -> list[tuple[datetime, datetime]]:
@@ -85,3 +87,38 @@ def describe(windows: Sequence[Window], now: datetime) -> str:
     hours, rest = divmod(wait, 3600)
     return (f"closed; the next window opens {upcoming.isoformat(timespec='seconds')} "
             f"(in {hours}h{rest // 60:02d}m{rest % 60:02d}s)")
+
+
+@dataclass(frozen=True)
+class WindowFit:
+    """How an estimated run lands in the maintenance windows, started at `started`."""
+    started: datetime
+    finished: datetime
+    openings: int  # window openings in which some step began
+    busy_seconds: float  # windowed steps' time
+    open_seconds: float  # the length of those openings
+    stalled: bool = False  # some step could not start: no window opens in the coming week
+
+    @property
+    def occupancy(self) -> float:
+        return self.busy_seconds / self.open_seconds if self.open_seconds else 0.0
+
+
+def fit(windows: Sequence[Window], started: datetime, steps: Sequence[tuple[float, bool]]) -> WindowFit:
+    """Walk `steps` (seconds, windowed) from `started` as the engine runs them: a windowed step
+    begins only while a window is open, and once begun runs to its end even past the close."""
+    now, busy = started, 0.0
+    used: dict[datetime, float] = {}  # opening -> its length
+    for seconds, windowed in steps:
+        if windowed and windows:
+            opening = next_opening(windows, now)
+            if opening is None and not is_open(windows, now):
+                return WindowFit(started, now, len(used), busy, sum(used.values()), stalled=True)
+            now = opening or now
+            for window in windows:
+                for opens, closes in _spans(window, now):
+                    if opens <= now < closes:
+                        used[opens] = (closes - opens).total_seconds()
+            busy += seconds
+        now += timedelta(seconds=seconds)
+    return WindowFit(started, now, len(used), busy, sum(used.values()))

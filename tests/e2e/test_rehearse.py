@@ -93,7 +93,8 @@ def test_a_rehearsal_names_the_blocking_budget_touches_nothing_and_passes_once_i
     assert len(report["blockers"]) == len(refused)
     assert any(node["evicts"] for node in report["nodes"])
     assert report["mirrored"]["deployments"] >= 3 and report["mirrored"]["statefulsets"] == 1
-    assert report["estimate_seconds"] > 0
+    assert report["estimate_seconds"] > 0 and report["windows"] is None
+    assert sum(stage["seconds"] for stage in report["stages"]) == report["estimate_seconds"]
     assert all(found == [] for found in (i["violations"] for i in report["invariants"]))
     # Read only: no write reached the live API server, no command ran on a live host.
     assert len(live.api_get("/sandbox/v1/writes")["items"]) == writes_before

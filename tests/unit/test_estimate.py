@@ -3,7 +3,7 @@
 from kubeupgrade.model.campaign import MaxUnavailable, Policies
 from kubeupgrade.model.phases import SPECS
 from kubeupgrade.model.plan import Phase
-from kubeupgrade.planning.estimate import estimate
+from kubeupgrade.planning.estimate import DEFAULTS, estimate
 from kubeupgrade.planning.planner import plan_campaign
 from tests.unit.test_planner import campaign, cluster
 
@@ -49,3 +49,25 @@ def test_recorded_medians_replace_the_defaults_only_for_phases_with_enough_runs(
     assert (estimate(plan, durations).total_seconds - estimate(plan).total_seconds
             == drained * (200 - default_drain))
     assert estimate(plan).source == "from typical phase durations"
+
+
+def test_a_rehearsal_estimates_each_stage_and_where_the_run_lands_in_the_windows():
+    from datetime import UTC, datetime, time
+
+    from kubeupgrade.model.campaign import Window
+    from kubeupgrade.rehearsal import schedule_estimate
+
+    windows = (Window(frozenset({5}), time(2, 0), time(6, 0), "UTC"),)
+    chosen = campaign("v1.31.2", cluster(cps=2, workers=4),
+                      policies=Policies(max_unavailable=MaxUnavailable(count=2), windows=windows))
+    plan = plan_campaign(chosen)
+    friday = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    stages, landed = schedule_estimate(plan, chosen, DEFAULTS, friday)
+    assert [s["stage"] for s in stages] == [
+        "prepare and preflight", "control plane cp-1", "control plane cp-2", "workers: kubeadm and downloads",
+        "workers: round 1 of 2", "workers: round 2 of 2", "verify"]
+    assert sum(s["seconds"] for s in stages) == estimate(plan).total_seconds
+    assert [s["windowed"] for s in stages] == [False, True, True, False, True, True, False]
+    assert landed["openings"] == 1 and landed["finished"].startswith("2026-11-28T0")
+    assert 0 < landed["occupancy"] < 1 and not landed["stalled"]
+    assert schedule_estimate(plan, campaign("v1.31.2", cluster(cps=2, workers=4)), DEFAULTS, friday)[1] is None
