@@ -63,8 +63,14 @@ def default_kubeconfig() -> str | None:
 @click.option("--metrics-port", "metrics_port", default=0, type=click.IntRange(0, 65535),
               help="serve Prometheus metrics on this port (basic auth from $KUBEUPGRADE_METRICS_AUTH)")
 @click.option("--metrics-address", "metrics_address", default="127.0.0.1", show_default=True)
+@click.option("--retention-days", "retention_days", default=30.0, show_default=True,
+              type=click.FloatRange(min=0), help="archive and remove ended campaigns unchanged this "
+              "long (0: keep them on the broker forever)")
+@click.option("--archive-dir", "archive_dir", default="/var/lib/kubeupgrade/archive", show_default=True,
+              type=click.Path(file_okay=False), help="where retention writes each campaign before removing it")
 def controller(kubeconfig: str | None, broker: str, concurrency: int, loglevel: str,
-               metrics_port: int, metrics_address: str) -> None:
+               metrics_port: int, metrics_address: str, retention_days: float = 30.0,
+               archive_dir: str = "/var/lib/kubeupgrade/archive") -> None:
     """Run the controller: cluster-level tasks and the campaign dispatcher."""
     from kubeupgrade.workflow.runners import run_controller
 
@@ -78,8 +84,12 @@ def controller(kubeconfig: str | None, broker: str, concurrency: int, loglevel: 
             raise InvalidInput("--metrics-port needs credentials: set KUBEUPGRADE_METRICS_AUTH="
                                "USER:PASSWORD (the metrics name nodes and campaigns)")
         metrics = (metrics_address, metrics_port, credentials)
+    from pathlib import Path
+
+    from kubeupgrade.workflow.retention import RetentionPolicy
+
     run_controller(os.path.abspath(kubeconfig), broker, concurrency=concurrency, loglevel=loglevel,
-                   metrics=metrics)
+                   metrics=metrics, retention=RetentionPolicy(retention_days, Path(archive_dir).resolve()))
 
 
 @click.command()
@@ -354,6 +364,33 @@ def forget_cluster(name: str, broker: str) -> None:
         click.echo(f"cluster {name}: no binding on this broker; nothing changed")
 
 
+@click.command()
+@click.option("--older-than", "days", default=30.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              metavar="DAYS", help="ended campaigns unchanged for this many days")
+@click.option("--archive", "archive", metavar="DIR", type=click.Path(file_okay=False),
+              help="write each campaign whole to DIR/<id>.json before deleting it")
+@click.option("--no-archive", is_flag=True, help="delete without an archive")
+@click.option("--dry-run", is_flag=True, help="name what would be pruned; change nothing")
+@BROKER
+def prune(days: float, archive: str | None, no_archive: bool, dry_run: bool, broker: str) -> None:
+    """Remove ended campaigns (succeeded, refused, aborted) older than DAYS from the broker,
+    archived first. Failed and running campaigns, and damaged records, are never touched."""
+    from pathlib import Path
+
+    from kubeupgrade.api import _app_and_store
+    from kubeupgrade.workflow.retention import RetentionPolicy
+    from kubeupgrade.workflow.retention import prune as run
+
+    if bool(archive) == no_archive:
+        raise InvalidInput("prune: say where the archive goes (--archive DIR) or that there is none "
+                           "(--no-archive)")
+    _, store = _app_and_store(broker)
+    report = run(store, RetentionPolicy(days, Path(archive) if archive else None), dry_run=dry_run)
+    for campaign_id in report.pruned:
+        click.echo(("would prune " if dry_run else "pruned ") + campaign_id)
+    click.echo(report.summary() if not dry_run else f"{len(report.pruned)} campaign(s) would be pruned")
+
+
 @click.group()
 def keys() -> None:
     """Operator signing keys: agents run only campaigns signed by a key they trust."""
@@ -374,4 +411,4 @@ def keys_create(directory: str, name: str) -> None:
 
 
 COMMANDS = (agent, controller, flower, submit, status, logs, pause, resume, retry, abort, list_command,
-            forget_cluster, keys)
+            forget_cluster, prune, keys)

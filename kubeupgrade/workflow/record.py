@@ -15,6 +15,7 @@ Keys (JSON values):
                                last read them (written in the same transaction as the entry)
   ku:c:<id>:events             the campaign's event log (newest first, capped)
   ku:c:<id>:out:<n>:<node>:<phase>   full output of a phase worth keeping (kubeadm upgrade plan)
+  (an ended campaign's keys are archived and deleted after the retention period: retention.py)
   ku:notify, ku:notify:sending notifications to POST (policies.notify), and the one being sent
 
 Writers: the CLI (create, retry, abort), the dispatcher (dispatch, stage changes) and the phase
@@ -290,9 +291,46 @@ class CampaignStore:
 
     def end(self, campaign_id: str, cluster: str) -> None:
         """A campaign in a state that lets go of its cluster (succeeded, refused, aborted): the
-        dispatcher stops looking at it and the cluster is free for the next one."""
+        dispatcher stops looking at it and the cluster is free for the next one. Its hops'
+        change sets are only for the dispatcher: they go too."""
         self.deactivate(campaign_id)
         self.release_cluster(cluster, campaign_id)
+        try:
+            hops = len((self.get(campaign_id) or {}).get("hops") or [])
+        except DamagedRecord:
+            return
+        if hops:
+            self.redis.delete(*(f"ku:c:{campaign_id}:hop:{n}:changed" for n in range(hops)))
+
+    def _keys(self, campaign_id: str) -> list[str]:
+        """Every key of one campaign (a scan: for retention, not for the loop)."""
+        prefix = f"ku:c:{campaign_id}"
+        return [prefix, *(k for k in self.redis.scan_iter(f"{prefix}:*", count=1000)
+                          if k.split(":")[2] == campaign_id)]
+
+    def dump(self, campaign_id: str) -> dict[str, Any]:
+        """The campaign whole, as stored: record, node entries per hop, events, kept outputs."""
+        dump: dict[str, Any] = {"id": campaign_id, "record": None, "hops": {}, "events": [], "outputs": {}}
+        for key in self._keys(campaign_id):
+            kind = self.redis.type(key)
+            rest = key[len(f"ku:c:{campaign_id}"):]
+            if rest == "":
+                dump["record"] = json.loads(self.redis.get(key) or "null")
+            elif rest == ":events":
+                dump["events"] = [json.loads(e) for e in self.redis.lrange(key, 0, -1)]
+            elif rest.startswith(":hop:") and kind == "hash":
+                dump["hops"][rest[len(":hop:"):]] = {n: json.loads(v) for n, v in self.redis.hgetall(key).items()}
+            elif rest.startswith(":out:") and kind == "string":
+                dump["outputs"][rest[len(":out:"):]] = self.redis.get(key)
+        return dump
+
+    def delete_campaign(self, campaign_id: str) -> None:
+        keys = self._keys(campaign_id)
+        pipe = self.redis.pipeline()
+        pipe.delete(*keys)
+        pipe.zrem("ku:campaigns", campaign_id)
+        pipe.srem("ku:active", campaign_id)
+        pipe.execute()
 
     def event(self, campaign_id: str, message: str) -> None:
         key = f"ku:c:{campaign_id}:events"

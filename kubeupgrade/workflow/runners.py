@@ -8,10 +8,14 @@ import signal
 import sys
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from celery import Celery
 
 from kubeupgrade.workflow.names import CONTROLLER_QUEUE, agent_hostname, node_queue
+
+if TYPE_CHECKING:
+    from kubeupgrade.workflow.retention import RetentionPolicy
 
 
 def run_agent(node: str, broker: str, *, host_root: str = "/", path: str = "",
@@ -62,7 +66,8 @@ def run_agent(node: str, broker: str, *, host_root: str = "/", path: str = "",
 
 
 def run_controller(kubeconfig: str, broker: str, *, concurrency: int = 8,
-                   loglevel: str = "INFO", metrics: tuple[str, int, str] | None = None) -> None:
+                   loglevel: str = "INFO", metrics: tuple[str, int, str] | None = None,
+                   retention: RetentionPolicy | None = None) -> None:
     """The controller: cluster-level tasks on a prefork pool (the threads pool does not survive
     some broker reconnections), and the dispatcher thread in the main process."""
     os.environ["KUBEUPGRADE_KUBECONFIG"] = kubeconfig
@@ -99,6 +104,11 @@ def run_controller(kubeconfig: str, broker: str, *, concurrency: int = 8,
                          name="dispatcher").start()
         notifier = Notifier(CampaignStore.from_url(broker).redis)
         threading.Thread(target=notifier.run_forever, args=(stop,), daemon=True, name="notifier").start()
+        if retention is not None and retention.days > 0:
+            from kubeupgrade.workflow import retention as keeping
+
+            threading.Thread(target=keeping.run_forever, args=(CampaignStore.from_url(broker), retention, stop),
+                             daemon=True, name="retention").start()
         logging.getLogger("kubeupgrade").info("dispatcher started")
 
     @worker_shutdown.connect(weak=False)
