@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=5)
     parser.add_argument("--down", action="store_true", help="stop what a --keep demo left running")
     args = parser.parse_args(argv)
+    # Line by line even into a pipe (`make demo | tee demo.log`): an operator watches it live.
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)
     console = Console()
     directory = Path(args.dir).resolve()
     if args.down:

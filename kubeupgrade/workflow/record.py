@@ -296,9 +296,10 @@ class CampaignStore:
         self.deactivate(campaign_id)
         self.release_cluster(cluster, campaign_id)
         try:
-            hops = len((self.get(campaign_id) or {}).get("hops") or [])
+            listed = (self.get(campaign_id) or {}).get("hops")
         except DamagedRecord:
             return
+        hops = len(listed) if isinstance(listed, list) else 0
         if hops:
             self.redis.delete(*(f"ku:c:{campaign_id}:hop:{n}:changed" for n in range(hops)))
 
