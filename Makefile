@@ -14,12 +14,17 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# Two test processes: a sandbox campaign keeps about one core busy (its host commands run one
+# after another), so two at a time fill the 2-core machine CI runs on. Every test owns its
+# ports, directories and redis-server, so they run side by side safely.
+TEST_WORKERS ?= 2
+
 # Byte-compiled first: every simulated host command, agent and controller is a new Python
 # process, and with PYTHONDONTWRITEBYTECODE set (as on CI machines) each would compile the
 # checkout again.
 test: $(STAMP)
 	$(BIN)/python -m compileall -q kubeupgrade workers > /dev/null
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 # The typed core: the record's shape and states, the pure decisions, planning and the model.
 TYPED := kubeupgrade/model kubeupgrade/planning kubeupgrade/kube/identity.py \

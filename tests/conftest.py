@@ -36,11 +36,11 @@ def make_stack(make_sandbox, monkeypatch):
     stacks: list[Stack] = []
 
     def make(*, flower: bool = False, metrics: bool = False, visibility_timeout: float = 3600.0,
-             **sandbox_options) -> Stack:
+             agent_poll: float = 1.0, **sandbox_options) -> Stack:
         sandbox_options.setdefault("time_scale", 0.005)
         box = make_sandbox(**sandbox_options)
         monkeypatch.setenv(KEY_ENV, str(box.signing_key))
-        stack = Stack(box, visibility_timeout=visibility_timeout)
+        stack = Stack(box, visibility_timeout=visibility_timeout, agent_poll=agent_poll)
         stacks.append(stack)
         stack.start_redis()
         stack.start_agents()

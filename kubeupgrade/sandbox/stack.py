@@ -52,6 +52,7 @@ class Stack:
     metrics_port: int = 0
     metrics_auth: str = ""
     controller_kubeconfig: Path | None = None
+    agent_poll: float = 1.0  # seconds per idle BRPOP; production agents use 5 (runners.py)
 
     @property
     def logs(self) -> Path:
@@ -94,7 +95,7 @@ class Stack:
         return self._spawn(f"agent-{node}", [
             sys.executable, "-m", "kubeupgrade", "agent", "--node", node, "--broker", self.broker,
             "--host-root", str(self.sandbox.node_root(node)), "--path", str(self.sandbox.node_bin(node)),
-            "--loglevel", "WARNING"])
+            "--loglevel", "WARNING"], KUBEUPGRADE_AGENT_POLL=str(self.agent_poll))
 
     def start_agents(self, nodes: list[str] | None = None) -> None:
         for node in nodes if nodes is not None else [n["name"] for n in self.sandbox.nodes]:

@@ -17,6 +17,8 @@ from kubeupgrade.workflow.names import CONTROLLER_QUEUE, agent_hostname, node_qu
 if TYPE_CHECKING:
     from kubeupgrade.workflow.retention import RetentionPolicy
 
+AGENT_POLL_SECONDS = 5.0
+
 
 def run_agent(node: str, broker: str, *, host_root: str = "/", path: str = "",
               os_family: str | None = None, loglevel: str = "INFO") -> None:
@@ -43,8 +45,10 @@ def run_agent(node: str, broker: str, *, host_root: str = "/", path: str = "",
     app.conf.worker_enable_remote_control = False
     # An idle agent blocks on its queue for 5 s per BRPOP (polling_interval sets kombu's BRPOP
     # timeout) instead of 1 s; a message still wakes it at once. Longer would also delay its
-    # shutdown, which waits for the pop to return.
-    app.conf.broker_transport_options = {**app.conf.broker_transport_options, "polling_interval": 5}
+    # shutdown, which waits for the pop to return. The sandbox's short-lived stacks set 1 s
+    # (KUBEUPGRADE_AGENT_POLL): their teardown would otherwise wait the 5 s out every time.
+    poll = float(os.environ.get("KUBEUPGRADE_AGENT_POLL") or AGENT_POLL_SECONDS)
+    app.conf.broker_transport_options = {**app.conf.broker_transport_options, "polling_interval": poll}
     heartbeat = AgentHeartbeat(CampaignStore.from_url(broker).redis, node)
 
     @worker_ready.connect(weak=False)

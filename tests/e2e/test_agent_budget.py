@@ -53,7 +53,10 @@ def connections_of(root: int, port: int) -> int:
 
 
 def test_an_idle_agent_holds_at_most_four_connections_and_sends_under_half_a_command_a_second(make_stack):
-    stack = make_stack(control_planes=1, workers=2, version="1.30.4")
+    from kubeupgrade.workflow.runners import AGENT_POLL_SECONDS
+
+    # As shipped: the production poll, not the sandbox's shorter one.
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4", agent_poll=AGENT_POLL_SECONDS)
     stack.stop("controller")  # from here on, every command the broker sees is an agent's
     agents = {name: process for name, process in stack.processes.items() if name.startswith("agent-")}
     time.sleep(2)  # past start-up
