@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test lint bench bench-campaign bench-tick soak soak-broker demo demo-down clean
+.PHONY: venv test lint bench bench-campaign bench-tick bench-mirror soak soak-broker demo demo-down clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,9 @@ bench-campaign: $(STAMP)
 
 bench-tick: $(STAMP)
 	$(BIN)/python -m bench.dispatcher_tick
+
+bench-mirror: $(STAMP)
+	$(BIN)/python -m bench.mirror_scale
 
 soak: $(STAMP)
 	$(BIN)/python -m bench.soak

@@ -96,7 +96,7 @@ def rehearse(campaign_path: str | Path, kubeconfig: str, *, time_scale: float = 
     from kubeupgrade.kube.client import KubeApi
     from kubeupgrade.kube.discovery import cluster_version, discover_nodes
     from kubeupgrade.kube.drain import preview_drain
-    from kubeupgrade.kube.snapshot import replay, take_snapshot
+    from kubeupgrade.kube.snapshot import mirror_objects, take_snapshot
     from kubeupgrade.planning.live import with_live_state
     from kubeupgrade.planning.planner import plan_campaign
     from kubeupgrade.sandbox import invariants
@@ -113,14 +113,15 @@ def rehearse(campaign_path: str | Path, kubeconfig: str, *, time_scale: float = 
              for n in snapshot.nodes if n.guessed_os]
     directory = Path(tempfile.mkdtemp(prefix="kubeupgrade-rehearsal-"))
     started = time.monotonic()
+    workloads = mirror_objects(snapshot)
+    mirrored = {plural: len(items) for plural, items in workloads.items()}
     box, _ = Sandbox.up(directory / "mirror", node_specs=[dataclasses.asdict(n) for n in snapshot.nodes],
                         version=snapshot.version, name=campaign.cluster, workload=False,
-                        time_scale=time_scale)
+                        time_scale=time_scale, objects=workloads)
     stack = Stack(box)
     try:
         mirror = KubeApi(str(box.kubeconfig))
         try:
-            mirrored = replay(mirror, snapshot)
             # The plan on the mirror is the plan on the live cluster: same nodes and versions.
             plan = plan_campaign(with_live_state(campaign, discover_nodes(mirror), cluster_version(mirror)))
             _wait_for_pods(box, snapshot)
@@ -153,7 +154,7 @@ def rehearse(campaign_path: str | Path, kubeconfig: str, *, time_scale: float = 
 
 
 def _wait_for_pods(box: Any, snapshot: ClusterSnapshot, timeout: float = 60.0) -> None:
-    """Until every replayed pod runs, so budgets count them healthy as the live cluster does."""
+    """Until every mirrored pod runs, so budgets count them healthy as the live cluster does."""
     deadline = time.monotonic() + timeout
     wanted = snapshot.count("pods")
     while time.monotonic() < deadline:

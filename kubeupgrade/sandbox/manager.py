@@ -23,9 +23,10 @@ from typing import Any
 
 from kubeupgrade.errors import InvalidInput, RuntimeFailure
 from kubeupgrade.model.versions import parse_version
-from kubeupgrade.sandbox import hosts, objects, releases
+from kubeupgrade.sandbox import hosts, releases
 from kubeupgrade.sandbox.faults import Fault, FaultStore, new_fault
 from kubeupgrade.sandbox.layout import SandboxPaths, load_config, write_json_atomically
+from kubeupgrade.sandbox.objects import initial_objects
 from kubeupgrade.sandbox.processes import child_env, free_port
 from kubeupgrade.sandbox.timing import Timing
 from kubeupgrade.sandbox.tls import create_certificates
@@ -97,11 +98,13 @@ class Sandbox:
         name: str = "sandbox",
         node_specs: list[dict[str, Any]] | None = None,
         workload: bool = True,
+        objects: dict[str, list[dict[str, Any]]] | None = None,
     ) -> tuple[Sandbox, bool]:
         """Create and start a sandbox; returns (sandbox, created). A live one is left alone.
         `node_specs` ({name, role, os, labels, and optionally kubelet and control_plane versions})
         instead of counts builds a given topology's nodes, each at its own versions (the cluster's
-        by default); `workload=False` leaves out the default workload (a rehearsal replays its own)."""
+        by default); `workload=False` leaves out the default workload, and `objects` (by plural)
+        are the cluster's own from the start (a rehearsal's mirror: kubeupgrade.kube.snapshot)."""
         sandbox = cls(directory)
         if sandbox.paths.config.exists():
             if sandbox.api_pid() is not None:
@@ -156,7 +159,7 @@ class Sandbox:
             trusted = sandbox.node_root(spec["name"]) / TRUSTED_DIR.lstrip("/")
             trusted.mkdir(parents=True, exist_ok=True)
             (trusted / pair.public.name).write_bytes(pair.public.read_bytes())
-        snapshot = {"resourceVersion": 1, "objects": objects.initial_objects(config), "history": []}
+        snapshot = {"resourceVersion": 1, "objects": initial_objects(config, objects), "history": []}
         write_json_atomically(sandbox.paths.state, snapshot)
         sandbox.paths.kubeconfig.write_text(
             hosts.kubeconfig_text(sandbox.server, config["token"], "kubernetes-admin",

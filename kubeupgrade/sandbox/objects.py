@@ -8,6 +8,7 @@ random names, which come from a seeded generator.
 
 from __future__ import annotations
 
+import json
 import random
 import time
 import uuid
@@ -268,15 +269,17 @@ def replica_set_for(deployment: dict[str, Any], rng: random.Random) -> dict[str,
     return rs
 
 
-def initial_objects(config: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """Every object of a fresh sandbox cluster, by resource plural."""
+def initial_objects(config: dict[str, Any], extra: dict[str, list[dict[str, Any]]] | None = None
+                    ) -> dict[str, list[dict[str, Any]]]:
+    """Every object of a fresh sandbox cluster, by resource plural; `extra` (a rehearsal's
+    mirror of a live cluster's workloads) joins them, its pods running on the nodes they name."""
     rng = random.Random(config.get("seed", 0))
     version = config["version"]
     kube_version = parse_version(version)
     stamp = now_rfc3339(time.time())
     out: dict[str, list[dict[str, Any]]] = {p: [] for p in (
         "namespaces", "nodes", "pods", "configmaps", "deployments", "daemonsets", "replicasets",
-        "poddisruptionbudgets")}
+        "statefulsets", "poddisruptionbudgets")}
 
     def meta(name: str, namespace: str | None = None, **extra: Any) -> dict[str, Any]:
         data = {"name": name, "uid": str(uuid.uuid4()), "creationTimestamp": stamp,
@@ -370,4 +373,33 @@ def initial_objects(config: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
             "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
             "metadata": meta(f"{name}-pdb", "shop"),
             "spec": {**spec, "selector": {"matchLabels": {"app": name}}}})
+    if extra:
+        _join(out, extra, stamp)
     return out
+
+
+def _join(out: dict[str, list[dict[str, Any]]], extra: dict[str, list[dict[str, Any]]], stamp: str) -> None:
+    """Add `extra` to a fresh cluster's objects: a namespace it has already is kept, a pod on a
+    node of the cluster runs there (Ready), any other pod waits for the scheduler."""
+    nodes = {n["metadata"]["name"]: n for n in out["nodes"]}
+    namespaces = {n["metadata"]["name"] for n in out["namespaces"]}
+    for plural, items in extra.items():
+        for item in items:
+            obj = json.loads(json.dumps(item))
+            meta = obj["metadata"]
+            if plural == "namespaces":
+                if meta["name"] in namespaces:
+                    continue
+                obj.setdefault("spec", {"finalizers": ["kubernetes"]})
+                obj["status"] = {"phase": "Active"}
+            meta.setdefault("uid", str(uuid.uuid4()))
+            meta.update(creationTimestamp=stamp, resourceVersion="1")
+            meta.setdefault("generation", 1)
+            if plural == "pods":
+                node = nodes.get(obj["spec"].get("nodeName") or "")
+                obj["spec"].pop("nodeName", None)
+                obj["status"] = {"phase": "Pending"}
+                if node is not None:
+                    bind_pod(obj, node)
+                    set_pod_ready(obj, True)
+            out.setdefault(plural, []).append(obj)

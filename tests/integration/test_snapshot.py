@@ -9,7 +9,7 @@ import pytest
 
 from kubeupgrade.errors import InvalidInput
 from kubeupgrade.kube.client import KubeApi
-from kubeupgrade.kube.snapshot import take_snapshot
+from kubeupgrade.kube.snapshot import mirror_objects, take_snapshot
 from tests.helpers import run_on
 
 REHEARSE_RBAC = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes" / "rehearse-rbac.yaml"
@@ -40,8 +40,23 @@ def test_a_mirror_keeps_every_nodes_own_versions(make_sandbox):
     assert shapes["worker"].control_plane == "" and shapes["old-worker"].os == "dnf"
 
     mirror = make_sandbox(node_specs=[dataclasses.asdict(n) for n in snapshot.nodes], version=snapshot.version,
-                          workload=False)
+                          workload=False, objects=mirror_objects(snapshot))
     assert versions_of(mirror) == versions_of(live)
+    # The workloads too: read back from the mirror, the same pods on the same nodes under the
+    # same owners, and the same budgets.
+    api = KubeApi(str(mirror.kubeconfig))
+    try:
+        again = take_snapshot(api)
+    finally:
+        api.close()
+
+    def placed(snap):
+        return {(p["metadata"]["namespace"], p["metadata"]["name"]): (p["spec"].get("nodeName"), p["metadata"].get("owner"))
+                for p in snap.objects["pods"]}
+
+    assert placed(again) == placed(snapshot) and len(placed(snapshot)) >= 4
+    assert [b["metadata"]["name"] for b in again.objects["poddisruptionbudgets"]] == \
+        [b["metadata"]["name"] for b in snapshot.objects["poddisruptionbudgets"]]
     apiservers = {p["spec"]["nodeName"]: p["spec"]["containers"][0]["image"].rsplit(":", 1)[1]
                   for p in mirror.api_get("/api/v1/namespaces/kube-system/pods?labelSelector=component%3Dkube-apiserver")["items"]}
     assert apiservers == {"cp-a": "v1.31.14", "cp-b": "v1.30.4"}

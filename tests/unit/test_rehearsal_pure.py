@@ -84,3 +84,33 @@ def test_the_report_lists_each_nodes_drain_and_every_refusal_once():
     text = render(Rehearsal("c1", "failed", "refused", nodes, blockers, [], 600, 12.0))
     assert "    drain evicts 2: shop/api-2, shop/web-1" in text.splitlines()
     assert "    drain refused: default/debug has no controller (...)" in text.splitlines()
+
+
+def test_the_mirror_links_each_object_to_its_owners_new_uid_and_leaves_out_what_it_makes_itself():
+    from kubeupgrade.kube.snapshot import ClusterSnapshot, mirror_objects
+
+    def shaped(kind, name, owner=None, **spec):
+        meta = {"name": name, "namespace": "shop"}
+        if owner:
+            meta["owner"] = {"kind": owner[0], "name": owner[1]}
+        return {"apiVersion": "v1", "kind": kind, "metadata": meta, "spec": spec}
+
+    snapshot = ClusterSnapshot("v1.30.4", (), {
+        "namespaces": [{"metadata": {"name": "shop"}, "spec": {}}],
+        "deployments": [shaped("Deployment", "api", replicas=2)],
+        "replicasets": [shaped("ReplicaSet", "api-5f6", ("Deployment", "api"), replicas=2)],
+        "pods": [shaped("Pod", "api-5f6-a", ("ReplicaSet", "api-5f6"), nodeName="worker-1"),
+                 shaped("Pod", "old-77c-b", ("ReplicaSet", "old-77c"), nodeName="worker-2"),  # owner not mirrored
+                 shaped("Pod", "debug", nodeName="worker-2")]})
+    mirrored = mirror_objects(snapshot)
+    deployment, = mirrored["deployments"]
+    rs, = mirrored["replicasets"]
+    assert rs["metadata"]["ownerReferences"][0]["uid"] == deployment["metadata"]["uid"]
+    pods = {p["metadata"]["name"]: p for p in mirrored["pods"]}
+    assert sorted(pods) == ["api-5f6-a", "debug"]
+    assert pods["api-5f6-a"]["metadata"]["ownerReferences"][0] == {
+        "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "api-5f6", "uid": rs["metadata"]["uid"],
+        "controller": True, "blockOwnerDeletion": True}
+    assert "ownerReferences" not in pods["debug"]["metadata"] and pods["debug"]["spec"]["nodeName"] == "worker-2"
+    assert len({o["metadata"]["uid"] for items in mirrored.values() for o in items}) == 5  # all new, all distinct
+    assert "owner" not in snapshot.objects["pods"][0]["metadata"] or snapshot.objects["pods"][0]["metadata"]["owner"]
