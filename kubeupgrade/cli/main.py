@@ -204,6 +204,39 @@ def rehearse(campaign_file: str, kubeconfig: str | None, time_scale: float, outp
                             f"{report.blockers[0] if report.blockers else report.error or 'see the report'}")
 
 
+@cli.command()
+@click.argument("campaign_file", metavar="[CAMPAIGN]", required=False)
+@click.option("--broker", metavar="URL", default=lambda: os.environ.get("KUBEUPGRADE_BROKER"),
+              show_default="$KUBEUPGRADE_BROKER", help="the broker the controller and agents use")
+@click.option("--kubeconfig", metavar="FILE", type=click.Path(exists=True, dir_okay=False),
+              help="the controller's kubeconfig: the cluster, and whether it holds the controller's rights")
+@click.option("--key", metavar="FILE", help="the operator's signing key (default as `submit`)")
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def doctor(campaign_file: str | None, broker: str | None, kubeconfig: str | None, key: str | None,
+           output: str) -> None:
+    """Check what a campaign needs before submitting it: the broker (answers, TLS, a controller
+    leading), the operator's key, the controller's rights on the cluster (reads and dry-run
+    writes only), and a live agent of this version trusting the key on every node (the
+    campaign's, else the cluster's). One row per check with the fix; exit 0 if all pass, 1 if not."""
+    import dataclasses
+    import json
+
+    from kubeupgrade.doctor import diagnose, render
+
+    if not broker:
+        raise InvalidInput("no broker: pass --broker URL, or set $KUBEUPGRADE_BROKER")
+    nodes = None
+    if campaign_file:
+        from kubeupgrade.campaign_file import load_campaign
+
+        listed = load_campaign(campaign_file).nodes
+        nodes = [n.name for n in listed] if listed else None
+    rows = diagnose(broker, kubeconfig, key, nodes)
+    click.echo(json.dumps([dataclasses.asdict(r) for r in rows], indent=2) if output == "json" else render(rows))
+    if not all(row.ok for row in rows):
+        raise click.exceptions.Exit(1)
+
+
 def _default_kubeconfig() -> str | None:
     from kubeupgrade.cli.engine import default_kubeconfig
 
@@ -223,7 +256,10 @@ def completion(shell: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        cli.main(args=argv, prog_name="kubeupgrade", standalone_mode=False)
+        # Without standalone mode click returns (not raises) a command's Exit code.
+        returned = cli.main(args=argv, prog_name="kubeupgrade", standalone_mode=False)
+        if isinstance(returned, int) and not isinstance(returned, bool):
+            return returned
     except click.exceptions.Exit as done:
         return done.exit_code
     except click.exceptions.Abort:

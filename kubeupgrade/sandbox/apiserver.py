@@ -175,7 +175,8 @@ class ApiServer:
                 return 200, {"items": list(self.writes)}
         if method not in ("GET", "HEAD"):  # every request that may change something, in order
             with self.store.lock:
-                self.writes.append({"t": time.time(), "method": method, "path": path})
+                self.writes.append({"t": time.time(), "method": method, "path": path,
+                                    "dry_run": query.get("dryRun") == "All"})
                 del self.writes[:-10_000]
         route = self.route(parts)
         if route is None:
@@ -234,6 +235,8 @@ class ApiServer:
                              "metadata": {"resourceVersion": version}, "items": items}
             if method == "POST":
                 self.require_object(body)
+                if query.get("dryRun") == "All":  # checked, answered, not stored
+                    return 201, store.create(resource.plural, namespace, body, dry_run=True)
                 created = store.create(resource.plural, namespace, body)
                 self.controller.on_change()
                 return 201, created

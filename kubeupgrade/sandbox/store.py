@@ -160,7 +160,10 @@ class Store:
         ]
 
     # -- writes ------------------------------------------------------------------------
-    def create(self, plural: str, namespace: str | None, obj: dict[str, Any]) -> dict[str, Any]:
+    def create(self, plural: str, namespace: str | None, obj: dict[str, Any],
+               dry_run: bool = False) -> dict[str, Any]:
+        """Store a new object; with `dry_run`, only check it could be (dryRun=All) and answer
+        what would have been stored."""
         resource = RESOURCES[plural]
         obj = copy.deepcopy(obj)
         meta = obj.setdefault("metadata", {})
@@ -186,6 +189,8 @@ class Store:
         meta.setdefault("uid", str(uuid.uuid4()))
         meta.setdefault("creationTimestamp", now_rfc3339())
         meta.setdefault("generation", 1)
+        if dry_run:
+            return obj
         self.objects[plural][key] = obj
         self._touch(obj)
         return obj

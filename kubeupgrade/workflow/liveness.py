@@ -13,6 +13,7 @@ operator command push to it, so the dispatcher acts within milliseconds of a cha
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -43,6 +44,23 @@ def beat_key(task_id: str) -> str:
 def alive_agents(client: redis.Redis, nodes: Iterable[str]) -> set[str]:
     """The nodes among `nodes` whose agent refreshed its key within AGENT_TTL seconds."""
     return _present(client, nodes, agent_key)
+
+
+def agent_descriptions(client: redis.Redis, nodes: Iterable[str]) -> dict[str, dict[str, object]]:
+    """What each live agent among `nodes` says of itself (empty for an older agent's value)."""
+    wanted = list(nodes)
+    if not wanted:
+        return {}
+    found = {}
+    for node, value in zip(wanted, client.mget([agent_key(n) for n in wanted]), strict=True):
+        if value is None:
+            continue
+        try:
+            described = json.loads(value)
+        except ValueError:
+            described = {}
+        found[node] = described if isinstance(described, dict) else {}
+    return found
 
 
 def beating(client: redis.Redis, task_ids: Iterable[str]) -> set[str]:
@@ -80,11 +98,14 @@ class AgentHeartbeat:
     """A daemon thread in the agent's main process refreshing `ku:agent:<node>`."""
 
     def __init__(self, client: redis.Redis, node: str, period: float = AGENT_PERIOD,
-                 ttl: int = AGENT_TTL) -> None:
+                 ttl: int = AGENT_TTL, describe: Callable[[], dict[str, object]] | None = None) -> None:
         self.client = client
         self.node = node
         self.period = period
         self.ttl = ttl
+        # What the key says of the agent (its version, the keys it trusts: `doctor` reads it),
+        # asked afresh at every refresh so a newly installed key shows within a period.
+        self.describe = describe or (lambda: {})
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="agent-heartbeat")
 
@@ -99,10 +120,14 @@ class AgentHeartbeat:
             self.client.delete(agent_key(self.node))
 
     def _run(self) -> None:
-        value = f"{socket.gethostname()} pid {os.getpid()}"
         first = True
         while not self._stop.is_set():
             try:
+                try:
+                    described = self.describe()
+                except Exception as error:  # noqa: BLE001 - liveness must not depend on it
+                    described = {"describe_error": str(error)}
+                value = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), **described})
                 self.client.set(agent_key(self.node), value, ex=self.ttl)
                 if first:  # a returning agent may be what the dispatcher waits for
                     wake(self.client)

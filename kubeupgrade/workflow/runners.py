@@ -49,7 +49,7 @@ def run_agent(node: str, broker: str, *, host_root: str = "/", path: str = "",
     # (KUBEUPGRADE_AGENT_POLL): their teardown would otherwise wait the 5 s out every time.
     poll = float(os.environ.get("KUBEUPGRADE_AGENT_POLL") or AGENT_POLL_SECONDS)
     app.conf.broker_transport_options = {**app.conf.broker_transport_options, "polling_interval": poll}
-    heartbeat = AgentHeartbeat(CampaignStore.from_url(broker).redis, node)
+    heartbeat = AgentHeartbeat(CampaignStore.from_url(broker).redis, node, describe=_agent_description)
 
     @worker_ready.connect(weak=False)
     def announce(**_: object) -> None:
@@ -67,6 +67,19 @@ def run_agent(node: str, broker: str, *, host_root: str = "/", path: str = "",
     _run_worker(app, ["worker", "-Q", node_queue(node), "-n", agent_hostname(node),
                       "-P", pool, "-c", "1", "--prefetch-multiplier", "1", "-E",
                       "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", loglevel])
+
+
+def _agent_description() -> dict[str, object]:
+    """What an agent's liveness key says: its version and the operator keys it trusts."""
+    from kubeupgrade import __version__
+    from kubeupgrade.security.authorize import trusted_dir
+    from kubeupgrade.security.signing import trusted_keys
+
+    try:
+        trusts = sorted(trusted_keys(trusted_dir()))
+    except Exception:  # noqa: BLE001 - an unreadable directory trusts nobody; doctor says so
+        trusts = []
+    return {"version": __version__, "trusts": trusts}
 
 
 def run_controller(kubeconfig: str, broker: str, *, concurrency: int = 8,

@@ -1,0 +1,199 @@
+"""`kubeupgrade doctor`: before a campaign, check what it will need, one row per check, each
+failing row with the one thing to do about it.
+
+- the broker: it answers, over TLS unless it is on this host, and a controller is leading;
+- the operator's signing key: it loads;
+- with a kubeconfig (the controller's): the API server answers, and the identity holds every
+  right the controller uses, probed with reads and dry-run writes (dryRun=All: authorised and
+  admitted as the real request would be, stored nowhere);
+- the agents: every node (the cluster's, or the campaign's) has a live agent, of this version,
+  that trusts the operator's key (each agent's liveness key says what it trusts).
+
+Nothing here changes anything: no write without dryRun, no task sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from kubeupgrade import __version__
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""  # what to do, when not ok
+
+
+def check_broker(broker: str) -> tuple[list[Check], Any]:
+    """(rows, a redis client or None when it does not answer)."""
+    import redis
+
+    from kubeupgrade.workflow.record import LEADER_KEY, CampaignStore
+
+    url = urlsplit(broker)
+    where = f"{url.hostname}:{url.port or 6379}"
+    try:
+        store = CampaignStore.from_url(broker)
+        store.redis.ping()
+    except (redis.RedisError, OSError, ValueError) as error:
+        return [Check("broker", False, f"{where} does not answer: {error}",
+                      "start redis-server there, or fix --broker / $KUBEUPGRADE_BROKER")], None
+    rows = [Check("broker", True, f"{where} answers")]
+    local = url.hostname in LOOPBACK
+    tls = url.scheme == "rediss"
+    rows.append(Check("broker TLS", tls or local, "rediss://" if tls else
+                      ("plain redis:// on this host" if local else "plain redis:// across the network"),
+                      "use rediss:// with the TLS settings of deploy/redis/kubeupgrade-redis.conf"))
+    try:
+        leading = store.redis.get(LEADER_KEY) is not None
+    except redis.RedisError as error:  # an ACL user without the right to read it
+        return [*rows, Check("controller", False, f"cannot read {LEADER_KEY}: {error}",
+                             "give this broker user the cli role of deploy/redis")], store.redis
+    rows.append(Check("controller", leading, "a controller is leading" if leading else
+                      "no controller is running against this broker",
+                      "start it: systemctl start kubeupgrade-controller (or kubeupgrade controller)"))
+    return rows, store.redis
+
+
+def check_key(key: str | None) -> tuple[Check, str | None]:
+    from kubeupgrade.errors import KubeupgradeError
+    from kubeupgrade.security.signing import key_id, load_private_key, signing_key_path
+
+    path = signing_key_path(key)
+    try:
+        loaded = load_private_key(path)
+    except KubeupgradeError as error:
+        return Check("operator key", False, str(error), "kubeupgrade keys create"), None
+    identity = key_id(loaded.public_key())
+    return Check("operator key", True, f"{path} (key {identity})"), identity
+
+
+# What the controller does on a cluster, each as a request that changes nothing.
+Probe = tuple[str, Callable[[Any, dict[str, Any]], Any]]
+
+
+def _probes() -> list[Probe]:
+    return [
+        ("list nodes", lambda api, seen: api.core.list_node(limit=1, _preload_content=False)),
+        ("patch nodes", lambda api, seen: api.core.patch_node(seen["node"], {"metadata": {"labels": {}}},
+                                                               dry_run="All")),
+        ("list pods", lambda api, seen: api.core.list_pod_for_all_namespaces(limit=1, _preload_content=False)),
+        ("create pods/eviction", lambda api, seen: api.core.create_namespaced_pod_eviction(
+            seen["pod"][1], seen["pod"][0], {"apiVersion": "policy/v1", "kind": "Eviction",
+                                             "metadata": {"name": seen["pod"][1], "namespace": seen["pod"][0]}},
+            dry_run="All")),
+        ("list poddisruptionbudgets", lambda api, seen: api.policy.list_pod_disruption_budget_for_all_namespaces(
+            limit=1, _preload_content=False)),
+        ("create events", lambda api, seen: api.core.create_namespaced_event("default", {
+            "apiVersion": "v1", "kind": "Event", "metadata": {"generateName": "kubeupgrade-doctor-"},
+            "involvedObject": {"kind": "Node", "name": seen["node"]}, "reason": "Doctor",
+            "message": "kubeupgrade doctor: a dry run", "type": "Normal"}, dry_run="All")),
+        ("get namespaces/kube-system", lambda api, seen: api.core.read_namespace("kube-system")),
+        ("get configmaps/kubeadm-config", lambda api, seen: api.core.read_namespaced_config_map(
+            "kubeadm-config", "kube-system")),
+        ("list daemonsets in kube-system", lambda api, seen: api.apps.list_namespaced_daemon_set(
+            "kube-system", _preload_content=False)),
+        ("patch daemonsets in kube-system", lambda api, seen: api.apps.patch_namespaced_daemon_set(
+            "kube-proxy", "kube-system", {"metadata": {"labels": {}}}, dry_run="All")),
+        ("get deployments/coredns", lambda api, seen: api.apps.read_namespaced_deployment("coredns", "kube-system")),
+    ]
+
+
+def check_cluster(kubeconfig: str) -> tuple[list[Check], list[str]]:
+    """(rows, the cluster's node names): the API server and the controller's rights."""
+    from kubernetes.client.rest import ApiException
+
+    from kubeupgrade.errors import KubeupgradeError
+    from kubeupgrade.kube.client import KubeApi
+    from kubeupgrade.kube.identity import read_identity
+
+    try:
+        api = KubeApi(kubeconfig)
+    except Exception as error:  # noqa: BLE001 - a kubeconfig that does not load
+        return [Check("kubeconfig", False, f"{kubeconfig}: {error}", "pass the controller's kubeconfig")], []
+    try:
+        try:
+            identity = read_identity(api)
+            nodes = [n["metadata"]["name"] for n in api.call("list nodes", api.core.list_node)["items"]]
+        except KubeupgradeError as error:
+            return [Check("cluster", False, str(error), "check the kubeconfig's server and credentials")], []
+        rows = [Check("cluster", True, identity.describe())]
+        pods = api.call("list pods", api.core.list_pod_for_all_namespaces)["items"]
+        seen = {"node": nodes[0] if nodes else "none",
+                "pod": next(((p["metadata"]["namespace"], p["metadata"]["name"]) for p in pods),
+                            ("default", "none"))}
+        missing = []
+        for right, probe in _probes():
+            try:
+                probe(api, seen)
+            except ApiException as error:
+                if error.status == 403:
+                    missing.append(right)
+                # 404, 409, 429 (a budget refusing the dry-run eviction): authorised all the same
+        rows.append(Check("controller RBAC", not missing,
+                          "every right the controller uses" if not missing else "missing: " + ", ".join(missing),
+                          "apply deploy/kubernetes/controller-rbac.yaml and use its ServiceAccount"))
+        return rows, nodes
+    finally:
+        api.close()
+
+
+def check_agents(client: Any, nodes: list[str], key: str | None) -> list[Check]:
+    from kubeupgrade.workflow.liveness import agent_descriptions
+
+    described = agent_descriptions(client, nodes)
+    silent = [n for n in nodes if n not in described]
+    rows = [Check("agents", not silent, f"{len(described)}/{len(nodes)} live" +
+                  (f"; none on: {_names(silent)}" if silent else ""),
+                  "start kubeupgrade-agent on those nodes (deploy/bootstrap.py installs it)")]
+    other = [n for n, d in described.items() if d.get("version") != __version__]
+    rows.append(Check("agent versions", not other, f"all {__version__}" if not other else
+                      "another version on: " + _names([f"{n} ({described[n].get('version', 'unknown')})"
+                                                       for n in other]),
+                      f"install kubeupgrade {__version__} on those nodes"))
+    if key is not None:
+        distrustful = [n for n, d in described.items() if key not in (d.get("trusts") or [])]
+        rows.append(Check("agents trust the key", not distrustful,
+                          f"every live agent trusts key {key}" if not distrustful else
+                          f"key {key} is not trusted on: {_names(distrustful)}",
+                          "install operator.pub in /etc/kubeupgrade/trusted on those nodes "
+                          "(deploy/bootstrap.py --trusted-key)"))
+    return rows
+
+
+def _names(names: list[str], shown: int = 10) -> str:
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
+def diagnose(broker: str, kubeconfig: str | None, key: str | None,
+             campaign_nodes: list[str] | None = None) -> list[Check]:
+    rows, client = check_broker(broker)
+    key_row, key_identity = check_key(key)
+    rows.append(key_row)
+    nodes: list[str] = []
+    if kubeconfig:
+        cluster_rows, nodes = check_cluster(kubeconfig)
+        rows += cluster_rows
+    if campaign_nodes:
+        nodes = campaign_nodes
+    if client is not None and nodes:
+        rows += check_agents(client, nodes, key_identity)
+    return rows
+
+
+def render(rows: list[Check]) -> str:
+    width = max(len(row.name) for row in rows)
+    lines = [f"{'CHECK':<{width}}  RESULT  DETAIL"]
+    for row in rows:
+        lines.append(f"{row.name:<{width}}  {'ok' if row.ok else 'FAIL':<6}  {row.detail}")
+        if not row.ok and row.fix:
+            lines.append(f"{'':<{width}}          fix: {row.fix}")
+    return "\n".join(lines)
