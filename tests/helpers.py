@@ -40,3 +40,18 @@ def write_campaign(path, target: str, **policies) -> str:
     policies.setdefault("ready_timeout", 30)
     path.write_text(yaml.safe_dump({"cluster": "sandbox", "target": target, "policies": policies}))
     return str(path)
+
+
+def controller_rbac_without(directory, resource: str):
+    """The shipped controller RBAC manifest with the ClusterRole's rule on `resource` taken out."""
+    import yaml
+
+    from kubeupgrade.sandbox.stack import CONTROLLER_RBAC
+
+    documents = list(yaml.safe_load_all(CONTROLLER_RBAC.read_text()))
+    for doc in documents:
+        if doc["kind"] == "ClusterRole":
+            doc["rules"] = [r for r in doc["rules"] if r["resources"] != [resource]]
+    trimmed = directory / f"controller-rbac-without-{resource.replace('/', '-')}.yaml"
+    trimmed.write_text(yaml.safe_dump_all(documents))
+    return trimmed

@@ -9,10 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
-
-from kubeupgrade.sandbox.stack import CONTROLLER_RBAC
 from kubeupgrade.security.signing import KEY_ENV, create_key
+from tests.helpers import controller_rbac_without
 
 
 def doctor(stack, *argv, env=None):
@@ -37,12 +35,7 @@ def test_doctor_is_green_as_shipped_and_names_each_fault_with_its_fix(make_stack
     assert found["broker TLS"]["detail"] == "plain redis:// on this host"
     assert all(w["dry_run"] for w in box.api_get("/sandbox/v1/writes")["items"][writes:])
 
-    documents = list(yaml.safe_load_all(CONTROLLER_RBAC.read_text()))
-    for doc in documents:
-        if doc["kind"] == "ClusterRole":
-            doc["rules"] = [r for r in doc["rules"] if r["resources"] != ["pods/eviction"]]
-    trimmed = tmp_path / "trimmed.yaml"
-    trimmed.write_text(yaml.safe_dump_all(documents))
+    trimmed = controller_rbac_without(tmp_path, "pods/eviction")
     stack.stop("agent-worker-2")
     other = create_key(tmp_path / "other")
     sick = doctor(stack, "--kubeconfig", str(box.service_account(trimmed, "kubeupgrade-controller")),

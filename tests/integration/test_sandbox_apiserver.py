@@ -149,23 +149,14 @@ def test_a_service_account_gets_exactly_what_its_shipped_manifest_binds(cluster)
 
 
 def test_a_controller_role_missing_a_rule_fails_the_drain_naming_the_verb_and_resource(cluster, tmp_path):
-    from pathlib import Path
-
-    import yaml
-
     from kubeupgrade.errors import PermanentError
     from kubeupgrade.kube.client import KubeApi
     from kubeupgrade.kube.drain import drain_node
     from kubeupgrade.model.campaign import DrainPolicy
+    from tests.helpers import controller_rbac_without
 
     box, core, *_ = cluster
-    shipped = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes" / "controller-rbac.yaml"
-    documents = list(yaml.safe_load_all(shipped.read_text()))
-    for doc in documents:
-        if doc["kind"] == "ClusterRole":
-            doc["rules"] = [r for r in doc["rules"] if r["resources"] != ["pods/eviction"]]
-    trimmed = tmp_path / "trimmed-rbac.yaml"
-    trimmed.write_text(yaml.safe_dump_all(documents))
+    trimmed = controller_rbac_without(tmp_path, "pods/eviction")
     api = KubeApi(str(box.service_account(trimmed, "kubeupgrade-controller")))
     try:
         with pytest.raises(PermanentError) as refused:
