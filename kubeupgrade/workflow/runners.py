@@ -47,7 +47,13 @@ def run_agent(node: str, broker: str, *, host_root: str = "/", path: str = "",
     # timeout) instead of 1 s; a message still wakes it at once. Longer would also delay its
     # shutdown, which waits for the pop to return. The sandbox's short-lived stacks set 1 s
     # (KUBEUPGRADE_AGENT_POLL): their teardown would otherwise wait the 5 s out every time.
-    poll = float(os.environ.get("KUBEUPGRADE_AGENT_POLL") or AGENT_POLL_SECONDS)
+    try:
+        poll = float(os.environ.get("KUBEUPGRADE_AGENT_POLL") or AGENT_POLL_SECONDS)
+    except ValueError:
+        from kubeupgrade.errors import InvalidInput
+
+        raise InvalidInput(f"KUBEUPGRADE_AGENT_POLL={os.environ['KUBEUPGRADE_AGENT_POLL']!r}: "
+                           "expected seconds, such as 5") from None
     app.conf.broker_transport_options = {**app.conf.broker_transport_options, "polling_interval": poll}
     heartbeat = AgentHeartbeat(CampaignStore.from_url(broker).redis, node, describe=_agent_description)
 
