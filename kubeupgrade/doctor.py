@@ -39,7 +39,10 @@ def check_broker(broker: str) -> tuple[list[Check], Any]:
     from kubeupgrade.workflow.record import LEADER_KEY, CampaignStore
 
     url = urlsplit(broker)
-    where = f"{url.hostname}:{url.port or 6379}"
+    if url.scheme not in ("redis", "rediss", "unix"):  # named without the value: it may hold a password
+        return [Check("broker", False, "the broker is not a redis://, rediss:// or unix:// URL",
+                      "fix --broker / $KUBEUPGRADE_BROKER")], None
+    where = f"{url.hostname}:{url.port or 6379}" if url.hostname else url.path
     try:
         store = CampaignStore.from_url(broker)
         store.redis.ping()
