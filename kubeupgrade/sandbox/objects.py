@@ -337,7 +337,7 @@ def initial_objects(config: dict[str, Any], extra: dict[str, list[dict[str, Any]
     exporter = _workload("DaemonSet", "monitoring", "node-exporter",
                          "quay.io/prometheus/node-exporter:v1.8.2", None, {"app": "node-exporter"},
                          tolerations=everywhere)
-    # The default workload, unless the cluster's own is to be replayed (a rehearsal's mirror).
+    # The default workload, unless a rehearsal mirrors a cluster's own.
     workload = config.get("workload", True)
     deployments = [coredns, web, api] if workload else [coredns]
     out["deployments"] += deployments
