@@ -1,8 +1,9 @@
 """`kubeupgrade rehearse` on a "live" cluster that is itself a sandbox with a topology built the
 ordinary way (kubectl apply): the rehearsal, holding only the read-only rights we ship
-(deploy/kubernetes/rehearse-rbac.yaml), names the blocker planted, writes nothing to the live
-cluster and runs nothing on its hosts; once the operator fixes the budget it passes, and the real
-campaign on the live cluster then succeeds."""
+(deploy/kubernetes/rehearse-rbac.yaml), names every blocker planted (a budget, a bare pod, pods
+with emptyDir data the campaign keeps) and nothing else, writes nothing to the live cluster and
+runs nothing on its hosts; once the operator fixes them it passes, and the real campaign on the
+live cluster then succeeds (a StatefulSet, DaemonSets and a Windows worker along)."""
 
 import json
 import os
@@ -64,7 +65,7 @@ def rehearse(box, campaign):
 
 
 @pytest.mark.skipif(KUBECTL is None, reason="kubectl is not on PATH")
-def test_a_rehearsal_names_the_blocking_budget_touches_nothing_and_passes_once_it_is_fixed(make_stack, tmp_path):
+def test_a_rehearsal_names_every_planted_blocker_touches_nothing_and_passes_once_they_are_fixed(make_stack, tmp_path):
     stack = make_stack(control_planes=1, workers=3, version="1.30.4", os_family="mixed")  # worker-3: Windows
     live = stack.sandbox
     env = {**os.environ, "KUBECONFIG": str(live.kubeconfig)}
@@ -73,11 +74,14 @@ def test_a_rehearsal_names_the_blocking_budget_touches_nothing_and_passes_once_i
                    capture_output=True)
     wait_for(lambda: sum(1 for p in live.api_get("/api/v1/namespaces/default/pods")["items"]
                          if p["metadata"]["name"].startswith(("payments-", "ledger-"))) == 3)
+    # As first written, the campaign keeps emptyDir data: the sandbox's shop/web pods use emptyDir.
+    careful = write_campaign(tmp_path / "careful.yaml", "1.31", max_unavailable=1,
+                             drain={"delete_emptydir_data": False, "timeout": 30})
     campaign = write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1)
     writes_before = len(live.api_get("/sandbox/v1/writes")["items"])
     logs_before = {n["name"]: len(live.command_log(n["name"])) for n in live.nodes}
 
-    blocked = rehearse(live, campaign)
+    blocked = rehearse(live, careful)
     assert blocked.returncode == 3, blocked.stdout[-2000:] + blocked.stderr[-2000:]
     report = json.loads(blocked.stdout)
     assert report["state"] == "failed" and not report["passed"]
@@ -86,8 +90,12 @@ def test_a_rehearsal_names_the_blocking_budget_touches_nothing_and_passes_once_i
     payments = {p["metadata"]["namespace"] + "/" + p["metadata"]["name"]
                 for p in live.api_get("/api/v1/namespaces/default/pods")["items"]
                 if p["metadata"]["name"].startswith("payments-")}
-    assert set(refused) == payments | {"default/debug-shell"}, report["nodes"]
+    scratch = {p["metadata"]["namespace"] + "/" + p["metadata"]["name"]
+               for p in live.api_get("/api/v1/pods")["items"]
+               if any("emptyDir" in v for v in p["spec"].get("volumes") or [])}
+    assert scratch and set(refused) == payments | scratch | {"default/debug-shell"}, report["nodes"]
     assert "has no controller" in refused["default/debug-shell"]
+    assert all("uses emptyDir (set policies.drain.delete_emptydir_data: true" in refused[p] for p in scratch)
     assert all("The disruption budget payments needs 2 healthy pods" in refused[p] and "minAvailable" in refused[p]
                for p in payments)
     assert len(report["blockers"]) == len(refused)
@@ -104,7 +112,7 @@ def test_a_rehearsal_names_the_blocking_budget_touches_nothing_and_passes_once_i
     subprocess.run([KUBECTL, "patch", "pdb", "payments", "--type=merge", "-p", '{"spec":{"minAvailable":1}}'],
                    env=env, check=True, capture_output=True)
     subprocess.run([KUBECTL, "delete", "pod", "debug-shell", "--wait=false"], env=env, check=True, capture_output=True)
-    fixed = rehearse(live, campaign)
+    fixed = rehearse(live, campaign)  # and the operator accepts losing emptyDir scratch data
     assert fixed.returncode == 0, fixed.stdout[-3000:] + fixed.stderr[-2000:]
     assert json.loads(fixed.stdout)["passed"]
     assert {n["name"]: len(live.command_log(n["name"])) for n in live.nodes} == logs_before
