@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from kubeupgrade.model.campaign import WorkerStrategy
 from kubeupgrade.planning.scheduling import NodeState, Pools, workers_to_prepare, workers_to_start
-from kubeupgrade.workflow.audit import outage_begun, outage_start
+from kubeupgrade.workflow.audit import OUTAGE_PHASES, outage_begun, outage_start
 from kubeupgrade.workflow.schema import NodeEntry, PhaseRecord
 
 Entry = NodeEntry
@@ -30,6 +30,21 @@ def in_flight(entry: Entry) -> bool:
 def prepared(entry: Entry) -> bool:
     """Every phase before the outage has succeeded."""
     return all(p["state"] == "succeeded" for p in entry["phases"][: outage_start(entry)])
+
+
+def facts(entry: Entry) -> tuple[bool, bool]:
+    """(prepared(entry), in_flight(entry)) in one walk of the phase list, stopping as soon as
+    both are known: the dispatcher asks this of every worker on every tick."""
+    ready, outage = True, False
+    for phase in entry["phases"]:
+        outage = outage or phase["phase"] in OUTAGE_PHASES
+        if phase["state"] != "succeeded":  # the first open phase decides in_flight
+            flying = phase["state"] in ("pending", "running") and bool(phase["task_id"])
+            if outage:
+                return ready, flying
+            # Before the outage: not prepared; and nothing later can change either answer.
+            return False, flying
+    return ready, False
 
 
 def out_of_service(entry: Entry) -> bool:
@@ -84,8 +99,9 @@ def decide_workers(order: Sequence[str], limit: int, strategy: WorkerStrategy,
         return WorkerStep(finished=True, failed=failed)
     # Each worker's facts once (a tick at thousands of workers must not walk every phase list
     # several times per worker).
-    ready = {name: prepared(entry) for name, entry in workers.items()}
-    flying = {name: in_flight(entry) for name, entry in workers.items()}
+    known = {name: facts(entry) for name, entry in workers.items()}
+    ready = {name: fact[0] for name, fact in known.items()}
+    flying = {name: fact[1] for name, fact in known.items()}
     states = {name: _scheduling_state(entry, ready[name], flying[name]) for name, entry in workers.items()}
     resume = [name for name, entry in workers.items() if entry["state"] not in ("failed", "succeeded")
               and ready[name] and not flying[name] and out_of_service(entry)]

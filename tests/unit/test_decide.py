@@ -334,3 +334,16 @@ def test_what_is_sent_while_paused_or_outside_a_window_is_never_held_again(drawn
     # The prepare stage is sent whatever the window (it changes nothing): never held for it.
     for fresh in (worker("w-new", 0), control_plane("cp-new", 0)):
         assert not starts_disruption(fresh, "prepare-host")
+
+
+@given(st.lists(st.tuples(st.sampled_from(["set-repository", "install-kubeadm", "kubeadm-upgrade-node",
+                                           "download-packages", "drain", "install-kubelet",
+                                           "restart-kubelet", "wait-ready", "uncordon"]),
+                          st.sampled_from(["pending", "running", "succeeded", "failed"]),
+                          st.sampled_from([None, "", "t-1"])), max_size=10))
+def test_the_one_pass_facts_agree_with_their_definitions(phases):
+    from kubeupgrade.workflow.decide import facts, in_flight, prepared
+
+    entry = {"state": "pending", "phases": [{"phase": name, "state": state, "task_id": task}
+                                            for name, state, task in phases]}
+    assert facts(entry) == (prepared(entry), in_flight(entry))
