@@ -28,7 +28,6 @@ from kubeupgrade.workflow.states import CampaignState
 
 PRUNABLE = frozenset({CampaignState.SUCCEEDED, CampaignState.REFUSED, CampaignState.ABORTED})
 DEFAULT_DAYS = 30.0
-DEFAULT_ARCHIVE = Path("/var/lib/kubeupgrade/archive")
 LEASE_KEY = "ku:retention"  # held by the controller pruning now
 
 
@@ -65,7 +64,12 @@ def due(store: CampaignStore, policy: RetentionPolicy, now: float) -> tuple[list
         except DamagedRecord as error:
             damaged.append(f"{campaign_id}: {error}")
             continue
-        if doc is None or doc["state"] not in PRUNABLE or float(doc.get("updated", now)) > cutoff:
+        try:
+            updated = float(doc.get("updated", now)) if doc is not None else now
+        except (TypeError, ValueError):
+            damaged.append(f"{campaign_id}: 'updated' is not a time ({doc.get('updated')!r})")
+            continue
+        if doc is None or doc["state"] not in PRUNABLE or updated > cutoff:
             continue
         if store.cluster_holder(doc["cluster"]) == campaign_id:
             continue

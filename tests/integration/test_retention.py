@@ -46,13 +46,16 @@ def test_old_ended_campaigns_are_archived_whole_then_gone_and_nothing_else_is(re
     recent = ended(store, "delta", age_days=2)
     holder = ended(store, "eps")
     store.redis.set("ku:cluster:eps", holder)  # still named as eps's campaign: not ended for us
+    odd = ended(store, "zeta")
+    raw = json.loads(store.redis.get(f"ku:c:{odd}"))
+    store.redis.set(f"ku:c:{odd}", json.dumps({**raw, "updated": "last tuesday"}))  # decodes, but no time
     store.redis.set("ku:c:eps-damaged-1", "{truncated")
     store.redis.zadd("ku:campaigns", {"eps-damaged-1": time.time() - 90 * DAY})
     assert not store.redis.exists(f"ku:c:{old}:hop:0:changed")  # end() let go of the change set
     report = prune(store, RetentionPolicy(30, tmp_path / "archive"))
 
     assert sorted(report.pruned) == sorted([old, aborted])
-    assert report.damaged and report.damaged[0].startswith("eps-damaged-1: ")
+    assert sorted(d.split(":")[0] for d in report.damaged) == sorted(["eps-damaged-1", odd])
     for campaign_id in (old, aborted):
         assert keys_of(store, campaign_id) == [] and store.redis.zscore("ku:campaigns", campaign_id) is None
         path = tmp_path / "archive" / f"{campaign_id}.json"
@@ -60,7 +63,7 @@ def test_old_ended_campaigns_are_archived_whole_then_gone_and_nothing_else_is(re
         dump = json.loads(path.read_text())
         assert dump["record"]["id"] == campaign_id and dump["hops"]["0"]["worker-1"]["phases"]
         assert dump["events"] and dump["outputs"] == {"0:worker-1:kubeadm-upgrade-plan": "COMPONENT   CURRENT   TARGET"}
-    for campaign_id in (failed, recent, holder, "eps-damaged-1"):
+    for campaign_id in (failed, recent, holder, odd, "eps-damaged-1"):
         assert keys_of(store, campaign_id) and store.redis.zscore("ku:campaigns", campaign_id) is not None
     assert store.get(failed)["state"] == "failed"
     assert prune(store, RetentionPolicy(30, tmp_path / "archive")).pruned == []  # idempotent
