@@ -5,9 +5,10 @@ The live cluster is only read (kubeupgrade.kube.snapshot). The mirror has the sa
 roles, labels, host OS and versions, the same workloads, pods per node and PodDisruptionBudgets;
 every node's drain is previewed there (dry-run evictions), then the real engine (agents,
 controller, the campaign's policies) runs on it. What a rehearsal cannot tell: it runs
-simulated kubeadm and kubelets, so a real one can still fail; maintenance windows and user gates
-(which would query the live cluster's monitoring) are not evaluated; a drain that would wait on
-a PodDisruptionBudget fails at once instead.
+simulated kubeadm and kubelets, so a real one can still fail; the mirror runs at once (where
+the run would land in the maintenance windows is worked out from the estimate); user gates,
+which would query the live cluster's monitoring, are not run; a drain that would wait on a
+PodDisruptionBudget fails at once instead.
 """
 
 from __future__ import annotations

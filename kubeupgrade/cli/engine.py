@@ -69,8 +69,7 @@ def default_kubeconfig() -> str | None:
 @click.option("--archive-dir", "archive_dir", default="/var/lib/kubeupgrade/archive", show_default=True,
               type=click.Path(file_okay=False), help="where retention writes each campaign before removing it")
 def controller(kubeconfig: str | None, broker: str, concurrency: int, loglevel: str,
-               metrics_port: int, metrics_address: str, retention_days: float = 30.0,
-               archive_dir: str = "/var/lib/kubeupgrade/archive") -> None:
+               metrics_port: int, metrics_address: str, retention_days: float, archive_dir: str) -> None:
     """Run the controller: cluster-level tasks and the campaign dispatcher."""
     from kubeupgrade.workflow.runners import run_controller
 

@@ -36,10 +36,14 @@ def _spans(window: Window, around: datetime) -> list[tuple[datetime, datetime]]:
     return spans
 
 
+def _open_span(windows: Sequence[Window], now: datetime) -> tuple[datetime, datetime] | None:
+    """The opening `now` falls in, if any."""
+    return next(((opens, closes) for window in windows for opens, closes in _spans(window, now)
+                 if opens <= now < closes), None)
+
+
 def is_open(windows: Sequence[Window], now: datetime) -> bool:
-    if not windows:
-        return True
-    return any(opens <= now < closes for window in windows for opens, closes in _spans(window, now))
+    return not windows or _open_span(windows, now) is not None
 
 
 def next_opening(windows: Sequence[Window], now: datetime) -> datetime | None:
@@ -111,14 +115,15 @@ def fit(windows: Sequence[Window], started: datetime, steps: Sequence[tuple[floa
     used: dict[datetime, float] = {}  # opening -> its length
     for seconds, windowed in steps:
         if windowed and windows:
-            opening = next_opening(windows, now)
-            if opening is None and not is_open(windows, now):
-                return WindowFit(started, now, len(used), busy, sum(used.values()), stalled=True)
-            now = opening or now
-            for window in windows:
-                for opens, closes in _spans(window, now):
-                    if opens <= now < closes:
-                        used[opens] = (closes - opens).total_seconds()
+            span = _open_span(windows, now)
+            if span is None:
+                opening = next_opening(windows, now)
+                if opening is None:
+                    return WindowFit(started, now, len(used), busy, sum(used.values()), stalled=True)
+                now = opening
+                span = _open_span(windows, now)
+            if span is not None:
+                used[span[0]] = (span[1] - span[0]).total_seconds()
             busy += seconds
         now += timedelta(seconds=seconds)
     return WindowFit(started, now, len(used), busy, sum(used.values()))

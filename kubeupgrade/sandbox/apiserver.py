@@ -222,10 +222,16 @@ class ApiServer:
                                    "API server; poll with list instead")
                 items = store.list(resource.plural, namespace, query.get("labelSelector"),
                                    query.get("fieldSelector"))
-                # In storage key order (namespace, then name), as etcd returns a list. One
-                # namespace's pods are looked up once per list, not once per budget.
-                cache: dict[str, tuple[list[dict[str, Any]], dict[str, int]]] = {}
-                items = sorted((self.decorate(resource, obj, cache) for obj in items),
+                # In storage key order (namespace, then name), as etcd returns a list. Budgets'
+                # pods and owners are looked up once per list, not once per budget.
+                if resource.plural == "poddisruptionbudgets" and items:
+                    pods: dict[str, list[dict[str, Any]]] = {}
+                    for pod in store.list("pods"):
+                        pods.setdefault(pod["metadata"]["namespace"], []).append(pod)
+                    replicas = self.controller.replicas_by_uid(None)  # uids are cluster-wide
+                    items = [self.decorate(resource, obj, pods.get(obj["metadata"]["namespace"], []), replicas)
+                             for obj in items]
+                items = sorted(items,
                                key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
                 version = str(store.resource_version)
                 if as_table:
@@ -300,22 +306,17 @@ class ApiServer:
         if not isinstance(body, dict):
             raise ApiError(400, "BadRequest", "the request body must be a JSON object")
 
-    def decorate(self, resource: Resource, obj: dict[str, Any],
-                 cache: dict[str, tuple[list[dict[str, Any]], dict[str, int]]] | None = None) -> dict[str, Any]:
-        """PodDisruptionBudget status is computed on read, as if the controller just ran."""
+    def decorate(self, resource: Resource, obj: dict[str, Any], pods: list[dict[str, Any]] | None = None,
+                 replicas: dict[str, int] | None = None) -> dict[str, Any]:
+        """PodDisruptionBudget status is computed on read, as if the controller just ran; a list
+        passes its namespace's pods and every owner's replicas, looked up once for all budgets."""
         if resource.plural != "poddisruptionbudgets":
             return obj
         namespace = obj["metadata"]["namespace"]
-        cache = {} if cache is None else cache
-        if namespace not in cache:
-            if not cache:  # a list: group every pod by namespace in one pass
-                for pod in self.store.list("pods"):
-                    cache.setdefault(pod["metadata"]["namespace"], ([], {}))[0].append(pod)
-            cache.setdefault(namespace, ([], {}))
-        pods, replicas = cache[namespace]
-        if not replicas:
-            replicas.update(self.controller.replicas_by_uid(namespace))
-        return {**obj, "status": disruption.budget_status(obj, pods, replicas)}
+        status = disruption.budget_status(
+            obj, self.store.list("pods", namespace) if pods is None else pods,
+            self.controller.replicas_by_uid(namespace) if replicas is None else replicas)
+        return {**obj, "status": status}
 
     def scale(self, method: str, resource: Resource, namespace: str | None, name: str, body: Any,
               content_type: str) -> tuple[int, Any]:

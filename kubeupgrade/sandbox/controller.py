@@ -92,7 +92,7 @@ class Controller:
             return self.config["version"]
         return min(versions, key=lambda v: tuple(int(x) for x in v.lstrip("v").split(".")[:3]))
 
-    def replicas_by_uid(self, namespace: str) -> dict[str, int]:
+    def replicas_by_uid(self, namespace: str | None) -> dict[str, int]:
         """Each pod controller's desired replicas, for the PodDisruptionBudgets' expected pods."""
         return {owner["metadata"]["uid"]: int(owner["spec"].get("replicas", 1))
                 for plural in ("replicasets", "statefulsets") for owner in self.store.list(plural, namespace)}
@@ -254,16 +254,9 @@ class Controller:
         return True
 
     def _reconcile(self) -> None:
-        load: dict[str, int] = {}
-        owned: dict[str, list[dict[str, Any]]] = {}
-        for pod in self.store.list("pods"):
-            node = pod["spec"].get("nodeName")
-            if node:
-                load[node] = load.get(node, 0) + 1
-            owner = disruption.controller_of(pod)
-            if owner and owner.get("uid"):
-                owned.setdefault(owner["uid"], []).append(pod)
-        self._pods_by_owner = owned
+        pods = self.store.list("pods")
+        load = _node_load(pods)
+        self._pods_by_owner = _by_controller(pods)
         try:
             # Each controller on its own: one object it cannot handle must not stop the others.
             for reconcile in (self._reconcile_taints, self._reconcile_deployments,
@@ -292,11 +285,7 @@ class Controller:
                 self.store.put_internal("nodes", node)
 
     def _reconcile_deployments(self) -> None:
-        sets_by_owner: dict[str, list[dict[str, Any]]] = {}
-        for rs in self.store.list("replicasets"):
-            owner = disruption.controller_of(rs)
-            if owner and owner.get("uid"):
-                sets_by_owner.setdefault(owner["uid"], []).append(rs)
+        sets_by_owner = _by_controller(self.store.list("replicasets"))
         for deployment in self.store.list("deployments"):
             namespace = deployment["metadata"]["namespace"]
             owned = list(sets_by_owner.get(deployment["metadata"]["uid"], []))
@@ -420,11 +409,7 @@ class Controller:
 
     def _create_scheduled(self, namespace: str, pod: dict[str, Any]) -> None:
         """Create a controller's new pod on the least loaded node that may run it, and start it."""
-        load: dict[str, int] = {}
-        for existing in self.store.list("pods"):
-            node = existing["spec"].get("nodeName")
-            if node:
-                load[node] = load.get(node, 0) + 1
+        load = _node_load(self.store.list("pods"))
         placed = self._place(pod, load)
         self.store.create("pods", namespace, pod)
         if placed:
@@ -457,3 +442,22 @@ class Controller:
                 ds["status"] = status
                 self.store.put_internal("daemonsets", ds)
 
+
+def _by_controller(items: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Objects by the uid of their controlling owner, in one pass."""
+    owned: dict[str, list[dict[str, Any]]] = {}
+    for item in items:
+        owner = disruption.controller_of(item)
+        if owner and owner.get("uid"):
+            owned.setdefault(owner["uid"], []).append(item)
+    return owned
+
+
+def _node_load(pods: list[dict[str, Any]]) -> dict[str, int]:
+    """Pods per node, for placing a new pod on the least loaded one."""
+    load: dict[str, int] = {}
+    for pod in pods:
+        node = pod["spec"].get("nodeName")
+        if node:
+            load[node] = load.get(node, 0) + 1
+    return load

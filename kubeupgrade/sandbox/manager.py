@@ -357,9 +357,11 @@ def _node_versions(spec: dict[str, Any], cluster: Any) -> dict[str, str]:
     found = {}
     for key in ("kubelet", "control_plane"):
         text = spec.get(key)
-        if not text or parse_version(str(text)) == cluster:
+        if not text:
             continue
         version = parse_version(str(text))
+        if version == cluster:
+            continue
         low = 3 if key == "kubelet" else 1
         if not cluster.minor - low <= version.minor <= cluster.minor + 1:
             raise InvalidInput(f"node {spec['name']}: {key} {version.tag} is outside the skew a "

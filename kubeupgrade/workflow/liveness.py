@@ -20,6 +20,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import redis
 
@@ -48,13 +49,8 @@ def alive_agents(client: redis.Redis, nodes: Iterable[str]) -> set[str]:
 
 def agent_descriptions(client: redis.Redis, nodes: Iterable[str]) -> dict[str, dict[str, object]]:
     """What each live agent among `nodes` says of itself (empty for an older agent's value)."""
-    wanted = list(nodes)
-    if not wanted:
-        return {}
     found = {}
-    for node, value in zip(wanted, client.mget([agent_key(n) for n in wanted]), strict=True):
-        if value is None:
-            continue
+    for node, value in _values(client, nodes, agent_key).items():
         try:
             described = json.loads(value)
         except ValueError:
@@ -69,11 +65,16 @@ def beating(client: redis.Redis, task_ids: Iterable[str]) -> set[str]:
 
 
 def _present(client: redis.Redis, names: Iterable[str], key: Callable[[str], str]) -> set[str]:
+    return set(_values(client, names, key))
+
+
+def _values(client: redis.Redis, names: Iterable[str], key: Callable[[str], str]) -> dict[str, Any]:
+    """The value under each name's key, for the names whose key exists (one MGET)."""
     wanted = list(names)
     if not wanted:
-        return set()
+        return {}
     values = client.mget([key(name) for name in wanted])
-    return {name for name, value in zip(wanted, values, strict=True) if value is not None}
+    return {name: value for name, value in zip(wanted, values, strict=True) if value is not None}
 
 
 def wake(client: redis.Redis) -> None:

@@ -113,4 +113,5 @@ def test_the_mirror_links_each_object_to_its_owners_new_uid_and_leaves_out_what_
         "controller": True, "blockOwnerDeletion": True}
     assert "ownerReferences" not in pods["debug"]["metadata"] and pods["debug"]["spec"]["nodeName"] == "worker-2"
     assert len({o["metadata"]["uid"] for items in mirrored.values() for o in items}) == 5  # all new, all distinct
-    assert "owner" not in snapshot.objects["pods"][0]["metadata"] or snapshot.objects["pods"][0]["metadata"]["owner"]
+    # The snapshot itself is left as it was (mirrored objects are copies).
+    assert snapshot.objects["pods"][0]["metadata"]["owner"] == {"kind": "ReplicaSet", "name": "api-5f6"}
