@@ -165,6 +165,12 @@ def check_agents(client: Any, nodes: list[str], key: str | None) -> list[Check]:
                       "another version on: " + _names([f"{n} ({described[n].get('version', 'unknown')})"
                                                        for n in other]),
                       f"install kubeupgrade {__version__} on those nodes"))
+    unsigned = [n for n, d in described.items() if d.get("signed_messages") is not True]
+    rows.append(Check("agents verify messages", not unsigned,
+                      "every live agent accepts only signed tasks" if not unsigned else
+                      "unsigned tasks accepted on: " + _names(unsigned),
+                      "give those agents KUBEUPGRADE_MESSAGE_KEY/CERT/TRUST (kubeupgrade keys "
+                      "messages) and drop --unsigned-messages"))
     if key is not None:
         distrustful = [n for n, d in described.items() if key not in (d.get("trusts") or [])]
         rows.append(Check("agents trust the key", not distrustful,
@@ -179,11 +185,27 @@ def _names(names: list[str], shown: int = 10) -> str:
     return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
+def check_message_identity() -> Check:
+    """This operator's message key: `abort` sends tasks and control messages with it."""
+    from kubeupgrade.errors import KubeupgradeError
+    from kubeupgrade.security.messages import MessageIdentity
+
+    fix = "set KUBEUPGRADE_MESSAGE_KEY/CERT/TRUST to the operator's files of `kubeupgrade keys messages`"
+    try:
+        identity = MessageIdentity.from_env()
+    except KubeupgradeError as error:
+        return Check("operator message key", False, str(error), fix)
+    if identity is None:
+        return Check("operator message key", False, "none: abort's restores and releases would be "
+                     "refused by agents that verify messages", fix)
+    return Check("operator message key", True, f"{identity.cert}")
+
+
 def diagnose(broker: str, kubeconfig: str | None, key: str | None,
              campaign_nodes: list[str] | None = None) -> list[Check]:
     rows, client = check_broker(broker)
     key_row, key_identity = check_key(key)
-    rows.append(key_row)
+    rows += [key_row, check_message_identity()]
     nodes: list[str] = []
     if kubeconfig:
         cluster_rows, nodes = check_cluster(kubeconfig)

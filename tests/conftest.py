@@ -29,7 +29,8 @@ def make_sandbox(tmp_path: Path) -> Iterator[Callable[..., Sandbox]]:
 @pytest.fixture
 def make_stack(make_sandbox, monkeypatch):
     """A sandbox with its real processes: redis-server, one agent per node, the controller.
-    Campaigns submitted from the test are signed with the sandbox's operator key."""
+    The test acts as the sandbox's operator: its campaigns are signed with the operator key and
+    the tasks and control messages it sends (abort, ping) with the operator's message key."""
     from kubeupgrade.sandbox.stack import Stack
     from kubeupgrade.security.signing import KEY_ENV
 
@@ -40,6 +41,8 @@ def make_stack(make_sandbox, monkeypatch):
         sandbox_options.setdefault("time_scale", 0.005)
         box = make_sandbox(**sandbox_options)
         monkeypatch.setenv(KEY_ENV, str(box.signing_key))
+        for name, value in box.message_identity("operator").env().items():
+            monkeypatch.setenv(name, value)
         stack = Stack(box, visibility_timeout=visibility_timeout, agent_poll=agent_poll)
         stacks.append(stack)
         stack.start_redis()

@@ -19,6 +19,10 @@ BROKER = click.option("--broker", default=lambda: os.environ.get("KUBEUPGRADE_BR
                       help="Redis URL (redis:// or rediss:// with a password)")
 
 
+UNSIGNED = click.option("--unsigned-messages", "unsigned_messages", is_flag=True,
+                        help="run without message signing (not for production: a broker "
+                             "credential alone could then queue tasks)")
+
 @click.command()
 @click.option("--node", required=True, help="this host's Kubernetes node name")
 @BROKER
@@ -31,8 +35,9 @@ BROKER = click.option("--broker", default=lambda: os.environ.get("KUBEUPGRADE_BR
               help="operator public keys (*.pub) whose signed campaigns may run here "
                    "[default: /etc/kubeupgrade/trusted under --host-root]")
 @click.option("--loglevel", default="INFO", show_default=True)
+@UNSIGNED
 def agent(node: str, broker: str, host_root: str, path: str, os_family: str | None,
-          trusted: str | None, loglevel: str) -> None:
+          trusted: str | None, loglevel: str, unsigned_messages: bool) -> None:
     """Run the node-local agent for NODE (one Celery worker on its own queue)."""
     from kubeupgrade.security.authorize import TRUSTED_ENV
     from kubeupgrade.workflow.names import valid_node_name
@@ -42,7 +47,8 @@ def agent(node: str, broker: str, host_root: str, path: str, os_family: str | No
         raise InvalidInput(f"--node {node!r} is not a valid node name")
     if trusted:
         os.environ[TRUSTED_ENV] = os.path.abspath(trusted)
-    run_agent(node, broker, host_root=host_root, path=path, os_family=os_family, loglevel=loglevel)
+    run_agent(node, broker, host_root=host_root, path=path, os_family=os_family, loglevel=loglevel,
+              unsigned_messages=unsigned_messages)
 
 
 def default_kubeconfig() -> str | None:
@@ -68,8 +74,10 @@ def default_kubeconfig() -> str | None:
               "long (0: keep them on the broker forever)")
 @click.option("--archive-dir", "archive_dir", default="/var/lib/kubeupgrade/archive", show_default=True,
               type=click.Path(file_okay=False), help="where retention writes each campaign before removing it")
+@UNSIGNED
 def controller(kubeconfig: str | None, broker: str, concurrency: int, loglevel: str,
-               metrics_port: int, metrics_address: str, retention_days: float, archive_dir: str) -> None:
+               metrics_port: int, metrics_address: str, retention_days: float, archive_dir: str,
+               unsigned_messages: bool) -> None:
     """Run the controller: cluster-level tasks and the campaign dispatcher."""
     from kubeupgrade.workflow.runners import run_controller
 
@@ -88,7 +96,8 @@ def controller(kubeconfig: str | None, broker: str, concurrency: int, loglevel: 
     from kubeupgrade.workflow.retention import RetentionPolicy
 
     run_controller(os.path.abspath(kubeconfig), broker, concurrency=concurrency, loglevel=loglevel,
-                   metrics=metrics, retention=RetentionPolicy(retention_days, Path(archive_dir).resolve()))
+                   metrics=metrics, retention=RetentionPolicy(retention_days, Path(archive_dir).resolve()),
+                   unsigned_messages=unsigned_messages)
 
 
 @click.command()
@@ -393,6 +402,23 @@ def prune(days: float, archive: str | None, no_archive: bool, dry_run: bool, bro
 @click.group()
 def keys() -> None:
     """Operator signing keys: agents run only campaigns signed by a key they trust."""
+
+
+@keys.command("messages")
+@click.argument("directory", metavar="DIR")
+def keys_messages(directory: str) -> None:
+    """Create the message-signing keys and certificates: DIR/{controller,agent,operator}.key
+    (mode 0600) and .pem, and DIR/trusted/ with the three certificates."""
+    from pathlib import Path
+
+    from kubeupgrade.security.messages import create_identities
+
+    made = create_identities(Path(directory).expanduser().resolve())
+    for role, identity in made.items():
+        click.echo(f"{role}: KUBEUPGRADE_MESSAGE_KEY={identity.key} KUBEUPGRADE_MESSAGE_CERT={identity.cert}")
+    trust = next(iter(made.values())).trust
+    click.echo(f"every controller, agent and operator: KUBEUPGRADE_MESSAGE_TRUST={trust} "
+               "(copy the directory; only the role's own .key goes with it)")
 
 
 @keys.command("create")

@@ -30,6 +30,7 @@ from kubeupgrade.sandbox.objects import initial_objects
 from kubeupgrade.sandbox.processes import child_env, free_port
 from kubeupgrade.sandbox.timing import Timing
 from kubeupgrade.sandbox.tls import create_certificates
+from kubeupgrade.security.messages import MessageIdentity, create_identities
 from kubeupgrade.security.signing import TRUSTED_DIR, create_key
 
 # "windows": Linux (apt) control planes and Windows workers, since a control plane cannot run
@@ -172,6 +173,14 @@ class Sandbox:
     def signing_key(self) -> Path:
         """The sandbox operator's private key (`submit --key`); every host trusts its .pub."""
         return self.paths.root / "keys" / "operator.key"
+
+    def message_identity(self, role: str) -> MessageIdentity:
+        """The sandbox's message-signing identity for `role` (controller, agent, operator),
+        made on first use (a sandbox made before message signing has none yet)."""
+        directory = self.paths.root / "messages"
+        if not (directory / f"{role}.key").exists():
+            create_identities(directory)
+        return MessageIdentity(directory / f"{role}.key", directory / f"{role}.pem", directory / "trusted")
 
     @property
     def config(self) -> dict[str, Any]:

@@ -91,11 +91,16 @@ class Stack:
         self.stop("redis")
 
     # -- kubeupgrade processes ----------------------------------------------------------------------
-    def start_agent(self, node: str) -> subprocess.Popen:
+    def start_agent(self, node: str, *, unsigned_messages: bool = False) -> subprocess.Popen:
+        """The node's agent, verifying messages with the sandbox's agent identity (or, to
+        rehearse a misconfigured node, with --unsigned-messages and no identity)."""
+        identity = self.sandbox.message_identity("agent").env()
+        extra = ["--unsigned-messages"] if unsigned_messages else []
         return self._spawn(f"agent-{node}", [
             sys.executable, "-m", "kubeupgrade", "agent", "--node", node, "--broker", self.broker,
             "--host-root", str(self.sandbox.node_root(node)), "--path", str(self.sandbox.node_bin(node)),
-            "--loglevel", "WARNING"], KUBEUPGRADE_AGENT_POLL=str(self.agent_poll))
+            "--loglevel", "WARNING", *extra], KUBEUPGRADE_AGENT_POLL=str(self.agent_poll),
+            **(dict.fromkeys(identity, "") if unsigned_messages else identity))
 
     def start_agents(self, nodes: list[str] | None = None) -> None:
         for node in nodes if nodes is not None else [n["name"] for n in self.sandbox.nodes]:
@@ -110,7 +115,7 @@ class Stack:
         argv = [sys.executable, "-m", "kubeupgrade", "controller", "--kubeconfig",
                 str(kubeconfig or self.controller_kubeconfig or self.sandbox.kubeconfig), "--broker", self.broker,
                 "--concurrency", str(concurrency), "--loglevel", "WARNING"]
-        env = {}
+        env = self.sandbox.message_identity("controller").env()
         if metrics:
             self.metrics_port = self.metrics_port or free_port()
             self.metrics_auth = self.metrics_auth or f"prometheus:{secrets.token_urlsafe(12)}"
@@ -121,8 +126,10 @@ class Stack:
     def start_flower(self) -> str:
         self.flower_port = self.flower_port or free_port()
         self.flower_auth = self.flower_auth or f"operator:{secrets.token_urlsafe(12)}"
+        # Flower holds no message key: it reads task events (plain JSON) and sends nothing.
+        no_key = dict.fromkeys(self.sandbox.message_identity("operator").env(), "")
         self._spawn("flower", [sys.executable, "-m", "kubeupgrade", "flower", "--broker", self.broker,
-                               "--port", str(self.flower_port), "--basic-auth", self.flower_auth])
+                               "--port", str(self.flower_port), "--basic-auth", self.flower_auth], **no_key)
         return f"http://127.0.0.1:{self.flower_port}"
 
     def wait_for_workers(self, names: list[str], timeout: float = 60.0) -> None:

@@ -3,7 +3,8 @@
 Safety settings from `shared/notes/celery.md`: JSON only; late acks with prefetch 1 so a killed
 worker's task is redelivered; a visibility timeout longer than the longest step; task events on
 for Flower; long-running tasks are not cancelled on a broker blip (the phases are idempotent,
-a duplicate run is absorbed, a half-killed kubeadm is not).
+a duplicate run is absorbed, a half-killed kubeadm is not). Tasks and control messages are
+signed when the environment names a message identity (kubeupgrade.security.messages).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 
 from celery import Celery
 
+from kubeupgrade.security.messages import MessageIdentity, sign_messages
 from kubeupgrade.workflow.names import CONTROLLER_QUEUE
 
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
@@ -53,6 +55,9 @@ def configure(app: Celery, url: str) -> Celery:
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
     )
+    identity = MessageIdentity.from_env()
+    if identity is not None:
+        sign_messages(app, identity)
     return app
 
 

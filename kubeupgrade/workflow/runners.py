@@ -20,12 +20,32 @@ if TYPE_CHECKING:
 AGENT_POLL_SECONDS = 5.0
 
 
+def require_message_identity(unsigned_messages: bool) -> bool:
+    """Whether this process signs and verifies its messages: it must, unless the operator chose
+    --unsigned-messages (then a broker credential alone can queue tasks again; campaign
+    signatures still stand between them and a host)."""
+    from kubeupgrade.errors import InvalidInput
+    from kubeupgrade.security.messages import CERT_ENV, KEY_ENV, TRUST_ENV, MessageIdentity
+
+    if MessageIdentity.from_env() is not None:
+        return True
+    if unsigned_messages:
+        logging.getLogger("kubeupgrade").warning(
+            "messages are not signed (--unsigned-messages): anyone who can write to the broker "
+            "can queue tasks")
+        return False
+    raise InvalidInput(f"no message-signing identity: set {KEY_ENV}, {CERT_ENV} and {TRUST_ENV} "
+                       "(`kubeupgrade keys messages DIR` makes them), or pass --unsigned-messages")
+
+
 def run_agent(node: str, broker: str, *, host_root: str = "/", path: str = "",
-              os_family: str | None = None, loglevel: str = "INFO") -> None:
+              os_family: str | None = None, loglevel: str = "INFO",
+              unsigned_messages: bool = False) -> None:
     """One Celery worker for one host: its own queue, one task at a time, prefork (so its
     heartbeat key and time limits keep working while a task runs). Built for thousands of
     agents on one broker: no mingle, no gossip, no worker heartbeat events (task events stay
     for Flower); liveness is the `ku:agent:<node>` key (kubeupgrade.workflow.liveness)."""
+    signed = require_message_identity(unsigned_messages)
     os.environ.update(KUBEUPGRADE_NODE=node, KUBEUPGRADE_HOST_ROOT=host_root, KUBEUPGRADE_PATH=path)
     if os_family:
         os.environ["KUBEUPGRADE_OS"] = os_family
@@ -55,7 +75,8 @@ def run_agent(node: str, broker: str, *, host_root: str = "/", path: str = "",
         raise InvalidInput(f"KUBEUPGRADE_AGENT_POLL={os.environ['KUBEUPGRADE_AGENT_POLL']!r}: "
                            "expected seconds, such as 5") from None
     app.conf.broker_transport_options = {**app.conf.broker_transport_options, "polling_interval": poll}
-    heartbeat = AgentHeartbeat(CampaignStore.from_url(broker).redis, node, describe=_agent_description)
+    heartbeat = AgentHeartbeat(CampaignStore.from_url(broker).redis, node,
+                               describe=lambda: {**_agent_description(), "signed_messages": signed})
 
     @worker_ready.connect(weak=False)
     def announce(**_: object) -> None:
@@ -90,9 +111,10 @@ def _agent_description() -> dict[str, object]:
 
 def run_controller(kubeconfig: str, broker: str, *, concurrency: int = 8,
                    loglevel: str = "INFO", metrics: tuple[str, int, str] | None = None,
-                   retention: RetentionPolicy | None = None) -> None:
+                   retention: RetentionPolicy | None = None, unsigned_messages: bool = False) -> None:
     """The controller: cluster-level tasks on a prefork pool (the threads pool does not survive
     some broker reconnections), and the dispatcher thread in the main process."""
+    require_message_identity(unsigned_messages)
     os.environ["KUBEUPGRADE_KUBECONFIG"] = kubeconfig
     from celery.signals import worker_ready, worker_shutdown
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from kubeupgrade.security.messages import KEY_ENV as MESSAGE_KEY
 from kubeupgrade.security.signing import KEY_ENV, create_key
 from tests.helpers import controller_rbac_without
 
@@ -32,14 +33,18 @@ def test_doctor_is_green_as_shipped_and_names_each_fault_with_its_fix(make_stack
     assert healthy.returncode == 0, healthy.stdout + healthy.stderr
     found = rows(healthy)
     assert found["agents"]["detail"] == "3/3 live" and found["controller"]["ok"]
+    assert found["agents verify messages"]["ok"] and found["operator message key"]["ok"]
     assert found["broker TLS"]["detail"] == "plain redis:// on this host"
     assert all(w["dry_run"] for w in box.api_get("/sandbox/v1/writes")["items"][writes:])
 
     trimmed = controller_rbac_without(tmp_path, "pods/eviction")
     stack.stop("agent-worker-2")
+    stack.stop("agent-worker-1")
+    stack.start_agent("worker-1", unsigned_messages=True)
+    stack.wait_for_workers(["agent@worker-1"])
     other = create_key(tmp_path / "other")
     sick = doctor(stack, "--kubeconfig", str(box.service_account(trimmed, "kubeupgrade-controller")),
-                  env={KEY_ENV: str(other.private)})
+                  env={KEY_ENV: str(other.private), MESSAGE_KEY: ""})
     assert sick.returncode == 1, sick.stdout
     found = rows(sick)
     assert found["controller RBAC"]["detail"] == "missing: create pods/eviction"
@@ -48,6 +53,8 @@ def test_doctor_is_green_as_shipped_and_names_each_fault_with_its_fix(make_stack
     assert found["agents trust the key"]["detail"] == \
         f"key {other.id} is not trusted on: cp-1, worker-1"
     assert "/etc/kubeupgrade/trusted" in found["agents trust the key"]["fix"]
+    assert found["agents verify messages"]["detail"] == "unsigned tasks accepted on: worker-1"
+    assert "KUBEUPGRADE_MESSAGE_KEY" in found["operator message key"]["detail"]
     text = subprocess.run([sys.executable, "-m", "kubeupgrade", "doctor", "--broker", stack.broker],
                           capture_output=True, text=True, timeout=60)
     assert text.returncode == 0 and "operator key" in text.stdout and "Traceback" not in text.stderr

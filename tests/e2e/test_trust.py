@@ -91,3 +91,59 @@ def test_a_campaign_altered_after_signing_stops_before_its_next_host_phase(make_
     assert not marker.exists()
     ran = [" ".join(e["argv"]) for e in box.command_log("cp-1")]
     assert not [c for c in ran if c.startswith("kubeadm upgrade")]
+
+
+def test_a_task_or_control_message_without_a_trusted_signature_runs_nothing(make_stack, tmp_path,
+                                                                            monkeypatch):
+    """Message signing, the second layer: even for a campaign the operator did sign, a task
+    sent with only a broker credential (unsigned) or signed by a key no one trusts is refused
+    before it is decoded, and the controller ignores control messages it cannot verify."""
+    from celery import Celery
+
+    from kubeupgrade.security.messages import MessageIdentity, create_identities, sign_messages
+    from kubeupgrade.workflow.app import configure
+
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt")
+    store = CampaignStore.from_url(stack.broker)
+    operator_key = load_private_key(stack.sandbox.signing_key)
+    operator = MessageIdentity.from_env()
+    assert operator is not None
+    for name in operator.env():
+        monkeypatch.delenv(name)
+    unsigned = configure(Celery("broker-credential-only"), stack.broker)
+    stranger = configure(Celery("stranger"), stack.broker)
+    signed = configure(Celery("operator"), stack.broker)
+
+    def hook_task(app, marker):
+        campaign_id = forge(store, marker, lambda cid, c: sign(operator_key, cid, "forged", c))
+        app.signature(PHASE_TASKS[Phase.HOOKS_AFTER_NODE], kwargs={
+            "campaign": campaign_id, "hop": 0, "node": "worker-2",
+            "phase": Phase.HOOKS_AFTER_NODE.value, "attempt": 1}).apply_async(queue=node_queue("worker-2"))
+        return campaign_id
+
+    def settle(campaign_id):
+        store.update(campaign_id, lambda d: d.update(state="failed"))
+        store.release_cluster("forged", campaign_id)
+
+    agent_log = stack.logs / "agent-worker-2.log"
+    settle(hook_task(unsigned, tmp_path / "unsigned"))
+    wait_for(lambda: "untrusted content of type json" in agent_log.read_text(), timeout=30)
+    sign_messages(stranger, create_identities(tmp_path / "stranger")["operator"])
+    settle(hook_task(stranger, tmp_path / "stranger-signed"))
+    wait_for(lambda: "Unable to deserialize" in agent_log.read_text()
+             or "Unknown certificate" in agent_log.read_text(), timeout=30)
+    assert not (tmp_path / "unsigned").exists() and not (tmp_path / "stranger-signed").exists()
+    assert stack.sandbox.command_log("worker-2") == []
+    # The controller hears only verified control messages: an unsigned ping gets no answer and
+    # an unsigned shutdown leaves it running.
+    assert unsigned.control.ping(timeout=2.0) == []
+    unsigned.control.shutdown()
+    time.sleep(3)
+    assert stack.processes["controller"].poll() is None
+    # The same messages, signed by the operator: the ping is answered and the hook runs (so
+    # the refusals above were the signatures' doing, not a broken path).
+    sign_messages(signed, operator)
+    assert [reply for reply in signed.control.ping(timeout=5.0) if any(k.startswith("controller@") for k in reply)]
+    campaign_id = hook_task(signed, tmp_path / "operator-signed")
+    wait_for(lambda: (tmp_path / "operator-signed").exists(), timeout=60)
+    settle(campaign_id)

@@ -10,6 +10,7 @@ import sys
 import pytest
 import yaml
 
+from kubeupgrade.security.messages import create_identities
 from kubeupgrade.security.signing import create_key
 from kubeupgrade.workflow.record import CampaignStore
 
@@ -37,6 +38,8 @@ def test_every_command_fails_in_one_line_with_the_code_of_its_kind(redis_url, tm
     store.update(finished, lambda doc: doc.update(state="succeeded"))
     broker = ("--broker", redis_url)
     away = ("--broker", "redis://127.0.0.1:1/0")
+    messages = tmp_path / "messages"
+    create_identities(messages)
     cases = [
         (("plan", str(tmp_path / "missing.yaml")), 2, "no such campaign file"),
         (("plan", str(broken)), 2, "not valid YAML"),
@@ -56,6 +59,9 @@ def test_every_command_fails_in_one_line_with_the_code_of_its_kind(redis_url, tm
         (("forget-cluster", "prod", "--broker", "ftp://x"), 2, "not a Redis URL"),
         (("keys", "create", "--dir", str(tmp_path / "keys")), 2, "a key exists already"),
         (("agent", "--node", "Bad_Name", *broker), 2, "is not a valid node name"),
+        (("agent", "--node", "cp-1", *broker), 2, "no message-signing identity"),
+        (("controller", "--kubeconfig", str(good), *broker), 2, "no message-signing identity"),
+        (("keys", "messages", str(messages)), 2, "a message key exists already"),
         (("controller", "--kubeconfig", str(tmp_path / "nope"), *broker), 2, "does not exist"),
         (("flower", *broker), 2, "--basic-auth USER:PASSWORD is required"),
         (("sandbox", "up", "--dir", str(tmp_path / "sb"), "--workers", "-1"), 2, "cannot be negative"),

@@ -101,7 +101,8 @@ def test_the_prune_command_and_the_controllers_own_pass(redis_url, tmp_path):
                           "users: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n"
                           "current-context: x\n")
     controller = subprocess.Popen([*run, "controller", "--kubeconfig", str(kubeconfig), "--broker", redis_url,
-                                   "--concurrency", "1", "--retention-days", "30", "--archive-dir", str(tmp_path / "c")],
+                                   "--concurrency", "1", "--retention-days", "30", "--archive-dir", str(tmp_path / "c"),
+                                   "--unsigned-messages"],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         wait_for(lambda: not keys_of(store, third), timeout=60, interval=0.2)

@@ -1,0 +1,51 @@
+"""The message identity a process takes from its environment: all three settings or none, each
+naming what is there; and the files `kubeupgrade keys messages` makes."""
+
+import stat
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from kubeupgrade.errors import InvalidInput
+from kubeupgrade.security.messages import (
+    CERT_ENV,
+    KEY_ENV,
+    ROLES,
+    TRUST_ENV,
+    MessageIdentity,
+    create_identities,
+)
+
+
+def test_no_settings_mean_no_identity_and_part_of_them_is_an_error(tmp_path):
+    assert MessageIdentity.from_env({}) is None
+    assert MessageIdentity.from_env({KEY_ENV: "", CERT_ENV: "", TRUST_ENV: ""}) is None
+    with pytest.raises(InvalidInput, match=f"needs {CERT_ENV}, {TRUST_ENV} as well"):
+        MessageIdentity.from_env({KEY_ENV: str(tmp_path / "k")})
+
+
+def test_each_setting_must_name_what_is_there(tmp_path):
+    made = create_identities(tmp_path / "m")["agent"]
+    assert MessageIdentity.from_env(made.env()) == made
+    with pytest.raises(InvalidInput, match=f"{KEY_ENV}=.*nope: no such file"):
+        MessageIdentity.from_env({**made.env(), KEY_ENV: str(tmp_path / "nope")})
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InvalidInput, match=f"{TRUST_ENV}=.*not a directory of trusted"):
+        MessageIdentity.from_env({**made.env(), TRUST_ENV: str(empty)})
+
+
+def test_keys_are_private_certificates_rsa_and_each_role_trusted(tmp_path):
+    made = create_identities(tmp_path / "m")
+    assert set(made) == set(ROLES)
+    serials = set()
+    for role, identity in made.items():
+        assert stat.S_IMODE(identity.key.stat().st_mode) == 0o600
+        cert = x509.load_pem_x509_certificate(identity.cert.read_bytes())
+        assert isinstance(cert.public_key(), rsa.RSAPublicKey)  # Celery verifies RSA only
+        assert (identity.trust / f"{role}.pem").read_bytes() == identity.cert.read_bytes()
+        serials.add(cert.serial_number)
+    assert len(serials) == len(ROLES)  # Celery names a signer by issuer and serial
+    with pytest.raises(InvalidInput, match="a message key exists already"):
+        create_identities(tmp_path / "m")
