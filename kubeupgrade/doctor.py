@@ -56,6 +56,17 @@ def check_broker(broker: str) -> tuple[list[Check], Any]:
                       ("plain redis:// on this host" if local else "plain redis:// across the network"),
                       "use rediss:// with the TLS settings of deploy/redis/kubeupgrade-redis.conf"))
     try:
+        answer = store.redis.execute_command("ACL", "WHOAMI")
+        user = answer.decode() if isinstance(answer, bytes) else str(answer)
+    except redis.RedisError:
+        user = "unknown"
+    # The operator's commands need the cli role; default (every right, often no password) and
+    # admin are for maintenance on the broker's own host.
+    broad = user in ("default", "admin")
+    rows.append(Check("broker user", local or not broad, f"connected as {user}" +
+                      (" (every right)" if broad else ""),
+                      "connect as the cli user of `kubeupgrade keys broker-users` (its cli.env)"))
+    try:
         leading = store.redis.get(LEADER_KEY) is not None
     except redis.RedisError as error:  # an ACL user without the right to read it
         return [*rows, Check("controller", False, f"cannot read {LEADER_KEY}: {error}",

@@ -115,6 +115,7 @@ def flower(broker: str, port: int, address: str, basic_auth: str | None) -> None
         raise InvalidInput("--basic-auth USER:PASSWORD is required (Flower's API can send tasks)")
     app = use_broker(broker)
     _guard_flower_metrics()
+    _capture_without_wakeup()
     app.start(["flower", f"--port={port}", f"--address={address}", f"--basic-auth={credentials}",
                "--read-only=True", "--persistent=False"])
 
@@ -129,6 +130,20 @@ def _guard_flower_metrics() -> None:
         guarded = tornado.web.authenticated(Metrics.get)
         guarded.kubeupgrade_guarded = True  # type: ignore[attr-defined]
         Metrics.get = guarded  # type: ignore[method-assign]
+
+
+def _capture_without_wakeup() -> None:
+    """Flower's event receiver first broadcasts a wake-up control message to every worker. Ours
+    do not take one (agents have remote control off, all send events from the start), and the
+    flower broker user may not publish: capture without it instead of failing in a loop."""
+    import flower.events
+    from celery.events import EventReceiver
+
+    class CaptureOnly(EventReceiver):  # type: ignore[misc]
+        def capture(self, limit=None, timeout=None, wakeup=True):  # type: ignore[no-untyped-def]
+            return super().capture(limit=limit, timeout=timeout, wakeup=False)
+
+    flower.events.EventReceiver = CaptureOnly
 
 
 @click.command()
@@ -401,7 +416,7 @@ def prune(days: float, archive: str | None, no_archive: bool, dry_run: bool, bro
 
 @click.group()
 def keys() -> None:
-    """Operator signing keys: agents run only campaigns signed by a key they trust."""
+    """Keys: the operator's campaign signing key, message-signing identities, broker users."""
 
 
 @keys.command("messages")
@@ -419,6 +434,24 @@ def keys_messages(directory: str) -> None:
     trust = next(iter(made.values())).trust
     click.echo(f"every controller, agent and operator: KUBEUPGRADE_MESSAGE_TRUST={trust} "
                "(copy the directory; only the role's own .key goes with it)")
+
+
+@keys.command("broker-users")
+@click.argument("directory", metavar="DIR")
+@click.option("--url", required=True, metavar="URL",
+              help="how hosts reach the broker, without credentials: "
+                   "rediss://HOST:6380/0?ssl_cert_reqs=required&ssl_ca_certs=/etc/kubeupgrade/redis-ca.crt")
+def keys_broker_users(directory: str, url: str) -> None:
+    """Create the broker's ACL users, one per role, with fresh passwords: DIR/kubeupgrade-users.acl
+    (redis-server's aclfile) and DIR/ROLE.env with each role's KUBEUPGRADE_BROKER (mode 0600)."""
+    from pathlib import Path
+
+    from kubeupgrade.security.broker_users import create_broker_users
+
+    made = create_broker_users(Path(directory).expanduser().resolve(), url)
+    click.echo(f"ACL users: {made.acl} (point deploy/redis's aclfile at it)")
+    for role, path in made.env_files.items():
+        click.echo(f"{role}: {path}")
 
 
 @keys.command("create")

@@ -25,11 +25,15 @@ from kubeupgrade.sandbox.processes import child_env, free_port
 # The controller runs with the rights we ship for it, not as the sandbox's admin: a rule missing
 # from the manifest fails every sandbox campaign (the tests, the demo) before it fails an operator.
 CONTROLLER_RBAC = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes" / "controller-rbac.yaml"
+# With secure_broker, redis-server runs this very file (TLS, ACL users per role), with only the
+# port and the paths changed.
+SHIPPED_REDIS_CONF = Path(__file__).resolve().parents[2] / "deploy" / "redis" / "kubeupgrade-redis.conf"
 
 
-def wait_for_redis(port: int, hint: str, timeout: float = 10.0) -> None:
-    """Return once a redis-server answers on 127.0.0.1:`port`; RuntimeFailure at the timeout."""
-    client = redis.Redis(port=port)
+def wait_for_redis(port: int | str, hint: str, timeout: float = 10.0) -> None:
+    """Return once a redis-server answers on 127.0.0.1:`port` (or at a URL); RuntimeFailure at
+    the timeout."""
+    client = redis.Redis.from_url(port) if isinstance(port, str) else redis.Redis(port=port)
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -53,6 +57,10 @@ class Stack:
     metrics_auth: str = ""
     controller_kubeconfig: Path | None = None
     agent_poll: float = 1.0  # seconds per idle BRPOP; production agents use 5 (runners.py)
+    # TLS and one ACL user per role, as deploy/redis ships them: each process connects as its
+    # role (role -> URL here); this process, like an operator's CLI, as "cli".
+    secure_broker: bool = False
+    broker_urls: dict[str, str] = field(default_factory=dict)
 
     @property
     def logs(self) -> Path:
@@ -62,6 +70,12 @@ class Stack:
 
     @property
     def broker(self) -> str:
+        return self.broker_for("cli")
+
+    def broker_for(self, role: str) -> str:
+        """The URL a process of `role` (controller, agent, cli, flower, admin) connects with."""
+        if self.secure_broker:
+            return self.broker_urls[role]
         return f"redis://127.0.0.1:{self.redis_port}/0"
 
     def _spawn(self, name: str, argv: list[str], **env: str) -> subprocess.Popen:
@@ -75,17 +89,44 @@ class Stack:
 
     # -- redis ---------------------------------------------------------------------------------
     def start_redis(self, *, appendonly: bool = True) -> None:
-        """A private redis-server on a free port, with AOF persistence as deploy/ configures it."""
+        """A private redis-server on a free port, with AOF persistence as deploy/ configures it
+        (with secure_broker: deploy/redis's whole configuration, TLS and ACL users included)."""
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeFailure("redis-server is not installed (apt-get install redis-server)")
         self.redis_port = self.redis_port or free_port()
         data = self.sandbox.paths.root / "redis"
         data.mkdir(exist_ok=True)
+        durability = ["--appendonly", "yes" if appendonly else "no"]
+        if self.secure_broker:
+            self._spawn("redis", [binary, str(self._secure_redis_conf(data)), *durability])
+            wait_for_redis(self.broker_for("admin"), "see logs/redis.log")
+            return
         self._spawn("redis", [binary, "--port", str(self.redis_port), "--bind", "127.0.0.1",
-                              "--dir", str(data), "--appendonly", "yes" if appendonly else "no",
+                              "--dir", str(data), *durability,
                               "--appendfsync", "everysec", "--save", "", "--maxmemory-policy", "noeviction"])
         wait_for_redis(self.redis_port, "see logs/redis.log")
+
+    def _secure_redis_conf(self, data: Path) -> Path:
+        """The shipped configuration, included unchanged, then this sandbox's port, paths,
+        certificates and users (made once, so a restarted redis-server keeps them)."""
+        from kubeupgrade.sandbox.tls import create_certificates
+        from kubeupgrade.security.broker_users import ACL_FILE, ROLES, create_broker_users
+
+        where = self.sandbox.paths.root / "broker"
+        ca, cert, key = where / "ca.crt", where / "redis.crt", where / "redis.key"
+        if not (where / ACL_FILE).exists():
+            ca, cert, key = create_certificates(where, server="redis", common_name="redis")
+            base = f"rediss://127.0.0.1:{self.redis_port}/0?ssl_cert_reqs=required&ssl_ca_certs={ca}"
+            create_broker_users(where, base)
+        self.broker_urls = {role: (where / f"{role}.env").read_text().split("=", 1)[1].strip()
+                            for role in ROLES}
+        conf = where / "redis.conf"
+        conf.write_text(f"include {SHIPPED_REDIS_CONF}\n"
+                        f"tls-port {self.redis_port}\nbind 127.0.0.1\ndir {data}\n"
+                        f"tls-cert-file {cert}\ntls-key-file {key}\ntls-ca-cert-file {ca}\n"
+                        f"aclfile {where / ACL_FILE}\n")
+        return conf
 
     def stop_redis(self) -> None:
         self.stop("redis")
@@ -97,9 +138,10 @@ class Stack:
         identity = self.sandbox.message_identity("agent").env()
         extra = ["--unsigned-messages"] if unsigned_messages else []
         return self._spawn(f"agent-{node}", [
-            sys.executable, "-m", "kubeupgrade", "agent", "--node", node, "--broker", self.broker,
+            sys.executable, "-m", "kubeupgrade", "agent", "--node", node,
             "--host-root", str(self.sandbox.node_root(node)), "--path", str(self.sandbox.node_bin(node)),
             "--loglevel", "WARNING", *extra], KUBEUPGRADE_AGENT_POLL=str(self.agent_poll),
+            KUBEUPGRADE_BROKER=self.broker_for("agent"),
             **(dict.fromkeys(identity, "") if unsigned_messages else identity))
 
     def start_agents(self, nodes: list[str] | None = None) -> None:
@@ -113,9 +155,10 @@ class Stack:
         if kubeconfig is None and self.controller_kubeconfig is None and CONTROLLER_RBAC.exists():
             self.controller_kubeconfig = self.sandbox.service_account(CONTROLLER_RBAC, "kubeupgrade-controller")
         argv = [sys.executable, "-m", "kubeupgrade", "controller", "--kubeconfig",
-                str(kubeconfig or self.controller_kubeconfig or self.sandbox.kubeconfig), "--broker", self.broker,
+                str(kubeconfig or self.controller_kubeconfig or self.sandbox.kubeconfig),
                 "--concurrency", str(concurrency), "--loglevel", "WARNING"]
-        env = self.sandbox.message_identity("controller").env()
+        env = {**self.sandbox.message_identity("controller").env(),
+               "KUBEUPGRADE_BROKER": self.broker_for("controller")}
         if metrics:
             self.metrics_port = self.metrics_port or free_port()
             self.metrics_auth = self.metrics_auth or f"prometheus:{secrets.token_urlsafe(12)}"
@@ -128,8 +171,8 @@ class Stack:
         self.flower_auth = self.flower_auth or f"operator:{secrets.token_urlsafe(12)}"
         # Flower holds no message key: it reads task events (plain JSON) and sends nothing.
         no_key = dict.fromkeys(self.sandbox.message_identity("operator").env(), "")
-        self._spawn("flower", [sys.executable, "-m", "kubeupgrade", "flower", "--broker", self.broker,
-                               "--port", str(self.flower_port), "--basic-auth", self.flower_auth], **no_key)
+        self._spawn("flower", [sys.executable, "-m", "kubeupgrade", "flower", "--port", str(self.flower_port)],
+                    KUBEUPGRADE_BROKER=self.broker_for("flower"), KUBEUPGRADE_FLOWER_AUTH=self.flower_auth, **no_key)
         return f"http://127.0.0.1:{self.flower_port}"
 
     def wait_for_workers(self, names: list[str], timeout: float = 60.0) -> None:
@@ -139,7 +182,7 @@ class Stack:
         from kubeupgrade.workflow.liveness import alive_agents
 
         app = client_app(self.broker)
-        client = redis.Redis(port=self.redis_port)
+        client = redis.Redis.from_url(self.broker)
         agents = {name.split("@", 1)[1]: name for name in names if name.startswith("agent@")}
         others = set(names) - set(agents.values())
         deadline = time.monotonic() + timeout

@@ -21,8 +21,10 @@ def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def create_certificates(directory: Path) -> tuple[Path, Path, Path]:
-    """Write ca.crt, apiserver.crt and apiserver.key into `directory`; return their paths."""
+def create_certificates(directory: Path, server: str = "apiserver",
+                        common_name: str = "kube-apiserver") -> tuple[Path, Path, Path]:
+    """Write ca.crt, SERVER.crt and SERVER.key into `directory`; return their paths. (The
+    sandbox's Redis gets its own with server="redis", to speak TLS as deploy/redis ships.)"""
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_cert = (
@@ -43,7 +45,7 @@ def create_certificates(directory: Path) -> tuple[Path, Path, Path]:
     server_key = ec.generate_private_key(ec.SECP256R1())
     server_cert = (
         x509.CertificateBuilder()
-        .subject_name(_name("kube-apiserver"))
+        .subject_name(_name(common_name))
         .issuer_name(ca_cert.subject)
         .public_key(server_key.public_key())
         .serial_number(x509.random_serial_number())
@@ -56,7 +58,7 @@ def create_certificates(directory: Path) -> tuple[Path, Path, Path]:
         .sign(ca_key, hashes.SHA256())
     )
     directory.mkdir(parents=True, exist_ok=True)
-    ca_path, cert_path, key_path = directory / "ca.crt", directory / "apiserver.crt", directory / "apiserver.key"
+    ca_path, cert_path, key_path = directory / "ca.crt", directory / f"{server}.crt", directory / f"{server}.key"
     ca_path.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     cert_path.write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(server_key.private_bytes(serialization.Encoding.PEM,

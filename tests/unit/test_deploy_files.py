@@ -24,3 +24,12 @@ def test_the_windows_agent_service_keeps_the_broker_off_its_command_line():
     assert "--broker" not in parameters and "KUBEUPGRADE_BROKER" not in parameters
     assert "--os windows" in parameters and "AppEnvironmentExtra $environment" in script
     assert "/inheritance:r /grant:r 'SYSTEM:(R)' 'Administrators:(F)'" in script
+
+
+def test_the_shipped_redis_config_speaks_tls_only_and_reads_the_acl_users():
+    conf = (SYSTEMD.parent / "redis" / "kubeupgrade-redis.conf").read_text()
+    settings = {line.split()[0]: line.split(None, 1)[1] for line in conf.splitlines()
+                if line.strip() and not line.startswith("#")}
+    assert settings["port"] == "0" and settings["tls-port"] == "6380"
+    assert settings["aclfile"].endswith("kubeupgrade-users.acl")
+    assert settings["maxmemory-policy"] == "noeviction" and settings["appendonly"] == "yes"
