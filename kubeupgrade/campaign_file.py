@@ -7,12 +7,11 @@ mean" for misspelt keys. Nothing here touches a host or the network. Key referen
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
-
-import yaml
 
 from kubeupgrade.errors import InvalidInput
 from kubeupgrade.model.campaign import (
@@ -112,24 +111,32 @@ def load_campaign(path: str | Path) -> Campaign:
     return parse_campaign(text, source=str(file))
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """A YAML loader that refuses duplicate keys, which plain YAML silently overwrites."""
+@functools.lru_cache(maxsize=1)
+def _strict_loader() -> type:
+    """A YAML loader that refuses duplicate keys, which plain YAML silently overwrites. Made on
+    first use: agents validate campaigns from the record (campaign_from_dict) and have no YAML."""
+    import yaml
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+    class StrictLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r}", key_node.start_mark
+                    )
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return StrictLoader
 
 
 def parse_campaign(text: str, source: str = "<campaign>") -> Campaign:
+    import yaml
+
     try:
-        document = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        document = yaml.load(text, Loader=_strict_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -562,7 +569,7 @@ class _CampaignReader:
         if attempts < 1:
             raise self.fail("policies.retries.attempts", f"{attempts} must be at least 1")
         backoff = raw.get("backoff_seconds", defaults.backoff_seconds)
-        if isinstance(backoff, bool) or not isinstance(backoff, int | float) or backoff < 0:
+        if isinstance(backoff, bool) or not isinstance(backoff, (int, float)) or backoff < 0:
             raise self.fail("policies.retries.backoff_seconds", f"expected a non-negative number, got {backoff!r}")
         return RetryPolicy(attempts=attempts, backoff_seconds=float(backoff))
 

@@ -3,15 +3,17 @@
 #
 #   .\install-agent.ps1 -Node win-worker-1
 #
-# Before: Python 3.11+ with kubeupgrade installed (`pip install kubeupgrade`), NSSM, the
+# Before: Python 3.9+ with kubeupgrade installed (`pip install kubeupgrade`: the agent alone), NSSM, the
 # operator's public key in C:\ProgramData\kubeupgrade\trusted\, and the settings file below.
 # The broker URL (with its password) lives only in that file, readable by SYSTEM and
 # Administrators, and in the service's registry key: never on a command line.
 param(
     [Parameter(Mandatory = $true)][string]$Node,
-    [string]$Python = "C:\Program Files\Python311\python.exe",
+    [string]$Python = "C:\Program Files\Python311\python.exe",  # 3.9 or newer
     [string]$Nssm = "C:\k\nssm.exe",
-    [string]$Settings = "C:\ProgramData\kubeupgrade\agent.env",  # KUBEUPGRADE_BROKER=rediss://...
+    # KUBEUPGRADE_BROKER=rediss://..., and KUBEUPGRADE_MESSAGE_KEY / _CERT / _TRUST naming the
+    # agent's files of `kubeupgrade keys messages` (e.g. under C:\ProgramData\kubeupgrade\messages)
+    [string]$Settings = "C:\ProgramData\kubeupgrade\agent.env",
     [string]$Binaries = "C:\k"  # where kubeadm.exe and kubelet.exe live
 )
 $ErrorActionPreference = 'Stop'
@@ -29,7 +31,7 @@ if (Get-Service $Service -ErrorAction SilentlyContinue) {
     & $Nssm install $Service $Python | Out-Null
 }
 & $Nssm set $Service Application $Python | Out-Null
-& $Nssm set $Service AppParameters "-m kubeupgrade agent --node $Node --os windows --host-root C:\ --trusted-keys $Data\trusted" | Out-Null
+& $Nssm set $Service AppParameters "-m workers --node $Node --os windows --host-root C:\ --trusted-keys $Data\trusted" | Out-Null
 & $Nssm set $Service AppEnvironmentExtra $environment | Out-Null
 & $Nssm set $Service Start SERVICE_AUTO_START | Out-Null
 & $Nssm set $Service AppExit Default Restart | Out-Null

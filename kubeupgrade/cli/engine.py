@@ -38,17 +38,12 @@ UNSIGNED = click.option("--unsigned-messages", "unsigned_messages", is_flag=True
 @UNSIGNED
 def agent(node: str, broker: str, host_root: str, path: str, os_family: str | None,
           trusted: str | None, loglevel: str, unsigned_messages: bool) -> None:
-    """Run the node-local agent for NODE (one Celery worker on its own queue)."""
-    from kubeupgrade.security.authorize import TRUSTED_ENV
-    from kubeupgrade.workflow.names import valid_node_name
-    from kubeupgrade.workflow.runners import run_agent
+    """Run the node-local agent for NODE (one Celery worker on its own queue). On nodes,
+    `kubeupgrade-agent` takes the same options without the controller's dependencies."""
+    from workers.__main__ import start
 
-    if not valid_node_name(node):
-        raise InvalidInput(f"--node {node!r} is not a valid node name")
-    if trusted:
-        os.environ[TRUSTED_ENV] = os.path.abspath(trusted)
-    run_agent(node, broker, host_root=host_root, path=path, os_family=os_family, loglevel=loglevel,
-              unsigned_messages=unsigned_messages)
+    start(node, broker, host_root=host_root, path=path, os_family=os_family, trusted=trusted,
+          loglevel=loglevel, unsigned_messages=unsigned_messages)
 
 
 def default_kubeconfig() -> str | None:

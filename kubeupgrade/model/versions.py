@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import total_ordering
+from typing import Union
 
 from kubeupgrade.errors import InvalidInput
 
@@ -117,7 +118,7 @@ class MinorVersion:
         return self.raw or self.plain
 
 
-VersionSpec = KubeVersion | MinorVersion
+VersionSpec = Union[KubeVersion, MinorVersion]  # not `|`: the agent imports this on Python 3.9
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -51,7 +51,7 @@ def next_opening(windows: Sequence[Window], now: datetime) -> datetime | None:
     if is_open(windows, now):
         return None
     later = [opens for window in windows for opens, _ in _spans(window, now) if opens > now]
-    return min(later).astimezone(UTC) if later else None
+    return min(later).astimezone(timezone.utc) if later else None
 
 
 def parse_time(text: str) -> time:

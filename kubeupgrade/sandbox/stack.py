@@ -61,6 +61,9 @@ class Stack:
     # role (role -> URL here); this process, like an operator's CLI, as "cli".
     secure_broker: bool = False
     broker_urls: dict[str, str] = field(default_factory=dict)
+    # How to start an agent: this Python's `kubeupgrade agent`, or another installation's
+    # entry point (a Python 3.9 venv's `kubeupgrade-agent`, which takes the same options).
+    agent_command: list[str] = field(default_factory=lambda: [sys.executable, "-m", "kubeupgrade", "agent"])
 
     @property
     def logs(self) -> Path:
@@ -138,7 +141,7 @@ class Stack:
         identity = self.sandbox.message_identity("agent").env()
         extra = ["--unsigned-messages"] if unsigned_messages else []
         return self._spawn(f"agent-{node}", [
-            sys.executable, "-m", "kubeupgrade", "agent", "--node", node,
+            *self.agent_command, "--node", node,
             "--host-root", str(self.sandbox.node_root(node)), "--path", str(self.sandbox.node_bin(node)),
             "--loglevel", "WARNING", *extra], KUBEUPGRADE_AGENT_POLL=str(self.agent_poll),
             KUBEUPGRADE_BROKER=self.broker_for("agent"),

@@ -94,7 +94,7 @@ def create_identities(directory: Path) -> dict[str, MessageIdentity]:
     existing = [directory / f"{role}.key" for role in ROLES if (directory / f"{role}.key").exists()]
     if existing:
         raise InvalidInput(f"{existing[0]}: a message key exists already; choose another directory")
-    now = datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017 - the agent imports this on 3.9
+    now = datetime.datetime.now(datetime.timezone.utc)
     made = {}
     for role in ROLES:
         key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS)

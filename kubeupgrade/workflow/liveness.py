@@ -74,7 +74,7 @@ def _values(client: redis.Redis, names: Iterable[str], key: Callable[[str], str]
     if not wanted:
         return {}
     values = client.mget([key(name) for name in wanted])
-    return {name: value for name, value in zip(wanted, values, strict=True) if value is not None}
+    return {name: value for name, value in zip(wanted, values) if value is not None}
 
 
 def wake(client: redis.Redis) -> None:

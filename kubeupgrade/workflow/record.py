@@ -34,7 +34,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import redis
@@ -377,7 +377,7 @@ class CampaignStore:
             return {}
         values = self.redis.hmget(key, names)
         return {node: _decode(value, key, _ENTRY_FIELDS, node) if value else None
-                for node, value in zip(names, values, strict=True)}
+                for node, value in zip(names, values)}
 
     def update_entry(self, campaign_id: str, hop: int, node: str,
                      change: Callable[[NodeEntry], Any]) -> bool:
@@ -421,7 +421,7 @@ class CampaignStore:
             holds, why = starts_something, "the campaign is paused"
         elif _halted(doc, hop):
             holds, why = prepares_ahead, "another node failed; only outages under way finish"
-        elif not is_open(_windows(doc), datetime.now(UTC)):
+        elif not is_open(_windows(doc), datetime.now(timezone.utc)):
             holds, why = starts_disruption, "outside the maintenance windows"
         verdict = "run"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
 import signal
 import sys
 import threading
@@ -97,7 +98,7 @@ def run_agent(node: str, broker: str, *, host_root: str = "/", path: str = "",
 
 
 def _agent_description() -> dict[str, object]:
-    """What an agent's liveness key says: its version and the operator keys it trusts."""
+    """What an agent's liveness key says: its version, the operator keys it trusts, its Python."""
     from kubeupgrade import __version__
     from kubeupgrade.security.authorize import trusted_dir
     from kubeupgrade.security.signing import trusted_keys
@@ -106,7 +107,7 @@ def _agent_description() -> dict[str, object]:
         trusts = sorted(trusted_keys(trusted_dir()))
     except Exception:  # noqa: BLE001 - an unreadable directory trusts nobody; doctor says so
         trusts = []
-    return {"version": __version__, "trusts": trusts}
+    return {"version": __version__, "trusts": trusts, "python": platform.python_version()}
 
 
 def run_controller(kubeconfig: str, broker: str, *, concurrency: int = 8,
@@ -183,7 +184,20 @@ def _restart_self() -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    os.execv(sys.executable, list(sys.orig_argv))
+    os.execv(sys.executable, _own_argv())
+
+
+def _own_argv() -> list[str]:
+    """This process's command line, to start it again (sys.orig_argv from Python 3.10; the
+    agent also runs on 3.9, where a `-m` start is rebuilt from the main module's name)."""
+    original = getattr(sys, "orig_argv", None)
+    if original:
+        return list(original)
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is not None and spec.name:
+        module = spec.name[: -len(".__main__")] if spec.name.endswith(".__main__") else spec.name
+        return [sys.executable, "-m", module, *sys.argv[1:]]
+    return [sys.executable, *sys.argv]
 
 
 def _children() -> list[int]:
@@ -213,7 +227,7 @@ def _run_worker(app: Celery, argv: list[str]) -> None:
             sys.exit(code)
         logging.getLogger("kubeupgrade").warning("worker exited with %s; restarting in 2s", code)
         time.sleep(2)
-        os.execv(sys.executable, list(sys.orig_argv))
+        os.execv(sys.executable, _own_argv())
     sys.exit(0)
 
 

@@ -6,7 +6,7 @@ may count on.
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, Optional, TypedDict
 
 SCHEMA_VERSION = 1  # of the campaign record; a reader refuses a newer one as damaged
 
@@ -48,7 +48,7 @@ HopRecord = TypedDict("HopRecord", {
     "index": int,
     "from": str,
     "target": str,  # as planned ("1.31" or exact)
-    "version": str | None,  # resolved on the hosts
+    "version": Optional[str],  # resolved on the hosts (not `str | None`: evaluated, on 3.9 too)
     "packages": dict[str, str],  # node -> exact package version
     "facts": dict[str, dict[str, Any]],  # node -> host facts from prepare-host
     "stage": str,  # prepare, preflight, control-planes, workers, verify, done

@@ -6,12 +6,19 @@ such as a failed phase turning succeeded.
 
 from __future__ import annotations
 
-from enum import Enum, StrEnum
+from enum import Enum
 
 from kubeupgrade.errors import RuntimeFailure
 
 
-class CampaignState(StrEnum):
+class _Named(str, Enum):
+    """A state is its name as text (enum.StrEnum without Python 3.11: the agent runs on 3.9)."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class CampaignState(_Named):
     PENDING = "pending"  # submitted; no controller has accepted it yet
     RUNNING = "running"
     FAILED = "failed"  # stopped at a failure; holds its cluster until retried or aborted
@@ -20,7 +27,7 @@ class CampaignState(StrEnum):
     REFUSED = "refused"  # the controller's plan broke a rule, or another cluster answered
 
 
-class RunState(StrEnum):
+class RunState(_Named):
     """Of a node entry and of each of its phases."""
 
     PENDING = "pending"

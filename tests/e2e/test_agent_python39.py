@@ -1,0 +1,79 @@
+"""The agent on a stock distribution Python: the package installs on Python 3.9 (RHEL 9's) with
+only the agent's dependencies, and that installation's `kubeupgrade-agent` runs a whole
+campaign's host phases on a sandbox, beside a controller on 3.11."""
+
+import glob
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from kubeupgrade.api import submit
+from kubeupgrade.sandbox import invariants
+from kubeupgrade.workflow.liveness import agent_descriptions
+from kubeupgrade.workflow.record import CampaignStore
+from tests.helpers import write_campaign
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def python39() -> str | None:
+    """A Python 3.9 that runs: pyenv's own build, else python3.9 on PATH (not pyenv's shim
+    for a version it has not activated)."""
+    candidates = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.9*/bin/python3.9")))
+    for candidate in [*reversed(candidates), shutil.which("python3.9")]:
+        if candidate and subprocess.run([candidate, "-c", "pass"], capture_output=True).returncode == 0:
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="module")
+def agent_venv(tmp_path_factory):
+    interpreter = python39()
+    if interpreter is None:
+        pytest.skip("no Python 3.9 on this machine (python3.9 on PATH or under ~/.pyenv)")
+    venv = tmp_path_factory.mktemp("py39") / "venv"
+    subprocess.run([interpreter, "-m", "venv", str(venv)], check=True, timeout=120)
+    # Built and installed from this checkout as a node would install the wheel: no extras.
+    subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", str(ROOT)], check=True, timeout=600,
+                   cwd=venv.parent)
+    return venv
+
+
+def test_the_package_installs_on_python_3_9_with_only_the_agents_dependencies(agent_venv):
+    listed = subprocess.run([str(agent_venv / "bin" / "pip"), "list", "--format", "json"],
+                            capture_output=True, text=True, check=True, timeout=60).stdout
+    installed = {p["name"].lower() for p in json.loads(listed)}
+    assert {"kubeupgrade", "celery", "redis", "cryptography"} <= installed
+    assert not installed & {"kubernetes", "flower", "fabric", "paramiko", "rich", "tornado"}
+    usage = subprocess.run([str(agent_venv / "bin" / "kubeupgrade-agent"), "--node", "Bad_Name"],
+                           capture_output=True, text=True, timeout=60, cwd=agent_venv.parent)
+    assert usage.returncode == 2 and usage.stderr.strip() == "error: --node 'Bad_Name' is not a valid node name"
+
+
+def test_agents_on_python_3_9_run_a_whole_campaign(make_sandbox, agent_venv, tmp_path, monkeypatch):
+    from kubeupgrade.sandbox.stack import Stack
+    from kubeupgrade.security.signing import KEY_ENV
+
+    box = make_sandbox(control_planes=1, workers=2, version="1.30.4", os_family="mixed", time_scale=0.005)
+    monkeypatch.setenv(KEY_ENV, str(box.signing_key))
+    for name, value in box.message_identity("operator").env().items():
+        monkeypatch.setenv(name, value)
+    stack = Stack(box, agent_command=[str(agent_venv / "bin" / "kubeupgrade-agent")])
+    try:
+        stack.start_redis()
+        stack.start_agents()
+        stack.start_controller()
+        stack.wait_for_workers([f"agent@{n['name']}" for n in box.nodes])
+        store = CampaignStore.from_url(stack.broker)
+        pythons = {d.get("python", "")[:4] for d in agent_descriptions(store.redis, [n["name"] for n in box.nodes]).values()}
+        assert pythons == {"3.9."}
+        handle = submit(write_campaign(tmp_path / "c.yaml", "1.31"), broker=stack.broker)
+        assert handle.wait(timeout=240) == "succeeded", json.dumps(handle.status().get("error"))
+        assert invariants.check_all(box, max_unavailable=1) == []
+        assert {(r.status, r.version) for r in box.node_rows()} == {("Ready", "v1.31.14")}
+    finally:
+        stack.stop_all()
