@@ -170,7 +170,7 @@ def check_agents(client: Any, nodes: list[str], key: str | None) -> list[Check]:
     silent = [n for n in nodes if n not in described]
     rows = [Check("agents", not silent, f"{len(described)}/{len(nodes)} live" +
                   (f"; none on: {_names(silent)}" if silent else ""),
-                  "start kubeupgrade-agent on those nodes (deploy/bootstrap.py installs it)")]
+                  "start kubeupgrade-agent on those nodes (`kubeupgrade bootstrap agents` installs it)")]
     other = [n for n, d in described.items() if d.get("version") != __version__]
     rows.append(Check("agent versions", not other, f"all {__version__}" if not other else
                       "another version on: " + _names([f"{n} ({described[n].get('version', 'unknown')})"
@@ -188,7 +188,7 @@ def check_agents(client: Any, nodes: list[str], key: str | None) -> list[Check]:
                           f"every live agent trusts key {key}" if not distrustful else
                           f"key {key} is not trusted on: {_names(distrustful)}",
                           "install operator.pub in /etc/kubeupgrade/trusted on those nodes "
-                          "(deploy/bootstrap.py --trusted-key)"))
+                          "(`kubeupgrade bootstrap agents --trusted-key`)"))
     return rows
 
 

@@ -55,3 +55,34 @@ def controller_rbac_without(directory, resource: str):
     trimmed = directory / f"controller-rbac-without-{resource.replace('/', '-')}.yaml"
     trimmed.write_text(yaml.safe_dump_all(documents))
     return trimmed
+
+
+def python39() -> str | None:
+    """A Python 3.9 that runs: pyenv's own build, else python3.9 on PATH (not pyenv's shim
+    for a version it has not activated)."""
+    import glob
+    import os
+    import shutil
+    import subprocess
+
+    candidates = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.9*/bin/python3.9")))
+    for candidate in [*reversed(candidates), shutil.which("python3.9")]:
+        if candidate and subprocess.run([candidate, "-c", "pass"], capture_output=True).returncode == 0:
+            return candidate
+    return None
+
+
+def package_source(directory):
+    """A copy of what builds the kubeupgrade distribution (a build writes into its source tree:
+    never into the checkout the other tests run from)."""
+    import shutil
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, directory / name)
+    for package in ("kubeupgrade", "workers"):
+        shutil.copytree(root / package, directory / package,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return directory

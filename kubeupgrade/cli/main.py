@@ -163,10 +163,12 @@ def versions_available(listing: str, minor: str | None, package: str, output: st
         click.echo(render.listing_to_text(rows))
 
 
+from kubeupgrade.cli.bootstrap import bootstrap as _bootstrap_group  # noqa: E402
 from kubeupgrade.cli.engine import COMMANDS  # noqa: E402 - registered on the group above
 from kubeupgrade.cli.sandbox import sandbox as _sandbox_group  # noqa: E402
 
 cli.add_command(_sandbox_group)
+cli.add_command(_bootstrap_group)
 for _command in COMMANDS:
     cli.add_command(_command)
 

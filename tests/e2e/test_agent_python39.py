@@ -2,12 +2,8 @@
 only the agent's dependencies, and that installation's `kubeupgrade-agent` runs a whole
 campaign's host phases on a sandbox, beside a controller on 3.11."""
 
-import glob
 import json
-import os
-import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -15,19 +11,7 @@ from kubeupgrade.api import submit
 from kubeupgrade.sandbox import invariants
 from kubeupgrade.workflow.liveness import agent_descriptions
 from kubeupgrade.workflow.record import CampaignStore
-from tests.helpers import write_campaign
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def python39() -> str | None:
-    """A Python 3.9 that runs: pyenv's own build, else python3.9 on PATH (not pyenv's shim
-    for a version it has not activated)."""
-    candidates = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.9*/bin/python3.9")))
-    for candidate in [*reversed(candidates), shutil.which("python3.9")]:
-        if candidate and subprocess.run([candidate, "-c", "pass"], capture_output=True).returncode == 0:
-            return candidate
-    return None
+from tests.helpers import package_source, python39, write_campaign
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +21,9 @@ def agent_venv(tmp_path_factory):
         pytest.skip("no Python 3.9 on this machine (python3.9 on PATH or under ~/.pyenv)")
     venv = tmp_path_factory.mktemp("py39") / "venv"
     subprocess.run([interpreter, "-m", "venv", str(venv)], check=True, timeout=120)
-    # Built and installed from this checkout as a node would install the wheel: no extras.
-    subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", str(ROOT)], check=True, timeout=600,
+    # Built and installed from (a copy of) this checkout as a node installs it: no extras.
+    source = package_source(tmp_path_factory.mktemp("source") / "kubeupgrade")
+    subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", str(source)], check=True, timeout=600,
                    cwd=venv.parent)
     return venv
 
