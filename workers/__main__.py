@@ -17,7 +17,8 @@ DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
 
 
 def start(node: str, broker: str, *, host_root: str, path: str = "", os_family: str | None = None,
-          trusted: str | None = None, loglevel: str = "INFO", unsigned_messages: bool = False) -> None:
+          trusted: str | None = None, loglevel: str = "INFO", unsigned_messages: bool = False,
+          hooks_allowlist: str | None = None) -> None:
     """Check the arguments, then run the agent until it is stopped."""
     from kubeupgrade.errors import InvalidInput
     from kubeupgrade.security.authorize import TRUSTED_ENV
@@ -28,6 +29,13 @@ def start(node: str, broker: str, *, host_root: str, path: str = "", os_family: 
         raise InvalidInput(f"--node {node!r} is not a valid node name")
     if trusted:
         os.environ[TRUSTED_ENV] = os.path.abspath(trusted)
+    if hooks_allowlist:
+        from pathlib import Path
+
+        from kubeupgrade.security.hooks import ALLOWLIST_ENV, load_allowlist
+
+        load_allowlist(Path(hooks_allowlist))  # a file it cannot read stops it now, not at a hook
+        os.environ[ALLOWLIST_ENV] = os.path.abspath(hooks_allowlist)
     run_agent(node, broker, host_root=host_root, path=path, os_family=os_family, loglevel=loglevel,
               unsigned_messages=unsigned_messages)
 
@@ -48,6 +56,8 @@ def parser() -> argparse.ArgumentParser:
     options.add_argument("--trusted-keys", dest="trusted", default=None, metavar="DIR",
                          help="operator public keys (*.pub) whose signed campaigns may run here "
                               "[default: /etc/kubeupgrade/trusted under --host-root]")
+    options.add_argument("--hooks-allowlist", default=None, metavar="FILE",
+                         help="run only hooks whose argv begins with a prefix listed in FILE")
     options.add_argument("--loglevel", default="INFO")
     options.add_argument("--unsigned-messages", action="store_true",
                          help="run without message signing (not for production)")
@@ -61,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         start(args.node, args.broker, host_root=args.host_root, path=args.path,
               os_family=args.os_family, trusted=args.trusted, loglevel=args.loglevel,
-              unsigned_messages=args.unsigned_messages)
+              unsigned_messages=args.unsigned_messages, hooks_allowlist=args.hooks_allowlist)
     except KubeupgradeError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code

@@ -11,6 +11,7 @@ from kubeupgrade.host.steps import StepOutcome
 from kubeupgrade.model.plan import Phase
 from kubeupgrade.model.versions import parse_version_spec
 from kubeupgrade.security.authorize import authorize
+from kubeupgrade.security.hooks import check_hooks
 from kubeupgrade.workflow.app import app, broker_url
 from kubeupgrade.workflow.names import (
     RESTORE_REPOSITORY,
@@ -139,6 +140,7 @@ def run_hooks(job: Job) -> StepOutcome:
     if kind is None:
         raise PermanentError(f"no hooks for phase {job.phase.value}")
     hooks = list(getattr(job.campaign.policies.hooks, kind))
+    check_hooks(hooks)  # the node owner's allowlist, if any: all of them or none
     return steps.run_hooks(_context(job), kind, hooks)
 
 

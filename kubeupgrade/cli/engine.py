@@ -34,16 +34,18 @@ UNSIGNED = click.option("--unsigned-messages", "unsigned_messages", is_flag=True
 @click.option("--trusted-keys", "trusted", default=None, metavar="DIR",
               help="operator public keys (*.pub) whose signed campaigns may run here "
                    "[default: /etc/kubeupgrade/trusted under --host-root]")
+@click.option("--hooks-allowlist", default=None, metavar="FILE",
+              help="run only hooks whose argv begins with a prefix listed in FILE")
 @click.option("--loglevel", default="INFO", show_default=True)
 @UNSIGNED
 def agent(node: str, broker: str, host_root: str, path: str, os_family: str | None,
-          trusted: str | None, loglevel: str, unsigned_messages: bool) -> None:
+          trusted: str | None, hooks_allowlist: str | None, loglevel: str, unsigned_messages: bool) -> None:
     """Run the node-local agent for NODE (one Celery worker on its own queue). On nodes,
     `kubeupgrade-agent` takes the same options without the controller's dependencies."""
     from workers.__main__ import start
 
     start(node, broker, host_root=host_root, path=path, os_family=os_family, trusted=trusted,
-          loglevel=loglevel, unsigned_messages=unsigned_messages)
+          loglevel=loglevel, unsigned_messages=unsigned_messages, hooks_allowlist=hooks_allowlist)
 
 
 def default_kubeconfig() -> str | None:
@@ -314,7 +316,7 @@ def resume(campaign_id: str, broker: str) -> None:
               help="put the package repository back on every node of the hop, also where "
                    "packages were installed from the new one")
 def abort(campaign_id: str, broker: str, uncordon: bool, restore_repositories: bool) -> None:
-    """Stop dispatching, revoke pending tasks, put back package repositories where nothing was
+    """Stop dispatching (pending tasks then run nothing), put back package repositories where nothing was
     installed from the new one, and name every node left cordoned."""
     from kubeupgrade.api import get
     from kubeupgrade.kube.nodes import CORDONED_BY

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
-from kombu.exceptions import OperationalError
 
 from kubeupgrade.errors import RuntimeFailure
 from kubeupgrade.sandbox.manager import Sandbox
@@ -135,11 +134,12 @@ class Stack:
         self.stop("redis")
 
     # -- kubeupgrade processes ----------------------------------------------------------------------
-    def start_agent(self, node: str, *, unsigned_messages: bool = False) -> subprocess.Popen:
+    def start_agent(self, node: str, *, unsigned_messages: bool = False,
+                    options: tuple[str, ...] = ()) -> subprocess.Popen:
         """The node's agent, verifying messages with the sandbox's agent identity (or, to
         rehearse a misconfigured node, with --unsigned-messages and no identity)."""
         identity = self.sandbox.message_identity("agent").env()
-        extra = ["--unsigned-messages"] if unsigned_messages else []
+        extra = [*options, *(["--unsigned-messages"] if unsigned_messages else [])]
         return self._spawn(f"agent-{node}", [
             *self.agent_command, "--node", node,
             "--host-root", str(self.sandbox.node_root(node)), "--path", str(self.sandbox.node_bin(node)),
@@ -179,25 +179,26 @@ class Stack:
         return f"http://127.0.0.1:{self.flower_port}"
 
     def wait_for_workers(self, names: list[str], timeout: float = 60.0) -> None:
-        """Wait until every worker named answers: agents (`agent@<node>`, which take no remote
-        control) by their liveness key, the controller by ping."""
-        from kubeupgrade.workflow.app import client_app
+        """Wait until every worker named answers, by the keys they refresh (no worker takes
+        remote control): agents (`agent@<node>`) by their liveness key, the controller
+        (`controller@<host>`) by the dispatcher's leader key, which names its host."""
         from kubeupgrade.workflow.liveness import alive_agents
+        from kubeupgrade.workflow.record import LEADER_KEY
 
-        app = client_app(self.broker)
         client = redis.Redis.from_url(self.broker)
         agents = {name.split("@", 1)[1]: name for name in names if name.startswith("agent@")}
-        others = set(names) - set(agents.values())
+        controllers = {name.split("@", 1)[1]: name for name in names if name.startswith("controller@")}
         deadline = time.monotonic() + timeout
         while True:
             try:
                 seen = {agents[node] for node in alive_agents(client, agents)}
-                if others:
-                    seen |= {host for reply in app.control.ping(timeout=1.0) for host in reply}
-            except (redis.ConnectionError, OperationalError):
-                # The client app is cached per broker URL, so a redis-server that came back on
-                # the same port (a restart, or a port reused by the next test) first shows up as
-                # a broken pooled connection; the next ping gets a fresh one.
+                leader = client.get(LEADER_KEY) if controllers else None
+                if leader is not None:
+                    seen |= {name for host, name in controllers.items() if leader.decode().startswith(f"{host}:")}
+            except redis.ConnectionError:
+                # A redis-server that came back on the same port (a restart, or a port reused by
+                # the next test) first shows up as a broken pooled connection; the next read
+                # gets a fresh one.
                 seen = set()
             if set(names) <= seen:
                 return

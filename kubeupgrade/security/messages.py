@@ -1,13 +1,14 @@
 """Signed Celery messages: the second layer after signed campaigns.
 
-Every task and control message is signed by its sender (Celery's `auth` serializer over JSON)
+Every task (and control message) is signed by its sender (Celery's `auth` serializer over JSON)
 and verified by its receiver against a directory of trusted certificates, so a broker
 credential alone cannot put a task on any queue or a control message before the controller:
-an unsigned or wrongly signed message is refused before it is decoded, and nothing runs.
+an unsigned or wrongly signed message is refused before it is decoded, and nothing runs. (No
+kubeupgrade worker takes remote control at all: control messages do nothing whoever signs them.)
 
 Who signs: the controller (the dispatcher's chains, cluster tasks), the agents (a chain's next
 link is published by the worker that ran the link before it) and the operator's CLI (`abort`
-sends restores and releases and revokes pending tasks). Each has its own RSA key and
+sends restores and releases). Each has its own RSA key and
 self-signed certificate (Celery verifies RSA only); every receiver trusts the three
 certificates. Results and Flower's task events stay plain JSON: the campaign record, not a
 result, is what the engine trusts, and Flower reads events with no key.

@@ -75,7 +75,7 @@ _clients: dict[str, Celery] = {}
 
 
 def client_app(url: str) -> Celery:
-    """An app for talking to workers on `url` (ping, revoke, send) from a client process.
+    """An app for sending tasks to workers on `url` from a client process.
 
     A Celery app keeps its connection pools once used, so each broker gets its own app rather
     than reconfiguring the shared one.

@@ -95,7 +95,8 @@ def cordoned_nodes(store: CampaignStore, campaign_id: str) -> list[str]:
 
 def abort(app: Celery, store: CampaignStore, campaign_id: str, *, uncordon: bool,
           restore_repositories: bool = False, wait: float = 30.0) -> list[str]:
-    """Stop dispatch, revoke what is pending, put back the package repositories the current hop
+    """Stop dispatch (tasks still queued find the campaign aborted and run nothing), put back
+    the package repositories the current hop
     changed (on every node if `restore_repositories`, else where nothing was installed from the
     new one), and report (or release) the nodes left cordoned."""
     try:
@@ -114,10 +115,8 @@ def abort(app: Celery, store: CampaignStore, campaign_id: str, *, uncordon: bool
     for hop in range(len(doc["hops"])):
         for entry in store.entries(campaign_id, hop).values():
             pending += [p["task_id"] for p in entry["phases"] if p["task_id"] and p["state"] == "pending"]
-    if pending:
-        app.control.revoke(pending)
     store.end(campaign_id, doc["cluster"])
-    store.event(campaign_id, f"aborted; {len(pending)} pending task(s) revoked")
+    store.event(campaign_id, f"aborted; {len(pending)} pending task(s) will find it so and run nothing")
     hop = doc["current_hop"]
     if hop < len(doc["hops"]):
         nodes = nodes_to_restore(store.entries(campaign_id, hop), force=restore_repositories)

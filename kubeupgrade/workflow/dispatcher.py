@@ -11,6 +11,8 @@ it only ever looks at the record and sends what is missing.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 import uuid
@@ -107,7 +109,8 @@ class Dispatcher:
         """Tick, then sleep until something changes (a phase ends, an operator command, an
         agent comes back: see liveness.wake) or `deadline` seconds pass, whichever is first.
         The deadline covers what nobody announces: windows opening, timeouts, silent agents."""
-        token = uuid.uuid4().hex
+        # Says which controller leads ("host:pid:random"): Stack.wait_for_workers reads it.
+        token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
         while not stop.is_set():
             leading = False
             try:

@@ -107,7 +107,8 @@ def _agent_description() -> dict[str, object]:
         trusts = sorted(trusted_keys(trusted_dir()))
     except Exception:  # noqa: BLE001 - an unreadable directory trusts nobody; doctor says so
         trusts = []
-    return {"version": __version__, "trusts": trusts, "python": platform.python_version()}
+    return {"version": __version__, "trusts": trusts, "python": platform.python_version(),
+            "hooks_allowlist": bool(os.environ.get("KUBEUPGRADE_HOOKS_ALLOWLIST"))}
 
 
 def run_controller(kubeconfig: str, broker: str, *, concurrency: int = 8,
@@ -128,6 +129,10 @@ def run_controller(kubeconfig: str, broker: str, *, concurrency: int = 8,
 
     app = use_broker(broker)
     app.conf.include = ["kubeupgrade.workflow.controller_tasks"]  # and no host phase
+    # No remote control here either: no control message, signed or not, shuts the controller
+    # down or changes its pool. Nothing needs it: liveness is the leader key, and a pending task
+    # of an aborted campaign finds it so in the record (begin_phase) and runs nothing.
+    app.conf.worker_enable_remote_control = False
     stop = threading.Event()
     if metrics is not None:
         from kubeupgrade.errors import InvalidInput

@@ -9,8 +9,8 @@ from kubeupgrade.api import submit
 from kubeupgrade.model.plan import Phase
 from kubeupgrade.security.signing import create_key, load_private_key, sign
 from kubeupgrade.workflow.app import client_app
-from kubeupgrade.workflow.liveness import alive_agents
-from kubeupgrade.workflow.names import PHASE_TASKS, node_queue
+from kubeupgrade.workflow.liveness import agent_descriptions, alive_agents
+from kubeupgrade.workflow.names import CONTROLLER_QUEUE, PHASE_TASKS, node_queue
 from kubeupgrade.workflow.record import CampaignStore, new_phase
 from tests.e2e.test_faults import finish, phase_record, phase_running
 from tests.helpers import wait_for, write_campaign
@@ -61,15 +61,21 @@ def test_forged_records_run_nothing_on_any_node(make_stack, tmp_path):
     agent_log = stack.logs / "agent-worker-2.log"
     wait_for(lambda: f"unregistered task of type '{PHASE_TASKS[Phase.DRAIN]}'" in agent_log.read_text(),
              timeout=30)
-    registered = app.control.inspect(timeout=2.0).registered() or {}
-    controller_tasks = {t for name, tasks in registered.items() if name.startswith("controller@") for t in tasks}
-    assert controller_tasks and all(t.startswith("kubeupgrade.controller.") for t in controller_tasks)
-    # Agents take no remote control: whoever can PUBLISH to Redis cannot stop or inspect them.
-    assert "agent@worker-2" not in registered
+    app.signature(PHASE_TASKS[Phase.HOOKS_AFTER_NODE], kwargs={
+        "campaign": campaign_id, "hop": 0, "node": "worker-2", "phase": Phase.HOOKS_AFTER_NODE.value,
+        "attempt": 1}).apply_async(queue=CONTROLLER_QUEUE)
+    controller_log = stack.logs / "controller.log"
+    wait_for(lambda: f"unregistered task of type '{PHASE_TASKS[Phase.HOOKS_AFTER_NODE]}'"
+             in controller_log.read_text(), timeout=30)
+    # No worker takes remote control: a control message, even one the operator signed, cannot
+    # stop or change an agent or the controller, nor inspect them.
+    assert app.control.inspect(timeout=2.0).registered() is None
     app.control.shutdown(destination=["agent@worker-2"])
     app.control.broadcast("pool_shrink", arguments={"n": 1}, destination=["agent@worker-2"])
+    app.control.shutdown()
     time.sleep(3)  # what a worker obeying the shutdown would need to be gone
     assert stack.processes["agent-worker-2"].poll() is None  # still running
+    assert stack.processes["controller"].poll() is None
     assert alive_agents(store.redis, ["worker-2"]) == {"worker-2"}
     assert stack.sandbox.command_log("worker-2") == []
 
@@ -97,7 +103,7 @@ def test_a_task_or_control_message_without_a_trusted_signature_runs_nothing(make
                                                                             monkeypatch):
     """Message signing, the second layer: even for a campaign the operator did sign, a task
     sent with only a broker credential (unsigned) or signed by a key no one trusts is refused
-    before it is decoded, and the controller ignores control messages it cannot verify."""
+    before it is decoded."""
     from celery import Celery
 
     from kubeupgrade.security.messages import MessageIdentity, create_identities, sign_messages
@@ -134,16 +140,33 @@ def test_a_task_or_control_message_without_a_trusted_signature_runs_nothing(make
              or "Unknown certificate" in agent_log.read_text(), timeout=30)
     assert not (tmp_path / "unsigned").exists() and not (tmp_path / "stranger-signed").exists()
     assert stack.sandbox.command_log("worker-2") == []
-    # The controller hears only verified control messages: an unsigned ping gets no answer and
-    # an unsigned shutdown leaves it running.
-    assert unsigned.control.ping(timeout=2.0) == []
-    unsigned.control.shutdown()
-    time.sleep(3)
-    assert stack.processes["controller"].poll() is None
-    # The same messages, signed by the operator: the ping is answered and the hook runs (so
-    # the refusals above were the signatures' doing, not a broken path).
+    # The same task, signed by the operator: the hook runs (so the refusals above were the
+    # signatures' doing, not a broken path).
     sign_messages(signed, operator)
-    assert [reply for reply in signed.control.ping(timeout=5.0) if any(k.startswith("controller@") for k in reply)]
     campaign_id = hook_task(signed, tmp_path / "operator-signed")
     wait_for(lambda: (tmp_path / "operator-signed").exists(), timeout=60)
     settle(campaign_id)
+
+
+def test_a_nodes_hook_allowlist_stops_a_signed_hook_it_does_not_list(make_stack, tmp_path):
+    """The node owner's word over the operator's: a hook the operator signed, but outside the
+    node's --hooks-allowlist, runs nowhere on that node (the phase fails, naming the list),
+    while a node without a list runs it."""
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt")
+    allowlist = tmp_path / "allowlist"
+    allowlist.write_text("/usr/local/bin/drain-check\n")
+    stack.stop("agent-worker-1")
+    stack.start_agent("worker-1", options=("--hooks-allowlist", str(allowlist)))
+    stack.wait_for_workers(["agent@worker-1"])
+    ran = tmp_path / "ran"
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", hooks={"after_node": [["mkdir", "-p", str(ran)]]}),
+                    broker=stack.broker)
+    state, error = finish(handle, timeout=180)
+    assert state == "failed", error
+    assert error["node"] == "worker-1" and error["phase"] == "hooks-after-node", error
+    assert f"`mkdir -p {ran}` is not in this node's allowlist {allowlist}" in error["message"]
+    assert phase_record(handle, "cp-1", "hooks-after-node")["state"] == "succeeded"
+    assert ran.exists()  # cp-1, which has no list, ran it
+    store = CampaignStore.from_url(stack.broker)
+    described = agent_descriptions(store.redis, ["worker-1", "cp-1"])
+    assert described["worker-1"]["hooks_allowlist"] is True and described["cp-1"]["hooks_allowlist"] is False
