@@ -26,6 +26,7 @@ from kubeupgrade.bootstrap.plan import (
     unit_text,
 )
 from kubeupgrade.bootstrap.wheelhouse import REQUIREMENTS, Wheelhouse
+from kubeupgrade.errors import KubeupgradeError
 
 SHIPPED_UNIT = Path(__file__).resolve().parents[2] / "deploy" / "systemd" / UNIT
 COMMAND_TIMEOUT = 600  # seconds; a pip install from the wheelhouse takes well under a minute
@@ -74,8 +75,10 @@ def bootstrap_one(target: Target, settings: Settings) -> Result:
         return Result(target, False, f"SSH: {error}")
     except (OSError, socket.timeout) as error:
         return Result(target, False, f"cannot connect to {target.label}: {error.strerror or error}")
-    except _StepFailed as error:
+    except (_StepFailed, KubeupgradeError) as error:
         return Result(target, False, str(error))
+    except Exception as error:  # noqa: BLE001 - one host's surprise must not stop the others
+        return Result(target, False, f"unexpected {type(error).__name__}: {error}")
 
 
 class _StepFailed(Exception):
