@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test lint bench bench-campaign bench-tick bench-mirror soak soak-broker demo demo-down clean
+.PHONY: venv test lint bench bench-campaign bench-tick bench-mirror bench-hostbin soak soak-broker demo demo-down clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,9 @@ bench-tick: $(STAMP)
 
 bench-mirror: $(STAMP)
 	$(BIN)/python -m bench.mirror_scale
+
+bench-hostbin: $(STAMP)
+	$(BIN)/python -m bench.hostbin_startup
 
 soak: $(STAMP)
 	$(BIN)/python -m bench.soak

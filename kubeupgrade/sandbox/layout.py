@@ -21,6 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# Files on a simulated host (under nodes/<name>/root/) that its simulated binaries share. Here,
+# not in objects or hosts, so a simulated command imports only what it runs (each one is a new
+# Python process: see hostbin).
+KUBELET_STATE = "var/lib/sandbox/kubelet.json"
+PACKAGE_STATE = "var/lib/sandbox/packages.json"
+APT_SOURCE = "etc/apt/sources.list.d/kubernetes.list"
+YUM_REPO = "etc/yum.repos.d/kubernetes.repo"
+APT_LISTS = "var/lib/apt/lists/sandbox-kubernetes.json"
+STATIC_COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+
 
 @dataclass(frozen=True)
 class SandboxPaths:

@@ -18,13 +18,12 @@ import yaml
 
 from kubeupgrade.model.versions import KubeVersion, parse_version
 from kubeupgrade.sandbox import releases
+from kubeupgrade.sandbox.layout import KUBELET_STATE, STATIC_COMPONENTS  # noqa: F401 - re-exported
 from kubeupgrade.sandbox.store import now_rfc3339
 
-KUBELET_STATE = "var/lib/sandbox/kubelet.json"
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 CONTROL_PLANE_TAINT = {"key": CONTROL_PLANE_LABEL, "effect": "NoSchedule"}
-STATIC_COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 OS_IMAGES = {"apt": "Ubuntu 22.04.5 LTS", "dnf": "Rocky Linux 9.5 (Blue Onyx)",
              "yum": "CentOS Linux 7 (Core)", "windows": "Windows Server 2022 Datacenter"}
 KERNELS = {"windows": "10.0.20348.2762"}  # what a Windows node reports (its build number)

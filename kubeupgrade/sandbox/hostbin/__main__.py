@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from kubeupgrade.sandbox import releases
 from kubeupgrade.sandbox.faults import FaultKind
 from kubeupgrade.sandbox.hostbin.context import ExitCommand, Host
 from kubeupgrade.sandbox.layout import SandboxPaths
@@ -55,6 +54,8 @@ def _from_binary(argv: list[str]) -> list[str] | None:
     if "nodes" not in parts:
         return None
     at = len(parts) - 1 - parts[::-1].index("nodes")
+    from kubeupgrade.sandbox import releases  # only a Windows binary needs it
+
     identity = releases.windows_binary_identity(path.read_bytes())
     if identity is None or at + 2 >= len(parts) or parts[at + 2] != "root":
         return None

@@ -14,10 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubeupgrade.sandbox import objects
 from kubeupgrade.sandbox.faults import Fault, FaultKind, FaultStore
-from kubeupgrade.sandbox.hosts import PACKAGE_STATE
-from kubeupgrade.sandbox.layout import SandboxPaths, load_config, notify_kubelet_event
+from kubeupgrade.sandbox.layout import (
+    KUBELET_STATE,
+    PACKAGE_STATE,
+    SandboxPaths,
+    load_config,
+    notify_kubelet_event,
+)
 from kubeupgrade.sandbox.timing import Timing
 
 
@@ -122,7 +126,7 @@ class Host:
         return "v" + self.packages()["installed"][component].split("-")[0]
 
     def kubelet(self) -> dict[str, Any]:
-        return self.read_state(objects.KUBELET_STATE)
+        return self.read_state(KUBELET_STATE)
 
     def notify_kubelet(self) -> None:
         notify_kubelet_event(self.paths, self.node)

@@ -22,10 +22,10 @@ import time
 from typing import Any
 
 from kubeupgrade.model.versions import KubeVersion, MinorVersion
-from kubeupgrade.sandbox import objects, releases
+from kubeupgrade.sandbox import releases
 from kubeupgrade.sandbox.faults import FaultKind
 from kubeupgrade.sandbox.hostbin.context import ExitCommand, Host
-from kubeupgrade.sandbox.hosts import APT_LISTS, APT_SOURCE, PACKAGE_STATE, YUM_REPO
+from kubeupgrade.sandbox.layout import APT_LISTS, APT_SOURCE, KUBELET_STATE, PACKAGE_STATE, YUM_REPO
 
 _REPO_MINOR = re.compile(r"pkgs\.k8s\.io/core:/stable:/v(\d+)\.(\d+)/(deb|rpm)")
 _SIZES_MB = {"kubeadm": 10.4, "kubelet": 15.2, "kubectl": 10.9}
@@ -260,7 +260,7 @@ def _on_package_change(host: Host, name: str) -> None:
     if name == "kubelet":
         # The package ships a new unit and binary; systemd notices on the next daemon-reload,
         # and the running kubelet keeps its version until restarted.
-        with host.locked_state(objects.KUBELET_STATE) as kubelet:
+        with host.locked_state(KUBELET_STATE) as kubelet:
             kubelet["unit_changed"] = True
 
 

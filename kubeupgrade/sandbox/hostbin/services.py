@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import time
 
-from kubeupgrade.sandbox import objects
 from kubeupgrade.sandbox.faults import FaultKind
 from kubeupgrade.sandbox.hostbin.context import Host
+from kubeupgrade.sandbox.layout import KUBELET_STATE, STATIC_COMPONENTS
 
 
 def installed_kubelet(host: Host) -> str:
@@ -30,7 +30,7 @@ def systemctl(host: Host, args: list[str]) -> int:
         raise host.fail("Too few arguments.", 1)
     command, units = words[0], [u.removesuffix(".service") for u in words[1:]]
     if command == "daemon-reload":
-        with host.locked_state(objects.KUBELET_STATE) as state:
+        with host.locked_state(KUBELET_STATE) as state:
             state["unit_changed"] = False
         return 0
     if units and units != ["kubelet"]:
@@ -61,7 +61,7 @@ def _kubelet_service(host: Host, command: str) -> int:
         host.err("Warning: The unit file, source configuration file or drop-ins of kubelet.service "
                  "changed on disk. Run 'systemctl daemon-reload' to reload units.")
     if command in ("restart", "stop"):
-        with host.locked_state(objects.KUBELET_STATE) as current:
+        with host.locked_state(KUBELET_STATE) as current:
             current["active"] = False
         host.notify_kubelet()
     if command == "stop":
@@ -69,7 +69,7 @@ def _kubelet_service(host: Host, command: str) -> int:
     host.sleep("systemctl restart kubelet", 0.5)
     host.maybe_crash("kubelet stopped, not yet started")
     binary = installed_kubelet(host)
-    with host.locked_state(objects.KUBELET_STATE) as current:
+    with host.locked_state(KUBELET_STATE) as current:
         current.update(active=True, running=binary, restarts=current["restarts"] + 1,
                        restarted_at=time.time())
     host.notify_kubelet()
@@ -91,13 +91,13 @@ def killall(host: Host, args: list[str]) -> int:
         raise host.fail("Usage: killall [OPTION]... [--] NAME...", 1)
     code = 0
     for name in names:
-        if name not in objects.STATIC_COMPONENTS or not host.is_control_plane:
+        if name not in STATIC_COMPONENTS or not host.is_control_plane:
             host.err(f"{name}: no process found")
             code = 1
             continue
         # The kubelet restarts a killed static pod container: its restart count goes up and
         # the mirror pod is briefly not Ready.
-        with host.locked_state(objects.KUBELET_STATE) as state:
+        with host.locked_state(KUBELET_STATE) as state:
             restarts = state.setdefault("container_restarts", {})
             restarts[name] = int(restarts.get(name, 0)) + 1
         host.notify_kubelet()

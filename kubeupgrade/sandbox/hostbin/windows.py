@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 
 from kubeupgrade.model.versions import MinorVersion, parse_version
-from kubeupgrade.sandbox import objects, releases
+from kubeupgrade.sandbox import releases
 from kubeupgrade.sandbox.hostbin.context import Host
+from kubeupgrade.sandbox.layout import KUBELET_STATE
 
 _BINARY = re.compile(r"^/(v\d+\.\d+\.\d+)/bin/windows/amd64/([a-z-]+)\.exe(\.sha256)?$")
 _STABLE = re.compile(r"^/release/stable-(\d+)\.(\d+)\.txt$")
@@ -124,7 +125,7 @@ def sc(host: Host, args: list[str]) -> int:
         if state in ("STOPPED", "STOP_PENDING"):
             host.out("[SC] ControlService FAILED 1062:\n\nThe service has not been started.\n")
             return 1062
-        with host.locked_state(objects.KUBELET_STATE) as current:
+        with host.locked_state(KUBELET_STATE) as current:
             current.update(active=False, pending_until=time.time() + _PENDING)
         host.notify_kubelet()
         host.out(_block("STOP_PENDING"))
@@ -138,7 +139,7 @@ def sc(host: Host, args: list[str]) -> int:
         return 1056
     host.maybe_crash("kubelet service stopped, not yet started")
     binary = host.installed("kubelet")
-    with host.locked_state(objects.KUBELET_STATE) as current:
+    with host.locked_state(KUBELET_STATE) as current:
         current.update(active=True, running=binary, restarts=current["restarts"] + 1,
                        restarted_at=time.time(), pending_until=time.time() + _PENDING)
         pid = 4000 + current["restarts"]
