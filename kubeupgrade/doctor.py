@@ -209,7 +209,23 @@ def check_message_identity() -> Check:
     if identity is None:
         return Check("operator message key", False, "none: abort's restores and releases would be "
                      "refused by agents that verify messages", fix)
-    return Check("operator message key", True, f"{identity.cert}")
+    from datetime import datetime, timezone
+
+    from cryptography import x509
+
+    try:
+        expires = x509.load_pem_x509_certificate(identity.cert.read_bytes()).not_valid_after_utc
+    except (OSError, ValueError) as error:
+        return Check("operator message key", False, f"{identity.cert}: not a PEM certificate ({error})", fix)
+    left = (expires - datetime.now(timezone.utc)).days
+    renew = "renew with `kubeupgrade keys messages` into a new directory and roll it out"
+    if left < 0:
+        return Check("operator message key", False, f"{identity.cert} expired on {expires:%Y-%m-%d}: "
+                     "every message signed with it is refused", renew)
+    if left < 30:
+        return Check("operator message key", False, f"{identity.cert} expires in {left} days "
+                     f"({expires:%Y-%m-%d})", renew)
+    return Check("operator message key", True, f"{identity.cert} (valid until {expires:%Y-%m-%d})")
 
 
 def diagnose(broker: str, kubeconfig: str | None, key: str | None,
