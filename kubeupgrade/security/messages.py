@@ -31,7 +31,8 @@ CERT_ENV = "KUBEUPGRADE_MESSAGE_CERT"
 TRUST_ENV = "KUBEUPGRADE_MESSAGE_TRUST"
 ROLES = ("controller", "agent", "operator")
 VALID_DAYS = 825  # then `kubeupgrade keys messages` again: an expired certificate verifies nothing
-RSA_BITS = 2048  # ~1 ms to sign on the 2-core CI machine; 3072 would triple it on every link
+# 3072 bits: 0.6 ms to sign and 0.03 ms to verify a task here (2048: 0.2 ms), and good past 2030.
+RSA_BITS = 3072
 
 
 @dataclass(frozen=True)
