@@ -20,7 +20,8 @@ Roles:
   deadline it forged could make another client sweep a binding table, which kombu keeps while a
   durable queue still lists it: every kubeupgrade queue is durable.)
 - admin: everything, for the operator's maintenance (redis-cli); no kubeupgrade process uses it.
-The `default` user is off: every connection authenticates as one of these.
+The `default` user is off: every connection authenticates as one of these (see acl_text for why
+it keeps its rights all the same).
 
 Write access stays wide within the keyspace on purpose: agents must write the record, so key
 rules alone cannot keep one node from another; what keeps a broker credential from root on a
@@ -59,8 +60,15 @@ ACL_FILE = "kubeupgrade-users.acl"
 
 
 def acl_text(passwords: dict[str, str]) -> str:
-    """The ACL file: `default` off, then each role with its password stored as a SHA-256."""
-    lines = ["user default off"]
+    """The ACL file: `default` off, then each role with its password stored as a SHA-256.
+
+    `default` is off (no connection can be it: it has no password and cannot log in) yet keeps
+    every right, because redis-server replays its append-only file as the default user and,
+    before the fix of redis/redis#14541 (Redis 7.0.15 as Debian ships it has the bug), checks
+    that user's rights again at each EXEC: a default user without rights makes every
+    transaction in the AOF fail on restart, silently dropping the record's writes (found by
+    tests/e2e/test_faults.py's broker restart on the shipped configuration)."""
+    lines = ["user default off resetpass ~* &* +@all"]
     for role, rules in ROLE_RULES.items():
         digest = hashlib.sha256(passwords[role].encode()).hexdigest()
         lines.append(f"user {role} on #{digest} resetchannels {rules}")

@@ -93,8 +93,10 @@ def test_controller_killed_during_drain_and_readiness_wait(make_stack, tmp_path)
     assert_safe(box, 1)
 
 
-def test_redis_restart_mid_campaign_resumes(make_stack, tmp_path):
-    stack = make_stack(control_planes=1, workers=3, version="1.30.4", os_family="mixed")
+@pytest.mark.parametrize("secure_broker", [False, True], ids=["plain", "tls-acl-as-shipped"])
+def test_redis_restart_mid_campaign_resumes(make_stack, tmp_path, secure_broker):
+    stack = make_stack(control_planes=1, workers=3, version="1.30.4", os_family="mixed",
+                       secure_broker=secure_broker)
     box = stack.sandbox
     handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1), broker=stack.broker)
     wait_for(lambda: phase_record(handle, "worker-1", "drain").get("state") in ("running", "succeeded"),
