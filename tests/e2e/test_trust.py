@@ -146,6 +146,18 @@ def test_a_task_or_control_message_without_a_trusted_signature_runs_nothing(make
     campaign_id = hook_task(signed, tmp_path / "operator-signed")
     wait_for(lambda: (tmp_path / "operator-signed").exists(), timeout=60)
     settle(campaign_id)
+    # Signed, and for a signed campaign, but for another node than the queue's: refused by the
+    # agent that received it, whatever queue it came through.
+    misrouted = tmp_path / "misrouted"
+    campaign_id = forge(store, misrouted, lambda cid, c: sign(operator_key, cid, "forged", c))
+    result = signed.signature(PHASE_TASKS[Phase.HOOKS_AFTER_NODE], kwargs={
+        "campaign": campaign_id, "hop": 0, "node": "worker-2", "phase": Phase.HOOKS_AFTER_NODE.value,
+        "attempt": 1}).apply_async(queue=node_queue("worker-1"))
+    with pytest.raises(Exception, match="refused by the agent of 'worker-1': misrouted message"):
+        result.get(timeout=60, propagate=True)
+    assert not misrouted.exists()
+    assert stack.sandbox.command_log("worker-1") == []
+    settle(campaign_id)
 
 
 def test_a_nodes_hook_allowlist_stops_a_signed_hook_it_does_not_list(make_stack, tmp_path):
