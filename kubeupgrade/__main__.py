@@ -2,6 +2,6 @@
 
 import sys
 
-from kubeupgrade.cli.main import main
+from kubeupgrade.cli.entry import main
 
 sys.exit(main())

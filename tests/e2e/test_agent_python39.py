@@ -37,6 +37,11 @@ def test_the_package_installs_on_python_3_9_with_only_the_agents_dependencies(ag
     usage = subprocess.run([str(agent_venv / "bin" / "kubeupgrade-agent"), "--node", "Bad_Name"],
                            capture_output=True, text=True, timeout=60, cwd=agent_venv.parent)
     assert usage.returncode == 2 and usage.stderr.strip() == "error: --node 'Bad_Name' is not a valid node name"
+    # The operator's CLI is not for nodes: one line saying so, not a traceback.
+    cli = subprocess.run([str(agent_venv / "bin" / "kubeupgrade"), "status"], capture_output=True, text=True,
+                         timeout=60, cwd=agent_venv.parent)
+    assert cli.returncode == 2 and len(cli.stderr.strip().splitlines()) == 1, cli.stderr
+    assert "need Python 3.11" in cli.stderr and "kubeupgrade-agent" in cli.stderr
 
 
 def test_agents_on_python_3_9_run_a_whole_campaign(make_sandbox, agent_venv, tmp_path, monkeypatch):
