@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import redis
 import yaml
@@ -37,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)
     console = Console()
+    interrupted = _catch_interrupts()
     directory = Path(args.dir).resolve()
     if args.down:
         return _down(directory, console)
@@ -75,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         # Commands are printed on one line whatever the terminal's width, so they paste as printed.
         console.print(f"Campaign    {handle.id}  ({sys.executable} -m kubeupgrade status {handle.id} "
                       f"--broker {broker})", soft_wrap=True, markup=False)
-        doc = follow(handle, console, interval=0.25)
+        doc = follow(handle, console, interval=0.25, interrupted=interrupted.is_set)
+        if interrupted.is_set():
+            raise KeyboardInterrupt
         console.print(verification_table(doc))
         checked = invariants.report(box, max_unavailable=2, succeeded=doc["state"] == "succeeded")
         problems = [problem for _, _, found in checked for problem in found]
@@ -105,6 +111,26 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             stack.stop_all()
             box.down()
+
+
+def _catch_interrupts() -> threading.Event:
+    """Ctrl-C is remembered as well as raised: a KeyboardInterrupt raised while the garbage
+    collector runs a finalizer (a redis connection pool's, say) is swallowed by Python, which
+    would let the demo run on. The flag it leaves is checked while following the campaign, and
+    such a swallowed interrupt is not printed as a traceback."""
+    interrupted = threading.Event()
+
+    def on_sigint(signum: int, frame: object) -> None:
+        interrupted.set()
+        raise KeyboardInterrupt
+
+    def unraisable(report: Any) -> None:
+        if not isinstance(report.exc_value, KeyboardInterrupt):
+            sys.__unraisablehook__(report)
+
+    signal.signal(signal.SIGINT, on_sigint)
+    sys.unraisablehook = unraisable
+    return interrupted
 
 
 def _metrics_excerpt(stack: Stack, campaign: str) -> list[str]:
@@ -143,7 +169,6 @@ def _broker(stack: Stack, console: Console) -> str:
 def _down(directory: Path, console: Console) -> int:
     """Stop every process a --keep demo started (from its pids.txt), then the sandbox."""
     import os
-    import signal
 
     pids = directory / "pids.txt"
     stopped = []

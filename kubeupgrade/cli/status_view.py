@@ -341,8 +341,10 @@ def verification_table(doc: dict[str, Any]) -> Table:
     return table
 
 
-def follow(handle: Any, console: Any, interval: float = 0.5) -> dict[str, Any]:
-    """Redraw a campaign's status in place until it ends; returns the final document."""
+def follow(handle: Any, console: Any, interval: float = 0.5,
+           interrupted: Any = None) -> dict[str, Any]:
+    """Redraw a campaign's status in place until it ends; returns the final document. With
+    `interrupted` (a callable), stop with KeyboardInterrupt as soon as it says so."""
     import redis
     from rich.live import Live
 
@@ -352,6 +354,8 @@ def follow(handle: Any, console: Any, interval: float = 0.5) -> dict[str, Any]:
 
     with Live(screen(doc), console=console, refresh_per_second=4) as live:
         while doc["state"] not in TERMINAL:
+            if interrupted is not None and interrupted():
+                raise KeyboardInterrupt
             time.sleep(interval)
             try:
                 doc = handle.status()
