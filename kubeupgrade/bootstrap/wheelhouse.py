@@ -19,8 +19,6 @@ DEFAULT_PYTHONS = ("3.9", "3.10", "3.11", "3.12")
 DEFAULT_PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_28_x86_64")
 REQUIREMENTS = "requirements.txt"
 _PYTHON = re.compile(r"^3\.(\d{1,2})$")
-# A wheel's file name: distribution-version(-build)?-python-abi-platform.whl
-_WHEEL = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)-")
 
 
 @dataclass(frozen=True)
@@ -40,11 +38,12 @@ class Wheelhouse:
 
 def requirements_text(directory: Path, chosen: dict[str, str]) -> str:
     """One line per chosen distribution: name==version and the hash of each of its wheels."""
-    lines = []
-    for name, version in sorted(chosen.items()):
-        files = [w for w in sorted(directory.glob("*.whl")) if _identity(w) == (name, version)]
-        hashes = " ".join(f"--hash=sha256:{hashlib.sha256(w.read_bytes()).hexdigest()}" for w in files)
-        lines.append(f"{name}=={version} {hashes}")
+    hashes: dict[str, list[str]] = {name: [] for name in chosen}
+    for path, (name, version, _) in sorted(_wheels(directory).items()):
+        if chosen.get(name) == version:
+            hashes[name].append(hashlib.sha256(path.read_bytes()).hexdigest())
+    lines = [f"{name}=={chosen[name]} " + " ".join(f"--hash=sha256:{h}" for h in hashes[name])
+             for name in sorted(chosen)]
     return "\n".join(lines) + "\n"
 
 
@@ -58,9 +57,10 @@ def build(root: Path, source: Path, pythons: tuple[str, ...] = DEFAULT_PYTHONS,
     root.mkdir(parents=True, exist_ok=True)
     built = root / "kubeupgrade"
     _pip(["wheel", "--quiet", "--no-deps", "--wheel-dir", str(built), str(source)], "build the kubeupgrade wheel")
-    (ours,) = sorted(built.glob("kubeupgrade-*.whl"))[-1:] or [None]
-    if ours is None:
+    made = sorted(built.glob("kubeupgrade-*.whl"))
+    if not made:
         raise RuntimeFailure(f"no kubeupgrade wheel was built from {source}")
+    ours = made[-1]
     for version in pythons:
         directory = root / f"py{version}"
         directory.mkdir(exist_ok=True)
@@ -81,9 +81,10 @@ def build(root: Path, source: Path, pythons: tuple[str, ...] = DEFAULT_PYTHONS,
                 break
         else:
             raise RuntimeFailure(f"Python {version}: still missing {', '.join(wanted)} after 10 rounds")
-        for wheel in directory.glob("*.whl"):  # what the target does not use is not carried
-            if chosen.get(_identity(wheel)[0]) != _identity(wheel)[1]:
-                wheel.unlink()
+        # What the target does not use is not carried (pip fetched it for the Python running it).
+        for path, (name, version, _) in _wheels(directory).items():
+            if chosen.get(name) != version:
+                path.unlink()
         (directory / REQUIREMENTS).write_text(requirements_text(directory, chosen))
     return Wheelhouse(root)
 
@@ -106,9 +107,8 @@ def resolve(directory: Path, version: str, root: str = "kubeupgrade") -> tuple[d
     from packaging.version import Version
 
     index: dict[str, dict[str, list[Requirement]]] = {}
-    for wheel in directory.glob("*.whl"):
-        name, metadata = _metadata(wheel)
-        index.setdefault(name, {})[metadata["Version"][0]] = [Requirement(r) for r in metadata["Requires-Dist"]]
+    for name, release, requires in _wheels(directory).values():
+        index.setdefault(name, {})[release] = [Requirement(r) for r in requires]
     environment = target_environment(version)
     specifiers: dict[str, SpecifierSet] = {root: SpecifierSet()}
     extras: dict[str, set[str]] = {root: set()}
@@ -138,26 +138,21 @@ def resolve(directory: Path, version: str, root: str = "kubeupgrade") -> tuple[d
             return chosen, sorted(missing)
 
 
-def _identity(wheel: Path) -> tuple[str, str]:
-    from packaging.utils import canonicalize_name
-
-    found = _WHEEL.match(wheel.name)
-    if not found:
-        raise RuntimeFailure(f"{wheel}: not a wheel's file name")
-    return canonicalize_name(found["name"]), found["version"]
-
-
-def _metadata(wheel: Path) -> tuple[str, dict[str, list[str]]]:
+def _wheels(directory: Path) -> dict[Path, tuple[str, str, list[str]]]:
+    """Each wheel in `directory` as its metadata says: (name, version, Requires-Dist)."""
     import zipfile
     from email.parser import Parser
 
     from packaging.utils import canonicalize_name
 
-    with zipfile.ZipFile(wheel) as archive:
-        name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
-        message = Parser().parsestr(archive.read(name).decode("utf-8", "replace"))
-    fields = {key: message.get_all(key) or [] for key in ("Name", "Version", "Requires-Dist")}
-    return canonicalize_name(fields["Name"][0]), fields
+    found = {}
+    for path in directory.glob("*.whl"):
+        with zipfile.ZipFile(path) as archive:
+            name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+            message = Parser().parsestr(archive.read(name).decode("utf-8", "replace"))
+        found[path] = (canonicalize_name(message["Name"]), str(message["Version"]),
+                       message.get_all("Requires-Dist") or [])
+    return found
 
 
 def _pip(arguments: list[str], what: str) -> None:
