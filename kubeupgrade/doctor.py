@@ -197,7 +197,7 @@ def _names(names: list[str], shown: int = 10) -> str:
 
 
 def check_message_identity() -> Check:
-    """This operator's message key: `abort` sends tasks and control messages with it."""
+    """This operator's message key: `abort` signs the restores and releases it sends with it."""
     from kubeupgrade.errors import KubeupgradeError
     from kubeupgrade.security.messages import MessageIdentity
 

@@ -96,7 +96,7 @@ def remote_steps(layout: Layout, upload: str, trusted_certs: list[str], operator
                  python: str = "python3") -> list[list[str]]:
     """The argv lists run on the host once `upload` holds the files, in order."""
     etc, venv = layout.etc, layout.venv
-    steps = [
+    return [
         ["install", "-d", "-m", "0755", etc, f"{etc}/trusted", f"{etc}/messages",
          f"{etc}/messages/trusted", str(PurePosixPath(layout.unit).parent)],
         ["install", "-m", "0644", f"{upload}/{operator_key}", f"{etc}/trusted/{operator_key}"],
@@ -114,7 +114,6 @@ def remote_steps(layout: Layout, upload: str, trusted_certs: list[str], operator
         # restart, not start: a second bootstrap must run the agent it just installed.
         ["systemctl", "restart", UNIT],
     ]
-    return steps
 
 
 def shell(argv: list[str], sudo: bool = False) -> str:

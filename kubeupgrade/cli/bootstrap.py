@@ -72,7 +72,7 @@ def agents(hosts: tuple[str, ...], wheels: str, broker_file: str, trusted_key: s
     from kubeupgrade.bootstrap.plan import Layout, Target
     from kubeupgrade.bootstrap.remote import Settings, bootstrap_all, verify_with_broker
     from kubeupgrade.bootstrap.wheelhouse import Wheelhouse
-    from kubeupgrade.security.signing import key_id
+    from kubeupgrade.security.signing import key_id, load_public_key
 
     targets = [Target.parse(text) for text in hosts]
     nodes = [t.node for t in targets]
@@ -84,13 +84,7 @@ def agents(hosts: tuple[str, ...], wheels: str, broker_file: str, trusted_key: s
         if not (message_dir / needed).is_file():
             raise InvalidInput(f"--messages {messages}: no {needed} (made by `kubeupgrade keys messages`)")
     operator = Path(trusted_key)
-    try:
-        from cryptography.hazmat.primitives import serialization
-
-        public = serialization.load_pem_public_key(operator.read_bytes())
-        operator_id = key_id(public)  # type: ignore[arg-type]
-    except ValueError:
-        raise InvalidInput(f"--trusted-key {trusted_key}: not a PEM public key (the operator's .pub)") from None
+    operator_id = key_id(load_public_key(operator))
     settings = Settings(
         wheelhouse=Wheelhouse(Path(wheels)), broker=broker, operator_key=operator, messages=message_dir,
         known_hosts=Path(known_hosts).expanduser(), accept_new_host_keys=accept_new_host_keys,
@@ -106,6 +100,5 @@ def agents(hosts: tuple[str, ...], wheels: str, broker_file: str, trusted_key: s
         click.echo(f"{'HOST':<{width}}  {'NODE':<20}  RESULT  DETAIL")
         for r in results:
             click.echo(f"{r.target.label:<{width}}  {r.target.node:<20}  {'ok' if r.ok else 'FAIL':<6}  {r.detail}")
-    failed = [r for r in results if not r.ok]
-    if failed:
+    if not all(r.ok for r in results):
         raise click.exceptions.Exit(1)

@@ -29,10 +29,10 @@ CONTROLLER_RBAC = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes" 
 SHIPPED_REDIS_CONF = Path(__file__).resolve().parents[2] / "deploy" / "redis" / "kubeupgrade-redis.conf"
 
 
-def wait_for_redis(port: int | str, hint: str, timeout: float = 10.0) -> None:
-    """Return once a redis-server answers on 127.0.0.1:`port` (or at a URL); RuntimeFailure at
-    the timeout."""
-    client = redis.Redis.from_url(port) if isinstance(port, str) else redis.Redis(port=port)
+def wait_for_redis(where: int | str, hint: str, timeout: float = 10.0) -> None:
+    """Return once a redis-server answers at `where` (a port on 127.0.0.1, or a URL);
+    RuntimeFailure at the timeout."""
+    client = redis.Redis.from_url(where) if isinstance(where, str) else redis.Redis(port=where)
     deadline = time.monotonic() + timeout
     while True:
         try:

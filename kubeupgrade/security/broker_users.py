@@ -12,7 +12,7 @@ Roles:
   FLUSHALL, CONFIG, DEBUG, MIGRATE and the like).
 - agent: the same keys (an agent writes the record and publishes the next link of a chain),
   no administration, and no subscription to control messages: agents take no remote control.
-- cli: an operator's commands (submit, status, abort: it sends restores and revokes), the same
+- cli: an operator's commands (submit, status, abort: it sends restores and releases), the same
   keys, no administration.
 - flower: monitoring only: reads, and subscribes to task events; it may write only the binding
   of its own event receiver (kombu's `_kombu.binding*.celeryev` and the bindings' deadlines),

@@ -1,10 +1,10 @@
 """Signed Celery messages: the second layer after signed campaigns.
 
-Every task (and control message) is signed by its sender (Celery's `auth` serializer over JSON)
-and verified by its receiver against a directory of trusted certificates, so a broker
-credential alone cannot put a task on any queue or a control message before the controller:
-an unsigned or wrongly signed message is refused before it is decoded, and nothing runs. (No
-kubeupgrade worker takes remote control at all: control messages do nothing whoever signs them.)
+Every task is signed by its sender (Celery's `auth` serializer over JSON) and verified by its
+receiver against a directory of trusted certificates, so a broker credential alone cannot put a
+task on any queue: an unsigned or wrongly signed message is refused before it is decoded, and
+nothing runs. (Control messages are signed the same way, but no kubeupgrade worker takes remote
+control at all: they do nothing whoever signs them.)
 
 Who signs: the controller (the dispatcher's chains, cluster tasks), the agents (a chain's next
 link is published by the worker that ran the link before it) and the operator's CLI (`abort`

@@ -88,6 +88,17 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
     return key
 
 
+def load_public_key(path: Path) -> Ed25519PublicKey:
+    """An operator's public key (NAME.pub); InvalidInput naming the file otherwise."""
+    try:
+        key = serialization.load_pem_public_key(path.read_bytes())
+    except (OSError, ValueError) as error:
+        raise InvalidInput(f"{path}: not a PEM public key ({error})") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise InvalidInput(f"{path}: not an Ed25519 public key (kubeupgrade signs with Ed25519)")
+    return key
+
+
 def sign(key: Ed25519PrivateKey, campaign_id: str, cluster: str,
          campaign: dict[str, Any]) -> dict[str, str]:
     signature = key.sign(canonical(campaign_id, cluster, campaign))
@@ -99,11 +110,10 @@ def trusted_keys(directory: Path) -> dict[str, Ed25519PublicKey]:
     keys: dict[str, Ed25519PublicKey] = {}
     for path in sorted(directory.glob("*.pub")) if directory.is_dir() else []:
         try:
-            key = serialization.load_pem_public_key(path.read_bytes())
-        except (OSError, ValueError):
+            key = load_public_key(path)
+        except InvalidInput:
             continue
-        if isinstance(key, Ed25519PublicKey):
-            keys[key_id(key)] = key
+        keys[key_id(key)] = key
     return keys
 
 

@@ -101,6 +101,7 @@ def _agent_description() -> dict[str, object]:
     """What an agent's liveness key says: its version, the operator keys it trusts, its Python."""
     from kubeupgrade import __version__
     from kubeupgrade.security.authorize import trusted_dir
+    from kubeupgrade.security.hooks import ALLOWLIST_ENV
     from kubeupgrade.security.signing import trusted_keys
 
     try:
@@ -108,7 +109,7 @@ def _agent_description() -> dict[str, object]:
     except Exception:  # noqa: BLE001 - an unreadable directory trusts nobody; doctor says so
         trusts = []
     return {"version": __version__, "trusts": trusts, "python": platform.python_version(),
-            "hooks_allowlist": bool(os.environ.get("KUBEUPGRADE_HOOKS_ALLOWLIST"))}
+            "hooks_allowlist": bool(os.environ.get(ALLOWLIST_ENV))}
 
 
 def run_controller(kubeconfig: str, broker: str, *, concurrency: int = 8,
