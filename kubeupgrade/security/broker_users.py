@@ -32,13 +32,13 @@ node is the operator's signature on campaigns and the signatures on messages
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 from kubeupgrade.errors import InvalidInput
+from kubeupgrade.security.private_files import write_new_private
 
 KEYS = "~ku:* ~kubeupgrade.* ~_kombu.* ~unacked* ~celery-task-meta-* ~*.reply.celery.pidbox*"
 _NO_ADMIN = "+@all -@admin -@dangerous +info"
@@ -104,15 +104,9 @@ def create_broker_users(directory: Path, base_url: str) -> BrokerUsers:
     passwords = {role: secrets.token_urlsafe(24) for role in ROLES}
     urls = {role: role_url(base_url, role, passwords[role]) for role in ROLES}
     directory.mkdir(parents=True, exist_ok=True)
-    _write_private(acl, acl_text(passwords))
+    write_new_private(acl, acl_text(passwords).encode())
     env_files = {}
     for role, url in urls.items():
         env_files[role] = directory / f"{role}.env"
-        _write_private(env_files[role], f"KUBEUPGRADE_BROKER={url}\n")
+        write_new_private(env_files[role], f"KUBEUPGRADE_BROKER={url}\n".encode())
     return BrokerUsers(acl, urls, env_files)
-
-
-def _write_private(path: Path, text: str) -> None:
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as out:
-        out.write(text)

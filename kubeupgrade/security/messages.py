@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kubeupgrade.errors import InvalidInput
+from kubeupgrade.security.private_files import write_new_private
 
 KEY_ENV = "KUBEUPGRADE_MESSAGE_KEY"
 CERT_ENV = "KUBEUPGRADE_MESSAGE_CERT"
@@ -107,10 +108,9 @@ def create_identities(directory: Path) -> dict[str, MessageIdentity]:
                 .not_valid_after(now + datetime.timedelta(days=VALID_DAYS))
                 .sign(key, hashes.SHA256()))
         key_path, cert_path = directory / f"{role}.key", directory / f"{role}.pem"
-        descriptor = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "wb") as out:
-            out.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                        serialization.NoEncryption()))
+        write_new_private(key_path, key.private_bytes(serialization.Encoding.PEM,
+                                                      serialization.PrivateFormat.PKCS8,
+                                                      serialization.NoEncryption()))
         pem = cert.public_bytes(serialization.Encoding.PEM)
         cert_path.write_bytes(pem)
         (trusted / f"{role}.pem").write_bytes(pem)

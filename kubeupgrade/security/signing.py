@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from kubeupgrade.errors import InvalidInput, PermanentError
+from kubeupgrade.security.private_files import write_new_private
 
 DEFAULT_KEY = Path("~/.config/kubeupgrade/operator.key")
 KEY_ENV = "KUBEUPGRADE_SIGNING_KEY"
@@ -61,9 +62,7 @@ def create_key(directory: Path, name: str = "operator") -> KeyPair:
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
-    descriptor = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as out:
-        out.write(pem)
+    write_new_private(private, pem)
     public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
                                                      serialization.PublicFormat.SubjectPublicKeyInfo))
     return KeyPair(private, public, key_id(key.public_key()))
