@@ -37,7 +37,8 @@ def make_stack(make_sandbox, monkeypatch):
     stacks: list[Stack] = []
 
     def make(*, flower: bool = False, metrics: bool = False, visibility_timeout: float = 3600.0,
-             agent_poll: float = 1.0, secure_broker: bool = False, **sandbox_options) -> Stack:
+             agent_poll: float = 1.0, secure_broker: bool = False, agent_command: list[str] | None = None,
+             **sandbox_options) -> Stack:
         sandbox_options.setdefault("time_scale", 0.005)
         box = make_sandbox(**sandbox_options)
         monkeypatch.setenv(KEY_ENV, str(box.signing_key))
@@ -45,6 +46,8 @@ def make_stack(make_sandbox, monkeypatch):
             monkeypatch.setenv(name, value)
         stack = Stack(box, visibility_timeout=visibility_timeout, agent_poll=agent_poll,
                       secure_broker=secure_broker)
+        if agent_command is not None:
+            stack.agent_command = agent_command
         stacks.append(stack)
         stack.start_redis()
         stack.start_agents()

@@ -20,6 +20,7 @@ import redis
 from kubeupgrade.errors import RuntimeFailure
 from kubeupgrade.sandbox.manager import Sandbox
 from kubeupgrade.sandbox.processes import child_env, free_port
+from kubeupgrade.security.messages import NO_IDENTITY
 
 # The controller runs with the rights we ship for it, not as the sandbox's admin: a rule missing
 # from the manifest fails every sandbox campaign (the tests, the demo) before it fails an operator.
@@ -138,14 +139,14 @@ class Stack:
                     options: tuple[str, ...] = ()) -> subprocess.Popen:
         """The node's agent, verifying messages with the sandbox's agent identity (or, to
         rehearse a misconfigured node, with --unsigned-messages and no identity)."""
-        identity = self.sandbox.message_identity("agent").env()
+        identity = NO_IDENTITY if unsigned_messages else self.sandbox.message_identity("agent").env()
         extra = [*options, *(["--unsigned-messages"] if unsigned_messages else [])]
         return self._spawn(f"agent-{node}", [
             *self.agent_command, "--node", node,
             "--host-root", str(self.sandbox.node_root(node)), "--path", str(self.sandbox.node_bin(node)),
             "--loglevel", "WARNING", *extra], KUBEUPGRADE_AGENT_POLL=str(self.agent_poll),
             KUBEUPGRADE_BROKER=self.broker_for("agent"),
-            **(dict.fromkeys(identity, "") if unsigned_messages else identity))
+            **identity)
 
     def start_agents(self, nodes: list[str] | None = None) -> None:
         for node in nodes if nodes is not None else [n["name"] for n in self.sandbox.nodes]:
@@ -173,9 +174,8 @@ class Stack:
         self.flower_port = self.flower_port or free_port()
         self.flower_auth = self.flower_auth or f"operator:{secrets.token_urlsafe(12)}"
         # Flower holds no message key: it reads task events (plain JSON) and sends nothing.
-        no_key = dict.fromkeys(self.sandbox.message_identity("operator").env(), "")
         self._spawn("flower", [sys.executable, "-m", "kubeupgrade", "flower", "--port", str(self.flower_port)],
-                    KUBEUPGRADE_BROKER=self.broker_for("flower"), KUBEUPGRADE_FLOWER_AUTH=self.flower_auth, **no_key)
+                    KUBEUPGRADE_BROKER=self.broker_for("flower"), KUBEUPGRADE_FLOWER_AUTH=self.flower_auth, **NO_IDENTITY)
         return f"http://127.0.0.1:{self.flower_port}"
 
     def wait_for_workers(self, names: list[str], timeout: float = 60.0) -> None:

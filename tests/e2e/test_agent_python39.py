@@ -44,26 +44,14 @@ def test_the_package_installs_on_python_3_9_with_only_the_agents_dependencies(ag
     assert "need Python 3.11" in cli.stderr and "kubeupgrade-agent" in cli.stderr
 
 
-def test_agents_on_python_3_9_run_a_whole_campaign(make_sandbox, agent_venv, tmp_path, monkeypatch):
-    from kubeupgrade.sandbox.stack import Stack
-    from kubeupgrade.security.signing import KEY_ENV
-
-    box = make_sandbox(control_planes=1, workers=2, version="1.30.4", os_family="mixed", time_scale=0.005)
-    monkeypatch.setenv(KEY_ENV, str(box.signing_key))
-    for name, value in box.message_identity("operator").env().items():
-        monkeypatch.setenv(name, value)
-    stack = Stack(box, agent_command=[str(agent_venv / "bin" / "kubeupgrade-agent")])
-    try:
-        stack.start_redis()
-        stack.start_agents()
-        stack.start_controller()
-        stack.wait_for_workers([f"agent@{n['name']}" for n in box.nodes])
-        store = CampaignStore.from_url(stack.broker)
-        pythons = {d.get("python", "")[:4] for d in agent_descriptions(store.redis, [n["name"] for n in box.nodes]).values()}
-        assert pythons == {"3.9."}
-        handle = submit(write_campaign(tmp_path / "c.yaml", "1.31"), broker=stack.broker)
-        assert handle.wait(timeout=240) == "succeeded", json.dumps(handle.status().get("error"))
-        assert invariants.check_all(box, max_unavailable=1) == []
-        assert {(r.status, r.version) for r in box.node_rows()} == {("Ready", "v1.31.14")}
-    finally:
-        stack.stop_all()
+def test_agents_on_python_3_9_run_a_whole_campaign(make_stack, agent_venv, tmp_path):
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="mixed",
+                       agent_command=[str(agent_venv / "bin" / "kubeupgrade-agent")])
+    box = stack.sandbox
+    store = CampaignStore.from_url(stack.broker)
+    pythons = {d.get("python", "")[:4] for d in agent_descriptions(store.redis, [n["name"] for n in box.nodes]).values()}
+    assert pythons == {"3.9."}
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31"), broker=stack.broker)
+    assert handle.wait(timeout=240) == "succeeded", json.dumps(handle.status().get("error"))
+    assert invariants.check_all(box, max_unavailable=1) == []
+    assert {(r.status, r.version) for r in box.node_rows()} == {("Ready", "v1.31.14")}
