@@ -52,6 +52,7 @@ def run_agent(node: str, broker: str, *, host_root: str = "/", path: str = "",
         os.environ["KUBEUPGRADE_OS"] = os_family
     from celery.signals import worker_ready, worker_shutdown
 
+    from kubeupgrade.workflow.agent_connections import limit_connections
     from kubeupgrade.workflow.app import use_broker
     from kubeupgrade.workflow.liveness import AgentHeartbeat
     from kubeupgrade.workflow.record import CampaignStore
@@ -76,6 +77,7 @@ def run_agent(node: str, broker: str, *, host_root: str = "/", path: str = "",
         raise InvalidInput(f"KUBEUPGRADE_AGENT_POLL={os.environ['KUBEUPGRADE_AGENT_POLL']!r}: "
                            "expected seconds, such as 5") from None
     app.conf.broker_transport_options = {**app.conf.broker_transport_options, "polling_interval": poll}
+    limit_connections(app)  # four broker connections between tasks (agent_connections)
     heartbeat = AgentHeartbeat(CampaignStore.from_url(broker).redis, node,
                                describe=lambda: {**_agent_description(), "signed_messages": signed})
 

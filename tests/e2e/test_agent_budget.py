@@ -6,7 +6,9 @@ import time
 
 import redis
 
+from kubeupgrade.api import submit
 from kubeupgrade.workflow.liveness import AGENT_TTL, alive_agents
+from tests.helpers import write_campaign
 
 MAX_IDLE_CONNECTIONS = 4  # per agent: README's capacity formula counts on it
 MAX_IDLE_COMMANDS_PER_SECOND = 0.5
@@ -52,14 +54,22 @@ def connections_of(root: int, port: int) -> int:
     return held
 
 
-def test_an_idle_agent_holds_at_most_four_connections_and_sends_under_half_a_command_a_second(make_stack):
+def test_an_agent_holds_at_most_four_connections_between_tasks_and_sends_under_half_a_command_a_second(
+        make_stack, tmp_path):
     from kubeupgrade.workflow.runners import AGENT_POLL_SECONDS
 
     # As shipped: the production poll, not the sandbox's shorter one.
     stack = make_stack(control_planes=1, workers=2, version="1.30.4", agent_poll=AGENT_POLL_SECONDS)
-    stack.stop("controller")  # from here on, every command the broker sees is an agent's
     agents = {name: process for name, process in stack.processes.items() if name.startswith("agent-")}
     time.sleep(2)  # past start-up
+    fresh = {name: connections_of(process.pid, stack.redis_port) for name, process in agents.items()}
+    assert all(0 < count <= MAX_IDLE_CONNECTIONS for count in fresh.values()), fresh
+    # After a whole campaign: every agent ran tasks (record, results, the chain's next link,
+    # task events) in its pool process, and holds no more than before it began.
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31"), broker=stack.broker)
+    assert handle.wait(timeout=240) == "succeeded", handle.status().get("error")
+    stack.stop("controller")  # from here on, every command the broker sees is an agent's
+    time.sleep(1)
     held = {name: connections_of(process.pid, stack.redis_port) for name, process in agents.items()}
     assert all(0 < count <= MAX_IDLE_CONNECTIONS for count in held.values()), held
     client = redis.Redis(port=stack.redis_port)

@@ -10,6 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 # campaign_file: the phase wrapper imports it when it first validates a campaign from the record.
 AGENT_MODULES = ("workers.__main__", "workers.node_tasks", "kubeupgrade.workflow.runners",
+                 "kubeupgrade.workflow.agent_connections",
                  "kubeupgrade.campaign_file")
 CONTROLLER_ONLY = ("kubernetes", "flower", "fabric", "paramiko", "invoke", "rich", "tornado",
                    "prometheus_client", "kubeupgrade.cli", "kubeupgrade.kube", "kubeupgrade.sandbox")
