@@ -11,7 +11,7 @@ Small pure functions over lists, used by the planner (to show the shape) and by 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence, Set
+from collections.abc import Iterable, Mapping, Sequence, Set
 from enum import Enum
 
 from kubeupgrade.model.campaign import WorkerStrategy
@@ -71,13 +71,23 @@ def workers_to_start(
     def may_start(name: str) -> bool:
         return state(name) is NodeState.PENDING and (eligible is None or name in eligible)
 
-    if any(state(name) is NodeState.FAILED for name in order):
-        return []
+    # One pass: this runs on every dispatcher tick, over thousands of workers.
     pool_of = _pool_of(pools)
-    held = Counter(pool_of[name] for name in order if name in pool_of and state(name) in HOLDING_A_SLOT)
-    free = max(0, limit - sum(1 for name in order if state(name) in HOLDING_A_SLOT))
+    held: Counter[str] = Counter()
+    out = 0
+    for name in order:
+        current = states.get(name, NodeState.PENDING)
+        if current is NodeState.FAILED:
+            return []
+        if current in HOLDING_A_SLOT:
+            out += 1
+            if name in pool_of:
+                held[pool_of[name]] += 1
+    free = max(0, limit - out)
+    if not free or (eligible is not None and not eligible):
+        return []
 
-    def take(candidates: list[str]) -> list[str]:
+    def take(candidates: Iterable[str]) -> list[str]:
         chosen: list[str] = []
         for name in candidates:
             if len(chosen) >= free:
@@ -91,7 +101,7 @@ def workers_to_start(
         return chosen
 
     if strategy is WorkerStrategy.WINDOW:
-        return take([name for name in order if may_start(name)])
+        return take(name for name in order if may_start(name))  # stops once the window is full
     for batch in fixed_batches(order, limit):
         unfinished = [name for name in batch if state(name) in UNFINISHED]
         if unfinished:

@@ -65,22 +65,12 @@ class WorkerStep:
     stuck: bool = False  # nothing in flight and nothing may start (failed workers hold every slot)
 
 
-def _scheduling_state(entry: Entry, ready: bool, flying: bool) -> NodeState:
-    """`ready` and `flying`: prepared(entry) and in_flight(entry), computed by the caller."""
-    if entry["state"] == "failed":
-        return NodeState.FAILED_OUT_OF_SERVICE if out_of_service(entry) else NodeState.FAILED_IN_SERVICE
-    if entry["state"] == "succeeded":
-        return NodeState.SUCCEEDED
-    if ready:
-        return NodeState.RUNNING if flying or out_of_service(entry) else NodeState.PENDING
-    return NodeState.PENDING
-
-
 def decide_workers(order: Sequence[str], limit: int, strategy: WorkerStrategy,
                    entries: Mapping[str, Entry], *, max_failed: int = 0, canary: int = 0,
                    gate_passed: bool = True, paused: bool = False,
                    pools: Pools | None = None, outage_allowed: bool = True,
-                   prepare_ahead: int = 0) -> WorkerStep:
+                   prepare_ahead: int = 0,
+                   known: Mapping[str, tuple[bool, bool]] | None = None) -> WorkerStep:
     """Prepare workers ahead of the window (no outage); take them out of service as the limit
     allows. A worker whose outage began holds its slot until it finishes, also while none of
     its tasks is in flight (one was lost and goes again, or the campaign was retried): it is
@@ -90,39 +80,68 @@ def decide_workers(order: Sequence[str], limit: int, strategy: WorkerStrategy,
     service keeps its slot. `pools` add per-pool limits. Outside a maintenance window
     (`outage_allowed` False) workers are prepared but none begins an outage. With `canary` > 0
     the first `canary` workers go alone, then the health gate (`gate`) must pass before any
-    other worker starts, even its preparation."""
-    workers = {name: entries[name] for name in order}
-    failed = tuple(name for name, entry in workers.items() if entry["state"] == "failed")
+    other worker starts, even its preparation. `known`: each worker's facts(entry), when the
+    caller keeps them from tick to tick."""
+    failed_list = []
+    unfinished = False
+    for name in order:
+        state = entries[name]["state"]
+        if state == "failed":
+            failed_list.append(name)
+        elif state != "succeeded":
+            unfinished = True
+    failed = tuple(failed_list)
     if len(failed) > max_failed:
         return WorkerStep(failed=failed)  # nothing new starts; the ones in flight finish
-    if all(e["state"] in ("failed", "succeeded") for e in workers.values()):
+    if not unfinished:
         return WorkerStep(finished=True, failed=failed)
-    # Each worker's facts once (a tick at thousands of workers must not walk every phase list
-    # several times per worker).
-    known = {name: facts(entry) for name, entry in workers.items()}
-    ready = {name: fact[0] for name, fact in known.items()}
-    flying = {name: fact[1] for name, fact in known.items()}
-    states = {name: _scheduling_state(entry, ready[name], flying[name]) for name, entry in workers.items()}
-    resume = [name for name, entry in workers.items() if entry["state"] not in ("failed", "succeeded")
-              and ready[name] and not flying[name] and out_of_service(entry)]
-    scope = list(order)
+    scoped = len(order)
     if canary and not gate_passed:
-        scope = list(order[:canary])
-        if all(workers[name]["state"] in ("failed", "succeeded") for name in scope):
+        scoped = canary
+        if all(entries[name]["state"] in ("failed", "succeeded") for name in order[:canary]):
             return WorkerStep(failed=failed, gate=not paused)
+    # One pass over the workers, each worker's phases walked at most twice (facts, unless the
+    # caller keeps them, and whether its outage began): a tick at thousands of workers runs this.
+    states: dict[str, NodeState] = {}
+    resume: list[str] = []
+    eligible: set[str] = set()  # prepared, in scope, not started: may take a slot
+    preparing: set[str] = set()  # in scope, preparation in flight
+    unprepared: set[str] = set()  # in scope, preparation not sent
+    any_flying = False
+    for index, name in enumerate(order):
+        entry = entries[name]
+        ready, flying = known[name] if known is not None else facts(entry)
+        any_flying = any_flying or flying
+        state = entry["state"]
+        if state == "failed":
+            node_state = NodeState.FAILED_OUT_OF_SERVICE if out_of_service(entry) else NodeState.FAILED_IN_SERVICE
+        elif state == "succeeded":
+            node_state = NodeState.SUCCEEDED
+        elif not ready:
+            node_state = NodeState.PENDING
+        elif flying:
+            node_state = NodeState.RUNNING
+        elif out_of_service(entry):  # its outage began and nothing of it is in flight
+            node_state = NodeState.RUNNING
+            resume.append(name)
+        else:
+            node_state = NodeState.PENDING
+        states[name] = node_state
+        if index >= scoped:
+            continue
+        if ready:
+            if node_state is NodeState.PENDING:
+                eligible.add(name)
+        elif state != "failed":
+            (preparing if flying else unprepared).add(name)
     if paused:
         return WorkerStep(outage=tuple(resume), failed=failed)
-    eligible = {name for name in scope if states[name] is NodeState.PENDING and ready[name]}
-    preparing = {name for name in scope if not ready[name] and flying[name]
-                 and workers[name]["state"] != "failed"}
-    unprepared = {name for name in scope if not ready[name] and not flying[name]
-                  and workers[name]["state"] != "failed"}
     starting = workers_to_start(order, states, limit, strategy, eligible=eligible, pools=pools)
     outage = resume + (starting if outage_allowed else [])
     waiting = eligible - set(outage)
     ahead = workers_to_prepare(order, preparing, waiting, unprepared, limit=limit, pools=pools,
                                ahead_per_lane=prepare_ahead)
-    stuck = outage_allowed and not outage and not ahead and not any(flying.values())
+    stuck = outage_allowed and not outage and not ahead and not any_flying
     return WorkerStep(outage=tuple(outage), prepare=tuple(ahead), failed=failed, stuck=stuck)
 
 

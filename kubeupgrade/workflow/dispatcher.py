@@ -44,6 +44,7 @@ from kubeupgrade.workflow.decide import (
     in_flight,
     out_of_service,
 )
+from kubeupgrade.workflow.hop_view import HopView
 from kubeupgrade.workflow.liveness import alive_agents, beating, sleep_until_woken
 from kubeupgrade.workflow.names import CLUSTER_ENTRY, PHASE_TASKS, queue_for
 from kubeupgrade.workflow.record import (
@@ -103,6 +104,13 @@ class Dispatcher:
         self._told: dict[tuple[str, int, str], tuple[str, ...]] = {}  # (campaign, hop, node) -> told
         # (campaign, hop) -> (when read in full, the entries as last read): see _hop_entries.
         self._entries: dict[tuple[str, int], tuple[float, dict[str, NodeEntry]]] = {}
+        # campaign -> (its record's text, the record parsed): see _record. Like the entries,
+        # these are read-only: every change goes through the store on a fresh copy.
+        self._records: dict[str, tuple[str, CampaignRecord]] = {}
+        # (campaign, hop) -> what a tick asks of every node, recomputed only for the entries
+        # that changed (kubeupgrade.workflow.hop_view).
+        self._views: dict[tuple[str, int], HopView] = {}
+        self._result_keys: dict[str, bytes] = {}  # task id -> its result's key (_ended_badly)
 
     # -- loop ------------------------------------------------------------------------------
     def run_forever(self, stop: threading.Event, deadline: float = 1.0) -> None:
@@ -144,6 +152,10 @@ class Dispatcher:
             self._told = {key: told for key, told in self._told.items() if key[0] in active}
         if any(key[0] not in active for key in self._entries):
             self._entries = {key: read for key, read in self._entries.items() if key[0] in active}
+        if any(key[0] not in active for key in self._views):
+            self._views = {key: view for key, view in self._views.items() if key[0] in active}
+        if any(key not in active for key in self._records):
+            self._records = {key: known for key, known in self._records.items() if key in active}
         for campaign_id in active:
             try:
                 self.advance(campaign_id)
@@ -214,8 +226,26 @@ class Dispatcher:
             self.store.end(campaign_id, ended["cluster"])
         self.store.event(campaign_id, f"{ended['state'] if ended else 'failed'}: {message}")
 
+    def _record(self, campaign_id: str) -> CampaignRecord | None:
+        """The campaign's record, parsed again only when its text changed."""
+        read = self.store.get_if_changed(campaign_id, self._records.get(campaign_id))
+        if read is None:
+            self._records.pop(campaign_id, None)
+            return None
+        self._records[campaign_id] = read
+        return read[1]
+
+    def _view(self, campaign_id: str, hop: int, entries: dict[str, NodeEntry]) -> HopView:
+        """The hop's view brought up to `entries` (a pass of identity checks when it already is)."""
+        view = self._views.get((campaign_id, hop))
+        if view is None:  # a new hop: the campaign's earlier ones are done with
+            self._views = {key: v for key, v in self._views.items() if key[0] != campaign_id}
+            view = self._views[(campaign_id, hop)] = HopView()
+        view.refresh(entries)
+        return view
+
     def advance(self, campaign_id: str) -> None:
-        doc = self.store.get(campaign_id)
+        doc = self._record(campaign_id)
         if doc is None or doc["state"] not in ("pending", "running"):
             self.store.deactivate(campaign_id)
             return
@@ -503,7 +533,8 @@ class Dispatcher:
                               canary=boundary or 0, gate_passed=boundary is None,
                               paused=bool(doc.get("paused")), pools=schedule.pool_limits(),
                               outage_allowed=self._window_open(doc),
-                              prepare_ahead=policies.get("prepare_ahead", 0))
+                              prepare_ahead=policies.get("prepare_ahead", 0),
+                              known=self._view(doc["id"], hop, entries).facts)
         failed = [entries[name] for name in step.failed]
         if step.finished and failed:
             if not any(in_flight(e) for e in entries.values()):
@@ -692,11 +723,7 @@ class Dispatcher:
         otherwise its phase is marked failed, so the campaign never hangs. True if re-sent."""
         resend: dict[str, str] = {}  # node -> the task id its decision was made on
         fresh: dict[str, dict[str, Any]] | None = None
-        watched = {}
-        for name, entry in entries.items():
-            phase = first_open_phase(entry)
-            if phase is not None and phase["task_id"] and phase["state"] != "failed":
-                watched[name] = (entry, phase)
+        watched = {name: (entries[name], phase) for name, phase in self._view(doc["id"], hop, entries).watched.items()}
         ended = self._ended_badly([phase["task_id"] for _, phase in watched.values()])
         for name, (entry, phase) in watched.items():
             if phase["task_id"] not in ended:
@@ -728,9 +755,12 @@ class Dispatcher:
         if not task_ids:
             return {}
         backend = self.app.backend  # Redis: the result backend is the broker (workflow/app.py)
-        stored = backend.client.mget([backend.get_key_for_task(t) for t in task_ids])
+        # Celery builds a key in microseconds; a tick watches every task in flight.
+        keys = {t: self._result_keys.get(t) or backend.get_key_for_task(t) for t in task_ids}
+        self._result_keys = keys
+        stored = backend.client.mget(list(keys.values()))
         ended = {}
-        for task_id, payload in zip(task_ids, stored, strict=True):
+        for task_id, payload in zip(keys, stored, strict=True):
             if payload is None or (b"FAILURE" not in payload and b"REVOKED" not in payload):
                 continue  # no result yet, or one that is not a failure: skip decoding it
             meta = backend.decode_result(payload)
@@ -770,11 +800,7 @@ class Dispatcher:
         frozen, or lost the broker for good) is sent again as a new attempt once it has been
         silent for LOST_TASK_GRACE seconds. The phases are idempotent, and the old message, if
         it ever comes back, is fenced off as stale."""
-        running = {}
-        for name, entry in entries.items():
-            phase = first_open_phase(entry)
-            if phase is not None and phase["state"] == "running" and phase["task_id"]:
-                running[phase["task_id"]] = name
+        running = dict(self._view(doc["id"], hop, entries).running)
         before = self._missing_since.pop(doc["id"], {})
         if not running:
             return False

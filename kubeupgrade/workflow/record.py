@@ -219,6 +219,19 @@ class CampaignStore:
         raw = self.redis.get(key)
         return _decode(raw, key, _DOC_FIELDS) if raw else None
 
+    def get_if_changed(self, campaign_id: str,
+                       known: tuple[str, CampaignRecord] | None) -> tuple[str, CampaignRecord] | None:
+        """The record with its raw text, parsed only if the text differs from `known`'s (then
+        `known` itself is returned): at thousands of nodes the plan is megabytes of JSON, and
+        parsing it was most of a dispatcher tick. None if there is no record."""
+        key = f"ku:c:{campaign_id}"
+        raw = self.redis.get(key)
+        if not raw:
+            return None
+        if known is not None and known[0] == raw:
+            return known
+        return raw, _decode(raw, key, _DOC_FIELDS)
+
     def update(self, campaign_id: str, change: Callable[[CampaignRecord], Any]) -> CampaignRecord:
         key = f"ku:c:{campaign_id}"
 
