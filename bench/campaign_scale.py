@@ -46,7 +46,9 @@ def _span(entry: dict, first: str | None = None, last: str | None = None) -> tup
     return min(p["started"] for p in phases), max(p["ended"] for p in phases)
 
 
-def analyse(doc: dict, limit: int) -> dict[str, float]:
+def analyse(doc: dict, limit: int, slots: int | None = None) -> dict[str, float]:
+    """`limit`: the one the lower bound is computed at; `slots`: the workers the run could take
+    out of service at once (its idle slot-seconds count against those; `limit` by default)."""
     entries = doc["entries"][0]
     cps = [e for e in entries.values() if e["role"] == "control-plane"]
     workers = [e for e in entries.values() if e["role"] == "worker"]
@@ -78,7 +80,7 @@ def analyse(doc: dict, limit: int) -> dict[str, float]:
     return {"makespan": makespan, "lower": lower, "ratio": makespan / lower,
             "overhead_median": statistics.median(overheads),
             "overhead_p99": overheads[min(len(overheads) - 1, int(len(overheads) * 0.99))],
-            "tasks": len(overheads), **idle_slots(stage, outages, prepared_at, limit)}
+            "tasks": len(overheads), **idle_slots(stage, outages, prepared_at, slots or limit)}
 
 
 def _prepared_at(entry: dict) -> float:
@@ -154,7 +156,7 @@ def run_strategy(name: str, args: argparse.Namespace, workdir: Path) -> dict[str
         doc = run_campaign(stack, "1.31", limit, strategy, workdir)
         problems = invariants.check_max_unavailable(box, limit)
         assert not problems, problems
-        result = analyse(doc, args.limit)  # the bound at --limit, the same for every strategy
+        result = analyse(doc, args.limit, limit)  # the bound at --limit, the same for every strategy
         result["out_at_once"] = limit
         result["redis_mib"] = redis.Redis(port=stack.redis_port).info("memory")["used_memory"] / 2**20
         return result

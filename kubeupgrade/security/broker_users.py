@@ -2,10 +2,11 @@
 
 What each role touches on the broker (Celery on Redis, plus the campaign record):
 - queues `kubeupgrade.*` (and kombu's priority variants of them), kombu's `_kombu.binding.*`
-  sets, the `unacked*` keys of late acknowledgement, results `celery-task-meta-*`, the record
-  `ku:*`, and the replies of control messages `*.reply.celery.pidbox`;
-- channels: task events `/<db>.celeryev/*`, control messages `/<db>.celery.pidbox`, results
-  published under their key.
+  sets, the `unacked*` keys of late acknowledgement, results `celery-task-meta-*` and the
+  record `ku:*`;
+- channels: task events `/<db>.celeryev/*` and results published under their key. Nothing
+  uses remote control, so no role but flower and admin may touch control messages (keys or
+  channel `/<db>.celery.pidbox`).
 
 Roles:
 - controller: all of that, no administration (`-@admin -@dangerous`, which also denies KEYS,
@@ -40,13 +41,17 @@ from urllib.parse import quote, urlsplit
 from kubeupgrade.errors import InvalidInput
 from kubeupgrade.security.private_files import write_new_private
 
-KEYS = "~ku:* ~kubeupgrade.* ~_kombu.* ~unacked* ~celery-task-meta-* ~*.reply.celery.pidbox*"
+KEYS = "~ku:* ~kubeupgrade.* ~_kombu.* ~unacked* ~celery-task-meta-*"
+# Task events (kombu's fanout with Celery's prefix: /<db>.celeryev/<routing key>) and results
+# (published under their key). Not the control channel /<db>.celery.pidbox: no kubeupgrade
+# process sends or takes remote control, so none may even publish a control message.
+CHANNELS = "&/*.celeryev/* &celery-task-meta-*"
 _NO_ADMIN = "+@all -@admin -@dangerous +info"
 
 ROLE_RULES = {
-    "controller": f"{KEYS} ~*.celery.pidbox* &* {_NO_ADMIN}",
-    "agent": f"{KEYS} &* {_NO_ADMIN} -subscribe -psubscribe",
-    "cli": f"{KEYS} &* {_NO_ADMIN}",
+    "controller": f"{KEYS} {CHANNELS} {_NO_ADMIN}",
+    "agent": f"{KEYS} {CHANNELS} {_NO_ADMIN} -subscribe -psubscribe",
+    "cli": f"{KEYS} {CHANNELS} {_NO_ADMIN}",
     # Reads everything; writes only the two keys its event receiver's binding needs (kombu
     # records a queue's binding with a script); no PUBLISH and no list writes.
     "flower": "%R~* %RW~_kombu.binding.celeryev %RW~_kombu.binding_permanent.celeryev "

@@ -169,8 +169,10 @@ def run_controller(kubeconfig: str, broker: str, *, concurrency: int = 8,
     def stop_dispatcher(**_: object) -> None:
         stop.set()
 
+    # No mingle either: it asks the other workers for their revoked tasks by a control message
+    # (nobody answers, and nothing is revoked), and its user has no right to control messages.
     _run_worker(app, ["worker", "-Q", CONTROLLER_QUEUE, "-n", "controller@%h", "-P", "prefork",
-                      "-c", str(concurrency), "-E", "--without-gossip", "-l", loglevel])
+                      "-c", str(concurrency), "-E", "--without-gossip", "--without-mingle", "-l", loglevel])
 
 
 class _RestartOnUnrecoverable(logging.Handler):

@@ -66,8 +66,12 @@ def test_a_campaign_over_tls_with_a_user_per_role_and_each_role_kept_to_its_righ
                         ("ACL", "SETUSER", role, "+@all"), ("SHUTDOWN",),
                         ("SET", "elsewhere", "1")):
             assert refused(clients[role], *command), f"{role} may {' '.join(command)}"
-    # Agents take no remote control, and their user cannot even listen for it.
+    # Agents take no remote control, and their user cannot even listen for it; no role of
+    # ours may send a control message either.
     assert refused(clients["agent"], "SUBSCRIBE", "/0.celery.pidbox")
+    for role in ("controller", "agent", "cli"):
+        assert refused(clients[role], "PUBLISH", "/0.celery.pidbox", "shutdown"), f"{role} may PUBLISH"
+        assert refused(clients[role], "LPUSH", "someone.reply.celery.pidbox", "x"), f"{role} may LPUSH"
     # The default user is off, and there is no plain-text port.
     port = int(stack.broker_urls["admin"].split("@", 1)[1].split(":")[1].split("/")[0])
     anonymous = redis.Redis.from_url(stack.broker_urls["admin"].replace(
