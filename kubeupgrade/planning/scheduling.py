@@ -76,7 +76,7 @@ def workers_to_start(
     held: Counter[str] = Counter()
     out = 0
     for name in order:
-        current = states.get(name, NodeState.PENDING)
+        current = state(name)
         if current is NodeState.FAILED:
             return []
         if current in HOLDING_A_SLOT:

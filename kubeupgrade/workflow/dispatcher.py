@@ -800,7 +800,8 @@ class Dispatcher:
         frozen, or lost the broker for good) is sent again as a new attempt once it has been
         silent for LOST_TASK_GRACE seconds. The phases are idempotent, and the old message, if
         it ever comes back, is fenced off as stale."""
-        running = dict(self._view(doc["id"], hop, entries).running)
+        running = {phase["task_id"]: name for name, phase in self._view(doc["id"], hop, entries).watched.items()
+                   if phase["state"] == "running"}
         before = self._missing_since.pop(doc["id"], {})
         if not running:
             return False

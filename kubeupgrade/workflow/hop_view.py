@@ -1,8 +1,8 @@
 """What the dispatcher asks of every node of a hop on every tick, kept from tick to tick.
 
 At thousands of nodes, walking every entry's phase list several times per tick (for the
-scheduling facts, for the tasks to watch, for the running ones to check for heartbeats) was most
-of a tick. The dispatcher's reads hand back the same entry objects for the nodes that did not
+scheduling facts, for the tasks to watch and, among those, the running ones to check for
+heartbeats) was most of a tick. The dispatcher's reads hand back the same entry objects for the nodes that did not
 change (`Dispatcher._hop_entries`), so a view recomputes only the entries that are new objects.
 Entries are never changed in place: every change goes through the store on a fresh copy.
 """
@@ -19,9 +19,7 @@ class HopView:
     def __init__(self) -> None:
         self._seen: dict[str, NodeEntry] = {}  # node -> the entry object last derived from
         self.facts: dict[str, tuple[bool, bool]] = {}  # node -> (prepared, in flight)
-        self.open_phase: dict[str, PhaseRecord | None] = {}  # node -> its first open phase
-        self.watched: dict[str, PhaseRecord] = {}  # node -> its open phase that has a task, not failed
-        self.running: dict[str, str] = {}  # task id -> node, for phases recorded as running
+        self.watched: dict[str, PhaseRecord] = {}  # node -> its first open phase, if it has a task and has not failed
 
     def refresh(self, entries: Mapping[str, NodeEntry]) -> None:
         """Bring the view up to `entries` (the hop as the dispatcher just read it)."""
@@ -37,16 +35,10 @@ class HopView:
         phase = first_open_phase(entry)
         self._seen[name] = entry
         self.facts[name] = facts(entry)
-        self.open_phase[name] = phase
         if phase is not None and phase["task_id"] and phase["state"] != "failed":
             self.watched[name] = phase
-            if phase["state"] == "running":
-                self.running[phase["task_id"]] = name
 
     def _forget(self, name: str) -> None:
         self._seen.pop(name, None)
         self.facts.pop(name, None)
-        self.open_phase.pop(name, None)
-        phase = self.watched.pop(name, None)
-        if phase is not None and self.running.get(phase["task_id"] or "") == name:
-            del self.running[phase["task_id"] or ""]
+        self.watched.pop(name, None)

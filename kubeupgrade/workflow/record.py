@@ -215,9 +215,8 @@ class CampaignStore:
         return bool(self.redis.delete(f"ku:identity:{name}"))
 
     def get(self, campaign_id: str) -> CampaignRecord | None:
-        key = f"ku:c:{campaign_id}"
-        raw = self.redis.get(key)
-        return _decode(raw, key, _DOC_FIELDS) if raw else None
+        read = self.get_if_changed(campaign_id, None)
+        return read[1] if read is not None else None
 
     def get_if_changed(self, campaign_id: str,
                        known: tuple[str, CampaignRecord] | None) -> tuple[str, CampaignRecord] | None:
