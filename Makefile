@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test lint bench bench-campaign bench-tick bench-mirror bench-hostbin soak soak-broker demo demo-down clean
+.PHONY: venv test lint bench bench-campaign bench-scale bench-tick bench-mirror bench-hostbin soak soak-broker demo demo-down clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,7 @@ TYPED := kubeupgrade/model kubeupgrade/planning kubeupgrade/kube/identity.py \
          kubeupgrade/workflow/schedule.py kubeupgrade/workflow/audit.py kubeupgrade/workflow/restore.py \
          kubeupgrade/workflow/history.py kubeupgrade/workflow/liveness.py \
          kubeupgrade/workflow/agent_connections.py kubeupgrade/workflow/hop_view.py \
+         kubeupgrade/workflow/agent_identity.py kubeupgrade/host/executor.py kubeupgrade/sandbox/agent_farm.py \
          kubeupgrade/host/platforms kubeupgrade/host/context.py kubeupgrade/host/steps.py \
          kubeupgrade/host/commands.py kubeupgrade/sandbox/rbac.py
 
@@ -44,6 +45,9 @@ bench: $(STAMP)
 
 bench-campaign: $(STAMP)
 	$(BIN)/python -m bench.campaign_scale
+
+bench-scale: $(STAMP)
+	$(BIN)/python -m bench.scale --nodes 1000
 
 bench-tick: $(STAMP)
 	$(BIN)/python -m bench.dispatcher_tick

@@ -28,7 +28,8 @@ def make_sandbox(tmp_path: Path) -> Iterator[Callable[..., Sandbox]]:
 
 @pytest.fixture
 def make_stack(make_sandbox, monkeypatch):
-    """A sandbox with its real processes: redis-server, one agent per node, the controller.
+    """A sandbox with its real processes: redis-server, one agent per node (or, with `farm`,
+    one process serving them all), the controller.
     The test acts as the sandbox's operator: its campaigns are signed with the operator key and
     the tasks and control messages it sends (abort, ping) with the operator's message key."""
     from kubeupgrade.sandbox.stack import Stack
@@ -38,7 +39,7 @@ def make_stack(make_sandbox, monkeypatch):
 
     def make(*, flower: bool = False, metrics: bool = False, visibility_timeout: float = 3600.0,
              agent_poll: float = 1.0, secure_broker: bool = False, agent_command: list[str] | None = None,
-             **sandbox_options) -> Stack:
+             farm: bool = False, **sandbox_options) -> Stack:
         sandbox_options.setdefault("time_scale", 0.005)
         box = make_sandbox(**sandbox_options)
         monkeypatch.setenv(KEY_ENV, str(box.signing_key))
@@ -50,7 +51,10 @@ def make_stack(make_sandbox, monkeypatch):
             stack.agent_command = agent_command
         stacks.append(stack)
         stack.start_redis()
-        stack.start_agents()
+        if farm:  # every node's agent in one process (kubeupgrade.sandbox.agent_farm)
+            stack.start_farm(concurrency=4)
+        else:
+            stack.start_agents()
         stack.start_controller(metrics=metrics)
         if flower:
             stack.start_flower()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -25,7 +26,7 @@ from typing import Protocol
 
 from kubeupgrade.errors import TemporaryError
 
-if os.name == "posix":
+if sys.platform != "win32":
     import fcntl
 
     def _try_lock(fd: int) -> bool:
@@ -116,29 +117,33 @@ class LocalExecutor:
                 self._held = None
 
     def run(self, command: Command) -> CommandResult:
+        holding = nullcontext(self._held) if self._held is not None else self._host_lock(command)
+        with holding as held:
+            return self._execute(command, held)
+
+    def _execute(self, command: Command, held: tuple[int, ...]) -> CommandResult:
+        """Run the command while the host lock is `held` (its descriptor, handed to the command)."""
         env = {**os.environ, **self.extra_env}
         if self.path_prefix:
             env["PATH"] = os.pathsep.join([*self.path_prefix, env.get("PATH", "")])
-        holding = nullcontext(self._held) if self._held is not None else self._host_lock(command)
-        with holding as held:
-            started = time.monotonic()
-            try:
-                child = subprocess.Popen(
-                    list(command.argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE, text=True, env=env, shell=False,
-                    start_new_session=True, pass_fds=held if os.name == "posix" else ())
-            except FileNotFoundError:
-                return CommandResult(command, 127, "", f"{command.argv[0]}: command not found",
-                                     time.monotonic() - started)
-            try:
-                stdout, stderr = child.communicate(command.stdin, timeout=command.timeout)
-            except subprocess.TimeoutExpired:
-                _kill_group(child)  # the command and whatever it started
-                stdout, stderr = child.communicate()
-                return CommandResult(command, -1, _text(stdout), _text(stderr),
-                                     time.monotonic() - started, timed_out=True)
-            return CommandResult(command, child.returncode, stdout, stderr,
+        started = time.monotonic()
+        try:
+            child = subprocess.Popen(
+                list(command.argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, text=True, env=env, shell=False,
+                start_new_session=True, pass_fds=held if os.name == "posix" else ())
+        except FileNotFoundError:
+            return CommandResult(command, 127, "", f"{command.argv[0]}: command not found",
                                  time.monotonic() - started)
+        try:
+            stdout, stderr = child.communicate(command.stdin, timeout=command.timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(child)  # the command and whatever it started
+            stdout, stderr = child.communicate()
+            return CommandResult(command, -1, _text(stdout), _text(stderr),
+                                 time.monotonic() - started, timed_out=True)
+        return CommandResult(command, child.returncode, stdout, stderr,
+                             time.monotonic() - started)
 
     @contextmanager
     def _host_lock(self, command: Command) -> Iterator[tuple[int, ...]]:

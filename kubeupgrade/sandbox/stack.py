@@ -152,6 +152,18 @@ class Stack:
         for node in nodes if nodes is not None else [n["name"] for n in self.sandbox.nodes]:
             self.start_agent(node)
 
+    def start_farm(self, nodes: list[str] | None = None, *, name: str = "farm",
+                   concurrency: int = 16) -> subprocess.Popen:
+        """One process serving many nodes' queues, their commands run in-process (agent_farm):
+        for benchmarks at thousands of nodes, not for rehearsing faults."""
+        argv = [sys.executable, "-m", "kubeupgrade.sandbox.agent_farm", "--dir", str(self.sandbox.paths.root),
+                "--name", name, "--concurrency", str(concurrency)]
+        if nodes is not None:
+            argv += ["--nodes", ",".join(nodes)]
+        return self._spawn(name, argv, KUBEUPGRADE_AGENT_POLL=str(self.agent_poll),
+                           KUBEUPGRADE_BROKER=self.broker_for("agent"),
+                           **self.sandbox.message_identity("agent").env())
+
     def start_controller(self, concurrency: int = 8, kubeconfig: Path | None = None,
                          metrics: bool = False) -> subprocess.Popen:
         """The controller, connected to this sandbox (or, to rehearse a mistake, to `kubeconfig`);

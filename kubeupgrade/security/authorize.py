@@ -20,7 +20,9 @@ def trusted_dir() -> Path:
     explicit = os.environ.get(TRUSTED_ENV)
     if explicit:
         return Path(explicit)
-    return Path(os.environ.get("KUBEUPGRADE_HOST_ROOT", "/")) / TRUSTED_DIR.lstrip("/")
+    from kubeupgrade.workflow.agent_identity import current
+
+    return current().host_root / TRUSTED_DIR.lstrip("/")
 
 
 def authorize(doc: dict[str, Any], hop: int, directory: Path | None = None) -> str:

@@ -68,6 +68,11 @@ IDENTITY_TTL = 30.0  # seconds between re-reads of the cluster's identity
 LOST_TASK_GRACE = 10.0  # a running task nobody holds for this long is lost
 MAX_RESENDS = 3  # automatic re-sends of one phase after infrastructure failures
 FULL_READ_SECONDS = 10.0  # between full reads of a hop's entries (changes are read every tick)
+# How long each tick took, in microseconds, appended every TICK_REPORT_SECONDS (one command) and
+# trimmed to the last TICK_HISTORY: what `bench.scale` reports as the tick's p50 and p99.
+TICKS_KEY = "ku:dispatcher:ticks"
+TICK_REPORT_SECONDS = 5.0
+TICK_HISTORY = 100_000
 UNREADABLE_TICKS = 25  # ticks in a row a record's shape may fail the dispatcher before it stops
 SHAPE_ERRORS = (TypeError, KeyError, ValueError, AttributeError, IndexError)
 INFRASTRUCTURE_ERRORS = ("ConnectionError", "WorkerLostError", "OperationalError", "TimeoutError",
@@ -119,18 +124,31 @@ class Dispatcher:
         The deadline covers what nobody announces: windows opening, timeouts, silent agents."""
         # Says which controller leads ("host:pid:random"): Stack.wait_for_workers reads it.
         token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
+        took: list[int] = []  # microseconds per tick since the last report
+        reported = time.monotonic()
         while not stop.is_set():
             leading = False
             try:
                 leading = self._lead(token)
                 if leading:
+                    started = time.perf_counter()
                     self.tick()
+                    took.append(round((time.perf_counter() - started) * 1e6))
+                    if time.monotonic() - reported >= TICK_REPORT_SECONDS:
+                        self._report_ticks(took)
+                        took, reported = [], time.monotonic()
                     sleep_until_woken(self.store.redis, deadline)
             except Exception:  # noqa: BLE001 - Redis away or a bug: log, keep the loop alive
                 log.exception("dispatcher tick failed")
                 stop.wait(1.0)
             if not leading:
                 stop.wait(deadline)
+
+    def _report_ticks(self, took: list[int]) -> None:
+        with self.store.redis.pipeline(transaction=False) as report:
+            report.rpush(TICKS_KEY, *took)
+            report.ltrim(TICKS_KEY, -TICK_HISTORY, -1)
+            report.execute()
 
     def _lead(self, token: str) -> bool:
         """Only one dispatcher acts at a time: a lease in Redis, renewed every tick."""

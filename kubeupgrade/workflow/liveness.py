@@ -19,7 +19,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import redis
@@ -96,12 +96,13 @@ def sleep_until_woken(client: redis.Redis, timeout: float) -> bool:
 
 # -- the agent's and the phase's side -------------------------------------------------------------
 class AgentHeartbeat:
-    """A daemon thread in the agent's main process refreshing `ku:agent:<node>`."""
+    """A daemon thread in the agent's main process refreshing `ku:agent:<node>` (the keys of
+    every node it serves: the sandbox's agent farm serves many)."""
 
-    def __init__(self, client: redis.Redis, node: str, period: float = AGENT_PERIOD,
+    def __init__(self, client: redis.Redis, node: str | Sequence[str], period: float = AGENT_PERIOD,
                  ttl: int = AGENT_TTL, describe: Callable[[], dict[str, object]] | None = None) -> None:
         self.client = client
-        self.node = node
+        self.nodes = (node,) if isinstance(node, str) else tuple(node)
         self.period = period
         self.ttl = ttl
         # What the key says of the agent (its version, the keys it trusts: `doctor` reads it),
@@ -118,7 +119,7 @@ class AgentHeartbeat:
         """Stop refreshing and say so at once (a stopped agent is not waited for TTL seconds)."""
         self._stop.set()
         with contextlib.suppress(redis.RedisError):
-            self.client.delete(agent_key(self.node))
+            self.client.delete(*(agent_key(node) for node in self.nodes))
 
     def _run(self) -> None:
         first = True
@@ -129,7 +130,10 @@ class AgentHeartbeat:
                 except Exception as error:  # noqa: BLE001 - liveness must not depend on it
                     described = {"describe_error": str(error)}
                 value = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), **described})
-                self.client.set(agent_key(self.node), value, ex=self.ttl)
+                with self.client.pipeline(transaction=False) as refresh:
+                    for node in self.nodes:
+                        refresh.set(agent_key(node), value, ex=self.ttl)
+                    refresh.execute()
                 if first:  # a returning agent may be what the dispatcher waits for
                     wake(self.client)
                     first = False

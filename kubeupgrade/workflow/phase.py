@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +26,7 @@ from kubeupgrade.model.phases import SPECS, Runs
 from kubeupgrade.model.plan import Phase
 from kubeupgrade.model.versions import KubeVersion, parse_version
 from kubeupgrade.security.authorize import authorize
+from kubeupgrade.workflow import agent_identity
 from kubeupgrade.workflow.app import app, broker_url
 from kubeupgrade.workflow.liveness import beat_for, phase_beating
 from kubeupgrade.workflow.names import CLUSTER_ENTRY, valid_campaign_id, valid_hop, valid_node_name
@@ -94,9 +94,10 @@ class Job:
 
 def refuse_misrouted(node: str) -> None:
     """On an agent: a task for another node's host is refused, whatever queue it came from."""
-    if node != os.environ.get("KUBEUPGRADE_NODE"):
-        raise PermanentError(f"task for node {node} refused by the agent of "
-                             f"{os.environ.get('KUBEUPGRADE_NODE')!r}: misrouted message")
+    serving = agent_identity.current().node
+    if node != serving:
+        raise PermanentError(f"task for node {node} refused by the agent of {serving!r}: "
+                             "misrouted message")
 
 
 def _validate(campaign: Any, hop: Any, node: Any, phase: Any, attempt: Any,

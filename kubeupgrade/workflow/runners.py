@@ -79,7 +79,7 @@ def run_agent(node: str, broker: str, *, host_root: str = "/", path: str = "",
     app.conf.broker_transport_options = {**app.conf.broker_transport_options, "polling_interval": poll}
     limit_connections(app)  # four broker connections between tasks (agent_connections)
     heartbeat = AgentHeartbeat(CampaignStore.from_url(broker).redis, node,
-                               describe=lambda: {**_agent_description(), "signed_messages": signed})
+                               describe=lambda: {**agent_description(), "signed_messages": signed})
 
     @worker_ready.connect(weak=False)
     def announce(**_: object) -> None:
@@ -94,12 +94,12 @@ def run_agent(node: str, broker: str, *, host_root: str = "/", path: str = "",
     from workers.host_context import detect_family
 
     pool = "threads" if detect_family().value == "windows" else "prefork"
-    _run_worker(app, ["worker", "-Q", node_queue(node), "-n", agent_hostname(node),
+    run_worker(app, ["worker", "-Q", node_queue(node), "-n", agent_hostname(node),
                       "-P", pool, "-c", "1", "--prefetch-multiplier", "1", "-E",
                       "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", loglevel])
 
 
-def _agent_description() -> dict[str, object]:
+def agent_description() -> dict[str, object]:
     """What an agent's liveness key says: its version, the operator keys it trusts, its Python."""
     from kubeupgrade import __version__
     from kubeupgrade.security.authorize import trusted_dir
@@ -171,7 +171,7 @@ def run_controller(kubeconfig: str, broker: str, *, concurrency: int = 8,
 
     # No mingle either: it asks the other workers for their revoked tasks by a control message
     # (nobody answers, and nothing is revoked), and its user has no right to control messages.
-    _run_worker(app, ["worker", "-Q", CONTROLLER_QUEUE, "-n", "controller@%h", "-P", "prefork",
+    run_worker(app, ["worker", "-Q", CONTROLLER_QUEUE, "-n", "controller@%h", "-P", "prefork",
                       "-c", str(concurrency), "-E", "--without-gossip", "--without-mingle", "-l", loglevel])
 
 
@@ -224,7 +224,7 @@ def _children() -> list[int]:
     return found
 
 
-def _run_worker(app: Celery, argv: list[str]) -> None:
+def run_worker(app: Celery, argv: list[str]) -> None:
     """Run the Celery worker; if it dies of an error, start this command again."""
     logging.getLogger("celery").addHandler(_RestartOnUnrecoverable(logging.CRITICAL))
     try:

@@ -7,6 +7,7 @@ import time
 import redis
 
 from kubeupgrade.api import submit
+from kubeupgrade.sandbox.processes import process_tree
 from kubeupgrade.workflow.liveness import AGENT_TTL, alive_agents
 from tests.helpers import write_campaign
 
@@ -25,27 +26,10 @@ def _sockets_to(port: int) -> set[str]:
     return found
 
 
-def _process_tree(root: int) -> set[int]:
-    parents = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    parents[int(entry)] = int(stat.read().rsplit(")", 1)[1].split()[1])
-            except OSError:
-                continue
-    tree, grew = {root}, True
-    while grew:
-        children = {pid for pid, parent in parents.items() if parent in tree} - tree
-        tree |= children
-        grew = bool(children)
-    return tree
-
-
 def connections_of(root: int, port: int) -> int:
     inodes = _sockets_to(port)
     held = 0
-    for pid in _process_tree(root):
+    for pid in process_tree(root):
         try:
             links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
         except OSError:

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 from kubeupgrade.sandbox.faults import FaultKind
 from kubeupgrade.sandbox.hostbin.context import ExitCommand, Host
@@ -64,20 +65,24 @@ def _from_binary(argv: list[str]) -> list[str] | None:
             f"--exe-version={version.tag}", *argv[2:]]
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], stdin: TextIO | None = None, stdout: TextIO | None = None,
+         stderr: TextIO | None = None) -> int:
+    """Run one simulated command; its streams are this process's unless given (the agent farm
+    runs commands in its own process and gives buffers)."""
     if len(argv) >= 2 and argv[0] == "--exe":
         argv = _from_binary(argv) or []
     if len(argv) < 5 or argv[0] != "--dir" or argv[2] != "--node":
-        sys.stderr.write("usage: hostbin --dir DIR --node NODE TOOL [ARGS...]\n")
+        (stderr or sys.stderr).write("usage: hostbin --dir DIR --node NODE TOOL [ARGS...]\n")
         return 2
     paths, node, tool, args = SandboxPaths(Path(argv[1])), argv[3], argv[4], argv[5:]
     if tool not in TOOLS:
-        sys.stderr.write(f"{tool}: command not found\n")
+        (stderr or sys.stderr).write(f"{tool}: command not found\n")
         return 127
     exe_version = ""
     if args and args[0].startswith("--exe-version="):
         exe_version, args = args[0].split("=", 1)[1], args[1:]
-    host = Host(paths, node, [tool, *args], exe_version=exe_version)
+    host = Host(paths, node, [tool, *args], exe_version=exe_version, stdin=stdin, stdout=stdout,
+                stderr=stderr)
     code = 1
     try:
         fault = host.take_fault(FaultKind.FAIL, FaultKind.HANG, FaultKind.CRASH)
@@ -93,7 +98,8 @@ def main(argv: list[str]) -> int:
     except ExitCommand as done:
         code = done.code
     finally:
-        host.log(code)
+        if not host.crashed:  # a crash logged itself
+            host.log(code)
     return code
 
 

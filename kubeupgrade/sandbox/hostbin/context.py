@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from kubeupgrade.sandbox.faults import Fault, FaultKind, FaultStore
 from kubeupgrade.sandbox.layout import (
@@ -41,6 +41,12 @@ class Host:
     faults: FaultStore = field(init=False)
     crash: Fault | None = None
     exe_version: str = ""  # a Windows binary run by its path knows its own version (releases)
+    # Where the command's input and output go: this process's own streams when the command is a
+    # process (a shim), buffers when the agent farm runs it in its own process (agent_farm).
+    stdin: TextIO | None = None
+    stdout: TextIO | None = None
+    stderr: TextIO | None = None
+    crashed: bool = False
 
     def __post_init__(self) -> None:
         self.config = load_config(self.paths)
@@ -64,15 +70,20 @@ class Host:
         return next(n["role"] for n in self.config["nodes"] if n["name"] == self.node) == "control-plane"
 
     # -- output and flow ---------------------------------------------------------------
-    @staticmethod
-    def out(text: str = "") -> None:
-        sys.stdout.write(text + "\n")
-        sys.stdout.flush()
+    def out(self, text: str = "", end: str = "\n") -> None:
+        stream = self.stdout or sys.stdout
+        stream.write(text + end)
+        stream.flush()
 
-    @staticmethod
-    def err(text: str) -> None:
-        sys.stderr.write(text + "\n")
-        sys.stderr.flush()
+    def err(self, text: str) -> None:
+        stream = self.stderr or sys.stderr
+        stream.write(text + "\n")
+        stream.flush()
+
+    def ask(self, question: str) -> str:
+        """Write `question` without a newline and read one line of answer."""
+        self.out(question, end="")
+        return (self.stdin or sys.stdin).readline()
 
     def fail(self, text: str, code: int = 1) -> ExitCommand:
         if text:
@@ -88,6 +99,9 @@ class Host:
         """Die here, half-way, if a crash fault was taken for this run."""
         if self.crash is not None:
             self.log(exit_code=-9, note=f"crashed at {point} (sandbox fault {self.crash.id})")
+            self.crashed = True
+            if self.stdout is not None:  # run inside the agent farm: end the command, not the farm
+                raise ExitCommand(-9)
             sys.stdout.flush()
             sys.stderr.flush()
             os.kill(os.getpid(), signal.SIGKILL)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import time
 from typing import Any
 
@@ -209,9 +208,7 @@ def _enforce_version_policy(host: Host, cluster: KubeVersion, target: KubeVersio
 def _confirm(host: Host, flags: dict[str, str]) -> None:
     if _enabled(flags, "yes", False) or _enabled(flags, "force", False) or _enabled(flags, "dry-run", False):
         return
-    sys.stdout.write("[upgrade] Are you sure you want to proceed? [y/N]: ")
-    sys.stdout.flush()
-    answer = sys.stdin.readline().strip().lower()
+    answer = host.ask("[upgrade] Are you sure you want to proceed? [y/N]: ").strip().lower()
     if answer not in ("y", "yes"):
         raise host.fail("won't proceed; the user didn't answer (Y|y) in order to continue\n"
                         f"{STACK_HINT}", 1)

@@ -351,7 +351,7 @@ def dpkg_query(host: Host, args: list[str]) -> int:
         status = "install ok installed" if state["configured"].get(name, True) else "install ok unpacked"
         text = (fmt.replace("${Package}", name).replace("${Version}", version)
                 .replace("${Status}", status).replace("\\n", "\n").replace("\\t", "\t"))
-        os.write(1, text.encode())
+        host.out(text, end="")  # no newline of its own: the format says where lines end
     return code
 
 

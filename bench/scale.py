@@ -1,0 +1,163 @@
+"""Benchmark: a whole zero-duration campaign on N sandbox nodes, measuring the engine.
+
+    python -m bench.scale --nodes 1000 [--limit 100] [--farms 1] [--concurrency 32] [-o json]
+
+A sandbox of 3 control planes and N - 3 workers (apt, no simulated step takes time), a real
+redis-server, the real controller, and the agents emulated by agent farms
+(kubeupgrade.sandbox.agent_farm: every node's own queue on the real broker, the real phase
+wrapper and host steps, the simulated commands run in-process), then one hop 1.30 -> 1.31 at
+`max_unavailable` = --limit (10% of the workers by default). Prints: nodes, makespan (submit to
+succeeded), accept (submit to accepted), the dispatcher's tick p50/p99 (its own record, see
+dispatcher.TICKS_KEY), the link gap p50/p99 (a phase eligible -> running), the controller's
+peak RSS (its process tree, sampled), Redis' peak used memory and connections, idle
+slot-seconds by cause (bench.campaign_scale.idle_slots), and the machine's load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import redis
+import yaml
+
+from bench.campaign_scale import analyse
+from kubeupgrade.api import submit
+from kubeupgrade.sandbox import invariants
+from kubeupgrade.sandbox.manager import Sandbox
+from kubeupgrade.sandbox.processes import process_tree
+from kubeupgrade.sandbox.stack import Stack
+from kubeupgrade.security.signing import KEY_ENV
+from kubeupgrade.workflow.dispatcher import TICKS_KEY
+
+
+def _tree_rss_mib(root: int) -> float:
+    total = 0
+    for pid in process_tree(root):
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+class Sampler:
+    """Peaks of the controller's RSS and of Redis' memory and connections, every half second."""
+
+    def __init__(self, controller_pid: int, client: redis.Redis) -> None:
+        self.controller_pid = controller_pid
+        self.client = client
+        self.peaks = {"controller_mib": 0.0, "redis_mib": 0.0, "connections": 0.0}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            info = self.client.info()
+            now = {"controller_mib": _tree_rss_mib(self.controller_pid),
+                   "redis_mib": info["used_memory"] / 2**20, "connections": info["connected_clients"]}
+            self.peaks = {key: max(value, now[key]) for key, value in self.peaks.items()}
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def run(args: argparse.Namespace, workdir: Path) -> dict[str, float]:
+    workers = args.nodes - 3
+    limit = args.limit or max(1, workers // 10)
+    started = time.monotonic()
+    box, _ = Sandbox.up(workdir / "sandbox", control_planes=3, workers=workers, version="1.30.4",
+                        os_family="apt", time_scale=0.0, workload=not args.no_workload)
+    os.environ[KEY_ENV] = str(box.signing_key)
+    os.environ.update(box.message_identity("operator").env())
+    stack = Stack(box)
+    names = [node["name"] for node in box.nodes]
+    try:
+        stack.start_redis(appendonly=False)
+        share = -(-len(names) // args.farms)
+        for index in range(args.farms):
+            stack.start_farm(names[index * share:(index + 1) * share], name=f"farm-{index}",
+                             concurrency=args.concurrency)
+        controller = stack.start_controller(concurrency=args.controller_concurrency)
+        stack.wait_for_workers([f"agent@{name}" for name in names], timeout=600)
+        print(f"{len(names)} nodes up in {time.monotonic() - started:.0f} s", flush=True)
+        campaign = workdir / "campaign.yaml"
+        campaign.write_text(yaml.safe_dump({
+            "cluster": "sandbox", "target": "1.31",
+            "policies": {"max_unavailable": limit, "drain": {"delete_emptydir_data": True, "timeout": 600},
+                         "retries": {"attempts": 3, "backoff_seconds": 1},
+                         "agent_timeout": 600, "ready_timeout": 600}}))
+        client = redis.Redis.from_url(stack.broker)
+        with Sampler(controller.pid, client) as sampler:
+            began = time.monotonic()
+            handle = submit(campaign, broker=stack.broker, accept_timeout=600, key=box.signing_key)
+            accept = time.monotonic() - began
+            state = handle.wait(timeout=7200)
+            makespan = time.monotonic() - began
+        if state != "succeeded":
+            raise SystemExit(f"campaign {handle.id} {state}: {handle.status().get('error')}")
+        problems = invariants.check_max_unavailable(box, limit)
+        if problems:
+            raise SystemExit(f"invariant broken: {problems[:3]}")
+        doc = handle.status()
+        ticks = [int(t) / 1e6 for t in client.lrange(TICKS_KEY, 0, -1)]
+        result = analyse(doc, limit)
+        return {"nodes": len(names), "limit": limit, "makespan": makespan, "accept": accept,
+                "tick_p50": statistics.median(ticks), "tick_p99": _percentile(ticks, 0.99), "ticks": len(ticks),
+                "gap_p50": result["overhead_median"], "gap_p99": result["overhead_p99"],
+                **sampler.peaks, "idle_not_started": result["not started"],
+                "idle_preparation": result["preparation"], "idle_tail": result["tail"],
+                "load": os.getloadavg()[0]}
+    finally:
+        stack.stop_all()
+        box.down()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, default=1000)
+    parser.add_argument("--limit", type=int, default=0, help="max_unavailable [default: 10%% of the workers]")
+    parser.add_argument("--farms", type=int, default=1, help="agent farm processes")
+    parser.add_argument("--concurrency", type=int, default=32, help="threads per farm")
+    parser.add_argument("--controller-concurrency", type=int, default=16)
+    parser.add_argument("--no-workload", action="store_true", help="no pods to evict")
+    parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    args = parser.parse_args()
+    if args.nodes < 4:
+        parser.error("--nodes: at least 4 (3 control planes and a worker)")
+    with tempfile.TemporaryDirectory() as tmp:
+        r = run(args, Path(tmp))
+    if args.output == "json":
+        print(json.dumps(r, indent=2))
+        return 0
+    print("| nodes | limit | makespan | accept | tick p50 | tick p99 | link gap p50 | p99 | controller RSS "
+          "| Redis used | connections | idle slot-s: not started | preparation | tail | load |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print(f"| {r['nodes']:,} | {r['limit']} | {r['makespan']:.1f} s | {r['accept']:.2f} s "
+          f"| {r['tick_p50'] * 1000:.1f} ms | {r['tick_p99'] * 1000:.0f} ms | {r['gap_p50'] * 1000:.0f} ms "
+          f"| {r['gap_p99'] * 1000:.0f} ms | {r['controller_mib']:.0f} MiB | {r['redis_mib']:.1f} MiB "
+          f"| {r['connections']:.0f} | {r['idle_not_started']:.0f} | {r['idle_preparation']:.0f} "
+          f"| {r['idle_tail']:.0f} | {r['load']:.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
