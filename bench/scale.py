@@ -2,7 +2,8 @@
 
     python -m bench.scale --nodes 1000 [--limit 100] [--farms 1] [--concurrency 32] [-o json]
 
-A sandbox of 3 control planes and N - 3 workers (apt, no simulated step takes time), a real
+A sandbox of 3 control planes and N - 3 workers (apt; every simulated step takes a millionth of
+its real time; no workload but CoreDNS and the DaemonSets unless --workload), a real
 redis-server, the real controller, and the agents emulated by agent farms
 (kubeupgrade.sandbox.agent_farm: every node's own queue on the real broker, the real phase
 wrapper and host steps, the simulated commands run in-process), then one hop 1.30 -> 1.31 at
@@ -49,6 +50,18 @@ def _tree_rss_mib(root: int) -> float:
     return total / 1024
 
 
+def _tree_cpu_seconds(root: int) -> float:
+    """User + system CPU of `root`'s process tree so far (its waited-for children included)."""
+    ticks = 0
+    for pid in process_tree(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 class Sampler:
     """Peaks of the controller's RSS and of Redis' memory and connections, every half second."""
 
@@ -85,7 +98,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, float]:
     limit = args.limit or max(1, workers // 10)
     started = time.monotonic()
     box, _ = Sandbox.up(workdir / "sandbox", control_planes=3, workers=workers, version="1.30.4",
-                        os_family="apt", time_scale=0.0, workload=not args.no_workload)
+                        os_family="apt", time_scale=1e-6, workload=args.workload)
     os.environ[KEY_ENV] = str(box.signing_key)
     os.environ.update(box.message_identity("operator").env())
     stack = Stack(box)
@@ -118,6 +131,13 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, float]:
         if problems:
             raise SystemExit(f"invariant broken: {problems[:3]}")
         doc = handle.status()
+        if args.record:
+            Path(args.record).write_text(json.dumps(doc))
+        pids = {name: process.pid for name, process in stack.processes.items()}
+        pids["apiserver"] = box.api_pid() or 0
+        cpu = {name: _tree_cpu_seconds(pid) for name, pid in pids.items() if pid}
+        print("CPU seconds: " + ", ".join(f"{name} {seconds:.0f}" for name, seconds in sorted(cpu.items())),
+              flush=True)
         ticks = [int(t) / 1e6 for t in client.lrange(TICKS_KEY, 0, -1)]
         result = analyse(doc, limit)
         return {"nodes": len(names), "limit": limit, "makespan": makespan, "accept": accept,
@@ -138,7 +158,10 @@ def main() -> int:
     parser.add_argument("--farms", type=int, default=1, help="agent farm processes")
     parser.add_argument("--concurrency", type=int, default=32, help="threads per farm")
     parser.add_argument("--controller-concurrency", type=int, default=16)
-    parser.add_argument("--no-workload", action="store_true", help="no pods to evict")
+    parser.add_argument("--workload", action="store_true",
+                        help="the sandbox's default workload: its budgets let one `web` pod go at a "
+                             "time, so drains wait for each other (the budget's pace, not the engine's)")
+    parser.add_argument("--record", metavar="FILE", help="also write the campaign's record (JSON) here")
     parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
     args = parser.parse_args()
     if args.nodes < 4:

@@ -96,7 +96,7 @@ def rehearse(campaign_path: str | Path, kubeconfig: str, *, time_scale: float = 
     from kubeupgrade.api import submit
     from kubeupgrade.kube.client import KubeApi
     from kubeupgrade.kube.discovery import cluster_version, discover_nodes
-    from kubeupgrade.kube.drain import preview_drain
+    from kubeupgrade.kube.drain import preview_drains
     from kubeupgrade.kube.snapshot import mirror_objects, take_snapshot
     from kubeupgrade.planning.live import with_live_state
     from kubeupgrade.planning.planner import plan_campaign
@@ -129,7 +129,7 @@ def rehearse(campaign_path: str | Path, kubeconfig: str, *, time_scale: float = 
             # Every node's drain as it would go now, before the run: the run stops at the first
             # refusal, the operator wants them all.
             drained = [n.name for hop in plan.hops[:1] for n in (*hop.control_planes, *hop.workers) if n.drain]
-            previews = {name: preview_drain(mirror, name, campaign.policies.drain) for name in drained}
+            previews = preview_drains(mirror, drained, campaign.policies.drain)
         finally:
             mirror.close()
         stack.start_redis()

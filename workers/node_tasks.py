@@ -35,11 +35,7 @@ def prepare_host(job: Job) -> StepOutcome:
     target = parse_version_spec(job.hop_doc["target"])
     outcome = steps.resolve_target(ctx, target)
     data = outcome.data
-
-    def remember(doc: dict) -> None:
-        doc["hops"][job.hop].setdefault("facts", {})[job.node] = data
-
-    job.store.update(job.campaign_id, remember)
+    job.store.update_entry(job.campaign_id, job.hop, job.node, lambda entry: entry.update(facts=data))
     return outcome
 
 

@@ -382,6 +382,10 @@ def make_handler(server: ApiServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "kubeupgrade-sandbox-apiserver"
+        # TCP_NODELAY, as Go's net/http sets it: the headers and the body go out in two writes,
+        # and with Nagle's algorithm on a kept-alive connection the body waited for the client's
+        # delayed ACK, 40 ms per response (measured: a dry-run eviction 48 ms, most of it that).
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
             pass

@@ -16,6 +16,7 @@ from kubeupgrade.planning import skew
 from kubeupgrade.workflow.app import app, broker_url
 from kubeupgrade.workflow.names import RELEASE_NODE, valid_campaign_id, valid_node_name
 from kubeupgrade.workflow.phase import Job, PhaseHeld, phase_task, store_for
+from kubeupgrade.workflow.record import hop_facts
 from kubeupgrade.workflow.schedule import schedule_of
 
 
@@ -54,12 +55,13 @@ _verified_clusters: set[str] = set()
 def preflight(job: Job) -> StepOutcome:
     """Check the cluster is upgradeable before anything disruptive happens in this hop."""
     from kubeupgrade.kube import discovery
-    from kubeupgrade.kube.drain import simulate_drain
+    from kubeupgrade.kube.drain import preview_drains
 
     api = job_api(job)
     problems: list[str] = []
     schedule = schedule_of(job.doc, job.hop)
-    facts = job.hop_doc.get("facts", {})
+    entries = job.store.entries(job.campaign_id, job.hop)
+    facts = hop_facts(job.hop_doc, entries)
     unready = discovery.unready_nodes(api)
     if unready:
         problems.append(f"nodes not Ready: {', '.join(unready)}")
@@ -91,11 +93,9 @@ def preflight(job: Job) -> StepOutcome:
         raise PermanentError("preflight failed: " + "; ".join(problems))
     policy = job.campaign.policies.drain
     warnings = []
-    entries = job.store.entries(job.campaign_id, job.hop)
-    for name in planned:
-        if entries.get(name, {}).get("drain"):
-            blocked = simulate_drain(api, name, policy)
-            warnings += [f"{name}: {b}" for b in blocked]
+    drained = [name for name in planned if entries.get(name, {}).get("drain")]
+    for name, preview in preview_drains(api, drained, policy).items():
+        warnings += [f"{name}: {b}" for b in preview.blocked]
 
     def remember(doc: dict[str, Any]) -> None:
         doc["hops"][job.hop]["drain_findings"] = warnings

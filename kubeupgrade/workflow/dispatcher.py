@@ -20,6 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import redis
 from celery import Celery, chain, group
 from celery.canvas import Signature
 
@@ -51,6 +52,7 @@ from kubeupgrade.workflow.record import (
     LEADER_KEY,
     CampaignStore,
     DamagedRecord,
+    hop_facts,
     new_attempt,
     new_phase,
 )
@@ -91,6 +93,24 @@ def _live_versions(campaign: Campaign) -> dict[str, dict[str, str | None]]:
     return live
 
 
+def _eligible_at(entries: dict[str, NodeEntry], name: str, phase: PhaseRecord) -> float:
+    """When the task of this open phase was published: its chain sent, or the link before it
+    ended (the control planes' one chain runs through every control plane's entry). Infinity
+    while a link before it runs: the message is not out yet."""
+    entry = entries[name]
+    links = [entry] if entry["role"] != "control-plane" else \
+        [e for e in entries.values() if e["role"] == "control-plane"]
+    phases = [p for e in links for p in e["phases"]]
+    if any(p["state"] == "running" for p in phases):
+        return float("inf")
+    own = entry["phases"]
+    at = next((i for i, p in enumerate(own) if p["phase"] == phase["phase"]), 0)
+    before = own[at - 1] if at > 0 else None
+    ended = [p["ended"] for p in phases if p.get("ended")] if entry["role"] == "control-plane" \
+        else [before["ended"]] if before is not None and before.get("ended") else []
+    return max([phase.get("dispatched") or 0.0, *ended])
+
+
 class Dispatcher:
     def __init__(self, app: Celery, store: CampaignStore,
                  discover: Callable[[Campaign], tuple[list[NodeSpec], Any]] | None = None,
@@ -116,6 +136,9 @@ class Dispatcher:
         # that changed (kubeupgrade.workflow.hop_view).
         self._views: dict[tuple[str, int], HopView] = {}
         self._result_keys: dict[str, bytes] = {}  # task id -> its result's key (_ended_badly)
+        # The last time the broker went away: (wall time it was lost, monotonic time it was back).
+        self._broker_lost_at: float | None = None
+        self._outage: tuple[float, float] | None = None
 
     # -- loop ------------------------------------------------------------------------------
     def run_forever(self, stop: threading.Event, deadline: float = 1.0) -> None:
@@ -130,6 +153,8 @@ class Dispatcher:
             leading = False
             try:
                 leading = self._lead(token)
+                if leading and self._broker_lost_at is not None:
+                    self._broker_back()
                 if leading:
                     started = time.perf_counter()
                     self.tick()
@@ -138,8 +163,10 @@ class Dispatcher:
                         self._report_ticks(took)
                         took, reported = [], time.monotonic()
                     sleep_until_woken(self.store.redis, deadline)
-            except Exception:  # noqa: BLE001 - Redis away or a bug: log, keep the loop alive
+            except Exception as error:  # noqa: BLE001 - Redis away or a bug: log, keep the loop alive
                 log.exception("dispatcher tick failed")
+                if isinstance(error, redis.ConnectionError):
+                    self._broker_away()
                 stop.wait(1.0)
             if not leading:
                 stop.wait(deadline)
@@ -162,7 +189,18 @@ class Dispatcher:
                 return True
         except Exception:  # noqa: BLE001 - Redis away: nobody leads until it is back
             log.warning("dispatcher: broker unreachable")
+            self._broker_away()
         return False
+
+    def _broker_away(self) -> None:
+        """Every connection breaks when the broker goes (the loop always has a blocking pop
+        waiting), so this sees every restart; see _recover_lost_tasks for why it matters."""
+        if self._broker_lost_at is None:
+            self._broker_lost_at = time.time()
+
+    def _broker_back(self) -> None:
+        if self._broker_lost_at is not None:
+            self._outage, self._broker_lost_at = (self._broker_lost_at, time.monotonic()), None
 
     def tick(self) -> None:
         active = self.store.active_ids()
@@ -426,11 +464,11 @@ class Dispatcher:
             return
         if any(e["phases"][0]["state"] != "succeeded" for e in nodes):
             return
-        self._resolve_version(doc, hop)
+        self._resolve_version(doc, hop, entries)
 
-    def _resolve_version(self, doc: CampaignRecord, hop: int) -> None:
+    def _resolve_version(self, doc: CampaignRecord, hop: int, entries: dict[str, NodeEntry]) -> None:
         target = doc["hops"][hop]["target"]
-        facts = self.store.get(doc["id"])["hops"][hop]["facts"]
+        facts = hop_facts(doc["hops"][hop], entries)
         common: set[str] | None = None
         for node_facts in facts.values():
             versions = set(node_facts["available"])
@@ -818,9 +856,11 @@ class Dispatcher:
         frozen, or lost the broker for good) is sent again as a new attempt once it has been
         silent for LOST_TASK_GRACE seconds. The phases are idempotent, and the old message, if
         it ever comes back, is fenced off as stale."""
-        running = {phase["task_id"]: name for name, phase in self._view(doc["id"], hop, entries).watched.items()
-                   if phase["state"] == "running"}
+        watched = self._view(doc["id"], hop, entries).watched
+        running = {phase["task_id"]: name for name, phase in watched.items() if phase["state"] == "running"}
         before = self._missing_since.pop(doc["id"], {})
+        if self._resend_undelivered(doc, hop, entries, watched):
+            return True
         if not running:
             return False
         now = time.monotonic()
@@ -831,6 +871,31 @@ class Dispatcher:
         if not lost:
             return False
         self._resend(doc, hop, entries, lost, "its running task stopped beating (worker killed or frozen?)")
+        return True
+
+    def _resend_undelivered(self, doc: CampaignRecord, hop: int, entries: dict[str, NodeEntry],
+                            watched: dict[str, PhaseRecord]) -> bool:
+        """A task sent before the broker went away and still not started LOST_TASK_GRACE seconds
+        after it came back is sent again as a new attempt. Its message may have been lost with
+        the last second of the append-only file, or, taken by a consumer just before the
+        connections broke, wait in kombu's unacked set until the visibility timeout (hours):
+        nothing else would move the campaign until then. A message that was only slow is fenced
+        off as stale when it arrives."""
+        if self._outage is None:
+            return False
+        lost_at, back_at = self._outage
+        if time.monotonic() - back_at < LOST_TASK_GRACE:
+            return False
+        sent_before = {phase["task_id"]: name for name, phase in watched.items()
+                       if phase["state"] == "pending" and _eligible_at(entries, name, phase) < lost_at}
+        if not sent_before:
+            return False
+        started = beating(self.store.redis, sent_before)
+        undelivered = {name: task_id for task_id, name in sent_before.items() if task_id not in started}
+        if not undelivered:
+            return False
+        self._resend(doc, hop, entries, undelivered, "its task, sent before the broker restarted, "
+                     "never started")
         return True
 
     def _release(self, doc: CampaignRecord, hop: int, name: str, phase: dict[str, Any]) -> None:

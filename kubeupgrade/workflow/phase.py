@@ -128,14 +128,16 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
     store = store_for(broker_url())
     task_id = task.request.id
     fence = {"attempt": attempt, "task_id": task_id}
-    verdict = store.begin_phase(campaign, hop, node, phase, attempt, task_id)
+    # One read of the campaign serves the verdict, the authorization and the job (it is most of
+    # a task's own work: the document holds the plan of every node).
+    doc = store.get(campaign)
+    verdict = store.begin_phase(campaign, hop, node, phase, attempt, task_id, doc)
     if verdict == "held":
         # Paused: the rest of this node's chain must not follow; `resume` sends it again.
         task.request.chain = None
     if verdict != "run":
         # Deterministic result: duplicates of a chord/group member must return the same value.
         return {"node": node, "phase": phase, "status": verdict}
-    doc = store.get(campaign)
     assert doc is not None
     job = Job(store, campaign, hop, node, parsed, attempt, task_id, doc)
     try:

@@ -46,7 +46,13 @@ from kubeupgrade.workflow.audit import outage_begun, outage_start
 from kubeupgrade.workflow.decide import beyond_budget
 from kubeupgrade.workflow.liveness import wake
 from kubeupgrade.workflow.names import CLUSTER_ENTRY
-from kubeupgrade.workflow.schema import SCHEMA_VERSION, CampaignRecord, NodeEntry, PhaseRecord
+from kubeupgrade.workflow.schema import (
+    SCHEMA_VERSION,
+    CampaignRecord,
+    HopRecord,
+    NodeEntry,
+    PhaseRecord,
+)
 from kubeupgrade.workflow.states import (
     CampaignState,
     RunState,
@@ -107,6 +113,16 @@ def _decode(raw: str, key: str, required: dict[str, type], field: str | None = N
 def new_phase(phase: str) -> PhaseRecord:
     return {"phase": phase, "state": "pending", "attempts": 0, "started": None, "ended": None,
             "detail": "", "error": "", "tail": "", "task_id": None}
+
+
+def hop_facts(hop: HopRecord, entries: dict[str, NodeEntry]) -> dict[str, dict[str, Any]]:
+    """Node -> what its prepare-host found. Each node's facts live in its own entry, written
+    by its own task; records written before that kept them all in the campaign document, which
+    every prepare-host then rewrote whole (a megabyte at 1,000 nodes, in contended
+    transactions), so those are read too."""
+    facts = dict(hop.get("facts") or {})
+    facts.update({name: entry["facts"] for name, entry in entries.items() if entry.get("facts")})
+    return facts
 
 
 class CampaignStore:
@@ -421,11 +437,12 @@ class CampaignStore:
 
     # -- phase lifecycle (the tasks) ------------------------------------------------------------
     def begin_phase(self, campaign_id: str, hop: int, node: str, phase: str, attempt: int,
-                    task_id: str) -> str:
+                    task_id: str, doc: CampaignRecord | None = None) -> str:
         """Whether a delivered task should run: "run", "already-done", "stale", "inactive", or
         "held" (the campaign is paused and this phase would start a node or its outage: the
-        node gets a new attempt, fencing off the rest of its chain, and waits for `resume`)."""
-        doc = self.get(campaign_id)
+        node gets a new attempt, fencing off the rest of its chain, and waits for `resume`).
+        `doc`: the campaign as the caller just read it (read here otherwise)."""
+        doc = doc if doc is not None else self.get(campaign_id)
         if doc is None or doc["state"] != "running":
             return "inactive"
         holds: Callable[[NodeEntry, str], bool] | None = None

@@ -42,6 +42,7 @@ class NodeEntry(TypedDict, total=False):
     started: float
     ended: float
     repository: str  # what became of its package repository when the campaign stopped
+    facts: dict[str, Any]  # what prepare-host found on the host (see hop_facts)
 
 
 HopRecord = TypedDict("HopRecord", {
@@ -50,7 +51,7 @@ HopRecord = TypedDict("HopRecord", {
     "target": str,  # as planned ("1.31" or exact)
     "version": Optional[str],  # resolved on the hosts (not `str | None`: evaluated, on 3.9 too)
     "packages": dict[str, str],  # node -> exact package version
-    "facts": dict[str, dict[str, Any]],  # node -> host facts from prepare-host
+    "facts": dict[str, dict[str, Any]],  # node -> host facts, where older records kept them (hop_facts)
     "stage": str,  # prepare, preflight, control-planes, workers, verify, done
     "schedule": dict[str, Any],  # kubeupgrade.workflow.schedule.HopSchedule.to_dict()
     "waiting_for_agents": dict[str, float],

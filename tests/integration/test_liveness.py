@@ -143,3 +143,44 @@ def test_the_dispatcher_reads_only_what_changed_and_everything_at_each_full_read
     with pytest.raises(DamagedRecord, match=f"ku:c:{campaign}:hop:0"):
         dispatcher._hop_entries(campaign, 0)
     assert (campaign, 0) not in dispatcher._entries  # the next tick reads everything again
+
+
+def test_a_task_sent_before_a_broker_restart_and_never_started_is_sent_again_after_the_grace(redis_url, monkeypatch):
+    """Its message may be gone (the append-only file's last second) or parked in kombu's
+    unacked set until the visibility timeout: only a task whose message was out before the
+    broker went away, and that neither started nor beats since it came back, is sent again."""
+    from kubeupgrade.workflow.app import client_app
+
+    monkeypatch.setattr(dispatcher_module, "LOST_TASK_GRACE", 0.5)
+    store = CampaignStore.from_url(redis_url)
+    campaign = store.create("prod", {"cluster": "prod", "target": "1.31"}, "a.yaml")
+    store.update(campaign, lambda doc: doc.update(state="running", hops=[{"target": "1.31", "stage": "workers"}]))
+    dispatcher = dispatcher_module.Dispatcher(client_app(redis_url), store)
+    sent = time.time() - 5
+
+    def worker(node, task_id, prepared_at):
+        done = {**new_phase("download-packages"), "state": "succeeded", "started": prepared_at - 1,
+                "ended": prepared_at, "task_id": f"{node}-download"}
+        drain = {**new_phase("drain"), "task_id": task_id, "dispatched": sent}
+        store.put_entry(campaign, 0, node, {"node": node, "role": "worker", "hop": 0, "state": "running",
+                                            "attempt": 1, "phases": [done, drain]})
+
+    worker("w-lost", "t-lost", prepared_at=sent - 1)  # its drain's message was out before
+    worker("w-beating", "t-beating", prepared_at=sent - 1)  # started: it beats
+    store.redis.set(liveness.beat_key("t-beating"), 1, ex=30)
+    dispatcher._broker_away()
+    time.sleep(0.05)
+    worker("w-after", "t-after", prepared_at=time.time() + 0.1)  # published once the broker was back
+    dispatcher._broker_back()
+
+    def recover():
+        return dispatcher._recover_lost_tasks(store.get(campaign), 0, store.entries(campaign, 0))
+
+    assert not recover()  # within the grace: it may still come
+    time.sleep(0.6)
+    assert recover()
+    attempts = {node: store.entry(campaign, 0, node)["attempt"] for node in ("w-lost", "w-beating", "w-after")}
+    assert attempts == {"w-lost": 2, "w-beating": 1, "w-after": 1}
+    assert not recover()  # once: the new attempt's message went out after the restart
+    assert any("w-lost: its task, sent before the broker restarted, never started" in event
+               for event in store.redis.lrange(f"ku:c:{campaign}:events", 0, -1))

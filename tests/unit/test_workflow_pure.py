@@ -136,3 +136,20 @@ def test_the_clusters_identity_survives_an_unreachable_api_server_without_stalli
     with pytest.raises(TemporaryError):
         answers.append(TemporaryError("down"))
         dispatcher._cluster_identity(fresh=True)  # an acceptance needs a fresh answer
+
+
+def test_host_facts_come_from_each_nodes_entry_and_from_the_document_of_older_records():
+    from kubeupgrade.workflow.record import hop_facts
+
+    older = {"cp-1": {"available": {"1.31.2": "1.31.2-1.1"}}, "worker-1": {"available": {}}}
+    entries = {
+        "worker-1": {"node": "worker-1", "facts": {"available": {"1.31.2": "1.31.2-1.1"}}},
+        "worker-2": {"node": "worker-2", "facts": {"available": {"1.31.1": "1.31.1-1.1"}}},
+        "worker-3": {"node": "worker-3"},  # not prepared yet
+        "@cluster": {"node": "@cluster"},
+    }
+    facts = hop_facts({"facts": older}, entries)
+    assert set(facts) == {"cp-1", "worker-1", "worker-2"}
+    assert facts["worker-1"] == entries["worker-1"]["facts"]  # the entry is newer than the document
+    assert facts["cp-1"] == older["cp-1"]
+    assert hop_facts({}, {}) == {}

@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from kubeupgrade.sandbox.faults import FaultKind
 from kubeupgrade.sandbox.hostbin.context import ExitCommand, Host
@@ -66,9 +66,10 @@ def _from_binary(argv: list[str]) -> list[str] | None:
 
 
 def main(argv: list[str], stdin: TextIO | None = None, stdout: TextIO | None = None,
-         stderr: TextIO | None = None) -> int:
+         stderr: TextIO | None = None, config: dict[str, Any] | None = None) -> int:
     """Run one simulated command; its streams are this process's unless given (the agent farm
-    runs commands in its own process and gives buffers)."""
+    runs commands in its own process and gives buffers, and the sandbox's configuration it
+    has read)."""
     if len(argv) >= 2 and argv[0] == "--exe":
         argv = _from_binary(argv) or []
     if len(argv) < 5 or argv[0] != "--dir" or argv[2] != "--node":
@@ -82,7 +83,7 @@ def main(argv: list[str], stdin: TextIO | None = None, stdout: TextIO | None = N
     if args and args[0].startswith("--exe-version="):
         exe_version, args = args[0].split("=", 1)[1], args[1:]
     host = Host(paths, node, [tool, *args], exe_version=exe_version, stdin=stdin, stdout=stdout,
-                stderr=stderr)
+                stderr=stderr, preloaded=config)
     code = 1
     try:
         fault = host.take_fault(FaultKind.FAIL, FaultKind.HANG, FaultKind.CRASH)

@@ -47,9 +47,10 @@ class Host:
     stdout: TextIO | None = None
     stderr: TextIO | None = None
     crashed: bool = False
+    preloaded: dict[str, Any] | None = None  # the sandbox's configuration, if already read
 
     def __post_init__(self) -> None:
-        self.config = load_config(self.paths)
+        self.config = self.preloaded if self.preloaded is not None else load_config(self.paths)
         self.timing = Timing.from_config(self.config)
         self.faults = FaultStore(self.paths.faults)
 
