@@ -10,7 +10,7 @@ wrapper and host steps, the simulated commands run in-process), then one hop 1.3
 `max_unavailable` = --limit (10% of the workers by default). Prints: nodes, makespan (submit to
 succeeded), accept (submit to accepted), the dispatcher's tick p50/p99 (its own record, see
 dispatcher.TICKS_KEY), the link gap p50/p99 (a phase eligible -> running), the controller's
-peak RSS (its process tree, sampled), Redis' peak used memory and connections, idle
+peak memory (PSS of its process tree, sampled), Redis' peak used memory and connections, idle
 slot-seconds by cause (bench.campaign_scale.idle_slots), and the machine's load.
 """
 
@@ -38,12 +38,14 @@ from kubeupgrade.security.signing import KEY_ENV
 from kubeupgrade.workflow.dispatcher import TICKS_KEY
 
 
-def _tree_rss_mib(root: int) -> float:
+def _tree_memory_mib(root: int) -> float:
+    """The proportional set size of `root`'s process tree: pages its pool processes share with
+    their parent (copy-on-write after the fork) count once, not once per process as RSS would."""
     total = 0
     for pid in process_tree(root):
         try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
                     total += int(line.split()[1])
         except OSError:
             continue
@@ -63,7 +65,7 @@ def _tree_cpu_seconds(root: int) -> float:
 
 
 class Sampler:
-    """Peaks of the controller's RSS and of Redis' memory and connections, every half second."""
+    """Peaks of the controller's memory (PSS) and of Redis' memory and connections, every half second."""
 
     def __init__(self, controller_pid: int, client: redis.Redis) -> None:
         self.controller_pid = controller_pid
@@ -83,7 +85,7 @@ class Sampler:
     def _run(self) -> None:
         while not self._stop.wait(0.5):
             info = self.client.info()
-            now = {"controller_mib": _tree_rss_mib(self.controller_pid),
+            now = {"controller_mib": _tree_memory_mib(self.controller_pid),
                    "redis_mib": info["used_memory"] / 2**20, "connections": info["connected_clients"]}
             self.peaks = {key: max(value, now[key]) for key, value in self.peaks.items()}
 
@@ -171,7 +173,7 @@ def main() -> int:
     if args.output == "json":
         print(json.dumps(r, indent=2))
         return 0
-    print("| nodes | limit | makespan | accept | tick p50 | tick p99 | link gap p50 | p99 | controller RSS "
+    print("| nodes | limit | makespan | accept | tick p50 | tick p99 | link gap p50 | p99 | controller PSS "
           "| Redis used | connections | idle slot-s: not started | preparation | tail | load |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     print(f"| {r['nodes']:,} | {r['limit']} | {r['makespan']:.1f} s | {r['accept']:.2f} s "

@@ -104,12 +104,17 @@ def identities(sandbox_dir: Path, nodes: Sequence[str] | None = None) -> dict[st
 
 def run_farm(sandbox_dir: Path, broker: str, nodes: Sequence[str] | None = None, *,
              concurrency: int = 16, loglevel: str = "WARNING", name: str = "farm") -> None:
-    from celery.signals import task_postrun, task_prerun, worker_ready, worker_shutdown
+    from celery.signals import task_postrun, task_prerun
 
     from kubeupgrade.workflow.app import use_broker
     from kubeupgrade.workflow.liveness import AgentHeartbeat
     from kubeupgrade.workflow.record import CampaignStore
-    from kubeupgrade.workflow.runners import agent_description, require_message_identity, run_worker
+    from kubeupgrade.workflow.runners import (
+        agent_description,
+        beat_while_serving,
+        require_message_identity,
+        run_worker,
+    )
 
     served = identities(sandbox_dir, nodes)
     if any(identity.os_family == "windows" for identity in served.values()):
@@ -120,10 +125,10 @@ def run_farm(sandbox_dir: Path, broker: str, nodes: Sequence[str] | None = None,
     app = use_broker(broker)
     app.conf.include = ["workers.node_tasks"]
     app.conf.worker_enable_remote_control = False
-    heartbeat = AgentHeartbeat(CampaignStore.from_url(broker).redis,
-                               [identity.node or "" for identity in served.values()],
-                               describe=lambda: {**agent_description(), "signed_messages": signed,
-                                                 "farm": name})
+    beat_while_serving(AgentHeartbeat(CampaignStore.from_url(broker).redis,
+                                      [identity.node or "" for identity in served.values()],
+                                      describe=lambda: {**agent_description(), "signed_messages": signed,
+                                                        "farm": name}))
 
     @task_prerun.connect(weak=False)
     def become(task: object = None, **_: object) -> None:
@@ -133,14 +138,6 @@ def run_farm(sandbox_dir: Path, broker: str, nodes: Sequence[str] | None = None,
     @task_postrun.connect(weak=False)
     def leave(**_: object) -> None:
         agent_identity.serve(None)
-
-    @worker_ready.connect(weak=False)
-    def announce(**_: object) -> None:
-        heartbeat.start()
-
-    @worker_shutdown.connect(weak=False)
-    def withdraw(**_: object) -> None:
-        heartbeat.stop()
 
     run_worker(app, ["worker", "-Q", ",".join(served), "-n", f"{name}@%h", "-P", "threads",
                       "-c", str(concurrency), "--prefetch-multiplier", "1", "-E", "--without-gossip",

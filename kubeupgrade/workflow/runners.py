@@ -16,6 +16,7 @@ from celery import Celery
 from kubeupgrade.workflow.names import CONTROLLER_QUEUE, agent_hostname, node_queue
 
 if TYPE_CHECKING:
+    from kubeupgrade.workflow.liveness import AgentHeartbeat
     from kubeupgrade.workflow.retention import RetentionPolicy
 
 AGENT_POLL_SECONDS = 5.0
@@ -47,10 +48,12 @@ def run_agent(node: str, broker: str, *, host_root: str = "/", path: str = "",
     agents on one broker: no mingle, no gossip, no worker heartbeat events (task events stay
     for Flower); liveness is the `ku:agent:<node>` key (kubeupgrade.workflow.liveness)."""
     signed = require_message_identity(unsigned_messages)
-    os.environ.update(KUBEUPGRADE_NODE=node, KUBEUPGRADE_HOST_ROOT=host_root, KUBEUPGRADE_PATH=path)
+    from kubeupgrade.workflow.agent_identity import HOST_ROOT_ENV, NODE_ENV, OS_ENV, PATH_ENV
+
+    # Whom this agent serves (agent_identity.current), inherited by its pool process.
+    os.environ.update({NODE_ENV: node, HOST_ROOT_ENV: host_root, PATH_ENV: path})
     if os_family:
-        os.environ["KUBEUPGRADE_OS"] = os_family
-    from celery.signals import worker_ready, worker_shutdown
+        os.environ[OS_ENV] = os_family
 
     from kubeupgrade.workflow.agent_connections import limit_connections
     from kubeupgrade.workflow.app import use_broker
@@ -78,16 +81,8 @@ def run_agent(node: str, broker: str, *, host_root: str = "/", path: str = "",
                            "expected seconds, such as 5") from None
     app.conf.broker_transport_options = {**app.conf.broker_transport_options, "polling_interval": poll}
     limit_connections(app)  # four broker connections between tasks (agent_connections)
-    heartbeat = AgentHeartbeat(CampaignStore.from_url(broker).redis, node,
-                               describe=lambda: {**agent_description(), "signed_messages": signed})
-
-    @worker_ready.connect(weak=False)
-    def announce(**_: object) -> None:
-        heartbeat.start()
-
-    @worker_shutdown.connect(weak=False)
-    def withdraw(**_: object) -> None:
-        heartbeat.stop()
+    beat_while_serving(AgentHeartbeat(CampaignStore.from_url(broker).redis, node,
+                                      describe=lambda: {**agent_description(), "signed_messages": signed}))
 
     # Windows has no fork: its agent runs the task in a thread (the liveness threads and the
     # command's own timeout work the same way).
@@ -97,6 +92,19 @@ def run_agent(node: str, broker: str, *, host_root: str = "/", path: str = "",
     run_worker(app, ["worker", "-Q", node_queue(node), "-n", agent_hostname(node),
                       "-P", pool, "-c", "1", "--prefetch-multiplier", "1", "-E",
                       "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", loglevel])
+
+
+def beat_while_serving(heartbeat: AgentHeartbeat) -> None:
+    """Refresh the liveness keys from when the worker is ready until it shuts down."""
+    from celery.signals import worker_ready, worker_shutdown
+
+    @worker_ready.connect(weak=False)
+    def announce(**_: object) -> None:
+        heartbeat.start()
+
+    @worker_shutdown.connect(weak=False)
+    def withdraw(**_: object) -> None:
+        heartbeat.stop()
 
 
 def agent_description() -> dict[str, object]:
