@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import statistics
 import tempfile
 import threading
@@ -112,7 +113,9 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, float]:
             stack.start_farm(names[index * share:(index + 1) * share], name=f"farm-{index}",
                              concurrency=args.concurrency)
         controller = stack.start_controller(concurrency=args.controller_concurrency)
-        stack.wait_for_workers([f"agent@{name}" for name in names], timeout=600)
+        # The controller too (by its leader key): accept is timed from a running dispatcher.
+        stack.wait_for_workers([f"agent@{name}" for name in names] + [f"controller@{socket.gethostname()}"],
+                               timeout=600)
         print(f"{len(names)} nodes up in {time.monotonic() - started:.0f} s", flush=True)
         campaign = workdir / "campaign.yaml"
         campaign.write_text(yaml.safe_dump({
