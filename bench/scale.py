@@ -11,7 +11,8 @@ wrapper and host steps, the simulated commands run in-process), then one hop 1.3
 succeeded), accept (submit to accepted), the dispatcher's tick p50/p99 (its own record, see
 dispatcher.TICKS_KEY), the link gap p50/p99 (a phase eligible -> running), the controller's
 peak memory (PSS of its process tree, sampled), Redis' peak used memory and connections, idle
-slot-seconds by cause (bench.campaign_scale.idle_slots), and the machine's load.
+slot-seconds by cause (bench.campaign_scale.idle_slots), the machine's load and each
+process's CPU-seconds. Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ import json
 import os
 import socket
 import statistics
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import redis
 import yaml
@@ -91,12 +94,17 @@ class Sampler:
             self.peaks = {key: max(value, now[key]) for key, value in self.peaks.items()}
 
 
+def progress(line: str) -> None:
+    """On stderr: stdout carries only the result (a table, or JSON with -o json)."""
+    print(line, file=sys.stderr, flush=True)
+
+
 def _percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def run(args: argparse.Namespace, workdir: Path) -> dict[str, float]:
+def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     workers = args.nodes - 3
     limit = args.limit or max(1, workers // 10)
     started = time.monotonic()
@@ -116,7 +124,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, float]:
         # The controller too (by its leader key): accept is timed from a running dispatcher.
         stack.wait_for_workers([f"agent@{name}" for name in names] + [f"controller@{socket.gethostname()}"],
                                timeout=600)
-        print(f"{len(names)} nodes up in {time.monotonic() - started:.0f} s", flush=True)
+        progress(f"{len(names)} nodes up in {time.monotonic() - started:.0f} s")
         campaign = workdir / "campaign.yaml"
         campaign.write_text(yaml.safe_dump({
             "cluster": "sandbox", "target": "1.31",
@@ -140,9 +148,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, float]:
             Path(args.record).write_text(json.dumps(doc))
         pids = {name: process.pid for name, process in stack.processes.items()}
         pids["apiserver"] = box.api_pid() or 0
-        cpu = {name: _tree_cpu_seconds(pid) for name, pid in pids.items() if pid}
-        print("CPU seconds: " + ", ".join(f"{name} {seconds:.0f}" for name, seconds in sorted(cpu.items())),
-              flush=True)
+        cpu = {name: _tree_cpu_seconds(pid) for name, pid in sorted(pids.items()) if pid}
         ticks = [int(t) / 1e6 for t in client.lrange(TICKS_KEY, 0, -1)]
         result = analyse(doc, limit)
         return {"nodes": len(names), "limit": limit, "makespan": makespan, "accept": accept,
@@ -150,7 +156,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, float]:
                 "gap_p50": result["overhead_median"], "gap_p99": result["overhead_p99"],
                 **sampler.peaks, "idle_not_started": result["not started"],
                 "idle_preparation": result["preparation"], "idle_tail": result["tail"],
-                "load": os.getloadavg()[0]}
+                "load": os.getloadavg()[0], "cpu_seconds": cpu}
     finally:
         stack.stop_all()
         box.down()
@@ -184,6 +190,7 @@ def main() -> int:
           f"| {r['gap_p99'] * 1000:.0f} ms | {r['controller_mib']:.0f} MiB | {r['redis_mib']:.1f} MiB "
           f"| {r['connections']:.0f} | {r['idle_not_started']:.0f} | {r['idle_preparation']:.0f} "
           f"| {r['idle_tail']:.0f} | {r['load']:.1f} |")
+    print("\nCPU seconds: " + ", ".join(f"{name} {seconds:.0f}" for name, seconds in r["cpu_seconds"].items()))
     return 0
 
 

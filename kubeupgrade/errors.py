@@ -6,6 +6,9 @@ Every error a user can cause or meet is one of these. The CLI maps them to exit 
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+
 
 class KubeupgradeError(Exception):
     """Base class. `str(error)` is a single line that tells the user what to do."""
@@ -37,3 +40,16 @@ class TemporaryError(RuntimeFailure):
 
 class PermanentError(RuntimeFailure):
     """A failure retrying will not fix: a missing package version, a refused policy."""
+
+
+def run_entry_point(body: Callable[[], object]) -> int:
+    """The exit status of a program outside the click CLI (the node agent, the sandbox's agent
+    farm): 0, or a KubeupgradeError's one line on stderr and its exit code, or 130 on Ctrl-C."""
+    try:
+        body()
+    except KubeupgradeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        return 130
+    return 0

@@ -65,19 +65,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from kubeupgrade.errors import KubeupgradeError
+    from kubeupgrade.errors import run_entry_point
 
     args = parser().parse_args(argv)
-    try:
-        start(args.node, args.broker, host_root=args.host_root, path=args.path,
-              os_family=args.os_family, trusted=args.trusted, loglevel=args.loglevel,
-              unsigned_messages=args.unsigned_messages, hooks_allowlist=args.hooks_allowlist)
-    except KubeupgradeError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
-    except KeyboardInterrupt:
-        return 130
-    return 0
+    return run_entry_point(lambda: start(
+        args.node, args.broker, host_root=args.host_root, path=args.path, os_family=args.os_family,
+        trusted=args.trusted, loglevel=args.loglevel, unsigned_messages=args.unsigned_messages,
+        hooks_allowlist=args.hooks_allowlist))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import logging
 import os
 import sys
 import threading
@@ -38,9 +37,6 @@ from kubeupgrade.workflow import agent_identity
 from kubeupgrade.workflow.agent_identity import AgentIdentity
 from kubeupgrade.workflow.names import node_queue
 
-log = logging.getLogger("kubeupgrade.farm")
-
-
 _configs: dict[Path, tuple[tuple[int, int], dict[str, Any]]] = {}
 _configs_lock = threading.Lock()
 
@@ -48,13 +44,13 @@ _configs_lock = threading.Lock()
 def _config(sandbox_dir: Path) -> dict[str, Any]:
     """The sandbox's configuration, read again only when its file changed (parsing it for every
     command was a sixth of the farm's time at 1,000 nodes). Read-only: no tool writes it."""
-    path = SandboxPaths(sandbox_dir).config
-    stat = path.stat()
+    paths = SandboxPaths(sandbox_dir)
+    stat = paths.config.stat()
     stamp = (stat.st_mtime_ns, stat.st_size)
     with _configs_lock:
-        known = _configs.get(path)
+        known = _configs.get(paths.config)
         if known is None or known[0] != stamp:
-            known = _configs[path] = (stamp, load_config(SandboxPaths(sandbox_dir)))
+            known = _configs[paths.config] = (stamp, load_config(paths))
         return known[1]
 
 
@@ -66,7 +62,6 @@ class InProcessExecutor(LocalExecutor):
     node: str = ""
 
     def _execute(self, command: Command, held: tuple[int, ...]) -> CommandResult:
-
         from kubeupgrade.sandbox.hostbin.__main__ import TOOLS, main
 
         tool = command.argv[0]
@@ -140,12 +135,12 @@ def run_farm(sandbox_dir: Path, broker: str, nodes: Sequence[str] | None = None,
         agent_identity.serve(None)
 
     run_worker(app, ["worker", "-Q", ",".join(served), "-n", f"{name}@%h", "-P", "threads",
-                      "-c", str(concurrency), "--prefetch-multiplier", "1", "-E", "--without-gossip",
-                      "--without-mingle", "--without-heartbeat", "-l", loglevel])
+                     "-c", str(concurrency), "--prefetch-multiplier", "1", "-E", "--without-gossip",
+                     "--without-mingle", "--without-heartbeat", "-l", loglevel])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from kubeupgrade.errors import KubeupgradeError
+    from kubeupgrade.errors import run_entry_point
 
     options = argparse.ArgumentParser(prog="python -m kubeupgrade.sandbox.agent_farm",
                                       description="Serve many sandbox nodes' queues from one process.")
@@ -157,15 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = options.parse_args(argv)
     broker = os.environ.get("KUBEUPGRADE_BROKER", "redis://127.0.0.1:6379/0")
     nodes = [n for n in args.nodes.split(",") if n] or None
-    try:
-        run_farm(args.dir.resolve(), broker, nodes, concurrency=args.concurrency,
-                 loglevel=args.loglevel, name=args.name)
-    except KubeupgradeError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
-    except KeyboardInterrupt:
-        return 130
-    return 0
+    return run_entry_point(lambda: run_farm(args.dir.resolve(), broker, nodes, concurrency=args.concurrency,
+                                            loglevel=args.loglevel, name=args.name))
 
 
 if __name__ == "__main__":

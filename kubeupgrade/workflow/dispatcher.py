@@ -153,9 +153,8 @@ class Dispatcher:
             leading = False
             try:
                 leading = self._lead(token)
-                if leading and self._broker_lost_at is not None:
-                    self._broker_back()
                 if leading:
+                    self._broker_back()
                     started = time.perf_counter()
                     self.tick()
                     took.append(round((time.perf_counter() - started) * 1e6))
@@ -199,6 +198,7 @@ class Dispatcher:
             self._broker_lost_at = time.time()
 
     def _broker_back(self) -> None:
+        """Leading again: an outage noted by _broker_away ends now."""
         if self._broker_lost_at is not None:
             self._outage, self._broker_lost_at = (self._broker_lost_at, time.monotonic()), None
 

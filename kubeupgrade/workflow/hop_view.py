@@ -2,8 +2,9 @@
 
 At thousands of nodes, walking every entry's phase list several times per tick (for the
 scheduling facts, for the tasks to watch and, among those, the running ones to check for
-heartbeats) was most of a tick. The dispatcher's reads hand back the same entry objects for the nodes that did not
-change (`Dispatcher._hop_entries`), so a view recomputes only the entries that are new objects.
+heartbeats) was most of a tick. The dispatcher's reads hand back the same entry objects for the
+nodes that did not change (`Dispatcher._hop_entries`), so a view recomputes only the entries
+that are new objects.
 Entries are never changed in place: every change goes through the store on a fresh copy.
 """
 

@@ -90,8 +90,8 @@ def run_agent(node: str, broker: str, *, host_root: str = "/", path: str = "",
 
     pool = "threads" if detect_family().value == "windows" else "prefork"
     run_worker(app, ["worker", "-Q", node_queue(node), "-n", agent_hostname(node),
-                      "-P", pool, "-c", "1", "--prefetch-multiplier", "1", "-E",
-                      "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", loglevel])
+                     "-P", pool, "-c", "1", "--prefetch-multiplier", "1", "-E",
+                     "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", loglevel])
 
 
 def beat_while_serving(heartbeat: AgentHeartbeat) -> None:
@@ -181,7 +181,7 @@ def run_controller(kubeconfig: str, broker: str, *, concurrency: int = 8,
     # No mingle either: it asks the other workers for their revoked tasks by a control message
     # (nobody answers, and nothing is revoked), and its user has no right to control messages.
     run_worker(app, ["worker", "-Q", CONTROLLER_QUEUE, "-n", "controller@%h", "-P", "prefork",
-                      "-c", str(concurrency), "-E", "--without-gossip", "--without-mingle", "-l", loglevel])
+                     "-c", str(concurrency), "-E", "--without-gossip", "--without-mingle", "-l", loglevel])
 
 
 def load_cluster_client() -> None:

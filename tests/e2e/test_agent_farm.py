@@ -78,3 +78,14 @@ def test_in_process_commands_answer_as_the_simulated_binaries_do(make_sandbox, a
     runs = box.command_log("cp-1")
     if argv[0] in ("kubeadm", "kubelet", "apt-cache", "dpkg-query", "systemctl"):
         assert [run["argv"] for run in runs[-2:]] == [argv, argv]  # both logged, alike
+
+
+def test_a_farm_asked_for_a_node_the_sandbox_lacks_says_so_in_one_line(make_sandbox):
+    import subprocess
+    import sys
+
+    box = make_sandbox(control_planes=1, workers=1, version="1.30.4", os_family="apt")
+    done = subprocess.run([sys.executable, "-m", "kubeupgrade.sandbox.agent_farm", "--dir", str(box.paths.root),
+                           "--nodes", "cp-1,worker-9"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"error: --nodes: not in the sandbox at {box.paths.root}: worker-9"
