@@ -25,10 +25,12 @@ def trusted_dir() -> Path:
     return current().host_root / TRUSTED_DIR.lstrip("/")
 
 
-def authorize(doc: dict[str, Any], hop: int, directory: Path | None = None) -> str:
-    """The signing key's id, or Unauthorized naming why nothing may run."""
+def authorize(doc: dict[str, Any], hop: int, directory: Path | None = None,
+              signed_text: bytes | None = None) -> str:
+    """The signing key's id, or Unauthorized naming why nothing may run. `signed_text`: the
+    document's canonical form, if the caller already has it."""
     directory = directory or trusted_dir()
-    signer = verify(trusted_keys(directory), directory, doc)
+    signer = verify(trusted_keys(directory), directory, doc, signed_text)
     try:
         signed = parse_version_spec(str(doc["campaign"]["target"]))
     except (KeyError, TypeError, ValueError):

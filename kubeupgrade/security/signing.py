@@ -116,9 +116,10 @@ def trusted_keys(directory: Path) -> dict[str, Ed25519PublicKey]:
     return keys
 
 
-def verify(trusted: dict[str, Ed25519PublicKey], directory: Path, doc: dict[str, Any]) -> str:
+def verify(trusted: dict[str, Ed25519PublicKey], directory: Path, doc: dict[str, Any],
+           signed_text: bytes | None = None) -> str:
     """The id of the trusted key that signed this campaign record as it is now; otherwise
-    Unauthorized, saying why."""
+    Unauthorized, saying why. `signed_text`: canonical() of `doc`, if the caller has it."""
     signature = doc.get("signature")
     if not isinstance(signature, dict) or not isinstance(signature.get("value"), str):
         raise Unauthorized(f"campaign {doc.get('id')} is not signed by an operator; nothing run "
@@ -132,7 +133,8 @@ def verify(trusted: dict[str, Ed25519PublicKey], directory: Path, doc: dict[str,
                            f"which {directory} does not hold; nothing run")
     try:
         public.verify(base64.b64decode(signature["value"], validate=True),
-                      canonical(str(doc.get("id")), str(doc.get("cluster")), doc.get("campaign") or {}))
+                      signed_text or canonical(str(doc.get("id")), str(doc.get("cluster")),
+                                               doc.get("campaign") or {}))
     except (InvalidSignature, ValueError):
         raise Unauthorized(f"campaign {doc.get('id')} does not match its signature (altered after "
                            "it was signed); nothing run") from None

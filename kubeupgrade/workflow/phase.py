@@ -12,7 +12,6 @@ must carry a trusted operator's signature (kubeupgrade.security.authorize) or no
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,11 +25,13 @@ from kubeupgrade.model.phases import SPECS, Runs
 from kubeupgrade.model.plan import Phase
 from kubeupgrade.model.versions import KubeVersion, parse_version
 from kubeupgrade.security.authorize import authorize
+from kubeupgrade.security.signing import canonical
 from kubeupgrade.workflow import agent_identity
 from kubeupgrade.workflow.app import app, broker_url
 from kubeupgrade.workflow.liveness import beat_for, phase_beating
 from kubeupgrade.workflow.names import CLUSTER_ENTRY, valid_campaign_id, valid_hop, valid_node_name
 from kubeupgrade.workflow.record import CampaignStore
+from kubeupgrade.workflow.schema import CampaignRecord
 
 
 class PhaseHeld(Exception):  # noqa: N818 - not an error: the phase waits for an operator
@@ -44,13 +45,54 @@ def store_for(url: str) -> CampaignStore:
     return CampaignStore.from_url(url)
 
 
-@functools.lru_cache(maxsize=32)
-def _campaign_model(campaign_id: str, frozen: str) -> Campaign:
-    """Cached per campaign and content (the record's JSON of it): one validation per task run
-    at most, and none for a campaign already seen."""
-    from kubeupgrade.campaign_file import campaign_from_dict
+class RecordRead:
+    """A campaign document as this process last read it, and what tasks derive from it,
+    computed once per text. The document grows with the cluster (its campaign lists every
+    node, its plan every node's phases): at a thousand nodes, decoding it and re-encoding its
+    campaign per task were most of a host task's own work. The text is fetched and compared
+    on every read, so any change, through the store or not, is seen; the document is shared
+    by the tasks that read the same text and must not be changed."""
 
-    return campaign_from_dict(json.loads(frozen), source=f"campaign {campaign_id}")
+    def __init__(self, raw: str, doc: CampaignRecord) -> None:
+        self.raw = raw
+        self.doc = doc
+        self._campaign: Campaign | None = None
+        self._signed: bytes | None = None
+
+    def campaign(self) -> Campaign:
+        if self._campaign is None:
+            from kubeupgrade.campaign_file import campaign_from_dict
+
+            self._campaign = campaign_from_dict(self.doc["campaign"], source=f"campaign {self.doc['id']}")
+        return self._campaign
+
+    def signed_text(self) -> bytes:
+        """What the operator's signature covers (kubeupgrade.security.signing.canonical)."""
+        if self._signed is None:
+            self._signed = canonical(str(self.doc.get("id")), str(self.doc.get("cluster")),
+                                     self.doc.get("campaign") or {})
+        return self._signed
+
+
+_last_reads: dict[str, RecordRead] = {}  # campaign id -> its last read, in this process
+_LAST_READS_KEPT = 8
+
+
+def read_record(store: CampaignStore, campaign_id: str) -> RecordRead | None:
+    """The campaign's document now, decoded only if its text changed since this process last
+    read it (None if there is none)."""
+    known = _last_reads.get(campaign_id)
+    got = store.get_if_changed(campaign_id, (known.raw, known.doc) if known else None)
+    if got is None:
+        _last_reads.pop(campaign_id, None)
+        return None
+    if known is not None and got[1] is known.doc:
+        return known
+    read = RecordRead(*got)
+    _last_reads[campaign_id] = read
+    while len(_last_reads) > _LAST_READS_KEPT:
+        _last_reads.pop(next(iter(_last_reads)), None)
+    return read
 
 
 @dataclass
@@ -64,11 +106,15 @@ class Job:
     phase: Phase
     attempt: int
     task_id: str
-    doc: dict[str, Any]
+    read: RecordRead
+
+    @property
+    def doc(self) -> dict[str, Any]:
+        return self.read.doc  # type: ignore[return-value]
 
     @property
     def campaign(self) -> Campaign:
-        return _campaign_model(self.campaign_id, json.dumps(self.doc["campaign"], sort_keys=True))
+        return self.read.campaign()
 
     @property
     def hop_doc(self) -> dict[str, Any]:
@@ -128,21 +174,21 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
     store = store_for(broker_url())
     task_id = task.request.id
     fence = {"attempt": attempt, "task_id": task_id}
-    # One read of the campaign serves the verdict, the authorization and the job (it is most of
-    # a task's own work: the document holds the plan of every node).
-    doc = store.get(campaign)
-    verdict = store.begin_phase(campaign, hop, node, phase, attempt, task_id, doc)
+    # One read of the campaign serves the verdict, the authorization and the job.
+    read = read_record(store, campaign)
+    verdict = store.begin_phase(campaign, hop, node, phase, attempt, task_id,
+                                read.doc if read else None)
     if verdict == "held":
         # Paused: the rest of this node's chain must not follow; `resume` sends it again.
         task.request.chain = None
     if verdict != "run":
         # Deterministic result: duplicates of a chord/group member must return the same value.
         return {"node": node, "phase": phase, "status": verdict}
-    assert doc is not None
-    job = Job(store, campaign, hop, node, parsed, attempt, task_id, doc)
+    assert read is not None
+    job = Job(store, campaign, hop, node, parsed, attempt, task_id, read)
     try:
         if on_agent:  # root on this host: only for what a trusted operator signed
-            authorize(doc, hop)
+            authorize(read.doc, hop, signed_text=read.signed_text())
         retries = job.campaign.policies.retries
     except Exception as error:  # noqa: BLE001 - recorded, nothing run, re-raised for Celery
         reason = str(error) if isinstance(error, PermanentError) else f"{type(error).__name__}: {error}"
