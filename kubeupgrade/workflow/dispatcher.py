@@ -126,7 +126,8 @@ class Dispatcher:
         self._windows_seen: dict[str, bool] = {}  # campaign -> whether its window was open
         self._unreadable: dict[str, int] = {}  # campaign -> ticks in a row its record failed
         self.narrate = narrate
-        self._told: dict[tuple[str, int, str], tuple[str, ...]] = {}  # (campaign, hop, node) -> told
+        # (campaign, hop, node) -> the entry last looked at, and the milestones told for it
+        self._told: dict[tuple[str, int, str], tuple[NodeEntry, tuple[str, ...]]] = {}
         # (campaign, hop) -> (when read in full, the entries as last read): see _hop_entries.
         self._entries: dict[tuple[str, int], tuple[float, dict[str, NodeEntry]]] = {}
         # campaign -> (its record's text, the record parsed): see _record. Like the entries,
@@ -683,15 +684,17 @@ class Dispatcher:
             return
         version = doc["hops"][hop].get("version") or doc["hops"][hop]["target"]
         for name, entry in entries.items():
-            if name == CLUSTER_ENTRY:
+            key = (doc["id"], hop, name)
+            told = self._told.get(key)
+            # The same entry object as last time: unchanged (see hop_view), nothing new to tell.
+            if name == CLUSTER_ENTRY or (told is not None and told[0] is entry):
                 continue
             reached = milestones(entry, version)
-            key = (doc["id"], hop, name)
-            if key in self._told:
-                for step in to_tell(self._told[key], reached):
+            if told is not None:
+                for step in to_tell(told[1], reached):
                     self.narrate(NodeEvent(name, step.reason, step.message, doc["id"], step.phase,
                                            step.state, step.warning))
-            self._told[key] = tuple(m.reason for m in reached)
+            self._told[key] = (entry, tuple(m.reason for m in reached))
 
     def _window_open(self, doc: CampaignRecord) -> bool:
         """Whether a maintenance window is open now; says so in the events when that changes."""
