@@ -65,7 +65,8 @@ class CampaignHandle:
 
         _, store = self._tools()
         doc = require(store, self.id)
-        doc["entries"] = [store.entries(self.id, hop) for hop in range(len(doc["hops"]))]
+        doc["entries"] = [store.with_tails(self.id, hop, store.entries(self.id, hop))
+                          for hop in range(len(doc["hops"]))]
         doc["events"] = store.events(self.id)
         return doc
 

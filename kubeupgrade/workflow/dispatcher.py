@@ -931,8 +931,9 @@ class Dispatcher:
             message = f"{summary}; failed: {', '.join(workers)}; first failure: {message}"
         elif why:
             message = f"{why}; first failure: {message}"
+        tail = self.store.tail(doc["id"], hop, entry["node"], phase["phase"]) or phase.get("tail", "")
         error = {"hop": hop, "node": entry["node"], "phase": phase["phase"],
-                 "message": message, "tail": phase["tail"], "failed_nodes": workers}
+                 "message": message, "tail": tail, "failed_nodes": workers}
 
         def fail(current: dict[str, Any]) -> None:
             current.update(state="failed", error=error)

@@ -13,6 +13,9 @@ Keys (JSON values):
   ku:c:<id>:hop:<n>            hash: node (or @cluster) -> entry with per-phase state
   ku:c:<id>:hop:<n>:changed    set of the nodes whose entry was written since the dispatcher
                                last read them (written in the same transaction as the entry)
+  ku:c:<id>:tails:<n>          hash: "<node>/<phase>" -> the last lines of that phase's output
+                               (apart from the entries: they are for people, and the entries
+                               are what every task and the dispatcher read and rewrite)
   ku:c:<id>:events             the campaign's event log (newest first, capped)
   ku:c:<id>:out:<n>:<node>:<phase>   full output of a phase worth keeping (kubeadm upgrade plan)
   (an ended campaign's keys are archived and deleted after the retention period: retention.py)
@@ -135,7 +138,10 @@ class CampaignStore:
                                         socket_connect_timeout=5, health_check_interval=25))
 
     # -- helpers -----------------------------------------------------------------------------
-    def _transact(self, key: str, field: str | None, change: Callable[[Any], Any]) -> Any:
+    def _transact(self, key: str, field: str | None, change: Callable[[Any], Any],
+                  also: Callable[[Any], Any] | None = None) -> Any:
+        """Optimistic read-modify-write of `key` (or its hash field); `also` adds writes of
+        other keys to the same transaction, made only if the change is."""
         required = _ENTRY_FIELDS if field is not None else _DOC_FIELDS
         while True:
             with self.redis.pipeline() as pipe:
@@ -153,6 +159,8 @@ class CampaignStore:
                         pipe.sadd(f"{key}:changed", field)
                     else:
                         pipe.set(key, json.dumps(updated))
+                    if also is not None:
+                        also(pipe)
                     pipe.execute()
                     return updated
                 except redis.WatchError:
@@ -338,8 +346,10 @@ class CampaignStore:
                           if k.split(":")[2] == campaign_id)]
 
     def dump(self, campaign_id: str) -> dict[str, Any]:
-        """The campaign whole, as stored: record, node entries per hop, events, kept outputs."""
-        dump: dict[str, Any] = {"id": campaign_id, "record": None, "hops": {}, "events": [], "outputs": {}}
+        """The campaign whole, as stored: record, node entries and output tails per hop, events,
+        kept outputs."""
+        dump: dict[str, Any] = {"id": campaign_id, "record": None, "hops": {}, "tails": {}, "events": [],
+                                "outputs": {}}
         for key in self._keys(campaign_id):
             kind = self.redis.type(key)
             rest = key[len(f"ku:c:{campaign_id}"):]
@@ -349,6 +359,8 @@ class CampaignStore:
                 dump["events"] = [json.loads(e) for e in self.redis.lrange(key, 0, -1)]
             elif rest.startswith(":hop:") and kind == "hash":
                 dump["hops"][rest[len(":hop:"):]] = {n: json.loads(v) for n, v in self.redis.hgetall(key).items()}
+            elif rest.startswith(":tails:") and kind == "hash":
+                dump["tails"][rest[len(":tails:"):]] = self.redis.hgetall(key)
             elif rest.startswith(":out:") and kind == "string":
                 dump["outputs"][rest[len(":out:"):]] = self.redis.get(key)
         return dump
@@ -408,9 +420,9 @@ class CampaignStore:
                 for node, value in zip(names, values)}
 
     def update_entry(self, campaign_id: str, hop: int, node: str,
-                     change: Callable[[NodeEntry], Any]) -> bool:
+                     change: Callable[[NodeEntry], Any], also: Callable[[Any], Any] | None = None) -> bool:
         """Apply `change` to the node's entry; it returns False to write nothing. True if the
-        entry exists and the change was written."""
+        entry exists and the change was written (with `also`'s writes: see _transact)."""
         written = False
         key = f"ku:c:{campaign_id}:hop:{hop} field {node}"
 
@@ -426,8 +438,24 @@ class CampaignStore:
                 check_entry(key, before, entry)
             return entry if written else None
 
-        self._transact(f"ku:c:{campaign_id}:hop:{hop}", node, apply)
+        self._transact(f"ku:c:{campaign_id}:hop:{hop}", node, apply, also)
         return written
+
+    def tails(self, campaign_id: str, hop: int) -> dict[str, str]:
+        """"<node>/<phase>" -> the last lines of that phase's output."""
+        return self.redis.hgetall(f"ku:c:{campaign_id}:tails:{hop}")
+
+    def tail(self, campaign_id: str, hop: int, node: str, phase: str) -> str:
+        return self.redis.hget(f"ku:c:{campaign_id}:tails:{hop}", f"{node}/{phase}") or ""
+
+    def with_tails(self, campaign_id: str, hop: int, entries: dict[str, NodeEntry]) -> dict[str, NodeEntry]:
+        """`entries` with each phase's output tail filled in, for people (status, logs).
+        Records written before tails were kept apart have them in the entries already."""
+        tails = self.tails(campaign_id, hop)
+        for name, entry in entries.items():
+            for record in entry["phases"]:
+                record["tail"] = tails.get(f"{name}/{record['phase']}") or record.get("tail", "")
+        return entries
 
     def save_output(self, campaign_id: str, hop: int, node: str, phase: str, text: str) -> None:
         self.redis.set(f"ku:c:{campaign_id}:out:{hop}:{node}:{phase}", text[-65536:])
@@ -485,13 +513,13 @@ class CampaignStore:
                      detail: str, tail: str, *, attempt: int, task_id: str | None) -> bool:
         """Record success; False (and nothing written) if this attempt is no longer current."""
         def change(record: PhaseRecord, entry: NodeEntry) -> None:
-            record.update(state="succeeded", ended=time.time(), detail=detail,
-                          tail=tail[-TAIL:], outcome=status)
+            record.update(state="succeeded", ended=time.time(), detail=detail, tail="", outcome=status)
             if all(p["state"] == "succeeded" for p in entry["phases"]):
                 entry["state"] = "succeeded"
                 entry["ended"] = time.time()
 
-        return self._fenced(campaign_id, hop, node, phase, attempt, task_id, change, "success")
+        return self._fenced(campaign_id, hop, node, phase, attempt, task_id, change, "success",
+                            self._keep_tail(campaign_id, hop, node, phase, tail))
 
     def note_phase(self, campaign_id: str, hop: int, node: str, phase: str, detail: str, *,
                    attempt: int, task_id: str | None) -> bool:
@@ -511,10 +539,11 @@ class CampaignStore:
     def fail_phase(self, campaign_id: str, hop: int, node: str, phase: str, error: str,
                    tail: str = "", *, attempt: int, task_id: str | None) -> bool:
         def change(record: PhaseRecord, entry: NodeEntry) -> None:
-            record.update(state="failed", ended=time.time(), error=error, tail=tail[-TAIL:])
+            record.update(state="failed", ended=time.time(), error=error, tail="")
             entry["state"] = "failed"
 
-        if not self._fenced(campaign_id, hop, node, phase, attempt, task_id, change, "failure"):
+        if not self._fenced(campaign_id, hop, node, phase, attempt, task_id, change, "failure",
+                            self._keep_tail(campaign_id, hop, node, phase, tail)):
             return False
         doc = self.get(campaign_id)
         if doc is not None and 0 <= hop < len(doc["hops"]) and beyond_budget(
@@ -538,9 +567,16 @@ class CampaignStore:
         if not doc["hops"][hop].get("halted"):
             self.update(doc["id"], halt)
 
+    @staticmethod
+    def _keep_tail(campaign_id: str, hop: int, node: str, phase: str, tail: str) -> Callable[[Any], Any]:
+        """The write of a phase's output tail (or of its removal: an earlier attempt's must
+        not pass for this one's), for the transaction that records how the phase ended."""
+        key, field = f"ku:c:{campaign_id}:tails:{hop}", f"{node}/{phase}"
+        return lambda pipe: pipe.hset(key, field, tail[-TAIL:]) if tail else pipe.hdel(key, field)
+
     def _fenced(self, campaign_id: str, hop: int, node: str, phase: str, attempt: int,
                 task_id: str | None, change: Callable[[PhaseRecord, NodeEntry], None],
-                what: str) -> bool:
+                what: str, also: Callable[[Any], Any] | None = None) -> bool:
         """Apply `change` only while the phase is open under this attempt and task id."""
         def guarded(entry: NodeEntry) -> Any:
             record = _phase(entry, phase)
@@ -550,7 +586,7 @@ class CampaignStore:
             change(record, entry)
             return True
 
-        applied = self.update_entry(campaign_id, hop, node, guarded)
+        applied = self.update_entry(campaign_id, hop, node, guarded, also)
         if applied and what != "progress note":
             wake(self.redis)  # a phase ended (or went back to pending): the dispatcher decides now
         if not applied:

@@ -23,7 +23,7 @@ class PhaseRecord(TypedDict, total=False):
     dispatched: float  # when the dispatcher sent it (the window audit starts here)
     detail: str
     error: str
-    tail: str  # the end of the command output
+    tail: str  # "" since tails live in ku:c:<id>:tails:<hop> (record.py); older records kept it here
     task_id: str | None  # the task that may write it; any other writer is stale
     outcome: str  # "done" or "already-done"
     resends: int  # automatic re-sends after infrastructure failures

@@ -97,6 +97,38 @@ def test_a_late_result_of_an_old_attempt_changes_nothing(redis_url):
     assert store.entry(campaign, 0, "w1")["phases"][0]["state"] == "failed"
 
 
+def test_output_tails_live_apart_from_the_entry_and_follow_the_fence(redis_url):
+    store = store_for(redis_url)
+    campaign = store.create("prod", {"cluster": "prod", "target": "1.31"}, "a.yaml")
+    add_entry(store, campaign)
+    assert store.begin_phase(campaign, 0, "w1", "drain", 1, "task-1") == "run"
+    assert store.fail_phase(campaign, 0, "w1", "drain", "evictions refused", "pod web-1 blocked\n" * 400,
+                            attempt=1, task_id="task-1")
+    entry = store.entry(campaign, 0, "w1")
+    assert entry["phases"][0]["tail"] == "" and len(json.dumps(entry)) < 1000  # the loop's reads stay small
+    kept = store.tail(campaign, 0, "w1", "drain")
+    assert kept.endswith("pod web-1 blocked\n") and len(kept) <= 4000
+    # A late write of a fenced-off attempt leaves the tail as it is.
+    assert not store.finish_phase(campaign, 0, "w1", "drain", "done", "late output", "", attempt=1,
+                                  task_id="task-other")
+    assert store.tail(campaign, 0, "w1", "drain") == kept
+    # The retried attempt succeeds without output: the failure's lines do not pass for its own.
+    def retry(entry):
+        entry.update(attempt=2, state="pending")
+        entry["phases"][0].update(state="pending", task_id=None)
+
+    store.update_entry(campaign, 0, "w1", retry)
+    assert store.begin_phase(campaign, 0, "w1", "drain", 2, "task-2") == "run"
+    assert store.finish_phase(campaign, 0, "w1", "drain", "done", "drained", "", attempt=2, task_id="task-2")
+    assert store.tail(campaign, 0, "w1", "drain") == ""
+    assert store.begin_phase(campaign, 0, "w1", "drain", 2, "task-2") == "already-done"
+    # What people read (status, logs, the archive) has the tails back in the entries.
+    store.redis.hset(f"ku:c:{campaign}:tails:0", "w1/drain", "evicted 3 pods")
+    shown = store.with_tails(campaign, 0, store.entries(campaign, 0))
+    assert shown["w1"]["phases"][0]["tail"] == "evicted 3 pods"
+    assert store.dump(campaign)["tails"] == {"0": {"w1/drain": "evicted 3 pods"}}
+
+
 @pytest.mark.parametrize("damage", ["{not json", "[1, 2]", json.dumps({"id": "x", "state": "weird"})])
 def test_a_damaged_record_is_named_and_isolated(redis_url, damage):
     store = store_for(redis_url)
