@@ -60,7 +60,7 @@ class CampaignHandle:
         return self._parts
 
     def status(self) -> dict[str, Any]:
-        """The campaign document, with per-hop node entries and recent events."""
+        """The campaign document, with its plan, per-hop node entries and recent events."""
         from kubeupgrade.workflow.control import require
 
         _, store = self._tools()
@@ -68,6 +68,7 @@ class CampaignHandle:
         doc["entries"] = [store.with_tails(self.id, hop, store.entries(self.id, hop))
                           for hop in range(len(doc["hops"]))]
         doc["events"] = store.events(self.id)
+        doc["plan"] = store.plan(self.id)
         return doc
 
     def state(self) -> str:

@@ -387,9 +387,10 @@ class Dispatcher:
                 "phases": [new_phase(p.value) for p in cluster_phases]})
 
         live = _live_versions(campaign)
+        self.store.put_plan(doc["id"], plan_dict)
 
         def start(current: dict[str, Any]) -> None:
-            current.update(state="running" if hops else "succeeded", plan=plan_dict, hops=hops,
+            current.update(state="running" if hops else "succeeded", hops=hops,
                            notes=list(plan.notes), started=time.time(), live_versions=live,
                            identity=identity.to_dict() if identity else None)
 

@@ -9,7 +9,9 @@ Keys (JSON values):
   ku:identity:<name>           the kube-system UID first seen under cluster name <name>, and by
                                which campaign: a different cluster answering to the same name
                                is refused (set once, SET NX; `forget-cluster` clears it)
-  ku:c:<id>                    the campaign document: state, campaign, plan, hops, error
+  ku:c:<id>                    the campaign document: state, campaign, hops, error
+  ku:c:<id>:plan               the planner's view, as accepted (for people and the archive: the
+                               document is read by every task, and the plan was two thirds of it)
   ku:c:<id>:hop:<n>            hash: node (or @cluster) -> entry with per-phase state
   ku:c:<id>:hop:<n>:changed    set of the nodes whose entry was written since the dispatcher
                                last read them (written in the same transaction as the entry)
@@ -346,15 +348,17 @@ class CampaignStore:
                           if k.split(":")[2] == campaign_id)]
 
     def dump(self, campaign_id: str) -> dict[str, Any]:
-        """The campaign whole, as stored: record, node entries and output tails per hop, events,
-        kept outputs."""
-        dump: dict[str, Any] = {"id": campaign_id, "record": None, "hops": {}, "tails": {}, "events": [],
-                                "outputs": {}}
+        """The campaign whole, as stored: record, plan, node entries and output tails per hop,
+        events, kept outputs."""
+        dump: dict[str, Any] = {"id": campaign_id, "record": None, "plan": None, "hops": {}, "tails": {},
+                                "events": [], "outputs": {}}
         for key in self._keys(campaign_id):
             kind = self.redis.type(key)
             rest = key[len(f"ku:c:{campaign_id}"):]
             if rest == "":
                 dump["record"] = json.loads(self.redis.get(key) or "null")
+            elif rest == ":plan":
+                dump["plan"] = json.loads(self.redis.get(key) or "null")
             elif rest == ":events":
                 dump["events"] = [json.loads(e) for e in self.redis.lrange(key, 0, -1)]
             elif rest.startswith(":hop:") and kind == "hash":
@@ -372,6 +376,17 @@ class CampaignStore:
         pipe.zrem("ku:campaigns", campaign_id)
         pipe.srem("ku:active", campaign_id)
         pipe.execute()
+
+    def put_plan(self, campaign_id: str, plan: dict[str, Any]) -> None:
+        self.redis.set(f"ku:c:{campaign_id}:plan", json.dumps(plan))
+
+    def plan(self, campaign_id: str) -> dict[str, Any] | None:
+        """The plan as accepted (records accepted before it had its own key keep it inside)."""
+        raw = self.redis.get(f"ku:c:{campaign_id}:plan")
+        if raw:
+            return dict(json.loads(raw))
+        doc = self.get(campaign_id)
+        return doc.get("plan") if doc else None
 
     def event(self, campaign_id: str, message: str) -> None:
         key = f"ku:c:{campaign_id}:events"

@@ -83,7 +83,7 @@ class CampaignRecord(TypedDict, total=False):
     signature: dict[str, str] | None  # the operator's (kubeupgrade.security.signing): key, value
     identity: dict[str, str] | None  # the cluster it was accepted on (name, kube-system uid)
     live_versions: dict[str, dict[str, str | None]]  # node -> kubelet / control_plane at accept
-    plan: dict[str, Any] | None  # the planner's view, for people (`status -o json`)
+    plan: dict[str, Any] | None  # None: the plan has its own key (record.py); older records kept it here
     hops: list[HopRecord]
     current_hop: int
     error: dict[str, Any] | None

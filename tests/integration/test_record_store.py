@@ -129,6 +129,30 @@ def test_output_tails_live_apart_from_the_entry_and_follow_the_fence(redis_url):
     assert store.dump(campaign)["tails"] == {"0": {"w1/drain": "evicted 3 pods"}}
 
 
+def test_the_plan_is_kept_apart_from_the_document_every_task_reads(redis_url):
+    from kubeupgrade.api import get
+    from kubeupgrade.workflow.app import client_app
+    from kubeupgrade.workflow.dispatcher import Dispatcher
+
+    store = store_for(redis_url)
+    nodes = [{"name": "cp-1", "role": "control-plane", "kubelet": "v1.30.4"}]
+    nodes += [{"name": f"worker-{i}", "role": "worker", "kubelet": "v1.30.4"} for i in range(40)]
+    campaign = store.create("prod", {"cluster": "prod", "target": "1.31.14", "control_plane_version": "v1.30.4",
+                                     "nodes": nodes, "policies": {"max_unavailable": 4}}, "a.yaml")
+    Dispatcher(client_app(redis_url), store).advance(campaign)  # accept
+    doc = store.get(campaign)
+    assert doc["state"] == "running" and doc.get("plan") is None
+    plan = store.plan(campaign)
+    planned = json.dumps(plan)
+    assert all(f'"worker-{i}"' in planned for i in range(40))
+    assert len(store.redis.get(f"ku:c:{campaign}")) < len(planned)
+    assert get(campaign, redis_url).status()["plan"] == plan == store.dump(campaign)["plan"]
+    # A record accepted before the plan had its key still shows its own.
+    store.redis.delete(f"ku:c:{campaign}:plan")
+    store.update(campaign, lambda current: current.update(plan=plan))
+    assert store.plan(campaign) == plan
+
+
 @pytest.mark.parametrize("damage", ["{not json", "[1, 2]", json.dumps({"id": "x", "state": "weird"})])
 def test_a_damaged_record_is_named_and_isolated(redis_url, damage):
     store = store_for(redis_url)
