@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import platform
@@ -178,6 +179,9 @@ def run_controller(kubeconfig: str, broker: str, *, concurrency: int = 8,
         stop.set()
 
     load_cluster_client()
+    # What is loaded now is shared with the pool processes the worker forks next, page for page,
+    # until written. The collector writes to every object it examines; frozen, it leaves them be.
+    gc.freeze()
     # No mingle either: it asks the other workers for their revoked tasks by a control message
     # (nobody answers, and nothing is revoked), and its user has no right to control messages.
     run_worker(app, ["worker", "-Q", CONTROLLER_QUEUE, "-n", "controller@%h", "-P", "prefork",
