@@ -81,9 +81,14 @@ def wake(client: redis.Redis) -> None:
     """Tell the dispatcher something changed. The list holds one element at most: the
     dispatcher empties it before reading the record, so a wake is never lost nor piled up."""
     pipe = client.pipeline(transaction=False)
+    queue_wake(pipe)
+    pipe.execute()
+
+
+def queue_wake(pipe: Any) -> None:
+    """wake() as part of a pipeline or transaction the caller executes."""
     pipe.rpush(WAKE_KEY, 1)
     pipe.ltrim(WAKE_KEY, -1, -1)
-    pipe.execute()
 
 
 def sleep_until_woken(client: redis.Redis, timeout: float) -> bool:

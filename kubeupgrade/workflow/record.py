@@ -49,7 +49,7 @@ from kubeupgrade.planning.windows import is_open, windows_of
 from kubeupgrade.workflow import locks
 from kubeupgrade.workflow.audit import outage_begun, outage_start
 from kubeupgrade.workflow.decide import beyond_budget
-from kubeupgrade.workflow.liveness import wake
+from kubeupgrade.workflow.liveness import queue_wake, wake
 from kubeupgrade.workflow.names import CLUSTER_ENTRY
 from kubeupgrade.workflow.schema import (
     SCHEMA_VERSION,
@@ -601,9 +601,13 @@ class CampaignStore:
             change(record, entry)
             return True
 
-        applied = self.update_entry(campaign_id, hop, node, guarded, also)
-        if applied and what != "progress note":
-            wake(self.redis)  # a phase ended (or went back to pending): the dispatcher decides now
+        def writes(pipe: Any) -> None:
+            if also is not None:
+                also(pipe)
+            if what != "progress note":
+                queue_wake(pipe)  # a phase ended (or went back to pending): the dispatcher decides now
+
+        applied = self.update_entry(campaign_id, hop, node, guarded, writes)
         if not applied:
             log.warning("stale %s dropped: campaign %s hop %s %s %s attempt %s task %s",
                         what, campaign_id, hop, node, phase, attempt, task_id)
