@@ -47,7 +47,8 @@ bench-campaign: $(STAMP)
 	$(BIN)/python -m bench.campaign_scale
 
 bench-scale: $(STAMP)
-	$(BIN)/python -m bench.scale --nodes 1000
+	$(BIN)/python -m bench.scale --nodes 100
+	$(BIN)/python -m bench.scale --nodes 1000 --farms 2
 
 bench-tick: $(STAMP)
 	$(BIN)/python -m bench.dispatcher_tick

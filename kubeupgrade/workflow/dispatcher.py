@@ -633,9 +633,9 @@ class Dispatcher:
             split = outage_start(entry)
             pending = [p for p in entry["phases"] if p["state"] != "succeeded"]
             part = pending if name in outage else [p for p in entry["phases"][:split] if p["state"] != "succeeded"]
-            links = [self._signature(doc, hop, entry, p) for p in part]
-            if not links:
+            if not part:
                 continue
+            links = self._signatures(doc, hop, entry, part)
             canvas = chain(links) if len(links) > 1 else links[0]
             if name in outage:
                 outage_chains.append(canvas)
@@ -729,25 +729,31 @@ class Dispatcher:
     def _signature(self, doc: CampaignRecord, hop: int, entry: NodeEntry,
                    phase_record: PhaseRecord) -> Signature:
         """An immutable signature for one phase, with a pre-assigned task id recorded first."""
-        phase = Phase(phase_record["phase"])
-        task_id = uuid.uuid4().hex
+        return self._signatures(doc, hop, entry, [phase_record])[0]
+
+    def _signatures(self, doc: CampaignRecord, hop: int, entry: NodeEntry,
+                    records: list[PhaseRecord]) -> list[Signature]:
+        """Immutable signatures for phases of one node (the links of its chain), their
+        pre-assigned task ids recorded first, in one write of its entry."""
+        phases = [Phase(record["phase"]) for record in records]
+        task_ids = {phase.value: uuid.uuid4().hex for phase in phases}
         dispatched_at = time.time()
 
         def assign(current: dict[str, Any]) -> None:
             for record in current["phases"]:
-                if record["phase"] == phase.value:
-                    record.update(task_id=task_id, dispatched=dispatched_at)
+                if record["phase"] in task_ids:
+                    record.update(task_id=task_ids[record["phase"]], dispatched=dispatched_at)
 
         self.store.update_entry(doc["id"], hop, entry["node"], assign)
         version = doc["hops"][hop].get("version") or doc["hops"][hop]["target"]
         node = entry["node"]
-        queue = queue_for(phase, node) if node != CLUSTER_ENTRY else queue_for(Phase.PREFLIGHT, node)
-        return self.app.signature(
+        return [self.app.signature(
             PHASE_TASKS[phase],
             kwargs={"campaign": doc["id"], "hop": hop, "node": node, "phase": phase.value,
                     "attempt": entry["attempt"], "version": version},
             immutable=True,
-        ).set(queue=queue, task_id=task_id, expires=TASK_EXPIRES)
+        ).set(queue=queue_for(phase, node) if node != CLUSTER_ENTRY else queue_for(Phase.PREFLIGHT, node),
+              task_id=task_ids[phase.value], expires=TASK_EXPIRES) for phase in phases]
 
     def _send(self, doc: CampaignRecord, hop: int, canvas: Signature) -> None:
         canvas.apply_async()
@@ -755,7 +761,7 @@ class Dispatcher:
     # -- agents, watchdog, failure --------------------------------------------------------------
     def _agents_ready(self, doc: CampaignRecord, hop: int, nodes: list[str]) -> set[str]:
         ready = alive_agents(self.store.redis, nodes)
-        campaign = self.store.get(doc["id"]) or doc
+        campaign = self._record(doc["id"]) or doc  # as now: this tick may have written it
         before = dict(campaign["hops"][hop].get("waiting_for_agents", {}))
         timeout = doc["campaign"].get("policies", {}).get("agent_timeout", 300)
         verdict = agents_waiting(nodes, ready, before, time.time(), float(timeout))

@@ -12,6 +12,7 @@ must carry a trusted operator's signature (kubeupgrade.security.authorize) or no
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -48,7 +49,7 @@ def store_for(url: str) -> CampaignStore:
 class RecordRead:
     """A campaign document as this process last read it, and what tasks derive from it,
     computed once per text. The document grows with the cluster (its campaign lists every
-    node, its plan every node's phases): at a thousand nodes, decoding it and re-encoding its
+    node, its hops every node's versions): at a thousand nodes, decoding it and re-encoding its
     campaign per task were most of a host task's own work. The text is fetched and compared
     on every read, so any change, through the store or not, is seen; the document is shared
     by the tasks that read the same text and must not be changed."""
@@ -75,6 +76,7 @@ class RecordRead:
 
 
 _last_reads: dict[str, RecordRead] = {}  # campaign id -> its last read, in this process
+_last_reads_lock = threading.Lock()  # an agent farm runs tasks in threads
 _LAST_READS_KEPT = 8
 
 
@@ -89,9 +91,10 @@ def read_record(store: CampaignStore, campaign_id: str) -> RecordRead | None:
     if known is not None and got[1] is known.doc:
         return known
     read = RecordRead(*got)
-    _last_reads[campaign_id] = read
-    while len(_last_reads) > _LAST_READS_KEPT:
-        _last_reads.pop(next(iter(_last_reads)), None)
+    with _last_reads_lock:
+        _last_reads[campaign_id] = read
+        while len(_last_reads) > _LAST_READS_KEPT:
+            _last_reads.pop(next(iter(_last_reads)))
     return read
 
 
@@ -248,7 +251,11 @@ def phase_task(*phases: Phase) -> Callable[[Callable[[Job], StepOutcome]], Task]
     allowed = frozenset(phases)
 
     def register(body: Callable[[Job], StepOutcome]) -> Task:
-        @app.task(name=name, bind=True, acks_late=True, ignore_result=False)
+        # No result on success (the record says how a phase went; 55,000 results of a 5,000-node
+        # hop were Redis' largest part); failures, retries and revocations are stored
+        # (store_errors_even_if_ignored): the dispatcher reads them to re-send lost work.
+        @app.task(name=name, bind=True, acks_late=True, ignore_result=True,
+                  store_errors_even_if_ignored=True)
         def task(self: Task, campaign: str, hop: int, node: str, phase: str, attempt: int,
                  version: str = "") -> dict[str, Any]:
             # `version` is informational (readable in Flower); the record is authoritative.
