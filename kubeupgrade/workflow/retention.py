@@ -1,7 +1,7 @@
 """Retention: ended campaigns leave Redis after a while, archived to files first.
 
 A campaign that succeeded, was refused or was aborted, and has not changed for the retention
-period, is written whole (record, node entries, events, kept outputs) to `<archive>/<id>.json`
+period, is written whole (record, plan, entries, tails, events, kept outputs) to `<archive>/<id>.json`
 (mode 0600: outputs can name hosts and paths) and then deleted from Redis. A failed, pending or
 running campaign is never pruned, nor one still holding its cluster. A record that does not
 decode is named and left alone: deleting it is the operator's call. Nothing is deleted unless
