@@ -68,7 +68,7 @@ class CampaignHandle:
         doc["entries"] = [store.with_tails(self.id, hop, store.entries(self.id, hop))
                           for hop in range(len(doc["hops"]))]
         doc["events"] = store.events(self.id)
-        doc["plan"] = store.plan(self.id)
+        doc["plan"] = store.plan(self.id, doc)
         return doc
 
     def state(self) -> str:

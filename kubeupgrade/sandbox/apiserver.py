@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from kubeupgrade.sandbox import disruption, rbac, tables
-from kubeupgrade.sandbox.controller import Controller
+from kubeupgrade.sandbox.controller import Controller, paced
 from kubeupgrade.sandbox.events import from_events_v1, to_events_v1
 from kubeupgrade.sandbox.layout import SandboxPaths, load_config
 from kubeupgrade.sandbox.store import EVENTS_V1, RESOURCES, ApiError, Resource, Store
@@ -92,13 +92,13 @@ class ApiServer:
 
     def run_background(self) -> None:
         def flusher() -> None:
-            # Every 0.2 s, or less often when writing the state costs more than a tenth of a
-            # core (it is the whole cluster's JSON: half the server's CPU at 1,000 nodes).
+            # Every 0.2 s, or less often once writing the state grows slow (it is the whole
+            # cluster's JSON: half the server's CPU at 1,000 nodes).
             pause = 0.2
             while not self.stopping.wait(pause):
                 began = time.monotonic()
                 self.flush()
-                pause = max(0.2, 9 * (time.monotonic() - began))
+                pause = max(0.2, paced(time.monotonic() - began))
 
         def ticker() -> None:
             while not self.stopping.wait(0.02):

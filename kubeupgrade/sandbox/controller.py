@@ -35,6 +35,12 @@ RESTARTS_ANNOTATION = "sandbox.kubeupgrade.io/kubelet-restarts"
 UNSCHEDULABLE_TAINT = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
 
 
+def paced(cost: float) -> float:
+    """How long to wait after background work that took `cost` seconds, so that it takes a
+    tenth of a core at most (the sandbox shares the machine with what is being measured)."""
+    return 9 * cost
+
+
 class Controller:
     def __init__(self, store: Store, paths: SandboxPaths, config: dict[str, Any],
                  history: list[dict[str, Any]]) -> None:
@@ -73,8 +79,8 @@ class Controller:
                 self._reconciled_generation = self.store.generation
                 # A pass costs the cluster's size and runs after every write: on a large sandbox
                 # under a campaign it took a core's third (1,000 nodes) from the processes being
-                # measured. Paced to a tenth of a core; a small sandbox's pass (~1 ms) is not.
-                self._reconcile_not_before = now + 9 * (time.monotonic() - now)
+                # measured. A small sandbox's pass (~1 ms) is not held back.
+                self._reconcile_not_before = now + paced(time.monotonic() - now)
 
     def on_change(self, before: dict[str, Any] | None = None,
                   after: dict[str, Any] | None = None) -> None:

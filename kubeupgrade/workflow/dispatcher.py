@@ -568,8 +568,8 @@ class Dispatcher:
         ready = self._agents_ready(doc, hop, list(step.send))
         if len(ready) < len(step.send):
             return
-        links = [self._signature(doc, hop, entries[name], p) for name in step.send
-                 for p in entries[name]["phases"] if p["state"] != "succeeded"]
+        links = [link for name in step.send for link in self._signatures(
+            doc, hop, entries[name], [p for p in entries[name]["phases"] if p["state"] != "succeeded"])]
         self._send(doc, hop, chain(links) if len(links) > 1 else links[0])
 
     def _stage_workers(self, doc: CampaignRecord, hop: int, entries: dict[str, NodeEntry]) -> None:
@@ -633,9 +633,9 @@ class Dispatcher:
             split = outage_start(entry)
             pending = [p for p in entry["phases"] if p["state"] != "succeeded"]
             part = pending if name in outage else [p for p in entry["phases"][:split] if p["state"] != "succeeded"]
-            if not part:
-                continue
             links = self._signatures(doc, hop, entry, part)
+            if not links:
+                continue
             canvas = chain(links) if len(links) > 1 else links[0]
             if name in outage:
                 outage_chains.append(canvas)
@@ -734,7 +734,9 @@ class Dispatcher:
     def _signatures(self, doc: CampaignRecord, hop: int, entry: NodeEntry,
                     records: list[PhaseRecord]) -> list[Signature]:
         """Immutable signatures for phases of one node (the links of its chain), their
-        pre-assigned task ids recorded first, in one write of its entry."""
+        pre-assigned task ids recorded first, in one write of its entry (none for no phase)."""
+        if not records:
+            return []
         phases = [Phase(record["phase"]) for record in records]
         task_ids = {phase.value: uuid.uuid4().hex for phase in phases}
         dispatched_at = time.time()

@@ -185,7 +185,8 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
         # Paused: the rest of this node's chain must not follow; `resume` sends it again.
         task.request.chain = None
     if verdict != "run":
-        # Deterministic result: duplicates of a chord/group member must return the same value.
+        # Deterministic answer: a duplicate returns what the first delivery would have (kept as a
+        # result only when the sender asks; Flower shows it either way).
         return {"node": node, "phase": phase, "status": verdict}
     assert read is not None
     job = Job(store, campaign, hop, node, parsed, attempt, task_id, read)

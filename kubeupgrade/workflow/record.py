@@ -380,12 +380,13 @@ class CampaignStore:
     def put_plan(self, campaign_id: str, plan: dict[str, Any]) -> None:
         self.redis.set(f"ku:c:{campaign_id}:plan", json.dumps(plan))
 
-    def plan(self, campaign_id: str) -> dict[str, Any] | None:
-        """The plan as accepted (records accepted before it had its own key keep it inside)."""
+    def plan(self, campaign_id: str, doc: CampaignRecord | None = None) -> dict[str, Any] | None:
+        """The plan as accepted (records accepted before it had its own key keep it inside;
+        `doc`: the record, if the caller has just read it)."""
         raw = self.redis.get(f"ku:c:{campaign_id}:plan")
         if raw:
             return dict(json.loads(raw))
-        doc = self.get(campaign_id)
+        doc = doc if doc is not None else self.get(campaign_id)
         return doc.get("plan") if doc else None
 
     def event(self, campaign_id: str, message: str) -> None:
