@@ -250,12 +250,10 @@ def test_duplicate_delivery_changes_nothing(make_stack, tmp_path):
     record = phase_record(handle, "worker-1", "install-kubelet")
     entry = handle.status()["entries"][0]["worker-1"]
     app = client_app(stack.broker)
-    # Re-deliver the completed phase, as a lost ack would. Phase tasks keep no result when they
-    # succeed (the record is the truth); this one is asked to, to read what it answered.
+    # Re-deliver the completed phase, as a lost ack would.
     result = app.signature(PHASE_TASKS[Phase.INSTALL_KUBELET], kwargs={
         "campaign": handle.id, "hop": 0, "node": "worker-1", "phase": "install-kubelet",
-        "attempt": entry["attempt"]}).apply_async(queue=node_queue("worker-1"), task_id=record["task_id"] + "-dup",
-                                                  ignore_result=False)
+        "attempt": entry["attempt"]}).apply_async(queue=node_queue("worker-1"), task_id=record["task_id"] + "-dup")
     assert result.get(timeout=60) == {"node": "worker-1", "phase": "install-kubelet", "status": "already-done"}
     assert finish(handle)[0] == "succeeded"
     installs = [e for e in box.command_log("worker-1")
