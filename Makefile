@@ -31,7 +31,7 @@ TYPED := kubeupgrade/model kubeupgrade/planning kubeupgrade/kube/identity.py \
          kubeupgrade/workflow/schema.py kubeupgrade/workflow/states.py kubeupgrade/workflow/decide.py \
          kubeupgrade/workflow/schedule.py kubeupgrade/workflow/audit.py kubeupgrade/workflow/restore.py \
          kubeupgrade/workflow/history.py kubeupgrade/workflow/liveness.py \
-         kubeupgrade/workflow/agent_connections.py kubeupgrade/workflow/hop_view.py \
+         kubeupgrade/workflow/agent_connections.py kubeupgrade/workflow/hop_view.py kubeupgrade/workflow/undelivered.py \
          kubeupgrade/workflow/agent_identity.py kubeupgrade/host/executor.py kubeupgrade/sandbox/agent_farm.py \
          kubeupgrade/host/platforms kubeupgrade/host/context.py kubeupgrade/host/steps.py \
          kubeupgrade/host/commands.py kubeupgrade/sandbox/rbac.py

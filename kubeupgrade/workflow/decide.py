@@ -191,3 +191,29 @@ def beyond_budget(stage: str, failed: Sequence[Entry], budget: int) -> bool:
     stage or of a control plane, or more failed workers than `budget`."""
     return bool(failed) and not (stage == "workers" and len(failed) <= budget
                                  and all(e["role"] == "worker" for e in failed))
+
+
+def awaited_since(entries: Mapping[str, Entry], watched: Mapping[str, PhaseRecord],
+                  control_planes: Sequence[str]) -> dict[str, float]:
+    """The nodes whose watched phase is pending and reached by its chain, each with the wall
+    time since when that phase's message must exist: sent with its chain (`dispatched`), or
+    published when the link before it ended. A later link of a chain has no message until
+    then, and the control planes share one chain: only the first of them (in `control_planes`
+    order) with an open phase is reached."""
+    reached_plane = next((n for n in control_planes if entries[n]["state"] != "succeeded"), None)
+    plane_ends = [p.get("ended") or 0.0 for n in control_planes for p in entries[n]["phases"]]
+    since: dict[str, float] = {}
+    for name, phase in watched.items():
+        entry = entries[name]
+        if phase["state"] != "pending":
+            continue
+        if entry["role"] == "control-plane":
+            if name != reached_plane:
+                continue
+            ended = plane_ends
+        else:
+            own = entry["phases"]
+            at = next(i for i, p in enumerate(own) if p["phase"] == phase["phase"])
+            ended = [own[at - 1]["ended"] or 0.0] if at else []
+        since[name] = max([phase.get("dispatched") or 0.0, *ended])
+    return since

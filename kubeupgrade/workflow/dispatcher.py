@@ -18,9 +18,8 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
-import redis
 from celery import Celery, chain, group
 from celery.canvas import Signature
 
@@ -38,6 +37,7 @@ from kubeupgrade.workflow import locks
 from kubeupgrade.workflow.audit import outage_start
 from kubeupgrade.workflow.decide import (
     agents_waiting,
+    awaited_since,
     beyond_budget,
     decide_control_planes,
     decide_workers,
@@ -60,6 +60,7 @@ from kubeupgrade.workflow.restore import nodes_to_restore, send_restores
 from kubeupgrade.workflow.schedule import HopSchedule, schedule_of
 from kubeupgrade.workflow.schema import CampaignRecord, NodeEntry, PhaseRecord
 from kubeupgrade.workflow.story import milestones, to_tell
+from kubeupgrade.workflow.undelivered import nowhere
 
 log = logging.getLogger("kubeupgrade.dispatcher")
 
@@ -69,6 +70,9 @@ REAPPLY_PHASES = names_where(part=Part.KUBEADM)  # what policies.reapply keeps o
 IDENTITY_TTL = 30.0  # seconds between re-reads of the cluster's identity
 LOST_TASK_GRACE = 10.0  # a running task nobody holds for this long is lost
 MAX_RESENDS = 3  # automatic re-sends of one phase after infrastructure failures
+UNDELIVERED_AFTER = 5.0  # seconds a reached task may have no message before it is looked for
+UNDELIVERED_LOOK_PERIOD = 2.0  # seconds between looks for them (reads of their queues)
+MAX_REDELIVERIES = 5  # re-sends of one phase whose message was lost, before it fails
 FULL_READ_SECONDS = 10.0  # between full reads of a hop's entries (changes are read every tick)
 # How long each tick took, in microseconds, appended every TICK_REPORT_SECONDS (one command) and
 # trimmed to the last TICK_HISTORY: what `bench.scale` reports as the tick's p50 and p99.
@@ -93,22 +97,9 @@ def _live_versions(campaign: Campaign) -> dict[str, dict[str, str | None]]:
     return live
 
 
-def _eligible_at(entries: dict[str, NodeEntry], name: str, phase: PhaseRecord) -> float:
-    """When the task of this open phase was published: its chain sent, or the link before it
-    ended (the control planes' one chain runs through every control plane's entry). Infinity
-    while a link before it runs: the message is not out yet."""
-    entry = entries[name]
-    links = [entry] if entry["role"] != "control-plane" else \
-        [e for e in entries.values() if e["role"] == "control-plane"]
-    phases = [p for e in links for p in e["phases"]]
-    if any(p["state"] == "running" for p in phases):
-        return float("inf")
-    own = entry["phases"]
-    at = next((i for i, p in enumerate(own) if p["phase"] == phase["phase"]), 0)
-    before = own[at - 1] if at > 0 else None
-    ended = [p["ended"] for p in phases if p.get("ended")] if entry["role"] == "control-plane" \
-        else [before["ended"]] if before is not None and before.get("ended") else []
-    return max([phase.get("dispatched") or 0.0, *ended])
+def queue_of(phase: Phase, node: str) -> str:
+    """The queue a phase's task goes to (the cluster's own phases run on the controller)."""
+    return queue_for(phase, node) if node != CLUSTER_ENTRY else queue_for(Phase.PREFLIGHT, node)
 
 
 class Dispatcher:
@@ -137,9 +128,9 @@ class Dispatcher:
         # that changed (kubeupgrade.workflow.hop_view).
         self._views: dict[tuple[str, int], HopView] = {}
         self._result_keys: dict[str, bytes] = {}  # task id -> its result's key (_ended_badly)
-        # The last time the broker went away: (wall time it was lost, monotonic time it was back).
-        self._broker_lost_at: float | None = None
-        self._outage: tuple[float, float] | None = None
+        # campaign -> task id -> since when no message carries it (monotonic; _recover_undelivered)
+        self._unseen_since: dict[str, dict[str, float]] = {}
+        self._looked_at: dict[str, float] = {}  # campaign -> when _recover_undelivered last looked
 
     # -- loop ------------------------------------------------------------------------------
     def run_forever(self, stop: threading.Event, deadline: float = 1.0) -> None:
@@ -155,7 +146,6 @@ class Dispatcher:
             try:
                 leading = self._lead(token)
                 if leading:
-                    self._broker_back()
                     started = time.perf_counter()
                     self.tick()
                     took.append(round((time.perf_counter() - started) * 1e6))
@@ -163,10 +153,8 @@ class Dispatcher:
                         self._report_ticks(took)
                         took, reported = [], time.monotonic()
                     sleep_until_woken(self.store.redis, deadline)
-            except Exception as error:  # noqa: BLE001 - Redis away or a bug: log, keep the loop alive
+            except Exception:  # noqa: BLE001 - Redis away or a bug: log, keep the loop alive
                 log.exception("dispatcher tick failed")
-                if isinstance(error, redis.ConnectionError):
-                    self._broker_away()
                 stop.wait(1.0)
             if not leading:
                 stop.wait(deadline)
@@ -189,19 +177,7 @@ class Dispatcher:
                 return True
         except Exception:  # noqa: BLE001 - Redis away: nobody leads until it is back
             log.warning("dispatcher: broker unreachable")
-            self._broker_away()
         return False
-
-    def _broker_away(self) -> None:
-        """Every connection breaks when the broker goes (the loop always has a blocking pop
-        waiting), so this sees every restart; see _recover_lost_tasks for why it matters."""
-        if self._broker_lost_at is None:
-            self._broker_lost_at = time.time()
-
-    def _broker_back(self) -> None:
-        """Leading again: an outage noted by _broker_away ends now."""
-        if self._broker_lost_at is not None:
-            self._outage, self._broker_lost_at = (self._broker_lost_at, time.monotonic()), None
 
     def tick(self) -> None:
         active = self.store.active_ids()
@@ -754,8 +730,7 @@ class Dispatcher:
             kwargs={"campaign": doc["id"], "hop": hop, "node": node, "phase": phase.value,
                     "attempt": entry["attempt"], "version": version},
             immutable=True,
-        ).set(queue=queue_for(phase, node) if node != CLUSTER_ENTRY else queue_for(Phase.PREFLIGHT, node),
-              task_id=task_ids[phase.value], expires=TASK_EXPIRES) for phase in phases]
+        ).set(queue=queue_of(phase, node), task_id=task_ids[phase.value], expires=TASK_EXPIRES) for phase in phases]
 
     def _send(self, doc: CampaignRecord, hop: int, canvas: Signature) -> None:
         canvas.apply_async()
@@ -837,11 +812,13 @@ class Dispatcher:
         return ended
 
     def _resend(self, doc: CampaignRecord, hop: int, entries: dict[str, NodeEntry],
-                causes: dict[str, str], why: str) -> None:
+                causes: dict[str, str], why: str,
+                counter: Literal["resends", "redeliveries"] = "resends") -> None:
         """Send the open phases of these nodes again, as a new attempt (stale messages of the
         old attempt are fenced off; the phases themselves are idempotent). `causes` maps each
         node to the task id the decision was made on: the decision read the record earlier, so
-        a node whose open phase has moved on since (its task finished after all) is left alone."""
+        a node whose open phase has moved on since (its task finished or, for a message thought
+        undelivered, began after all) is left alone. `counter`: the phase's count to add one to."""
         targets = set(causes)
         if any(entries[name]["role"] == "control-plane" for name in causes):
             # The control planes share one chain: everything after the lost link is lost too.
@@ -852,8 +829,10 @@ class Dispatcher:
                 opened = first_open_phase(entry)
                 if opened is None or (expected is not None and opened["task_id"] != expected):
                     return False
+                if counter == "redeliveries" and expected is not None and opened["state"] != "pending":
+                    return False
                 if expected is not None:
-                    opened["resends"] = opened.get("resends", 0) + 1
+                    opened[counter] = opened.get(counter, 0) + 1
                 new_attempt(entry)
                 return True
 
@@ -871,7 +850,7 @@ class Dispatcher:
         watched = self._view(doc["id"], hop, entries).watched
         running = {phase["task_id"]: name for name, phase in watched.items() if phase["state"] == "running"}
         before = self._missing_since.pop(doc["id"], {})
-        if self._resend_undelivered(doc, hop, entries, watched):
+        if self._recover_undelivered(doc, hop, entries, watched):
             return True
         if not running:
             return False
@@ -885,29 +864,49 @@ class Dispatcher:
         self._resend(doc, hop, entries, lost, "its running task stopped beating (worker killed or frozen?)")
         return True
 
-    def _resend_undelivered(self, doc: CampaignRecord, hop: int, entries: dict[str, NodeEntry],
-                            watched: dict[str, PhaseRecord]) -> bool:
-        """A task sent before the broker went away and still not started LOST_TASK_GRACE seconds
-        after it came back is sent again as a new attempt. Its message may have been lost with
-        the last second of the append-only file, or, taken by a consumer just before the
-        connections broke, wait in kombu's unacked set until the visibility timeout (hours):
-        nothing else would move the campaign until then. A message that was only slow is fenced
-        off as stale when it arrives."""
-        if self._outage is None:
+    def _recover_undelivered(self, doc: CampaignRecord, hop: int, entries: dict[str, NodeEntry],
+                             watched: dict[str, PhaseRecord]) -> bool:
+        """A pending task its chain has reached, whose message is nowhere (not queued, not
+        running, no result: workflow/undelivered) at two looks LOST_TASK_GRACE apart, is sent
+        again as a new attempt. Its publisher died or lost the broker between recording the task
+        and sending it, the broker lost it in a restart, or a consumer took it and was killed:
+        nothing else would move the campaign. A message that was only slow is fenced off as
+        stale when it arrives. After MAX_REDELIVERIES the phase fails, naming its queue."""
+        campaign_id = doc["id"]
+        unseen = self._unseen_since.pop(campaign_id, {})
+        now = time.time()
+        waiting = {name: phase for name, phase in watched.items() if phase["state"] == "pending"}
+        if not waiting:
             return False
-        lost_at, back_at = self._outage
-        if time.monotonic() - back_at < LOST_TASK_GRACE:
+        reached = awaited_since(entries, waiting, schedule_of(doc, hop).control_planes)
+        due = {watched[name]["task_id"]: name for name, since in reached.items()
+               if now - since >= UNDELIVERED_AFTER}
+        if not due:
             return False
-        sent_before = {phase["task_id"]: name for name, phase in watched.items()
-                       if phase["state"] == "pending" and _eligible_at(entries, name, phase) < lost_at}
-        if not sent_before:
+        looked = time.monotonic()
+        if looked - self._looked_at.get(campaign_id, 0.0) < UNDELIVERED_LOOK_PERIOD:
+            self._unseen_since[campaign_id] = {t: since for t, since in unseen.items() if t in due}
             return False
-        started = beating(self.store.redis, sent_before)
-        undelivered = {name: task_id for task_id, name in sent_before.items() if task_id not in started}
-        if not undelivered:
+        self._looked_at[campaign_id] = looked
+        backend = self.app.backend
+        queues = {task_id: queue_of(Phase(watched[name]["phase"]), name) for task_id, name in due.items()}
+        missing = nowhere(self.store.redis, {t: backend.get_key_for_task(t) for t in due}, queues)
+        unseen = {task_id: unseen.get(task_id, looked) for task_id in missing}
+        lost = {due[t]: t for t, since in unseen.items() if looked - since >= LOST_TASK_GRACE}
+        self._unseen_since[campaign_id] = {t: since for t, since in unseen.items() if due[t] not in lost}
+        if not lost:
             return False
-        self._resend(doc, hop, entries, undelivered, "its task, sent before the broker restarted, "
-                     "never started")
+        for name in [n for n in lost if watched[n].get("redeliveries", 0) >= MAX_REDELIVERIES]:
+            task_id = lost.pop(name)
+            self.store.fail_phase(campaign_id, hop, name, watched[name]["phase"],
+                                  f"its task was sent {MAX_REDELIVERIES + 1} times and no message "
+                                  f"carried it each time (not in queue {queues[task_id]}, never "
+                                  "started): check that the broker keeps its data and that this "
+                                  "queue has a consumer, then `kubeupgrade retry`",
+                                  attempt=entries[name]["attempt"], task_id=task_id)
+        if lost:
+            self._resend(doc, hop, entries, lost, "no message carries its task (lost before it was "
+                         "sent, in a broker restart, or with a killed consumer)", counter="redeliveries")
         return True
 
     def _release(self, doc: CampaignRecord, hop: int, name: str, phase: dict[str, Any]) -> None:

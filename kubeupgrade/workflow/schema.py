@@ -27,6 +27,7 @@ class PhaseRecord(TypedDict, total=False):
     task_id: str | None  # the task that may write it; any other writer is stale
     outcome: str  # "done" or "already-done"
     resends: int  # automatic re-sends after infrastructure failures
+    redeliveries: int  # re-sends because no message carried its task (dispatcher._recover_undelivered)
 
 
 class NodeEntry(TypedDict, total=False):

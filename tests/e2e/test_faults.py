@@ -109,6 +109,54 @@ def test_redis_restart_mid_campaign_resumes(make_stack, tmp_path, secure_broker)
     assert_safe(box, 1)
 
 
+def test_a_message_lost_with_its_consumer_or_by_the_broker_is_sent_again(make_stack, tmp_path):
+    """worker-2's agent is frozen when its task is sent (its blocking pop may already hold the
+    message), then killed, and the broker loses what was still queued for it: no message carries
+    the task, nobody runs it, and no visibility timeout would ever bring it back. The dispatcher
+    sees that and sends it again; the campaign ends without an operator."""
+    import os
+    import signal
+    import threading
+
+    import redis
+
+    from kubeupgrade.workflow import liveness
+    from kubeupgrade.workflow.undelivered import queue_keys
+
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4")
+    box = stack.sandbox
+    broker = redis.Redis.from_url(stack.broker)
+    key = liveness.agent_key("worker-2")
+    described = broker.get(key)
+    os.killpg(stack.processes["agent-worker-2"].pid, signal.SIGSTOP)
+    frozen = threading.Event()
+    frozen.set()
+
+    def seem_alive():  # the frozen agent still looks alive: the dispatcher sends to it
+        while frozen.is_set():
+            broker.set(key, described, ex=liveness.AGENT_TTL)
+            time.sleep(1.0)
+
+    refresher = threading.Thread(target=seem_alive, daemon=True)
+    refresher.start()
+    try:
+        handle = submit(write_campaign(tmp_path / "c.yaml", "1.31"), broker=stack.broker)
+        wait_for(lambda: bool(phase_record(handle, "worker-2", "prepare-host").get("task_id")), timeout=120)
+        time.sleep(1.0)
+        stack.kill("agent-worker-2")
+        broker.delete(*queue_keys(node_queue("worker-2")))
+    finally:
+        frozen.clear()
+        refresher.join(5)
+    stack.start_agent("worker-2")
+    state, error = finish(handle)
+    assert state == "succeeded", error
+    events = [e.decode() for e in broker.lrange(f"ku:c:{handle.id}:events", 0, -1)]
+    assert any("worker-2: no message carries its task" in e for e in events), events
+    assert phase_record(handle, "worker-2", "prepare-host")["redeliveries"] == 1
+    assert_safe(box, 1)
+
+
 def test_submitting_process_may_die_the_campaign_goes_on(make_stack, tmp_path):
     import subprocess
     import sys

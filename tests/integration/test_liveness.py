@@ -9,8 +9,10 @@ import time
 
 import pytest
 
+from kubeupgrade.model.plan import Phase
 from kubeupgrade.workflow import dispatcher as dispatcher_module
 from kubeupgrade.workflow import liveness
+from kubeupgrade.workflow.names import queue_for
 from kubeupgrade.workflow.record import CampaignStore, DamagedRecord, new_phase
 
 pytestmark = pytest.mark.integration
@@ -145,42 +147,84 @@ def test_the_dispatcher_reads_only_what_changed_and_everything_at_each_full_read
     assert (campaign, 0) not in dispatcher._entries  # the next tick reads everything again
 
 
-def test_a_task_sent_before_a_broker_restart_and_never_started_is_sent_again_after_the_grace(redis_url, monkeypatch):
-    """Its message may be gone (the append-only file's last second) or parked in kombu's
-    unacked set until the visibility timeout: only a task whose message was out before the
-    broker went away, and that neither started nor beats since it came back, is sent again."""
+def test_a_reached_task_no_message_carries_is_sent_again_at_the_second_look_and_only_it(redis_url, monkeypatch):
+    """Whatever lost the message (its publisher died between recording the task and sending it,
+    a broker restart, a consumer killed holding it), a task its chain has reached that is in no
+    queue, not running and has no result is sent again; one waiting in its queue, however long,
+    one that beats and one that ended are not. Real messages, sent by Celery to real queues."""
     from kubeupgrade.workflow.app import client_app
+    from kubeupgrade.workflow.names import PHASE_TASKS
 
     monkeypatch.setattr(dispatcher_module, "LOST_TASK_GRACE", 0.5)
+    monkeypatch.setattr(dispatcher_module, "UNDELIVERED_LOOK_PERIOD", 0.0)
     store = CampaignStore.from_url(redis_url)
+    app = client_app(redis_url)
     campaign = store.create("prod", {"cluster": "prod", "target": "1.31"}, "a.yaml")
-    store.update(campaign, lambda doc: doc.update(state="running", hops=[{"target": "1.31", "stage": "workers"}]))
-    dispatcher = dispatcher_module.Dispatcher(client_app(redis_url), store)
-    sent = time.time() - 5
+    schedule = {"control_planes": [], "first_control_plane": None, "workers": [], "strategy": "window",
+                "limit": 1}
+    store.update(campaign, lambda doc: doc.update(
+        state="running", hops=[{"target": "1.31", "stage": "workers", "schedule": schedule}]))
+    dispatcher = dispatcher_module.Dispatcher(app, store)
+    long_ago = time.time() - 60
 
-    def worker(node, task_id, prepared_at):
-        done = {**new_phase("download-packages"), "state": "succeeded", "started": prepared_at - 1,
-                "ended": prepared_at, "task_id": f"{node}-download"}
-        drain = {**new_phase("drain"), "task_id": task_id, "dispatched": sent}
+    def worker(node, task_id, dispatched=long_ago):
+        done = {**new_phase("download-packages"), "state": "succeeded", "started": long_ago - 2,
+                "ended": long_ago - 1, "task_id": f"{node}-download"}
+        drain = {**new_phase("drain"), "task_id": task_id, "dispatched": dispatched}
+        upgrade = {**new_phase("kubeadm-upgrade-node"), "task_id": f"{task_id}-next", "dispatched": dispatched}
         store.put_entry(campaign, 0, node, {"node": node, "role": "worker", "hop": 0, "state": "running",
-                                            "attempt": 1, "phases": [done, drain]})
+                                            "attempt": 1, "phases": [done, drain, upgrade]})
 
-    worker("w-lost", "t-lost", prepared_at=sent - 1)  # its drain's message was out before
-    worker("w-beating", "t-beating", prepared_at=sent - 1)  # started: it beats
+    worker("w-lost", "t-lost")  # recorded, never published
+    worker("w-queued", "t-queued")  # waits in its queue (a real message; nobody consumes it)
+    app.signature(PHASE_TASKS[Phase.DRAIN], kwargs={}, immutable=True).set(
+        queue=queue_for(Phase.DRAIN, "w-queued"), task_id="t-queued").apply_async()
+    worker("w-urgent", "t-urgent")  # the same, in another priority step's list
+    app.signature(PHASE_TASKS[Phase.DRAIN], kwargs={}, immutable=True).set(
+        queue=queue_for(Phase.DRAIN, "w-urgent"), task_id="t-urgent", priority=9).apply_async()
+    worker("w-beating", "t-beating")
     store.redis.set(liveness.beat_key("t-beating"), 1, ex=30)
-    dispatcher._broker_away()
-    time.sleep(0.05)
-    worker("w-after", "t-after", prepared_at=time.time() + 0.1)  # published once the broker was back
-    dispatcher._broker_back()
+    worker("w-ended", "t-ended")
+    app.backend.mark_as_failure("t-ended", RuntimeError("boom"))
+    worker("w-fresh", "t-fresh", dispatched=time.time())  # just sent: not looked for yet
 
     def recover():
-        return dispatcher._recover_lost_tasks(store.get(campaign), 0, store.entries(campaign, 0))
+        return dispatcher._recover_undelivered(store.get(campaign), 0, store.entries(campaign, 0),
+                                               dispatcher._view(campaign, 0, store.entries(campaign, 0)).watched)
 
-    assert not recover()  # within the grace: it may still come
+    assert not recover()  # first look: it may be on its way
+    assert set(dispatcher._unseen_since[campaign]) == {"t-lost"}
     time.sleep(0.6)
     assert recover()
-    attempts = {node: store.entry(campaign, 0, node)["attempt"] for node in ("w-lost", "w-beating", "w-after")}
-    assert attempts == {"w-lost": 2, "w-beating": 1, "w-after": 1}
-    assert not recover()  # once: the new attempt's message went out after the restart
-    assert any("w-lost: its task, sent before the broker restarted, never started" in event
+    attempts = {node: store.entry(campaign, 0, node)["attempt"]
+                for node in ("w-lost", "w-queued", "w-urgent", "w-beating", "w-ended", "w-fresh")}
+    assert attempts == {"w-lost": 2, "w-queued": 1, "w-urgent": 1, "w-beating": 1, "w-ended": 1, "w-fresh": 1}
+    resent = store.entry(campaign, 0, "w-lost")["phases"][1]
+    assert (resent["state"], resent["task_id"], resent["redeliveries"]) == ("pending", None, 1)
+    assert any("w-lost: no message carries its task" in event
                for event in store.redis.lrange(f"ku:c:{campaign}:events", 0, -1))
+    assert not recover() and dispatcher._unseen_since.get(campaign, {}) == {}  # handled once
+
+
+def test_a_task_whose_message_is_lost_again_and_again_fails_naming_its_queue(redis_url, monkeypatch):
+    """Never a loop without end: past MAX_REDELIVERIES the phase fails and says where to look."""
+    from kubeupgrade.workflow.app import client_app
+
+    monkeypatch.setattr(dispatcher_module, "LOST_TASK_GRACE", 0.0)
+    monkeypatch.setattr(dispatcher_module, "UNDELIVERED_LOOK_PERIOD", 0.0)
+    store = CampaignStore.from_url(redis_url)
+    campaign = running_drain(store, "w1", "task-1")
+    drain = {**new_phase("drain"), "task_id": "t-gone", "dispatched": time.time() - 60,
+             "redeliveries": dispatcher_module.MAX_REDELIVERIES}
+    store.put_entry(campaign, 0, "w1", {"node": "w1", "role": "worker", "hop": 0, "state": "running",
+                                        "attempt": 6, "phases": [drain]})
+    store.update(campaign, lambda doc: doc["hops"][0].update(schedule={
+        "control_planes": [], "first_control_plane": None, "workers": ["w1"], "strategy": "window",
+        "limit": 1}))
+    dispatcher = dispatcher_module.Dispatcher(client_app(redis_url), store)
+    entries = store.entries(campaign, 0)
+    assert dispatcher._recover_undelivered(store.get(campaign), 0, entries,
+                                           dispatcher._view(campaign, 0, entries).watched)
+    failed = store.entry(campaign, 0, "w1")
+    assert failed["state"] == "failed" and failed["attempt"] == 6
+    assert f"not in queue {queue_for(Phase.DRAIN, 'w1')}" in failed["phases"][0]["error"]

@@ -11,6 +11,7 @@ from kubeupgrade.planning.scheduling import fixed_batches
 from kubeupgrade.workflow.audit import outage_start
 from kubeupgrade.workflow.decide import (
     agents_waiting,
+    awaited_since,
     decide_control_planes,
     decide_workers,
     first_open_phase,
@@ -347,3 +348,28 @@ def test_the_one_pass_facts_agree_with_their_definitions(phases):
     entry = {"state": "pending", "phases": [{"phase": name, "state": state, "task_id": task}
                                             for name, state, task in phases]}
     assert facts(entry) == (prepared(entry), in_flight(entry))
+
+
+def test_a_task_is_awaited_once_its_chain_reaches_it_and_from_then():
+    """Only a pending task its chain has reached must have a message: the first link from when
+    it was sent, a later one from when the link before it ended, and of the control planes'
+    one chain only the first with an open phase."""
+    sent = worker("w-sent", 0, "sent")
+    sent["phases"][0]["dispatched"] = 5.0
+    later = worker("w-later", 4, "sent")
+    later["phases"][4]["dispatched"] = 1.0  # sent with the chain, reached when link 3 ended (2.0)
+    running = worker("w-running", 2, "running")
+    planes = {name: {**worker(name, done, "sent"), "role": "control-plane"}
+              for name, done in (("cp-1", len(WORKER_PHASES)), ("cp-2", 3), ("cp-3", 0))}
+    planes["cp-2"]["phases"][3]["dispatched"] = 1.0
+    planes["cp-3"]["phases"][0]["dispatched"] = 1.0
+    entries = {e["node"]: e for e in (sent, later, running, *planes.values())}
+    watched = {name: first_open_phase(e) for name, e in entries.items() if first_open_phase(e)}
+    since = awaited_since(entries, watched, ["cp-1", "cp-2", "cp-3"])
+    assert since == {"w-sent": 5.0, "w-later": 2.0, "cp-2": 2.0}
+    # cp-2 done: the chain reaches cp-3, from the end of cp-2's last phase.
+    for phase in planes["cp-2"]["phases"]:
+        phase.update(state="succeeded", ended=phase["ended"] or 7.0)
+    planes["cp-2"]["state"] = "succeeded"
+    watched.pop("cp-2")
+    assert awaited_since(entries, watched, ["cp-1", "cp-2", "cp-3"])["cp-3"] == 7.0
