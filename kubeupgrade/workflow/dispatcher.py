@@ -73,6 +73,8 @@ MAX_RESENDS = 3  # automatic re-sends of one phase after infrastructure failures
 UNDELIVERED_AFTER = 5.0  # seconds a reached task may have no message before it is looked for
 UNDELIVERED_LOOK_PERIOD = 2.0  # seconds between looks for them (reads of their queues)
 MAX_REDELIVERIES = 5  # re-sends of one phase whose message was lost, before it fails
+LEASE_MILLIS = 5000  # the leader's lease; renewed every tick, and within a tick that runs long
+LEASE_RENEW_SECONDS = 1.0  # a tick renews the lease before sending once it has run this long
 FULL_READ_SECONDS = 10.0  # between full reads of a hop's entries (changes are read every tick)
 # How long each tick took, in microseconds, appended every TICK_REPORT_SECONDS (one command) and
 # trimmed to the last TICK_HISTORY: what `bench.scale` reports as the tick's p50 and p99.
@@ -100,6 +102,10 @@ def _live_versions(campaign: Campaign) -> dict[str, dict[str, str | None]]:
 def queue_of(phase: Phase, node: str) -> str:
     """The queue a phase's task goes to (the cluster's own phases run on the controller)."""
     return queue_for(phase, node) if node != CLUSTER_ENTRY else queue_for(Phase.PREFLIGHT, node)
+
+
+class LeaseLost(Exception):
+    """Another dispatcher leads now: this tick stops before it sends anything more."""
 
 
 class Dispatcher:
@@ -130,6 +136,8 @@ class Dispatcher:
         self._result_keys: dict[str, bytes] = {}  # task id -> its result's key (_ended_badly)
         # campaign -> task id -> since when no message carries it (monotonic; _recover_undelivered)
         self._unseen_since: dict[str, dict[str, float]] = {}
+        self._token: str | None = None  # this dispatcher's lease token while it runs (run_forever)
+        self._renewed = 0.0  # monotonic time the lease was last renewed
         self._looked_at: dict[str, float] = {}  # campaign -> when _recover_undelivered last looked
 
     # -- loop ------------------------------------------------------------------------------
@@ -139,6 +147,7 @@ class Dispatcher:
         The deadline covers what nobody announces: windows opening, timeouts, silent agents."""
         # Says which controller leads ("host:pid:random"): Stack.wait_for_workers reads it.
         token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
+        self._token = token
         took: list[int] = []  # microseconds per tick since the last report
         reported = time.monotonic()
         while not stop.is_set():
@@ -153,6 +162,8 @@ class Dispatcher:
                         self._report_ticks(took)
                         took, reported = [], time.monotonic()
                     sleep_until_woken(self.store.redis, deadline)
+            except LeaseLost:
+                log.warning("dispatcher: another dispatcher took the lead during a tick")
             except Exception:  # noqa: BLE001 - Redis away or a bug: log, keep the loop alive
                 log.exception("dispatcher tick failed")
                 stop.wait(1.0)
@@ -169,15 +180,30 @@ class Dispatcher:
         """Only one dispatcher acts at a time: a lease in Redis, renewed every tick."""
         key = LEADER_KEY
         try:
-            if self.store.redis.set(key, token, nx=True, px=5000):
+            if self.store.redis.set(key, token, nx=True, px=LEASE_MILLIS):
                 # Newly leading: another dispatcher may have consumed the changed sets since.
                 self._entries.clear()
+                self._renewed = time.monotonic()
                 return True
-            if locks.extend(self.store.redis, key, token, 5000):
+            if locks.extend(self.store.redis, key, token, LEASE_MILLIS):
+                self._renewed = time.monotonic()
                 return True
         except Exception:  # noqa: BLE001 - Redis away: nobody leads until it is back
             log.warning("dispatcher: broker unreachable")
         return False
+
+    def _still_leading(self) -> None:
+        """Before recording and sending more, in a tick that has run for a while: renew the
+        lease, or stop the tick (LeaseLost) if another dispatcher took it meanwhile. A tick
+        that sends a whole window's chains can outlast the lease it began with; without this
+        check two dispatchers would send for a moment. Nothing is half done when it stops: a
+        chain is sent right after its task ids are recorded (and a recorded task whose message
+        never left is sent again: _recover_undelivered)."""
+        if self._token is None or time.monotonic() - self._renewed < LEASE_RENEW_SECONDS:
+            return
+        if not locks.extend(self.store.redis, LEADER_KEY, self._token, LEASE_MILLIS):
+            raise LeaseLost
+        self._renewed = time.monotonic()
 
     def tick(self) -> None:
         active = self.store.active_ids()
@@ -192,6 +218,8 @@ class Dispatcher:
         for campaign_id in active:
             try:
                 self.advance(campaign_id)
+            except LeaseLost:
+                raise
             except DamagedRecord as error:
                 # Isolate it: the loop stops looking at it; list and status name it.
                 log.error("campaign %s skipped: %s", campaign_id, error)
@@ -601,7 +629,8 @@ class Dispatcher:
             return
         workers = {name: entries[name] for name in order}
         ready = self._agents_ready(doc, hop, wanted)
-        outage_chains = []
+        batch = strategy is WorkerStrategy.BATCHES and len(outage) > 1
+        outage_chains = []  # a batch's chains, sent together as one group
         for name in wanted:
             if name not in ready:
                 continue
@@ -613,15 +642,14 @@ class Dispatcher:
             if not links:
                 continue
             canvas = chain(links) if len(links) > 1 else links[0]
-            if name in outage:
+            if batch and name in outage:
                 outage_chains.append(canvas)
             else:
-                self._send(doc, hop, canvas)
-        if strategy is WorkerStrategy.BATCHES and len(outage_chains) > 1:
+                self._send(doc, hop, canvas)  # at once: a tick stopped midway leaves none unsent
+        if len(outage_chains) > 1:
             self._send(doc, hop, group(outage_chains))  # a flat group of node chains: one batch
-        else:
-            for canvas in outage_chains:
-                self._send(doc, hop, canvas)
+        elif outage_chains:
+            self._send(doc, hop, outage_chains[0])
 
     def _gate_boundary(self, doc: CampaignRecord, hop: int, order: tuple[str, ...],
                        cluster: NodeEntry, gate: PhaseRecord) -> int | None:
@@ -713,6 +741,7 @@ class Dispatcher:
         pre-assigned task ids recorded first, in one write of its entry (none for no phase)."""
         if not records:
             return []
+        self._still_leading()
         phases = [Phase(record["phase"]) for record in records]
         task_ids = {phase.value: uuid.uuid4().hex for phase in phases}
         dispatched_at = time.time()

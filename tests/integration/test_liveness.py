@@ -186,7 +186,8 @@ def test_a_reached_task_no_message_carries_is_sent_again_at_the_second_look_and_
     store.redis.set(liveness.beat_key("t-beating"), 1, ex=30)
     worker("w-ended", "t-ended")
     app.backend.mark_as_failure("t-ended", RuntimeError("boom"))
-    worker("w-fresh", "t-fresh", dispatched=time.time())  # just sent: not looked for yet
+    # Just sent (here: dated ahead, so that a slow test run cannot age it): not looked for yet.
+    worker("w-fresh", "t-fresh", dispatched=time.time() + 3600)
 
     def recover():
         return dispatcher._recover_undelivered(store.get(campaign), 0, store.entries(campaign, 0),
@@ -228,3 +229,39 @@ def test_a_task_whose_message_is_lost_again_and_again_fails_naming_its_queue(red
     failed = store.entry(campaign, 0, "w1")
     assert failed["state"] == "failed" and failed["attempt"] == 6
     assert f"not in queue {queue_for(Phase.DRAIN, 'w1')}" in failed["phases"][0]["error"]
+
+
+def test_a_long_tick_renews_the_lease_and_stops_before_recording_more_once_another_leads(redis_url, monkeypatch):
+    """A tick sending a whole window can outlast the lease it began with: before recording a
+    chain's task ids it renews the lease, and if another dispatcher took it meanwhile it stops,
+    having recorded nothing for that chain (so nothing is left recorded but unsent)."""
+    from kubeupgrade.workflow.app import client_app
+    from kubeupgrade.workflow.record import LEADER_KEY
+
+    store = CampaignStore.from_url(redis_url)
+    campaign = store.create("prod", {"cluster": "prod", "target": "1.31"}, "a.yaml")
+    store.update(campaign, lambda doc: doc.update(state="running", hops=[{"target": "1.31", "stage": "workers"}]))
+    store.put_entry(campaign, 0, "w1", {"node": "w1", "role": "worker", "hop": 0, "state": "pending",
+                                        "attempt": 1, "phases": [new_phase("drain")]})
+    dispatcher = dispatcher_module.Dispatcher(client_app(redis_url), store)
+    assert dispatcher._lead("me")
+    dispatcher._token = "me"
+    entry = store.entry(campaign, 0, "w1")
+    # Within LEASE_RENEW_SECONDS of the last renewal: no extra round trip.
+    store.redis.pexpire(LEADER_KEY, 1000)
+    dispatcher._signatures(store.get(campaign), 0, entry, entry["phases"])
+    assert store.redis.pttl(LEADER_KEY) <= 1000
+    # Later in a long tick: renewed before recording.
+    dispatcher._renewed -= dispatcher_module.LEASE_RENEW_SECONDS
+    store.redis.pexpire(LEADER_KEY, 1000)
+    entry = store.entry(campaign, 0, "w1")
+    dispatcher._signatures(store.get(campaign), 0, entry, entry["phases"])
+    assert store.redis.pttl(LEADER_KEY) > 1000
+    # Another dispatcher leads now: the tick stops, and this chain's ids are not recorded.
+    recorded = store.entry(campaign, 0, "w1")["phases"][0]["task_id"]
+    store.redis.set(LEADER_KEY, "another", px=5000)
+    dispatcher._renewed -= dispatcher_module.LEASE_RENEW_SECONDS
+    with pytest.raises(dispatcher_module.LeaseLost):
+        dispatcher._signatures(store.get(campaign), 0, entry, entry["phases"])
+    assert store.entry(campaign, 0, "w1")["phases"][0]["task_id"] == recorded
+    assert store.redis.get(LEADER_KEY) == "another"
