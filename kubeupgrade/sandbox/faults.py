@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import json
-import uuid
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -77,7 +77,7 @@ def new_fault(
     if fault_kind is FaultKind.MISSING_PACKAGE and not package:
         raise InvalidInput("a missing-package fault needs --package, e.g. kubelet=1.31.2")
     return Fault(
-        id=uuid.uuid4().hex[:8],
+        id=os.urandom(4).hex(),
         kind=fault_kind.value,
         node=node,
         command=command,

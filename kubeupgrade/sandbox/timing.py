@@ -7,9 +7,7 @@ for benchmarks that need varied phase durations.
 
 from __future__ import annotations
 
-import hashlib
 import math
-import random
 from dataclasses import dataclass, field
 
 # Seconds on a real host (orders of magnitude from operators' reports; ratios matter most).
@@ -44,6 +42,9 @@ class Timing:
         base = self.overrides.get(step, BASE_SECONDS.get(step, BASE_SECONDS["command"]))
         value = base * self.time_scale
         if self.jitter > 0:
+            import hashlib  # only with jitter: every simulated command imports this module
+            import random
+
             digest = hashlib.sha256(f"{self.seed}/{key}/{step}".encode()).digest()
             rng = random.Random(int.from_bytes(digest[:8], "big"))
             value *= math.exp(rng.gauss(0.0, self.jitter))
