@@ -28,7 +28,22 @@ def phase_running(handle, node, phase):
 
 def finish(handle, timeout=240):
     state = handle.wait(timeout=timeout)
+    if state in ("pending", "running"):
+        print(where_it_waits(handle))  # pytest shows it with the failure
     return state, handle.status().get("error")
+
+
+def where_it_waits(handle):
+    """A campaign that did not end: every node's open phases and the last events."""
+    status = handle.status()
+    lines = [f"campaign {handle.id} still {status['state']}, hops: "
+             f"{[(h.get('stage'), h.get('waiting_for_agents')) for h in status['hops']]}"]
+    for node, entry in (status["entries"][-1] if status["entries"] else {}).items():
+        open_phases = [(p["phase"], p["state"], p["task_id"], p.get("resends"), p.get("redeliveries"))
+                       for p in entry["phases"] if p["state"] != "succeeded"]
+        lines.append(f"  {node} attempt {entry['attempt']} {entry['state']}: {open_phases}")
+    lines += [f"  event: {event['message']}" for event in reversed(status["events"][:30])]
+    return "\n".join(lines)
 
 
 def converges(handle):
@@ -298,10 +313,12 @@ def test_duplicate_delivery_changes_nothing(make_stack, tmp_path):
     record = phase_record(handle, "worker-1", "install-kubelet")
     entry = handle.status()["entries"][0]["worker-1"]
     app = client_app(stack.broker)
-    # Re-deliver the completed phase, as a lost ack would.
+    # Re-deliver the completed phase, as a lost ack would. Phase tasks keep no result when they
+    # succeed (the record is the truth); this one is asked to, to read what it answered.
     result = app.signature(PHASE_TASKS[Phase.INSTALL_KUBELET], kwargs={
         "campaign": handle.id, "hop": 0, "node": "worker-1", "phase": "install-kubelet",
-        "attempt": entry["attempt"]}).apply_async(queue=node_queue("worker-1"), task_id=record["task_id"] + "-dup")
+        "attempt": entry["attempt"]}).apply_async(queue=node_queue("worker-1"), task_id=record["task_id"] + "-dup",
+                                                  ignore_result=False)
     assert result.get(timeout=60) == {"node": "worker-1", "phase": "install-kubelet", "status": "already-done"}
     assert finish(handle)[0] == "succeeded"
     installs = [e for e in box.command_log("worker-1")
