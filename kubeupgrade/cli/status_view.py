@@ -77,7 +77,7 @@ def node_rows(entries: dict[str, dict[str, Any]], order: list[str], campaign_sta
             duration = (ended if entry["state"] in ("succeeded", "failed") and ended else now) - started
         state = display_state(entry, campaign_state)
         detail = (current or phases[-1])["error"] or (current or phases[-1])["detail"]
-        if state == "waiting" and name in (waiting_for_agents or {}):
+        if state in ("waiting", "queued") and name in (waiting_for_agents or {}):
             detail = "its agent does not answer"
         rows.append({
             "node": name, "role": entry["role"], "state": state, "done": done,

@@ -47,7 +47,7 @@ from kubeupgrade.workflow.decide import (
 )
 from kubeupgrade.workflow.hop_view import HopView
 from kubeupgrade.workflow.liveness import alive_agents, beating, sleep_until_woken
-from kubeupgrade.workflow.names import CLUSTER_ENTRY, PHASE_TASKS, queue_for
+from kubeupgrade.workflow.names import CLUSTER_ENTRY, PHASE_TASKS, node_queue, queue_for
 from kubeupgrade.workflow.record import (
     LEADER_KEY,
     CampaignStore,
@@ -920,6 +920,11 @@ class Dispatcher:
         backend = self.app.backend
         queues = {task_id: queue_of(Phase(watched[name]["phase"]), name) for task_id, name in due.items()}
         missing = nowhere(self.store.redis, {t: backend.get_key_for_task(t) for t in due}, queues)
+        # A message that waits in the queue of an agent that is gone waits for ever: the same
+        # named wait as before a send, failing the phase after the campaign's agent_timeout.
+        held = {due[t] for t in due if t not in missing and queues[t] == node_queue(due[t])}
+        if held:
+            self._agents_ready(doc, hop, sorted(held | set(doc["hops"][hop].get("waiting_for_agents") or {})))
         unseen = {task_id: unseen.get(task_id, looked) for task_id in missing}
         lost = {due[t]: t for t, since in unseen.items() if looked - since >= LOST_TASK_GRACE}
         self._unseen_since[campaign_id] = {t: since for t, since in unseen.items() if due[t] not in lost}

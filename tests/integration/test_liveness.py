@@ -207,6 +207,48 @@ def test_a_reached_task_no_message_carries_is_sent_again_at_the_second_look_and_
     assert not recover() and dispatcher._unseen_since.get(campaign, {}) == {}  # handled once
 
 
+def test_a_task_queued_for_an_agent_that_is_gone_is_a_named_wait_then_a_failure(redis_url, monkeypatch):
+    """The agent died after its chain's next link was queued for it: the message is there, so
+    nothing is lost, but nobody will take it. The campaign says it waits for that agent, and
+    fails the phase after agent_timeout, as it does before sending to a silent agent."""
+    from kubeupgrade.workflow.app import client_app
+    from kubeupgrade.workflow.names import PHASE_TASKS
+
+    monkeypatch.setattr(dispatcher_module, "UNDELIVERED_LOOK_PERIOD", 0.0)
+    store = CampaignStore.from_url(redis_url)
+    app = client_app(redis_url)
+    campaign = store.create("prod", {"cluster": "prod", "target": "1.31", "policies": {"agent_timeout": 1}},
+                            "a.yaml")
+    schedule = {"control_planes": [], "first_control_plane": None, "workers": ["w1"], "strategy": "window",
+                "limit": 1}
+    store.update(campaign, lambda doc: doc.update(
+        state="running", hops=[{"target": "1.31", "stage": "workers", "schedule": schedule}]))
+    long_ago = time.time() - 60
+    done = {**new_phase("install-kubeadm"), "state": "succeeded", "started": long_ago - 2,
+            "ended": long_ago - 1, "task_id": "w1-kubeadm"}
+    upgrade = {**new_phase("kubeadm-upgrade-node"), "task_id": "t-held", "dispatched": long_ago}
+    store.put_entry(campaign, 0, "w1", {"node": "w1", "role": "worker", "hop": 0, "state": "running",
+                                        "attempt": 1, "phases": [done, upgrade]})
+    app.signature(PHASE_TASKS[Phase.KUBEADM_NODE], kwargs={}, immutable=True).set(
+        queue=queue_for(Phase.KUBEADM_NODE, "w1"), task_id="t-held").apply_async()
+    dispatcher = dispatcher_module.Dispatcher(app, store)
+
+    def recover():
+        entries = store.entries(campaign, 0)
+        return dispatcher._recover_undelivered(store.get(campaign), 0, entries,
+                                               dispatcher._view(campaign, 0, entries).watched)
+
+    assert not recover()  # its message is there: nothing to send again
+    assert set(store.get(campaign)["hops"][0]["waiting_for_agents"]) == {"w1"}
+    assert any("waiting for the agent of w1" in event["message"] for event in store.events(campaign))
+    assert store.entry(campaign, 0, "w1")["phases"][1]["state"] == "pending"
+    time.sleep(1.3)
+    recover()
+    failed = store.entry(campaign, 0, "w1")["phases"][1]
+    assert failed["state"] == "failed" and "the agent of w1 did not answer within 1s" in failed["error"]
+    assert store.entry(campaign, 0, "w1")["attempt"] == 1  # failed, not sent again
+
+
 def test_a_task_whose_message_is_lost_again_and_again_fails_naming_its_queue(redis_url, monkeypatch):
     """Never a loop without end: past MAX_REDELIVERIES the phase fails and says where to look."""
     from kubeupgrade.workflow.app import client_app
