@@ -215,6 +215,9 @@ class Dispatcher:
             self._views = {key: view for key, view in self._views.items() if key[0] in active}
         if any(key not in active for key in self._records):
             self._records = {key: known for key, known in self._records.items() if key in active}
+        for looks in (self._looked_at, self._unseen_since):
+            for gone in [key for key in looks if key not in active]:
+                del looks[gone]
         for campaign_id in active:
             try:
                 self.advance(campaign_id)
@@ -902,21 +905,20 @@ class Dispatcher:
         nothing else would move the campaign. A message that was only slow is fenced off as
         stale when it arrives. After MAX_REDELIVERIES the phase fails, naming its queue."""
         campaign_id = doc["id"]
+        looked = time.monotonic()
+        if looked - self._looked_at.get(campaign_id, 0.0) < UNDELIVERED_LOOK_PERIOD:
+            return False  # between looks: not even the walk over the waiting tasks
+        self._looked_at[campaign_id] = looked
         unseen = self._unseen_since.pop(campaign_id, {})
-        now = time.time()
         waiting = {name: phase for name, phase in watched.items() if phase["state"] == "pending"}
         if not waiting:
             return False
+        now = time.time()
         reached = awaited_since(entries, waiting, schedule_of(doc, hop).control_planes)
         due = {watched[name]["task_id"]: name for name, since in reached.items()
                if now - since >= UNDELIVERED_AFTER}
         if not due:
             return False
-        looked = time.monotonic()
-        if looked - self._looked_at.get(campaign_id, 0.0) < UNDELIVERED_LOOK_PERIOD:
-            self._unseen_since[campaign_id] = {t: since for t, since in unseen.items() if t in due}
-            return False
-        self._looked_at[campaign_id] = looked
         backend = self.app.backend
         queues = {task_id: queue_of(Phase(watched[name]["phase"]), name) for task_id, name in due.items()}
         missing = nowhere(self.store.redis, {t: backend.get_key_for_task(t) for t in due}, queues)
