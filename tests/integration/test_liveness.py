@@ -28,6 +28,12 @@ def running_drain(store: CampaignStore, node: str, task_id: str) -> str:
     return campaign
 
 
+def phase_kwargs(campaign: str, node: str, phase: Phase) -> dict:
+    """A phase task's arguments, as the dispatcher sends them (a process that imported the
+    tasks checks them when sending)."""
+    return {"campaign": campaign, "hop": 0, "node": node, "phase": phase.value, "attempt": 1}
+
+
 def test_an_agent_is_alive_while_it_refreshes_and_silent_once_it_stops_or_freezes(redis_url):
     store = CampaignStore.from_url(redis_url)
     beat = liveness.AgentHeartbeat(store.redis, "w1", period=0.1, ttl=1)
@@ -177,11 +183,12 @@ def test_a_reached_task_no_message_carries_is_sent_again_at_the_second_look_and_
 
     worker("w-lost", "t-lost")  # recorded, never published
     worker("w-queued", "t-queued")  # waits in its queue (a real message; nobody consumes it)
-    app.signature(PHASE_TASKS[Phase.DRAIN], kwargs={}, immutable=True).set(
-        queue=queue_for(Phase.DRAIN, "w-queued"), task_id="t-queued").apply_async()
+    app.signature(PHASE_TASKS[Phase.DRAIN], kwargs=phase_kwargs(campaign, "w-queued", Phase.DRAIN),
+                  immutable=True).set(queue=queue_for(Phase.DRAIN, "w-queued"), task_id="t-queued").apply_async()
     worker("w-urgent", "t-urgent")  # the same, in another priority step's list
-    app.signature(PHASE_TASKS[Phase.DRAIN], kwargs={}, immutable=True).set(
-        queue=queue_for(Phase.DRAIN, "w-urgent"), task_id="t-urgent", priority=9).apply_async()
+    app.signature(PHASE_TASKS[Phase.DRAIN], kwargs=phase_kwargs(campaign, "w-urgent", Phase.DRAIN),
+                  immutable=True).set(queue=queue_for(Phase.DRAIN, "w-urgent"), task_id="t-urgent",
+                                      priority=9).apply_async()
     worker("w-beating", "t-beating")
     store.redis.set(liveness.beat_key("t-beating"), 1, ex=30)
     worker("w-ended", "t-ended")
@@ -229,8 +236,8 @@ def test_a_task_queued_for_an_agent_that_is_gone_is_a_named_wait_then_a_failure(
     upgrade = {**new_phase("kubeadm-upgrade-node"), "task_id": "t-held", "dispatched": long_ago}
     store.put_entry(campaign, 0, "w1", {"node": "w1", "role": "worker", "hop": 0, "state": "running",
                                         "attempt": 1, "phases": [done, upgrade]})
-    app.signature(PHASE_TASKS[Phase.KUBEADM_NODE], kwargs={}, immutable=True).set(
-        queue=queue_for(Phase.KUBEADM_NODE, "w1"), task_id="t-held").apply_async()
+    app.signature(PHASE_TASKS[Phase.KUBEADM_NODE], kwargs=phase_kwargs(campaign, "w1", Phase.KUBEADM_NODE),
+                  immutable=True).set(queue=queue_for(Phase.KUBEADM_NODE, "w1"), task_id="t-held").apply_async()
     dispatcher = dispatcher_module.Dispatcher(app, store)
 
     def recover():
