@@ -789,7 +789,8 @@ class Dispatcher:
                                       f"the agent of {name} did not answer within {timeout}s; "
                                       f"start it (kubeupgrade agent --node {name} ...), then "
                                       f"`kubeupgrade retry {doc['id']}`",
-                                      attempt=entry["attempt"], task_id=phase["task_id"])
+                                      attempt=entry["attempt"], task_id=phase["task_id"],
+                                      fence_off=bool(phase["task_id"]))
         return ready
 
     def _watch(self, doc: CampaignRecord, hop: int, entries: dict[str, NodeEntry]) -> bool:

@@ -553,10 +553,15 @@ class CampaignStore:
         return self._fenced(campaign_id, hop, node, phase, attempt, task_id, change, "release")
 
     def fail_phase(self, campaign_id: str, hop: int, node: str, phase: str, error: str,
-                   tail: str = "", *, attempt: int, task_id: str | None) -> bool:
+                   tail: str = "", *, attempt: int, task_id: str | None, fence_off: bool = False) -> bool:
+        """Record a failure; False (and nothing written) if this attempt is no longer current.
+        `fence_off`: the phase's message may still be waiting for a consumer (its agent went
+        silent); a new attempt number, in the same write, makes it stale if it ever runs."""
         def change(record: PhaseRecord, entry: NodeEntry) -> None:
             record.update(state="failed", ended=time.time(), error=error, tail="")
             entry["state"] = "failed"
+            if fence_off:
+                entry["attempt"] += 1
 
         if not self._fenced(campaign_id, hop, node, phase, attempt, task_id, change, "failure",
                             self._keep_tail(campaign_id, hop, node, phase, tail)):

@@ -253,7 +253,10 @@ def test_a_task_queued_for_an_agent_that_is_gone_is_a_named_wait_then_a_failure(
     recover()
     failed = store.entry(campaign, 0, "w1")["phases"][1]
     assert failed["state"] == "failed" and "the agent of w1 did not answer within 1s" in failed["error"]
-    assert store.entry(campaign, 0, "w1")["attempt"] == 1  # failed, not sent again
+    # Not sent again, and fenced off: the agent, back, must not start it (nor the rest of its
+    # chain, which may begin an outage the window no longer has room for).
+    assert store.entry(campaign, 0, "w1")["attempt"] == 2
+    assert store.begin_phase(campaign, 0, "w1", "kubeadm-upgrade-node", 1, "t-held") == "stale"
 
 
 def test_a_task_whose_message_is_lost_again_and_again_fails_naming_its_queue(redis_url, monkeypatch):
