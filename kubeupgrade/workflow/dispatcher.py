@@ -904,7 +904,8 @@ class Dispatcher:
         again as a new attempt. Its publisher died or lost the broker between recording the task
         and sending it, the broker lost it in a restart, or a consumer took it and was killed:
         nothing else would move the campaign. A message that was only slow is fenced off as
-        stale when it arrives. After MAX_REDELIVERIES the phase fails, naming its queue."""
+        stale when it arrives. After MAX_REDELIVERIES the phase fails, naming its queue, and
+        fenced off too: a message a killed consumer held comes back after the visibility timeout."""
         campaign_id = doc["id"]
         looked = time.monotonic()
         if looked - self._looked_at.get(campaign_id, 0.0) < UNDELIVERED_LOOK_PERIOD:
@@ -940,7 +941,7 @@ class Dispatcher:
                                   f"carried it each time (not in queue {queues[task_id]}, never "
                                   "started): check that the broker keeps its data and that this "
                                   "queue has a consumer, then `kubeupgrade retry`",
-                                  attempt=entries[name]["attempt"], task_id=task_id)
+                                  attempt=entries[name]["attempt"], task_id=task_id, fence_off=True)
         if lost:
             self._resend(doc, hop, entries, lost, "no message carries its task (lost before it was "
                          "sent, in a broker restart, or with a killed consumer)", counter="redeliveries")

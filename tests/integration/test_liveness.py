@@ -279,7 +279,8 @@ def test_a_task_whose_message_is_lost_again_and_again_fails_naming_its_queue(red
     assert dispatcher._recover_undelivered(store.get(campaign), 0, entries,
                                            dispatcher._view(campaign, 0, entries).watched)
     failed = store.entry(campaign, 0, "w1")
-    assert failed["state"] == "failed" and failed["attempt"] == 6
+    assert failed["state"] == "failed" and failed["attempt"] == 7  # fenced off: stale if it ever comes
+    assert store.begin_phase(campaign, 0, "w1", "drain", 6, "t-gone") == "stale"
     assert f"not in queue {queue_for(Phase.DRAIN, 'w1')}" in failed["phases"][0]["error"]
 
 
