@@ -230,12 +230,15 @@ class Sandbox:
             return None
         return pid if _alive(pid) else None
 
-    def start_api(self, timeout: float = 30.0) -> int:
-        """Start the API server (if it is not running) and wait until it answers."""
+    def start_api(self, timeout: float | None = None) -> int:
+        """Start the API server (if it is not running) and wait until it answers: `timeout`
+        seconds, by default 30 plus 20 ms per node (it loads the whole state before it serves;
+        ~55 s for 5,000 nodes here). One that does not answer in time is stopped, not left."""
         pid = self.api_pid()
         if pid is not None:
             return pid
-        self.config  # noqa: B018 - raises a clear error when there is no sandbox
+        nodes = len(self.config["nodes"])  # also a clear error when there is no sandbox
+        timeout = 30.0 + 0.02 * nodes if timeout is None else timeout
         with open(self.paths.apiserver_log, "ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "kubeupgrade.sandbox.apiserver", "--dir", str(self.paths.root)],
@@ -251,7 +254,9 @@ class Sandbox:
             if self.healthy():
                 return process.pid
             time.sleep(0.05)
-        raise RuntimeFailure(f"sandbox API server did not answer within {timeout:.0f}s "
+        _terminate(process.pid, 10.0)
+        self.paths.apiserver_pid.unlink(missing_ok=True)
+        raise RuntimeFailure(f"sandbox API server did not answer within {timeout:.0f}s; stopped it "
                              f"(log: {self.paths.apiserver_log})")
 
     def ssl_context(self) -> ssl.SSLContext:

@@ -229,6 +229,32 @@ def test_deleted_daemonset_pod_is_recreated_on_its_node(cluster):
     assert again[0].metadata.name != pod.metadata.name
 
 
+def test_an_api_server_that_does_not_answer_in_time_is_stopped_not_left_behind(cluster):
+    """A large sandbox on a slow machine loads its state for long: the wait grows with the
+    nodes, and a server that still does not answer is stopped, with a one-line error."""
+    import os
+
+    from kubeupgrade.errors import RuntimeFailure
+
+    box, *_ = cluster
+    assert box.stop_api()
+    with pytest.raises(RuntimeFailure, match=r"did not answer within 0s; stopped it \(log: "):
+        box.start_api(timeout=0.0)
+    assert box.api_pid() is None and not box.healthy()
+    def command_line(pid):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                return cmdline.read().decode(errors="replace")
+        except OSError:  # ended meanwhile
+            return ""
+
+    left = [pid for pid in os.listdir("/proc") if pid.isdigit() and
+            "kubeupgrade.sandbox.apiserver" in command_line(pid) and str(box.paths.root) in command_line(pid)]
+    assert left == [], "the API server it started is still running"
+    box.start_api()  # the default wait (30 s + 20 ms a node) is enough here
+    assert box.healthy()
+
+
 def test_state_survives_an_api_server_restart(cluster):
     box, core, *_ = cluster
     core.patch_node("worker-3", {"spec": {"unschedulable": True}})
