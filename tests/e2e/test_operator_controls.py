@@ -86,9 +86,13 @@ def test_a_failure_budget_of_two_lets_the_other_workers_finish(make_stack, tmp_p
                                    max_failed_workers=2, notify=notify), broker=stack.broker)
     state, error = finish(handle)
     assert state == "failed"
-    wait_for(lambda: any(n["state"] == "failed" for n in receiver.received), timeout=60)
-    failed_nodes = sorted(n["node"] for n in receiver.received if n["kind"] == "node")
-    assert failed_nodes == ["worker-1", "worker-3"]
+    # Each failure is told by the process that recorded it, in the background: wait for both
+    # (an assertion right after the first one raced with the second; CI saw it once).
+    def failed_nodes():
+        return sorted(n["node"] for n in receiver.received if n["kind"] == "node")
+
+    wait_for(lambda: len(failed_nodes()) >= 2, timeout=60)
+    assert failed_nodes() == ["worker-1", "worker-3"]
     final = [n for n in receiver.received if n["kind"] == "campaign"][-1]
     assert final["message"].startswith(f"campaign {handle.id} running -> failed: 2 worker(s) failed")
     assert error["failed_nodes"] == ["worker-1", "worker-3"]
