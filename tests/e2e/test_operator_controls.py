@@ -91,7 +91,8 @@ def test_a_failure_budget_of_two_lets_the_other_workers_finish(make_stack, tmp_p
     def failed_nodes():
         return sorted(n["node"] for n in receiver.received if n["kind"] == "node")
 
-    wait_for(lambda: len(failed_nodes()) >= 2, timeout=60)
+    wait_for(lambda: len(failed_nodes()) >= 2 and any(n["state"] == "failed" for n in receiver.received),
+             timeout=60)
     assert failed_nodes() == ["worker-1", "worker-3"]
     final = [n for n in receiver.received if n["kind"] == "campaign"][-1]
     assert final["message"].startswith(f"campaign {handle.id} running -> failed: 2 worker(s) failed")
