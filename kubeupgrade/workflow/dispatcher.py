@@ -831,8 +831,7 @@ class Dispatcher:
         if not task_ids:
             return {}
         backend = self.app.backend  # Redis: the result backend is the broker (workflow/app.py)
-        # Celery builds a key in microseconds; a tick watches every task in flight.
-        keys = {t: self._result_keys.get(t) or backend.get_key_for_task(t) for t in task_ids}
+        keys = {t: self._result_key(t) for t in task_ids}
         self._result_keys = keys
         stored = backend.client.mget(list(keys.values()))
         ended = {}
@@ -843,6 +842,11 @@ class Dispatcher:
             if meta.get("status") in ("FAILURE", "REVOKED"):
                 ended[task_id] = (meta["status"], meta.get("result"))
         return ended
+
+    def _result_key(self, task_id: str) -> bytes:
+        """The key of a task's result, as _ended_badly last built it (a tick watches every task
+        in flight; Celery builds each key in microseconds)."""
+        return self._result_keys.get(task_id) or self.app.backend.get_key_for_task(task_id)
 
     def _resend(self, doc: CampaignRecord, hop: int, entries: dict[str, NodeEntry],
                 causes: dict[str, str], why: str,
@@ -921,9 +925,8 @@ class Dispatcher:
                if now - since >= UNDELIVERED_AFTER}
         if not due:
             return False
-        backend = self.app.backend
         queues = {task_id: queue_of(Phase(watched[name]["phase"]), name) for task_id, name in due.items()}
-        missing = nowhere(self.store.redis, {t: backend.get_key_for_task(t) for t in due}, queues)
+        missing = nowhere(self.store.redis, {t: self._result_key(t) for t in due}, queues)
         # A message that waits in the queue of an agent that is gone waits for ever: the same
         # named wait as before a send, failing the phase after the campaign's agent_timeout.
         held = {due[t] for t in due if t not in missing and queues[t] == node_queue(due[t])}
