@@ -9,6 +9,7 @@ import time
 import pytest
 
 from kubeupgrade.api import submit
+from kubeupgrade.errors import RuntimeFailure
 from kubeupgrade.model.plan import Phase
 from kubeupgrade.sandbox import invariants
 from kubeupgrade.workflow.app import client_app
@@ -27,9 +28,13 @@ def phase_running(handle, node, phase):
 
 
 def finish(handle, timeout=240):
-    state = handle.wait(timeout=timeout)
-    if state in ("pending", "running"):
+    try:
+        state = handle.wait(timeout=timeout)
+    except RuntimeFailure:  # still running at the timeout
         print(where_it_waits(handle))  # pytest shows it with the failure
+        raise
+    if state in ("pending", "running"):
+        print(where_it_waits(handle))
     return state, handle.status().get("error")
 
 
