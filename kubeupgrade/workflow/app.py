@@ -14,6 +14,7 @@ import os
 from celery import Celery
 
 from kubeupgrade.security.messages import MessageIdentity, sign_messages
+from kubeupgrade.workflow import broker_transport
 from kubeupgrade.workflow.names import CONTROLLER_QUEUE
 
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
@@ -24,6 +25,7 @@ def broker_url() -> str:
 
 
 def configure(app: Celery, url: str) -> Celery:
+    broker_transport.install()  # a failed ack must not stop a worker consuming (see there)
     visibility = float(os.environ.get("KUBEUPGRADE_VISIBILITY_TIMEOUT", 4 * 3600))
     transport = {"visibility_timeout": visibility, "socket_keepalive": True,
                  "health_check_interval": 25}
