@@ -10,13 +10,17 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from enum import Enum
-from pathlib import Path
 
 from kubeupgrade.errors import InvalidInput
+
+# `typing` itself is not imported at run time (it is a tenth of a simulated command's start);
+# mypy treats this name as it treats typing.TYPE_CHECKING.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 
 class FaultKind(Enum):
@@ -34,16 +38,40 @@ class FaultKind(Enum):
         return self in (FaultKind.NEVER_READY, FaultKind.MISSING_PACKAGE, FaultKind.SWAP_ON)
 
 
-@dataclass(frozen=True)
 class Fault:
-    id: str
-    kind: str
-    node: str = "*"  # a node name, or * for every node
-    command: str = ""  # argv prefix it applies to, e.g. "kubeadm upgrade apply"; "" = any
-    count: int | None = 1  # remaining triggers; None = until cleared
-    seconds: float = 0.0  # for hang
-    exit_code: int = 1  # for fail
-    package: str = ""  # for missing-package: "kubelet" or "kubelet=1.31.2"
+    """One rule of the fault file. A plain class, not a dataclass: every simulated command is a
+    new process that reads the fault file, and `dataclasses` (with `inspect`) was a fifth of its
+    imports."""
+
+    __slots__ = ("id", "kind", "node", "command", "count", "seconds", "exit_code", "package")
+
+    def __init__(self, id: str, kind: str, node: str = "*", command: str = "",  # noqa: A002
+                 count: int | None = 1, seconds: float = 0.0, exit_code: int = 1,
+                 package: str = "") -> None:
+        self.id = id
+        self.kind = kind
+        self.node = node  # a node name, or * for every node
+        self.command = command  # argv prefix it applies to, e.g. "kubeadm upgrade apply"; "" = any
+        self.count = count  # remaining triggers; None = until cleared
+        self.seconds = seconds  # for hang
+        self.exit_code = exit_code  # for fail
+        self.package = package  # for missing-package: "kubelet" or "kubelet=1.31.2"
+
+    def to_dict(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def with_count(self, count: int | None) -> Fault:
+        return Fault(self.id, self.kind, self.node, self.command, count, self.seconds, self.exit_code,
+                     self.package)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Fault) and self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.to_dict().values()))
+
+    def __repr__(self) -> str:
+        return "Fault(" + ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items()) + ")"
 
     def matches(self, node: str, argv: list[str] | None = None) -> bool:
         if self.node not in ("*", node):
@@ -102,7 +130,7 @@ class FaultStore:
             yield faults
             if faults != original:
                 temporary = self.path.with_suffix(".tmp")
-                temporary.write_text(json.dumps([asdict(f) for f in faults], indent=1))
+                temporary.write_text(json.dumps([f.to_dict() for f in faults], indent=1))
                 temporary.replace(self.path)
 
     def _read(self) -> list[Fault]:
@@ -140,7 +168,7 @@ class FaultStore:
                         if remaining <= 0:
                             del faults[index]
                         else:
-                            faults[index] = Fault(**{**asdict(fault), "count": remaining})
+                            faults[index] = fault.with_count(remaining)
                     return fault
         return None
 

@@ -17,9 +17,13 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+# `typing` itself is not imported at run time (it is a tenth of a simulated command's start);
+# mypy treats this name as it treats typing.TYPE_CHECKING.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # Files on a simulated host (under nodes/<name>/root/) that its simulated binaries share. Here,
 # not in objects or hosts, so a simulated command imports only what it runs (each one is a new
@@ -32,9 +36,21 @@ APT_LISTS = "var/lib/apt/lists/sandbox-kubernetes.json"
 STATIC_COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 
 
-@dataclass(frozen=True)
 class SandboxPaths:
-    root: Path
+    # A plain class, not a dataclass: every simulated command imports this module (see hostbin).
+    __slots__ = ("root",)
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SandboxPaths) and self.root == other.root
+
+    def __hash__(self) -> int:
+        return hash(self.root)
+
+    def __repr__(self) -> str:
+        return f"SandboxPaths(root={self.root!r})"
 
     @property
     def config(self) -> Path:

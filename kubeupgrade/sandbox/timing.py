@@ -8,7 +8,6 @@ for benchmarks that need varied phase durations.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 # Seconds on a real host (orders of magnitude from operators' reports; ratios matter most).
 BASE_SECONDS = {
@@ -31,12 +30,17 @@ BASE_SECONDS = {
 }
 
 
-@dataclass(frozen=True)
 class Timing:
-    time_scale: float = 0.01
-    jitter: float = 0.0
-    seed: int = 0
-    overrides: dict[str, float] = field(default_factory=dict)
+    # A plain class: every simulated command builds one, and importing `dataclasses` cost more
+    # than the command's own work (see hostbin).
+    __slots__ = ("time_scale", "jitter", "seed", "overrides")
+
+    def __init__(self, time_scale: float = 0.01, jitter: float = 0.0, seed: int = 0,
+                 overrides: dict[str, float] | None = None) -> None:
+        self.time_scale = time_scale
+        self.jitter = jitter
+        self.seed = seed
+        self.overrides = dict(overrides or {})
 
     def seconds(self, step: str, *, key: str = "") -> float:
         base = self.overrides.get(step, BASE_SECONDS.get(step, BASE_SECONDS["command"]))

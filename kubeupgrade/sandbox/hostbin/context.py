@@ -8,13 +8,9 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TextIO
 
-from kubeupgrade.sandbox.faults import Fault, FaultKind, FaultStore
+from kubeupgrade.sandbox.faults import FaultStore
 from kubeupgrade.sandbox.layout import (
     KUBELET_STATE,
     PACKAGE_STATE,
@@ -24,6 +20,16 @@ from kubeupgrade.sandbox.layout import (
 )
 from kubeupgrade.sandbox.timing import Timing
 
+# `typing` itself is not imported at run time (it is a tenth of a simulated command's start);
+# mypy treats this name as it treats typing.TYPE_CHECKING.
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # a simulated command is a new process: it imports only what it runs
+    from collections.abc import Iterator
+    from pathlib import Path
+    from typing import Any, TextIO
+
+    from kubeupgrade.sandbox.faults import Fault, FaultKind
+
 
 class ExitCommand(Exception):  # noqa: N818 - a control-flow signal, not an error
     def __init__(self, code: int) -> None:
@@ -31,28 +37,28 @@ class ExitCommand(Exception):  # noqa: N818 - a control-flow signal, not an erro
         self.code = code
 
 
-@dataclass
 class Host:
-    paths: SandboxPaths
-    node: str
-    argv: list[str]
-    config: dict[str, Any] = field(init=False)
-    timing: Timing = field(init=False)
-    faults: FaultStore = field(init=False)
-    crash: Fault | None = None
-    exe_version: str = ""  # a Windows binary run by its path knows its own version (releases)
-    # Where the command's input and output go: this process's own streams when the command is a
-    # process (a shim), buffers when the agent farm runs it in its own process (agent_farm).
-    stdin: TextIO | None = None
-    stdout: TextIO | None = None
-    stderr: TextIO | None = None
-    crashed: bool = False
-    preloaded: dict[str, Any] | None = None  # the sandbox's configuration, if already read
+    """One run of a simulated command on one node. A plain class, not a dataclass: importing
+    `dataclasses` cost a simulated command more than its own work."""
 
-    def __post_init__(self) -> None:
-        self.config = self.preloaded if self.preloaded is not None else load_config(self.paths)
+    def __init__(self, paths: SandboxPaths, node: str, argv: list[str], *, exe_version: str = "",
+                 stdin: TextIO | None = None, stdout: TextIO | None = None,
+                 stderr: TextIO | None = None, preloaded: dict[str, Any] | None = None) -> None:
+        self.paths = paths
+        self.node = node
+        self.argv = argv
+        self.exe_version = exe_version  # a Windows binary run by its path knows its own version
+        # Where the command's input and output go: this process's own streams when the command
+        # is a process (a shim), buffers when the agent farm runs it in its own process.
+        self.stdin = stdin
+        self.stdout = stdout
+        self.stderr = stderr
+        self.config: dict[str, Any] = preloaded if preloaded is not None else load_config(paths)
         self.timing = Timing.from_config(self.config)
-        self.faults = FaultStore(self.paths.faults)
+        self.faults = FaultStore(paths.faults)
+        self.crash: Fault | None = None
+        self.crashed = False
+        self.started = time.time()
 
     @property
     def root(self) -> Path:
@@ -147,8 +153,6 @@ class Host:
         notify_kubelet_event(self.paths, self.node)
 
     # -- command log -------------------------------------------------------------------
-    started: float = field(default_factory=time.time)
-
     def log(self, exit_code: int, note: str = "") -> None:
         record = {"argv": self.argv, "start": self.started, "end": time.time(), "exit": exit_code}
         if note:
