@@ -75,6 +75,10 @@ UNDELIVERED_LOOK_PERIOD = 2.0  # seconds between looks for them (reads of their 
 MAX_REDELIVERIES = 5  # re-sends of one phase whose message was lost, before it fails
 LEASE_MILLIS = 5000  # the leader's lease; renewed every tick, and within a tick that runs long
 LEASE_RENEW_SECONDS = 1.0  # a tick renews the lease before sending once it has run this long
+# A tick that has run this long records and sends no further chain (after its first): the next
+# tick, at once, goes on. Sending a window's worth of chains (hundreds at the start of a big hop)
+# in one tick kept the loop from anything else, pauses and ended phases included, for a second.
+SEND_BUDGET_SECONDS = 0.02
 FULL_READ_SECONDS = 10.0  # between full reads of a hop's entries (changes are read every tick)
 # How long each tick took, in microseconds, appended every TICK_REPORT_SECONDS (one command) and
 # trimmed to the last TICK_HISTORY: what `bench.scale` reports as the tick's p50 and p99.
@@ -138,6 +142,8 @@ class Dispatcher:
         self._unseen_since: dict[str, dict[str, float]] = {}
         self._token: str | None = None  # this dispatcher's lease token while it runs (run_forever)
         self._renewed = 0.0  # monotonic time the lease was last renewed
+        self._tick_started = 0.0  # perf_counter() at the start of the current tick
+        self._more_to_send = False  # the tick stopped sending at its budget: tick again at once
         self._looked_at: dict[str, float] = {}  # campaign -> when _recover_undelivered last looked
 
     # -- loop ------------------------------------------------------------------------------
@@ -161,7 +167,8 @@ class Dispatcher:
                     if time.monotonic() - reported >= TICK_REPORT_SECONDS:
                         self._report_ticks(took)
                         took, reported = [], time.monotonic()
-                    sleep_until_woken(self.store.redis, deadline)
+                    if not self.more_to_send:
+                        sleep_until_woken(self.store.redis, deadline)
             except LeaseLost:
                 log.warning("dispatcher: another dispatcher took the lead during a tick")
             except Exception:  # noqa: BLE001 - Redis away or a bug: log, keep the loop alive
@@ -206,6 +213,8 @@ class Dispatcher:
         self._renewed = time.monotonic()
 
     def tick(self) -> None:
+        self._tick_started = time.perf_counter()
+        self._more_to_send = False
         active = self.store.active_ids()
         if self._told and len(active) != len({key[0] for key in self._told}):
             self._told = {key: told for key, told in self._told.items() if key[0] in active}
@@ -373,13 +382,14 @@ class Dispatcher:
             hops.append({"index": index, "from": hop.source.plain, "target": hop.target.plain,
                          "version": None, "packages": {}, "facts": {}, "stage": "prepare",
                          "schedule": HopSchedule.of(hop).to_dict()})
+            entries: dict[str, NodeEntry] = {}
             for node in hop.control_planes + hop.workers:
-                entry = {"node": node.name, "role": node.role.value, "hop": index,
-                         "kubeadm": node.kubeadm_step.value, "drain": node.drain, "state": "pending",
-                         "attempt": 1, "cordoned_by_us": False,
-                         "phases": [new_phase(Phase.PREPARE_HOST.value)]
-                         + [new_phase(p.value) for p in node.phases]}
-                self.store.put_entry(doc["id"], index, node.name, entry)
+                entries[node.name] = {
+                    "node": node.name, "role": node.role.value, "hop": index,
+                    "kubeadm": node.kubeadm_step.value, "drain": node.drain, "state": "pending",
+                    "attempt": 1, "cordoned_by_us": False,
+                    "phases": [new_phase(Phase.PREPARE_HOST.value)]
+                    + [new_phase(p.value) for p in node.phases]}
             policies = campaign.policies
             canary_gate = bool(gate_boundaries(len(hop.workers), policies.canary, policies.gate_every))
             control_plane_gate = bool(hop.control_planes) and bool(
@@ -389,9 +399,10 @@ class Dispatcher:
             cluster_phases = ([Phase.PREFLIGHT] + [Phase.CONTROL_PLANE_GATE] * control_plane_gate
                               + [Phase.HEALTH_GATE] * canary_gate
                               + [Phase.WINDOWS_KUBE_PROXY] * windows_workers + [Phase.VERIFY])
-            self.store.put_entry(doc["id"], index, CLUSTER_ENTRY, {
+            entries[CLUSTER_ENTRY] = {
                 "node": CLUSTER_ENTRY, "role": "cluster", "hop": index, "state": "pending", "attempt": 1,
-                "phases": [new_phase(p.value) for p in cluster_phases]})
+                "phases": [new_phase(p.value) for p in cluster_phases]}
+            self.store.put_entries(doc["id"], index, entries)
 
         live = _live_versions(campaign)
         self.store.put_plan(doc["id"], plan_dict)
@@ -634,9 +645,12 @@ class Dispatcher:
         ready = self._agents_ready(doc, hop, wanted)
         batch = strategy is WorkerStrategy.BATCHES and len(outage) > 1
         outage_chains = []  # a batch's chains, sent together as one group
+        sent = 0
         for name in wanted:
             if name not in ready:
                 continue
+            if sent and not (batch and name in outage) and self._over_send_budget():
+                break  # the rest next tick, decided again on what has changed meanwhile
             entry = workers[name]
             split = outage_start(entry)
             pending = [p for p in entry["phases"] if p["state"] != "succeeded"]
@@ -645,6 +659,7 @@ class Dispatcher:
             if not links:
                 continue
             canvas = chain(links) if len(links) > 1 else links[0]
+            sent += 1
             if batch and name in outage:
                 outage_chains.append(canvas)
             else:
@@ -653,6 +668,17 @@ class Dispatcher:
             self._send(doc, hop, group(outage_chains))  # a flat group of node chains: one batch
         elif outage_chains:
             self._send(doc, hop, outage_chains[0])
+
+    @property
+    def more_to_send(self) -> bool:
+        """The last tick stopped sending at its budget (run_forever ticks again at once)."""
+        return self._more_to_send
+
+    def _over_send_budget(self) -> bool:
+        if time.perf_counter() - self._tick_started < SEND_BUDGET_SECONDS:
+            return False
+        self._more_to_send = True
+        return True
 
     def _gate_boundary(self, doc: CampaignRecord, hop: int, order: tuple[str, ...],
                        cluster: NodeEntry, gate: PhaseRecord) -> int | None:

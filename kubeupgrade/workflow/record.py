@@ -399,10 +399,17 @@ class CampaignStore:
 
     # -- node entries -----------------------------------------------------------------------
     def put_entry(self, campaign_id: str, hop: int, node: str, entry: NodeEntry) -> None:
+        self.put_entries(campaign_id, hop, {node: entry})
+
+    def put_entries(self, campaign_id: str, hop: int, entries: dict[str, NodeEntry]) -> None:
+        """Write whole entries (a hop's, when a campaign is accepted), in one transaction: one
+        round trip for the hop, not one per node."""
+        if not entries:
+            return
         key = f"ku:c:{campaign_id}:hop:{hop}"
         pipe = self.redis.pipeline()
-        pipe.hset(key, node, json.dumps(entry))
-        pipe.sadd(f"{key}:changed", node)
+        pipe.hset(key, mapping={node: json.dumps(entry) for node, entry in entries.items()})
+        pipe.sadd(f"{key}:changed", *entries)
         pipe.execute()
 
     def entry(self, campaign_id: str, hop: int, node: str) -> NodeEntry | None:

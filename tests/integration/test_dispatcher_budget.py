@@ -1,0 +1,99 @@
+"""A tick sends chains only until its time budget is spent, then the next tick goes on: the
+loop is never held for a whole window's worth of sends. Real redis-server and the real
+dispatcher; the messages go to queues nobody consumes, and are read back from them."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from kubeupgrade.model.plan import Phase
+from kubeupgrade.workflow import dispatcher as dispatcher_module
+from kubeupgrade.workflow.app import client_app
+from kubeupgrade.workflow.audit import outage_start
+from kubeupgrade.workflow.dispatcher import Dispatcher, queue_of
+from kubeupgrade.workflow.liveness import agent_key
+from kubeupgrade.workflow.record import CampaignStore
+from kubeupgrade.workflow.undelivered import queued
+
+pytestmark = pytest.mark.integration
+
+WORKERS, LIMIT = 9, 3
+
+
+def at_worker_stage(store: CampaignStore, dispatcher: Dispatcher, strategy: str) -> str:
+    """A campaign accepted by the dispatcher, then moved on as its first stages would leave it:
+    versions resolved, control planes done, every worker prepared for its outage (so what a tick
+    wants is the outage chains: the whole window), every agent alive."""
+    nodes = [{"name": "cp-1", "role": "control-plane", "kubelet": "v1.30.4"}]
+    nodes += [{"name": f"w-{i}", "role": "worker", "kubelet": "v1.30.4"} for i in range(WORKERS)]
+    campaign = store.create("budget", {
+        "cluster": "budget", "target": "1.31.14", "control_plane_version": "v1.30.4", "nodes": nodes,
+        "policies": {"max_unavailable": LIMIT, "worker_strategy": strategy}}, "budget.yaml")
+    dispatcher.advance(campaign)  # accepted: the plan and one entry per node
+    now = time.time()
+    for name, entry in store.entries(campaign, 0).items():
+        done = entry["phases"] if entry["role"] != "worker" else entry["phases"][:outage_start(entry)]
+        for phase in done:
+            if phase["phase"] not in ("verify", "health-gate"):
+                phase.update(state="succeeded", started=now, ended=now, task_id="done")
+        store.put_entry(campaign, 0, name, entry)
+        store.redis.set(agent_key(name), "alive", ex=600)
+
+    def workers_stage(doc):
+        doc["hops"][0].update(stage="workers", version="1.31.14",
+                              packages={f"w-{i}": "1.31.14-1.1" for i in range(WORKERS)})
+
+    store.update(campaign, workers_stage)
+    return campaign
+
+
+def sent_chains(store: CampaignStore, campaign: str) -> set[str]:
+    """Workers whose outage chain has its task ids recorded. Each chain's first link must also be
+    a message in its queue: a tick that stops at its budget leaves nothing recorded but unsent."""
+    first_links, names = {}, set()
+    for name, entry in store.entries(campaign, 0).items():
+        sent = [p for p in entry["phases"] if p["task_id"] not in (None, "done")]
+        if sent:
+            assert entry["role"] == "worker" and sent[0]["phase"] == "drain", (name, sent[0])
+            first_links[sent[0]["task_id"]] = queue_of(Phase.DRAIN, name)
+            names.add(name)
+    assert queued(store.redis, first_links) == set(first_links), "recorded but never sent"
+    return names
+
+
+def test_a_tick_stops_sending_at_its_budget_and_the_next_goes_on(redis_url, monkeypatch):
+    monkeypatch.setattr(dispatcher_module, "SEND_BUDGET_SECONDS", 0.0)  # every tick over budget
+    store = CampaignStore.from_url(redis_url)
+    dispatcher = Dispatcher(client_app(redis_url), store)
+    campaign = at_worker_stage(store, dispatcher, "window")
+    sent: list[set[str]] = []
+    for _ in range(LIMIT):
+        dispatcher.tick()
+        sent.append(sent_chains(store, campaign))
+    # One chain per tick, however many the window wants (never none), and the tick says when
+    # more is wanted, so the loop ticks again at once instead of sleeping.
+    assert [len(s) for s in sent] == list(range(1, LIMIT + 1))
+    assert all(earlier < later for earlier, later in zip(sent, sent[1:]))
+    assert not dispatcher.more_to_send
+    dispatcher.tick()
+    assert sent_chains(store, campaign) == sent[-1], "the window is full: nothing more sent"
+
+
+def test_a_batch_is_never_split_by_the_budget(redis_url, monkeypatch):
+    monkeypatch.setattr(dispatcher_module, "SEND_BUDGET_SECONDS", 0.0)
+    store = CampaignStore.from_url(redis_url)
+    dispatcher = Dispatcher(client_app(redis_url), store)
+    campaign = at_worker_stage(store, dispatcher, "batches")
+    dispatcher.tick()
+    assert len(sent_chains(store, campaign)) == LIMIT, "the whole batch in one tick"
+
+
+def test_with_time_to_spare_one_tick_fills_the_window(redis_url, monkeypatch):
+    monkeypatch.setattr(dispatcher_module, "SEND_BUDGET_SECONDS", 60.0)
+    store = CampaignStore.from_url(redis_url)
+    dispatcher = Dispatcher(client_app(redis_url), store)
+    campaign = at_worker_stage(store, dispatcher, "window")
+    dispatcher.tick()
+    assert len(sent_chains(store, campaign)) == LIMIT and not dispatcher.more_to_send
