@@ -44,7 +44,8 @@ def test_a_task_is_run_as_the_agent_of_the_queue_it_came_from(make_stack, tmp_pa
     def send(queue):
         return app.signature(PHASE_TASKS[Phase.HOOKS_AFTER_NODE], kwargs={
             "campaign": campaign_id, "hop": 0, "node": "worker-2",
-            "phase": Phase.HOOKS_AFTER_NODE.value, "attempt": 1}).apply_async(queue=node_queue(queue))
+            "phase": Phase.HOOKS_AFTER_NODE.value, "attempt": 1}).apply_async(
+                queue=node_queue(queue), ignore_result=False)  # phase tasks keep no result unless asked
 
     with pytest.raises(Exception, match="refused by the agent of 'worker-1': misrouted message"):
         send("worker-1").get(timeout=60, propagate=True)

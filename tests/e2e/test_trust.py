@@ -44,7 +44,8 @@ def test_forged_records_run_nothing_on_any_node(make_stack, tmp_path):
         campaign_id = forge(store, marker, signer)
         result = app.signature(PHASE_TASKS[Phase.HOOKS_AFTER_NODE], kwargs={
             "campaign": campaign_id, "hop": 0, "node": "worker-2",
-            "phase": Phase.HOOKS_AFTER_NODE.value, "attempt": 1}).apply_async(queue=node_queue("worker-2"))
+            "phase": Phase.HOOKS_AFTER_NODE.value, "attempt": 1}).apply_async(
+                queue=node_queue("worker-2"), ignore_result=False)  # phase tasks keep none unless asked
         with pytest.raises(Exception, match=why):
             result.get(timeout=60, propagate=True)
         assert not marker.exists(), f"{name}: the forged hook ran as root"
@@ -152,7 +153,7 @@ def test_a_task_or_control_message_without_a_trusted_signature_runs_nothing(make
     campaign_id = forge(store, misrouted, lambda cid, c: sign(operator_key, cid, "forged", c))
     result = signed.signature(PHASE_TASKS[Phase.HOOKS_AFTER_NODE], kwargs={
         "campaign": campaign_id, "hop": 0, "node": "worker-2", "phase": Phase.HOOKS_AFTER_NODE.value,
-        "attempt": 1}).apply_async(queue=node_queue("worker-1"))
+        "attempt": 1}).apply_async(queue=node_queue("worker-1"), ignore_result=False)
     with pytest.raises(Exception, match="refused by the agent of 'worker-1': misrouted message"):
         result.get(timeout=60, propagate=True)
     assert not misrouted.exists()
