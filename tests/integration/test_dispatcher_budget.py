@@ -63,11 +63,15 @@ def sent_chains(store: CampaignStore, campaign: str) -> set[str]:
     return names
 
 
-def test_a_tick_stops_sending_at_its_budget_and_the_next_goes_on(redis_url, monkeypatch):
-    monkeypatch.setattr(dispatcher_module, "SEND_BUDGET_SECONDS", 0.0)  # every tick over budget
+def dispatching(redis_url: str, strategy: str) -> tuple[CampaignStore, Dispatcher, str]:
     store = CampaignStore.from_url(redis_url)
     dispatcher = Dispatcher(client_app(redis_url), store)
-    campaign = at_worker_stage(store, dispatcher, "window")
+    return store, dispatcher, at_worker_stage(store, dispatcher, strategy)
+
+
+def test_a_tick_stops_sending_at_its_budget_and_the_next_goes_on(redis_url, monkeypatch):
+    monkeypatch.setattr(dispatcher_module, "SEND_BUDGET_SECONDS", 0.0)  # every tick over budget
+    store, dispatcher, campaign = dispatching(redis_url, "window")
     sent: list[set[str]] = []
     for _ in range(LIMIT):
         dispatcher.tick()
@@ -83,17 +87,13 @@ def test_a_tick_stops_sending_at_its_budget_and_the_next_goes_on(redis_url, monk
 
 def test_a_batch_is_never_split_by_the_budget(redis_url, monkeypatch):
     monkeypatch.setattr(dispatcher_module, "SEND_BUDGET_SECONDS", 0.0)
-    store = CampaignStore.from_url(redis_url)
-    dispatcher = Dispatcher(client_app(redis_url), store)
-    campaign = at_worker_stage(store, dispatcher, "batches")
+    store, dispatcher, campaign = dispatching(redis_url, "batches")
     dispatcher.tick()
     assert len(sent_chains(store, campaign)) == LIMIT, "the whole batch in one tick"
 
 
 def test_with_time_to_spare_one_tick_fills_the_window(redis_url, monkeypatch):
     monkeypatch.setattr(dispatcher_module, "SEND_BUDGET_SECONDS", 60.0)
-    store = CampaignStore.from_url(redis_url)
-    dispatcher = Dispatcher(client_app(redis_url), store)
-    campaign = at_worker_stage(store, dispatcher, "window")
+    store, dispatcher, campaign = dispatching(redis_url, "window")
     dispatcher.tick()
     assert len(sent_chains(store, campaign)) == LIMIT and not dispatcher.more_to_send

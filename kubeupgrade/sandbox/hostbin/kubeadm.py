@@ -1,11 +1,5 @@
-"""Simulated kubeadm: `version` here, `upgrade plan|apply|node` in `kubeadm_upgrade`.
-
-Behaviour follows kubeadm's: `apply` refuses a target more than one minor above the cluster, a
-kubeadm older than the target, and NotReady control-plane nodes; it backs up manifests (and etcd
-data) under /etc/kubernetes/tmp, rewrites the static pod manifests and waits for the kubelet to
-run them, updates `kubeadm-config` and the kubelet configuration, and upgrades CoreDNS and
-kube-proxy only once every control-plane instance runs the new version (kubeadm >= 1.28).
-`upgrade node` follows the version in `kubeadm-config`. Every step converges on a re-run.
+"""Simulated kubeadm: its command line and `version`; `upgrade plan|apply|node`, which talk to
+the API server, are in `kubeadm_upgrade` and imported only when run.
 """
 
 from __future__ import annotations
