@@ -70,22 +70,11 @@ def make_stack(make_sandbox, monkeypatch):
 @pytest.fixture
 def redis_url(tmp_path: Path) -> Iterator[str]:
     """A private redis-server on a free port (no persistence), killed after the test."""
-    import shutil
-    import subprocess
-
-    from kubeupgrade.errors import RuntimeFailure
     from kubeupgrade.sandbox.processes import free_port
-    from kubeupgrade.sandbox.stack import wait_for_redis
+    from tests.helpers import start_redis_server
 
     port = free_port()
-    server = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port),
-                               "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                               "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
-    try:
-        wait_for_redis(port, "see the test's output")
-    except RuntimeFailure:
-        server.kill()
-        raise
+    server = start_redis_server(port, tmp_path)
     yield f"redis://127.0.0.1:{port}/0"
     server.kill()
     server.wait(5)

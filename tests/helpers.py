@@ -18,6 +18,25 @@ def run_on(box: Sandbox, node: str, *argv: str, stdin: str | None = None,
                           input=stdin if stdin is not None else "", check=False)
 
 
+def start_redis_server(port: int, directory) -> subprocess.Popen:
+    """A private redis-server on 127.0.0.1:`port` keeping nothing on disk, once it answers (the
+    caller kills it; starting it again on the same port is a broker restart)."""
+    import shutil
+
+    from kubeupgrade.errors import RuntimeFailure
+    from kubeupgrade.sandbox.stack import wait_for_redis
+
+    server = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port),
+                               "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                               "--dir", str(directory)], stdout=subprocess.DEVNULL)
+    try:
+        wait_for_redis(port, "see the test's output")
+    except RuntimeFailure:
+        server.kill()
+        raise
+    return server
+
+
 def wait_for(condition: Callable[[], object], timeout: float = 15.0, interval: float = 0.05) -> object:
     """Poll `condition` until it returns something truthy; fail the test at the deadline."""
     deadline = time.monotonic() + timeout

@@ -7,29 +7,18 @@ app's own configuration."""
 
 from __future__ import annotations
 
-import shutil
 import socket
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 from celery import Celery
 from kombu import Consumer, Exchange, Queue
 
 from kubeupgrade.sandbox.processes import free_port
-from kubeupgrade.sandbox.stack import wait_for_redis
 from kubeupgrade.workflow.app import configure
+from tests.helpers import start_redis_server
 
 QUEUE = Queue("ack-test", Exchange("ack-test", "direct"), "ack-test")
-
-
-def start_redis(port: int, directory: Path) -> subprocess.Popen:
-    server = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port),
-                               "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                               "--dir", str(directory)], stdout=subprocess.DEVNULL)
-    wait_for_redis(port, "see the test's output")
-    return server
 
 
 def publish(app: Celery, body: str) -> None:
@@ -41,7 +30,7 @@ def publish(app: Celery, body: str) -> None:
 @pytest.mark.parametrize("settle", ["ack", "reject"])
 def test_a_consumer_whose_ack_was_lost_with_the_broker_consumes_again(tmp_path, settle):
     port = free_port()
-    server = start_redis(port, tmp_path)
+    server = start_redis_server(port, tmp_path)
     app = configure(Celery("ack-test"), f"redis://127.0.0.1:{port}/0")
     received = []
     connection = app.connection_for_read()
@@ -62,7 +51,7 @@ def test_a_consumer_whose_ack_was_lost_with_the_broker_consumes_again(tmp_path, 
             getattr(message, settle)()  # Celery logs this error and carries on
         assert channel.qos.can_consume(), "the lost acknowledgement kept the prefetch slot"
 
-        server = start_redis(port, tmp_path)
+        server = start_redis_server(port, tmp_path)
         publish(app, "second")
         # The consumer asks the broker again: it gets the message, or it learns that its
         # connection broke (which makes a Celery worker reconnect). Before the repair it waited
