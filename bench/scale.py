@@ -10,7 +10,8 @@ wrapper and host steps, the simulated commands run in-process), then one hop 1.3
 `max_unavailable` = --limit (10% of the workers by default). Prints: nodes, makespan (submit to
 succeeded), accept (submit to accepted), the dispatcher's tick p50/p99 (its own record, see
 dispatcher.TICKS_KEY), the link gap p50/p99 (a phase eligible -> running), the controller's
-peak memory (PSS of its process tree, sampled), Redis' peak used memory and connections, idle
+peak memory (PSS of its process tree, sampled), Redis' peak used memory and connections, the
+bytes Redis sent to its clients during the campaign (what every agent's reads cost the network), idle
 slot-seconds by cause (bench.campaign_scale.idle_slots), the machine's load and each
 process's CPU-seconds. Progress goes to stderr.
 """
@@ -132,12 +133,14 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                          "retries": {"attempts": 3, "backoff_seconds": 1},
                          "agent_timeout": 600, "ready_timeout": 600}}))
         client = redis.Redis.from_url(stack.broker)
+        sent_before = client.info("stats")["total_net_output_bytes"]
         with Sampler(controller.pid, client) as sampler:
             began = time.monotonic()
             handle = submit(campaign, broker=stack.broker, accept_timeout=600, key=box.signing_key)
             accept = time.monotonic() - began
             state = handle.wait(timeout=7200)
             makespan = time.monotonic() - began
+        redis_sent = client.info("stats")["total_net_output_bytes"] - sent_before
         if state != "succeeded":
             raise SystemExit(f"campaign {handle.id} {state}: {handle.status().get('error')}")
         problems = invariants.check_max_unavailable(box, limit)
@@ -154,7 +157,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         return {"nodes": len(names), "limit": limit, "makespan": makespan, "accept": accept,
                 "tick_p50": statistics.median(ticks), "tick_p99": _percentile(ticks, 0.99), "ticks": len(ticks),
                 "gap_p50": result["overhead_median"], "gap_p99": result["overhead_p99"],
-                **sampler.peaks, "idle_not_started": result["not started"],
+                **sampler.peaks, "redis_sent_mib": redis_sent / 2**20, "idle_not_started": result["not started"],
                 "idle_preparation": result["preparation"], "idle_tail": result["tail"],
                 "load": os.getloadavg()[0], "cpu_seconds": cpu}
     finally:
@@ -183,12 +186,12 @@ def main() -> int:
         print(json.dumps(r, indent=2))
         return 0
     print("| nodes | limit | makespan | accept | tick p50 | tick p99 | link gap p50 | p99 | controller PSS "
-          "| Redis used | connections | idle slot-s: not started | preparation | tail | load |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| Redis used | Redis sent | connections | idle slot-s: not started | preparation | tail | load |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     print(f"| {r['nodes']:,} | {r['limit']} | {r['makespan']:.1f} s | {r['accept']:.2f} s "
           f"| {r['tick_p50'] * 1000:.1f} ms | {r['tick_p99'] * 1000:.0f} ms | {r['gap_p50'] * 1000:.0f} ms "
           f"| {r['gap_p99'] * 1000:.0f} ms | {r['controller_mib']:.0f} MiB | {r['redis_mib']:.1f} MiB "
-          f"| {r['connections']:.0f} | {r['idle_not_started']:.0f} | {r['idle_preparation']:.0f} "
+          f"| {r['redis_sent_mib']:,.0f} MiB | {r['connections']:.0f} | {r['idle_not_started']:.0f} | {r['idle_preparation']:.0f} "
           f"| {r['idle_tail']:.0f} | {r['load']:.1f} |")
     print("\nCPU seconds: " + ", ".join(f"{name} {seconds:.0f}" for name, seconds in r["cpu_seconds"].items()))
     return 0
