@@ -94,8 +94,9 @@ def _to_worker_stage(store, campaign_id: str) -> None:
         store.put_entry(campaign_id, 0, name, entry)
 
     def workers_stage(doc):
-        doc["hops"][0].update(stage="workers", version="1.31.14",
-                              packages={name: "1.31.14-1.1" for name in entries})
+        doc["hops"][0].update(stage="workers", version="1.31.14")
+
+    store.put_packages(campaign_id, 0, {name: "1.31.14-1.1" for name in entries})
 
     store.update(campaign_id, workers_stage)
 

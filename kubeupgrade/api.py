@@ -69,7 +69,7 @@ class CampaignHandle:
                           for hop in range(len(doc["hops"]))]
         doc["events"] = store.events(self.id)
         doc["plan"] = store.plan(self.id, doc)
-        return doc
+        return store.with_details(self.id, doc)
 
     def state(self) -> str:
         from kubeupgrade.workflow.control import require

@@ -87,7 +87,7 @@ def kubeadm_upgrade_apply(job: Job) -> StepOutcome:
     policies = job.campaign.policies
     # --force only to re-apply the version the control plane already runs (policies.reapply);
     # never to get past kubeadm's version checks on a real upgrade.
-    running = (job.doc.get("live_versions") or {}).get(job.node, {}).get("control_plane")
+    running = job.store.live_version(job.campaign_id, job.node, job.doc).get("control_plane")
     return steps.kubeadm_apply(_context(job), job.version,
                                certificate_renewal=policies.certificate_renewal,
                                etcd_upgrade=policies.etcd_upgrade,

@@ -17,7 +17,6 @@ from kubeupgrade.workflow.app import app, broker_url
 from kubeupgrade.workflow.names import RELEASE_NODE, valid_campaign_id, valid_node_name
 from kubeupgrade.workflow.phase import Job, PhaseHeld, phase_task, store_for
 from kubeupgrade.workflow.record import hop_facts
-from kubeupgrade.workflow.schedule import schedule_of
 
 
 @functools.lru_cache(maxsize=1)
@@ -59,7 +58,7 @@ def preflight(job: Job) -> StepOutcome:
 
     api = job_api(job)
     problems: list[str] = []
-    schedule = schedule_of(job.doc, job.hop)
+    schedule = job.schedule()
     entries = job.store.entries(job.campaign_id, job.hop)
     facts = hop_facts(job.hop_doc, entries)
     unready = discovery.unready_nodes(api)
@@ -189,7 +188,7 @@ def health_gate(job: Job) -> StepOutcome:
 
     api = job_api(job)
     policies = job.campaign.policies
-    schedule = schedule_of(job.doc, job.hop)
+    schedule = job.schedule()
     if job.phase is Phase.CONTROL_PLANE_GATE:
         upgraded, where = list(schedule.control_planes), "after the control planes"
     else:
@@ -244,17 +243,14 @@ def verify(job: Job) -> StepOutcome:
 
     api = job_api(job)
     entries = job.store.entries(job.campaign_id, job.hop)
-    broken = window_violations(entries, schedule_of(job.doc, job.hop).limit)
+    broken = window_violations(entries, job.schedule().limit)
     left = nodes_cordoned_by(api, job.campaign_id)
     if broken or left:
         found = broken + ([f"still cordoned by this campaign: {', '.join(left)}"] if left else [])
         raise PermanentError("verification: " + "; ".join(found))
-    rows, problems = verify_cluster(api, job.version, frozenset(schedule_of(job.doc, job.hop).left_alone))
+    rows, problems = verify_cluster(api, job.version, frozenset(job.schedule().left_alone))
 
-    def remember(doc: dict[str, Any]) -> None:
-        doc["hops"][job.hop]["verification"] = [row.__dict__ for row in rows]
-
-    job.store.update(job.campaign_id, remember)
+    job.store.put_verification(job.campaign_id, job.hop, [row.__dict__ for row in rows])
     if problems:
         raise TemporaryError("verification: " + "; ".join(problems))
     return StepOutcome(DONE, f"{len(rows)} nodes Ready at {job.version.tag}")

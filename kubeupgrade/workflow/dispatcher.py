@@ -57,7 +57,7 @@ from kubeupgrade.workflow.record import (
     new_phase,
 )
 from kubeupgrade.workflow.restore import nodes_to_restore, send_restores
-from kubeupgrade.workflow.schedule import HopSchedule, schedule_of
+from kubeupgrade.workflow.schedule import HopSchedule
 from kubeupgrade.workflow.schema import CampaignRecord, NodeEntry, PhaseRecord
 from kubeupgrade.workflow.story import milestones, to_tell
 from kubeupgrade.workflow.undelivered import nowhere
@@ -137,6 +137,7 @@ class Dispatcher:
         # (campaign, hop) -> what a tick asks of every node, recomputed only for the entries
         # that changed (kubeupgrade.workflow.hop_view).
         self._views: dict[tuple[str, int], HopView] = {}
+        self._schedules: dict[tuple[str, int], HopSchedule] = {}  # see _schedule
         self._result_keys: dict[str, bytes] = {}  # task id -> its result's key (_ended_badly)
         # campaign -> task id -> since when no message carries it (monotonic; _recover_undelivered)
         self._unseen_since: dict[str, dict[str, float]] = {}
@@ -222,6 +223,8 @@ class Dispatcher:
             self._entries = {key: read for key, read in self._entries.items() if key[0] in active}
         if any(key[0] not in active for key in self._views):
             self._views = {key: view for key, view in self._views.items() if key[0] in active}
+        if any(key[0] not in active for key in self._schedules):
+            self._schedules = {key: known for key, known in self._schedules.items() if key[0] in active}
         if any(key not in active for key in self._records):
             self._records = {key: known for key, known in self._records.items() if key in active}
         for looks in (self._looked_at, self._unseen_since):
@@ -308,6 +311,14 @@ class Dispatcher:
         self._records[campaign_id] = read
         return read[1]
 
+    def _schedule(self, doc: CampaignRecord, hop: int) -> HopSchedule:
+        """The hop's schedule, read once: it is written at accept and never changes."""
+        key = (doc["id"], hop)
+        known = self._schedules.get(key)
+        if known is None:
+            known = self._schedules[key] = self.store.schedule(doc["id"], hop, doc)
+        return known
+
     def _view(self, campaign_id: str, hop: int, entries: dict[str, NodeEntry]) -> HopView:
         """The hop's view brought up to `entries` (a pass of identity checks when it already is)."""
         view = self._views.get((campaign_id, hop))
@@ -380,8 +391,7 @@ class Dispatcher:
         hops = []
         for index, hop in enumerate(plan.hops):
             hops.append({"index": index, "from": hop.source.plain, "target": hop.target.plain,
-                         "version": None, "packages": {}, "facts": {}, "stage": "prepare",
-                         "schedule": HopSchedule.of(hop).to_dict()})
+                         "version": None, "facts": {}, "stage": "prepare"})
             entries: dict[str, NodeEntry] = {}
             for node in hop.control_planes + hop.workers:
                 entries[node.name] = {
@@ -404,12 +414,13 @@ class Dispatcher:
                 "phases": [new_phase(p.value) for p in cluster_phases]}
             self.store.put_entries(doc["id"], index, entries)
 
-        live = _live_versions(campaign)
+        self.store.put_live_versions(doc["id"], _live_versions(campaign))
+        self.store.put_schedules(doc["id"], [HopSchedule.of(hop) for hop in plan.hops])
         self.store.put_plan(doc["id"], plan_dict)
 
         def start(current: dict[str, Any]) -> None:
             current.update(state="running" if hops else "succeeded", hops=hops,
-                           notes=list(plan.notes), started=time.time(), live_versions=live,
+                           notes=list(plan.notes), started=time.time(),
                            identity=identity.to_dict() if identity else None)
 
         self.store.update(doc["id"], start)
@@ -506,8 +517,10 @@ class Dispatcher:
             return
         packages = {node: f["available"][chosen.plain] for node, f in facts.items()}
 
+        self.store.put_packages(doc["id"], hop, packages)  # first: the stage below says they are there
+
         def resolved(current: dict[str, Any]) -> None:
-            current["hops"][hop].update(version=chosen.plain, packages=packages, stage="preflight")
+            current["hops"][hop].update(version=chosen.plain, stage="preflight")
             if hop + 1 < len(current["hops"]):
                 current["hops"][hop + 1]["from"] = chosen.plain
 
@@ -520,9 +533,9 @@ class Dispatcher:
         """Nodes already running `version` (kubelet and, on a control plane, its static pods)
         run nothing: no kubeadm, no drain, no restart."""
         skipped = []
-        live_versions = doc.get("live_versions") or {}
+        live_versions = self.store.live_versions(doc["id"], doc)
         everywhere = all(v["control_plane"] == version for v in live_versions.values() if v["control_plane"])
-        first = schedule_of(doc, 0).first_control_plane
+        first = self._schedule(doc, 0).first_control_plane
         reapply = bool(doc["campaign"].get("policies", {}).get("reapply")) and everywhere
         for name, live in live_versions.items():
             if live["kubelet"] != version or live["control_plane"] not in (None, version):
@@ -571,7 +584,7 @@ class Dispatcher:
 
     def _stage_control_planes(self, doc: CampaignRecord, hop: int,
                               entries: dict[str, NodeEntry]) -> None:
-        step = decide_control_planes(schedule_of(doc, hop).control_planes, entries,
+        step = decide_control_planes(self._schedule(doc, hop).control_planes, entries,
                                      paused=bool(doc.get("paused")) or not self._window_open(doc))
         if step.finished:
             cluster = entries[CLUSTER_ENTRY]
@@ -596,7 +609,7 @@ class Dispatcher:
         held only from drain to uncordon — but for all of it: a worker whose outage began holds
         its slot until it finishes, even while none of its tasks is in flight (one was lost
         and is sent again, or the campaign was retried)."""
-        schedule = schedule_of(doc, hop)
+        schedule = self._schedule(doc, hop)
         order, strategy = schedule.workers, schedule.strategy
         policies = doc["campaign"].get("policies", {})
         cluster = entries[CLUSTER_ENTRY]
@@ -946,7 +959,7 @@ class Dispatcher:
         if not waiting:
             return False
         now = time.time()
-        reached = awaited_since(entries, waiting, schedule_of(doc, hop).control_planes)
+        reached = awaited_since(entries, waiting, self._schedule(doc, hop).control_planes)
         due = {watched[name]["task_id"]: name for name, since in reached.items()
                if now - since >= UNDELIVERED_AFTER}
         if not due:

@@ -32,6 +32,7 @@ from kubeupgrade.workflow.app import app, broker_url
 from kubeupgrade.workflow.liveness import beat_for, phase_beating
 from kubeupgrade.workflow.names import CLUSTER_ENTRY, valid_campaign_id, valid_hop, valid_node_name
 from kubeupgrade.workflow.record import CampaignStore
+from kubeupgrade.workflow.schedule import HopSchedule
 from kubeupgrade.workflow.schema import CampaignRecord
 
 
@@ -123,6 +124,9 @@ class Job:
     def hop_doc(self) -> dict[str, Any]:
         return self.doc["hops"][self.hop]
 
+    def schedule(self) -> HopSchedule:
+        return self.store.schedule(self.campaign_id, self.hop, self.doc)
+
     @property
     def version(self) -> KubeVersion:
         resolved = self.hop_doc.get("version")
@@ -131,10 +135,10 @@ class Job:
         return parse_version(resolved)
 
     def package(self) -> str:
-        packages = self.hop_doc.get("packages", {})
-        if self.node not in packages:
+        package = self.store.package(self.campaign_id, self.hop, self.node, self.doc)
+        if package is None:
             raise PermanentError(f"no package version resolved for {self.node} in hop {self.hop + 1}")
-        return packages[self.node]
+        return package
 
     def report(self, detail: str) -> None:
         self.store.note_phase(self.campaign_id, self.hop, self.node, self.phase.value, detail,

@@ -38,7 +38,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -51,6 +51,7 @@ from kubeupgrade.workflow.audit import outage_begun, outage_start
 from kubeupgrade.workflow.decide import beyond_budget
 from kubeupgrade.workflow.liveness import queue_wake, wake
 from kubeupgrade.workflow.names import CLUSTER_ENTRY
+from kubeupgrade.workflow.schedule import HopSchedule, schedule_of
 from kubeupgrade.workflow.schema import (
     SCHEMA_VERSION,
     CampaignRecord,
@@ -88,6 +89,24 @@ class DamagedRecord(RuntimeFailure):
         self.key = key
 
 
+def _hop_of(doc: Mapping[str, Any], hop: int) -> Mapping[str, Any]:
+    hops = doc.get("hops") or []
+    return hops[hop] if 0 <= hop < len(hops) else {}
+
+
+def _decode_detail(raw: str, key: str, field: str | None, kind: type) -> Any:
+    """A stored JSON value that must be a `kind` (dict: an object, list: an array); anything
+    else is a damaged record, named with its key."""
+    try:
+        value = json.loads(raw)
+    except ValueError as error:
+        raise DamagedRecord(key, f"not JSON ({error.msg} at char {error.pos})", field) from None
+    if not isinstance(value, kind):
+        wanted = "an object" if kind is dict else f"a {kind.__name__}"
+        raise DamagedRecord(key, f"a JSON {type(value).__name__}, not {wanted}", field)
+    return value
+
+
 class CampaignConflict(PolicyRefused):
     def __init__(self, cluster: str, existing: str, state: str) -> None:
         super().__init__(f"cluster {cluster} already has campaign {existing} ({state}); wait for it, "
@@ -97,12 +116,7 @@ class CampaignConflict(PolicyRefused):
 
 def _decode(raw: str, key: str, required: dict[str, type], field: str | None = None) -> dict[str, Any]:
     states = _ENTRY_STATES if field is not None else _DOC_STATES
-    try:
-        value = json.loads(raw)
-    except ValueError as error:
-        raise DamagedRecord(key, f"not JSON ({error.msg} at char {error.pos})", field) from None
-    if not isinstance(value, dict):
-        raise DamagedRecord(key, f"a JSON {type(value).__name__}, not an object", field)
+    value = _decode_detail(raw, key, field, dict)
     for name, kind in required.items():
         if not isinstance(value.get(name), kind) or isinstance(value.get(name), bool):
             raise DamagedRecord(key, f"{name!r} missing or not a {kind.__name__}", field)
@@ -349,9 +363,11 @@ class CampaignStore:
 
     def dump(self, campaign_id: str) -> dict[str, Any]:
         """The campaign whole, as stored: record, plan, node entries and output tails per hop,
-        events, kept outputs."""
+        events, kept outputs, and the per-node details kept apart (live versions, packages and
+        schedules and verification rows per hop)."""
         dump: dict[str, Any] = {"id": campaign_id, "record": None, "plan": None, "hops": {}, "tails": {},
-                                "events": [], "outputs": {}}
+                                "events": [], "outputs": {}, "live_versions": {}, "packages": {},
+                                "schedules": {}, "verification": {}}
         for key in self._keys(campaign_id):
             kind = self.redis.type(key)
             rest = key[len(f"ku:c:{campaign_id}"):]
@@ -359,6 +375,14 @@ class CampaignStore:
                 dump["record"] = json.loads(self.redis.get(key) or "null")
             elif rest == ":plan":
                 dump["plan"] = json.loads(self.redis.get(key) or "null")
+            elif rest == ":live":
+                dump["live_versions"] = {n: json.loads(v) for n, v in self.redis.hgetall(key).items()}
+            elif rest.startswith(":packages:") and kind == "hash":
+                dump["packages"][rest[len(":packages:"):]] = self.redis.hgetall(key)
+            elif rest.startswith(":schedule:") and kind == "string":
+                dump["schedules"][rest[len(":schedule:"):]] = json.loads(self.redis.get(key) or "null")
+            elif rest.startswith(":verification:") and kind == "string":
+                dump["verification"][rest[len(":verification:"):]] = json.loads(self.redis.get(key) or "null")
             elif rest == ":events":
                 dump["events"] = [json.loads(e) for e in self.redis.lrange(key, 0, -1)]
             elif rest.startswith(":hop:") and kind == "hash":
@@ -396,6 +420,80 @@ class CampaignStore:
 
     def events(self, campaign_id: str, limit: int = 50) -> list[dict[str, Any]]:
         return [json.loads(e) for e in self.redis.lrange(f"ku:c:{campaign_id}:events", 0, limit - 1)]
+
+    # -- per-node details, kept apart from the record ----------------------------------------
+    # Every phase task reads the record, so it must not grow with the cluster: at 5,000 nodes
+    # the live versions, schedule (the worker order), resolved packages and verification rows
+    # were most of half a megabyte sent to every agent for every phase. Each lives in its own key, read by the node it
+    # concerns (one field) or by people (status). Records written before keep them inside:
+    # every reader falls back to the record's copy.
+    def put_live_versions(self, campaign_id: str, live: dict[str, dict[str, str | None]]) -> None:
+        if live:
+            self.redis.hset(f"ku:c:{campaign_id}:live", mapping={n: json.dumps(v) for n, v in live.items()})
+
+    def live_versions(self, campaign_id: str, doc: Mapping[str, Any]) -> dict[str, dict[str, str | None]]:
+        """Node -> {kubelet, control_plane} as found when the campaign was accepted."""
+        key = f"ku:c:{campaign_id}:live"
+        stored = self.redis.hgetall(key)
+        if not stored:
+            return dict(doc.get("live_versions") or {})
+        return {node: _decode_detail(raw, key, node, dict) for node, raw in stored.items()}
+
+    def live_version(self, campaign_id: str, node: str, doc: Mapping[str, Any]) -> dict[str, str | None]:
+        key = f"ku:c:{campaign_id}:live"
+        raw = self.redis.hget(key, node)
+        if raw is None:
+            return dict((doc.get("live_versions") or {}).get(node) or {})
+        return _decode_detail(raw, key, node, dict)
+
+    def put_packages(self, campaign_id: str, hop: int, packages: dict[str, str]) -> None:
+        if packages:
+            self.redis.hset(f"ku:c:{campaign_id}:packages:{hop}", mapping=packages)
+
+    def packages(self, campaign_id: str, hop: int, doc: Mapping[str, Any]) -> dict[str, str]:
+        """Node -> the exact package version resolved for the hop."""
+        stored = self.redis.hgetall(f"ku:c:{campaign_id}:packages:{hop}")
+        return stored or dict(_hop_of(doc, hop).get("packages") or {})
+
+    def package(self, campaign_id: str, hop: int, node: str, doc: Mapping[str, Any]) -> str | None:
+        stored = self.redis.hget(f"ku:c:{campaign_id}:packages:{hop}", node)
+        return stored if stored is not None else (_hop_of(doc, hop).get("packages") or {}).get(node)
+
+    def put_verification(self, campaign_id: str, hop: int, rows: list[dict[str, Any]]) -> None:
+        self.redis.set(f"ku:c:{campaign_id}:verification:{hop}", json.dumps(rows))
+
+    def verification(self, campaign_id: str, hop: int, doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+        key = f"ku:c:{campaign_id}:verification:{hop}"
+        raw = self.redis.get(key)
+        if raw is None:
+            return list(_hop_of(doc, hop).get("verification") or [])
+        return _decode_detail(raw, key, None, list)
+
+    def put_schedules(self, campaign_id: str, schedules: list[HopSchedule]) -> None:
+        """Each hop's schedule (its worker order names every worker): written once, at accept."""
+        if schedules:
+            self.redis.mset({f"ku:c:{campaign_id}:schedule:{index}": json.dumps(schedule.to_dict())
+                             for index, schedule in enumerate(schedules)})
+
+    def schedule(self, campaign_id: str, hop: int, doc: Mapping[str, Any]) -> HopSchedule:
+        key = f"ku:c:{campaign_id}:schedule:{hop}"
+        raw = self.redis.get(key)
+        if raw is None:
+            return schedule_of(doc, hop)
+        try:
+            return HopSchedule.from_dict(_decode_detail(raw, key, None, dict))
+        except (KeyError, TypeError, ValueError) as error:
+            raise DamagedRecord(key, f"not a schedule ({type(error).__name__}: {error})") from None
+
+    def with_details(self, campaign_id: str, doc: CampaignRecord) -> CampaignRecord:
+        """`doc` with the details kept apart filled in where the record used to hold them
+        (status, export): live_versions, and each hop's schedule, packages and verification."""
+        doc["live_versions"] = self.live_versions(campaign_id, doc)
+        for index, hop in enumerate(doc["hops"]):
+            hop["schedule"] = self.schedule(campaign_id, index, doc).to_dict()
+            hop["packages"] = self.packages(campaign_id, index, doc)
+            hop["verification"] = self.verification(campaign_id, index, doc)  # type: ignore[typeddict-item]
+        return doc
 
     # -- node entries -----------------------------------------------------------------------
     def put_entry(self, campaign_id: str, hop: int, node: str, entry: NodeEntry) -> None:

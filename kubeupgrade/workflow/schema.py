@@ -51,13 +51,13 @@ HopRecord = TypedDict("HopRecord", {
     "from": str,
     "target": str,  # as planned ("1.31" or exact)
     "version": Optional[str],  # resolved on the hosts (not `str | None`: evaluated, on 3.9 too)
-    "packages": dict[str, str],  # node -> exact package version
+    "packages": dict[str, str],  # node -> exact package version: older records (now CampaignStore.packages)
     "facts": dict[str, dict[str, Any]],  # node -> host facts, where older records kept them (hop_facts)
     "stage": str,  # prepare, preflight, control-planes, workers, verify, done
     "schedule": dict[str, Any],  # kubeupgrade.workflow.schedule.HopSchedule.to_dict()
     "waiting_for_agents": dict[str, float],
     "drain_findings": list[str],
-    "verification": list[str],
+    "verification": list[str],  # older records (now CampaignStore.verification)
     "etcd_snapshot": dict[str, Any],  # node, path, bytes: saved before `kubeadm upgrade apply`
     "gate_boundary": int,  # the worker position the health gate checks now (after that many)
     "gates_passed": list[int],  # the positions whose gate passed
@@ -83,7 +83,8 @@ class CampaignRecord(TypedDict, total=False):
     campaign: dict[str, Any]  # kubeupgrade.campaign_file.campaign_to_dict()
     signature: dict[str, str] | None  # the operator's (kubeupgrade.security.signing): key, value
     identity: dict[str, str] | None  # the cluster it was accepted on (name, kube-system uid)
-    live_versions: dict[str, dict[str, str | None]]  # node -> kubelet / control_plane at accept
+    # node -> kubelet / control_plane at accept: older records (now CampaignStore.live_versions)
+    live_versions: dict[str, dict[str, str | None]]
     plan: dict[str, Any] | None  # None: the plan has its own key (record.py); older records kept it here
     hops: list[HopRecord]
     current_hop: int

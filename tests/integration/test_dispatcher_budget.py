@@ -42,8 +42,9 @@ def at_worker_stage(store: CampaignStore, dispatcher: Dispatcher, strategy: str)
         store.redis.set(agent_key(name), "alive", ex=600)
 
     def workers_stage(doc):
-        doc["hops"][0].update(stage="workers", version="1.31.14",
-                              packages={f"w-{i}": "1.31.14-1.1" for i in range(WORKERS)})
+        doc["hops"][0].update(stage="workers", version="1.31.14")
+
+    store.put_packages(campaign, 0, {f"w-{i}": "1.31.14-1.1" for i in range(WORKERS)})
 
     store.update(campaign, workers_stage)
     return campaign
