@@ -52,6 +52,7 @@ from kubeupgrade.workflow.record import (
     LEADER_KEY,
     CampaignStore,
     DamagedRecord,
+    HopEntries,
     hop_facts,
     new_attempt,
     new_phase,
@@ -130,7 +131,7 @@ class Dispatcher:
         # (campaign, hop, node) -> the entry last looked at, and the milestones told for it
         self._told: dict[tuple[str, int, str], tuple[NodeEntry, tuple[str, ...]]] = {}
         # (campaign, hop) -> (when read in full, the entries as last read): see _hop_entries.
-        self._entries: dict[tuple[str, int], tuple[float, dict[str, NodeEntry]]] = {}
+        self._entries: dict[tuple[str, int], tuple[float, HopEntries]] = {}
         # campaign -> (its record's text, the record parsed): see _record. Like the entries,
         # these are read-only: every change goes through the store on a fresh copy.
         self._records: dict[str, tuple[str, CampaignRecord]] = {}
@@ -262,21 +263,17 @@ class Dispatcher:
         cached = self._entries.get(key)
         if cached is None or now - cached[0] >= FULL_READ_SECONDS:
             self._entries = {k: v for k, v in self._entries.items() if k[0] != campaign_id}
-            entries = self.store.entries(campaign_id, hop, since_now=True)
-            self._entries[key] = (now, entries)
-            return dict(entries)
-        entries = cached[1]
+            read = cached[1] if cached is not None else HopEntries(self.store, campaign_id, hop)
+            read.read_all()  # unchanged entries stay the same objects: nothing derived is redone
+            self._entries[key] = (now, read)
+            return dict(read.entries)
+        read = cached[1]
         try:
-            changed = self.store.changed_entries(campaign_id, hop)
+            read.read_changed()
         except Exception:
             self._entries.pop(key, None)  # a damaged entry was consumed from the set: read all next time
             raise
-        for node, entry in changed.items():
-            if entry is None:
-                entries.pop(node, None)
-            else:
-                entries[node] = entry
-        return dict(entries)
+        return dict(read.entries)
 
     def _stop_unreadable(self, campaign_id: str, error: Exception) -> None:
         message = (f"the dispatcher cannot advance this campaign: its record holds a value it cannot "

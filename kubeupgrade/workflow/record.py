@@ -518,27 +518,35 @@ class CampaignStore:
     def entries(self, campaign_id: str, hop: int, *, since_now: bool = False) -> dict[str, NodeEntry]:
         """Every entry of the hop; with `since_now`, also start tracking changes from here for
         changed_entries() (the changed set is emptied first, so nothing written after is missed)."""
-        key = f"ku:c:{campaign_id}:hop:{hop}"
-        if since_now:
-            self.redis.delete(f"{key}:changed")
-        raw = self.redis.hgetall(key)
-        return {node: _decode(value, key, _ENTRY_FIELDS, node) for node, value in raw.items()}
+        texts = self.entry_texts(campaign_id, hop, since_now=since_now)
+        return {node: self.decode_entry(campaign_id, hop, node, text) for node, text in texts.items()}
 
     def changed_entries(self, campaign_id: str, hop: int) -> dict[str, NodeEntry | None]:
         """The entries written since the last call (or entries(since_now=True)), read once
         each: the dispatcher's tick costs what changed, not the size of the cluster. None for
         an entry that is gone. Writes that bypass this store (a hand edit of the hash) are
         seen at the dispatcher's next full read (FULL_READ_SECONDS)."""
+        return {node: self.decode_entry(campaign_id, hop, node, text) if text is not None else None
+                for node, text in self.changed_entry_texts(campaign_id, hop).items()}
+
+    def entry_texts(self, campaign_id: str, hop: int, *, since_now: bool = False) -> dict[str, str]:
+        """entries(), undecoded."""
+        key = f"ku:c:{campaign_id}:hop:{hop}"
+        if since_now:
+            self.redis.delete(f"{key}:changed")
+        return self.redis.hgetall(key)
+
+    def changed_entry_texts(self, campaign_id: str, hop: int) -> dict[str, str | None]:
+        """changed_entries(), undecoded."""
         key = f"ku:c:{campaign_id}:hop:{hop}"
         pipe = self.redis.pipeline()
         pipe.smembers(f"{key}:changed")
         pipe.delete(f"{key}:changed")
         names = sorted(pipe.execute()[0])
-        if not names:
-            return {}
-        values = self.redis.hmget(key, names)
-        return {node: _decode(value, key, _ENTRY_FIELDS, node) if value else None
-                for node, value in zip(names, values)}
+        return dict(zip(names, self.redis.hmget(key, names))) if names else {}  # noqa: B905 - agents run 3.9
+
+    def decode_entry(self, campaign_id: str, hop: int, node: str, text: str) -> NodeEntry:
+        return _decode(text, f"ku:c:{campaign_id}:hop:{hop}", _ENTRY_FIELDS, node)  # type: ignore[return-value]
 
     def update_entry(self, campaign_id: str, hop: int, node: str,
                      change: Callable[[NodeEntry], Any], also: Callable[[Any], Any] | None = None) -> bool:
@@ -797,3 +805,36 @@ def _phase(entry: NodeEntry, phase: str) -> PhaseRecord:
         if record["phase"] == phase:
             return record
     raise KeyError(f"phase {phase} is not planned for {entry['node']}")
+
+
+class HopEntries:
+    """A hop's entries as one reader last read them, each with the text it was decoded from. A
+    full read decodes only the texts that differ and keeps the very same object for the others,
+    so what a reader derives from an entry and recomputes only for a new object (the
+    dispatcher's HopView and milestones) is not redone for the whole hop. Read-only: every
+    change goes through the store on a fresh copy."""
+
+    def __init__(self, store: CampaignStore, campaign_id: str, hop: int) -> None:
+        self.store, self.campaign_id, self.hop = store, campaign_id, hop
+        self.entries: dict[str, NodeEntry] = {}
+        self._texts: dict[str, str] = {}
+
+    def read_all(self) -> None:
+        """Every entry, and track changes from here (CampaignStore.entries(since_now=True))."""
+        texts = self.store.entry_texts(self.campaign_id, self.hop, since_now=True)
+        entries = {}
+        for node, text in texts.items():
+            kept = self.entries.get(node)
+            same = kept is not None and self._texts.get(node) == text
+            entries[node] = kept if same else self.store.decode_entry(self.campaign_id, self.hop, node, text)
+        self.entries, self._texts = entries, texts
+
+    def read_changed(self) -> None:
+        """The entries written since the last read (CampaignStore.changed_entries)."""
+        for node, text in self.store.changed_entry_texts(self.campaign_id, self.hop).items():
+            if text is None:
+                self.entries.pop(node, None)
+                self._texts.pop(node, None)
+            else:
+                self.entries[node] = self.store.decode_entry(self.campaign_id, self.hop, node, text)
+                self._texts[node] = text

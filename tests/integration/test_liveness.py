@@ -131,7 +131,7 @@ def test_the_dispatcher_reads_only_what_changed_and_everything_at_each_full_read
     first = dispatcher._hop_entries(campaign, 0)
     assert set(first) == {"w1", "w2"} and first["w1"]["phases"][0]["state"] == "running"
     assert store.changed_entries(campaign, 0) == {}  # the full read started tracking from there
-    dispatcher._entries[(campaign, 0)][1]["w2"] = {"stale": True}  # so a re-read of w2 would show
+    dispatcher._entries[(campaign, 0)][1].entries["w2"] = {"stale": True}  # so a re-read of w2 would show
     # A task's write is seen at the next tick, and only that entry is read again.
     assert store.finish_phase(campaign, 0, "w1", "drain", "done", "", "", attempt=1, task_id="task-1")
     seen = dispatcher._hop_entries(campaign, 0)
@@ -142,7 +142,14 @@ def test_the_dispatcher_reads_only_what_changed_and_everything_at_each_full_read
     store.redis.hset(f"ku:c:{campaign}:hop:0", "w2", json.dumps(entry))
     assert dispatcher._hop_entries(campaign, 0)["w2"] == {"stale": True}
     monkeypatch.setattr(dispatcher_module, "FULL_READ_SECONDS", 0.0)
-    assert dispatcher._hop_entries(campaign, 0)["w2"]["state"] == "running"
+    before = dispatcher._hop_entries(campaign, 0)
+    assert before["w2"]["state"] == "running"
+    # A full read decodes only what changed: an entry whose text is the same stays the same
+    # object, so nothing derived from it (the hop's view, its milestones) is worked out again.
+    store.redis.hset(f"ku:c:{campaign}:hop:0", "w2", json.dumps({**entry, "state": "pending"}))
+    after = dispatcher._hop_entries(campaign, 0)
+    assert after["w1"] is before["w1"] and after["w2"] is not before["w2"]
+    assert after["w2"]["state"] == "pending"
     # A damaged entry written meanwhile stops the read, naming its key, as a full read does.
     monkeypatch.setattr(dispatcher_module, "FULL_READ_SECONDS", 3600.0)
     dispatcher._hop_entries(campaign, 0)
