@@ -363,8 +363,8 @@ class CampaignStore:
 
     def dump(self, campaign_id: str) -> dict[str, Any]:
         """The campaign whole, as stored: record, plan, node entries and output tails per hop,
-        events, kept outputs, and the per-node details kept apart (live versions, packages and
-        schedules and verification rows per hop)."""
+        events, kept outputs, and the per-node details kept apart (the live versions; each hop's
+        schedule, packages and verification rows)."""
         dump: dict[str, Any] = {"id": campaign_id, "record": None, "plan": None, "hops": {}, "tails": {},
                                 "events": [], "outputs": {}, "live_versions": {}, "packages": {},
                                 "schedules": {}, "verification": {}}
@@ -424,9 +424,10 @@ class CampaignStore:
     # -- per-node details, kept apart from the record ----------------------------------------
     # Every phase task reads the record, so it must not grow with the cluster: at 5,000 nodes
     # the live versions, schedule (the worker order), resolved packages and verification rows
-    # were most of half a megabyte sent to every agent for every phase. Each lives in its own key, read by the node it
-    # concerns (one field) or by people (status). Records written before keep them inside:
-    # every reader falls back to the record's copy.
+    # were most of half a megabyte sent to every agent for every phase. Each lives in its own
+    # key, read by the node it concerns (one field), by the dispatcher (a schedule, once) or by
+    # people (status). Records written before keep them inside: every reader falls back to the
+    # record's copy.
     def put_live_versions(self, campaign_id: str, live: dict[str, dict[str, str | None]]) -> None:
         if live:
             self.redis.hset(f"ku:c:{campaign_id}:live", mapping={n: json.dumps(v) for n, v in live.items()})
