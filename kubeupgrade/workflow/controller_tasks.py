@@ -243,12 +243,13 @@ def verify(job: Job) -> StepOutcome:
 
     api = job_api(job)
     entries = job.store.entries(job.campaign_id, job.hop)
-    broken = window_violations(entries, job.schedule().limit)
+    schedule = job.schedule()  # its own key now: read it once
+    broken = window_violations(entries, schedule.limit)
     left = nodes_cordoned_by(api, job.campaign_id)
     if broken or left:
         found = broken + ([f"still cordoned by this campaign: {', '.join(left)}"] if left else [])
         raise PermanentError("verification: " + "; ".join(found))
-    rows, problems = verify_cluster(api, job.version, frozenset(job.schedule().left_alone))
+    rows, problems = verify_cluster(api, job.version, frozenset(schedule.left_alone))
 
     job.store.put_verification(job.campaign_id, job.hop, [row.__dict__ for row in rows])
     if problems:
