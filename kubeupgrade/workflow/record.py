@@ -24,9 +24,10 @@ Keys (JSON values):
   ku:notify, ku:notify:sending notifications to POST (policies.notify), and the one being sent
 
 Writers: the CLI (create, retry, abort), the dispatcher (dispatch, stage changes) and the phase
-tasks (begin/finish/fail). Every read-modify-write is an optimistic transaction. A task's write
-is fenced: it applies only while the phase is running under that task's id and attempt, so a
-late result of an old attempt (a frozen agent resumed, a redelivery) is dropped as stale.
+tasks (begin/finish/fail). Every read-modify-write is an optimistic compare-and-set (cas.py).
+A task's write is fenced: it applies only while the phase is running under that task's id and
+attempt, so a late result of an old attempt (a frozen agent resumed, a redelivery) is dropped
+as stale.
 
 A value that does not decode, or lacks the fields every reader relies on, raises DamagedRecord
 naming its key: the caller skips that campaign (and names it), the others go on.
@@ -48,6 +49,7 @@ from kubeupgrade.errors import PolicyRefused, RuntimeFailure
 from kubeupgrade.planning.windows import is_open, windows_of
 from kubeupgrade.workflow import locks
 from kubeupgrade.workflow.audit import outage_begun, outage_start
+from kubeupgrade.workflow.cas import CompareAndSet
 from kubeupgrade.workflow.decide import beyond_budget
 from kubeupgrade.workflow.liveness import queue_wake, wake
 from kubeupgrade.workflow.names import CLUSTER_ENTRY
@@ -147,6 +149,7 @@ def hop_facts(hop: HopRecord, entries: dict[str, NodeEntry]) -> dict[str, dict[s
 class CampaignStore:
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
+        self._cas = CompareAndSet(client)
 
     @classmethod
     def from_url(cls, url: str) -> CampaignStore:
@@ -156,31 +159,13 @@ class CampaignStore:
     # -- helpers -----------------------------------------------------------------------------
     def _transact(self, key: str, field: str | None, change: Callable[[Any], Any],
                   also: Callable[[Any], Any] | None = None) -> Any:
-        """Optimistic read-modify-write of `key` (or its hash field); `also` adds writes of
-        other keys to the same transaction, made only if the change is."""
+        """Optimistic read-modify-write of `key` (or its hash field, which also lands in
+        `key:changed`) by compare-and-set (cas.py); `also` adds writes of other keys, made only
+        with the change. The new value, or the current one when `change` wrote nothing."""
         required = _ENTRY_FIELDS if field is not None else _DOC_FIELDS
-        while True:
-            with self.redis.pipeline() as pipe:
-                try:
-                    pipe.watch(key)
-                    raw = pipe.hget(key, field) if field is not None else pipe.get(key)
-                    current = _decode(raw, key, required, field) if raw else None
-                    updated = change(current)
-                    if updated is None:
-                        pipe.unwatch()
-                        return current
-                    pipe.multi()
-                    if field is not None:
-                        pipe.hset(key, field, json.dumps(updated))
-                        pipe.sadd(f"{key}:changed", field)
-                    else:
-                        pipe.set(key, json.dumps(updated))
-                    if also is not None:
-                        also(pipe)
-                    pipe.execute()
-                    return updated
-                except redis.WatchError:
-                    continue
+        _, value = self._cas.update(key, field or "", lambda raw: _decode(raw, key, required, field),
+                                    change, also, track_changed=field is not None)
+        return value
 
     # -- campaigns ---------------------------------------------------------------------------
     def create(self, cluster: str, campaign: dict[str, Any], source: str,

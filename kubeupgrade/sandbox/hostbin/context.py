@@ -31,6 +31,10 @@ if TYPE_CHECKING:  # a simulated command is a new process: it imports only what 
     from kubeupgrade.sandbox.faults import Fault, FaultKind
 
 
+# id(config) -> (that config, node name -> its entry): one config at a time (the farm's shared one).
+_node_index: dict[int, tuple[dict[str, Any], dict[str, dict[str, Any]]]] = {}
+
+
 class ExitCommand(Exception):  # noqa: N818 - a control-flow signal, not an error
     def __init__(self, code: int) -> None:
         super().__init__(code)
@@ -69,12 +73,23 @@ class Host:
         return self.root / absolute.lstrip("/")
 
     @property
+    def node_spec(self) -> dict[str, Any]:
+        """This node's entry in the sandbox config (a scan of every node, once per config: an
+        agent farm's commands share one config of thousands of nodes)."""
+        index = _node_index.get(id(self.config))
+        if index is None or index[0] is not self.config:
+            index = (self.config, {n["name"]: n for n in self.config["nodes"]})
+            _node_index.clear()
+            _node_index[id(self.config)] = index
+        return index[1][self.node]
+
+    @property
     def family(self) -> str:
-        return next(n["os"] for n in self.config["nodes"] if n["name"] == self.node)
+        return str(self.node_spec["os"])
 
     @property
     def is_control_plane(self) -> bool:
-        return next(n["role"] for n in self.config["nodes"] if n["name"] == self.node) == "control-plane"
+        return bool(self.node_spec["role"] == "control-plane")
 
     # -- output and flow ---------------------------------------------------------------
     def out(self, text: str = "", end: str = "\n") -> None:

@@ -1,0 +1,111 @@
+"""The record's read-modify-write (kubeupgrade.workflow.cas): no update is lost by concurrent
+writers, the further writes land only with the change, and a guessed text (this process's last
+write) is never the ground for a decision the value as it is would not make. Real redis-server."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import pytest
+import redis
+
+from kubeupgrade.workflow.cas import CompareAndSet, Writes
+
+pytestmark = pytest.mark.integration
+
+KEY, FIELD = "ku:c:test:hop:0", "worker-1"
+
+
+def client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, decode_responses=True)
+
+
+def increment(value: dict[str, Any] | None) -> dict[str, Any]:
+    return {"n": (value or {"n": 0})["n"] + 1}
+
+
+def test_no_update_is_lost_and_further_writes_land_only_with_their_change(redis_url: str) -> None:
+    # Two "processes" (each its own connection and its own guesses), four threads each.
+    writers = [CompareAndSet(client(redis_url)) for _ in range(2)]
+    rounds = 150
+
+    def work(cas: CompareAndSet) -> None:
+        for _ in range(rounds):
+            cas.update(KEY, FIELD, json.loads, increment,
+                       lambda writes: writes.rpush("log", 1), track_changed=True)
+
+    threads = [threading.Thread(target=work, args=(cas,)) for cas in writers for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    plain = client(redis_url)
+    assert json.loads(plain.hget(KEY, FIELD))["n"] == 8 * rounds
+    assert plain.llen("log") == 8 * rounds  # one further write per change written, none per retry
+    assert plain.smembers(f"{KEY}:changed") == {FIELD}
+
+
+def test_a_guess_overtaken_by_another_writer_is_recomputed_on_the_value_as_it_is(redis_url: str) -> None:
+    cas, other = CompareAndSet(client(redis_url)), client(redis_url)
+    cas.update(KEY, FIELD, json.loads, increment)  # n = 1, and the text is remembered
+    other.hset(KEY, FIELD, json.dumps({"n": 41}))
+    written, value = cas.update(KEY, FIELD, json.loads, increment)
+    assert written and value == {"n": 42} == json.loads(other.hget(KEY, FIELD))
+
+
+def test_writing_nothing_is_decided_on_the_value_as_it_is_not_on_a_guess(redis_url: str) -> None:
+    # The fence of a task's write: only while the phase is still running. This process last
+    # wrote "succeeded"; an operator's retry has since opened it again: the write must happen.
+    cas, other = CompareAndSet(client(redis_url)), client(redis_url)
+    cas.update(KEY, FIELD, json.loads, lambda _: {"state": "succeeded"})
+    other.hset(KEY, FIELD, json.dumps({"state": "running"}))
+    seen: list[str] = []
+
+    def finish(value: dict[str, Any] | None) -> dict[str, Any] | None:
+        seen.append(value["state"] if value else "absent")
+        return {"state": "succeeded", "by": "this task"} if value and value["state"] == "running" else None
+
+    written, value = cas.update(KEY, FIELD, json.loads, finish)
+    assert seen == ["succeeded", "running"]  # the guess said "nothing to do"; the value was read
+    assert written and json.loads(other.hget(KEY, FIELD))["by"] == "this task"
+
+
+def test_a_value_deleted_under_a_guess_is_seen_as_absent_and_nothing_is_created(redis_url: str) -> None:
+    cas, other = CompareAndSet(client(redis_url)), client(redis_url)
+    cas.update(KEY, FIELD, json.loads, increment)
+    other.delete(KEY)
+
+    def only_existing(value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return increment(value) if value is not None else None
+
+    assert cas.update(KEY, FIELD, json.loads, only_existing) == (False, None)
+    assert other.exists(KEY) == 0
+
+
+def test_a_string_key_and_a_flushed_script_cache(redis_url: str) -> None:
+    # A restarted Redis has no scripts loaded: the next update loads it again.
+    cas, other = CompareAndSet(client(redis_url)), client(redis_url)
+    cas.update("ku:c:test", "", json.loads, increment)
+    other.script_flush()
+    assert cas.update("ku:c:test", "", json.loads, increment) == (True, {"n": 2})
+    assert json.loads(other.get("ku:c:test")) == {"n": 2}
+    assert not other.exists("ku:c:test:changed")  # only a hash field is tracked
+
+
+def test_a_change_failing_to_decode_writes_nothing(redis_url: str) -> None:
+    cas, other = CompareAndSet(client(redis_url)), client(redis_url)
+    other.hset(KEY, FIELD, "{not json")
+    with pytest.raises(json.JSONDecodeError):
+        cas.update(KEY, FIELD, json.loads, increment)
+    assert other.hget(KEY, FIELD) == "{not json"
+
+
+def test_only_plain_writes_ride_along() -> None:
+    writes = Writes()
+    writes.hset("k", "f", 1)
+    writes.delete("k2")
+    assert writes.arguments == ["4", "HSET", "k", "f", "1", "2", "DEL", "k2"]
+    with pytest.raises(AttributeError, match="eval is not a write"):
+        writes.eval("return 1", 0)  # type: ignore[operator]
