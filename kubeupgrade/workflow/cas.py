@@ -97,7 +97,9 @@ class CompareAndSet:
         """Apply `change` (decoded value or None -> new value, or None to write nothing) to the
         value at `key` (its `field` when not ""). `also` adds writes made only with the change;
         `track_changed` adds the field to `key:changed` in the same script. Returns (written,
-        the new value or, when nothing was written, the current one)."""
+        the new value or, when nothing was written, the current one). `change` may run more
+        than once (on a guess, then on the value as it is): whatever it tells its caller must
+        be decided afresh on each run."""
         slot = (key, field)
         with self._lock:
             text = self._known.get(slot)

@@ -599,6 +599,7 @@ class CampaignStore:
 
         def change(entry: NodeEntry) -> Any:
             nonlocal verdict
+            verdict = "run"  # decided afresh on each reading (cas.py may compute it twice)
             if entry["attempt"] != attempt:
                 verdict = "stale"
                 return False

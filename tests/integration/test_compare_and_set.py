@@ -109,3 +109,22 @@ def test_only_plain_writes_ride_along() -> None:
     assert writes.arguments == ["4", "HSET", "k", "f", "1", "2", "DEL", "k2"]
     with pytest.raises(AttributeError, match="eval is not a write"):
         writes.eval("return 1", 0)  # type: ignore[operator]
+
+
+def test_a_new_attempt_runs_where_this_process_last_wrote_the_old_one(redis_url: str) -> None:
+    # An agent's store remembers the entry it wrote at attempt 1; an operator's retry (another
+    # process) opens attempt 2. The agent's first reading (its guess) says "stale"; the
+    # verdict must come from the value as it is, and so must the write.
+    from kubeupgrade.workflow.record import CampaignStore, new_attempt
+    from tests.integration.test_record_details import accepted
+
+    agent, operator = CampaignStore.from_url(redis_url), CampaignStore.from_url(redis_url)
+    campaign = accepted(operator, "c1", 2)
+    node = "c1-worker-00000"
+    phase = agent.entry(campaign, 0, node)["phases"][0]["phase"]
+    assert agent.begin_phase(campaign, 0, node, phase, 1, "task-1") == "run"
+    operator.update_entry(campaign, 0, node, new_attempt)
+    assert agent.begin_phase(campaign, 0, node, phase, 2, "task-2") == "run"
+    record = agent.entry(campaign, 0, node)["phases"][0]
+    assert (record["state"], record["task_id"]) == ("running", "task-2")
+    assert agent.begin_phase(campaign, 0, node, phase, 1, "task-1") == "stale"
