@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from copy import copy
 from typing import Any
 
@@ -40,10 +41,32 @@ class KubeNotFound(KubeRefused):
     pass
 
 
+# The kubeconfig loader's hook runs before every request to renew a token that expires (an
+# exec plugin's), and sets the whole configuration again each time, the proxy lookup in the
+# environment included: a tenth of every API call of the controller. The loader renews a token
+# five minutes before it expires, so looking once a minute renews it in time all the same.
+TOKEN_CHECK_SECONDS = 60.0
+
+
+def _at_most_every(seconds: float, hook: Callable[[Any], None]) -> Callable[[Any], None]:
+    last = [float("-inf")]
+
+    def throttled(configuration: Any) -> None:
+        now = time.monotonic()
+        if now - last[0] >= seconds:
+            last[0] = now
+            hook(configuration)
+
+    return throttled
+
+
 class KubeApi:
     def __init__(self, kubeconfig: str) -> None:
         self._client = config.new_client_from_config(config_file=kubeconfig)
         self._client.configuration.retries = 0  # we retry ourselves, visibly
+        refresh = self._client.configuration.refresh_api_key_hook
+        if refresh is not None:
+            self._client.configuration.refresh_api_key_hook = _at_most_every(TOKEN_CHECK_SECONDS, refresh)
         self.core = client.CoreV1Api(self._client)
         self.apps = client.AppsV1Api(self._client)
         self.policy = client.PolicyV1Api(self._client)

@@ -147,30 +147,68 @@ class AgentHeartbeat:
             self._stop.wait(self.period)
 
 
+class _PhaseBeats:
+    """Every phase running in this process, refreshed together by one thread: a thread per
+    phase was a thread started and joined per task, thousands a minute in an agent farm."""
+
+    def __init__(self, client: redis.Redis, period: float, ttl: int) -> None:
+        self.client, self.period, self.ttl = client, period, ttl
+        self.running: set[str] = set()
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    def add(self, task_id: str) -> None:
+        self._set([task_id])  # beating before the body starts, as the dispatcher may look now
+        with self.lock:
+            self.running.add(task_id)
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._run, daemon=True, name="phase-beats")
+                self.thread.start()
+
+    def remove(self, task_id: str) -> None:
+        with self.lock:  # not between a refresh's snapshot and its write: no beat after the end
+            self.running.discard(task_id)
+        with contextlib.suppress(redis.RedisError):
+            self.client.delete(beat_key(task_id))
+
+    def _set(self, task_ids: list[str]) -> None:
+        try:
+            with self.client.pipeline(transaction=False) as refresh:
+                for task_id in task_ids:
+                    refresh.set(beat_key(task_id), int(time.time()), ex=self.ttl)
+                refresh.execute()
+        except redis.RedisError as error:
+            log.warning("phase heartbeat of %s: %s", ", ".join(task_ids), error)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.period)
+            with self.lock:
+                if not self.running:
+                    self.thread = None  # the next phase starts another
+                    return
+                self._set(sorted(self.running))
+
+
+_beats: dict[tuple[int, int, float, int], _PhaseBeats] = {}  # (pid, client, period, ttl) -> its keeper
+_beats_lock = threading.Lock()
+
+
 @contextlib.contextmanager
 def phase_beating(client: redis.Redis, task_id: str, period: float = BEAT_PERIOD,
                   ttl: int = BEAT_TTL) -> Iterator[None]:
-    """Refresh `ku:beat:<task id>` while the block runs (a phase body), from a thread, so a
-    long command does not stop it; the key is removed when the block ends."""
-    stop = threading.Event()
-
-    def refresh() -> None:
-        while not stop.is_set():
-            try:
-                client.set(beat_key(task_id), int(time.time()), ex=ttl)
-            except redis.RedisError as error:
-                log.warning("phase heartbeat of %s: %s", task_id, error)
-            stop.wait(period)
-
-    thread = threading.Thread(target=refresh, daemon=True, name=f"beat-{task_id[:8]}")
-    thread.start()
+    """Refresh `ku:beat:<task id>` while the block runs (a phase body), from this process's
+    beat thread, so a long command does not stop it; the key is removed when the block ends."""
+    key = (os.getpid(), id(client), period, ttl)  # a forked pool process makes its own
+    with _beats_lock:
+        beats = _beats.get(key)
+        if beats is None or beats.client is not client:
+            beats = _beats[key] = _PhaseBeats(client, period, ttl)
+    beats.add(task_id)
     try:
         yield
     finally:
-        stop.set()
-        thread.join(timeout=period + 1)
-        with contextlib.suppress(redis.RedisError):
-            client.delete(beat_key(task_id))
+        beats.remove(task_id)
 
 
 def beat_for(client: redis.Redis, task_id: str, seconds: float) -> None:

@@ -61,6 +61,24 @@ def test_a_phase_beats_while_its_body_runs_and_not_after(redis_url):
     assert store.redis.ttl(liveness.beat_key("task-3")) > 30
 
 
+def test_phases_running_together_beat_from_one_thread_which_ends_when_they_do(redis_url):
+    store = CampaignStore.from_url(redis_url)
+
+    def beat_threads():
+        return [t for t in threading.enumerate() if t.name == "phase-beats"]
+
+    with liveness.phase_beating(store.redis, "task-a", period=0.1, ttl=1):
+        with liveness.phase_beating(store.redis, "task-b", period=0.1, ttl=1):
+            time.sleep(1.5)
+            assert liveness.beating(store.redis, ["task-a", "task-b"]) == {"task-a", "task-b"}
+            assert len(beat_threads()) == 1
+        time.sleep(1.2)  # a refresh after task-b ended would have brought its key back
+        assert liveness.beating(store.redis, ["task-a", "task-b"]) == {"task-a"}
+    assert liveness.beating(store.redis, ["task-a"]) == set()
+    time.sleep(0.3)
+    assert beat_threads() == []
+
+
 def test_the_dispatcher_sleeps_until_a_change_and_never_misses_or_piles_up_wakes(redis_url):
     store = CampaignStore.from_url(redis_url)
     started = time.monotonic()
