@@ -28,26 +28,36 @@ class ApiFailure(Exception):
         self.status = status
 
 
-# kubeconfig text -> (server, token, TLS context). In an agent farm, thousands of simulated
-# commands read the same few kubeconfigs: parsing the YAML and loading the CA into a new TLS
-# context were a third of a simulated kubeadm's work. A changed file is a new text.
-_made: dict[str, tuple[str, str, ssl.SSLContext]] = {}
+def load_yaml(text: str) -> Any:
+    """yaml.safe_load, with libyaml's parser where PyYAML has it (ten times faster: the
+    simulated kubeadm parses kubeconfigs and the ClusterConfiguration on every run)."""
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - a safe loader
+
+
+# CA certificate -> an opener trusting it. In an agent farm, thousands of simulated commands
+# reach the API server with each node's own kubeconfig but the same CA: a new TLS context and
+# opener per command were a third of a simulated kubeadm's work.
+_openers: dict[str, urllib.request.OpenerDirector] = {}
+
+
+def _opener(ca: str) -> urllib.request.OpenerDirector:
+    opener = _openers.get(ca)
+    if opener is None:
+        context = ssl.create_default_context(cadata=ca)
+        opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context))
+        if len(_openers) >= 16:
+            _openers.clear()
+        _openers[ca] = opener
+    return opener
 
 
 class KubeClient:
     def __init__(self, kubeconfig: Path) -> None:
-        text = kubeconfig.read_text()
-        made = _made.get(text)
-        if made is None:
-            config = yaml.safe_load(text)
-            cluster = config["clusters"][0]["cluster"]
-            context = ssl.create_default_context(
-                cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
-            made = (cluster["server"].rstrip("/"), config["users"][0]["user"]["token"], context)
-            if len(_made) >= 64:
-                _made.clear()
-            _made[text] = made
-        self.server, self.token, self.context = made
+        config = load_yaml(kubeconfig.read_text())
+        cluster = config["clusters"][0]["cluster"]
+        self.server = cluster["server"].rstrip("/")
+        self.token = config["users"][0]["user"]["token"]
+        self.opener = _opener(base64.b64decode(cluster["certificate-authority-data"]).decode())
 
     def request(self, method: str, path: str, body: Any = None,
                 content_type: str = "application/json", timeout: float = 10.0) -> Any:
@@ -57,7 +67,7 @@ class KubeClient:
             headers={"Authorization": f"Bearer {self.token}", "Content-Type": content_type,
                      "Accept": "application/json"})
         try:
-            with urllib.request.urlopen(request, timeout=timeout, context=self.context) as response:
+            with self.opener.open(request, timeout=timeout) as response:
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as error:
             try:

@@ -21,7 +21,7 @@ from kubeupgrade.errors import InvalidInput
 from kubeupgrade.model.versions import KubeVersion, MinorVersion, parse_version
 from kubeupgrade.sandbox import objects, releases
 from kubeupgrade.sandbox.disruption import is_pod_ready
-from kubeupgrade.sandbox.hostbin.apiclient import ApiFailure, ApiUnavailable, KubeClient
+from kubeupgrade.sandbox.hostbin.apiclient import ApiFailure, ApiUnavailable, KubeClient, load_yaml
 from kubeupgrade.sandbox.hostbin.context import Host
 from kubeupgrade.sandbox.hostbin.kubeadm import (
     STACK_HINT,
@@ -60,7 +60,7 @@ def _cluster_configuration(host: Host, client: KubeClient, command: str
         host.out(line)
     configmap = _call(host, "[upgrade/config] FATAL: unable to fetch the kubeadm-config ConfigMap",
                       lambda: client.get(CONFIGMAP))
-    config = yaml.safe_load(configmap["data"]["ClusterConfiguration"])
+    config = load_yaml(configmap["data"]["ClusterConfiguration"])
     # kubeadm supports control planes from one minor below its own (MinimumControlPlaneVersion).
     kubeadm, cluster = kubeadm_version(host), parse_version(config["kubernetesVersion"])
     if cluster.minor_version.minor < kubeadm.minor_version.minor - 1:
