@@ -46,7 +46,8 @@ return {1}
 
 # The writes a change may add (`also`): plain commands whose arguments are the method's.
 _WRITES = frozenset({"set", "hset", "hdel", "sadd", "srem", "rpush", "ltrim", "delete", "expire"})
-_GUESSES_KEPT = 4096  # values whose last known text is kept, per process (oldest forgotten first)
+_GUESSES_KEPT = 1024  # values whose last known text is kept, per process (oldest forgotten first):
+# a guess serves a task between its begin and its finish, so a few hundred in flight at most
 
 
 class Writes:
