@@ -126,4 +126,3 @@ class CompareAndSet:
                 self._remember(slot, new_text)
                 return True, updated
             guessed, text = False, (answer[1] if len(answer) > 1 and answer[1] else None)
-
