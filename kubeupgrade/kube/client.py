@@ -48,16 +48,29 @@ class KubeNotFound(KubeRefused):
 TOKEN_CHECK_SECONDS = 60.0
 
 
-def _at_most_every(seconds: float, hook: Callable[[Any], None]) -> Callable[[Any], None]:
-    last = [float("-inf")]
+class _TokenCheck:
+    """The loader's hook, run at most once a period. Each run of the loader's hook installs
+    the hook again on the configuration, so this puts itself back after it, adopting the
+    newly installed hook as the one to run next time."""
 
-    def throttled(configuration: Any) -> None:
+    def __init__(self, seconds: float, hook: Callable[[Any], None]) -> None:
+        self.seconds = seconds
+        self.hook = hook
+        self.last = float("-inf")
+
+    def __call__(self, configuration: Any) -> None:
         now = time.monotonic()
-        if now - last[0] >= seconds:
-            last[0] = now
-            hook(configuration)
-
-    return throttled
+        if now - self.last < self.seconds:
+            return
+        self.last = now
+        try:
+            self.hook(configuration)
+        finally:
+            installed = getattr(configuration, "refresh_api_key_hook", None)
+            if installed is not self:
+                if installed is not None:
+                    self.hook = installed
+                configuration.refresh_api_key_hook = self
 
 
 class KubeApi:
@@ -66,7 +79,7 @@ class KubeApi:
         self._client.configuration.retries = 0  # we retry ourselves, visibly
         refresh = self._client.configuration.refresh_api_key_hook
         if refresh is not None:
-            self._client.configuration.refresh_api_key_hook = _at_most_every(TOKEN_CHECK_SECONDS, refresh)
+            self._client.configuration.refresh_api_key_hook = _TokenCheck(TOKEN_CHECK_SECONDS, refresh)
         self.core = client.CoreV1Api(self._client)
         self.apps = client.AppsV1Api(self._client)
         self.policy = client.PolicyV1Api(self._client)

@@ -7,8 +7,11 @@ never two control-plane chains, nothing new once a worker failed, and every work
 
 from __future__ import annotations
 
+import bisect
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from kubeupgrade.model.campaign import WorkerStrategy
 from kubeupgrade.planning.scheduling import NodeState, Pools, workers_to_prepare, workers_to_start
@@ -47,12 +50,121 @@ def facts(entry: Entry) -> tuple[bool, bool]:
     return ready, False
 
 
+class WorkerFacts(NamedTuple):
+    """What decide_workers asks of one worker's entry, all of it from that entry alone: the
+    dispatcher keeps it per entry object (hop_view), so a tick at thousands of workers walks
+    no phase list of an entry that did not change."""
+
+    prepared: bool
+    in_flight: bool
+    state: NodeState  # where the worker stands for the scheduling policies
+    resume: bool  # its outage began and nothing of it is in flight: resumed first
+
+
+def worker_facts(entry: Entry) -> WorkerFacts:
+    ready, flying = facts(entry)
+    state, resume = entry["state"], False
+    if state == "failed":
+        node_state = NodeState.FAILED_OUT_OF_SERVICE if out_of_service(entry) else NodeState.FAILED_IN_SERVICE
+    elif state == "succeeded":
+        node_state = NodeState.SUCCEEDED
+    elif not ready:
+        node_state = NodeState.PENDING
+    elif flying:
+        node_state = NodeState.RUNNING
+    elif out_of_service(entry):  # its outage began and nothing of it is in flight
+        node_state, resume = NodeState.RUNNING, True
+    else:
+        node_state = NodeState.PENDING
+    return WorkerFacts(ready, flying, node_state, resume)
+
+
+_FAILED = (NodeState.FAILED_IN_SERVICE, NodeState.FAILED_OUT_OF_SERVICE)
+_ENDED = (NodeState.SUCCEEDED, *_FAILED)
+
+
 def out_of_service(entry: Entry) -> bool:
     """A worker counts against the limit from the moment its outage begins (or its outage
     chain is sent) until it has succeeded; a failed one stays out (it is left cordoned)."""
     if entry["state"] == "succeeded":
         return False
     return outage_begun(entry) or (prepared(entry) and in_flight(entry))
+
+
+class _Positions:
+    """Positions in the worker order, kept sorted: the first k in order are a slice."""
+
+    def __init__(self) -> None:
+        self.sorted: list[int] = []
+
+    def add(self, position: int) -> None:
+        bisect.insort(self.sorted, position)
+
+    def discard(self, position: int) -> None:
+        at = bisect.bisect_left(self.sorted, position)
+        if at < len(self.sorted) and self.sorted[at] == position:
+            del self.sorted[at]
+
+
+class WorkerIndex:
+    """A hop's workers grouped by what decide_workers asks of them, kept up to date one entry
+    at a time (`put` when an entry is new or changed, `drop` when it is gone): a tick at
+    thousands of workers then decides on counts and sorted positions instead of walking every
+    worker. Pure: the dispatcher's HopView feeds it the entries it reads."""
+
+    def __init__(self, order: Sequence[str]) -> None:
+        self.order = tuple(order)
+        self.position = {name: at for at, name in enumerate(self.order)}
+        self.facts: dict[str, WorkerFacts] = {}
+        self.states: Counter[NodeState] = Counter()
+        self.in_flight = 0
+        self.preparing = 0  # not prepared, preparation in flight
+        self.failed, self.resume = _Positions(), _Positions()
+        self.eligible = _Positions()  # prepared, not started
+        self.unprepared = _Positions()  # preparation not sent
+
+    def put(self, name: str, worker: WorkerFacts) -> None:
+        """`worker`: worker_facts of the node's entry as read now."""
+        if name not in self.position:
+            return
+        self.drop(name)
+        self._count(name, worker, 1)
+
+    def drop(self, name: str) -> None:
+        known = self.facts.get(name)
+        if known is not None:
+            self._count(name, known, -1)
+
+    def _count(self, name: str, worker: WorkerFacts, sign: int) -> None:
+        at = self.position[name]
+        if sign > 0:
+            self.facts[name] = worker
+        else:
+            del self.facts[name]
+        self.states[worker.state] += sign
+        self.in_flight += sign * worker.in_flight
+        groups = []
+        if worker.state in _FAILED:
+            groups.append(self.failed)
+        if worker.resume:
+            groups.append(self.resume)
+        if worker.prepared:
+            if worker.state is NodeState.PENDING:
+                groups.append(self.eligible)
+        elif worker.state not in _FAILED:
+            if worker.in_flight:
+                self.preparing += sign
+            else:
+                groups.append(self.unprepared)
+        for group in groups:
+            (group.add if sign > 0 else group.discard)(at)
+
+    def complete(self, order: Sequence[str]) -> bool:
+        """Whether it indexes exactly `order`, every worker of it present."""
+        return len(self.facts) == len(self.order) and tuple(order) == self.order
+
+    def names(self, positions: Sequence[int]) -> list[str]:
+        return [self.order[at] for at in positions]
 
 
 @dataclass(frozen=True)
@@ -70,7 +182,7 @@ def decide_workers(order: Sequence[str], limit: int, strategy: WorkerStrategy,
                    gate_passed: bool = True, paused: bool = False,
                    pools: Pools | None = None, outage_allowed: bool = True,
                    prepare_ahead: int = 0,
-                   known: Mapping[str, tuple[bool, bool]] | None = None) -> WorkerStep:
+                   known: Mapping[str, WorkerFacts] | WorkerIndex | None = None) -> WorkerStep:
     """Prepare workers ahead of the window (no outage); take them out of service as the limit
     allows. A worker whose outage began holds its slot until it finishes, also while none of
     its tasks is in flight (one was lost and goes again, or the campaign was retried): it is
@@ -80,60 +192,40 @@ def decide_workers(order: Sequence[str], limit: int, strategy: WorkerStrategy,
     service keeps its slot. `pools` add per-pool limits. Outside a maintenance window
     (`outage_allowed` False) workers are prepared but none begins an outage. With `canary` > 0
     the first `canary` workers go alone, then the health gate (`gate`) must pass before any
-    other worker starts, even its preparation. `known`: each worker's facts(entry), when the
-    caller keeps them from tick to tick."""
-    failed_list = []
-    unfinished = False
-    for name in order:
-        state = entries[name]["state"]
-        if state == "failed":
-            failed_list.append(name)
-        elif state != "succeeded":
-            unfinished = True
-    failed = tuple(failed_list)
+    other worker starts, even its preparation. `known`: each worker's worker_facts(entry),
+    when the caller keeps them from tick to tick, or a WorkerIndex of them (the same decision,
+    on counts: see _decide_on_index)."""
+    if isinstance(known, WorkerIndex):
+        if (known.complete(order) and strategy is WorkerStrategy.WINDOW and not pools
+                and not (canary and not gate_passed)):
+            return _decide_on_index(known, limit, max_failed=max_failed, paused=paused,
+                                    outage_allowed=outage_allowed, prepare_ahead=prepare_ahead)
+        known = known.facts if known.complete(order) else None
+    of = known if known is not None else {name: worker_facts(entries[name]) for name in order}
+    failed = tuple(name for name in order if of[name].state in _FAILED)
     if len(failed) > max_failed:
         return WorkerStep(failed=failed)  # nothing new starts; the ones in flight finish
-    if not unfinished:
+    if all(of[name].state in _ENDED for name in order):
         return WorkerStep(finished=True, failed=failed)
     scoped = len(order)
     if canary and not gate_passed:
         scoped = canary
-        if all(entries[name]["state"] in ("failed", "succeeded") for name in order[:canary]):
+        if all(of[name].state in _ENDED for name in order[:canary]):
             return WorkerStep(failed=failed, gate=not paused)
-    # One pass over the workers, each worker's phases walked at most twice (facts, unless the
-    # caller keeps them, and whether its outage began): a tick at thousands of workers runs this.
-    states: dict[str, NodeState] = {}
-    resume: list[str] = []
+    # One pass over the workers, on facts kept per entry: a tick at thousands of workers runs this.
+    states = {name: of[name].state for name in order}
+    resume = [name for name in order if of[name].resume]
+    any_flying = any(of[name].in_flight for name in order)
     eligible: set[str] = set()  # prepared, in scope, not started: may take a slot
     preparing: set[str] = set()  # in scope, preparation in flight
     unprepared: set[str] = set()  # in scope, preparation not sent
-    any_flying = False
-    for index, name in enumerate(order):
-        entry = entries[name]
-        ready, flying = known[name] if known is not None else facts(entry)
-        any_flying = any_flying or flying
-        state = entry["state"]
-        if state == "failed":
-            node_state = NodeState.FAILED_OUT_OF_SERVICE if out_of_service(entry) else NodeState.FAILED_IN_SERVICE
-        elif state == "succeeded":
-            node_state = NodeState.SUCCEEDED
-        elif not ready:
-            node_state = NodeState.PENDING
-        elif flying:
-            node_state = NodeState.RUNNING
-        elif out_of_service(entry):  # its outage began and nothing of it is in flight
-            node_state = NodeState.RUNNING
-            resume.append(name)
-        else:
-            node_state = NodeState.PENDING
-        states[name] = node_state
-        if index >= scoped:
-            continue
-        if ready:
-            if node_state is NodeState.PENDING:
+    for name in order[:scoped]:
+        worker = of[name]
+        if worker.prepared:
+            if worker.state is NodeState.PENDING:
                 eligible.add(name)
-        elif state != "failed":
-            (preparing if flying else unprepared).add(name)
+        elif worker.state not in _FAILED:
+            (preparing if worker.in_flight else unprepared).add(name)
     if paused:
         return WorkerStep(outage=tuple(resume), failed=failed)
     starting = workers_to_start(order, states, limit, strategy, eligible=eligible, pools=pools)
@@ -142,6 +234,32 @@ def decide_workers(order: Sequence[str], limit: int, strategy: WorkerStrategy,
     ahead = workers_to_prepare(order, preparing, waiting, unprepared, limit=limit, pools=pools,
                                ahead_per_lane=prepare_ahead)
     stuck = outage_allowed and not outage and not ahead and not any_flying
+    return WorkerStep(outage=tuple(outage), prepare=tuple(ahead), failed=failed, stuck=stuck)
+
+
+def _decide_on_index(index: WorkerIndex, limit: int, *, max_failed: int, paused: bool,
+                     outage_allowed: bool, prepare_ahead: int) -> WorkerStep:
+    """decide_workers for the window strategy with no pools and no canary still to pass, on a
+    complete index: the same steps as the walk over every worker, each answered from the
+    index's counts and sorted positions (tests/unit/test_hop_view.py checks they agree)."""
+    failed = tuple(index.names(index.failed.sorted))
+    if len(failed) > max_failed:
+        return WorkerStep(failed=failed)
+    if not index.states[NodeState.PENDING] and not index.states[NodeState.RUNNING]:
+        return WorkerStep(finished=True, failed=failed)
+    resume = index.names(index.resume.sorted)
+    if paused:
+        return WorkerStep(outage=tuple(resume), failed=failed)
+    # workers_to_start, window: the first eligible workers in order, as many as slots are free.
+    out = index.states[NodeState.RUNNING] + index.states[NodeState.FAILED_OUT_OF_SERVICE]
+    free = max(0, limit - out)
+    starting = index.names(index.eligible.sorted[:free]) if free else []
+    outage = resume + (starting if outage_allowed else [])
+    # workers_to_prepare, one lane: the first unprepared in order, up to the room ahead.
+    waiting = len(index.eligible.sorted) - (len(starting) if outage_allowed else 0)
+    room = (prepare_ahead or 2 * limit) - index.preparing - waiting
+    ahead = index.names(index.unprepared.sorted[:room]) if room > 0 else []
+    stuck = outage_allowed and not outage and not ahead and not index.in_flight
     return WorkerStep(outage=tuple(outage), prepare=tuple(ahead), failed=failed, stuck=stuck)
 
 

@@ -10,36 +10,59 @@ Entries are never changed in place: every change goes through the store on a fre
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
-from kubeupgrade.workflow.decide import facts, first_open_phase
+from kubeupgrade.workflow.decide import WorkerFacts, WorkerIndex, first_open_phase, worker_facts
 from kubeupgrade.workflow.schema import NodeEntry, PhaseRecord
 
 
 class HopView:
     def __init__(self) -> None:
         self._seen: dict[str, NodeEntry] = {}  # node -> the entry object last derived from
-        self.facts: dict[str, tuple[bool, bool]] = {}  # node -> (prepared, in flight)
+        self.facts: dict[str, WorkerFacts] = {}  # node -> what decide_workers asks of it
         self.watched: dict[str, PhaseRecord] = {}  # node -> its first open phase, if it has a task and has not failed
+        self.failed: set[str] = set()  # nodes whose entry is failed
+        self._workers: WorkerIndex | None = None  # see workers_index
+        self._read: Mapping[str, NodeEntry] | None = None  # the mapping last refreshed from
 
     def refresh(self, entries: Mapping[str, NodeEntry]) -> None:
-        """Bring the view up to `entries` (the hop as the dispatcher just read it)."""
+        """Bring the view up to `entries` (the hop as the dispatcher just read it). A tick asks
+        the view several times of the one mapping it read: after the first, nothing to do."""
+        if entries is self._read:
+            return
         for name, entry in entries.items():
             if self._seen.get(name) is not entry:
                 self._derive(name, entry)
         if len(self._seen) > len(entries):
             for name in [n for n in self._seen if n not in entries]:
                 self._forget(name)
+        self._read = entries
+
+    def workers_index(self, order: Sequence[str]) -> WorkerIndex:
+        """The workers in `order` (the hop's worker order) indexed for decide_workers, built on
+        first use (the worker stage) and from then on kept up to date with the view."""
+        if self._workers is None or (self._workers.order is not order and self._workers.order != tuple(order)):
+            self._workers = WorkerIndex(order)
+            for name, known in self.facts.items():
+                self._workers.put(name, known)
+        return self._workers
 
     def _derive(self, name: str, entry: NodeEntry) -> None:
         self._forget(name)
         phase = first_open_phase(entry)
         self._seen[name] = entry
-        self.facts[name] = facts(entry)
+        self.facts[name] = known = worker_facts(entry)
+        if self._workers is not None:
+            self._workers.put(name, known)
         if phase is not None and phase["task_id"] and phase["state"] != "failed":
             self.watched[name] = phase
+        if entry["state"] == "failed":
+            self.failed.add(name)
 
     def _forget(self, name: str) -> None:
         self._seen.pop(name, None)
         self.facts.pop(name, None)
         self.watched.pop(name, None)
+        self.failed.discard(name)
+        if self._workers is not None:
+            self._workers.drop(name)

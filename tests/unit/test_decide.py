@@ -373,3 +373,26 @@ def test_a_task_is_awaited_once_its_chain_reaches_it_and_from_then():
     planes["cp-2"]["state"] = "succeeded"
     watched.pop("cp-2")
     assert awaited_since(entries, watched, ["cp-1", "cp-2", "cp-3"])["cp-3"] == 7.0
+
+
+@given(st.lists(st.tuples(st.integers(0, len(WORKER_PHASES)), st.sampled_from(NEXT)), min_size=1, max_size=1),
+       st.sampled_from(["pending", "running", "succeeded", "failed"]))
+def test_the_kept_worker_facts_agree_with_their_definitions(drawn, state):
+    from kubeupgrade.planning.scheduling import NodeState
+    from kubeupgrade.workflow.decide import worker_facts
+
+    ((done, next_state),) = drawn
+    entry = {**worker("w", done, next_state), "state": state}  # any entry state, any phase list
+    kept = worker_facts(entry)
+    assert (kept.prepared, kept.in_flight) == (prepared(entry), in_flight(entry))
+    if state == "failed":
+        assert kept.state is (NodeState.FAILED_OUT_OF_SERVICE if out_of_service(entry)
+                              else NodeState.FAILED_IN_SERVICE)
+    elif state == "succeeded":
+        assert kept.state is NodeState.SUCCEEDED
+    else:
+        # Started (holding a slot) once prepared and either in flight or out of service.
+        started = prepared(entry) and (in_flight(entry) or out_of_service(entry))
+        assert kept.state is (NodeState.RUNNING if started else NodeState.PENDING)
+    assert kept.resume == (state not in ("failed", "succeeded") and prepared(entry)
+                           and not in_flight(entry) and out_of_service(entry))
