@@ -138,6 +138,36 @@ def test_the_watch_reads_every_task_result_in_one_batch_and_keeps_only_failures(
     assert ended["t-revoked"][0] == "REVOKED"
 
 
+def test_the_watch_looks_at_a_bounded_round_of_tasks_per_tick_and_finds_every_ended_one(redis_url, monkeypatch):
+    # At thousands of tasks in flight a tick looks up at most WATCH_BATCH results; a task that
+    # ended without recording it is still found, whichever place it has in the round.
+    from kubeupgrade.workflow.app import client_app
+
+    monkeypatch.setattr(dispatcher_module, "WATCH_BATCH", 2)
+    app = client_app(redis_url)
+    store = CampaignStore.from_url(redis_url)
+    campaign = running_drain(store, "w0", "t-0")
+    for index in range(1, 7):
+        node = f"w{index}"
+        store.put_entry(campaign, 0, node, {"node": node, "role": "worker", "hop": 0, "state": "pending",
+                                            "attempt": 1, "phases": [new_phase("drain")]})
+        assert store.begin_phase(campaign, 0, node, "drain", 1, f"t-{index}") == "run"
+    dispatcher = dispatcher_module.Dispatcher(app, store)
+    looked: list[list[str]] = []
+    real = dispatcher._ended_badly
+    monkeypatch.setattr(dispatcher, "_ended_badly", lambda ids: looked.append(list(ids)) or real(ids))
+    for ended in ("t-6", "t-0", "t-3"):  # last, first and middle of a round
+        app.backend.mark_as_failure(ended, RuntimeError("boom"))
+        node = "w" + ended[2:]
+        for _ in range(8):  # two rounds of four ticks
+            dispatcher._watch(store.get(campaign), 0, store.entries(campaign, 0))
+            if store.entry(campaign, 0, node)["state"] == "failed":
+                break
+        assert store.entry(campaign, 0, node)["state"] == "failed", ended
+        assert "boom" in store.entry(campaign, 0, node)["phases"][0]["error"]
+    assert looked and max(len(ids) for ids in looked) == 2
+
+
 def test_the_dispatcher_reads_only_what_changed_and_everything_at_each_full_read(redis_url, monkeypatch):
     from kubeupgrade.workflow.app import client_app
 
