@@ -732,7 +732,8 @@ class Dispatcher:
         if self.narrate is None:
             return
         version = doc["hops"][hop].get("version") or doc["hops"][hop]["target"]
-        for name, entry in entries.items():
+        for name in self._view(doc["id"], hop, entries).changed:  # the others: nothing new
+            entry = entries[name]
             key = (doc["id"], hop, name)
             told = self._told.get(key)
             # The same entry object as last time: unchanged (see hop_view), nothing new to tell.

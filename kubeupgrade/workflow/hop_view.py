@@ -24,15 +24,16 @@ class HopView:
         self.failed: set[str] = set()  # nodes whose entry is failed
         self._workers: WorkerIndex | None = None  # see workers_index
         self._read: Mapping[str, NodeEntry] | None = None  # the mapping last refreshed from
+        self.changed: list[str] = []  # the nodes whose entry that refresh found new or changed
 
     def refresh(self, entries: Mapping[str, NodeEntry]) -> None:
         """Bring the view up to `entries` (the hop as the dispatcher just read it). A tick asks
         the view several times of the one mapping it read: after the first, nothing to do."""
         if entries is self._read:
             return
-        for name, entry in entries.items():
-            if self._seen.get(name) is not entry:
-                self._derive(name, entry)
+        self.changed = [name for name, entry in entries.items() if self._seen.get(name) is not entry]
+        for name in self.changed:
+            self._derive(name, entries[name])
         if len(self._seen) > len(entries):
             for name in [n for n in self._seen if n not in entries]:
                 self._forget(name)

@@ -39,7 +39,9 @@ def test_the_view_after_any_changes_is_the_view_of_the_entries_read_afresh(ticks
                 entries.pop(name, None)
             else:
                 entries[name] = worker(name, *drawn)
+        before = dict(view._seen)
         view.refresh(entries)
+        assert set(view.changed) == {name for name, entry in entries.items() if before.get(name) is not entry}
         assert (view.facts, view.watched) == expected(entries)
         assert view.failed == {name for name, entry in entries.items() if entry["state"] == "failed"}
         order = sorted(entries)
