@@ -51,7 +51,6 @@ class HopView:
     def _derive(self, name: str, entry: NodeEntry) -> None:
         self._forget(name)
         phase = first_open_phase(entry)
-        self._seen[name] = entry
         self.facts[name] = known = worker_facts(entry)
         if self._workers is not None:
             self._workers.put(name, known)
@@ -59,6 +58,7 @@ class HopView:
             self.watched[name] = phase
         if entry["state"] == "failed":
             self.failed.add(name)
+        self._seen[name] = entry  # last: an entry that cannot be read is derived again next time
 
     def _forget(self, name: str) -> None:
         self._seen.pop(name, None)
