@@ -196,11 +196,11 @@ def decide_workers(order: Sequence[str], limit: int, strategy: WorkerStrategy,
     when the caller keeps them from tick to tick, or a WorkerIndex of them (the same decision,
     on counts: see _decide_on_index)."""
     if isinstance(known, WorkerIndex):
-        if (known.complete(order) and strategy is WorkerStrategy.WINDOW and not pools
-                and not (canary and not gate_passed)):
+        complete = known.complete(order)
+        if complete and strategy is WorkerStrategy.WINDOW and not pools and not (canary and not gate_passed):
             return _decide_on_index(known, limit, max_failed=max_failed, paused=paused,
                                     outage_allowed=outage_allowed, prepare_ahead=prepare_ahead)
-        known = known.facts if known.complete(order) else None
+        known = known.facts if complete else None
     of = known if known is not None else {name: worker_facts(entries[name]) for name in order}
     failed = tuple(name for name in order if of[name].state in _FAILED)
     if len(failed) > max_failed:
