@@ -90,9 +90,28 @@ def run_agent(node: str, broker: str, *, host_root: str = "/", path: str = "",
     from workers.host_context import detect_family
 
     pool = "threads" if detect_family().value == "windows" else "prefork"
+    share_heap_with_pool()
     run_worker(app, ["worker", "-Q", node_queue(node), "-n", agent_hostname(node),
                      "-P", pool, "-c", "1", "--prefetch-multiplier", "1", "-E",
                      "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", loglevel])
+
+
+def share_heap_with_pool() -> None:
+    """Keep what this process holds when it forks a pool process shared with it, page for page.
+    The child writes a page it shares (and so gets its own copy) whenever its collector examines
+    an object on it; a frozen object the collector leaves be. Freezing once, before Celery's own
+    start-up, left what the worker built after it unfrozen: each controller pool process then
+    copied ~7 MiB at rest (17 -> 10 MiB private with this, measured by `Private_Dirty`).
+    Freezing again before each fork covers that and a pool process replaced later; garbage is
+    collected first, so a cycle dropped before a fork is freed, not kept for ever."""
+    if not hasattr(os, "register_at_fork"):  # Windows: no fork (its agent uses threads)
+        return
+    os.register_at_fork(before=_freeze_before_fork)
+
+
+def _freeze_before_fork() -> None:
+    gc.collect()
+    gc.freeze()
 
 
 def beat_while_serving(heartbeat: AgentHeartbeat) -> None:
@@ -179,9 +198,7 @@ def run_controller(kubeconfig: str, broker: str, *, concurrency: int = 8,
         stop.set()
 
     load_cluster_client()
-    # What is loaded now is shared with the pool processes the worker forks next, page for page,
-    # until written. The collector writes to every object it examines; frozen, it leaves them be.
-    gc.freeze()
+    share_heap_with_pool()
     # No mingle either: it asks the other workers for their revoked tasks by a control message
     # (nobody answers, and nothing is revoked), and its user has no right to control messages.
     run_worker(app, ["worker", "-Q", CONTROLLER_QUEUE, "-n", "controller@%h", "-P", "prefork",
