@@ -9,6 +9,7 @@ the drain is skipped) ended.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping
 
 from kubeupgrade.model.phases import names_where
 from kubeupgrade.workflow.schema import NodeEntry
@@ -63,12 +64,14 @@ def peak_overlap(intervals: list[tuple[float, float]]) -> tuple[int, float]:
     return peak, when
 
 
-def window_violations(entries: dict[str, NodeEntry], limit: int,
+def window_violations(entries: Mapping[str, NodeEntry] | Iterable[tuple[str, NodeEntry]], limit: int,
                       now: float | None = None) -> list[str]:
     """A message naming the workers out of service together if the record shows more than
-    `limit` of them at once; empty when the window held."""
+    `limit` of them at once; empty when the window held. `entries` may be (node, entry) pairs
+    decoded one at a time (CampaignStore.each_entry): only each worker's span is kept."""
     now = time.time() if now is None else now
-    spans = {name: span for name, entry in entries.items() if entry.get("role") == "worker"
+    pairs = entries.items() if isinstance(entries, Mapping) else entries
+    spans = {name: span for name, entry in pairs if entry.get("role") == "worker"
              and (span := outage_interval(entry, now)) is not None}
     peak, when = peak_overlap(list(spans.values()))
     if peak <= limit:

@@ -46,8 +46,10 @@ return {1}
 
 # The writes a change may add (`also`): plain commands whose arguments are the method's.
 _WRITES = frozenset({"set", "hset", "hdel", "sadd", "srem", "rpush", "ltrim", "delete", "expire"})
-_GUESSES_KEPT = 1024  # values whose last known text is kept, per process (oldest forgotten first):
-# a guess serves a task between its begin and its finish, so a few hundred in flight at most
+_GUESSES_KEPT = 128  # values whose last known text is kept, per process (oldest forgotten first).
+# A guess serves a task between its begin and its finish: one in flight in an agent or a
+# controller pool process, an agent farm's thread count in a farm. 1,024 kept ~4 MB of entry
+# texts in every controller pool process once a hop's nodes were done, for nothing.
 
 
 class Writes:

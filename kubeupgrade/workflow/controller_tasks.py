@@ -59,7 +59,9 @@ def preflight(job: Job) -> StepOutcome:
     api = job_api(job)
     problems: list[str] = []
     schedule = job.schedule()
-    entries = job.store.entries(job.campaign_id, job.hop)
+    # Of each entry, only what preflight reads (see CampaignStore.each_entry).
+    entries = {name: {"facts": entry.get("facts"), "drain": entry.get("drain")}
+               for name, entry in job.store.each_entry(job.campaign_id, job.hop)}
     facts = hop_facts(job.hop_doc, entries)
     unready = discovery.unready_nodes(api)
     if unready:
@@ -242,9 +244,8 @@ def verify(job: Job) -> StepOutcome:
     from kubeupgrade.workflow.audit import window_violations
 
     api = job_api(job)
-    entries = job.store.entries(job.campaign_id, job.hop)
     schedule = job.schedule()  # its own key now: read it once
-    broken = window_violations(entries, schedule.limit)
+    broken = window_violations(job.store.each_entry(job.campaign_id, job.hop), schedule.limit)
     left = nodes_cordoned_by(api, job.campaign_id)
     if broken or left:
         found = broken + ([f"still cordoned by this campaign: {', '.join(left)}"] if left else [])

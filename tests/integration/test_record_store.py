@@ -364,3 +364,46 @@ def test_a_task_sees_every_change_of_the_record_it_cached_even_one_made_behind_t
         authorize(tampered.doc, 0, trusted, signed_text=tampered.signed_text())
     store.redis.delete(f"ku:c:{campaign_id}")
     assert read_record(store, campaign_id) is None
+
+
+def test_a_full_read_keeps_the_very_entry_objects_whose_text_did_not_change(redis_url):
+    # HopEntries keeps a digest of each text, not the text: a full read must still tell an
+    # unchanged entry (same object, derived facts kept) from one written behind the store's
+    # back (a hand edit: a new object), and read_changed must see what the store wrote.
+    from kubeupgrade.workflow.record import HopEntries
+
+    store = store_for(redis_url)
+    campaign = store.create("prod", {"cluster": "prod", "target": "1.31"}, "a.yaml")
+    for node in ("w1", "w2", "w3"):
+        add_entry(store, campaign, node)
+    hop = HopEntries(store, campaign, 0)
+    hop.read_all()
+    first = dict(hop.entries)
+    hop.read_all()
+    assert all(hop.entries[n] is first[n] for n in first)
+    edited = json.loads(store.redis.hget(f"ku:c:{campaign}:hop:0", "w2"))
+    edited["state"] = "failed"
+    store.redis.hset(f"ku:c:{campaign}:hop:0", "w2", json.dumps(edited))  # bypasses the store
+    hop.read_all()
+    assert hop.entries["w2"] is not first["w2"] and hop.entries["w2"]["state"] == "failed"
+    assert hop.entries["w1"] is first["w1"] and hop.entries["w3"] is first["w3"]
+    store.update_entry(campaign, 0, "w3", lambda entry: entry.update(state="running") or True)
+    hop.read_changed()
+    assert hop.entries["w3"]["state"] == "running" and hop.entries["w1"] is first["w1"]
+    changed_again = hop.entries["w3"]
+    hop.read_all()  # the digest read_changed kept matches the text: the object is kept
+    assert hop.entries["w3"] is changed_again and hop.entries["w2"]["state"] == "failed"
+
+
+def test_each_entry_decodes_every_entry_once_and_names_a_damaged_one(redis_url):
+    store = store_for(redis_url)
+    campaign = store.create("prod", {"cluster": "prod", "target": "1.31"}, "a.yaml")
+    for node in ("w1", "w2", "w3"):
+        add_entry(store, campaign, node)
+    taken = list(store.each_entry(campaign, 0))
+    assert sorted(name for name, _ in taken) == ["w1", "w2", "w3"]
+    assert dict(taken) == store.entries(campaign, 0)
+    store.redis.hset(f"ku:c:{campaign}:hop:0", "w2", "{not json")
+    with pytest.raises(DamagedRecord) as damaged:
+        list(store.each_entry(campaign, 0))
+    assert "w2" in str(damaged.value)
