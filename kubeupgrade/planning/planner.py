@@ -266,11 +266,18 @@ def _scope_filter(campaign: Campaign) -> Callable[[NodeSpec], bool]:
             raise InvalidInput(f"{campaign.source}: scope.workers: {', '.join(masters)} is a control "
                                "plane; control planes are upgraded whenever they need it")
     matches = label_selector(scope.selector)
+    named = None if scope.workers is None else frozenset(scope.workers)
+    # A node's name and labels are the same in every hop: each is decided once. (It was asked
+    # three times a node per hop, each time copying the labels and scanning scope.workers.)
+    decided: dict[str, bool] = {}
 
     def selected(node: NodeSpec) -> bool:
-        return not scope.only_control_planes and (
-            scope.workers is None or node.name in scope.workers) and matches(
-            {"metadata": {"labels": dict(node.labels)}})
+        known = decided.get(node.name)
+        if known is None:
+            known = decided[node.name] = not scope.only_control_planes and (
+                named is None or node.name in named) and matches(
+                {"metadata": {"labels": dict(node.labels)}})
+        return known
 
     return selected
 
