@@ -181,8 +181,8 @@ def main() -> int:
     parser.add_argument("--farms", type=int, default=1, help="agent farm processes")
     parser.add_argument("--concurrency", type=int, default=32, help="threads per farm")
     # The controller's own default (`kubeupgrade controller --concurrency`). 16 was this bench's
-    # choice before: at 1,000 nodes on 2 cores it finished no sooner (202-249 s against 189 s
-    # at 8) and its pool cost twice the memory (PSS 589-705 MiB against 376).
+    # choice before: at 1,000 nodes on 2 cores it finished no sooner (202-206 s against 189 s
+    # at 8) and its pool cost far more memory (PSS 589-693 MiB against 376).
     parser.add_argument("--controller-concurrency", type=int, default=8)
     parser.add_argument("--workload", action="store_true",
                         help="the sandbox's default workload: its budgets let one `web` pod go at a "
