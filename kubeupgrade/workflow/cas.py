@@ -69,7 +69,9 @@ class Writes:
         return record
 
 
-def _sha1(text: str | None) -> str:
+def text_sha1(text: str | None) -> str:
+    """Which text a value holds, as the script compares it ("" for none): an identity, not a
+    signature. HopEntries names the texts it decoded the same way."""
     return hashlib.sha1(text.encode()).hexdigest() if text is not None else ""  # noqa: S324 - identity, not security
 
 
@@ -122,7 +124,7 @@ class CompareAndSet:
             writes = Writes()
             if also is not None:
                 also(writes)
-            answer = self._script(keys=[key], args=[field, _sha1(text), new_text,
+            answer = self._script(keys=[key], args=[field, text_sha1(text), new_text,
                                                     "1" if track_changed else "0", *writes.arguments])
             if answer[0] == 1:
                 self._remember(slot, new_text)
