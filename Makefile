@@ -29,7 +29,7 @@ test: $(STAMP)
 # The typed core: the record's shape and states, the pure decisions, planning and the model.
 TYPED := kubeupgrade/model kubeupgrade/planning kubeupgrade/kube/identity.py \
          kubeupgrade/workflow/schema.py kubeupgrade/workflow/states.py kubeupgrade/workflow/decide.py \
-         kubeupgrade/workflow/schedule.py kubeupgrade/workflow/audit.py kubeupgrade/workflow/restore.py \
+         kubeupgrade/workflow/schedule.py kubeupgrade/workflow/seal.py kubeupgrade/workflow/audit.py kubeupgrade/workflow/restore.py \
          kubeupgrade/workflow/history.py kubeupgrade/workflow/liveness.py \
          kubeupgrade/workflow/agent_connections.py kubeupgrade/workflow/hop_view.py kubeupgrade/workflow/undelivered.py \
          kubeupgrade/workflow/agent_identity.py kubeupgrade/host/executor.py kubeupgrade/sandbox/agent_farm.py \

@@ -33,6 +33,7 @@ from kubeupgrade.model.versions import parse_version
 from kubeupgrade.planning.live import with_live_state
 from kubeupgrade.planning.scheduling import gate_boundaries
 from kubeupgrade.planning.windows import describe, is_open, windows_of
+from kubeupgrade.security.signing import canonical
 from kubeupgrade.workflow import locks
 from kubeupgrade.workflow.audit import outage_start
 from kubeupgrade.workflow.decide import (
@@ -418,7 +419,12 @@ class Dispatcher:
             self.store.put_entries(doc["id"], index, entries)
 
         self.store.put_live_versions(doc["id"], _live_versions(campaign))
-        self.store.put_schedules(doc["id"], [HopSchedule.of(hop) for hop in plan.hops])
+        schedules = [HopSchedule.of(hop) for hop in plan.hops]
+        self.store.put_schedules(doc["id"], schedules)
+        # Sealed before the campaign runs: the controller's own phases act only on what it
+        # accepted (seal.py), whatever is written into the record afterwards.
+        self.store.put_acceptance(doc["id"], doc["cluster"],
+                                  canonical(doc["id"], doc["cluster"], doc["campaign"]), schedules)
         self.store.put_plan(doc["id"], plan_dict)
 
         def start(current: dict[str, Any]) -> None:

@@ -27,7 +27,7 @@ from kubeupgrade.model.plan import Phase
 from kubeupgrade.model.versions import KubeVersion, parse_version
 from kubeupgrade.security.authorize import authorize
 from kubeupgrade.security.signing import canonical
-from kubeupgrade.workflow import agent_identity
+from kubeupgrade.workflow import agent_identity, seal
 from kubeupgrade.workflow.app import app, broker_url
 from kubeupgrade.workflow.liveness import beat_for, phase_beating
 from kubeupgrade.workflow.names import CLUSTER_ENTRY, valid_campaign_id, valid_hop, valid_node_name
@@ -145,6 +145,24 @@ class Job:
                               attempt=self.attempt, task_id=self.task_id)
 
 
+def require_accepted(job: Job) -> None:
+    """In the controller, before a cluster phase: the campaign is one this controller accepted
+    (seal.py), its document is unchanged since, and the node is in the hop's schedule. An agent's
+    key can sign a task for the controller's queue and agents can write the record, so neither
+    the message nor the record alone may make the controller cordon, drain or release a node.
+    Nothing is checked in a process without a seal key (unsigned messages)."""
+    acceptance = job.store.acceptance(job.campaign_id)
+    if acceptance is None:
+        return
+    try:
+        acceptance.check_document(job.read.signed_text())
+    except seal.SealBroken as error:
+        raise PermanentError(f"campaign {job.campaign_id}: {error}; nothing done") from None
+    if job.node != CLUSTER_ENTRY and job.node not in job.schedule().node_set:
+        raise PermanentError(f"{job.node} is not in hop {job.hop + 1} of campaign {job.campaign_id} "
+                             "as the controller accepted it; nothing done")
+
+
 def refuse_misrouted(node: str) -> None:
     """On an agent: a task for another node's host is refused, whatever queue it came from."""
     serving = agent_identity.current().node
@@ -197,6 +215,8 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
     try:
         if on_agent:  # root on this host: only for what a trusted operator signed
             authorize(read.doc, hop, signed_text=read.signed_text())
+        else:  # the cluster: only for what this controller accepted
+            require_accepted(job)
         retries = job.campaign.policies.retries
     except Exception as error:  # noqa: BLE001 - recorded, nothing run, re-raised for Celery
         reason = str(error) if isinstance(error, PermanentError) else f"{type(error).__name__}: {error}"

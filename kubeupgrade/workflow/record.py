@@ -12,6 +12,8 @@ Keys (JSON values):
   ku:c:<id>                    the campaign document: state, campaign, hops, error
   ku:c:<id>:plan               the planner's view, as accepted (for people and the archive: the
                                document is read by every task, and the plan was two thirds of it)
+  ku:c:<id>:accepted           the controller's seal on the document and schedules it accepted
+                               (seal.py): what its own phases and the dispatcher check
   ku:c:<id>:hop:<n>            hash: node (or @cluster) -> entry with per-phase state
   ku:c:<id>:hop:<n>:changed    set of the nodes whose entry was written since the dispatcher
                                last read them (written in the same transaction as the entry)
@@ -47,7 +49,7 @@ import redis
 
 from kubeupgrade.errors import PolicyRefused, RuntimeFailure
 from kubeupgrade.planning.windows import is_open, windows_of
-from kubeupgrade.workflow import locks
+from kubeupgrade.workflow import locks, seal
 from kubeupgrade.workflow.audit import outage_begun, outage_start
 from kubeupgrade.workflow.cas import CompareAndSet, text_sha1
 from kubeupgrade.workflow.decide import beyond_budget
@@ -75,6 +77,10 @@ TAIL = 4000
 _DOC_STATES = frozenset(s.value for s in CampaignState)
 _ENTRY_STATES = frozenset(s.value for s in RunState)
 LEADER_KEY = "ku:dispatcher:leader"
+# (campaign id, hop) -> (the sealed digest, the schedule that matched it), in this process: a
+# cluster phase checks its node is scheduled, and a 5,000-node schedule is ~100 KB to decode.
+_sealed_schedules: dict[tuple[str, int], tuple[str, HopSchedule]] = {}
+_SEALED_SCHEDULES_KEPT = 8
 NOTIFY_QUEUE = "ku:notify"  # JSON notifications waiting for the controller's notifier
 _DOC_FIELDS = {"id": str, "cluster": str, "state": str, "hops": list, "current_hop": int,
                "campaign": dict}
@@ -352,7 +358,7 @@ class CampaignStore:
         schedule, packages and verification rows)."""
         dump: dict[str, Any] = {"id": campaign_id, "record": None, "plan": None, "hops": {}, "tails": {},
                                 "events": [], "outputs": {}, "live_versions": {}, "packages": {},
-                                "schedules": {}, "verification": {}}
+                                "schedules": {}, "verification": {}, "accepted": None}
         for key in self._keys(campaign_id):
             kind = self.redis.type(key)
             rest = key[len(f"ku:c:{campaign_id}"):]
@@ -360,6 +366,8 @@ class CampaignStore:
                 dump["record"] = json.loads(self.redis.get(key) or "null")
             elif rest == ":plan":
                 dump["plan"] = json.loads(self.redis.get(key) or "null")
+            elif rest == ":accepted" and kind == "string":
+                dump["accepted"] = json.loads(self.redis.get(key) or "null")
             elif rest == ":live":
                 dump["live_versions"] = {n: json.loads(v) for n, v in self.redis.hgetall(key).items()}
             elif rest.startswith(":packages:") and kind == "hash":
@@ -461,15 +469,57 @@ class CampaignStore:
             self.redis.mset({f"ku:c:{campaign_id}:schedule:{index}": json.dumps(schedule.to_dict())
                              for index, schedule in enumerate(schedules)})
 
+    def put_acceptance(self, campaign_id: str, cluster: str, signed_text: bytes,
+                       schedules: list[HopSchedule]) -> None:
+        """The controller's seal on what it accepted (seal.py); nothing without a seal key."""
+        sealing = seal.current()
+        if sealing is not None:
+            digests = tuple(seal.digest(seal.schedule_text(s.to_dict())) for s in schedules)
+            self.redis.set(f"ku:c:{campaign_id}:accepted", sealing.seal(
+                seal.Acceptance(campaign_id, cluster, seal.digest(signed_text), digests)))
+
+    def acceptance(self, campaign_id: str) -> seal.Acceptance | None:
+        """What this controller sealed when it accepted the campaign; None in a process that
+        holds no seal key (it checks nothing); DamagedRecord if it is missing or not genuine."""
+        sealing = seal.current()
+        if sealing is None:
+            return None
+        key = f"ku:c:{campaign_id}:accepted"
+        try:
+            return sealing.open(campaign_id, self.redis.get(key))
+        except seal.SealBroken as error:
+            raise DamagedRecord(key, str(error)) from None
+
     def schedule(self, campaign_id: str, hop: int, doc: Mapping[str, Any]) -> HopSchedule:
+        """The hop's schedule; in the controller, only the one it sealed at acceptance (a
+        schedule decides how many workers are out of service at once, and agents can write
+        the record)."""
         key = f"ku:c:{campaign_id}:schedule:{hop}"
+        acceptance = self.acceptance(campaign_id)
+        if acceptance is not None and 0 <= hop < len(acceptance.schedules):
+            known = _sealed_schedules.get((campaign_id, hop))
+            if known is not None and known[0] == acceptance.schedules[hop]:
+                return known[1]
         raw = self.redis.get(key)
         if raw is None:
+            if acceptance is not None:
+                raise DamagedRecord(key, "missing: the controller sealed a schedule for this hop")
             return schedule_of(doc, hop)
+        stored = _decode_detail(raw, key, None, dict)
+        if acceptance is not None:
+            try:
+                acceptance.check_schedule(hop, stored)
+            except seal.SealBroken as error:
+                raise DamagedRecord(key, str(error)) from None
         try:
-            return HopSchedule.from_dict(_decode_detail(raw, key, None, dict))
+            schedule = HopSchedule.from_dict(stored)
         except (KeyError, TypeError, ValueError) as error:
             raise DamagedRecord(key, f"not a schedule ({type(error).__name__}: {error})") from None
+        if acceptance is not None:
+            _sealed_schedules[(campaign_id, hop)] = (acceptance.schedules[hop], schedule)
+            while len(_sealed_schedules) > _SEALED_SCHEDULES_KEPT:
+                _sealed_schedules.pop(next(iter(_sealed_schedules)))
+        return schedule
 
     def with_details(self, campaign_id: str, doc: CampaignRecord) -> CampaignRecord:
         """`doc` with the details kept apart filled in where the record used to hold them

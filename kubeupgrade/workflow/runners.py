@@ -147,7 +147,14 @@ def run_controller(kubeconfig: str, broker: str, *, concurrency: int = 8,
                    retention: RetentionPolicy | None = None, unsigned_messages: bool = False) -> None:
     """The controller: cluster-level tasks on a prefork pool (the threads pool does not survive
     some broker reconnections), and the dispatcher thread in the main process."""
-    require_message_identity(unsigned_messages)
+    if require_message_identity(unsigned_messages):
+        from kubeupgrade.security.messages import MessageIdentity
+        from kubeupgrade.workflow import seal
+
+        # Keyed from the controller's own message key, before the pool forks (seal.py).
+        identity = MessageIdentity.from_env()
+        assert identity is not None
+        seal.use(seal.RecordSeal.from_key_file(identity.key))
     os.environ["KUBEUPGRADE_KUBECONFIG"] = kubeconfig
     from celery.signals import worker_ready, worker_shutdown
 

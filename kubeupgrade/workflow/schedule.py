@@ -7,6 +7,7 @@ either can change without breaking the other.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from kubeupgrade.model.campaign import WorkerStrategy
@@ -26,6 +27,10 @@ class HopSchedule:
     @property
     def nodes(self) -> tuple[str, ...]:
         return self.control_planes + self.workers
+
+    @cached_property
+    def node_set(self) -> frozenset[str]:
+        return frozenset(self.control_planes) | frozenset(self.workers)
 
     @classmethod
     def of(cls, hop: Hop) -> HopSchedule:

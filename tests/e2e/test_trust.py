@@ -81,6 +81,35 @@ def test_forged_records_run_nothing_on_any_node(make_stack, tmp_path):
     assert stack.sandbox.command_log("worker-2") == []
 
 
+def test_the_controller_cordons_nothing_for_a_campaign_it_did_not_accept(make_stack, tmp_path):
+    """An agent's message key can sign a task for the controller's queue, and agents write the
+    record: a forged running campaign (even one the operator signed) with a drain entry. The
+    controller refuses the drain, naming why, and the node stays schedulable; then a genuine
+    campaign still runs (the refusal was the seal's doing, not a broken controller)."""
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt")
+    store = CampaignStore.from_url(stack.broker)
+    app = client_app(stack.broker)
+    operator_key = load_private_key(stack.sandbox.signing_key)
+    campaign_id = forge(store, tmp_path / "unused", lambda cid, c: sign(operator_key, cid, "forged", c))
+    store.put_entry(campaign_id, 0, "worker-2", {
+        "node": "worker-2", "role": "worker", "hop": 0, "state": "pending", "attempt": 1,
+        "phases": [new_phase(Phase.DRAIN.value)]})
+    result = app.signature(PHASE_TASKS[Phase.DRAIN], kwargs={
+        "campaign": campaign_id, "hop": 0, "node": "worker-2", "phase": Phase.DRAIN.value,
+        "attempt": 1}).apply_async(queue=CONTROLLER_QUEUE, ignore_result=False)
+    with pytest.raises(Exception, match="never accepted the campaign"):
+        result.get(timeout=60, propagate=True)
+    node = stack.sandbox.api_get("/api/v1/nodes/worker-2")
+    assert not node["spec"].get("unschedulable")
+    assert "kubeupgrade" not in str(node["metadata"].get("annotations") or {})
+    assert "never accepted" in store.entry(campaign_id, 0, "worker-2")["phases"][0]["error"]
+    store.update(campaign_id, lambda d: d.update(state="failed"))
+    store.release_cluster("forged", campaign_id)
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31"), broker=stack.broker)
+    state, error = finish(handle, timeout=240)
+    assert state == "succeeded", error
+
+
 def test_a_campaign_altered_after_signing_stops_before_its_next_host_phase(make_stack, tmp_path):
     stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt")
     box = stack.sandbox

@@ -1,0 +1,179 @@
+"""The controller acts only on what it accepted (kubeupgrade/workflow/seal.py), on a real
+redis-server: a schedule or document written into the record after acceptance, a forged or
+copied acceptance, or a record the controller never accepted is named as damaged, and no
+cluster phase runs for it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kubeupgrade.errors import PermanentError
+from kubeupgrade.model.plan import Phase
+from kubeupgrade.workflow import record as record_module
+from kubeupgrade.workflow import seal
+from kubeupgrade.workflow.app import client_app
+from kubeupgrade.workflow.dispatcher import Dispatcher
+from kubeupgrade.workflow.names import CLUSTER_ENTRY
+from kubeupgrade.workflow.phase import Job, read_record, require_accepted
+from kubeupgrade.workflow.record import CampaignStore, DamagedRecord
+
+pytestmark = pytest.mark.integration
+
+WORKERS = 12
+
+
+@pytest.fixture
+def sealing():
+    """This test process is the controller: it seals and checks with a key of its own."""
+    controller = seal.RecordSeal(b"the controller's message key")
+    seal.use(controller)
+    record_module._sealed_schedules.clear()
+    yield controller
+    seal.use(None)
+    record_module._sealed_schedules.clear()
+
+
+def accepted(redis_url: str, cluster: str = "prod", limit: int = 2) -> tuple[CampaignStore, str]:
+    store = CampaignStore.from_url(redis_url)
+    nodes = [{"name": "cp-1", "role": "control-plane", "kubelet": "v1.30.4"}]
+    nodes += [{"name": f"worker-{i}", "role": "worker", "kubelet": "v1.30.4"} for i in range(WORKERS)]
+    campaign = store.create(cluster, {"cluster": cluster, "target": "1.31.14",
+                                      "control_plane_version": "v1.30.4", "nodes": nodes,
+                                      "policies": {"max_unavailable": limit}}, "a.yaml")
+    Dispatcher(client_app(redis_url), store).advance(campaign)  # accept
+    assert store.get(campaign)["state"] == "running"
+    return store, campaign
+
+
+def job(store: CampaignStore, campaign: str, node: str, phase: Phase = Phase.DRAIN) -> Job:
+    read = read_record(store, campaign)
+    assert read is not None
+    return Job(store, campaign, 0, node, phase, 1, "task-1", read)
+
+
+def forget_checked_schedules() -> None:
+    """As a new process would start: nothing verified yet."""
+    record_module._sealed_schedules.clear()
+
+
+def test_what_the_controller_accepted_reads_back_and_its_phases_may_run(redis_url, sealing):
+    store, campaign = accepted(redis_url)
+    schedule = store.schedule(campaign, 0, store.get(campaign))
+    assert schedule.limit == 2 and len(schedule.workers) == WORKERS
+    for node in ("cp-1", "worker-3", CLUSTER_ENTRY):
+        require_accepted(job(store, campaign, node))  # raises if anything is off
+    assert store.dump(campaign)["accepted"]["campaign"] == campaign
+
+
+@pytest.mark.parametrize("forgery", ["limit raised", "pool limit raised", "worker moved first",
+                                     "control plane dropped", "deleted"])
+def test_a_schedule_changed_after_acceptance_is_named_and_never_used(redis_url, sealing, forgery):
+    store, campaign = accepted(redis_url)
+    key = f"ku:c:{campaign}:schedule:0"
+    stored = json.loads(store.redis.get(key))
+    if forgery == "limit raised":
+        stored["limit"] = WORKERS
+    elif forgery == "pool limit raised":
+        stored["pools"] = [{"name": "gpu", "limit": WORKERS, "workers": stored["workers"]}]
+    elif forgery == "worker moved first":
+        stored["workers"] = stored["workers"][::-1]
+    elif forgery == "control plane dropped":
+        stored["control_planes"], stored["first_control_plane"] = [], None
+    if forgery == "deleted":
+        store.redis.delete(key)
+    else:
+        store.redis.set(key, json.dumps(stored))
+    forget_checked_schedules()
+    with pytest.raises(DamagedRecord, match=f"{key}: (missing|hop 1's schedule is not the one)"):
+        store.schedule(campaign, 0, store.get(campaign))
+    # The dispatcher isolates the campaign, naming the key; it sends nothing for it.
+    dispatcher = Dispatcher(client_app(redis_url), store)
+    store.update(campaign, lambda d: d["hops"][0].update(stage="workers"))
+    dispatcher.tick()
+    assert campaign not in store.active_ids()
+    assert not any(e.get("phases") and any(p.get("task_id") for p in e["phases"])
+                   for e in store.entries(campaign, 0).values())
+    # Nor does any cluster phase run for one of its nodes.
+    with pytest.raises(DamagedRecord, match=key):
+        require_accepted(job(store, campaign, "worker-0"))
+
+
+def test_a_process_that_checked_a_schedule_keeps_the_genuine_one(redis_url, sealing):
+    store, campaign = accepted(redis_url)
+    genuine = store.schedule(campaign, 0, store.get(campaign))
+    key = f"ku:c:{campaign}:schedule:0"
+    stored = json.loads(store.redis.get(key))
+    store.redis.set(key, json.dumps({**stored, "limit": WORKERS}))
+    assert store.schedule(campaign, 0, store.get(campaign)) == genuine  # from what it verified
+    forget_checked_schedules()
+    with pytest.raises(DamagedRecord):
+        store.schedule(campaign, 0, store.get(campaign))
+
+
+def test_a_document_changed_after_acceptance_runs_no_cluster_phase(redis_url, sealing):
+    store, campaign = accepted(redis_url)
+    store.update(campaign, lambda d: d["campaign"]["policies"].update(
+        drain={"on_pdb_block": "delete"}))
+    with pytest.raises(PermanentError, match="not the one the controller accepted.*nothing done"):
+        require_accepted(job(store, campaign, "worker-1"))
+    # What the controller writes itself (stage, state) is not the operator's document.
+    store.update(campaign, lambda d: d["campaign"]["policies"].pop("drain"))
+    store.update(campaign, lambda d: d.update(paused={"reason": "operator"}, current_hop=0))
+    require_accepted(job(store, campaign, "worker-1"))
+
+
+def test_a_node_outside_the_accepted_hop_gets_no_cluster_phase(redis_url, sealing):
+    store, campaign = accepted(redis_url)
+    with pytest.raises(PermanentError, match="stranger is not in hop 1 .* nothing done"):
+        require_accepted(job(store, campaign, "stranger"))
+
+
+@pytest.mark.parametrize("forgery", ["missing", "another key", "copied", "edited", "garbage"])
+def test_an_acceptance_the_controller_did_not_seal_is_refused(redis_url, sealing, forgery):
+    store, campaign = accepted(redis_url)
+    key = f"ku:c:{campaign}:accepted"
+    genuine = store.redis.get(key)
+    if forgery == "missing":
+        store.redis.delete(key)
+    elif forgery == "another key":
+        body = seal.Acceptance(**{k: v for k, v in zip(
+            ("campaign_id", "cluster", "signed_sha256", "schedules"),
+            (campaign, "prod", json.loads(genuine)["signed_sha256"],
+             tuple(json.loads(genuine)["schedules"])), strict=True)})
+        store.redis.set(key, seal.RecordSeal(b"an agent's guess").seal(body))
+    elif forgery == "copied":  # another campaign's genuine acceptance, sealed by this controller
+        store.release_cluster("prod", campaign)
+        _, other = accepted(redis_url, cluster="staging")
+        store.redis.set(key, store.redis.get(f"ku:c:{other}:accepted"))
+    elif forgery == "edited":
+        stored = json.loads(genuine)
+        stored["schedules"] = [seal.digest(b"whatever the agent likes")]
+        store.redis.set(key, json.dumps(stored))
+    else:
+        store.redis.set(key, "{not json")
+    forget_checked_schedules()
+    with pytest.raises(DamagedRecord, match=key):
+        store.schedule(campaign, 0, store.get(campaign))
+    with pytest.raises(DamagedRecord, match=key):
+        require_accepted(job(store, campaign, "worker-0"))
+
+
+def test_a_record_the_controller_never_accepted_runs_no_cluster_phase(redis_url, sealing):
+    """What an agent's credentials can write: a whole running campaign, and an entry its task
+    will find. The controller would cordon and drain for it; it refuses, naming why."""
+    store = CampaignStore.from_url(redis_url)
+    campaign = store.create("forged", {"cluster": "forged", "target": "1.31"}, "attacker")
+    store.update(campaign, lambda d: d.update(state="running", hops=[{
+        "index": 0, "from": "1.30.4", "target": "1.31", "version": "1.31.14", "stage": "workers"}]))
+    with pytest.raises(DamagedRecord, match="never accepted the campaign"):
+        require_accepted(job(store, campaign, "worker-0"))
+
+
+def test_without_a_seal_key_nothing_is_sealed_or_checked(redis_url):
+    """`--unsigned-messages`: the broker is trusted whole, as before."""
+    store, campaign = accepted(redis_url)
+    assert store.redis.get(f"ku:c:{campaign}:accepted") is None
+    require_accepted(job(store, campaign, "stranger"))
+    assert store.schedule(campaign, 0, store.get(campaign)).limit == 2
