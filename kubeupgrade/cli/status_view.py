@@ -78,7 +78,10 @@ def node_rows(entries: dict[str, dict[str, Any]], order: list[str], campaign_sta
         state = display_state(entry, campaign_state)
         detail = (current or phases[-1])["error"] or (current or phases[-1])["detail"]
         if state in ("waiting", "queued") and name in (waiting_for_agents or {}):
-            detail = "its agent does not answer"
+            # Queued: the message waits in its queue, for an agent that is silent or that
+            # answers but takes nothing (dispatcher NOT_TAKING_AFTER); the event log says which.
+            detail = ("its agent does not answer" if state == "waiting"
+                      else "its agent does not take its task (see events)")
         rows.append({
             "node": name, "role": entry["role"], "state": state, "done": done,
             "total": len(phases), "phase": current["phase"] if current else "-",

@@ -74,6 +74,10 @@ LOST_TASK_GRACE = 10.0  # a running task nobody holds for this long is lost
 MAX_RESENDS = 3  # automatic re-sends of one phase after infrastructure failures
 UNDELIVERED_AFTER = 5.0  # seconds a reached task may have no message before it is looked for
 UNDELIVERED_LOOK_PERIOD = 2.0  # seconds between looks for them (reads of their queues)
+# Seconds a live agent may leave a reached task in its own queue before it is waited for by name
+# (then failed after agent_timeout, as a silent agent is). An idle agent takes a message within
+# milliseconds; the sandbox's agent farm, saturated at 5,000 nodes, took up to ~60 s.
+NOT_TAKING_AFTER = 120.0
 # Results looked up per tick for tasks that ended without recording it (_watch): the tasks in
 # flight are looked at in rounds of this many, so a tick's cost does not grow with the hop
 # (1,500 in flight at 5,000 nodes). A task is looked at within two rounds of being sent.
@@ -152,6 +156,9 @@ class Dispatcher:
         self._tick_started = 0.0  # perf_counter() at the start of the current tick
         self._more_to_send = False  # the tick stopped sending at its budget: tick again at once
         self._looked_at: dict[str, float] = {}  # campaign -> when _recover_undelivered last looked
+        # campaign -> nodes whose agent beats but leaves its reached task in its queue, as of the
+        # last look: waited for as if silent (its heartbeat thread lives, its consumer does not).
+        self._not_taking: dict[str, set[str]] = {}
         self._watch_round: dict[str, list[str]] = {}  # campaign -> task ids this round of _watch has left
 
     # -- loop ------------------------------------------------------------------------------
@@ -234,7 +241,7 @@ class Dispatcher:
             self._schedules = {key: known for key, known in self._schedules.items() if key[0] in active}
         if any(key not in active for key in self._records):
             self._records = {key: known for key, known in self._records.items() if key in active}
-        for looks in (self._looked_at, self._unseen_since, self._watch_round):
+        for looks in (self._looked_at, self._unseen_since, self._watch_round, self._not_taking):
             for gone in [key for key in looks if key not in active]:
                 del looks[gone]
         for campaign_id in active:
@@ -817,13 +824,19 @@ class Dispatcher:
 
     # -- agents, watchdog, failure --------------------------------------------------------------
     def _agents_ready(self, doc: CampaignRecord, hop: int, nodes: list[str]) -> set[str]:
-        ready = alive_agents(self.store.redis, nodes)
+        """The nodes among `nodes` whose agent answers and takes its tasks; the others are a
+        named wait in the hop (status, events), failed after the campaign's agent_timeout."""
+        not_taking = self._not_taking.get(doc["id"], set())
+        ready = alive_agents(self.store.redis, nodes) - not_taking
         campaign = self._record(doc["id"]) or doc  # as now: this tick may have written it
         before = dict(campaign["hops"][hop].get("waiting_for_agents", {}))
         timeout = doc["campaign"].get("policies", {}).get("agent_timeout", 300)
         verdict = agents_waiting(nodes, ready, before, time.time(), float(timeout))
         for name in verdict.newly_silent:
-            self.store.event(doc["id"], f"waiting for the agent of {name}")
+            self.store.event(doc["id"], f"waiting for the agent of {name}" + (
+                f": it answers but has left its task in queue {node_queue(name)} for over "
+                f"{NOT_TAKING_AFTER:g}s (its consumer may be stuck: restart the agent)"
+                if name in not_taking else ""))
         if verdict.waiting != before:
             def note(current: dict[str, Any]) -> None:
                 current["hops"][hop]["waiting_for_agents"] = verdict.waiting
@@ -833,9 +846,12 @@ class Dispatcher:
             entry = self.store.entry(doc["id"], hop, name)
             phase = first_open_phase(entry) if entry else None
             if entry is not None and phase is not None:
+                why = (f"the agent of {name} answers but did not take its task from queue "
+                       f"{node_queue(name)} within {NOT_TAKING_AFTER:g}s + {timeout}s; restart it"
+                       if name in not_taking else
+                       f"the agent of {name} did not answer within {timeout}s; start it")
                 self.store.fail_phase(doc["id"], hop, name, phase["phase"],
-                                      f"the agent of {name} did not answer within {timeout}s; "
-                                      f"start it (kubeupgrade agent --node {name} ...), then "
+                                      f"{why} (kubeupgrade agent --node {name} ...), then "
                                       f"`kubeupgrade retry {doc['id']}`",
                                       attempt=entry["attempt"], task_id=phase["task_id"],
                                       fence_off=bool(phase["task_id"]))
@@ -973,22 +989,29 @@ class Dispatcher:
             return False  # between looks: not even the walk over the waiting tasks
         self._looked_at[campaign_id] = looked
         unseen = self._unseen_since.pop(campaign_id, {})
+        stuck_before = self._not_taking.pop(campaign_id, set())
         waiting = {name: phase for name, phase in watched.items() if phase["state"] == "pending"}
-        if not waiting:
-            return False
         now = time.time()
-        reached = awaited_since(entries, waiting, self._schedule(doc, hop).control_planes)
+        reached = awaited_since(entries, waiting, self._schedule(doc, hop).control_planes) if waiting else {}
         due = {watched[name]["task_id"]: name for name, since in reached.items()
                if now - since >= UNDELIVERED_AFTER}
         if not due:
+            if stuck_before:  # they took their tasks: no longer waited for
+                self._agents_ready(doc, hop, sorted(stuck_before))
             return False
         queues = {task_id: queue_of(Phase(watched[name]["phase"]), name) for task_id, name in due.items()}
         missing = nowhere(self.store.redis, {t: self._result_key(t) for t in due}, queues)
         # A message that waits in the queue of an agent that is gone waits for ever: the same
         # named wait as before a send, failing the phase after the campaign's agent_timeout.
         held = {due[t] for t in due if t not in missing and queues[t] == node_queue(due[t])}
-        if held:
-            self._agents_ready(doc, hop, sorted(held | set(doc["hops"][hop].get("waiting_for_agents") or {})))
+        # The same when the agent beats but its consumer takes nothing: its message has sat in
+        # its own queue far longer than any agent that consumes leaves one there.
+        stuck = {name for name in held if now - reached[name] >= NOT_TAKING_AFTER}
+        if stuck:
+            self._not_taking[campaign_id] = stuck
+        if held or stuck_before:
+            self._agents_ready(doc, hop, sorted(held | stuck_before | set(
+                doc["hops"][hop].get("waiting_for_agents") or {})))
         unseen = {task_id: unseen.get(task_id, looked) for task_id in missing}
         lost = {due[t]: t for t, since in unseen.items() if looked - since >= LOST_TASK_GRACE}
         self._unseen_since[campaign_id] = {t: since for t, since in unseen.items() if due[t] not in lost}

@@ -314,6 +314,69 @@ def test_a_task_queued_for_an_agent_that_is_gone_is_a_named_wait_then_a_failure(
     assert store.begin_phase(campaign, 0, "w1", "kubeadm-upgrade-node", 1, "t-held") == "stale"
 
 
+def test_an_agent_that_answers_but_takes_nothing_is_a_named_wait_then_a_failure(redis_url, monkeypatch):
+    """Its heartbeat thread lives, its consumer does not (a dead broker socket, a wedged loop):
+    the message sits in the node's own queue. Waited for by name once it has sat there past
+    NOT_TAKING_AFTER, failed (and fenced off) after agent_timeout; a task sitting there for less
+    is no one's concern, and an agent that takes its task is no longer waited for."""
+    from kubeupgrade.workflow.app import client_app
+    from kubeupgrade.workflow.names import PHASE_TASKS, node_queue
+
+    monkeypatch.setattr(dispatcher_module, "UNDELIVERED_LOOK_PERIOD", 0.0)
+    monkeypatch.setattr(dispatcher_module, "NOT_TAKING_AFTER", 30.0)
+    store = CampaignStore.from_url(redis_url)
+    app = client_app(redis_url)
+    campaign = store.create("prod", {"cluster": "prod", "target": "1.31", "policies": {"agent_timeout": 1}},
+                            "a.yaml")
+    schedule = {"control_planes": [], "first_control_plane": None, "workers": ["w1", "w2"],
+                "strategy": "window", "limit": 2}
+    store.update(campaign, lambda doc: doc.update(
+        state="running", hops=[{"target": "1.31", "stage": "workers", "schedule": schedule}]))
+
+    def queued_upgrade(node: str, sent: float) -> None:
+        done = {**new_phase("install-kubeadm"), "state": "succeeded", "started": sent - 2,
+                "ended": sent - 1, "task_id": f"{node}-kubeadm"}
+        upgrade = {**new_phase("kubeadm-upgrade-node"), "task_id": f"{node}-upgrade", "dispatched": sent}
+        store.put_entry(campaign, 0, node, {"node": node, "role": "worker", "hop": 0, "state": "running",
+                                            "attempt": 1, "phases": [done, upgrade]})
+        app.signature(PHASE_TASKS[Phase.KUBEADM_NODE], kwargs=phase_kwargs(campaign, node, Phase.KUBEADM_NODE),
+                      immutable=True).set(queue=queue_for(Phase.KUBEADM_NODE, node),
+                                          task_id=f"{node}-upgrade").apply_async()
+        store.redis.set(liveness.agent_key(node), "{}", ex=60)  # it answers
+
+    queued_upgrade("w1", time.time() - 45)  # past NOT_TAKING_AFTER
+    queued_upgrade("w2", time.time() - 10)  # queued a while, not for long
+    dispatcher = dispatcher_module.Dispatcher(app, store)
+
+    def recover():
+        entries = store.entries(campaign, 0)
+        return dispatcher._recover_undelivered(store.get(campaign), 0, entries,
+                                               dispatcher._view(campaign, 0, entries).watched)
+
+    assert not recover()  # its message is there: nothing to send again
+    assert set(store.get(campaign)["hops"][0]["waiting_for_agents"]) == {"w1"}
+    told = [e["message"] for e in store.events(campaign) if "waiting for the agent of w1" in e["message"]]
+    assert told and f"left its task in queue {node_queue('w1')}" in told[0]
+    # A send to another node in the meantime does not clear w1's wait.
+    assert dispatcher._agents_ready(store.get(campaign), 0, ["w2"]) == {"w2"}
+    assert set(store.get(campaign)["hops"][0]["waiting_for_agents"]) == {"w1"}
+    time.sleep(1.3)
+    recover()
+    failed = store.entry(campaign, 0, "w1")["phases"][1]
+    assert failed["state"] == "failed" and "answers but did not take its task" in failed["error"]
+    assert store.entry(campaign, 0, "w1")["attempt"] == 2  # fenced off: stale if it is ever taken
+    assert store.begin_phase(campaign, 0, "w1", "kubeadm-upgrade-node", 1, "w1-upgrade") == "stale"
+    assert store.entry(campaign, 0, "w2")["phases"][1]["state"] == "pending"
+    # w2's agent, stuck as long, is waited for; once it takes its task, it is not any more.
+    monkeypatch.setattr(dispatcher_module, "NOT_TAKING_AFTER", 5.0)
+    recover()
+    assert "w2" in store.get(campaign)["hops"][0]["waiting_for_agents"]
+    store.redis.delete(node_queue("w2"))
+    store.update_entry(campaign, 0, "w2", lambda e: e["phases"][1].update(state="running"))  # taken
+    recover()
+    assert "w2" not in store.get(campaign)["hops"][0]["waiting_for_agents"]
+
+
 def test_a_task_whose_message_is_lost_again_and_again_fails_naming_its_queue(redis_url, monkeypatch):
     """Never a loop without end: past MAX_REDELIVERIES the phase fails and says where to look."""
     from kubeupgrade.workflow.app import client_app
