@@ -120,11 +120,6 @@ def run_farm(sandbox_dir: Path, broker: str, nodes: Sequence[str] | None = None,
     app = use_broker(broker)
     app.conf.include = ["workers.node_tasks"]
     app.conf.worker_enable_remote_control = False
-    # kombu asks Redis for every consumed queue at each of its priority steps in one BRPOP, sent
-    # again after every message: with a thousand queues in one consumer that was 4,000 keys
-    # packed per delivery, a third of the farm's CPU. Nothing here sends with a priority, and a
-    # message without one is on the queue's plain key, the only step kept.
-    app.conf.broker_transport_options = {**app.conf.broker_transport_options, "priority_steps": [0]}
     beat_while_serving(AgentHeartbeat(CampaignStore.from_url(broker).redis,
                                       [identity.node or "" for identity in served.values()],
                                       describe=lambda: {**agent_description(), "signed_messages": signed,

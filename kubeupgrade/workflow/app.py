@@ -27,8 +27,12 @@ def broker_url() -> str:
 def configure(app: Celery, url: str) -> Celery:
     broker_transport.install()  # a failed ack must not stop a worker consuming (see there)
     visibility = float(os.environ.get("KUBEUPGRADE_VISIBILITY_TIMEOUT", 4 * 3600))
+    # One priority step: nothing sends with a priority, so every message is on its queue's plain
+    # list. kombu's default four steps make each blocking pop, sent again after every message,
+    # name four lists per queue: an agent's four, the agent farm's 4,000 (a third of its CPU
+    # before the farm kept one; tests/e2e/test_agent_budget.py checks an agent's pop).
     transport = {"visibility_timeout": visibility, "socket_keepalive": True,
-                 "health_check_interval": 25}
+                 "health_check_interval": 25, "priority_steps": [0]}
     app.conf.update(
         broker_url=url,
         result_backend=url,

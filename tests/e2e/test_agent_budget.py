@@ -67,3 +67,14 @@ def test_an_agent_holds_at_most_four_connections_between_tasks_and_sends_under_h
     nodes = [name.removeprefix("agent-") for name in agents]
     assert alive_agents(client, nodes) == set(nodes)
     assert all(0 < client.ttl(f"ku:agent:{node}") <= AGENT_TTL for node in nodes)
+    # Each blocking pop names the agent's own queue once: one list per queue (a single priority
+    # step), not kombu's default four (README, Capacity: what Redis scans per pop).
+    pops = []
+    with client.monitor() as watching:
+        deadline = time.monotonic() + 6.0  # past every agent's 5 s pop
+        for command in watching.listen():
+            if command["command"].upper().startswith("BRPOP"):
+                pops.append(command["command"].split()[1:-1])
+            if time.monotonic() > deadline:
+                break
+    assert pops and all(len(keys) == 1 and keys[0].startswith("kubeupgrade.") for keys in pops), pops
