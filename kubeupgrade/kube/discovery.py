@@ -14,10 +14,14 @@ from kubeupgrade.model.versions import KubeVersion, parse_version
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 
 
-def control_plane_images(api: KubeApi) -> dict[str, dict[str, str]]:
+def control_plane_pods(api: KubeApi) -> list[dict[str, Any]]:
+    """The control-plane mirror pods (kube-apiserver, controller-manager, scheduler, etcd)."""
+    return list(api.call("list control-plane pods", api.core.list_namespaced_pod, "kube-system",
+                         label_selector="tier=control-plane")["items"])
+
+
+def images_of(pods: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
     """node -> component -> image tag, from the control-plane mirror pods."""
-    pods = api.call("list control-plane pods", api.core.list_namespaced_pod, "kube-system",
-                    label_selector="tier=control-plane")["items"]
     images: dict[str, dict[str, str]] = {}
     for pod in pods:
         component = pod["metadata"].get("labels", {}).get("component")
@@ -25,6 +29,10 @@ def control_plane_images(api: KubeApi) -> dict[str, dict[str, str]]:
         if component and node:
             images.setdefault(node, {})[component] = pod["spec"]["containers"][0]["image"].rsplit(":", 1)[-1]
     return images
+
+
+def control_plane_images(api: KubeApi) -> dict[str, dict[str, str]]:
+    return images_of(control_plane_pods(api))
 
 
 def cluster_version(api: KubeApi) -> KubeVersion:
@@ -36,9 +44,15 @@ def cluster_version(api: KubeApi) -> KubeVersion:
 
 def discover_nodes(api: KubeApi, os_families: dict[str, OsFamily] | None = None) -> list[NodeSpec]:
     """Every node with its role (from the control-plane label) and live versions."""
-    images = control_plane_images(api)
+    return node_specs(list_nodes(api), control_plane_pods(api), os_families)
+
+
+def node_specs(nodes: list[dict[str, Any]], pods: list[dict[str, Any]],
+               os_families: dict[str, OsFamily] | None = None) -> list[NodeSpec]:
+    """discover_nodes from listings the caller already holds (Node objects, control-plane pods)."""
+    images = images_of(pods)
     specs = []
-    for node in list_nodes(api):
+    for node in nodes:
         name = node["metadata"]["name"]
         labels = node["metadata"].get("labels") or {}
         control_plane = CONTROL_PLANE_LABEL in labels
@@ -60,12 +74,14 @@ def _windows(labels: dict[str, str]) -> OsFamily | None:
 
 
 def unready_nodes(api: KubeApi) -> list[str]:
-    return [n["metadata"]["name"] for n in list_nodes(api) if not is_ready(n)]
+    return unready(list_nodes(api))
 
 
-def unhealthy_control_plane_pods(api: KubeApi) -> list[str]:
-    pods = api.call("list control-plane pods", api.core.list_namespaced_pod, "kube-system",
-                    label_selector="tier=control-plane")["items"]
+def unready(nodes: list[dict[str, Any]]) -> list[str]:
+    return [n["metadata"]["name"] for n in nodes if not is_ready(n)]
+
+
+def unhealthy(pods: list[dict[str, Any]]) -> list[str]:
     return [p["metadata"]["name"] for p in pods if not pod_ready(p)]
 
 

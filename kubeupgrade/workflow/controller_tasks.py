@@ -55,6 +55,7 @@ def preflight(job: Job) -> StepOutcome:
     """Check the cluster is upgradeable before anything disruptive happens in this hop."""
     from kubeupgrade.kube import discovery
     from kubeupgrade.kube.drain import preview_drains
+    from kubeupgrade.kube.nodes import list_nodes
 
     api = job_api(job)
     problems: list[str] = []
@@ -63,10 +64,15 @@ def preflight(job: Job) -> StepOutcome:
     entries = {name: {"facts": entry.get("facts"), "drain": entry.get("drain")}
                for name, entry in job.store.each_entry(job.campaign_id, job.hop)}
     facts = hop_facts(job.hop_doc, entries)
-    unready = discovery.unready_nodes(api)
+    # One listing of each, read for every check below (a 5,000-node list is ~60 MB decoded,
+    # and a pool process keeps the memory its biggest task took).
+    nodes, pods = list_nodes(api), discovery.control_plane_pods(api)
+    live = discovery.node_specs(nodes, pods)
+    unready = discovery.unready(nodes)
+    del nodes
     if unready:
         problems.append(f"nodes not Ready: {', '.join(unready)}")
-    unhealthy = discovery.unhealthy_control_plane_pods(api)
+    unhealthy = discovery.unhealthy(pods)
     if unhealthy:
         problems.append(f"control-plane pods not Ready: {', '.join(unhealthy)}")
     planned = list(schedule.nodes)
@@ -80,7 +86,6 @@ def preflight(job: Job) -> StepOutcome:
     if first and not facts.get(first, {}).get("admin_conf"):
         problems.append(f"{first} has no /etc/kubernetes/admin.conf; the first control plane needs it")
     target = job.version
-    live = discovery.discover_nodes(api)
     spread = skew.check_apiserver_spread({n.name: n.control_plane for n in live if n.control_plane})
     if spread:
         problems.append(spread.message)

@@ -275,3 +275,26 @@ def test_abort_puts_repositories_back_where_nothing_was_installed_and_retry_reco
     assert {r.version for r in box.node_rows()} == {"v1.31.14"}
     assert sum(1 for e in box.history() if e["event"] == "cordon" and e["node"] == "worker-1") == 2
     assert_safe(box, 1)
+
+
+def test_preflight_names_every_problem_and_nothing_disruptive_runs(make_stack, tmp_path):
+    """An unready node and a swapping host: the hop's preflight fails naming both, before any
+    kubeadm upgrade, install or cordon on any node (one listing of the nodes serves every check)."""
+    from tests.helpers import run_on
+
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    assert run_on(box, "worker-2", "systemctl", "stop", "kubelet").returncode == 0
+    wait_for(lambda: any(c["type"] == "Ready" and c["status"] != "True"
+                         for c in box.api_get("/api/v1/nodes/worker-2")["status"]["conditions"]), timeout=60)
+    box.add_fault("swap-on", node="worker-1")
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31"), broker=stack.broker)
+    state, error = finish(handle, timeout=180)
+    assert state == "failed", error
+    assert "preflight failed" in error["message"]
+    assert "nodes not Ready: worker-2" in error["message"]
+    assert "swap is on (kubelet requires it off): worker-1" in error["message"]
+    for node in ("cp-1", "worker-1", "worker-2"):
+        ran = [" ".join(e["argv"]) for e in box.command_log(node)]
+        assert not [c for c in ran if c.startswith("kubeadm upgrade") or " install " in f" {c} "], (node, ran)
+        assert not box.api_get(f"/api/v1/nodes/{node}")["spec"].get("unschedulable"), node
