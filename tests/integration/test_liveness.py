@@ -28,6 +28,13 @@ def running_drain(store: CampaignStore, node: str, task_id: str) -> str:
     return campaign
 
 
+def recover_undelivered(dispatcher, store: CampaignStore, campaign: str) -> bool:
+    """One look of the dispatcher's check for reached tasks without a taker, on hop 0 as now."""
+    entries = store.entries(campaign, 0)
+    return dispatcher._recover_undelivered(store.get(campaign), 0, entries,
+                                           dispatcher._view(campaign, 0, entries).watched)
+
+
 def phase_kwargs(campaign: str, node: str, phase: Phase) -> dict:
     """A phase task's arguments, as the dispatcher sends them (a process that imported the
     tasks checks them when sending)."""
@@ -296,9 +303,7 @@ def test_a_task_queued_for_an_agent_that_is_gone_is_a_named_wait_then_a_failure(
     dispatcher = dispatcher_module.Dispatcher(app, store)
 
     def recover():
-        entries = store.entries(campaign, 0)
-        return dispatcher._recover_undelivered(store.get(campaign), 0, entries,
-                                               dispatcher._view(campaign, 0, entries).watched)
+        return recover_undelivered(dispatcher, store, campaign)
 
     assert not recover()  # its message is there: nothing to send again
     assert set(store.get(campaign)["hops"][0]["waiting_for_agents"]) == {"w1"}
@@ -349,9 +354,7 @@ def test_an_agent_that_answers_but_takes_nothing_is_a_named_wait_then_a_failure(
     dispatcher = dispatcher_module.Dispatcher(app, store)
 
     def recover():
-        entries = store.entries(campaign, 0)
-        return dispatcher._recover_undelivered(store.get(campaign), 0, entries,
-                                               dispatcher._view(campaign, 0, entries).watched)
+        return recover_undelivered(dispatcher, store, campaign)
 
     assert not recover()  # its message is there: nothing to send again
     assert set(store.get(campaign)["hops"][0]["waiting_for_agents"]) == {"w1"}
