@@ -116,7 +116,7 @@ def run_farm(sandbox_dir: Path, broker: str, nodes: Sequence[str] | None = None,
         from kubeupgrade.errors import InvalidInput
 
         raise InvalidInput("the agent farm runs Linux nodes only (Windows binaries run by path)")
-    signed = require_message_identity(unsigned_messages=False)
+    signed = require_message_identity(unsigned_messages=False) is not None
     app = use_broker(broker)
     app.conf.include = ["workers.node_tasks"]
     app.conf.worker_enable_remote_control = False

@@ -36,9 +36,13 @@ class Unauthorized(PermanentError):
     """A campaign no trusted operator signed as it is now: nothing runs for it."""
 
 
+def canonical_json(value: Any) -> bytes:
+    """JSON with sorted keys, no whitespace, UTF-8: one text for one value, whoever wrote it."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def canonical(campaign_id: str, cluster: str, campaign: dict[str, Any]) -> bytes:
-    return json.dumps({"id": campaign_id, "cluster": cluster, "campaign": campaign},
-                      sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return canonical_json({"id": campaign_id, "cluster": cluster, "campaign": campaign})
 
 
 def key_id(public: Ed25519PublicKey) -> str:

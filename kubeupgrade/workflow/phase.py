@@ -124,8 +124,8 @@ class Job:
     def hop_doc(self) -> dict[str, Any]:
         return self.doc["hops"][self.hop]
 
-    def schedule(self) -> HopSchedule:
-        return self.store.schedule(self.campaign_id, self.hop, self.doc)
+    def schedule(self, acceptance: seal.Acceptance | None = None) -> HopSchedule:
+        return self.store.schedule(self.campaign_id, self.hop, self.doc, acceptance)
 
     @property
     def version(self) -> KubeVersion:
@@ -158,7 +158,7 @@ def require_accepted(job: Job) -> None:
         acceptance.check_document(job.read.signed_text())
     except seal.SealBroken as error:
         raise PermanentError(f"campaign {job.campaign_id}: {error}; nothing done") from None
-    if job.node != CLUSTER_ENTRY and job.node not in job.schedule().node_set:
+    if job.node != CLUSTER_ENTRY and job.node not in job.schedule(acceptance).node_set:
         raise PermanentError(f"{job.node} is not in hop {job.hop + 1} of campaign {job.campaign_id} "
                              "as the controller accepted it; nothing done")
 

@@ -474,7 +474,7 @@ class CampaignStore:
         """The controller's seal on what it accepted (seal.py); nothing without a seal key."""
         sealing = seal.current()
         if sealing is not None:
-            digests = tuple(seal.digest(seal.schedule_text(s.to_dict())) for s in schedules)
+            digests = tuple(seal.schedule_digest(s.to_dict()) for s in schedules)
             self.redis.set(f"ku:c:{campaign_id}:accepted", sealing.seal(
                 seal.Acceptance(campaign_id, cluster, seal.digest(signed_text), digests)))
 
@@ -490,12 +490,14 @@ class CampaignStore:
         except seal.SealBroken as error:
             raise DamagedRecord(key, str(error)) from None
 
-    def schedule(self, campaign_id: str, hop: int, doc: Mapping[str, Any]) -> HopSchedule:
+    def schedule(self, campaign_id: str, hop: int, doc: Mapping[str, Any],
+                 acceptance: seal.Acceptance | None = None) -> HopSchedule:
         """The hop's schedule; in the controller, only the one it sealed at acceptance (a
         schedule decides how many workers are out of service at once, and agents can write
-        the record)."""
+        the record). `acceptance`: the campaign's, if the caller has just opened it."""
         key = f"ku:c:{campaign_id}:schedule:{hop}"
-        acceptance = self.acceptance(campaign_id)
+        if acceptance is None:
+            acceptance = self.acceptance(campaign_id)
         if acceptance is not None and 0 <= hop < len(acceptance.schedules):
             known = _sealed_schedules.get((campaign_id, hop))
             if known is not None and known[0] == acceptance.schedules[hop]:

@@ -17,26 +17,28 @@ from celery import Celery
 from kubeupgrade.workflow.names import CONTROLLER_QUEUE, agent_hostname, node_queue
 
 if TYPE_CHECKING:
+    from kubeupgrade.security.messages import MessageIdentity
     from kubeupgrade.workflow.liveness import AgentHeartbeat
     from kubeupgrade.workflow.retention import RetentionPolicy
 
 AGENT_POLL_SECONDS = 5.0
 
 
-def require_message_identity(unsigned_messages: bool) -> bool:
-    """Whether this process signs and verifies its messages: it must, unless the operator chose
-    --unsigned-messages (then a broker credential alone can queue tasks again; campaign
-    signatures still stand between them and a host)."""
+def require_message_identity(unsigned_messages: bool) -> MessageIdentity | None:
+    """The identity this process signs and verifies its messages with: it must have one, unless
+    the operator chose --unsigned-messages (then None: a broker credential alone can queue tasks
+    again; campaign signatures still stand between them and a host)."""
     from kubeupgrade.errors import InvalidInput
     from kubeupgrade.security.messages import CERT_ENV, KEY_ENV, TRUST_ENV, MessageIdentity
 
-    if MessageIdentity.from_env() is not None:
-        return True
+    identity = MessageIdentity.from_env()
+    if identity is not None:
+        return identity
     if unsigned_messages:
         logging.getLogger("kubeupgrade").warning(
             "messages are not signed (--unsigned-messages): anyone who can write to the broker "
             "can queue tasks")
-        return False
+        return None
     raise InvalidInput(f"no message-signing identity: set {KEY_ENV}, {CERT_ENV} and {TRUST_ENV} "
                        "(`kubeupgrade keys messages DIR` makes them), or pass --unsigned-messages")
 
@@ -48,7 +50,7 @@ def run_agent(node: str, broker: str, *, host_root: str = "/", path: str = "",
     heartbeat key and time limits keep working while a task runs). Built for thousands of
     agents on one broker: no mingle, no gossip, no worker heartbeat events (task events stay
     for Flower); liveness is the `ku:agent:<node>` key (kubeupgrade.workflow.liveness)."""
-    signed = require_message_identity(unsigned_messages)
+    signed = require_message_identity(unsigned_messages) is not None
     from kubeupgrade.workflow.agent_identity import HOST_ROOT_ENV, NODE_ENV, OS_ENV, PATH_ENV
 
     # Whom this agent serves (agent_identity.current), inherited by its pool process.
@@ -147,13 +149,11 @@ def run_controller(kubeconfig: str, broker: str, *, concurrency: int = 8,
                    retention: RetentionPolicy | None = None, unsigned_messages: bool = False) -> None:
     """The controller: cluster-level tasks on a prefork pool (the threads pool does not survive
     some broker reconnections), and the dispatcher thread in the main process."""
-    if require_message_identity(unsigned_messages):
-        from kubeupgrade.security.messages import MessageIdentity
+    identity = require_message_identity(unsigned_messages)
+    if identity is not None:
         from kubeupgrade.workflow import seal
 
         # Keyed from the controller's own message key, before the pool forks (seal.py).
-        identity = MessageIdentity.from_env()
-        assert identity is not None
         seal.use(seal.RecordSeal.from_key_file(identity.key))
     os.environ["KUBEUPGRADE_KUBECONFIG"] = kubeconfig
     from celery.signals import worker_ready, worker_shutdown

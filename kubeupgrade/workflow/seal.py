@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kubeupgrade.security.signing import canonical_json
+
 # Bound into the key so that the same message key can never be made to vouch for anything else.
 _PURPOSE = b"kubeupgrade acceptance seal v1\0"
 
@@ -41,10 +43,10 @@ def digest(text: bytes) -> str:
     return hashlib.sha256(text).hexdigest()
 
 
-def schedule_text(schedule: dict[str, Any]) -> bytes:
-    """A schedule's canonical form: what its digest covers (the stored JSON may be spaced
-    differently, and need not be)."""
-    return json.dumps(schedule, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+def schedule_digest(schedule: dict[str, Any]) -> str:
+    """A schedule's digest, over its canonical form (the stored JSON may be spaced differently,
+    and need not be)."""
+    return digest(canonical_json(schedule))
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ class Acceptance:
     campaign_id: str
     cluster: str
     signed_sha256: str  # of signing.canonical(id, cluster, campaign) as it was planned from
-    schedules: tuple[str, ...]  # SHA-256 of each hop's schedule_text, in hop order
+    schedules: tuple[str, ...]  # each hop's schedule_digest, in hop order
 
     def body(self) -> dict[str, Any]:
         return {"campaign": self.campaign_id, "cluster": self.cluster,
@@ -63,7 +65,7 @@ class Acceptance:
     def check_schedule(self, hop: int, schedule: dict[str, Any]) -> None:
         if not 0 <= hop < len(self.schedules):
             raise SealBroken(f"the controller accepted no hop {hop + 1}")
-        if digest(schedule_text(schedule)) != self.schedules[hop]:
+        if schedule_digest(schedule) != self.schedules[hop]:
             raise SealBroken(f"hop {hop + 1}'s schedule is not the one the controller accepted "
                              "(changed in the broker after acceptance)")
 
@@ -84,7 +86,7 @@ class RecordSeal:
         return cls(path.read_bytes())
 
     def _mac(self, body: dict[str, Any]) -> str:
-        return hmac.new(self._key, schedule_text(body), hashlib.sha256).hexdigest()
+        return hmac.new(self._key, canonical_json(body), hashlib.sha256).hexdigest()
 
     def seal(self, acceptance: Acceptance) -> str:
         """The text stored under ku:c:<id>:accepted."""
