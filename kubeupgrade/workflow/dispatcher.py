@@ -250,9 +250,12 @@ class Dispatcher:
             except LeaseLost:
                 raise
             except DamagedRecord as error:
-                # Isolate it: the loop stops looking at it; list and status name it.
+                # Isolate it: the loop stops looking at it; list and status name it. Some damage
+                # only the controller can see (a schedule that breaks its seal: the CLI reads it
+                # fine), so the campaign's events say why nothing moves any more.
                 log.error("campaign %s skipped: %s", campaign_id, error)
                 self.store.deactivate(campaign_id)
+                self.store.event(campaign_id, f"the dispatcher stopped acting on it: {error}")
             except KubeupgradeError as error:
                 log.warning("campaign %s: %s", campaign_id, error)
             except SHAPE_ERRORS as error:

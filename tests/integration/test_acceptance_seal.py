@@ -93,6 +93,10 @@ def test_a_schedule_changed_after_acceptance_is_named_and_never_used(redis_url, 
     store.update(campaign, lambda d: d["hops"][0].update(stage="workers"))
     dispatcher.tick()
     assert campaign not in store.active_ids()
+    # The CLI, without the controller's key, reads the schedule fine: the events say why
+    # nothing moves any more.
+    assert any(f"the dispatcher stopped acting on it: damaged record {key}" in e["message"]
+               for e in store.events(campaign))
     assert not any(e.get("phases") and any(p.get("task_id") for p in e["phases"])
                    for e in store.entries(campaign, 0).values())
     # Nor does any cluster phase run for one of its nodes.
