@@ -76,3 +76,12 @@ def test_a_timed_out_command_is_killed_with_what_it_started(tmp_path):
     assert result.timed_out
     time.sleep(1.5)
     assert not log.exists(), "a process started by the timed-out command kept running"
+
+
+def test_the_lock_names_only_its_last_holder_however_long_the_one_before(tmp_path):
+    lock = tmp_path / "host.lock"
+    executor = LocalExecutor(lock_file=lock)
+    executor.run(Command(("echo", "x" * 2000), timeout=5))
+    assert lock.stat().st_size == 512  # a longer command is cut, not spilled past the record
+    executor.run(Command(("true",), timeout=5))
+    assert lock.read_text().strip() == f"pid {os.getpid()}: true"
