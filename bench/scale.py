@@ -141,6 +141,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                          "agent_timeout": 600, "ready_timeout": 600}}))
         client = redis.Redis.from_url(stack.broker)
         sent_before = client.info("stats")["total_net_output_bytes"]
+        commands_before = _command_calls(client)
         with Sampler(controller.pid, client) as sampler:
             began, own_before = time.monotonic(), sum(os.times()[:2])
             handle = submit(campaign, broker=stack.broker, accept_timeout=600, key=box.signing_key)
@@ -149,6 +150,9 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             makespan = time.monotonic() - began
             own_cpu = sum(os.times()[:2]) - own_before
         redis_sent = client.info("stats")["total_net_output_bytes"] - sent_before
+        commands = _command_calls(client)
+        redis_commands = {name: calls - commands_before.get(name, 0) for name, calls in commands.items()
+                          if calls > commands_before.get(name, 0)}
         if state != "succeeded":
             raise SystemExit(f"campaign {handle.id} {state}: {handle.status().get('error')}")
         problems = invariants.check_max_unavailable(box, limit)
@@ -168,10 +172,17 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 "gap_p50": result["overhead_median"], "gap_p99": result["overhead_p99"],
                 **sampler.peaks, "redis_sent_mib": redis_sent / 2**20, "idle_not_started": result["not started"],
                 "idle_preparation": result["preparation"], "idle_tail": result["tail"],
-                "load": os.getloadavg()[0], "cpu_seconds": cpu}
+                "load": os.getloadavg()[0], "cpu_seconds": cpu,
+                "redis_commands": dict(sorted(redis_commands.items(), key=lambda item: -item[1]))}
     finally:
         stack.stop_all()
         box.down()
+
+
+def _command_calls(client: redis.Redis) -> dict[str, int]:
+    """Calls per Redis command so far (`INFO commandstats`), to see what a change saved."""
+    return {name.removeprefix("cmdstat_"): int(stats["calls"])
+            for name, stats in client.info("commandstats").items()}
 
 
 def main() -> int:

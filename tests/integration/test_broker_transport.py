@@ -71,3 +71,72 @@ def test_a_consumer_whose_ack_was_lost_with_the_broker_consumes_again(tmp_path, 
         connection.release()
         server.kill()
         server.wait(10)
+
+
+
+def binding_writes(client) -> int:
+    return int(client.info("commandstats").get("cmdstat_sadd", {}).get("calls", 0))
+
+
+def publish_on(connection, body: str, queue: Queue = QUEUE) -> None:
+    connection.Producer(serializer="json").publish(
+        body, exchange=queue.exchange, routing_key=queue.routing_key, declare=[queue],
+        retry=True, retry_policy={"max_retries": 20, "interval_start": 0.1, "interval_step": 0.1})
+
+
+def test_a_queue_is_declared_once_per_process_however_many_connections_publish_to_it(tmp_path):
+    import redis
+
+    port = free_port()
+    server = start_redis_server(port, tmp_path)
+    app = configure(Celery("declare-test"), f"redis://127.0.0.1:{port}/0")
+    client = redis.Redis(port=port)
+    other = Queue("other", Exchange("other", "direct"), "other")
+    connections = [app.connection_for_write() for _ in range(3)]
+    try:
+        for connection in connections:  # as a pool's connections: made once, used many times
+            connection.ensure_connection()
+        before = binding_writes(client)
+        publish_on(connections[0], "m0")
+        one_declaration = binding_writes(client) - before
+        assert one_declaration > 0
+        publish_on(connections[1], "m1")
+        publish_on(connections[2], "m2")
+        assert binding_writes(client) - before == one_declaration  # kombu alone: once per connection
+        publish_on(connections[1], "elsewhere", other)  # another queue is declared for itself
+        assert binding_writes(client) - before == 2 * one_declaration
+        assert client.llen("ack-test") == 3 and client.llen("other") == 1
+    finally:
+        for connection in connections:
+            connection.release()
+        server.kill()
+        server.wait(10)
+
+
+def test_a_connection_made_after_the_broker_lost_its_state_declares_again(tmp_path):
+    """The shared record must not outlive the broker's state: a connection made after a broker
+    restart declares its queue again, as it did with a record of its own, or its message would
+    be routed through a binding the broker no longer has (and dropped)."""
+    import redis
+
+    port = free_port()
+    server = start_redis_server(port, tmp_path)
+    app = configure(Celery("declare-test"), f"redis://127.0.0.1:{port}/0")
+    first = app.connection_for_write()
+    second = None
+    try:
+        publish_on(first, "before")
+        server.kill()  # it keeps nothing on disk: the binding is gone with it
+        server.wait(10)
+        server = start_redis_server(port, tmp_path)
+        second = app.connection_for_write()
+        publish_on(second, "after")
+        client = redis.Redis(port=port)
+        assert client.smembers("_kombu.binding.ack-test")
+        assert client.lrange("ack-test", 0, -1) and client.llen("ack-test") == 1
+    finally:
+        first.release()
+        if second is not None:
+            second.release()
+        server.kill()
+        server.wait(10)
