@@ -1,6 +1,5 @@
-"""kombu's Redis transport, with one repair and two savings. The repair: an acknowledgement the
-broker did not get still frees the consumer's prefetch slot. (The savings: Channel._create_client
-and Transport's shared record of declared queues.)
+"""kombu's Redis transport, with one repair and one saving. The repair: an acknowledgement the
+broker did not get still frees the consumer's prefetch slot. (The saving: Channel._create_client.)
 
 kombu's Redis QoS first removes the message from the broker's unacked index and only then frees
 the slot. When the removal fails (the broker went away at that moment), the slot stays taken,
@@ -18,7 +17,6 @@ is. The error still reaches the caller, so the worker logs it as before.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from kombu.transport import TRANSPORT_ALIASES, redis, virtual
@@ -61,27 +59,7 @@ class Channel(redis.Channel):
 
 
 class Transport(redis.Transport):
-    """Every connection of this process to one broker shares one record of the queues it has
-    declared. kombu keeps that record per connection, and a publish declares its queue first
-    (a length query and a binding write) unless its connection did it before. A controller's
-    pool processes and an agent farm's threads each draw from a pool of connections, so each
-    queue was declared once per connection: at 1,000 nodes that was a third of the
-    controller's publishing. A declaration is the broker's state, not a connection's, so any
-    connection may rely on another's; a reconnect of any of them clears the shared record (kombu
-    clears a connection's record when it connects again), so after a broker restart every queue
-    is declared again before its next message, as before."""
-
     Channel = Channel
-
-    def __init__(self, client: Any, **kwargs: Any) -> None:
-        super().__init__(client, **kwargs)
-        key = f"{client.userid}@{client.hostname}:{client.port}/{client.virtual_host}"
-        with _declared_lock:
-            client.declared_entities = _declared.setdefault(key, set())
-
-
-_declared: dict[str, set[Any]] = {}
-_declared_lock = threading.Lock()
 
 
 def install() -> None:
