@@ -97,6 +97,7 @@ def test_a_phase_chain_reaches_its_queue_on_a_broker_that_holds_no_binding_and_d
     stats = client.info("commandstats")
     assert stats.get("cmdstat_sadd") == stats_before.get("cmdstat_sadd")  # no binding written
     assert stats.get("cmdstat_llen") == stats_before.get("cmdstat_llen")  # no queue declared
+    assert stats.get("cmdstat_subscribe") == stats_before.get("cmdstat_subscribe")  # no result awaited
     queue = queue_of(Phase.INSTALL_KUBELET, "worker-7")
     assert client.llen(queue) == 1 and not client.keys("_kombu.binding.*")
     message = json.loads(client.lindex(queue, 0))
