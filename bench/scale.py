@@ -112,6 +112,20 @@ def _percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
+def machine_speed() -> float:
+    """Milliseconds of CPU for a fixed piece of pure Python (JSON round trips), the median of five:
+    this machine's speed now. A like workload took 0.45-0.74 s from one minute to the next on one
+    machine of this kind, so a makespan means little without it."""
+    doc = {"items": [{"name": f"node-{i}", "ready": i % 2 == 0, "n": i} for i in range(2000)]}
+    times = []
+    for _ in range(5):
+        began = time.process_time()
+        for _ in range(10):
+            json.loads(json.dumps(doc))
+        times.append(time.process_time() - began)
+    return statistics.median(times) * 1000
+
+
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     workers = args.nodes - 3
     limit = args.limit or max(1, workers // 10)
@@ -208,8 +222,10 @@ def main() -> int:
     args = parser.parse_args()
     if args.nodes < 4:
         parser.error("--nodes: at least 4 (3 control planes and a worker)")
+    speed_before = machine_speed()
     with tempfile.TemporaryDirectory(dir=args.under) as tmp:
         r = run(args, Path(tmp))
+    r["machine_ms"] = [round(speed_before, 1), round(machine_speed(), 1)]  # before and after
     if args.output == "json":
         print(json.dumps(r, indent=2))
         return 0
@@ -221,6 +237,8 @@ def main() -> int:
           f"| {r['gap_p99'] * 1000:.0f} ms | {r['controller_mib']:.0f} MiB | {r['redis_mib']:.1f} MiB "
           f"| {r['redis_sent_mib']:,.0f} MiB | {r['connections']:.0f} | {r['idle_not_started']:.0f} | {r['idle_preparation']:.0f} "
           f"| {r['idle_tail']:.0f} | {r['load']:.1f} |")
+    print(f"\nMachine speed (bench.scale.machine_speed, before and after): {r['machine_ms'][0]:.0f} and "
+          f"{r['machine_ms'][1]:.0f} ms")
     print("\nCPU seconds: " + ", ".join(f"{name} {seconds:.0f}" for name, seconds in r["cpu_seconds"].items()))
     return 0
 
