@@ -129,9 +129,8 @@ def phase_signature(app: Celery, phase: Phase, node: str, task_id: str, *, campa
                     attempt: int, version: str) -> Signature:
     """One phase of one node as an immutable link, for its own queue (keyword arguments only:
     Flower shows campaign and node by name). Without `ignore_result` here a sender that has not
-    registered the task (the dispatcher's client app, a group) subscribes to the result's
-    channel for every message it sends, and unsubscribes when the handle is dropped: 2,000
-    commands at 1,000 nodes, for results no one stores."""
+    registered the task subscribes to the result's channel of every message it sends, and
+    unsubscribes when the handle is dropped, for results no one stores."""
     return app.signature(
         PHASE_TASKS[phase],
         kwargs={"campaign": campaign, "hop": hop, "node": node, "phase": phase.value,
