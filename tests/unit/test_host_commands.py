@@ -19,8 +19,8 @@ APT, DNF, YUM = (platform_for(f) for f in (OsFamily.APT, OsFamily.DNF, OsFamily.
         (DNF.refresh_metadata(), ("dnf", "makecache", "--disableexcludes=kubernetes")),
         (APT.list_versions("kubeadm"), ("apt-cache", "madison", "kubeadm")),
         (YUM.list_versions("kubelet"), ("yum", "list", "--showduplicates", "kubelet", "--disableexcludes=kubernetes")),
-        (APT.installed_version("kubelet"), ("dpkg-query", "-W", "--showformat=${Version}", "kubelet")),
-        (DNF.installed_version("kubelet"), ("rpm", "-q", "kubelet")),
+        (APT.installed_versions(("kubelet", "kubectl")), ("dpkg-query", "-W", "--showformat=${Package}\\t${Version}\\n", "kubelet", "kubectl")),
+        (DNF.installed_versions(("kubelet",)), ("rpm", "-q", "kubelet")),
         (APT.hold("kubelet", "kubectl"), ("apt-mark", "hold", "kubelet", "kubectl")),
         (APT.unhold("kubeadm"), ("apt-mark", "unhold", "kubeadm")),
         (APT.install_command({"kubeadm": parse_package_version("1.31.2-1.1")}, download_only=False),
@@ -75,3 +75,24 @@ def test_repository_round_trip(platform):
 
 def test_repository_minor_unknown():
     assert configured_minor("deb http://example.org stable main") is None
+
+
+@pytest.mark.parametrize(
+    ("platform", "packages", "printed", "versions"),
+    [
+        # dpkg-query -W: a package known but not installed (removed, its config kept) prints no version
+        (APT, ("kubeadm", "kubelet", "kubectl"), "kubeadm\t1.31.2-1.1\nkubelet\t\nkubectl\t1.30.4-1.1\n",
+         {"kubeadm": "1.31.2-1.1", "kubectl": "1.30.4-1.1"}),
+        (APT, ("kubelet",), "", {}),  # unknown: named on stderr only, exit 1
+        (APT, ("kubelet",), "kubelet\t1.31.2-1.1\nkubelet\t1.30.4-1.1\n", {}),  # two: neither is sure
+        (APT, ("kubelet",), "kubectl\t1.31.2-1.1\n", {}),  # not what was asked
+        # rpm -q: NAME-VERSION-RELEASE.ARCH, or a sentence for a missing one
+        (DNF, ("kubeadm", "kubelet"), "kubeadm-1.31.2-150500.1.1.x86_64\npackage kubelet is not installed\n",
+         {"kubeadm": "1.31.2-150500.1.1"}),
+        (DNF, ("kubelet", "kubectl"), "kubectl-1.31.2-150500.1.1.aarch64\nkubelet-1.31.2-150500.1.1.aarch64\n",
+         {"kubelet": "1.31.2-150500.1.1", "kubectl": "1.31.2-150500.1.1"}),
+        (DNF, ("kubelet",), "kubelet-1.31.2-150500.1.1.x86_64\nkubelet-1.30.4-150500.1.1.x86_64\n", {}),
+    ],
+)
+def test_one_query_reads_each_installed_package(platform, packages, printed, versions):
+    assert platform.parse_installed(packages, printed) == versions

@@ -30,13 +30,26 @@ def refreshes(fake):
     return sum(1 for argv in fake.ran if argv[:2] == ("apt-get", "update"))
 
 
+VERSIONS = ("dpkg-query", "-W", "--showformat=${Package}\\t${Version}\\n")
+STATUS = ("dpkg-query", "-W", "--showformat=${Package}\\t${Status}\\n")
+
+
+def dpkg_versions(version):
+    """dpkg-query's answer to VERSIONS: `version` (a string, or a function of the package) for
+    every package asked about, one line each, as the real tool prints them."""
+    def answer(command):
+        names = command.argv[len(VERSIONS):]
+        return 0, "".join(f"{name}\t{version(name) if callable(version) else version}\n" for name in names), ""
+    return answer
+
+
 def installed(version):
     return lambda command: (0, version, "")
 
 
 def test_install_kubeadm_already_done_runs_no_install(tmp_path):
     fake = (FakeExecutor().on("dpkg-query", stdout="install ok installed")
-            .on("dpkg-query", "-W", "--showformat=${Version}", "kubeadm", stdout="1.31.2-1.1")
+            .on(*VERSIONS, "kubeadm", stdout="kubeadm\t1.31.2-1.1\n")
             .on("kubeadm", "version", stdout="v1.31.2\n"))
     outcome = steps.install_kubeadm(context(tmp_path, fake), V, "1.31.2-1.1")
     assert outcome.status == steps.ALREADY_DONE
@@ -51,10 +64,9 @@ def test_install_kubeadm_unholds_installs_holds_and_checks(tmp_path):
         return 0, "Setting up kubeadm", ""
 
     fake = (FakeExecutor().on("dpkg-query", stdout="install ok installed")
-            .on("dpkg-query", "-W", "--showformat=${Version}", "kubeadm")
             .on("apt-mark").on("apt-get", "install", "-y", "-q", "kubeadm=1.31.2-1.1")
             .on("kubeadm", "version", stdout="v1.31.2\n"))
-    fake.answers[("dpkg-query", "-W", "--showformat=${Version}", "kubeadm")] = lambda c: (0, state["version"], "")
+    fake.answers[(*VERSIONS, "kubeadm")] = dpkg_versions(lambda name: state["version"])
     fake.answers[("apt-get", "install", "-y", "-q", "kubeadm=1.31.2-1.1")] = install
     with_repository(tmp_path)
     outcome = steps.install_kubeadm(context(tmp_path, fake), V, "1.31.2-1.1")
@@ -64,9 +76,9 @@ def test_install_kubeadm_unholds_installs_holds_and_checks(tmp_path):
 
 
 def test_interrupted_dpkg_is_repaired_first(tmp_path):
-    fake = (FakeExecutor().on("dpkg-query", "-W", "--showformat=${Status}", stdout="install ok unpacked")
+    fake = (FakeExecutor().on(*STATUS, stdout="kubeadm\tinstall ok installed\nkubelet\tinstall ok unpacked\n")
             .on("dpkg", "--configure", "-a")
-            .on("dpkg-query", "-W", "--showformat=${Version}", stdout="1.31.2-1.1"))
+            .on(*VERSIONS, stdout="kubelet\t1.31.2-1.1\n"))
     with_repository(tmp_path)
     ctx = context(tmp_path, fake)
     ctx.platform.install(ctx, V, "1.31.2-1.1", ("kubelet",))
@@ -75,7 +87,7 @@ def test_interrupted_dpkg_is_repaired_first(tmp_path):
 
 def test_failed_command_is_temporary_and_carries_the_output(tmp_path):
     fake = (FakeExecutor().on("dpkg-query", stdout="install ok installed")
-            .on("dpkg-query", "-W", "--showformat=${Version}", stdout="1.30.4-1.1")
+            .on(*VERSIONS, stdout="kubelet\t1.30.4-1.1\nkubectl\t1.30.4-1.1\n")
             .on("apt-mark").on("apt-get", exit_code=100, stderr="E: Could not get lock /var/lib/dpkg/lock-frontend"))
     with_repository(tmp_path)
     with pytest.raises(TemporaryError) as failure:
@@ -85,7 +97,7 @@ def test_failed_command_is_temporary_and_carries_the_output(tmp_path):
 
 def test_missing_version_is_permanent(tmp_path):
     fake = (FakeExecutor().on("dpkg-query", stdout="install ok installed")
-            .on("dpkg-query", "-W", "--showformat=${Version}", stdout="1.30.4-1.1")
+            .on(*VERSIONS, stdout="kubelet\t1.30.4-1.1\nkubectl\t1.30.4-1.1\n")
             .on("apt-mark").on("apt-get", exit_code=100, stderr="E: Version '1.31.2-1.1' for 'kubelet' was not found"))
     with_repository(tmp_path)
     with pytest.raises(PermanentError):
@@ -165,7 +177,7 @@ def test_installing_after_a_restore_points_the_repository_at_the_target_again(tm
     state = {"version": "1.30.4-1.1"}
     fake = (FakeExecutor().on("dpkg-query", stdout="install ok installed").on("apt-get", "update")
             .on("apt-mark").on("apt-get", "install", "-y", "-q", "kubelet=1.31.2-1.1"))
-    fake.answers[("dpkg-query", "-W", "--showformat=${Version}", "kubelet")] = lambda c: (0, state["version"], "")
+    fake.answers[(*VERSIONS, "kubelet")] = dpkg_versions(lambda name: state["version"])
 
     def install(command):
         assert "v1.31" in source.read_text(), "installed from the wrong repository"
@@ -194,7 +206,18 @@ def test_fake_executor_refuses_unexpected_commands(tmp_path):
 @pytest.mark.parametrize(("swapon", "expected"), [("NAME      TYPE SIZE USED PRIO\n/swap.img file 2G 0B -2\n", True), ("", False)])
 def test_host_facts_say_whether_swap_is_on(tmp_path, swapon, expected):
     fake = (FakeExecutor().on("swapon", "--show", stdout=swapon)
-            .on("dpkg-query", "-W", "--showformat=${Version}", stdout="1.30.4-1.1"))
+            .on(*VERSIONS, "kubeadm", "kubelet", "kubectl",
+                stdout="kubeadm\t1.30.4-1.1\nkubelet\t1.30.4-1.1\nkubectl\t1.30.4-1.1\n"))
     facts = steps.host_facts(context(tmp_path, fake))
     assert facts["swap_on"] is expected and facts["os"] == "apt"
     assert facts["installed"] == {"kubeadm": "1.30.4-1.1", "kubelet": "1.30.4-1.1", "kubectl": "1.30.4-1.1"}
+
+
+def test_a_query_that_found_some_packages_only_still_reads_those(tmp_path):
+    # dpkg-query exits 1 when one package is not installed at all; what it printed still holds
+    fake = (FakeExecutor().on("swapon", "--show")
+            .on(*VERSIONS, exit_code=1, stdout="kubeadm\t1.30.4-1.1\n",
+                stderr="dpkg-query: no packages found matching kubelet\ndpkg-query: no packages found matching kubectl\n"))
+    facts = steps.host_facts(context(tmp_path, fake))
+    assert facts["installed"] == {"kubeadm": "1.30.4-1.1", "kubelet": None, "kubectl": None}
+    assert sum(1 for argv in fake.ran if argv[0] == "dpkg-query") == 1  # one query for the three

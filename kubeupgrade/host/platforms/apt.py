@@ -5,7 +5,7 @@ from __future__ import annotations
 from kubeupgrade.host.commands import INSTALL_TIMEOUT, QUICK_TIMEOUT, UPDATE_TIMEOUT, kube_packages
 from kubeupgrade.host.context import HostContext
 from kubeupgrade.host.executor import Command
-from kubeupgrade.host.platforms.packaged import PackagePlatform
+from kubeupgrade.host.platforms.packaged import PackagePlatform, _unambiguous
 from kubeupgrade.model.versions import MinorVersion, PackageVersion
 
 APT_SOURCE = "/etc/apt/sources.list.d/kubernetes.list"
@@ -28,12 +28,17 @@ class AptPlatform(PackagePlatform):
     def list_versions(self, package: str) -> Command:
         return Command(("apt-cache", "madison", *kube_packages((package,))), QUICK_TIMEOUT)
 
-    def installed_version(self, package: str) -> Command:
-        return Command(("dpkg-query", "-W", "--showformat=${Version}", *kube_packages((package,))),
+    def installed_versions(self, packages: tuple[str, ...]) -> Command:
+        # dpkg-query expands the backslash escapes of the format itself: one line per package
+        return Command(("dpkg-query", "-W", "--showformat=${Package}\\t${Version}\\n", *kube_packages(packages)),
                        QUICK_TIMEOUT)
 
-    def parse_installed(self, package: str, output: str) -> str:
-        return output
+    def parse_installed(self, packages: tuple[str, ...], output: str) -> dict[str, str]:
+        # "kubeadm\t1.31.2-1.1"; a package dpkg knows but has not installed prints no version
+        # (one it does not know is named on stderr only)
+        lines = [line.split("\t") for line in output.splitlines()]
+        return _unambiguous(packages, [(fields[0], fields[1].strip()) for fields in lines
+                                       if len(fields) == 2 and fields[1].strip()])
 
     def hold(self, *packages: str) -> Command | None:
         return Command(("apt-mark", "hold", *kube_packages(packages)), QUICK_TIMEOUT)
@@ -51,9 +56,10 @@ class AptPlatform(PackagePlatform):
 
     def repair(self, ctx: HostContext) -> None:
         """An apt run killed half-way leaves dpkg 'interrupted'; finish its configuration first."""
-        for package in ("kubeadm", "kubelet", "kubectl"):
-            result = ctx.run(Command(("dpkg-query", "-W", "--showformat=${Status}", package),
-                                     QUICK_TIMEOUT), f"query {package}", check=False)
-            if result is not None and result.ok and "unpacked" in result.stdout:
-                ctx.run(Command(("dpkg", "--configure", "-a"), INSTALL_TIMEOUT), "dpkg --configure -a")
-                return
+        packages = ("kubeadm", "kubelet", "kubectl")
+        result = ctx.run(Command(("dpkg-query", "-W", "--showformat=${Package}\\t${Status}\\n", *packages),
+                                 QUICK_TIMEOUT), f"query {', '.join(packages)}", check=False)
+        # non-zero when one is not installed at all; the others' lines still hold
+        states = [line.split("\t") for line in (result.stdout if result is not None else "").splitlines()]
+        if any(len(fields) == 2 and fields[0] in packages and "unpacked" in fields[1] for fields in states):
+            ctx.run(Command(("dpkg", "--configure", "-a"), INSTALL_TIMEOUT), "dpkg --configure -a")

@@ -49,11 +49,14 @@ class PackagePlatform(HostPlatform):
     def list_versions(self, package: str) -> Command: ...
 
     @abstractmethod
-    def installed_version(self, package: str) -> Command: ...
+    def installed_versions(self, packages: tuple[str, ...]) -> Command:
+        """One query for the installed version of each of `packages` (the tools take several:
+        one process on the host instead of one per package)."""
 
     @abstractmethod
-    def parse_installed(self, package: str, output: str) -> str:
-        """The package version string in what `installed_version` printed."""
+    def parse_installed(self, packages: tuple[str, ...], output: str) -> dict[str, str]:
+        """package -> version string, for the packages `installed_versions` printed as installed
+        (a package missing, or printed ambiguously, is left out)."""
 
     @abstractmethod
     def install_command(self, pins: dict[str, PackageVersion], *, download_only: bool) -> Command: ...
@@ -69,14 +72,22 @@ class PackagePlatform(HostPlatform):
         """Finish what an interrupted package run left half done, before changing anything."""
 
     # -- the steps ----------------------------------------------------------------------------
+    def installed_packages(self, ctx: HostContext, packages: tuple[str, ...]) -> dict[str, PackageVersion | None]:
+        """package -> its installed version, None if it is not installed or cannot be read. The
+        query's exit status is not trusted either way: it is non-zero when some are missing, and
+        what it printed for the others still holds."""
+        result = ctx.run(self.installed_versions(packages), f"query {', '.join(packages)}", check=False)
+        printed = self.parse_installed(packages, result.stdout) if result is not None else {}
+        found: dict[str, PackageVersion | None] = {}
+        for name in packages:
+            try:
+                found[name] = parse_package_version(printed[name]) if name in printed else None
+            except ValueError:
+                found[name] = None
+        return found
+
     def installed_package(self, ctx: HostContext, package: str) -> PackageVersion | None:
-        result = ctx.run(self.installed_version(package), f"query {package}", check=False)
-        if result is None or not result.ok:
-            return None
-        try:
-            return parse_package_version(self.parse_installed(package, result.stdout.strip()))
-        except ValueError:
-            return None
+        return self.installed_packages(ctx, (package,))[package]
 
     def installed(self, ctx: HostContext, component: str) -> KubeVersion | None:
         package = self.installed_package(ctx, component)
@@ -85,8 +96,8 @@ class PackagePlatform(HostPlatform):
     def facts(self, ctx: HostContext) -> dict[str, Any]:
         repo = ctx.path(self.repository_file)
         minor = configured_minor(repo.read_text()) if repo.exists() else None
-        installed = {name: (p.raw if (p := self.installed_package(ctx, name)) else None)
-                     for name in ("kubeadm", "kubelet", "kubectl")}
+        installed = {name: (p.raw if p else None)
+                     for name, p in self.installed_packages(ctx, ("kubeadm", "kubelet", "kubectl")).items()}
         swap = ctx.run(swap_devices(), "swapon --show", check=False)  # the kubelet refuses swap
         return {"installed": installed, "repository_minor": minor.plain if minor else None,
                 "swap_on": bool(swap and swap.ok and swap.stdout.strip())}
@@ -152,7 +163,7 @@ class PackagePlatform(HostPlatform):
                 components: tuple[str, ...], *, download_only: bool = False) -> StepOutcome:
         names = kube_packages(components)
         self.repair(ctx)
-        current = {name: self.installed_package(ctx, name) for name in names}
+        current = self.installed_packages(ctx, names)
         if all(p is not None and p.version == version for p in current.values()):
             return StepOutcome(ALREADY_DONE, f"{', '.join(names)} already at {version.plain}")
         self.ensure_source(ctx, version.minor_version)
@@ -163,7 +174,7 @@ class PackagePlatform(HostPlatform):
         ctx.run(self.unhold(*names), "unhold packages")
         ctx.run(self.install_command(pins, download_only=False), f"install {', '.join(names)}")
         ctx.run(self.hold(*names), "hold packages")
-        after = {name: self.installed_package(ctx, name) for name in names}
+        after = self.installed_packages(ctx, names)
         wrong = [name for name, p in after.items() if p is None or p.version != version]
         if wrong:
             raise PermanentError(f"{', '.join(wrong)} not at {version.plain} after installing")
@@ -171,6 +182,16 @@ class PackagePlatform(HostPlatform):
 
     def restart_kubelet(self, ctx: HostContext, version: KubeVersion) -> StepOutcome:
         return systemd.restart_kubelet(ctx, version)
+
+
+def _unambiguous(packages: tuple[str, ...], printed: list[tuple[str, str]]) -> dict[str, str]:
+    """package -> version, for each of `packages` printed exactly once (two versions of one
+    package installed side by side say nothing about which one runs)."""
+    versions: dict[str, list[str]] = {}
+    for name, version in printed:
+        if name in packages:
+            versions.setdefault(name, []).append(version)
+    return {name: found[0] for name, found in versions.items() if len(found) == 1}
 
 
 def _pin(version: KubeVersion, package: str) -> PackageVersion:

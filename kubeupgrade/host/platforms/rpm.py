@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from kubeupgrade.host.commands import INSTALL_TIMEOUT, QUICK_TIMEOUT, UPDATE_TIMEOUT, kube_packages
 from kubeupgrade.host.executor import Command
-from kubeupgrade.host.platforms.packaged import PackagePlatform
+from kubeupgrade.host.platforms.packaged import PackagePlatform, _unambiguous
 from kubeupgrade.model.versions import MinorVersion, PackageVersion
 
 YUM_REPO = "/etc/yum.repos.d/kubernetes.repo"
@@ -33,11 +33,20 @@ class RpmPlatform(PackagePlatform):
         return Command((self.tool, "list", "--showduplicates", *kube_packages((package,)),
                         "--disableexcludes=kubernetes"), UPDATE_TIMEOUT)
 
-    def installed_version(self, package: str) -> Command:
-        return Command(("rpm", "-q", *kube_packages((package,))), QUICK_TIMEOUT)
+    def installed_versions(self, packages: tuple[str, ...]) -> Command:
+        return Command(("rpm", "-q", *kube_packages(packages)), QUICK_TIMEOUT)
 
-    def parse_installed(self, package: str, output: str) -> str:
-        return output.removeprefix(f"{package}-").rsplit(".", 1)[0]  # kubeadm-1.31.2-150500.1.1.x86_64
+    def parse_installed(self, packages: tuple[str, ...], output: str) -> dict[str, str]:
+        # "kubeadm-1.31.2-150500.1.1.x86_64" per installed package, "package kubelet is not
+        # installed" for a missing one
+        printed = []
+        for line in output.splitlines():
+            line = line.strip()
+            for name in packages:
+                rest = line.removeprefix(f"{name}-")
+                if rest != line and rest[:1].isdigit():
+                    printed.append((name, rest.rsplit(".", 1)[0]))
+        return _unambiguous(packages, printed)
 
     def install_command(self, pins: dict[str, PackageVersion], *, download_only: bool) -> Command:
         argv = [self.tool, "install", "-y"]
