@@ -70,7 +70,7 @@ def resolve_target(ctx: HostContext, target: VersionSpec) -> StepOutcome:
     platform = ctx.platform
     set_repository(ctx, target.minor_version)
     components = platform.components
-    listing = {name: platform.offered(ctx, name, target) for name in components}
+    listing = platform.offered_all(ctx, components, target)
     try:
         chosen = select_package_version(listing["kubeadm"], target)
     except ValueError as error:

@@ -77,6 +77,12 @@ def test_apt_serves_only_the_configured_minor_after_update(box):
     madison = ok(run_on(box, "cp-1", "apt-cache", "madison", "kubeadm")).stdout.splitlines()
     assert madison[0] == "   kubeadm | 1.31.14-1.1 | https://pkgs.k8s.io/core:/stable:/v1.31/deb  Packages"
     assert len(madison) == 15
+    # several packages at once, each in turn, as apt-cache prints them; one it cannot find is
+    # said on stderr and the listing goes on
+    several = ok(run_on(box, "cp-1", "apt-cache", "madison", "kubelet", "no-such-package", "kubectl"))
+    rows = [line.split("|")[0].strip() for line in several.stdout.splitlines()]
+    assert rows == ["kubelet"] * 15 + ["kubectl"] * 15
+    assert several.stderr.strip() == "N: Unable to locate package no-such-package"
 
 
 def test_a_minor_without_a_repository_fails_like_apt_and_dnf_do(box):

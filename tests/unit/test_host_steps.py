@@ -221,3 +221,26 @@ def test_a_query_that_found_some_packages_only_still_reads_those(tmp_path):
     facts = steps.host_facts(context(tmp_path, fake))
     assert facts["installed"] == {"kubeadm": "1.30.4-1.1", "kubelet": None, "kubectl": None}
     assert sum(1 for argv in fake.ran if argv[0] == "dpkg-query") == 1  # one query for the three
+
+
+def madison(*names):
+    return "".join(f"{name:>10} | 1.31.2-1.1 | https://pkgs.k8s.io/core:/stable:/v1.31/deb  Packages\n"
+                   for name in names)
+
+
+@pytest.mark.parametrize(("listed", "unpublished"), [(("kubeadm", "kubelet", "kubectl"), None),
+                                                      (("kubeadm", "kubectl"), "kubelet")])
+def test_resolving_the_target_lists_every_component_in_one_query(tmp_path, listed, unpublished):
+    with_repository(tmp_path)
+    fake = (FakeExecutor().on("dpkg-query", stdout="install ok installed").on("swapon", "--show")
+            .on("apt-cache", "madison", stdout=madison(*listed),
+                stderr="" if unpublished is None else f"N: Unable to locate package {unpublished}"))
+    fake.answers[VERSIONS] = dpkg_versions("1.30.4-1.1")
+    if unpublished:
+        with pytest.raises(PermanentError, match=f"{unpublished} 1.31.2 is not published"):
+            steps.resolve_target(context(tmp_path, fake), MinorVersion(1, 31))
+    else:
+        outcome = steps.resolve_target(context(tmp_path, fake), MinorVersion(1, 31))
+        assert outcome.data["available"] == {"1.31.2": "1.31.2-1.1"}
+    assert [argv for argv in fake.ran if argv[0] == "apt-cache"] == [
+        ("apt-cache", "madison", "kubeadm", "kubelet", "kubectl")]

@@ -25,8 +25,8 @@ class AptPlatform(PackagePlatform):
     def refresh_metadata(self) -> Command:
         return Command(("apt-get", "update", "-q"), UPDATE_TIMEOUT)
 
-    def list_versions(self, package: str) -> Command:
-        return Command(("apt-cache", "madison", *kube_packages((package,))), QUICK_TIMEOUT)
+    def list_versions(self, *packages: str) -> Command:
+        return Command(("apt-cache", "madison", *kube_packages(packages)), QUICK_TIMEOUT)
 
     def installed_versions(self, packages: tuple[str, ...]) -> Command:
         # dpkg-query expands the backslash escapes of the format itself: one line per package

@@ -51,6 +51,12 @@ class HostPlatform(ABC):
         """The versions of `component` this host can install for `target`, newest first; each
         row's `package` is the string `install` is later given back."""
 
+    def offered_all(self, ctx: HostContext, components: tuple[str, ...],
+                    target: VersionSpec) -> dict[str, list[ListedPackage]]:
+        """`offered` for each of `components` (a platform whose tool lists several at once asks
+        once)."""
+        return {name: self.offered(ctx, name, target) for name in components}
+
     @abstractmethod
     def install(self, ctx: HostContext, version: KubeVersion, package: str,
                 components: tuple[str, ...], *, download_only: bool = False) -> StepOutcome:

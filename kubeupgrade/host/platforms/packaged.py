@@ -46,7 +46,8 @@ class PackagePlatform(HostPlatform):
     def refresh_metadata(self) -> Command: ...
 
     @abstractmethod
-    def list_versions(self, package: str) -> Command: ...
+    def list_versions(self, *packages: str) -> Command:
+        """The versions the repository offers of each of `packages`, in one listing."""
 
     @abstractmethod
     def installed_versions(self, packages: tuple[str, ...]) -> Command:
@@ -151,13 +152,20 @@ class PackagePlatform(HostPlatform):
             self.set_source(ctx, minor)
 
     def offered(self, ctx: HostContext, component: str, target: VersionSpec) -> list[ListedPackage]:
-        result = ctx.run(self.list_versions(component), f"list {component} versions", check=False)
-        if result is None or not result.ok:
-            return []
-        try:
-            return parse_listing(result.stdout, component)
-        except ValueError:
-            return []
+        return self.offered_all(ctx, (component,), target)[component]
+
+    def offered_all(self, ctx: HostContext, components: tuple[str, ...],
+                    target: VersionSpec) -> dict[str, list[ListedPackage]]:
+        # One listing names every package (apt-cache madison and dnf list take several; a
+        # package the repository lacks is said on stderr, and the others are listed)
+        result = ctx.run(self.list_versions(*components), f"list {', '.join(components)} versions", check=False)
+        listing: dict[str, list[ListedPackage]] = {}
+        for name in components:
+            try:
+                listing[name] = parse_listing(result.stdout, name) if result is not None and result.ok else []
+            except ValueError:
+                listing[name] = []
+        return listing
 
     def install(self, ctx: HostContext, version: KubeVersion, package: str,
                 components: tuple[str, ...], *, download_only: bool = False) -> StepOutcome:

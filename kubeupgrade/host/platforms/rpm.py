@@ -29,8 +29,8 @@ class RpmPlatform(PackagePlatform):
     def refresh_metadata(self) -> Command:
         return Command((self.tool, "makecache", "--disableexcludes=kubernetes"), UPDATE_TIMEOUT)
 
-    def list_versions(self, package: str) -> Command:
-        return Command((self.tool, "list", "--showduplicates", *kube_packages((package,)),
+    def list_versions(self, *packages: str) -> Command:
+        return Command((self.tool, "list", "--showduplicates", *kube_packages(packages),
                         "--disableexcludes=kubernetes"), UPDATE_TIMEOUT)
 
     def installed_versions(self, packages: tuple[str, ...]) -> Command:

@@ -312,16 +312,18 @@ def apt_mark(host: Host, args: list[str]) -> int:
 
 def apt_cache(host: Host, args: list[str]) -> int:
     if len(args) < 2 or args[0] not in ("madison", "policy"):
-        raise host.fail("E: sandbox apt-cache supports: madison PKG, policy PKG", 100)
+        raise host.fail("E: sandbox apt-cache supports: madison PKG..., policy PKG", 100)
+    url = _source_url(host)
+    if args[0] == "madison":  # each package's rows in turn; one it cannot find is said, not fatal
+        for name in args[1:]:
+            listed = repository(host, name)
+            if not listed:
+                host.err(f"N: Unable to locate package {name}")
+            for _, package in listed:
+                host.out(f"{name:>10} | {package} | {url.rstrip('/')}  Packages")
+        return 0
     name = args[1]
     offered = repository(host, name)
-    url = _source_url(host)
-    if args[0] == "madison":
-        if not offered:
-            raise host.fail(f"N: Unable to locate package {name}", 0)
-        for _, package in offered:
-            host.out(f"{name:>10} | {package} | {url.rstrip('/')}  Packages")
-        return 0
     installed = host.packages()["installed"].get(name)
     host.out(f"{name}:\n  Installed: {installed or '(none)'}\n"
              f"  Candidate: {offered[0][1] if offered else '(none)'}\n  Version table:")
