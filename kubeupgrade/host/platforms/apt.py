@@ -5,7 +5,7 @@ from __future__ import annotations
 from kubeupgrade.host.commands import INSTALL_TIMEOUT, QUICK_TIMEOUT, UPDATE_TIMEOUT, kube_packages
 from kubeupgrade.host.context import HostContext
 from kubeupgrade.host.executor import Command
-from kubeupgrade.host.platforms.packaged import PackagePlatform, _unambiguous
+from kubeupgrade.host.platforms.packaged import PackagePlatform, unambiguous_versions
 from kubeupgrade.model.versions import MinorVersion, PackageVersion
 
 APT_SOURCE = "/etc/apt/sources.list.d/kubernetes.list"
@@ -37,7 +37,7 @@ class AptPlatform(PackagePlatform):
         # "kubeadm\t1.31.2-1.1"; a package dpkg knows but has not installed prints no version
         # (one it does not know is named on stderr only)
         lines = [line.split("\t") for line in output.splitlines()]
-        return _unambiguous(packages, [(fields[0], fields[1].strip()) for fields in lines
+        return unambiguous_versions(packages, [(fields[0], fields[1].strip()) for fields in lines
                                        if len(fields) == 2 and fields[1].strip()])
 
     def hold(self, *packages: str) -> Command | None:

@@ -192,7 +192,7 @@ class PackagePlatform(HostPlatform):
         return systemd.restart_kubelet(ctx, version)
 
 
-def _unambiguous(packages: tuple[str, ...], printed: list[tuple[str, str]]) -> dict[str, str]:
+def unambiguous_versions(packages: tuple[str, ...], printed: list[tuple[str, str]]) -> dict[str, str]:
     """package -> version, for each of `packages` printed exactly once (two versions of one
     package installed side by side say nothing about which one runs)."""
     versions: dict[str, list[str]] = {}

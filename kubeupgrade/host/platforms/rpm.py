@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from kubeupgrade.host.commands import INSTALL_TIMEOUT, QUICK_TIMEOUT, UPDATE_TIMEOUT, kube_packages
 from kubeupgrade.host.executor import Command
-from kubeupgrade.host.platforms.packaged import PackagePlatform, _unambiguous
+from kubeupgrade.host.platforms.packaged import PackagePlatform, unambiguous_versions
 from kubeupgrade.model.versions import MinorVersion, PackageVersion
 
 YUM_REPO = "/etc/yum.repos.d/kubernetes.repo"
@@ -46,7 +46,7 @@ class RpmPlatform(PackagePlatform):
                 rest = line.removeprefix(f"{name}-")
                 if rest != line and rest[:1].isdigit():
                     printed.append((name, rest.rsplit(".", 1)[0]))
-        return _unambiguous(packages, printed)
+        return unambiguous_versions(packages, printed)
 
     def install_command(self, pins: dict[str, PackageVersion], *, download_only: bool) -> Command:
         argv = [self.tool, "install", "-y"]
