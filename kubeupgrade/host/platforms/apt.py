@@ -29,16 +29,13 @@ class AptPlatform(PackagePlatform):
         return Command(("apt-cache", "madison", *kube_packages(packages)), QUICK_TIMEOUT)
 
     def installed_versions(self, packages: tuple[str, ...]) -> Command:
-        # dpkg-query expands the backslash escapes of the format itself: one line per package
-        return Command(("dpkg-query", "-W", "--showformat=${Package}\\t${Version}\\n", *kube_packages(packages)),
-                       QUICK_TIMEOUT)
+        return _dpkg_query("${Version}", packages)
 
     def parse_installed(self, packages: tuple[str, ...], output: str) -> dict[str, str]:
-        # "kubeadm\t1.31.2-1.1"; a package dpkg knows but has not installed prints no version
-        # (one it does not know is named on stderr only)
-        lines = [line.split("\t") for line in output.splitlines()]
-        return unambiguous_versions(packages, [(fields[0], fields[1].strip()) for fields in lines
-                                       if len(fields) == 2 and fields[1].strip()])
+        # a package dpkg knows but has not installed prints no version (one it does not know is
+        # named on stderr only)
+        return unambiguous_versions(packages, [(name, version) for name, version in _dpkg_rows(output)
+                                               if version])
 
     def hold(self, *packages: str) -> Command | None:
         return Command(("apt-mark", "hold", *kube_packages(packages)), QUICK_TIMEOUT)
@@ -57,9 +54,21 @@ class AptPlatform(PackagePlatform):
     def repair(self, ctx: HostContext) -> None:
         """An apt run killed half-way leaves dpkg 'interrupted'; finish its configuration first."""
         packages = ("kubeadm", "kubelet", "kubectl")
-        result = ctx.run(Command(("dpkg-query", "-W", "--showformat=${Package}\\t${Status}\\n", *packages),
-                                 QUICK_TIMEOUT), f"query {', '.join(packages)}", check=False)
+        result = ctx.run(_dpkg_query("${Status}", packages), f"query {', '.join(packages)}", check=False)
         # non-zero when one is not installed at all; the others' lines still hold
-        states = [line.split("\t") for line in (result.stdout if result is not None else "").splitlines()]
-        if any(len(fields) == 2 and fields[0] in packages and "unpacked" in fields[1] for fields in states):
+        if any(name in packages and "unpacked" in status
+               for name, status in _dpkg_rows(result.stdout if result is not None else "")):
             ctx.run(Command(("dpkg", "--configure", "-a"), INSTALL_TIMEOUT), "dpkg --configure -a")
+
+
+def _dpkg_query(field: str, packages: tuple[str, ...]) -> Command:
+    """`field` of each package, a line each. dpkg-query expands the format's backslash escapes
+    itself, so they stay escaped in the argv."""
+    return Command(("dpkg-query", "-W", f"--showformat=${{Package}}\\t{field}\\n", *kube_packages(packages)),
+                   QUICK_TIMEOUT)
+
+
+def _dpkg_rows(output: str) -> list[tuple[str, str]]:
+    """(package, field) per line of what `_dpkg_query` printed; other lines are skipped."""
+    rows = [line.split("\t") for line in output.splitlines()]
+    return [(fields[0], fields[1].strip()) for fields in rows if len(fields) == 2]

@@ -159,11 +159,12 @@ class PackagePlatform(HostPlatform):
         # One listing names every package (apt-cache madison and dnf list take several; a
         # package the repository lacks is said on stderr, and the others are listed)
         result = ctx.run(self.list_versions(*components), f"list {', '.join(components)} versions", check=False)
+        listed = result.stdout if result is not None and result.ok else ""
         listing: dict[str, list[ListedPackage]] = {}
         for name in components:
             try:
-                listing[name] = parse_listing(result.stdout, name) if result is not None and result.ok else []
-            except ValueError:
+                listing[name] = parse_listing(listed, name)
+            except ValueError:  # nothing listed for it
                 listing[name] = []
         return listing
 
