@@ -74,21 +74,26 @@ class ApiServer:
         self.identities = rbac_config_identities(paths)
         self.controller = Controller(self.store, paths, self.config, self.history)
         self._flushed_generation = -1
+        self._flush_lock = threading.Lock()
         self.stopping = threading.Event()
 
     # -- persistence -------------------------------------------------------------------------
-    def flush(self) -> None:
-        with self.store.lock:
-            if self.store.generation == self._flushed_generation:
-                return
-            generation = self.store.generation
-            data = self.store.snapshot()
-            data["history"] = self.history
-            text = json.dumps(data, separators=(",", ":"))
-        temporary = self.paths.state.with_suffix(".tmp")
-        temporary.write_text(text)
-        temporary.replace(self.paths.state)
-        self._flushed_generation = generation
+    def flush(self, *, final: bool = False) -> None:
+        """Write the state out. `final` also closes the store, so no write is answered after the
+        snapshot it writes. One flush at a time: the background one and the final one share the
+        temporary file, and the older snapshot must never land last."""
+        with self._flush_lock:
+            with self.store.lock:
+                if self.store.generation == self._flushed_generation and not final:
+                    return
+                generation = self.store.generation
+                data = self.store.close() if final else self.store.snapshot()
+                data["history"] = self.history
+                text = json.dumps(data, separators=(",", ":"))
+            temporary = self.paths.state.with_suffix(".tmp")
+            temporary.write_text(text)
+            temporary.replace(self.paths.state)
+            self._flushed_generation = generation
 
     def run_background(self) -> None:
         def flusher() -> None:
@@ -105,6 +110,8 @@ class ApiServer:
                 try:
                     self.controller.tick()
                 except Exception:  # noqa: BLE001 - a control loop must outlive one bad object
+                    if self.store.closed:  # stopping: the final state is written, writes refused
+                        return
                     logging.getLogger("sandbox.controller").exception("controller tick failed")
 
         threading.Thread(target=flusher, daemon=True, name="flush").start()
@@ -430,6 +437,8 @@ def make_handler(server: ApiServer) -> type[BaseHTTPRequestHandler]:
                 code, payload = 500, ApiError(500, "InternalError",
                                               f"internal error: {type(error).__name__}: {error}").status()
             self._send(code, payload)
+            if server.stopping.is_set():  # a kept-alive connection would be served to the end
+                self.close_connection = True
 
         def do_GET(self) -> None:  # noqa: N802 - stdlib naming
             self._handle("GET")
@@ -470,7 +479,7 @@ def serve(paths: SandboxPaths) -> None:
         httpd.serve_forever(poll_interval=0.1)
     finally:
         api.stopping.set()
-        api.flush()
+        api.flush(final=True)
         httpd.server_close()
 
 

@@ -104,6 +104,7 @@ class Store:
         self.objects: dict[str, dict[tuple[str, str], dict[str, Any]]] = {p: {} for p in RESOURCES}
         self.resource_version = 1
         self.generation = 0
+        self.closed = False
         if snapshot:
             self.resource_version = int(snapshot.get("resourceVersion", 1))
             for plural, items in snapshot.get("objects", {}).items():
@@ -118,7 +119,18 @@ class Store:
                 "objects": {p: list(items.values()) for p, items in self.objects.items()},
             }
 
+    def close(self) -> dict[str, Any]:
+        """Refuse every later write and return the last state, as one step: a write the server
+        answered after the final snapshot would be acknowledged and then lost."""
+        with self.lock:
+            self.closed = True
+            return self.snapshot()
+
     # -- internals ---------------------------------------------------------------------
+    def _writable(self) -> None:
+        if self.closed:
+            raise ApiError(503, "ServiceUnavailable", "the API server is shutting down; retry")
+
     def _touch(self, obj: dict[str, Any]) -> None:
         self.resource_version += 1
         self.generation += 1
@@ -191,6 +203,7 @@ class Store:
         meta.setdefault("generation", 1)
         if dry_run:
             return obj
+        self._writable()
         self.objects[plural][key] = obj
         self._touch(obj)
         return obj
@@ -261,11 +274,13 @@ class Store:
         if updated.get("spec") != current.get("spec"):
             new_meta["generation"] = int(meta.get("generation", 1)) + 1
         key = (meta.get("namespace", ""), meta["name"])
+        self._writable()
         self.objects[plural][key] = updated
         self._touch(updated)
         return updated
 
     def delete(self, plural: str, namespace: str | None, name: str) -> dict[str, Any]:
+        self._writable()
         obj = self.get(plural, namespace, name)
         del self.objects[plural][(obj["metadata"].get("namespace", ""), name)]
         self.resource_version += 1
@@ -274,6 +289,7 @@ class Store:
 
     def put_internal(self, plural: str, obj: dict[str, Any]) -> None:
         """Write an object as a controller does: no validation, resourceVersion bumped."""
+        self._writable()
         meta = obj["metadata"]
         self.objects[plural][(meta.get("namespace", ""), meta["name"])] = obj
         self._touch(obj)
