@@ -270,34 +270,41 @@ def test_state_survives_an_api_server_restart(cluster):
     assert ("worker-3", "cordon") in [(h["node"], h["event"]) for h in box.history()]
 
 
+def _last_acknowledged_write_through_a_stop(box, core):
+    """Patch a label with a rising sequence number while the API server stops; the last number
+    answered 2xx."""
+    import threading
+
+    acknowledged = []
+    stop = threading.Event()
+
+    def writer():
+        sequence = 0
+        while not stop.is_set():
+            sequence += 1
+            try:
+                core.patch_node("worker-2", {"metadata": {"labels": {"sequence": str(sequence)}}},
+                                _request_timeout=2)
+            except Exception:  # noqa: BLE001 - refused or cut off while stopping: not acknowledged
+                continue
+            acknowledged.append(sequence)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    wait_for(lambda: len(acknowledged) >= 20)
+    assert box.stop_api()
+    stop.set()
+    thread.join()
+    return acknowledged[-1]
+
+
 def test_every_write_the_server_acknowledged_survives_its_stop(cluster):
     """A write answered 2xx is durable, as etcd makes it: one that lands while the server is
     stopping (on a kept-alive connection, after the last flush began) must be there after the
     restart, or be refused so the client retries it."""
-    import threading
-
     box, core, *_ = cluster
     for _ in range(3):
-        acknowledged = []
-        stop = threading.Event()
-
-        def writer():
-            sequence = 0
-            while not stop.is_set():
-                sequence += 1
-                try:
-                    core.patch_node("worker-2", {"metadata": {"labels": {"sequence": str(sequence)}}},
-                                    _request_timeout=2)
-                except Exception:  # noqa: BLE001 - refused or cut off while stopping: not acknowledged
-                    continue
-                acknowledged.append(sequence)
-
-        thread = threading.Thread(target=writer)
-        thread.start()
-        wait_for(lambda: len(acknowledged) >= 20)
-        assert box.stop_api()
-        stop.set()
-        thread.join()
+        last = _last_acknowledged_write_through_a_stop(box, core)
         box.start_api()
         kept = int(core.read_node("worker-2").metadata.labels["sequence"])
-        assert kept >= acknowledged[-1], f"write {acknowledged[-1]} was acknowledged, the state has {kept}"
+        assert kept >= last, f"write {last} was acknowledged, the state has {kept}"
