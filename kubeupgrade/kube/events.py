@@ -3,7 +3,10 @@ v1 Event per step of a node (UpgradeStarted, Drained, KubeletUpgraded, UpgradeSu
 UpgradeFailed) and a node annotation with the campaign, phase and state.
 
 Best effort and off the dispatcher's path: a bounded queue drained by one thread; an API
-server that is away loses events (logged), never delays a decision.
+server that is away loses events (logged), never delays a decision. The thread takes what
+queued up within a second at once: every Event is created, but each node's annotation is
+written once, with its latest state (a node often reaches two milestones within a second, and
+the annotations were a third of a large campaign's API writes).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ log = logging.getLogger("kubeupgrade.events")
 ANNOTATION = "kubeupgrade.io/upgrade"
 COMPONENT = "kubeupgrade"
 QUEUE_SIZE = 10_000
+GATHER_SECONDS = 1.0  # how long the thread collects events before it writes them
+BATCH_MOST = 1_000
 
 
 @dataclass(frozen=True)
@@ -60,9 +65,15 @@ def event_object(event: NodeEvent, at: float, instance: str) -> dict[str, Any]:
     }
 
 
+def latest_by_node(events: list[NodeEvent]) -> dict[str, NodeEvent]:
+    """Each node's last event in `events`: the one its annotation must show."""
+    return {event.node: event for event in events}
+
+
 class EventRecorder:
-    def __init__(self, api: KubeApi) -> None:
+    def __init__(self, api: KubeApi, gather_seconds: float = GATHER_SECONDS) -> None:
         self.api = api
+        self.gather_seconds = gather_seconds
         self.pending: queue.Queue[NodeEvent] = queue.Queue(QUEUE_SIZE)
         self.instance = socket.gethostname()
         threading.Thread(target=self._run, daemon=True, name="node-events").start()
@@ -75,16 +86,28 @@ class EventRecorder:
 
     def _run(self) -> None:
         while True:
-            event = self.pending.get()
-            try:
-                self.send(event)
-            except (KubeupgradeError, OSError, ValueError) as error:
-                log.warning("could not record %s on %s: %s", event.reason, event.node, error)
+            batch = [self.pending.get()]
+            deadline = time.monotonic() + self.gather_seconds
+            while len(batch) < BATCH_MOST and (left := deadline - time.monotonic()) > 0:
+                try:
+                    batch.append(self.pending.get(timeout=left))
+                except queue.Empty:
+                    break
+            self.send(batch)
 
-    def send(self, event: NodeEvent) -> None:
+    def send(self, events: list[NodeEvent]) -> None:
+        """Create every event, then annotate each node once with its latest."""
         api = self.api
-        api.call(f"record event on {event.node}", api.core.create_namespaced_event, "default",
-                 event_object(event, time.time(), self.instance))
-        value = json.dumps({"campaign": event.campaign, "phase": event.phase, "state": event.state})
-        api.call(f"annotate {event.node}", api.core.patch_node, event.node,
-                 {"metadata": {"annotations": {ANNOTATION: value}}})
+        for event in events:
+            self._best_effort(event, f"record event on {event.node}", api.core.create_namespaced_event,
+                              "default", event_object(event, time.time(), self.instance))
+        for node, event in latest_by_node(events).items():
+            value = json.dumps({"campaign": event.campaign, "phase": event.phase, "state": event.state})
+            self._best_effort(event, f"annotate {node}", api.core.patch_node, node,
+                              {"metadata": {"annotations": {ANNOTATION: value}}})
+
+    def _best_effort(self, event: NodeEvent, what: str, method: Any, *args: Any) -> None:
+        try:
+            self.api.call(what, method, *args)
+        except (KubeupgradeError, OSError, ValueError) as error:
+            log.warning("could not record %s on %s: %s", event.reason, event.node, error)

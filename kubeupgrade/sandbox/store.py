@@ -98,6 +98,14 @@ def now_rfc3339(at: float | None = None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at if at is not None else time.time()))
 
 
+def _only_node_name(plural: str, field_selector: str | None) -> str | None:
+    """X when listing pods with the field selector `spec.nodeName=X` and nothing else."""
+    if plural != "pods" or not field_selector or "," in field_selector or "!" in field_selector:
+        return None
+    path, equals, value = field_selector.replace("==", "=").partition("=")
+    return value.strip() if equals and path.strip() == "spec.nodeName" else None
+
+
 class Store:
     def __init__(self, snapshot: dict[str, Any] | None = None) -> None:
         self.lock = threading.RLock()
@@ -105,12 +113,17 @@ class Store:
         self.resource_version = 1
         self.generation = 0
         self.closed = False
+        # Pods by spec.nodeName, as the real API server's watch cache indexes them: a drain
+        # lists one node's pods, and a scan of every pod per list grew with the square of the
+        # cluster. Kept in step by _put and _drop, the only places `objects` changes.
+        self._pods_on: dict[str, dict[tuple[str, str], None]] = {}
+        self._pod_node: dict[tuple[str, str], str] = {}
         if snapshot:
             self.resource_version = int(snapshot.get("resourceVersion", 1))
             for plural, items in snapshot.get("objects", {}).items():
                 for obj in items:
                     meta = obj["metadata"]
-                    self.objects[plural][(meta.get("namespace", ""), meta["name"])] = obj
+                    self._put(plural, (meta.get("namespace", ""), meta["name"]), obj)
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
@@ -135,6 +148,22 @@ class Store:
         self.resource_version += 1
         self.generation += 1
         obj["metadata"]["resourceVersion"] = str(self.resource_version)
+
+    def _put(self, plural: str, key: tuple[str, str], obj: dict[str, Any]) -> None:
+        self.objects[plural][key] = obj
+        if plural == "pods":
+            node = (obj.get("spec") or {}).get("nodeName") or ""
+            was = self._pod_node.get(key)
+            if was != node:
+                if was is not None:
+                    self._pods_on[was].pop(key, None)
+                self._pod_node[key] = node
+                self._pods_on.setdefault(node, {})[key] = None
+
+    def _drop(self, plural: str, key: tuple[str, str]) -> None:
+        del self.objects[plural][key]
+        if plural == "pods":
+            self._pods_on[self._pod_node.pop(key)].pop(key, None)
 
     def _key(self, resource: Resource, namespace: str | None, name: str) -> tuple[str, str]:
         return (namespace or "" if resource.namespaced else "", name)
@@ -162,7 +191,12 @@ class Store:
             by_field = selectors.field_selector(field_selector)
         except selectors.SelectorError as error:
             raise ApiError(400, "BadRequest", str(error)) from None
-        items = self.objects[plural].values()
+        node = _only_node_name(plural, field_selector)
+        if node is None:
+            items: Any = self.objects[plural].values()
+        else:  # the index; the selector is still applied below, so it can only narrow
+            pods = self.objects["pods"]
+            items = [pods[key] for key in self._pods_on.get(node, ())]
         return [
             obj
             for obj in items
@@ -204,7 +238,7 @@ class Store:
         if dry_run:
             return obj
         self._writable()
-        self.objects[plural][key] = obj
+        self._put(plural, key, obj)
         self._touch(obj)
         return obj
 
@@ -275,14 +309,14 @@ class Store:
             new_meta["generation"] = int(meta.get("generation", 1)) + 1
         key = (meta.get("namespace", ""), meta["name"])
         self._writable()
-        self.objects[plural][key] = updated
+        self._put(plural, key, updated)
         self._touch(updated)
         return updated
 
     def delete(self, plural: str, namespace: str | None, name: str) -> dict[str, Any]:
         self._writable()
         obj = self.get(plural, namespace, name)
-        del self.objects[plural][(obj["metadata"].get("namespace", ""), name)]
+        self._drop(plural, (obj["metadata"].get("namespace", ""), name))
         self.resource_version += 1
         self.generation += 1
         return obj
@@ -291,5 +325,5 @@ class Store:
         """Write an object as a controller does: no validation, resourceVersion bumped."""
         self._writable()
         meta = obj["metadata"]
-        self.objects[plural][(meta.get("namespace", ""), meta["name"])] = obj
+        self._put(plural, (meta.get("namespace", ""), meta["name"]), obj)
         self._touch(obj)

@@ -308,3 +308,35 @@ def test_every_write_the_server_acknowledged_survives_its_stop(cluster):
         box.start_api()
         kept = int(core.read_node("worker-2").metadata.labels["sequence"])
         assert kept >= last, f"write {last} was acknowledged, the state has {kept}"
+
+
+def test_the_event_recorder_creates_every_event_and_annotates_each_node_once_per_batch(cluster):
+    """A burst of milestones: every Event is there, in order, and each node's annotation shows
+    its latest state, written once for the burst (the real API server through the real client)."""
+    from kubeupgrade.kube.client import KubeApi
+    from kubeupgrade.kube.events import ANNOTATION, EventRecorder, NodeEvent
+
+    box, core, *_ = cluster
+    story = [("worker-1", "UpgradeStarted", "set-repository", "running"),
+             ("worker-2", "UpgradeStarted", "set-repository", "running"),
+             ("worker-1", "Drained", "drain", "running"),
+             ("worker-1", "KubeletUpgraded", "wait-ready", "running"),
+             ("worker-1", "UpgradeSucceeded", "", "succeeded")]
+    before = len(box.api_get("/sandbox/v1/writes")["items"])
+    recorder = EventRecorder(KubeApi(str(box.kubeconfig)), gather_seconds=2.0)
+    for node, reason, phase, state in story:
+        recorder.record(NodeEvent(node, reason, f"{reason} on {node}", "c-1", phase, state))
+
+    def told():
+        items = core.list_namespaced_event("default").items
+        return [(e.involved_object.name, e.reason) for e in sorted(items, key=lambda e: e.event_time)]
+
+    wait_for(lambda: len(told()) == len(story) and len(box.api_get("/sandbox/v1/writes")["items"]) >= before + 7)
+    assert told() == [(node, reason) for node, reason, _, _ in story]
+    annotations = {node: json.loads(core.read_node(node).metadata.annotations[ANNOTATION])
+                   for node in ("worker-1", "worker-2")}
+    assert annotations == {"worker-1": {"campaign": "c-1", "phase": "", "state": "succeeded"},
+                           "worker-2": {"campaign": "c-1", "phase": "set-repository", "state": "running"}}
+    writes = box.api_get("/sandbox/v1/writes")["items"][before:]
+    patched = sorted(w["path"].rsplit("/", 1)[-1] for w in writes if w["method"] == "PATCH")
+    assert patched == ["worker-1", "worker-2"]
