@@ -16,6 +16,7 @@ from typing import Any
 
 from kubeupgrade.errors import PermanentError
 from kubeupgrade.kube.client import KubeApi, KubeNotFound, KubeUnavailable
+from kubeupgrade.kube.polling import poll_delays
 from kubeupgrade.model.campaign import DrainPolicy, OnPdbBlock
 
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
@@ -144,15 +145,16 @@ def drain_node(api: KubeApi, node: str, policy: DrainPolicy, *,
 
 
 def _wait_gone(api: KubeApi, node: str, keys: list[str], deadline: float,
-               clock: Callable[[], float]) -> None:
+               clock: Callable[[], float], sleep: Callable[[float], None] = time.sleep) -> None:
     wanted = set(keys)
+    delays = poll_delays()
     while wanted:
         present = {namespaced_name(p) for p in _list_pods(api, node)} & wanted
         if not present:
             return
         if clock() > deadline:
             raise PermanentError(f"pods still on {node} after eviction: {', '.join(sorted(present))}")
-        time.sleep(0.2)
+        sleep(next(delays))
 
 
 @dataclass

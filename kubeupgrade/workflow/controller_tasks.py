@@ -10,6 +10,7 @@ from typing import Any
 
 from kubeupgrade.errors import PermanentError, TemporaryError
 from kubeupgrade.host.steps import ALREADY_DONE, DONE, StepOutcome
+from kubeupgrade.kube.polling import poll_delays
 from kubeupgrade.model.campaign import GateFailure
 from kubeupgrade.model.plan import Phase
 from kubeupgrade.planning import skew
@@ -155,6 +156,7 @@ def wait_node_ready(job: Job) -> StepOutcome:
     timeout = job.campaign.policies.ready_timeout_seconds
     deadline = time.monotonic() + timeout
     last = "no answer from the API server"
+    delays = poll_delays()
     while True:
         try:
             node = get_node(api, job.node)
@@ -167,7 +169,7 @@ def wait_node_ready(job: Job) -> StepOutcome:
             raise PermanentError(f"{job.node} did not become Ready at {target} within {timeout}s "
                                  f"(last seen: {last}); it stays cordoned — fix its kubelet, then "
                                  f"`kubeupgrade retry {job.campaign_id}`")
-        time.sleep(0.2)
+        time.sleep(next(delays))
 
 
 @phase_task(Phase.UNCORDON)
