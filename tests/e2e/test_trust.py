@@ -1,7 +1,9 @@
 """Only operator-signed work runs as root: a record forged in Redis, signed by an unknown key,
 or altered after signing makes an agent run nothing, with real agents and a real broker."""
 
+import json
 import time
+import uuid
 
 import pytest
 
@@ -12,20 +14,30 @@ from kubeupgrade.workflow.app import client_app
 from kubeupgrade.workflow.liveness import agent_descriptions, alive_agents
 from kubeupgrade.workflow.names import CONTROLLER_QUEUE, PHASE_TASKS, node_queue
 from kubeupgrade.workflow.record import CampaignStore, new_phase
+from kubeupgrade.workflow.schema import SCHEMA_VERSION
 from tests.e2e.test_faults import finish, phase_record, phase_running
 from tests.helpers import wait_for, write_campaign
 
 
 def forge(store, marker, signer=None):
     """What an attacker with write access to Redis writes: a running campaign whose hook is
-    theirs, and an entry the hook task will find."""
+    theirs, and an entry the hook task will find. The record is written running in one step,
+    as such an attacker would: written pending and then made running, the controller could
+    refuse it in between (its cluster is not the controller's), and did on CI."""
     campaign = {"cluster": "forged", "target": "1.31",
                 "policies": {"hooks": {"after_node": [["touch", str(marker)]]}}}
-    campaign_id = store.create("forged", campaign, "attacker",
-                               signer=(lambda cid: signer(cid, campaign)) if signer else None)
-    store.update(campaign_id, lambda d: d.update(state="running", hops=[{
-        "index": 0, "from": "1.30.4", "target": "1.31", "version": "1.31.14", "packages": {},
-        "facts": {}, "stage": "workers"}]))
+    campaign_id = f"forged-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    now = time.time()
+    store.take_cluster("forged", campaign_id)
+    store.redis.set(f"ku:c:{campaign_id}", json.dumps({
+        "schema": SCHEMA_VERSION, "id": campaign_id, "cluster": "forged", "state": "running",
+        "created": now, "updated": now, "source": "attacker", "campaign": campaign,
+        "signature": signer(campaign_id, campaign) if signer else None, "plan": None,
+        "hops": [{"index": 0, "from": "1.30.4", "target": "1.31", "version": "1.31.14",
+                  "packages": {}, "facts": {}, "stage": "workers"}],
+        "current_hop": 0, "error": None, "notes": []}))
+    store.redis.zadd("ku:campaigns", {campaign_id: now})
+    store.redis.sadd("ku:active", campaign_id)
     store.put_entry(campaign_id, 0, "worker-2", {
         "node": "worker-2", "role": "worker", "hop": 0, "state": "pending", "attempt": 1,
         "phases": [new_phase(Phase.HOOKS_AFTER_NODE.value)]})
