@@ -276,14 +276,21 @@ def _released(entry: dict[str, Any]) -> None:
 
 @app.task(name=RELEASE_NODE, acks_late=True)
 def release_node(campaign: str, node: str) -> dict[str, Any]:
-    """On `abort --uncordon`: uncordon a node this campaign cordoned."""
+    """On `abort --uncordon`: uncordon a node this campaign cordoned, once the campaign is
+    aborted. Anyone holding a trusted message key can send this task (an agent's key is on
+    every node), and uncordoning a node of a running campaign would put pods on a node about
+    to restart its kubelet: abort writes `aborted` before it sends, so nothing else is obeyed."""
     from kubeupgrade.kube.nodes import uncordon_node as uncordon
 
     if not valid_campaign_id(campaign) or not valid_node_name(node):
         raise PermanentError(f"invalid arguments {campaign!r}, {node!r}")
     store = store_for(broker_url())
+    doc = store.get(campaign)
+    state = doc["state"] if doc else "gone"
+    if state != "aborted":
+        raise PermanentError(f"release of {node} refused: campaign {campaign} is {state}, and only an "
+                             "aborted campaign's nodes are released (`kubeupgrade abort --uncordon`)")
     changed = uncordon(kube_api(), node, campaign)
-    doc = store.get(campaign) or {"hops": []}
     for hop in range(len(doc["hops"])):
         entry = store.entry(campaign, hop, node)
         if entry and entry.get("cordoned_by_us"):

@@ -224,3 +224,30 @@ def test_a_nodes_hook_allowlist_stops_a_signed_hook_it_does_not_list(make_stack,
     store = CampaignStore.from_url(stack.broker)
     described = agent_descriptions(store.redis, ["worker-1", "cp-1"])
     assert described["worker-1"]["hooks_allowlist"] is True and described["cp-1"]["hooks_allowlist"] is False
+
+
+def test_an_agent_key_cannot_uncordon_a_node_of_a_running_campaign(make_stack, tmp_path):
+    """The release task uncordons a node on `abort --uncordon`. Every node holds the agent's
+    message key, so a node's root can sign it: sent for a running campaign's drained node, it
+    is refused and the node stays cordoned; after the abort, the genuine release works."""
+    from celery import Celery
+
+    from kubeupgrade.security.messages import sign_messages
+    from kubeupgrade.workflow.app import configure
+    from kubeupgrade.workflow.names import RELEASE_NODE
+
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    box.add_fault("hang", node="worker-1", command="apt-get install -y -q kubectl", seconds=8.0, count=1)
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1), broker=stack.broker)
+    wait_for(phase_running(handle, "worker-1", "install-kubelet"), timeout=120)
+    agent = configure(Celery("agent-root"), stack.broker)
+    sign_messages(agent, box.message_identity("agent"))
+    result = agent.signature(RELEASE_NODE, kwargs={"campaign": handle.id, "node": "worker-1"}).apply_async(
+        queue=CONTROLLER_QUEUE, ignore_result=False)
+    with pytest.raises(Exception, match=f"release of worker-1 refused: campaign {handle.id} is running"):
+        result.get(timeout=60, propagate=True)
+    assert box.api_get("/api/v1/nodes/worker-1")["spec"].get("unschedulable") is True
+    assert handle.status()["state"] == "running"
+    assert handle.abort(uncordon=True) == []
+    assert not box.api_get("/api/v1/nodes/worker-1")["spec"].get("unschedulable")
