@@ -74,13 +74,14 @@ class EventRecorder:
     def __init__(self, api: KubeApi, gather_seconds: float = GATHER_SECONDS) -> None:
         self.api = api
         self.gather_seconds = gather_seconds
-        self.pending: queue.Queue[NodeEvent] = queue.Queue(QUEUE_SIZE)
+        # each with when it was reached: a batch is written up to a second later
+        self.pending: queue.Queue[tuple[NodeEvent, float]] = queue.Queue(QUEUE_SIZE)
         self.instance = socket.gethostname()
         threading.Thread(target=self._run, daemon=True, name="node-events").start()
 
     def record(self, event: NodeEvent) -> None:
         try:
-            self.pending.put_nowait(event)
+            self.pending.put_nowait((event, time.time()))
         except queue.Full:
             log.warning("event queue full: %s %s dropped", event.node, event.reason)
 
@@ -95,13 +96,14 @@ class EventRecorder:
                     break
             self.send(batch)
 
-    def send(self, events: list[NodeEvent]) -> None:
-        """Create every event, then annotate each node once with its latest."""
+    def send(self, reached: list[tuple[NodeEvent, float]]) -> None:
+        """Create every event, stamped when it was reached, then annotate each node once with
+        its latest."""
         api = self.api
-        for event in events:
+        for event, at in reached:
             self._best_effort(event, f"record event on {event.node}", api.core.create_namespaced_event,
-                              "default", event_object(event, time.time(), self.instance))
-        for node, event in latest_by_node(events).items():
+                              "default", event_object(event, at, self.instance))
+        for node, event in latest_by_node([event for event, _ in reached]).items():
             value = json.dumps({"campaign": event.campaign, "phase": event.phase, "state": event.state})
             self._best_effort(event, f"annotate {node}", api.core.patch_node, node,
                               {"metadata": {"annotations": {ANNOTATION: value}}})

@@ -4,6 +4,7 @@ the simulated controllers, and state surviving a restart."""
 
 import json
 import ssl
+import time
 import urllib.error
 import urllib.request
 
@@ -326,6 +327,7 @@ def test_the_event_recorder_creates_every_event_and_annotates_each_node_once_per
     recorder = EventRecorder(KubeApi(str(box.kubeconfig)), gather_seconds=2.0)
     for node, reason, phase, state in story:
         recorder.record(NodeEvent(node, reason, f"{reason} on {node}", "c-1", phase, state))
+    recorded_by = time.time()
 
     def told():
         items = core.list_namespaced_event("default").items
@@ -333,6 +335,9 @@ def test_the_event_recorder_creates_every_event_and_annotates_each_node_once_per
 
     wait_for(lambda: len(told()) == len(story) and len(box.api_get("/sandbox/v1/writes")["items"]) >= before + 7)
     assert told() == [(node, reason) for node, reason, _, _ in story]
+    # stamped when reached, not when the batch was written (2 s later)
+    assert all(e.event_time.timestamp() <= recorded_by + 0.5
+               for e in core.list_namespaced_event("default").items)
     annotations = {node: json.loads(core.read_node(node).metadata.annotations[ANNOTATION])
                    for node in ("worker-1", "worker-2")}
     assert annotations == {"worker-1": {"campaign": "c-1", "phase": "", "state": "succeeded"},
