@@ -77,6 +77,17 @@ def field_value(obj: dict[str, Any], path: str) -> str:
     return str(value)
 
 
+def required_value(text: str | None, path: str) -> str | None:
+    """The value field selector `text` requires `path` to equal (a `path=v` or `path==v` term,
+    read as field_selector reads it), or None if no term does."""
+    for term in _split_terms(text or ""):
+        if "!=" not in term and "=" in term:
+            field, value = term.replace("==", "=").split("=", 1)
+            if field.strip() == path:
+                return value.strip()
+    return None
+
+
 def field_selector(text: str | None) -> Predicate:
     if not text:
         return lambda obj: True

@@ -98,14 +98,6 @@ def now_rfc3339(at: float | None = None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at if at is not None else time.time()))
 
 
-def _only_node_name(plural: str, field_selector: str | None) -> str | None:
-    """X when listing pods with the field selector `spec.nodeName=X` and nothing else."""
-    if plural != "pods" or not field_selector or "," in field_selector or "!" in field_selector:
-        return None
-    path, equals, value = field_selector.replace("==", "=").partition("=")
-    return value.strip() if equals and path.strip() == "spec.nodeName" else None
-
-
 class Store:
     def __init__(self, snapshot: dict[str, Any] | None = None) -> None:
         self.lock = threading.RLock()
@@ -191,7 +183,7 @@ class Store:
             by_field = selectors.field_selector(field_selector)
         except selectors.SelectorError as error:
             raise ApiError(400, "BadRequest", str(error)) from None
-        node = _only_node_name(plural, field_selector)
+        node = selectors.required_value(field_selector, "spec.nodeName") if plural == "pods" else None
         if node is None:
             items: Any = self.objects[plural].values()
         else:  # the index; the selector is still applied below, so it can only narrow

@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from kubeupgrade.kube.selectors import field_selector
 from kubeupgrade.sandbox.store import ApiError, Store
 
 NODES = ["worker-1", "worker-2", "worker-3"]
@@ -66,6 +67,12 @@ def test_listing_one_nodes_pods_matches_a_scan_after_any_writes(seed):
             assert _listed(each, selector) == _scan(each, selector)
             assert _listed(each, selector.replace("=", "==")) == _scan(each, selector)
             assert all(ns == "kube-system" for ns, _ in _listed(each, selector, "kube-system"))
+            # the node's term among others (either side): the index narrows, the rest still holds
+            for combined in (f"metadata.namespace=kube-system,{selector}",
+                             f"{selector},metadata.namespace!=kube-system"):
+                matches = field_selector(combined)
+                assert _listed(each, combined) == sorted(
+                    key for key, pod in each.objects["pods"].items() if matches(pod))
 
 
 def test_other_field_selectors_still_scan_and_bad_ones_are_refused():
