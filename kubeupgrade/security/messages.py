@@ -1,20 +1,20 @@
 """Signed Celery messages: the second layer after signed campaigns.
 
-Every task is signed by its sender (Celery's `auth` serializer over JSON) and verified by its
-receiver against a directory of trusted certificates, so a broker credential alone cannot put a
-task on any queue: an unsigned or wrongly signed message is refused before it is decoded, and
-nothing runs. (Control messages are signed the same way, but no kubeupgrade worker takes remote
-control at all: they do nothing whoever signs them.)
+Every task is signed by its sender and verified by its receiver against a directory of trusted
+certificates (kubeupgrade.security.envelope), so a broker credential alone cannot put a task on
+any queue: an unsigned or wrongly signed message is refused before it is decoded, and nothing
+runs. (Control messages are signed the same way, but no kubeupgrade worker takes remote control
+at all: they do nothing whoever signs them.)
 
 Who signs: the controller (the dispatcher's chains, cluster tasks), the agents (a chain's next
 link is published by the worker that ran the link before it) and the operator's CLI (`abort`
-sends restores and releases). Each has its own RSA key and
-self-signed certificate (Celery verifies RSA only); every receiver trusts the three
-certificates. Results and Flower's task events stay plain JSON: the campaign record, not a
-result, is what the engine trusts, and Flower reads events with no key.
+sends restores and releases). Each has its own Ed25519 key and self-signed certificate (RSA
+keys made by earlier versions still work, at twenty times the cost of a signature); every
+receiver trusts the three certificates. Results and Flower's task events stay plain JSON: the
+campaign record, not a result, is what the engine trusts, and Flower reads events with no key.
 
 Settings (all three, or none): KUBEUPGRADE_MESSAGE_KEY, KUBEUPGRADE_MESSAGE_CERT and
-KUBEUPGRADE_MESSAGE_TRUST (a directory of *.pem). `kubeupgrade keys messages DIR` makes them.
+KUBEUPGRADE_MESSAGE_TRUST (a directory of *.pem). `kubeupgrade keys messages` makes them.
 """
 
 from __future__ import annotations
@@ -34,8 +34,6 @@ ROLES = ("controller", "agent", "operator")
 # For a child process that must hold no identity, whatever its parent's environment has.
 NO_IDENTITY = dict.fromkeys((KEY_ENV, CERT_ENV, TRUST_ENV), "")
 VALID_DAYS = 825  # then `kubeupgrade keys messages` again: an expired certificate verifies nothing
-# 3072 bits: 0.6 ms to sign and 0.03 ms to verify a task here (2048: 0.2 ms), and good past 2030.
-RSA_BITS = 3072
 
 
 @dataclass(frozen=True)
@@ -71,26 +69,20 @@ class MessageIdentity:
 
 def sign_messages(app: object, identity: MessageIdentity) -> None:
     """Make `app` sign what it sends with `identity` and accept only what a trusted
-    certificate signed (tasks and control messages; results and events stay JSON)."""
-    from celery.exceptions import SecurityError
+    certificate signed (tasks and control messages; results and events stay JSON).
+    The serializer is the process's: every app of the process signs as `identity`."""
+    from kubeupgrade.security.envelope import SERIALIZER, Envelope, install
 
-    conf = app.conf  # type: ignore[attr-defined]
-    conf.update(task_serializer="auth", accept_content=["auth"], security_key=str(identity.key),
-                security_certificate=str(identity.cert),
-                security_cert_store=str(identity.trust / "*.pem"), security_digest="sha256")
-    try:
-        app.setup_security(allowed_serializers=["json"], serializer="json")  # type: ignore[attr-defined]
-    except (SecurityError, ValueError, OSError) as error:
-        raise InvalidInput(f"message signing with {identity.key} / {identity.cert} / "
-                           f"{identity.trust}: {error}") from None
+    install(Envelope.load(identity.key, identity.cert, identity.trust))
+    app.conf.update(task_serializer=SERIALIZER, accept_content=[SERIALIZER])  # type: ignore[attr-defined]
 
 
 def create_identities(directory: Path) -> dict[str, MessageIdentity]:
-    """RSA keys (mode 0600) and self-signed certificates for each role in `directory`, and
+    """Ed25519 keys (mode 0600) and self-signed certificates for each role in `directory`, and
     `directory/trusted/` holding the three certificates. Refuses to overwrite."""
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
     from cryptography.x509.oid import NameOID
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -102,13 +94,13 @@ def create_identities(directory: Path) -> dict[str, MessageIdentity]:
     now = datetime.datetime.now(datetime.timezone.utc)
     made = {}
     for role in ROLES:
-        key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS)
+        key = ed25519.Ed25519PrivateKey.generate()
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"kubeupgrade {role}")])
         cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
                 .public_key(key.public_key()).serial_number(x509.random_serial_number())
                 .not_valid_before(now - datetime.timedelta(minutes=5))
                 .not_valid_after(now + datetime.timedelta(days=VALID_DAYS))
-                .sign(key, hashes.SHA256()))
+                .sign(key, None))  # Ed25519 hashes inside
         key_path, cert_path = directory / f"{role}.key", directory / f"{role}.pem"
         write_new_private(key_path, key.private_bytes(serialization.Encoding.PEM,
                                                       serialization.PrivateFormat.PKCS8,
