@@ -22,7 +22,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -39,8 +39,9 @@ CONTEXT = b"kubeupgrade message v1\x00"
 MIN_RSA_BITS = 2048
 _PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH)
 
-PublicKey = ed25519.Ed25519PublicKey | rsa.RSAPublicKey
-PrivateKey = ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
+# Union, not `|`: agents run on Python 3.9 (tests/e2e/test_agent_python39.py).
+PublicKey = Union[ed25519.Ed25519PublicKey, rsa.RSAPublicKey]  # noqa: UP007
+PrivateKey = Union[ed25519.Ed25519PrivateKey, rsa.RSAPrivateKey]  # noqa: UP007
 
 
 class MessageRefused(Exception):  # noqa: N818 - what a worker logs for a message it discards
