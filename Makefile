@@ -48,7 +48,7 @@ bench-campaign: $(STAMP)
 
 bench-scale: $(STAMP)
 	$(BIN)/python -m bench.scale --nodes 100
-	$(BIN)/python -m bench.scale --nodes 1000 --farms 2
+	$(BIN)/python -m bench.scale --nodes 1000
 
 bench-tick: $(STAMP)
 	$(BIN)/python -m bench.dispatcher_tick

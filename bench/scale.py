@@ -1,6 +1,6 @@
 """Benchmark: a whole zero-duration campaign on N sandbox nodes, measuring the engine.
 
-    python -m bench.scale --nodes 1000 [--limit 100] [--farms 1] [--concurrency 32]
+    python -m bench.scale --nodes 1000 [--limit 100] [--farms F] [--concurrency 32]
         [--controller-concurrency 8] [-o json]
 
 A sandbox of 3 control planes and N - 3 workers (apt; every simulated step takes a millionth of
@@ -126,8 +126,23 @@ def machine_speed() -> float:
     return statistics.median(times) * 1000
 
 
+# A farm is one Celery worker consuming every queue it serves, and kombu's Redis consumer names
+# every one of them in the blocking pop it sends again after each message: a farm's cost per
+# message grows with the queues it serves. That is the harness's cost (an agent serves one
+# queue), so the default keeps a farm at about 250 queues. Measured on 2 cores (README,
+# Benchmarks): 1,000 nodes took 71.4-71.5 s with 2 farms, 64.3-66.8 s with 4, 61.1-68.4 s with 8
+# and 70.0 s with 16; 5,000 nodes 353.5 s with 2 farms, 303.0 s with 8 and 301.6 s with 16.
+NODES_PER_FARM = 250
+MOST_FARMS = 8
+
+
+def default_farms(nodes: int) -> int:
+    return max(1, min(MOST_FARMS, -(-nodes // NODES_PER_FARM)))
+
+
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     workers = args.nodes - 3
+    args.farms = args.farms or default_farms(args.nodes)
     limit = args.limit or max(1, workers // 10)
     started = time.monotonic()
     box, _ = Sandbox.up(workdir / "sandbox", control_planes=3, workers=workers, version="1.30.4",
@@ -181,7 +196,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         cpu["bench"] = own_cpu  # this process during the campaign: its sampler and the wait
         ticks = [int(t) / 1e6 for t in client.lrange(TICKS_KEY, 0, -1)]
         result = analyse(doc, limit)
-        return {"nodes": len(names), "limit": limit, "makespan": makespan, "accept": accept,
+        return {"nodes": len(names), "farms": args.farms, "limit": limit, "makespan": makespan, "accept": accept,
                 "tick_p50": statistics.median(ticks), "tick_p99": _percentile(ticks, 0.99), "ticks": len(ticks),
                 "gap_p50": result["overhead_median"], "gap_p99": result["overhead_p99"],
                 **sampler.peaks, "redis_sent_mib": redis_sent / 2**20, "idle_not_started": result["not started"],
@@ -203,7 +218,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--limit", type=int, default=0, help="max_unavailable [default: 10%% of the workers]")
-    parser.add_argument("--farms", type=int, default=1, help="agent farm processes")
+    parser.add_argument("--farms", type=int, default=0,
+                        help="agent farm processes [default: one per 250 nodes, at most 8]")
     parser.add_argument("--concurrency", type=int, default=32, help="threads per farm")
     # The controller's own default (`kubeupgrade controller --concurrency`). 16 was this bench's
     # choice before: at 1,000 nodes on 2 cores it finished no sooner (202-206 s against 189 s
