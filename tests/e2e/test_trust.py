@@ -141,6 +141,32 @@ def test_a_campaign_altered_after_signing_stops_before_its_next_host_phase(make_
     assert not [c for c in ran if c.startswith("kubeadm upgrade")]
 
 
+def _celery_auth_app(broker):
+    """An app that signs with Celery's own `auth` serializer and an RSA key of its own."""
+    import datetime
+
+    from celery import Celery
+    from celery.security.serialization import register_auth
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from kubeupgrade.workflow.app import configure
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "kubeupgrade operator")])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=30)).sign(key, hashes.SHA256()))
+    register_auth(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()).decode(),
+                  None, cert.public_bytes(serialization.Encoding.PEM).decode(), None, "sha256")
+    app = configure(Celery("celery-auth"), broker)
+    app.conf.task_serializer = "auth"
+    return app
+
+
 def test_a_task_or_control_message_without_a_trusted_signature_runs_nothing(make_stack, tmp_path,
                                                                             monkeypatch):
     """Message signing, the second layer: even for a campaign the operator did sign, a task
@@ -179,6 +205,12 @@ def test_a_task_or_control_message_without_a_trusted_signature_runs_nothing(make
     sign_messages(stranger, create_identities(tmp_path / "stranger")["operator"])
     settle(hook_task(stranger, tmp_path / "stranger-signed"))
     wait_for(lambda: "signed by a key that is not trusted here" in agent_log.read_text(), timeout=30)
+    # The form of Celery's `auth` serializer (RSA), as kubeupgrade sent before its own envelope:
+    # kombu hands its type (application/data) over undecoded whatever a worker accepts, so the
+    # envelope refuses the type itself.
+    settle(hook_task(_celery_auth_app(stack.broker), tmp_path / "old-format"))
+    wait_for(lambda: "only signed messages are taken" in agent_log.read_text(), timeout=30)
+    assert not (tmp_path / "old-format").exists()
     assert not (tmp_path / "unsigned").exists() and not (tmp_path / "stranger-signed").exists()
     assert stack.sandbox.command_log("worker-2") == []
     # The same task, signed by the operator: the hook runs (so the refusals above were the
