@@ -77,28 +77,33 @@ def field_value(obj: dict[str, Any], path: str) -> str:
     return str(value)
 
 
+def _field_terms(text: str) -> list[tuple[str, bool, str]]:
+    """(path, equal, value) for each term of field selector `text`: `path=v` and `path==v` are
+    equal, `path!=v` is not; anything else is a SelectorError."""
+    terms = []
+    for term in _split_terms(text):
+        if "!=" in term:
+            path, value = term.split("!=", 1)
+            terms.append((path.strip(), False, value.strip()))
+        elif "=" in term:
+            path, value = term.replace("==", "=").split("=", 1)
+            terms.append((path.strip(), True, value.strip()))
+        else:
+            raise SelectorError(f"invalid field selector: {term!r}")
+    return terms
+
+
 def required_value(text: str | None, path: str) -> str | None:
-    """The value field selector `text` requires `path` to equal (a `path=v` or `path==v` term,
-    read as field_selector reads it), or None if no term does."""
-    for term in _split_terms(text or ""):
-        if "!=" not in term and "=" in term:
-            field, value = term.replace("==", "=").split("=", 1)
-            if field.strip() == path:
-                return value.strip()
+    """The value field selector `text` requires `path` to equal, or None if no term does."""
+    for field, equal, value in _field_terms(text or ""):
+        if equal and field == path:
+            return value
     return None
 
 
 def field_selector(text: str | None) -> Predicate:
     if not text:
         return lambda obj: True
-    checks: list[Predicate] = []
-    for term in _split_terms(text):
-        if "!=" in term:
-            path, value = term.split("!=", 1)
-            checks.append(lambda obj, p=path.strip(), v=value.strip(): field_value(obj, p) != v)
-        elif "=" in term:
-            path, value = term.replace("==", "=").split("=", 1)
-            checks.append(lambda obj, p=path.strip(), v=value.strip(): field_value(obj, p) == v)
-        else:
-            raise SelectorError(f"invalid field selector: {term!r}")
+    checks = [lambda obj, p=path, e=equal, v=value: (field_value(obj, p) == v) == e
+              for path, equal, value in _field_terms(text)]
     return lambda obj: all(check(obj) for check in checks)
