@@ -105,3 +105,22 @@ def package_source(directory):
         shutil.copytree(root / package, directory / package,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     return directory
+
+
+def self_signed_certificate(key, valid_for, *, common_name: str = "kubeupgrade operator"):
+    """A self-signed X.509 certificate of private `key` (Ed25519, or RSA signed with SHA-256),
+    valid from 60 days ago until `valid_for` (a timedelta, negative for one already expired)
+    from now, as PEM bytes."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, common_name)])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=60)).not_valid_after(now + valid_for)
+            .sign(key, hashes.SHA256() if isinstance(key, rsa.RSAPrivateKey) else None))
+    return cert.public_bytes(serialization.Encoding.PEM)

@@ -147,21 +147,16 @@ def _celery_auth_app(broker):
 
     from celery import Celery
     from celery.security.serialization import register_auth
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     from kubeupgrade.workflow.app import configure
+    from tests.helpers import self_signed_certificate
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
-    now = datetime.datetime.now(datetime.timezone.utc)
-    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "kubeupgrade operator")])
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=30)).sign(key, hashes.SHA256()))
     register_auth(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                     serialization.NoEncryption()).decode(),
-                  None, cert.public_bytes(serialization.Encoding.PEM).decode(), None, "sha256")
+                  None, self_signed_certificate(key, datetime.timedelta(days=30)).decode(), None, "sha256")
     app = configure(Celery("celery-auth"), broker)
     app.conf.task_serializer = "auth"
     return app

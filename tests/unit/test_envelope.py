@@ -7,10 +7,8 @@ import json
 import random
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
-from cryptography.x509.oid import NameOID
 
 from kubeupgrade.errors import InvalidInput
 from kubeupgrade.security.envelope import (
@@ -23,7 +21,9 @@ from kubeupgrade.security.envelope import (
     install,
 )
 from kubeupgrade.security.messages import create_identities
+from tests.helpers import self_signed_certificate
 
+DAYS_30 = datetime.timedelta(days=30)
 MESSAGE = [["a"], {"campaign": "c-1", "node": "wörker-1", "attempt": 1, "n": [1.5, None, True]},
            {"callbacks": None, "chain": [{"task": "x", "kwargs": {"k": "v:with:colons"}}]}]
 
@@ -35,17 +35,6 @@ def _envelope(identity, trust=None):
 @pytest.fixture(scope="module")
 def identities(tmp_path_factory):
     return create_identities(tmp_path_factory.mktemp("m"))
-
-
-def _self_signed(path, key, *, days=30, algorithm=None):
-    now = datetime.datetime.now(datetime.timezone.utc)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test")])
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=60))
-            .not_valid_after(now + datetime.timedelta(days=days)).sign(key, algorithm))
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return cert
 
 
 def _write_key(path, key):
@@ -108,13 +97,13 @@ def test_rsa_keys_of_earlier_versions_still_sign_and_verify(tmp_path):
     trust.mkdir()
     key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
     _write_key(tmp_path / "old.key", key)
-    _self_signed(tmp_path / "old.pem", key, algorithm=hashes.SHA256())
+    (tmp_path / "old.pem").write_bytes(self_signed_certificate(key, DAYS_30))
     (trust / "old.pem").write_bytes((tmp_path / "old.pem").read_bytes())
     old = Envelope.load(tmp_path / "old.key", tmp_path / "old.pem", trust)
     assert old.open(old.seal(MESSAGE)) == MESSAGE
     small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
     _write_key(tmp_path / "small.key", small)
-    _self_signed(tmp_path / "small.pem", small, algorithm=hashes.SHA256())
+    (tmp_path / "small.pem").write_bytes(self_signed_certificate(small, DAYS_30))
     with pytest.raises(InvalidInput, match=r"small.pem: an RSA key of 1024 bits; at least 2048"):
         Envelope.load(tmp_path / "small.key", tmp_path / "small.pem", trust)
 
@@ -135,14 +124,14 @@ def test_an_expired_certificate_is_refused_when_loaded_and_when_it_expires_later
     trust = tmp_path / "trusted"
     trust.mkdir()
     key = ed25519.Ed25519PrivateKey.generate()
-    _self_signed(trust / "old.pem", key, days=-1)
+    (trust / "old.pem").write_bytes(self_signed_certificate(key, -datetime.timedelta(days=1)))
     agent = identities["agent"]
     with pytest.raises(InvalidInput, match=r"old.pem: expired on .*keys messages"):
         Envelope.load(agent.key, agent.cert, trust)
     # Trusted while valid, then past its end: its messages are refused from then on.
     signer = _envelope(agent).seal(MESSAGE).partition(":")[0]
     receiver = Envelope(ed25519.Ed25519PrivateKey.generate(), "x" * 64,
-                        {signer: Sender("agent.pem", _self_signed(tmp_path / "a.pem", key).public_key(), 0.0)})
+                        {signer: Sender("agent.pem", key.public_key(), 0.0)})
     with pytest.raises(MessageRefused, match="agent.pem, which has expired"):
         receiver.open(_envelope(agent).seal(MESSAGE))
 

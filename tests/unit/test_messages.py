@@ -54,21 +54,16 @@ def test_keys_are_private_ed25519_certificates_and_each_role_trusted(tmp_path):
 def test_doctor_names_a_message_certificate_about_to_expire(tmp_path, monkeypatch):
     import datetime
 
-    from cryptography import x509
     from cryptography.hazmat.primitives import serialization
 
     from kubeupgrade.doctor import check_message_identity
+    from tests.helpers import self_signed_certificate
 
     made = create_identities(tmp_path / "m")["operator"]
     for name, value in made.env().items():
         monkeypatch.setenv(name, value)
     assert check_message_identity().ok
     key = serialization.load_pem_private_key(made.key.read_bytes(), password=None)
-    now = datetime.datetime.now(datetime.timezone.utc)
-    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "kubeupgrade operator")])
-    soon = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(7).not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=10, hours=1)).sign(key, None))
-    made.cert.write_bytes(soon.public_bytes(serialization.Encoding.PEM))
+    made.cert.write_bytes(self_signed_certificate(key, datetime.timedelta(days=10, hours=1)))
     row = check_message_identity()
     assert not row.ok and "expires in 10 days" in row.detail and "kubeupgrade keys messages" in row.fix
