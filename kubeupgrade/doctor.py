@@ -213,18 +213,19 @@ def check_message_identity() -> Check:
 
     from cryptography import x509
 
+    from kubeupgrade.security.envelope import RENEW
+
     try:
         expires = x509.load_pem_x509_certificate(identity.cert.read_bytes()).not_valid_after_utc
     except (OSError, ValueError) as error:
         return Check("operator message key", False, f"{identity.cert}: not a PEM certificate ({error})", fix)
     left = (expires - datetime.now(timezone.utc)).days
-    renew = "renew with `kubeupgrade keys messages` into a new directory and roll it out"
     if left < 0:
         return Check("operator message key", False, f"{identity.cert} expired on {expires:%Y-%m-%d}: "
-                     "every message signed with it is refused", renew)
+                     "every message signed with it is refused", RENEW)
     if left < 30:
         return Check("operator message key", False, f"{identity.cert} expires in {left} days "
-                     f"({expires:%Y-%m-%d})", renew)
+                     f"({expires:%Y-%m-%d})", RENEW)
     return Check("operator message key", True, f"{identity.cert} (valid until {expires:%Y-%m-%d})")
 
 

@@ -37,6 +37,7 @@ CONTENT_TYPE = "application/x-kubeupgrade-signed"
 # replayed as a message.
 CONTEXT = b"kubeupgrade message v1\x00"
 MIN_RSA_BITS = 2048
+RENEW = "renew with `kubeupgrade keys messages` into a new directory and roll it out"
 _PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH)
 
 # Union, not `|`: agents run on Python 3.9 (tests/e2e/test_agent_python39.py).
@@ -95,8 +96,7 @@ def trusted_senders(directory: Path) -> dict[str, Sender]:
         cert = _certificate(path)
         expires = cert.not_valid_after_utc.timestamp()
         if time.time() >= expires:
-            raise InvalidInput(f"{path}: expired on {cert.not_valid_after_utc:%Y-%m-%d}; renew with "
-                               "`kubeupgrade keys messages` into a new directory and roll it out")
+            raise InvalidInput(f"{path}: expired on {cert.not_valid_after_utc:%Y-%m-%d}; {RENEW}")
         senders[fingerprint(cert)] = Sender(str(path), cert.public_key(), expires)  # type: ignore[arg-type]
     if not senders:
         raise InvalidInput(f"{directory}: no trusted *.pem certificate")
