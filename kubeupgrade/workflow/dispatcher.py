@@ -402,6 +402,12 @@ class Dispatcher:
         from kubeupgrade.campaign_file import campaign_from_dict
         from kubeupgrade.planning.planner import plan_campaign
 
+        holder = self.store.cluster_holder(doc["cluster"])
+        if holder != doc["id"]:  # a record written by hand, or a submitter that lost a race
+            self._refuse(doc, [f"campaign {doc['id']} does not hold cluster {doc['cluster']} "
+                               f"(held by {holder or 'no campaign'}): one campaign acts on a "
+                               "cluster at a time; submit it again once the cluster is free"])
+            return
         campaign = campaign_from_dict(doc["campaign"], source=f"campaign {doc['id']}")
         try:
             identity = self._cluster_identity(fresh=True)

@@ -9,7 +9,9 @@ Keys (JSON values):
   ku:identity:<name>           the kube-system UID first seen under cluster name <name>, and by
                                which campaign: a different cluster answering to the same name
                                is refused (set once, SET NX; `forget-cluster` clears it)
-  ku:c:<id>                    the campaign document: state, campaign, hops, error
+  ku:c:<id>                    the campaign document: state, campaign, hops, error (written
+                               before its cluster lock is taken, with an expiry removed once
+                               the lock is its own)
   ku:c:<id>:plan               the planner's view, as accepted (for people and the archive: the
                                document is read by every task, and the plan was two thirds of it)
   ku:c:<id>:accepted           the controller's seal on the document and schedules it accepted
@@ -47,7 +49,7 @@ from typing import Any
 
 import redis
 
-from kubeupgrade.errors import PolicyRefused, RuntimeFailure
+from kubeupgrade.errors import PolicyRefused, RuntimeFailure, TemporaryError
 from kubeupgrade.planning.windows import is_open, windows_of
 from kubeupgrade.workflow import locks, seal
 from kubeupgrade.workflow.audit import outage_begun, outage_start
@@ -77,6 +79,7 @@ TAIL = 4000
 _DOC_STATES = frozenset(s.value for s in CampaignState)
 _ENTRY_STATES = frozenset(s.value for s in RunState)
 LEADER_KEY = "ku:dispatcher:leader"
+UNCLAIMED_RECORD_SECONDS = 300  # a new record not yet named by its cluster's lock expires
 # (campaign id, hop) -> (the sealed digest, the schedule that matched it), in this process: a
 # cluster phase checks its node is scheduled, and a 5,000-node schedule is ~100 KB to decode.
 _sealed_schedules: dict[tuple[str, int], tuple[str, HopSchedule]] = {}
@@ -179,13 +182,27 @@ class CampaignStore:
         """A new pending campaign; `signer` (campaign id -> signature) is the operator's key."""
         campaign_id = f"{cluster}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         signature = signer(campaign_id) if signer else None
-        self.take_cluster(cluster, campaign_id)
         now = time.time()
         doc = {"schema": SCHEMA_VERSION, "id": campaign_id, "cluster": cluster, "state": "pending",
                "created": now, "updated": now, "source": source, "campaign": campaign,
                "signature": signature, "plan": None, "hops": [], "current_hop": 0, "error": None,
                "notes": []}
-        self.redis.set(f"ku:c:{campaign_id}", json.dumps(doc))
+        # The record exists before the lock names it: a holder without a record counts as gone,
+        # so a lock taken first could be taken again by a second submitter before the record
+        # was written. Until the lock is ours the record expires by itself (a crash leaves
+        # nothing behind); a record that expired while we were stopped means we lost the lock.
+        key = f"ku:c:{campaign_id}"
+        self.redis.set(key, json.dumps(doc), ex=UNCLAIMED_RECORD_SECONDS)
+        try:
+            self.take_cluster(cluster, campaign_id)
+        except CampaignConflict:
+            self.redis.delete(key)
+            raise
+        if not self.redis.persist(key):
+            self.release_cluster(cluster, campaign_id)
+            raise TemporaryError(f"campaign {campaign_id} was stopped for over "
+                                 f"{UNCLAIMED_RECORD_SECONDS} s while taking cluster {cluster}; "
+                                 "nothing was submitted: submit it again")
         self.redis.zadd("ku:campaigns", {campaign_id: now})
         self.redis.sadd("ku:active", campaign_id)
         self.event(campaign_id, f"campaign submitted from {source}")

@@ -10,6 +10,7 @@ import threading
 
 import pytest
 
+from kubeupgrade.errors import TemporaryError
 from kubeupgrade.workflow import control
 from kubeupgrade.workflow.record import CampaignConflict, CampaignStore, DamagedRecord, new_phase
 
@@ -48,29 +49,89 @@ def test_retry_of_an_old_campaign_is_refused_while_another_holds_the_cluster(red
     assert shown.returncode == 3 and second in shown.stderr and "Traceback" not in shown.stderr
 
 
-def test_only_one_of_many_racing_takers_gets_a_stale_cluster_lock(redis_url):
-    store = store_for(redis_url)
-    old = store.create("prod", {"cluster": "prod", "target": "1.31"}, "a.yaml")
-    store.update(old, lambda doc: doc.update(state="succeeded"))  # ended without releasing
-    winners, barrier = [], threading.Barrier(12)
+def race(count: int, act) -> list[int]:
+    """Run act(index) in `count` threads released together; the indexes that did not raise
+    CampaignConflict."""
+    winners, barrier = [], threading.Barrier(count)
 
-    def take(index: int) -> None:
-        mine = CampaignStore.from_url(redis_url)
+    def one(index: int) -> None:
         barrier.wait()
         try:
-            mine.take_cluster("prod", f"prod-20990101-000000-{index:06x}")
+            act(index)
             winners.append(index)
         except CampaignConflict:
             pass
 
-    threads = [threading.Thread(target=take, args=(i,)) for i in range(12)]
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    # The losers saw the winner's id; its record does not exist, so some may replace it in
-    # turn, but every change was a compare-and-set: the holder is the last one to win.
-    assert winners and store.cluster_holder("prod") == f"prod-20990101-000000-{winners[-1]:06x}"
+    return winners
+
+
+@pytest.mark.parametrize("earlier", ["none", "ended"])
+def test_of_many_racing_submitters_exactly_one_gets_the_cluster(redis_url, earlier):
+    store = store_for(redis_url)
+    if earlier == "ended":
+        old = store.create("prod", {"cluster": "prod", "target": "1.31"}, "a.yaml")
+        store.update(old, lambda doc: doc.update(state="succeeded"))  # ended without releasing
+    stores = [CampaignStore.from_url(redis_url) for _ in range(12)]
+    made: dict[int, str] = {}
+
+    def submit(index: int) -> None:
+        made[index] = stores[index].create("prod", {"cluster": "prod", "target": "1.31"}, f"{index}.yaml")
+
+    winners = race(12, submit)
+    assert len(winners) == 1, winners
+    assert store.cluster_holder("prod") == made[winners[0]]
+    pending = [c for c in store.redis.smembers("ku:active") if store.get(c)["state"] == "pending"]
+    assert pending == [made[winners[0]]]
+    # The losers left no record behind.
+    records = [key for key in store.redis.scan_iter("ku:c:*") if key.count(":") == 2]
+    assert len(records) == (2 if earlier == "ended" else 1)
+
+
+def test_racing_takers_of_a_lock_whose_holder_has_no_record_end_with_one_of_them(redis_url):
+    store = store_for(redis_url)
+    store.redis.set("ku:cluster:prod", "prod-20990101-000000-ffffff")  # its record is gone
+    stores = [CampaignStore.from_url(redis_url) for _ in range(12)]
+    winners = race(12, lambda i: stores[i].take_cluster("prod", f"prod-20990101-000000-{i:06x}"))
+    # None of the takers has a record either, so each may replace the one before it; every
+    # change is a compare-and-set, so the lock names one taker that did win.
+    assert winners and store.cluster_holder("prod") in {f"prod-20990101-000000-{i:06x}" for i in winners}
+
+
+def test_a_submitter_stopped_until_its_unclaimed_record_expired_submits_nothing(redis_url):
+    store = store_for(redis_url)
+    store.redis.set("ku:cluster:prod", "prod-20990101-000000-ffffff")
+    real_take = store.take_cluster
+
+    def take_after_expiry(cluster: str, campaign_id: str) -> None:
+        store.redis.delete(f"ku:c:{campaign_id}")  # what the expiry does to a frozen submitter
+        real_take(cluster, campaign_id)
+
+    store.take_cluster = take_after_expiry  # type: ignore[method-assign]
+    with pytest.raises(TemporaryError, match="submit it again"):
+        store.create("prod", {"cluster": "prod", "target": "1.31"}, "a.yaml")
+    assert store.cluster_holder("prod") is None and not store.redis.smembers("ku:active")
+
+
+def test_a_pending_campaign_that_does_not_hold_its_cluster_is_refused_at_accept(redis_url):
+    from kubeupgrade.workflow.app import client_app
+    from kubeupgrade.workflow.dispatcher import Dispatcher
+
+    store = store_for(redis_url)
+    holder = store.create("prod", {"cluster": "prod", "target": "1.31"}, "a.yaml")
+    # A second pending record, as a hand edit or a lost race would leave it.
+    intruder = "prod-20990101-000000-abcdef"
+    doc = dict(store.get(holder), id=intruder)
+    store.redis.set(f"ku:c:{intruder}", json.dumps(doc))
+    store.redis.sadd("ku:active", intruder)
+    Dispatcher(client_app(redis_url), store).advance(intruder)
+    refused = store.get(intruder)
+    assert refused["state"] == "refused" and holder in refused["error"]["message"]
+    assert store.cluster_holder("prod") == holder and store.get(holder)["state"] == "pending"
 
 
 def test_a_late_result_of_an_old_attempt_changes_nothing(redis_url):
