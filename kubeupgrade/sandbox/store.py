@@ -124,12 +124,12 @@ class Store:
                 "objects": {p: list(items.values()) for p, items in self.objects.items()},
             }
 
-    def close(self) -> dict[str, Any]:
-        """Refuse every later write and return the last state, as one step: a write the server
-        answered after the final snapshot would be acknowledged and then lost."""
+    def close(self) -> None:
+        """Refuse every later write. The caller holds `lock` while it closes and takes the final
+        snapshot: a write the server answered after that snapshot would be acknowledged and
+        then lost."""
         with self.lock:
             self.closed = True
-            return self.snapshot()
 
     # -- internals ---------------------------------------------------------------------
     def _writable(self) -> None:
