@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any
 
-from kubeupgrade.kube.client import KubeApi
+from kubeupgrade.kube.client import KubeApi, KubeRefused
 
 
 def get_node(api: KubeApi, name: str) -> dict[str, Any]:
@@ -64,11 +64,22 @@ def cordon_node(api: KubeApi, name: str, campaign: str) -> CordonOwner:
 
 
 def uncordon_node(api: KubeApi, name: str, campaign: str) -> bool:
-    """Uncordon the node if (and only if) `campaign` cordoned it; True if this call did."""
-    if cordoned_by(get_node(api, name)) != campaign:
+    """Uncordon the node if (and only if) `campaign` cordoned it; True if this call did.
+
+    One request: a JSON patch whose tests are that the node is cordoned and that the annotation
+    names `campaign`. The API server applies all of it or none (422 when a test fails), so no
+    one's cordon can slip in between a read and the write, as it could with a read first."""
+    owner = f"/metadata/annotations/{CORDONED_BY.replace('~', '~0').replace('/', '~1')}"
+    patch = [{"op": "test", "path": "/spec/unschedulable", "value": True},
+             {"op": "test", "path": owner, "value": campaign},
+             {"op": "remove", "path": owner},
+             {"op": "remove", "path": "/spec/unschedulable"}]
+    try:
+        api.call(f"uncordon {name}", api.core.patch_node, name, patch)
+    except KubeRefused as refused:
+        if refused.code != 422 or cordoned_by(get_node(api, name)) == campaign:
+            raise  # not a failed test: the node is ours and still cordoned
         return False
-    api.call(f"uncordon {name}", api.core.patch_node, name,
-             {"metadata": {"annotations": {CORDONED_BY: None}}, "spec": {"unschedulable": None}})
     return True
 
 
