@@ -175,44 +175,54 @@ def test_the_watch_looks_at_a_bounded_round_of_tasks_per_tick_and_finds_every_en
     assert looked and max(len(ids) for ids in looked) == 2
 
 
-def test_the_dispatcher_reads_only_what_changed_and_everything_at_each_full_read(redis_url, monkeypatch):
+def test_the_dispatcher_reads_what_changed_and_sweeps_the_rest_a_slice_per_tick(redis_url, monkeypatch):
     from kubeupgrade.workflow.app import client_app
 
     store = CampaignStore.from_url(redis_url)
     campaign = running_drain(store, "w1", "task-1")
-    store.put_entry(campaign, 0, "w2", {"node": "w2", "role": "worker", "hop": 0, "state": "pending",
-                                        "attempt": 1, "phases": [new_phase("drain")]})
+    names = [f"w{i}" for i in range(2, 41)]
+    for name in names:
+        store.put_entry(campaign, 0, name, {"node": name, "role": "worker", "hop": 0, "state": "pending",
+                                            "attempt": 1, "phases": [new_phase("drain")]})
+    monkeypatch.setattr(dispatcher_module, "SWEEP_SECONDS", 3600.0)  # a slice of SWEEP_LEAST a tick
+    monkeypatch.setattr(dispatcher_module, "SWEEP_LEAST", 4)
     dispatcher = dispatcher_module.Dispatcher(client_app(redis_url), store)
     first = dispatcher._hop_entries(campaign, 0)
-    assert set(first) == {"w1", "w2"} and first["w1"]["phases"][0]["state"] == "running"
+    assert set(first) == {"w1", *names} and first["w1"]["phases"][0]["state"] == "running"
     assert store.changed_entries(campaign, 0) == {}  # the full read started tracking from there
-    dispatcher._entries[(campaign, 0)][1].entries["w2"] = {"stale": True}  # so a re-read of w2 would show
-    # A task's write is seen at the next tick, and only that entry is read again.
+    # A task's write is seen at the next tick; an entry whose text did not change is never
+    # decoded again, by the sweep either: it stays the very same object.
     assert store.finish_phase(campaign, 0, "w1", "drain", "done", "", "", attempt=1, task_id="task-1")
     seen = dispatcher._hop_entries(campaign, 0)
-    assert seen["w1"]["phases"][0]["state"] == "succeeded" and seen["w2"] == {"stale": True}
-    # A write that bypasses the store is seen at the next full read, never lost.
-    entry = store.entry(campaign, 0, "w2")
-    entry["state"] = "running"
-    store.redis.hset(f"ku:c:{campaign}:hop:0", "w2", json.dumps(entry))
-    assert dispatcher._hop_entries(campaign, 0)["w2"] == {"stale": True}
-    monkeypatch.setattr(dispatcher_module, "FULL_READ_SECONDS", 0.0)
-    before = dispatcher._hop_entries(campaign, 0)
-    assert before["w2"]["state"] == "running"
-    # A full read decodes only what changed: an entry whose text is the same stays the same
-    # object, so nothing derived from it (the hop's view, its milestones) is worked out again.
-    store.redis.hset(f"ku:c:{campaign}:hop:0", "w2", json.dumps({**entry, "state": "pending"}))
-    after = dispatcher._hop_entries(campaign, 0)
-    assert after["w1"] is before["w1"] and after["w2"] is not before["w2"]
-    assert after["w2"]["state"] == "pending"
-    # A damaged entry written meanwhile stops the read, naming its key, as a full read does.
-    monkeypatch.setattr(dispatcher_module, "FULL_READ_SECONDS", 3600.0)
-    dispatcher._hop_entries(campaign, 0)
-    store.redis.hset(f"ku:c:{campaign}:hop:0", "w1", "{not json")
-    store.redis.sadd(f"ku:c:{campaign}:hop:0:changed", "w1")
-    with pytest.raises(DamagedRecord, match=f"ku:c:{campaign}:hop:0"):
-        dispatcher._hop_entries(campaign, 0)
-    assert (campaign, 0) not in dispatcher._entries  # the next tick reads everything again
+    assert seen["w1"]["phases"][0]["state"] == "succeeded"
+    # Writes that bypass the store: one entry edited, one deleted, one added by hand. The sweep
+    # sees each within one pass (ten ticks of four for these 40 entries, with a margin).
+    key = f"ku:c:{campaign}:hop:0"
+    edited = {**store.entry(campaign, 0, "w2"), "state": "running"}
+    store.redis.hset(key, "w2", json.dumps(edited))
+    store.redis.hdel(key, "w3")
+    store.redis.hset(key, "w99", json.dumps({**edited, "node": "w99"}))
+    ticks = 0
+    while ticks < 25:
+        ticks += 1
+        now = dispatcher._hop_entries(campaign, 0)
+        if now["w2"]["state"] == "running" and "w3" not in now and "w99" in now:
+            break
+    assert ticks < 25, "a pass of the sweep missed a write that bypassed the store"
+    assert ticks > 1  # a slice a tick, not the whole hop at once
+    assert all(now[name] is first[name] for name in names if name not in ("w2", "w3"))
+    # A damaged entry stops the read, naming its key, whether the changed set or the sweep
+    # finds it; then the next tick reads everything again.
+    for how in ("changed", "by hand"):
+        store.redis.hset(key, "w1", "{not json")
+        if how == "changed":
+            store.redis.sadd(f"{key}:changed", "w1")
+        with pytest.raises(DamagedRecord, match=key):
+            for _ in range(25):
+                dispatcher._hop_entries(campaign, 0)
+        assert (campaign, 0) not in dispatcher._entries
+        store.redis.hset(key, "w1", json.dumps({**edited, "node": "w1"}))
+        assert dispatcher._hop_entries(campaign, 0)["w1"]["node"] == "w1"  # a full read
 
 
 def test_a_reached_task_no_message_carries_is_sent_again_at_the_second_look_and_only_it(redis_url, monkeypatch):
