@@ -36,15 +36,21 @@ def queued(client: redis.Redis, queues: Mapping[str, str]) -> set[str]:
     by_queue: dict[str, list[str]] = {}
     for task_id, queue in queues.items():
         by_queue.setdefault(queue, []).append(task_id)
+    # We never send with a priority, so the other steps' lists are almost never there: one
+    # EXISTS over all of them first spares three reads of four (a look at 500 waiting tasks
+    # was 2,000 reads, the dispatcher's slowest regular tick at 5,000 nodes).
+    others = [key for queue in by_queue for key in queue_keys(queue)[1:]]
+    every_step = bool(others) and bool(client.exists(*others))
+    keys = {queue: queue_keys(queue) if every_step else [queue] for queue in by_queue}
     with client.pipeline(transaction=False) as reads:
         for queue in by_queue:
-            for key in queue_keys(queue):
+            for key in keys[queue]:
                 reads.lrange(key, 0, -1)
         lists = iter(reads.execute())
     found: set[str] = set()
     for queue, task_ids in by_queue.items():
         waiting = b"\n".join(message if isinstance(message, bytes) else message.encode()
-                             for _ in queue_keys(queue) for message in next(lists))
+                             for _ in keys[queue] for message in next(lists))
         found.update(t for t in task_ids if t.encode() in waiting)
     return found
 

@@ -449,3 +449,17 @@ def test_a_long_tick_renews_the_lease_and_stops_before_recording_more_once_anoth
         dispatcher._signatures(store.get(campaign), 0, entry, entry["phases"])
     assert store.entry(campaign, 0, "w1")["phases"][0]["task_id"] == recorded
     assert store.redis.get(LEADER_KEY) == "another"
+
+
+def test_a_waiting_message_is_found_in_its_queue_whatever_priority_list_holds_it(redis_url):
+    from kubeupgrade.workflow.undelivered import queue_keys, queued
+
+    store = CampaignStore.from_url(redis_url)
+    plain, other_step = queue_keys("node.w1")[0], queue_keys("node.w2")[2]
+    store.redis.lpush(plain, json.dumps({"headers": {"id": "task-a"}}))
+    asked = {"task-a": "node.w1", "task-b": "node.w2", "task-c": "node.w3"}
+    assert queued(store.redis, asked) == {"task-a"}  # no other step's list anywhere: plain lists only
+    # A message in another priority step's list (we never send one there, but kombu would keep
+    # it there) is still found: then every step's list is read.
+    store.redis.lpush(other_step, json.dumps({"headers": {"id": "task-b"}}))
+    assert queued(store.redis, asked) == {"task-a", "task-b"}
