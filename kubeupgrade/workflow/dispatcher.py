@@ -101,7 +101,7 @@ SEND_BUDGET_SECONDS = 0.02
 # A pass over every entry of a hop (to see writes that bypass the store) takes about this long,
 # a slice each tick; what the store writes is read at the next tick (its changed set).
 SWEEP_SECONDS = 10.0
-SWEEP_LEAST = 64  # entries a tick's slice reads at least (a small hop is swept whole every tick)
+SWEEP_LEAST = 4  # entries a tick's slice reads at least: ticks come every few ms when busy
 # How long each tick took, in microseconds, appended every TICK_REPORT_SECONDS (one command) and
 # trimmed to the last TICK_HISTORY: what `bench.scale` reports as the tick's p50 and p99.
 TICKS_KEY = "ku:dispatcher:ticks"
