@@ -49,10 +49,35 @@ def queued(client: redis.Redis, queues: Mapping[str, str]) -> set[str]:
         lists = iter(reads.execute())
     found: set[str] = set()
     for queue, task_ids in by_queue.items():
-        waiting = b"\n".join(message if isinstance(message, bytes) else message.encode()
-                             for _ in keys[queue] for message in next(lists))
-        found.update(t for t in task_ids if t.encode() in waiting)
+        messages = [message if isinstance(message, bytes) else message.encode()
+                    for _ in keys[queue] for message in next(lists)]
+        named, unread = _named(messages)
+        found.update(t for t in task_ids if t.encode() in named)
+        if unread:  # a message that names no task where kombu puts it: looked in as text
+            text = b"\n".join(unread)
+            found.update(t for t in task_ids if t.encode() in text)
     return found
+
+
+def _named(messages: list[bytes]) -> tuple[set[bytes], list[bytes]]:
+    """The task ids the messages carry (kombu's correlation id, in the message's properties),
+    and the messages that carry none there. One pass over each message: searching the queue's
+    whole text for every task id, as this did, grew with their product (500 drains waiting on
+    the controller's queue: 500 searches of 1.3 MB, ~55 ms), and took an id named anywhere in a
+    message (a chain's first task is, in every later link's headers) for a waiting task."""
+    named: set[bytes] = set()
+    unread: list[bytes] = []
+    for message in messages:
+        at = message.find(_CORRELATION)
+        if at < 0:
+            unread.append(message)
+            continue
+        start = at + len(_CORRELATION)
+        named.add(message[start:message.find(b'"', start)])
+    return named, unread
+
+
+_CORRELATION = b'"correlation_id": "'
 
 
 def nowhere(client: redis.Redis, result_keys: Mapping[str, bytes | str],

@@ -463,3 +463,27 @@ def test_a_waiting_message_is_found_in_its_queue_whatever_priority_list_holds_it
     # it there) is still found: then every step's list is read.
     store.redis.lpush(other_step, json.dumps({"headers": {"id": "task-b"}}))
     assert queued(store.redis, asked) == {"task-a", "task-b"}
+
+
+def test_the_tasks_waiting_in_one_queue_are_told_apart_by_the_id_each_message_carries(redis_url):
+    """Many phases waiting on one queue (drains on the controller's): each real message is
+    found by the id it carries, and an id that is only mentioned inside another message (as a
+    chain's first task is, in every later link's headers) is not taken for a waiting one."""
+    from kubeupgrade.workflow.app import client_app
+    from kubeupgrade.workflow.names import PHASE_TASKS
+    from kubeupgrade.workflow.undelivered import _named, queued
+
+    store = CampaignStore.from_url(redis_url)
+    app = client_app(redis_url)
+    campaign, queue = "prod-20990101-000000-000001", queue_for(Phase.DRAIN, "w0")
+    waiting = [f"{i:032x}" for i in range(40)]
+    for index, task_id in enumerate(waiting):
+        app.signature(PHASE_TASKS[Phase.DRAIN], kwargs=phase_kwargs(campaign, f"w{index}", Phase.DRAIN),
+                      immutable=True).set(queue=queue, task_id=task_id, root_id="f" * 32).apply_async()
+    messages = [message.encode() for message in store.redis.lrange(queue, 0, -1)]
+    # kombu's message names its task where the fast path looks (if this fails, every look
+    # falls back to searching the whole queue's text for each id: right, but slow).
+    assert _named(messages) == ({t.encode() for t in waiting}, [])
+    assert all(b"f" * 32 in message for message in messages)  # the chain's first task, named in each
+    asked = {task_id: queue for task_id in [*waiting, "e" * 32, "f" * 32]}
+    assert queued(store.redis, asked) == set(waiting)
