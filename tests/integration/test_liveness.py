@@ -487,3 +487,51 @@ def test_the_tasks_waiting_in_one_queue_are_told_apart_by_the_id_each_message_ca
     assert all(b"f" * 32 in message for message in messages)  # the chain's first task, named in each
     asked = {task_id: queue for task_id in [*waiting, "e" * 32, "f" * 32]}
     assert queued(store.redis, asked) == set(waiting)
+
+
+def test_a_wait_for_silent_agents_noted_in_a_tick_is_read_back_and_never_undoes_a_retry(redis_url):
+    """The dispatcher notes which agents it waits for (and since when) in the record. Within a
+    tick it reads back what it wrote, not the record again; a retry that starts the waits over
+    meanwhile is not undone by a note computed from the waits as they were."""
+    from kubeupgrade.workflow.app import client_app
+
+    store = CampaignStore.from_url(redis_url)
+    campaign = running_drain(store, "w1", "task-1")
+    dispatcher = dispatcher_module.Dispatcher(client_app(redis_url), store)
+    as_read = store.get(campaign)  # the tick's copy of the record: no agent is alive
+    assert dispatcher._agents_ready(as_read, 0, ["w2"]) == set()
+    first = store.get(campaign)["hops"][0]["waiting_for_agents"]
+    assert list(first) == ["w2"]
+    assert dispatcher._agents_ready(as_read, 0, ["w3"]) == set()  # the same tick, the same copy
+    both = store.get(campaign)["hops"][0]["waiting_for_agents"]
+    assert both == {"w2": first["w2"], "w3": both["w3"]}  # w2's wait kept its start
+    store.update(campaign, lambda doc: doc["hops"][0].update(waiting_for_agents={}))  # a retry
+    dispatcher._agents_ready(as_read, 0, ["w4"])
+    # Not undone: the waits the retry ended do not come back with their old start.
+    assert not {"w2", "w3"} & set(store.get(campaign)["hops"][0]["waiting_for_agents"])
+    dispatcher.tick()  # the next tick reads the record again and waits for w4 from now
+    dispatcher._agents_ready(store.get(campaign), 0, ["w4"])
+    waits = store.get(campaign)["hops"][0]["waiting_for_agents"]
+    assert list(waits) == ["w4"] and waits["w4"] > both["w3"]
+
+
+def test_an_agent_wait_a_retry_started_over_does_not_expire_on_the_ticks_older_copy(redis_url):
+    from kubeupgrade.workflow.app import client_app
+
+    store = CampaignStore.from_url(redis_url)
+    campaign = running_drain(store, "w1", "task-1")
+    store.put_entry(campaign, 0, "w5", {"node": "w5", "role": "worker", "hop": 0, "state": "pending",
+                                        "attempt": 1, "phases": [new_phase("drain")]})
+    store.update(campaign, lambda doc: (doc["campaign"].setdefault("policies", {}).update(agent_timeout=30),
+                                        doc["hops"][0].update(waiting_for_agents={"w5": time.time() - 100})))
+    as_read = store.get(campaign)  # the tick's copy: w5 waited for longer than agent_timeout
+    store.update(campaign, lambda doc: doc["hops"][0].update(waiting_for_agents={}))  # a retry
+    dispatcher = dispatcher_module.Dispatcher(client_app(redis_url), store)
+    dispatcher._agents_ready(as_read, 0, ["w5"])
+    assert store.entry(campaign, 0, "w5")["state"] == "pending"  # waited for afresh, not failed
+    assert list(store.get(campaign)["hops"][0]["waiting_for_agents"]) == ["w5"]
+    # Without the retry, the same copy fails it: the wait is over.
+    store.update(campaign, lambda doc: doc["hops"][0].update(waiting_for_agents={"w5": time.time() - 100}))
+    dispatcher.tick()
+    dispatcher._agents_ready(store.get(campaign), 0, ["w5"])
+    assert store.entry(campaign, 0, "w5")["state"] == "failed"

@@ -468,3 +468,21 @@ def test_each_entry_decodes_every_entry_once_and_names_a_damaged_one(redis_url):
     with pytest.raises(DamagedRecord) as damaged:
         list(store.each_entry(campaign, 0))
     assert "w2" in str(damaged.value)
+
+
+def test_the_changed_entries_are_taken_once_each_with_their_text_as_it_is_now(redis_url):
+    store = store_for(redis_url)
+    campaign = store.create("prod", {"cluster": "prod", "target": "1.31"}, "a.yaml")
+    for node in ("w1", "w2", "w3"):
+        add_entry(store, campaign, node)
+    store.entries(campaign, 0, since_now=True)
+    assert store.changed_entry_texts(campaign, 0) == {}
+    store.update_entry(campaign, 0, "w3", lambda entry: entry.update(state="running") or True)
+    store.update_entry(campaign, 0, "w1", lambda entry: entry.update(state="failed") or True)
+    store.update_entry(campaign, 0, "w3", lambda entry: entry.update(state="succeeded") or True)
+    store.redis.hdel(f"ku:c:{campaign}:hop:0", "w1")  # gone since it was written
+    taken = store.changed_entry_texts(campaign, 0)
+    assert list(taken) == ["w1", "w3"] and taken["w1"] is None
+    assert json.loads(taken["w3"])["state"] == "succeeded"
+    assert store.changed_entry_texts(campaign, 0) == {}  # taken: not answered twice
+    assert store.changed_entries(campaign, 0) == {}
