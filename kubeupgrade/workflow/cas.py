@@ -14,6 +14,7 @@ The further writes name their own keys outside KEYS: this is one Redis, not a cl
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import threading
@@ -98,21 +99,26 @@ class CompareAndSet:
 
     def update(self, key: str, field: str, decode: Callable[[str], Any],
                change: Callable[[Any], Any], also: Callable[[Writes], None] | None = None,
-               *, track_changed: bool = False) -> tuple[bool, Any]:
+               *, track_changed: bool = False, as_read: tuple[str, Any] | None = None) -> tuple[bool, Any]:
         """Apply `change` (decoded value or None -> new value, or None to write nothing) to the
         value at `key` (its `field` when not ""). `also` adds writes made only with the change;
-        `track_changed` adds the field to `key:changed` in the same script. Returns (written,
-        the new value or, when nothing was written, the current one). `change` may run more
-        than once (on a guess, then on the value as it is): whatever it tells its caller must
-        be decided afresh on each run."""
+        `track_changed` adds the field to `key:changed` in the same script. `as_read` is the
+        caller's own read of the value, (the SHA-1 of its text, the value it decoded), taken as
+        a guess (a copy is changed). Returns (written, the new value or, when nothing was
+        written, the current one). `change` may run more than once (on a guess, then on the
+        value as it is): whatever it tells its caller must be decided afresh on each run."""
         slot = (key, field)
         with self._lock:
             text = self._known.get(slot)
-        guessed = text is not None
+        guessed = text is not None or as_read is not None
         if not guessed:
             text = self._read(key, field)
         while True:
-            current = decode(text) if text is not None else None
+            if as_read is not None:
+                read_sha1, current = as_read[0], copy.deepcopy(as_read[1])
+                as_read = None
+            else:
+                read_sha1, current = text_sha1(text), decode(text) if text is not None else None
             updated = change(current)
             if updated is None:
                 if guessed:  # "nothing to write" may only be decided on the value as it is
@@ -124,7 +130,7 @@ class CompareAndSet:
             writes = Writes()
             if also is not None:
                 also(writes)
-            answer = self._script(keys=[key], args=[field, text_sha1(text), new_text,
+            answer = self._script(keys=[key], args=[field, read_sha1, new_text,
                                                     "1" if track_changed else "0", *writes.arguments])
             if answer[0] == 1:
                 self._remember(slot, new_text)

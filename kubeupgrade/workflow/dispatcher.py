@@ -860,7 +860,9 @@ class Dispatcher:
                 if record["phase"] in task_ids:
                     record.update(task_id=task_ids[record["phase"]], dispatched=dispatched_at)
 
-        self.store.update_entry(doc["id"], hop, entry["node"], assign)
+        known = self._entries.get((doc["id"], hop))
+        self.store.update_entry(doc["id"], hop, entry["node"], assign,
+                                as_read=known[1].as_read(entry["node"], entry) if known else None)
         version = doc["hops"][hop].get("version") or doc["hops"][hop]["target"]
         node = entry["node"]
         return [phase_signature(self.app, phase, node, task_ids[phase.value],

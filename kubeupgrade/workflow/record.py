@@ -183,13 +183,14 @@ class CampaignStore:
 
     # -- helpers -----------------------------------------------------------------------------
     def _transact(self, key: str, field: str | None, change: Callable[[Any], Any],
-                  also: Callable[[Any], Any] | None = None) -> Any:
+                  also: Callable[[Any], Any] | None = None, as_read: tuple[str, Any] | None = None) -> Any:
         """Optimistic read-modify-write of `key` (or its hash field, which also lands in
         `key:changed`) by compare-and-set (cas.py); `also` adds writes of other keys, made only
-        with the change. The new value, or the current one when `change` wrote nothing."""
+        with the change; `as_read` is the caller's read of the value (CompareAndSet.update). The
+        new value, or the current one when `change` wrote nothing."""
         required = _ENTRY_FIELDS if field is not None else _DOC_FIELDS
         _, value = self._cas.update(key, field or "", lambda raw: _decode(raw, key, required, field),
-                                    change, also, track_changed=field is not None)
+                                    change, also, track_changed=field is not None, as_read=as_read)
         return value
 
     # -- campaigns ---------------------------------------------------------------------------
@@ -635,7 +636,8 @@ class CampaignStore:
         return _decode(text, f"ku:c:{campaign_id}:hop:{hop}", _ENTRY_FIELDS, node)  # type: ignore[return-value]
 
     def update_entry(self, campaign_id: str, hop: int, node: str,
-                     change: Callable[[NodeEntry], Any], also: Callable[[Any], Any] | None = None) -> bool:
+                     change: Callable[[NodeEntry], Any], also: Callable[[Any], Any] | None = None,
+                     as_read: tuple[str, NodeEntry] | None = None) -> bool:
         """Apply `change` to the node's entry; it returns False to write nothing. True if the
         entry exists and the change was written (with `also`'s writes: see _transact)."""
         written = False
@@ -653,7 +655,7 @@ class CampaignStore:
                 check_entry(key, before, entry)
             return entry if written else None
 
-        self._transact(f"ku:c:{campaign_id}:hop:{hop}", node, apply, also)
+        self._transact(f"ku:c:{campaign_id}:hop:{hop}", node, apply, also, as_read)
         return written
 
     def tails(self, campaign_id: str, hop: int) -> dict[str, str]:
@@ -948,6 +950,12 @@ class HopEntries:
             self._digests.pop(gone, None)
         self._met = set()
         return True
+
+    def as_read(self, node: str, entry: NodeEntry) -> tuple[str, NodeEntry] | None:
+        """(the SHA-1 of its text, the entry) if `entry` is the very object read for `node`: a
+        change to it is then written in one round trip when nothing wrote it since
+        (CampaignStore.update_entry's as_read). None for any other object."""
+        return (self._digests[node], entry) if self.entries.get(node) is entry else None
 
     def _take(self, node: str, text: str) -> None:
         """`text` as the node's entry: the very object already held if the text is the same."""

@@ -128,3 +128,25 @@ def test_a_new_attempt_runs_where_this_process_last_wrote_the_old_one(redis_url:
     record = agent.entry(campaign, 0, node)["phases"][0]
     assert (record["state"], record["task_id"]) == ("running", "task-2")
     assert agent.begin_phase(campaign, 0, node, phase, 1, "task-1") == "stale"
+
+
+def test_a_callers_own_read_is_written_on_in_one_round_trip_and_never_over_a_newer_value(redis_url: str) -> None:
+    from kubeupgrade.workflow.cas import text_sha1
+
+    plain = client(redis_url)
+    plain.hset(KEY, FIELD, json.dumps({"n": 1}))
+    read_text = plain.hget(KEY, FIELD)
+    as_read = (text_sha1(read_text), json.loads(read_text))
+    cas = CompareAndSet(client(redis_url))
+    reads: list[tuple[str, str]] = []
+    read = cas._read
+    cas._read = lambda key, field: reads.append((key, field)) or read(key, field)  # type: ignore[method-assign]
+    written, value = cas.update(KEY, FIELD, json.loads, lambda v: {**v, "n": v["n"] + 1}, as_read=as_read)
+    assert written and value == {"n": 2} == json.loads(plain.hget(KEY, FIELD))
+    assert as_read[1] == {"n": 1}  # the caller's object is not changed: a copy is
+    assert reads == []  # the script alone: no read first
+    # A read another writer has overtaken since: the change is made on the value as it is.
+    plain.hset(KEY, FIELD, json.dumps({"n": 40}))
+    written, value = CompareAndSet(client(redis_url)).update(KEY, FIELD, json.loads,
+                                                            lambda v: {**v, "n": v["n"] + 1}, as_read=as_read)
+    assert written and value == {"n": 41} == json.loads(plain.hget(KEY, FIELD))

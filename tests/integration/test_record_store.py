@@ -486,3 +486,22 @@ def test_the_changed_entries_are_taken_once_each_with_their_text_as_it_is_now(re
     assert json.loads(taken["w3"])["state"] == "succeeded"
     assert store.changed_entry_texts(campaign, 0) == {}  # taken: not answered twice
     assert store.changed_entries(campaign, 0) == {}
+
+
+def test_a_readers_entry_is_offered_as_read_only_for_the_very_object_it_read(redis_url):
+    from kubeupgrade.workflow.cas import text_sha1
+    from kubeupgrade.workflow.record import HopEntries
+
+    store = store_for(redis_url)
+    campaign = store.create("prod", {"cluster": "prod", "target": "1.31"}, "a.yaml")
+    add_entry(store, campaign, "w1")
+    hop = HopEntries(store, campaign, 0)
+    hop.read_all()
+    entry = hop.entries["w1"]
+    assert hop.as_read("w1", entry) == (text_sha1(store.redis.hget(f"ku:c:{campaign}:hop:0", "w1")), entry)
+    assert hop.as_read("w1", store.entry(campaign, 0, "w1")) is None  # equal, but not what it read
+    # Written on from the read; a write since (here the first) makes the next one read again.
+    store.update_entry(campaign, 0, "w1", lambda e: e.update(state="running"), as_read=hop.as_read("w1", entry))
+    store.update_entry(campaign, 0, "w1", lambda e: e.update(attempt=2), as_read=hop.as_read("w1", entry))
+    now = store.entry(campaign, 0, "w1")
+    assert (now["state"], now["attempt"]) == ("running", 2) and entry["state"] != "running"
