@@ -918,8 +918,7 @@ class HopEntries:
         for node, text in texts.items():
             self._take(node, text)
         for gone in [node for node in self.entries if node not in texts]:
-            del self.entries[gone]
-            self._digests.pop(gone, None)
+            self._forget(gone)
         self._cursor, self._met = 0, set()
 
     def read_changed(self) -> None:
@@ -927,11 +926,9 @@ class HopEntries:
         for node, text in self.store.changed_entry_texts(self.campaign_id, self.hop).items():
             self._met.add(node)
             if text is None:
-                self.entries.pop(node, None)
-                self._digests.pop(node, None)
+                self._forget(node)
             else:
-                self.entries[node] = self.store.decode_entry(self.campaign_id, self.hop, node, text)
-                self._digests[node] = text_sha1(text)
+                self._take(node, text)
 
     def sweep(self, count: int) -> bool:
         """The next ~`count` entries of a pass over the hop, read again: what catches writes
@@ -946,8 +943,7 @@ class HopEntries:
         if self._cursor:
             return False
         for gone in [node for node in self.entries if node not in self._met]:
-            del self.entries[gone]
-            self._digests.pop(gone, None)
+            self._forget(gone)
         self._met = set()
         return True
 
@@ -963,3 +959,7 @@ class HopEntries:
         if node not in self.entries or self._digests.get(node) != digest:
             self.entries[node] = self.store.decode_entry(self.campaign_id, self.hop, node, text)
             self._digests[node] = digest
+
+    def _forget(self, node: str) -> None:
+        self.entries.pop(node, None)
+        self._digests.pop(node, None)
