@@ -10,6 +10,9 @@ signed when the environment names a message identity (kubeupgrade.security.messa
 from __future__ import annotations
 
 import os
+import threading
+from contextlib import ExitStack
+from typing import Any
 
 from celery import Celery
 
@@ -77,6 +80,44 @@ def use_broker(url: str) -> Celery:
     return configure(app, url)
 
 
+class ClientCelery(Celery):
+    """A client app whose sends from one thread can go out together (Outbox)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.outbox = threading.local()  # .producer: the producer this thread's sends use
+
+    def producer_or_acquire(self, producer: Any = None) -> Any:
+        # Every send (a task, a group's tasks, a chain's first link) asks for its producer here.
+        return super().producer_or_acquire(producer or getattr(self.outbox, "producer", None))
+
+
+class Outbox:
+    """This thread's sends through `app`, from now until flush(), are held in kombu's publish
+    batch and sent by flush() in one pipelined round trip per `max_size` Redis commands (a
+    message and its task-sent event are two). The producer is offered through the app because
+    Celery's chain does not pass on a producer it is given. Any other app sends at once."""
+
+    def __init__(self, app: Celery, max_size: int) -> None:
+        self._app = app if isinstance(app, ClientCelery) else None
+        self._stack = ExitStack()
+        if self._app is None:
+            return
+        try:
+            producer = self._stack.enter_context(self._app.producer_or_acquire())
+            self._stack.enter_context(producer.batch(max_size=max_size))
+        except BaseException:
+            self._stack.close()
+            raise
+        self._app.outbox.producer = producer
+
+    def flush(self) -> None:
+        """Send what is held (an error says it was not all sent), and give the producer back."""
+        if self._app is not None:
+            self._app.outbox.producer = None
+        self._stack.close()  # the batch sends as it is left, then the producer returns to its pool
+
+
 _clients: dict[str, Celery] = {}
 
 
@@ -87,5 +128,5 @@ def client_app(url: str) -> Celery:
     than reconfiguring the shared one.
     """
     if url not in _clients:
-        _clients[url] = configure(Celery("kubeupgrade-client"), url)
+        _clients[url] = configure(ClientCelery("kubeupgrade-client"), url)
     return _clients[url]

@@ -36,6 +36,7 @@ from kubeupgrade.planning.scheduling import gate_boundaries
 from kubeupgrade.planning.windows import describe, is_open, windows_of
 from kubeupgrade.security.signing import canonical
 from kubeupgrade.workflow import locks
+from kubeupgrade.workflow.app import Outbox
 from kubeupgrade.workflow.audit import outage_start
 from kubeupgrade.workflow.decide import (
     agents_waiting,
@@ -98,6 +99,9 @@ LEASE_RENEW_SECONDS = 1.0  # a tick renews the lease before sending once it has 
 # tick, at once, goes on. Sending a window's worth of chains (hundreds at the start of a big hop)
 # in one tick kept the loop from anything else, pauses and ended phases included, for a second.
 SEND_BUDGET_SECONDS = 0.02
+# Redis commands a tick's publish batch holds before it runs them (a message and its task-sent
+# event are two): one round trip for a tick's sends, more only for a whole batch's group.
+SEND_BATCH_COMMANDS = 1000
 # A pass over every entry of a hop (to see writes that bypass the store) takes about this long,
 # a slice each tick; what the store writes is read at the next tick (its changed set).
 SWEEP_SECONDS = 10.0
@@ -193,6 +197,7 @@ class Dispatcher:
         # (campaign, hop) -> the agent waits this tick wrote (_agents_ready), read back from the
         # write instead of from the record again: a round trip fewer in a tick that sends.
         self._waits_noted: dict[tuple[str, int], dict[str, float]] = {}
+        self._outbox: Outbox | None = None  # this campaign's sends of this tick, not yet sent
 
     # -- loop ------------------------------------------------------------------------------
     def run_forever(self, stop: threading.Event, deadline: float = 1.0) -> None:
@@ -254,9 +259,9 @@ class Dispatcher:
         """Before recording and sending more, in a tick that has run for a while: renew the
         lease, or stop the tick (LeaseLost) if another dispatcher took it meanwhile. A tick
         that sends a whole window's chains can outlast the lease it began with; without this
-        check two dispatchers would send for a moment. Nothing is half done when it stops: a
-        chain is sent right after its task ids are recorded (and a recorded task whose message
-        never left is sent again: _recover_undelivered)."""
+        check two dispatchers would send for a moment. Nothing is half done when it stops: the
+        chains recorded so far are sent as the campaign's advance ends (_flush_sends), and a
+        recorded task whose message never left is sent again (_recover_undelivered)."""
         if self._token is None or time.monotonic() - self._renewed < LEASE_RENEW_SECONDS:
             return
         if not locks.extend(self.store.redis, LEADER_KEY, self._token, LEASE_MILLIS):
@@ -283,7 +288,10 @@ class Dispatcher:
                 del looks[gone]
         for campaign_id in active:
             try:
-                self.advance(campaign_id)
+                try:
+                    self.advance(campaign_id)
+                finally:
+                    self._flush_sends()  # what was recorded is sent, even when advance stopped midway
             except LeaseLost:
                 raise
             except DamagedRecord as error:
@@ -742,7 +750,7 @@ class Dispatcher:
             if batch and name in outage:
                 outage_chains.append(canvas)
             else:
-                self._send(doc, hop, canvas)  # at once: a tick stopped midway leaves none unsent
+                self._send(doc, hop, canvas)
         if len(outage_chains) > 1:
             self._send(doc, hop, group(outage_chains))  # a flat group of node chains: one batch
         elif outage_chains:
@@ -870,7 +878,20 @@ class Dispatcher:
                 for phase in phases]
 
     def _send(self, doc: CampaignRecord, hop: int, canvas: Signature) -> None:
+        """Send `canvas` with this campaign's other sends of this tick, in one round trip as
+        advance() returns or raises (_flush_sends). Each message used to be a round trip of its
+        own and its task-sent event another: 2 of a sending tick's ~3 per chain, each a wait for
+        Redis and then for a core. A chain is still recorded before it is sent; one recorded and
+        never sent (the process died before the flush, or the flush failed) is sent again by
+        _recover_undelivered, as before."""
+        if self._outbox is None:
+            self._outbox = Outbox(self.app, SEND_BATCH_COMMANDS)
         canvas.apply_async()
+
+    def _flush_sends(self) -> None:
+        if self._outbox is not None:
+            outbox, self._outbox = self._outbox, None
+            outbox.flush()
 
     # -- agents, watchdog, failure --------------------------------------------------------------
     def _agents_ready(self, doc: CampaignRecord, hop: int, nodes: list[str]) -> set[str]:

@@ -98,3 +98,53 @@ def test_with_time_to_spare_one_tick_fills_the_window(redis_url, monkeypatch):
     store, dispatcher, campaign = dispatching(redis_url, "window")
     dispatcher.tick()
     assert len(sent_chains(store, campaign)) == LIMIT and not dispatcher.more_to_send
+
+
+def test_a_ticks_chains_leave_in_one_round_trip(redis_url, monkeypatch):
+    """Every chain of a tick goes out in one pipelined round trip at the end of its campaign's
+    advance: not one command per message and another per task-sent event."""
+    import redis.client
+
+    monkeypatch.setattr(dispatcher_module, "SEND_BUDGET_SECONDS", 60.0)
+    store, dispatcher, campaign = dispatching(redis_url, "window")
+    pushes, pipelines = [], []
+    real_command, real_execute = redis.client.Redis.execute_command, redis.client.Pipeline.execute
+
+    def command(self, *args, **options):  # a spy: counts, then does what it always does
+        if args and args[0] in ("LPUSH", "PUBLISH") and not isinstance(self, redis.client.Pipeline):
+            pushes.append(args[0])
+        return real_command(self, *args, **options)
+
+    def execute(self, *args, **options):
+        pipelines.append([str(c[0][0]) for c in self.command_stack])
+        return real_execute(self, *args, **options)
+
+    monkeypatch.setattr(redis.client.Redis, "execute_command", command)
+    monkeypatch.setattr(redis.client.Pipeline, "execute", execute)
+    dispatcher.tick()
+    assert len(sent_chains(store, campaign)) == LIMIT
+    sends = [p for p in pipelines if "LPUSH" in p]
+    assert not pushes and len(sends) == 1, (pushes, pipelines)
+    assert sends[0].count("LPUSH") == LIMIT and sends[0].count("PUBLISH") == LIMIT
+
+
+def test_chains_recorded_before_a_tick_stops_midway_are_still_sent(redis_url, monkeypatch):
+    """A tick that fails after recording some chains (a bug, Redis gone for a moment, the lease
+    lost) still sends those: recorded and not sent would leave them to the lost-task look."""
+    monkeypatch.setattr(dispatcher_module, "SEND_BUDGET_SECONDS", 60.0)
+    store, dispatcher, campaign = dispatching(redis_url, "window")
+    record = dispatcher._signatures
+    calls = []
+
+    def second_fails(*args, **options):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("stopped midway")
+        return record(*args, **options)
+
+    monkeypatch.setattr(dispatcher, "_signatures", second_fails)
+    dispatcher.tick()  # logs the campaign's error and goes on, as for any failure in a campaign
+    assert len(sent_chains(store, campaign)) == 1, "the chain recorded before the failure was sent"
+    monkeypatch.setattr(dispatcher, "_signatures", record)
+    dispatcher.tick()
+    assert len(sent_chains(store, campaign)) == LIMIT
