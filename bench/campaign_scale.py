@@ -116,14 +116,15 @@ def idle_slots(stage: tuple[float, float], outages: list[tuple[float, float]],
     return idle
 
 
-def run_campaign(stack: Stack, target: str, limit: int, strategy: str, workdir: Path) -> dict:
+def run_campaign(stack: Stack, target: str, limit: int, strategy: str, workdir: Path,
+                 prepare_ahead: int = 0) -> dict:
     campaign = workdir / f"campaign-{target}.yaml"
     campaign.write_text(yaml.safe_dump({
         "cluster": "sandbox", "target": target,
         "policies": {"max_unavailable": limit, "worker_strategy": strategy,
                      "drain": {"delete_emptydir_data": True, "timeout": 600},
                      "retries": {"attempts": 3, "backoff_seconds": 1},
-                     "agent_timeout": 600, "ready_timeout": 600}}))
+                     "agent_timeout": 600, "ready_timeout": 600, "prepare_ahead": prepare_ahead}}))
     handle = submit(campaign, broker=stack.broker, accept_timeout=300, key=stack.sandbox.signing_key)
     state = handle.wait(timeout=7200)
     if state != "succeeded":
@@ -153,7 +154,7 @@ def run_strategy(name: str, args: argparse.Namespace, workdir: Path) -> dict[str
         started = time.monotonic()
         stack.wait_for_workers([f"agent@{n['name']}" for n in box.nodes], timeout=900)
         print(f"{name}: {len(box.nodes)} agents up in {time.monotonic() - started:.0f}s", flush=True)
-        doc = run_campaign(stack, "1.31", limit, strategy, workdir)
+        doc = run_campaign(stack, "1.31", limit, strategy, workdir, args.prepare_ahead)
         problems = invariants.check_max_unavailable(box, limit)
         assert not problems, problems
         result = analyse(doc, args.limit, limit)  # the bound at --limit, the same for every strategy
@@ -171,6 +172,8 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=10)
     parser.add_argument("--jitter", type=float, default=0.5)
     parser.add_argument("--time-scale", type=float, default=0.01)
+    parser.add_argument("--prepare-ahead", type=int, default=0,
+                        help="policies.prepare_ahead [default: 0, the campaign's own default]")
     parser.add_argument("--strategies", nargs="+", choices=sorted(STRATEGIES), default=list(STRATEGIES))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
