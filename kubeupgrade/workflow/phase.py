@@ -223,7 +223,9 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
         store.fail_phase(campaign, hop, node, phase, reason, **fence)
         raise
     try:
-        with phase_beating(store.redis, task_id):  # running, as the dispatcher's lost-task check reads it
+        # Running, as the dispatcher's lost-task check reads it: the key begin_phase set,
+        # refreshed while the body runs, removed by the write that ends the phase.
+        with phase_beating(store.redis, task_id, begun=True):
             outcome = body(job)
     except PhaseHeld as held:
         from kubeupgrade.workflow.control import pause

@@ -55,7 +55,7 @@ from kubeupgrade.workflow import locks, seal
 from kubeupgrade.workflow.audit import outage_begun, outage_start
 from kubeupgrade.workflow.cas import CompareAndSet, text_sha1
 from kubeupgrade.workflow.decide import beyond_budget
-from kubeupgrade.workflow.liveness import queue_wake, wake
+from kubeupgrade.workflow.liveness import BEAT_TTL, beat_key, queue_wake, wake
 from kubeupgrade.workflow.names import CLUSTER_ENTRY
 from kubeupgrade.workflow.schedule import HopSchedule, schedule_of
 from kubeupgrade.workflow.schema import (
@@ -168,6 +168,18 @@ def hop_facts(hop: HopRecord, entries: Mapping[str, Mapping[str, Any]]) -> dict[
     facts = dict(hop.get("facts") or {})
     facts.update({name: entry["facts"] for name, entry in entries.items() if entry.get("facts")})
     return facts
+
+
+def _and_stop_beating(task_id: str | None, also: Callable[[Any], Any] | None = None) -> Callable[[Any], Any]:
+    """The writes that end a phase, with the removal of its beat key (phase_beating, begun):
+    in the same script, so the phase is never running without its key nor ended with one."""
+    def writes(pipe: Any) -> None:
+        if also is not None:
+            also(pipe)
+        if task_id:
+            pipe.delete(beat_key(task_id))
+
+    return writes
 
 
 class CampaignStore:
@@ -721,7 +733,11 @@ class CampaignStore:
             entry.setdefault("started", now)
             return True
 
-        if not self.update_entry(campaign_id, hop, node, change) and verdict == "run":
+        def beating(writes: Any) -> None:  # running and beating in one write (phase_beating)
+            if verdict == "run":
+                writes.set(beat_key(task_id), int(time.time()), "EX", BEAT_TTL)
+
+        if not self.update_entry(campaign_id, hop, node, change, beating) and verdict == "run":
             return "stale"  # no such entry
         if verdict == "held":
             self.event(campaign_id, f"{node}: {phase} held: {why}")
@@ -737,7 +753,7 @@ class CampaignStore:
                 entry["ended"] = time.time()
 
         return self._fenced(campaign_id, hop, node, phase, attempt, task_id, change, "success",
-                            self._keep_tail(campaign_id, hop, node, phase, tail))
+                            _and_stop_beating(task_id, self._keep_tail(campaign_id, hop, node, phase, tail)))
 
     def note_phase(self, campaign_id: str, hop: int, node: str, phase: str, detail: str, *,
                    attempt: int, task_id: str | None) -> bool:
@@ -752,7 +768,8 @@ class CampaignStore:
         def change(record: PhaseRecord, entry: NodeEntry) -> None:
             record.update(state="pending", task_id=None, detail=detail)
 
-        return self._fenced(campaign_id, hop, node, phase, attempt, task_id, change, "release")
+        return self._fenced(campaign_id, hop, node, phase, attempt, task_id, change, "release",
+                            _and_stop_beating(task_id))
 
     def fail_phase(self, campaign_id: str, hop: int, node: str, phase: str, error: str,
                    tail: str = "", *, attempt: int, task_id: str | None, fence_off: bool = False) -> bool:
@@ -766,7 +783,7 @@ class CampaignStore:
                 entry["attempt"] += 1
 
         if not self._fenced(campaign_id, hop, node, phase, attempt, task_id, change, "failure",
-                            self._keep_tail(campaign_id, hop, node, phase, tail)):
+                            _and_stop_beating(task_id, self._keep_tail(campaign_id, hop, node, phase, tail))):
             return False
         doc = self.get(campaign_id)
         if doc is not None and 0 <= hop < len(doc["hops"]) and beyond_budget(

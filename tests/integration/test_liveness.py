@@ -68,6 +68,35 @@ def test_a_phase_beats_while_its_body_runs_and_not_after(redis_url):
     assert store.redis.ttl(liveness.beat_key("task-3")) > 30
 
 
+def test_a_phase_beats_from_the_write_that_begins_it_to_the_write_that_ends_it(redis_url):
+    """begin_phase sets the phase's beat key in the same script that marks it running, and the
+    write that ends it (success, failure, release) removes the key in its own script: a phase
+    is never running without its key, nor ended with one. A verdict other than "run", a progress
+    note and an end written by a stale task leave the key alone."""
+    store = CampaignStore.from_url(redis_url)
+    campaign = running_drain(store, "w1", "task-1")
+    key = liveness.beat_key("task-1")
+    assert 0 < store.redis.ttl(key) <= liveness.BEAT_TTL
+    with liveness.phase_beating(store.redis, "task-1", period=0.1, ttl=1, begun=True):
+        time.sleep(1.3)  # past the body's ttl: kept by the refreshes
+        assert liveness.beating(store.redis, ["task-1"]) == {"task-1"}
+    assert store.redis.exists(key), "the body's end is not the phase's end: the record's write is"
+    assert store.note_phase(campaign, 0, "w1", "drain", "halfway", attempt=1, task_id="task-1")
+    assert store.redis.exists(key)
+    assert not store.finish_phase(campaign, 0, "w1", "drain", "done", "", "", attempt=1, task_id="old-task")
+    assert store.redis.exists(key), "a stale task's end changes nothing"
+    assert store.finish_phase(campaign, 0, "w1", "drain", "done", "", "", attempt=1, task_id="task-1")
+    assert not store.redis.exists(key)
+    assert store.begin_phase(campaign, 0, "w1", "drain", 1, "task-again") == "already-done"
+    assert not store.redis.exists(liveness.beat_key("task-again"))
+    for end, node in ((lambda c: store.fail_phase(c, 0, "w2", "drain", "boom", attempt=1, task_id="task-2"), "w2"),
+                      (lambda c: store.release_phase(c, 0, "w3", "drain", "paused", attempt=1, task_id="task-3"), "w3")):
+        other = running_drain(store, node, f"task-{node[1]}")
+        assert store.redis.exists(liveness.beat_key(f"task-{node[1]}"))
+        assert end(other)
+        assert not store.redis.exists(liveness.beat_key(f"task-{node[1]}"))
+
+
 def test_phases_running_together_beat_from_one_thread_which_ends_when_they_do(redis_url):
     store = CampaignStore.from_url(redis_url)
 
@@ -118,6 +147,8 @@ def test_a_running_phase_that_stops_beating_is_sent_again_after_the_grace_and_on
     beating = running_drain(store, "w1", "task-1")
     silent = running_drain(store, "w2", "task-2")
     store.redis.set(liveness.beat_key("task-1"), 1, ex=30)
+    # Its worker died after begin_phase: the key that began it has expired, nothing refreshed it.
+    store.redis.delete(liveness.beat_key("task-2"))
     dispatcher = dispatcher_module.Dispatcher(client_app(redis_url), store)
     for campaign in (beating, silent):
         assert not dispatcher._recover_lost_tasks(store.get(campaign), 0, store.entries(campaign, 0))
