@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -151,6 +151,18 @@ def phase_signature(app: Celery, phase: Phase, node: str, task_id: str, *, campa
         immutable=True,
     ).set(queue=queue_of(phase, node), task_id=task_id, expires=TASK_EXPIRES, declare=NOTHING_TO_DECLARE,
           ignore_result=True)  # its task keeps none on success: the sender must not wait for one
+
+
+def next_round(rounds: dict[str, list[str]], campaign_id: str, current: Collection[str],
+               order: Callable[[], list[str]], size: int) -> list[str]:
+    """Up to `size` of the `current` task ids, in rounds kept in `rounds[campaign_id]`: those
+    left of the round under way that are still current, or once it is done, a new round of every
+    current one in `order`. Each is taken once per round, however many there are."""
+    left = [t for t in rounds.get(campaign_id, ()) if t in current]
+    if not left:
+        left = order()
+    rounds[campaign_id] = left[size:]
+    return left[:size]
 
 
 class LeaseLost(Exception):
@@ -974,11 +986,7 @@ class Dispatcher:
     def _this_round(self, campaign_id: str, watched: Mapping[str, object]) -> list[str]:
         """Up to WATCH_BATCH of the `watched` task ids to look at in this tick: those left of
         the current round that are still watched; a new round takes every one watched now."""
-        left = [t for t in self._watch_round.get(campaign_id, ()) if t in watched]
-        if not left:
-            left = list(watched)
-        self._watch_round[campaign_id] = left[WATCH_BATCH:]
-        return left[:WATCH_BATCH]
+        return next_round(self._watch_round, campaign_id, watched, lambda: list(watched), WATCH_BATCH)
 
     def _ended_badly(self, task_ids: list[str]) -> dict[str, tuple[str, Any]]:
         """The tasks among `task_ids` whose result is FAILURE or REVOKED, with the exception:
@@ -1126,11 +1134,8 @@ class Dispatcher:
         those left of the current round that are still due; a new round takes every one due,
         the longest awaited first. Each is looked at once per round, so a lost one is found
         within LOST_TASK_GRACE plus two rounds."""
-        left = [t for t in self._look_rounds.get(campaign_id, ()) if t in due]
-        if not left:
-            left = sorted(due, key=lambda t: (reached[due[t]], t))
-        self._look_rounds[campaign_id] = left[UNDELIVERED_BATCH:]
-        return left[:UNDELIVERED_BATCH]
+        return next_round(self._look_rounds, campaign_id, due,
+                          lambda: sorted(due, key=lambda t: (reached[due[t]], t)), UNDELIVERED_BATCH)
 
     def _release(self, doc: CampaignRecord, hop: int, name: str, phase: dict[str, Any]) -> None:
         def release(entry: NodeEntry) -> Any:

@@ -170,18 +170,6 @@ def hop_facts(hop: HopRecord, entries: Mapping[str, Mapping[str, Any]]) -> dict[
     return facts
 
 
-def _and_stop_beating(task_id: str | None, also: Callable[[Any], Any] | None = None) -> Callable[[Any], Any]:
-    """The writes that end a phase, with the removal of its beat key (phase_beating, begun):
-    in the same script, so the phase is never running without its key nor ended with one."""
-    def writes(pipe: Any) -> None:
-        if also is not None:
-            also(pipe)
-        if task_id:
-            pipe.delete(beat_key(task_id))
-
-    return writes
-
-
 class CampaignStore:
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
@@ -753,7 +741,7 @@ class CampaignStore:
                 entry["ended"] = time.time()
 
         return self._fenced(campaign_id, hop, node, phase, attempt, task_id, change, "success",
-                            _and_stop_beating(task_id, self._keep_tail(campaign_id, hop, node, phase, tail)))
+                            self._keep_tail(campaign_id, hop, node, phase, tail))
 
     def note_phase(self, campaign_id: str, hop: int, node: str, phase: str, detail: str, *,
                    attempt: int, task_id: str | None) -> bool:
@@ -768,8 +756,7 @@ class CampaignStore:
         def change(record: PhaseRecord, entry: NodeEntry) -> None:
             record.update(state="pending", task_id=None, detail=detail)
 
-        return self._fenced(campaign_id, hop, node, phase, attempt, task_id, change, "release",
-                            _and_stop_beating(task_id))
+        return self._fenced(campaign_id, hop, node, phase, attempt, task_id, change, "release")
 
     def fail_phase(self, campaign_id: str, hop: int, node: str, phase: str, error: str,
                    tail: str = "", *, attempt: int, task_id: str | None, fence_off: bool = False) -> bool:
@@ -783,7 +770,7 @@ class CampaignStore:
                 entry["attempt"] += 1
 
         if not self._fenced(campaign_id, hop, node, phase, attempt, task_id, change, "failure",
-                            _and_stop_beating(task_id, self._keep_tail(campaign_id, hop, node, phase, tail))):
+                            self._keep_tail(campaign_id, hop, node, phase, tail)):
             return False
         doc = self.get(campaign_id)
         if doc is not None and 0 <= hop < len(doc["hops"]) and beyond_budget(
@@ -831,6 +818,8 @@ class CampaignStore:
                 also(pipe)
             if what != "progress note":
                 queue_wake(pipe)  # a phase ended (or went back to pending): the dispatcher decides now
+                if task_id:  # ...and stops beating in the same script (phase_beating, begun)
+                    pipe.delete(beat_key(task_id))
 
         applied = self.update_entry(campaign_id, hop, node, guarded, writes)
         if not applied:

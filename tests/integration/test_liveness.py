@@ -28,6 +28,19 @@ def running_drain(store: CampaignStore, node: str, task_id: str) -> str:
     return campaign
 
 
+def at_worker_stage(store: CampaignStore, workers: list[str] | None = None, limit: int = 1,
+                    policies: dict | None = None) -> str:
+    """A running campaign in its worker stage, its schedule written by hand: no control plane,
+    `workers` in this order, a window of `limit`."""
+    campaign = store.create("prod", {"cluster": "prod", "target": "1.31", **({"policies": policies} if policies else {})},
+                            "a.yaml")
+    schedule = {"control_planes": [], "first_control_plane": None, "workers": workers or [], "strategy": "window",
+                "limit": limit}
+    store.update(campaign, lambda doc: doc.update(
+        state="running", hops=[{"target": "1.31", "stage": "workers", "schedule": schedule}]))
+    return campaign
+
+
 def recover_undelivered(dispatcher, store: CampaignStore, campaign: str) -> bool:
     """One look of the dispatcher's check for reached tasks without a taker, on hop 0 as now."""
     entries = store.entries(campaign, 0)
@@ -268,11 +281,7 @@ def test_a_reached_task_no_message_carries_is_sent_again_at_the_second_look_and_
     monkeypatch.setattr(dispatcher_module, "UNDELIVERED_LOOK_PERIOD", 0.0)
     store = CampaignStore.from_url(redis_url)
     app = client_app(redis_url)
-    campaign = store.create("prod", {"cluster": "prod", "target": "1.31"}, "a.yaml")
-    schedule = {"control_planes": [], "first_control_plane": None, "workers": [], "strategy": "window",
-                "limit": 1}
-    store.update(campaign, lambda doc: doc.update(
-        state="running", hops=[{"target": "1.31", "stage": "workers", "schedule": schedule}]))
+    campaign = at_worker_stage(store, limit=1)
     dispatcher = dispatcher_module.Dispatcher(app, store)
     long_ago = time.time() - 60
 
@@ -338,11 +347,7 @@ def test_the_lost_task_look_reads_a_bounded_round_and_still_finds_every_lost_tas
     monkeypatch.setattr(dispatcher_module, "nowhere", counted)
     store = CampaignStore.from_url(redis_url)
     app = client_app(redis_url)
-    campaign = store.create("prod", {"cluster": "prod", "target": "1.31"}, "a.yaml")
-    schedule = {"control_planes": [], "first_control_plane": None, "workers": [], "strategy": "window",
-                "limit": 5}
-    store.update(campaign, lambda doc: doc.update(
-        state="running", hops=[{"target": "1.31", "stage": "workers", "schedule": schedule}]))
+    campaign = at_worker_stage(store, limit=5)
     long_ago = time.time() - 60
     lost, waiting = ["w-lost-1", "w-lost-2", "w-lost-3"], ["w-queued-1", "w-queued-2"]
     for node in lost + waiting:
@@ -385,12 +390,7 @@ def test_a_task_queued_for_an_agent_that_is_gone_is_a_named_wait_then_a_failure(
     monkeypatch.setattr(dispatcher_module, "UNDELIVERED_LOOK_PERIOD", 0.0)
     store = CampaignStore.from_url(redis_url)
     app = client_app(redis_url)
-    campaign = store.create("prod", {"cluster": "prod", "target": "1.31", "policies": {"agent_timeout": 1}},
-                            "a.yaml")
-    schedule = {"control_planes": [], "first_control_plane": None, "workers": ["w1"], "strategy": "window",
-                "limit": 1}
-    store.update(campaign, lambda doc: doc.update(
-        state="running", hops=[{"target": "1.31", "stage": "workers", "schedule": schedule}]))
+    campaign = at_worker_stage(store, workers=["w1"], limit=1, policies={"agent_timeout": 1})
     long_ago = time.time() - 60
     done = {**new_phase("install-kubeadm"), "state": "succeeded", "started": long_ago - 2,
             "ended": long_ago - 1, "task_id": "w1-kubeadm"}
@@ -430,12 +430,7 @@ def test_an_agent_that_answers_but_takes_nothing_is_a_named_wait_then_a_failure(
     monkeypatch.setattr(dispatcher_module, "NOT_TAKING_AFTER", 30.0)
     store = CampaignStore.from_url(redis_url)
     app = client_app(redis_url)
-    campaign = store.create("prod", {"cluster": "prod", "target": "1.31", "policies": {"agent_timeout": 1}},
-                            "a.yaml")
-    schedule = {"control_planes": [], "first_control_plane": None, "workers": ["w1", "w2"],
-                "strategy": "window", "limit": 2}
-    store.update(campaign, lambda doc: doc.update(
-        state="running", hops=[{"target": "1.31", "stage": "workers", "schedule": schedule}]))
+    campaign = at_worker_stage(store, workers=["w1", "w2"], limit=2, policies={"agent_timeout": 1})
 
     def queued_upgrade(node: str, sent: float) -> None:
         done = {**new_phase("install-kubeadm"), "state": "succeeded", "started": sent - 2,
