@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test lint bench bench-campaign bench-scale bench-tick bench-mirror bench-hostbin soak soak-broker demo demo-down clean
+.PHONY: venv bytecode test lint bench bench-campaign bench-scale bench-tick bench-mirror bench-hostbin soak soak-broker demo demo-down clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,9 +21,11 @@ TEST_WORKERS ?= 2
 
 # Byte-compiled first: every simulated host command, agent and controller is a new Python
 # process, and with PYTHONDONTWRITEBYTECODE set (as on CI machines) each would compile the
-# checkout again.
-test: $(STAMP)
-	$(BIN)/python -m compileall -q kubeupgrade workers > /dev/null
+# checkout again (a sandbox also compiles its own code when its API server starts).
+bytecode: $(STAMP)
+	$(BIN)/python -m compileall -q kubeupgrade workers bench > /dev/null
+
+test: bytecode
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 # The typed core: the record's shape and states, the pure decisions, planning and the model.
@@ -40,32 +42,32 @@ lint: $(STAMP)
 	$(BIN)/ruff check kubeupgrade workers tests bench
 	$(BIN)/mypy $(TYPED)
 
-bench: $(STAMP)
+bench: bytecode
 	$(BIN)/python -m bench.sandbox_scale
 
-bench-campaign: $(STAMP)
+bench-campaign: bytecode
 	$(BIN)/python -m bench.campaign_scale
 
-bench-scale: $(STAMP)
+bench-scale: bytecode
 	$(BIN)/python -m bench.scale --nodes 100
 	$(BIN)/python -m bench.scale --nodes 1000
 
-bench-tick: $(STAMP)
+bench-tick: bytecode
 	$(BIN)/python -m bench.dispatcher_tick
 
-bench-mirror: $(STAMP)
+bench-mirror: bytecode
 	$(BIN)/python -m bench.mirror_scale
 
-bench-hostbin: $(STAMP)
+bench-hostbin: bytecode
 	$(BIN)/python -m bench.hostbin_startup
 
-soak: $(STAMP)
+soak: bytecode
 	$(BIN)/python -m bench.soak
 
-soak-broker: $(STAMP)
+soak-broker: bytecode
 	$(BIN)/python -m bench.broker_sweep
 
-demo: $(STAMP)
+demo: bytecode
 	$(BIN)/python -m kubeupgrade.demo $(if $(KEEP),--keep,)
 
 demo-down: $(STAMP)

@@ -20,6 +20,7 @@ memory.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
 import time
@@ -155,6 +156,8 @@ def run_strategy(name: str, args: argparse.Namespace, workdir: Path) -> dict[str
         stack.wait_for_workers([f"agent@{n['name']}" for n in box.nodes], timeout=900)
         print(f"{name}: {len(box.nodes)} agents up in {time.monotonic() - started:.0f}s", flush=True)
         doc = run_campaign(stack, "1.31", limit, strategy, workdir, args.prepare_ahead)
+        if args.record:
+            Path(f"{args.record}-{name}.json").write_text(json.dumps(doc))
         problems = invariants.check_max_unavailable(box, limit)
         assert not problems, problems
         result = analyse(doc, args.limit, limit)  # the bound at --limit, the same for every strategy
@@ -174,6 +177,8 @@ def main() -> int:
     parser.add_argument("--time-scale", type=float, default=0.01)
     parser.add_argument("--prepare-ahead", type=int, default=0,
                         help="policies.prepare_ahead [default: 0, the campaign's own default]")
+    parser.add_argument("--record", metavar="PREFIX",
+                        help="also write each run's campaign record (JSON) to PREFIX-STRATEGY.json")
     parser.add_argument("--strategies", nargs="+", choices=sorted(STRATEGIES), default=list(STRATEGIES))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

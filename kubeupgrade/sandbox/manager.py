@@ -238,6 +238,7 @@ class Sandbox:
         if pid is not None:
             return pid
         nodes = len(self.config["nodes"])  # also a clear error when there is no sandbox
+        hosts.compile_bytecode()  # before any host command, agent or controller of it runs
         timeout = 30.0 + 0.02 * nodes if timeout is None else timeout
         with open(self.paths.apiserver_log, "ab") as log:
             process = subprocess.Popen(

@@ -550,3 +550,34 @@ def test_apt_refuses_a_downgrade_under_yes_unless_allowed(box):
     assert down.stderr.strip() == "E: Packages were downgraded and -y was used without --allow-downgrades."
     ok(run_on(box, "worker-1", "apt-get", "install", "-y", "--allow-downgrades", "kubeadm=1.30.4-1.1"))
     assert ok(run_on(box, "worker-1", "kubeadm", "version", "-o", "short")).stdout == "v1.30.4\n"
+
+
+def test_the_sandbox_compiles_what_its_host_commands_import_even_where_python_writes_no_bytecode(
+        tmp_path, monkeypatch):
+    # Every simulated command is a new interpreter: without bytecode each one compiled every
+    # module it imports (CI machines set PYTHONDONTWRITEBYTECODE, so none was ever written).
+    import importlib.util
+    import os
+    import sys
+
+    package = tmp_path / "probe_package"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    module = package / "tool.py"
+    module.write_text("ANSWER = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    cached = importlib.util.cache_from_source(str(module))
+
+    hosts.compile_bytecode(("probe_package", "no_such_package"))
+    assert os.path.exists(cached)
+    first = os.stat(cached).st_mtime_ns
+
+    module.write_text("ANSWER = 2  # changed, so its bytecode is stale\n")
+    os.utime(module, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
+    hosts.compile_bytecode(("probe_package",))
+    assert os.stat(cached).st_mtime_ns != first
+    loader = importlib.machinery.SourcelessFileLoader("probe_package.tool", cached)
+    namespace: dict = {}
+    exec(loader.get_code("probe_package.tool"), namespace)
+    assert namespace["ANSWER"] == 2
