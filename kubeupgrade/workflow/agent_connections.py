@@ -14,10 +14,11 @@ What Celery and kombu would hold on top, and why they do not:
   it is closed once the event channel is up (`CloseIdleEventsConnection`, again after each
   reconnection).
 - The process that runs a task (the prefork child) opens the record, the result backend and a
-  producer for the chain's next link. A node runs a task now and then, so these are released
-  when each task ends (`release_task_connections`), and the producer is not pooled at all
-  (`broker_pool_limit` 0: opened for the one message a task sends, then closed). The next task
-  reconnects: a millisecond or two, against tasks that take seconds to minutes.
+  producer for the chain's next link (`broker_pool_limit` 1: one pooled producer). A node runs
+  a chain now and then, so these are closed when a task ends (`release_task_connections`)
+  unless its chain's next link is this agent's own: that link is already on the queue, and
+  opening the three again was most of such a hand-off (12-21 ms against 6-7 ms on a quiet
+  machine, README Capacity). The next chain reconnects.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import contextlib
 import logging
 from typing import Any
 
+import kombu.pools
 from celery import Celery, bootsteps
 from celery.signals import task_postrun
 
@@ -52,8 +54,8 @@ class CloseIdleEventsConnection(bootsteps.StartStopStep):
 
 
 def release_task_connections(app: Celery) -> None:
-    """Close the connections the task's process opened (record, results); the next task opens
-    them again."""
+    """Close the connections the task's process opened (record, results, the producer of the
+    chain's next link); the next task opens them again."""
     from kubeupgrade.workflow.app import broker_url
     from kubeupgrade.workflow.phase import store_for
 
@@ -65,14 +67,43 @@ def release_task_connections(app: Celery) -> None:
     if pool is not None:
         with contextlib.suppress(Exception):
             pool.disconnect()
+    with contextlib.suppress(Exception):
+        # The producer's pooled connection: kombu's pools are closed and forgotten, and the app
+        # drops its handles on them, as Celery's own after-fork cleanup does (app._after_fork);
+        # the next send builds them again.
+        kombu.pools.reset()
+        app._pool = None
+        app.amqp._producer_pool = None
 
 
-def limit_connections(app: Celery) -> None:
+def next_link_queue(request: Any) -> str | None:
+    """The queue of the link a task's chain sends next (Celery keeps the chain's remaining
+    links last-first in `request.chain`), or None: the chain ends here, or was stopped."""
+    chain = getattr(request, "chain", None)
+    if not chain:
+        return None
+    last = chain[-1]
+    options = last.get("options") if isinstance(last, dict) else None
+    queue = options.get("queue") if isinstance(options, dict) else None
+    return queue if isinstance(queue, str) else None
+
+
+def limit_connections(app: Celery, own_queue: str) -> None:
     """Configure `app` (before its worker starts) to hold at most four broker connections
-    between tasks."""
-    app.conf.broker_pool_limit = 0
+    between tasks. A task whose chain goes on here (`own_queue`: the next link is this agent's)
+    keeps them for that link: it is already on the queue, and opening them again cost each
+    such hand-off more than the rest of it (measured in README, Capacity)."""
+    app.conf.broker_pool_limit = 1  # one producer, kept while the chain stays here
     app.steps["consumer"].add(CloseIdleEventsConnection)
 
     @task_postrun.connect(weak=False)
-    def release(**_: object) -> None:
-        release_task_connections(app)
+    def release(task: Any = None, state: str | None = None, **_: object) -> None:
+        if not keeps_connections(state, getattr(task, "request", None), own_queue):
+            release_task_connections(app)
+
+
+def keeps_connections(state: str | None, request: Any, own_queue: str) -> bool:
+    """Whether a task that ended in `state` keeps its process's connections: only a success
+    whose chain sends its next link to this agent. A failure, a retry or a held phase (whose
+    chain is cut) ends what runs here, so everything is released."""
+    return state == "SUCCESS" and next_link_queue(request) == own_queue

@@ -83,7 +83,7 @@ def run_agent(node: str, broker: str, *, host_root: str = "/", path: str = "",
         raise InvalidInput(f"KUBEUPGRADE_AGENT_POLL={os.environ['KUBEUPGRADE_AGENT_POLL']!r}: "
                            "expected seconds, such as 5") from None
     app.conf.broker_transport_options = {**app.conf.broker_transport_options, "polling_interval": poll}
-    limit_connections(app)  # four broker connections between tasks (agent_connections)
+    limit_connections(app, node_queue(node))  # four broker connections between tasks (agent_connections)
     beat_while_serving(AgentHeartbeat(CampaignStore.from_url(broker).redis, node,
                                       describe=lambda: {**agent_description(), "signed_messages": signed}))
 
