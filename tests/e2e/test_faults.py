@@ -129,6 +129,25 @@ def test_redis_restart_mid_campaign_resumes(make_stack, tmp_path, secure_broker)
     assert_safe(box, 1)
 
 
+def test_a_broker_restart_between_an_agents_own_links_needs_no_retry(make_stack, tmp_path):
+    # An agent keeps its task connections (record, results, the producer) from one link of its
+    # chain to the next when both are its own (agent_connections.keeps_connections). Restarted
+    # under it, the broker leaves those sockets dead: the next link must reconnect, not fail.
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    box.add_fault("hang", node="worker-1", command="kubeadm upgrade node", seconds=4.0, count=1)
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1), broker=stack.broker)
+    # set-repository and install-kubeadm ran on the agent and kept their connections for this one
+    wait_for(phase_running(handle, "worker-1", "kubeadm-upgrade-node"), timeout=120)
+    stack.stop_redis()
+    time.sleep(1.0)
+    stack.start_redis()
+    state, error = finish(handle)
+    assert state == "succeeded", error  # with no operator retry
+    assert {r.version for r in box.node_rows()} == {"v1.31.14"}
+    assert_safe(box, 1)
+
+
 def test_a_message_lost_with_its_consumer_or_by_the_broker_is_sent_again(make_stack, tmp_path):
     """worker-2's agent is frozen when its task is sent (its blocking pop may already hold the
     message), then killed, and the broker loses what was still queued for it: no message carries
