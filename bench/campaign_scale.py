@@ -90,18 +90,20 @@ def analyse(doc: dict, limit: int, slots: int | None = None) -> dict[str, float]
             "tasks": len(overheads), **idle_slots(stage, outages, prepared_at, slots or limit)}
 
 
+def _before_outage(entry: dict) -> list[dict]:
+    """The worker's phases before its drain (prepare-host, at the hop's start, included)."""
+    names = [p["phase"] for p in entry["phases"]]
+    return entry["phases"][: names.index(OUT_OF_SERVICE[0])]
+
+
 def _preparation(entry: dict) -> float:
     """How long the worker's own preparation phases ran (set-repository to the drain)."""
-    phases = [p for p in entry["phases"] if p["phase"] != "prepare-host"]
-    before = phases[: [p["phase"] for p in phases].index(OUT_OF_SERVICE[0])]
-    return sum(p["ended"] - p["started"] for p in before)
+    return sum(p["ended"] - p["started"] for p in _before_outage(entry) if p["phase"] != "prepare-host")
 
 
 def _prepared_at(entry: dict) -> float:
     """When the worker's last phase before its outage ended."""
-    phases = [p["phase"] for p in entry["phases"]]
-    before = entry["phases"][: phases.index(OUT_OF_SERVICE[0])]
-    return max(p["ended"] for p in before)
+    return max(p["ended"] for p in _before_outage(entry))
 
 
 def idle_slots(stage: tuple[float, float], outages: list[tuple[float, float]],

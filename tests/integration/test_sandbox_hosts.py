@@ -1,8 +1,12 @@
 """The simulated host binaries: real argv, output formats and exit codes, success and failure
 paths, kubeadm's ordering rules, the command log, and every injectable fault."""
 
+import importlib.machinery
+import importlib.util
 import json
+import os
 import re
+import sys
 import time
 
 import pytest
@@ -556,10 +560,6 @@ def test_the_sandbox_compiles_what_its_host_commands_import_even_where_python_wr
         tmp_path, monkeypatch):
     # Every simulated command is a new interpreter: without bytecode each one compiled every
     # module it imports (CI machines set PYTHONDONTWRITEBYTECODE, so none was ever written).
-    import importlib.util
-    import os
-    import sys
-
     package = tmp_path / "probe_package"
     package.mkdir()
     (package / "__init__.py").write_text("")
