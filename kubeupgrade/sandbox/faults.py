@@ -7,23 +7,22 @@ for conditions that live on its side (a kubelet that never becomes Ready).
 
 from __future__ import annotations
 
-import fcntl
-import json
 import os
-from contextlib import contextmanager
-from enum import Enum
 
 from kubeupgrade.errors import InvalidInput
+from kubeupgrade.sandbox import quickjson
 
 # `typing` itself is not imported at run time (it is a tenth of a simulated command's start);
 # mypy treats this name as it treats typing.TYPE_CHECKING.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
 
-class FaultKind(Enum):
+class FaultKind:
+    """The kinds of fault, as the fault file spells them. Plain strings, not an Enum: every
+    simulated command reads the fault file, and `enum` was a tenth of such a command's start."""
+
     FAIL = "fail"  # the command exits non-zero (exit_code) without doing anything
     HANG = "hang"  # the command sleeps `seconds` first, then runs normally
     CRASH = "crash"  # the command dies half-way (SIGKILL), leaving a half-applied state
@@ -32,10 +31,9 @@ class FaultKind(Enum):
     MISSING_PACKAGE = "missing-package"  # a package version is absent from the repository
     SWAP_ON = "swap-on"  # swap is enabled on the host
 
-    @property
-    def is_condition(self) -> bool:
-        """Conditions hold until cleared; the others trigger a number of times."""
-        return self in (FaultKind.NEVER_READY, FaultKind.MISSING_PACKAGE, FaultKind.SWAP_ON)
+    ALL = (FAIL, HANG, CRASH, NEVER_READY, DPKG_LOCK, MISSING_PACKAGE, SWAP_ON)
+    # Conditions hold until cleared; the others trigger a number of times.
+    CONDITIONS = (NEVER_READY, MISSING_PACKAGE, SWAP_ON)
 
 
 class Fault:
@@ -91,22 +89,20 @@ def new_fault(
     exit_code: int = 1,
     package: str = "",
 ) -> Fault:
-    try:
-        fault_kind = FaultKind(kind)
-    except ValueError:
-        options = ", ".join(k.value for k in FaultKind)
-        raise InvalidInput(f"fault kind {kind!r} is not one of {options}") from None
-    if count is None and not fault_kind.is_condition:
+    if kind not in FaultKind.ALL:
+        options = ", ".join(FaultKind.ALL)
+        raise InvalidInput(f"fault kind {kind!r} is not one of {options}")
+    if count is None and kind not in FaultKind.CONDITIONS:
         count = 1
     if count is not None and count < 1:
         raise InvalidInput(f"fault count {count} must be at least 1")
-    if fault_kind is FaultKind.HANG and seconds <= 0:
+    if kind == FaultKind.HANG and seconds <= 0:
         raise InvalidInput("a hang fault needs --seconds greater than 0")
-    if fault_kind is FaultKind.MISSING_PACKAGE and not package:
+    if kind == FaultKind.MISSING_PACKAGE and not package:
         raise InvalidInput("a missing-package fault needs --package, e.g. kubelet=1.31.2")
     return Fault(
         id=os.urandom(4).hex(),
-        kind=fault_kind.value,
+        kind=kind,
         node=node,
         command=command,
         count=count,
@@ -117,65 +113,60 @@ def new_fault(
 
 
 class FaultStore:
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: str | Path) -> None:
+        self.path = os.fspath(path)
 
-    @contextmanager
-    def _locked(self) -> Iterator[list[Fault]]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_suffix(".lock"), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            faults = self._read()
-            original = list(faults)
-            yield faults
-            if faults != original:
-                temporary = self.path.with_suffix(".tmp")
-                temporary.write_text(json.dumps([f.to_dict() for f in faults], indent=1))
-                temporary.replace(self.path)
+    def _locked(self) -> quickjson.LockedJson:
+        """The fault file's entries (dicts) under its lock, written back if changed."""
+        return quickjson.LockedJson(self.path, missing=[])
 
     def _read(self) -> list[Fault]:
         try:
-            return [Fault(**item) for item in json.loads(self.path.read_text())]
+            with open(self.path) as file:
+                text = file.read()
         except FileNotFoundError:
             return []
+        return [Fault(**item) for item in quickjson.loads(text)]
 
     def list(self) -> list[Fault]:
         return self._read()
 
     def add(self, fault: Fault) -> Fault:
-        with self._locked() as faults:
-            faults.append(fault)
+        with self._locked() as entries:
+            entries.append(fault.to_dict())
         return fault
 
     def clear(self, fault_id: str | None = None) -> int:
         """Remove one fault (by id) or all; returns how many were removed."""
-        with self._locked() as faults:
-            keep = [f for f in faults if fault_id is not None and f.id != fault_id]
-            removed = len(faults) - len(keep)
-            faults[:] = keep
+        with self._locked() as entries:
+            keep = [e for e in entries if fault_id is not None and e.get("id") != fault_id]
+            removed = len(entries) - len(keep)
+            entries[:] = keep
         if fault_id is not None and removed == 0:
             raise InvalidInput(f"no fault with id {fault_id!r}; see `kubeupgrade sandbox fault list`")
         return removed
 
-    def take(self, node: str, argv: list[str], kinds: tuple[FaultKind, ...]) -> Fault | None:
-        """The first triggering fault for this command, consuming one of its counts."""
-        wanted = {kind.value for kind in kinds}
+    def take(self, node: str, argv: list[str], kinds: tuple[str, ...]) -> Fault | None:
+        """The first triggering fault for this command (of the FaultKind `kinds`), consuming one
+        of its counts."""
+        wanted = set(kinds)
         # Most commands meet no fault: a look at the file as it is (written whole, by rename)
         # answers them without the lock every command of every node would otherwise queue on.
         if not any(f.kind in wanted and f.matches(node, argv) for f in self._read()):
             return None
-        with self._locked() as faults:
-            for index, fault in enumerate(faults):
+        with self._locked() as entries:
+            for index, entry in enumerate(entries):
+                fault = Fault(**entry)
                 if fault.kind in wanted and fault.matches(node, argv):
                     if fault.count is not None:
                         remaining = fault.count - 1
                         if remaining <= 0:
-                            del faults[index]
+                            del entries[index]
                         else:
-                            faults[index] = fault.with_count(remaining)
+                            entries[index] = fault.with_count(remaining).to_dict()
                     return fault
         return None
 
-    def condition(self, node: str, kind: FaultKind) -> list[Fault]:
-        """Active conditions of `kind` on `node` (not consumed)."""
-        return [f for f in self._read() if f.kind == kind.value and f.matches(node)]
+    def condition(self, node: str, kind: str) -> list[Fault]:
+        """Active conditions of FaultKind `kind` on `node` (not consumed)."""
+        return [f for f in self._read() if f.kind == kind and f.matches(node)]

@@ -15,14 +15,14 @@ DIR/
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 
-# `typing` itself is not imported at run time (it is a tenth of a simulated command's start);
+# Neither `typing` nor `pathlib` is imported at run time: every simulated command imports this
+# module, and pathlib (with the `re` and `enum` it imports) was a third of such a command's start.
 # mypy treats this name as it treats typing.TYPE_CHECKING.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import Any
 
 # Files on a simulated host (under nodes/<name>/root/) that its simulated binaries share. Here,
@@ -34,6 +34,17 @@ APT_SOURCE = "etc/apt/sources.list.d/kubernetes.list"
 YUM_REPO = "etc/yum.repos.d/kubernetes.repo"
 APT_LISTS = "var/lib/apt/lists/sandbox-kubernetes.json"
 STATIC_COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+
+# The layout under the sandbox directory, as relative strings: SandboxPaths joins them onto a
+# pathlib root for the sandbox's own code; a simulated command joins them onto a plain string.
+CONFIG_FILE = "sandbox.json"
+FAULTS_FILE = "faults.json"
+EVENTS_DIR = "events"
+
+
+def node_entry(node: str, entry: str) -> str:
+    """A node's `root` (its filesystem), `bin` (its binaries) or `commands.jsonl` (its log)."""
+    return f"nodes/{node}/{entry}"
 
 
 class SandboxPaths:
@@ -54,7 +65,7 @@ class SandboxPaths:
 
     @property
     def config(self) -> Path:
-        return self.root / "sandbox.json"
+        return self.root / CONFIG_FILE
 
     @property
     def state(self) -> Path:
@@ -66,11 +77,11 @@ class SandboxPaths:
 
     @property
     def faults(self) -> Path:
-        return self.root / "faults.json"
+        return self.root / FAULTS_FILE
 
     @property
     def events(self) -> Path:
-        return self.root / "events"
+        return self.root / EVENTS_DIR
 
     @property
     def pki(self) -> Path:
@@ -92,31 +103,37 @@ class SandboxPaths:
         return self.root / "nodes" / node
 
     def node_root(self, node: str) -> Path:
-        return self.node_dir(node) / "root"
+        return self.root / node_entry(node, "root")
 
     def node_bin(self, node: str) -> Path:
-        return self.node_dir(node) / "bin"
+        return self.root / node_entry(node, "bin")
 
     def command_log(self, node: str) -> Path:
-        return self.node_dir(node) / "commands.jsonl"
+        return self.root / node_entry(node, "commands.jsonl")
 
 
 def load_config(paths: SandboxPaths) -> dict[str, Any]:
+    import json
+
     return json.loads(paths.config.read_text())
 
 
 def write_json_atomically(path: Path, data: Any, *, indent: int | None = None) -> None:
     """Write via a temporary file and rename, so a crash never leaves half a file."""
+    import json
+
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     temporary.write_text(json.dumps(data, indent=indent, separators=None if indent else (",", ":")))
     os.replace(temporary, path)
 
 
-def notify_kubelet_event(paths: SandboxPaths, node: str) -> None:
+def notify_kubelet_event(sandbox_dir: str, node: str) -> None:
     """Tell the API server's kubelet simulation that this node's host state changed.
 
     The file stays until the API server processes it, so news survives an API-server outage,
     as a real kubelet keeps retrying its status updates.
     """
-    paths.events.mkdir(parents=True, exist_ok=True)
-    (paths.events / node).touch()
+    events = os.path.join(sandbox_dir, EVENTS_DIR)
+    os.makedirs(events, exist_ok=True)
+    with open(os.path.join(events, node), "a"):
+        pass  # the file's existence is the news; the API server reads its name

@@ -7,8 +7,6 @@ for benchmarks that need varied phase durations.
 
 from __future__ import annotations
 
-import math
-
 # Seconds on a real host (orders of magnitude from operators' reports; ratios matter most).
 BASE_SECONDS = {
     "apt-get update": 3.0,
@@ -47,6 +45,7 @@ class Timing:
         value = base * self.time_scale
         if self.jitter > 0:
             import hashlib  # only with jitter: every simulated command imports this module
+            import math
             import random
 
             digest = hashlib.sha256(f"{self.seed}/{key}/{step}".encode()).digest()

@@ -581,3 +581,38 @@ def test_the_sandbox_compiles_what_its_host_commands_import_even_where_python_wr
     namespace: dict = {}
     exec(loader.get_code("probe_package.tool"), namespace)
     assert namespace["ANSWER"] == 2
+
+
+# The quick queries and marks an upgrade runs on every host, many times per node.
+EVERYDAY_COMMANDS = {
+    "cp-1": [("systemctl", "is-active", "kubelet"), ("systemctl", "daemon-reload"),
+             ("dpkg-query", "-W", "-f=${Version}", "kubelet"), ("apt-mark", "showhold"),
+             ("apt-mark", "hold", "kubelet"), ("kubeadm", "version", "-o", "short"),
+             ("kubelet", "--version"), ("swapon", "--show")],
+    "cp-2": [("rpm", "-q", "kubelet"), ("kubeadm", "version", "-o", "short")],
+}
+# What such a command must not import: each of these (with what it imports) cost a command's
+# start more than its own work. `json` and `pathlib` bring `re`, which brings `enum`.
+HEAVY_MODULES = {"re", "enum", "json", "pathlib", "typing", "contextlib", "dataclasses",
+                 "functools", "signal", "datetime", "importlib.util"}
+
+
+def test_the_commands_an_upgrade_runs_most_import_nothing_heavy(box, tmp_path):
+    # The node's own shim with its entry swapped for one that also reports what was imported.
+    reporting = hosts.HOSTBIN_ENTRY.replace(
+        "sys.exit(main(sys.argv[1:]))",
+        "code = main(sys.argv[1:]); print(*sorted(sys.modules), file=sys.stderr); sys.exit(code)")
+    assert reporting != hosts.HOSTBIN_ENTRY and "'" not in reporting
+    for node, commands in EVERYDAY_COMMANDS.items():
+        for argv in commands:
+            shim = box.node_bin(node) / argv[0]
+            probe = tmp_path / f"{node}-{argv[0]}"
+            probe.write_text(shim.read_text().replace(hosts.HOSTBIN_ENTRY, reporting))
+            probe.chmod(0o755)
+            result = ok(run_on(box, node, str(probe), *argv[1:]))
+            imported = set(result.stderr.split())
+            assert "kubeupgrade.sandbox.hostbin.context" in imported, result.stderr
+            assert not imported & HEAVY_MODULES, f"{node} {' '.join(argv)}: {sorted(imported & HEAVY_MODULES)}"
+    # The commands ran for real: the hold is recorded, each run logged once.
+    assert ok(run_on(box, "cp-1", "apt-mark", "showhold")).stdout.split() == ["kubeadm", "kubectl", "kubelet"]
+    assert len(box.command_log("cp-1")) == len(EVERYDAY_COMMANDS["cp-1"]) + 1

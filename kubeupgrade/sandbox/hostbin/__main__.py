@@ -7,14 +7,11 @@ the run to the node's command log.
 
 from __future__ import annotations
 
-import importlib
 import sys
 import time
-from pathlib import Path
 
 from kubeupgrade.sandbox.faults import FaultKind
 from kubeupgrade.sandbox.hostbin.context import ExitCommand, Host
-from kubeupgrade.sandbox.layout import SandboxPaths
 
 # `typing` itself is not imported at run time (it is a tenth of a simulated command's start);
 # mypy treats this name as it treats typing.TYPE_CHECKING.
@@ -48,13 +45,17 @@ TOOLS = {
 
 def _tool(name: str) -> Callable[[Host, list[str]], int]:
     module, _, function = TOOLS[name].partition(":")
-    return getattr(importlib.import_module(f"kubeupgrade.sandbox.hostbin.{module}"), function)
+    # __import__ rather than importlib, which a command would import for this one call
+    found = __import__(f"kubeupgrade.sandbox.hostbin.{module}", fromlist=[function])
+    return getattr(found, function)
 
 
 def _from_binary(argv: list[str]) -> list[str] | None:
     """`--exe PATH ARGS...`: a Windows binary from the simulated dl.k8s.io ran (see
     releases.windows_binary). Its path says which node it is on (DIR/nodes/NODE/root/...), its
     content which version it is."""
+    from pathlib import Path  # only a Windows binary run by its path needs it
+
     path = Path(argv[1]).resolve()
     parts = path.parts
     if "nodes" not in parts:
@@ -80,21 +81,21 @@ def main(argv: list[str], stdin: TextIO | None = None, stdout: TextIO | None = N
     if len(argv) < 5 or argv[0] != "--dir" or argv[2] != "--node":
         (stderr or sys.stderr).write("usage: hostbin --dir DIR --node NODE TOOL [ARGS...]\n")
         return 2
-    paths, node, tool, args = SandboxPaths(Path(argv[1])), argv[3], argv[4], argv[5:]
+    sandbox_dir, node, tool, args = argv[1], argv[3], argv[4], argv[5:]
     if tool not in TOOLS:
         (stderr or sys.stderr).write(f"{tool}: command not found\n")
         return 127
     exe_version = ""
     if args and args[0].startswith("--exe-version="):
         exe_version, args = args[0].split("=", 1)[1], args[1:]
-    host = Host(paths, node, [tool, *args], exe_version=exe_version, stdin=stdin, stdout=stdout,
+    host = Host(sandbox_dir, node, [tool, *args], exe_version=exe_version, stdin=stdin, stdout=stdout,
                 stderr=stderr, preloaded=config)
     code = 1
     try:
         fault = host.take_fault(FaultKind.FAIL, FaultKind.HANG, FaultKind.CRASH)
-        if fault is not None and fault.kind == FaultKind.HANG.value:
+        if fault is not None and fault.kind == FaultKind.HANG:
             time.sleep(fault.seconds)
-        elif fault is not None and fault.kind == FaultKind.FAIL.value:
+        elif fault is not None and fault.kind == FaultKind.FAIL:
             host.err(f"{tool}: simulated failure (sandbox fault {fault.id})")
             code = fault.exit_code
             return code

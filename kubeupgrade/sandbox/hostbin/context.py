@@ -2,33 +2,35 @@
 
 from __future__ import annotations
 
-import fcntl
-import json
 import os
-import signal
 import sys
 import time
-from contextlib import contextmanager
 
+# SIGKILL from the interpreter's own `_signal`, loaded at start: `signal` imports `enum`.
+from _signal import SIGKILL
+
+from kubeupgrade.sandbox import quickjson
 from kubeupgrade.sandbox.faults import FaultStore
 from kubeupgrade.sandbox.layout import (
+    CONFIG_FILE,
+    FAULTS_FILE,
     KUBELET_STATE,
     PACKAGE_STATE,
-    SandboxPaths,
-    load_config,
+    node_entry,
     notify_kubelet_event,
 )
 from kubeupgrade.sandbox.timing import Timing
 
-# `typing` itself is not imported at run time (it is a tenth of a simulated command's start);
+# Neither `typing` nor `pathlib` is imported at run time: a simulated command is a new process,
+# and the files it reads and writes are named by plain strings (`file`). Tools that work on
+# trees (kubeadm upgrade, etcdctl, the Windows binaries) ask for pathlib's `path` and `root`.
 # mypy treats this name as it treats typing.TYPE_CHECKING.
 TYPE_CHECKING = False
-if TYPE_CHECKING:  # a simulated command is a new process: it imports only what it runs
-    from collections.abc import Iterator
+if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any, TextIO
 
-    from kubeupgrade.sandbox.faults import Fault, FaultKind
+    from kubeupgrade.sandbox.faults import Fault
 
 
 # id(config) -> (that config, node name -> its entry): one config at a time (the farm's shared one).
@@ -45,11 +47,12 @@ class Host:
     """One run of a simulated command on one node. A plain class, not a dataclass: importing
     `dataclasses` cost a simulated command more than its own work."""
 
-    def __init__(self, paths: SandboxPaths, node: str, argv: list[str], *, exe_version: str = "",
+    def __init__(self, sandbox_dir: str, node: str, argv: list[str], *, exe_version: str = "",
                  stdin: TextIO | None = None, stdout: TextIO | None = None,
                  stderr: TextIO | None = None, preloaded: dict[str, Any] | None = None) -> None:
-        self.paths = paths
+        self.sandbox_dir = sandbox_dir
         self.node = node
+        self.root_dir = os.path.join(sandbox_dir, node_entry(node, "root"))
         self.argv = argv
         self.exe_version = exe_version  # a Windows binary run by its path knows its own version
         # Where the command's input and output go: this process's own streams when the command
@@ -57,20 +60,41 @@ class Host:
         self.stdin = stdin
         self.stdout = stdout
         self.stderr = stderr
-        self.config: dict[str, Any] = preloaded if preloaded is not None else load_config(paths)
+        if preloaded is None:
+            with open(os.path.join(sandbox_dir, CONFIG_FILE)) as file:
+                preloaded = quickjson.loads(file.read())
+        self.config: dict[str, Any] = preloaded
         self.timing = Timing.from_config(self.config)
-        self.faults = FaultStore(paths.faults)
+        self.faults = FaultStore(os.path.join(sandbox_dir, FAULTS_FILE))
         self.crash: Fault | None = None
         self.crashed = False
         self.started = time.time()
 
+    def file(self, absolute: str) -> str:
+        """A host path such as /var/lib/sandbox/packages.json inside this node's root (relative
+        paths are taken from the host's /)."""
+        return os.path.join(self.root_dir, absolute.lstrip("/"))
+
+    def read_file(self, absolute: str) -> str:
+        with open(self.file(absolute)) as file:
+            return file.read()
+
+    def write_file(self, absolute: str, text: str) -> None:
+        with open(self.file(absolute), "w") as file:
+            file.write(text)
+
     @property
     def root(self) -> Path:
-        return self.paths.node_root(self.node)
+        """This node's root as a pathlib path, for the tools that work on trees."""
+        from pathlib import Path
+
+        return Path(self.root_dir)
 
     def path(self, absolute: str) -> Path:
-        """A host path such as /etc/kubernetes/admin.conf inside this node's root."""
-        return self.root / absolute.lstrip("/")
+        """`file`, as a pathlib path."""
+        from pathlib import Path
+
+        return Path(self.file(absolute))
 
     @property
     def node_spec(self) -> dict[str, Any]:
@@ -126,23 +150,16 @@ class Host:
                 raise ExitCommand(-9)
             sys.stdout.flush()
             sys.stderr.flush()
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), SIGKILL)
 
     # -- state files -------------------------------------------------------------------
-    @contextmanager
-    def locked_state(self, relative: str) -> Iterator[dict[str, Any]]:
-        """Read-modify-write a JSON state file under an exclusive lock."""
-        path = self.root / relative
-        with open(path.with_suffix(".lock"), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            data = json.loads(path.read_text())
-            yield data
-            temporary = path.with_suffix(".tmp")
-            temporary.write_text(json.dumps(data, indent=1))
-            temporary.replace(path)
+    def locked_state(self, relative: str) -> quickjson.LockedJson:
+        """Read-modify-write a JSON state file of this host under its lock (see LockedJson)."""
+        return quickjson.LockedJson(self.file(relative))
 
     def read_state(self, relative: str) -> dict[str, Any]:
-        return json.loads((self.root / relative).read_text())
+        data: dict[str, Any] = quickjson.loads(self.read_file(relative))
+        return data
 
     def packages(self) -> dict[str, Any]:
         return self.read_state(PACKAGE_STATE)
@@ -165,19 +182,22 @@ class Host:
         return self.read_state(KUBELET_STATE)
 
     def notify_kubelet(self) -> None:
-        notify_kubelet_event(self.paths, self.node)
+        notify_kubelet_event(self.sandbox_dir, self.node)
 
     # -- command log -------------------------------------------------------------------
     def log(self, exit_code: int, note: str = "") -> None:
         record = {"argv": self.argv, "start": self.started, "end": time.time(), "exit": exit_code}
         if note:
             record["note"] = note
-        line = json.dumps(record) + "\n"
-        fd = os.open(self.paths.command_log(self.node), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        line = quickjson.dumps(record) + "\n"
+        log = os.path.join(self.sandbox_dir, node_entry(self.node, "commands.jsonl"))
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, line.encode())
         finally:
             os.close(fd)
 
-    def take_fault(self, *kinds: FaultKind) -> Fault | None:
+    def take_fault(self, *kinds: str) -> Fault | None:
+        """The first fault of these FaultKinds that triggers for this command, consumed."""
         return self.faults.take(self.node, self.argv, kinds)
+

@@ -4,16 +4,19 @@ the API server, are in `kubeadm_upgrade` and imported only when run.
 
 from __future__ import annotations
 
-import json
+from kubeupgrade.sandbox.hostbin.context import TYPE_CHECKING, Host
 
-from kubeupgrade.model.versions import KubeVersion, parse_version
-from kubeupgrade.sandbox.hostbin.context import Host
-from kubeupgrade.sandbox.hostbin.kubeadm_dialect import dialect_of
+# The version model and the dialect tables are imported where they are used: `kubeadm version
+# -o short`, which every probe of a host runs, is a new process that needs neither.
+if TYPE_CHECKING:
+    from kubeupgrade.model.versions import KubeVersion
 
 STACK_HINT = "To see the stack trace of this error execute with --v=5 or higher"
 
 
 def kubeadm_version(host: Host) -> KubeVersion:
+    from kubeupgrade.model.versions import parse_version
+
     return parse_version(host.installed("kubeadm"))
 
 
@@ -81,14 +84,19 @@ def flag_enabled(flags: dict[str, str], name: str, default: bool) -> bool:
 # -- commands ---------------------------------------------------------------------------------
 def _version(host: Host, args: list[str]) -> int:
     flags, _ = parse_flags(host, args)
+    output = flags.get("output", "")
+    if output == "short":  # the installed tag as it is (the package's version, v-prefixed)
+        host.out(host.installed("kubeadm"))
+        return 0
+    from kubeupgrade.sandbox.hostbin.kubeadm_dialect import dialect_of
+
     version = kubeadm_version(host)
     info = dialect_of(version).version_info(version)
-    output = flags.get("output", "")
-    if output == "short":
-        host.out(version.tag)
-    elif output in ("json", "yaml"):
+    if output in ("json", "yaml"):
         shown = {k: v for k, v in info.items() if v}  # the Go struct's omitempty fields
         if output == "json":
+            import json
+
             host.out(json.dumps({"clientVersion": shown}, indent=2))
         else:
             import yaml

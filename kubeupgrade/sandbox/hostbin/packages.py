@@ -12,36 +12,34 @@ Rules taken from the real tools:
 
 from __future__ import annotations
 
-import datetime
 import fcntl
-import fnmatch
-import json
 import os
-import re
 import time
 
+from kubeupgrade.sandbox import quickjson
 from kubeupgrade.sandbox.faults import FaultKind
 from kubeupgrade.sandbox.hostbin.context import TYPE_CHECKING, ExitCommand, Host
 from kubeupgrade.sandbox.layout import APT_LISTS, APT_SOURCE, KUBELET_STATE, PACKAGE_STATE, YUM_REPO
 
-# The version model and the release tables are imported by the functions that read the
-# repository: the queries an upgrade runs most (dpkg-query, apt-mark showhold, rpm -q) are a new
-# process each and need neither (with them, a third of such a command's time was imports).
+# The version model, the release tables, `re` and `fnmatch` are imported by the functions that
+# read the repository: the queries an upgrade runs most (dpkg-query, apt-mark, rpm -q) are a new
+# process each and need none of them (with them, a third of such a command's time was imports).
 if TYPE_CHECKING:
     from typing import Any
 
     from kubeupgrade.model.versions import KubeVersion, MinorVersion
 
-_REPO_MINOR = re.compile(r"pkgs\.k8s\.io/core:/stable:/v(\d+)\.(\d+)/(deb|rpm)")
+_REPO_MINOR = r"pkgs\.k8s\.io/core:/stable:/v(\d+)\.(\d+)/(deb|rpm)"
 _SIZES_MB = {"kubeadm": 10.4, "kubelet": 15.2, "kubectl": 10.9}
 
 
 # -- repository ------------------------------------------------------------------------------
 def _configured_minor(host: Host) -> MinorVersion | None:
+    import re
+
     from kubeupgrade.model.versions import MinorVersion
-    path = host.root / (APT_SOURCE if host.family == "apt" else YUM_REPO)
     try:
-        match = _REPO_MINOR.search(path.read_text())
+        match = re.search(_REPO_MINOR, host.read_file(APT_SOURCE if host.family == "apt" else YUM_REPO))
     except FileNotFoundError:
         return None
     return MinorVersion(int(match[1]), int(match[2])) if match else None
@@ -53,7 +51,7 @@ def _listed_minor(host: Host) -> MinorVersion | None:
     if host.family != "apt":
         return _configured_minor(host)
     try:
-        minor = json.loads((host.root / APT_LISTS).read_text()).get("minor")
+        minor = quickjson.loads(host.read_file(APT_LISTS)).get("minor")
     except FileNotFoundError:
         return None
     return MinorVersion(*map(int, minor.split("."))) if minor else None
@@ -105,8 +103,7 @@ class _DpkgFrontendLock:
         self.file: Any = None
 
     def __enter__(self) -> _DpkgFrontendLock:
-        path = self.host.root / "var/lib/dpkg/lock-frontend"
-        self.file = open(path, "a")  # noqa: SIM115 - held for the block
+        self.file = open(self.host.file("/var/lib/dpkg/lock-frontend"), "a")  # noqa: SIM115 - held for the block
         try:
             fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -169,7 +166,7 @@ def _apt_update(host: Host) -> int:
                         "N: Updating from such a repository can't be done securely, and is "
                         "therefore disabled by default.", 100)
     host.out(f"Hit:1 {url.rstrip('/')}  InRelease\nReading package lists... Done")
-    (host.root / APT_LISTS).write_text(json.dumps({"minor": minor.plain}))
+    host.write_file(APT_LISTS, quickjson.dumps({"minor": minor.plain}))
     return 0
 
 
@@ -184,6 +181,8 @@ def _older(candidate: str, installed: str) -> bool:
 
 
 def _apt_install(host: Host, flags: set[str], targets: list[str]) -> int:
+    import fnmatch
+
     _dpkg_lock(host)
     assume_yes = bool(flags & {"-y", "--yes", "--assume-yes", "-qy", "-yq"})
     download_only = bool(flags & {"-d", "--download-only"})
@@ -402,6 +401,8 @@ def _dnf_metadata(host: Host) -> None:
 
 def _metadata_check(seconds_ago: int) -> str:
     """dnf's first line: how long ago the cache was refreshed, and when (`%c` in the C locale)."""
+    import datetime
+
     refreshed = time.time() - seconds_ago
     return (f"Last metadata expiration check: {datetime.timedelta(seconds=seconds_ago)} ago on "
             f"{time.strftime('%a %b %e %H:%M:%S %Y', time.localtime(refreshed))}.")
@@ -436,6 +437,8 @@ def _dnf_list(host: Host, flags: set[str], targets: list[str], excludes_lifted: 
 
 
 def _dnf_resolve(host: Host, spec: str) -> tuple[str, str] | None:
+    import fnmatch
+
     from kubeupgrade.sandbox import releases
     for name in releases.PACKAGES:
         if spec == name:
