@@ -33,9 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     from kubeupgrade.sandbox.manager import Sandbox
 
     directory = Path(tempfile.mkdtemp(prefix="kubeupgrade-bench-hostbin-"))
-    box, _ = Sandbox.up(directory / "sandbox", control_planes=1, workers=0)
+    # Linux control plane, Windows worker (`--os windows`)
+    box, _ = Sandbox.up(directory / "sandbox", control_planes=1, workers=1, os_family="windows")
     try:
         bin_dir = box.node_bin("cp-1")
+        windows = box.node_root("worker-1") / "k"
         cases = [
             ("python -c pass (site)", [sys.executable, "-c", "pass"]),
             ("python -S -c pass", [sys.executable, "-S", "-c", "pass"]),
@@ -43,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
             ("dpkg-query -W kubelet", [str(bin_dir / "dpkg-query"), "-W", "-f=${Version}", "kubelet"]),
             ("apt-mark showhold", [str(bin_dir / "apt-mark"), "showhold"]),
             ("kubeadm version -o short", [str(bin_dir / "kubeadm"), "version", "-o", "short"]),
+            ("sc.exe query kubelet (Windows)", [str(box.node_bin("worker-1") / "sc.exe"), "query", "kubelet"]),
+            ("kubelet.exe --version (Windows)", [str(windows / "kubelet.exe"), "--version"]),
         ]
         print(f"| command | median of {args.runs} |")
         print("|---|---|")

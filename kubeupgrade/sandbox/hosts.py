@@ -12,8 +12,6 @@ import base64
 import json
 import os
 import stat
-import sys
-import sysconfig
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ import yaml
 
 from kubeupgrade.model.versions import KubeVersion, parse_version
 from kubeupgrade.sandbox import objects, releases
+from kubeupgrade.sandbox.hostbin import launch
 from kubeupgrade.sandbox.layout import (  # noqa: F401 - re-exported
     APT_LISTS,
     APT_SOURCE,
@@ -72,9 +71,8 @@ def static_pod_manifest(component: str, image: str) -> str:
     }, sort_keys=False)
 
 
-# What a shim runs: -c rather than -m, which would import runpy and importlib's machinery
-# first (a few milliseconds of every simulated command).
-HOSTBIN_ENTRY = "import sys; from kubeupgrade.sandbox.hostbin.__main__ import main; sys.exit(main(sys.argv[1:]))"
+# What a shim runs (see hostbin/launch.py): re-exported for the tests that swap it.
+HOSTBIN_ENTRY = launch.ENTRY
 
 
 def compile_bytecode(packages: tuple[str, ...] = ("kubeupgrade", "workers")) -> None:
@@ -96,21 +94,10 @@ def compile_bytecode(packages: tuple[str, ...] = ("kubeupgrade", "workers")) -> 
 def write_shims(paths: SandboxPaths, node: str, family: str) -> None:
     bin_dir = paths.node_bin(node)
     bin_dir.mkdir(parents=True, exist_ok=True)
-    # -S: no site initialisation (15 of the ~25 ms a bare interpreter takes here, most of it
-    # the editable install's finder); the path it would have built is given instead: this
-    # checkout (or installation) first, then the interpreter's site-packages.
-    package_root = Path(__file__).resolve().parents[2]
-    libraries = dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
-    search_path = ":".join([str(package_root), *libraries])
+    launcher = launch.exec_line()
     for tool in TOOLS_BY_FAMILY[family]:
         shim = bin_dir / tool
-        # PYTHONPATH keeps the shim working from a source checkout as well as an install.
-        shim.write_text(
-            "#!/bin/sh\n"
-            f"PYTHONPATH='{search_path}'${{PYTHONPATH:+:$PYTHONPATH}} "
-            f"exec '{sys.executable}' -S -c '{HOSTBIN_ENTRY}' "
-            f"--dir '{paths.root}' --node '{node}' {tool} \"$@\"\n"
-        )
+        shim.write_text(f"#!/bin/sh\n{launcher} --dir '{paths.root}' --node '{node}' {tool} \"$@\"\n")
         shim.chmod(shim.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
 
 

@@ -65,7 +65,6 @@ def repository_url(minor: MinorVersion, family: str) -> str:
 
 # -- dl.k8s.io: the Windows binaries -----------------------------------------------------------
 WINDOWS_BINARIES = ("kubeadm", "kubelet", "kube-proxy")
-_EXE_HEADER = "# kubeupgrade sandbox release: "
 
 
 def windows_binary(version: KubeVersion, component: str) -> bytes:
@@ -73,24 +72,16 @@ def windows_binary(version: KubeVersion, component: str) -> bytes:
     program that runs the simulated tool and knows its own version (so replacing the file is
     what changes the version, as on a real host). Executable on the Linux machine standing in
     for the Windows host; the same bytes for every node, so its checksum is one published file."""
-    import sys
-    from pathlib import Path
+    from kubeupgrade.sandbox.hostbin import launch
 
-    package_root = Path(__file__).resolve().parents[2]
-    return (
-        "#!/bin/sh\n"
-        f"{_EXE_HEADER}{component}.exe {version.tag} windows/amd64\n"
-        f"PYTHONPATH='{package_root}'${{PYTHONPATH:+:$PYTHONPATH}} "
-        f"exec '{sys.executable}' -m kubeupgrade.sandbox.hostbin --exe \"$0\" \"$@\"\n"
-    ).encode()
+    return (f"#!/bin/sh\n{launch.EXE_HEADER}{component}.exe {version.tag} windows/amd64\n"
+            f"{launch.exec_line()} --exe \"$0\" \"$@\"\n").encode()
 
 
 def windows_binary_identity(content: bytes) -> tuple[str, KubeVersion] | None:
     """(component, version) of a sandbox Windows binary, None for anything else."""
     from kubeupgrade.model.versions import parse_version
+    from kubeupgrade.sandbox.hostbin import launch
 
-    for line in content.decode(errors="replace").splitlines()[:3]:
-        if line.startswith(_EXE_HEADER):
-            name, tag, _ = line.removeprefix(_EXE_HEADER).split(" ", 2)
-            return name.removesuffix(".exe"), parse_version(tag)
-    return None
+    found = launch.exe_identity(content)
+    return (found[0], parse_version(found[1])) if found else None

@@ -6,6 +6,7 @@ import importlib.util
 import json
 import os
 import re
+import subprocess
 import sys
 import time
 
@@ -597,22 +598,60 @@ HEAVY_MODULES = {"re", "enum", "json", "pathlib", "typing", "contextlib", "datac
                  "functools", "signal", "datetime", "importlib.util"}
 
 
-def test_the_commands_an_upgrade_runs_most_import_nothing_heavy(box, tmp_path):
-    # The node's own shim with its entry swapped for one that also reports what was imported.
-    reporting = hosts.HOSTBIN_ENTRY.replace(
-        "sys.exit(main(sys.argv[1:]))",
-        "code = main(sys.argv[1:]); print(*sorted(sys.modules), file=sys.stderr); sys.exit(code)")
-    assert reporting != hosts.HOSTBIN_ENTRY and "'" not in reporting
+def test_the_commands_an_upgrade_runs_most_import_nothing_heavy(box):
     for node, commands in EVERYDAY_COMMANDS.items():
         for argv in commands:
-            shim = box.node_bin(node) / argv[0]
-            probe = tmp_path / f"{node}-{argv[0]}"
-            probe.write_text(shim.read_text().replace(hosts.HOSTBIN_ENTRY, reporting))
-            probe.chmod(0o755)
-            result = ok(run_on(box, node, str(probe), *argv[1:]))
-            imported = set(result.stderr.split())
-            assert "kubeupgrade.sandbox.hostbin.context" in imported, result.stderr
+            imported = reported_imports(box, node, box.node_bin(node) / argv[0], *argv[1:])
             assert not imported & HEAVY_MODULES, f"{node} {' '.join(argv)}: {sorted(imported & HEAVY_MODULES)}"
     # The commands ran for real: the hold is recorded, each run logged once.
     assert ok(run_on(box, "cp-1", "apt-mark", "showhold")).stdout.split() == ["kubeadm", "kubectl", "kubelet"]
     assert len(box.command_log("cp-1")) == len(EVERYDAY_COMMANDS["cp-1"]) + 1
+
+
+def reported_imports(box, node, program, *args) -> set[str]:
+    """What a simulated program (a shim, or a Windows binary) imported, run with its entry
+    swapped for one that also says so (the copy sits beside it: a binary's path names its node)."""
+    reporting = hosts.HOSTBIN_ENTRY.replace(
+        "sys.exit(main(sys.argv[1:]))",
+        "code = main(sys.argv[1:]); print(*sorted(sys.modules), file=sys.stderr); sys.exit(code)")
+    assert reporting != hosts.HOSTBIN_ENTRY and "'" not in reporting
+    probe = program.with_name(f"probe-{program.name}")
+    probe.write_text(program.read_text().replace(hosts.HOSTBIN_ENTRY, reporting))
+    probe.chmod(0o755)
+    try:
+        result = ok(run_on(box, node, str(probe), *args))
+    finally:
+        probe.unlink()
+    imported = set(result.stderr.split())
+    assert "kubeupgrade.sandbox.hostbin.context" in imported, result.stderr
+    return imported
+
+
+def test_a_windows_hosts_everyday_commands_import_nothing_heavy(make_sandbox):
+    box = make_sandbox(control_planes=1, workers=1, version="1.30.4", os_family="windows")
+    worker = next(n["name"] for n in box.nodes if n["role"] == "worker")
+    binaries = box.node_root(worker) / "k"
+    runs = [(box.node_bin(worker) / "sc.exe", ("query", "kubelet")),
+            (binaries / "kubelet.exe", ("--version",)),
+            (binaries / "kubeadm.exe", ("version", "-o", "short"))]
+    for program, args in runs:
+        imported = reported_imports(box, worker, program, *args)
+        assert not imported & HEAVY_MODULES, f"{program.name}: {sorted(imported & HEAVY_MODULES)}"
+    assert [entry["argv"][0] for entry in box.command_log(worker)] == ["sc.exe", "kubelet.exe", "kubeadm.exe"]
+    # Answering as before: the binary's own version, read from its header.
+    assert ok(run_on(box, worker, str(binaries / "kubelet.exe"), "--version")).stdout == "Kubernetes v1.30.4\n"
+
+
+def test_a_process_started_without_site_writes_the_same_launch_line():
+    # A Windows binary's bytes (and so its published checksum) hold the launch line, and
+    # curl.exe serves them from a process started with -S, where sys.prefix is not the virtual
+    # environment's: the line must not depend on that.
+    from kubeupgrade.sandbox.hostbin import launch
+
+    checkout = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(launch.__file__))))
+    code = (f"import sys; sys.path.insert(0, {checkout!r}); "
+            "from kubeupgrade.sandbox.hostbin import launch; print(launch.exec_line())")
+    for flags in (["-S"], ["-S", "-I"], []):
+        result = subprocess.run([sys.executable, *flags, "-c", code], capture_output=True, text=True,
+                                check=True, timeout=60)
+        assert result.stdout.strip() == launch.exec_line(), flags

@@ -54,21 +54,22 @@ def _from_binary(argv: list[str]) -> list[str] | None:
     """`--exe PATH ARGS...`: a Windows binary from the simulated dl.k8s.io ran (see
     releases.windows_binary). Its path says which node it is on (DIR/nodes/NODE/root/...), its
     content which version it is."""
-    from pathlib import Path  # only a Windows binary run by its path needs it
+    import os
 
-    path = Path(argv[1]).resolve()
-    parts = path.parts
+    from kubeupgrade.sandbox.hostbin.launch import exe_identity
+
+    path = os.path.realpath(argv[1])
+    parts = path.split(os.sep)
     if "nodes" not in parts:
         return None
     at = len(parts) - 1 - parts[::-1].index("nodes")
-    from kubeupgrade.sandbox import releases  # only a Windows binary needs it
-
-    identity = releases.windows_binary_identity(path.read_bytes())
+    with open(path, "rb") as binary:
+        identity = exe_identity(binary.read(4096))  # the header is on its first lines
     if identity is None or at + 2 >= len(parts) or parts[at + 2] != "root":
         return None
-    component, version = identity
-    return ["--dir", str(Path(*parts[:at])), "--node", parts[at + 1], f"{component}.exe",
-            f"--exe-version={version.tag}", *argv[2:]]
+    component, tag = identity
+    return ["--dir", os.sep.join(parts[:at]) or os.sep, "--node", parts[at + 1], f"{component}.exe",
+            f"--exe-version={tag}", *argv[2:]]
 
 
 def main(argv: list[str], stdin: TextIO | None = None, stdout: TextIO | None = None,

@@ -170,12 +170,13 @@ class Host:
         if self.family == "windows":
             if self.exe_version and self.argv[0] == f"{component}.exe":
                 return self.exe_version
-            from kubeupgrade.sandbox import releases
+            from kubeupgrade.sandbox.hostbin.launch import exe_identity
 
-            found = releases.windows_binary_identity(self.path(f"/k/{component}.exe").read_bytes())
+            with open(self.file(f"/k/{component}.exe"), "rb") as binary:
+                found = exe_identity(binary.read(4096))  # the header is on its first lines
             if found is None:
                 raise self.fail(f"{component}.exe is not a Kubernetes binary", 1)
-            return found[1].tag
+            return found[1]
         return "v" + self.packages()["installed"][component].split("-")[0]
 
     def kubelet(self) -> dict[str, Any]:

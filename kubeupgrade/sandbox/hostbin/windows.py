@@ -8,29 +8,34 @@ the newest patch of a minor. Anything else is a 404; another host does not resol
 
 from __future__ import annotations
 
-import hashlib
-import re
+import os
 import time
-from pathlib import Path
 
-from kubeupgrade.model.versions import MinorVersion, parse_version
-from kubeupgrade.sandbox import releases
 from kubeupgrade.sandbox.hostbin.context import Host
 from kubeupgrade.sandbox.layout import KUBELET_STATE
 
-_BINARY = re.compile(r"^/(v\d+\.\d+\.\d+)/bin/windows/amd64/([a-z-]+)\.exe(\.sha256)?$")
-_STABLE = re.compile(r"^/release/stable-(\d+)\.(\d+)\.txt$")
+# curl.exe's URLs are read with `re`, and what it serves comes from the version model and the
+# release tables: all imported by curl only. `sc.exe`, which every probe of a Windows host runs,
+# is a new process that needs none of them.
+_BINARY = r"^/(v\d+\.\d+\.\d+)/bin/windows/amd64/([a-z-]+)\.exe(\.sha256)?$"
+_STABLE = r"^/release/stable-(\d+)\.(\d+)\.txt$"
 _NOT_FOUND = (b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>NoSuchKey</Code>"
               b"<Message>The specified key does not exist.</Message></Error>")
 
 
 def _serve(url: str) -> tuple[int, bytes]:
     """(HTTP status, body) of a GET on the simulated dl.k8s.io."""
+    import hashlib
+    import re
+
+    from kubeupgrade.model.versions import MinorVersion, parse_version
+    from kubeupgrade.sandbox import releases
+
     path = url.removeprefix("https://dl.k8s.io")
-    if (stable := _STABLE.match(path)) is not None:
+    if (stable := re.match(_STABLE, path)) is not None:
         known = releases.releases(MinorVersion(int(stable[1]), int(stable[2])))
         return (200, f"{known[-1].tag}".encode()) if known else (404, _NOT_FOUND)
-    if (binary := _BINARY.match(path)) is not None:
+    if (binary := re.match(_BINARY, path)) is not None:
         version, component = parse_version(binary[1]), binary[2]
         if component not in releases.WINDOWS_BINARIES or not releases.is_released(version):
             return 404, _NOT_FOUND
@@ -73,9 +78,10 @@ def curl(host: Host, args: list[str]) -> int:
         return 0
     host.sleep("binary download")
     host.maybe_crash("half-way through the download")
-    target = Path(output)  # as given: the agent names the file inside the host's root
-    target.write_bytes(body)
-    target.chmod(0o755)  # the Linux stand-in must be able to execute it
+    # `output` as given: the agent names the file inside the host's root
+    with open(output, "wb") as target:
+        target.write(body)
+    os.chmod(output, 0o755)  # the Linux stand-in must be able to execute it
     return 0
 
 
