@@ -59,8 +59,10 @@ def loads(text: str) -> Any:
         start = len(text) - len(text.lstrip(_SPACE))
         try:
             value, end = _scan(text, start)
-        except StopIteration:
-            pass  # malformed: the json package below says where
+        except Exception:  # noqa: BLE001, S110 - malformed: the json package below says where
+            # (StopIteration at the start; past it the accelerator raises the json package's
+            # own error, or, in a process that has not imported json.decoder, SystemError)
+            pass
         else:
             if not text[end:].strip(_SPACE):
                 return value

@@ -6,6 +6,8 @@ import fcntl
 import json
 import multiprocessing
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -98,3 +100,27 @@ def test_an_unchanged_file_is_not_rewritten(tmp_path):
     with LockedJson(path) as data:
         data["a"] = 2
     assert os.stat(path).st_ino != before.st_ino  # replaced whole, by rename
+
+
+def test_in_a_process_that_never_imported_json_malformed_text_gets_the_json_packages_error():
+    # A simulated command starts without `json`; the accelerator, asked to name an error
+    # before json.decoder is imported, cannot (it raised SystemError), so quickjson asks json.
+    texts = ['[1', '{"a": "x', '["\\u0001 \x01"]', '{"a" 1}', "[1] x", "", "nul"]
+    checkout = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from kubeupgrade.sandbox import quickjson\n"
+            "assert 'json' not in sys.modules and 'json.decoder' not in sys.modules\n"
+            "for text in sys.argv[2:]:\n"
+            "    try:\n"
+            "        quickjson.loads(text)\n"
+            "    except Exception as error:\n"
+            "        print(type(error).__name__, error)\n"
+            "    else:\n"
+            "        print('no error')\n")
+    result = subprocess.run([sys.executable, "-S", "-c", code, checkout, *texts], capture_output=True,
+                            text=True, timeout=60, check=True)
+    expected = []
+    for text in texts:
+        with pytest.raises(json.JSONDecodeError) as error:
+            json.loads(text)
+        expected.append(f"JSONDecodeError {error.value}")
+    assert result.stdout.splitlines() == expected
