@@ -62,8 +62,10 @@ def analyse(doc: dict, limit: int, slots: int | None = None) -> dict[str, float]
     lower = cp_serial + max(longest, sum(out) / limit)
     # The same bound under the rule that no worker changes before the control planes are done:
     # none is out of service before the quickest preparation after them (the phases between
-    # the control planes' end and the worker's drain, their own durations only).
-    quickest = min(_preparation(e) for e in workers)
+    # the control planes' end and the worker's drain, their own durations only; what a worker
+    # fetched while the control planes upgraded is not in it).
+    cp_end = max(end for _, end in cp_spans)
+    quickest = min(_preparation(e, cp_end) for e in workers)
     ruled = cp_serial + max(longest, quickest + sum(out) / limit)
     makespan = max(end for _, end in worker_spans) - min(start for start, _ in cp_spans)
     # Dispatch overhead: from a phase becoming eligible (its chain sent, or the previous link
@@ -96,9 +98,11 @@ def _before_outage(entry: dict) -> list[dict]:
     return entry["phases"][: names.index(OUT_OF_SERVICE[0])]
 
 
-def _preparation(entry: dict) -> float:
-    """How long the worker's own preparation phases ran (set-repository to the drain)."""
-    return sum(p["ended"] - p["started"] for p in _before_outage(entry) if p["phase"] != "prepare-host")
+def _preparation(entry: dict, after: float) -> float:
+    """How long the worker's own preparation phases that began `after` (the control planes'
+    end) ran, up to its drain."""
+    return sum(p["ended"] - p["started"] for p in _before_outage(entry)
+               if p["phase"] != "prepare-host" and p["started"] >= after)
 
 
 def _prepared_at(entry: dict) -> float:

@@ -99,7 +99,9 @@ def install_kubeadm(ctx: HostContext, version: KubeVersion, package: str) -> Ste
 
 
 def download_packages(ctx: HostContext, version: KubeVersion, package: str) -> StepOutcome:
-    return ctx.platform.install(ctx, version, package, ("kubelet", "kubectl"), download_only=True)
+    """Everything the node installs later, into the package cache: it runs on a worker while
+    the control planes upgrade, and it changes nothing the node runs."""
+    return ctx.platform.install(ctx, version, package, ("kubeadm", "kubelet", "kubectl"), download_only=True)
 
 
 def install_kubelet(ctx: HostContext, version: KubeVersion, package: str) -> StepOutcome:

@@ -43,6 +43,9 @@ class PhaseSpec:
     returns_to_service: bool = False  # ... until this one has succeeded
     sets_repository: bool = False
     installs_packages: bool = False
+    # Changes nothing the node runs (a repository file, the package cache): a worker may run it
+    # while the control planes upgrade, so the worker stage starts with packages at hand.
+    before_control_planes: bool = False
     hint: str = ""  # what an operator does when a campaign fails here ({retry} = the command)
     typical_seconds: int = 30  # on a real host, for `plan`'s estimate (image pulls and PDBs vary it)
 
@@ -66,7 +69,11 @@ PHASES: tuple[PhaseSpec, ...] = (
           sets_repository=True, typical_seconds=30),
     _spec(Phase.PREFLIGHT, "kubeupgrade.controller.preflight", _C, Part.CLUSTER, CLUSTER, typical_seconds=10),
     _spec(Phase.SET_REPOSITORY, "kubeupgrade.node.set_repository", _H, Part.KUBEADM, CP, WORKER,
-          sets_repository=True, typical_seconds=20),
+          sets_repository=True, before_control_planes=True, typical_seconds=20),
+    # Every package the node will install, into the package cache only: the installs later
+    # (kubeadm, then the kubelet during the outage) fetch nothing.
+    _spec(Phase.DOWNLOAD_PACKAGES, "kubeupgrade.node.download_packages", _H, Part.KUBELET, CP, WORKER,
+          before_control_planes=True, typical_seconds=30),
     _spec(Phase.INSTALL_KUBEADM, "kubeupgrade.node.install_kubeadm", _H, Part.KUBEADM, CP, WORKER,
           installs_packages=True, typical_seconds=30),
     _spec(Phase.KUBEADM_PLAN, "kubeupgrade.node.kubeadm_upgrade_plan", _H, Part.KUBEADM, CP, typical_seconds=20),
@@ -77,7 +84,6 @@ PHASES: tuple[PhaseSpec, ...] = (
     _spec(Phase.HOOKS_AFTER_FIRST_CONTROL_PLANE, "kubeupgrade.node.run_hooks", _H, Part.KUBEADM, CP, typical_seconds=30),
     _spec(Phase.KUBEADM_NODE, "kubeupgrade.node.kubeadm_upgrade_node", _H, Part.KUBEADM, CP, WORKER,
           hint=_KUBEADM_HINT, typical_seconds=60),
-    _spec(Phase.DOWNLOAD_PACKAGES, "kubeupgrade.node.download_packages", _H, Part.KUBELET, CP, WORKER, typical_seconds=30),
     _spec(Phase.HOOKS_BEFORE_DRAIN, "kubeupgrade.node.run_hooks", _H, Part.KUBELET, CP, WORKER,
           takes_out_of_service=True, typical_seconds=30),
     _spec(Phase.DRAIN, "kubeupgrade.controller.drain_node", _C, Part.KUBELET, CP, WORKER,

@@ -58,9 +58,10 @@ def _seconds(phases: Sequence[Phase], durations: Durations) -> float:
 
 
 def _preparation(node: NodePlan, durations: Durations) -> float:
-    """Before the outage: kubeadm and its configuration, then the packages downloaded."""
+    """Before the outage, after the control planes: kubeadm and its configuration (the
+    repository and the packages were fetched while the control planes upgraded)."""
     return _seconds([p for p in node.phases
-                     if SPECS[p].part is Part.KUBEADM or p is Phase.DOWNLOAD_PACKAGES], durations)
+                     if SPECS[p].part is Part.KUBEADM and not SPECS[p].before_control_planes], durations)
 
 
 def _outage(node: NodePlan, durations: Durations) -> float:
@@ -83,7 +84,7 @@ def hop_stages(hop: Hop, durations: Durations = DEFAULTS) -> list[tuple[str, flo
     steps = [("prepare and preflight", _seconds((Phase.PREPARE_HOST, Phase.PREFLIGHT), durations), False)]
     steps += [(f"control plane {node.name}", _seconds(node.phases, durations), True) for node in hop.control_planes]
     if hop.workers:
-        steps.append(("workers: kubeadm and downloads", _preparation(hop.workers[0], durations), False))
+        steps.append(("workers: kubeadm", _preparation(hop.workers[0], durations), False))
         outage = max(_outage(node, durations) for node in hop.workers)
         rounds = math.ceil(len(hop.workers) / max(1, hop.schedule.limit))
         steps += [(f"workers: round {i + 1} of {rounds}", outage, True) for i in range(rounds)]

@@ -380,7 +380,8 @@ def _node_plan(
     elif step is KubeadmStep.NODE:
         phases.append(Phase.KUBEADM_NODE)
     if not kubelet_done:
-        phases.append(Phase.DOWNLOAD_PACKAGES)  # before the cordon: keeps the outage short
+        # Early (see its declaration): a worker's outage and its kubeadm fetch nothing.
+        phases.append(Phase.DOWNLOAD_PACKAGES)
         if drain:
             if policies.hooks.before_drain:
                 phases.append(Phase.HOOKS_BEFORE_DRAIN)

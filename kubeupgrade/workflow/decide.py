@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from kubeupgrade.model.campaign import WorkerStrategy
+from kubeupgrade.model.phases import names_where
 from kubeupgrade.planning.scheduling import NodeState, Pools, workers_to_prepare, workers_to_start
 from kubeupgrade.workflow.audit import OUTAGE_PHASES, outage_begun, outage_start
 from kubeupgrade.workflow.schema import NodeEntry, PhaseRecord
@@ -263,6 +264,53 @@ def _decide_on_index(index: WorkerIndex, limit: int, *, max_failed: int, paused:
     return WorkerStep(outage=tuple(outage), prepare=tuple(ahead), failed=failed, stuck=stuck)
 
 
+EARLY_PHASES = names_where(before_control_planes=True)
+
+
+def early_part(entry: Entry) -> list[PhaseRecord]:
+    """The entry's open phases that may run while the control planes upgrade: those before
+    its first open phase that may not (none once such a phase is open)."""
+    part = []
+    for phase in entry["phases"]:
+        if phase["state"] == "succeeded":
+            continue
+        if phase["phase"] not in EARLY_PHASES:
+            break
+        part.append(phase)
+    return part
+
+
+def workers_to_fetch(order: Sequence[str], entries: Mapping[str, Entry], limit: int, *,
+                     pools: Pools | None = None, prepare_ahead: int = 0) -> tuple[str, ...]:
+    """While the control planes upgrade: the workers whose early phases (early_part: the
+    repository, the packages into the cache) are to be sent now. Each lane gets as many
+    workers fetched or fetching as the worker stage will prepare ahead of it (the same room as
+    workers_to_prepare), the first in `order`, so the first outages find their packages at hand
+    and the rest are fetched as the worker stage prepares them. A worker with an early phase
+    in any other state (failed, or recorded running without a task) is not sent, and a failed
+    worker takes no room. Stops looking once the room is taken when there are no pools: a tick
+    at thousands of workers reads only the first ones."""
+    fetching: set[str] = set()  # early phases in flight
+    fetched: set[str] = set()  # nothing early left open
+    due: set[str] = set()  # the first early phase unsent
+    room = prepare_ahead or 2 * limit
+    for name in order:
+        entry = entries[name]
+        if entry["state"] == "failed":
+            continue
+        part = early_part(entry)
+        if not part:
+            fetched.add(name)
+        elif part[0]["state"] == "pending" and not part[0]["task_id"]:
+            due.add(name)
+        else:
+            fetching.add(name)
+        if not pools and len(fetching) + len(fetched) + len(due) >= room:
+            break
+    return tuple(workers_to_prepare(order, fetching, fetched, due, limit=limit, pools=pools,
+                                    ahead_per_lane=prepare_ahead))
+
+
 @dataclass(frozen=True)
 class ControlPlaneStep:
     send: tuple[str, ...] = ()  # one chain of every open phase of these, in this order
@@ -306,7 +354,12 @@ def agents_waiting(wanted: Sequence[str], ready: set[str], waiting: Mapping[str,
 
 def beyond_budget(stage: str, failed: Sequence[Entry], budget: int) -> bool:
     """Whether a hop's failed entries stop everything new: any failure outside the worker
-    stage or of a control plane, or more failed workers than `budget`."""
+    stage or of a control plane, or more failed workers than `budget`. While the control
+    planes upgrade, a worker that failed (in its early phases: workers_to_fetch) stops nothing:
+    the control planes finish, and the worker stage counts it against `budget` as if it had
+    failed there."""
+    if stage == "control-planes":
+        failed = [e for e in failed if e["role"] != "worker"]
     return bool(failed) and not (stage == "workers" and len(failed) <= budget
                                  and all(e["role"] == "worker" for e in failed))
 

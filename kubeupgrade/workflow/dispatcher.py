@@ -44,9 +44,11 @@ from kubeupgrade.workflow.decide import (
     beyond_budget,
     decide_control_planes,
     decide_workers,
+    early_part,
     first_open_phase,
     in_flight,
     out_of_service,
+    workers_to_fetch,
 )
 from kubeupgrade.workflow.hop_view import HopView
 from kubeupgrade.workflow.liveness import alive_agents, beating, sleep_until_woken
@@ -676,6 +678,8 @@ class Dispatcher:
                               entries: dict[str, NodeEntry]) -> None:
         step = decide_control_planes(self._schedule(doc, hop).control_planes, entries,
                                      paused=bool(doc.get("paused")) or not self._window_open(doc))
+        if not step.finished and not doc.get("paused"):
+            self._fetch_early(doc, hop, entries)
         if step.finished:
             cluster = entries[CLUSTER_ENTRY]
             gate = next((p for p in cluster["phases"] if p["phase"] == Phase.CONTROL_PLANE_GATE.value), None)
@@ -692,6 +696,38 @@ class Dispatcher:
         links = [link for name in step.send for link in self._signatures(
             doc, hop, entries[name], [p for p in entries[name]["phases"] if p["state"] != "succeeded"])]
         self._send(doc, hop, chain(links) if len(links) > 1 else links[0])
+
+    def _fetch_early(self, doc: CampaignRecord, hop: int, entries: dict[str, NodeEntry]) -> None:
+        """The first workers' early phases (their repository, their packages into the cache:
+        nothing they run changes) while the control planes upgrade (decide.workers_to_fetch),
+        so the worker stage does not begin with every slot waiting for downloads. Only the
+        canaries when a health gate comes first; none once more workers failed than the budget.
+        Sent only to agents that answer now: a silent one is waited for by name in the worker
+        stage, as before, and never holds up the control planes."""
+        policies = doc["campaign"].get("policies", {})
+        view = self._view(doc["id"], hop, entries)
+        if sum(1 for name in view.failed if entries[name]["role"] == "worker") > policies.get("max_failed_workers", 0):
+            return
+        schedule = self._schedule(doc, hop)
+        order = schedule.workers
+        if any(p["phase"] == Phase.HEALTH_GATE.value for p in entries[CLUSTER_ENTRY]["phases"]):
+            boundaries = gate_boundaries(len(order), policies.get("canary", 0), policies.get("gate_every", 0))
+            order = order[: boundaries[0]] if boundaries else order
+        wanted = workers_to_fetch(order, entries, schedule.limit, pools=schedule.pool_limits(),
+                                  prepare_ahead=policies.get("prepare_ahead", 0))
+        if not wanted:
+            return
+        ready = alive_agents(self.store.redis, list(wanted)) - self._not_taking.get(doc["id"], set())
+        sent = 0
+        for name in wanted:
+            if name not in ready:
+                continue
+            if sent and self._over_send_budget():
+                break  # the rest next tick
+            links = self._signatures(doc, hop, entries[name], early_part(entries[name]))
+            if links:
+                self._send(doc, hop, chain(links) if len(links) > 1 else links[0])
+                sent += 1
 
     def _stage_workers(self, doc: CampaignRecord, hop: int, entries: dict[str, NodeEntry]) -> None:
         """Prepare workers ahead of the window (no outage); take them out of service as the

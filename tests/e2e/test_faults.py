@@ -251,6 +251,36 @@ def test_kubeadm_apply_permanent_failure_stops_before_any_other_node(make_stack,
     assert_safe(box, 1)
 
 
+def test_a_worker_download_failing_while_the_control_planes_upgrade_lets_them_finish(make_stack, tmp_path):
+    """Workers fetch their packages while the control planes upgrade. One whose download fails
+    for good holds up no control plane: they all finish, then the worker stage fails it by
+    name (over the default budget of no failed worker) before any worker is touched."""
+    stack = make_stack(control_planes=2, workers=2, version="1.30.4")
+    box = stack.sandbox
+    box.add_fault("hang", node="cp-2", command="kubeadm upgrade node", seconds=3.0, count=1)
+    box.add_fault("fail", node="worker-1", command="apt-get install -y -q --download-only", count=50)
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31"), broker=stack.broker)
+    state, error = finish(handle)
+    assert state == "failed"
+    assert (error["node"], error["phase"]) == ("worker-1", "download-packages")
+    entries = handle.status()["entries"][0]
+    assert entries["cp-1"]["state"] == entries["cp-2"]["state"] == "succeeded"
+    # It failed while cp-2 was still upgrading, and cp-2 went on.
+    assert phase_record(handle, "worker-1", "download-packages")["ended"] < \
+        phase_record(handle, "cp-2", "kubeadm-upgrade-node")["ended"]
+    for node in ("worker-1", "worker-2"):
+        changed = [e["argv"] for e in box.command_log(node) if invariants._is_disruptive(e["argv"])]
+        assert changed == [], f"{node} was changed: {changed}"
+    # worker-2 fetched its packages early too, before the control planes were done.
+    cp_done = phase_record(handle, "cp-2", "kubeadm-upgrade-node")["ended"]
+    fetched = [e for e in box.command_log("worker-2") if "--download-only" in e["argv"]
+               or "--downloadonly" in e["argv"]]
+    assert fetched and fetched[0]["start"] < cp_done
+    box.clear_faults()
+    retry_succeeds(handle)
+    assert_safe(box, 1)
+
+
 def test_node_never_ready_halts_and_retry_finishes(make_stack, tmp_path):
     stack = make_stack(control_planes=1, workers=3, version="1.30.4")
     box = stack.sandbox

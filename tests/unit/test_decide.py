@@ -10,19 +10,23 @@ from kubeupgrade.model.campaign import WorkerStrategy
 from kubeupgrade.planning.scheduling import fixed_batches
 from kubeupgrade.workflow.audit import outage_start
 from kubeupgrade.workflow.decide import (
+    EARLY_PHASES,
     agents_waiting,
     awaited_since,
+    beyond_budget,
     decide_control_planes,
     decide_workers,
+    early_part,
     first_open_phase,
     in_flight,
     out_of_service,
     prepared,
+    workers_to_fetch,
 )
 from kubeupgrade.workflow.record import new_phase
 
-WORKER_PHASES = ["prepare-host", "set-repository", "install-kubeadm", "kubeadm-upgrade-node",
-                 "download-packages", "drain", "install-kubelet", "restart-kubelet", "wait-ready",
+WORKER_PHASES = ["prepare-host", "set-repository", "download-packages", "install-kubeadm",
+                 "kubeadm-upgrade-node", "drain", "install-kubelet", "restart-kubelet", "wait-ready",
                  "uncordon"]
 NEXT = ("waiting", "sent", "running", "failed")
 
@@ -154,6 +158,105 @@ def test_a_simulated_hop_keeps_the_limit_at_every_step_and_finishes(count, limit
             begin(target)
         else:
             complete(target)
+        assert len(out_now(entries)) <= limit
+    assert all(e["state"] == "succeeded" for e in entries.values())
+
+
+def send_early(entry):
+    for phase in early_part(entry):
+        phase["task_id"] = f"{entry['node']}-a{entry['attempt']}-{phase['phase']}"
+
+
+def fetch_due(entry):
+    part = early_part(entry)
+    return entry["state"] != "failed" and bool(part) and part[0]["state"] == "pending" and not part[0]["task_id"]
+
+
+@settings(max_examples=400)
+@given(workers_drawn, st.integers(1, 4), st.integers(0, 3))
+def test_early_fetch_sends_only_early_phases_to_the_first_workers_in_order(drawn, limit, prepare_ahead):
+    entries = {f"w{i}": worker(f"w{i}", done, nxt) for i, (done, nxt) in enumerate(drawn)}
+    order = list(entries)
+    sent = workers_to_fetch(order, entries, limit, prepare_ahead=prepare_ahead)
+    room = prepare_ahead or 2 * limit
+    # The first `room` workers that have not failed hold the room, whatever their state; of
+    # those, each with an unsent early phase is sent.
+    holding = [n for n in order if entries[n]["state"] != "failed"][:room]
+    assert list(sent) == [n for n in holding if fetch_due(entries[n])]
+    for name in sent:
+        phases = entries[name]["phases"]
+        part = early_part(entries[name])
+        assert part and {p["phase"] for p in part} <= EARLY_PHASES
+        # The chain is the node's open phases from the first: everything before it succeeded.
+        first = phases.index(part[0])
+        assert all(p["state"] == "succeeded" for p in phases[:first])
+        assert [p for p in phases[first:] if p["state"] != "succeeded"][: len(part)] == part
+
+
+def test_early_fetch_fills_each_pool_lane_to_its_own_room():
+    entries = {f"w{i}": worker(f"w{i}", 1) for i in range(12)}  # prepare-host done
+    order = list(entries)
+    pools = {"gpu": (1, frozenset({"w0", "w1", "w2", "w3"}))}  # lane room 2; the rest: 2 x 3
+    assert workers_to_fetch(order, entries, 3, pools=pools) == ("w0", "w1", "w4", "w5", "w6", "w7", "w8", "w9")
+    send_early(entries["w0"])
+    complete(entries["w0"])  # set-repository done, the download in flight: it keeps its room
+    assert workers_to_fetch(order, entries, 3, pools=pools)[:2] == ("w1", "w4")
+    lose(entries["w0"])  # sent again as a new attempt: due again
+    assert workers_to_fetch(order, entries, 3, pools=pools)[:2] == ("w0", "w1")
+    for name in ("w0", "w1"):
+        send_early(entries[name])
+        complete(entries[name])
+        complete(entries[name])  # early phases done: install-kubeadm is next, not sent here
+    assert workers_to_fetch(order, entries, 3, pools=pools)[:1] == ("w4",)
+
+
+def test_a_worker_failed_while_the_control_planes_upgrade_stops_nothing_until_the_worker_stage():
+    failed_worker = worker("w0", 2, "failed")
+    assert not beyond_budget("control-planes", [failed_worker], 0)
+    assert beyond_budget("workers", [failed_worker], 0)
+    assert not beyond_budget("workers", [failed_worker], 1)
+    assert beyond_budget("control-planes", [failed_worker, control_plane("cp-0", 3, "failed")], 5)
+    assert beyond_budget("prepare", [worker("w1", 0, "failed")], 5)
+
+
+@settings(max_examples=300)
+@given(st.integers(1, 7), st.integers(1, 3), st.integers(0, 3), st.integers(0, 60),
+       st.lists(st.tuples(st.sampled_from(("begin", "complete", "lose")), st.integers(0, 99)),
+                max_size=400))
+def test_early_fetch_while_the_control_planes_upgrade_touches_nothing_else_and_the_hop_finishes(
+        count, limit, prepare_ahead, control_plane_events, events):
+    """Any number of early sends, completions and losses while the control planes upgrade: no
+    worker has anything but its early phases sent or begun then, and the worker stage that
+    follows (on whatever state that left) keeps the limit and finishes every worker."""
+    entries = {f"w{i}": worker(f"w{i}", 1) for i in range(count)}
+    order = list(entries)
+    script = iter(events)
+    for _ in range(control_plane_events):
+        for name in workers_to_fetch(order, entries, limit, prepare_ahead=prepare_ahead):
+            send_early(entries[name])
+        assert len([n for n in order if in_flight(entries[n]) or not early_part(entries[n])]) <= (
+            prepare_ahead or 2 * limit)
+        for entry in entries.values():
+            for phase in entry["phases"][1:]:
+                if phase["phase"] not in EARLY_PHASES:
+                    assert not phase["task_id"] and phase["state"] == "pending", entry["node"]
+        flying = [n for n in order if in_flight(entries[n])]
+        if not flying:
+            break
+        kind, pick = next(script, ("complete", 0))
+        target = entries[flying[pick % len(flying)]]
+        {"lose": lose, "begin": begin, "complete": complete}[kind](target)
+    for _ in range(2000):
+        step = decide_workers(order, limit, WorkerStrategy.WINDOW, entries, prepare_ahead=prepare_ahead)
+        if step.finished:
+            break
+        send_step(entries, step)
+        assert len(out_now(entries)) <= limit
+        flying = [n for n in order if in_flight(entries[n])]
+        assert flying, "nothing in flight and nothing sent: the hop would hang"
+        kind, pick = next(script, ("complete", 0))
+        target = entries[flying[pick % len(flying)]]
+        (complete if kind == "lose" else {"begin": begin, "complete": complete}[kind])(target)
         assert len(out_now(entries)) <= limit
     assert all(e["state"] == "succeeded" for e in entries.values())
 

@@ -64,7 +64,7 @@ def test_a_rehearsal_estimates_each_stage_and_where_the_run_lands_in_the_windows
     friday = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
     stages, landed = schedule_estimate(plan, chosen, DEFAULTS, friday)
     assert [s["stage"] for s in stages] == [
-        "prepare and preflight", "control plane cp-1", "control plane cp-2", "workers: kubeadm and downloads",
+        "prepare and preflight", "control plane cp-1", "control plane cp-2", "workers: kubeadm",
         "workers: round 1 of 2", "workers: round 2 of 2", "verify"]
     assert sum(s["seconds"] for s in stages) == estimate(plan).total_seconds
     assert [s["windowed"] for s in stages] == [False, True, True, False, True, True, False]

@@ -2,6 +2,8 @@
 and property tests that a plan never skips a minor, never downgrades and never starts a worker
 before every control plane of its hop."""
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,6 +18,7 @@ from kubeupgrade.model.campaign import (
     Role,
     WorkerStrategy,
 )
+from kubeupgrade.model.phases import PHASES, SPECS, Runs
 from kubeupgrade.model.plan import KubeadmStep, Phase
 from kubeupgrade.model.versions import KubeVersion, MinorVersion, parse_version, parse_version_spec
 from kubeupgrade.planning.planner import plan_campaign
@@ -324,6 +327,23 @@ def test_workers_never_come_before_every_control_plane_of_their_hop(camp):
         assert hop.schedule.limit <= max(1, len(hop.workers))
         for batch in hop.schedule.batches:
             assert len(batch) <= hop.schedule.limit
+
+
+@settings(max_examples=400, deadline=None)
+@given(clusters())
+def test_what_a_worker_may_run_before_the_control_planes_leads_its_plan_and_changes_nothing_it_runs(camp):
+    """The dispatcher sends a worker's leading early phases while the control planes upgrade:
+    they must come before every other phase of its plan, and none may install, restart or take
+    the node out of service."""
+    early = [spec.phase for spec in PHASES if spec.before_control_planes]
+    for spec in map(SPECS.__getitem__, early):
+        assert spec.runs is Runs.HOST and not spec.installs_packages and not spec.takes_out_of_service
+        assert spec.phase not in (Phase.KUBEADM_NODE, Phase.KUBEADM_APPLY, Phase.RESTART_KUBELET)
+    plan = plan_campaign(camp)
+    for hop in plan.hops:
+        for node in hop.workers:
+            leading = list(itertools.takewhile(lambda phase: phase in early, node.phases))
+            assert [p for p in node.phases if p in early] == leading
 
 
 def test_an_exact_target_missing_from_the_listing_of_its_minor_is_refused():
