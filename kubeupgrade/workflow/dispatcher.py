@@ -171,6 +171,11 @@ class LeaseLost(Exception):
     """Another dispatcher leads now: this tick stops before it sends anything more."""
 
 
+def node_canvas(links: list[Signature]) -> Signature:
+    """One node's links as what is sent: a chain, or the one task alone."""
+    return chain(links) if len(links) > 1 else links[0]
+
+
 class Dispatcher:
     def __init__(self, app: Celery, store: CampaignStore,
                  discover: Callable[[Campaign], tuple[list[NodeSpec], Any]] | None = None,
@@ -695,7 +700,7 @@ class Dispatcher:
             return
         links = [link for name in step.send for link in self._signatures(
             doc, hop, entries[name], [p for p in entries[name]["phases"] if p["state"] != "succeeded"])]
-        self._send(doc, hop, chain(links) if len(links) > 1 else links[0])
+        self._send(doc, hop, node_canvas(links))
 
     def _fetch_early(self, doc: CampaignRecord, hop: int, entries: dict[str, NodeEntry]) -> None:
         """The first workers' early phases (their repository, their packages into the cache:
@@ -726,7 +731,7 @@ class Dispatcher:
                 break  # the rest next tick
             links = self._signatures(doc, hop, entries[name], early_part(entries[name]))
             if links:
-                self._send(doc, hop, chain(links) if len(links) > 1 else links[0])
+                self._send(doc, hop, node_canvas(links))
                 sent += 1
 
     def _stage_workers(self, doc: CampaignRecord, hop: int, entries: dict[str, NodeEntry]) -> None:
@@ -796,7 +801,7 @@ class Dispatcher:
             links = self._signatures(doc, hop, entry, part)
             if not links:
                 continue
-            canvas = chain(links) if len(links) > 1 else links[0]
+            canvas = node_canvas(links)
             sent += 1
             if batch and name in outage:
                 outage_chains.append(canvas)
