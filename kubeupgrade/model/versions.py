@@ -8,42 +8,74 @@ We do not use `packaging.version` for these: it normalises `v1.32.0-rc.1` to `1.
 `1.31.2-1.1` and reads `1.24.3-00` as a post-release. Every value keeps the string it was parsed
 from (`raw`) so output shows what the user or the tool wrote.
 
-Pure: imported by planning, the CLI, the agents and the sandbox alike.
+Pure: imported by planning, the CLI, the agents and the sandbox alike. Every simulated package
+manager and kubeadm run is a new process that imports this module, so it is written without
+`dataclasses`, `re`, `functools` or `typing` (with them, importing it was two thirds of such a
+command's CPU): the value classes spell out what a frozen dataclass would generate, and the
+parsers read the grammar below by hand (`tests/unit/test_versions.py` checks them against it).
+
+    tag     = ["v"] number "." number ["." number [("-" | "~") label "." number]]
+    number  = "0" | [1-9][0-9]*            (ASCII digits only)
+    label   = "alpha" | "beta" | "rc"
+    package = [digits ":"] upstream "-" revision     (split at the last "-")
+    upstream = [0-9][0-9A-Za-z.~-]*,  revision = [0-9][0-9.]*
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
-from functools import total_ordering
-from typing import Union
-
 from kubeupgrade.errors import InvalidInput
+
+TYPE_CHECKING = False  # typing is not imported at run time (see above); mypy reads this as usual
+if TYPE_CHECKING:
+    from typing import Union
 
 # Kubernetes release candidates are ordered alpha < beta < rc < final (semver pre-release rules
 # restricted to the labels the Kubernetes release process uses).
 _PRE_RANK = {"alpha": 0, "beta": 1, "rc": 2}
 _FINAL_RANK = 3
 
-_TAG = re.compile(
-    r"^v?(?P<major>0|[1-9]\d*)\.(?P<minor>0|[1-9]\d*)"
-    r"(?:\.(?P<patch>0|[1-9]\d*)(?:[-~](?P<label>alpha|beta|rc)\.(?P<num>0|[1-9]\d*))?)?$"
-)
-# An OS package version: an optional epoch, the upstream version, and a distribution revision.
-_PACKAGE = re.compile(r"^(?:\d+:)?(?P<upstream>[0-9][0-9A-Za-z.~\-]*?)-(?P<revision>[0-9][0-9.]*)$")
+_DIGITS = frozenset("0123456789")
+_UPSTREAM = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.~-")
+_REVISION = frozenset("0123456789.")
 
 
-@total_ordering
-@dataclass(frozen=True)
-class KubeVersion:
+class FrozenValue:
+    """What the version values share: immutable once built, copied and pickled by value."""
+
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}: {type(self).__name__} is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}: {type(self).__name__} is immutable")
+
+    def _fields(self) -> tuple[object, ...]:
+        raise NotImplementedError
+
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
+        return type(self), self._fields()
+
+
+class KubeVersion(FrozenValue):
     """An exact Kubernetes version such as v1.31.2 or v1.32.0-rc.1."""
 
+    __slots__ = ("major", "minor", "patch", "pre_label", "pre_number", "raw")
     major: int
     minor: int
     patch: int
-    pre_label: str | None = None
-    pre_number: int | None = None
-    raw: str = field(default="", compare=False, hash=False)
+    pre_label: str | None
+    pre_number: int | None
+    raw: str  # as written; not part of equality, hash or order
+
+    def __init__(self, major: int, minor: int, patch: int, pre_label: str | None = None,
+                 pre_number: int | None = None, raw: str = "") -> None:
+        for name, value in (("major", major), ("minor", minor), ("patch", patch),
+                            ("pre_label", pre_label), ("pre_number", pre_number), ("raw", raw)):
+            object.__setattr__(self, name, value)
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.major, self.minor, self.patch, self.pre_label, self.pre_number, self.raw)
 
     @property
     def tag(self) -> str:
@@ -70,23 +102,60 @@ class KubeVersion:
         rank = _FINAL_RANK if self.pre_label is None else _PRE_RANK[self.pre_label]
         return (self.major, self.minor, self.patch, rank, self.pre_number or 0)
 
+    def _identity(self) -> tuple[object, ...]:
+        return (self.major, self.minor, self.patch, self.pre_label, self.pre_number)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not KubeVersion:
+            return NotImplemented
+        return self._identity() == other._identity()
+
+    def __hash__(self) -> int:
+        return hash(self._identity())
+
     def __lt__(self, other: object) -> bool:
         if not isinstance(other, KubeVersion):
             return NotImplemented
         return self._key() < other._key()
 
+    def __le__(self, other: object) -> bool:
+        if not isinstance(other, KubeVersion):
+            return NotImplemented
+        return self._key() <= other._key()
+
+    def __gt__(self, other: object) -> bool:
+        if not isinstance(other, KubeVersion):
+            return NotImplemented
+        return self._key() > other._key()
+
+    def __ge__(self, other: object) -> bool:
+        if not isinstance(other, KubeVersion):
+            return NotImplemented
+        return self._key() >= other._key()
+
+    def __repr__(self) -> str:
+        return (f"KubeVersion(major={self.major!r}, minor={self.minor!r}, patch={self.patch!r}, "
+                f"pre_label={self.pre_label!r}, pre_number={self.pre_number!r}, raw={self.raw!r})")
+
     def __str__(self) -> str:
         return self.raw or self.tag
 
 
-@total_ordering
-@dataclass(frozen=True)
-class MinorVersion:
+class MinorVersion(FrozenValue):
     """A Kubernetes minor release line such as 1.31; as a target it means "its latest patch"."""
 
+    __slots__ = ("major", "minor", "raw")
     major: int
     minor: int
-    raw: str = field(default="", compare=False, hash=False)
+    raw: str  # as written; not part of equality, hash or order
+
+    def __init__(self, major: int, minor: int, raw: str = "") -> None:
+        object.__setattr__(self, "major", major)
+        object.__setattr__(self, "minor", minor)
+        object.__setattr__(self, "raw", raw)
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.major, self.minor, self.raw)
 
     @property
     def plain(self) -> str:
@@ -109,25 +178,62 @@ class MinorVersion:
             )
         return other.minor - self.minor
 
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not MinorVersion:
+            return NotImplemented
+        return (self.major, self.minor) == (other.major, other.minor)
+
+    def __hash__(self) -> int:
+        return hash((self.major, self.minor))
+
     def __lt__(self, other: object) -> bool:
         if not isinstance(other, MinorVersion):
             return NotImplemented
         return (self.major, self.minor) < (other.major, other.minor)
 
+    def __le__(self, other: object) -> bool:
+        if not isinstance(other, MinorVersion):
+            return NotImplemented
+        return (self.major, self.minor) <= (other.major, other.minor)
+
+    def __gt__(self, other: object) -> bool:
+        if not isinstance(other, MinorVersion):
+            return NotImplemented
+        return (self.major, self.minor) > (other.major, other.minor)
+
+    def __ge__(self, other: object) -> bool:
+        if not isinstance(other, MinorVersion):
+            return NotImplemented
+        return (self.major, self.minor) >= (other.major, other.minor)
+
+    def __repr__(self) -> str:
+        return f"MinorVersion(major={self.major!r}, minor={self.minor!r}, raw={self.raw!r})"
+
     def __str__(self) -> str:
         return self.raw or self.plain
 
 
-VersionSpec = Union[KubeVersion, MinorVersion]  # not `|`: the agent imports this on Python 3.9
+if TYPE_CHECKING:
+    VersionSpec = Union[KubeVersion, MinorVersion]  # not `|`: the agent runs on Python 3.9
+else:
+    VersionSpec = (KubeVersion, MinorVersion)  # what isinstance() takes; annotations are strings
 
 
-@dataclass(frozen=True)
-class PackageVersion:
+class PackageVersion(FrozenValue):
     """An OS package version of kubeadm/kubelet/kubectl: the exact string to pin, and what it is."""
 
+    __slots__ = ("raw", "version", "revision")
     raw: str
     version: KubeVersion
     revision: str
+
+    def __init__(self, raw: str, version: KubeVersion, revision: str) -> None:
+        object.__setattr__(self, "raw", raw)
+        object.__setattr__(self, "version", version)
+        object.__setattr__(self, "revision", revision)
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.raw, self.version, self.revision)
 
     @property
     def flavour(self) -> str:
@@ -138,8 +244,51 @@ class PackageVersion:
             return "pkgs-rpm"
         return "pkgs-deb"
 
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not PackageVersion:
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return f"PackageVersion(raw={self.raw!r}, version={self.version!r}, revision={self.revision!r})"
+
     def __str__(self) -> str:
         return self.raw
+
+
+def _number(text: str) -> int | None:
+    """A version number as the grammar has it ("0", or ASCII digits without a leading zero)."""
+    if text == "0" or (text and text[0] != "0" and _DIGITS.issuperset(text)):
+        return int(text)
+    return None
+
+
+def _parse_tag(text: str) -> KubeVersion | MinorVersion | None:
+    """`text` (already stripped) read as a tag or a minor, None if it is neither."""
+    body = text[1:] if text.startswith("v") else text
+    cut = min((i for i in (body.find("-"), body.find("~")) if i >= 0), default=-1)
+    core, pre = (body, None) if cut < 0 else (body[:cut], body[cut + 1:])
+    parts = core.split(".")
+    if len(parts) not in (2, 3) or (pre is not None and len(parts) != 3):
+        return None
+    numbers: list[int] = []
+    for part in parts:
+        number = _number(part)
+        if number is None:
+            return None
+        numbers.append(number)
+    if len(numbers) == 2:
+        return MinorVersion(numbers[0], numbers[1], raw=text)
+    if pre is None:
+        return KubeVersion(numbers[0], numbers[1], numbers[2], raw=text)
+    label, dot, count = pre.partition(".")
+    pre_number = _number(count) if dot else None
+    if label not in _PRE_RANK or pre_number is None:
+        return None
+    return KubeVersion(numbers[0], numbers[1], numbers[2], label, pre_number, raw=text)
 
 
 def parse_version(text: str) -> KubeVersion:
@@ -160,44 +309,48 @@ def parse_minor(text: str) -> MinorVersion:
     return spec
 
 
-def parse_version_spec(text: object) -> VersionSpec:
+def parse_version_spec(text: object) -> KubeVersion | MinorVersion:
     """Parse an exact version or a minor. Raises InvalidInput with the accepted forms."""
     if not isinstance(text, str):
         # YAML reads an unquoted 1.30 as the float 1.3: refuse it rather than guess.
         raise InvalidInput(
             f"{text!r} is not a version string; quote it in YAML, e.g. \"1.30\" or \"v1.30.4\""
         )
-    stripped = text.strip()
-    match = _TAG.match(stripped)
-    if match is None:
+    spec = _parse_tag(text.strip())
+    if spec is None:
         raise InvalidInput(
             f"{text!r} is not a Kubernetes version; expected v1.31.2, 1.31.2, 1.31 or v1.32.0-rc.1"
         )
-    major, minor = int(match["major"]), int(match["minor"])
-    if match["patch"] is None:
-        return MinorVersion(major, minor, raw=stripped)
-    number = match["num"]
-    return KubeVersion(
-        major,
-        minor,
-        int(match["patch"]),
-        match["label"],
-        int(number) if number is not None else None,
-        raw=stripped,
-    )
+    return spec
+
+
+def _split_package(text: str) -> tuple[str, str] | None:
+    """(upstream, revision) of a package version (already stripped), None if it is not one."""
+    epoch, colon, rest = text.partition(":")
+    if colon:
+        if not epoch or not _DIGITS.issuperset(epoch):
+            return None
+        text = rest
+    upstream, dash, revision = text.rpartition("-")
+    if not dash or not upstream or not revision:
+        return None
+    if upstream[0] not in _DIGITS or not _UPSTREAM.issuperset(upstream):
+        return None
+    if revision[0] not in _DIGITS or not _REVISION.issuperset(revision):
+        return None
+    return upstream, revision
 
 
 def parse_package_version(text: str) -> PackageVersion:
     """Parse an OS package version such as `1.31.2-1.1`, `1.31.2-150500.1.1` or `1.24.3-00`."""
     stripped = text.strip()
-    match = _PACKAGE.match(stripped)
-    if match is None:
+    split = _split_package(stripped)
+    if split is None:
         raise InvalidInput(
             f"{text!r} is not a Kubernetes package version; expected forms like 1.31.2-1.1, "
             "1.31.2-150500.1.1 or 1.24.3-00"
         )
-    upstream = match["upstream"]
-    match_tag = _TAG.match(upstream)
-    if match_tag is None or match_tag["patch"] is None:
+    upstream, revision = split
+    if not isinstance(_parse_tag(upstream), KubeVersion):
         raise InvalidInput(f"{text!r}: {upstream!r} is not an exact Kubernetes version")
-    return PackageVersion(stripped, parse_version(upstream), match["revision"])
+    return PackageVersion(stripped, parse_version(upstream), revision)

@@ -243,6 +243,54 @@ def test_apply_then_node_upgrades_addons_only_after_the_last_control_plane(box):
     assert box.api_get("/version")["gitVersion"] == "v1.31.2"
 
 
+# What a worker's `kubeadm upgrade node` (one per worker per upgrade) must not import: the HTTP
+# libraries (the client speaks HTTP/1.1 on `ssl` itself), the object factory and the static pod
+# manifests (a control plane's part), and the version model's old dependencies.
+WORKER_KUBEADM_HEAVY = {"urllib.request", "http.client", "email", "dataclasses", "typing", "shutil",
+                        "pathlib", "kubeupgrade.sandbox.objects", "kubeupgrade.sandbox.hosts",
+                        "kubeupgrade.sandbox.store", "uuid"}
+
+
+def test_a_workers_kubeadm_upgrade_node_and_package_runs_import_only_what_they_use(box):
+    install(box, "cp-1", "1.31.2", "kubeadm")
+    ok(run_on(box, "cp-1", "kubeadm", "upgrade", "apply", "v1.31.2", "--yes"))
+    point_repository(box, "worker-1", "1.31")
+    runs = [("apt-get", "update"), ("apt-cache", "madison", "kubeadm"), ("apt-mark", "unhold", "kubeadm"),
+            ("apt-get", "install", "-y", "kubeadm=1.31.2-1.1"), ("kubeadm", "upgrade", "node")]
+    for argv in runs:
+        imported = reported_imports(box, "worker-1", box.node_bin("worker-1") / argv[0], *argv[1:])
+        heavy = WORKER_KUBEADM_HEAVY | ({"re", "enum"} if argv[0] != "kubeadm" else set())  # YAML needs re
+        assert not imported & heavy, f"{' '.join(argv)}: {sorted(imported & heavy)}"
+    assert "sandboxWrittenFor: v1.31.2" in (box.node_root("worker-1") / "var/lib/kubelet/config.yaml").read_text()
+    backups = list((box.node_root("worker-1") / "etc/kubernetes/tmp").glob("kubeadm-kubelet-config*/config.yaml"))
+    assert len(backups) == 1 and "sandboxWrittenFor: v1.30.4" in backups[0].read_text()
+
+
+def test_the_api_client_keeps_one_connection_reopens_it_after_a_server_restart_and_leaks_none(box):
+    from kubeupgrade.sandbox.hostbin.apiclient import ApiUnavailable, KubeClient
+
+    def open_descriptors():
+        return len(os.listdir("/proc/self/fd"))
+
+    kubeconfig = str(box.node_root("cp-1") / "etc/kubernetes/admin.conf")
+    before = open_descriptors()
+    client = KubeClient(kubeconfig)
+    assert client.get("/version")["gitVersion"] == "v1.30.4"
+    first = client._socket
+    assert client.get("/api/v1/nodes")["items"] and client._socket is first  # kept alive
+    assert box.stop_api()
+    box.start_api()
+    # The kept-alive connection died with the server: the request is sent again on a new one.
+    assert client.get("/version")["gitVersion"] == "v1.30.4" and client._socket is not first
+    assert box.stop_api()
+    with pytest.raises(ApiUnavailable, match=r'^Get "https://127\.0\.0\.1:\d+/version": dial tcp .*refused'):
+        client.get("/version")
+    box.start_api()
+    assert client.get("/version")["gitVersion"] == "v1.30.4"
+    client.close()
+    assert open_descriptors() == before
+
+
 def test_upgrade_node_with_an_old_kubeadm_is_refused(box):
     install(box, "cp-1", "1.31.2", "kubeadm")
     ok(run_on(box, "cp-1", "kubeadm", "upgrade", "apply", "v1.31.2", "--yes"))

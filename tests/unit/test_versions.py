@@ -118,3 +118,97 @@ def test_kube_version_is_hashable_and_sortable():
     versions = [parse_version(v) for v in ["1.31.2", "v1.30.4", "1.32.0-rc.1", "1.31.10"]]
     assert [v.plain for v in sorted(versions)] == ["1.30.4", "1.31.2", "1.31.10", "1.32.0-rc.1"]
     assert KubeVersion(1, 31, 2) in set(versions)
+
+
+# -- the hand-written parsers against the grammar as regular expressions -----------------------
+# (the module reads versions without `re`: it is imported by every simulated package manager run)
+import copy  # noqa: E402 - this part's own imports
+import pickle  # noqa: E402
+import re  # noqa: E402
+
+from hypothesis import example, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+TAG = re.compile(r"v?(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(?:\.(0|[1-9][0-9]*)(?:[-~](alpha|beta|rc)\.(0|[1-9][0-9]*))?)?")
+PACKAGE = re.compile(r"(?:[0-9]+:)?([0-9][0-9A-Za-z.~\-]*?)-([0-9][0-9.]*)")
+
+# Strings near the grammar: its own characters, with a few that must be refused
+# (a Unicode digit, a space, a colon, letters of no label).
+NEAR = st.lists(st.sampled_from([*"v0123456789.-~:", "rc", "alpha", "beta", "\u0663", "x", " ", "V", "00"]),
+                max_size=14).map("".join)
+# Tags built part by part, each part mostly right and sometimes wrong in one way.
+SHAPED = st.builds(lambda v, a, b, c, pre: f"{v}{a}.{b}{c}{pre}",
+                   st.sampled_from(["", "", "v", "vv"]), st.sampled_from(["1", "0", "12", "01"]),
+                   st.sampled_from(["31", "0", "031", "x"]), st.sampled_from([".2", ".0", ".10", ".02", ""]),
+                   st.one_of(st.just(""), st.builds(lambda sep, label, n: f"{sep}{label}{n}",
+                                                    st.sampled_from(["-", "~", "-", "~", "+"]),
+                                                    st.sampled_from(["rc", "alpha", "beta", "gamma", ""]),
+                                                    st.sampled_from([".1", ".0", ".01", "", "1"]))))
+
+
+def expected_spec(text: str):
+    match = TAG.fullmatch(text.strip())
+    if match is None:
+        return None
+    major, minor, patch, label, number = match.groups()
+    if patch is None:
+        return ("minor", int(major), int(minor))
+    return ("exact", int(major), int(minor), int(patch), label, None if number is None else int(number))
+
+
+def parsed_spec(text: str):
+    try:
+        spec = parse_version_spec(text)
+    except InvalidInput:
+        return None
+    if isinstance(spec, MinorVersion):
+        return ("minor", spec.major, spec.minor)
+    return ("exact", spec.major, spec.minor, spec.patch, spec.pre_label, spec.pre_number)
+
+
+@settings(max_examples=1000)
+@given(st.one_of(NEAR, SHAPED))
+@example("v1.32.0~rc.1")  # Debian's spelling of a pre-release
+@example("1.31-rc.1")  # a pre-release of a minor is not a version
+def test_versions_are_read_exactly_as_the_grammar_says(text):
+    assert parsed_spec(text) == expected_spec(text)
+
+
+@settings(max_examples=1000)
+@given(st.one_of(NEAR, st.builds(lambda e, t, r: f"{e}{t}-{r}", st.sampled_from(["", "", "0:", "12:", "x:", ":"]),
+                                 SHAPED, st.sampled_from(["1.1", "150500.1.1", "00", "0", "", "1-1", "a"]))))
+@example("1.32.0-rc.1-1.1")  # a "-" in the version itself: the revision is after the last one
+def test_package_versions_are_read_exactly_as_the_grammar_says(text):
+    match = PACKAGE.fullmatch(text.strip())
+    want = None
+    if match is not None and expected_spec(match[1]) is not None and expected_spec(match[1])[0] == "exact":
+        want = (text.strip(), expected_spec(match[1]), match[2])
+    try:
+        package = parse_package_version(text)
+        got = (package.raw, parsed_spec(str(package.version)), package.revision)
+    except InvalidInput:
+        got = None
+    assert got == want
+
+
+def test_a_unicode_digit_is_not_a_version_number():
+    with pytest.raises(InvalidInput):
+        parse_version("v1.3\u0663.0")  # ARABIC-INDIC DIGIT THREE: int() would take it
+
+
+@given(st.sampled_from(["v1.31.2", "1.32.0-rc.1", "1.31", "1.24.3-00"]))
+def test_values_are_immutable_and_copy_by_value(text):
+    value = parse_package_version(text) if text.endswith("-00") else parse_version_spec(text)
+    with pytest.raises(AttributeError):
+        value.raw = "changed"
+    for copied in (copy.copy(value), copy.deepcopy(value), pickle.loads(pickle.dumps(value))):
+        assert copied == value and hash(copied) == hash(value) and repr(copied) == repr(value)
+    assert value != text and (value == text) is False
+
+
+def test_order_is_total_and_only_among_versions_of_one_kind():
+    a, b = parse_version("v1.31.2"), parse_version("1.31.2")
+    assert a <= b and a >= b and not a < b and not a > b
+    with pytest.raises(TypeError):
+        _ = a < MinorVersion(1, 31)
+    assert a != MinorVersion(1, 31) and MinorVersion(1, 31) != a

@@ -106,6 +106,8 @@ def main(argv: list[str], stdin: TextIO | None = None, stdout: TextIO | None = N
     except ExitCommand as done:
         code = done.code
     finally:
+        for connection in host.connections:
+            connection.close()
         if not host.crashed:  # a crash logged itself
             host.log(code)
     return code

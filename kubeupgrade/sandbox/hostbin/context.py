@@ -69,6 +69,9 @@ class Host:
         self.crash: Fault | None = None
         self.crashed = False
         self.started = time.time()
+        # What the command opened that must not outlive it when it runs inside an agent farm's
+        # process (the API client's kept-alive connection): closed by the entry point.
+        self.connections: list[Any] = []
 
     def file(self, absolute: str) -> str:
         """A host path such as /var/lib/sandbox/packages.json inside this node's root (relative

@@ -7,10 +7,6 @@ second); the tests pin one minor of each form. Pure data and formatting.
 
 from __future__ import annotations
 
-import hashlib
-from collections import Counter
-from dataclasses import dataclass
-
 from kubeupgrade.model.versions import KubeVersion
 
 # Release day of each minor's .0 (patches follow about monthly) and the Go it was built with:
@@ -21,9 +17,23 @@ _GO = {28: "go1.20.7", 29: "go1.21.5", 30: "go1.22.2", 31: "go1.22.5", 32: "go1.
        33: "go1.24.2", 34: "go1.24.6"}
 
 
-@dataclass(frozen=True)
 class Dialect:
-    minor: int
+    """The kubeadm of one minor. A plain class: every simulated kubeadm run is a new process, and
+    `dataclasses` cost it more than its own work."""
+
+    __slots__ = ("minor",)
+
+    def __init__(self, minor: int) -> None:
+        self.minor = minor
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Dialect and other.minor == self.minor
+
+    def __hash__(self) -> int:
+        return hash(self.minor)
+
+    def __repr__(self) -> str:
+        return f"Dialect(minor={self.minor})"
 
     @property
     def phased(self) -> bool:
@@ -93,7 +103,9 @@ class Dialect:
         if self.plan_per_node:
             return [["COMPONENT", "NODE", "CURRENT", "TARGET"],
                     *(["kubelet", node, current, target] for node, current in kubelets)]
-        counts = Counter(current for _, current in kubelets)
+        counts: dict[str, int] = {}
+        for _, current in kubelets:
+            counts[current] = counts.get(current, 0) + 1
         return [["COMPONENT", "CURRENT", "TARGET"],
                 *([("" if i else "kubelet"), f"{counts[current]} x {current}", target]
                   for i, current in enumerate(sorted(counts)))]
@@ -203,6 +215,8 @@ class Dialect:
         year, month, day = _GA.get(self.minor, _GA[max(_GA)])
         month += version.patch  # a patch release about every month
         year, month = year + (month - 1) // 12, (month - 1) % 12 + 1
+        import hashlib  # only `kubeadm version` in its long forms
+
         digest = hashlib.sha1(f"kubernetes {version.tag}".encode()).hexdigest()
         info = {"major": str(version.major), "minor": str(version.minor)}
         if self.minor >= 33:

@@ -11,18 +11,14 @@ kube-proxy only once every control-plane instance runs the new version (kubeadm 
 
 from __future__ import annotations
 
-import shutil
+import os
 import time
-from typing import Any
-
-import yaml
 
 from kubeupgrade.errors import InvalidInput
 from kubeupgrade.model.versions import KubeVersion, MinorVersion, parse_version
-from kubeupgrade.sandbox import objects, releases
-from kubeupgrade.sandbox.disruption import is_pod_ready
+from kubeupgrade.sandbox import releases
 from kubeupgrade.sandbox.hostbin.apiclient import ApiFailure, ApiUnavailable, KubeClient, load_yaml
-from kubeupgrade.sandbox.hostbin.context import Host
+from kubeupgrade.sandbox.hostbin.context import TYPE_CHECKING, Host
 from kubeupgrade.sandbox.hostbin.kubeadm import (
     STACK_HINT,
     flag_enabled,
@@ -30,7 +26,13 @@ from kubeupgrade.sandbox.hostbin.kubeadm import (
     parse_flags,
 )
 from kubeupgrade.sandbox.hostbin.kubeadm_dialect import dialect_of, tabulate
-from kubeupgrade.sandbox.hosts import static_pod_manifest
+
+# `kubeadm upgrade node` on a worker, a new process on every worker of every upgrade, reads two
+# ConfigMaps and writes one file: the object factory, the static pod manifests, `shutil` and
+# `typing` are imported by the parts of a control plane's upgrade that use them (with them, the
+# imports were most of a worker's run).
+if TYPE_CHECKING:
+    from typing import Any
 
 CONFIGMAP = "/api/v1/namespaces/kube-system/configmaps/kubeadm-config"
 KUBELET_CONFIGMAP = "/api/v1/namespaces/kube-system/configmaps/kubelet-config"
@@ -39,10 +41,12 @@ KUBELET_CONFIGMAP = "/api/v1/namespaces/kube-system/configmaps/kubelet-config"
 def _client(host: Host, flags: dict[str, str], default: str) -> KubeClient:
     path = flags.get("kubeconfig", default)
     try:
-        return KubeClient(host.path(path))
+        client = KubeClient(host.file(path))
     except FileNotFoundError:
         raise host.fail(f'couldn\'t create a Kubernetes client from file "{path}": failed to load '
                         f"admin kubeconfig: open {path}: no such file or directory\n{STACK_HINT}", 1) from None
+    host.connections.append(client)
+    return client
 
 
 def _call(host: Host, what: str, action: Any) -> Any:
@@ -78,6 +82,8 @@ def _control_plane_versions(host: Host, client: KubeClient) -> dict[str, KubeVer
 
 
 def _preflight(host: Host, client: KubeClient, flags: dict[str, str], command: str) -> None:
+    from kubeupgrade.sandbox import objects
+
     host.out(dialect_of(kubeadm_version(host)).preflight(command))
     nodes = _call(host, "[preflight] FATAL: unable to list nodes", lambda: client.get(
         "/api/v1/nodes?labelSelector=node-role.kubernetes.io%2Fcontrol-plane"))["items"]
@@ -142,7 +148,7 @@ def _target_from(host: Host, flags: dict[str, str], positional: list[str]) -> Ku
     text = positional[0] if positional else None
     if text is None and "config" in flags:
         try:
-            document = yaml.safe_load(host.path(flags["config"]).read_text())
+            document = load_yaml(host.path(flags["config"]).read_text())
         except FileNotFoundError:
             raise host.fail(f'unable to read config from "{flags["config"]}" : open '
                             f'{flags["config"]}: no such file or directory\n{STACK_HINT}', 1) from None
@@ -163,6 +169,8 @@ def _target_from(host: Host, flags: dict[str, str], positional: list[str]) -> Ku
 
 
 def _plan(host: Host, args: list[str]) -> int:
+    from kubeupgrade.sandbox import objects
+
     flags, positional = parse_flags(host, args)
     client = _client(host, flags, "/etc/kubernetes/admin.conf")
     kubeadm = kubeadm_version(host)
@@ -246,6 +254,13 @@ def _upgrade_static_pods(host: Host, client: KubeClient, target: KubeVersion, et
                          renew: bool, step: str) -> None:
     """Back up and rewrite the manifests that change, and wait for the kubelet to run each one
     before the next, as kubeadm does; on a timeout put the old manifests back."""
+    import shutil
+
+    import yaml
+
+    from kubeupgrade.sandbox import objects
+    from kubeupgrade.sandbox.hosts import static_pod_manifest
+
     dialect = dialect_of(kubeadm_version(host))
     manifests = host.path("/etc/kubernetes/manifests")
     backup = host.path(f"/etc/kubernetes/tmp/kubeadm-backup-manifests-{_stamp()}")
@@ -294,6 +309,10 @@ def _upgrade_static_pods(host: Host, client: KubeClient, target: KubeVersion, et
 
 def _wait_for_component(host: Host, client: KubeClient, component: str, image: str,
                         changed: list[str], backup: Any) -> None:
+    import shutil
+
+    from kubeupgrade.sandbox.disruption import is_pod_ready
+
     manifests = host.path("/etc/kubernetes/manifests")
     name = f"{component}-{host.node}"
     deadline = time.monotonic() + max(10.0, host.timing.seconds("static pod restart") * 20)
@@ -332,20 +351,23 @@ def _write_kubelet_config(host: Host, client: KubeClient, version: KubeVersion) 
     configmap = _call(host, "[upgrade/kubelet-config] FATAL: unable to fetch the kubelet-config ConfigMap",
                       lambda: client.get(KUBELET_CONFIGMAP))
     temporary = f"/etc/kubernetes/tmp/kubeadm-kubelet-config{_suffix()}"
-    backup = host.path(temporary)
-    backup.mkdir(parents=True, exist_ok=True)
-    current = host.path("/var/lib/kubelet/config.yaml")
-    if current.exists():
-        shutil.copy2(current, backup / "config.yaml")
+    os.makedirs(host.file(temporary), exist_ok=True)
+    current = "/var/lib/kubelet/config.yaml"
+    try:
+        host.write_file(f"{temporary}/config.yaml", host.read_file(current))
+    except FileNotFoundError:
+        pass
     lines, warning = dialect_of(kubeadm_version(host)).kubelet_config(temporary)
     if warning:
         host.err(warning)
-    current.write_text(configmap["data"]["kubelet"])
+    host.write_file(current, configmap["data"]["kubelet"])
     for line in lines:
         host.out(line)
 
 
 def _upgrade_addons(host: Host, client: KubeClient, target: KubeVersion) -> None:
+    from kubeupgrade.sandbox import objects
+
     versions = _control_plane_versions(host, client)
     behind = sorted(node for node, version in versions.items() if version != target)
     if behind:  # kubeadm >= 1.28 moves the addons only once every control plane runs the version
@@ -365,6 +387,10 @@ def _upgrade_addons(host: Host, client: KubeClient, target: KubeVersion) -> None
 
 
 def _apply(host: Host, args: list[str]) -> int:
+    import yaml
+
+    from kubeupgrade.sandbox import objects
+
     flags, positional = parse_flags(host, args)
     target = _target_from(host, flags, positional)
     client = _client(host, flags, "/etc/kubernetes/admin.conf")
@@ -425,7 +451,7 @@ def _apply(host: Host, args: list[str]) -> int:
 
 def _node(host: Host, args: list[str]) -> int:
     flags, _ = parse_flags(host, args)
-    default = "/etc/kubernetes/admin.conf" if host.path("/etc/kubernetes/admin.conf").exists() \
+    default = "/etc/kubernetes/admin.conf" if os.path.exists(host.file("/etc/kubernetes/admin.conf")) \
         else "/etc/kubernetes/kubelet.conf"
     client = _client(host, flags, default)
     kubeadm = kubeadm_version(host)
@@ -435,7 +461,7 @@ def _node(host: Host, args: list[str]) -> int:
     if kubeadm.minor_version < cluster.minor_version:
         raise host.fail(f"[upgrade] FATAL: the kubeadm version ({kubeadm.tag}) is older than the "
                         f"cluster version ({cluster.tag}); upgrade kubeadm first\n{STACK_HINT}", 1)
-    control_plane = host.path("/etc/kubernetes/manifests/kube-apiserver.yaml").exists()
+    control_plane = os.path.exists(host.file("/etc/kubernetes/manifests/kube-apiserver.yaml"))
     if control_plane:
         _preflight(host, client, flags, "node")
         for line in dialect.prepull("node"):

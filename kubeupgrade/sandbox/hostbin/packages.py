@@ -21,28 +21,49 @@ from kubeupgrade.sandbox.faults import FaultKind
 from kubeupgrade.sandbox.hostbin.context import TYPE_CHECKING, ExitCommand, Host
 from kubeupgrade.sandbox.layout import APT_LISTS, APT_SOURCE, KUBELET_STATE, PACKAGE_STATE, YUM_REPO
 
-# The version model, the release tables, `re` and `fnmatch` are imported by the functions that
-# read the repository: the queries an upgrade runs most (dpkg-query, apt-mark, rpm -q) are a new
-# process each and need none of them (with them, a third of such a command's time was imports).
+# The version model and the release tables are imported by the functions that read the
+# repository, and `fnmatch` (with `re` behind it) only for a version given as a wildcard: the
+# queries an upgrade runs most (dpkg-query, apt-mark, rpm -q) are a new process each and need
+# none of them (with them, a third of such a command's time was imports).
 if TYPE_CHECKING:
     from typing import Any
 
     from kubeupgrade.model.versions import KubeVersion, MinorVersion
 
-_REPO_MINOR = r"pkgs\.k8s\.io/core:/stable:/v(\d+)\.(\d+)/(deb|rpm)"
+_REPO_PREFIX = "pkgs.k8s.io/core:/stable:/v"  # then MAJOR.MINOR/deb or MAJOR.MINOR/rpm
 _SIZES_MB = {"kubeadm": 10.4, "kubelet": 15.2, "kubectl": 10.9}
 
 
 # -- repository ------------------------------------------------------------------------------
 def _configured_minor(host: Host) -> MinorVersion | None:
-    import re
-
+    """The minor of the first pkgs.k8s.io repository address in the source or repo file."""
     from kubeupgrade.model.versions import MinorVersion
     try:
-        match = re.search(_REPO_MINOR, host.read_file(APT_SOURCE if host.family == "apt" else YUM_REPO))
+        text = host.read_file(APT_SOURCE if host.family == "apt" else YUM_REPO)
     except FileNotFoundError:
         return None
-    return MinorVersion(int(match[1]), int(match[2])) if match else None
+    at = text.find(_REPO_PREFIX)
+    while at >= 0:
+        major, dot, rest = text[at + len(_REPO_PREFIX):].partition(".")
+        minor, slash, rest = rest.partition("/")
+        if dot and slash and _is_number(major) and _is_number(minor) and rest[:3] in ("deb", "rpm"):
+            return MinorVersion(int(major), int(minor))
+        at = text.find(_REPO_PREFIX, at + 1)
+    return None
+
+
+def _is_number(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+def _matches(name: str, pattern: str, *, prefix: bool = False) -> bool:
+    """fnmatch's rule for a package version pattern (`prefix`: or a pattern followed by `*`);
+    fnmatch itself only for a pattern that has a wildcard, which the upgrade never writes."""
+    if not any(wildcard in pattern for wildcard in "*?["):
+        return name == pattern or (prefix and name.startswith(pattern))
+    import fnmatch
+
+    return fnmatch.fnmatchcase(name, pattern) or (prefix and fnmatch.fnmatchcase(name, pattern + "*"))
 
 
 def _listed_minor(host: Host) -> MinorVersion | None:
@@ -181,8 +202,6 @@ def _older(candidate: str, installed: str) -> bool:
 
 
 def _apt_install(host: Host, flags: set[str], targets: list[str]) -> int:
-    import fnmatch
-
     _dpkg_lock(host)
     assume_yes = bool(flags & {"-y", "--yes", "--assume-yes", "-qy", "-yq"})
     download_only = bool(flags & {"-d", "--download-only"})
@@ -199,7 +218,7 @@ def _apt_install(host: Host, flags: set[str], targets: list[str]) -> int:
             if not offered:
                 raise host.fail(f"E: Unable to locate package {name}", 100)
             if version:
-                matching = [pkg for _, pkg in offered if fnmatch.fnmatchcase(pkg, version)]
+                matching = [pkg for _, pkg in offered if _matches(pkg, version)]
                 if not matching:
                     raise host.fail(f"E: Version '{version}' for '{name}' was not found", 100)
                 wanted[name] = matching[0]
@@ -437,8 +456,6 @@ def _dnf_list(host: Host, flags: set[str], targets: list[str], excludes_lifted: 
 
 
 def _dnf_resolve(host: Host, spec: str) -> tuple[str, str] | None:
-    import fnmatch
-
     from kubeupgrade.sandbox import releases
     for name in releases.PACKAGES:
         if spec == name:
@@ -447,7 +464,7 @@ def _dnf_resolve(host: Host, spec: str) -> tuple[str, str] | None:
         if spec.startswith(name + "-"):
             pattern = spec[len(name) + 1:]
             for _, package in repository(host, name):
-                if fnmatch.fnmatchcase(package, pattern) or fnmatch.fnmatchcase(package, pattern + "*"):
+                if _matches(package, pattern, prefix=True):
                     return name, package
             return None
     return None
