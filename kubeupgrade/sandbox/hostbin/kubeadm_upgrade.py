@@ -354,9 +354,11 @@ def _write_kubelet_config(host: Host, client: KubeClient, version: KubeVersion) 
     os.makedirs(host.file(temporary), exist_ok=True)
     current = "/var/lib/kubelet/config.yaml"
     try:
-        host.write_file(f"{temporary}/config.yaml", host.read_file(current))
+        previous = host.read_file(current)
     except FileNotFoundError:
-        pass
+        previous = None
+    if previous is not None:
+        host.write_file(f"{temporary}/config.yaml", previous)
     lines, warning = dialect_of(kubeadm_version(host)).kubelet_config(temporary)
     if warning:
         host.err(warning)
