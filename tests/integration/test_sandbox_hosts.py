@@ -190,6 +190,22 @@ def test_apply_needs_admin_conf(box):
     assert "open /etc/kubernetes/admin.conf: no such file or directory" in result.stderr
 
 
+@pytest.mark.parametrize("spoil", [
+    lambda text: text.replace("https://", "http://"),  # not the API server's scheme
+    lambda text: text.replace("clusters:", "clusterz:"),  # a key missing
+    lambda text: "clusters: [unclosed\n",  # not YAML
+    lambda text: text.replace("certificate-authority-data: ", "certificate-authority-data: x"),  # not a CA
+])
+def test_a_kubeconfig_kubeadm_cannot_use_is_one_line_and_exit_1(box, spoil):
+    conf = box.node_root("cp-1") / "etc/kubernetes/admin.conf"
+    conf.write_text(spoil(conf.read_text()))
+    result = run_on(box, "cp-1", "kubeadm", "upgrade", "plan")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    first = result.stderr.splitlines()[0]
+    assert first.startswith('couldn\'t create a Kubernetes client from file "/etc/kubernetes/admin.conf": '
+                            "failed to load admin kubeconfig: invalid configuration: "), first
+
+
 def test_dry_run_changes_nothing(box):
     install(box, "cp-1", "1.31.2", "kubeadm")
     before = (box.node_root("cp-1") / "etc/kubernetes/manifests/kube-apiserver.yaml").read_text()

@@ -38,7 +38,10 @@ def load_yaml(text: str) -> Any:
     simulated kubeadm parses kubeconfigs and the ClusterConfiguration on every run)."""
     import yaml
 
-    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - a safe loader
+    try:
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - a safe loader
+    except yaml.YAMLError as error:  # a ValueError to callers, who need not import YAML for it
+        raise ValueError(f"yaml: {str(error).splitlines()[0]}") from None
 
 
 # CA certificate -> a TLS context trusting it. In an agent farm, thousands of simulated commands

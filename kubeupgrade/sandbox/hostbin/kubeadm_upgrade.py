@@ -45,6 +45,10 @@ def _client(host: Host, flags: dict[str, str], default: str) -> KubeClient:
     except FileNotFoundError:
         raise host.fail(f'couldn\'t create a Kubernetes client from file "{path}": failed to load '
                         f"admin kubeconfig: open {path}: no such file or directory\n{STACK_HINT}", 1) from None
+    except (ValueError, KeyError, IndexError, TypeError, OSError) as error:  # kubeadm's words, no traceback
+        reason = f"missing {error}" if isinstance(error, (KeyError, IndexError)) else str(error)
+        raise host.fail(f'couldn\'t create a Kubernetes client from file "{path}": failed to load '
+                        f"admin kubeconfig: invalid configuration: {reason}\n{STACK_HINT}", 1) from None
     host.connections.append(client)
     return client
 
