@@ -40,9 +40,15 @@ _REVISION = frozenset("0123456789.")
 
 
 class FrozenValue:
-    """What the version values share: immutable once built, copied and pickled by value."""
+    """What the version values share, as a frozen dataclass would give it: fields in `__slots__`
+    order (the constructor's), set once; equal and hashed by `_identity()` among values of one
+    class; the dataclass repr; copied and pickled by value."""
 
-    __slots__ = ()
+    __slots__: tuple[str, ...] = ()
+
+    def __init__(self, *values: object) -> None:
+        for name, value in zip(self.__slots__, values):
+            object.__setattr__(self, name, value)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"cannot assign to field {name!r}: {type(self).__name__} is immutable")
@@ -51,13 +57,57 @@ class FrozenValue:
         raise AttributeError(f"cannot delete field {name!r}: {type(self).__name__} is immutable")
 
     def _fields(self) -> tuple[object, ...]:
-        raise NotImplementedError
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def _identity(self) -> tuple[object, ...]:
+        return self._fields()
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._identity() == other._identity()
+
+    def __hash__(self) -> int:
+        return hash(self._identity())
 
     def __reduce__(self) -> tuple[type, tuple[object, ...]]:
         return type(self), self._fields()
 
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"{type(self).__name__}({fields})"
 
-class KubeVersion(FrozenValue):
+
+class OrderedValue(FrozenValue):
+    """A FrozenValue ordered by `_key()` among values of its own class."""
+
+    __slots__ = ()
+
+    def _key(self) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def __lt__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._key() < other._key()
+
+    def __le__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._key() <= other._key()
+
+    def __gt__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._key() > other._key()
+
+    def __ge__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._key() >= other._key()
+
+
+class KubeVersion(OrderedValue):
     """An exact Kubernetes version such as v1.31.2 or v1.32.0-rc.1."""
 
     __slots__ = ("major", "minor", "patch", "pre_label", "pre_number", "raw")
@@ -70,12 +120,7 @@ class KubeVersion(FrozenValue):
 
     def __init__(self, major: int, minor: int, patch: int, pre_label: str | None = None,
                  pre_number: int | None = None, raw: str = "") -> None:
-        for name, value in (("major", major), ("minor", minor), ("patch", patch),
-                            ("pre_label", pre_label), ("pre_number", pre_number), ("raw", raw)):
-            object.__setattr__(self, name, value)
-
-    def _fields(self) -> tuple[object, ...]:
-        return (self.major, self.minor, self.patch, self.pre_label, self.pre_number, self.raw)
+        super().__init__(major, minor, patch, pre_label, pre_number, raw)
 
     @property
     def tag(self) -> str:
@@ -98,50 +143,18 @@ class KubeVersion(FrozenValue):
     def is_prerelease(self) -> bool:
         return self.pre_label is not None
 
-    def _key(self) -> tuple[int, int, int, int, int]:
+    def _key(self) -> tuple[int, ...]:
         rank = _FINAL_RANK if self.pre_label is None else _PRE_RANK[self.pre_label]
         return (self.major, self.minor, self.patch, rank, self.pre_number or 0)
 
     def _identity(self) -> tuple[object, ...]:
         return (self.major, self.minor, self.patch, self.pre_label, self.pre_number)
 
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not KubeVersion:
-            return NotImplemented
-        return self._identity() == other._identity()
-
-    def __hash__(self) -> int:
-        return hash(self._identity())
-
-    def __lt__(self, other: object) -> bool:
-        if not isinstance(other, KubeVersion):
-            return NotImplemented
-        return self._key() < other._key()
-
-    def __le__(self, other: object) -> bool:
-        if not isinstance(other, KubeVersion):
-            return NotImplemented
-        return self._key() <= other._key()
-
-    def __gt__(self, other: object) -> bool:
-        if not isinstance(other, KubeVersion):
-            return NotImplemented
-        return self._key() > other._key()
-
-    def __ge__(self, other: object) -> bool:
-        if not isinstance(other, KubeVersion):
-            return NotImplemented
-        return self._key() >= other._key()
-
-    def __repr__(self) -> str:
-        return (f"KubeVersion(major={self.major!r}, minor={self.minor!r}, patch={self.patch!r}, "
-                f"pre_label={self.pre_label!r}, pre_number={self.pre_number!r}, raw={self.raw!r})")
-
     def __str__(self) -> str:
         return self.raw or self.tag
 
 
-class MinorVersion(FrozenValue):
+class MinorVersion(OrderedValue):
     """A Kubernetes minor release line such as 1.31; as a target it means "its latest patch"."""
 
     __slots__ = ("major", "minor", "raw")
@@ -150,12 +163,7 @@ class MinorVersion(FrozenValue):
     raw: str  # as written; not part of equality, hash or order
 
     def __init__(self, major: int, minor: int, raw: str = "") -> None:
-        object.__setattr__(self, "major", major)
-        object.__setattr__(self, "minor", minor)
-        object.__setattr__(self, "raw", raw)
-
-    def _fields(self) -> tuple[object, ...]:
-        return (self.major, self.minor, self.raw)
+        super().__init__(major, minor, raw)
 
     @property
     def plain(self) -> str:
@@ -178,36 +186,11 @@ class MinorVersion(FrozenValue):
             )
         return other.minor - self.minor
 
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not MinorVersion:
-            return NotImplemented
-        return (self.major, self.minor) == (other.major, other.minor)
+    def _identity(self) -> tuple[object, ...]:
+        return (self.major, self.minor)
 
-    def __hash__(self) -> int:
-        return hash((self.major, self.minor))
-
-    def __lt__(self, other: object) -> bool:
-        if not isinstance(other, MinorVersion):
-            return NotImplemented
-        return (self.major, self.minor) < (other.major, other.minor)
-
-    def __le__(self, other: object) -> bool:
-        if not isinstance(other, MinorVersion):
-            return NotImplemented
-        return (self.major, self.minor) <= (other.major, other.minor)
-
-    def __gt__(self, other: object) -> bool:
-        if not isinstance(other, MinorVersion):
-            return NotImplemented
-        return (self.major, self.minor) > (other.major, other.minor)
-
-    def __ge__(self, other: object) -> bool:
-        if not isinstance(other, MinorVersion):
-            return NotImplemented
-        return (self.major, self.minor) >= (other.major, other.minor)
-
-    def __repr__(self) -> str:
-        return f"MinorVersion(major={self.major!r}, minor={self.minor!r}, raw={self.raw!r})"
+    def _key(self) -> tuple[int, ...]:
+        return (self.major, self.minor)
 
     def __str__(self) -> str:
         return self.raw or self.plain
@@ -228,12 +211,7 @@ class PackageVersion(FrozenValue):
     revision: str
 
     def __init__(self, raw: str, version: KubeVersion, revision: str) -> None:
-        object.__setattr__(self, "raw", raw)
-        object.__setattr__(self, "version", version)
-        object.__setattr__(self, "revision", revision)
-
-    def _fields(self) -> tuple[object, ...]:
-        return (self.raw, self.version, self.revision)
+        super().__init__(raw, version, revision)
 
     @property
     def flavour(self) -> str:
@@ -243,17 +221,6 @@ class PackageVersion(FrozenValue):
         if self.revision.count(".") >= 2:  # 150500.1.1: the openSUSE Build Service rpm release
             return "pkgs-rpm"
         return "pkgs-deb"
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not PackageVersion:
-            return NotImplemented
-        return self._fields() == other._fields()
-
-    def __hash__(self) -> int:
-        return hash(self._fields())
-
-    def __repr__(self) -> str:
-        return f"PackageVersion(raw={self.raw!r}, version={self.version!r}, revision={self.revision!r})"
 
     def __str__(self) -> str:
         return self.raw

@@ -7,7 +7,7 @@ second); the tests pin one minor of each form. Pure data and formatting.
 
 from __future__ import annotations
 
-from kubeupgrade.model.versions import KubeVersion
+from kubeupgrade.model.versions import FrozenValue, KubeVersion
 
 # Release day of each minor's .0 (patches follow about monthly) and the Go it was built with:
 # only the shape of `kubeadm version` is at stake, never the engine.
@@ -17,23 +17,15 @@ _GO = {28: "go1.20.7", 29: "go1.21.5", 30: "go1.22.2", 31: "go1.22.5", 32: "go1.
        33: "go1.24.2", 34: "go1.24.6"}
 
 
-class Dialect:
-    """The kubeadm of one minor. A plain class: every simulated kubeadm run is a new process, and
-    `dataclasses` cost it more than its own work."""
+class Dialect(FrozenValue):
+    """The kubeadm of one minor. Not a dataclass: every simulated kubeadm run is a new process,
+    and `dataclasses` cost it more than its own work."""
 
     __slots__ = ("minor",)
+    minor: int
 
     def __init__(self, minor: int) -> None:
-        self.minor = minor
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is Dialect and other.minor == self.minor
-
-    def __hash__(self) -> int:
-        return hash(self.minor)
-
-    def __repr__(self) -> str:
-        return f"Dialect(minor={self.minor})"
+        super().__init__(minor)
 
     @property
     def phased(self) -> bool:
