@@ -16,7 +16,7 @@ from typing import Any
 
 from kubeupgrade.errors import PermanentError
 from kubeupgrade.kube.client import KubeApi, KubeNotFound, KubeUnavailable
-from kubeupgrade.kube.polling import poll_delays
+from kubeupgrade.kube.polling import look_delay
 from kubeupgrade.model.campaign import DrainPolicy, OnPdbBlock
 
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
@@ -28,10 +28,33 @@ class DrainBlocked(PermanentError):
 
 @dataclass
 class DrainReport:
+    """What the drain did so far. Between two looks it travels as `carried()` (the phase gives
+    its process back while it waits: see kubeupgrade.workflow.waiting)."""
     evicted: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     blocked_retries: int = 0
+
+    def carried(self) -> dict[str, Any]:
+        return {"evicted": self.evicted, "deleted": self.deleted, "blocked_retries": self.blocked_retries}
+
+    @classmethod
+    def from_carried(cls, carried: dict[str, Any]) -> DrainReport:
+        def names(key: str) -> list[str]:
+            value = carried.get(key)
+            return [str(v) for v in value] if isinstance(value, list) else []
+
+        retries = carried.get("blocked_retries")
+        return cls(names("evicted"), names("deleted"),
+                   blocked_retries=retries if isinstance(retries, int) and not isinstance(retries, bool) else 0)
+
+
+@dataclass
+class DrainLook:
+    """What one look at a draining node found: the pods it still waits for (evicted and not
+    gone yet, or refused by a budget) and why, for the phase's detail; none: drained."""
+    waiting_for: list[str]
+    why: str = ""
 
 
 def _controller(pod: dict[str, Any]) -> dict[str, Any] | None:
@@ -98,63 +121,75 @@ def _blocking_budget(error: KubeUnavailable) -> str:
     return "; ".join(c.get("message", "") for c in causes) or error.status.get("message", str(error))
 
 
-def drain_node(api: KubeApi, node: str, policy: DrainPolicy, *,
-               report: Callable[[str], None] = lambda message: None,
-               retry_interval: float = 1.0, clock: Callable[[], float] = time.monotonic) -> DrainReport:
-    """Evict everything evictable from a (cordoned) node. Idempotent: an empty node is done."""
+def drain_look(api: KubeApi, node: str, policy: DrainPolicy, done: DrainReport, *,
+               started: float, now: float) -> DrainLook:
+    """One look at draining a (cordoned) node: evict every pod that must leave and that this
+    drain has not evicted yet, and name the pods it still waits for. `done` is what earlier looks
+    did (updated here); `started` is when the first look began, on the clock of `now`: a budget
+    may refuse an eviction until `policy.timeout_seconds` after it, evicted pods may take a
+    minute more to go. Idempotent: an empty node is drained."""
     selected = None
     if policy.pod_selector:
         selected = {namespaced_name(p) for p in _list_pods(api, node, policy.pod_selector)}
     pods = _list_pods(api, node)
-    evict, skipped, refusals = pods_to_evict(pods, policy, selected)
-    result = DrainReport(skipped=skipped)
+    sent = {*done.evicted, *done.deleted}
+    evict, done.skipped, refusals = pods_to_evict(
+        [p for p in pods if namespaced_name(p) not in sent], policy, selected)
     if refusals:
         raise PermanentError(f"cannot drain {node}: " + "; ".join(refusals))
-    deadline = clock() + policy.timeout_seconds
-    pending = {namespaced_name(p): p for p in evict}
-    while pending:
-        for key, pod in list(pending.items()):
-            try:
-                _evict(api, pod, policy)
-                result.evicted.append(key)
-                del pending[key]
-            except KubeNotFound:
-                del pending[key]  # already gone
-            except KubeUnavailable as error:
-                if error.code != 429:
-                    raise
-                result.blocked_retries += 1
-                why = _blocking_budget(error)
-                if clock() < deadline or policy.on_pdb_block is OnPdbBlock.WAIT:
-                    report(f"eviction of {key} refused, will retry: {why}")
-                    continue
-                if policy.on_pdb_block is OnPdbBlock.DELETE:
-                    meta = pod["metadata"]
-                    api.call(f"delete {key}", api.core.delete_namespaced_pod, meta["name"], meta["namespace"])
-                    result.deleted.append(key)
-                    del pending[key]
-                    continue
-                raise DrainBlocked(
-                    f"drain of {node} timed out after {policy.timeout_seconds}s: evicting {key} "
-                    f"is refused by a PodDisruptionBudget ({why}); free capacity or relax the "
-                    f"budget, then `kubeupgrade retry`") from None
-        if pending:
-            time.sleep(retry_interval)
-    _wait_gone(api, node, [*result.evicted, *result.deleted], deadline + 60, clock)
-    return result
+    deadline = started + policy.timeout_seconds
+    leaving = sorted({namespaced_name(p) for p in pods} & sent)
+    blocked: list[str] = []
+    why = ""
+    for pod in evict:
+        key = namespaced_name(pod)
+        try:
+            _evict(api, pod, policy)
+            done.evicted.append(key)
+            leaving.append(key)
+        except KubeNotFound:
+            pass  # already gone
+        except KubeUnavailable as error:
+            if error.code != 429:
+                raise
+            done.blocked_retries += 1
+            refused = _blocking_budget(error)
+            if now < deadline or policy.on_pdb_block is OnPdbBlock.WAIT:
+                blocked.append(key)
+                why = why or f"eviction of {key} refused, will retry: {refused}"
+                continue
+            if policy.on_pdb_block is OnPdbBlock.DELETE:
+                meta = pod["metadata"]
+                api.call(f"delete {key}", api.core.delete_namespaced_pod, meta["name"], meta["namespace"])
+                done.deleted.append(key)
+                leaving.append(key)
+                continue
+            raise DrainBlocked(
+                f"drain of {node} timed out after {policy.timeout_seconds}s: evicting {key} "
+                f"is refused by a PodDisruptionBudget ({refused}); free capacity or relax the "
+                f"budget, then `kubeupgrade retry`") from None
+    if not blocked and len(done.evicted) + len(done.deleted) > len(sent):
+        # Evicted in this look: in a quick cluster gone already, and a list costs less than a look.
+        leaving = sorted({namespaced_name(p) for p in _list_pods(api, node)} & set(leaving))
+    if leaving and not blocked:
+        if now > deadline + 60:
+            raise PermanentError(f"pods still on {node} after eviction: {', '.join(sorted(leaving))}")
+        why = f"waiting for {len(leaving)} evicted pod(s) to stop: {', '.join(sorted(leaving)[:5])}"
+    return DrainLook(blocked + leaving, why)
 
 
-def _wait_gone(api: KubeApi, node: str, keys: list[str], deadline: float,
-               clock: Callable[[], float], sleep: Callable[[float], None] = time.sleep) -> None:
-    wanted = set(keys)
-    delays = poll_delays()
-    while wanted:
-        present = {namespaced_name(p) for p in _list_pods(api, node)} & wanted
-        if not present:
-            return
-        if clock() > deadline:
-            raise PermanentError(f"pods still on {node} after eviction: {', '.join(sorted(present))}")
-        sleep(next(delays))
+def drain_node(api: KubeApi, node: str, policy: DrainPolicy, *,
+               clock: Callable[[], float] = time.monotonic,
+               sleep: Callable[[float], None] = time.sleep) -> DrainReport:
+    """Drain a (cordoned) node in this process, looking again until it is drained (a phase
+    task looks once per delivery instead: kubeupgrade.workflow.controller_tasks)."""
+    done = DrainReport()
+    started = clock()
+    looks = 0
+    while drain_look(api, node, policy, done, started=started, now=clock()).waiting_for:
+        sleep(look_delay(looks))
+        looks += 1
+    return done
 
 
 @dataclass

@@ -10,7 +10,7 @@ from typing import Any
 
 from kubeupgrade.errors import PermanentError, TemporaryError
 from kubeupgrade.host.steps import ALREADY_DONE, DONE, StepOutcome
-from kubeupgrade.kube.polling import poll_delays
+from kubeupgrade.kube.polling import look_delay
 from kubeupgrade.model.campaign import GateFailure
 from kubeupgrade.model.plan import Phase
 from kubeupgrade.planning import skew
@@ -18,6 +18,7 @@ from kubeupgrade.workflow.app import app, broker_url
 from kubeupgrade.workflow.names import RELEASE_NODE, valid_campaign_id, valid_node_name
 from kubeupgrade.workflow.phase import Job, PhaseHeld, phase_task, store_for
 from kubeupgrade.workflow.record import hop_facts
+from kubeupgrade.workflow.waiting import StillWaiting
 
 
 @functools.lru_cache(maxsize=1)
@@ -116,18 +117,28 @@ def preflight(job: Job) -> StepOutcome:
 
 @phase_task(Phase.DRAIN)
 def drain_node(job: Job) -> StepOutcome:
-    """Cordon the node and evict its pods through the eviction API, honouring PDBs."""
-    from kubeupgrade.kube.drain import drain_node as drain
+    """Cordon the node and evict its pods through the eviction API, honouring PDBs. Each
+    delivery looks once; while evicted pods stop or budgets refuse, it looks again later
+    without holding a pool process (waiting.py)."""
+    from kubeupgrade.kube.drain import DrainReport, drain_look
     from kubeupgrade.kube.nodes import CordonOwner, cordon_node
 
     api = job_api(job)
-    # Write ahead: the record names the node as ours before the cordon, so a failure between
-    # the two can only over-report (status names a node that is in fact schedulable).
-    _mark_cordoned(job, True)
-    owner = cordon_node(api, job.node, job.campaign_id)
-    if owner is CordonOwner.FOREIGN:
-        _mark_cordoned(job, False)
-    report = drain(api, job.node, job.campaign.policies.drain, report=job.report)
+    carried = job.wait.carried
+    if job.wait.looks and carried.get("owner") in CordonOwner.__members__:
+        owner = CordonOwner[carried["owner"]]  # cordoned at the first look
+    else:
+        # Write ahead: the record names the node as ours before the cordon, so a failure
+        # between the two can only over-report (status names a node that is in fact schedulable).
+        _mark_cordoned(job, True)
+        owner = cordon_node(api, job.node, job.campaign_id)
+        if owner is CordonOwner.FOREIGN:
+            _mark_cordoned(job, False)
+    report = DrainReport.from_carried(carried)
+    look = drain_look(api, job.node, job.campaign.policies.drain, report,
+                      started=job.wait.since, now=time.time())
+    if look.waiting_for:
+        raise StillWaiting(look.why, look_delay(job.wait.looks), {"owner": owner.name, **report.carried()})
     if not report.evicted and not report.deleted and owner is CordonOwner.OURS:
         return StepOutcome(ALREADY_DONE, f"{job.node} already cordoned and drained")
     detail = {CordonOwner.CORDONED: "cordoned", CordonOwner.OURS: "already cordoned",
@@ -148,28 +159,25 @@ def _mark_cordoned(job: Job, ours: bool) -> None:
 
 @phase_task(Phase.WAIT_READY)
 def wait_node_ready(job: Job) -> StepOutcome:
-    """Wait until the node is Ready and its kubelet reports the hop's version."""
+    """Wait until the node is Ready and its kubelet reports the hop's version: one look per
+    delivery, the next one later without holding a pool process (waiting.py)."""
     from kubeupgrade.kube.nodes import get_node, is_ready, kubelet_version
 
     api = job_api(job)
     target = job.version.tag
     timeout = job.campaign.policies.ready_timeout_seconds
-    deadline = time.monotonic() + timeout
-    last = "no answer from the API server"
-    delays = poll_delays()
-    while True:
-        try:
-            node = get_node(api, job.node)
-            last = f"Ready={is_ready(node)}, kubelet {kubelet_version(node)}"
-            if is_ready(node) and kubelet_version(node) == target:
-                return StepOutcome(DONE, f"Ready at {target}")
-        except TemporaryError as error:
-            last = str(error)  # the API server may be briefly away; keep waiting
-        if time.monotonic() > deadline:
-            raise PermanentError(f"{job.node} did not become Ready at {target} within {timeout}s "
-                                 f"(last seen: {last}); it stays cordoned — fix its kubelet, then "
-                                 f"`kubeupgrade retry {job.campaign_id}`")
-        time.sleep(next(delays))
+    try:
+        node = get_node(api, job.node)
+        last = f"Ready={is_ready(node)}, kubelet {kubelet_version(node)}"
+        if is_ready(node) and kubelet_version(node) == target:
+            return StepOutcome(DONE, f"Ready at {target}")
+    except TemporaryError as error:
+        last = str(error)  # the API server may be briefly away; keep waiting
+    if time.time() > job.wait.since + timeout:
+        raise PermanentError(f"{job.node} did not become Ready at {target} within {timeout}s "
+                             f"(last seen: {last}); it stays cordoned — fix its kubelet, then "
+                             f"`kubeupgrade retry {job.campaign_id}`")
+    raise StillWaiting(f"waiting for Ready at {target} (last seen: {last})", look_delay(job.wait.looks))
 
 
 @phase_task(Phase.UNCORDON)
@@ -206,19 +214,15 @@ def health_gate(job: Job) -> StepOutcome:
         upgraded = list(schedule.workers[previous:boundary])
         wave = "the canary" if previous == 0 and boundary == policies.canary else f"workers {previous + 1}-{boundary}"
         where = f"after {wave} ({', '.join(upgraded)})"
-    deadline = time.monotonic() + policies.gate_timeout_seconds
-    while True:
-        try:
-            findings = health_findings(api, upgraded) + user_gate_findings(policies.gates)
-        except TemporaryError as error:
-            findings = [str(error)]
-        if not findings:
-            checked = ", ".join(["built-in checks", *(g.name for g in policies.gates)])
-            return StepOutcome(DONE, f"green {where} ({checked})")
-        job.report("red: " + "; ".join(findings))
-        if time.monotonic() > deadline:
-            break
-        time.sleep(GATE_POLL)
+    try:
+        findings = health_findings(api, upgraded) + user_gate_findings(policies.gates)
+    except TemporaryError as error:
+        findings = [str(error)]
+    if not findings:
+        checked = ", ".join(["built-in checks", *(g.name for g in policies.gates)])
+        return StepOutcome(DONE, f"green {where} ({checked})")
+    if time.time() <= job.wait.since + policies.gate_timeout_seconds:
+        raise StillWaiting("red: " + "; ".join(findings), GATE_POLL)
     why = f"health gate {where} still red after {policies.gate_timeout_seconds}s: " + "; ".join(findings)
     if policies.on_gate_failure is GateFailure.FAIL:
         raise PermanentError(why)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from celery import Task
+from celery.exceptions import Retry
 
 from kubeupgrade.errors import PermanentError, TemporaryError
 from kubeupgrade.host.steps import ALREADY_DONE, HostCommandFailed, HostCommandRefused, StepOutcome
@@ -34,6 +35,7 @@ from kubeupgrade.workflow.names import CLUSTER_ENTRY, valid_campaign_id, valid_h
 from kubeupgrade.workflow.record import CampaignStore
 from kubeupgrade.workflow.schedule import HopSchedule
 from kubeupgrade.workflow.schema import CampaignRecord
+from kubeupgrade.workflow.waiting import StillWaiting, WaitState, first_look
 
 
 class PhaseHeld(Exception):  # noqa: N818 - not an error: the phase waits for an operator
@@ -111,6 +113,7 @@ class Job:
     attempt: int
     task_id: str
     read: RecordRead
+    wait: WaitState  # looks so far and when the first began (waiting.py); looks 0 if it never waited
 
     @property
     def doc(self) -> dict[str, Any]:
@@ -201,32 +204,48 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
     fence = {"attempt": attempt, "task_id": task_id}
     # One read of the campaign serves the verdict, the authorization and the job.
     read = read_record(store, campaign)
+    retries = task.request.retries or 0
+    waited = None if on_agent else store.waiting(campaign, hop, node, phase)
+    looking_again = waited is not None and waited.continues(task_id, retries)
     verdict = store.begin_phase(campaign, hop, node, phase, attempt, task_id,
-                                read.doc if read else None)
+                                read.doc if read else None, looking_again=looking_again)
     if verdict == "held":
         # Paused: the rest of this node's chain must not follow; `resume` sends it again.
         task.request.chain = None
+    if verdict == "inactive" and looking_again:
+        # Aborted (or ended) while it waited: the wait stops here and says so, instead of a
+        # phase left running for ever.
+        store.release_phase(campaign, hop, node, phase, "stopped waiting: the campaign is no "
+                            "longer running", attempt=attempt, task_id=task_id)
+        store.done_waiting(campaign, hop, node, phase)
     if verdict != "run":
         # Deterministic answer: a duplicate returns what the first delivery would have (kept as a
         # result only when the sender asks; Flower shows it either way).
         return {"node": node, "phase": phase, "status": verdict}
     assert read is not None
-    job = Job(store, campaign, hop, node, parsed, attempt, task_id, read)
+    wait = waited if looking_again and waited is not None else first_look(task_id, retries)
+    job = Job(store, campaign, hop, node, parsed, attempt, task_id, read, wait)
     try:
         if on_agent:  # root on this host: only for what a trusted operator signed
             authorize(read.doc, hop, signed_text=read.signed_text())
         else:  # the cluster: only for what this controller accepted
             require_accepted(job)
-        retries = job.campaign.policies.retries
+        policy = job.campaign.policies.retries
     except Exception as error:  # noqa: BLE001 - recorded, nothing run, re-raised for Celery
         reason = str(error) if isinstance(error, PermanentError) else f"{type(error).__name__}: {error}"
         store.fail_phase(campaign, hop, node, phase, reason, **fence)
         raise
+    if looking_again:  # begin_phase wrote nothing, so neither did it set the key
+        beat_for(store.redis, task_id, 0)
+    still_waiting = False
     try:
         # Running, as the dispatcher's lost-task check reads it: the key begin_phase set,
         # refreshed while the body runs, removed by the write that ends the phase.
         with phase_beating(store.redis, task_id, begun=True):
             outcome = body(job)
+    except StillWaiting as still:
+        still_waiting = True
+        raise _look_again(task, job, still) from None
     except PhaseHeld as held:
         from kubeupgrade.workflow.control import pause
 
@@ -235,12 +254,12 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
         return {"node": node, "phase": phase, "status": "held"}
     except TemporaryError as error:
         command = error.result if isinstance(error, HostCommandFailed) else None
-        if task.request.retries + 1 < retries.attempts:
-            delay = retries.backoff_seconds * (2 ** task.request.retries)
+        if task.request.retries + 1 < policy.attempts:
+            delay = policy.backoff_seconds * (2 ** task.request.retries)
             job.report(f"attempt {task.request.retries + 1} failed, retrying in {delay:g}s: {error}")
             store.event(campaign, f"{node}: {phase} retrying in {delay:g}s: {error}")
             beat_for(store.redis, task_id, delay)  # held by its worker until then, not lost
-            raise task.retry(countdown=delay, exc=error, max_retries=retries.attempts - 1) from None
+            raise task.retry(countdown=delay, exc=error, max_retries=policy.attempts - 1) from None
         tail = command.tail() if command else ""
         if store.fail_phase(campaign, hop, node, phase, str(error), tail, **fence) and command:
             _keep_output(store, job, command)
@@ -255,10 +274,29 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
     except Exception as error:  # noqa: BLE001 - recorded, then re-raised for Celery
         store.fail_phase(campaign, hop, node, phase, f"{type(error).__name__}: {error}", **fence)
         raise
+    finally:
+        if job.wait.looks and not still_waiting:  # ended, or an error retry starts it over
+            store.done_waiting(campaign, hop, node, phase)
     if not store.finish_phase(campaign, hop, node, phase, outcome.status, outcome.detail,
                               outcome.output, **fence):
         return {"node": node, "phase": phase, "status": "stale"}
     return {"node": node, "phase": phase, "status": "already-done" if outcome.status == ALREADY_DONE else "done"}
+
+
+def _look_again(task: Task, job: Job, still: StillWaiting) -> Retry:
+    """The body is still waiting for the cluster: keep what the next look needs, say what it
+    waits for (written only when that changes: each write is a record update the dispatcher
+    reads), keep the phase counted as running, and send the task again in `still.after`
+    seconds to its own queue, as Task.retry would but without counting a retry
+    (signature_from_request keeps request.retries). Flower shows each look as a retry."""
+    state = job.wait.next(still.detail, still.carried)
+    job.store.keep_waiting(job.campaign_id, job.hop, job.node, job.phase.value, state)
+    if still.detail != job.wait.detail:
+        job.report(still.detail)
+    beat_for(job.store.redis, job.task_id, still.after)
+    again = task.signature_from_request(countdown=still.after)
+    again.apply_async()
+    return Retry(still.detail, when=still.after, sig=again)
 
 
 def _keep_output(store: CampaignStore, job: Job, result: Any) -> None:

@@ -22,6 +22,8 @@ Keys (JSON values):
   ku:c:<id>:tails:<n>          hash: "<node>/<phase>" -> the last lines of that phase's output
                                (apart from the entries: they are for people, and the entries
                                are what every task and the dispatcher read and rewrite)
+  ku:c:<id>:waits:<n>          hash: "<node>/<phase>" -> a waiting cluster phase's state between
+                               two looks (waiting.py; removed when the phase ends)
   ku:c:<id>:events             the campaign's event log (newest first, capped)
   ku:c:<id>:out:<n>:<node>:<phase>   full output of a phase worth keeping (kubeadm upgrade plan)
   (an ended campaign's keys are archived and deleted after the retention period: retention.py)
@@ -71,6 +73,7 @@ from kubeupgrade.workflow.states import (
     check_campaign,
     check_entry,
 )
+from kubeupgrade.workflow.waiting import WaitState
 
 log = logging.getLogger("kubeupgrade.record")
 
@@ -674,6 +677,27 @@ class CampaignStore:
                 record["tail"] = tails.get(f"{name}/{record['phase']}") or record.get("tail", "")
         return entries
 
+    def waiting(self, campaign_id: str, hop: int, node: str, phase: str) -> WaitState | None:
+        """The phase's state between two looks (waiting.py), if it waits. A value that does not
+        decode is named in the campaign's events and dropped: the phase starts its wait over."""
+        key, field = f"ku:c:{campaign_id}:waits:{hop}", f"{node}/{phase}"
+        raw = self.redis.hget(key, field)
+        if raw is None:
+            return None
+        try:
+            return WaitState.from_json(json.loads(raw))
+        except ValueError as error:
+            self.redis.hdel(key, field)
+            self.event(campaign_id, f"{node}: {phase}: damaged wait state in {key} field {field} "
+                       f"({error}) dropped; the wait starts over")
+            return None
+
+    def keep_waiting(self, campaign_id: str, hop: int, node: str, phase: str, state: WaitState) -> None:
+        self.redis.hset(f"ku:c:{campaign_id}:waits:{hop}", f"{node}/{phase}", json.dumps(state.to_json()))
+
+    def done_waiting(self, campaign_id: str, hop: int, node: str, phase: str) -> None:
+        self.redis.hdel(f"ku:c:{campaign_id}:waits:{hop}", f"{node}/{phase}")
+
     def save_output(self, campaign_id: str, hop: int, node: str, phase: str, text: str) -> None:
         self.redis.set(f"ku:c:{campaign_id}:out:{hop}:{node}:{phase}", text[-65536:])
 
@@ -682,11 +706,13 @@ class CampaignStore:
 
     # -- phase lifecycle (the tasks) ------------------------------------------------------------
     def begin_phase(self, campaign_id: str, hop: int, node: str, phase: str, attempt: int,
-                    task_id: str, doc: CampaignRecord | None = None) -> str:
+                    task_id: str, doc: CampaignRecord | None = None, looking_again: bool = False) -> str:
         """Whether a delivered task should run: "run", "already-done", "stale", "inactive", or
         "held" (the campaign is paused and this phase would start a node or its outage: the
         node gets a new attempt, fencing off the rest of its chain, and waits for `resume`).
-        `doc`: the campaign as the caller just read it (read here otherwise)."""
+        `doc`: the campaign as the caller just read it (read here otherwise). `looking_again`:
+        the delivery is a look the running phase scheduled itself (waiting.py): if the record
+        still shows it running under this task, it runs with nothing written (not an attempt)."""
         doc = doc if doc is not None else self.get(campaign_id)
         if doc is None or doc["state"] != "running":
             return "inactive"
@@ -709,6 +735,9 @@ class CampaignStore:
             if record["state"] == "succeeded":
                 verdict = "already-done"
                 return False
+            if looking_again and record["state"] == "running" and record["task_id"] == task_id:
+                verdict = "looking"
+                return False
             if holds is not None and holds(entry, phase):
                 verdict = "held"
                 new_attempt(entry)
@@ -727,6 +756,8 @@ class CampaignStore:
 
         if not self.update_entry(campaign_id, hop, node, change, beating) and verdict == "run":
             return "stale"  # no such entry
+        if verdict == "looking":
+            return "run"
         if verdict == "held":
             self.event(campaign_id, f"{node}: {phase} held: {why}")
         return verdict

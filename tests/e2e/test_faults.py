@@ -113,6 +113,32 @@ def test_controller_killed_during_drain_and_readiness_wait(make_stack, tmp_path)
     assert_safe(box, 1)
 
 
+def test_a_cluster_phase_waiting_on_the_cluster_does_not_hold_the_controllers_pool(make_stack, tmp_path):
+    """One pool process in the controller, and worker-1's kubelet never comes back: its
+    readiness wait looks again and again, and between looks the process drains, waits for and
+    uncordons the other workers. A look is not an attempt, and the phase says what it waits for."""
+    stack = make_stack(control_planes=1, workers=3, version="1.30.4", controller_concurrency=1)
+    box = stack.sandbox
+    box.add_fault("never-ready", node="worker-1")
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=2, ready_timeout=600,
+                                   prepare_ahead=1), broker=stack.broker)
+    wait_for(phase_running(handle, "worker-1", "wait-ready"), timeout=120)
+    wait_for(lambda: all(phase_record(handle, node, "uncordon").get("state") == "succeeded"
+                         for node in ("worker-2", "worker-3")), timeout=90)
+    waiting = phase_record(handle, "worker-1", "wait-ready")
+    assert waiting["state"] == "running" and waiting["attempts"] == 1, waiting
+    assert waiting["detail"].startswith("waiting for Ready at v1.31.14 (last seen: Ready=False"), waiting
+    box.clear_faults()
+    state, error = finish(handle)
+    assert state == "succeeded", error
+    done = phase_record(handle, "worker-1", "wait-ready")
+    assert (done["attempts"], done["detail"]) == (1, "Ready at v1.31.14")
+    from kubeupgrade.workflow.record import CampaignStore
+
+    assert not CampaignStore.from_url(stack.broker).redis.exists(f"ku:c:{handle.id}:waits:0")  # gone with the phase
+    assert_safe(box, 2)
+
+
 @pytest.mark.parametrize("secure_broker", [False, True], ids=["plain", "tls-acl-as-shipped"])
 def test_redis_restart_mid_campaign_resumes(make_stack, tmp_path, secure_broker):
     stack = make_stack(control_planes=1, workers=3, version="1.30.4", os_family="mixed",

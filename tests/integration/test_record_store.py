@@ -505,3 +505,50 @@ def test_a_readers_entry_is_offered_as_read_only_for_the_very_object_it_read(red
     store.update_entry(campaign, 0, "w1", lambda e: e.update(attempt=2), as_read=hop.as_read("w1", entry))
     now = store.entry(campaign, 0, "w1")
     assert (now["state"], now["attempt"]) == ("running", 2) and entry["state"] != "running"
+
+
+def test_a_look_again_is_not_an_attempt_and_only_the_running_task_may_take_it(redis_url):
+    from kubeupgrade.workflow.waiting import first_look
+
+    store = store_for(redis_url)
+    campaign = store.create("prod", {"cluster": "prod", "target": "1.31"}, "a.yaml")
+    add_entry(store, campaign)
+    assert store.begin_phase(campaign, 0, "w1", "drain", 1, "task-1") == "run"
+    written = store.redis.hget(f"ku:c:{campaign}:hop:0", "w1")
+    assert store.begin_phase(campaign, 0, "w1", "drain", 1, "task-1", looking_again=True) == "run"
+    assert store.redis.hget(f"ku:c:{campaign}:hop:0", "w1") == written  # nothing written, no attempt
+    # Another task id, or an attempt fenced off since, does not pass for a look.
+    assert store.begin_phase(campaign, 0, "w1", "drain", 1, "forged", looking_again=True) == "run"
+    assert store.entry(campaign, 0, "w1")["phases"][0]["attempts"] == 2
+    assert store.begin_phase(campaign, 0, "w1", "drain", 1, "task-1", looking_again=True) == "run"
+    assert store.entry(campaign, 0, "w1")["phases"][0]["attempts"] == 3  # task-1 no longer owns it
+    store.update_entry(campaign, 0, "w1", lambda entry: entry.update(attempt=2))
+    assert store.begin_phase(campaign, 0, "w1", "drain", 1, "task-1", looking_again=True) == "stale"
+    # A look of a campaign aborted meanwhile runs nothing.
+    store.update(campaign, lambda doc: doc.update(state="aborted"))
+    assert store.begin_phase(campaign, 0, "w1", "drain", 2, "task-1", looking_again=True) == "inactive"
+    # The state between looks round-trips and is removed when the phase ends.
+    state = first_look("task-1", 0).next("waiting for 2 evicted pod(s)", {"evicted": ["shop/a"]})
+    store.keep_waiting(campaign, 0, "w1", "drain", state)
+    assert store.waiting(campaign, 0, "w1", "drain") == state
+    store.done_waiting(campaign, 0, "w1", "drain")
+    assert store.waiting(campaign, 0, "w1", "drain") is None
+
+
+@pytest.mark.parametrize("value", [
+    "{not json", "[]", "null", json.dumps({"task_id": "t", "retries": 0, "since": 1.0}),
+    json.dumps({"task_id": "t", "retries": -1, "since": 1.0, "looks": 1}),
+    json.dumps({"task_id": "t", "retries": 0, "since": 1.0, "looks": True}),
+    json.dumps({"task_id": "t", "retries": 0, "since": 4e12, "looks": 1}),  # a deadline pushed away
+    json.dumps({"task_id": "", "retries": 0, "since": 1.0, "looks": 1}),
+    json.dumps({"task_id": "t", "retries": 0, "since": 1.0, "looks": 1, "carried": []}),
+])
+def test_a_damaged_or_forged_wait_state_is_named_and_dropped_and_the_wait_starts_over(redis_url, value):
+    store = store_for(redis_url)
+    campaign = store.create("prod", {"cluster": "prod", "target": "1.31"}, "a.yaml")
+    store.redis.hset(f"ku:c:{campaign}:waits:0", mapping={"w1/drain": value, "w2/drain": value})
+    assert store.waiting(campaign, 0, "w1", "drain") is None
+    assert not store.redis.hexists(f"ku:c:{campaign}:waits:0", "w1/drain")
+    assert store.redis.hexists(f"ku:c:{campaign}:waits:0", "w2/drain")  # only the one read
+    named = store.events(campaign)[0]["message"]
+    assert f"ku:c:{campaign}:waits:0 field w1/drain" in named and "starts over" in named

@@ -1,0 +1,86 @@
+"""Cluster phases that wait give their pool process back between looks.
+
+A drain waits for evicted pods to stop and for budgets to let evictions through, a readiness
+wait for a kubelet to come back, a health gate for the cluster to turn green: seconds to
+minutes each. Slept in the task, every wait held one of the controller's pool processes, so
+the controller's `--concurrency` capped how many outages moved at once, whatever
+`max_unavailable` allowed. Instead a phase body looks once and, if the cluster is not there
+yet, raises StillWaiting: the task is sent again to its own queue with a countdown (same task
+id, same chain, the same Celery retry count: a look is not an attempt; phase.py) and the
+process takes other work meanwhile. What the body must remember between looks (when the wait began, how
+many looks, what it did: the drain's evicted pods) is kept in Redis as a WaitState
+(CampaignStore.keep_waiting), fenced by the task id like every other write of the phase.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class StillWaiting(Exception):  # noqa: N818 - not an error: the phase looks again later
+    """Raised by a phase body whose cluster is not there yet: look again in `after` seconds.
+    `detail` says what it waits for (the phase's detail while it waits); `carried` is what the
+    next look must know (JSON-able)."""
+
+    def __init__(self, detail: str, after: float, carried: dict[str, Any] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.after = after
+        self.carried = carried or {}
+
+
+@dataclass(frozen=True)
+class WaitState:
+    """A waiting phase between two looks: its task, the Celery retry count the next look is
+    sent with (an error retry in between starts the wait over), when the first look began (wall
+    clock: deadlines count from it), looks so far, the detail last written to the record, and
+    what the body carries."""
+
+    task_id: str
+    retries: int
+    since: float
+    looks: int
+    detail: str = ""
+    carried: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"task_id": self.task_id, "retries": self.retries, "since": self.since,
+                "looks": self.looks, "detail": self.detail, "carried": self.carried}
+
+    @classmethod
+    def from_json(cls, value: Any) -> WaitState:
+        """ValueError if `value` is not one (a damaged or forged entry)."""
+        if not isinstance(value, dict):
+            raise ValueError("not an object")
+        fields: dict[str, Any] = value
+        task_id, retries, since, looks = (fields.get(k, -1) for k in ("task_id", "retries", "since", "looks"))
+        detail, carried = fields.get("detail", ""), fields.get("carried", {})
+        if not isinstance(task_id, str) or not task_id:
+            raise ValueError("no task_id")
+        if not _count(retries) or not _count(looks):
+            raise ValueError("retries or looks is not a count")
+        if not isinstance(since, (int, float)) or isinstance(since, bool) or since > time.time() + 60:
+            raise ValueError("since is not a time in the past")
+        if not isinstance(detail, str) or not isinstance(carried, dict):
+            raise ValueError("detail or carried of the wrong type")
+        return cls(task_id, int(retries), float(since), int(looks), detail, carried)
+
+    def continues(self, task_id: str, retries: int) -> bool:
+        """Whether a delivery of `task_id` at Celery retry count `retries` is the look this
+        state scheduled (not a new attempt, nor the retry of an error)."""
+        return self.task_id == task_id and self.retries == retries
+
+    def next(self, detail: str, carried: dict[str, Any]) -> WaitState:
+        return WaitState(self.task_id, self.retries, self.since, self.looks + 1, detail, carried)
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def first_look(task_id: str, retries: int) -> WaitState:
+    """The state of a phase that has not waited yet (looks 0, starting now)."""
+    return WaitState(task_id, retries, time.time(), 0)
+
