@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -242,7 +243,7 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
         # Running, as the dispatcher's lost-task check reads it: the key begin_phase set,
         # refreshed while the body runs, removed by the write that ends the phase.
         with phase_beating(store.redis, task_id, begun=True):
-            outcome = body(job)
+            outcome = _look_while_quick(body, job)
     except StillWaiting as still:
         still_waiting = True
         raise _look_again(task, job, still) from None
@@ -281,6 +282,25 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
                               outcome.output, **fence):
         return {"node": node, "phase": phase, "status": "stale"}
     return {"node": node, "phase": phase, "status": "already-done" if outcome.status == ALREADY_DONE else "done"}
+
+
+QUICK_WAIT_SECONDS = 0.4
+
+
+def _look_while_quick(body: Callable[[Job], StepOutcome], job: Job) -> StepOutcome:
+    """Run the body, looking again in this process while the wait is short: a look sent through
+    the broker costs tens of milliseconds, and a quick cluster answers within a few hundred (a
+    node Ready, a pod gone). The first look due more than QUICK_WAIT_SECONDS after this
+    delivery began is the caller's to send (StillWaiting propagates)."""
+    until = time.monotonic() + QUICK_WAIT_SECONDS
+    while True:
+        try:
+            return body(job)
+        except StillWaiting as still:
+            if time.monotonic() + still.after > until:
+                raise
+            time.sleep(still.after)
+            job.wait = job.wait.looked(still.carried)
 
 
 def _look_again(task: Task, job: Job, still: StillWaiting) -> Retry:

@@ -5,12 +5,14 @@ wait for a kubelet to come back, a health gate for the cluster to turn green: se
 minutes each. Slept in the task, every wait held one of the controller's pool processes, so
 the controller's `--concurrency` capped how many outages moved at once, whatever
 `max_unavailable` allowed. Instead a phase body looks once and, if the cluster is not there
-yet, raises StillWaiting: the task is sent again to its own queue with a countdown (same task
-id, same chain, the same Celery retry count: a look is not an attempt; phase.py) and the
-process takes other work meanwhile. What the body must remember between looks (when the wait began, how
-many looks, what it did: the drain's evicted pods) is kept in Redis as a WaitState
+yet, raises StillWaiting. The wrapper (phase.py) looks again within the task while the wait is
+short, then sends the task again to its own queue with a countdown (same task id, same chain,
+the same Celery retry count: a look is not an attempt) and the process takes other work
+meanwhile. What the body must remember between looks (when the wait began, how many looks,
+what it did: the drain's evicted pods) is kept in Redis as a WaitState
 (CampaignStore.keep_waiting), fenced by the task id like every other write of the phase.
-"""
+Only controller phases wait this way: an agent does not read the state (it would cost every
+host task a round trip)."""
 
 from __future__ import annotations
 
@@ -71,6 +73,10 @@ class WaitState:
         """Whether a delivery of `task_id` at Celery retry count `retries` is the look this
         state scheduled (not a new attempt, nor the retry of an error)."""
         return self.task_id == task_id and self.retries == retries
+
+    def looked(self, carried: dict[str, Any]) -> WaitState:
+        """One more look made within the same delivery (nothing written to the record)."""
+        return WaitState(self.task_id, self.retries, self.since, self.looks + 1, self.detail, carried)
 
     def next(self, detail: str, carried: dict[str, Any]) -> WaitState:
         return WaitState(self.task_id, self.retries, self.since, self.looks + 1, detail, carried)

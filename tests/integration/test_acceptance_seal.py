@@ -18,6 +18,7 @@ from kubeupgrade.workflow.dispatcher import Dispatcher
 from kubeupgrade.workflow.names import CLUSTER_ENTRY
 from kubeupgrade.workflow.phase import Job, read_record, require_accepted
 from kubeupgrade.workflow.record import CampaignStore, DamagedRecord
+from kubeupgrade.workflow.waiting import first_look
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +51,7 @@ def accepted(redis_url: str, cluster: str = "prod", limit: int = 2) -> tuple[Cam
 def job(store: CampaignStore, campaign: str, node: str, phase: Phase = Phase.DRAIN) -> Job:
     read = read_record(store, campaign)
     assert read is not None
-    return Job(store, campaign, 0, node, phase, 1, "task-1", read)
+    return Job(store, campaign, 0, node, phase, 1, "task-1", read, first_look("task-1", 0))
 
 
 def forget_checked_schedules() -> None:

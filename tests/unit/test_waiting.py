@@ -1,0 +1,49 @@
+"""A waiting cluster phase looks again within its task only while the wait is short, carrying
+what each look did; past that, the wait goes back to the wrapper to be sent through the broker."""
+
+from types import SimpleNamespace
+
+import pytest
+
+from kubeupgrade.kube.polling import look_delay
+from kubeupgrade.workflow.phase import QUICK_WAIT_SECONDS, _look_while_quick
+from kubeupgrade.workflow.waiting import StillWaiting, WaitState, first_look
+
+
+def _body(ready_after_looks):
+    seen = []
+
+    def body(job):
+        seen.append((job.wait.looks, dict(job.wait.carried)))
+        if job.wait.looks >= ready_after_looks:
+            return "done"
+        raise StillWaiting(f"look {job.wait.looks}", look_delay(job.wait.looks),
+                           {"evicted": [f"shop/pod-{job.wait.looks}"]})
+    return body, seen
+
+
+@pytest.mark.parametrize("ready_after", [0, 1, 3])
+def test_a_quick_wait_ends_within_the_task_with_each_look_carrying_the_last(ready_after):
+    body, seen = _body(ready_after)
+    job = SimpleNamespace(wait=first_look("t1", 0))
+    assert _look_while_quick(body, job) == "done"
+    assert [looks for looks, _ in seen] == list(range(ready_after + 1))
+    assert all(carried == ({"evicted": [f"shop/pod-{looks - 1}"]} if looks else {}) for looks, carried in seen)
+    assert job.wait.detail == ""  # nothing written by looks within the task
+
+
+def test_a_longer_wait_goes_back_to_the_wrapper_before_the_quick_budget_is_spent():
+    body, seen = _body(100)
+    job = SimpleNamespace(wait=first_look("t1", 0))
+    with pytest.raises(StillWaiting) as still:
+        _look_while_quick(body, job)
+    slept = sum(look_delay(n) for n in range(len(seen) - 1))
+    assert slept <= QUICK_WAIT_SECONDS < slept + still.value.after
+    assert len(seen) == 4 and still.value.after == look_delay(3)
+
+
+def test_the_state_between_looks_round_trips_and_counts_only_looks():
+    state = first_look("t1", 2).looked({"a": 1}).next("waiting for x", {"b": 2})
+    assert (state.looks, state.retries, state.detail, state.carried) == (2, 2, "waiting for x", {"b": 2})
+    assert WaitState.from_json(state.to_json()) == state
+    assert state.continues("t1", 2) and not state.continues("t1", 3) and not state.continues("t2", 2)
