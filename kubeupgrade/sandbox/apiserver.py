@@ -292,6 +292,12 @@ class ApiServer:
         if method == "DELETE":
             if query.get("dryRun") == "All":
                 return 200, store.get(resource.plural, namespace, name)
+            if resource.plural == "pods":  # DeleteOptions in the body or the query
+                options = body if isinstance(body, dict) else {}
+                grace = options.get("gracePeriodSeconds", query.get("gracePeriodSeconds"))
+                if isinstance(grace, str):
+                    grace = int(grace) if grace.isdigit() else None
+                return 200, self.controller.terminate_pod(store.get("pods", namespace, name), grace)
             deleted = store.delete(resource.plural, namespace, name)
             self.controller.on_change(deleted, None)
             return 200, deleted
@@ -384,8 +390,7 @@ class ApiServer:
         options = (body or {}).get("deleteOptions") or {}
         dry_run = query.get("dryRun") == "All" or "All" in (options.get("dryRun") or [])
         if not dry_run:
-            deleted = store.delete("pods", namespace, name)
-            self.controller.on_change(deleted, None)
+            self.controller.terminate_pod(pod, options.get("gracePeriodSeconds"))
         return 201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                      "code": 201}
 

@@ -94,6 +94,37 @@ class Controller:
         if was != now:
             self.record(after["metadata"]["name"], "cordon" if now else "uncordon")
 
+    def terminate_pod(self, pod: dict[str, Any], grace: Any = None) -> dict[str, Any]:
+        """A pod deleted or evicted through the API, as the API server and the kubelet end it:
+        marked for deletion at once (deletionTimestamp: no longer Ready, no longer counted by
+        its ReplicaSet, which starts a replacement), gone when its kubelet has stopped it, after
+        the grace period (the request's gracePeriodSeconds, else the pod's
+        terminationGracePeriodSeconds, else 30 s; scaled like every delay). A pod on no node, or
+        a grace period under a millisecond once scaled (zero-duration benchmarks), goes at once;
+        a pod already terminating is left to its first one."""
+        meta = pod["metadata"]
+        namespace, name, uid = meta.get("namespace"), meta["name"], meta.get("uid")
+        if meta.get("deletionTimestamp"):
+            return pod
+        if not _seconds(grace):
+            grace = pod.get("spec", {}).get("terminationGracePeriodSeconds", 30)
+            grace = grace if _seconds(grace) else 30
+        delay = grace * self.timing.time_scale
+        if delay < 0.001 or not pod.get("spec", {}).get("nodeName"):
+            deleted = self.store.delete("pods", namespace, name)
+            self.on_change(deleted, None)
+            return deleted
+        meta["deletionTimestamp"] = now_rfc3339()
+        meta["deletionGracePeriodSeconds"] = grace
+        self.store.put_internal("pods", pod)
+        self.after(delay, lambda: self._remove_stopped(namespace, name, uid))
+        return pod
+
+    def _remove_stopped(self, namespace: str | None, name: str, uid: str | None) -> None:
+        pod = self.store.find("pods", namespace, name)
+        if pod is not None and pod["metadata"].get("uid") == uid:
+            self.on_change(self.store.delete("pods", namespace, name), None)
+
     def record(self, node: str, event: str, **extra: Any) -> None:
         self.history.append({"t": time.time(), "node": node, "event": event, **extra})
 
@@ -111,12 +142,20 @@ class Controller:
 
     # -- kubelets ----------------------------------------------------------------------
     def resync(self) -> None:
-        """After a (re)start: every node's host state is news, and unready pods get a timer."""
+        """After a (re)start: every node's host state is news, unready pods get a timer, and
+        pods that were terminating go after their grace period (a kubelet goes on stopping a
+        pod whether or not the API server is up)."""
         with self.store.lock:
             for node in self.store.list("nodes"):
                 self._sync_node(node["metadata"]["name"], startup=True)
             for pod in self.store.list("pods"):
-                if not disruption.is_pod_ready(pod) and pod["spec"].get("nodeName"):
+                meta = pod["metadata"]
+                if meta.get("deletionTimestamp"):
+                    grace = meta.get("deletionGracePeriodSeconds")
+                    self.after((grace if _seconds(grace) else 30) * self.timing.time_scale,
+                               lambda ns=meta.get("namespace"), name=meta["name"], uid=meta.get("uid"):
+                               self._remove_stopped(ns, name, uid))
+                elif not disruption.is_pod_ready(pod) and pod["spec"].get("nodeName"):
                     self._start_pod_later(pod)
 
     def _process_events(self) -> None:
@@ -335,7 +374,7 @@ class Controller:
 
     def _reconcile_replicasets(self, load: dict[str, int]) -> None:
         for rs in self.store.list("replicasets"):
-            pods = self._owned_pods(rs)
+            pods = _active(self._owned_pods(rs))
             image = rs["spec"]["template"]["spec"]["containers"][0]["image"]
             for pod in pods:
                 if pod["spec"]["containers"][0]["image"] != image:
@@ -412,7 +451,7 @@ class Controller:
         rs = self.store.find("replicasets", namespace, name)
         if rs is None or rs["metadata"]["uid"] != uid:
             return
-        if len(self._owned_pods(rs)) >= int(rs["spec"].get("replicas", 1)):
+        if len(_active(self._owned_pods(rs))) >= int(rs["spec"].get("replicas", 1)):
             return
         pod = objects.pod_from_template(rs, self.random)
         while self.store.find("pods", namespace, pod["metadata"]["name"]) is not None:
@@ -453,6 +492,16 @@ class Controller:
             if ds.get("status") != status:
                 ds["status"] = status
                 self.store.put_internal("daemonsets", ds)
+
+
+def _seconds(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _active(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The pods not being deleted, which a ReplicaSet counts: one terminating is replaced at
+    once (a StatefulSet waits for its pod's name, a DaemonSet for its node)."""
+    return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
 
 
 def _by_controller(items: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

@@ -98,6 +98,9 @@ def eviction_refusal(pdb: dict[str, Any], status: dict[str, Any], pod: dict[str,
     A ready pod needs a disruption to spare; an unready one may go while the budget is met
     (the default unhealthyPodEvictionPolicy, IfHealthyBudget).
     """
+    if pod.get("status", {}).get("phase") in ("Succeeded", "Failed", "Pending") \
+            or pod["metadata"].get("deletionTimestamp"):
+        return None  # finished, not started, or already going: no budget applies (canIgnorePDB)
     healthy, desired = status["currentHealthy"], status["desiredHealthy"]
     if is_pod_ready(pod):
         if status["disruptionsAllowed"] > 0:

@@ -231,8 +231,48 @@ def test_deleted_daemonset_pod_is_recreated_on_its_node(cluster):
     box, core, *_ = cluster
     pod = core.list_namespaced_pod("monitoring", field_selector="spec.nodeName=worker-3").items[0]
     core.delete_namespaced_pod(pod.metadata.name, "monitoring")
-    again = wait_for(lambda: core.list_namespaced_pod("monitoring", field_selector="spec.nodeName=worker-3").items)
-    assert again[0].metadata.name != pod.metadata.name
+    # As the DaemonSet controller does: the new pod once the old one has stopped.
+    again = wait_for(lambda: core.list_namespaced_pod("monitoring", field_selector="spec.nodeName=worker-3").items
+                     if all(p.metadata.name != pod.metadata.name for p in core.list_namespaced_pod(
+                         "monitoring", field_selector="spec.nodeName=worker-3").items) else None)
+    assert len(again) == 1 and again[0].metadata.name != pod.metadata.name
+
+
+def test_an_evicted_pod_terminates_for_its_grace_period_and_is_replaced_meanwhile(make_sandbox):
+    """As the API server and the kubelet do it: an eviction marks the pod for deletion (no
+    longer Ready: the budget counts it out), its ReplicaSet starts a replacement at once, and
+    the pod goes once its grace period (30 s, scaled to 1.5 s here) is over. Evicting a pod
+    already terminating passes whatever its budget says; a delete with grace 0 is immediate."""
+    box = make_sandbox(control_planes=1, workers=3, version="1.30.4", os_family="apt", time_scale=0.05)
+    api_client = config.new_client_from_config(config_file=str(box.kubeconfig))
+    core, policy = client.CoreV1Api(api_client), client.PolicyV1Api(api_client)
+    try:
+        wait_for(lambda: policy.read_namespaced_pod_disruption_budget("web-pdb", "shop").status.disruptions_allowed)
+        victim = _web_pod_on(core, "worker-1")
+        evicted_at = time.monotonic()
+        core.create_namespaced_pod_eviction(victim.metadata.name, "shop", client.V1Eviction(
+            metadata=client.V1ObjectMeta(name=victim.metadata.name, namespace="shop")))
+        going = core.read_namespaced_pod(victim.metadata.name, "shop")
+        assert going.metadata.deletion_timestamp is not None
+        assert going.metadata.deletion_grace_period_seconds == 30
+        budget = policy.read_namespaced_pod_disruption_budget("web-pdb", "shop").status
+        assert budget.disruptions_allowed == 0  # the terminating pod is not healthy
+        # Refused for a Running pod, but this one is already going: no budget applies.
+        core.create_namespaced_pod_eviction(victim.metadata.name, "shop", client.V1Eviction(
+            metadata=client.V1ObjectMeta(name=victim.metadata.name, namespace="shop")))
+        replacement = wait_for(lambda: [p for p in core.list_namespaced_pod("shop", label_selector="app=web").items
+                                        if p.metadata.deletion_timestamp is None and p.metadata.name != victim.metadata.name
+                                        and p.spec.node_name != "worker-1" and len(core.list_namespaced_pod(
+                                            "shop", label_selector="app=web").items) == 4])
+        assert replacement  # created while the victim still terminates
+        wait_for(lambda: victim.metadata.name not in {
+            p.metadata.name for p in core.list_namespaced_pod("shop", label_selector="app=web").items})
+        assert time.monotonic() - evicted_at >= 1.5
+        other = _web_pod_on(core, "worker-2")
+        core.delete_namespaced_pod(other.metadata.name, "shop", grace_period_seconds=0)
+        assert other.metadata.name not in {p.metadata.name for p in core.list_namespaced_pod("shop").items}
+    finally:
+        api_client.close()
 
 
 def test_an_api_server_that_does_not_answer_in_time_is_stopped_not_left_behind(cluster):
