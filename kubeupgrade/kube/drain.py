@@ -20,6 +20,7 @@ from kubeupgrade.kube.polling import look_delay
 from kubeupgrade.model.campaign import DrainPolicy, OnPdbBlock
 
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
+BUDGET_RETRY_SECONDS = 1.0
 
 
 class DrainBlocked(PermanentError):
@@ -52,9 +53,17 @@ class DrainReport:
 @dataclass
 class DrainLook:
     """What one look at a draining node found: the pods it still waits for (evicted and not
-    gone yet, or refused by a budget) and why, for the phase's detail; none: drained."""
+    gone yet, or refused by a budget) and why, for the phase's detail; none: drained.
+    `refused`: a budget refused an eviction (worth asking again only after BUDGET_RETRY_SECONDS)."""
     waiting_for: list[str]
     why: str = ""
+    refused: bool = False
+
+    def next_look(self, looks: int) -> float:
+        """Seconds until the next look after `looks` looks: a refused eviction is asked again
+        after BUDGET_RETRY_SECONDS (a budget frees up as replacement pods become Ready, seconds
+        away: asking sooner only loads the API server), pods leaving are looked for sooner."""
+        return BUDGET_RETRY_SECONDS if self.refused else look_delay(looks)
 
 
 def _controller(pod: dict[str, Any]) -> dict[str, Any] | None:
@@ -175,7 +184,7 @@ def drain_look(api: KubeApi, node: str, policy: DrainPolicy, done: DrainReport, 
         if now > deadline + 60:
             raise PermanentError(f"pods still on {node} after eviction: {', '.join(sorted(leaving))}")
         why = f"waiting for {len(leaving)} evicted pod(s) to stop: {', '.join(sorted(leaving)[:5])}"
-    return DrainLook(blocked + leaving, why)
+    return DrainLook(blocked + leaving, why, refused=bool(blocked))
 
 
 def drain_node(api: KubeApi, node: str, policy: DrainPolicy, *,
@@ -186,8 +195,8 @@ def drain_node(api: KubeApi, node: str, policy: DrainPolicy, *,
     done = DrainReport()
     started = clock()
     looks = 0
-    while drain_look(api, node, policy, done, started=started, now=clock()).waiting_for:
-        sleep(look_delay(looks))
+    while (look := drain_look(api, node, policy, done, started=started, now=clock())).waiting_for:
+        sleep(look.next_look(looks))
         looks += 1
     return done
 

@@ -138,7 +138,7 @@ def drain_node(job: Job) -> StepOutcome:
     look = drain_look(api, job.node, job.campaign.policies.drain, report,
                       started=job.wait.since, now=time.time())
     if look.waiting_for:
-        raise StillWaiting(look.why, look_delay(job.wait.looks), {"owner": owner.name, **report.carried()})
+        raise StillWaiting(look.why, look.next_look(job.wait.looks), {"owner": owner.name, **report.carried()})
     if not report.evicted and not report.deleted and owner is CordonOwner.OURS:
         return StepOutcome(ALREADY_DONE, f"{job.node} already cordoned and drained")
     detail = {CordonOwner.CORDONED: "cordoned", CordonOwner.OURS: "already cordoned",

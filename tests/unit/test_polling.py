@@ -98,11 +98,12 @@ def test_a_budget_that_lets_go_in_time_is_waited_for_and_what_was_done_survives_
                                 started=0.0, now=cluster.now)
         if not look.waiting_for:
             break
-        assert look.why and "shop/web-1" in look.why
-        cluster.sleep(look_delay(looks))
+        assert look.why and "shop/web-1" in look.why and look.refused == (cluster.evicted_at is None)
+        cluster.sleep(look.next_look(looks))
         looks += 1
     assert done.evicted == ["shop/web-1"] and done.blocked_retries >= 3
     assert 5.0 <= cluster.now <= 7.0
+    assert cluster.evictions <= 5  # a refused eviction is asked again once a second, not sooner
 
 
 @pytest.mark.parametrize("carried", [{}, {"evicted": "x"}, {"evicted": [1, 2]}, {"blocked_retries": True},
