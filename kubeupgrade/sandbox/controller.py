@@ -103,27 +103,35 @@ class Controller:
         a grace period under a millisecond once scaled (zero-duration benchmarks), goes at once;
         a pod already terminating is left to its first one."""
         meta = pod["metadata"]
-        namespace, name, uid = meta.get("namespace"), meta["name"], meta.get("uid")
+        namespace, name = meta.get("namespace"), meta["name"]
         if meta.get("deletionTimestamp"):
             return pod
         if not _seconds(grace):
-            grace = pod.get("spec", {}).get("terminationGracePeriodSeconds", 30)
-            grace = grace if _seconds(grace) else 30
-        delay = grace * self.timing.time_scale
-        if delay < 0.001 or not pod.get("spec", {}).get("nodeName"):
+            grace = pod.get("spec", {}).get("terminationGracePeriodSeconds")
+        grace = grace if _seconds(grace) else 30
+        if grace * self.timing.time_scale < 0.001 or not pod.get("spec", {}).get("nodeName"):
             deleted = self.store.delete("pods", namespace, name)
             self.on_change(deleted, None)
             return deleted
         meta["deletionTimestamp"] = now_rfc3339()
         meta["deletionGracePeriodSeconds"] = grace
         self.store.put_internal("pods", pod)
-        self.after(delay, lambda: self._remove_stopped(namespace, name, uid))
+        self._remove_after_grace(pod)
         return pod
 
-    def _remove_stopped(self, namespace: str | None, name: str, uid: str | None) -> None:
-        pod = self.store.find("pods", namespace, name)
-        if pod is not None and pod["metadata"].get("uid") == uid:
-            self.on_change(self.store.delete("pods", namespace, name), None)
+    def _remove_after_grace(self, pod: dict[str, Any]) -> None:
+        """The kubelet's side of a terminating pod: gone after its deletionGracePeriodSeconds,
+        scaled (30 s if it carries none that reads)."""
+        meta = pod["metadata"]
+        namespace, name, uid = meta.get("namespace"), meta["name"], meta.get("uid")
+        grace = meta.get("deletionGracePeriodSeconds")
+
+        def remove() -> None:
+            found = self.store.find("pods", namespace, name)
+            if found is not None and found["metadata"].get("uid") == uid:
+                self.on_change(self.store.delete("pods", namespace, name), None)
+
+        self.after((grace if _seconds(grace) else 30) * self.timing.time_scale, remove)
 
     def record(self, node: str, event: str, **extra: Any) -> None:
         self.history.append({"t": time.time(), "node": node, "event": event, **extra})
@@ -149,12 +157,8 @@ class Controller:
             for node in self.store.list("nodes"):
                 self._sync_node(node["metadata"]["name"], startup=True)
             for pod in self.store.list("pods"):
-                meta = pod["metadata"]
-                if meta.get("deletionTimestamp"):
-                    grace = meta.get("deletionGracePeriodSeconds")
-                    self.after((grace if _seconds(grace) else 30) * self.timing.time_scale,
-                               lambda ns=meta.get("namespace"), name=meta["name"], uid=meta.get("uid"):
-                               self._remove_stopped(ns, name, uid))
+                if pod["metadata"].get("deletionTimestamp"):
+                    self._remove_after_grace(pod)
                 elif not disruption.is_pod_ready(pod) and pod["spec"].get("nodeName"):
                     self._start_pod_later(pod)
 

@@ -117,9 +117,9 @@ def preflight(job: Job) -> StepOutcome:
 
 @phase_task(Phase.DRAIN)
 def drain_node(job: Job) -> StepOutcome:
-    """Cordon the node and evict its pods through the eviction API, honouring PDBs. Each
-    delivery looks once; while evicted pods stop or budgets refuse, it looks again later
-    without holding a pool process (waiting.py)."""
+    """Cordon the node and evict its pods through the eviction API, honouring PDBs. The body
+    is one look; while evicted pods stop or budgets refuse, it looks again later, past a short
+    wait without holding a pool process (waiting.py)."""
     from kubeupgrade.kube.drain import DrainReport, drain_look
     from kubeupgrade.kube.nodes import CordonOwner, cordon_node
 
@@ -159,8 +159,8 @@ def _mark_cordoned(job: Job, ours: bool) -> None:
 
 @phase_task(Phase.WAIT_READY)
 def wait_node_ready(job: Job) -> StepOutcome:
-    """Wait until the node is Ready and its kubelet reports the hop's version: one look per
-    delivery, the next one later without holding a pool process (waiting.py)."""
+    """Wait until the node is Ready and its kubelet reports the hop's version. The body is one
+    look; the next comes later, past a short wait without holding a pool process (waiting.py)."""
     from kubeupgrade.kube.nodes import get_node, is_ready, kubelet_version
 
     api = job_api(job)

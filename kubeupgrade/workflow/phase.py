@@ -276,7 +276,7 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
         store.fail_phase(campaign, hop, node, phase, f"{type(error).__name__}: {error}", **fence)
         raise
     finally:
-        if job.wait.looks and not still_waiting:  # ended, or an error retry starts it over
+        if looking_again and not still_waiting:  # its kept state: ended, or an error retry starts over
             store.done_waiting(campaign, hop, node, phase)
     if not store.finish_phase(campaign, hop, node, phase, outcome.status, outcome.detail,
                               outcome.output, **fence):
@@ -300,7 +300,7 @@ def _look_while_quick(body: Callable[[Job], StepOutcome], job: Job) -> StepOutco
             if time.monotonic() + still.after > until:
                 raise
             time.sleep(still.after)
-            job.wait = job.wait.looked(still.carried)
+            job.wait = job.wait.next(still.carried)
 
 
 def _look_again(task: Task, job: Job, still: StillWaiting) -> Retry:
@@ -309,7 +309,7 @@ def _look_again(task: Task, job: Job, still: StillWaiting) -> Retry:
     reads), keep the phase counted as running, and send the task again in `still.after`
     seconds to its own queue, as Task.retry would but without counting a retry
     (signature_from_request keeps request.retries). Flower shows each look as a retry."""
-    state = job.wait.next(still.detail, still.carried)
+    state = job.wait.next(still.carried, still.detail)
     job.store.keep_waiting(job.campaign_id, job.hop, job.node, job.phase.value, state)
     if still.detail != job.wait.detail:
         job.report(still.detail)

@@ -74,12 +74,11 @@ class WaitState:
         state scheduled (not a new attempt, nor the retry of an error)."""
         return self.task_id == task_id and self.retries == retries
 
-    def looked(self, carried: dict[str, Any]) -> WaitState:
-        """One more look made within the same delivery (nothing written to the record)."""
-        return WaitState(self.task_id, self.retries, self.since, self.looks + 1, self.detail, carried)
-
-    def next(self, detail: str, carried: dict[str, Any]) -> WaitState:
-        return WaitState(self.task_id, self.retries, self.since, self.looks + 1, detail, carried)
+    def next(self, carried: dict[str, Any], detail: str | None = None) -> WaitState:
+        """After one more look: what it carries, and the detail written to the record (None:
+        written by no look since, as for a look made within the same delivery)."""
+        return WaitState(self.task_id, self.retries, self.since, self.looks + 1,
+                         self.detail if detail is None else detail, carried)
 
 
 def _count(value: Any) -> bool:

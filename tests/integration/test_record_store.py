@@ -528,7 +528,7 @@ def test_a_look_again_is_not_an_attempt_and_only_the_running_task_may_take_it(re
     store.update(campaign, lambda doc: doc.update(state="aborted"))
     assert store.begin_phase(campaign, 0, "w1", "drain", 2, "task-1", looking_again=True) == "inactive"
     # The state between looks round-trips and is removed when the phase ends.
-    state = first_look("task-1", 0).next("waiting for 2 evicted pod(s)", {"evicted": ["shop/a"]})
+    state = first_look("task-1", 0).next({"evicted": ["shop/a"]}, "waiting for 2 evicted pod(s)")
     store.keep_waiting(campaign, 0, "w1", "drain", state)
     assert store.waiting(campaign, 0, "w1", "drain") == state
     store.done_waiting(campaign, 0, "w1", "drain")

@@ -43,7 +43,7 @@ def test_a_longer_wait_goes_back_to_the_wrapper_before_the_quick_budget_is_spent
 
 
 def test_the_state_between_looks_round_trips_and_counts_only_looks():
-    state = first_look("t1", 2).looked({"a": 1}).next("waiting for x", {"b": 2})
+    state = first_look("t1", 2).next({"a": 1}).next({"b": 2}, "waiting for x")
     assert (state.looks, state.retries, state.detail, state.carried) == (2, 2, "waiting for x", {"b": 2})
     assert WaitState.from_json(state.to_json()) == state
     assert state.continues("t1", 2) and not state.continues("t1", 3) and not state.continues("t2", 2)
