@@ -115,7 +115,7 @@ def preflight(job: Job) -> StepOutcome:
     return StepOutcome(DONE, detail, "\n".join(warnings))
 
 
-@phase_task(Phase.DRAIN)
+@phase_task(Phase.DRAIN, waits=True)
 def drain_node(job: Job) -> StepOutcome:
     """Cordon the node and evict its pods through the eviction API, honouring PDBs. The body
     is one look; while evicted pods stop or budgets refuse, it looks again later, past a short
@@ -157,7 +157,7 @@ def _mark_cordoned(job: Job, ours: bool) -> None:
     job.store.update_entry(job.campaign_id, job.hop, job.node, mark)
 
 
-@phase_task(Phase.WAIT_READY)
+@phase_task(Phase.WAIT_READY, waits=True)
 def wait_node_ready(job: Job) -> StepOutcome:
     """Wait until the node is Ready and its kubelet reports the hop's version. The body is one
     look; the next comes later, past a short wait without holding a pool process (waiting.py)."""
@@ -195,7 +195,7 @@ def uncordon_node(job: Job) -> StepOutcome:
 GATE_POLL = 2.0  # seconds between health checks while the gate is red
 
 
-@phase_task(Phase.CONTROL_PLANE_GATE, Phase.HEALTH_GATE)
+@phase_task(Phase.CONTROL_PLANE_GATE, Phase.HEALTH_GATE, waits=True)
 def health_gate(job: Job) -> StepOutcome:
     """After the control planes (with gates or a canary) and after the canary workers: the
     built-in health checks and the operator's gates must pass within policies.gate_timeout;

@@ -36,7 +36,7 @@ from kubeupgrade.workflow.names import CLUSTER_ENTRY, valid_campaign_id, valid_h
 from kubeupgrade.workflow.record import CampaignStore
 from kubeupgrade.workflow.schedule import HopSchedule
 from kubeupgrade.workflow.schema import CampaignRecord
-from kubeupgrade.workflow.waiting import StillWaiting, WaitState, first_look
+from kubeupgrade.workflow.waiting import StillWaiting, WaitState, first_look, paced, pool_processes
 
 
 class PhaseHeld(Exception):  # noqa: N818 - not an error: the phase waits for an operator
@@ -196,7 +196,7 @@ def _validate(campaign: Any, hop: Any, node: Any, phase: Any, attempt: Any,
 
 def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset[Phase],
               campaign: str, hop: int, node: str, phase: str, attempt: int,
-              on_agent: bool) -> dict[str, Any]:
+              on_agent: bool, waits: bool = False) -> dict[str, Any]:
     parsed = _validate(campaign, hop, node, phase, attempt, allowed)
     if on_agent:
         refuse_misrouted(node)
@@ -206,7 +206,7 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
     # One read of the campaign serves the verdict, the authorization and the job.
     read = read_record(store, campaign)
     retries = task.request.retries or 0
-    waited = None if on_agent else store.waiting(campaign, hop, node, phase)
+    waited = store.waiting(campaign, hop, node, phase) if waits else None
     looking_again = waited is not None and waited.continues(task_id, retries)
     verdict = store.begin_phase(campaign, hop, node, phase, attempt, task_id,
                                 read.doc if read else None, looking_again=looking_again)
@@ -245,6 +245,10 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
         with phase_beating(store.redis, task_id, begun=True):
             outcome = _look_while_quick(body, job)
     except StillWaiting as still:
+        if not waits:  # undeclared, its wait would start over at every look and never time out
+            reason = f"{phase} waited but is not declared to (phase_task waits=True)"
+            store.fail_phase(campaign, hop, node, phase, reason, **fence)
+            raise PermanentError(reason) from None
         still_waiting = True
         raise _look_again(task, job, still) from None
     except PhaseHeld as held:
@@ -308,15 +312,17 @@ def _look_again(task: Task, job: Job, still: StillWaiting) -> Retry:
     waits for (written only when that changes: each write is a record update the dispatcher
     reads), keep the phase counted as running, and send the task again in `still.after`
     seconds to its own queue, as Task.retry would but without counting a retry
-    (signature_from_request keeps request.retries). Flower shows each look as a retry."""
+    (signature_from_request keeps request.retries), later than the body asked while many
+    phases wait (waiting.paced). Flower shows each look as a retry."""
     state = job.wait.next(still.carried, still.detail)
-    job.store.keep_waiting(job.campaign_id, job.hop, job.node, job.phase.value, state)
+    waiting = job.store.keep_waiting(job.campaign_id, job.hop, job.node, job.phase.value, state)
     if still.detail != job.wait.detail:
         job.report(still.detail)
-    beat_for(job.store.redis, job.task_id, still.after)
-    again = task.signature_from_request(countdown=still.after)
+    after = paced(still.after, waiting, pool_processes())
+    beat_for(job.store.redis, job.task_id, after)
+    again = task.signature_from_request(countdown=after)
     again.apply_async()
-    return Retry(still.detail, when=still.after, sig=again)
+    return Retry(still.detail, when=after, sig=again)
 
 
 def _keep_output(store: CampaignStore, job: Job, result: Any) -> None:
@@ -325,14 +331,18 @@ def _keep_output(store: CampaignStore, job: Job, result: Any) -> None:
                       f"$ {result.command}\n{result.stdout}{result.stderr}")
 
 
-def phase_task(*phases: Phase) -> Callable[[Callable[[Job], StepOutcome]], Task]:
+def phase_task(*phases: Phase, waits: bool = False) -> Callable[[Callable[[Job], StepOutcome]], Task]:
     """Register `body` as the Celery task declared for `phases` (kubeupgrade.model.phases):
-    its name and its side (the node's agent or the controller) come from the declaration."""
+    its name and its side (the node's agent or the controller) come from the declaration.
+    `waits`: the body may raise StillWaiting (a controller phase only), so each delivery reads
+    the phase's kept wait state; the others are spared that read."""
     declared = {(SPECS[p].task, SPECS[p].runs) for p in phases}
     if len(declared) != 1:
         raise ValueError(f"phases {[p.value for p in phases]} are not declared as one task")
     ((name, runs),) = declared
     on_agent = runs is Runs.HOST
+    if waits and on_agent:
+        raise ValueError(f"phases {[p.value for p in phases]} run on an agent, which does not wait between looks")
     allowed = frozenset(phases)
 
     def register(body: Callable[[Job], StepOutcome]) -> Task:
@@ -344,7 +354,7 @@ def phase_task(*phases: Phase) -> Callable[[Callable[[Job], StepOutcome]], Task]
         def task(self: Task, campaign: str, hop: int, node: str, phase: str, attempt: int,
                  version: str = "") -> dict[str, Any]:
             # `version` is informational (readable in Flower); the record is authoritative.
-            return run_phase(self, body, allowed, campaign, hop, node, phase, attempt, on_agent)
+            return run_phase(self, body, allowed, campaign, hop, node, phase, attempt, on_agent, waits)
 
         task.__doc__ = body.__doc__
         return task

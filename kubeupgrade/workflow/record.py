@@ -692,8 +692,14 @@ class CampaignStore:
                        f"({error}) dropped; the wait starts over")
             return None
 
-    def keep_waiting(self, campaign_id: str, hop: int, node: str, phase: str, state: WaitState) -> None:
-        self.redis.hset(f"ku:c:{campaign_id}:waits:{hop}", f"{node}/{phase}", json.dumps(state.to_json()))
+    def keep_waiting(self, campaign_id: str, hop: int, node: str, phase: str, state: WaitState) -> int:
+        """Keep the phase's state until its next look; returns how many of the hop's phases wait
+        now (it included: the pace of every look, waiting.paced)."""
+        key = f"ku:c:{campaign_id}:waits:{hop}"
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(key, f"{node}/{phase}", json.dumps(state.to_json()))
+        pipe.hlen(key)
+        return int(pipe.execute()[1])
 
     def done_waiting(self, campaign_id: str, hop: int, node: str, phase: str) -> None:
         self.redis.hdel(f"ku:c:{campaign_id}:waits:{hop}", f"{node}/{phase}")

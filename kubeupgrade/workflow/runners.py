@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from celery import Celery
 
 from kubeupgrade.workflow.names import CONTROLLER_QUEUE, agent_hostname, node_queue
+from kubeupgrade.workflow.waiting import PROCESSES_ENV
 
 if TYPE_CHECKING:
     from kubeupgrade.security.messages import MessageIdentity
@@ -206,6 +207,7 @@ def run_controller(kubeconfig: str, broker: str, *, concurrency: int = 8,
 
     load_cluster_client()
     share_heap_with_pool()
+    os.environ[PROCESSES_ENV] = str(concurrency)  # its pool paces its looks by it (waiting.paced)
     # No mingle either: it asks the other workers for their revoked tasks by a control message
     # (nobody answers, and nothing is revoked), and its user has no right to control messages.
     run_worker(app, ["worker", "-Q", CONTROLLER_QUEUE, "-n", "controller@%h", "-P", "prefork",

@@ -139,6 +139,45 @@ def test_a_cluster_phase_waiting_on_the_cluster_does_not_hold_the_controllers_po
     assert_safe(box, 2)
 
 
+def test_many_waiting_phases_together_look_no_more_often_than_the_controllers_pool_is_paced_for(
+        make_stack, tmp_path):
+    """Ten readiness waits at once on a controller of one pool process (paced for five looks a
+    second): each looks about every two seconds instead of every second, so the looks leave the
+    pool room for the phases that move outages; none is starved, none counts as an attempt."""
+    from kubeupgrade.workflow.record import CampaignStore
+    from kubeupgrade.workflow.waiting import LOOKS_PER_SECOND_PER_PROCESS
+
+    workers = [f"worker-{i}" for i in range(1, 11)]
+    stack = make_stack(control_planes=1, workers=len(workers), version="1.30.4", controller_concurrency=1,
+                       workload=False)  # no budgets: every worker reaches its readiness wait
+    box = stack.sandbox
+    for worker in workers:
+        box.add_fault("never-ready", node=worker)
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=len(workers), ready_timeout=600,
+                                   prepare_ahead=len(workers)), broker=stack.broker)
+    waits = CampaignStore.from_url(stack.broker).redis
+
+    def looks():
+        return {field: json.loads(value)["looks"] for field, value in
+                waits.hgetall(f"ku:c:{handle.id}:waits:0").items()}
+
+    wait_for(lambda: [field.endswith("/wait-ready") for field in looks()].count(True) == len(workers),
+             timeout=240)
+    before, began = looks(), time.monotonic()
+    time.sleep(8.0)
+    after, seconds = looks(), time.monotonic() - began
+    made = {field: after[field] - before[field] for field in before}
+    # Every look sent in the window, plus one per wait already on its way when it opened
+    assert sum(made.values()) <= LOOKS_PER_SECOND_PER_PROCESS * seconds + len(workers), made
+    assert all(count >= 1 for count in made.values()), made
+    for worker in workers:
+        assert phase_record(handle, worker, "wait-ready")["attempts"] == 1
+    box.clear_faults()
+    state, error = finish(handle)
+    assert state == "succeeded", error
+    assert_safe(box, len(workers))
+
+
 @pytest.mark.parametrize("secure_broker", [False, True], ids=["plain", "tls-acl-as-shipped"])
 def test_redis_restart_mid_campaign_resumes(make_stack, tmp_path, secure_broker):
     stack = make_stack(control_planes=1, workers=3, version="1.30.4", os_family="mixed",

@@ -529,8 +529,10 @@ def test_a_look_again_is_not_an_attempt_and_only_the_running_task_may_take_it(re
     assert store.begin_phase(campaign, 0, "w1", "drain", 2, "task-1", looking_again=True) == "inactive"
     # The state between looks round-trips and is removed when the phase ends.
     state = first_look("task-1", 0).next({"evicted": ["shop/a"]}, "waiting for 2 evicted pod(s)")
-    store.keep_waiting(campaign, 0, "w1", "drain", state)
+    assert store.keep_waiting(campaign, 0, "w1", "drain", state) == 1  # the hop's phases waiting now
     assert store.waiting(campaign, 0, "w1", "drain") == state
+    assert store.keep_waiting(campaign, 0, "w2", "wait-ready", first_look("task-2", 0)) == 2
+    assert store.keep_waiting(campaign, 0, "w1", "drain", state.next({})) == 2  # the same one again
     store.done_waiting(campaign, 0, "w1", "drain")
     assert store.waiting(campaign, 0, "w1", "drain") is None
 

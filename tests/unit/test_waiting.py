@@ -7,7 +7,15 @@ import pytest
 
 from kubeupgrade.kube.polling import look_delay
 from kubeupgrade.workflow.phase import QUICK_WAIT_SECONDS, _look_while_quick
-from kubeupgrade.workflow.waiting import StillWaiting, WaitState, first_look
+from kubeupgrade.workflow.waiting import (
+    LOOKS_PER_SECOND_PER_PROCESS,
+    PROCESSES_ENV,
+    StillWaiting,
+    WaitState,
+    first_look,
+    paced,
+    pool_processes,
+)
 
 
 def _body(ready_after_looks):
@@ -47,3 +55,22 @@ def test_the_state_between_looks_round_trips_and_counts_only_looks():
     assert (state.looks, state.retries, state.detail, state.carried) == (2, 2, "waiting for x", {"b": 2})
     assert WaitState.from_json(state.to_json()) == state
     assert state.continues("t1", 2) and not state.continues("t1", 3) and not state.continues("t2", 2)
+
+
+@pytest.mark.parametrize("processes", [1, 3, 8, 64])
+@pytest.mark.parametrize("asked", [0.05, 1.0, 2.0])
+def test_the_waits_together_never_look_more_often_than_the_pool_is_paced_for(processes, asked):
+    budget = LOOKS_PER_SECOND_PER_PROCESS * processes
+    for waiting in [1, 2, 7, 39, 40, 41, 100, 499, 500, 5000]:
+        after = paced(asked, waiting, processes)
+        assert after >= asked  # never sooner than the body asked
+        assert waiting / after <= budget + 1e-9  # all of them together, within the budget
+        if waiting / asked <= budget:
+            assert after == asked  # and no later than it asked while within the budget
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("12", 12), ("1", 1), ("", 8), ("0", 8), ("-3", 8), ("eight", 8), ("٣", 8), (" 4", 8)])
+def test_the_pool_size_is_read_from_the_controller_or_defaults(monkeypatch, raw, expected):
+    monkeypatch.setenv(PROCESSES_ENV, raw)
+    assert pool_processes() == expected
