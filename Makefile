@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv bytecode test lint bench bench-campaign bench-scale bench-tick bench-mirror bench-hostbin soak soak-broker demo demo-down clean
+.PHONY: venv bytecode test lint bench bench-campaign bench-scale bench-tick bench-waits bench-mirror bench-hostbin soak soak-broker demo demo-down clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,9 @@ bench-scale: bytecode
 
 bench-tick: bytecode
 	$(BIN)/python -m bench.dispatcher_tick
+
+bench-waits: bytecode
+	$(BIN)/python -m bench.waits --waiting 100
 
 bench-mirror: bytecode
 	$(BIN)/python -m bench.mirror_scale
