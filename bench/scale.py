@@ -179,6 +179,9 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             makespan = time.monotonic() - began
             own_cpu = sum(os.times()[:2]) - own_before
         redis_sent = client.info("stats")["total_net_output_bytes"] - sent_before
+        # What the campaign leaves in Redis besides its record: task results (kept result_expires)
+        results = list(client.scan_iter("celery-task-meta-*", count=1000))
+        redis_left = client.info("memory")["used_memory"] / 2**20
         commands = _command_calls(client)
         redis_commands = {name: calls - commands_before.get(name, 0) for name, calls in commands.items()
                           if calls > commands_before.get(name, 0)}
@@ -201,7 +204,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 "tick_p50": statistics.median(ticks), "tick_p99": _percentile(ticks, 0.99), "ticks": len(ticks),
                 "tick_cpu_p50": statistics.median(tick_cpu), "tick_cpu_p99": _percentile(tick_cpu, 0.99),
                 "gap_p50": result["overhead_median"], "gap_p99": result["overhead_p99"],
-                **sampler.peaks, "redis_sent_mib": redis_sent / 2**20, "idle_not_started": result["not started"],
+                **sampler.peaks, "redis_sent_mib": redis_sent / 2**20, "results_left": len(results),
+                "redis_left_mib": redis_left, "idle_not_started": result["not started"],
                 "idle_preparation": result["preparation"], "idle_tail": result["tail"],
                 "load": os.getloadavg()[0], "cpu_seconds": cpu,
                 "redis_commands": dict(sorted(redis_commands.items(), key=lambda item: -item[1]))}
@@ -258,6 +262,7 @@ def main() -> int:
           f"| {r['idle_tail']:.0f} | {r['load']:.1f} |")
     print(f"\nMachine speed (bench.scale.machine_speed, before and after): {r['machine_ms'][0]:.0f} and "
           f"{r['machine_ms'][1]:.0f} ms")
+    print(f"Left in Redis after the campaign: {r['redis_left_mib']:.1f} MiB used, {r['results_left']} task results")
     print("\nCPU seconds: " + ", ".join(f"{name} {seconds:.0f}" for name, seconds in r["cpu_seconds"].items()))
     return 0
 

@@ -153,6 +153,9 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         finally:
             counter.close()
         cpu["redis"] = redis_after - redis_before
+        # What Celery keeps of the looks until the phases end: a RETRY result per waiting task
+        results = list(client.scan_iter("celery-task-meta-*", count=1000))
+        result_bytes = sum(client.memory_usage(key) or 0 for key in results)
         looks = sum(looks_after[key] - looks_before.get(key, 0) for key in looks_after)
         events = {kind: count - events_before.get(kind, 0) for kind, count in events_after.items()
                   if count > events_before.get(kind, 0) and kind != "worker-heartbeat"}
@@ -162,7 +165,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 "events": events, "redis_commands_per_look": sum(commands.values()) / max(looks, 1),
                 "redis_commands": dict(sorted(commands.items(), key=lambda item: -item[1])),
                 "cpu_seconds": cpu, "cpu_ms_per_look": {name: 1000 * s / max(looks, 1) for name, s in cpu.items()},
-                "cores": {name: s / window for name, s in cpu.items()}, "load": os.getloadavg()[0]}
+                "cores": {name: s / window for name, s in cpu.items()}, "load": os.getloadavg()[0],
+                "results_kept": len(results), "result_bytes": result_bytes}
     finally:
         stack.stop_all()
         box.down()
@@ -199,6 +203,8 @@ def main() -> int:
     print("\nEvents: " + ", ".join(f"{kind} {count}" for kind, count in sorted(r["events"].items())))
     print("Redis commands per look: " + ", ".join(f"{name} {calls / max(r['looks'], 1):.1f}"
                                                    for name, calls in r["redis_commands"].items()))
+    print(f"Results kept while the phases wait: {r['results_kept']}, {r['result_bytes'] / 1024:.0f} KiB "
+          f"({r['result_bytes'] / max(r['results_kept'], 1):.0f} bytes each)")
     print(f"Machine speed (bench.scale.machine_speed): {r['machine_ms']:.0f} ms")
     return 0
 

@@ -218,7 +218,7 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
         # phase left running for ever.
         store.release_phase(campaign, hop, node, phase, "stopped waiting: the campaign is no "
                             "longer running", attempt=attempt, task_id=task_id)
-        store.done_waiting(campaign, hop, node, phase)
+        store.done_waiting(campaign, hop, node, phase, task.backend.get_key_for_task(task_id))
     if verdict != "run":
         # Deterministic answer: a duplicate returns what the first delivery would have (kept as a
         # result only when the sender asks; Flower shows it either way).
@@ -281,7 +281,7 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
         raise
     finally:
         if looking_again and not still_waiting:  # its kept state: ended, or an error retry starts over
-            store.done_waiting(campaign, hop, node, phase)
+            store.done_waiting(campaign, hop, node, phase, task.backend.get_key_for_task(task_id))
     if not store.finish_phase(campaign, hop, node, phase, outcome.status, outcome.detail,
                               outcome.output, **fence):
         return {"node": node, "phase": phase, "status": "stale"}

@@ -701,8 +701,16 @@ class CampaignStore:
         pipe.hlen(key)
         return int(pipe.execute()[1])
 
-    def done_waiting(self, campaign_id: str, hop: int, node: str, phase: str) -> None:
-        self.redis.hdel(f"ku:c:{campaign_id}:waits:{hop}", f"{node}/{phase}")
+    def done_waiting(self, campaign_id: str, hop: int, node: str, phase: str,
+                     result_key: str | bytes | None = None) -> None:
+        """The phase no longer waits: its kept state goes, and with it `result_key`, the RETRY
+        result its looks left (Celery stores one per retry, kept for result_expires; no one
+        reads it once the phase ends, and a failure is stored after this)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hdel(f"ku:c:{campaign_id}:waits:{hop}", f"{node}/{phase}")
+        if result_key:
+            pipe.delete(result_key)
+        pipe.execute()
 
     def save_output(self, campaign_id: str, hop: int, node: str, phase: str, text: str) -> None:
         self.redis.set(f"ku:c:{campaign_id}:out:{hop}:{node}:{phase}", text[-65536:])

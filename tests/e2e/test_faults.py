@@ -128,14 +128,19 @@ def test_a_cluster_phase_waiting_on_the_cluster_does_not_hold_the_controllers_po
     waiting = phase_record(handle, "worker-1", "wait-ready")
     assert waiting["state"] == "running" and waiting["attempts"] == 1, waiting
     assert waiting["detail"].startswith("waiting for Ready at v1.31.14 (last seen: Ready=False"), waiting
+    from kubeupgrade.workflow.record import CampaignStore
+
+    redis = CampaignStore.from_url(stack.broker).redis
+    result = f"celery-task-meta-{waiting['task_id']}"
+    assert json.loads(redis.get(result))["status"] == "RETRY"  # what Celery keeps of each look
     box.clear_faults()
     state, error = finish(handle)
     assert state == "succeeded", error
     done = phase_record(handle, "worker-1", "wait-ready")
     assert (done["attempts"], done["detail"]) == (1, "Ready at v1.31.14")
-    from kubeupgrade.workflow.record import CampaignStore
-
-    assert not CampaignStore.from_url(stack.broker).redis.exists(f"ku:c:{handle.id}:waits:0")  # gone with the phase
+    # Gone with the phase: its kept state, and the result its looks left (kept two weeks otherwise)
+    assert not redis.exists(f"ku:c:{handle.id}:waits:0")
+    assert not redis.exists(result)
     assert_safe(box, 2)
 
 
