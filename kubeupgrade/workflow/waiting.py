@@ -34,6 +34,10 @@ DEFAULT_PROCESSES = 8
 # process a pool of 8 spends about a core on looks; each wait looks once a second until more
 # than 40 phases wait, then less often (every N / 40 s for N waiting).
 LOOKS_PER_SECOND_PER_PROCESS = 5.0
+# But never longer than this between two looks of one wait, whatever the count: a deadline is
+# overshot by at most this much, and a pool too small for its waits looks more than paced for
+# (at the default pool, past 1,200 waits at once) rather than leaving an outage unwatched.
+MOST_PACED_SECONDS = 30.0
 
 
 class StillWaiting(Exception):  # noqa: N818 - not an error: the phase looks again later
@@ -99,8 +103,9 @@ class WaitState:
 def paced(after: float, waiting: int, processes: int) -> float:
     """The pause before a look sent through the broker: `after`, or longer while `waiting`
     phases look at once, so that together they send at most LOOKS_PER_SECOND_PER_PROCESS a
-    second per pool process."""
-    return max(after, waiting / (LOOKS_PER_SECOND_PER_PROCESS * max(processes, 1)))
+    second per pool process, up to MOST_PACED_SECONDS."""
+    spread = min(waiting / (LOOKS_PER_SECOND_PER_PROCESS * max(processes, 1)), MOST_PACED_SECONDS)
+    return max(after, spread)
 
 
 def pool_processes() -> int:
