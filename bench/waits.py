@@ -1,6 +1,7 @@
 """Benchmark: what cluster phases that wait cost while they wait.
 
     python -m bench.waits [--waiting 100] [--seconds 30] [--controller-concurrency 8] [--workload]
+                          [--flower]
 
 A sandbox of one control plane and N workers whose kubelets never come back Ready (the
 sandbox's `never-ready` fault, one per worker; no workload unless --workload), a real
@@ -114,6 +115,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         stack.start_redis(appendonly=False)
         stack.start_farm(names, concurrency=32)
         controller = stack.start_controller(concurrency=args.controller_concurrency)
+        if args.flower:
+            stack.start_flower()
         stack.wait_for_workers([f"agent@{name}" for name in names] + [f"controller@{socket.gethostname()}"],
                                timeout=600)
         campaign = workdir / "campaign.yaml"
@@ -137,6 +140,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         progress(f"{len(workers)} readiness waits settled after {time.monotonic() - began:.0f} s")
         counter = EventCounter(client)
         pids = {"controller": controller.pid, "apiserver": box.api_pid() or 0}
+        if args.flower:
+            pids["flower"] = stack.processes["flower"].pid
         try:
             time.sleep(1.0)  # the counter subscribed
             cpu_before = {name: _tree_cpu_seconds(pid) for name, pid in pids.items()}
@@ -177,6 +182,8 @@ def main() -> int:
     parser.add_argument("--waiting", type=int, default=100, help="workers waiting at once")
     parser.add_argument("--seconds", type=float, default=30.0, help="how long to measure once settled")
     parser.add_argument("--controller-concurrency", type=int, default=8)
+    parser.add_argument("--flower", action="store_true",
+                        help="run Flower on the broker too, and measure what the looks' events cost it")
     parser.add_argument("--workload", action="store_true",
                         help="the sandbox's default workload: its budgets let one `web` pod go at a time, "
                              "so most waits are drains asking a budget again (an eviction per look)")
@@ -203,6 +210,8 @@ def main() -> int:
     print("\nEvents: " + ", ".join(f"{kind} {count}" for kind, count in sorted(r["events"].items())))
     print("Redis commands per look: " + ", ".join(f"{name} {calls / max(r['looks'], 1):.1f}"
                                                    for name, calls in r["redis_commands"].items()))
+    if "flower" in cores:
+        print(f"Flower: {cores['flower']:.2f} cores busy, {per['flower']:.1f} ms of CPU per look")
     print(f"Results kept while the phases wait: {r['results_kept']}, {r['result_bytes'] / 1024:.0f} KiB "
           f"({r['result_bytes'] / max(r['results_kept'], 1):.0f} bytes each)")
     print(f"Machine speed (bench.scale.machine_speed): {r['machine_ms']:.0f} ms")
