@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import socket
 import statistics
 import sys
@@ -182,6 +183,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         # What the campaign leaves in Redis besides its record: task results (kept result_expires)
         results = list(client.scan_iter("celery-task-meta-*", count=1000))
         redis_left = client.info("memory")["used_memory"] / 2**20
+        kept = kept_by_kind(client, handle.id, names)
         commands = _command_calls(client)
         redis_commands = {name: calls - commands_before.get(name, 0) for name, calls in commands.items()
                           if calls > commands_before.get(name, 0)}
@@ -205,13 +207,25 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 "tick_cpu_p50": statistics.median(tick_cpu), "tick_cpu_p99": _percentile(tick_cpu, 0.99),
                 "gap_p50": result["overhead_median"], "gap_p99": result["overhead_p99"],
                 **sampler.peaks, "redis_sent_mib": redis_sent / 2**20, "results_left": len(results),
-                "redis_left_mib": redis_left, "idle_not_started": result["not started"],
+                "redis_left_mib": redis_left, "redis_kept_mib": kept, "idle_not_started": result["not started"],
                 "idle_preparation": result["preparation"], "idle_tail": result["tail"],
                 "load": os.getloadavg()[0], "cpu_seconds": cpu,
                 "redis_commands": dict(sorted(redis_commands.items(), key=lambda item: -item[1]))}
     finally:
         stack.stop_all()
         box.down()
+
+
+def kept_by_kind(client: redis.Redis, campaign_id: str, nodes: list[str]) -> dict[str, float]:
+    """MiB of the keys left in Redis, by kind: each key's name with the campaign's id and any
+    node's name taken out (`MEMORY USAGE`, which counts a key's own allocations)."""
+    named = set(nodes)
+    kinds: dict[str, float] = {}
+    for raw in client.scan_iter(count=1000):
+        parts = re.split(r"([:.@/])", raw.decode("utf-8", "replace"))
+        kind = "".join("<id>" if part == campaign_id else "<node>" if part in named else part for part in parts)
+        kinds[kind] = kinds.get(kind, 0.0) + (client.memory_usage(raw) or 0) / 2**20
+    return dict(sorted(kinds.items(), key=lambda item: -item[1]))
 
 
 def _command_calls(client: redis.Redis) -> dict[str, int]:
@@ -262,7 +276,8 @@ def main() -> int:
           f"| {r['idle_tail']:.0f} | {r['load']:.1f} |")
     print(f"\nMachine speed (bench.scale.machine_speed, before and after): {r['machine_ms'][0]:.0f} and "
           f"{r['machine_ms'][1]:.0f} ms")
-    print(f"Left in Redis after the campaign: {r['redis_left_mib']:.1f} MiB used, {r['results_left']} task results")
+    print(f"Left in Redis after the campaign: {r['redis_left_mib']:.1f} MiB used, {r['results_left']} task results; "
+          "by kind (MiB): " + ", ".join(f"{kind} {mib:.1f}" for kind, mib in list(r["redis_kept_mib"].items())[:12]))
     print("\nCPU seconds: " + ", ".join(f"{name} {seconds:.0f}" for name, seconds in r["cpu_seconds"].items()))
     return 0
 
