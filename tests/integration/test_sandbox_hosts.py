@@ -121,6 +121,22 @@ def test_held_packages_do_not_move(box):
     assert "Installed: 1.30.9-1.1" in policy and "Candidate: 1.30.14-1.1" in policy
 
 
+def test_downloading_a_held_package_needs_the_same_permission_and_moves_nothing(box):
+    # apt runs its held-package check before downloading too (only the essential-package
+    # check is skipped for --download-only)
+    point_repository(box, "cp-1", "1.30")
+    ok(run_on(box, "cp-1", "apt-get", "update"))
+    refused = run_on(box, "cp-1", "apt-get", "install", "-y", "-q", "--download-only", "kubeadm=1.30.9-1.1")
+    assert refused.returncode == 100
+    assert "The following held packages will be changed:\n  kubeadm" in refused.stdout
+    assert "E: Held packages were changed and -y was used without --allow-change-held-packages." in refused.stderr
+    fetched = ok(run_on(box, "cp-1", "apt-get", "install", "-y", "-q", "--download-only",
+                        "--allow-change-held-packages", "kubeadm=1.30.9-1.1"))
+    assert "Download complete and in download only mode" in fetched.stdout
+    assert ok(run_on(box, "cp-1", "dpkg-query", "-W", "--showformat=${Version}", "kubeadm")).stdout == "1.30.4-1.1"
+    assert ok(run_on(box, "cp-1", "apt-mark", "showhold")).stdout.split() == ["kubeadm", "kubectl", "kubelet"]
+
+
 def test_apt_without_yes_aborts(box):
     ok(run_on(box, "cp-1", "apt-mark", "unhold", "kubeadm"))
     result = run_on(box, "cp-1", "apt-get", "install", "kubeadm=1.30.5-1.1")

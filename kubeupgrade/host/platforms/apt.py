@@ -47,7 +47,9 @@ class AptPlatform(PackagePlatform):
         names = kube_packages(tuple(sorted(pins)))
         argv = ["apt-get", "install", "-y", "-q"]
         if download_only:
-            argv.append("--download-only")
+            # apt refuses to change a held package under -y even when it only downloads it; the
+            # hold (kubeadm's install guide sets one) stays, as nothing is installed
+            argv += ["--download-only", "--allow-change-held-packages"]
         argv += [f"{name}={pins[name].raw}" for name in names]
         return Command(tuple(argv), INSTALL_TIMEOUT)
 

@@ -5,7 +5,8 @@ Rules taken from the real tools:
   minor); apt reads the lists fetched by its last `apt-get update`, dnf reads the repo file;
 - the kubernetes yum repository excludes the packages, so dnf/yum need
   `--disableexcludes=kubernetes`;
-- apt refuses to change held packages under -y without --allow-change-held-packages;
+- apt refuses to change held packages under -y without --allow-change-held-packages, also when
+  it only downloads them;
 - an apt run interrupted half-way leaves dpkg "interrupted" until `dpkg --configure -a`;
 - the dpkg lock can be held by another process.
 """
@@ -207,7 +208,7 @@ def _apt_install(host: Host, flags: set[str], targets: list[str]) -> int:
     download_only = bool(flags & {"-d", "--download-only"})
     with _DpkgFrontendLock(host):
         state = host.packages()
-        if _interrupted(state) and not download_only:
+        if _interrupted(state):  # apt locks dpkg first, also to download only
             raise host.fail("E: dpkg was interrupted, you must manually run 'dpkg --configure -a' "
                             "to correct the problem.", 100)
         host.out("Reading package lists...\nBuilding dependency tree...\nReading state information...")
@@ -228,24 +229,26 @@ def _apt_install(host: Host, flags: set[str], targets: list[str]) -> int:
         for name, version in wanted.items():
             if name not in changes:
                 host.out(f"{name} is already the newest version ({version}).")
+        # The same checks and lists with --download-only: apt skips only its essential-package
+        # check then (apt-private/private-install.cc, InstallPackages)
         held = [n for n in changes if n in state["held"]]
-        if held and not download_only:
+        if held:
             host.out("The following held packages will be changed:\n  " + " ".join(held))
         downgraded = sorted(n for n, v in changes.items()
                             if n in state["installed"] and _older(v, state["installed"][n]))
         upgraded = sorted(set(changes) - set(downgraded))
-        if upgraded and not download_only:
+        if upgraded:
             host.out("The following packages will be upgraded:\n  " + " ".join(upgraded))
-        if downgraded and not download_only:
+        if downgraded:
             host.out("The following packages will be DOWNGRADED:\n  " + " ".join(downgraded))
         host.out(f"{len(upgraded)} upgraded, 0 newly installed, {len(downgraded)} downgraded, 0 to remove "
                  "and 0 not upgraded." if downgraded else
                  f"{len(changes)} upgraded, 0 newly installed, 0 to remove and 0 not upgraded.")
-        if held and not download_only and "--allow-change-held-packages" not in flags:
+        if held and "--allow-change-held-packages" not in flags:
             if assume_yes:
                 raise host.fail("E: Held packages were changed and -y was used without "
                                 "--allow-change-held-packages.", 100)
-        if downgraded and assume_yes and not download_only and "--allow-downgrades" not in flags:
+        if downgraded and assume_yes and "--allow-downgrades" not in flags:
             raise host.fail("E: Packages were downgraded and -y was used without --allow-downgrades.", 100)
         if changes and not assume_yes:
             host.out("Do you want to continue? [Y/n] Abort.")
