@@ -11,8 +11,10 @@ the same Celery retry count: a look is not an attempt) and the process takes oth
 meanwhile. What the body must remember between looks (when the wait began, how many looks,
 what it did: the drain's evicted pods) is kept in Redis as a WaitState
 (CampaignStore.keep_waiting), fenced by the task id like every other write of the phase.
-Only controller phases wait this way: an agent does not read the state (it would cost every
-host task a round trip)."""
+Looks sent through the broker are paced (paced): together, a hop's waits send no more than the
+controller's pool is sized for. Only controller phases declared to wait do so (phase_task
+waits=True): the others, and agents, do not read the state (it would cost each task a round
+trip)."""
 
 from __future__ import annotations
 
