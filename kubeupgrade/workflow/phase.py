@@ -280,8 +280,11 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
         store.fail_phase(campaign, hop, node, phase, f"{type(error).__name__}: {error}", **fence)
         raise
     finally:
-        if looking_again and not still_waiting:  # its kept state: ended, or an error retry starts over
-            store.done_waiting(campaign, hop, node, phase, task.backend.get_key_for_task(task_id))
+        if waited is not None and not still_waiting:
+            # The kept state goes: this wait ended, an error retry starts it over, or it was an
+            # earlier task's (lost with a killed controller and sent again under a new id),
+            # which would otherwise stay counted in the pace of every look (waiting.paced).
+            store.done_waiting(campaign, hop, node, phase, task.backend.get_key_for_task(waited.task_id))
     if not store.finish_phase(campaign, hop, node, phase, outcome.status, outcome.detail,
                               outcome.output, **fence):
         return {"node": node, "phase": phase, "status": "stale"}

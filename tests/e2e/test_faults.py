@@ -183,6 +183,25 @@ def test_many_waiting_phases_together_look_no_more_often_than_the_controllers_po
     assert_safe(box, len(workers))
 
 
+def test_a_wait_state_an_earlier_task_left_goes_when_the_phase_ends(make_stack, tmp_path):
+    """A controller killed while a phase waited leaves that task's wait state (and its RETRY
+    result); the phase sent again under a new id that waits only briefly must not leave them
+    behind, or they would stay counted in the pace of every look."""
+    from kubeupgrade.workflow.record import CampaignStore
+    from kubeupgrade.workflow.waiting import first_look
+
+    stack = make_stack(control_planes=1, workers=1, version="1.30.4", workload=False)
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1), broker=stack.broker)
+    store = CampaignStore.from_url(stack.broker)
+    store.keep_waiting(handle.id, 0, "worker-1", "wait-ready", first_look("lost-task", 0).next({}, "waiting"))
+    store.redis.set("celery-task-meta-lost-task", json.dumps({"status": "RETRY", "task_id": "lost-task"}))
+    state, error = finish(handle)
+    assert state == "succeeded", error
+    assert not store.redis.exists(f"ku:c:{handle.id}:waits:0")
+    assert not store.redis.exists("celery-task-meta-lost-task")
+    assert phase_record(handle, "worker-1", "wait-ready")["attempts"] == 1
+
+
 @pytest.mark.parametrize("secure_broker", [False, True], ids=["plain", "tls-acl-as-shipped"])
 def test_redis_restart_mid_campaign_resumes(make_stack, tmp_path, secure_broker):
     stack = make_stack(control_planes=1, workers=3, version="1.30.4", os_family="mixed",
