@@ -234,6 +234,15 @@ def _command_calls(client: redis.Redis) -> dict[str, int]:
             for name, stats in client.info("commandstats").items()}
 
 
+def add_under_option(parser: argparse.ArgumentParser) -> None:
+    """--under: where the sandbox directory is made. The simulated hosts' files (state, logs,
+    host locks) live in memory by default: on this disk (ext4 with `discard`) their writes and
+    renames were a sixth of the farms' samples at 1,000 nodes, a cost of the simulator that a
+    real host pays once, not a thousand times."""
+    parser.add_argument("--under", default="/dev/shm" if os.access("/dev/shm", os.W_OK) else None,
+                        help="where the sandbox directory is made [default: /dev/shm if writable]")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=1000)
@@ -248,11 +257,7 @@ def main() -> int:
     parser.add_argument("--workload", action="store_true",
                         help="the sandbox's default workload: its budgets let one `web` pod go at a "
                              "time, so drains wait for each other (the budget's pace, not the engine's)")
-    # The simulated hosts' files (state, logs, host locks) live in memory by default: on this
-    # disk (ext4 with `discard`) their writes and renames were a sixth of the farms' samples at
-    # 1,000 nodes, a cost of the simulator that a real host pays once, not a thousand times.
-    parser.add_argument("--under", default="/dev/shm" if os.access("/dev/shm", os.W_OK) else None,
-                        help="where the sandbox directory is made [default: /dev/shm if writable]")
+    add_under_option(parser)
     parser.add_argument("--record", metavar="FILE", help="also write the campaign's record (JSON) here")
     parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
     args = parser.parse_args()

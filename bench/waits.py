@@ -23,7 +23,6 @@ import base64
 import json
 import os
 import socket
-import sys
 import tempfile
 import threading
 import time
@@ -33,7 +32,7 @@ from typing import Any
 import redis
 import yaml
 
-from bench.scale import _command_calls, _tree_cpu_seconds, machine_speed
+from bench.scale import _command_calls, _tree_cpu_seconds, add_under_option, machine_speed, progress
 from kubeupgrade.api import submit
 from kubeupgrade.sandbox.manager import Sandbox
 from kubeupgrade.sandbox.stack import Stack
@@ -41,10 +40,6 @@ from kubeupgrade.security.signing import KEY_ENV
 
 # The settled pace: past the first looks (0.05 s doubling), a wait looks at most once a second
 SETTLED_LOOKS = 6
-
-
-def progress(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
 
 
 class EventCounter:
@@ -187,8 +182,7 @@ def main() -> int:
     parser.add_argument("--workload", action="store_true",
                         help="the sandbox's default workload: its budgets let one `web` pod go at a time, "
                              "so most waits are drains asking a budget again (an eviction per look)")
-    parser.add_argument("--under", default="/dev/shm" if os.access("/dev/shm", os.W_OK) else None,
-                        help="where the sandbox directory is made [default: /dev/shm if writable]")
+    add_under_option(parser)
     parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
     args = parser.parse_args()
     if args.waiting < 1:

@@ -30,11 +30,11 @@ DEFAULT_PROCESSES = 8
 # Looks a second the waiting phases may send through the broker, per controller pool process.
 # A look so sent costs the controller ~20-23 ms of CPU on this project's 2-core machines
 # (bench.waits: ~25 Redis commands, the message and its four task events, Celery's retry
-# bookkeeping, and one API call of ~1.5 ms, all a look inside a held process used to cost). Unpaced, 500 phases waiting at
-# once (max_unavailable 500) would ask 500 looks a second: more than two cores can give, and the
-# drains and uncordons that move outages would queue behind the looks. At 5 a second per
-# process a pool of 8 spends about a core on looks; each wait looks once a second until more
-# than 40 phases wait, then less often (every N / 40 s for N waiting).
+# bookkeeping, and one API call of ~1.5 ms, all a look inside a held process used to cost).
+# Unpaced, 500 phases waiting at once (max_unavailable 500) would ask 500 looks a second: more
+# than two cores can give, and the drains and uncordons that move outages would queue behind
+# the looks. At 5 a second per process a pool of 8 spends about a core on looks; each wait
+# looks once a second until more than 40 phases wait, then less often (every N / 40 s for N).
 LOOKS_PER_SECOND_PER_PROCESS = 5.0
 # But never longer than this between two looks of one wait, whatever the count: a deadline is
 # overshot by at most this much, and a pool too small for its waits looks more than paced for
