@@ -118,7 +118,33 @@ class Outbox:
         self._stack.close()  # the batch sends as it is left, then the producer returns to its pool
 
 
+class SenderCelery(ClientCelery):
+    """A client app that sends and never waits for a result: the dispatcher's. Its result
+    backend watches none of what it sends (it reads the results it needs by key:
+    Dispatcher._ended_badly). Celery's group watches every task it sends, for the group's
+    result (a SUBSCRIBE on the result backend's pub/sub connection, and an UNSUBSCRIBE once the
+    handle is dropped): 2,000 commands for a 1,000-node hop's prepare-host group."""
+
+    def _get_backend(self) -> Any:
+        from celery.app import backends
+        from celery.backends.redis import RedisBackend
+
+        backend_cls, url = backends.by_url(self.conf.result_backend, self.loader)
+        if not issubclass(backend_cls, RedisBackend):
+            return backend_cls(app=self, url=url)
+
+        class Unwatched(backend_cls):  # type: ignore[valid-type,misc]
+            def add_pending_result(self, result: Any, weak: bool = False, start_drainer: bool = True) -> Any:
+                return result
+
+            def on_task_call(self, producer: Any, task_id: str) -> None:
+                pass
+
+        return Unwatched(app=self, url=url)
+
+
 _clients: dict[str, Celery] = {}
+_senders: dict[str, Celery] = {}
 
 
 def client_app(url: str) -> Celery:
@@ -130,3 +156,10 @@ def client_app(url: str) -> Celery:
     if url not in _clients:
         _clients[url] = configure(ClientCelery("kubeupgrade-client"), url)
     return _clients[url]
+
+
+def sender_app(url: str) -> Celery:
+    """client_app for a sender that never waits for a result (SenderCelery): the dispatcher."""
+    if url not in _senders:
+        _senders[url] = configure(SenderCelery("kubeupgrade-sender"), url)
+    return _senders[url]

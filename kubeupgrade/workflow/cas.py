@@ -136,3 +136,47 @@ class CompareAndSet:
                 self._remember(slot, new_text)
                 return True, updated
             guessed, text = False, (answer[1] if len(answer) > 1 and answer[1] else None)
+
+    def update_fields(self, key: str, decode: Callable[[str, str], Any],
+                      changes: dict[str, tuple[Callable[[Any], Any], tuple[str, Any] | None]],
+                      *, track_changed: bool = False) -> dict[str, tuple[bool, Any]]:
+        """update() of many fields of the hash `key` ({field: (change, as_read)}), their scripts
+        sent in one pipelined round trip. A field with no guess (no `as_read`, no text known
+        here), whose change wrote nothing on a guess, or whose guess was wrong (or whose script
+        failed: a Redis restarted without it) goes through update() on its own, from a fresh
+        read. The dispatcher recorded each chain it sends in a round trip of its own: 5,000 at
+        the start of a 5,000-node hop, ~1 s of waits for Redis and a core at every thousand.
+        `decode` takes the field and its text."""
+        results: dict[str, tuple[bool, Any]] = {}
+        alone: list[str] = []
+        planned: list[tuple[str, str, Any]] = []  # field, the new text, the new value
+        pipe = self.redis.pipeline(transaction=False)
+        for field, (change, as_read) in changes.items():
+            with self._lock:
+                text = self._known.get((key, field))
+            if as_read is not None:
+                read_sha1, current = as_read[0], copy.deepcopy(as_read[1])
+            elif text is not None:
+                read_sha1, current = text_sha1(text), decode(field, text)
+            else:
+                alone.append(field)
+                continue
+            updated = change(current)
+            if updated is None:  # "nothing to write" may only be decided on the value as it is
+                alone.append(field)
+                continue
+            new_text = json.dumps(updated)
+            pipe.evalsha(self._script.sha, 1, key, field, read_sha1, new_text, "1" if track_changed else "0")
+            planned.append((field, new_text, updated))
+        answers = pipe.execute(raise_on_error=False) if planned else []
+        for (field, new_text, updated), answer in zip(planned, answers):
+            if isinstance(answer, list) and answer and answer[0] == 1:
+                self._remember((key, field), new_text)
+                results[field] = (True, updated)
+            else:
+                self._remember((key, field), None)  # the guess was wrong: update() reads afresh
+                alone.append(field)
+        for field in alone:
+            results[field] = self.update(key, field, lambda raw, field=field: decode(field, raw),  # type: ignore[misc]
+                                         changes[field][0], track_changed=track_changed)
+        return results

@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -102,6 +102,7 @@ LEASE_RENEW_SECONDS = 1.0  # a tick renews the lease before sending once it has 
 # tick, at once, goes on. Sending a window's worth of chains (hundreds at the start of a big hop)
 # in one tick kept the loop from anything else, pauses and ended phases included, for a second.
 SEND_BUDGET_SECONDS = 0.02
+SEND_CHUNK = 32  # chains whose task ids are recorded in one round trip (_chains), between budget checks
 # Redis commands a tick's publish batch holds before it runs them (a message and its task-sent
 # event are two): one round trip for a tick's sends, more only for a whole batch's group.
 SEND_BATCH_COMMANDS = 1000
@@ -586,7 +587,8 @@ class Dispatcher:
         waiting = [e for e in nodes if e["phases"][0]["state"] != "succeeded" and not in_flight(e)]
         if waiting:
             ready = self._agents_ready(doc, hop, [e["node"] for e in waiting])
-            signatures = [self._signature(doc, hop, e, e["phases"][0]) for e in waiting if e["node"] in ready]
+            signatures = [links[0] for links in self._chains(
+                doc, hop, [(e, e["phases"][:1]) for e in waiting if e["node"] in ready])]
             if signatures:
                 self._send(doc, hop, group(signatures) if len(signatures) > 1 else signatures[0])
             return
@@ -698,8 +700,9 @@ class Dispatcher:
         ready = self._agents_ready(doc, hop, list(step.send))
         if len(ready) < len(step.send):
             return
-        links = [link for name in step.send for link in self._signatures(
-            doc, hop, entries[name], [p for p in entries[name]["phases"] if p["state"] != "succeeded"])]
+        links = [link for links in self._chains(doc, hop, [
+            (entries[name], [p for p in entries[name]["phases"] if p["state"] != "succeeded"])
+            for name in step.send]) for link in links]
         self._send(doc, hop, node_canvas(links))
 
     def _fetch_early(self, doc: CampaignRecord, hop: int, entries: dict[str, NodeEntry]) -> None:
@@ -723,16 +726,9 @@ class Dispatcher:
         if not wanted:
             return
         ready = alive_agents(self.store.redis, list(wanted)) - self._not_taking.get(doc["id"], set())
-        sent = 0
-        for name in wanted:
-            if name not in ready:
-                continue
-            if sent and self._over_send_budget():
-                break  # the rest next tick
-            links = self._signatures(doc, hop, entries[name], early_part(entries[name]))
-            if links:
+        for chunk in self._within_budget([name for name in wanted if name in ready]):
+            for links in self._chains(doc, hop, [(entries[name], early_part(entries[name])) for name in chunk]):
                 self._send(doc, hop, node_canvas(links))
-                sent += 1
 
     def _stage_workers(self, doc: CampaignRecord, hop: int, entries: dict[str, NodeEntry]) -> None:
         """Prepare workers ahead of the window (no outage); take them out of service as the
@@ -786,36 +782,38 @@ class Dispatcher:
         if not wanted:
             return
         ready = self._agents_ready(doc, hop, wanted)
-        batch = strategy is WorkerStrategy.BATCHES and len(outage) > 1
-        outage_chains = []  # a batch's chains, sent together as one group
-        sent = 0
-        for name in wanted:
-            if name not in ready:
-                continue
-            if sent and not (batch and name in outage) and self._over_send_budget():
-                break  # the rest next tick, decided again on what has changed meanwhile
-            entry = entries[name]
-            split = outage_start(entry)
-            pending = [p for p in entry["phases"] if p["state"] != "succeeded"]
-            part = pending if name in outage else [p for p in entry["phases"][:split] if p["state"] != "succeeded"]
-            links = self._signatures(doc, hop, entry, part)
-            if not links:
-                continue
-            canvas = node_canvas(links)
-            sent += 1
-            if batch and name in outage:
-                outage_chains.append(canvas)
-            else:
-                self._send(doc, hop, canvas)
-        if len(outage_chains) > 1:
-            self._send(doc, hop, group(outage_chains))  # a flat group of node chains: one batch
-        elif outage_chains:
-            self._send(doc, hop, outage_chains[0])
+        # A batch's outage chains all go in this tick, whatever the budget, as one group.
+        batch = set(outage) if strategy is WorkerStrategy.BATCHES and len(outage) > 1 else set()
+        outage_chains = []
+        for chunk in self._within_budget([name for name in wanted if name in ready], batch):
+            parts = []
+            for name in chunk:
+                entry = entries[name]
+                pending = [p for p in entry["phases"] if p["state"] != "succeeded"]
+                parts.append((entry, pending if name in outage else
+                              [p for p in entry["phases"][:outage_start(entry)] if p["state"] != "succeeded"]))
+            for links in self._chains(doc, hop, parts):
+                if links[0].kwargs["node"] in batch:
+                    outage_chains.append(node_canvas(links))
+                else:
+                    self._send(doc, hop, node_canvas(links))
+        if outage_chains:  # a flat group of node chains: one batch
+            self._send(doc, hop, group(outage_chains) if len(outage_chains) > 1 else outage_chains[0])
 
     @property
     def more_to_send(self) -> bool:
         """The last tick stopped sending at its budget (run_forever ticks again at once)."""
         return self._more_to_send
+
+    def _within_budget(self, names: list[str], whole: Collection[str] = ()) -> Iterator[list[str]]:
+        """`names` in chunks of SEND_CHUNK, until the tick's send budget is spent (after the
+        first chunk); then only those in `whole` (a batch that goes out together) are left to
+        send. The rest go next tick, decided again on what has changed meanwhile."""
+        while names:
+            chunk, names = names[:SEND_CHUNK], names[SEND_CHUNK:]
+            yield chunk
+            if names and self._over_send_budget():
+                names = [name for name in names if name in whole]
 
     def _over_send_budget(self) -> bool:
         if time.perf_counter() - self._tick_started < SEND_BUDGET_SECONDS:
@@ -912,26 +910,36 @@ class Dispatcher:
                     records: list[PhaseRecord]) -> list[Signature]:
         """Immutable signatures for phases of one node (the links of its chain), their
         pre-assigned task ids recorded first, in one write of its entry (none for no phase)."""
-        if not records:
+        return self._chains(doc, hop, [(entry, records)])[0] if records else []
+
+    def _chains(self, doc: CampaignRecord, hop: int,
+                nodes: list[tuple[NodeEntry, list[PhaseRecord]]]) -> list[list[Signature]]:
+        """_signatures for many nodes, their task ids recorded in one round trip for all (one
+        write of each entry, pipelined: CampaignStore.update_entries)."""
+        nodes = [(entry, records) for entry, records in nodes if records]
+        if not nodes:
             return []
         self._still_leading()
-        phases = [Phase(record["phase"]) for record in records]
-        task_ids = {phase.value: uuid.uuid4().hex for phase in phases}
         dispatched_at = time.time()
-
-        def assign(current: dict[str, Any]) -> None:
-            for record in current["phases"]:
-                if record["phase"] in task_ids:
-                    record.update(task_id=task_ids[record["phase"]], dispatched=dispatched_at)
-
         known = self._entries.get((doc["id"], hop))
-        self.store.update_entry(doc["id"], hop, entry["node"], assign,
-                                as_read=known[1].as_read(entry["node"], entry) if known else None)
+        task_ids: dict[str, dict[str, str]] = {}
+        changes = {}
+        for entry, records in nodes:
+            ids = task_ids[entry["node"]] = {record["phase"]: uuid.uuid4().hex for record in records}
+
+            def assign(current: dict[str, Any], ids: dict[str, str] = ids) -> None:
+                for record in current["phases"]:
+                    if record["phase"] in ids:
+                        record.update(task_id=ids[record["phase"]], dispatched=dispatched_at)
+
+            changes[entry["node"]] = (assign, known[1].as_read(entry["node"], entry) if known else None)
+        self.store.update_entries(doc["id"], hop, changes)
         version = doc["hops"][hop].get("version") or doc["hops"][hop]["target"]
-        node = entry["node"]
-        return [phase_signature(self.app, phase, node, task_ids[phase.value],
-                                campaign=doc["id"], hop=hop, attempt=entry["attempt"], version=version)
-                for phase in phases]
+        return [[phase_signature(self.app, Phase(record["phase"]), entry["node"],
+                                 task_ids[entry["node"]][record["phase"]], campaign=doc["id"], hop=hop,
+                                 attempt=entry["attempt"], version=version)
+                 for record in records]
+                for entry, records in nodes]
 
     def _send(self, doc: CampaignRecord, hop: int, canvas: Signature) -> None:
         """Send `canvas` with this campaign's other sends of this tick, in one round trip as

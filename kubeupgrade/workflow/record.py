@@ -173,6 +173,23 @@ def hop_facts(hop: HopRecord, entries: Mapping[str, Mapping[str, Any]]) -> dict[
     return facts
 
 
+def _entry_change(where: str, change: Callable[[NodeEntry], Any]) -> Callable[[NodeEntry | None], NodeEntry | None]:
+    """`change` (False: write nothing) as a compare-and-set change of one entry: nothing for an
+    entry that is gone, and a change the entry's rules forbid raises (check_entry)."""
+
+    def apply(entry: NodeEntry | None) -> NodeEntry | None:
+        if entry is None:
+            return None
+        before = {"state": entry["state"],
+                  "phases": [{"phase": p["phase"], "state": p["state"]} for p in entry["phases"]]}
+        if change(entry) is False:
+            return None
+        check_entry(where, before, entry)
+        return entry
+
+    return apply
+
+
 class CampaignStore:
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
@@ -644,22 +661,28 @@ class CampaignStore:
         """Apply `change` to the node's entry; it returns False to write nothing. True if the
         entry exists and the change was written (with `also`'s writes: see _transact)."""
         written = False
-        key = f"ku:c:{campaign_id}:hop:{hop} field {node}"
+        apply = _entry_change(f"ku:c:{campaign_id}:hop:{hop} field {node}", change)
 
-        def apply(entry: NodeEntry | None) -> NodeEntry | None:
+        def noting(entry: NodeEntry | None) -> NodeEntry | None:
             nonlocal written
-            if entry is None:
-                written = False
-                return None
-            before = {"state": entry["state"],
-                      "phases": [{"phase": p["phase"], "state": p["state"]} for p in entry["phases"]]}
-            written = change(entry) is not False
-            if written:
-                check_entry(key, before, entry)
-            return entry if written else None
+            updated = apply(entry)
+            written = updated is not None
+            return updated
 
-        self._transact(f"ku:c:{campaign_id}:hop:{hop}", node, apply, also, as_read)
+        self._transact(f"ku:c:{campaign_id}:hop:{hop}", node, noting, also, as_read)
         return written
+
+    def update_entries(self, campaign_id: str, hop: int,
+                       changes: dict[str, tuple[Callable[[NodeEntry], Any], tuple[str, NodeEntry] | None]]) -> set[str]:
+        """update_entry() of many nodes ({node: (change, as_read)}), in one round trip when every
+        `as_read` still holds (CompareAndSet.update_fields). The nodes whose change was written."""
+        key = f"ku:c:{campaign_id}:hop:{hop}"
+        written = self._cas.update_fields(
+            key, lambda node, raw: _decode(raw, key, _ENTRY_FIELDS, node),
+            {node: (_entry_change(f"{key} field {node}", change), as_read)
+             for node, (change, as_read) in changes.items()},
+            track_changed=True)
+        return {node for node, (done, _) in written.items() if done}
 
     def tails(self, campaign_id: str, hop: int) -> dict[str, str]:
         """"<node>/<phase>" -> the last lines of that phase's output."""

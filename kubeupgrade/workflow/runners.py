@@ -160,7 +160,7 @@ def run_controller(kubeconfig: str, broker: str, *, concurrency: int = 8,
     from celery.signals import worker_ready, worker_shutdown
 
     from kubeupgrade.kube.events import EventRecorder
-    from kubeupgrade.workflow.app import client_app, use_broker
+    from kubeupgrade.workflow.app import sender_app, use_broker
     from kubeupgrade.workflow.controller_tasks import kube_api
     from kubeupgrade.workflow.dispatcher import Dispatcher
     from kubeupgrade.workflow.notify import Notifier
@@ -187,7 +187,7 @@ def run_controller(kubeconfig: str, broker: str, *, concurrency: int = 8,
     def start_dispatcher(**_: object) -> None:
         # Its own app (and so its own connections): sharing the worker's from another thread
         # breaks the worker's reconnection after a broker restart.
-        dispatcher = Dispatcher(client_app(broker), CampaignStore.from_url(broker),
+        dispatcher = Dispatcher(sender_app(broker), CampaignStore.from_url(broker),
                                 discover=discover_live, identify=identify_live,
                                 narrate=EventRecorder(kube_api()).record)
         threading.Thread(target=dispatcher.run_forever, args=(stop,), daemon=True,

@@ -150,3 +150,95 @@ def test_a_callers_own_read_is_written_on_in_one_round_trip_and_never_over_a_new
     written, value = CompareAndSet(client(redis_url)).update(KEY, FIELD, json.loads,
                                                             lambda v: {**v, "n": v["n"] + 1}, as_read=as_read)
     assert written and value == {"n": 41} == json.loads(plain.hget(KEY, FIELD))
+
+
+def _as_read(plain: redis.Redis, field: str) -> tuple[str, Any]:
+    from kubeupgrade.workflow.cas import text_sha1
+
+    text = plain.hget(KEY, field)
+    return text_sha1(text), json.loads(text)
+
+
+def test_many_fields_in_one_round_trip_lose_no_update_under_concurrent_writers(redis_url: str) -> None:
+    # Writers of single fields race writers of many at once, every many-field writer with
+    # guesses that go stale as it runs: every increment lands exactly once.
+    fields = [f"worker-{i}" for i in range(12)]
+    plain = client(redis_url)
+    for field in fields:
+        plain.hset(KEY, field, json.dumps({"n": 0}))
+    rounds = 60
+
+    def many() -> None:
+        cas = CompareAndSet(client(redis_url))
+        mine = client(redis_url)
+        for _ in range(rounds):
+            guesses = {field: (increment, _as_read(mine, field)) for field in fields}
+            results = cas.update_fields(KEY, lambda _, text: json.loads(text), guesses, track_changed=True)
+            assert all(written for written, _ in results.values())
+
+    def single() -> None:
+        cas = CompareAndSet(client(redis_url))
+        for i in range(rounds * 2):
+            cas.update(KEY, fields[i % len(fields)], json.loads, increment)
+
+    threads = [threading.Thread(target=many) for _ in range(3)] + [threading.Thread(target=single) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    counts = {field: json.loads(plain.hget(KEY, field))["n"] for field in fields}
+    assert counts == {field: 3 * rounds + 2 * rounds * 2 // len(fields) for field in fields}
+    assert plain.smembers(f"{KEY}:changed") == set(fields)
+
+
+def test_many_fields_take_one_round_trip_when_every_guess_holds(redis_url: str) -> None:
+    plain = client(redis_url)
+    fields = [f"worker-{i}" for i in range(20)]
+    for field in fields:
+        plain.hset(KEY, field, json.dumps({"n": 1}))
+    guesses = {field: (increment, _as_read(plain, field)) for field in fields}
+    cas = CompareAndSet(client(redis_url))
+    cas.update(KEY, "warm", json.loads, increment)  # the script is loaded, as in a running process
+    sent: list[int] = []
+    execute = redis.client.Pipeline.execute
+
+    def counting(pipe: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(len(pipe.command_stack))
+        return execute(pipe, *args, **kwargs)
+
+    reads: list[str] = []
+    read = cas._read
+    cas._read = lambda key, field: reads.append(field) or read(key, field)  # type: ignore[method-assign]
+    redis.client.Pipeline.execute = counting  # type: ignore[method-assign]
+    try:
+        results = cas.update_fields(KEY, lambda _, text: json.loads(text), guesses)
+    finally:
+        redis.client.Pipeline.execute = execute  # type: ignore[method-assign]
+    assert sent == [20] and reads == []
+    assert results == {field: (True, {"n": 2}) for field in fields}
+    assert all(json.loads(plain.hget(KEY, field)) == {"n": 2} for field in fields)
+
+
+def test_many_fields_each_decided_on_the_value_as_it_is_when_its_guess_fails(redis_url: str) -> None:
+    plain = client(redis_url)
+    for field in ("overtaken", "deleted", "reopened", "held"):
+        plain.hset(KEY, field, json.dumps({"n": 1, "state": "running"}))
+    guesses = {field: _as_read(plain, field) for field in ("overtaken", "deleted", "reopened", "held")}
+    plain.hset(KEY, "overtaken", json.dumps({"n": 40, "state": "running"}))
+    plain.hdel(KEY, "deleted")
+    plain.hset(KEY, "reopened", json.dumps({"n": 1, "state": "pending"}))
+    plain.script_flush()  # and a Redis restarted without the script: every write fails once
+
+    def finish(value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None or value["state"] != "running":
+            return None  # only a running phase is finished: nothing to write otherwise
+        return {**value, "n": value["n"] + 1, "state": "succeeded"}
+
+    cas = CompareAndSet(client(redis_url))
+    results = cas.update_fields(KEY, lambda _, text: json.loads(text),
+                                {field: (finish, guess) for field, guess in guesses.items()})
+    assert results["overtaken"] == (True, {"n": 41, "state": "succeeded"})
+    assert results["held"] == (True, {"n": 2, "state": "succeeded"})
+    assert results["deleted"] == (False, None) and not plain.hexists(KEY, "deleted")
+    assert results["reopened"] == (False, {"n": 1, "state": "pending"})
+    assert json.loads(plain.hget(KEY, "reopened"))["state"] == "pending"

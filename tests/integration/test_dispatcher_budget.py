@@ -72,12 +72,13 @@ def dispatching(redis_url: str, strategy: str) -> tuple[CampaignStore, Dispatche
 
 def test_a_tick_stops_sending_at_its_budget_and_the_next_goes_on(redis_url, monkeypatch):
     monkeypatch.setattr(dispatcher_module, "SEND_BUDGET_SECONDS", 0.0)  # every tick over budget
+    monkeypatch.setattr(dispatcher_module, "SEND_CHUNK", 1)  # the budget is looked at between chunks
     store, dispatcher, campaign = dispatching(redis_url, "window")
     sent: list[set[str]] = []
     for _ in range(LIMIT):
         dispatcher.tick()
         sent.append(sent_chains(store, campaign))
-    # One chain per tick, however many the window wants (never none), and the tick says when
+    # One chunk per tick, however many the window wants (never none), and the tick says when
     # more is wanted, so the loop ticks again at once instead of sleeping.
     assert [len(s) for s in sent] == list(range(1, LIMIT + 1))
     assert all(earlier < later for earlier, later in zip(sent, sent[1:]))
@@ -132,8 +133,9 @@ def test_chains_recorded_before_a_tick_stops_midway_are_still_sent(redis_url, mo
     """A tick that fails after recording some chains (a bug, Redis gone for a moment, the lease
     lost) still sends those: recorded and not sent would leave them to the lost-task look."""
     monkeypatch.setattr(dispatcher_module, "SEND_BUDGET_SECONDS", 60.0)
+    monkeypatch.setattr(dispatcher_module, "SEND_CHUNK", 1)
     store, dispatcher, campaign = dispatching(redis_url, "window")
-    record = dispatcher._signatures
+    record = dispatcher._chains
     calls = []
 
     def second_fails(*args, **options):
@@ -142,9 +144,77 @@ def test_chains_recorded_before_a_tick_stops_midway_are_still_sent(redis_url, mo
             raise RuntimeError("stopped midway")
         return record(*args, **options)
 
-    monkeypatch.setattr(dispatcher, "_signatures", second_fails)
+    monkeypatch.setattr(dispatcher, "_chains", second_fails)
     dispatcher.tick()  # logs the campaign's error and goes on, as for any failure in a campaign
     assert len(sent_chains(store, campaign)) == 1, "the chain recorded before the failure was sent"
-    monkeypatch.setattr(dispatcher, "_signatures", record)
+    monkeypatch.setattr(dispatcher, "_chains", record)
     dispatcher.tick()
     assert len(sent_chains(store, campaign)) == LIMIT
+
+
+@pytest.mark.parametrize("strategy", ["window", "batches"])
+def test_a_ticks_chains_are_recorded_in_one_round_trip(redis_url, monkeypatch, strategy):
+    """The task ids of every chain a tick sends are written in one pipelined round trip (each
+    entry's own compare-and-set), not one round trip per chain."""
+    import redis.client
+
+    monkeypatch.setattr(dispatcher_module, "SEND_BUDGET_SECONDS", 60.0)
+    store, dispatcher, campaign = dispatching(redis_url, strategy)
+    alone, pipelines = [], []
+    real_command, real_execute = redis.client.Redis.execute_command, redis.client.Pipeline.execute
+
+    def command(self, *args, **options):
+        if args and args[0] in ("EVALSHA", "EVAL") and not isinstance(self, redis.client.Pipeline):
+            alone.append(args[0])
+        return real_command(self, *args, **options)
+
+    def execute(self, *args, **options):
+        pipelines.append([str(c[0][0]) for c in self.command_stack])
+        return real_execute(self, *args, **options)
+
+    monkeypatch.setattr(redis.client.Redis, "execute_command", command)
+    monkeypatch.setattr(redis.client.Pipeline, "execute", execute)
+    dispatcher.tick()
+    assert len(sent_chains(store, campaign)) == LIMIT
+    writes = [p for p in pipelines if "EVALSHA" in p]
+    assert not alone and writes == [["EVALSHA"] * LIMIT], (alone, pipelines)
+
+
+def test_the_prepare_stage_sends_its_group_without_watching_a_result(redis_url, monkeypatch):
+    """The dispatcher's app (sender_app) never waits for a result, so the prepare-host group's
+    tasks are not subscribed to one by one (Celery's group watches each for its barrier); their
+    task ids are recorded in one round trip, and every message is queued."""
+    import redis.client
+
+    from kubeupgrade.workflow.app import sender_app
+
+    store = CampaignStore.from_url(redis_url)
+    dispatcher = Dispatcher(sender_app(redis_url), store)
+    nodes = [{"name": "cp-1", "role": "control-plane", "kubelet": "v1.30.4"}]
+    nodes += [{"name": f"w-{i}", "role": "worker", "kubelet": "v1.30.4"} for i in range(WORKERS)]
+    campaign = store.create("prepare", {"cluster": "prepare", "target": "1.31.14",
+                                        "control_plane_version": "v1.30.4", "nodes": nodes}, "prepare.yaml")
+    dispatcher.advance(campaign)
+    for node in nodes:
+        store.redis.set(agent_key(node["name"]), "alive", ex=600)
+    subscribed, pipelines = [], []
+    real_pubsub, real_execute = redis.client.PubSub.execute_command, redis.client.Pipeline.execute
+
+    def pubsub(self, *args):
+        subscribed.append(args[0])
+        return real_pubsub(self, *args)
+
+    def execute(self, *args, **options):
+        pipelines.append([str(c[0][0]) for c in self.command_stack])
+        return real_execute(self, *args, **options)
+
+    monkeypatch.setattr(redis.client.PubSub, "execute_command", pubsub)
+    monkeypatch.setattr(redis.client.Pipeline, "execute", execute)
+    dispatcher.tick()
+    entries = store.entries(campaign, 0)
+    first = {e["phases"][0]["task_id"]: queue_of(Phase.PREPARE_HOST, name)
+             for name, e in entries.items() if e["role"] != "cluster"}
+    assert None not in first and len(first) == len(nodes)
+    assert queued(store.redis, first) == set(first)
+    assert subscribed == []
+    assert [p for p in pipelines if "EVALSHA" in p] == [["EVALSHA"] * len(nodes)]
