@@ -149,6 +149,7 @@ def submit(campaign: str | Path | Campaign, *, broker: str | None = None,
                                signer=lambda cid: sign(private, cid, model.cluster, document))
     handle = CampaignHandle(campaign_id, broker)
     deadline = time.monotonic() + accept_timeout
+    pause = 0.01  # a running controller accepts within a tick: look soon, then every 0.2 s
     while time.monotonic() < deadline:
         doc = store.get(campaign_id)
         if doc and doc["state"] == "refused":
@@ -156,7 +157,8 @@ def submit(campaign: str | Path | Campaign, *, broker: str | None = None,
             raise refusal(f"campaign {campaign_id} refused: {doc['error']['message']}")
         if doc and doc["state"] != "pending":
             break
-        time.sleep(0.2)
+        time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+        pause = min(pause * 2, 0.2)
     return handle
 
 
