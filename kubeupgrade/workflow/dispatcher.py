@@ -102,7 +102,7 @@ LEASE_RENEW_SECONDS = 1.0  # a tick renews the lease before sending once it has 
 # tick, at once, goes on. Sending a window's worth of chains (hundreds at the start of a big hop)
 # in one tick kept the loop from anything else, pauses and ended phases included, for a second.
 SEND_BUDGET_SECONDS = 0.02
-SEND_CHUNK = 32  # chains whose task ids are recorded in one round trip (_chains), between budget checks
+SEND_CHUNK = 8  # chains whose task ids are recorded in one round trip (_chains), between budget checks
 # Redis commands a tick's publish batch holds before it runs them (a message and its task-sent
 # event are two): one round trip for a tick's sends, more only for a whole batch's group.
 SEND_BATCH_COMMANDS = 1000
