@@ -102,7 +102,7 @@ LEASE_RENEW_SECONDS = 1.0  # a tick renews the lease before sending once it has 
 # tick, at once, goes on. Sending a window's worth of chains (hundreds at the start of a big hop)
 # in one tick kept the loop from anything else, pauses and ended phases included, for a second.
 SEND_BUDGET_SECONDS = 0.02
-SEND_CHUNK = 8  # chains whose task ids are recorded in one round trip (_chains), between budget checks
+SEND_CHUNK = 8  # at most this many chains' task ids are recorded in one round trip (_within_budget)
 # Redis commands a tick's publish batch holds before it runs them (a message and its task-sent
 # event are two): one round trip for a tick's sends, more only for a whole batch's group.
 SEND_BATCH_COMMANDS = 1000
@@ -806,14 +806,26 @@ class Dispatcher:
         return self._more_to_send
 
     def _within_budget(self, names: list[str], whole: Collection[str] = ()) -> Iterator[list[str]]:
-        """`names` in chunks of SEND_CHUNK, until the tick's send budget is spent (after the
-        first chunk); then only those in `whole` (a batch that goes out together) are left to
-        send. The rest go next tick, decided again on what has changed meanwhile."""
+        """`names` in chunks, each recorded in one round trip (_chains), until the tick's send
+        budget is spent; then only those in `whole` (a batch that goes out together) are left.
+        The rest go next tick, decided again on what has changed meanwhile. The first chunk is
+        one chain; each next one as many as the budget left has room for at the last chunk's
+        cost per chain (at most SEND_CHUNK), so a tick overruns its budget by about a chain, not
+        a chunk (a fixed 8 took the tick's CPU p99 at 5,000 nodes from 15 to 21 ms)."""
+        size = 1
         while names:
-            chunk, names = names[:SEND_CHUNK], names[SEND_CHUNK:]
+            began = time.perf_counter()
+            chunk, names = names[:size], names[size:]
             yield chunk
-            if names and self._over_send_budget():
-                names = [name for name in names if name in whole]
+            if not names:
+                return
+            if self._over_send_budget():
+                names, size = [name for name in names if name in whole], SEND_CHUNK
+                continue
+            now = time.perf_counter()
+            each = (now - began) / len(chunk)
+            left = SEND_BUDGET_SECONDS - (now - self._tick_started)
+            size = max(1, min(SEND_CHUNK, int(left / each))) if each > 0 else SEND_CHUNK
 
     def _over_send_budget(self) -> bool:
         if time.perf_counter() - self._tick_started < SEND_BUDGET_SECONDS:
