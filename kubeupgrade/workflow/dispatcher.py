@@ -356,8 +356,7 @@ class Dispatcher:
         last, read = cached
         share = (now - last) / SWEEP_SECONDS if SWEEP_SECONDS > 0 else 1.0
         try:
-            read.read_changed()
-            read.sweep(max(SWEEP_LEAST, math.ceil(len(read.entries) * share)))
+            read.refresh(max(SWEEP_LEAST, math.ceil(len(read.entries) * share)))
         except Exception:
             self._entries.pop(key, None)  # a damaged entry was consumed from the set: read all next time
             raise

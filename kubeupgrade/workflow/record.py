@@ -652,6 +652,28 @@ class CampaignStore:
         pairs = zip(taken[::2], taken[1::2])  # noqa: B905 - agents run 3.9
         return dict(sorted(pairs))
 
+    def changed_and_scan(self, campaign_id: str, hop: int, cursor: int,
+                         count: int) -> tuple[dict[str, str | None], tuple[int, dict[str, str]], bool]:
+        """changed_entry_texts() and scan_entry_texts() in one pipelined round trip: the changed
+        entries, the scan's step, and whether the changed ones were taken first (Redis runs a
+        pipeline's commands in order, so the scan's texts are then at least as new). Not when
+        Redis had lost the script (restarted): it is run again after the scan, so its texts are
+        the newer ones."""
+        key = f"ku:c:{campaign_id}:hop:{hop}"
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.evalsha(self._take_changed.sha, 1, key)
+        pipe.hscan(key, cursor, count=count)
+        taken, scanned = pipe.execute(raise_on_error=False)
+        if isinstance(scanned, Exception):
+            raise scanned
+        changed_first = not isinstance(taken, redis.exceptions.NoScriptError)
+        if not changed_first:
+            taken = self._take_changed(keys=[key])  # loads the script again
+        elif isinstance(taken, Exception):
+            raise taken
+        pairs = zip(taken[::2], taken[1::2])  # noqa: B905 - agents run 3.9
+        return dict(sorted(pairs)), (int(scanned[0]), scanned[1]), changed_first
+
     def decode_entry(self, campaign_id: str, hop: int, node: str, text: str) -> NodeEntry:
         return _decode(text, f"ku:c:{campaign_id}:hop:{hop}", _ENTRY_FIELDS, node)  # type: ignore[return-value]
 
@@ -997,12 +1019,7 @@ class HopEntries:
 
     def read_changed(self) -> None:
         """The entries written since the last read (CampaignStore.changed_entries)."""
-        for node, text in self.store.changed_entry_texts(self.campaign_id, self.hop).items():
-            self._met.add(node)
-            if text is None:
-                self._forget(node)
-            else:
-                self._take(node, text)
+        self._changed(self.store.changed_entry_texts(self.campaign_id, self.hop))
 
     def sweep(self, count: int) -> bool:
         """The next ~`count` entries of a pass over the hop, read again: what catches writes
@@ -1010,7 +1027,29 @@ class HopEntries:
         instead of the whole hop in one (~10 MB and a fifth of a second at 5,000 nodes). Call
         it after read_changed: its texts are at least as new. True when it ended a pass; then
         an entry the pass never met, and read_changed did not read meanwhile, is gone."""
-        self._cursor, texts = self.store.scan_entry_texts(self.campaign_id, self.hop, self._cursor, count)
+        return self._scanned(*self.store.scan_entry_texts(self.campaign_id, self.hop, self._cursor, count))
+
+    def refresh(self, count: int) -> bool:
+        """read_changed() then sweep(count), in one round trip (a tick's every round trip is a
+        wait for Redis and then for a core). True when the sweep ended a pass."""
+        changed, scan, changed_first = self.store.changed_and_scan(self.campaign_id, self.hop, self._cursor, count)
+        if changed_first:
+            self._changed(changed)
+            return self._scanned(*scan)
+        ended = self._scanned(*scan)  # read before the changed ones were taken: older
+        self._changed(changed)
+        return ended
+
+    def _changed(self, texts: dict[str, str | None]) -> None:
+        for node, text in texts.items():
+            self._met.add(node)
+            if text is None:
+                self._forget(node)
+            else:
+                self._take(node, text)
+
+    def _scanned(self, cursor: int, texts: dict[str, str]) -> bool:
+        self._cursor = cursor
         for node, text in texts.items():
             self._take(node, text)
             self._met.add(node)

@@ -554,3 +554,48 @@ def test_a_damaged_or_forged_wait_state_is_named_and_dropped_and_the_wait_starts
     assert store.redis.hexists(f"ku:c:{campaign}:waits:0", "w2/drain")  # only the one read
     named = store.events(campaign)[0]["message"]
     assert f"ku:c:{campaign}:waits:0 field w1/drain" in named and "starts over" in named
+
+
+@pytest.mark.parametrize("flushed", [False, True])
+def test_a_refresh_reads_what_changed_and_a_sweep_slice_in_one_round_trip(redis_url, flushed):
+    # What a dispatcher tick reads of a hop: the entries the store wrote since, then a slice of
+    # the sweep over all of them (which also meets hand edits and deletions). In one pipeline;
+    # with the script lost (a restarted Redis) it still returns both, the newer text last.
+    import redis.client
+
+    from kubeupgrade.workflow.record import HopEntries
+
+    store = store_for(redis_url)
+    campaign = store.create("prod", {"cluster": "prod", "target": "1.31"}, "a.yaml")
+    nodes = [f"w{i}" for i in range(40)]
+    for node in nodes:
+        add_entry(store, campaign, node)
+    hop = HopEntries(store, campaign, 0)
+    hop.read_all()
+    hop.read_changed()  # the script loaded, as in a dispatcher that has ticked before
+    written = ["w3", "w10", "w20", "w30"]
+    for node in written:
+        store.update_entry(campaign, 0, node, lambda entry: entry.update(state="running") or True)
+    edited = json.loads(store.redis.hget(f"ku:c:{campaign}:hop:0", "w5"))
+    edited["state"] = "failed"
+    store.redis.hset(f"ku:c:{campaign}:hop:0", "w5", json.dumps(edited))  # bypasses the store
+    store.redis.hdel(f"ku:c:{campaign}:hop:0", "w6")  # deleted by hand
+    if flushed:
+        store.redis.script_flush()
+    pipelines, execute = [], redis.client.Pipeline.execute
+
+    def counting(pipe, *args, **kwargs):
+        pipelines.append([str(c[0][0]) for c in pipe.command_stack])
+        return execute(pipe, *args, **kwargs)
+
+    redis.client.Pipeline.execute = counting
+    try:
+        assert hop.refresh(1) is False  # a slice of about one entry, not yet a whole pass
+        assert all(hop.entries[node]["state"] == "running" for node in written)  # what the store wrote: at once
+        while not hop.refresh(5):
+            pass
+    finally:
+        redis.client.Pipeline.execute = execute
+    assert hop.entries == store.entries(campaign, 0)
+    assert "w6" not in hop.entries and hop.entries["w5"]["state"] == "failed"
+    assert all(p == ["EVALSHA", "HSCAN"] for p in pipelines), pipelines
