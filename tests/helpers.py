@@ -124,3 +124,26 @@ def self_signed_certificate(key, valid_for, *, common_name: str = "kubeupgrade o
             .not_valid_before(now - datetime.timedelta(days=60)).not_valid_after(now + valid_for)
             .sign(key, hashes.SHA256() if isinstance(key, rsa.RSAPrivateKey) else None))
     return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def spy_on_redis(monkeypatch, alone: tuple[str, ...] = ()) -> tuple[list[str], list[list[str]]]:
+    """Spies on what redis-py sends, for the rest of the test: the commands among `alone` sent
+    on their own (not in a pipeline), and each pipeline run as its commands' names."""
+    import redis.client
+
+    sent_alone: list[str] = []
+    pipelines: list[list[str]] = []
+    real_command, real_execute = redis.client.Redis.execute_command, redis.client.Pipeline.execute
+
+    def command(self, *args, **options):  # a spy: notes, then does what it always does
+        if args and args[0] in alone and not isinstance(self, redis.client.Pipeline):
+            sent_alone.append(args[0])
+        return real_command(self, *args, **options)
+
+    def execute(self, *args, **options):
+        pipelines.append([str(c[0][0]) for c in self.command_stack])
+        return real_execute(self, *args, **options)
+
+    monkeypatch.setattr(redis.client.Redis, "execute_command", command)
+    monkeypatch.setattr(redis.client.Pipeline, "execute", execute)
+    return sent_alone, pipelines

@@ -190,6 +190,11 @@ def _entry_change(where: str, change: Callable[[NodeEntry], Any]) -> Callable[[N
     return apply
 
 
+def _taken_texts(taken: list[str]) -> dict[str, str | None]:
+    """The changed-entries script's answer (node, text, node, text, ...) as node -> text."""
+    return dict(sorted(zip(taken[::2], taken[1::2])))  # noqa: B905 - agents run 3.9
+
+
 class CampaignStore:
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
@@ -637,24 +642,17 @@ class CampaignStore:
             self.redis.delete(f"{key}:changed")
         return self.redis.hgetall(key)
 
-    def scan_entry_texts(self, campaign_id: str, hop: int, cursor: int, count: int) -> tuple[int, dict[str, str]]:
-        """One step of a pass over the hop's entries (HSCAN): the next cursor (0 once the pass
-        is done) and about `count` entries, undecoded. A pass meets every entry that was there
-        throughout it at least once."""
-        found, texts = self.redis.hscan(f"ku:c:{campaign_id}:hop:{hop}", cursor, count=count)
-        return int(found), texts
-
     def changed_entry_texts(self, campaign_id: str, hop: int) -> dict[str, str | None]:
         """changed_entries(), undecoded."""
         # One round trip, not two: a dispatcher tick's every round trip waits for a core when
         # the controller's host is busy, and this is in every tick.
-        taken = self._take_changed(keys=[f"ku:c:{campaign_id}:hop:{hop}"])
-        pairs = zip(taken[::2], taken[1::2])  # noqa: B905 - agents run 3.9
-        return dict(sorted(pairs))
+        return _taken_texts(self._take_changed(keys=[f"ku:c:{campaign_id}:hop:{hop}"]))
 
     def changed_and_scan(self, campaign_id: str, hop: int, cursor: int,
                          count: int) -> tuple[dict[str, str | None], tuple[int, dict[str, str]], bool]:
-        """changed_entry_texts() and scan_entry_texts() in one pipelined round trip: the changed
+        """changed_entry_texts() and one step of a pass over the hop's entries (HSCAN: the next
+        cursor, 0 once the pass is done, and about `count` entries; a pass meets every entry
+        that was there throughout it at least once), in one pipelined round trip: the changed
         entries, the scan's step, and whether the changed ones were taken first (Redis runs a
         pipeline's commands in order, so the scan's texts are then at least as new). Not when
         Redis had lost the script (restarted): it is run again after the scan, so its texts are
@@ -671,8 +669,7 @@ class CampaignStore:
             taken = self._take_changed(keys=[key])  # loads the script again
         elif isinstance(taken, Exception):
             raise taken
-        pairs = zip(taken[::2], taken[1::2])  # noqa: B905 - agents run 3.9
-        return dict(sorted(pairs)), (int(scanned[0]), scanned[1]), changed_first
+        return _taken_texts(taken), (int(scanned[0]), scanned[1]), changed_first
 
     def decode_entry(self, campaign_id: str, hop: int, node: str, text: str) -> NodeEntry:
         return _decode(text, f"ku:c:{campaign_id}:hop:{hop}", _ENTRY_FIELDS, node)  # type: ignore[return-value]
@@ -1006,7 +1003,7 @@ class HopEntries:
         self.entries: dict[str, NodeEntry] = {}
         self._digests: dict[str, str] = {}  # node -> SHA-1 of its text (cas.text_sha1)
         self._cursor = 0  # where the sweep's pass stands (HSCAN)
-        self._met: set[str] = set()  # nodes the sweep's pass has met, or read_changed read, so far
+        self._met: set[str] = set()  # nodes the sweep's pass has met, or a refresh read as changed, so far
 
     def read_all(self) -> None:
         """Every entry, and track changes from here (CampaignStore.entries(since_now=True))."""
@@ -1017,23 +1014,16 @@ class HopEntries:
             self._forget(gone)
         self._cursor, self._met = 0, set()
 
-    def read_changed(self) -> None:
-        """The entries written since the last read (CampaignStore.changed_entries)."""
-        self._changed(self.store.changed_entry_texts(self.campaign_id, self.hop))
-
-    def sweep(self, count: int) -> bool:
-        """The next ~`count` entries of a pass over the hop, read again: what catches writes
-        that bypass the store (a hand edit of an entry, one deleted by hand), a slice per tick
-        instead of the whole hop in one (~10 MB and a fifth of a second at 5,000 nodes). Call
-        it after read_changed: its texts are at least as new. True when it ended a pass; then
-        an entry the pass never met, and read_changed did not read meanwhile, is gone."""
-        return self._scanned(*self.store.scan_entry_texts(self.campaign_id, self.hop, self._cursor, count))
-
     def refresh(self, count: int) -> bool:
-        """read_changed() then sweep(count), in one round trip (a tick's every round trip is a
-        wait for Redis and then for a core). True when the sweep ended a pass."""
+        """The entries written since the last read (CampaignStore.changed_entries), then the
+        next ~`count` entries of a pass over the hop read again, in one round trip (a tick's
+        every round trip is a wait for Redis and then for a core). The pass catches writes that
+        bypass the store (a hand edit of an entry, one deleted by hand), a slice per tick
+        instead of the whole hop in one (~10 MB and a fifth of a second at 5,000 nodes). True
+        when it ended a pass; then an entry the pass never met, and no refresh read as changed
+        meanwhile, is gone."""
         changed, scan, changed_first = self.store.changed_and_scan(self.campaign_id, self.hop, self._cursor, count)
-        if changed_first:
+        if changed_first:  # the scan's texts are at least as new
             self._changed(changed)
             return self._scanned(*scan)
         ended = self._scanned(*scan)  # read before the changed ones were taken: older

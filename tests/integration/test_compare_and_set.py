@@ -12,6 +12,7 @@ import pytest
 import redis
 
 from kubeupgrade.workflow.cas import CompareAndSet, Writes
+from tests.helpers import spy_on_redis
 
 pytestmark = pytest.mark.integration
 
@@ -191,7 +192,7 @@ def test_many_fields_in_one_round_trip_lose_no_update_under_concurrent_writers(r
     assert plain.smembers(f"{KEY}:changed") == set(fields)
 
 
-def test_many_fields_take_one_round_trip_when_every_guess_holds(redis_url: str) -> None:
+def test_many_fields_take_one_round_trip_when_every_guess_holds(redis_url: str, monkeypatch) -> None:
     plain = client(redis_url)
     fields = [f"worker-{i}" for i in range(20)]
     for field in fields:
@@ -199,22 +200,12 @@ def test_many_fields_take_one_round_trip_when_every_guess_holds(redis_url: str) 
     guesses = {field: (increment, _as_read(plain, field)) for field in fields}
     cas = CompareAndSet(client(redis_url))
     cas.update(KEY, "warm", json.loads, increment)  # the script is loaded, as in a running process
-    sent: list[int] = []
-    execute = redis.client.Pipeline.execute
-
-    def counting(pipe: Any, *args: Any, **kwargs: Any) -> Any:
-        sent.append(len(pipe.command_stack))
-        return execute(pipe, *args, **kwargs)
-
     reads: list[str] = []
     read = cas._read
     cas._read = lambda key, field: reads.append(field) or read(key, field)  # type: ignore[method-assign]
-    redis.client.Pipeline.execute = counting  # type: ignore[method-assign]
-    try:
-        results = cas.update_fields(KEY, lambda _, text: json.loads(text), guesses)
-    finally:
-        redis.client.Pipeline.execute = execute  # type: ignore[method-assign]
-    assert sent == [20] and reads == []
+    _, pipelines = spy_on_redis(monkeypatch)
+    results = cas.update_fields(KEY, lambda _, text: json.loads(text), guesses)
+    assert pipelines == [["EVALSHA"] * 20] and reads == []
     assert results == {field: (True, {"n": 2}) for field in fields}
     assert all(json.loads(plain.hget(KEY, field)) == {"n": 2} for field in fields)
 

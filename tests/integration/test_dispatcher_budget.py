@@ -16,6 +16,7 @@ from kubeupgrade.workflow.dispatcher import Dispatcher, queue_of
 from kubeupgrade.workflow.liveness import agent_key
 from kubeupgrade.workflow.record import CampaignStore
 from kubeupgrade.workflow.undelivered import queued
+from tests.helpers import spy_on_redis
 
 pytestmark = pytest.mark.integration
 
@@ -103,24 +104,9 @@ def test_with_time_to_spare_one_tick_fills_the_window(redis_url, monkeypatch):
 def test_a_ticks_chains_leave_in_one_round_trip(redis_url, monkeypatch):
     """Every chain of a tick goes out in one pipelined round trip at the end of its campaign's
     advance: not one command per message and another per task-sent event."""
-    import redis.client
-
     monkeypatch.setattr(dispatcher_module, "SEND_BUDGET_SECONDS", 60.0)
     store, dispatcher, campaign = dispatching(redis_url, "window")
-    pushes, pipelines = [], []
-    real_command, real_execute = redis.client.Redis.execute_command, redis.client.Pipeline.execute
-
-    def command(self, *args, **options):  # a spy: counts, then does what it always does
-        if args and args[0] in ("LPUSH", "PUBLISH") and not isinstance(self, redis.client.Pipeline):
-            pushes.append(args[0])
-        return real_command(self, *args, **options)
-
-    def execute(self, *args, **options):
-        pipelines.append([str(c[0][0]) for c in self.command_stack])
-        return real_execute(self, *args, **options)
-
-    monkeypatch.setattr(redis.client.Redis, "execute_command", command)
-    monkeypatch.setattr(redis.client.Pipeline, "execute", execute)
+    pushes, pipelines = spy_on_redis(monkeypatch, alone=("LPUSH", "PUBLISH"))
     dispatcher.tick()
     assert len(sent_chains(store, campaign)) == LIMIT
     sends = [p for p in pipelines if "LPUSH" in p]
@@ -156,24 +142,9 @@ def test_a_ticks_chains_are_recorded_in_one_round_trip(redis_url, monkeypatch, s
     """The task ids of the chains a tick sends are written in pipelined round trips (each
     entry's own compare-and-set): the first chain alone (it measures what a chain costs), then
     the rest together while the budget has room, not one round trip per chain."""
-    import redis.client
-
     monkeypatch.setattr(dispatcher_module, "SEND_BUDGET_SECONDS", 60.0)
     store, dispatcher, campaign = dispatching(redis_url, strategy)
-    alone, pipelines = [], []
-    real_command, real_execute = redis.client.Redis.execute_command, redis.client.Pipeline.execute
-
-    def command(self, *args, **options):
-        if args and args[0] in ("EVALSHA", "EVAL") and not isinstance(self, redis.client.Pipeline):
-            alone.append(args[0])
-        return real_command(self, *args, **options)
-
-    def execute(self, *args, **options):
-        pipelines.append([str(c[0][0]) for c in self.command_stack])
-        return real_execute(self, *args, **options)
-
-    monkeypatch.setattr(redis.client.Redis, "execute_command", command)
-    monkeypatch.setattr(redis.client.Pipeline, "execute", execute)
+    alone, pipelines = spy_on_redis(monkeypatch, alone=("EVALSHA", "EVAL"))
     dispatcher.tick()
     assert len(sent_chains(store, campaign)) == LIMIT
     writes = [p for p in pipelines if "EVALSHA" in p]
@@ -197,19 +168,14 @@ def test_the_prepare_stage_sends_its_group_without_watching_a_result(redis_url, 
     dispatcher.advance(campaign)
     for node in nodes:
         store.redis.set(agent_key(node["name"]), "alive", ex=600)
-    subscribed, pipelines = [], []
-    real_pubsub, real_execute = redis.client.PubSub.execute_command, redis.client.Pipeline.execute
+    subscribed, real_pubsub = [], redis.client.PubSub.execute_command
 
     def pubsub(self, *args):
         subscribed.append(args[0])
         return real_pubsub(self, *args)
 
-    def execute(self, *args, **options):
-        pipelines.append([str(c[0][0]) for c in self.command_stack])
-        return real_execute(self, *args, **options)
-
     monkeypatch.setattr(redis.client.PubSub, "execute_command", pubsub)
-    monkeypatch.setattr(redis.client.Pipeline, "execute", execute)
+    _, pipelines = spy_on_redis(monkeypatch)
     dispatcher.tick()
     entries = store.entries(campaign, 0)
     first = {e["phases"][0]["task_id"]: queue_of(Phase.PREPARE_HOST, name)

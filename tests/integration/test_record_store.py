@@ -430,7 +430,7 @@ def test_a_task_sees_every_change_of_the_record_it_cached_even_one_made_behind_t
 def test_a_full_read_keeps_the_very_entry_objects_whose_text_did_not_change(redis_url):
     # HopEntries keeps a digest of each text, not the text: a full read must still tell an
     # unchanged entry (same object, derived facts kept) from one written behind the store's
-    # back (a hand edit: a new object), and read_changed must see what the store wrote.
+    # back (a hand edit: a new object), and a refresh must see what the store wrote.
     from kubeupgrade.workflow.record import HopEntries
 
     store = store_for(redis_url)
@@ -449,10 +449,10 @@ def test_a_full_read_keeps_the_very_entry_objects_whose_text_did_not_change(redi
     assert hop.entries["w2"] is not first["w2"] and hop.entries["w2"]["state"] == "failed"
     assert hop.entries["w1"] is first["w1"] and hop.entries["w3"] is first["w3"]
     store.update_entry(campaign, 0, "w3", lambda entry: entry.update(state="running") or True)
-    hop.read_changed()
+    hop.refresh(1)
     assert hop.entries["w3"]["state"] == "running" and hop.entries["w1"] is first["w1"]
     changed_again = hop.entries["w3"]
-    hop.read_all()  # the digest read_changed kept matches the text: the object is kept
+    hop.read_all()  # the digest the refresh kept matches the text: the object is kept
     assert hop.entries["w3"] is changed_again and hop.entries["w2"]["state"] == "failed"
 
 
@@ -557,13 +557,12 @@ def test_a_damaged_or_forged_wait_state_is_named_and_dropped_and_the_wait_starts
 
 
 @pytest.mark.parametrize("flushed", [False, True])
-def test_a_refresh_reads_what_changed_and_a_sweep_slice_in_one_round_trip(redis_url, flushed):
+def test_a_refresh_reads_what_changed_and_a_sweep_slice_in_one_round_trip(redis_url, flushed, monkeypatch):
     # What a dispatcher tick reads of a hop: the entries the store wrote since, then a slice of
     # the sweep over all of them (which also meets hand edits and deletions). In one pipeline;
     # with the script lost (a restarted Redis) it still returns both, the newer text last.
-    import redis.client
-
     from kubeupgrade.workflow.record import HopEntries
+    from tests.helpers import spy_on_redis
 
     store = store_for(redis_url)
     campaign = store.create("prod", {"cluster": "prod", "target": "1.31"}, "a.yaml")
@@ -572,7 +571,7 @@ def test_a_refresh_reads_what_changed_and_a_sweep_slice_in_one_round_trip(redis_
         add_entry(store, campaign, node)
     hop = HopEntries(store, campaign, 0)
     hop.read_all()
-    hop.read_changed()  # the script loaded, as in a dispatcher that has ticked before
+    store.changed_entry_texts(campaign, 0)  # the script loaded, as in a dispatcher that has ticked before
     written = ["w3", "w10", "w20", "w30"]
     for node in written:
         store.update_entry(campaign, 0, node, lambda entry: entry.update(state="running") or True)
@@ -582,20 +581,12 @@ def test_a_refresh_reads_what_changed_and_a_sweep_slice_in_one_round_trip(redis_
     store.redis.hdel(f"ku:c:{campaign}:hop:0", "w6")  # deleted by hand
     if flushed:
         store.redis.script_flush()
-    pipelines, execute = [], redis.client.Pipeline.execute
-
-    def counting(pipe, *args, **kwargs):
-        pipelines.append([str(c[0][0]) for c in pipe.command_stack])
-        return execute(pipe, *args, **kwargs)
-
-    redis.client.Pipeline.execute = counting
-    try:
-        assert hop.refresh(1) is False  # a slice of about one entry, not yet a whole pass
-        assert all(hop.entries[node]["state"] == "running" for node in written)  # what the store wrote: at once
-        while not hop.refresh(5):
-            pass
-    finally:
-        redis.client.Pipeline.execute = execute
+    _, pipelines = spy_on_redis(monkeypatch)
+    assert hop.refresh(1) is False  # a slice of about one entry, not yet a whole pass
+    assert all(hop.entries[node]["state"] == "running" for node in written)  # what the store wrote: at once
+    while not hop.refresh(5):
+        pass
+    monkeypatch.undo()
     assert hop.entries == store.entries(campaign, 0)
     assert "w6" not in hop.entries and hop.entries["w5"]["state"] == "failed"
     assert all(p == ["EVALSHA", "HSCAN"] for p in pipelines), pipelines
