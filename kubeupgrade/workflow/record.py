@@ -622,7 +622,7 @@ class CampaignStore:
         """The entries written since the last call (or entries(since_now=True)), read once
         each: the dispatcher's tick costs what changed, not the size of the cluster. None for
         an entry that is gone. Writes that bypass this store (a hand edit of the hash) are
-        seen by the dispatcher's sweep within SWEEP_SECONDS (HopEntries.sweep)."""
+        seen by the dispatcher's sweep within SWEEP_SECONDS (HopEntries.refresh)."""
         return {node: self.decode_entry(campaign_id, hop, node, text) if text is not None else None
                 for node, text in self.changed_entry_texts(campaign_id, hop).items()}
 
