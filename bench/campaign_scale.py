@@ -13,8 +13,9 @@ workers out of service than `--limit`). For each it prints the makespan of the u
 planes + workers), the lower bound (serial control-plane time + the larger of the longest worker
 and the total worker out-of-service time divided by `--limit`; the smallest of the runs' bounds
 is the one all are compared with), their ratio, idle slot-seconds by cause, the dispatch
-overhead per task (time from a phase becoming eligible to it running: median and p99) and Redis
-memory.
+overhead per task (time from a phase becoming eligible to it running: median and p99), the
+slowest stage transition (bench/stages.py: from a stage's last phase ending to the next stage's
+first phase sent, and begun) and Redis memory.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pathlib import Path
 import redis
 import yaml
 
+from bench.stages import stage_transitions, summary
 from kubeupgrade.api import submit
 from kubeupgrade.sandbox import invariants
 from kubeupgrade.sandbox.manager import Sandbox
@@ -89,7 +91,8 @@ def analyse(doc: dict, limit: int, slots: int | None = None) -> dict[str, float]
             "quickest_preparation": quickest,
             "overhead_median": statistics.median(overheads),
             "overhead_p99": overheads[min(len(overheads) - 1, int(len(overheads) * 0.99))],
-            "tasks": len(overheads), **idle_slots(stage, outages, prepared_at, slots or limit)}
+            "tasks": len(overheads), **idle_slots(stage, outages, prepared_at, slots or limit),
+            **summary(stage_transitions(doc))}
 
 
 def _before_outage(entry: dict) -> list[dict]:
@@ -215,13 +218,14 @@ def main() -> int:
           f"preparation after them, {min(r['quickest_preparation'] for r in results.values()):.1f} s, "
           f"comes first): {ruled:.1f} s")
     print("| strategy | out at once | makespan | ratio to the bound | to the ruled bound | idle slot-s: not started | "
-          "preparation | tail | dispatch median | p99 | tasks | Redis used |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "preparation | tail | dispatch median | p99 | slowest stage transition: sent / started | tasks | Redis used |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, r in results.items():
         print(f"| {name} | {r['out_at_once']} | {r['makespan']:.1f} s | {r['makespan'] / bound:.2f} | "
               f"{r['makespan'] / ruled:.2f} | "
               f"{r['not started']:.0f} | {r['preparation']:.0f} | {r['tail']:.0f} | "
-              f"{r['overhead_median'] * 1000:.0f} ms | {r['overhead_p99'] * 1000:.0f} ms | {r['tasks']} | "
+              f"{r['overhead_median'] * 1000:.0f} ms | {r['overhead_p99'] * 1000:.0f} ms | "
+              f"{r['transition_sent_max'] * 1000:.0f} / {r['transition_started_max'] * 1000:.0f} ms | {r['tasks']} | "
               f"{r['redis_mib']:.1f} MiB |")
     return 0
 

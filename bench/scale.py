@@ -36,6 +36,7 @@ import redis
 import yaml
 
 from bench.campaign_scale import analyse
+from bench.stages import stage_transitions
 from kubeupgrade.api import submit
 from kubeupgrade.sandbox import invariants
 from kubeupgrade.sandbox.manager import Sandbox
@@ -202,6 +203,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         ticks = [int(t) / 1e6 for t in client.lrange(TICKS_KEY, 0, -1)]
         tick_cpu = [int(t) / 1e6 for t in client.lrange(TICK_CPU_KEY, 0, -1)] or [0.0]
         result = analyse(doc, limit)
+        transitions = [{"hop": t.hop, "between": t.between, "sent": t.to_sent, "started": t.to_started}
+                       for t in stage_transitions(doc)]
         return {"nodes": len(names), "farms": args.farms, "limit": limit, "makespan": makespan, "accept": accept,
                 "tick_p50": statistics.median(ticks), "tick_p99": _percentile(ticks, 0.99), "ticks": len(ticks),
                 "tick_cpu_p50": statistics.median(tick_cpu), "tick_cpu_p99": _percentile(tick_cpu, 0.99),
@@ -209,7 +212,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 **sampler.peaks, "redis_sent_mib": redis_sent / 2**20, "results_left": len(results),
                 "redis_left_mib": redis_left, "redis_kept_mib": kept, "idle_not_started": result["not started"],
                 "idle_preparation": result["preparation"], "idle_tail": result["tail"],
-                "load": os.getloadavg()[0], "cpu_seconds": cpu,
+                "transitions": transitions, "load": os.getloadavg()[0], "cpu_seconds": cpu,
                 "redis_commands": dict(sorted(redis_commands.items(), key=lambda item: -item[1]))}
     finally:
         stack.stop_all()
@@ -279,6 +282,9 @@ def main() -> int:
           f"| {r['gap_p99'] * 1000:.0f} ms | {r['controller_mib']:.0f} MiB | {r['redis_mib']:.1f} MiB "
           f"| {r['redis_sent_mib']:,.0f} MiB | {r['connections']:.0f} | {r['idle_not_started']:.0f} | {r['idle_preparation']:.0f} "
           f"| {r['idle_tail']:.0f} | {r['load']:.1f} |")
+    print("\nStage transitions, from a stage's last phase ending to the next one's first phase sent / "
+          "begun: " + "; ".join(f"{t['between']} {t['sent'] * 1000:.0f} / {t['started'] * 1000:.0f} ms"
+                                for t in r["transitions"]))
     print(f"\nMachine speed (bench.scale.machine_speed, before and after): {r['machine_ms'][0]:.0f} and "
           f"{r['machine_ms'][1]:.0f} ms")
     print(f"Left in Redis after the campaign: {r['redis_left_mib']:.1f} MiB used, {r['results_left']} task results; "
