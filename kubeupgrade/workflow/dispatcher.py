@@ -263,14 +263,11 @@ class Dispatcher:
 
     def _lead(self, token: str) -> bool:
         """Only one dispatcher acts at a time: a lease in Redis, renewed every tick."""
-        key = LEADER_KEY
         try:
-            if self.store.redis.set(key, token, nx=True, px=LEASE_MILLIS):
-                # Newly leading: another dispatcher may have consumed the changed sets since.
+            got = locks.lead(self.store.redis, LEADER_KEY, token, LEASE_MILLIS)
+            if got == 2:  # newly leading: another dispatcher may have consumed the changed sets since
                 self._entries.clear()
-                self._renewed = time.monotonic()
-                return True
-            if locks.extend(self.store.redis, key, token, LEASE_MILLIS):
+            if got:
                 self._renewed = time.monotonic()
                 return True
         except Exception:  # noqa: BLE001 - Redis away: nobody leads until it is back

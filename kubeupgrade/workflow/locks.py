@@ -18,6 +18,18 @@ _DELETE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+_LEAD = """
+local current = redis.call('GET', KEYS[1])
+if current == false then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 2
+end
+if current == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
 _EXTEND = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
@@ -32,6 +44,13 @@ def swap(client: redis.Redis, key: str, expected: str | None, new: str) -> bool:
 def release(client: redis.Redis, key: str, owner: str) -> bool:
     """Delete `key` only if `owner` holds it."""
     return bool(client.eval(_DELETE, 1, key, owner))
+
+
+def lead(client: redis.Redis, key: str, owner: str, millis: int) -> int:
+    """Take the lease on `key` for `owner` if nobody holds it (2), or renew it if `owner` does
+    (1); 0 if another owner holds it. One round trip where a SET NX, then an extend() when the
+    key was already there (every tick of a leading dispatcher), took two."""
+    return int(client.eval(_LEAD, 1, key, owner, millis))
 
 
 def extend(client: redis.Redis, key: str, owner: str, millis: int) -> bool:
