@@ -135,7 +135,10 @@ class KubeApi:
             raise KubeRefused(message, status, error.status) from None
         except (Urllib3Error, OSError) as error:
             raise KubeUnavailable(f"{what}: API server unreachable ({type(error).__name__})") from None
-        data = response.data
+        try:
+            data = response.data  # read here: a connection lost while the body comes is as unreachable
+        except (Urllib3Error, OSError) as error:
+            raise KubeUnavailable(f"{what}: the API server's answer broke off ({type(error).__name__})") from None
         try:
             return json.loads(data) if data else {}
         except ValueError:

@@ -3,7 +3,6 @@ preflight, drain, readiness wait, uncordon, verification, and releasing nodes on
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 from typing import Any
@@ -21,14 +20,27 @@ from kubeupgrade.workflow.record import hop_facts
 from kubeupgrade.workflow.waiting import StillWaiting
 
 
-@functools.lru_cache(maxsize=1)
 def kube_api():  # type: ignore[no-untyped-def]
-    from kubeupgrade.kube.client import KubeApi
+    """This process's API client, made on first use and kept: its connections are reused from
+    phase to phase. Kept per process: a pool process that replaces one that died is forked from
+    the main process, whose client (the dispatcher's, the events') has connections open; a
+    client inherited so would share their TLS sessions with the main process, and each side's
+    next request on one breaks the other's (the API server reads a bad record and hangs up)."""
+    pid = os.getpid()
+    api = _apis.get(pid)
+    if api is None:
+        from kubeupgrade.kube.client import KubeApi
 
-    kubeconfig = os.environ.get("KUBEUPGRADE_KUBECONFIG")
-    if not kubeconfig:
-        raise PermanentError("the controller has no kubeconfig (start it with --kubeconfig)")
-    return KubeApi(kubeconfig)
+        kubeconfig = os.environ.get("KUBEUPGRADE_KUBECONFIG")
+        if not kubeconfig:
+            raise PermanentError("the controller has no kubeconfig (start it with --kubeconfig)")
+        # Set once per process, never removed: an inherited client stays referenced, unused,
+        # so nothing closes the connections the main process still uses.
+        api = _apis.setdefault(pid, KubeApi(kubeconfig))
+    return api
+
+
+_apis: dict[int, Any] = {}  # process id -> its KubeApi
 
 
 def job_api(job: Job):  # type: ignore[no-untyped-def]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import ssl
 import time
 from types import SimpleNamespace
 
@@ -44,3 +46,65 @@ def test_a_body_that_is_not_json_is_retryable(make_sandbox):
     assert api.tolerating(5).call("list things", flaky) == {"items": []}
     with pytest.raises(KubeUnavailable, match="not JSON"):
         api.call("list things", lambda **_: SimpleNamespace(data=b"<html>"))
+
+
+def test_an_answer_that_breaks_off_is_retryable(make_sandbox):
+    """A connection lost while the body comes (the server restarting mid-answer, a TLS session
+    gone bad) is the API server unreachable, retried within the tolerance: not an error the
+    phase was never told about."""
+    from urllib3.exceptions import ProtocolError
+
+    box = make_sandbox(control_planes=1, workers=1, version="1.30.4")
+    api = KubeApi(str(box.kubeconfig))
+    reads = iter([ProtocolError("Connection broken: IncompleteRead"), ssl.SSLError("bad record mac"), b"{}"])
+
+    class Answer:
+        @property
+        def data(self):
+            read = next(reads)
+            if isinstance(read, Exception):
+                raise read
+            return read
+
+    assert api.tolerating(5).call("read a node", lambda **_: Answer()) == {}
+    reads = iter([ProtocolError("Connection broken")])
+    with pytest.raises(KubeUnavailable, match="broke off"):
+        api.call("read a node", lambda **_: Answer())
+
+
+def test_a_process_forked_from_the_controller_keeps_no_connection_of_its_parent(make_sandbox, monkeypatch):
+    """A pool process that replaces one that died is forked from the controller's main process,
+    which holds open API connections. Both go on calling the API server; neither sees an error,
+    so the child did not write on the parent's TLS sessions."""
+    from kubeupgrade.workflow.controller_tasks import kube_api
+
+    box = make_sandbox(control_planes=1, workers=2, version="1.30.4")
+    monkeypatch.setenv("KUBEUPGRADE_KUBECONFIG", str(box.kubeconfig))
+    parents = kube_api()
+    assert kube_api() is parents, "one client per process, its connections kept"
+    list_nodes(parents)  # a connection open, kept in the pool
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child, which reports through the pipe
+        outcome = "ok"
+        try:
+            api = kube_api()
+            if api is parents:
+                outcome = "the child uses its parent's client"
+            for _ in range(20):
+                list_nodes(api)
+        except BaseException as error:  # noqa: BLE001 - reported to the parent, whatever it is
+            outcome = f"{type(error).__name__}: {error}"
+        os.write(write, outcome.encode()[:500])
+        os._exit(0)
+    os.close(write)
+    failures = []
+    for _ in range(20):
+        try:
+            list_nodes(parents)
+        except Exception as error:  # noqa: BLE001 - counted: there must be none
+            failures.append(f"{type(error).__name__}: {error}")
+    os.waitpid(child, 0)
+    with os.fdopen(read) as reported:
+        assert reported.read() == "ok"
+    assert failures == []
