@@ -25,7 +25,7 @@ def kube_api():  # type: ignore[no-untyped-def]
     phase to phase. Kept per process: a pool process that replaces one that died is forked from
     the main process, whose client (the dispatcher's, the events') has connections open; a
     client inherited so would share their TLS sessions with the main process, and each side's
-    next request on one breaks the other's (the API server reads a bad record and hangs up)."""
+    next request on one breaks the other's (a TLS record that no longer decrypts)."""
     pid = os.getpid()
     api = _apis.get(pid)
     if api is None:
