@@ -13,8 +13,8 @@ succeeded), accept (submit to accepted), the dispatcher's tick p50/p99 and the C
 spent per tick p50/p99 (its own record, see dispatcher.TICKS_KEY), the link gap p50/p99 (a phase eligible -> running), the controller's
 peak memory (PSS of its process tree, sampled), Redis' peak used memory and connections, the
 bytes Redis sent to its clients during the campaign (what every agent's reads cost the network), idle
-slot-seconds by cause (bench.campaign_scale.idle_slots), the machine's load and each
-process's CPU-seconds. Progress goes to stderr.
+slot-seconds by cause (bench.campaign_scale.idle_slots), the machine's load, each
+process's CPU-seconds and every stage transition (bench.stages). Progress goes to stderr.
 """
 
 from __future__ import annotations
