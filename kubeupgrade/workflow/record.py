@@ -614,17 +614,9 @@ class CampaignStore:
 
     def entries(self, campaign_id: str, hop: int, *, since_now: bool = False) -> dict[str, NodeEntry]:
         """Every entry of the hop; with `since_now`, also start tracking changes from here for
-        changed_entries() (the changed set is emptied first, so nothing written after is missed)."""
+        changed_entry_texts() (the changed set is emptied first, so nothing written after is missed)."""
         texts = self.entry_texts(campaign_id, hop, since_now=since_now)
         return {node: self.decode_entry(campaign_id, hop, node, text) for node, text in texts.items()}
-
-    def changed_entries(self, campaign_id: str, hop: int) -> dict[str, NodeEntry | None]:
-        """The entries written since the last call (or entries(since_now=True)), read once
-        each: the dispatcher's tick costs what changed, not the size of the cluster. None for
-        an entry that is gone. Writes that bypass this store (a hand edit of the hash) are
-        seen by the dispatcher's sweep within SWEEP_SECONDS (HopEntries.refresh)."""
-        return {node: self.decode_entry(campaign_id, hop, node, text) if text is not None else None
-                for node, text in self.changed_entry_texts(campaign_id, hop).items()}
 
     def each_entry(self, campaign_id: str, hop: int) -> Iterator[tuple[str, NodeEntry]]:
         """Every entry of the hop, decoded one at a time as the caller takes it. A pool process
@@ -643,9 +635,11 @@ class CampaignStore:
         return self.redis.hgetall(key)
 
     def changed_entry_texts(self, campaign_id: str, hop: int) -> dict[str, str | None]:
-        """changed_entries(), undecoded."""
-        # One round trip, not two: a dispatcher tick's every round trip waits for a core when
-        # the controller's host is busy, and this is in every tick.
+        """The texts of the entries written since the last call (or entries(since_now=True)),
+        taken once each in one script: the dispatcher's tick costs what changed, not the size
+        of the cluster. None for an entry that is gone. Writes that bypass this store (a hand
+        edit of the hash) are seen by the dispatcher's sweep within SWEEP_SECONDS
+        (HopEntries.refresh, which reads these with changed_and_scan)."""
         return _taken_texts(self._take_changed(keys=[f"ku:c:{campaign_id}:hop:{hop}"]))
 
     def changed_and_scan(self, campaign_id: str, hop: int, cursor: int,
@@ -666,10 +660,12 @@ class CampaignStore:
             raise scanned
         changed_first = not isinstance(taken, redis.exceptions.NoScriptError)
         if not changed_first:
-            taken = self._take_changed(keys=[key])  # loads the script again
+            changed = self.changed_entry_texts(campaign_id, hop)  # loads the script again
         elif isinstance(taken, Exception):
             raise taken
-        return _taken_texts(taken), (int(scanned[0]), scanned[1]), changed_first
+        else:
+            changed = _taken_texts(taken)
+        return changed, (int(scanned[0]), scanned[1]), changed_first
 
     def decode_entry(self, campaign_id: str, hop: int, node: str, text: str) -> NodeEntry:
         return _decode(text, f"ku:c:{campaign_id}:hop:{hop}", _ENTRY_FIELDS, node)  # type: ignore[return-value]
@@ -1015,7 +1011,7 @@ class HopEntries:
         self._cursor, self._met = 0, set()
 
     def refresh(self, count: int) -> bool:
-        """The entries written since the last read (CampaignStore.changed_entries), then the
+        """The entries written since the last read (CampaignStore.changed_entry_texts), then the
         next ~`count` entries of a pass over the hop read again, in one round trip (a tick's
         every round trip is a wait for Redis and then for a core). The pass catches writes that
         bypass the store (a hand edit of an entry, one deleted by hand), a slice per tick

@@ -233,7 +233,7 @@ def test_the_dispatcher_reads_what_changed_and_sweeps_the_rest_a_slice_per_tick(
     dispatcher = dispatcher_module.Dispatcher(client_app(redis_url), store)
     first = dispatcher._hop_entries(campaign, 0)
     assert set(first) == {"w1", *names} and first["w1"]["phases"][0]["state"] == "running"
-    assert store.changed_entries(campaign, 0) == {}  # the full read started tracking from there
+    assert store.changed_entry_texts(campaign, 0) == {}  # the full read started tracking from there
     # A task's write is seen at the next tick; an entry whose text did not change is never
     # decoded again, by the sweep either: it stays the very same object.
     assert store.finish_phase(campaign, 0, "w1", "drain", "done", "", "", attempt=1, task_id="task-1")

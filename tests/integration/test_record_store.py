@@ -485,7 +485,6 @@ def test_the_changed_entries_are_taken_once_each_with_their_text_as_it_is_now(re
     assert list(taken) == ["w1", "w3"] and taken["w1"] is None
     assert json.loads(taken["w3"])["state"] == "succeeded"
     assert store.changed_entry_texts(campaign, 0) == {}  # taken: not answered twice
-    assert store.changed_entries(campaign, 0) == {}
 
 
 def test_a_readers_entry_is_offered_as_read_only_for_the_very_object_it_read(redis_url):
