@@ -245,8 +245,27 @@ def _number(text: str) -> int | None:
     return None
 
 
+# Text -> its _parse_tag reading. A campaign names the same few versions once per node (5,000
+# kubelet versions read a sixth of a 5,000-node acceptance), and the values are immutable, so one
+# reading serves every node. Bounded: emptied when full (texts come from input and tools).
+_READ_TAGS: dict[str, KubeVersion | MinorVersion | None] = {}
+_READ_TAGS_MOST = 4096
+
+
 def _parse_tag(text: str) -> KubeVersion | MinorVersion | None:
     """`text` (already stripped) read as a tag or a minor, None if it is neither."""
+    try:
+        return _READ_TAGS[text]
+    except KeyError:
+        pass
+    spec = _read_tag(text)
+    if len(_READ_TAGS) >= _READ_TAGS_MOST:
+        _READ_TAGS.clear()
+    _READ_TAGS[text] = spec
+    return spec
+
+
+def _read_tag(text: str) -> KubeVersion | MinorVersion | None:
     body = text[1:] if text.startswith("v") else text
     cut = min((i for i in (body.find("-"), body.find("~")) if i >= 0), default=-1)
     core, pre = (body, None) if cut < 0 else (body[:cut], body[cut + 1:])

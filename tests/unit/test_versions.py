@@ -212,3 +212,21 @@ def test_order_is_total_and_only_among_versions_of_one_kind():
     with pytest.raises(TypeError):
         _ = a < MinorVersion(1, 31)
     assert a != MinorVersion(1, 31) and MinorVersion(1, 31) != a
+
+
+def test_a_text_read_again_gives_the_same_value_and_a_bad_one_is_refused_again():
+    """Readings are kept per text (versions._READ_TAGS): the second reading must not differ
+    from the first, also for a text that is not a version, and the kept readings stay bounded."""
+    from kubeupgrade.model import versions
+
+    first, again = parse_version("v1.31.2"), parse_version("v1.31.2")
+    assert again == first and again.raw == "v1.31.2" and parse_version("1.31.2").raw == "1.31.2"
+    for _ in range(2):
+        with pytest.raises(InvalidInput, match="not a Kubernetes version"):
+            parse_version_spec("v1.31.x")
+    assert isinstance(parse_version_spec("1.31"), MinorVersion)
+    assert isinstance(parse_version_spec("1.31.0"), KubeVersion)
+    for patch in range(versions._READ_TAGS_MOST + 10):
+        parse_version(f"1.31.{patch}")
+    assert len(versions._READ_TAGS) <= versions._READ_TAGS_MOST
+    assert parse_version("1.31.4000").patch == 4000
