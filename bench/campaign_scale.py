@@ -3,6 +3,7 @@ drawn durations.
 
     python -m bench.campaign_scale [--workers 100] [--limit 10] [--jitter 0.5] [--time-scale 0.01]
                                    [--strategies window batches serial] [--controller-concurrency N]
+                                   [--links]
 
 For each strategy: a fresh sandbox (3 control planes + N workers, seed 7, so every node's
 every step draws the same duration in every run), real redis-server, one agent process per node
@@ -15,21 +16,27 @@ and the total worker out-of-service time divided by `--limit`; the smallest of t
 is the one all are compared with), their ratio, idle slot-seconds by cause, the dispatch
 overhead per task (time from a phase becoming eligible to it running: median and p99), the
 slowest stage transition (bench/stages.py: from a stage's last phase ending to the next stage's
-first phase sent, and begun) and Redis memory.
+first phase sent, and begun) and Redis memory. With `--links`, also where the time between two
+links of a chain goes (bench/links.py: published, delivered, handed to a pool process, begun),
+from the task events Flower reads.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import redis
 import yaml
 
+from bench import links
+from bench.event_log import TaskEventLog
 from bench.stages import stage_transitions, summary
 from kubeupgrade.api import submit
 from kubeupgrade.sandbox import invariants
@@ -77,9 +84,9 @@ def analyse(doc: dict, limit: int, slots: int | None = None) -> dict[str, float]
                 for p in entries[name]["phases"][1:]]
     chains = [cp_chain] + [e["phases"][1:] for e in workers]
     overheads = []
-    for links in chains:
+    for chain in chains:
         previous_end = None
-        for phase in links:
+        for phase in chain:
             eligible = max(previous_end or 0.0, phase.get("dispatched") or 0.0)
             if eligible and phase["started"]:
                 overheads.append(max(0.0, phase["started"] - eligible))
@@ -162,7 +169,7 @@ STRATEGIES = {  # name -> (worker_strategy, max_unavailable as a function of the
 }
 
 
-def run_strategy(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, float]:
+def run_strategy(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """A fresh sandbox with the same seed, so every run draws the same durations."""
     strategy, limit_of = STRATEGIES[name]
     limit = limit_of(args.workers, args.limit)
@@ -177,13 +184,16 @@ def run_strategy(name: str, args: argparse.Namespace, workdir: Path) -> dict[str
         started = time.monotonic()
         stack.wait_for_workers([f"agent@{n['name']}" for n in box.nodes], timeout=900)
         print(f"{name}: {len(box.nodes)} agents up in {time.monotonic() - started:.0f}s", flush=True)
-        doc = run_campaign(stack, "1.31", limit, strategy, workdir, args.prepare_ahead)
+        with TaskEventLog(stack.broker_for("flower")) if args.links else contextlib.nullcontext() as events:
+            doc = run_campaign(stack, "1.31", limit, strategy, workdir, args.prepare_ahead)
         if args.record:
             Path(f"{args.record}-{name}.json").write_text(json.dumps(doc))
         problems = invariants.check_max_unavailable(box, limit)
         assert not problems, problems
-        result = analyse(doc, args.limit, limit)  # the bound at --limit, the same for every strategy
+        result: dict[str, Any] = dict(analyse(doc, args.limit, limit))  # the bound at --limit, the same for every strategy
         result["out_at_once"] = limit
+        if events is not None:
+            result["links"] = links.summary(links.link_times(doc, events.events))
         result["redis_mib"] = redis.Redis(port=stack.redis_port).info("memory")["used_memory"] / 2**20
         return result
     finally:
@@ -204,6 +214,8 @@ def main() -> int:
     parser.add_argument("--record", metavar="PREFIX",
                         help="also write each run's campaign record (JSON) to PREFIX-STRATEGY.json")
     parser.add_argument("--strategies", nargs="+", choices=sorted(STRATEGIES), default=list(STRATEGIES))
+    parser.add_argument("--links", action="store_true",
+                        help="also print where each chain link's time goes (bench/links.py)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         results = {name: run_strategy(name, args, Path(tmp)) for name in args.strategies}
@@ -227,6 +239,10 @@ def main() -> int:
               f"{r['overhead_median'] * 1000:.0f} ms | {r['overhead_p99'] * 1000:.0f} ms | "
               f"{r['transition_sent_max'] * 1000:.0f} / {r['transition_started_max'] * 1000:.0f} ms | {r['tasks']} | "
               f"{r['redis_mib']:.1f} MiB |")
+    for name, r in results.items():
+        if "links" in r:
+            print(f"\n{name}: from a link's predecessor ending to it begun, milliseconds, median / p90")
+            print(links.table(r["links"]))
     return 0
 
 

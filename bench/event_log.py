@@ -1,0 +1,64 @@
+"""The task events of a run (what Flower reads), kept by a thread of the benchmark: per task id,
+the time of its first event of each kind and the worker that received it (bench/links.py).
+
+    with TaskEventLog(broker_url) as log:
+        ...  # the campaign
+    log.events  # {task id: {"task-sent": t, "task-received": t, "task-started": t, "hostname": ...}}
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from celery import Celery
+
+log = logging.getLogger("bench.event_log")
+
+
+class TaskEventLog:
+    def __init__(self, broker_url: str) -> None:
+        self.app = Celery("bench-events", broker=broker_url)
+        self.app.conf.update(event_serializer="json", accept_content=["json"])
+        self.events: dict[str, dict[str, Any]] = {}
+        self._receiver: Any = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="task-events")
+
+    def _keep(self, event: dict[str, Any]) -> None:
+        task_id, kind = event.get("uuid"), event.get("type")
+        if not task_id or not kind:
+            return
+        seen = self.events.setdefault(task_id, {})
+        seen.setdefault(kind, event.get("timestamp"))
+        if kind == "task-received":
+            seen.setdefault("hostname", event.get("hostname"))
+
+    def _run(self) -> None:
+        try:
+            with self.app.connection() as connection:
+                receiver = self.app.events.Receiver(connection, handlers={"*": self._keep})
+                consuming = receiver.on_consume_ready
+
+                def ready(*args: Any, **kwargs: Any) -> None:
+                    consuming(*args, **kwargs)
+                    self._ready.set()  # the campaign may start: its events have a listener
+
+                receiver.on_consume_ready = ready
+                self._receiver = receiver
+                receiver.capture(limit=None, timeout=None, wakeup=False)
+        except Exception:  # noqa: BLE001 - the broker went first: what was kept stays
+            log.debug("task events stopped", exc_info=True)
+        finally:
+            self._ready.set()
+
+    def __enter__(self) -> TaskEventLog:
+        self._thread.start()
+        self._ready.wait(30)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._receiver is not None:
+            self._receiver.should_stop = True
+        self._thread.join(5)
