@@ -1,7 +1,7 @@
 """Benchmark: a whole zero-duration campaign on N sandbox nodes, measuring the engine.
 
     python -m bench.scale --nodes 1000 [--limit 100] [--farms F] [--concurrency 32]
-        [--controller-concurrency 8] [-o json]
+        [--controller-concurrency 8] [--links] [-o json]
 
 A sandbox of 3 control planes and N - 3 workers (apt; every simulated step takes a millionth of
 its real time; no workload but CoreDNS and the DaemonSets unless --workload), a real
@@ -14,12 +14,14 @@ spent per tick p50/p99 (its own record, see dispatcher.TICKS_KEY), the link gap 
 peak memory (PSS of its process tree, sampled), Redis' peak used memory and connections, the
 bytes Redis sent to its clients during the campaign (what every agent's reads cost the network), idle
 slot-seconds by cause (bench.campaign_scale.idle_slots), the machine's load, each
-process's CPU-seconds and every stage transition (bench.stages). Progress goes to stderr.
+process's CPU-seconds and every stage transition (bench.stages); with --links, where each chain
+link's time goes (bench.links). Progress goes to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -35,7 +37,9 @@ from typing import Any
 import redis
 import yaml
 
+from bench import links
 from bench.campaign_scale import analyse
+from bench.event_log import TaskEventLog
 from bench.stages import stage_transitions
 from kubeupgrade.api import submit
 from kubeupgrade.sandbox import invariants
@@ -173,7 +177,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         client = redis.Redis.from_url(stack.broker)
         sent_before = client.info("stats")["total_net_output_bytes"]
         commands_before = _command_calls(client)
-        with Sampler(controller.pid, client) as sampler:
+        events_kept = TaskEventLog(stack.broker_for("flower")) if args.links else contextlib.nullcontext()
+        with events_kept as events, Sampler(controller.pid, client) as sampler:
             began, own_before = time.monotonic(), sum(os.times()[:2])
             handle = submit(campaign, broker=stack.broker, accept_timeout=600, key=box.signing_key)
             accept = time.monotonic() - began
@@ -203,6 +208,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         ticks = [int(t) / 1e6 for t in client.lrange(TICKS_KEY, 0, -1)]
         tick_cpu = [int(t) / 1e6 for t in client.lrange(TICK_CPU_KEY, 0, -1)] or [0.0]
         result = analyse(doc, limit)
+        link_rows = links.summary(links.link_times(doc, events.events)) if events is not None else []
         transitions = [{"hop": t.hop, "between": t.between, "sent": t.to_sent, "started": t.to_started}
                        for t in stage_transitions(doc)]
         return {"nodes": len(names), "farms": args.farms, "limit": limit, "makespan": makespan, "accept": accept,
@@ -212,7 +218,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 **sampler.peaks, "redis_sent_mib": redis_sent / 2**20, "results_left": len(results),
                 "redis_left_mib": redis_left, "redis_kept_mib": kept, "idle_not_started": result["not started"],
                 "idle_preparation": result["preparation"], "idle_tail": result["tail"],
-                "transitions": transitions, "load": os.getloadavg()[0], "cpu_seconds": cpu,
+                "transitions": transitions, "links": link_rows, "load": os.getloadavg()[0], "cpu_seconds": cpu,
                 "redis_commands": dict(sorted(redis_commands.items(), key=lambda item: -item[1]))}
     finally:
         stack.stop_all()
@@ -262,6 +268,9 @@ def main() -> int:
                              "time, so drains wait for each other (the budget's pace, not the engine's)")
     add_under_option(parser)
     parser.add_argument("--record", metavar="FILE", help="also write the campaign's record (JSON) here")
+    parser.add_argument("--links", action="store_true",
+                        help="also print where each chain link's time goes (bench/links.py; the events "
+                             "are kept by this process, whose CPU competes with what is measured)")
     parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
     args = parser.parse_args()
     if args.nodes < 4:
@@ -285,6 +294,9 @@ def main() -> int:
     print("\nStage transitions, from a stage's last phase ending to the next one's first phase sent / "
           "begun: " + "; ".join(f"{t['between']} {t['sent'] * 1000:.0f} / {t['started'] * 1000:.0f} ms"
                                 for t in r["transitions"]))
+    if r["links"]:
+        print("\nFrom a link's predecessor ending to it begun (bench/links.py), milliseconds, median / p90:")
+        print(links.table(r["links"]))
     print(f"\nMachine speed (bench.scale.machine_speed, before and after): {r['machine_ms'][0]:.0f} and "
           f"{r['machine_ms'][1]:.0f} ms")
     print(f"Left in Redis after the campaign: {r['redis_left_mib']:.1f} MiB used, {r['results_left']} task results; "
