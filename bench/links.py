@@ -71,7 +71,8 @@ def link_times(doc: Mapping[str, Any], events: Mapping[str, Mapping[str, Any]]) 
     return found
 
 
-def _quantile(values: list[float], share: float) -> float:
+def percentile(values: list[float], share: float) -> float:
+    """The value at `share` of the sorted values (the nearest rank below; bench.scale's too)."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
 
@@ -86,7 +87,7 @@ def summary(times: list[LinkTimes]) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"link": link, "side": side, "count": len(group)}
         for part in (*PARTS, "total"):
             values = [getattr(one, part) for one in group]
-            row[part] = (statistics.median(values), _quantile(values, 0.9))
+            row[part] = (statistics.median(values), percentile(values, 0.9))
         rows.append(row)
     return rows
 

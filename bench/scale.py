@@ -113,11 +113,6 @@ def progress(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
-
-
 def machine_speed() -> float:
     """Milliseconds of CPU for a fixed piece of pure Python (JSON round trips), the median of five:
     this machine's speed now. A like workload took 0.45-0.74 s from one minute to the next on one
@@ -212,8 +207,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         transitions = [{"hop": t.hop, "between": t.between, "sent": t.to_sent, "started": t.to_started}
                        for t in stage_transitions(doc)]
         return {"nodes": len(names), "farms": args.farms, "limit": limit, "makespan": makespan, "accept": accept,
-                "tick_p50": statistics.median(ticks), "tick_p99": _percentile(ticks, 0.99), "ticks": len(ticks),
-                "tick_cpu_p50": statistics.median(tick_cpu), "tick_cpu_p99": _percentile(tick_cpu, 0.99),
+                "tick_p50": statistics.median(ticks), "tick_p99": links.percentile(ticks, 0.99), "ticks": len(ticks),
+                "tick_cpu_p50": statistics.median(tick_cpu), "tick_cpu_p99": links.percentile(tick_cpu, 0.99),
                 "gap_p50": result["overhead_median"], "gap_p99": result["overhead_p99"],
                 **sampler.peaks, "redis_sent_mib": redis_sent / 2**20, "results_left": len(results),
                 "redis_left_mib": redis_left, "redis_kept_mib": kept, "idle_not_started": result["not started"],
