@@ -36,7 +36,8 @@ TYPED := kubeupgrade/model kubeupgrade/planning kubeupgrade/kube/identity.py \
          kubeupgrade/workflow/agent_connections.py kubeupgrade/workflow/hop_view.py kubeupgrade/workflow/undelivered.py \
          kubeupgrade/workflow/agent_identity.py kubeupgrade/host/executor.py kubeupgrade/sandbox/agent_farm.py kubeupgrade/sandbox/quickjson.py kubeupgrade/sandbox/hostbin/launch.py kubeupgrade/sandbox/hostbin/apiclient.py kubeupgrade/sandbox/hostbin/kubeadm_dialect.py kubeupgrade/sandbox/layout.py \
          kubeupgrade/host/platforms kubeupgrade/host/context.py kubeupgrade/host/steps.py \
-         kubeupgrade/host/commands.py kubeupgrade/sandbox/rbac.py kubeupgrade/workflow/broker_transport.py kubeupgrade/security/envelope.py kubeupgrade/security/messages.py
+         kubeupgrade/host/commands.py kubeupgrade/sandbox/rbac.py kubeupgrade/workflow/broker_transport.py kubeupgrade/security/envelope.py kubeupgrade/security/messages.py \
+         kubeupgrade/workflow/task_events.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check kubeupgrade workers tests bench

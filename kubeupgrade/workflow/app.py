@@ -55,6 +55,8 @@ def configure(app: Celery, url: str) -> Celery:
         task_track_started=True,
         worker_send_task_events=True,
         task_send_sent_event=True,
+        # Named, not imported: only a worker loads it (task_events.py: events published together)
+        worker_consumer="kubeupgrade.workflow.task_events:BatchedEventsConsumer",
         task_default_queue=CONTROLLER_QUEUE,
         task_create_missing_queues=True,
         worker_cancel_long_running_tasks_on_connection_loss=False,
