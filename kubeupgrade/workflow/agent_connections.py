@@ -19,12 +19,18 @@ What Celery and kombu would hold on top, and why they do not:
   unless its chain's next link is this agent's own: that link is already on the queue, and
   opening the three again was most of such a hand-off (12-21 ms against 6-7 ms on a quiet
   machine, README Capacity). The next chain reconnects.
+- A chain that arrives from the controller (install-kubelet, after the drain) finds the producer
+  closed, and sending its next link would open it and declare the queue: 5 ms on a quiet machine,
+  ~45 ms on a loaded one, on the node's outage. So a task whose next link is this agent's own
+  opens the producer beside its body (`warm_next_link`, once the phase is recorded begun), in a
+  thread the task ends by joining.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from typing import Any
 
 import kombu.pools
@@ -95,11 +101,54 @@ def limit_connections(app: Celery, own_queue: str) -> None:
     such hand-off more than the rest of it (measured in README, Capacity)."""
     app.conf.broker_pool_limit = 1  # one producer, kept while the chain stays here
     app.steps["consumer"].add(CloseIdleEventsConnection)
+    warming: dict[str, threading.Thread] = {}  # task id -> its warm-up (one task at a time here)
+
+    from kubeupgrade.workflow.phase import body_starting
+
+    # Once the phase is recorded begun (body_starting), not at the task's start: a warm-up
+    # beside the begin delayed it as much as it saved at the end (README, Capacity).
+    @body_starting.connect(weak=False)
+    def warm(sender: Any = None, **_: object) -> None:
+        request = getattr(sender, "request", None)
+        thread = warm_next_link(app, request, own_queue)
+        task_id = getattr(request, "id", None)
+        if thread is not None and task_id is not None:
+            warming[task_id] = thread
 
     @task_postrun.connect(weak=False)
-    def release(task: Any = None, state: str | None = None, **_: object) -> None:
+    def release(task_id: str | None = None, task: Any = None, state: str | None = None, **_: object) -> None:
+        thread = warming.pop(task_id, None) if task_id is not None else None
+        if thread is not None:  # never close the pools under a warm-up still opening them
+            thread.join(WARM_JOIN_SECONDS)
         if not keeps_connections(state, getattr(task, "request", None), own_queue):
             release_task_connections(app)
+
+
+# How long a task's end waits for its warm-up (the broker's connect timeout bounds the warm-up).
+WARM_JOIN_SECONDS = 10.0
+
+
+def warm_next_link(app: Celery, request: Any, own_queue: str) -> threading.Thread | None:
+    """When the task's next link is this agent's own, open the producer that will send it and
+    declare its queue, in a thread beside the task's body (which waits on host commands): the
+    send at the task's end then costs what a kept producer costs. None when there is nothing to
+    warm. Best effort: a failure here is the send's to meet and report."""
+    if next_link_queue(request) != own_queue:
+        return None
+    # Made here, not in the thread: both are made on first use, and a retry sent from the body
+    # (a gate's next look) would otherwise race the thread to make them. Neither connects.
+    pool, queue = app.producer_pool, app.amqp.queues[own_queue]
+
+    def open_producer() -> None:
+        try:
+            with pool.acquire(block=True) as producer:
+                producer.maybe_declare(queue)
+        except Exception as error:  # noqa: BLE001 - the send opens it again, and says why if it cannot
+            log.debug("could not open the producer ahead of the next link: %s", error)
+
+    thread = threading.Thread(target=open_producer, name="warm-next-link", daemon=True)
+    thread.start()
+    return thread
 
 
 def keeps_connections(state: str | None, request: Any, own_queue: str) -> bool:

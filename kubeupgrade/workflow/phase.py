@@ -20,6 +20,7 @@ from typing import Any
 
 from celery import Task
 from celery.exceptions import Retry
+from celery.utils.dispatch import Signal
 
 from kubeupgrade.errors import PermanentError, TemporaryError
 from kubeupgrade.host.steps import ALREADY_DONE, HostCommandFailed, HostCommandRefused, StepOutcome
@@ -82,6 +83,11 @@ class RecordRead:
 _last_reads: dict[str, RecordRead] = {}  # campaign id -> its last read, in this process
 _last_reads_lock = threading.Lock()  # an agent farm runs tasks in threads
 _LAST_READS_KEPT = 8
+
+# Sent in the task's process once its phase is recorded begun and authorised, just before the
+# body runs (sender: the task). What may overlap the body, and should not delay its start, hooks
+# here: an agent opens the producer for its chain's next link (agent_connections).
+body_starting = Signal(name="body_starting")
 
 
 def read_record(store: CampaignStore, campaign_id: str) -> RecordRead | None:
@@ -243,6 +249,7 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
         # Running, as the dispatcher's lost-task check reads it: the key begin_phase set,
         # refreshed while the body runs, removed by the write that ends the phase.
         with phase_beating(store.redis, task_id, begun=True):
+            body_starting.send(sender=task)
             outcome = _look_while_quick(body, job)
     except StillWaiting as still:
         if not waits:  # undeclared, its wait would start over at every look and never time out
