@@ -44,8 +44,7 @@ print(json.dumps({key: after[key] - before[key]
 
 
 def _send(url: str, how: str) -> dict[str, int]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("KUBEUPGRADE_MESSAGE_KEY", None)
+    env = {name: value for name, value in os.environ.items() if name != "KUBEUPGRADE_MESSAGE_KEY"}
     done = subprocess.run([sys.executable, "-c", SEND_NEXT_LINK, url, OWN, how], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -62,16 +62,16 @@ def start_worker(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., subpr
     started: list[subprocess.Popen] = []
 
     def start(flush_seconds: float | None = None) -> subprocess.Popen:
-        env = {**os.environ, "KUBEUPGRADE_BROKER": redis_url, "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, "KUBEUPGRADE_BROKER": redis_url}  # run from ROOT: its modules import
         env.pop("KUBEUPGRADE_MESSAGE_KEY", None)
         if flush_seconds is not None:
             env["EVENTS_TEST_FLUSH_SECONDS"] = str(flush_seconds)
-        log = tmp_path / f"worker-{len(started)}.log"
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "tests.integration.events_worker_app", "worker",
-             "-Q", QUEUE, "-n", f"events{len(started)}@%h", "-P", "threads", "-c", "4", "-E",
-             "--without-mingle", "--without-gossip", "-l", "WARNING"],
-            cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+        with (tmp_path / f"worker-{len(started)}.log").open("w") as log:  # the child keeps its own
+            process = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "tests.integration.events_worker_app", "worker",
+                 "-Q", QUEUE, "-n", f"events{len(started)}@%h", "-P", "threads", "-c", "4", "-E",
+                 "--without-mingle", "--without-gossip", "-l", "WARNING"],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         started.append(process)
         return process
 
