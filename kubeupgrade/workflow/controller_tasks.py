@@ -157,6 +157,8 @@ def drain_node(job: Job) -> StepOutcome:
               CordonOwner.ADOPTED: "cordon adopted from an earlier campaign",
               CordonOwner.FOREIGN: "was already cordoned by someone else (left so at the end)"}[owner]
     detail += f"; evicted {len(report.evicted)} pod(s)"
+    if report.blocked_retries:
+        detail += f"; a PodDisruptionBudget refused {report.blocked_retries} eviction(s) on the way"
     if report.deleted:
         detail += f"; deleted {len(report.deleted)} PDB-blocked pod(s) (on_pdb_block: delete)"
     return StepOutcome(DONE, detail, "\n".join(report.evicted + report.deleted))

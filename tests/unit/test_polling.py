@@ -101,9 +101,79 @@ def test_a_budget_that_lets_go_in_time_is_waited_for_and_what_was_done_survives_
         assert look.why and "shop/web-1" in look.why and look.refused == (cluster.evicted_at is None)
         cluster.sleep(look.next_look(looks))
         looks += 1
-    assert done.evicted == ["shop/web-1"] and done.blocked_retries >= 3
-    assert 5.0 <= cluster.now <= 7.0
-    assert cluster.evictions <= 5  # a refused eviction is asked again once a second, not sooner
+    pace = drain.BUDGET_RETRY_SECONDS
+    assert done.evicted == ["shop/web-1"] and done.blocked_retries >= 3.0 / pace - 1
+    assert 3.0 <= cluster.evicted_at < 3.0 + pace + 1e-9  # the freed budget is used within one pace
+    assert cluster.evictions <= 3.0 / pace + 2  # and asked no more often than the pace
+    assert cluster.now <= cluster.evicted_at + 2.0 + 1.0 + 1e-9  # the pod seen gone within a second
+
+
+class _SharedBudget:
+    """Nodes with one pod each, all under one budget that lets one eviction through at a time and
+    frees `recovery` seconds after it (the replacement Ready); evicted pods go at once."""
+
+    def __init__(self, recovery):
+        self.now = 0.0
+        self.recovery = recovery
+        self.free_at = 0.0
+        self.evictions = []  # (when, pod)
+        self.core = self
+        self.list_pod_for_all_namespaces = "list"
+        self.create_namespaced_pod_eviction = "evict"
+
+    def call(self, what, method, *args, **kwargs):
+        if method == "evict":
+            if self.now < self.free_at:
+                raise KubeUnavailable("429", {"details": {"causes": [{"message": "web-pdb"}]}}, 429)
+            self.free_at = self.now + self.recovery
+            self.evictions.append((self.now, args[0]))
+            return {}
+        node = kwargs["field_selector"].split("=", 1)[1]
+        name = f"web-{node}"
+        pod = {"metadata": {"namespace": "shop", "name": name,
+                            "ownerReferences": [{"kind": "ReplicaSet", "controller": True}]}}
+        return {"items": [] if any(name == pod for _, pod in self.evictions) else [pod]}
+
+
+def _drain_all(cluster, arrivals):
+    """Drains of the nodes in `arrivals` (node -> when it begins), each looking again when its
+    look says, on one clock, until all are drained."""
+    due = {node: (at, 0) for node, at in arrivals.items()}  # node -> (next look, looks so far)
+    reports = {node: drain.DrainReport() for node in arrivals}
+    while due:
+        node, (at, looks) = min(due.items(), key=lambda item: item[1][0])
+        cluster.now = at
+        look = drain.drain_look(cluster, node, DrainPolicy(timeout_seconds=3600), reports[node],
+                                started=arrivals[node], now=at)
+        if look.waiting_for:
+            due[node] = (at + look.next_look(looks), looks + 1)
+        else:
+            del due[node]
+
+
+@pytest.mark.parametrize("drains, apart, recovery", [(20, 0.1, 0.2), (20, 0.1, 0.1), (40, 0.05, 0.2),
+                                                     (20, 0.2, 0.3), (10, 0.0, 0.05), (10, 1.5, 0.2)])
+def test_a_budget_that_frees_while_drains_wait_for_it_is_used_again_within_a_quarter_second(
+        drains, apart, recovery):
+    # Drains that begin `apart` seconds from each other (a window refilling) queue on one budget
+    # that frees `recovery` after each eviction. Whatever a drain's age, once the budget frees
+    # one of the waiting drains takes it within 0.25 s: a backoff per drain (old drains asking
+    # seldom) or a flat second leaves it unused for up to a second while every drain waits.
+    arrivals = {f"w{i:02}": apart * i for i in range(drains)}
+    cluster = _SharedBudget(recovery)
+    _drain_all(cluster, arrivals)
+    assert len(cluster.evictions) == drains
+    evicted_at = {pod: when for when, pod in cluster.evictions}
+    for (when, _), (after, _) in zip(cluster.evictions, cluster.evictions[1:]):
+        freed = when + recovery
+        waiting = [n for n, at in arrivals.items() if at <= freed and evicted_at[f"web-{n}"] > freed]
+        if waiting:
+            assert after - freed <= 0.25 + 1e-9, f"budget free at {freed:.2f} unused until {after:.2f}"
+
+
+def test_a_refused_eviction_is_asked_again_at_one_pace_however_long_the_drain_has_waited():
+    refused = drain.DrainLook(["shop/web-1"], "refused", refused=True)
+    assert {refused.next_look(n) for n in (0, 1, 4, 40, 10**6)} == {drain.BUDGET_RETRY_SECONDS}
 
 
 @pytest.mark.parametrize("carried", [{}, {"evicted": "x"}, {"evicted": [1, 2]}, {"blocked_retries": True},
