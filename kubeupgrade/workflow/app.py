@@ -72,8 +72,30 @@ def configure(app: Celery, url: str) -> Celery:
     return app
 
 
-app = configure(Celery("kubeupgrade", include=["kubeupgrade.workflow.controller_tasks",
-                                               "workers.node_tasks"]), broker_url())
+class WorkerCelery(Celery):
+    """The app the workers run phase tasks in. Its result backend keeps no RETRY state for a
+    waiting phase's next look (phase._look_again: a Retry without an exception). Nothing reads
+    those: the dispatcher reads FAILURE and REVOKED only, and a look's state was written once
+    per look per waiting phase, a tenth of what the controller did for a look. Retries after an
+    error (with their exception) are kept as before."""
+
+    def _get_backend(self) -> Any:
+        from celery.app import backends
+
+        backend_cls, url = backends.by_url(self.conf.result_backend, self.loader)
+
+        class LooksUnkept(backend_cls):  # type: ignore[valid-type,misc]
+            def mark_as_retry(self, task_id: str, exc: Any, traceback: Any = None, request: Any = None,
+                              **kwargs: Any) -> Any:
+                if exc is None:
+                    return None
+                return super().mark_as_retry(task_id, exc, traceback, request=request, **kwargs)
+
+        return LooksUnkept(app=self, url=url)
+
+
+app = configure(WorkerCelery("kubeupgrade", include=["kubeupgrade.workflow.controller_tasks",
+                                                     "workers.node_tasks"]), broker_url())
 
 
 def use_broker(url: str) -> Celery:

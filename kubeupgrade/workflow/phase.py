@@ -332,6 +332,8 @@ def _look_again(task: Task, job: Job, still: StillWaiting) -> Retry:
     beat_for(job.store.redis, job.task_id, after)
     again = task.signature_from_request(countdown=after)
     again.apply_async()
+    # No exception in it: that is what tells the workers' app a look from a retry after an
+    # error, and it keeps no result for a look (app.WorkerCelery).
     return Retry(still.detail, when=after, sig=again)
 
 
