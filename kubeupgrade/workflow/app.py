@@ -75,9 +75,9 @@ def configure(app: Celery, url: str) -> Celery:
 class WorkerCelery(Celery):
     """The app the workers run phase tasks in. Its result backend keeps no RETRY state for a
     waiting phase's next look (phase._look_again: a Retry without an exception). Nothing reads
-    those: the dispatcher reads FAILURE and REVOKED only, and a look's state was written once
-    per look per waiting phase, a tenth of what the controller did for a look. Retries after an
-    error (with their exception) are kept as before."""
+    those (the dispatcher reads FAILURE and REVOKED only), and each was a SETEX and a PUBLISH
+    at every look of every waiting phase, a fifth of a look's Redis commands. A retry after an
+    error, with its exception, is kept as before."""
 
     def _get_backend(self) -> Any:
         from celery.app import backends
