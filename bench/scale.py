@@ -10,7 +10,8 @@ redis-server, the real controller, and the agents emulated by agent farms
 wrapper and host steps, the simulated commands run in-process), then one hop 1.30 -> 1.31 at
 `max_unavailable` = --limit (10% of the workers by default). Prints: nodes, makespan (submit to
 succeeded), accept (submit to accepted), the dispatcher's tick p50/p99 and the CPU its thread
-spent per tick p50/p99 (its own record, see dispatcher.TICKS_KEY), the link gap p50/p99 (a phase eligible -> running), the controller's
+spent per tick p50/p99 and its wall time less its wait on the run queue for a core p50/p99
+(its own record, see dispatcher.TICKS_KEY), the link gap p50/p99 (a phase eligible -> running), the controller's
 peak memory (PSS of its process tree, sampled), Redis' peak used memory and connections, the
 bytes Redis sent to its clients during the campaign (what every agent's reads cost the network), idle
 slot-seconds by cause (bench.campaign_scale.idle_slots), the machine's load, each
@@ -47,7 +48,7 @@ from kubeupgrade.sandbox.manager import Sandbox
 from kubeupgrade.sandbox.processes import process_tree
 from kubeupgrade.sandbox.stack import Stack
 from kubeupgrade.security.signing import KEY_ENV
-from kubeupgrade.workflow.dispatcher import TICK_CPU_KEY, TICKS_KEY
+from kubeupgrade.workflow.dispatcher import TICK_CPU_KEY, TICK_QUEUED_KEY, TICKS_KEY
 
 
 def _tree_memory_mib(root: int) -> float:
@@ -202,6 +203,10 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         cpu["bench"] = own_cpu  # this process during the campaign: its sampler and the wait
         ticks = [int(t) / 1e6 for t in client.lrange(TICKS_KEY, 0, -1)]
         tick_cpu = [int(t) / 1e6 for t in client.lrange(TICK_CPU_KEY, 0, -1)] or [0.0]
+        queued = [int(t) / 1e6 for t in client.lrange(TICK_QUEUED_KEY, 0, -1)]
+        # Each tick's wall time less its wait on the run queue: what is left when the machine
+        # has a core free (CPU, Redis, the interpreter lock); none where Linux gives no schedstat.
+        off_queue = [t - q for t, q in zip(ticks, queued)] if len(queued) == len(ticks) and ticks else [0.0]
         result = analyse(doc, limit)
         link_rows = links.summary(links.link_times(doc, events.events)) if events is not None else []
         transitions = [{"hop": t.hop, "between": t.between, "sent": t.to_sent, "started": t.to_started}
@@ -209,6 +214,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         return {"nodes": len(names), "farms": args.farms, "limit": limit, "makespan": makespan, "accept": accept,
                 "tick_p50": statistics.median(ticks), "tick_p99": links.percentile(ticks, 0.99), "ticks": len(ticks),
                 "tick_cpu_p50": statistics.median(tick_cpu), "tick_cpu_p99": links.percentile(tick_cpu, 0.99),
+                "tick_off_queue_p50": statistics.median(off_queue),
+                "tick_off_queue_p99": links.percentile(off_queue, 0.99),
                 "gap_p50": result["overhead_median"], "gap_p99": result["overhead_p99"],
                 **sampler.peaks, "redis_sent_mib": redis_sent / 2**20, "results_left": len(results),
                 "redis_left_mib": redis_left, "redis_kept_mib": kept, "idle_not_started": result["not started"],
@@ -277,12 +284,14 @@ def main() -> int:
     if args.output == "json":
         print(json.dumps(r, indent=2))
         return 0
-    print("| nodes | limit | makespan | accept | tick p50 | tick p99 | its CPU p50 / p99 | link gap p50 | p99 | controller PSS "
+    print("| nodes | limit | makespan | accept | tick p50 | tick p99 | its CPU p50 / p99 | off the run queue p50 / p99 "
+          "| link gap p50 | p99 | controller PSS "
           "| Redis used | Redis sent | connections | idle slot-s: not started | preparation | tail | load |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     print(f"| {r['nodes']:,} | {r['limit']} | {r['makespan']:.1f} s | {r['accept']:.2f} s "
           f"| {r['tick_p50'] * 1000:.1f} ms | {r['tick_p99'] * 1000:.0f} ms "
-          f"| {r['tick_cpu_p50'] * 1000:.1f} / {r['tick_cpu_p99'] * 1000:.0f} ms | {r['gap_p50'] * 1000:.0f} ms "
+          f"| {r['tick_cpu_p50'] * 1000:.1f} / {r['tick_cpu_p99'] * 1000:.0f} ms "
+          f"| {r['tick_off_queue_p50'] * 1000:.1f} / {r['tick_off_queue_p99'] * 1000:.0f} ms | {r['gap_p50'] * 1000:.0f} ms "
           f"| {r['gap_p99'] * 1000:.0f} ms | {r['controller_mib']:.0f} MiB | {r['redis_mib']:.1f} MiB "
           f"| {r['redis_sent_mib']:,.0f} MiB | {r['connections']:.0f} | {r['idle_not_started']:.0f} | {r['idle_preparation']:.0f} "
           f"| {r['idle_tail']:.0f} | {r['load']:.1f} |")

@@ -116,6 +116,10 @@ TICKS_KEY = "ku:dispatcher:ticks"
 # The same ticks' CPU time in the dispatcher's own thread (microseconds): what a tick costs,
 # apart from its waits for a core and for the interpreter lock, which the wall time includes.
 TICK_CPU_KEY = "ku:dispatcher:tick-cpu"
+# And how long the dispatcher's thread waited on the run queue for a core during each tick
+# (microseconds; Linux's schedstat, absent elsewhere): the part of the wall time that is the
+# machine's, apart from the interpreter lock and Redis, which the rest of the wall time holds.
+TICK_QUEUED_KEY = "ku:dispatcher:tick-queued"
 TICK_REPORT_SECONDS = 5.0
 TICK_HISTORY = 100_000
 UNREADABLE_TICKS = 25  # ticks in a row a record's shape may fail the dispatcher before it stops
@@ -177,6 +181,16 @@ def node_canvas(links: list[Signature]) -> Signature:
     return chain(links) if len(links) > 1 else links[0]
 
 
+
+def _queued_ns() -> int | None:
+    """Nanoseconds this thread has waited on the run queue for a core, from Linux's schedstat
+    (two numbers read per tick); None where there is none."""
+    try:
+        with open("/proc/thread-self/schedstat", "rb") as stat:
+            return int(stat.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
 class Dispatcher:
     def __init__(self, app: Celery, store: CampaignStore,
                  discover: Callable[[Campaign], tuple[list[NodeSpec], Any]] | None = None,
@@ -231,19 +245,23 @@ class Dispatcher:
         self._token = token
         took: list[int] = []  # microseconds per tick since the last report
         used: list[int] = []  # the same ticks' CPU microseconds
+        queued: list[int] = []  # and their microseconds waiting for a core, where known
         reported = time.monotonic()
         while not stop.is_set():
             leading = False
             try:
                 leading = self._lead(token)
                 if leading:
-                    started, cpu_started = time.perf_counter(), time.thread_time()
+                    started, cpu_started, queued_before = time.perf_counter(), time.thread_time(), _queued_ns()
                     self.tick()
                     took.append(round((time.perf_counter() - started) * 1e6))
                     used.append(round((time.thread_time() - cpu_started) * 1e6))
+                    queued_after = _queued_ns()
+                    if queued_before is not None and queued_after is not None:
+                        queued.append(round((queued_after - queued_before) / 1e3))
                     if time.monotonic() - reported >= TICK_REPORT_SECONDS:
-                        self._report_ticks(took, used)
-                        took, used, reported = [], [], time.monotonic()
+                        self._report_ticks(took, used, queued)
+                        took, used, queued, reported = [], [], [], time.monotonic()
                     if not self.more_to_send:
                         sleep_until_woken(self.store.redis, deadline)
             except LeaseLost:
@@ -254,11 +272,12 @@ class Dispatcher:
             if not leading:
                 stop.wait(deadline)
 
-    def _report_ticks(self, took: list[int], used: list[int]) -> None:
+    def _report_ticks(self, took: list[int], used: list[int], queued: list[int]) -> None:
         with self.store.redis.pipeline(transaction=False) as report:
-            for key, values in ((TICKS_KEY, took), (TICK_CPU_KEY, used)):
-                report.rpush(key, *values)
-                report.ltrim(key, -TICK_HISTORY, -1)
+            for key, values in ((TICKS_KEY, took), (TICK_CPU_KEY, used), (TICK_QUEUED_KEY, queued)):
+                if values:
+                    report.rpush(key, *values)
+                    report.ltrim(key, -TICK_HISTORY, -1)
             report.execute()
 
     def _lead(self, token: str) -> bool:
