@@ -206,7 +206,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         queued = [int(t) / 1e6 for t in client.lrange(TICK_QUEUED_KEY, 0, -1)]
         # Each tick's wall time less its wait on the run queue: what is left when the machine
         # has a core free (CPU, Redis, the interpreter lock); none where Linux gives no schedstat.
-        off_queue = [t - q for t, q in zip(ticks, queued)] if len(queued) == len(ticks) and ticks else [0.0]
+        off_queue = [t - q for t, q in zip(ticks, queued)] if len(queued) == len(ticks) and ticks else []
         result = analyse(doc, limit)
         link_rows = links.summary(links.link_times(doc, events.events)) if events is not None else []
         transitions = [{"hop": t.hop, "between": t.between, "sent": t.to_sent, "started": t.to_started}
@@ -214,8 +214,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         return {"nodes": len(names), "farms": args.farms, "limit": limit, "makespan": makespan, "accept": accept,
                 "tick_p50": statistics.median(ticks), "tick_p99": links.percentile(ticks, 0.99), "ticks": len(ticks),
                 "tick_cpu_p50": statistics.median(tick_cpu), "tick_cpu_p99": links.percentile(tick_cpu, 0.99),
-                "tick_off_queue_p50": statistics.median(off_queue),
-                "tick_off_queue_p99": links.percentile(off_queue, 0.99),
+                "tick_off_queue_p50": statistics.median(off_queue) if off_queue else None,
+                "tick_off_queue_p99": links.percentile(off_queue, 0.99) if off_queue else None,
                 "gap_p50": result["overhead_median"], "gap_p99": result["overhead_p99"],
                 **sampler.peaks, "redis_sent_mib": redis_sent / 2**20, "results_left": len(results),
                 "redis_left_mib": redis_left, "redis_kept_mib": kept, "idle_not_started": result["not started"],
@@ -252,6 +252,13 @@ def add_under_option(parser: argparse.ArgumentParser) -> None:
     real host pays once, not a thousand times."""
     parser.add_argument("--under", default="/dev/shm" if os.access("/dev/shm", os.W_OK) else None,
                         help="where the sandbox directory is made [default: /dev/shm if writable]")
+
+
+def _off_queue(r: dict[str, Any]) -> str:
+    """The tick's wall time less its wait for a core, p50 / p99, or a dash where unknown."""
+    if r["tick_off_queue_p50"] is None:
+        return "–"
+    return f"{r['tick_off_queue_p50'] * 1000:.1f} / {r['tick_off_queue_p99'] * 1000:.0f} ms"
 
 
 def main() -> int:
@@ -291,7 +298,7 @@ def main() -> int:
     print(f"| {r['nodes']:,} | {r['limit']} | {r['makespan']:.1f} s | {r['accept']:.2f} s "
           f"| {r['tick_p50'] * 1000:.1f} ms | {r['tick_p99'] * 1000:.0f} ms "
           f"| {r['tick_cpu_p50'] * 1000:.1f} / {r['tick_cpu_p99'] * 1000:.0f} ms "
-          f"| {r['tick_off_queue_p50'] * 1000:.1f} / {r['tick_off_queue_p99'] * 1000:.0f} ms | {r['gap_p50'] * 1000:.0f} ms "
+          f"| {_off_queue(r)} | {r['gap_p50'] * 1000:.0f} ms "
           f"| {r['gap_p99'] * 1000:.0f} ms | {r['controller_mib']:.0f} MiB | {r['redis_mib']:.1f} MiB "
           f"| {r['redis_sent_mib']:,.0f} MiB | {r['connections']:.0f} | {r['idle_not_started']:.0f} | {r['idle_preparation']:.0f} "
           f"| {r['idle_tail']:.0f} | {r['load']:.1f} |")

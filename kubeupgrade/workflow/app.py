@@ -72,26 +72,36 @@ def configure(app: Celery, url: str) -> Celery:
     return app
 
 
+def _backend_with(app: Celery, overrides: type, only: type = object) -> Any:
+    """The result backend `app`'s configuration names, with the methods of `overrides` over its
+    own where it is an `only` (any by default); any other as it is."""
+    from celery.app import backends
+
+    backend_cls, url = backends.by_url(app.conf.result_backend, app.loader)
+    if issubclass(backend_cls, only):
+        backend_cls = type(f"{overrides.__name__}{backend_cls.__name__}", (overrides, backend_cls), {})
+    return backend_cls(app=app, url=url)
+
+
+class _LooksUnkept:
+    """No RETRY state for a waiting phase's next look (phase._look_again: a Retry without an
+    exception); a retry after an error, with its exception, is kept as before."""
+
+    def mark_as_retry(self, task_id: str, exc: Any, traceback: Any = None, request: Any = None,
+                      **kwargs: Any) -> Any:
+        if exc is None:
+            return None
+        return super().mark_as_retry(task_id, exc, traceback, request=request, **kwargs)  # type: ignore[misc]
+
+
 class WorkerCelery(Celery):
     """The app the workers run phase tasks in. Its result backend keeps no RETRY state for a
-    waiting phase's next look (phase._look_again: a Retry without an exception). Nothing reads
-    those (the dispatcher reads FAILURE and REVOKED only), and each was a SETEX and a PUBLISH
-    at every look of every waiting phase, a fifth of a look's Redis commands. A retry after an
-    error, with its exception, is kept as before."""
+    waiting phase's next look (_LooksUnkept). Nothing reads those (the dispatcher reads FAILURE
+    and REVOKED only), and each was a SETEX and a PUBLISH at every look of every waiting phase,
+    a fifth of a look's Redis commands."""
 
     def _get_backend(self) -> Any:
-        from celery.app import backends
-
-        backend_cls, url = backends.by_url(self.conf.result_backend, self.loader)
-
-        class LooksUnkept(backend_cls):  # type: ignore[valid-type,misc]
-            def mark_as_retry(self, task_id: str, exc: Any, traceback: Any = None, request: Any = None,
-                              **kwargs: Any) -> Any:
-                if exc is None:
-                    return None
-                return super().mark_as_retry(task_id, exc, traceback, request=request, **kwargs)
-
-        return LooksUnkept(app=self, url=url)
+        return _backend_with(self, _LooksUnkept)
 
 
 app = configure(WorkerCelery("kubeupgrade", include=["kubeupgrade.workflow.controller_tasks",
@@ -150,21 +160,19 @@ class SenderCelery(ClientCelery):
     handle is dropped): 2,000 commands for a 1,000-node hop's prepare-host group."""
 
     def _get_backend(self) -> Any:
-        from celery.app import backends
         from celery.backends.redis import RedisBackend
 
-        backend_cls, url = backends.by_url(self.conf.result_backend, self.loader)
-        if not issubclass(backend_cls, RedisBackend):
-            return backend_cls(app=self, url=url)
+        return _backend_with(self, _Unwatched, only=RedisBackend)
 
-        class Unwatched(backend_cls):  # type: ignore[valid-type,misc]
-            def add_pending_result(self, result: Any, weak: bool = False, start_drainer: bool = True) -> Any:
-                return result
 
-            def on_task_call(self, producer: Any, task_id: str) -> None:
-                pass
+class _Unwatched:
+    """Watches none of the tasks sent (SenderCelery)."""
 
-        return Unwatched(app=self, url=url)
+    def add_pending_result(self, result: Any, weak: bool = False, start_drainer: bool = True) -> Any:
+        return result
+
+    def on_task_call(self, producer: Any, task_id: str) -> None:
+        pass
 
 
 _clients: dict[str, Celery] = {}

@@ -181,7 +181,6 @@ def node_canvas(links: list[Signature]) -> Signature:
     return chain(links) if len(links) > 1 else links[0]
 
 
-
 def _queued_ns() -> int | None:
     """Nanoseconds this thread has waited on the run queue for a core, from Linux's schedstat
     (two numbers read per tick); None where there is none."""
@@ -190,6 +189,7 @@ def _queued_ns() -> int | None:
             return int(stat.read().split()[1])
     except (OSError, IndexError, ValueError):
         return None
+
 
 class Dispatcher:
     def __init__(self, app: Celery, store: CampaignStore,
