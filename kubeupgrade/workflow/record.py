@@ -759,9 +759,11 @@ class CampaignStore:
     # -- phase lifecycle (the tasks) ------------------------------------------------------------
     def begin_phase(self, campaign_id: str, hop: int, node: str, phase: str, attempt: int,
                     task_id: str, doc: CampaignRecord | None = None, looking_again: bool = False) -> str:
-        """Whether a delivered task should run: "run", "already-done", "stale", "inactive", or
-        "held" (the campaign is paused and this phase would start a node or its outage: the
-        node gets a new attempt, fencing off the rest of its chain, and waits for `resume`).
+        """Whether a delivered task should run: "run", "already-done", "stale", "inactive",
+        "out-of-order" (a phase listed before it on the node is not done: a node's phases run in
+        their order, whatever a message asks), or "held" (the campaign is paused and this phase
+        would start a node or its outage: the node gets a new attempt, fencing off the rest of
+        its chain, and waits for `resume`).
         `doc`: the campaign as the caller just read it (read here otherwise). `looking_again`:
         the delivery is a look the running phase scheduled itself (waiting.py): if the record
         still shows it running under this task, it runs with nothing written (not an attempt)."""
@@ -769,6 +771,7 @@ class CampaignStore:
         if doc is None or doc["state"] != "running":
             return "inactive"
         holds: Callable[[NodeEntry, str], bool] | None = None
+        undone: str | None = None  # what an out-of-order phase waits for
         if doc.get("paused"):
             holds, why = starts_something, "the campaign is paused"
         elif _halted(doc, hop):
@@ -778,7 +781,7 @@ class CampaignStore:
         verdict = "run"
 
         def change(entry: NodeEntry) -> Any:
-            nonlocal verdict
+            nonlocal verdict, undone
             verdict = "run"  # decided afresh on each reading (cas.py may compute it twice)
             if entry["attempt"] != attempt:
                 verdict = "stale"
@@ -789,6 +792,10 @@ class CampaignStore:
                 return False
             if looking_again and record["state"] == "running" and record["task_id"] == task_id:
                 verdict = "looking"
+                return False
+            undone = _before_undone(entry, phase)
+            if undone is not None:
+                verdict = "out-of-order"
                 return False
             if holds is not None and holds(entry, phase):
                 verdict = "held"
@@ -812,6 +819,9 @@ class CampaignStore:
             return "run"
         if verdict == "held":
             self.event(campaign_id, f"{node}: {phase} held: {why}")
+        elif verdict == "out-of-order":
+            self.event(campaign_id, f"{node}: a task for {phase} refused, nothing run: {undone} "
+                       "is not done (a message ahead of the node's order)")
         return verdict
 
     def finish_phase(self, campaign_id: str, hop: int, node: str, phase: str, status: str,
@@ -976,6 +986,16 @@ def starts_disruption(entry: NodeEntry, phase: str) -> bool:
 def _starts_outage(entry: NodeEntry, index: int) -> bool:
     """Whether the phase at `index` is the node's first out of service, not begun before."""
     return index == outage_start(entry) and not outage_begun(entry)
+
+
+def _before_undone(entry: NodeEntry, phase: str) -> str | None:
+    """The first phase listed before `phase` on the node that has not succeeded, if any."""
+    for record in entry["phases"]:
+        if record["phase"] == phase:
+            return None
+        if record["state"] != "succeeded":
+            return str(record["phase"])
+    return None
 
 
 def _phase(entry: NodeEntry, phase: str) -> PhaseRecord:

@@ -589,3 +589,28 @@ def test_a_refresh_reads_what_changed_and_a_sweep_slice_in_one_round_trip(redis_
     assert hop.entries == store.entries(campaign, 0)
     assert "w6" not in hop.entries and hop.entries["w5"]["state"] == "failed"
     assert all(p == ["EVALSHA", "HSCAN"] for p in pipelines), pipelines
+
+
+@pytest.mark.parametrize("earlier", ["pending", "running", "failed"])
+def test_a_phase_ahead_of_the_nodes_order_is_refused_and_nothing_is_written(redis_url, earlier):
+    # A node's phases run in the order they are listed, whatever a message asks: an uncordon
+    # delivered while the drain before it is not done (sent by hand, or forged with a key
+    # allowed to sign for the controller's queue) must not release a node still being drained.
+    store = store_for(redis_url)
+    campaign = store.create("prod", {"cluster": "prod", "target": "1.31"}, "a.yaml")
+    store.update(campaign, lambda doc: doc.update(state="running", hops=[{"target": "1.31"}]))
+    phases = [new_phase(p) for p in ("drain", "install-kubelet", "uncordon")]
+    phases[0]["state"] = earlier
+    store.put_entry(campaign, 0, "w1", {"node": "w1", "role": "worker", "hop": 0, "state": "running",
+                                        "attempt": 1, "phases": phases})
+    before = store.entry(campaign, 0, "w1")
+    assert store.begin_phase(campaign, 0, "w1", "uncordon", 1, "forged") == "out-of-order"
+    assert store.begin_phase(campaign, 0, "w1", "install-kubelet", 1, "forged") == "out-of-order"
+    assert store.entry(campaign, 0, "w1") == before
+    events = [e["message"] for e in store.events(campaign)]
+    assert any("uncordon refused, nothing run: drain is not done" in m for m in events), events
+    # In order, each runs once the one before it is done.
+    if earlier != "failed":
+        store.update_entry(campaign, 0, "w1", lambda entry: entry["phases"][0].update(state="succeeded"))
+        assert store.begin_phase(campaign, 0, "w1", "install-kubelet", 1, "task-2") == "run"
+        assert store.begin_phase(campaign, 0, "w1", "uncordon", 1, "forged") == "out-of-order"
