@@ -216,9 +216,8 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
     looking_again = waited is not None and waited.continues(task_id, retries)
     verdict = store.begin_phase(campaign, hop, node, phase, attempt, task_id,
                                 read.doc if read else None, looking_again=looking_again)
-    if verdict in ("held", "out-of-order"):
-        # Paused, or a message ahead of the node's order: the rest of this chain must not
-        # follow (`resume` sends a held one again).
+    if verdict == "held":
+        # Paused: the rest of this node's chain must not follow; `resume` sends it again.
         task.request.chain = None
     if verdict == "inactive" and looking_again:
         # Aborted (or ended) while it waited: the wait stops here and says so, instead of a

@@ -761,7 +761,8 @@ class CampaignStore:
                     task_id: str, doc: CampaignRecord | None = None, looking_again: bool = False) -> str:
         """Whether a delivered task should run: "run", "already-done", "stale", "inactive",
         "out-of-order" (a phase listed before it on the node is not done: a node's phases run in
-        their order, whatever a message asks), or "held" (the campaign is paused and this phase
+        their order, whatever a message asks; each later link of its chain is refused the same
+        way), or "held" (the campaign is paused and this phase
         would start a node or its outage: the node gets a new attempt, fencing off the rest of
         its chain, and waits for `resume`).
         `doc`: the campaign as the caller just read it (read here otherwise). `looking_again`:
