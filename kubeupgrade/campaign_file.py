@@ -108,6 +108,9 @@ def load_campaign(path: str | Path) -> Campaign:
         raise InvalidInput(f"{file}: no such campaign file") from None
     except OSError as error:
         raise InvalidInput(f"{file}: cannot read campaign file: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise InvalidInput(f"{file}: not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset "
+                           f"{error.start}); save the campaign file as UTF-8") from None
     return parse_campaign(text, source=str(file))
 
 

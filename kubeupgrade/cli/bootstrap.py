@@ -78,7 +78,11 @@ def agents(hosts: tuple[str, ...], wheels: str, broker_file: str, trusted_key: s
     nodes = [t.node for t in targets]
     if len(set(nodes)) != len(nodes):
         raise InvalidInput("a node is named twice: each HOST=NODE needs its own node")
-    broker = Path(broker_file).read_text().strip()
+    try:
+        broker = Path(broker_file).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise InvalidInput(f"--broker-file {broker_file}: cannot read it: "
+                           f"{getattr(error, 'strerror', None) or error}") from None
     message_dir = Path(messages)
     for needed in ("agent.key", "agent.pem"):
         if not (message_dir / needed).is_file():

@@ -14,11 +14,13 @@ from collections.abc import Callable
 from copy import copy
 from typing import Any
 
+import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
+from kubernetes.config.config_exception import ConfigException
 from urllib3.exceptions import HTTPError as Urllib3Error
 
-from kubeupgrade.errors import PermanentError, TemporaryError
+from kubeupgrade.errors import InvalidInput, PermanentError, TemporaryError
 
 
 class KubeUnavailable(TemporaryError):
@@ -73,9 +75,32 @@ class _TokenCheck:
                 configuration.refresh_api_key_hook = self
 
 
+def unusable_kubeconfig(kubeconfig: str, error: BaseException) -> InvalidInput:
+    """One line naming the kubeconfig and what is wrong with it. The client's loader raises
+    whatever its parsing meets (a YAML error over several lines, a TypeError for a list where a
+    mapping belongs, a decode error), none of which names the file."""
+    if isinstance(error, UnicodeDecodeError):
+        why = f"not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset {error.start})"
+    elif isinstance(error, yaml.YAMLError):
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        why = f"not valid YAML ({getattr(error, 'problem', None) or 'unreadable'}{where})"
+    elif isinstance(error, (TypeError, AttributeError, KeyError)):
+        why = "not shaped like a kubeconfig (a mapping of clusters, contexts and users)"
+    elif isinstance(error, OSError):
+        why = f"cannot read it ({error.strerror or error})"
+    else:
+        why = (str(error).splitlines() or [type(error).__name__])[0]
+    return InvalidInput(f"kubeconfig {kubeconfig}: {why}; `kubectl --kubeconfig {kubeconfig} get nodes` "
+                        "shows whether it works")
+
+
 class KubeApi:
     def __init__(self, kubeconfig: str) -> None:
-        self._client = config.new_client_from_config(config_file=kubeconfig)
+        try:
+            self._client = config.new_client_from_config(config_file=kubeconfig)
+        except (ConfigException, yaml.YAMLError, ValueError, TypeError, AttributeError, KeyError, OSError) as error:
+            raise unusable_kubeconfig(kubeconfig, error) from None
         self._client.configuration.retries = 0  # we retry ourselves, visibly
         refresh = self._client.configuration.refresh_api_key_hook
         if refresh is not None:

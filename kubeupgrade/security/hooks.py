@@ -22,9 +22,12 @@ ALLOWLIST_ENV = "KUBEUPGRADE_HOOKS_ALLOWLIST"
 def load_allowlist(path: Path) -> list[tuple[str, ...]]:
     """The prefixes in `path`; InvalidInput naming the line that cannot be read."""
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise InvalidInput(f"--hooks-allowlist {path}: cannot read it: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise InvalidInput(f"--hooks-allowlist {path}: not UTF-8 text (byte 0x{error.object[error.start]:02x} "
+                           f"at offset {error.start})") from None
     prefixes = []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):

@@ -159,9 +159,16 @@ def run_controller(kubeconfig: str, broker: str, *, concurrency: int = 8,
     os.environ["KUBEUPGRADE_KUBECONFIG"] = kubeconfig
     from celery.signals import worker_ready, worker_shutdown
 
+    from kubeupgrade.errors import RuntimeFailure
+    from kubeupgrade.workflow.controller_tasks import kube_api
+
+    # Read the kubeconfig now, in the main process (whose client the dispatcher and the events
+    # use): one it cannot use stops the command with a line naming it, instead of a controller
+    # that consumes tasks with no dispatcher behind it.
+    kube_api()
+
     from kubeupgrade.kube.events import EventRecorder
     from kubeupgrade.workflow.app import sender_app, use_broker
-    from kubeupgrade.workflow.controller_tasks import kube_api
     from kubeupgrade.workflow.dispatcher import Dispatcher
     from kubeupgrade.workflow.notify import Notifier
     from kubeupgrade.workflow.record import CampaignStore
@@ -183,8 +190,19 @@ def run_controller(kubeconfig: str, broker: str, *, concurrency: int = 8,
         except OSError as error:
             raise InvalidInput(f"--metrics-port {port}: cannot listen on {address}:{port}: {error}") from None
 
+    not_started: list[str] = []  # why the dispatcher did not start, if it did not
+
     @worker_ready.connect(weak=False)
     def start_dispatcher(**_: object) -> None:
+        try:
+            _start_threads()
+        except Exception as error:  # noqa: BLE001 - said in one line, and the controller stops
+            not_started.append(f"{type(error).__name__}: {error}".splitlines()[0])
+            logging.getLogger("kubeupgrade").critical("the dispatcher did not start (%s); stopping", not_started[0])
+            stop.set()
+            os.kill(os.getpid(), signal.SIGTERM)  # a controller without its dispatcher decides nothing
+
+    def _start_threads() -> None:
         # Its own app (and so its own connections): sharing the worker's from another thread
         # breaks the worker's reconnection after a broker restart.
         dispatcher = Dispatcher(sender_app(broker), CampaignStore.from_url(broker),
@@ -210,8 +228,13 @@ def run_controller(kubeconfig: str, broker: str, *, concurrency: int = 8,
     os.environ[PROCESSES_ENV] = str(concurrency)  # its pool paces its looks by it (waiting.paced)
     # No mingle either: it asks the other workers for their revoked tasks by a control message
     # (nobody answers, and nothing is revoked), and its user has no right to control messages.
-    run_worker(app, ["worker", "-Q", CONTROLLER_QUEUE, "-n", "controller@%h", "-P", "prefork",
-                     "-c", str(concurrency), "-E", "--without-gossip", "--without-mingle", "-l", loglevel])
+    try:
+        run_worker(app, ["worker", "-Q", CONTROLLER_QUEUE, "-n", "controller@%h", "-P", "prefork",
+                         "-c", str(concurrency), "-E", "--without-gossip", "--without-mingle", "-l", loglevel])
+    except SystemExit as done:
+        if not_started and not done.code:
+            raise RuntimeFailure(f"the dispatcher did not start: {not_started[0]}") from None
+        raise
 
 
 def load_cluster_client() -> None:

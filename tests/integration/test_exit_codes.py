@@ -39,7 +39,13 @@ def test_every_command_fails_in_one_line_with_the_code_of_its_kind(redis_url, tm
     broker = ("--broker", redis_url)
     away = ("--broker", "redis://127.0.0.1:1/0")
     messages = tmp_path / "messages"
-    create_identities(messages)
+    identities = create_identities(messages)
+    not_utf8 = tmp_path / "latin1.yaml"
+    not_utf8.write_bytes("cluster: prod\ntarget: '1.31' # \xe9t\xe9\n".encode("latin-1"))
+    kubeconfig_list = tmp_path / "list.kubeconfig"
+    kubeconfig_list.write_text("- clusters\n")
+    kubeconfig_cut = tmp_path / "cut.kubeconfig"
+    kubeconfig_cut.write_text("apiVersion: v1\nclusters: [\n")
     cases = [
         (("plan", str(tmp_path / "missing.yaml")), 2, "no such campaign file"),
         (("plan", str(broken)), 2, "not valid YAML"),
@@ -76,9 +82,18 @@ def test_every_command_fails_in_one_line_with_the_code_of_its_kind(redis_url, tm
         (("controller", "--kubeconfig", str(good), "--metrics-port", "9808", *broker), 2,
          "KUBEUPGRADE_METRICS_AUTH"),
         (("no-such-command",), 2, "No such command"),
+        (("plan", str(not_utf8)), 2, f"{not_utf8}: not UTF-8 text (byte 0xe9"),
+        (("plan", str(good), "--kubeconfig", str(kubeconfig_cut)), 2, f"kubeconfig {kubeconfig_cut}: not valid YAML"),
     ]
-    for argv, code, words in cases:
-        result = cli(*argv, env={"KUBEUPGRADE_FLOWER_AUTH": ""})
+    # With its identity, so what stops the controller is the kubeconfig, before a worker starts.
+    as_controller = [
+        (("controller", "--kubeconfig", str(kubeconfig_list), *broker), 2,
+         f"kubeconfig {kubeconfig_list}: not shaped like a kubeconfig"),
+        (("controller", "--kubeconfig", str(not_utf8), *broker), 2, f"kubeconfig {not_utf8}: not UTF-8 text"),
+    ]
+    for argv, code, words, identity in [(*case, {}) for case in cases] + [
+            (*case, identities["controller"].env()) for case in as_controller]:
+        result = cli(*argv, env={"KUBEUPGRADE_FLOWER_AUTH": "", **identity})
         where = " ".join(argv)
         assert result.returncode == code, f"{where}: exit {result.returncode}: {result.stderr}"
         assert "Traceback" not in result.stderr, where

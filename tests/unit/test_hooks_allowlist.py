@@ -35,3 +35,7 @@ def test_an_unreadable_list_is_named(tmp_path):
     broken.write_text("ok\n'unterminated\n")
     with pytest.raises(InvalidInput, match="broken, line 2"):
         load_allowlist(broken)
+    latin = tmp_path / "latin"
+    latin.write_bytes("/usr/local/bin/v\xe9rif\n".encode("latin-1"))
+    with pytest.raises(InvalidInput, match=r"latin: not UTF-8 text \(byte 0xe9 at offset 16\)"):
+        load_allowlist(latin)
