@@ -6,6 +6,7 @@ import os
 import subprocess
 import time
 from collections.abc import Callable
+from typing import Any
 
 from kubeupgrade.sandbox.manager import Sandbox
 
@@ -147,3 +148,21 @@ def spy_on_redis(monkeypatch, alone: tuple[str, ...] = ()) -> tuple[list[str], l
     monkeypatch.setattr(redis.client.Redis, "execute_command", command)
     monkeypatch.setattr(redis.client.Pipeline, "execute", execute)
     return sent_alone, pipelines
+
+
+def begin_sent(store: Any, campaign: str, hop: int, node: str, phase: str, attempt: int, task_id: str,
+               **options: Any) -> str:
+    """CampaignStore.begin_phase for a task the dispatcher sent: the task's id recorded on the
+    pending phase first, as Dispatcher._chains does before it sends (a task it did not send
+    runs nothing)."""
+    def record(entry: Any) -> bool:
+        if entry["attempt"] != attempt:
+            return False
+        for sent in entry["phases"]:
+            if sent["phase"] == phase and sent["state"] == "pending":
+                sent["task_id"] = task_id
+                return True
+        return False
+
+    store.update_entry(campaign, hop, node, record)
+    return str(store.begin_phase(campaign, hop, node, phase, attempt, task_id, **options))

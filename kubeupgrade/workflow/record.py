@@ -760,9 +760,11 @@ class CampaignStore:
     def begin_phase(self, campaign_id: str, hop: int, node: str, phase: str, attempt: int,
                     task_id: str, doc: CampaignRecord | None = None, looking_again: bool = False) -> str:
         """Whether a delivered task should run: "run", "already-done", "stale", "inactive",
-        "out-of-order" (a phase listed before it on the node is not done: a node's phases run in
-        their order, whatever a message asks; each later link of its chain is refused the same
-        way), or "held" (the campaign is paused and this phase
+        "unsent" (not the task the dispatcher recorded for this phase, or none was: only the
+        dispatcher decides when a phase runs, so a message it did not send, however signed, runs
+        nothing), "out-of-order" (a phase listed before it on the node is not done: a node's
+        phases run in their order, whatever a message asks; each later link of its chain is
+        refused the same way), or "held" (the campaign is paused and this phase
         would start a node or its outage: the node gets a new attempt, fencing off the rest of
         its chain, and waits for `resume`).
         `doc`: the campaign as the caller just read it (read here otherwise). `looking_again`:
@@ -773,6 +775,7 @@ class CampaignStore:
             return "inactive"
         holds: Callable[[NodeEntry, str], bool] | None = None
         undone: str | None = None  # what an out-of-order phase waits for
+        recorded: str | None = None  # the task the dispatcher sent for an unsent one's phase
         if doc.get("paused"):
             holds, why = starts_something, "the campaign is paused"
         elif _halted(doc, hop):
@@ -782,7 +785,7 @@ class CampaignStore:
         verdict = "run"
 
         def change(entry: NodeEntry) -> Any:
-            nonlocal verdict, undone
+            nonlocal verdict, undone, recorded
             verdict = "run"  # decided afresh on each reading (cas.py may compute it twice)
             if entry["attempt"] != attempt:
                 verdict = "stale"
@@ -797,6 +800,13 @@ class CampaignStore:
             undone = _before_undone(entry, phase)
             if undone is not None:
                 verdict = "out-of-order"
+                return False
+            if record["task_id"] != task_id:
+                # The dispatcher records each phase's task id before it sends the task (a look
+                # and a redelivery keep it; a resend is a new attempt with new ids), so another
+                # id is a message it never sent: run, it could start an outage the window has
+                # no room for.
+                verdict, recorded = "unsent", record["task_id"]
                 return False
             if holds is not None and holds(entry, phase):
                 verdict = "held"
@@ -823,6 +833,10 @@ class CampaignStore:
         elif verdict == "out-of-order":
             self.event(campaign_id, f"{node}: a task for {phase} refused, nothing run: {undone} "
                        "is not done (a message ahead of the node's order)")
+        elif verdict == "unsent":
+            sent = f"it sent {recorded}" if recorded else "none is sent yet"
+            self.event(campaign_id, f"{node}: a task for {phase} refused, nothing run: the dispatcher "
+                       f"did not send task {task_id[:64]} ({sent})")
         return verdict
 
     def finish_phase(self, campaign_id: str, hop: int, node: str, phase: str, status: str,

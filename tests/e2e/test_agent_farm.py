@@ -13,7 +13,7 @@ from kubeupgrade.security.signing import load_private_key, sign
 from kubeupgrade.workflow.app import client_app
 from kubeupgrade.workflow.names import PHASE_TASKS, node_queue
 from kubeupgrade.workflow.record import CampaignStore
-from tests.e2e.test_trust import forge
+from tests.e2e.test_trust import forge, forged_task
 from tests.helpers import wait_for, write_campaign
 
 
@@ -45,7 +45,7 @@ def test_a_task_is_run_as_the_agent_of_the_queue_it_came_from(make_stack, tmp_pa
         return app.signature(PHASE_TASKS[Phase.HOOKS_AFTER_NODE], kwargs={
             "campaign": campaign_id, "hop": 0, "node": "worker-2",
             "phase": Phase.HOOKS_AFTER_NODE.value, "attempt": 1}).apply_async(
-                queue=node_queue(queue), ignore_result=False)  # phase tasks keep no result unless asked
+                queue=node_queue(queue), task_id=forged_task(campaign_id), ignore_result=False)  # none kept unless asked
 
     with pytest.raises(Exception, match="refused by the agent of 'worker-1': misrouted message"):
         send("worker-1").get(timeout=60, propagate=True)

@@ -19,9 +19,19 @@ from tests.e2e.test_faults import finish, phase_record, phase_running
 from tests.helpers import wait_for, write_campaign
 
 
+def forged_task(campaign_id):
+    """The id of the attacker's message, written into their entry too: a phase runs only under
+    the task id recorded for it, and whoever writes the record can write that."""
+    return f"{campaign_id}-task"
+
+
+def forged_phase(phase, campaign_id):
+    return {**new_phase(phase.value), "task_id": forged_task(campaign_id)}
+
+
 def forge(store, marker, signer=None):
     """What an attacker with write access to Redis writes: a running campaign whose hook is
-    theirs, and an entry the hook task will find. The record is written running in one step,
+    theirs, and an entry the hook task will find, under the id their message will carry. The record is written running in one step,
     as such an attacker would: written pending and then made running, the controller could
     refuse it in between (its cluster is not the controller's), and did on CI."""
     campaign = {"cluster": "forged", "target": "1.31",
@@ -40,7 +50,7 @@ def forge(store, marker, signer=None):
     store.redis.sadd("ku:active", campaign_id)
     store.put_entry(campaign_id, 0, "worker-2", {
         "node": "worker-2", "role": "worker", "hop": 0, "state": "pending", "attempt": 1,
-        "phases": [new_phase(Phase.HOOKS_AFTER_NODE.value)]})
+        "phases": [forged_phase(Phase.HOOKS_AFTER_NODE, campaign_id)]})
     return campaign_id
 
 
@@ -57,7 +67,7 @@ def test_forged_records_run_nothing_on_any_node(make_stack, tmp_path):
         result = app.signature(PHASE_TASKS[Phase.HOOKS_AFTER_NODE], kwargs={
             "campaign": campaign_id, "hop": 0, "node": "worker-2",
             "phase": Phase.HOOKS_AFTER_NODE.value, "attempt": 1}).apply_async(
-                queue=node_queue("worker-2"), ignore_result=False)  # phase tasks keep none unless asked
+                queue=node_queue("worker-2"), task_id=forged_task(campaign_id), ignore_result=False)  # none kept unless asked
         with pytest.raises(Exception, match=why):
             result.get(timeout=60, propagate=True)
         assert not marker.exists(), f"{name}: the forged hook ran as root"
@@ -105,10 +115,10 @@ def test_the_controller_cordons_nothing_for_a_campaign_it_did_not_accept(make_st
     campaign_id = forge(store, tmp_path / "unused", lambda cid, c: sign(operator_key, cid, "forged", c))
     store.put_entry(campaign_id, 0, "worker-2", {
         "node": "worker-2", "role": "worker", "hop": 0, "state": "pending", "attempt": 1,
-        "phases": [new_phase(Phase.DRAIN.value)]})
+        "phases": [forged_phase(Phase.DRAIN, campaign_id)]})
     result = app.signature(PHASE_TASKS[Phase.DRAIN], kwargs={
         "campaign": campaign_id, "hop": 0, "node": "worker-2", "phase": Phase.DRAIN.value,
-        "attempt": 1}).apply_async(queue=CONTROLLER_QUEUE, ignore_result=False)
+        "attempt": 1}).apply_async(queue=CONTROLLER_QUEUE, task_id=forged_task(campaign_id), ignore_result=False)
     with pytest.raises(Exception, match="never accepted the campaign"):
         result.get(timeout=60, propagate=True)
     node = stack.sandbox.api_get("/api/v1/nodes/worker-2")
@@ -187,7 +197,8 @@ def test_a_task_or_control_message_without_a_trusted_signature_runs_nothing(make
         campaign_id = forge(store, marker, lambda cid, c: sign(operator_key, cid, "forged", c))
         app.signature(PHASE_TASKS[Phase.HOOKS_AFTER_NODE], kwargs={
             "campaign": campaign_id, "hop": 0, "node": "worker-2",
-            "phase": Phase.HOOKS_AFTER_NODE.value, "attempt": 1}).apply_async(queue=node_queue("worker-2"))
+            "phase": Phase.HOOKS_AFTER_NODE.value, "attempt": 1}).apply_async(queue=node_queue("worker-2"),
+                                                                             task_id=forged_task(campaign_id))
         return campaign_id
 
     def settle(campaign_id):
@@ -220,7 +231,7 @@ def test_a_task_or_control_message_without_a_trusted_signature_runs_nothing(make
     campaign_id = forge(store, misrouted, lambda cid, c: sign(operator_key, cid, "forged", c))
     result = signed.signature(PHASE_TASKS[Phase.HOOKS_AFTER_NODE], kwargs={
         "campaign": campaign_id, "hop": 0, "node": "worker-2", "phase": Phase.HOOKS_AFTER_NODE.value,
-        "attempt": 1}).apply_async(queue=node_queue("worker-1"), ignore_result=False)
+        "attempt": 1}).apply_async(queue=node_queue("worker-1"), task_id=forged_task(campaign_id), ignore_result=False)
     with pytest.raises(Exception, match="refused by the agent of 'worker-1': misrouted message"):
         result.get(timeout=60, propagate=True)
     assert not misrouted.exists()
@@ -277,3 +288,41 @@ def test_an_agent_key_cannot_uncordon_a_node_of_a_running_campaign(make_stack, t
     assert handle.status()["state"] == "running"
     assert handle.abort(uncordon=True) == []
     assert not box.api_get("/api/v1/nodes/worker-1")["spec"].get("unschedulable")
+
+
+def test_a_signed_task_the_dispatcher_did_not_send_starts_no_outage(make_stack, tmp_path):
+    """Every node holds the agent's message key, and it may sign for the controller's queue. A
+    drain signed so, for a prepared worker while the window (max_unavailable 1) is full, would
+    take a second worker out of service: it is refused (the dispatcher recorded no such task),
+    the worker stays schedulable, the campaign's events name it, and the campaign goes on to
+    succeed within its window."""
+    from celery import Celery
+
+    from kubeupgrade.sandbox import invariants
+    from kubeupgrade.security.messages import sign_messages
+    from kubeupgrade.workflow.app import configure
+
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    workers = ("worker-1", "worker-2")
+    for worker in workers:  # whichever goes first holds the window a while
+        box.add_fault("hang", node=worker, command="apt-get install -y -q kubectl", seconds=12.0, count=1)
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1), broker=stack.broker)
+    wait_for(lambda: any(phase_running(handle, n, "install-kubelet")() for n in workers), timeout=120)
+    waiting = next(n for n in workers if not phase_running(handle, n, "install-kubelet")())
+    wait_for(lambda: phase_record(handle, waiting, "kubeadm-upgrade-node").get("state") == "succeeded",
+             timeout=60)
+    assert phase_record(handle, waiting, "drain")["state"] == "pending"  # the window is full
+    attempt = handle.status()["entries"][0][waiting]["attempt"]
+    agent = configure(Celery("agent-root"), stack.broker)
+    sign_messages(agent, box.message_identity("agent"))
+    result = agent.signature(PHASE_TASKS[Phase.DRAIN], kwargs={
+        "campaign": handle.id, "hop": 0, "node": waiting, "phase": Phase.DRAIN.value,
+        "attempt": attempt}).apply_async(queue=CONTROLLER_QUEUE, ignore_result=False)
+    assert result.get(timeout=60)["status"] == "unsent"
+    assert not box.api_get(f"/api/v1/nodes/{waiting}")["spec"].get("unschedulable")
+    assert any(f"{waiting}: a task for drain refused, nothing run: the dispatcher did not send task "
+               f"{result.id}" in event["message"] for event in handle.status()["events"])
+    state, error = finish(handle, timeout=240)
+    assert state == "succeeded", error
+    assert invariants.check_max_unavailable(box, 1) == []

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from kubeupgrade.workflow.cas import CompareAndSet, Writes
-from tests.helpers import spy_on_redis
+from tests.helpers import begin_sent, spy_on_redis
 
 pytestmark = pytest.mark.integration
 
@@ -123,12 +123,12 @@ def test_a_new_attempt_runs_where_this_process_last_wrote_the_old_one(redis_url:
     campaign = accepted(operator, "c1", 2)
     node = "c1-worker-00000"
     phase = agent.entry(campaign, 0, node)["phases"][0]["phase"]
-    assert agent.begin_phase(campaign, 0, node, phase, 1, "task-1") == "run"
+    assert begin_sent(agent, campaign, 0, node, phase, 1, "task-1") == "run"
     operator.update_entry(campaign, 0, node, new_attempt)
-    assert agent.begin_phase(campaign, 0, node, phase, 2, "task-2") == "run"
+    assert begin_sent(agent, campaign, 0, node, phase, 2, "task-2") == "run"
     record = agent.entry(campaign, 0, node)["phases"][0]
     assert (record["state"], record["task_id"]) == ("running", "task-2")
-    assert agent.begin_phase(campaign, 0, node, phase, 1, "task-1") == "stale"
+    assert begin_sent(agent, campaign, 0, node, phase, 1, "task-1") == "stale"
 
 
 def test_a_callers_own_read_is_written_on_in_one_round_trip_and_never_over_a_newer_value(redis_url: str) -> None:

@@ -14,6 +14,7 @@ from kubeupgrade.workflow import dispatcher as dispatcher_module
 from kubeupgrade.workflow import liveness
 from kubeupgrade.workflow.names import queue_for
 from kubeupgrade.workflow.record import CampaignStore, DamagedRecord, new_phase
+from tests.helpers import begin_sent
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +25,7 @@ def running_drain(store: CampaignStore, node: str, task_id: str) -> str:
     store.update(campaign, lambda doc: doc.update(state="running", hops=[{"target": "1.31", "stage": "workers"}]))
     store.put_entry(campaign, 0, node, {"node": node, "role": "worker", "hop": 0, "state": "pending",
                                         "attempt": 1, "phases": [new_phase("drain")]})
-    assert store.begin_phase(campaign, 0, node, "drain", 1, task_id) == "run"
+    assert begin_sent(store, campaign, 0, node, "drain", 1, task_id) == "run"
     return campaign
 
 
@@ -100,7 +101,7 @@ def test_a_phase_beats_from_the_write_that_begins_it_to_the_write_that_ends_it(r
     assert store.redis.exists(key), "a stale task's end changes nothing"
     assert store.finish_phase(campaign, 0, "w1", "drain", "done", "", "", attempt=1, task_id="task-1")
     assert not store.redis.exists(key)
-    assert store.begin_phase(campaign, 0, "w1", "drain", 1, "task-again") == "already-done"
+    assert begin_sent(store, campaign, 0, "w1", "drain", 1, "task-again") == "already-done"
     assert not store.redis.exists(liveness.beat_key("task-again"))
     for end, node in ((lambda c: store.fail_phase(c, 0, "w2", "drain", "boom", attempt=1, task_id="task-2"), "w2"),
                       (lambda c: store.release_phase(c, 0, "w3", "drain", "paused", attempt=1, task_id="task-3"), "w3")):
@@ -202,7 +203,7 @@ def test_the_watch_looks_at_a_bounded_round_of_tasks_per_tick_and_finds_every_en
         node = f"w{index}"
         store.put_entry(campaign, 0, node, {"node": node, "role": "worker", "hop": 0, "state": "pending",
                                             "attempt": 1, "phases": [new_phase("drain")]})
-        assert store.begin_phase(campaign, 0, node, "drain", 1, f"t-{index}") == "run"
+        assert begin_sent(store, campaign, 0, node, "drain", 1, f"t-{index}") == "run"
     dispatcher = dispatcher_module.Dispatcher(app, store)
     looked: list[list[str]] = []
     real = dispatcher._ended_badly
@@ -415,7 +416,7 @@ def test_a_task_queued_for_an_agent_that_is_gone_is_a_named_wait_then_a_failure(
     # Not sent again, and fenced off: the agent, back, must not start it (nor the rest of its
     # chain, which may begin an outage the window no longer has room for).
     assert store.entry(campaign, 0, "w1")["attempt"] == 2
-    assert store.begin_phase(campaign, 0, "w1", "kubeadm-upgrade-node", 1, "t-held") == "stale"
+    assert begin_sent(store, campaign, 0, "w1", "kubeadm-upgrade-node", 1, "t-held") == "stale"
 
 
 def test_an_agent_that_answers_but_takes_nothing_is_a_named_wait_then_a_failure(redis_url, monkeypatch):
@@ -462,7 +463,7 @@ def test_an_agent_that_answers_but_takes_nothing_is_a_named_wait_then_a_failure(
     failed = store.entry(campaign, 0, "w1")["phases"][1]
     assert failed["state"] == "failed" and "answers but did not take its task" in failed["error"]
     assert store.entry(campaign, 0, "w1")["attempt"] == 2  # fenced off: stale if it is ever taken
-    assert store.begin_phase(campaign, 0, "w1", "kubeadm-upgrade-node", 1, "w1-upgrade") == "stale"
+    assert begin_sent(store, campaign, 0, "w1", "kubeadm-upgrade-node", 1, "w1-upgrade") == "stale"
     assert store.entry(campaign, 0, "w2")["phases"][1]["state"] == "pending"
     # w2's agent, stuck as long, is waited for; once it takes its task, it is not any more.
     monkeypatch.setattr(dispatcher_module, "NOT_TAKING_AFTER", 5.0)
@@ -495,7 +496,7 @@ def test_a_task_whose_message_is_lost_again_and_again_fails_naming_its_queue(red
                                            dispatcher._view(campaign, 0, entries).watched)
     failed = store.entry(campaign, 0, "w1")
     assert failed["state"] == "failed" and failed["attempt"] == 7  # fenced off: stale if it ever comes
-    assert store.begin_phase(campaign, 0, "w1", "drain", 6, "t-gone") == "stale"
+    assert begin_sent(store, campaign, 0, "w1", "drain", 6, "t-gone") == "stale"
     assert f"not in queue {queue_for(Phase.DRAIN, 'w1')}" in failed["phases"][0]["error"]
 
 

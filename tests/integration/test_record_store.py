@@ -13,6 +13,7 @@ import pytest
 from kubeupgrade.errors import TemporaryError
 from kubeupgrade.workflow import control
 from kubeupgrade.workflow.record import CampaignConflict, CampaignStore, DamagedRecord, new_phase
+from tests.helpers import begin_sent
 
 pytestmark = pytest.mark.integration
 
@@ -138,7 +139,7 @@ def test_a_late_result_of_an_old_attempt_changes_nothing(redis_url):
     store = store_for(redis_url)
     campaign = store.create("prod", {"cluster": "prod", "target": "1.31"}, "a.yaml")
     add_entry(store, campaign)
-    assert store.begin_phase(campaign, 0, "w1", "drain", 1, "task-1") == "run"
+    assert begin_sent(store, campaign, 0, "w1", "drain", 1, "task-1") == "run"
 
     def resend(entry):
         entry.update(attempt=2, state="pending")
@@ -152,7 +153,7 @@ def test_a_late_result_of_an_old_attempt_changes_nothing(redis_url):
     assert entry["state"] == "pending" and entry["phases"][0]["state"] == "pending"
     assert entry["phases"][0]["detail"] == ""
     # A phase failed by the dispatcher (agent silent) is not flipped by its task finishing late.
-    assert store.begin_phase(campaign, 0, "w1", "drain", 2, "task-2") == "run"
+    assert begin_sent(store, campaign, 0, "w1", "drain", 2, "task-2") == "run"
     assert store.fail_phase(campaign, 0, "w1", "drain", "agent silent", attempt=2, task_id="task-2")
     assert not store.finish_phase(campaign, 0, "w1", "drain", "done", "late", "", attempt=2, task_id="task-2")
     assert store.entry(campaign, 0, "w1")["phases"][0]["state"] == "failed"
@@ -162,7 +163,7 @@ def test_output_tails_live_apart_from_the_entry_and_follow_the_fence(redis_url):
     store = store_for(redis_url)
     campaign = store.create("prod", {"cluster": "prod", "target": "1.31"}, "a.yaml")
     add_entry(store, campaign)
-    assert store.begin_phase(campaign, 0, "w1", "drain", 1, "task-1") == "run"
+    assert begin_sent(store, campaign, 0, "w1", "drain", 1, "task-1") == "run"
     assert store.fail_phase(campaign, 0, "w1", "drain", "evictions refused", "pod web-1 blocked\n" * 400,
                             attempt=1, task_id="task-1")
     entry = store.entry(campaign, 0, "w1")
@@ -179,10 +180,10 @@ def test_output_tails_live_apart_from_the_entry_and_follow_the_fence(redis_url):
         entry["phases"][0].update(state="pending", task_id=None)
 
     store.update_entry(campaign, 0, "w1", retry)
-    assert store.begin_phase(campaign, 0, "w1", "drain", 2, "task-2") == "run"
+    assert begin_sent(store, campaign, 0, "w1", "drain", 2, "task-2") == "run"
     assert store.finish_phase(campaign, 0, "w1", "drain", "done", "drained", "", attempt=2, task_id="task-2")
     assert store.tail(campaign, 0, "w1", "drain") == ""
-    assert store.begin_phase(campaign, 0, "w1", "drain", 2, "task-2") == "already-done"
+    assert begin_sent(store, campaign, 0, "w1", "drain", 2, "task-2") == "already-done"
     # What people read (status, logs, the archive) has the tails back in the entries.
     store.redis.hset(f"ku:c:{campaign}:tails:0", "w1/drain", "evicted 3 pods")
     shown = store.with_tails(campaign, 0, store.entries(campaign, 0))
@@ -262,7 +263,7 @@ def test_a_resend_decided_on_a_stale_read_leaves_a_finished_node_alone(redis_url
     store = store_for(redis_url)
     campaign = store.create("prod", {"cluster": "prod", "target": "1.31"}, "a.yaml")
     add_entry(store, campaign)
-    assert store.begin_phase(campaign, 0, "w1", "drain", 1, "task-1") == "run"
+    assert begin_sent(store, campaign, 0, "w1", "drain", 1, "task-1") == "run"
     seen = store.entries(campaign, 0)  # what the check decided on: drain running as task-1
     assert store.finish_phase(campaign, 0, "w1", "drain", "done", "", "", attempt=1, task_id="task-1")
     dispatcher = Dispatcher(client_app(redis_url), store)
@@ -271,7 +272,7 @@ def test_a_resend_decided_on_a_stale_read_leaves_a_finished_node_alone(redis_url
     assert entry["state"] == "succeeded" and entry["attempt"] == 1
     # A task id that is still the open one is re-sent as a new attempt.
     add_entry(store, campaign, "w2")
-    assert store.begin_phase(campaign, 0, "w2", "drain", 1, "task-2") == "run"
+    assert begin_sent(store, campaign, 0, "w2", "drain", 1, "task-2") == "run"
     dispatcher._resend(store.get(campaign), 0, store.entries(campaign, 0), {"w2": "task-2"}, "lost")
     reopened = store.entry(campaign, 0, "w2")
     assert reopened["attempt"] == 2 and reopened["phases"][0]["task_id"] is None
@@ -313,7 +314,7 @@ def test_a_forged_window_is_a_damaged_record_named_before_anything_runs(redis_ur
         "windows": [{"days": ["Someday"], "start": "25:00", "end": "x", "timezone": "Mars/Olympus"}]}}, "c.yaml")
     add_entry(store, campaign_id)
     with pytest.raises(DamagedRecord, match=f"ku:c:{campaign_id} field campaign: policies.windows does not read"):
-        store.begin_phase(campaign_id, 0, "w1", "drain", 1, "t1")
+        begin_sent(store, campaign_id, 0, "w1", "drain", 1, "t1")
     assert store.entry(campaign_id, 0, "w1")["phases"][0]["state"] == "pending"  # nothing began
 
 
@@ -371,7 +372,7 @@ def test_after_a_failure_beyond_the_budget_preparation_stops_and_outages_under_w
     for node, phases in (("w-preparing", done), ("w-out", (*done, "install-kubeadm", "kubeadm-upgrade-node",
                                                            "download-packages", "drain"))):
         for phase in phases:
-            assert store.begin_phase(campaign, 0, node, phase, 1, f"{node}-{phase}") == "run"
+            assert begin_sent(store, campaign, 0, node, phase, 1, f"{node}-{phase}") == "run"
             assert store.finish_phase(campaign, 0, node, phase, "done", "", "", attempt=1,
                                       task_id=f"{node}-{phase}")
     assert not store.get(campaign)["hops"][0].get("halted")
@@ -379,21 +380,21 @@ def test_after_a_failure_beyond_the_budget_preparation_stops_and_outages_under_w
     store.put_entry(campaign, 0, "w-failed", {"node": "w-failed", "role": "worker", "hop": 0,
                                               "state": "running", "attempt": 1,
                                               "phases": [new_phase(p) for p in WORKER]})
-    assert store.begin_phase(campaign, 0, "w-failed", "prepare-host", 1, "tf") == "run"
+    assert begin_sent(store, campaign, 0, "w-failed", "prepare-host", 1, "tf") == "run"
     assert store.fail_phase(campaign, 0, "w-failed", "prepare-host", "boom", attempt=1, task_id="tf")
     assert store.get(campaign)["hops"][0]["halted"] is True
     # The next link of a preparation chain sent before the failure is held: nothing runs there.
-    assert store.begin_phase(campaign, 0, "w-preparing", "install-kubeadm", 1, "t1") == "held"
+    assert begin_sent(store, campaign, 0, "w-preparing", "install-kubeadm", 1, "t1") == "held"
     held = store.entry(campaign, 0, "w-preparing")
     assert held["attempt"] == 2 and held["phases"][2]["state"] == "pending"  # the rest is fenced off
     # A worker out of service finishes, to come back.
-    assert store.begin_phase(campaign, 0, "w-out", "install-kubelet", 1, "t2") == "run"
+    assert begin_sent(store, campaign, 0, "w-out", "install-kubelet", 1, "t2") == "run"
     # retry is the operator saying go on: preparation runs again.
     store.update(campaign, lambda doc: doc.update(state="failed"))
     control.retry(store, campaign)
     assert store.get(campaign)["hops"][0]["halted"] is False
     attempt = store.entry(campaign, 0, "w-preparing")["attempt"]
-    assert store.begin_phase(campaign, 0, "w-preparing", "install-kubeadm", attempt, "t3") == "run"
+    assert begin_sent(store, campaign, 0, "w-preparing", "install-kubeadm", attempt, "t3") == "run"
 
 
 def test_a_task_sees_every_change_of_the_record_it_cached_even_one_made_behind_the_store(redis_url, tmp_path):
@@ -512,20 +513,22 @@ def test_a_look_again_is_not_an_attempt_and_only_the_running_task_may_take_it(re
     store = store_for(redis_url)
     campaign = store.create("prod", {"cluster": "prod", "target": "1.31"}, "a.yaml")
     add_entry(store, campaign)
-    assert store.begin_phase(campaign, 0, "w1", "drain", 1, "task-1") == "run"
+    assert begin_sent(store, campaign, 0, "w1", "drain", 1, "task-1") == "run"
     written = store.redis.hget(f"ku:c:{campaign}:hop:0", "w1")
-    assert store.begin_phase(campaign, 0, "w1", "drain", 1, "task-1", looking_again=True) == "run"
+    assert begin_sent(store, campaign, 0, "w1", "drain", 1, "task-1", looking_again=True) == "run"
     assert store.redis.hget(f"ku:c:{campaign}:hop:0", "w1") == written  # nothing written, no attempt
-    # Another task id, or an attempt fenced off since, does not pass for a look.
-    assert store.begin_phase(campaign, 0, "w1", "drain", 1, "forged", looking_again=True) == "run"
-    assert store.entry(campaign, 0, "w1")["phases"][0]["attempts"] == 2
-    assert store.begin_phase(campaign, 0, "w1", "drain", 1, "task-1", looking_again=True) == "run"
-    assert store.entry(campaign, 0, "w1")["phases"][0]["attempts"] == 3  # task-1 no longer owns it
+    # Another task id does not pass for a look, nor take the phase over: the dispatcher did not
+    # send it; an attempt fenced off since does not pass either.
+    assert store.begin_phase(campaign, 0, "w1", "drain", 1, "forged", looking_again=True) == "unsent"
+    assert store.begin_phase(campaign, 0, "w1", "drain", 1, "forged") == "unsent"
+    assert store.redis.hget(f"ku:c:{campaign}:hop:0", "w1") == written
+    assert begin_sent(store, campaign, 0, "w1", "drain", 1, "task-1", looking_again=True) == "run"
+    assert store.entry(campaign, 0, "w1")["phases"][0]["attempts"] == 1  # task-1 still owns it
     store.update_entry(campaign, 0, "w1", lambda entry: entry.update(attempt=2))
-    assert store.begin_phase(campaign, 0, "w1", "drain", 1, "task-1", looking_again=True) == "stale"
+    assert begin_sent(store, campaign, 0, "w1", "drain", 1, "task-1", looking_again=True) == "stale"
     # A look of a campaign aborted meanwhile runs nothing.
     store.update(campaign, lambda doc: doc.update(state="aborted"))
-    assert store.begin_phase(campaign, 0, "w1", "drain", 2, "task-1", looking_again=True) == "inactive"
+    assert begin_sent(store, campaign, 0, "w1", "drain", 2, "task-1", looking_again=True) == "inactive"
     # The state between looks round-trips and is removed when the phase ends.
     state = first_look("task-1", 0).next({"evicted": ["shop/a"]}, "waiting for 2 evicted pod(s)")
     assert store.keep_waiting(campaign, 0, "w1", "drain", state) == 1  # the hop's phases waiting now
@@ -612,5 +615,37 @@ def test_a_phase_ahead_of_the_nodes_order_is_refused_and_nothing_is_written(redi
     # In order, each runs once the one before it is done.
     if earlier != "failed":
         store.update_entry(campaign, 0, "w1", lambda entry: entry["phases"][0].update(state="succeeded"))
-        assert store.begin_phase(campaign, 0, "w1", "install-kubelet", 1, "task-2") == "run"
+        assert begin_sent(store, campaign, 0, "w1", "install-kubelet", 1, "task-2") == "run"
         assert store.begin_phase(campaign, 0, "w1", "uncordon", 1, "forged") == "out-of-order"
+
+
+def test_a_task_the_dispatcher_did_not_send_runs_nothing_and_is_named(redis_url):
+    """Only the dispatcher decides when a phase runs: it records each task's id before sending
+    it. A message under another id, or for a phase it has sent nothing for yet (a worker whose
+    outage the window has no room for), however well signed, runs nothing and writes nothing
+    but an event naming it; the task the dispatcher sent then runs as ever."""
+    store = store_for(redis_url)
+    campaign = store.create("prod", {"cluster": "prod", "target": "1.31"}, "a.yaml")
+    add_entry(store, campaign)
+    written = store.redis.hget(f"ku:c:{campaign}:hop:0", "w1")
+    assert store.begin_phase(campaign, 0, "w1", "drain", 1, "forged-1") == "unsent"  # nothing sent yet
+    assert store.redis.hget(f"ku:c:{campaign}:hop:0", "w1") == written
+
+    def send(entry):
+        entry["phases"][0].update(task_id="sent-1", dispatched=1.0)
+
+    store.update_entry(campaign, 0, "w1", send)
+    written = store.redis.hget(f"ku:c:{campaign}:hop:0", "w1")
+    assert store.begin_phase(campaign, 0, "w1", "drain", 1, "forged-2") == "unsent"
+    assert store.redis.hget(f"ku:c:{campaign}:hop:0", "w1") == written
+    events = [event["message"] for event in store.events(campaign)]
+    assert "w1: a task for drain refused, nothing run: the dispatcher did not send task forged-1 " \
+           "(none is sent yet)" in events
+    assert "w1: a task for drain refused, nothing run: the dispatcher did not send task forged-2 " \
+           "(it sent sent-1)" in events
+    assert store.begin_phase(campaign, 0, "w1", "drain", 1, "sent-1") == "run"
+    # Running: a redelivery of the same task runs again (its phases are idempotent), another
+    # id does not take it over.
+    assert store.begin_phase(campaign, 0, "w1", "drain", 1, "forged-3") == "unsent"
+    assert store.entry(campaign, 0, "w1")["phases"][0]["task_id"] == "sent-1"
+    assert store.begin_phase(campaign, 0, "w1", "drain", 1, "sent-1") == "run"
