@@ -804,8 +804,8 @@ class CampaignStore:
             if record["task_id"] != task_id:
                 # The dispatcher records each phase's task id before it sends the task (a look
                 # and a redelivery keep it; a resend is a new attempt with new ids), so another
-                # id is a message it never sent: run, it could start an outage the window has
-                # no room for.
+                # id is a message it never sent, which could start an outage the window has no
+                # room for.
                 verdict, recorded = "unsent", record["task_id"]
                 return False
             if holds is not None and holds(entry, phase):
