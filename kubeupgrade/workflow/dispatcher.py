@@ -252,11 +252,13 @@ class Dispatcher:
             try:
                 leading = self._lead(token)
                 if leading:
+                    # The run-queue reads inside the wall clock's: a wait for a core taken
+                    # between them is then always a part of the tick's wall time.
                     started, cpu_started, queued_before = time.perf_counter(), time.thread_time(), _queued_ns()
                     self.tick()
+                    queued_after = _queued_ns()
                     took.append(round((time.perf_counter() - started) * 1e6))
                     used.append(round((time.thread_time() - cpu_started) * 1e6))
-                    queued_after = _queued_ns()
                     if queued_before is not None and queued_after is not None:
                         queued.append(round((queued_after - queued_before) / 1e3))
                     if time.monotonic() - reported >= TICK_REPORT_SECONDS:
