@@ -56,7 +56,7 @@ from kubeupgrade.planning.windows import is_open, windows_of
 from kubeupgrade.workflow import locks, seal
 from kubeupgrade.workflow.audit import outage_begun, outage_start
 from kubeupgrade.workflow.cas import CompareAndSet, text_sha1
-from kubeupgrade.workflow.decide import beyond_budget
+from kubeupgrade.workflow.decide import beyond_budget, first_open_phase
 from kubeupgrade.workflow.liveness import BEAT_TTL, beat_key, queue_wake, wake
 from kubeupgrade.workflow.names import CLUSTER_ENTRY
 from kubeupgrade.workflow.schedule import HopSchedule, schedule_of
@@ -797,9 +797,9 @@ class CampaignStore:
             if looking_again and record["state"] == "running" and record["task_id"] == task_id:
                 verdict = "looking"
                 return False
-            undone = _before_undone(entry, phase)
-            if undone is not None:
-                verdict = "out-of-order"
+            opened = first_open_phase(entry)  # this phase is open, so it or one before it
+            if opened is not None and opened["phase"] != phase:
+                verdict, undone = "out-of-order", str(opened["phase"])
                 return False
             if record["task_id"] != task_id:
                 # The dispatcher records each phase's task id before it sends the task (a look
@@ -1001,16 +1001,6 @@ def starts_disruption(entry: NodeEntry, phase: str) -> bool:
 def _starts_outage(entry: NodeEntry, index: int) -> bool:
     """Whether the phase at `index` is the node's first out of service, not begun before."""
     return index == outage_start(entry) and not outage_begun(entry)
-
-
-def _before_undone(entry: NodeEntry, phase: str) -> str | None:
-    """The first phase listed before `phase` on the node that has not succeeded, if any."""
-    for record in entry["phases"]:
-        if record["phase"] == phase:
-            return None
-        if record["state"] != "succeeded":
-            return str(record["phase"])
-    return None
 
 
 def _phase(entry: NodeEntry, phase: str) -> PhaseRecord:
