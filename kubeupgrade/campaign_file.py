@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from kubeupgrade.errors import InvalidInput
+from kubeupgrade.errors import InvalidInput, not_utf8
 from kubeupgrade.model.campaign import (
     DAYS,
     NOTIFY_EVENTS,
@@ -109,8 +109,7 @@ def load_campaign(path: str | Path) -> Campaign:
     except OSError as error:
         raise InvalidInput(f"{file}: cannot read campaign file: {error.strerror}") from None
     except UnicodeDecodeError as error:
-        raise InvalidInput(f"{file}: not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset "
-                           f"{error.start}); save the campaign file as UTF-8") from None
+        raise InvalidInput(f"{file}: {not_utf8(error)}; save the campaign file as UTF-8") from None
     return parse_campaign(text, source=str(file))
 
 

@@ -47,6 +47,11 @@ class PermanentError(RuntimeFailure):
     """A failure retrying will not fix: a missing package version, a refused policy."""
 
 
+def not_utf8(error: UnicodeDecodeError) -> str:
+    """What to say of a file that is not UTF-8 text: the first byte that is not, and where."""
+    return f"not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset {error.start})"
+
+
 def run_entry_point(body: Callable[[], object]) -> int:
     """The exit status of a program outside the click CLI (the node agent, the sandbox's agent
     farm): 0, or a KubeupgradeError's one line on stderr and its exit code, or 130 on Ctrl-C."""

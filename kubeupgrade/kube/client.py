@@ -20,7 +20,7 @@ from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
 from urllib3.exceptions import HTTPError as Urllib3Error
 
-from kubeupgrade.errors import InvalidInput, PermanentError, TemporaryError
+from kubeupgrade.errors import InvalidInput, PermanentError, TemporaryError, not_utf8
 
 
 class KubeUnavailable(TemporaryError):
@@ -80,7 +80,7 @@ def unusable_kubeconfig(kubeconfig: str, error: BaseException) -> InvalidInput:
     whatever its parsing meets (a YAML error over several lines, a TypeError for a list where a
     mapping belongs, a decode error), none of which names the file."""
     if isinstance(error, UnicodeDecodeError):
-        why = f"not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset {error.start})"
+        why = not_utf8(error)
     elif isinstance(error, yaml.YAMLError):
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

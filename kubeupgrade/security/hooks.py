@@ -13,7 +13,7 @@ import os
 import shlex
 from pathlib import Path
 
-from kubeupgrade.errors import InvalidInput
+from kubeupgrade.errors import InvalidInput, not_utf8
 from kubeupgrade.security.signing import Unauthorized
 
 ALLOWLIST_ENV = "KUBEUPGRADE_HOOKS_ALLOWLIST"
@@ -26,8 +26,7 @@ def load_allowlist(path: Path) -> list[tuple[str, ...]]:
     except OSError as error:
         raise InvalidInput(f"--hooks-allowlist {path}: cannot read it: {error.strerror}") from None
     except UnicodeDecodeError as error:
-        raise InvalidInput(f"--hooks-allowlist {path}: not UTF-8 text (byte 0x{error.object[error.start]:02x} "
-                           f"at offset {error.start})") from None
+        raise InvalidInput(f"--hooks-allowlist {path}: {not_utf8(error)}") from None
     prefixes = []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
