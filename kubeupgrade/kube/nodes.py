@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
-from kubeupgrade.kube.client import KubeApi, KubeRefused
+from kubeupgrade.kube.client import KubeApi, KubeRefused, KubeUnavailable
 
 
 def get_node(api: KubeApi, name: str) -> dict[str, Any]:
@@ -50,35 +51,105 @@ def cordoned_by(node: dict[str, Any]) -> str | None:
     return (node.get("metadata", {}).get("annotations") or {}).get(CORDONED_BY)
 
 
-def cordon_node(api: KubeApi, name: str, campaign: str) -> CordonOwner:
-    """Cordon the node on behalf of `campaign`, recording the owner on the node."""
-    node = get_node(api, name)
-    owner = cordoned_by(node)
-    if owner == campaign:
-        return CordonOwner.OURS
-    if is_cordoned(node) and owner is None:
-        return CordonOwner.FOREIGN
-    api.call(f"cordon {name}", api.core.patch_node, name,
-             {"metadata": {"annotations": {CORDONED_BY: campaign}}, "spec": {"unschedulable": True}})
-    return CordonOwner.ADOPTED if owner else CordonOwner.CORDONED
+# Which attempt of a campaign's phases holds the node cordoned ("hop 1, attempt 2"), written with
+# the owner: an uncordon sent for an older attempt (a task that froze and was sent again) finds
+# another value there, and the API server refuses its write.
+CORDON_ATTEMPT = "kubeupgrade.io/cordon-attempt"
+
+# A write that acts on a read of the node: another writer can come in between (an operator's
+# cordon, or a task of this campaign sent again while this one was frozen), so the write is a
+# JSON patch whose first test is the resourceVersion read. A node changed since is read again,
+# and the caller's fence is asked again, a few times at most.
+CHANGED_TRIES = 5
 
 
-def uncordon_node(api: KubeApi, name: str, campaign: str) -> bool:
+def _path(annotation: str) -> str:
+    return f"/metadata/annotations/{annotation.replace('~', '~0').replace('/', '~1')}"
+
+
+def _unchanged(node: dict[str, Any]) -> dict[str, Any]:
+    return {"op": "test", "path": "/metadata/resourceVersion", "value": node["metadata"]["resourceVersion"]}
+
+
+def _no_fence() -> None:
+    pass
+
+
+def cordon_node(api: KubeApi, name: str, campaign: str, *, attempt: str = "",
+                fence: Callable[[], None] = _no_fence) -> CordonOwner:
+    """Cordon the node on behalf of `campaign` (and its `attempt`, see CORDON_ATTEMPT), recording
+    the owner on the node. `fence` is called right before a write and raises to stop it (the
+    task no longer owns its phase). A node this campaign holds already is OURS, and now held by
+    `attempt`."""
+    for _ in range(CHANGED_TRIES):
+        node = get_node(api, name)
+        owner = cordoned_by(node)
+        annotations = node["metadata"].get("annotations")
+        if owner == campaign and (not attempt or (annotations or {}).get(CORDON_ATTEMPT) == attempt):
+            return CordonOwner.OURS
+        if is_cordoned(node) and owner is None:
+            return CordonOwner.FOREIGN
+        fence()
+        marks = {CORDONED_BY: campaign, **({CORDON_ATTEMPT: attempt} if attempt else {})}
+        patch = [_unchanged(node)]
+        if annotations is None:
+            patch.append({"op": "add", "path": "/metadata/annotations", "value": marks})
+        else:
+            patch += [{"op": "add", "path": _path(key), "value": value} for key, value in marks.items()]
+        patch.append({"op": "add", "path": "/spec/unschedulable", "value": True} if "spec" in node else
+                     {"op": "add", "path": "/spec", "value": {"unschedulable": True}})
+        if _patched(api, f"cordon {name}", name, patch):
+            if owner == campaign:
+                return CordonOwner.OURS
+            return CordonOwner.ADOPTED if owner else CordonOwner.CORDONED
+    raise KubeUnavailable(f"cordon {name}: the node changed between each read and write, "
+                          f"{CHANGED_TRIES} times")
+
+
+def uncordon_node(api: KubeApi, name: str, campaign: str, *, attempt: str = "",
+                  fence: Callable[[], None] = _no_fence) -> bool:
     """Uncordon the node if (and only if) `campaign` cordoned it; True if this call did.
+    `attempt` and `fence` as for cordon_node.
 
-    One request: a JSON patch whose tests are that the node is cordoned and that the annotation
-    names `campaign`. The API server applies all of it or none (422 when a test fails), so no
-    one's cordon can slip in between a read and the write, as it could with a read first."""
-    owner = f"/metadata/annotations/{CORDONED_BY.replace('~', '~0').replace('/', '~1')}"
-    patch = [{"op": "test", "path": "/spec/unschedulable", "value": True},
-             {"op": "test", "path": owner, "value": campaign},
-             {"op": "remove", "path": owner},
-             {"op": "remove", "path": "/spec/unschedulable"}]
+    Each write is one JSON patch whose tests say the node is as last seen: cordoned, the owner
+    `campaign`, and held by `attempt` (no read needed) or unchanged since it was read. The API
+    server applies all of it or none (422 when a test fails), so no one's cordon can slip in
+    between, nor can an older attempt's uncordon undo a newer attempt's cordon."""
+    owner, held_by = _path(CORDONED_BY), _path(CORDON_ATTEMPT)
+    if attempt:
+        fence()
+        patch = [{"op": "test", "path": "/spec/unschedulable", "value": True},
+                 {"op": "test", "path": owner, "value": campaign},
+                 {"op": "test", "path": held_by, "value": attempt},
+                 {"op": "remove", "path": owner},
+                 {"op": "remove", "path": held_by},
+                 {"op": "remove", "path": "/spec/unschedulable"}]
+        if _patched(api, f"uncordon {name}", name, patch):
+            return True
+    # Not held as `attempt` said (another attempt's cordon, an older kubeupgrade's, or none):
+    # read what the node says, and ask the fence again.
+    for _ in range(CHANGED_TRIES):
+        node = get_node(api, name)
+        if cordoned_by(node) != campaign:
+            return False
+        fence()
+        patch = [_unchanged(node), {"op": "remove", "path": owner}]
+        if CORDON_ATTEMPT in node["metadata"]["annotations"]:
+            patch.append({"op": "remove", "path": held_by})
+        patch.append({"op": "remove", "path": "/spec/unschedulable"})
+        if _patched(api, f"uncordon {name}", name, patch):
+            return True
+    raise KubeUnavailable(f"uncordon {name}: the node changed between each read and write, "
+                          f"{CHANGED_TRIES} times")
+
+
+def _patched(api: KubeApi, what: str, name: str, patch: list[dict[str, Any]]) -> bool:
+    """Apply a JSON patch to the node; False if one of its tests failed (the node changed)."""
     try:
-        api.call(f"uncordon {name}", api.core.patch_node, name, patch)
+        api.call(what, api.core.patch_node, name, patch)
     except KubeRefused as refused:
-        if refused.code != 422 or cordoned_by(get_node(api, name)) == campaign:
-            raise  # not a failed test: the node is ours and still cordoned
+        if refused.code != 422:
+            raise
         return False
     return True
 

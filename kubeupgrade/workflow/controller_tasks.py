@@ -139,13 +139,14 @@ def drain_node(job: Job) -> StepOutcome:
     carried = job.wait.carried
     if job.wait.looks and carried.get("owner") in CordonOwner.__members__:
         owner = CordonOwner[carried["owner"]]  # cordoned at the first look
+        job.fence()  # each look evicts: only while this task owns the phase
     else:
         # Write ahead: the record names the node as ours before the cordon, so a failure
         # between the two can only over-report (status names a node that is in fact schedulable).
-        _mark_cordoned(job, True)
-        owner = cordon_node(api, job.node, job.campaign_id)
+        job.note_cordon(True)
+        owner = cordon_node(api, job.node, job.campaign_id, attempt=_holder(job), fence=job.fence)
         if owner is CordonOwner.FOREIGN:
-            _mark_cordoned(job, False)
+            job.note_cordon(False)
     report = DrainReport.from_carried(carried)
     look = drain_look(api, job.node, job.campaign.policies.drain, report,
                       started=job.wait.since, now=time.time())
@@ -164,11 +165,9 @@ def drain_node(job: Job) -> StepOutcome:
     return StepOutcome(DONE, detail, "\n".join(report.evicted + report.deleted))
 
 
-def _mark_cordoned(job: Job, ours: bool) -> None:
-    def mark(entry: dict[str, Any]) -> None:
-        entry["cordoned_by_us"] = ours
-
-    job.store.update_entry(job.campaign_id, job.hop, job.node, mark)
+def _holder(job: Job) -> str:
+    """Which of the campaign's attempts holds the node cordoned (nodes.CORDON_ATTEMPT)."""
+    return f"hop {job.hop + 1}, attempt {job.attempt}"
 
 
 @phase_task(Phase.WAIT_READY, waits=True)
@@ -199,8 +198,8 @@ def uncordon_node(job: Job) -> StepOutcome:
     """Make the node schedulable again, only if this campaign cordoned it (the node says so)."""
     from kubeupgrade.kube.nodes import uncordon_node as uncordon
 
-    changed = uncordon(job_api(job), job.node, job.campaign_id)
-    _mark_cordoned(job, False)
+    changed = uncordon(job_api(job), job.node, job.campaign_id, attempt=_holder(job), fence=job.fence)
+    job.note_cordon(False)
     if changed:
         return StepOutcome(DONE, "uncordoned")
     return StepOutcome(ALREADY_DONE, "not cordoned by this campaign; left as it was")

@@ -46,6 +46,13 @@ class PhaseHeld(Exception):  # noqa: N818 - not an error: the phase waits for an
     back to pending, to run again on `resume`."""
 
 
+class Superseded(Exception):  # noqa: N818 - not an error: another task does this phase's work now
+    """Raised by a phase body, before it changes the cluster, when the record no longer runs the
+    phase under its attempt and task: it froze or lost its worker past the lost-task check, and
+    the phase was sent again (or the campaign aborted). Nothing more is done and nothing is
+    recorded; the current task owns the phase."""
+
+
 @functools.lru_cache(maxsize=4)
 def store_for(url: str) -> CampaignStore:
     return CampaignStore.from_url(url)
@@ -154,6 +161,24 @@ class Job:
         self.store.note_phase(self.campaign_id, self.hop, self.node, self.phase.value, detail,
                               attempt=self.attempt, task_id=self.task_id)
 
+    def fence(self) -> None:
+        """Called right before a change to the cluster: Superseded if this task no longer owns
+        the phase. A task frozen between this check and its change can still make it; the
+        changes themselves are conditional on the object not having changed since it was read
+        (kube/nodes.py), and a superseding task's first change is to that very object."""
+        if not self.store.phase_current(self.campaign_id, self.hop, self.node, self.phase.value,
+                                        attempt=self.attempt, task_id=self.task_id):
+            raise Superseded(f"{self.node}: {self.phase.value} of attempt {self.attempt} (task "
+                             f"{self.task_id}) no longer owns the phase")
+
+    def note_cordon(self, ours: bool) -> None:
+        """Write ahead of a cordon (or after an uncordon) whether this campaign holds the node
+        cordoned; Superseded, with nothing written, if this task no longer owns the phase."""
+        if not self.store.note_cordon(self.campaign_id, self.hop, self.node, self.phase.value, ours,
+                                      attempt=self.attempt, task_id=self.task_id):
+            raise Superseded(f"{self.node}: {self.phase.value} of attempt {self.attempt} (task "
+                             f"{self.task_id}) no longer owns the phase")
+
 
 def require_accepted(job: Job) -> None:
     """In the controller, before a cluster phase: the campaign is one this controller accepted
@@ -244,7 +269,7 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
         raise
     if looking_again:  # begin_phase wrote nothing, so neither did it set the key
         beat_for(store.redis, task_id, 0)
-    still_waiting = False
+    still_waiting = superseded = False
     try:
         # Running, as the dispatcher's lost-task check reads it: the key begin_phase set,
         # refreshed while the body runs, removed by the write that ends the phase.
@@ -258,6 +283,12 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
             raise PermanentError(reason) from None
         still_waiting = True
         raise _look_again(task, job, still) from None
+    except Superseded as gone:
+        # Nothing recorded, its wait state included: the task that owns the phase now keeps
+        # them (the wait state is the node's and phase's, not this task's).
+        superseded = True
+        store.event(campaign, f"{gone}; it stopped before its next change to the cluster")
+        return {"node": node, "phase": phase, "status": "stale"}
     except PhaseHeld as held:
         from kubeupgrade.workflow.control import pause
 
@@ -287,7 +318,7 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
         store.fail_phase(campaign, hop, node, phase, f"{type(error).__name__}: {error}", **fence)
         raise
     finally:
-        if waited is not None and not still_waiting:
+        if waited is not None and not still_waiting and not superseded:
             # The kept state goes: this wait ended, an error retry starts it over, or it was an
             # earlier task's (lost with a killed controller and sent again under a new id),
             # which would otherwise stay counted in the pace of every look (waiting.paced).

@@ -856,7 +856,28 @@ class CampaignStore:
         def change(record: PhaseRecord, entry: NodeEntry) -> None:
             record["detail"] = detail
 
-        return self._fenced(campaign_id, hop, node, phase, attempt, task_id, change, "progress note")
+        return self._fenced(campaign_id, hop, node, phase, attempt, task_id, change, "progress note",
+                            ends=False)
+
+    def note_cordon(self, campaign_id: str, hop: int, node: str, phase: str, ours: bool, *,
+                    attempt: int, task_id: str | None) -> bool:
+        """Whether this campaign holds the node cordoned (status names it on a failure); False
+        (and nothing written) if this attempt is no longer current."""
+        def change(record: PhaseRecord, entry: NodeEntry) -> None:
+            entry["cordoned_by_us"] = ours
+
+        return self._fenced(campaign_id, hop, node, phase, attempt, task_id, change, "cordon note",
+                            ends=False)
+
+    def phase_current(self, campaign_id: str, hop: int, node: str, phase: str, *, attempt: int,
+                      task_id: str | None) -> bool:
+        """Whether the phase still runs under this attempt and task id (a read; nothing written).
+        A task that froze or lost its worker may have been sent again meanwhile as a new attempt."""
+        entry = self.entry(campaign_id, hop, node)
+        if entry is None or entry["attempt"] != attempt:
+            return False
+        record = _phase(entry, phase)
+        return record.get("task_id") == task_id and record["state"] == "running"
 
     def release_phase(self, campaign_id: str, hop: int, node: str, phase: str, detail: str, *,
                       attempt: int, task_id: str | None) -> bool:
@@ -911,8 +932,9 @@ class CampaignStore:
 
     def _fenced(self, campaign_id: str, hop: int, node: str, phase: str, attempt: int,
                 task_id: str | None, change: Callable[[PhaseRecord, NodeEntry], None],
-                what: str, also: Callable[[Any], Any] | None = None) -> bool:
-        """Apply `change` only while the phase is open under this attempt and task id."""
+                what: str, also: Callable[[Any], Any] | None = None, *, ends: bool = True) -> bool:
+        """Apply `change` only while the phase is open under this attempt and task id. `ends`:
+        the change ends the phase (or sends it back to pending), which wakes the dispatcher."""
         def guarded(entry: NodeEntry) -> Any:
             record = _phase(entry, phase)
             if (entry["attempt"] != attempt or record.get("task_id") != task_id
@@ -924,7 +946,7 @@ class CampaignStore:
         def writes(pipe: Any) -> None:
             if also is not None:
                 also(pipe)
-            if what != "progress note":
+            if ends:
                 queue_wake(pipe)  # a phase ended (or went back to pending): the dispatcher decides now
                 if task_id:  # ...and stops beating in the same script (phase_beating, begun)
                     pipe.delete(beat_key(task_id))

@@ -51,6 +51,35 @@ def test_a_frozen_agent_resumed_late_cannot_flip_a_failed_campaign(make_stack, t
     assert_safe(box, 1)
 
 
+def test_a_controller_frozen_mid_drain_is_replaced_and_wakes_to_change_nothing(make_stack, tmp_path):
+    """The controller stops (SIGSTOP) while a PDB holds a drain; a second controller takes over,
+    sends the silent drain again as a new attempt, and the campaign succeeds. The first then
+    wakes, with the deliveries it held: they must not cordon, evict or uncordon anything."""
+    from kubernetes import client, config
+
+    stack = make_stack(control_planes=1, workers=3, version="1.30.4", visibility_timeout=4)
+    box = stack.sandbox
+    budgets = client.PolicyV1Api(config.new_client_from_config(config_file=str(box.kubeconfig)))
+    budgets.patch_namespaced_pod_disruption_budget("api-pdb", "shop", {"spec": {"minAvailable": 3}})
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1,
+                                   drain={"delete_emptydir_data": True, "timeout": 120}), broker=stack.broker)
+    workers = ("worker-1", "worker-2", "worker-3")
+    wait_for(lambda: any(phase_running(handle, n, "drain")() for n in workers), timeout=120)
+    stack.processes["frozen"] = stack.processes.pop("controller")  # stopped with the stack
+    signal_group(stack, "frozen", signal.SIGSTOP)
+    try:
+        stack.start_controller()
+        budgets.patch_namespaced_pod_disruption_budget("api-pdb", "shop", {"spec": {"minAvailable": 2}})
+        state, error = finish(handle, timeout=150)
+        assert state == "succeeded", error
+        assert any("stopped beating" in e["message"] for e in handle.status()["events"])
+    finally:
+        signal_group(stack, "frozen", signal.SIGCONT)
+    time.sleep(6.0)  # what the woken controller held is delivered and done by now
+    assert handle.state() == "succeeded"
+    assert_safe(box, 1)  # nothing left cordoned, the window held throughout
+
+
 def test_an_agent_killed_while_its_root_command_runs_on_never_runs_it_twice_at_once(make_stack, tmp_path):
     # The command outlives the agent by far more than the redelivery delay.
     stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt",

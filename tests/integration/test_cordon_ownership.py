@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from kubeupgrade.kube.client import KubeApi
+from kubeupgrade.kube.client import KubeApi, KubeUnavailable
 from kubeupgrade.kube.nodes import (
+    CHANGED_TRIES,
+    CORDON_ATTEMPT,
     CORDONED_BY,
     CordonOwner,
     cordon_node,
@@ -24,7 +26,7 @@ CAMPAIGN = "prod-20990101-000000-aaaaaa"
 def api(tmp_path_factory):
     from kubeupgrade.sandbox.manager import Sandbox
 
-    box, _ = Sandbox.up(tmp_path_factory.mktemp("cordon") / "box", control_planes=1, workers=6,
+    box, _ = Sandbox.up(tmp_path_factory.mktemp("cordon") / "box", control_planes=1, workers=10,
                         version="1.30.4")
     yield KubeApi(str(box.kubeconfig))
     box.down()
@@ -79,3 +81,84 @@ def test_a_node_never_cordoned_is_not_touched(api):
     before = get_node(api, "worker-6")["metadata"]["resourceVersion"]
     assert uncordon_node(api, "worker-6", CAMPAIGN) is False
     assert get_node(api, "worker-6")["metadata"]["resourceVersion"] == before
+
+
+class Refused(Exception):
+    pass
+
+
+def test_a_fence_that_refuses_stops_the_write(api):
+    """The task no longer owns its phase: neither cordon nor uncordon writes anything."""
+    def refuse():
+        raise Refused
+
+    before = get_node(api, "worker-7")["metadata"]["resourceVersion"]
+    with pytest.raises(Refused):
+        cordon_node(api, "worker-7", CAMPAIGN, fence=refuse)
+    assert get_node(api, "worker-7")["metadata"]["resourceVersion"] == before
+    cordon_node(api, "worker-7", CAMPAIGN)
+    with pytest.raises(Refused):
+        uncordon_node(api, "worker-7", CAMPAIGN, fence=refuse)
+    assert is_cordoned(get_node(api, "worker-7")) and _owner(api, "worker-7") == CAMPAIGN
+
+
+def test_an_operators_cordon_between_the_read_and_the_write_is_not_taken_over(api):
+    # The fence runs between cordon_node's read and its write: the operator cordons there.
+    def operator_cordons():
+        if not is_cordoned(get_node(api, "worker-8")):
+            _merge(api, "worker-8", {"spec": {"unschedulable": True}})
+
+    assert cordon_node(api, "worker-8", CAMPAIGN, fence=operator_cordons) is CordonOwner.FOREIGN
+    assert _owner(api, "worker-8") is None  # never marked ours, so never uncordoned by us
+    assert uncordon_node(api, "worker-8", CAMPAIGN) is False
+    assert is_cordoned(get_node(api, "worker-8"))
+
+
+def test_a_node_changed_between_the_read_and_the_uncordon_is_read_and_fenced_again(api):
+    cordon_node(api, "worker-9", CAMPAIGN)
+    asked = []
+
+    def changed_then_superseded():
+        asked.append(True)
+        if len(asked) == 1:  # another writer touches the node (a kubelet, another attempt)
+            _merge(api, "worker-9", {"metadata": {"labels": {"touched": str(len(asked))}}})
+            return
+        raise Refused  # read again: by now this task no longer owns its phase
+
+    with pytest.raises(Refused):
+        uncordon_node(api, "worker-9", CAMPAIGN, fence=changed_then_superseded)
+    assert len(asked) == 2
+    assert is_cordoned(get_node(api, "worker-9")) and _owner(api, "worker-9") == CAMPAIGN
+    # A node that changes between every read and write: given up after a few tries, unchanged.
+    touches = []
+
+    def always_touched():
+        touches.append(True)
+        _merge(api, "worker-9", {"metadata": {"labels": {"touched": str(len(touches))}}})
+
+    with pytest.raises(KubeUnavailable, match="changed between each read and write"):
+        uncordon_node(api, "worker-9", CAMPAIGN, fence=always_touched)
+    assert len(touches) == CHANGED_TRIES and is_cordoned(get_node(api, "worker-9"))
+
+
+def test_an_older_attempts_uncordon_is_refused_by_the_node_a_newer_attempt_holds(api):
+    # Attempt 1's uncordon asked its fence, then froze; attempt 2 drained the node again.
+    assert cordon_node(api, "worker-10", CAMPAIGN, attempt="hop 1, attempt 1") is CordonOwner.CORDONED
+    assert cordon_node(api, "worker-10", CAMPAIGN, attempt="hop 1, attempt 2") is CordonOwner.OURS
+    held = get_node(api, "worker-10")["metadata"]["annotations"]
+    assert held[CORDON_ATTEMPT] == "hop 1, attempt 2" and held[CORDONED_BY] == CAMPAIGN
+    asked = []
+
+    def checked_before_the_freeze_only():
+        asked.append(True)
+        if len(asked) > 1:
+            raise Refused  # asked again after the refused write: attempt 1 no longer owns it
+
+    with pytest.raises(Refused):
+        uncordon_node(api, "worker-10", CAMPAIGN, attempt="hop 1, attempt 1",
+                      fence=checked_before_the_freeze_only)
+    assert is_cordoned(get_node(api, "worker-10")) and _owner(api, "worker-10") == CAMPAIGN
+    # Attempt 2's own uncordon releases it, and neither mark is left.
+    assert uncordon_node(api, "worker-10", CAMPAIGN, attempt="hop 1, attempt 2") is True
+    annotations = get_node(api, "worker-10")["metadata"]["annotations"]
+    assert CORDONED_BY not in annotations and CORDON_ATTEMPT not in annotations
