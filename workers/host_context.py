@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 
 from kubeupgrade.errors import InvalidInput
 from kubeupgrade.host.executor import Executor, LocalExecutor
@@ -34,10 +35,10 @@ def detect_family(identity: AgentIdentity | None = None) -> OsFamily:
 HOST_LOCK = "var/lib/kubeupgrade/host.lock"
 
 
-def host_context(campaign: str = "", hop: int = 0) -> HostContext:
+def host_context(campaign: str = "", hop: int = 0, fence: Callable[[], None] | None = None) -> HostContext:
     identity = current()
     lock_file = identity.host_root / HOST_LOCK
     executor: Executor = (identity.executor(lock_file) if identity.executor is not None
                           else LocalExecutor(identity.path, lock_file=lock_file))
     return HostContext(executor=executor, root=identity.host_root, family=detect_family(identity),
-                       campaign=campaign, hop=hop)
+                       campaign=campaign, hop=hop, fence=fence)

@@ -25,7 +25,7 @@ from workers.host_context import host_context
 
 
 def _context(job: Job) -> steps.HostContext:
-    return host_context(job.campaign_id, job.hop)
+    return host_context(job.campaign_id, job.hop, fence=job.fence)
 
 
 @phase_task(Phase.PREPARE_HOST)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +58,8 @@ class HostContext:
     campaign: str = ""
     hop: int = 0
     transcript: list[CommandResult] = field(default_factory=list)
+    # Raises when the task no longer owns its phase (phase.Job.fence); asked before each command.
+    fence: Callable[[], None] | None = None
 
     @property
     def platform(self) -> HostPlatform:
@@ -71,7 +73,11 @@ class HostContext:
     def run(self, command: Command | None, what: str, *, check: bool = True) -> CommandResult | None:
         if command is None:
             return None
-        result = self.executor.run(command)
+        if self.fence is None:
+            result = self.executor.run(command)
+        else:
+            with self.changing(str(command), command.timeout):
+                result = self.executor.run(command)
         self.transcript.append(result)
         if check and not result.ok:
             if _is_permanent(result, self.platform.refusals):
@@ -88,6 +94,18 @@ class HostContext:
             yield
             return
         with hold(what, timeout):
+            yield
+
+    @contextmanager
+    def changing(self, what: str, timeout: float) -> Iterator[None]:
+        """Hold the host lock for a command or a change the agent makes itself, once the fence
+        says the task still owns its phase. Asked with the lock held: a task that froze and was
+        sent again may wake to wait for the lock behind the task that superseded it, and must
+        not act after it (a second `kubeadm upgrade apply`, a kubelet restarted on a node back
+        in service, a repository file written again after an abort put it back)."""
+        with self.exclusive(what, timeout):
+            if self.fence is not None:
+                self.fence()
             yield
 
     def output(self) -> str:

@@ -307,7 +307,14 @@ def release_node(campaign: str, node: str) -> dict[str, Any]:
     if state != "aborted":
         raise PermanentError(f"release of {node} refused: campaign {campaign} is {state}, and only an "
                              "aborted campaign's nodes are released (`kubeupgrade abort --uncordon`)")
-    changed = uncordon(kube_api(), node, campaign)
+    def still_aborted() -> None:
+        # Asked again right before the write: a task that froze after the check above may wake
+        # after `retry`, when the node is the running campaign's again.
+        now = store.get(campaign)
+        if now is None or now["state"] != "aborted":
+            raise PermanentError(f"release of {node} refused: campaign {campaign} is no longer aborted")
+
+    changed = uncordon(kube_api(), node, campaign, fence=still_aborted)
     for hop in range(len(doc["hops"])):
         entry = store.entry(campaign, hop, node)
         if entry and entry.get("cordoned_by_us"):

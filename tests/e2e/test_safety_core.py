@@ -41,8 +41,12 @@ def test_a_frozen_agent_resumed_late_cannot_flip_a_failed_campaign(make_stack, t
         assert error["node"] == "worker-1" and "did not answer" in error["message"]
     finally:
         signal_group(stack, "agent-worker-1", signal.SIGCONT)
-    # The resumed agent finishes its old attempt; that result is stale and must change nothing.
+        woken = time.time()
+    # The resumed agent collects the command it ran; its attempt is stale now, so it runs
+    # nothing more on the host (not the hold that follows an install) and changes no record.
     time.sleep(8.0)
+    late = [" ".join(c["argv"]) for c in box.command_log("worker-1") if c["start"] >= woken]
+    assert late == [], late
     assert handle.state() == "failed"
     assert phase_record(handle, "worker-1", "install-kubelet")["state"] == "failed"
     assert handle.status()["entries"][0]["worker-1"]["state"] == "failed"

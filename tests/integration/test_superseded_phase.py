@@ -11,6 +11,8 @@ meanwhile."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from kubeupgrade.kube.client import KubeApi
@@ -38,7 +40,11 @@ def tasks(box, redis_url, monkeypatch):
     monkeypatch.setenv("KUBEUPGRADE_KUBECONFIG", str(box.kubeconfig))
     from kubeupgrade.workflow import controller_tasks
 
-    return controller_tasks
+    # The client kube_api() keeps for this process is this sandbox's: it goes with it, or a
+    # later test in this process would reach a sandbox already taken down.
+    controller_tasks._apis.pop(os.getpid(), None)
+    yield controller_tasks
+    controller_tasks._apis.pop(os.getpid(), None)
 
 
 def running_campaign(store: CampaignStore, node: str, phases: list[str]) -> str:

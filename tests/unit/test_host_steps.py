@@ -244,3 +244,70 @@ def test_resolving_the_target_lists_every_component_in_one_query(tmp_path, liste
         assert outcome.data["available"] == {"1.31.2": "1.31.2-1.1"}
     assert [argv for argv in fake.ran if argv[0] == "apt-cache"] == [
         ("apt-cache", "madison", "kubeadm", "kubelet", "kubectl")]
+
+
+class Superseded(Exception):
+    pass
+
+
+def fence_after(allowed):
+    """A fence that lets `allowed` changes through, then says the task no longer owns its phase."""
+    asked = []
+
+    def fence():
+        asked.append(True)
+        if len(asked) > allowed:
+            raise Superseded
+
+    return fence
+
+
+@pytest.mark.parametrize("allowed", range(6))
+def test_a_superseded_install_stops_before_its_next_command(tmp_path, allowed):
+    with_repository(tmp_path)
+    fake = FakeExecutor().on(*STATUS, stdout="kubelet\tinstall ok installed\n").on(
+        *VERSIONS, 0, "").on("apt-mark").on("apt-get", "install")
+    fake.answers[VERSIONS] = dpkg_versions("1.30.4-1.1")
+    ctx = steps.HostContext(fake, tmp_path, OsFamily.APT, campaign="c1", hop=0, fence=fence_after(allowed))
+    with pytest.raises(Superseded):
+        steps.install_kubelet(ctx, V, "1.31.2-1.1")
+    assert len(fake.ran) == allowed  # each command was asked for, none ran past the refusal
+
+
+def test_a_superseded_repository_change_leaves_the_file_as_it_was(tmp_path):
+    source = tmp_path / "etc/apt/sources.list.d/kubernetes.list"
+    source.parent.mkdir(parents=True)
+    source.write_text("deb https://pkgs.k8s.io/core:/stable:/v1.30/deb/ /\n")
+    fake = FakeExecutor().on("dpkg-query", stdout="install ok installed").on("apt-get", "update")
+    ctx = steps.HostContext(fake, tmp_path, OsFamily.APT, campaign="c1", hop=0, fence=fence_after(0))
+    with pytest.raises(Superseded):
+        steps.set_repository(ctx, MinorVersion(1, 31))
+    assert "v1.30" in source.read_text() and fake.ran == []
+    assert not (source.parent / "kubernetes.list.kubeupgrade-backup").exists()
+
+
+def test_the_fence_is_asked_with_the_host_lock_held(tmp_path):
+    # A task woken from a freeze may wait for the lock behind the task that superseded it: asked
+    # before taking the lock, its fence would have passed when the other task had not begun.
+    import fcntl
+    import os
+
+    from kubeupgrade.host.executor import Command, LocalExecutor
+
+    lock = tmp_path / "host.lock"
+    held_when_asked = []
+
+    def fence():
+        probe = os.open(lock, os.O_RDWR)
+        try:
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held_when_asked.append(False)
+            fcntl.flock(probe, fcntl.LOCK_UN)
+        except BlockingIOError:
+            held_when_asked.append(True)
+        finally:
+            os.close(probe)
+
+    ctx = steps.HostContext(LocalExecutor(lock_file=lock), tmp_path, OsFamily.APT, fence=fence)
+    result = ctx.run(Command(("true",), 5), "true")
+    assert result.ok and held_when_asked == [True]

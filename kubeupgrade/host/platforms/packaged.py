@@ -12,7 +12,7 @@ from abc import abstractmethod
 from typing import Any
 
 from kubeupgrade.errors import PermanentError
-from kubeupgrade.host.commands import kube_packages, swap_devices
+from kubeupgrade.host.commands import QUICK_TIMEOUT, kube_packages, swap_devices
 from kubeupgrade.host.context import ALREADY_DONE, DONE, HostContext, StepOutcome
 from kubeupgrade.host.executor import Command
 from kubeupgrade.host.listings import ListedPackage, parse_listing
@@ -110,15 +110,16 @@ class PackagePlatform(HostPlatform):
         wanted = self.render_repository(minor)
         if configured_minor(current) == minor and ctx.marked(f"repository-{minor.plain}"):
             return StepOutcome(ALREADY_DONE, f"repository already at {minor.tag}")
-        if current and configured_minor(current) != minor:
-            backup = path.with_name(path.name + ".kubeupgrade-backup")
-            backup.write_text(current)  # back up before mutating, as kubeadm does with manifests
-            # What this campaign's hop replaced, kept before the change so a hop that fails even
-            # while refreshing (the minor's repository does not exist) can put it back.
-            ctx.mark(f"repository-replaced-{minor.plain}", previous=current)
-        if current != wanted:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(wanted)
+        with ctx.changing(f"write {self.repository_file}", QUICK_TIMEOUT):
+            if current and configured_minor(current) != minor:
+                backup = path.with_name(path.name + ".kubeupgrade-backup")
+                backup.write_text(current)  # back up before mutating, as kubeadm does with manifests
+                # What this campaign's hop replaced, kept before the change so a hop that fails
+                # even while refreshing (the minor's repository does not exist) can put it back.
+                ctx.mark(f"repository-replaced-{minor.plain}", previous=current)
+            if current != wanted:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(wanted)
         self.repair(ctx)
         ctx.run(self.refresh_metadata(), "refresh package metadata")
         ctx.mark(f"repository-{minor.plain}")

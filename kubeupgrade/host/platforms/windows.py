@@ -172,7 +172,7 @@ class WindowsPlatform(HostPlatform):
                                "(checksums verified)", ctx.output())
         # One change under the host lock: stopping the service and swapping the files are not
         # commands the lock would otherwise cover, and nothing may run on the host in between.
-        with ctx.exclusive(f"replace {', '.join(wanted)}.exe", SERVICE_WAIT * 2):
+        with ctx.changing(f"replace {', '.join(wanted)}.exe", SERVICE_WAIT * 2):
             for component, source in staged.items():
                 if self.installed(ctx, component) == version:
                     continue
@@ -192,7 +192,7 @@ class WindowsPlatform(HostPlatform):
         marker = ctx.marked("restart-kubelet")
         if marker and marker.get("version") == version.tag and self._state(ctx) == "RUNNING":
             return StepOutcome(ALREADY_DONE, f"kubelet service already restarted at {version.tag}")
-        with ctx.exclusive("restart the kubelet service", SERVICE_WAIT * 2):
+        with ctx.changing("restart the kubelet service", SERVICE_WAIT * 2):
             self._service(ctx, "stop")
             self._service(ctx, "start")
         ctx.mark("restart-kubelet", version=version.tag)
