@@ -30,11 +30,11 @@ def kube_packages(names: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def kubeadm_version(kubeadm: str = "kubeadm") -> Command:
-    return Command((kubeadm, "version", "-o", "short"), QUICK_TIMEOUT)
+    return Command((kubeadm, "version", "-o", "short"), QUICK_TIMEOUT, reads_only=True)
 
 
 def kubeadm_upgrade_plan(version: KubeVersion) -> Command:
-    return Command(("kubeadm", "upgrade", "plan", version.tag), KUBEADM_NODE_TIMEOUT)
+    return Command(("kubeadm", "upgrade", "plan", version.tag), KUBEADM_NODE_TIMEOUT, reads_only=True)
 
 
 def kubeadm_upgrade_apply(
@@ -61,7 +61,7 @@ def kubeadm_upgrade_node(*, certificate_renewal: bool, etcd_upgrade: bool,
 
 
 def swap_devices() -> Command:
-    return Command(("swapon", "--show"), QUICK_TIMEOUT)
+    return Command(("swapon", "--show"), QUICK_TIMEOUT, reads_only=True)
 
 
 def stop_kube_apiserver() -> Command:

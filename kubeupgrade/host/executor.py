@@ -53,6 +53,9 @@ class Command:
     argv: tuple[str, ...]
     timeout: float = 120.0
     stdin: str = ""
+    # Only looks at the host (a version, a listing, a state): it may run without the phase's
+    # fence (context.HostContext.changing). Anything else counts as a change.
+    reads_only: bool = False
 
     def __post_init__(self) -> None:
         if not self.argv or not all(isinstance(arg, str) and arg for arg in self.argv):

@@ -42,11 +42,11 @@ def test_a_frozen_agent_resumed_late_cannot_flip_a_failed_campaign(make_stack, t
     finally:
         signal_group(stack, "agent-worker-1", signal.SIGCONT)
         woken = time.time()
-    # The resumed agent collects the command it ran; its attempt is stale now, so it runs
-    # nothing more on the host (not the hold that follows an install) and changes no record.
+    # The resumed agent collects the command it ran; its attempt is stale now, so it changes
+    # nothing more on the host (it may still query it) and no record.
     time.sleep(8.0)
     late = [" ".join(c["argv"]) for c in box.command_log("worker-1") if c["start"] >= woken]
-    assert late == [], late
+    assert [c for c in late if not c.startswith(("dpkg-query ", "apt-cache ", "systemctl is-active"))] == [], late
     assert handle.state() == "failed"
     assert phase_record(handle, "worker-1", "install-kubelet")["state"] == "failed"
     assert handle.status()["entries"][0]["worker-1"]["state"] == "failed"

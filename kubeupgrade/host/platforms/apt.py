@@ -26,7 +26,7 @@ class AptPlatform(PackagePlatform):
         return Command(("apt-get", "update", "-q"), UPDATE_TIMEOUT)
 
     def list_versions(self, *packages: str) -> Command:
-        return Command(("apt-cache", "madison", *kube_packages(packages)), QUICK_TIMEOUT)
+        return Command(("apt-cache", "madison", *kube_packages(packages)), QUICK_TIMEOUT, reads_only=True)
 
     def installed_versions(self, packages: tuple[str, ...]) -> Command:
         return _dpkg_query("${Version}", packages)
@@ -67,7 +67,7 @@ def _dpkg_query(field: str, packages: tuple[str, ...]) -> Command:
     """`field` of each package, a line each. dpkg-query expands the format's backslash escapes
     itself, so they stay escaped in the argv."""
     return Command(("dpkg-query", "-W", f"--showformat=${{Package}}\\t{field}\\n", *kube_packages(packages)),
-                   QUICK_TIMEOUT)
+                   QUICK_TIMEOUT, reads_only=True)
 
 
 def _dpkg_rows(output: str) -> list[tuple[str, str]]:

@@ -31,10 +31,10 @@ class RpmPlatform(PackagePlatform):
 
     def list_versions(self, *packages: str) -> Command:
         return Command((self.tool, "list", "--showduplicates", *kube_packages(packages),
-                        "--disableexcludes=kubernetes"), UPDATE_TIMEOUT)
+                        "--disableexcludes=kubernetes"), UPDATE_TIMEOUT, reads_only=True)
 
     def installed_versions(self, packages: tuple[str, ...]) -> Command:
-        return Command(("rpm", "-q", *kube_packages(packages)), QUICK_TIMEOUT)
+        return Command(("rpm", "-q", *kube_packages(packages)), QUICK_TIMEOUT, reads_only=True)
 
     def parse_installed(self, packages: tuple[str, ...], output: str) -> dict[str, str]:
         # "kubeadm-1.31.2-150500.1.1.x86_64" per installed package, "package kubelet is not

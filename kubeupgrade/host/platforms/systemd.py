@@ -12,7 +12,7 @@ def systemctl(action: str, unit: str | None = "kubelet") -> Command:
     if action not in {"daemon-reload", "restart", "is-active", "stop", "start"}:
         raise ValueError(f"systemctl action {action!r} is not allowed")
     argv = ("systemctl", action) if unit is None else ("systemctl", action, unit)
-    return Command(argv, QUICK_TIMEOUT)
+    return Command(argv, QUICK_TIMEOUT, reads_only=action == "is-active")
 
 
 def restart_kubelet(ctx: HostContext, version: KubeVersion) -> StepOutcome:

@@ -72,12 +72,12 @@ def curl(url: str, output: str | None = None) -> Command:
 def sc(action: str, service: str = "kubelet") -> Command:
     if action not in ("query", "start", "stop"):
         raise ValueError(f"sc.exe action {action!r} is not allowed")
-    return Command(("sc.exe", action, service), QUICK_TIMEOUT)
+    return Command(("sc.exe", action, service), QUICK_TIMEOUT, reads_only=action == "query")
 
 
 def version_command(ctx: HostContext, component: str) -> Command:
     flag = ("version", "-o", "short") if component == "kubeadm" else ("--version",)
-    return Command((binary(ctx, component), *flag), QUICK_TIMEOUT)
+    return Command((binary(ctx, component), *flag), QUICK_TIMEOUT, reads_only=True)
 
 
 def _as_package(version: KubeVersion) -> PackageVersion:
