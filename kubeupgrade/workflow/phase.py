@@ -292,6 +292,13 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
     except PhaseHeld as held:
         from kubeupgrade.workflow.control import pause
 
+        if not store.phase_current(campaign, hop, node, phase, **fence):
+            # Superseded while it looked (it froze, and the phase was sent again): the task that
+            # owns the phase decides whether the campaign pauses.
+            superseded = True
+            store.event(campaign, f"{node}: {phase} of attempt {attempt} (task {task_id}) no longer "
+                        "owns the phase; it did not pause the campaign")
+            return {"node": node, "phase": phase, "status": "stale"}
         pause(store, campaign, reason=str(held))  # first: the dispatcher must not re-send it
         store.release_phase(campaign, hop, node, phase, str(held), **fence)
         return {"node": node, "phase": phase, "status": "held"}

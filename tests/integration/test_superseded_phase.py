@@ -130,3 +130,25 @@ def test_a_drain_look_superseded_evicts_nothing(box, redis_url, tasks):
                                                       field_selector="spec.nodeName=worker-3")["items"]}
     assert after == pods
     assert store.waiting(campaign, 0, "worker-3", "drain") is not None  # the node's, kept for its owner
+
+
+def test_a_health_gate_superseded_while_it_looked_does_not_pause_the_campaign(box, redis_url, tasks):
+    # Red (an operator's gate that always fails, no time to wait), on_gate_failure: pause.
+    from kubeupgrade.model.campaign import WorkerStrategy
+    from kubeupgrade.workflow.schedule import HopSchedule
+
+    store = CampaignStore.from_url(redis_url)
+    campaign = store.create("sandbox", {"cluster": "sandbox", "target": "1.31", "policies": {
+        "gates": [{"name": "never", "command": ["false"]}], "gate_timeout": 0}}, "c.yaml")
+    store.update(campaign, lambda doc: doc.update(
+        state="running", hops=[{"target": "1.31", "version": "1.31.14", "stage": "control-planes"}]))
+    store.put_schedules(campaign, [HopSchedule(("cp-1",), "cp-1", ("worker-1",), WorkerStrategy.WINDOW, 1)])
+    store.put_entry(campaign, 0, "@cluster", {"node": "@cluster", "role": "cluster", "hop": 0, "state": "pending",
+                                              "attempt": 1, "phases": [new_phase("control-plane-gate")]})
+    sent(store, campaign, "@cluster", "t-gate")
+    answer = run_superseded(store, tasks.health_gate, campaign, "@cluster", "control-plane-gate", "t-gate")
+    assert answer["status"] == "stale"
+    doc = store.get(campaign)
+    assert doc["state"] == "running" and not doc.get("paused")
+    assert any("control-plane-gate of attempt 1 (task t-gate) no longer owns the phase; it did not "
+               "pause the campaign" in e["message"] for e in store.events(campaign))
