@@ -137,12 +137,13 @@ def _blocking_budget(error: KubeUnavailable) -> str:
 
 
 def drain_look(api: KubeApi, node: str, policy: DrainPolicy, done: DrainReport, *,
-               started: float, now: float) -> DrainLook:
+               started: float, now: float, fence: Callable[[], None] | None = None) -> DrainLook:
     """One look at draining a (cordoned) node: evict every pod that must leave and that this
     drain has not evicted yet, and name the pods it still waits for. `done` is what earlier looks
     did (updated here); `started` is when the first look began, on the clock of `now`: a budget
     may refuse an eviction until `policy.timeout_seconds` after it, evicted pods may take a
-    minute more to go. Idempotent: an empty node is drained."""
+    minute more to go. `fence` is asked before each eviction or deletion and raises to stop
+    them (the task no longer owns its phase). Idempotent: an empty node is drained."""
     selected = None
     if policy.pod_selector:
         selected = {namespaced_name(p) for p in _list_pods(api, node, policy.pod_selector)}
@@ -158,6 +159,8 @@ def drain_look(api: KubeApi, node: str, policy: DrainPolicy, done: DrainReport, 
     why = ""
     for pod in evict:
         key = namespaced_name(pod)
+        if fence is not None:
+            fence()
         try:
             _evict(api, pod, policy)
             done.evicted.append(key)
@@ -174,6 +177,8 @@ def drain_look(api: KubeApi, node: str, policy: DrainPolicy, done: DrainReport, 
                 why = why or f"eviction of {key} refused, will retry: {refused}"
                 continue
             if policy.on_pdb_block is OnPdbBlock.DELETE:
+                if fence is not None:
+                    fence()
                 meta = pod["metadata"]
                 api.call(f"delete {key}", api.core.delete_namespaced_pod, meta["name"], meta["namespace"])
                 done.deleted.append(key)

@@ -139,7 +139,7 @@ def drain_node(job: Job) -> StepOutcome:
     carried = job.wait.carried
     if job.wait.looks and carried.get("owner") in CordonOwner.__members__:
         owner = CordonOwner[carried["owner"]]  # cordoned at the first look
-        job.fence()  # each look evicts: only while this task owns the phase
+        job.fence()  # a look of a superseded task keeps no wait state and sends no next look
     else:
         # Write ahead: the record names the node as ours before the cordon, so a failure
         # between the two can only over-report (status names a node that is in fact schedulable).
@@ -149,7 +149,7 @@ def drain_node(job: Job) -> StepOutcome:
             job.note_cordon(False)
     report = DrainReport.from_carried(carried)
     look = drain_look(api, job.node, job.campaign.policies.drain, report,
-                      started=job.wait.since, now=time.time())
+                      started=job.wait.since, now=time.time(), fence=job.fence)
     if look.waiting_for:
         raise StillWaiting(look.why, look.next_look(job.wait.looks), {"owner": owner.name, **report.carried()})
     if not report.evicted and not report.deleted and owner is CordonOwner.OURS:

@@ -26,7 +26,7 @@ CAMPAIGN = "prod-20990101-000000-aaaaaa"
 def api(tmp_path_factory):
     from kubeupgrade.sandbox.manager import Sandbox
 
-    box, _ = Sandbox.up(tmp_path_factory.mktemp("cordon") / "box", control_planes=1, workers=10,
+    box, _ = Sandbox.up(tmp_path_factory.mktemp("cordon") / "box", control_planes=1, workers=11,
                         version="1.30.4")
     yield KubeApi(str(box.kubeconfig))
     box.down()
@@ -162,3 +162,29 @@ def test_an_older_attempts_uncordon_is_refused_by_the_node_a_newer_attempt_holds
     assert uncordon_node(api, "worker-10", CAMPAIGN, attempt="hop 1, attempt 2") is True
     annotations = get_node(api, "worker-10")["metadata"]["annotations"]
     assert CORDONED_BY not in annotations and CORDON_ATTEMPT not in annotations
+
+
+def test_a_drain_look_asks_the_fence_before_each_eviction(api):
+    from kubeupgrade.kube.drain import DrainReport, drain_look
+    from kubeupgrade.model.campaign import DrainPolicy
+
+    def on_node():
+        return {p["metadata"]["name"] for p in api.call("pods", api.core.list_pod_for_all_namespaces,
+                                                         field_selector="spec.nodeName=worker-11")["items"]}
+
+    cordon_node(api, "worker-11", CAMPAIGN)
+    before = on_node()
+    assert len(before) >= 2, "the sandbox puts several pods on a worker"
+    asked = []
+
+    def one_then_superseded():
+        asked.append(True)
+        if len(asked) > 1:  # the task froze after its first eviction and was sent again
+            raise Refused
+
+    report = DrainReport()
+    with pytest.raises(Refused):
+        drain_look(api, "worker-11", DrainPolicy(delete_emptydir_data=True), report, started=0.0,
+                   now=0.0, fence=one_then_superseded)
+    assert len(report.evicted) == 1 and len(asked) == 2
+    assert len(before - on_node()) <= 1  # the pods after the refusal are still there
