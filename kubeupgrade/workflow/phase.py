@@ -168,16 +168,18 @@ class Job:
         (kube/nodes.py), and a superseding task's first change is to that very object."""
         if not self.store.phase_current(self.campaign_id, self.hop, self.node, self.phase.value,
                                         attempt=self.attempt, task_id=self.task_id):
-            raise Superseded(f"{self.node}: {self.phase.value} of attempt {self.attempt} (task "
-                             f"{self.task_id}) no longer owns the phase")
+            raise self._superseded()
 
     def note_cordon(self, ours: bool) -> None:
         """Write ahead of a cordon (or after an uncordon) whether this campaign holds the node
         cordoned; Superseded, with nothing written, if this task no longer owns the phase."""
         if not self.store.note_cordon(self.campaign_id, self.hop, self.node, self.phase.value, ours,
                                       attempt=self.attempt, task_id=self.task_id):
-            raise Superseded(f"{self.node}: {self.phase.value} of attempt {self.attempt} (task "
-                             f"{self.task_id}) no longer owns the phase")
+            raise self._superseded()
+
+    def _superseded(self) -> Superseded:
+        return Superseded(f"{self.node}: {self.phase.value} of attempt {self.attempt} (task "
+                          f"{self.task_id}) no longer owns the phase")
 
 
 def require_accepted(job: Job) -> None:
@@ -292,12 +294,13 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
     except PhaseHeld as held:
         from kubeupgrade.workflow.control import pause
 
-        if not store.phase_current(campaign, hop, node, phase, **fence):
+        try:
+            job.fence()
+        except Superseded as gone:
             # Superseded while it looked (it froze, and the phase was sent again): the task that
             # owns the phase decides whether the campaign pauses.
             superseded = True
-            store.event(campaign, f"{node}: {phase} of attempt {attempt} (task {task_id}) no longer "
-                        "owns the phase; it did not pause the campaign")
+            store.event(campaign, f"{gone}; it did not pause the campaign")
             return {"node": node, "phase": phase, "status": "stale"}
         pause(store, campaign, reason=str(held))  # first: the dispatcher must not re-send it
         store.release_phase(campaign, hop, node, phase, str(held), **fence)
