@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         if not args.keep:
+            _ignore_interrupts()  # clean-up is bounded (stop_all's timeouts); it runs to its end
             stack.stop_all()
             box.down()
 
@@ -122,6 +123,7 @@ def _catch_interrupts() -> threading.Event:
 
     def on_sigint(signum: int, frame: object) -> None:
         interrupted.set()
+        _ignore_interrupts()  # a second Ctrl-C must not cut short the stopping the first began
         raise KeyboardInterrupt
 
     def unraisable(report: Any) -> None:
@@ -131,6 +133,12 @@ def _catch_interrupts() -> threading.Event:
     signal.signal(signal.SIGINT, on_sigint)
     sys.unraisablehook = unraisable
     return interrupted
+
+
+def _ignore_interrupts() -> None:
+    """From here on SIGINT does nothing, also while the interpreter exits: Python puts the
+    default action back for handlers it installed, not for an ignored signal."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _metrics_excerpt(stack: Stack, campaign: str) -> list[str]:

@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 DEMO = [sys.executable, "-m", "kubeupgrade.demo"]
 INVARIANTS = ("workers out of service", "control planes one at a time",
               "kubeadm upgrade apply once per version", "no worker before the control planes",
@@ -76,7 +78,9 @@ def test_a_kept_demo_names_its_invariants_its_printed_commands_work_and_down_sto
         subprocess.run([*DEMO, "--down", "--dir", str(directory)], capture_output=True, timeout=120)
 
 
-def test_ctrl_c_exits_130_without_a_traceback_and_stops_everything(tmp_path):
+@pytest.mark.parametrize("presses", [1, 2], ids=["once", "again-while-it-stops"])
+def test_ctrl_c_exits_130_without_a_traceback_and_stops_everything(tmp_path, presses):
+    """A second Ctrl-C while the demo stops what it started does not cut the clean-up short."""
     directory = tmp_path / "demo"
     demo = subprocess.Popen([*DEMO, "--workers", "2", "--dir", str(directory)], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, env=_env())
@@ -89,6 +93,12 @@ def test_ctrl_c_exits_130_without_a_traceback_and_stops_everything(tmp_path):
                 break
         assert _running_under(directory), "".join(seen)
         demo.send_signal(signal.SIGINT)
+        if presses == 2:
+            for line in demo.stdout:  # and again once it says it is stopping
+                seen.append(line)
+                if line.startswith("interrupted"):
+                    break
+            demo.send_signal(signal.SIGINT)
         rest, _ = demo.communicate(timeout=120)
         output = "".join(seen) + rest
         assert demo.returncode == 130, output
