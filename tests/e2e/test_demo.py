@@ -43,6 +43,15 @@ def _running_under(directory: Path) -> list[int]:
     return found
 
 
+def _kill_leftovers(directory: Path) -> None:
+    """What a failed run left (without --keep there is no pids.txt for --down to read)."""
+    for pid in _running_under(directory):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def _gone(directory: Path, timeout: float = 30.0) -> list[int]:
     deadline = time.monotonic() + timeout
     while (left := _running_under(directory)) and time.monotonic() < deadline:
@@ -108,3 +117,4 @@ def test_ctrl_c_exits_130_without_a_traceback_and_stops_everything(tmp_path, pre
         if demo.poll() is None:
             demo.kill()
         subprocess.run([*DEMO, "--down", "--dir", str(directory)], capture_output=True, timeout=120)
+        _kill_leftovers(directory)
