@@ -12,9 +12,10 @@ record's `started`). So each link's gap splits into four parts:
 - handed: received -> started in that worker's pool process;
 - begun: started -> recorded as begun (the campaign read and the begin written).
 
-Only links sent by the link before them count (the later phase was sent before the earlier one
-ended: the same chain); a phase the dispatcher sends starts a chain and has its own measure (the
-stage transitions, bench/stages.py). Events are each task's first of its kind: a phase that
+A phase the dispatcher sends after the one before it ended (the head of a chain: a worker's
+drain, once the window has room) counts as the link "dispatcher -> PHASE", published measured
+from its `dispatched` (its entry written in the tick; the stage transitions, bench/stages.py,
+measure the first of a stage). Events are each task's first of its kind: a phase that
 looks again later (drain, wait-ready) keeps its first delivery's.
 
 Pure: a record as `kubeupgrade status -o json` prints it, events as bench.event_log keeps them.
@@ -57,14 +58,14 @@ def link_times(doc: Mapping[str, Any], events: Mapping[str, Mapping[str, Any]]) 
                     continue
                 if not all(kind in seen for kind in ("task-sent", "task-received", "task-started")):
                     continue
+                # A chain the dispatcher sent after the earlier phase ended starts at `dispatched`
+                # (its entry written; the message goes when the tick's sends are flushed).
                 sent_by_dispatcher = (later.get("dispatched") or 0.0) > earlier["ended"]
-                if sent_by_dispatcher:
-                    continue
                 host = str(seen.get("hostname") or "")
                 found.append(LinkTimes(
-                    link=f"{earlier['phase']} -> {later['phase']}",
+                    link=f"{'dispatcher' if sent_by_dispatcher else earlier['phase']} -> {later['phase']}",
                     side="controller" if host.startswith("controller@") else "agent",
-                    published=seen["task-sent"] - earlier["ended"],
+                    published=seen["task-sent"] - (later["dispatched"] if sent_by_dispatcher else earlier["ended"]),
                     delivered=seen["task-received"] - seen["task-sent"],
                     handed=seen["task-started"] - seen["task-received"],
                     begun=later["started"] - seen["task-started"]))

@@ -37,15 +37,17 @@ def test_each_link_of_a_chain_splits_into_its_four_parts():
     assert (second.published, second.delivered, second.handed, second.begun) == pytest.approx((0.1, 0.1, 0.05, 0.05))
 
 
-def test_a_phase_the_dispatcher_sent_or_one_without_its_events_is_no_link():
+def test_a_phase_the_dispatcher_sent_is_timed_from_its_dispatch_and_one_without_events_is_no_link():
     doc = record([phase("kubeadm-upgrade-node", "k", 1.0, 1.1, 2.0),
                   phase("drain", "d", 5.0, 5.2, 6.0),  # sent after the one before ended: a new chain
                   phase("install-kubelet", "i", 5.0, 6.1, 7.0),  # no task-started event
                   phase("restart-kubelet", "r", 5.0, None, None)])  # not begun
-    seen = {"d": events(5.0, 5.1, 5.15, "controller@c"),
+    seen = {"d": events(5.03, 5.1, 5.15, "controller@c"),
             "i": {"task-sent": 6.02, "task-received": 6.03, "hostname": "agent@w-0"},
             "r": events(7.01, 7.02, 7.03, "agent@w-0")}
-    assert link_times(doc, seen) == []
+    (head,) = link_times(doc, seen)
+    assert (head.link, head.side) == ("dispatcher -> drain", "controller")
+    assert (head.published, head.delivered, head.handed, head.begun) == pytest.approx((0.03, 0.07, 0.05, 0.05))
 
 
 def test_summary_groups_by_link_and_side_with_median_and_p90():
