@@ -11,6 +11,7 @@ must carry a trusted operator's signature (kubeupgrade.security.authorize) or no
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 import time
@@ -37,7 +38,15 @@ from kubeupgrade.workflow.names import CLUSTER_ENTRY, valid_campaign_id, valid_h
 from kubeupgrade.workflow.record import CampaignStore
 from kubeupgrade.workflow.schedule import HopSchedule
 from kubeupgrade.workflow.schema import CampaignRecord
-from kubeupgrade.workflow.waiting import StillWaiting, WaitState, first_look, paced, pool_processes
+from kubeupgrade.workflow.waiting import (
+    HELD_WAIT_SECONDS,
+    StillWaiting,
+    WaitState,
+    first_look,
+    paced,
+    pool_processes,
+    wait_slot,
+)
 
 
 class PhaseHeld(Exception):  # noqa: N818 - not an error: the phase waits for an operator
@@ -346,16 +355,26 @@ def _look_while_quick(body: Callable[[Job], StepOutcome], job: Job) -> StepOutco
     """Run the body, looking again in this process while the wait is short: a look sent through
     the broker costs tens of milliseconds, and a quick cluster answers within a few hundred (a
     node Ready, a pod gone). The first look due more than QUICK_WAIT_SECONDS after this
-    delivery began is the caller's to send (StillWaiting propagates)."""
-    until = time.monotonic() + QUICK_WAIT_SECONDS
-    while True:
-        try:
-            return body(job)
-        except StillWaiting as still:
-            if time.monotonic() + still.after > until:
-                raise
-            time.sleep(still.after)
-            job.wait = job.wait.next(still.carried)
+    delivery began, or HELD_WAIT_SECONDS if this process then gets a wait slot, is the
+    caller's to send (StillWaiting propagates). Past the quick budget each look first asks
+    whether the campaign is still active: an aborted one's wait goes to the caller at once, so
+    the next delivery stops it ("stopped waiting") as it would have after a quick wait."""
+    started = time.monotonic()
+    until = started + QUICK_WAIT_SECONDS
+    with contextlib.ExitStack() as holding:
+        slot: bool | None = None  # not asked for yet
+        while True:
+            try:
+                return body(job)
+            except StillWaiting as still:
+                due = time.monotonic() + still.after
+                if due > until and slot is None:
+                    slot = holding.enter_context(wait_slot())
+                    until = started + (HELD_WAIT_SECONDS if slot else QUICK_WAIT_SECONDS)
+                if due > until or (slot and not job.store.is_active(job.campaign_id)):
+                    raise
+                time.sleep(still.after)
+                job.wait = job.wait.next(still.carried)
 
 
 def _look_again(task: Task, job: Job, still: StillWaiting) -> Retry:

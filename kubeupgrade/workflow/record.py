@@ -381,6 +381,10 @@ class CampaignStore:
         active = self.redis.smembers("ku:active")
         return sorted(active, key=lambda i: i.split("-")[-3:])
 
+    def is_active(self, campaign_id: str) -> bool:
+        """Whether the dispatcher still acts on it (not ended: aborted, succeeded, refused)."""
+        return bool(self.redis.sismember("ku:active", campaign_id))
+
     def deactivate(self, campaign_id: str) -> None:
         self.redis.srem("ku:active", campaign_id)
 

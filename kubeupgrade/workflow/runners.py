@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from celery import Celery
 
 from kubeupgrade.workflow.names import CONTROLLER_QUEUE, agent_hostname, node_queue
-from kubeupgrade.workflow.waiting import PROCESSES_ENV
+from kubeupgrade.workflow.waiting import PROCESSES_ENV, make_wait_slots
 
 if TYPE_CHECKING:
     from kubeupgrade.security.messages import MessageIdentity
@@ -226,6 +226,7 @@ def run_controller(kubeconfig: str, broker: str, *, concurrency: int = 8,
     load_cluster_client()
     share_heap_with_pool()
     os.environ[PROCESSES_ENV] = str(concurrency)  # its pool paces its looks by it (waiting.paced)
+    make_wait_slots(concurrency)  # and half of it waits in its tasks (waiting.wait_slot)
     # No mingle either: it asks the other workers for their revoked tasks by a control message
     # (nobody answers, and nothing is revoked), and its user has no right to control messages.
     try:

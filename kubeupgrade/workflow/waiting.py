@@ -14,14 +14,30 @@ what it did: the drain's evicted pods) is kept in Redis as a WaitState
 Looks sent through the broker are paced (paced): together, a hop's waits send no more than the
 controller's pool is sized for. Only controller phases declared to wait do so (phase_task
 waits=True): the others, and agents, do not read the state (it would cost each task a round
-trip)."""
+trip).
+
+A look sent through the broker is not free either: the controller's consumer takes every one
+from the queue like any task, so while many phases wait, a drain the dispatcher has just sent
+queues behind their looks. A pool process that holds a wait slot (wait_slot: half the pool has
+one) therefore goes on looking in its task for up to HELD_WAIT_SECONDS; the other half of the
+pool stays free for the phases that move outages along."""
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
+import shutil
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: no controller runs there
+    fcntl = None  # type: ignore[assignment]
 
 # The controller's pool size, as `kubeupgrade controller --concurrency` set it for its processes.
 PROCESSES_ENV = "KUBEUPGRADE_CONTROLLER_PROCESSES"
@@ -40,6 +56,15 @@ LOOKS_PER_SECOND_PER_PROCESS = 5.0
 # overshot by at most this much, and a pool too small for its waits looks more than paced for
 # (at the default pool, past 1,200 waits at once) rather than leaving an outage unwatched.
 MOST_PACED_SECONDS = 30.0
+
+
+# The directory of the wait slots of this controller's pool (make_wait_slots), inherited by
+# its pool processes.
+WAIT_SLOTS_ENV = "KUBEUPGRADE_WAIT_SLOTS"
+# How long a phase holding a wait slot looks within its task. Long enough that a drain held
+# by a budget for a few seconds sends no look through the broker; short enough that a slot
+# passes from one wait to another several times a minute.
+HELD_WAIT_SECONDS = 3.0
 
 
 class StillWaiting(Exception):  # noqa: N818 - not an error: the phase looks again later
@@ -125,3 +150,51 @@ def first_look(task_id: str, retries: int) -> WaitState:
     """The state of a phase that has not waited yet (looks 0, starting now)."""
     return WaitState(task_id, retries, time.time(), 0)
 
+
+
+def make_wait_slots(processes: int) -> str:
+    """Before the pool forks: one slot file for every second pool process (at least one), in
+    a directory only this user can read, removed when this process exits. Its path goes into
+    WAIT_SLOTS_ENV for the pool to find."""
+    directory = tempfile.mkdtemp(prefix="kubeupgrade-waits-")
+    for number in range(max(1, processes // 2)):
+        with open(os.path.join(directory, f"slot-{number}"), "w"):
+            pass
+    owner = os.getpid()
+
+    def remove() -> None:
+        if os.getpid() == owner:  # not a forked child that happens to run exit handlers
+            shutil.rmtree(directory, ignore_errors=True)
+
+    atexit.register(remove)
+    os.environ[WAIT_SLOTS_ENV] = directory
+    return directory
+
+
+@contextlib.contextmanager
+def wait_slot() -> Iterator[bool]:
+    """Take a free wait slot for the block (True), or none is free or there are none (False:
+    a process not started by `kubeupgrade controller`). A slot is an exclusive flock on its
+    file: the kernel lets it go when the holder closes it or dies, so a pool process killed
+    mid-wait leaves no slot taken for ever."""
+    directory = os.environ.get(WAIT_SLOTS_ENV, "")
+    try:
+        names = sorted(os.listdir(directory)) if directory and fcntl is not None else []
+    except OSError:
+        names = []
+    for name in names:
+        try:
+            held = os.open(os.path.join(directory, name), os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(held)
+            continue
+        try:
+            yield True
+        finally:
+            os.close(held)  # and with it the lock
+        return
+    yield False

@@ -1,6 +1,12 @@
 """A waiting cluster phase looks again within its task only while the wait is short, carrying
 what each look did; past that, the wait goes back to the wrapper to be sent through the broker."""
 
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -8,14 +14,18 @@ import pytest
 from kubeupgrade.kube.polling import look_delay
 from kubeupgrade.workflow.phase import QUICK_WAIT_SECONDS, _look_while_quick
 from kubeupgrade.workflow.waiting import (
+    HELD_WAIT_SECONDS,
     LOOKS_PER_SECOND_PER_PROCESS,
     MOST_PACED_SECONDS,
     PROCESSES_ENV,
+    WAIT_SLOTS_ENV,
     StillWaiting,
     WaitState,
     first_look,
     paced,
+    make_wait_slots,
     pool_processes,
+    wait_slot,
 )
 
 
@@ -76,3 +86,126 @@ def test_the_waits_together_never_look_more_often_than_the_pool_is_paced_for(pro
 def test_the_pool_size_is_read_from_the_controller_or_defaults(monkeypatch, raw, expected):
     monkeypatch.setenv(PROCESSES_ENV, raw)
     assert pool_processes() == expected
+
+
+class _Clock:
+    """time.monotonic and time.sleep of the phase wrapper, without waiting."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def monotonic(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    from kubeupgrade.workflow import phase
+
+    fake = _Clock()
+    monkeypatch.setattr(phase, "time", SimpleNamespace(monotonic=fake.monotonic, sleep=fake.sleep, time=fake.monotonic))
+    return fake
+
+
+@pytest.fixture
+def slots(tmp_path, monkeypatch):
+    """Two slots (a pool of four), as `kubeupgrade controller` makes them before it forks."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.delenv(WAIT_SLOTS_ENV, raising=False)
+    directory = make_wait_slots(4)
+    yield Path(directory)
+    os.environ.pop(WAIT_SLOTS_ENV, None)
+
+
+def _hold(directory, count):
+    """Another process holding `count` slots, as a pool process mid-wait would."""
+    code = ("import fcntl, os, sys, time\n"
+            f"for name in sorted(os.listdir({str(directory)!r}))[:{count}]:\n"
+            f"    fd = os.open(os.path.join({str(directory)!r}, name), os.O_RDONLY)\n"
+            "    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+            "print('held', flush=True)\n"
+            "time.sleep(60)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+class _Store:
+    """The one question a wait asks the record past its quick budget."""
+
+    def __init__(self, active_for_looks=10**6):
+        self.asked = 0
+        self.active_for_looks = active_for_looks
+
+    def is_active(self, campaign_id):
+        assert campaign_id == "c1"
+        self.asked += 1
+        return self.asked <= self.active_for_looks
+
+
+def _job(store=None):
+    return SimpleNamespace(wait=first_look("t1", 0), campaign_id="c1", store=store or _Store())
+
+
+def _waited(body, seen, clock, store=None):
+    job = _job(store)
+    started = clock.now
+    with pytest.raises(StillWaiting):
+        _look_while_quick(body, job)
+    return clock.now - started
+
+
+def test_a_process_with_a_free_slot_looks_in_its_task_for_longer_then_gives_the_slot_back(slots, clock):
+    assert len(os.listdir(slots)) == 2
+    body, seen = _body(1000)
+    waited = _waited(body, seen, clock)
+    assert QUICK_WAIT_SECONDS < waited <= HELD_WAIT_SECONDS
+    with wait_slot() as first, wait_slot() as second, wait_slot() as third:
+        assert (first, second, third) == (True, True, False)  # both free again, and only two
+
+
+def test_with_every_slot_taken_a_wait_goes_to_the_broker_after_the_quick_budget(slots, clock):
+    holder = _hold(slots, 2)
+    try:
+        body, seen = _body(1000)
+        assert _waited(body, seen, clock) <= QUICK_WAIT_SECONDS
+        with wait_slot() as got:
+            assert got is False
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_the_slot_of_a_process_killed_mid_wait_is_free_again(slots, clock):
+    holder = _hold(slots, 2)
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    body, seen = _body(1000)
+    assert _waited(body, seen, clock) > QUICK_WAIT_SECONDS
+
+
+def test_without_slots_a_process_keeps_to_the_quick_budget(clock, monkeypatch):
+    monkeypatch.delenv(WAIT_SLOTS_ENV, raising=False)
+    body, seen = _body(1000)
+    assert _waited(body, seen, clock) <= QUICK_WAIT_SECONDS
+    monkeypatch.setenv(WAIT_SLOTS_ENV, "/nonexistent/kubeupgrade-waits")
+    assert _waited(body, seen, clock) <= QUICK_WAIT_SECONDS
+
+
+def test_a_wait_that_ends_within_the_held_time_returns_its_outcome(slots, clock):
+    body, seen = _body(5)  # ready after 1.55 s of looks: past the quick budget, within the held one
+    job = _job()
+    assert _look_while_quick(body, job) == "done"
+    assert len(seen) == 6
+
+
+def test_a_campaign_aborted_while_a_slot_holder_waits_sends_the_wait_to_the_broker_at_its_next_look(slots, clock):
+    body, seen = _body(1000)
+    store = _Store(active_for_looks=1)
+    waited = _waited(body, seen, clock, store)
+    assert QUICK_WAIT_SECONDS < waited < 1.0 and store.asked == 2  # one look past the quick budget
+    with wait_slot() as first, wait_slot() as second:
+        assert (first, second) == (True, True)
