@@ -22,8 +22,8 @@ from kubeupgrade.workflow.waiting import (
     StillWaiting,
     WaitState,
     first_look,
-    paced,
     make_wait_slots,
+    paced,
     pool_processes,
     wait_slot,
 )
@@ -187,12 +187,18 @@ def test_the_slot_of_a_process_killed_mid_wait_is_free_again(slots, clock):
     assert _waited(body, seen, clock) > QUICK_WAIT_SECONDS
 
 
-def test_without_slots_a_process_keeps_to_the_quick_budget(clock, monkeypatch):
+def test_without_slots_a_process_keeps_to_the_quick_budget(clock, monkeypatch, tmp_path):
     monkeypatch.delenv(WAIT_SLOTS_ENV, raising=False)
     body, seen = _body(1000)
     assert _waited(body, seen, clock) <= QUICK_WAIT_SECONDS
-    monkeypatch.setenv(WAIT_SLOTS_ENV, "/nonexistent/kubeupgrade-waits")
-    assert _waited(body, seen, clock) <= QUICK_WAIT_SECONDS
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    try:
+        assert os.listdir(make_wait_slots(1)) == []  # a pool of one keeps its process free
+        assert _waited(body, seen, clock) <= QUICK_WAIT_SECONDS
+        os.environ[WAIT_SLOTS_ENV] = "/nonexistent/kubeupgrade-waits"
+        assert _waited(body, seen, clock) <= QUICK_WAIT_SECONDS
+    finally:
+        os.environ.pop(WAIT_SLOTS_ENV, None)
 
 
 def test_a_wait_that_ends_within_the_held_time_returns_its_outcome(slots, clock):
