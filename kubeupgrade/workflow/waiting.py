@@ -151,12 +151,11 @@ def first_look(task_id: str, retries: int) -> WaitState:
     return WaitState(task_id, retries, time.time(), 0)
 
 
-
 def make_wait_slots(processes: int) -> str:
     """Before the pool forks: one slot file for every second pool process (none for a pool of
-    one, whose only process must stay free for what moves outages along), in
-    a directory only this user can read, removed when this process exits. Its path goes into
-    WAIT_SLOTS_ENV for the pool to find."""
+    one, whose only process must stay free for what moves outages along), in a directory only
+    this user can read, removed when this process exits. Its path goes into WAIT_SLOTS_ENV for
+    the pool to find."""
     directory = tempfile.mkdtemp(prefix="kubeupgrade-waits-")
     for number in range(processes // 2):
         with open(os.path.join(directory, f"slot-{number}"), "w"):
