@@ -26,10 +26,11 @@ from typing import Protocol
 
 from kubeupgrade.errors import TemporaryError
 
+# An exclusive lock on `fd` if no other descriptor holds one: True, or False at once.
 if sys.platform != "win32":
     import fcntl
 
-    def _try_lock(fd: int) -> bool:
+    def try_lock(fd: int) -> bool:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return True
@@ -38,7 +39,7 @@ if sys.platform != "win32":
 else:  # Windows: a byte-range lock; a command cannot inherit it, so it holds while we wait
     import msvcrt
 
-    def _try_lock(fd: int) -> bool:
+    def try_lock(fd: int) -> bool:
         try:
             msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
             return True
@@ -158,7 +159,7 @@ class LocalExecutor:
         try:
             wait = self.lock_wait if self.lock_wait is not None else command.timeout + 60
             deadline = time.monotonic() + wait
-            while not _try_lock(fd):
+            while not try_lock(fd):
                 if time.monotonic() > deadline:
                     raise HostBusy(f"another command still runs on this host after {wait:g}s "
                                    f"({_holder(self.lock_file)}); it must end before "

@@ -34,10 +34,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-try:
-    import fcntl
-except ImportError:  # Windows: no controller runs there
-    fcntl = None  # type: ignore[assignment]
+from kubeupgrade.host.executor import try_lock
 
 # The controller's pool size, as `kubeupgrade controller --concurrency` set it for its processes.
 PROCESSES_ENV = "KUBEUPGRADE_CONTROLLER_PROCESSES"
@@ -174,12 +171,12 @@ def make_wait_slots(processes: int) -> str:
 @contextlib.contextmanager
 def wait_slot() -> Iterator[bool]:
     """Take a free wait slot for the block (True), or none is free or there are none (False:
-    a process not started by `kubeupgrade controller`). A slot is an exclusive flock on its
-    file: the kernel lets it go when the holder closes it or dies, so a pool process killed
-    mid-wait leaves no slot taken for ever."""
+    a process not started by `kubeupgrade controller`). A slot is an exclusive lock on its
+    file, taken as the host lock is (executor.try_lock): the kernel lets it go when the holder
+    closes it or dies, so a pool process killed mid-wait leaves no slot taken for ever."""
     directory = os.environ.get(WAIT_SLOTS_ENV, "")
     try:
-        names = sorted(os.listdir(directory)) if directory and fcntl is not None else []
+        names = sorted(os.listdir(directory)) if directory else []
     except OSError:
         names = []
     for name in names:
@@ -188,8 +185,10 @@ def wait_slot() -> Iterator[bool]:
         except OSError:
             continue
         try:
-            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            taken = try_lock(held)
         except OSError:
+            taken = False
+        if not taken:
             os.close(held)
             continue
         try:
