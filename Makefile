@@ -31,7 +31,7 @@ test: bytecode
 # The typed core: the record's shape and states, the pure decisions, planning and the model.
 TYPED := kubeupgrade/model kubeupgrade/planning kubeupgrade/kube/identity.py \
          kubeupgrade/workflow/schema.py kubeupgrade/workflow/states.py kubeupgrade/workflow/decide.py \
-         kubeupgrade/workflow/schedule.py kubeupgrade/workflow/seal.py kubeupgrade/workflow/audit.py kubeupgrade/workflow/restore.py \
+         kubeupgrade/workflow/schedule.py kubeupgrade/workflow/seal.py kubeupgrade/workflow/audit.py kubeupgrade/workflow/restore.py kubeupgrade/workflow/answers.py \
          kubeupgrade/workflow/history.py kubeupgrade/workflow/liveness.py kubeupgrade/workflow/waiting.py kubeupgrade/kube/polling.py \
          kubeupgrade/workflow/agent_connections.py kubeupgrade/workflow/hop_view.py kubeupgrade/workflow/undelivered.py \
          kubeupgrade/workflow/agent_identity.py kubeupgrade/host/executor.py kubeupgrade/sandbox/agent_farm.py kubeupgrade/sandbox/quickjson.py kubeupgrade/sandbox/hostbin/launch.py kubeupgrade/sandbox/hostbin/apiclient.py kubeupgrade/sandbox/hostbin/kubeadm_dialect.py kubeupgrade/sandbox/layout.py \

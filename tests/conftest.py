@@ -26,8 +26,35 @@ def make_sandbox(tmp_path: Path) -> Iterator[Callable[..., Sandbox]]:
         box.down()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item: a fixture's teardown reads whether the test
+    failed (make_stack then prints its processes' log tails)."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"report_{report.when}", report)
+
+
+LOG_TAIL_LINES = {"controller.log": 40}  # and 10 of every other process's log
+_LOG_NOISE = ("SecurityWarning", "absolutely not recommended", "Please specify a different user",
+              "User information: uid=", "_warn_or_raise_security_error")
+
+
+def print_log_tails(logs: Path) -> None:
+    """The last lines of each process's log (the controller's first), shown by pytest with a
+    failed test's report: CI keeps nothing else of a failed run's stack."""
+    files = sorted(logs.glob("*.log"), key=lambda path: (path.name != "controller.log", path.name))
+    for path in files:
+        lines = [line[:300] for line in path.read_text(errors="replace").splitlines()
+                 if line.strip() and not line.startswith((" ", "-")) and not any(n in line for n in _LOG_NOISE)]
+        lines = lines[-LOG_TAIL_LINES.get(path.name, 10):]
+        if lines:
+            print(f"--- {path.name}, last {len(lines)} lines ---")
+            print("\n".join(lines))
+
+
 @pytest.fixture
-def make_stack(make_sandbox, monkeypatch):
+def make_stack(make_sandbox, monkeypatch, request):
     """A sandbox with its real processes: redis-server, one agent per node (or, with `farm`,
     one process serving them all), the controller.
     The test acts as the sandbox's operator: its campaigns are signed with the operator key and
@@ -46,7 +73,7 @@ def make_stack(make_sandbox, monkeypatch):
         for name, value in box.message_identity("operator").env().items():
             monkeypatch.setenv(name, value)
         stack = Stack(box, visibility_timeout=visibility_timeout, agent_poll=agent_poll,
-                      secure_broker=secure_broker)
+                      secure_broker=secure_broker, controller_loglevel="INFO")
         if agent_command is not None:
             stack.agent_command = agent_command
         stacks.append(stack)
@@ -65,6 +92,10 @@ def make_stack(make_sandbox, monkeypatch):
     yield make
     for stack in stacks:
         stack.stop_all()
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        for stack in stacks:
+            print_log_tails(stack.logs)
 
 
 @pytest.fixture

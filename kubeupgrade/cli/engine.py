@@ -334,7 +334,8 @@ def abort(campaign_id: str, broker: str, uncordon: bool, restore_repositories: b
     for node, detail in handle.repositories().items():
         click.echo(f"{node}: {detail}")
     if left:
-        click.echo(f"nodes left cordoned by this campaign: {', '.join(left)}")
+        click.echo(f"nodes left cordoned by this campaign: {', '.join(left)}"
+                   + (f" (why: the events of `kubeupgrade status {campaign_id}`)" if uncordon else ""))
     else:
         click.echo("no node is left cordoned by this campaign")
 

@@ -61,6 +61,9 @@ class Stack:
     # role (role -> URL here); this process, like an operator's CLI, as "cli".
     secure_broker: bool = False
     broker_urls: dict[str, str] = field(default_factory=dict)
+    # INFO logs every task the controller receives and ends: what a failed test's log tail
+    # needs to tell a task never run from an answer never seen (tests set it; benchmarks do not).
+    controller_loglevel: str = "WARNING"
     # How to start an agent: this Python's `kubeupgrade agent`, or another installation's
     # entry point (a Python 3.9 venv's `kubeupgrade-agent`, which takes the same options).
     agent_command: list[str] = field(default_factory=lambda: [sys.executable, "-m", "kubeupgrade", "agent"])
@@ -172,7 +175,7 @@ class Stack:
             self.controller_kubeconfig = self.sandbox.service_account(CONTROLLER_RBAC, "kubeupgrade-controller")
         argv = [sys.executable, "-m", "kubeupgrade", "controller", "--kubeconfig",
                 str(kubeconfig or self.controller_kubeconfig or self.sandbox.kubeconfig),
-                "--concurrency", str(concurrency), "--loglevel", "WARNING"]
+                "--concurrency", str(concurrency), "--loglevel", self.controller_loglevel]
         env = {**self.sandbox.message_identity("controller").env(),
                "KUBEUPGRADE_BROKER": self.broker_for("controller")}
         if metrics:

@@ -8,9 +8,10 @@ from typing import Any
 from celery import Celery
 
 from kubeupgrade.errors import InvalidInput
+from kubeupgrade.workflow.answers import unanswered
 from kubeupgrade.workflow.names import CONTROLLER_QUEUE, RELEASE_NODE
 from kubeupgrade.workflow.record import CampaignStore, DamagedRecord, new_attempt
-from kubeupgrade.workflow.restore import nodes_to_restore, send_restores, unanswered
+from kubeupgrade.workflow.restore import RESTORE_SILENT, nodes_to_restore, send_restores
 
 
 def require(store: CampaignStore, campaign_id: str) -> dict[str, Any]:
@@ -93,8 +94,13 @@ def cordoned_nodes(store: CampaignStore, campaign_id: str) -> list[str]:
     return sorted(set(names))
 
 
+RELEASE_WAIT_SECONDS = 60.0
+RELEASE_SILENT = "the controller did not answer (is it running? `kubeupgrade abort --uncordon` again releases it)"
+
+
 def abort(app: Celery, store: CampaignStore, campaign_id: str, *, uncordon: bool,
-          restore_repositories: bool = False, wait: float = 30.0) -> list[str]:
+          restore_repositories: bool = False, wait: float = 30.0,
+          release_wait: float = RELEASE_WAIT_SECONDS) -> list[str]:
     """Stop dispatch (tasks still queued find the campaign aborted and run nothing), put back
     the package repositories the current hop
     changed (on every node if `restore_repositories`, else where nothing was installed from the
@@ -121,13 +127,16 @@ def abort(app: Celery, store: CampaignStore, campaign_id: str, *, uncordon: bool
     if hop < len(doc["hops"]):
         nodes = nodes_to_restore(store.entries(campaign_id, hop), force=restore_repositories)
         sent = send_restores(app, campaign_id, hop, nodes, force=restore_repositories)
-        for node, why in unanswered(sent, wait).items():
+        for node, why in unanswered(sent, wait, silent=RESTORE_SILENT).items():
             store.update_entry(campaign_id, hop, node, lambda entry, why=why: entry.update(repository=why))
     cordoned = cordoned_nodes(store, campaign_id)
     if uncordon:
-        for node in cordoned:
-            app.signature(RELEASE_NODE, kwargs={"campaign": campaign_id, "node": node}).apply_async(
-                queue=CONTROLLER_QUEUE).get(timeout=60, disable_sync_subtasks=False)
+        # All at once, and every node accounted for: one that fails or does not answer stays
+        # in the list returned (still cordoned), with its reason among the campaign's events.
+        released = {node: app.signature(RELEASE_NODE, kwargs={"campaign": campaign_id, "node": node}).apply_async(
+            queue=CONTROLLER_QUEUE) for node in cordoned}
+        for node, why in unanswered(released, release_wait, silent=RELEASE_SILENT).items():
+            store.event(campaign_id, f"{node}: not uncordoned on abort: {why}")
         return cordoned_nodes(store, campaign_id)
     return cordoned
 

@@ -10,7 +10,6 @@ operator asks (`abort --restore-repositories`). Decisions here are pure; the age
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from celery import Celery
@@ -41,6 +40,9 @@ def nodes_to_restore(entries: dict[str, dict[str, Any]], *, force: bool) -> list
                   and (force or not installed_from_new_repository(entry)))
 
 
+RESTORE_SILENT = "not yet: its agent has not answered (it restores when it is back, within the hour)"
+
+
 def send_restores(app: Celery, campaign_id: str, hop: int, nodes: list[str], *,
                   force: bool = False) -> dict[str, Any]:
     """One restore task per node, on the node's own queue; returns node -> AsyncResult."""
@@ -50,18 +52,3 @@ def send_restores(app: Celery, campaign_id: str, hop: int, nodes: list[str], *,
                                 immutable=True).apply_async(
                                     queue=node_queue(node), expires=RESTORE_EXPIRES)
             for node in nodes}
-
-
-def unanswered(sent: dict[str, Any], timeout: float) -> dict[str, str]:
-    """Wait up to `timeout` seconds in all for the restores; node -> why there is no answer,
-    for those that did not answer (an agent that did has recorded what it did itself)."""
-    deadline = time.monotonic() + timeout
-    missing: dict[str, str] = {}
-    for node, result in sent.items():
-        try:
-            result.get(timeout=max(0.1, deadline - time.monotonic()), disable_sync_subtasks=False)
-        except Exception as error:  # noqa: BLE001 - its absence or its failure, per node
-            missing[node] = ("not yet: its agent has not answered (it restores when it is back, "
-                             "within the hour)" if type(error).__name__ == "TimeoutError"
-                             else f"failed: {error}")
-    return missing

@@ -484,3 +484,36 @@ def test_abort_names_cordoned_nodes_and_uncordon_releases_them(make_stack, tmp_p
     wait_for(lambda: phase_record(handle, "worker-1", "wait-ready").get("state") != "running", timeout=90)
     assert handle.abort(uncordon=True) == []
     assert invariants.check_nothing_left_cordoned(box) == []
+
+
+def test_abort_uncordon_with_the_controller_frozen_names_the_node_it_could_not_release(make_stack, tmp_path):
+    """`abort --uncordon` while the controller is frozen (SIGSTOP): the release goes
+    unanswered, and abort returns (no exception, no wait beyond its budget) naming the node left
+    cordoned, with the reason among the campaign's events. Once the controller is back, the
+    release still queued uncordons it, and aborting again says no node is left."""
+    import os
+    import signal
+
+    from kubeupgrade.workflow.control import abort
+    from kubeupgrade.workflow.record import CampaignStore
+
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    box.add_fault("hang", node="worker-1", command="apt-get install -y -q kubectl", seconds=8.0, count=1)
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1), broker=stack.broker)
+    wait_for(phase_running(handle, "worker-1", "install-kubelet"), timeout=120)
+    store = CampaignStore.from_url(stack.broker)
+    controller = stack.processes["controller"].pid
+    os.killpg(controller, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        left = abort(client_app(stack.broker), store, handle.id, uncordon=True, release_wait=3.0)
+        waited = time.monotonic() - started
+    finally:
+        os.killpg(controller, signal.SIGCONT)
+    assert left == ["worker-1"]
+    assert waited < 30.0  # the 3 s release budget, plus the restores' wait for the busy agent
+    assert any("worker-1: not uncordoned on abort: the controller did not answer" in e["message"]
+               for e in handle.status()["events"]), handle.status()["events"]
+    wait_for(lambda: not box.api_get("/api/v1/nodes/worker-1")["spec"].get("unschedulable"), timeout=60)
+    assert handle.abort(uncordon=True) == []
