@@ -16,7 +16,7 @@ import functools
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from celery import Task
@@ -43,6 +43,7 @@ from kubeupgrade.workflow.waiting import (
     StillWaiting,
     WaitState,
     first_look,
+    held_wait_seconds,
     paced,
     pool_processes,
     wait_slot,
@@ -286,7 +287,8 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
         # refreshed while the body runs, removed by the write that ends the phase.
         with phase_beating(store.redis, task_id, begun=True):
             body_starting.send(sender=task)
-            outcome = _look_while_quick(body, job)
+            visibility = task.app.conf.broker_transport_options.get("visibility_timeout", HELD_WAIT_SECONDS * 4)
+            outcome = _look_while_quick(body, job, held=held_wait_seconds(float(visibility)))
     except StillWaiting as still:
         if not waits:  # undeclared, its wait would start over at every look and never time out
             reason = f"{phase} waited but is not declared to (phase_task waits=True)"
@@ -351,14 +353,17 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
 QUICK_WAIT_SECONDS = 0.4
 
 
-def _look_while_quick(body: Callable[[Job], StepOutcome], job: Job) -> StepOutcome:
+def _look_while_quick(body: Callable[[Job], StepOutcome], job: Job, *,
+                      held: float = HELD_WAIT_SECONDS) -> StepOutcome:
     """Run the body, looking again in this process while the wait is short: a look sent through
     the broker costs tens of milliseconds, and a quick cluster answers within a few hundred (a
     node Ready, a pod gone). The first look due more than QUICK_WAIT_SECONDS after this
-    delivery began, or HELD_WAIT_SECONDS if this process then gets a wait slot, is the
+    delivery began, or `held` seconds if this process then gets a wait slot, is the
     caller's to send (StillWaiting propagates). Past the quick budget each look first asks
     whether the campaign is still active: an aborted one's wait goes to the caller at once, so
-    the next delivery stops it ("stopped waiting") as it would have after a quick wait."""
+    the next delivery stops it ("stopped waiting") as it would have after a quick wait. A slot
+    holder writes what it waits for whenever that changes, as looks through the broker do: a
+    wait of seconds is shown with its reason, not as a bare "running"."""
     started = time.monotonic()
     until = started + QUICK_WAIT_SECONDS
     with contextlib.ExitStack() as holding:
@@ -370,9 +375,12 @@ def _look_while_quick(body: Callable[[Job], StepOutcome], job: Job) -> StepOutco
                 due = time.monotonic() + still.after
                 if due > until and slot is None:
                     slot = holding.enter_context(wait_slot())
-                    until = started + (HELD_WAIT_SECONDS if slot else QUICK_WAIT_SECONDS)
+                    until = started + (held if slot else QUICK_WAIT_SECONDS)
                 if due > until or (slot and not job.store.is_active(job.campaign_id)):
                     raise
+                if slot and still.detail != job.wait.detail:
+                    job.report(still.detail)
+                    job.wait = replace(job.wait, detail=still.detail)
                 time.sleep(still.after)
                 job.wait = job.wait.next(still.carried)
 

@@ -148,14 +148,27 @@ def first_look(task_id: str, retries: int) -> WaitState:
     return WaitState(task_id, retries, time.time(), 0)
 
 
+_SLOTS_DIR_PREFIX = "kubeupgrade-waits-"
+_SLOT_PREFIX = "slot-"
+_OWNER = "owner"  # locked by the controller that made the directory, for as long as it runs
+_owner_lock: list[int] = []  # its descriptor, kept open (and inherited by the pool) until exit
+STALE_AFTER_SECONDS = 60.0  # a directory younger than this may be one still being made
+
+
 def make_wait_slots(processes: int) -> str:
     """Before the pool forks: one slot file for every second pool process (none for a pool of
     one, whose only process must stay free for what moves outages along), in a directory only
     this user can read, removed when this process exits. Its path goes into WAIT_SLOTS_ENV for
-    the pool to find."""
-    directory = tempfile.mkdtemp(prefix="kubeupgrade-waits-")
+    the pool to find. Directories left by controllers that did not exit (SIGKILLed, or
+    restarted by exec, where exit handlers do not run) are removed first: theirs is the owner
+    file nobody holds locked any more."""
+    remove_stale_wait_slots(tempfile.gettempdir())
+    directory = tempfile.mkdtemp(prefix=_SLOTS_DIR_PREFIX)
+    owner_fd = os.open(os.path.join(directory, _OWNER), os.O_RDONLY | os.O_CREAT, 0o600)
+    try_lock(owner_fd)
+    _owner_lock.append(owner_fd)
     for number in range(processes // 2):
-        with open(os.path.join(directory, f"slot-{number}"), "w"):
+        with open(os.path.join(directory, f"{_SLOT_PREFIX}{number}"), "w"):
             pass
     owner = os.getpid()
 
@@ -168,6 +181,46 @@ def make_wait_slots(processes: int) -> str:
     return directory
 
 
+def remove_stale_wait_slots(parent: str) -> list[str]:
+    """Remove this user's slot directories under `parent` whose controller is gone (its owner
+    file is not locked, or missing in a directory older than STALE_AFTER_SECONDS); returns
+    them. A live controller's directory is left alone: its lock is held."""
+    removed: list[str] = []
+    try:
+        names = [n for n in os.listdir(parent) if n.startswith(_SLOTS_DIR_PREFIX)]
+    except OSError:
+        return removed
+    for name in names:
+        path = os.path.join(parent, name)
+        try:
+            info = os.stat(path)
+            if info.st_uid != os.getuid() or time.time() - info.st_mtime < STALE_AFTER_SECONDS:
+                continue
+            fd = os.open(os.path.join(path, _OWNER), os.O_RDONLY)
+        except FileNotFoundError:
+            fd = -1  # made before owner files, or cut short while being made
+        except OSError:
+            continue
+        try:
+            if fd >= 0 and not try_lock(fd):
+                continue
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+        except OSError:
+            continue
+        finally:
+            if fd >= 0:
+                os.close(fd)
+    return removed
+
+
+def held_wait_seconds(visibility_timeout: float) -> float:
+    """How long a slot holder looks in its task: HELD_WAIT_SECONDS, or a quarter of the
+    broker's visibility timeout if that is shorter, so that a message held unacknowledged by a
+    live wait is never old enough for the broker to hand it to a second consumer."""
+    return max(0.0, min(HELD_WAIT_SECONDS, visibility_timeout / 4))
+
+
 @contextlib.contextmanager
 def wait_slot() -> Iterator[bool]:
     """Take a free wait slot for the block (True), or none is free or there are none (False:
@@ -176,7 +229,7 @@ def wait_slot() -> Iterator[bool]:
     closes it or dies, so a pool process killed mid-wait leaves no slot taken for ever."""
     directory = os.environ.get(WAIT_SLOTS_ENV, "")
     try:
-        names = sorted(os.listdir(directory)) if directory else []
+        names = sorted(n for n in os.listdir(directory) if n.startswith(_SLOT_PREFIX)) if directory else []
     except OSError:
         names = []
     for name in names:

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,9 +23,11 @@ from kubeupgrade.workflow.waiting import (
     StillWaiting,
     WaitState,
     first_look,
+    held_wait_seconds,
     make_wait_slots,
     paced,
     pool_processes,
+    remove_stale_wait_slots,
     wait_slot,
 )
 
@@ -123,7 +126,7 @@ def slots(tmp_path, monkeypatch):
 def _hold(directory, count):
     """Another process holding `count` slots, as a pool process mid-wait would."""
     code = ("import fcntl, os, sys, time\n"
-            f"for name in sorted(os.listdir({str(directory)!r}))[:{count}]:\n"
+            f"for name in sorted(n for n in os.listdir({str(directory)!r}) if n.startswith('slot-'))[:{count}]:\n"
             f"    fd = os.open(os.path.join({str(directory)!r}, name), os.O_RDONLY)\n"
             "    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
             "print('held', flush=True)\n"
@@ -147,7 +150,9 @@ class _Store:
 
 
 def _job(store=None):
-    return SimpleNamespace(wait=first_look("t1", 0), campaign_id="c1", store=store or _Store())
+    job = SimpleNamespace(wait=first_look("t1", 0), campaign_id="c1", store=store or _Store(), reported=[])
+    job.report = job.reported.append
+    return job
 
 
 def _waited(body, seen, clock, store=None):
@@ -159,7 +164,7 @@ def _waited(body, seen, clock, store=None):
 
 
 def test_a_process_with_a_free_slot_looks_in_its_task_for_longer_then_gives_the_slot_back(slots, clock):
-    assert len(os.listdir(slots)) == 2
+    assert sorted(os.listdir(slots)) == ["owner", "slot-0", "slot-1"]
     body, seen = _body(1000)
     waited = _waited(body, seen, clock)
     assert QUICK_WAIT_SECONDS < waited <= HELD_WAIT_SECONDS
@@ -193,7 +198,7 @@ def test_without_slots_a_process_keeps_to_the_quick_budget(clock, monkeypatch, t
     assert _waited(body, seen, clock) <= QUICK_WAIT_SECONDS
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     try:
-        assert os.listdir(make_wait_slots(1)) == []  # a pool of one keeps its process free
+        assert os.listdir(make_wait_slots(1)) == ["owner"]  # a pool of one keeps its process free
         assert _waited(body, seen, clock) <= QUICK_WAIT_SECONDS
         os.environ[WAIT_SLOTS_ENV] = "/nonexistent/kubeupgrade-waits"
         assert _waited(body, seen, clock) <= QUICK_WAIT_SECONDS
@@ -215,3 +220,74 @@ def test_a_campaign_aborted_while_a_slot_holder_waits_sends_the_wait_to_the_brok
     assert QUICK_WAIT_SECONDS < waited < 1.0 and store.asked == 2  # one look past the quick budget
     with wait_slot() as first, wait_slot() as second:
         assert (first, second) == (True, True)
+
+
+def test_a_slot_holder_writes_what_it_waits_for_each_time_it_changes_and_only_past_the_quick_budget(slots, clock):
+    details = iter(["pods", "pods", "pods", "pods", "pods", "budget", "budget"] + ["pods"] * 100)
+
+    def body(job):
+        raise StillWaiting(f"waiting for {next(details)}", 0.25)
+
+    job = _job()
+    with pytest.raises(StillWaiting):
+        _look_while_quick(body, job)
+    # looks at 0, .25 (quick: nothing written), then .5 .. 2.75 s with a slot: each change once
+    assert job.reported == ["waiting for pods", "waiting for budget", "waiting for pods"]
+    assert job.wait.detail == "waiting for pods"  # so the look sent next does not write it again
+
+
+def test_the_time_held_in_a_task_stays_well_inside_the_visibility_timeout(slots, clock):
+    assert held_wait_seconds(4 * 3600) == HELD_WAIT_SECONDS
+    assert held_wait_seconds(2.0) == 0.5 and held_wait_seconds(0) == 0
+    body, seen = _body(1000)
+    job = _job()
+    started = clock.now
+    with pytest.raises(StillWaiting):
+        _look_while_quick(body, job, held=held_wait_seconds(4.0))
+    assert QUICK_WAIT_SECONDS < clock.now - started <= 1.0
+
+
+def _slots_dir(parent, name, *, age, owner=True):
+    path = parent / f"kubeupgrade-waits-{name}"
+    path.mkdir()
+    (path / "slot-0").touch()
+    if owner:
+        (path / "owner").touch()
+    old = time.time() - age
+    os.utime(path, (old, old))
+    return path
+
+
+def test_slot_directories_of_controllers_that_are_gone_are_removed_and_live_ones_kept(tmp_path):
+    dead = _slots_dir(tmp_path, "dead", age=3600)  # its controller was SIGKILLed or exec'd
+    older = _slots_dir(tmp_path, "older", age=3600, owner=False)  # from before owner files
+    fresh = _slots_dir(tmp_path, "fresh", age=0, owner=False)  # another controller making it now
+    live = _slots_dir(tmp_path, "live", age=3600)
+    holder = subprocess.Popen([sys.executable, "-c",
+                               "import fcntl, os, time\n"
+                               f"fd = os.open({str(live / 'owner')!r}, os.O_RDONLY)\n"
+                               "fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+                               "print('held', flush=True)\ntime.sleep(60)\n"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        (tmp_path / "unrelated").mkdir()
+        assert sorted(remove_stale_wait_slots(str(tmp_path))) == sorted([str(dead), str(older)])
+        assert sorted(p.name for p in tmp_path.iterdir()) == [fresh.name, live.name, "unrelated"]
+    finally:
+        holder.kill()
+        holder.wait()
+    assert remove_stale_wait_slots(str(tmp_path)) == [str(live)]  # its holder is gone now
+
+
+def test_a_controller_making_its_slots_removes_a_dead_ones_and_keeps_its_own_lock(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.delenv(WAIT_SLOTS_ENV, raising=False)
+    dead = _slots_dir(tmp_path, "dead", age=3600)
+    try:
+        mine = Path(make_wait_slots(4))
+        os.utime(mine, (time.time() - 3600,) * 2)
+        assert not dead.exists() and mine.exists()
+        assert remove_stale_wait_slots(str(tmp_path)) == []  # this process holds its owner lock
+    finally:
+        os.environ.pop(WAIT_SLOTS_ENV, None)
