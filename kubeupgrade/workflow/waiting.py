@@ -28,6 +28,7 @@ import atexit
 import contextlib
 import os
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -193,8 +194,9 @@ def remove_stale_wait_slots(parent: str) -> list[str]:
     for name in names:
         path = os.path.join(parent, name)
         try:
-            info = os.stat(path)
-            if info.st_uid != os.getuid() or time.time() - info.st_mtime < STALE_AFTER_SECONDS:
+            info = os.lstat(path)  # a link is nobody's slot directory: never followed
+            if (not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid()
+                    or time.time() - info.st_mtime < STALE_AFTER_SECONDS):
                 continue
             fd = os.open(os.path.join(path, _OWNER), os.O_RDONLY)
         except FileNotFoundError:

@@ -291,3 +291,14 @@ def test_a_controller_making_its_slots_removes_a_dead_ones_and_keeps_its_own_loc
         assert remove_stale_wait_slots(str(tmp_path)) == []  # this process holds its owner lock
     finally:
         os.environ.pop(WAIT_SLOTS_ENV, None)
+
+
+def test_a_link_named_like_a_slot_directory_is_never_followed(tmp_path):
+    target = _slots_dir(tmp_path, "target", age=0)
+    link = tmp_path / "kubeupgrade-waits-link"
+    link.symlink_to(target)
+    old = time.time() - 3600
+    os.utime(target, (old, old))
+    os.utime(link, (old, old), follow_symlinks=False)
+    removed = remove_stale_wait_slots(str(tmp_path))
+    assert str(link) not in removed and link.is_symlink()
