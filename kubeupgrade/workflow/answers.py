@@ -18,16 +18,15 @@ POLL_SECONDS = 0.1
 
 
 def unanswered(sent: dict[str, Any], timeout: float, *, silent: str) -> dict[str, str]:
-    """Wait up to `timeout` seconds in all for the AsyncResults in `sent` (name -> result);
-    name -> why there is no good answer: `silent` for a task that did not answer in time,
-    "failed: ..." for one that raised. Names that answered well are left out."""
+    """Wait up to `timeout` seconds in all for the AsyncResults in `sent` (name -> result, all
+    sent by one app); name -> why there is no good answer: `silent` for a task that did not
+    answer in time, "failed: ..." for one that raised. Names that answered well are left out."""
     deadline = time.monotonic() + timeout
     waiting = dict(sent)
     why: dict[str, str] = {}
     while waiting:
-        for name, result in list(waiting.items()):
-            meta = result.backend.get_task_meta(result.id)
-            if meta["status"] in states.READY_STATES:
+        for name, meta in _stored(waiting).items():
+            if meta is not None and meta["status"] in states.READY_STATES:
                 del waiting[name]
                 if meta["status"] != states.SUCCESS:
                     why[name] = f"failed: {_reason(meta)}"
@@ -37,6 +36,14 @@ def unanswered(sent: dict[str, Any], timeout: float, *, silent: str) -> dict[str
     for name in waiting:
         why[name] = silent
     return dict(sorted(why.items()))
+
+
+def _stored(waiting: dict[str, Any]) -> dict[str, dict[str, Any] | None]:
+    """Each result's stored state, None where there is none yet: one MGET for them all, so an
+    abort that restores a whole hop's repositories polls with one command, not one per node."""
+    backend = next(iter(waiting.values())).backend
+    raw = backend.mget([backend.get_key_for_task(result.id) for result in waiting.values()])
+    return {name: backend.decode_result(value) if value else None for name, value in zip(waiting, raw)}
 
 
 def _reason(meta: dict[str, Any]) -> str:

@@ -73,3 +73,16 @@ def test_answers_already_stored_return_at_once(redis_url):
     started = time.monotonic()
     assert unanswered(_sent(app, "a", "b"), 30.0, silent=SILENT) == {"b": "failed: campaign aborted"}
     assert time.monotonic() - started < 5.0
+
+
+def test_a_whole_hop_of_answers_is_polled_with_one_command_per_round(redis_url):
+    """An abort that restores every node's repository waits for thousands of answers: each
+    round reads them all with one MGET, not one GET per node."""
+    app = configure(Celery("answers"), redis_url)
+    client = redis.Redis.from_url(redis_url)
+    sent = _sent(app, *(f"worker-{n}" for n in range(2000)))
+    client.config_resetstat()
+    assert set(unanswered(sent, 0.35, silent=SILENT)) == set(sent)
+    stats = client.info("commandstats")
+    rounds = stats.get("cmdstat_mget", {}).get("calls", 0)
+    assert 1 <= rounds <= 5 and "cmdstat_get" not in stats
