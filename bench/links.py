@@ -50,9 +50,11 @@ def link_times(doc: Mapping[str, Any], events: Mapping[str, Mapping[str, Any]]) 
     """Every link of every node's chains in `doc` whose task has all three events."""
     found = []
     for hop in doc.get("entries") or []:
-        for entry in hop.values():
+        after = _control_plane_predecessors(hop)
+        for name, entry in hop.items():
             phases = entry["phases"]
             for earlier, later in zip(phases, phases[1:]):
+                earlier = after.get((name, later["phase"]), earlier)
                 seen = events.get(later.get("task_id") or "")
                 if not seen or not earlier.get("ended") or not later.get("started"):
                     continue
@@ -70,6 +72,21 @@ def link_times(doc: Mapping[str, Any], events: Mapping[str, Mapping[str, Any]]) 
                     handed=seen["task-started"] - seen["task-received"],
                     begun=later["started"] - seen["task-started"]))
     return found
+
+
+def _control_plane_predecessors(hop: Mapping[str, Mapping[str, Any]]) -> dict[tuple[str, str], Mapping[str, Any]]:
+    """The control planes go as one chain: the first phase a control plane runs after its
+    `prepare-host` (sent with the hop's start) follows the last phase of the control plane
+    before it, not its own `prepare-host`. (node, phase) -> the phase it follows, for every
+    control plane but the first (in the order they began)."""
+    def chain_part(entry: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        return [p for p in entry["phases"][1:] if p.get("started")]
+
+    planes = sorted(((name, chain_part(entry)) for name, entry in hop.items()
+                     if entry.get("role") == "control-plane" and chain_part(entry)),
+                    key=lambda item: item[1][0]["started"])
+    return {(name, part[0]["phase"]): previous[-1]
+            for (_, previous), (name, part) in zip(planes, planes[1:])}
 
 
 def percentile(values: list[float], share: float) -> float:

@@ -48,7 +48,7 @@ from kubeupgrade.sandbox.manager import Sandbox
 from kubeupgrade.sandbox.processes import process_tree
 from kubeupgrade.sandbox.stack import Stack
 from kubeupgrade.security.signing import KEY_ENV
-from kubeupgrade.workflow.dispatcher import TICK_CPU_KEY, TICK_QUEUED_KEY, TICKS_KEY
+from kubeupgrade.workflow.dispatcher import TICK_CPU_KEY, TICK_QUEUED_KEY, TICK_REPORT_SECONDS, TICKS_KEY
 
 
 def _tree_memory_mib(root: int) -> float:
@@ -201,6 +201,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         pids["apiserver"] = box.api_pid() or 0
         cpu = {name: _tree_cpu_seconds(pid) for name, pid in sorted(pids.items()) if pid}
         cpu["bench"] = own_cpu  # this process during the campaign: its sampler and the wait
+        if not client.exists(TICKS_KEY):  # a campaign quicker than the dispatcher's first report
+            time.sleep(TICK_REPORT_SECONDS + 1.5)
         ticks = [int(t) / 1e6 for t in client.lrange(TICKS_KEY, 0, -1)]
         tick_cpu = [int(t) / 1e6 for t in client.lrange(TICK_CPU_KEY, 0, -1)] or [0.0]
         queued = [int(t) / 1e6 for t in client.lrange(TICK_QUEUED_KEY, 0, -1)]

@@ -59,3 +59,17 @@ def test_summary_groups_by_link_and_side_with_median_and_p90():
     median, p90 = rows[0]["begun"]
     assert median == pytest.approx(0.055) and p90 == pytest.approx(0.10)
     assert "| a -> b | agent | 10 | 0 / 0 | 0 / 0 | 0 / 0 | 55 / 100 | 55 / 100 |" in table(rows)
+
+
+def test_a_control_plane_after_the_first_follows_the_one_before_it_not_its_own_prepare_host():
+    def plane(prefix: str, started: float) -> list[dict[str, Any]]:
+        return [phase("prepare-host", f"{prefix}p", 0.0, 0.1, 0.2),  # all sent with the hop's start
+                phase("set-repository", f"{prefix}s", 1.0, started, started + 1.0),
+                phase("uncordon", f"{prefix}u", 1.0, started + 1.02, started + 2.0)]
+
+    doc = {"entries": [{"cp-2": {"role": "control-plane", "phases": plane("b", 3.01)},
+                        "cp-1": {"role": "control-plane", "phases": plane("a", 1.0)}}]}
+    seen = {"bs": events(3.002, 3.004, 3.006, "agent@cp-2")}
+    (link,) = link_times(doc, seen)
+    # cp-2's set-repository waited for cp-1's uncordon (ended at 3.0), not its own prepare-host
+    assert link.link == "uncordon -> set-repository" and link.total == pytest.approx(0.01)
