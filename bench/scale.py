@@ -32,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,12 @@ from kubeupgrade.sandbox.manager import Sandbox
 from kubeupgrade.sandbox.processes import process_tree
 from kubeupgrade.sandbox.stack import Stack
 from kubeupgrade.security.signing import KEY_ENV
-from kubeupgrade.workflow.dispatcher import TICK_CPU_KEY, TICK_QUEUED_KEY, TICK_REPORT_SECONDS, TICKS_KEY
+from kubeupgrade.workflow.dispatcher import (
+    TICK_CPU_KEY,
+    TICK_QUEUED_KEY,
+    TICK_REPORT_SECONDS,
+    TICKS_KEY,
+)
 
 
 def _tree_memory_mib(root: int) -> float:
@@ -142,10 +148,44 @@ def default_farms(nodes: int) -> int:
     return max(1, min(MOST_FARMS, -(-nodes // NODES_PER_FARM)))
 
 
+@contextlib.contextmanager
+def on_cores(cores: set[int] | None) -> Iterator[None]:
+    """Processes started within run on `cores` (a child inherits its parent thread's CPU
+    affinity); None leaves the affinity alone."""
+    if cores is None:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cores)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def split_cores(split: bool) -> tuple[set[int] | None, set[int] | None]:
+    """(the engine's cores, the simulated cluster's): with --split-cores, the controller and
+    redis-server get the first core and the API server, the agent farms (every simulated host
+    command) and this process the others, as in a real cluster, where hosts run on their own
+    CPUs and the controller's machine serves only it; otherwise both None (every process on
+    every core)."""
+    if not split:
+        return None, None
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        raise SystemExit("--split-cores: needs at least 2 cores")
+    return {cores[0]}, set(cores[1:])
+
+
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     workers = args.nodes - 3
     args.farms = args.farms or default_farms(args.nodes)
     limit = args.limit or max(1, workers // 10)
+    engine, hosts = split_cores(args.split_cores)
+    if hosts is not None:
+        # This process and what it starts but the engine: the API server, the farms, its sampler
+        # and the task events it keeps.
+        os.sched_setaffinity(0, hosts)
     started = time.monotonic()
     box, _ = Sandbox.up(workdir / "sandbox", control_planes=3, workers=workers, version="1.30.4",
                         os_family="apt", time_scale=1e-6, workload=args.workload)
@@ -154,12 +194,14 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     stack = Stack(box)
     names = [node["name"] for node in box.nodes]
     try:
-        stack.start_redis(appendonly=False)
+        with on_cores(engine):
+            stack.start_redis(appendonly=False)
         share = -(-len(names) // args.farms)
         for index in range(args.farms):
             stack.start_farm(names[index * share:(index + 1) * share], name=f"farm-{index}",
                              concurrency=args.concurrency)
-        controller = stack.start_controller(concurrency=args.controller_concurrency)
+        with on_cores(engine):
+            controller = stack.start_controller(concurrency=args.controller_concurrency)
         # The controller too (by its leader key): accept is timed from a running dispatcher.
         stack.wait_for_workers([f"agent@{name}" for name in names] + [f"controller@{socket.gethostname()}"],
                                timeout=600)
@@ -282,6 +324,9 @@ def main() -> int:
     parser.add_argument("--links", action="store_true",
                         help="also print where each chain link's time goes (bench/links.py; the events "
                              "are kept by this process, whose CPU competes with what is measured)")
+    parser.add_argument("--split-cores", action="store_true",
+                        help="the controller and redis-server on the first core, the simulated "
+                             "cluster (API server, agent farms) and this process on the others")
     parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
     args = parser.parse_args()
     if args.nodes < 4:
