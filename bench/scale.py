@@ -57,18 +57,19 @@ from kubeupgrade.workflow.dispatcher import (
 )
 
 
-def _tree_memory_mib(root: int) -> float:
-    """The proportional set size of `root`'s process tree: pages its pool processes share with
-    their parent (copy-on-write after the fork) count once, not once per process as RSS would."""
-    total = 0
+def _tree_memory_mib(root: int) -> dict[int, float]:
+    """The proportional set size of each process of `root`'s tree: pages its pool processes
+    share with their parent (copy-on-write after the fork) count once in the sum, not once per
+    process as RSS would."""
+    sizes = {}
     for pid in process_tree(root):
         try:
             for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
                 if line.startswith("Pss:"):
-                    total += int(line.split()[1])
+                    sizes[pid] = int(line.split()[1]) / 1024
         except OSError:
             continue
-    return total / 1024
+    return sizes
 
 
 def _tree_cpu_seconds(root: int) -> float:
@@ -90,7 +91,10 @@ class Sampler:
     def __init__(self, controller_pid: int, client: redis.Redis) -> None:
         self.controller_pid = controller_pid
         self.client = client
-        self.peaks = {"controller_mib": 0.0, "redis_mib": 0.0, "connections": 0.0}
+        # the whole tree, and apart: its main process and its largest pool process (a pool
+        # process keeps the memory of the biggest task it ran, e.g. preflight's listings)
+        self.peaks = {"controller_mib": 0.0, "controller_main_mib": 0.0, "controller_pool_mib": 0.0,
+                      "redis_mib": 0.0, "connections": 0.0}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -110,7 +114,11 @@ class Sampler:
             info = self.client.info()
             now = {"redis_mib": info["used_memory"] / 2**20, "connections": info["connected_clients"]}
             if samples % 4 == 0:
-                now["controller_mib"] = _tree_memory_mib(self.controller_pid)
+                sizes = _tree_memory_mib(self.controller_pid)
+                pool = [size for pid, size in sizes.items() if pid != self.controller_pid]
+                now |= {"controller_mib": sum(sizes.values()),
+                        "controller_main_mib": sizes.get(self.controller_pid, 0.0),
+                        "controller_pool_mib": max(pool, default=0.0)}
             samples += 1
             self.peaks = {key: max(value, now.get(key, value)) for key, value in self.peaks.items()}
 
@@ -339,14 +347,15 @@ def main() -> int:
         print(json.dumps(r, indent=2))
         return 0
     print("| nodes | limit | makespan | accept | tick p50 | tick p99 | its CPU p50 / p99 | off the run queue p50 / p99 "
-          "| link gap p50 | p99 | controller PSS "
+          "| link gap p50 | p99 | controller PSS (main / largest pool process) "
           "| Redis used | Redis sent | connections | idle slot-s: not started | preparation | tail | load |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     print(f"| {r['nodes']:,} | {r['limit']} | {r['makespan']:.1f} s | {r['accept']:.2f} s "
           f"| {r['tick_p50'] * 1000:.1f} ms | {r['tick_p99'] * 1000:.0f} ms "
           f"| {r['tick_cpu_p50'] * 1000:.1f} / {r['tick_cpu_p99'] * 1000:.0f} ms "
           f"| {_off_queue(r)} | {r['gap_p50'] * 1000:.0f} ms "
-          f"| {r['gap_p99'] * 1000:.0f} ms | {r['controller_mib']:.0f} MiB | {r['redis_mib']:.1f} MiB "
+          f"| {r['gap_p99'] * 1000:.0f} ms | {r['controller_mib']:.0f} MiB "
+          f"({r['controller_main_mib']:.0f} / {r['controller_pool_mib']:.0f}) | {r['redis_mib']:.1f} MiB "
           f"| {r['redis_sent_mib']:,.0f} MiB | {r['connections']:.0f} | {r['idle_not_started']:.0f} | {r['idle_preparation']:.0f} "
           f"| {r['idle_tail']:.0f} | {r['load']:.1f} |")
     print("\nStage transitions, from a stage's last phase ending to the next one's first phase sent / "
