@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import Enum
 from typing import Any
 
@@ -13,8 +13,40 @@ def get_node(api: KubeApi, name: str) -> dict[str, Any]:
     return api.call(f"read node {name}", api.core.read_node, name)
 
 
+# Nodes per request, as kubectl chunks its lists: an unpaged list of a 5,000-node cluster is one
+# ~18 MB answer, which the API server has to build, hold and send at once.
+PAGE_SIZE = 500
+
+
+def node_pages(api: KubeApi, page_size: int = PAGE_SIZE) -> Iterator[list[dict[str, Any]]]:
+    """The cluster's nodes, one page at a time, all of one consistent list (the API server cuts
+    the pages from the list as it was at the first). A list that expires between two pages
+    (the server compacted past it) is unavailable for now: the caller lists again."""
+    token = ""
+    while True:
+        extra: dict[str, Any] = {"_continue": token} if token else {}
+        try:
+            page = api.call("list nodes", api.core.list_node, limit=page_size, **extra)
+        except KubeRefused as error:
+            if token and error.code == 410:
+                raise KubeUnavailable("list nodes: the list expired between two of its pages "
+                                      "(the API server compacted past it); list again", error.status, 410) from None
+            raise
+        yield page.get("items") or []
+        token = (page.get("metadata") or {}).get("continue") or ""
+        if not token:
+            return
+
+
 def list_nodes(api: KubeApi) -> list[dict[str, Any]]:
-    return api.call("list nodes", api.core.list_node)["items"]
+    """Every node, read in pages; a list that expired half-read is read again from the start."""
+    for attempt in range(3):
+        try:
+            return [node for page in node_pages(api) for node in page]
+        except KubeUnavailable as error:
+            if error.code != 410 or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def is_ready(node: dict[str, Any]) -> bool:

@@ -2,7 +2,8 @@
 
 Run as `python -m kubeupgrade.sandbox.apiserver --dir DIR`. Serves HTTPS with bearer-token auth
 (tokens from `sandbox.json`), discovery, CRUD + patch on the resources in `store.RESOURCES`,
-`pods/eviction` honouring PodDisruptionBudgets, Table responses for kubectl, and Kubernetes
+`pods/eviction` honouring PodDisruptionBudgets, lists in pages (`limit` / `continue`, paging.py),
+Table responses for kubectl, and Kubernetes
 `Status` errors, over HTTPS with the sandbox's own CA. A sandbox-only `/sandbox/v1/history` lists cordon and readiness transitions
 for tests. State is flushed to `state.json` so a restarted server carries on.
 """
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from kubeupgrade.sandbox import disruption, rbac, tables
+from kubeupgrade.sandbox import disruption, paging, rbac, tables
 from kubeupgrade.sandbox.controller import Controller
 from kubeupgrade.sandbox.events import from_events_v1, to_events_v1
 from kubeupgrade.sandbox.layout import SandboxPaths, load_config
@@ -70,6 +71,7 @@ class ApiServer:
         self.config = load_config(paths)
         snapshot = json.loads(paths.state.read_text()) if paths.state.exists() else None
         self.store = Store(snapshot)
+        self.pager = paging.Pager()
         self.history: list[dict[str, Any]] = (snapshot or {}).get("history", [])
         self.writes: list[dict[str, Any]] = []  # since this process started (the last 10,000)
         self.tokens = {self.config["token"], *self.config.get("node_tokens", {}).values()}
@@ -225,6 +227,27 @@ class ApiServer:
             return None
         return resource, namespace, name, subresource
 
+    def page(self, resource: Resource, namespace: str | None, query: dict[str, str]) -> paging.Page:
+        """The list, or the page of it a `limit` / `continue` asks for (paging.py)."""
+        limit = paging.parse_limit(query.get("limit"))
+        what = json.dumps([resource.plural, namespace, query.get("labelSelector"), query.get("fieldSelector")])
+        token = query.get("continue")
+        if token:  # a later page: cut from the list as it was at the first
+            return self.pager.next(what, token, limit)
+        store = self.store
+        items = store.list(resource.plural, namespace, query.get("labelSelector"), query.get("fieldSelector"))
+        # Budgets' pods and owners are looked up once per list, not once per budget.
+        if resource.plural == "poddisruptionbudgets" and items:
+            pods: dict[str, list[dict[str, Any]]] = {}
+            for pod in store.list("pods"):
+                pods.setdefault(pod["metadata"]["namespace"], []).append(pod)
+            replicas = self.controller.replicas_by_uid(None)  # uids are cluster-wide
+            items = [self.decorate(resource, obj, pods.get(obj["metadata"]["namespace"], []), replicas)
+                     for obj in items]
+        items.sort(key=paging.sort_key)  # in storage key order, as etcd returns a list
+        selected = bool(query.get("labelSelector") or query.get("fieldSelector"))
+        return self.pager.first(what, items, str(store.resource_version), limit, counted=not selected)
+
     def dispatch(self, method: str, resource: Resource, namespace: str | None, name: str | None,
                  subresource: str | None, query: dict[str, str], body: Any, content_type: str,
                  accept: str) -> tuple[int, Any]:
@@ -237,25 +260,15 @@ class ApiServer:
                 if query.get("watch") in ("true", "1"):
                     raise ApiError(405, "MethodNotAllowed", "watch is not supported by the sandbox "
                                    "API server; poll with list instead")
-                items = store.list(resource.plural, namespace, query.get("labelSelector"),
-                                   query.get("fieldSelector"))
-                # In storage key order (namespace, then name), as etcd returns a list. Budgets'
-                # pods and owners are looked up once per list, not once per budget.
-                if resource.plural == "poddisruptionbudgets" and items:
-                    pods: dict[str, list[dict[str, Any]]] = {}
-                    for pod in store.list("pods"):
-                        pods.setdefault(pod["metadata"]["namespace"], []).append(pod)
-                    replicas = self.controller.replicas_by_uid(None)  # uids are cluster-wide
-                    items = [self.decorate(resource, obj, pods.get(obj["metadata"]["namespace"], []), replicas)
-                             for obj in items]
-                items = sorted(items,
-                               key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
-                version = str(store.resource_version)
+                page = self.page(resource, namespace, query)
                 if as_table:
-                    return 200, tables.to_table(resource.plural, items, version,
-                                                query.get("includeObject", "Metadata"))
+                    table = tables.to_table(resource.plural, page.items, page.resource_version,
+                                            query.get("includeObject", "Metadata"))
+                    table["metadata"] |= page.list_metadata()
+                    return 200, table
                 return 200, {"kind": f"{resource.kind}List", "apiVersion": resource.api_version,
-                             "metadata": {"resourceVersion": version}, "items": items}
+                             "metadata": {"resourceVersion": page.resource_version, **page.list_metadata()},
+                             "items": page.items}
             if method == "POST":
                 self.require_object(body)
                 if query.get("dryRun") == "All":  # checked, answered, not stored

@@ -33,6 +33,18 @@ def test_get_nodes_prints_status_roles_and_versions(box):
     assert {row[-1] for row in rows.values()} == {"v1.31.2"}
 
 
+def test_get_in_small_chunks_prints_every_node_once_under_one_header(box):
+    # kubectl reads lists in chunks (limit / continue, 500 by default) and prints them as one
+    whole = kubectl(box, "get", "nodes", "--chunk-size=0")
+    chunked = kubectl(box, "get", "nodes", "--chunk-size=1")
+    assert chunked.returncode == 0, chunked.stderr
+    assert [line.split()[0] for line in chunked.stdout.splitlines()] == ["NAME", "cp-1", "worker-1", "worker-2", "worker-3"]
+    assert [line.split()[0] for line in whole.stdout.splitlines()] == ["NAME", "cp-1", "worker-1", "worker-2", "worker-3"]
+    names = kubectl(box, "get", "pods", "-A", "--chunk-size=2", "-o", "name").stdout.split()
+    assert len(names) == len(set(names)) > 2
+    assert sorted(names) == sorted(kubectl(box, "get", "pods", "-A", "--chunk-size=0", "-o", "name").stdout.split())
+
+
 def test_cordon_and_uncordon(box):
     assert kubectl(box, "cordon", "worker-2").stdout.strip() == "node/worker-2 cordoned"
     row = kubectl(box, "get", "node", "worker-2").stdout.splitlines()[1].split()
