@@ -33,9 +33,12 @@ def node_pages(api: KubeApi, page_size: int = PAGE_SIZE) -> Iterator[list[dict[s
                                       "(the API server compacted past it); list again", error.status, 410) from None
             raise
         yield page.get("items") or []
-        token = (page.get("metadata") or {}).get("continue") or ""
+        previous, token = token, (page.get("metadata") or {}).get("continue") or ""
         if not token:
             return
+        if token == previous:  # a server that would page for ever
+            raise KubeUnavailable("list nodes: the API server answered the same continue token "
+                                  "twice; list again")
 
 
 def list_nodes(api: KubeApi) -> list[dict[str, Any]]:

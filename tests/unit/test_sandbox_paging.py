@@ -144,3 +144,40 @@ def test_the_oldest_half_read_list_is_forgotten_first_when_too_many_are_kept():
     with pytest.raises(ApiError):
         pager.next("list-0", tokens[0], 1)
     assert pager.next(f"list-{paging.MOST_SNAPSHOTS}", tokens[-1], 1).items[0]["metadata"]["name"] == "b"
+
+
+class PagingServer:
+    """Answers `list_node` with the pages given, in turn (the client's side, without I/O)."""
+
+    def __init__(self, answers: list[dict]) -> None:
+        self.answers = answers
+        self.asked: list[dict] = []
+        self.core = self
+
+    def list_node(self, **kwargs):
+        self.asked.append(kwargs)
+        return self.answers[len(self.asked) - 1]
+
+    def call(self, what, method, *args, **kwargs):
+        return method(*args, **kwargs)
+
+
+def test_the_client_follows_each_token_and_stops_at_the_last_page():
+    from kubeupgrade.kube.nodes import node_pages
+
+    server = PagingServer([{"items": [1, 2], "metadata": {"continue": "t1"}},
+                           {"items": [], "metadata": {"continue": "t2"}},  # a selector may leave a page empty
+                           {"items": [3], "metadata": {}}])
+    assert list(node_pages(server, page_size=2)) == [[1, 2], [], [3]]
+    assert [a.get("_continue") for a in server.asked] == [None, "t1", "t2"]
+    assert {a["limit"] for a in server.asked} == {2}
+
+
+def test_a_server_that_repeats_its_token_does_not_keep_the_client_for_ever():
+    from kubeupgrade.kube.client import KubeUnavailable
+    from kubeupgrade.kube.nodes import node_pages
+
+    server = PagingServer([{"items": [1], "metadata": {"continue": "same"}}] * 5)
+    with pytest.raises(KubeUnavailable, match="same continue token"):
+        list(node_pages(server))
+    assert len(server.asked) == 2
