@@ -5,10 +5,21 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from kubeupgrade.sandbox.manager import Sandbox
+
+
+@contextmanager
+def sandbox_up(directory, **options) -> Iterator[Sandbox]:
+    """A sandbox for a module's tests (`Sandbox.up` options), brought down however they end."""
+    box, _ = Sandbox.up(directory, **options)
+    try:
+        yield box
+    finally:
+        box.down()
 
 
 def run_on(box: Sandbox, node: str, *argv: str, stdin: str | None = None,

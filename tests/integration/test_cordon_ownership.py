@@ -16,6 +16,7 @@ from kubeupgrade.kube.nodes import (
     is_cordoned,
     uncordon_node,
 )
+from tests.helpers import sandbox_up
 
 pytestmark = pytest.mark.integration
 
@@ -24,12 +25,9 @@ CAMPAIGN = "prod-20990101-000000-aaaaaa"
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
-    from kubeupgrade.sandbox.manager import Sandbox
-
-    box, _ = Sandbox.up(tmp_path_factory.mktemp("cordon") / "box", control_planes=1, workers=11,
-                        version="1.30.4")
-    yield KubeApi(str(box.kubeconfig))
-    box.down()
+    with sandbox_up(tmp_path_factory.mktemp("cordon") / "box", control_planes=1, workers=11,
+                    version="1.30.4") as box:
+        yield KubeApi(str(box.kubeconfig))
 
 
 def _merge(api: KubeApi, node: str, body: dict) -> None:

@@ -11,18 +11,16 @@ import pytest
 
 from kubeupgrade.kube.client import KubeApi, KubeRefused
 from kubeupgrade.kube.nodes import list_nodes, node_pages
+from tests.helpers import sandbox_up
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
-    from kubeupgrade.sandbox.manager import Sandbox
-
-    box, _ = Sandbox.up(tmp_path_factory.mktemp("pages") / "box", control_planes=3, workers=8,
-                        version="1.30.4")
-    yield KubeApi(str(box.kubeconfig))
-    box.down()
+    with sandbox_up(tmp_path_factory.mktemp("pages") / "box", control_planes=3, workers=8,
+                    version="1.30.4") as box:
+        yield KubeApi(str(box.kubeconfig))
 
 
 def names(nodes: list[dict]) -> list[str]:

@@ -18,19 +18,16 @@ import pytest
 from kubeupgrade.kube.client import KubeApi
 from kubeupgrade.kube.nodes import CORDONED_BY, cordon_node, get_node, is_cordoned
 from kubeupgrade.workflow.record import CampaignStore, new_attempt, new_phase
-from tests.helpers import begin_sent
+from tests.helpers import begin_sent, sandbox_up
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def box(tmp_path_factory):
-    from kubeupgrade.sandbox.manager import Sandbox
-
-    box, _ = Sandbox.up(tmp_path_factory.mktemp("superseded") / "box", control_planes=1, workers=3,
-                        version="1.30.4")
-    yield box
-    box.down()
+    with sandbox_up(tmp_path_factory.mktemp("superseded") / "box", control_planes=1, workers=3,
+                    version="1.30.4") as box:
+        yield box
 
 
 @pytest.fixture
