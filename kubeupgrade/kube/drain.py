@@ -16,6 +16,7 @@ from typing import Any
 
 from kubeupgrade.errors import PermanentError
 from kubeupgrade.kube.client import KubeApi, KubeNotFound, KubeUnavailable
+from kubeupgrade.kube.pages import PAGE_SIZE, read_list
 from kubeupgrade.kube.polling import look_delay
 from kubeupgrade.model.campaign import DrainPolicy, OnPdbBlock
 
@@ -97,12 +98,12 @@ def pods_to_evict(pods: list[dict[str, Any]], policy: DrainPolicy,
             skipped.append(key)
         elif selected is not None and key not in selected:
             skipped.append(key)
-        elif pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+        elif (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             evict.append(pod)
         elif owner is None:
             refusals.append(f"{key} has no controller (evicting it would lose it for good; run it "
                             "under a Deployment or StatefulSet, or delete it before the upgrade)")
-        elif any("emptyDir" in volume for volume in pod.get("spec", {}).get("volumes") or []) \
+        elif any("emptyDir" in volume for volume in (pod.get("spec") or {}).get("volumes") or []) \
                 and not policy.delete_emptydir_data:
             refusals.append(f"{key} uses emptyDir (set policies.drain.delete_emptydir_data: true "
                             "to evict it and lose that data)")
@@ -111,13 +112,34 @@ def pods_to_evict(pods: list[dict[str, Any]], policy: DrainPolicy,
     return evict, skipped, refusals
 
 
-def _list_pods(api: KubeApi, node: str | None = None, selector: str | None = None) -> list[dict[str, Any]]:
-    """The pods on `node` (every node's if None), those `selector` selects if given."""
-    kwargs: dict[str, Any] = {"field_selector": f"spec.nodeName={node}"} if node else {}
+def drain_view(pod: dict[str, Any]) -> dict[str, Any]:
+    """Of a pod, only what pods_to_evict and _evict read (and its node), in the same shape:
+    pods_to_evict decides the same on the view as on the whole pod. Pure. Keep the two in
+    step: a field pods_to_evict comes to read must be kept here too."""
+    meta = pod["metadata"]
+    kept: dict[str, Any] = {"name": meta["name"], "namespace": meta["namespace"]}
+    annotations = meta.get("annotations") or {}
+    if MIRROR_ANNOTATION in annotations:
+        kept["annotations"] = {MIRROR_ANNOTATION: annotations[MIRROR_ANNOTATION]}
+    owner = _controller(pod)
+    if owner is not None:
+        kept["ownerReferences"] = [{"kind": owner.get("kind"), "controller": True}]
+    spec = pod.get("spec") or {}
+    view: dict[str, Any] = {"metadata": kept, "spec": {"nodeName": spec.get("nodeName")}}
+    if any("emptyDir" in volume for volume in spec.get("volumes") or []):
+        view["spec"]["volumes"] = [{"emptyDir": {}}]
+    phase = (pod.get("status") or {}).get("phase")
+    if phase is not None:
+        view["status"] = {"phase": phase}
+    return view
+
+
+def _list_pods(api: KubeApi, node: str, selector: str | None = None) -> list[dict[str, Any]]:
+    """The pods on `node`, those `selector` selects if given (one node's: one page)."""
+    kwargs: dict[str, Any] = {"field_selector": f"spec.nodeName={node}"}
     if selector:
         kwargs["label_selector"] = selector
-    where = f"on {node}" if node else "of the cluster"
-    return api.call(f"list pods {where}", api.core.list_pod_for_all_namespaces, **kwargs)["items"]
+    return api.call(f"list pods on {node}", api.core.list_pod_for_all_namespaces, **kwargs)["items"]
 
 
 def _evict(api: KubeApi, pod: dict[str, Any], policy: DrainPolicy, dry_run: bool = False) -> None:
@@ -221,17 +243,27 @@ class DrainPreview:
     blocked: list[str] = field(default_factory=list)
 
 
-def preview_drains(api: KubeApi, nodes: Iterable[str], policy: DrainPolicy) -> dict[str, DrainPreview]:
+def preview_drains(api: KubeApi, nodes: Iterable[str], policy: DrainPolicy,
+                   page_size: int = PAGE_SIZE) -> dict[str, DrainPreview]:
     """A server-side dry run of draining each of `nodes` (evictions with dryRun=All): nothing is
     evicted. The pods come from one list of the whole cluster (two with a pod selector), not one
-    per node: at thousands of nodes the lists were most of a preflight's time."""
+    per node: at thousands of nodes the lists were most of a preflight's time. The list is read
+    in pages and of each pod only its drain_view is kept: whole, a 5,000-node cluster's 15,000
+    pods took ~110 MiB, held until every node's preview was done."""
     wanted = list(nodes)
     on: dict[str, list[dict[str, Any]]] = {node: [] for node in wanted}
-    for pod in _list_pods(api):
-        on.get(pod.get("spec", {}).get("nodeName") or "", []).append(pod)
+
+    def on_a_wanted_node(pod: dict[str, Any]) -> dict[str, Any] | None:
+        return drain_view(pod) if (pod.get("spec") or {}).get("nodeName") in on else None
+
+    for pod in read_list(api, "list pods of the cluster", api.core.list_pod_for_all_namespaces,
+                         on_a_wanted_node, page_size):
+        on[pod["spec"]["nodeName"]].append(pod)
     selected = None
     if policy.pod_selector:
-        selected = {namespaced_name(p) for p in _list_pods(api, selector=policy.pod_selector)}
+        selected = set(read_list(api, "list the pods of the campaign's pod selector",
+                                 api.core.list_pod_for_all_namespaces, namespaced_name, page_size,
+                                 label_selector=policy.pod_selector))
     previews = {}
     for node in wanted:
         evict, skipped, refusals = pods_to_evict(on[node], policy, selected)

@@ -7,49 +7,25 @@ from enum import Enum
 from typing import Any
 
 from kubeupgrade.kube.client import KubeApi, KubeRefused, KubeUnavailable
+from kubeupgrade.kube.pages import PAGE_SIZE, list_pages, read_list
 
 
 def get_node(api: KubeApi, name: str) -> dict[str, Any]:
     return api.call(f"read node {name}", api.core.read_node, name)
 
 
-# Nodes per request, as kubectl chunks its lists: an unpaged list of a 5,000-node cluster is one
-# ~18 MB answer, which the API server has to build, hold and send at once.
-PAGE_SIZE = 500
-
-
 def node_pages(api: KubeApi, page_size: int = PAGE_SIZE) -> Iterator[list[dict[str, Any]]]:
-    """The cluster's nodes, one page at a time, all of one consistent list (the API server cuts
-    the pages from the list as it was at the first). A list that expires between two pages
-    (the server compacted past it) is unavailable for now: the caller lists again."""
-    token = ""
-    while True:
-        extra: dict[str, Any] = {"_continue": token} if token else {}
-        try:
-            page = api.call("list nodes", api.core.list_node, limit=page_size, **extra)
-        except KubeRefused as error:
-            if token and error.code == 410:
-                raise KubeUnavailable("list nodes: the list expired between two of its pages "
-                                      "(the API server compacted past it); list again", error.status, 410) from None
-            raise
-        yield page.get("items") or []
-        previous, token = token, (page.get("metadata") or {}).get("continue") or ""
-        if not token:
-            return
-        if token == previous:  # a server that would page for ever
-            raise KubeUnavailable("list nodes: the API server answered the same continue token "
-                                  "twice; list again")
+    """The cluster's nodes, one page at a time, all of one consistent list (see pages.py)."""
+    return list_pages(api, "list nodes", api.core.list_node, page_size)
 
 
 def list_nodes(api: KubeApi) -> list[dict[str, Any]]:
     """Every node, read in pages; a list that expired half-read is read again from the start."""
-    for _ in range(2):
-        try:
-            return [node for page in node_pages(api) for node in page]
-        except KubeUnavailable as error:
-            if error.code != 410:
-                raise
-    return [node for page in node_pages(api) for node in page]  # a third expiry is raised
+    return read_list(api, "list nodes", api.core.list_node, _whole)
+
+
+def _whole(node: dict[str, Any]) -> dict[str, Any]:
+    return node
 
 
 def is_ready(node: dict[str, Any]) -> bool:
