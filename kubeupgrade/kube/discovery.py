@@ -7,7 +7,8 @@ from typing import Any
 import yaml
 
 from kubeupgrade.kube.client import KubeApi
-from kubeupgrade.kube.nodes import is_ready, kubelet_version, list_nodes
+from kubeupgrade.kube.nodes import is_ready, kubelet_version
+from kubeupgrade.kube.pages import read_list
 from kubeupgrade.model.campaign import NodeSpec, OsFamily, Role
 from kubeupgrade.model.versions import KubeVersion, parse_version
 
@@ -44,28 +45,32 @@ def cluster_version(api: KubeApi) -> KubeVersion:
 
 def discover_nodes(api: KubeApi, os_families: dict[str, OsFamily] | None = None) -> list[NodeSpec]:
     """Every node with its role (from the control-plane label) and live versions."""
-    return node_specs(list_nodes(api), control_plane_pods(api), os_families)
+    images = images_of(control_plane_pods(api))
+    return read_list(api, "list nodes", api.core.list_node, lambda node: node_spec(node, images, os_families))
 
 
 def node_specs(nodes: list[dict[str, Any]], pods: list[dict[str, Any]],
                os_families: dict[str, OsFamily] | None = None) -> list[NodeSpec]:
     """discover_nodes from listings the caller already holds (Node objects, control-plane pods)."""
     images = images_of(pods)
-    specs = []
-    for node in nodes:
-        name = node["metadata"]["name"]
-        labels = node["metadata"].get("labels") or {}
-        control_plane = CONTROL_PLANE_LABEL in labels
-        apiserver = images.get(name, {}).get("kube-apiserver")
-        specs.append(NodeSpec(
-            name=name,
-            role=Role.CONTROL_PLANE if control_plane else Role.WORKER,
-            kubelet=parse_version(kubelet_version(node)),
-            control_plane=parse_version(apiserver) if control_plane and apiserver else None,
-            os=(os_families or {}).get(name) or _windows(labels),
-            labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())),
-        ))
-    return specs
+    return [node_spec(node, images, os_families) for node in nodes]
+
+
+def node_spec(node: dict[str, Any], images: dict[str, dict[str, str]],
+              os_families: dict[str, OsFamily] | None = None) -> NodeSpec:
+    """A Node object as the planner sees it; `images` from images_of the control-plane pods."""
+    name = node["metadata"]["name"]
+    labels = node["metadata"].get("labels") or {}
+    control_plane = CONTROL_PLANE_LABEL in labels
+    apiserver = images.get(name, {}).get("kube-apiserver")
+    return NodeSpec(
+        name=name,
+        role=Role.CONTROL_PLANE if control_plane else Role.WORKER,
+        kubelet=parse_version(kubelet_version(node)),
+        control_plane=parse_version(apiserver) if control_plane and apiserver else None,
+        os=(os_families or {}).get(name) or _windows(labels),
+        labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())),
+    )
 
 
 def _windows(labels: dict[str, str]) -> OsFamily | None:
@@ -74,7 +79,11 @@ def _windows(labels: dict[str, str]) -> OsFamily | None:
 
 
 def unready_nodes(api: KubeApi) -> list[str]:
-    return unready(list_nodes(api))
+    return read_list(api, "list nodes", api.core.list_node, _name_if_unready)
+
+
+def _name_if_unready(node: dict[str, Any]) -> str | None:
+    return None if is_ready(node) else node["metadata"]["name"]
 
 
 def unready(nodes: list[dict[str, Any]]) -> list[str]:

@@ -13,6 +13,7 @@ from typing import Any
 from kubeupgrade.kube.client import KubeApi
 from kubeupgrade.kube.discovery import pod_ready, unready_nodes
 from kubeupgrade.kube.drain import namespaced_name
+from kubeupgrade.kube.pages import read_list
 
 SHOWN = 5  # names per finding; the rest are counted
 
@@ -24,7 +25,11 @@ def _named(what: str, names: list[str]) -> str:
 
 def _ready(pod: dict[str, Any]) -> bool:
     # A finished Job's pod is not a sick one.
-    return pod.get("status", {}).get("phase") == "Succeeded" or pod_ready(pod)
+    return (pod.get("status") or {}).get("phase") == "Succeeded" or pod_ready(pod)
+
+
+def _name_if_sick(pod: dict[str, Any]) -> str | None:
+    return None if _ready(pod) else namespaced_name(pod)
 
 
 def health_findings(api: KubeApi, upgraded: list[str]) -> list[str]:
@@ -33,8 +38,9 @@ def health_findings(api: KubeApi, upgraded: list[str]) -> list[str]:
     unready = unready_nodes(api)
     if unready:
         findings.append(_named("nodes not Ready", sorted(unready)))
-    system = api.call("list kube-system pods", api.core.list_namespaced_pod, "kube-system")["items"]
-    sick = sorted(namespaced_name(p) for p in system if not _ready(p))
+    # A kube-proxy pod per node: read in pages, keeping only the names of the sick.
+    sick = sorted(read_list(api, "list kube-system pods", api.core.list_namespaced_pod, _name_if_sick,
+                            namespace="kube-system"))
     if sick:
         findings.append(_named("kube-system pods not Ready", sick))
     for node in upgraded:

@@ -166,4 +166,7 @@ def _patched(api: KubeApi, what: str, name: str, patch: list[dict[str, Any]]) ->
 
 
 def nodes_cordoned_by(api: KubeApi, campaign: str) -> list[str]:
-    return sorted(n["metadata"]["name"] for n in list_nodes(api) if cordoned_by(n) == campaign)
+    def ours(node: dict[str, Any]) -> str | None:
+        return node["metadata"]["name"] if cordoned_by(node) == campaign else None
+
+    return sorted(read_list(api, "list nodes", api.core.list_node, ours))

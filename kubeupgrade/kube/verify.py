@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from kubeupgrade.kube.client import KubeApi
 from kubeupgrade.kube.discovery import control_plane_images
-from kubeupgrade.kube.nodes import is_cordoned, is_ready, kubelet_version, list_nodes
+from kubeupgrade.kube.nodes import is_cordoned, is_ready, kubelet_version
+from kubeupgrade.kube.pages import read_list
 from kubeupgrade.model.versions import KubeVersion
 
 
@@ -24,14 +26,20 @@ def verify_cluster(api: KubeApi, version: KubeVersion,
     """The verification table and the problems found (empty when the hop is complete). Workers
     `left_alone` (out of the campaign's scope) must be Ready but keep their kubelet."""
     images = control_plane_images(api)
-    rows, problems = [], []
-    for node in list_nodes(api):
+
+    def row_of(node: dict[str, Any]) -> VerificationRow:
         name = node["metadata"]["name"]
+        return VerificationRow(name, is_ready(node), kubelet_version(node),
+                               images.get(name, {}).get("kube-apiserver", ""), not is_cordoned(node))
+
+    # Of each node only its row is kept, a page of the list at a time: a 5,000-node list whole
+    # is ~18 MB of JSON.
+    rows = read_list(api, "list nodes", api.core.list_node, row_of)
+    problems = []
+    for row in rows:
+        name = row.name
         components = images.get(name, {})
         stale = sorted(c for c, tag in components.items() if c != "etcd" and tag != version.tag)
-        row = VerificationRow(name, is_ready(node), kubelet_version(node),
-                              components.get("kube-apiserver", ""), not is_cordoned(node))
-        rows.append(row)
         if not row.ready:
             problems.append(f"node {name} is not Ready")
         if row.kubelet != version.tag and name not in left_alone:

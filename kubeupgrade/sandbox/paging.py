@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import bisect
-import copy
 import json
 import threading
 import time
@@ -71,6 +70,16 @@ def _parse_token(token: str) -> tuple[str, str]:
         raise ApiError(400, "BadRequest", f"continue key is not valid: {error}") from None
 
 
+def _copied(value: Any) -> Any:
+    """A copy of a JSON value (dicts, lists and scalars only): copy.deepcopy's memo and dispatch
+    made a 15,000-pod list's first page take twice as long as the whole list unpaged."""
+    if type(value) is dict:
+        return {key: _copied(item) for key, item in value.items()}
+    if type(value) is list:
+        return [_copied(item) for item in value]
+    return value
+
+
 def parse_limit(value: str | None) -> int:
     """0 (no limit) when absent or not positive, as the real server treats `limit`."""
     if value is None or value == "":
@@ -93,7 +102,7 @@ class Pager:
         """The first page of `items` (sorted by storage key); the rest kept for its token."""
         if not limit or len(items) <= limit:
             return Page(items, rv, None, None)
-        rest = copy.deepcopy(items[limit:])  # the sandbox's controllers change objects in place
+        rest = [_copied(o) for o in items[limit:]]  # the sandbox's controllers change objects in place
         with self.lock:
             self._forget_old()
             self.snapshots[(what, rv)] = _Snapshot(self.clock(), [sort_key(o) for o in rest], rest, counted)

@@ -31,8 +31,8 @@ def test_an_outage_longer_than_the_tolerance_fails_naming_it(make_sandbox):
     with pytest.raises(KubeUnavailable) as failed:
         list_nodes(api.tolerating(1))
     assert "still failing after 1s" in str(failed.value)
-    time.sleep(4.5)
-    assert len(list_nodes(api)) == 2
+    # Back once the server is: waited for, since a slow machine takes seconds to restart it.
+    assert len(list_nodes(api.tolerating(60))) == 2
 
 
 def test_a_body_that_is_not_json_is_retryable(make_sandbox):

@@ -70,6 +70,19 @@ def test_later_pages_show_the_list_as_it_was_at_the_first_page():
     assert [o["spec"]["n"] for o in seen[4:]] == list(range(4, 10))
 
 
+def test_a_change_deep_inside_an_object_does_not_reach_its_later_page():
+    items = objects(["a", "b"])
+    for obj in items:
+        obj["status"] = {"conditions": [{"type": "Ready", "status": "True"}], "images": [["x", 1]]}
+
+    def change_deep():  # a node going NotReady, as the sandbox's controllers write it
+        items[1]["status"]["conditions"][0]["status"] = "False"
+        items[1]["status"]["images"][0].append(2)
+
+    pages = read_all(paging.Pager(Clock()), items, 1, between=change_deep)
+    assert pages[1][0]["status"] == {"conditions": [{"type": "Ready", "status": "True"}], "images": [["x", 1]]}
+
+
 def test_remaining_item_count_is_told_only_for_lists_without_selectors():
     items = objects([f"n{i}" for i in range(10)])
     pager = paging.Pager(Clock())
