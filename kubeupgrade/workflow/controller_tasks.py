@@ -70,7 +70,7 @@ def preflight(job: Job) -> StepOutcome:
     from kubeupgrade.kube import discovery
     from kubeupgrade.kube.drain import preview_drains
     from kubeupgrade.kube.nodes import node_pages
-    from kubeupgrade.model.campaign import NodeSpec
+    from kubeupgrade.model.versions import KubeVersion
 
     api = job_api(job)
     problems: list[str] = []
@@ -80,19 +80,26 @@ def preflight(job: Job) -> StepOutcome:
                for name, entry in job.store.each_entry(job.campaign_id, job.hop)}
     facts = hop_facts(job.hop_doc, entries)
     # The nodes read a page at a time (as kubectl does), keeping only what the checks below
-    # need: a 5,000-node list is ~18 MB of JSON in one answer otherwise.
+    # need: the control planes' versions, the planned nodes' kubelets, the unready's names.
     pods = discovery.control_plane_pods(api)
-    live: list[NodeSpec] = []
+    images = discovery.images_of(pods)
+    planned = list(schedule.nodes)
+    in_plan = set(planned)
+    apiservers: dict[str, KubeVersion] = {}
+    kubelets: list[tuple[str, KubeVersion]] = []
     unready: list[str] = []
     for page in node_pages(api):
-        live += discovery.node_specs(page, pods)
+        for spec in (discovery.node_spec(node, images) for node in page):
+            if spec.control_plane:
+                apiservers[spec.name] = spec.control_plane
+            if spec.kubelet is not None and spec.name in in_plan:
+                kubelets.append((spec.name, spec.kubelet))
         unready += discovery.unready(page)
     if unready:
         problems.append(f"nodes not Ready: {', '.join(unready)}")
     unhealthy = discovery.unhealthy(pods)
     if unhealthy:
         problems.append(f"control-plane pods not Ready: {', '.join(unhealthy)}")
-    planned = list(schedule.nodes)
     silent = [name for name in planned if name not in facts]
     if silent:
         problems.append(f"no answer from the agents of: {', '.join(silent)}")
@@ -103,15 +110,14 @@ def preflight(job: Job) -> StepOutcome:
     if first and not facts.get(first, {}).get("admin_conf"):
         problems.append(f"{first} has no /etc/kubernetes/admin.conf; the first control plane needs it")
     target = job.version
-    spread = skew.check_apiserver_spread({n.name: n.control_plane for n in live if n.control_plane})
+    spread = skew.check_apiserver_spread(apiservers)
     if spread:
         problems.append(spread.message)
-    for node in live:
-        if node.kubelet is not None and node.name in planned:
-            finding = skew.check_kubelet_against_apiserver(
-                node.name, node.kubelet, target.minor_version, when="once the control plane is upgraded")
-            if finding:
-                problems.append(finding.message)
+    for name, kubelet in kubelets:
+        finding = skew.check_kubelet_against_apiserver(
+            name, kubelet, target.minor_version, when="once the control plane is upgraded")
+        if finding:
+            problems.append(finding.message)
     if problems:
         raise PermanentError("preflight failed: " + "; ".join(problems))
     policy = job.campaign.policies.drain

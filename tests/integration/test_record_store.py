@@ -471,6 +471,35 @@ def test_each_entry_decodes_every_entry_once_and_names_a_damaged_one(redis_url):
     assert "w2" in str(damaged.value)
 
 
+def test_each_entry_of_a_large_hop_comes_once_in_steps_not_in_one_answer(redis_url):
+    from kubeupgrade.workflow.record import ENTRY_SCAN_COUNT
+
+    store = store_for(redis_url)
+    campaign = store.create("prod", {"cluster": "prod", "target": "1.31"}, "a.yaml")
+    add_entry(store, campaign, "w0")
+    count = ENTRY_SCAN_COUNT * 7 + 3  # far past the listpack a small hash is kept as
+    store.put_entries(campaign, 0, {f"w{i}": {"node": f"w{i}", "role": "worker", "hop": 0, "state": "pending",
+                                              "attempt": 1, "phases": [new_phase("drain")]}
+                                    for i in range(count)})
+
+    def calls(command: str) -> int:
+        return int(store.redis.info("commandstats").get(f"cmdstat_{command}", {}).get("calls", 0))
+
+    scans, wholes = calls("hscan"), calls("hgetall")
+    taken = list(store.each_entry(campaign, 0))
+    assert calls("hgetall") == wholes and calls("hscan") - scans > 3
+    assert len(taken) == count and {name for name, _ in taken} == {f"w{i}" for i in range(count)}
+    assert dict(taken) == store.entries(campaign, 0)
+    # Entries written while the read goes on: each entry there throughout still comes once.
+    taken, seen = [], 0
+    for name, entry in store.each_entry(campaign, 0):
+        taken.append(name)
+        seen += 1
+        if seen % 150 == 0:
+            store.put_entries(campaign, 0, {f"new-{seen}-{i}": entry for i in range(60)})
+    assert len(taken) == len(set(taken)) and {f"w{i}" for i in range(count)} <= set(taken)
+
+
 def test_the_changed_entries_are_taken_once_each_with_their_text_as_it_is_now(redis_url):
     store = store_for(redis_url)
     campaign = store.create("prod", {"cluster": "prod", "target": "1.31"}, "a.yaml")
