@@ -7,8 +7,7 @@ from typing import Any
 import yaml
 
 from kubeupgrade.kube.client import KubeApi
-from kubeupgrade.kube.nodes import is_ready, kubelet_version
-from kubeupgrade.kube.pages import read_list
+from kubeupgrade.kube.nodes import is_ready, kubelet_version, read_nodes
 from kubeupgrade.model.campaign import NodeSpec, OsFamily, Role
 from kubeupgrade.model.versions import KubeVersion, parse_version
 
@@ -46,14 +45,7 @@ def cluster_version(api: KubeApi) -> KubeVersion:
 def discover_nodes(api: KubeApi, os_families: dict[str, OsFamily] | None = None) -> list[NodeSpec]:
     """Every node with its role (from the control-plane label) and live versions."""
     images = images_of(control_plane_pods(api))
-    return read_list(api, "list nodes", api.core.list_node, lambda node: node_spec(node, images, os_families))
-
-
-def node_specs(nodes: list[dict[str, Any]], pods: list[dict[str, Any]],
-               os_families: dict[str, OsFamily] | None = None) -> list[NodeSpec]:
-    """discover_nodes from listings the caller already holds (Node objects, control-plane pods)."""
-    images = images_of(pods)
-    return [node_spec(node, images, os_families) for node in nodes]
+    return read_nodes(api, lambda node: node_spec(node, images, os_families))
 
 
 def node_spec(node: dict[str, Any], images: dict[str, dict[str, str]],
@@ -79,15 +71,11 @@ def _windows(labels: dict[str, str]) -> OsFamily | None:
 
 
 def unready_nodes(api: KubeApi) -> list[str]:
-    return read_list(api, "list nodes", api.core.list_node, _name_if_unready)
+    return read_nodes(api, _name_if_unready)
 
 
 def _name_if_unready(node: dict[str, Any]) -> str | None:
     return None if is_ready(node) else node["metadata"]["name"]
-
-
-def unready(nodes: list[dict[str, Any]]) -> list[str]:
-    return [n["metadata"]["name"] for n in nodes if not is_ready(n)]
 
 
 def unhealthy(pods: list[dict[str, Any]]) -> list[str]:

@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
 from kubeupgrade.kube.client import KubeApi, KubeRefused, KubeUnavailable
-from kubeupgrade.kube.pages import PAGE_SIZE, list_pages, read_list
+from kubeupgrade.kube.pages import Kept, read_list
 
 
 def get_node(api: KubeApi, name: str) -> dict[str, Any]:
     return api.call(f"read node {name}", api.core.read_node, name)
 
 
-def node_pages(api: KubeApi, page_size: int = PAGE_SIZE) -> Iterator[list[dict[str, Any]]]:
-    """The cluster's nodes, one page at a time, all of one consistent list (see pages.py)."""
-    return list_pages(api, "list nodes", api.core.list_node, page_size)
+def read_nodes(api: KubeApi, keep: Callable[[dict[str, Any]], Kept | None]) -> list[Kept]:
+    """What `keep` keeps of each node (None: nothing), read in pages (pages.read_list)."""
+    return read_list(api, "list nodes", api.core.list_node, keep)
 
 
 def list_nodes(api: KubeApi) -> list[dict[str, Any]]:
-    """Every node, read in pages; a list that expired half-read is read again from the start."""
-    return read_list(api, "list nodes", api.core.list_node, _whole)
+    """Every node, whole, read in pages; a list that expired half-read is read again from the start."""
+    return read_nodes(api, _whole)
 
 
 def _whole(node: dict[str, Any]) -> dict[str, Any]:
@@ -169,4 +169,4 @@ def nodes_cordoned_by(api: KubeApi, campaign: str) -> list[str]:
     def ours(node: dict[str, Any]) -> str | None:
         return node["metadata"]["name"] if cordoned_by(node) == campaign else None
 
-    return sorted(read_list(api, "list nodes", api.core.list_node, ours))
+    return sorted(read_nodes(api, ours))

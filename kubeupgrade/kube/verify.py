@@ -7,8 +7,7 @@ from typing import Any
 
 from kubeupgrade.kube.client import KubeApi
 from kubeupgrade.kube.discovery import control_plane_images
-from kubeupgrade.kube.nodes import is_cordoned, is_ready, kubelet_version
-from kubeupgrade.kube.pages import read_list
+from kubeupgrade.kube.nodes import is_cordoned, is_ready, kubelet_version, read_nodes
 from kubeupgrade.model.versions import KubeVersion
 
 
@@ -34,7 +33,7 @@ def verify_cluster(api: KubeApi, version: KubeVersion,
 
     # Of each node only its row is kept, a page of the list at a time: a 5,000-node list whole
     # is ~18 MB of JSON.
-    rows = read_list(api, "list nodes", api.core.list_node, row_of)
+    rows = read_nodes(api, row_of)
     problems = []
     for row in rows:
         name = row.name

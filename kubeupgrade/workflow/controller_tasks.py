@@ -69,7 +69,7 @@ def preflight(job: Job) -> StepOutcome:
     """Check the cluster is upgradeable before anything disruptive happens in this hop."""
     from kubeupgrade.kube import discovery
     from kubeupgrade.kube.drain import preview_drains
-    from kubeupgrade.kube.nodes import node_pages
+    from kubeupgrade.kube.nodes import is_ready, read_nodes
     from kubeupgrade.model.versions import KubeVersion
 
     api = job_api(job)
@@ -79,22 +79,21 @@ def preflight(job: Job) -> StepOutcome:
     entries = {name: {"facts": entry.get("facts"), "drain": entry.get("drain")}
                for name, entry in job.store.each_entry(job.campaign_id, job.hop)}
     facts = hop_facts(job.hop_doc, entries)
-    # The nodes read a page at a time (as kubectl does), keeping only what the checks below
-    # need: the control planes' versions, the planned nodes' kubelets, the unready's names.
+    # The nodes read a page at a time (as kubectl does), keeping of each only what the checks
+    # below read: its name, control-plane version, kubelet if planned, and readiness.
     pods = discovery.control_plane_pods(api)
     images = discovery.images_of(pods)
     planned = list(schedule.nodes)
     in_plan = set(planned)
-    apiservers: dict[str, KubeVersion] = {}
-    kubelets: list[tuple[str, KubeVersion]] = []
-    unready: list[str] = []
-    for page in node_pages(api):
-        for spec in (discovery.node_spec(node, images) for node in page):
-            if spec.control_plane:
-                apiservers[spec.name] = spec.control_plane
-            if spec.kubelet is not None and spec.name in in_plan:
-                kubelets.append((spec.name, spec.kubelet))
-        unready += discovery.unready(page)
+
+    def checked(node: dict[str, Any]) -> tuple[str, KubeVersion | None, KubeVersion | None, bool]:
+        spec = discovery.node_spec(node, images)
+        return spec.name, spec.control_plane, spec.kubelet if spec.name in in_plan else None, is_ready(node)
+
+    seen = read_nodes(api, checked)
+    unready = [name for name, _, _, ready in seen if not ready]
+    apiservers = {name: apiserver for name, apiserver, _, _ in seen if apiserver}
+    kubelets = [(name, kubelet) for name, _, kubelet, _ in seen if kubelet is not None]
     if unready:
         problems.append(f"nodes not Ready: {', '.join(unready)}")
     unhealthy = discovery.unhealthy(pods)

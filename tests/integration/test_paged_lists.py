@@ -10,7 +10,8 @@ import json
 import pytest
 
 from kubeupgrade.kube.client import KubeApi, KubeRefused
-from kubeupgrade.kube.nodes import list_nodes, node_pages
+from kubeupgrade.kube.nodes import list_nodes
+from kubeupgrade.kube.pages import list_pages
 from tests.helpers import sandbox_up
 
 pytestmark = pytest.mark.integration
@@ -31,7 +32,7 @@ def test_pages_add_up_to_the_whole_list_each_within_the_limit(api):
     whole = api.call("list nodes", api.core.list_node)
     assert "continue" not in whole["metadata"] and len(whole["items"]) == 11
     for size in (1, 2, 3, 5, 11, 500):
-        pages = list(node_pages(api, page_size=size))
+        pages = list(list_pages(api, "list nodes", api.core.list_node, page_size=size))
         assert [len(p) for p in pages[:-1]] == [size] * (len(pages) - 1) and 0 < len(pages[-1]) <= size
         assert names([n for p in pages for n in p]) == names(whole["items"])
     assert names(list_nodes(api)) == names(whole["items"])

@@ -46,11 +46,9 @@ def test_the_client_follows_each_token_and_stops_at_the_last_page():
 
 
 def test_a_server_that_repeats_its_token_does_not_keep_the_client_for_ever():
-    from kubeupgrade.kube.nodes import node_pages
-
     server = PagingServer([page([1], "same")] * 5)
     with pytest.raises(KubeUnavailable, match="same continue token"):
-        list(node_pages(server))
+        list(list_pages(server, "list nodes", server.list_node))
     assert len(server.asked) == 2
 
 
