@@ -35,7 +35,7 @@ def prepare_host(job: Job) -> StepOutcome:
     target = parse_version_spec(job.hop_doc["target"])
     outcome = steps.resolve_target(ctx, target)
     data = outcome.data
-    job.store.update_entry(job.campaign_id, job.hop, job.node, lambda entry: entry.update(facts=data))
+    job.record_finding(lambda entry: entry.update(facts=data))
     return outcome
 
 
@@ -55,7 +55,8 @@ def install_kubeadm(job: Job) -> StepOutcome:
 def kubeadm_upgrade_plan(job: Job) -> StepOutcome:
     """Run `kubeadm upgrade plan` and keep its output in the campaign record."""
     outcome = steps.kubeadm_plan(_context(job), job.version)
-    job.store.save_output(job.campaign_id, job.hop, job.node, job.phase.value, outcome.output)
+    job.record_finding(also=lambda pipe: job.store.save_output(
+        job.campaign_id, job.hop, job.node, job.phase.value, outcome.output, pipe))
     return outcome
 
 
@@ -70,6 +71,7 @@ def etcd_snapshot(job: Job) -> StepOutcome:
             doc["hops"][job.hop]["etcd_snapshot"] = {"node": job.node, "path": marker["path"],
                                                      "bytes": marker["bytes"]}
 
+        job.fence()  # the record's document is not the phase's entry: checked, then written
         job.store.update(job.campaign_id, remember)
     return outcome
 

@@ -128,6 +128,7 @@ def preflight(job: Job) -> StepOutcome:
     def remember(doc: dict[str, Any]) -> None:
         doc["hops"][job.hop]["drain_findings"] = warnings
 
+    job.fence()  # the record's document is not the phase's entry: checked, then written
     job.store.update(job.campaign_id, remember)
     detail = f"cluster ready for {target.tag}"
     if warnings:
@@ -284,7 +285,8 @@ def verify(job: Job) -> StepOutcome:
         raise PermanentError("verification: " + "; ".join(found))
     rows, problems = verify_cluster(api, job.version, frozenset(schedule.left_alone))
 
-    job.store.put_verification(job.campaign_id, job.hop, [row.__dict__ for row in rows])
+    found = [row.__dict__ for row in rows]
+    job.record_finding(also=lambda pipe: job.store.put_verification(job.campaign_id, job.hop, found, pipe))
     if problems:
         raise TemporaryError("verification: " + "; ".join(problems))
     return StepOutcome(DONE, f"{len(rows)} nodes Ready at {job.version.tag}")

@@ -37,7 +37,7 @@ from kubeupgrade.workflow.liveness import beat_for, phase_beating
 from kubeupgrade.workflow.names import CLUSTER_ENTRY, valid_campaign_id, valid_hop, valid_node_name
 from kubeupgrade.workflow.record import CampaignStore
 from kubeupgrade.workflow.schedule import HopSchedule
-from kubeupgrade.workflow.schema import CampaignRecord
+from kubeupgrade.workflow.schema import CampaignRecord, NodeEntry
 from kubeupgrade.workflow.waiting import (
     HELD_WAIT_SECONDS,
     StillWaiting,
@@ -178,6 +178,16 @@ class Job:
         (kube/nodes.py), and a superseding task's first change is to that very object."""
         if not self.store.phase_current(self.campaign_id, self.hop, self.node, self.phase.value,
                                         attempt=self.attempt, task_id=self.task_id):
+            raise self._superseded()
+
+    def record_finding(self, change: Callable[[NodeEntry], Any] | None = None,
+                       also: Callable[[Any], Any] | None = None) -> None:
+        """Keep what this phase found (CampaignStore.note_finding): its entry changed by `change`,
+        other keys written by `also`; Superseded, with nothing written, if this task no longer
+        owns the phase. Every record write of a phase body goes through this or is preceded by
+        fence(), so that a task woken late writes nothing over its successor's findings."""
+        if not self.store.note_finding(self.campaign_id, self.hop, self.node, self.phase.value,
+                                       attempt=self.attempt, task_id=self.task_id, change=change, also=also):
             raise self._superseded()
 
     def note_cordon(self, ours: bool) -> None:

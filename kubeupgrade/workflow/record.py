@@ -521,8 +521,9 @@ class CampaignStore:
         stored = self.redis.hget(f"ku:c:{campaign_id}:packages:{hop}", node)
         return stored if stored is not None else (_hop_of(doc, hop).get("packages") or {}).get(node)
 
-    def put_verification(self, campaign_id: str, hop: int, rows: list[dict[str, Any]]) -> None:
-        self.redis.set(f"ku:c:{campaign_id}:verification:{hop}", json.dumps(rows))
+    def put_verification(self, campaign_id: str, hop: int, rows: list[dict[str, Any]], pipe: Any = None) -> None:
+        """`pipe`: a pipeline to queue the write on (note_finding's `also`) instead of writing now."""
+        (pipe if pipe is not None else self.redis).set(f"ku:c:{campaign_id}:verification:{hop}", json.dumps(rows))
 
     def verification(self, campaign_id: str, hop: int, doc: Mapping[str, Any]) -> list[dict[str, Any]]:
         key = f"ku:c:{campaign_id}:verification:{hop}"
@@ -763,8 +764,9 @@ class CampaignStore:
             pipe.delete(result_key)
         pipe.execute()
 
-    def save_output(self, campaign_id: str, hop: int, node: str, phase: str, text: str) -> None:
-        self.redis.set(f"ku:c:{campaign_id}:out:{hop}:{node}:{phase}", text[-65536:])
+    def save_output(self, campaign_id: str, hop: int, node: str, phase: str, text: str, pipe: Any = None) -> None:
+        """`pipe`: as for put_verification."""
+        (pipe if pipe is not None else self.redis).set(f"ku:c:{campaign_id}:out:{hop}:{node}:{phase}", text[-65536:])
 
     def output(self, campaign_id: str, hop: int, node: str, phase: str) -> str | None:
         return self.redis.get(f"ku:c:{campaign_id}:out:{hop}:{node}:{phase}")
@@ -870,6 +872,20 @@ class CampaignStore:
             record["detail"] = detail
 
         return self._fenced(campaign_id, hop, node, phase, attempt, task_id, change, "progress note",
+                            ends=False)
+
+    def note_finding(self, campaign_id: str, hop: int, node: str, phase: str, *, attempt: int,
+                     task_id: str | None, change: Callable[[NodeEntry], Any] | None = None,
+                     also: Callable[[Any], Any] | None = None) -> bool:
+        """What a running phase found: its node's entry changed by `change`, other keys written
+        by `also` (a pipeline), all in one write and only while this attempt and task own the
+        phase; False, and nothing written, otherwise. A task frozen, and woken after its phase
+        was sent again, must not overwrite what the current attempt found."""
+        def on_entry(record: PhaseRecord, entry: NodeEntry) -> None:
+            if change is not None:
+                change(entry)
+
+        return self._fenced(campaign_id, hop, node, phase, attempt, task_id, on_entry, "finding", also,
                             ends=False)
 
     def note_cordon(self, campaign_id: str, hop: int, node: str, phase: str, ours: bool, *,

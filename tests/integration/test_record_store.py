@@ -159,6 +159,45 @@ def test_a_late_result_of_an_old_attempt_changes_nothing(redis_url):
     assert store.entry(campaign, 0, "w1")["phases"][0]["state"] == "failed"
 
 
+def test_what_a_phase_found_is_kept_only_by_the_attempt_that_owns_it(redis_url):
+    """A body's own writes (facts, a command's whole output, verification rows) follow the
+    fence as its end does: all of them or none, and none from a task woken after its phase was
+    sent again."""
+    store = store_for(redis_url)
+    campaign = store.create("prod", {"cluster": "prod", "target": "1.31"}, "a.yaml")
+    add_entry(store, campaign)
+    assert begin_sent(store, campaign, 0, "w1", "drain", 1, "task-1") == "run"
+
+    def found(facts, text, rows):
+        return {"change": lambda entry: entry.update(facts=facts),
+                "also": lambda pipe: (store.save_output(campaign, 0, "w1", "drain", text, pipe),
+                                      store.put_verification(campaign, 0, rows, pipe))}
+
+    assert store.note_finding(campaign, 0, "w1", "drain", attempt=1, task_id="task-1",
+                              **found({"swap_on": False}, "first", [{"node": "w1"}]))
+    assert store.entry(campaign, 0, "w1")["facts"] == {"swap_on": False}
+    assert store.output(campaign, 0, "w1", "drain") == "first"
+    assert store.verification(campaign, 0, store.get(campaign)) == [{"node": "w1"}]
+    assert store.entry(campaign, 0, "w1")["phases"][0]["state"] == "running"  # a finding ends nothing
+
+    def resend(entry):
+        entry.update(attempt=2, state="pending")
+        entry["phases"][0].update(state="pending", task_id="task-2")
+
+    store.update_entry(campaign, 0, "w1", resend)
+    for attempt, task_id in ((1, "task-1"), (2, "task-1"), (1, "task-2")):
+        assert not store.note_finding(campaign, 0, "w1", "drain", attempt=attempt, task_id=task_id,
+                                      **found({"swap_on": True}, "stale", []))
+    assert store.entry(campaign, 0, "w1")["facts"] == {"swap_on": False}
+    assert store.output(campaign, 0, "w1", "drain") == "first"
+    assert store.verification(campaign, 0, store.get(campaign)) == [{"node": "w1"}]
+    # The current attempt's own finding goes in.
+    assert begin_sent(store, campaign, 0, "w1", "drain", 2, "task-2") == "run"
+    assert store.note_finding(campaign, 0, "w1", "drain", attempt=2, task_id="task-2",
+                              **found({"swap_on": True}, "second", []))
+    assert store.output(campaign, 0, "w1", "drain") == "second"
+
+
 def test_output_tails_live_apart_from_the_entry_and_follow_the_fence(redis_url):
     store = store_for(redis_url)
     campaign = store.create("prod", {"cluster": "prod", "target": "1.31"}, "a.yaml")

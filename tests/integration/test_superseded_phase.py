@@ -149,3 +149,27 @@ def test_a_health_gate_superseded_while_it_looked_does_not_pause_the_campaign(bo
     assert doc["state"] == "running" and not doc.get("paused")
     assert any("control-plane-gate of attempt 1 (task t-gate) no longer owns the phase; it did not "
                "pause the campaign" in e["message"] for e in store.events(campaign))
+
+
+def test_a_verification_superseded_keeps_none_of_the_rows_it_read(box, redis_url, tasks):
+    """Woken after its phase was sent again, a verify task's rows (read before the freeze) must
+    not replace what the current attempt found."""
+    from kubeupgrade.model.campaign import WorkerStrategy
+    from kubeupgrade.workflow.schedule import HopSchedule
+
+    store = CampaignStore.from_url(redis_url)
+    campaign = store.create("sandbox", {"cluster": "sandbox", "target": "1.31"}, "c.yaml")
+    store.update(campaign, lambda doc: doc.update(
+        state="running", hops=[{"target": "1.31", "version": "1.31.14", "stage": "verify"}]))
+    store.put_schedules(campaign, [HopSchedule(("cp-1",), "cp-1", ("worker-1", "worker-2", "worker-3"),
+                                               WorkerStrategy.WINDOW, 1)])
+    store.put_entry(campaign, 0, "@cluster", {"node": "@cluster", "role": "cluster", "hop": 0, "state": "pending",
+                                              "attempt": 1, "phases": [new_phase("verify")]})
+    sent(store, campaign, "@cluster", "t-verify")
+    answer = run_superseded(store, tasks.verify, campaign, "@cluster", "verify", "t-verify")
+    assert answer["status"] == "stale"
+    assert store.redis.get(f"ku:c:{campaign}:verification:0") is None
+    entry = store.entry(campaign, 0, "@cluster")
+    assert entry["attempt"] == 2 and entry["phases"][0]["state"] == "pending"
+    assert any("verify of attempt 1 (task t-verify) no longer owns the phase" in e["message"]
+               for e in store.events(campaign))
