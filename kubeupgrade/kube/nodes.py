@@ -129,12 +129,12 @@ def uncordon_node(api: KubeApi, name: str, campaign: str, *, attempt: str = "",
     owner, held_by = _path(CORDONED_BY), _path(CORDON_ATTEMPT)
     if attempt:
         fence()
-        patch = [{"op": "test", "path": "/spec/unschedulable", "value": True},
-                 {"op": "test", "path": owner, "value": campaign},
-                 {"op": "test", "path": held_by, "value": attempt},
-                 {"op": "remove", "path": owner},
-                 {"op": "remove", "path": held_by},
-                 {"op": "remove", "path": "/spec/unschedulable"}]
+        patch: list[dict[str, Any]] = [{"op": "test", "path": "/spec/unschedulable", "value": True},
+                                       {"op": "test", "path": owner, "value": campaign},
+                                       {"op": "test", "path": held_by, "value": attempt},
+                                       {"op": "remove", "path": owner},
+                                       {"op": "remove", "path": held_by},
+                                       {"op": "remove", "path": "/spec/unschedulable"}]
         if _patched(api, f"uncordon {name}", name, patch):
             return True
     # Not held as `attempt` said (another attempt's cordon, an older kubeupgrade's, or none):
