@@ -122,12 +122,13 @@ def fault() -> None:
 @DIR
 @click.option("--kind", required=True,
               type=click.Choice(["fail", "hang", "crash", "never-ready", "dpkg-lock",
-                                 "missing-package", "swap-on"]))
+                                 "missing-package", "swap-on", "api-slow"]))
 @click.option("--node", default="*", show_default=True, help="a node name, or * for all")
-@click.option("--command", "command", default="", help='argv prefix, e.g. "kubeadm upgrade apply"')
+@click.option("--command", "command", default="", help='argv prefix, e.g. "kubeadm upgrade apply"; '
+              'for api-slow the request\'s method and path prefix, e.g. "GET /api/v1/nodes"')
 @click.option("--count", type=int, default=None, help="how many runs it hits (default 1; "
               "conditions last until cleared)")
-@click.option("--seconds", type=float, default=0.0, help="for hang")
+@click.option("--seconds", type=float, default=0.0, help="for hang and api-slow")
 @click.option("--exit-code", type=int, default=1, show_default=True, help="for fail")
 @click.option("--package", default="", help="for missing-package: kubelet or kubelet=1.31.2")
 def fault_add(directory: str, kind: str, node: str, command: str, count: int | None,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import ssl
 import sys
@@ -26,6 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 from kubeupgrade.sandbox import disruption, paging, rbac, tables
 from kubeupgrade.sandbox.controller import Controller
 from kubeupgrade.sandbox.events import from_events_v1, to_events_v1
+from kubeupgrade.sandbox.faults import API_SERVER, FaultKind, FaultStore
 from kubeupgrade.sandbox.layout import SandboxPaths, load_config
 from kubeupgrade.sandbox.snapshot import SnapshotText
 from kubeupgrade.sandbox.store import EVENTS_V1, RESOURCES, ApiError, Resource, Store
@@ -81,6 +83,23 @@ class ApiServer:
         self._flush_lock = threading.Lock()
         self._snapshot = SnapshotText()
         self.stopping = threading.Event()
+        self.faults = FaultStore(paths.faults)
+        self._faults_seen: tuple[int, bool] = (-1, False)  # the fault file's mtime; an api-slow in it?
+
+    def slow_answer(self, method: str, path: str) -> float:
+        """Seconds to hold this request before answering it: an api-slow fault that matches,
+        consumed (faults.py), or 0. The fault file is read again only when it changed: every
+        request asks."""
+        try:
+            changed = os.stat(self.faults.path).st_mtime_ns
+        except FileNotFoundError:
+            return 0.0
+        if changed != self._faults_seen[0]:
+            self._faults_seen = (changed, any(f.kind == FaultKind.API_SLOW for f in self.faults.list()))
+        if not self._faults_seen[1]:
+            return 0.0
+        fault = self.faults.take(API_SERVER, [method, path], (FaultKind.API_SLOW,))
+        return fault.seconds if fault is not None else 0.0
 
     # -- persistence -------------------------------------------------------------------------
     def flush(self, *, final: bool = False) -> None:
@@ -447,6 +466,9 @@ def make_handler(server: ApiServer) -> type[BaseHTTPRequestHandler]:
                 if not public:
                     grants = server.authenticate(self.headers.get("Authorization"))
                     server.authorize(grants, self.command, url.path, query)
+                held = server.slow_answer(method, url.path)
+                if held:
+                    time.sleep(held)
                 try:
                     body = json.loads(raw) if raw else None
                 except ValueError:

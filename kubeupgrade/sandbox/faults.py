@@ -30,10 +30,18 @@ class FaultKind:
     DPKG_LOCK = "dpkg-lock"  # the package manager's lock is held by another process
     MISSING_PACKAGE = "missing-package"  # a package version is absent from the repository
     SWAP_ON = "swap-on"  # swap is enabled on the host
+    # The API server answers a request (`command`: method and path prefix, as "GET
+    # /api/v1/nodes") only after `seconds`: a slow etcd or an overloaded API server. The next
+    # N matching requests (1 by default).
+    API_SLOW = "api-slow"
 
-    ALL = (FAIL, HANG, CRASH, NEVER_READY, DPKG_LOCK, MISSING_PACKAGE, SWAP_ON)
+    ALL = (FAIL, HANG, CRASH, NEVER_READY, DPKG_LOCK, MISSING_PACKAGE, SWAP_ON, API_SLOW)
     # Conditions hold until cleared; the others trigger a number of times.
     CONDITIONS = (NEVER_READY, MISSING_PACKAGE, SWAP_ON)
+
+# The node name API faults are matched with: they are the API server's, not a host's.
+API_SERVER = "apiserver"
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
 class Fault:
@@ -96,8 +104,13 @@ def new_fault(
         count = 1
     if count is not None and count < 1:
         raise InvalidInput(f"fault count {count} must be at least 1")
-    if kind == FaultKind.HANG and seconds <= 0:
-        raise InvalidInput("a hang fault needs --seconds greater than 0")
+    if kind in (FaultKind.HANG, FaultKind.API_SLOW) and seconds <= 0:
+        article = "an" if kind == FaultKind.API_SLOW else "a"
+        raise InvalidInput(f"{article} {kind} fault needs --seconds greater than 0")
+    if kind == FaultKind.API_SLOW and (command.split(" ")[0] not in _METHODS
+                                       or not command.partition(" ")[2].startswith("/")):
+        raise InvalidInput(f"an api-slow fault needs --command METHOD /PATH-PREFIX, such as "
+                           f"\"GET /api/v1/nodes\" (got {command!r})")
     if kind == FaultKind.MISSING_PACKAGE and not package:
         raise InvalidInput("a missing-package fault needs --package, e.g. kubelet=1.31.2")
     return Fault(

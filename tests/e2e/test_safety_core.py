@@ -89,6 +89,38 @@ def test_a_controller_frozen_mid_drain_is_replaced_and_wakes_to_change_nothing(m
     assert_safe(box, 1)  # nothing left cordoned, the window held throughout
 
 
+def test_a_controller_frozen_while_preflight_reads_the_cluster_is_replaced_and_wakes_to_record_nothing(
+        make_stack, tmp_path):
+    """The API server answers node lists after 2 s (a slow etcd), so the hop's preflight is still
+    reading the cluster when the controller stops (SIGSTOP). A second controller takes over,
+    sends the silent preflight again, and the campaign succeeds. The first, woken, finds that
+    its preflight is no longer its own and records nothing of what it read."""
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4")
+    box = stack.sandbox
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1), broker=stack.broker)
+    wait_for(lambda: handle.status()["entries"], timeout=120)  # accepted: the cluster discovered
+    box.add_fault("api-slow", command="GET /api/v1/nodes", seconds=2.0, count=40)
+    wait_for(phase_running(handle, "@cluster", "preflight"), timeout=120)
+    stack.processes["frozen"] = stack.processes.pop("controller")  # stopped with the stack
+    signal_group(stack, "frozen", signal.SIGSTOP)
+    try:
+        stack.start_controller()
+        wait_for(lambda: phase_record(handle, "@cluster", "preflight").get("resends"), timeout=120)
+        box.clear_faults()
+        state, error = finish(handle, timeout=240)
+        assert state == "succeeded", error
+        assert any("@cluster: its running task stopped beating" in e["message"] for e in handle.status()["events"])
+    finally:
+        signal_group(stack, "frozen", signal.SIGCONT)
+    # The woken task ends at its fence: the findings of attempt 2 stay, the campaign succeeded.
+    findings = handle.status()["hops"][0].get("drain_findings")
+    wait_for(lambda: any("@cluster: preflight of attempt 1" in e["message"] and "no longer owns" in e["message"]
+                         for e in handle.status()["events"]), timeout=60)
+    assert handle.status()["hops"][0].get("drain_findings") == findings
+    assert handle.state() == "succeeded"
+    assert_safe(box, 1)
+
+
 def test_an_agent_killed_while_its_root_command_runs_on_never_runs_it_twice_at_once(make_stack, tmp_path):
     # The command outlives the agent by far more than the redelivery delay.
     stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt",

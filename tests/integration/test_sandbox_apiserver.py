@@ -385,3 +385,27 @@ def test_the_event_recorder_creates_every_event_and_annotates_each_node_once_per
     writes = box.api_get("/sandbox/v1/writes")["items"][before:]
     patched = sorted(w["path"].rsplit("/", 1)[-1] for w in writes if w["method"] == "PATCH")
     assert patched == ["worker-1", "worker-2"]
+
+
+def test_an_api_slow_fault_holds_the_matching_requests_it_counts_and_no_others(cluster):
+    from kubeupgrade.errors import InvalidInput
+
+    box, core, *_ = cluster
+
+    def timed(call):
+        started = time.monotonic()
+        call()
+        return time.monotonic() - started
+
+    box.add_fault("api-slow", command="GET /api/v1/nodes", seconds=1.5, count=2)
+    assert timed(lambda: core.list_namespaced_pod("kube-system")) < 1.0  # another path
+    assert timed(lambda: core.list_node(limit=2)) >= 1.5
+    assert timed(lambda: core.read_node("worker-1")) >= 1.5  # a path under the prefix
+    assert timed(core.list_node) < 1.0  # both counts taken
+    assert box.faults() == []
+    box.add_fault("api-slow", command="GET /api/v1/nodes", seconds=1.0)  # once by default
+    assert timed(core.list_node) >= 1.0
+    assert timed(core.list_node) < 1.0
+    for command, seconds in (("list nodes", 1.0), ("GET nodes", 1.0), ("GET /api/v1/nodes", 0.0)):
+        with pytest.raises(InvalidInput, match="api-slow"):
+            box.add_fault("api-slow", command=command, seconds=seconds)
