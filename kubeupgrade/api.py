@@ -157,7 +157,9 @@ def submit(campaign: str | Path | Campaign, *, broker: str | None = None,
             raise refusal(f"campaign {campaign_id} refused: {doc['error']['message']}")
         if doc and doc["state"] != "pending":
             break
-        time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+        # Woken as soon as the dispatcher accepts or refuses it; a look every 0.2 s at most
+        # all the same (a controller of an older release does not wake it).
+        store.wait_decided(campaign_id, min(pause, max(0.0, deadline - time.monotonic())))
         pause = min(pause * 2, 0.2)
     return handle
 

@@ -717,3 +717,32 @@ def test_a_task_the_dispatcher_did_not_send_runs_nothing_and_is_named(redis_url)
     assert store.begin_phase(campaign, 0, "w1", "drain", 1, "forged-3") == "unsent"
     assert store.entry(campaign, 0, "w1")["phases"][0]["task_id"] == "sent-1"
     assert store.begin_phase(campaign, 0, "w1", "drain", 1, "sent-1") == "run"
+
+
+def test_a_submitter_waiting_for_acceptance_is_woken_when_the_campaign_leaves_pending(redis_url):
+    import time
+
+    store = store_for(redis_url)
+    campaign = store.create("prod", {"cluster": "prod", "target": "1.31"}, "a.yaml")
+    key = f"ku:c:{campaign}:decided"
+    store.update(campaign, lambda doc: doc.update(notes=["still pending"]))
+    assert not store.redis.exists(key)  # nothing decided yet
+    started = time.monotonic()
+    store.wait_decided(campaign, 0.3)  # no wake: it waits its time out
+    assert time.monotonic() - started >= 0.25
+
+    def accept_soon():
+        time.sleep(0.2)
+        store.update(campaign, lambda doc: doc.update(state="running"))
+
+    accepting = threading.Thread(target=accept_soon)
+    accepting.start()
+    started = time.monotonic()
+    store.wait_decided(campaign, 30.0)
+    assert time.monotonic() - started < 15.0  # woken by the acceptance, not by its timeout
+    accepting.join()
+    store.update(campaign, lambda doc: doc.update(notes=["running on"]))
+    assert not store.redis.exists(key)  # only the way out of pending wakes; the wake was taken
+    other = store.create("prod-2", {"cluster": "prod-2", "target": "1.31"}, "b.yaml")
+    store.update(other, lambda doc: doc.update(state="refused", error={"message": "no"}))
+    assert 0 < store.redis.ttl(f"ku:c:{other}:decided") <= 60  # left by nobody waiting: it expires
