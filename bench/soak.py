@@ -6,8 +6,8 @@ One sandbox (2 control planes + 3 workers, mixed apt/dnf) with real redis-server
 controller. Each campaign moves the cluster to the next version (patch and minor upgrades from
 1.29 to 1.31) with one random fault from the fault list injected: failing or hanging host
 commands, a crashed command, a killed agent or controller, a redis restart, an API-server
-outage, a kubelet that never comes back (cleared later), a PDB that blocks drains (relaxed
-later), an agent or the controller frozen (SIGSTOP) past the timeouts and resumed (SIGCONT),
+outage, requests the API server holds for seconds, a kubelet that never comes back (cleared
+later), a PDB that blocks drains (relaxed later), an agent or the controller frozen (SIGSTOP) past the timeouts and resumed (SIGCONT),
 and the previous campaign's record damaged beside the live one. Failed campaigns are retried once the fault is cleared. Prints, per campaign, the fault,
 the retries needed and the invariant checks passed, then the totals.
 """
@@ -36,7 +36,7 @@ TARGETS = ["1.29.9", "1.29.12", "1.30.2", "1.30.5", "1.30.8", "1.30.11", "1.30.1
            "1.32.5", "1.32.7", "1.32.9", "1.32.12"]
 HOST_COMMANDS = ["kubeadm upgrade apply", "kubeadm upgrade node", "systemctl restart kubelet",
                  "apt-get install", "dnf install", "apt-get update"]
-FAULTS = ["fail", "hang", "crash", "kill-agent", "kill-controller", "restart-redis", "api-down",
+FAULTS = ["fail", "hang", "crash", "kill-agent", "kill-controller", "restart-redis", "api-down", "api-slow",
           "never-ready", "pdb-block", "dpkg-lock", "freeze-agent", "freeze-controller",
           "damage-record"]
 AGENT_TIMEOUT = 20  # seconds, in every soak campaign
@@ -96,6 +96,14 @@ def inject(kind: str, stack: Stack, rng: random.Random, nodes: list[str],
     if kind == "dpkg-lock":
         box.add_fault("dpkg-lock", node=node, count=2)
         return f"dpkg lock held on {node}", box.clear_faults
+    if kind == "api-slow":
+        # Reads or writes of nodes, or anything namespaced (pods, evictions, budgets), each held
+        # a few seconds (under the client's 15 s request timeout), six times.
+        request = rng.choice(["GET /api/v1/nodes", "PATCH /api/v1/nodes", "GET /api/v1/namespaces",
+                              "POST /api/v1/namespaces"])
+        seconds = round(rng.uniform(2.0, 8.0), 1)
+        box.add_fault("api-slow", command=request, seconds=seconds, count=6)
+        return f"API server holds `{request}` {seconds} s, 6 times", box.clear_faults
     if kind == "never-ready":
         box.add_fault("never-ready", node=node)
         return f"kubelet of {node} never Ready", box.clear_faults
