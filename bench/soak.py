@@ -103,7 +103,7 @@ def inject(kind: str, stack: Stack, rng: random.Random, nodes: list[str],
                               "POST /api/v1/namespaces"])
         seconds = round(rng.uniform(2.0, 8.0), 1)
         box.add_fault("api-slow", command=request, seconds=seconds, count=6)
-        return f"API server holds `{request}` {seconds} s, 6 times", box.clear_faults
+        return f"API holds `{request}` {seconds}s x6", box.clear_faults
     if kind == "never-ready":
         box.add_fault("never-ready", node=node)
         return f"kubelet of {node} never Ready", box.clear_faults
