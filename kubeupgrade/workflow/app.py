@@ -16,7 +16,13 @@ from typing import Any
 
 from celery import Celery
 
-from kubeupgrade.security.messages import MessageIdentity, sign_messages
+from kubeupgrade.security.messages import (
+    CERT_ENV,
+    KEY_ENV,
+    TRUST_ENV,
+    MessageIdentity,
+    sign_messages,
+)
 from kubeupgrade.workflow import broker_transport
 from kubeupgrade.workflow.names import CONTROLLER_QUEUE
 
@@ -69,6 +75,34 @@ def configure(app: Celery, url: str) -> Celery:
     identity = MessageIdentity.from_env()
     if identity is not None:
         sign_messages(app, identity)
+        _signing[:] = [_signing_env()]
+    return app
+
+
+# The signing identity's environment whose envelope this process's serializer holds (the
+# serializer is the process's, not an app's: sign_messages).
+_signing: list[tuple[str, ...]] = []
+
+
+def _signing_env() -> tuple[str, ...]:
+    return tuple(os.environ.get(name, "") for name in (KEY_ENV, CERT_ENV, TRUST_ENV))
+
+
+def _cached(apps: dict[tuple[str, tuple[str, ...]], Celery], url: str, make: Any) -> Celery:
+    """The app for `url` and the signing identity the environment names now, made once. A
+    process whose environment names another identity than the one its serializer was last
+    given (a library caller switching operators, or a test process running one sandbox after
+    another on a broker port used before) has it given again: a cached app would otherwise
+    sign with the identity of whichever app was configured last."""
+    key = (url, _signing_env())
+    app = apps.get(key)
+    if app is None:
+        app = apps[key] = configure(make(), url)
+    elif any(key[1]) and _signing[:1] != [key[1]]:
+        identity = MessageIdentity.from_env()
+        if identity is not None:
+            sign_messages(app, identity)
+            _signing[:] = [key[1]]
     return app
 
 
@@ -175,8 +209,8 @@ class _Unwatched:
         pass
 
 
-_clients: dict[str, Celery] = {}
-_senders: dict[str, Celery] = {}
+_clients: dict[tuple[str, tuple[str, ...]], Celery] = {}
+_senders: dict[tuple[str, tuple[str, ...]], Celery] = {}
 
 
 def client_app(url: str) -> Celery:
@@ -185,13 +219,9 @@ def client_app(url: str) -> Celery:
     A Celery app keeps its connection pools once used, so each broker gets its own app rather
     than reconfiguring the shared one.
     """
-    if url not in _clients:
-        _clients[url] = configure(ClientCelery("kubeupgrade-client"), url)
-    return _clients[url]
+    return _cached(_clients, url, lambda: ClientCelery("kubeupgrade-client"))
 
 
 def sender_app(url: str) -> Celery:
     """client_app for a sender that never waits for a result (SenderCelery): the dispatcher."""
-    if url not in _senders:
-        _senders[url] = configure(SenderCelery("kubeupgrade-sender"), url)
-    return _senders[url]
+    return _cached(_senders, url, lambda: SenderCelery("kubeupgrade-sender"))

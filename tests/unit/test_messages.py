@@ -67,3 +67,32 @@ def test_doctor_names_a_message_certificate_about_to_expire(tmp_path, monkeypatc
     made.cert.write_bytes(self_signed_certificate(key, datetime.timedelta(days=10, hours=1)))
     row = check_message_identity()
     assert not row.ok and "expires in 10 days" in row.detail and "kubeupgrade keys messages" in row.fix
+
+
+def test_a_cached_client_app_signs_as_the_identity_the_environment_names_now(tmp_path, monkeypatch):
+    """The serializer is the process's: an app cached for a broker URL signs as the operator the
+    environment names at the time of the send, not as whichever app was configured last (a
+    test process reusing a broker port for another sandbox sent aborts the agents refused)."""
+    from cryptography import x509 as certificates
+    from kombu.serialization import dumps
+
+    from kubeupgrade.security.envelope import SERIALIZER, fingerprint
+    from kubeupgrade.workflow.app import client_app, sender_app
+
+    first = create_identities(tmp_path / "first")["operator"]
+    second = create_identities(tmp_path / "second")["operator"]
+
+    def signer_of_a_send() -> str:
+        _, _, text = dumps({"task": "x"}, serializer=SERIALIZER)
+        return (text.decode() if isinstance(text, bytes) else text).split(":", 1)[0]
+
+    def expected(identity) -> str:
+        return fingerprint(certificates.load_pem_x509_certificate(identity.cert.read_bytes()))
+
+    for make in (client_app, sender_app):
+        url_a, url_b = f"redis://127.0.0.1:1/{make.__name__}-a", f"redis://127.0.0.1:1/{make.__name__}-b"
+        for identity, url in ((first, url_a), (second, url_b), (first, url_a), (second, url_a)):
+            for name, value in identity.env().items():
+                monkeypatch.setenv(name, value)
+            make(url)
+            assert signer_of_a_send() == expected(identity), (make.__name__, url)
