@@ -111,6 +111,8 @@ def new_fault(
                                        or not command.partition(" ")[2].startswith("/")):
         raise InvalidInput(f"an api-slow fault needs --command METHOD /PATH-PREFIX, such as "
                            f"\"GET /api/v1/nodes\" (got {command!r})")
+    if kind == FaultKind.API_SLOW and node != "*":
+        raise InvalidInput(f"an api-slow fault is the API server's, not a node's: leave out --node {node}")
     if kind == FaultKind.MISSING_PACKAGE and not package:
         raise InvalidInput("a missing-package fault needs --package, e.g. kubelet=1.31.2")
     return Fault(

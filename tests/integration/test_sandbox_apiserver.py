@@ -409,3 +409,6 @@ def test_an_api_slow_fault_holds_the_matching_requests_it_counts_and_no_others(c
     for command, seconds in (("list nodes", 1.0), ("GET nodes", 1.0), ("GET /api/v1/nodes", 0.0)):
         with pytest.raises(InvalidInput, match="api-slow"):
             box.add_fault("api-slow", command=command, seconds=seconds)
+    with pytest.raises(InvalidInput, match="not a node's: leave out --node worker-1"):
+        box.add_fault("api-slow", node="worker-1", command="GET /api/v1/nodes", seconds=1.0)
+    assert box.faults() == []
