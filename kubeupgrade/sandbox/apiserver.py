@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 from kubeupgrade.sandbox import disruption, paging, rbac, tables
 from kubeupgrade.sandbox.controller import Controller
 from kubeupgrade.sandbox.events import from_events_v1, to_events_v1
-from kubeupgrade.sandbox.faults import API_SERVER, FaultKind, FaultStore
+from kubeupgrade.sandbox.faults import API_SERVER, FaultKind
 from kubeupgrade.sandbox.layout import SandboxPaths, load_config
 from kubeupgrade.sandbox.snapshot import SnapshotText
 from kubeupgrade.sandbox.store import EVENTS_V1, RESOURCES, ApiError, Resource, Store
@@ -83,7 +83,7 @@ class ApiServer:
         self._flush_lock = threading.Lock()
         self._snapshot = SnapshotText()
         self.stopping = threading.Event()
-        self.faults = FaultStore(paths.faults)
+        self.faults = self.controller.faults  # one store of faults per sandbox process
         self._faults_seen: tuple[int, bool] = (-1, False)  # the fault file's mtime; an api-slow in it?
 
     def slow_answer(self, method: str, path: str) -> float:
