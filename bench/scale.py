@@ -1,7 +1,7 @@
 """Benchmark: a whole zero-duration campaign on N sandbox nodes, measuring the engine.
 
     python -m bench.scale --nodes 1000 [--limit 100] [--farms F] [--concurrency 32]
-        [--controller-concurrency 8] [--links] [--split-cores | --cluster-nice N] [-o json]
+        [--controller-concurrency 8] [--links] [--split-cores] [--cluster-nice N] [-o json]
 
 A sandbox of 3 control planes and N - 3 workers (apt; every simulated step takes a millionth of
 its real time; no workload but CoreDNS and the DaemonSets unless --workload), a real
@@ -175,7 +175,7 @@ def lower_priority(roots: list[int], nice: int) -> None:
     """Every thread of `roots` and of their descendants runs at least `nice` (raising one's own
     processes' niceness needs no privilege). Linux keeps niceness per thread and a new thread
     takes its creator's, so this is done once every thread that creates others exists."""
-    for root in roots:
+    for root in filter(None, roots):  # 0: a process not running (its pid unknown)
         for pid in process_tree(root):
             try:
                 threads = [int(tid) for tid in os.listdir(f"/proc/{pid}/task")]
@@ -230,9 +230,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                                timeout=600)
         progress(f"{len(names)} nodes up in {time.monotonic() - started:.0f} s")
         if args.cluster_nice:
-            lowered = [box.api_pid() or 0] + [process.pid for name, process in stack.processes.items()
-                                              if name.startswith("farm-")]
-            lower_priority([pid for pid in lowered if pid], args.cluster_nice)
+            farms = [process.pid for name, process in stack.processes.items() if name.startswith("farm-")]
+            lower_priority([box.api_pid() or 0, *farms], args.cluster_nice)
         campaign = workdir / "campaign.yaml"
         campaign.write_text(yaml.safe_dump({
             "cluster": "sandbox", "target": "1.31",
