@@ -1,7 +1,8 @@
 """Benchmark: a whole zero-duration campaign on N sandbox nodes, measuring the engine.
 
     python -m bench.scale --nodes 1000 [--limit 100] [--farms F] [--concurrency 32]
-        [--controller-concurrency 8] [--links] [--split-cores] [--cluster-nice N] [-o json]
+        [--controller-concurrency 8] [--links] [--split-cores] [--cluster-nice N] [--pool-nice N]
+        [-o json]
 
 A sandbox of 3 control planes and N - 3 workers (apt; every simulated step takes a millionth of
 its real time; no workload but CoreDNS and the DaemonSets unless --workload), a real
@@ -44,6 +45,7 @@ from bench.campaign_scale import analyse
 from bench.event_log import TaskEventLog
 from bench.stages import stage_transitions
 from kubeupgrade.api import submit
+from kubeupgrade.cli.engine import POOL_NICE
 from kubeupgrade.sandbox import invariants
 from kubeupgrade.sandbox.manager import Sandbox
 from kubeupgrade.sandbox.processes import process_tree
@@ -224,7 +226,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             stack.start_farm(names[index * share:(index + 1) * share], name=f"farm-{index}",
                              concurrency=args.concurrency)
         with on_cores(engine):
-            controller = stack.start_controller(concurrency=args.controller_concurrency)
+            controller = stack.start_controller(concurrency=args.controller_concurrency,
+                                                pool_nice=args.pool_nice)
         # The controller too (by its leader key): accept is timed from a running dispatcher.
         stack.wait_for_workers([f"agent@{name}" for name in names] + [f"controller@{socket.gethostname()}"],
                                timeout=600)
@@ -292,6 +295,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 "idle_preparation": result["preparation"], "idle_tail": result["tail"],
                 "transitions": transitions, "links": link_rows, "load": os.getloadavg()[0], "cpu_seconds": cpu,
                 "cluster_nice": args.cluster_nice,
+                "pool_nice": POOL_NICE if args.pool_nice is None else args.pool_nice,
                 "redis_commands": dict(sorted(redis_commands.items(), key=lambda item: -item[1]))}
     finally:
         stack.stop_all()
@@ -358,6 +362,9 @@ def main() -> int:
                         help="run the simulated cluster (API server, agent farms) at niceness N once "
                              "every agent is up: the engine (controller, redis-server) then has both "
                              "cores when it wants them, as on a machine of its own [default: 0, all equal]")
+    parser.add_argument("--pool-nice", type=int, choices=range(20), default=None, metavar="N",
+                        help="the controller's --pool-nice: its pool processes this much nicer than "
+                             f"its dispatcher [default: the controller's, {POOL_NICE}]")
     parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
     args = parser.parse_args()
     if args.nodes < 4:
@@ -393,6 +400,7 @@ def main() -> int:
           "by kind (MiB): " + ", ".join(f"{kind} {mib:.1f}" for kind, mib in list(r["redis_kept_mib"].items())[:12]))
     if r["cluster_nice"]:
         print(f"The simulated cluster (API server, agent farms) ran at niceness {r['cluster_nice']}.")
+    print(f"The controller's pool processes ran {r['pool_nice']} nicer than its dispatcher (--pool-nice).")
     print("\nCPU seconds: " + ", ".join(f"{name} {seconds:.0f}" for name, seconds in r["cpu_seconds"].items()))
     return 0
 

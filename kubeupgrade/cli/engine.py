@@ -19,6 +19,10 @@ BROKER = click.option("--broker", default=lambda: os.environ.get("KUBEUPGRADE_BR
                       help="Redis URL (redis:// or rediss:// with a password)")
 
 
+# How much nicer than the controller's main process its pool processes run. The dispatcher (a
+# thread of the main process) decides what every node does next; the pool runs the cluster
+# phases it sent. On a busy machine the decision should not queue behind the work it paces.
+POOL_NICE = 10
 UNSIGNED = click.option("--unsigned-messages", "unsigned_messages", is_flag=True,
                         help="run without message signing (not for production: a broker "
                              "credential alone could then queue tasks)")
@@ -62,6 +66,9 @@ def default_kubeconfig() -> str | None:
               show_default="$KUBECONFIG, then ~/.kube/config")
 @BROKER
 @click.option("--concurrency", default=8, show_default=True, type=int)
+@click.option("--pool-nice", "pool_nice", default=POOL_NICE, show_default=True, type=click.IntRange(0, 19),
+              help="run the pool processes (the cluster phases) this much nicer than the dispatcher, "
+              "so it decides first when the machine is busy (0: the same priority)")
 @click.option("--loglevel", default="INFO", show_default=True)
 @click.option("--metrics-port", "metrics_port", default=0, type=click.IntRange(0, 65535),
               help="serve Prometheus metrics on this port (basic auth from $KUBEUPGRADE_METRICS_AUTH)")
@@ -72,7 +79,7 @@ def default_kubeconfig() -> str | None:
 @click.option("--archive-dir", "archive_dir", default="/var/lib/kubeupgrade/archive", show_default=True,
               type=click.Path(file_okay=False), help="where retention writes each campaign before removing it")
 @UNSIGNED
-def controller(kubeconfig: str | None, broker: str, concurrency: int, loglevel: str,
+def controller(kubeconfig: str | None, broker: str, concurrency: int, pool_nice: int, loglevel: str,
                metrics_port: int, metrics_address: str, retention_days: float, archive_dir: str,
                unsigned_messages: bool) -> None:
     """Run the controller: cluster-level tasks and the campaign dispatcher."""
@@ -92,7 +99,8 @@ def controller(kubeconfig: str | None, broker: str, concurrency: int, loglevel: 
 
     from kubeupgrade.workflow.retention import RetentionPolicy
 
-    run_controller(os.path.abspath(kubeconfig), broker, concurrency=concurrency, loglevel=loglevel,
+    run_controller(os.path.abspath(kubeconfig), broker, concurrency=concurrency, pool_nice=pool_nice,
+                   loglevel=loglevel,
                    metrics=metrics, retention=RetentionPolicy(retention_days, Path(archive_dir).resolve()),
                    unsigned_messages=unsigned_messages)
 

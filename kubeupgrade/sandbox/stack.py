@@ -168,14 +168,17 @@ class Stack:
                            **self.sandbox.message_identity("agent").env())
 
     def start_controller(self, concurrency: int = 8, kubeconfig: Path | None = None,
-                         metrics: bool = False) -> subprocess.Popen:
+                         metrics: bool = False, pool_nice: int | None = None) -> subprocess.Popen:
         """The controller, connected to this sandbox (or, to rehearse a mistake, to `kubeconfig`);
-        with `metrics`, serving them on `metrics_port` behind `metrics_auth`."""
+        with `metrics`, serving them on `metrics_port` behind `metrics_auth`; its pool processes
+        `pool_nice` nicer than it (None: the command's default)."""
         if kubeconfig is None and self.controller_kubeconfig is None and CONTROLLER_RBAC.exists():
             self.controller_kubeconfig = self.sandbox.service_account(CONTROLLER_RBAC, "kubeupgrade-controller")
         argv = [sys.executable, "-m", "kubeupgrade", "controller", "--kubeconfig",
                 str(kubeconfig or self.controller_kubeconfig or self.sandbox.kubeconfig),
                 "--concurrency", str(concurrency), "--loglevel", self.controller_loglevel]
+        if pool_nice is not None:
+            argv += ["--pool-nice", str(pool_nice)]
         env = {**self.sandbox.message_identity("controller").env(),
                "KUBEUPGRADE_BROKER": self.broker_for("controller")}
         if metrics:

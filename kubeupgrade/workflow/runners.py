@@ -145,11 +145,12 @@ def agent_description() -> dict[str, object]:
             "hooks_allowlist": bool(os.environ.get(ALLOWLIST_ENV))}
 
 
-def run_controller(kubeconfig: str, broker: str, *, concurrency: int = 8,
+def run_controller(kubeconfig: str, broker: str, *, concurrency: int = 8, pool_nice: int = 0,
                    loglevel: str = "INFO", metrics: tuple[str, int, str] | None = None,
                    retention: RetentionPolicy | None = None, unsigned_messages: bool = False) -> None:
     """The controller: cluster-level tasks on a prefork pool (the threads pool does not survive
-    some broker reconnections), and the dispatcher thread in the main process."""
+    some broker reconnections), and the dispatcher thread in the main process; the pool
+    processes run `pool_nice` nicer than it (kubeupgrade.cli.engine.POOL_NICE)."""
     identity = require_message_identity(unsigned_messages)
     if identity is not None:
         from kubeupgrade.workflow import seal
@@ -157,7 +158,7 @@ def run_controller(kubeconfig: str, broker: str, *, concurrency: int = 8,
         # Keyed from the controller's own message key, before the pool forks (seal.py).
         seal.use(seal.RecordSeal.from_key_file(identity.key))
     os.environ["KUBEUPGRADE_KUBECONFIG"] = kubeconfig
-    from celery.signals import worker_ready, worker_shutdown
+    from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
     from kubeupgrade.errors import RuntimeFailure
     from kubeupgrade.workflow.controller_tasks import kube_api
@@ -222,6 +223,13 @@ def run_controller(kubeconfig: str, broker: str, *, concurrency: int = 8,
     @worker_shutdown.connect(weak=False)
     def stop_dispatcher(**_: object) -> None:
         stop.set()
+
+    @worker_process_init.connect(weak=False)
+    def be_nicer(**_: object) -> None:
+        # In each pool process as it starts (a replaced one too), before it starts a thread: a
+        # thread takes its creator's niceness, and Linux keeps it per thread.
+        if pool_nice and hasattr(os, "nice"):
+            os.nice(pool_nice)
 
     load_cluster_client()
     share_heap_with_pool()

@@ -2,6 +2,7 @@
 controller (and Flower). Safety is checked from the sandbox's command logs and API history."""
 
 import json
+import os
 import urllib.request
 from base64 import b64encode
 
@@ -9,10 +10,12 @@ import pytest
 from kubernetes import client, config
 
 from kubeupgrade.api import get, recorded_durations, submit
+from kubeupgrade.cli.engine import POOL_NICE
 from kubeupgrade.errors import PolicyRefused
 from kubeupgrade.model.phases import SPECS
 from kubeupgrade.model.plan import Phase
 from kubeupgrade.sandbox import invariants
+from kubeupgrade.sandbox.processes import process_tree
 from tests.helpers import wait_for, write_campaign
 
 
@@ -71,6 +74,25 @@ def test_mixed_cluster_one_minor_with_flower(make_stack, tmp_path):
     request = urllib.request.Request(metrics, headers={"Authorization": f"Basic {auth}"})
     with urllib.request.urlopen(request, timeout=5) as response:
         assert b"flower_events_total" in response.read()
+    # The dispatcher decides before the work it paces: every thread of every pool process runs
+    # POOL_NICE nicer than the controller's main process, whose threads (the dispatcher's among
+    # them) keep its niceness.
+    main = stack.processes["controller"].pid
+    assert POOL_NICE > 0
+    own = set(niceness_by_thread(main).values())
+    assert len(own) == 1, own
+    pool = process_tree(main) - {main}
+    assert len(pool) == 8
+    assert {nice for pid in pool for nice in niceness_by_thread(pid).values()} == {min(19, own.pop() + POOL_NICE)}
+
+
+def niceness_by_thread(pid: int) -> dict[int, int]:
+    """Thread id -> niceness, of the threads of `pid` (Linux: /proc)."""
+    found = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/stat") as stat:
+            found[int(tid)] = int(stat.read().rsplit(")", 1)[1].split()[16])
+    return found
 
 
 def test_two_minors_run_as_two_hops(make_stack, tmp_path):
