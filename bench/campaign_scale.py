@@ -3,7 +3,7 @@ drawn durations.
 
     python -m bench.campaign_scale [--workers 100] [--limit 10] [--jitter 0.5] [--time-scale 0.01]
                                    [--strategies window batches serial] [--controller-concurrency N]
-                                   [--links]
+                                   [--pool-nice N] [--links]
 
 For each strategy: a fresh sandbox (3 control planes + N workers, seed 7, so every node's
 every step draws the same duration in every run), real redis-server, one agent process per node
@@ -180,7 +180,8 @@ def run_strategy(name: str, args: argparse.Namespace, workdir: Path) -> dict[str
     try:
         stack.start_redis()
         stack.start_agents()
-        stack.start_controller(concurrency=args.controller_concurrency or max(8, args.limit * 2))
+        stack.start_controller(concurrency=args.controller_concurrency or max(8, args.limit * 2),
+                               pool_nice=args.pool_nice)
         started = time.monotonic()
         stack.wait_for_workers([f"agent@{n['name']}" for n in box.nodes], timeout=900)
         print(f"{name}: {len(box.nodes)} agents up in {time.monotonic() - started:.0f}s", flush=True)
@@ -211,6 +212,8 @@ def main() -> int:
                         help="policies.prepare_ahead [default: 0, the campaign's own default]")
     parser.add_argument("--controller-concurrency", type=int, default=0, metavar="N",
                         help="the controller's pool processes [default: twice --limit, at least 8]")
+    parser.add_argument("--pool-nice", type=int, choices=range(20), default=None, metavar="N",
+                        help="the controller's --pool-nice [default: the controller's own]")
     parser.add_argument("--record", metavar="PREFIX",
                         help="also write each run's campaign record (JSON) to PREFIX-STRATEGY.json")
     parser.add_argument("--strategies", nargs="+", choices=sorted(STRATEGIES), default=list(STRATEGIES))

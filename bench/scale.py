@@ -400,7 +400,8 @@ def main() -> int:
           "by kind (MiB): " + ", ".join(f"{kind} {mib:.1f}" for kind, mib in list(r["redis_kept_mib"].items())[:12]))
     if r["cluster_nice"]:
         print(f"The simulated cluster (API server, agent farms) ran at niceness {r['cluster_nice']}.")
-    print(f"The controller's pool processes ran {r['pool_nice']} nicer than its dispatcher (--pool-nice).")
+    if r["pool_nice"]:
+        print(f"The controller's pool processes ran {r['pool_nice']} nicer than its dispatcher (--pool-nice).")
     print("\nCPU seconds: " + ", ".join(f"{name} {seconds:.0f}" for name, seconds in r["cpu_seconds"].items()))
     return 0
 

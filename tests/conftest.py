@@ -66,7 +66,8 @@ def make_stack(make_sandbox, monkeypatch, request):
 
     def make(*, flower: bool = False, metrics: bool = False, visibility_timeout: float = 3600.0,
              agent_poll: float = 1.0, secure_broker: bool = False, agent_command: list[str] | None = None,
-             farm: bool = False, controller_concurrency: int = 8, **sandbox_options) -> Stack:
+             farm: bool = False, controller_concurrency: int = 8, controller_pool_nice: int | None = None,
+             **sandbox_options) -> Stack:
         sandbox_options.setdefault("time_scale", 0.005)
         box = make_sandbox(**sandbox_options)
         monkeypatch.setenv(KEY_ENV, str(box.signing_key))
@@ -82,7 +83,7 @@ def make_stack(make_sandbox, monkeypatch, request):
             stack.start_farm(concurrency=4)
         else:
             stack.start_agents()
-        stack.start_controller(concurrency=controller_concurrency, metrics=metrics)
+        stack.start_controller(concurrency=controller_concurrency, metrics=metrics, pool_nice=controller_pool_nice)
         if flower:
             stack.start_flower()
         names = [f"agent@{n['name']}" for n in box.nodes] + [f"controller@{socket.gethostname()}"]

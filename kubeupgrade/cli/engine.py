@@ -21,8 +21,10 @@ BROKER = click.option("--broker", default=lambda: os.environ.get("KUBEUPGRADE_BR
 
 # How much nicer than the controller's main process its pool processes run. The dispatcher (a
 # thread of the main process) decides what every node does next; the pool runs the cluster
-# phases it sent. On a busy machine the decision should not queue behind the work it paces.
-POOL_NICE = 10
+# phases it sent. Nicer, the pool lets the decision go first on a busy machine; but where the
+# pool's own work is what the campaign waits for, a nicer pool made it slower (README,
+# Capacity), so the default keeps one priority.
+POOL_NICE = 0
 UNSIGNED = click.option("--unsigned-messages", "unsigned_messages", is_flag=True,
                         help="run without message signing (not for production: a broker "
                              "credential alone could then queue tasks)")
@@ -68,7 +70,7 @@ def default_kubeconfig() -> str | None:
 @click.option("--concurrency", default=8, show_default=True, type=int)
 @click.option("--pool-nice", "pool_nice", default=POOL_NICE, show_default=True, type=click.IntRange(0, 19),
               help="run the pool processes (the cluster phases) this much nicer than the dispatcher, "
-              "so it decides first when the machine is busy (0: the same priority)")
+              "so it decides first when the machine is busy (see README, Capacity)")
 @click.option("--loglevel", default="INFO", show_default=True)
 @click.option("--metrics-port", "metrics_port", default=0, type=click.IntRange(0, 65535),
               help="serve Prometheus metrics on this port (basic auth from $KUBEUPGRADE_METRICS_AUTH)")
