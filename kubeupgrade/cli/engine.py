@@ -21,10 +21,11 @@ BROKER = click.option("--broker", default=lambda: os.environ.get("KUBEUPGRADE_BR
 
 # How much nicer than the controller's main process its pool processes run. The dispatcher (a
 # thread of the main process) decides what every node does next; the pool runs the cluster
-# phases it sent. Nicer, the pool lets the decision go first on a busy machine; but where the
-# pool's own work is what the campaign waits for, a nicer pool made it slower (README,
-# Capacity), so the default keeps one priority.
+# phases it sent. Nicer, the pool lets the decision go first on a busy machine. That was
+# measured to help only where the controller has cores of its own, and niceness also yields to
+# every other process on the machine (README, Capacity), so the default keeps one priority.
 POOL_NICE = 0
+
 UNSIGNED = click.option("--unsigned-messages", "unsigned_messages", is_flag=True,
                         help="run without message signing (not for production: a broker "
                              "credential alone could then queue tasks)")
