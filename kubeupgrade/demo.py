@@ -199,8 +199,23 @@ def _write_pids(stack: Stack, directory: Path) -> None:
         "\n".join(f"{name} {process.pid}" for name, process in stack.processes.items()) + "\n")
 
 
+def _exit(code: int) -> None:
+    """Leave with `code` and nothing after it. Once main() has stopped what it started, the
+    interpreter's own shutdown (library threads, finalizers, atexit) has nothing left to do for
+    the demo, yet once in CI a Ctrl-C'd demo that had returned 130 ended as if killed by SIGINT
+    (-2) during that shutdown; the exit status is what scripts and the tests read."""
+    import os
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
     try:
-        sys.exit(main())
+        _exit(main())
     except KeyboardInterrupt:  # before the demo's own clean-up took over: nothing to stop yet
-        sys.exit(130)
+        _exit(130)
