@@ -3,7 +3,8 @@ the time of its first event of each kind and the worker that received it (bench/
 
     with TaskEventLog(broker_url) as log:
         ...  # the campaign
-    log.events  # {task id: {"task-sent": t, "task-received": t, "task-started": t, "hostname": ...}}
+    log.events  # {task id: {"task-sent": t, "task-received": t, "task-started": t, "hostname": ...,
+                #            "name": ..., "deliveries": times received}}
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ class TaskEventLog:
         seen.setdefault(kind, event.get("timestamp"))
         if kind == "task-received":
             seen.setdefault("hostname", event.get("hostname"))
+            seen.setdefault("name", event.get("name"))
+            # a retry is the same id received again (a look paced through the broker, say)
+            seen["deliveries"] = seen.get("deliveries", 0) + 1
 
     def _run(self) -> None:
         try:
@@ -62,3 +66,15 @@ class TaskEventLog:
         if self._receiver is not None:
             self._receiver.should_stop = True
         self._thread.join(5)
+
+
+def tasks_by_name(events: dict[str, dict[str, Any]], hostname_prefix: str) -> dict[str, dict[str, int]]:
+    """Per task name, of the tasks received by workers whose name starts with `hostname_prefix`:
+    how many tasks and how many deliveries (a retry delivers the same task again)."""
+    counts: dict[str, dict[str, int]] = {}
+    for seen in events.values():
+        if str(seen.get("hostname") or "").startswith(hostname_prefix) and seen.get("name"):
+            row = counts.setdefault(str(seen["name"]), {"tasks": 0, "deliveries": 0})
+            row["tasks"] += 1
+            row["deliveries"] += int(seen.get("deliveries", 1))
+    return dict(sorted(counts.items(), key=lambda item: -item[1]["deliveries"]))

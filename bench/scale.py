@@ -17,7 +17,8 @@ peak memory (PSS of its process tree, sampled), Redis' peak used memory and conn
 bytes Redis sent to its clients during the campaign (what every agent's reads cost the network), idle
 slot-seconds by cause (bench.campaign_scale.idle_slots), the machine's load, each
 process's CPU-seconds and every stage transition (bench.stages); with --links, where each chain
-link's time goes (bench.links). Progress goes to stderr.
+link's time goes (bench.links) and how many tasks of each name the controller received, and how
+many times (bench.event_log.tasks_by_name). Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ import yaml
 
 from bench import links
 from bench.campaign_scale import analyse
-from bench.event_log import TaskEventLog
+from bench.event_log import TaskEventLog, tasks_by_name
 from bench.stages import stage_transitions
 from kubeupgrade.api import submit
 from kubeupgrade.cli.engine import POOL_NICE
@@ -296,7 +297,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 "transitions": transitions, "links": link_rows, "load": os.getloadavg()[0], "cpu_seconds": cpu,
                 "cluster_nice": args.cluster_nice,
                 "pool_nice": POOL_NICE if args.pool_nice is None else args.pool_nice,
-                "redis_commands": dict(sorted(redis_commands.items(), key=lambda item: -item[1]))}
+                "redis_commands": dict(sorted(redis_commands.items(), key=lambda item: -item[1])),
+                "controller_tasks": tasks_by_name(events.events, "controller@") if events is not None else {}}
     finally:
         stack.stop_all()
         box.down()
@@ -353,8 +355,9 @@ def main() -> int:
     add_under_option(parser)
     parser.add_argument("--record", metavar="FILE", help="also write the campaign's record (JSON) here")
     parser.add_argument("--links", action="store_true",
-                        help="also print where each chain link's time goes (bench/links.py; the events "
-                             "are kept by this process, whose CPU competes with what is measured)")
+                        help="also print where each chain link's time goes (bench/links.py) and the "
+                             "controller's tasks by name (the events are kept by this process, whose CPU "
+                             "competes with what is measured)")
     parser.add_argument("--split-cores", action="store_true",
                         help="the controller and redis-server on the first core, the simulated "
                              "cluster (API server, agent farms) and this process on the others")
@@ -394,6 +397,9 @@ def main() -> int:
     if r["links"]:
         print("\nFrom a link's predecessor ending to it begun (bench/links.py), milliseconds, median / p90:")
         print(links.table(r["links"]))
+        print("\nThe controller's tasks (tasks / deliveries; a look sent through the broker delivers a "
+              "task again): " + ", ".join(f"{name.rsplit('.', 1)[-1]} {row['tasks']:,} / {row['deliveries']:,}"
+                                          for name, row in r["controller_tasks"].items()))
     print(f"\nMachine speed (bench.scale.machine_speed, before and after): {r['machine_ms'][0]:.0f} and "
           f"{r['machine_ms'][1]:.0f} ms")
     print(f"Left in Redis after the campaign: {r['redis_left_mib']:.1f} MiB used, {r['results_left']} task results; "
