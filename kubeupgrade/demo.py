@@ -9,6 +9,7 @@ it started unless run with --keep.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import signal
 import sys
@@ -159,8 +160,6 @@ def _metrics_excerpt(stack: Stack, campaign: str) -> list[str]:
 
 
 def _broker(stack: Stack, console: Console) -> str:
-    import os
-
     url = os.environ.get("KUBEUPGRADE_BROKER")
     if url:
         try:
@@ -176,8 +175,6 @@ def _broker(stack: Stack, console: Console) -> str:
 
 def _down(directory: Path, console: Console) -> int:
     """Stop every process a --keep demo started (from its pids.txt), then the sandbox."""
-    import os
-
     pids = directory / "pids.txt"
     stopped = []
     for line in pids.read_text().splitlines() if pids.exists() else []:
@@ -204,8 +201,6 @@ def _exit(code: int) -> None:
     interpreter's own shutdown (library threads, finalizers, atexit) has nothing left to do for
     the demo, yet once in CI a Ctrl-C'd demo that had returned 130 ended as if killed by SIGINT
     (-2) during that shutdown; the exit status is what scripts and the tests read."""
-    import os
-
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
