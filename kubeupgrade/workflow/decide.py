@@ -15,7 +15,13 @@ from typing import NamedTuple
 
 from kubeupgrade.model.campaign import WorkerStrategy
 from kubeupgrade.model.phases import names_where
-from kubeupgrade.planning.scheduling import NodeState, Pools, workers_to_prepare, workers_to_start
+from kubeupgrade.planning.scheduling import (
+    HOLDING_A_SLOT,
+    NodeState,
+    Pools,
+    workers_to_prepare,
+    workers_to_start,
+)
 from kubeupgrade.workflow.audit import OUTAGE_PHASES, outage_begun, outage_start
 from kubeupgrade.workflow.schema import NodeEntry, PhaseRecord
 
@@ -123,6 +129,7 @@ class WorkerIndex:
         self.failed, self.resume = _Positions(), _Positions()
         self.eligible = _Positions()  # prepared, not started
         self.unprepared = _Positions()  # preparation not sent
+        self.not_started = _Positions()  # state PENDING: neither out of service nor ended
 
     def put(self, name: str, worker: WorkerFacts) -> None:
         """`worker`: worker_facts of the node's entry as read now."""
@@ -147,6 +154,8 @@ class WorkerIndex:
         groups = []
         if worker.state in _FAILED:
             groups.append(self.failed)
+        elif worker.state is NodeState.PENDING:
+            groups.append(self.not_started)
         if worker.resume:
             groups.append(self.resume)
         if worker.prepared:
@@ -190,12 +199,13 @@ def decide_workers(order: Sequence[str], limit: int, strategy: WorkerStrategy,
     resumed first, also while the campaign is paused.
 
     Up to `max_failed` workers may fail while the others go on; a failed worker left out of
-    service keeps its slot. `pools` add per-pool limits. Outside a maintenance window
-    (`outage_allowed` False) workers are prepared but none begins an outage. With `canary` > 0
-    the first `canary` workers go alone, then the health gate (`gate`) must pass before any
-    other worker starts, even its preparation. `known`: each worker's worker_facts(entry),
-    when the caller keeps them from tick to tick, or a WorkerIndex of them (the same decision,
-    on counts: see _decide_on_index)."""
+    service keeps its slot. With the window strategy and no pools, only the first wave's own
+    workers are prepared until it has formed (`forming`). `pools` add per-pool limits.
+    Outside a maintenance window (`outage_allowed` False) workers are prepared but none begins
+    an outage. With `canary` > 0 the first `canary` workers go alone, then the health gate
+    (`gate`) must pass before any other worker starts, even its preparation. `known`: each
+    worker's worker_facts(entry), when the caller keeps them from tick to tick, or a
+    WorkerIndex of them (the same decision, on counts: see _decide_on_index)."""
     if isinstance(known, WorkerIndex):
         complete = known.complete(order)
         if complete and strategy is WorkerStrategy.WINDOW and not pools and not (canary and not gate_passed):
@@ -234,8 +244,30 @@ def decide_workers(order: Sequence[str], limit: int, strategy: WorkerStrategy,
     waiting = eligible - set(outage)
     ahead = workers_to_prepare(order, preparing, waiting, unprepared, limit=limit, pools=pools,
                                ahead_per_lane=prepare_ahead)
+    if outage_allowed and strategy is WorkerStrategy.WINDOW and not pools and ahead:
+        out = sum(1 for name in order if states[name] in HOLDING_A_SLOT)
+        ended = any(states[name] in _ENDED for name in order)
+        if forming(limit, out + len(starting), ended=ended):
+            not_started = [name for name in order if states[name] is NodeState.PENDING]
+            wave = set(not_started[:limit - out])
+            ahead = [name for name in ahead if name in wave]
     stuck = outage_allowed and not outage and not ahead and not any_flying
     return WorkerStep(outage=tuple(outage), prepare=tuple(ahead), failed=failed, stuck=stuck)
+
+
+def forming(limit: int, out: int, *, ended: bool) -> bool:
+    """Whether the window's first wave is still forming: no worker has ended and the window
+    has not been full (`out`: the workers holding a slot once this decision's outages are
+    sent). Window strategy without pools only.
+
+    While it forms, only the wave's own workers are prepared: the first `limit - out`
+    workers in order not yet started, whose outages are what the stage waits for.
+    Preparations beside them for workers that could not start yet would share what the hosts
+    share (the package mirror, the API server `kubeadm upgrade node` reads; in the sandbox,
+    the machine's cores) and start the first outages later; those are prepared while the
+    first wave is out of service. The stage cannot stall on it: with nothing in flight and
+    nothing starting, the wave's first worker is unprepared, and so is prepared."""
+    return not ended and out < limit
 
 
 def _decide_on_index(index: WorkerIndex, limit: int, *, max_failed: int, paused: bool,
@@ -259,7 +291,13 @@ def _decide_on_index(index: WorkerIndex, limit: int, *, max_failed: int, paused:
     # workers_to_prepare, one lane: the first unprepared in order, up to the room ahead.
     waiting = len(index.eligible.sorted) - (len(starting) if outage_allowed else 0)
     room = (prepare_ahead or 2 * limit) - index.preparing - waiting
-    ahead = index.names(index.unprepared.sorted[:room]) if room > 0 else []
+    positions = index.unprepared.sorted[:room] if room > 0 else []
+    ended = index.states[NodeState.SUCCEEDED] + len(index.failed.sorted)
+    if outage_allowed and positions and forming(limit, out + len(starting), ended=bool(ended)):
+        wave = index.not_started.sorted[:limit - out]
+        last = wave[-1]  # positions is not empty, so neither is the wave: they are not started
+        positions = positions[:bisect.bisect_right(positions, last)]
+    ahead = index.names(positions)
     stuck = outage_allowed and not outage and not ahead and not index.in_flight
     return WorkerStep(outage=tuple(outage), prepare=tuple(ahead), failed=failed, stuck=stuck)
 

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kubeupgrade.model.campaign import WorkerStrategy
-from kubeupgrade.planning.scheduling import fixed_batches
+from kubeupgrade.planning.scheduling import NodeState, fixed_batches
 from kubeupgrade.workflow.audit import outage_start
 from kubeupgrade.workflow.decide import (
     EARLY_PHASES,
@@ -21,6 +21,7 @@ from kubeupgrade.workflow.decide import (
     in_flight,
     out_of_service,
     prepared,
+    worker_facts,
     workers_to_fetch,
 )
 from kubeupgrade.workflow.record import new_phase
@@ -90,6 +91,48 @@ def test_any_record_state_never_leads_past_the_limit(drawn, limit, strategy, pre
         batch = next((b for b in fixed_batches(order, limit)
                       if any(entries[n]["state"] != "succeeded" for n in b)), [])
         assert set(step.outage) - before <= set(batch)
+
+
+@settings(max_examples=400)
+@given(workers_drawn, st.integers(1, 4), st.integers(0, 3))
+def test_while_the_first_wave_forms_only_its_own_workers_are_prepared(drawn, limit, prepare_ahead):
+    """Window strategy: until a worker has ended or the window has been full, preparation goes
+    only to the first workers in order not yet started, as many as slots are free; and the
+    first of them still unprepared is always prepared (the stage never waits on nothing)."""
+    entries = {f"w{i}": worker(f"w{i}", done, nxt) for i, (done, nxt) in enumerate(drawn)}
+    order = list(entries)
+    step = decide_workers(order, limit, WorkerStrategy.WINDOW, entries, prepare_ahead=prepare_ahead)
+    facts = {name: worker_facts(entries[name]) for name in order}
+    ended = any(f.state in (NodeState.SUCCEEDED, NodeState.FAILED_IN_SERVICE, NodeState.FAILED_OUT_OF_SERVICE)
+                for f in facts.values())
+    out = sum(f.state in (NodeState.RUNNING, NodeState.FAILED_OUT_OF_SERVICE) for f in facts.values())
+    not_started = [name for name in order if facts[name].state is NodeState.PENDING]
+    starting = [name for name in step.outage if name in not_started]  # the others resume
+    if ended or out + len(starting) >= limit:
+        return  # the usual room ahead: test_any_record_state_never_leads_past_the_limit
+    wave = not_started[:limit - out]
+    assert set(step.prepare) <= set(wave)
+    unprepared = [name for name in wave if not facts[name].prepared and not facts[name].in_flight]
+    ahead = [name for name in not_started if facts[name].in_flight or facts[name].prepared]
+    if unprepared and len(ahead) - len(starting) < (prepare_ahead or 2 * limit):
+        assert unprepared[0] in step.prepare
+
+
+def test_the_first_wave_is_prepared_alone_then_the_room_ahead_fills():
+    entries = {f"w{i}": worker(f"w{i}", 3) for i in range(8)}  # packages fetched
+    order = list(entries)
+    step = decide_workers(order, 2, WorkerStrategy.WINDOW, entries)
+    assert step.prepare == ("w0", "w1")  # not w2, w3: they could not start yet
+    send_step(entries, step)
+    for name in ("w0", "w1"):
+        for _ in range(2):  # install-kubeadm, kubeadm-upgrade-node
+            complete(entries[name])
+    step = decide_workers(order, 2, WorkerStrategy.WINDOW, entries)
+    assert step.outage == ("w0", "w1") and step.prepare == ("w2", "w3", "w4", "w5")
+    # Outside a maintenance window nothing starts, so the whole room is prepared at once.
+    fresh = {f"w{i}": worker(f"w{i}", 3) for i in range(8)}
+    assert decide_workers(order, 2, WorkerStrategy.WINDOW, fresh, outage_allowed=False).prepare == (
+        "w0", "w1", "w2", "w3")
 
 
 def send(entry, outage):
