@@ -98,7 +98,7 @@ def test_any_record_state_never_leads_past_the_limit(drawn, limit, strategy, pre
 def test_while_the_first_wave_forms_only_its_own_workers_are_prepared(drawn, limit, prepare_ahead):
     """Window strategy: until a worker has ended or the window has been full, preparation goes
     only to the first workers in order not yet started, as many as slots are free; and the
-    first of them still unprepared is always prepared (the stage never waits on nothing)."""
+    first of them still unprepared is always prepared (the stage cannot stall on the rule)."""
     entries = {f"w{i}": worker(f"w{i}", done, nxt) for i, (done, nxt) in enumerate(drawn)}
     order = list(entries)
     step = decide_workers(order, limit, WorkerStrategy.WINDOW, entries, prepare_ahead=prepare_ahead)
