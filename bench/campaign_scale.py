@@ -13,7 +13,8 @@ and the controller; then the same hop, 1.30 -> 1.31. Strategies: `window` (slidi
 workers out of service than `--limit`). For each it prints the makespan of the upgrade (control
 planes + workers), the lower bound (serial control-plane time + the larger of the longest worker
 and the total worker out-of-service time divided by `--limit`; the smallest of the runs' bounds
-is the one all are compared with), their ratio, idle slot-seconds by cause, the dispatch
+is the one all are compared with), their ratio, idle slot-seconds by cause, how long after the
+control planes the first outage began and the first wave's last (the `--limit`-th), the dispatch
 overhead per task (time from a phase becoming eligible to it running: median and p99), the
 slowest stage transition (bench/stages.py: from a stage's last phase ending to the next stage's
 first phase sent, and begun) and Redis memory. With `--links`, also where the time between two
@@ -95,11 +96,19 @@ def analyse(doc: dict, limit: int, slots: int | None = None) -> dict[str, float]
     prepared_at = [_prepared_at(e) for e in workers]
     stage = (max(end for _, end in cp_spans), max(end for _, end in outages))
     return {"makespan": makespan, "lower": lower, "ratio": makespan / lower, "ruled": ruled,
-            "quickest_preparation": quickest,
+            "quickest_preparation": quickest, **first_wave(cp_end, outages, slots or limit),
             "overhead_median": statistics.median(overheads),
             "overhead_p99": overheads[min(len(overheads) - 1, int(len(overheads) * 0.99))],
             "tasks": len(overheads), **idle_slots(stage, outages, prepared_at, slots or limit),
             **summary(stage_transitions(doc))}
+
+
+def first_wave(cp_end: float, outages: list[tuple[float, float]], limit: int) -> dict[str, float]:
+    """How long after the control planes' end the first outage began (`first_outage`) and the
+    `limit`-th (`wave_formed`: the first wave's last to begin): what the first wave waited
+    for, its preparation and the dispatcher's reaction, which no later wave waits for."""
+    starts = sorted(start for start, _ in outages)
+    return {"first_outage": starts[0] - cp_end, "wave_formed": starts[min(limit, len(starts)) - 1] - cp_end}
 
 
 def _before_outage(entry: dict) -> list[dict]:
@@ -233,12 +242,14 @@ def main() -> int:
           f"preparation after them, {min(r['quickest_preparation'] for r in results.values()):.1f} s, "
           f"comes first): {ruled:.1f} s")
     print("| strategy | out at once | makespan | ratio to the bound | to the ruled bound | idle slot-s: not started | "
-          "preparation | tail | dispatch median | p99 | slowest stage transition: sent / started | tasks | Redis used |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "preparation | tail | first outage / first wave formed | dispatch median | p99 | "
+          "slowest stage transition: sent / started | tasks | Redis used |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, r in results.items():
         print(f"| {name} | {r['out_at_once']} | {r['makespan']:.1f} s | {r['makespan'] / bound:.2f} | "
               f"{r['makespan'] / ruled:.2f} | "
               f"{r['not started']:.0f} | {r['preparation']:.0f} | {r['tail']:.0f} | "
+              f"{r['first_outage']:.2f} / {r['wave_formed']:.2f} s | "
               f"{r['overhead_median'] * 1000:.0f} ms | {r['overhead_p99'] * 1000:.0f} ms | "
               f"{r['transition_sent_max'] * 1000:.0f} / {r['transition_started_max'] * 1000:.0f} ms | {r['tasks']} | "
               f"{r['redis_mib']:.1f} MiB |")
