@@ -292,10 +292,11 @@ def _decide_on_index(index: WorkerIndex, limit: int, *, max_failed: int, paused:
     waiting = len(index.eligible.sorted) - (len(starting) if outage_allowed else 0)
     room = (prepare_ahead or 2 * limit) - index.preparing - waiting
     positions = index.unprepared.sorted[:room] if room > 0 else []
-    ended = index.states[NodeState.SUCCEEDED] + len(index.failed.sorted)
-    if outage_allowed and positions and forming(limit, out + len(starting), ended=bool(ended)):
-        wave = index.not_started.sorted[:limit - out]
-        last = wave[-1]  # positions is not empty, so neither is the wave: they are not started
+    ended = bool(failed) or index.states[NodeState.SUCCEEDED] > 0
+    if outage_allowed and positions and forming(limit, out + len(starting), ended=ended):
+        # The wave's last worker: positions is not empty, and its workers are not started.
+        not_started = index.not_started.sorted
+        last = not_started[min(limit - out, len(not_started)) - 1]
         positions = positions[:bisect.bisect_right(positions, last)]
     ahead = index.names(positions)
     stuck = outage_allowed and not outage and not ahead and not index.in_flight
