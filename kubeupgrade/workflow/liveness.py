@@ -31,6 +31,7 @@ AGENT_TTL = 15  # seconds an agent's key outlives its last refresh (a silent age
 BEAT_PERIOD = 2.0  # seconds between a running phase's refreshes
 BEAT_TTL = 8  # seconds a phase's key outlives its last refresh
 WAKE_KEY = "ku:wake"
+STOP_JOIN_SECONDS = 5.0  # how long a stopping heartbeat waits for a refresh in flight
 
 
 def agent_key(node: str) -> str:
@@ -121,8 +122,14 @@ class AgentHeartbeat:
             self._thread.start()
 
     def stop(self) -> None:
-        """Stop refreshing and say so at once (a stopped agent is not waited for TTL seconds)."""
+        """Stop refreshing and say so at once (a stopped agent is not waited for TTL seconds).
+        The thread is joined before the delete: a refresh already past its stop check would
+        otherwise write the key again after it, and the stopped agent would look alive for TTL
+        seconds (seen as a flaky test under load). Bounded: a refresh stuck on an unreachable
+        Redis does not hold the agent's shutdown."""
         self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=STOP_JOIN_SECONDS)
         with contextlib.suppress(redis.RedisError):
             self.client.delete(*(agent_key(node) for node in self.nodes))
 
