@@ -454,7 +454,8 @@ class _CampaignReader:
             zone = self.typed(raw["timezone"], f"{where}.timezone", str, "an IANA time zone")
             try:
                 ZoneInfo(zone)
-            except (ZoneInfoNotFoundError, ValueError):
+            # A directory of the zone database ("America") or an over-long name fails as OSError.
+            except (ZoneInfoNotFoundError, ValueError, OSError):
                 raise self.fail(f"{where}.timezone", f"unknown time zone {zone!r} (an IANA name such as "
                                 "Europe/Berlin or UTC)") from None
             windows.append(Window(frozenset(DAYS.index(d) for d in days), times[0], times[1], zone))

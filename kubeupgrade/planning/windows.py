@@ -75,7 +75,7 @@ def windows_of(campaign: dict[str, Any]) -> tuple[Window, ...]:
                         for raw in campaign.get("policies", {}).get("windows", []))
         for window in windows:
             ZoneInfo(window.timezone)
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError, OSError) as error:
         raise ValueError(f"policies.windows does not read: {error!r}") from None
     return windows
 

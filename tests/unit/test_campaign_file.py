@@ -91,6 +91,9 @@ INVALID = [
     ("cluster: demo", "cluster: demo\npolicies: {windows: [{days: [Mo], start: '22:00', end: '04:00', timezone: UTC}]}", "policies.windows[0].days: expected a list of Mon, Tue"),
     ("cluster: demo", "cluster: demo\npolicies: {windows: [{days: [Mon], start: '25:00', end: '04:00', timezone: UTC}]}", "policies.windows[0].start: '25:00' is not a time of day"),
     ("cluster: demo", "cluster: demo\npolicies: {windows: [{days: [Mon], start: '22:00', end: '04:00', timezone: Mars/Olympus}]}", "policies.windows[0].timezone: unknown time zone 'Mars/Olympus'"),
+    # a directory of the zone database, and a name longer than a file name may be
+    ("cluster: demo", "cluster: demo\npolicies: {windows: [{days: [Mon], start: '22:00', end: '04:00', timezone: America}]}", "policies.windows[0].timezone: unknown time zone 'America'"),
+    ("cluster: demo", "cluster: demo\npolicies: {windows: [{days: [Mon], start: '22:00', end: '04:00', timezone: " + "x" * 300 + "}]}", "policies.windows[0].timezone: unknown time zone 'xxx"),
     ("cluster: demo", "cluster: demo\npolicies: {windows: [{days: [Mon], start: '22:00', end: '22:00', timezone: UTC}]}", "policies.windows[0].end: equals start"),
 ]
 

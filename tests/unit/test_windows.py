@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kubeupgrade.model.campaign import Window
-from kubeupgrade.planning.windows import describe, is_open, next_opening, parse_time
+from kubeupgrade.planning.windows import describe, is_open, next_opening, parse_time, windows_of
 
 BERLIN_WEEKEND_NIGHTS = Window(frozenset({5, 6}), time(22, 0), time(4, 0), "Europe/Berlin")
 
@@ -71,3 +71,13 @@ def test_the_next_opening_is_the_first_open_moment(chosen, naive):
     while probe < upcoming:  # closed all the way there (15-minute grid: every start is on it)
         assert not is_open(chosen, probe), probe
         probe += timedelta(minutes=15)
+
+
+@pytest.mark.parametrize("zone", ["America", "x" * 300, "Etc/../UTC", "", "Mars/Olympus", "zone.tab"])
+def test_a_stored_window_whose_zone_does_not_load_reads_as_damaged(zone):
+    # ZoneInfo fails in several ways (a directory, a file name too long, a file that is not a
+    # zone); each must come out as the one ValueError the record layer names as damage.
+    stored = {"policies": {"windows": [{"days": ["Sat"], "start": "22:00", "end": "04:00",
+                                        "timezone": zone}]}}
+    with pytest.raises(ValueError, match="policies.windows does not read"):
+        windows_of(stored)
