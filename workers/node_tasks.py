@@ -157,7 +157,7 @@ def restore_repository(campaign: str, hop: int, node: str, force: bool = False) 
     entry = store.entry(campaign, hop, node)
     if doc is None or entry is None or hop >= len(doc["hops"]):
         raise PermanentError(f"campaign {campaign} has no node {node} in hop {hop + 1}")
-    authorize(doc, hop)  # the repository is root's too: only for a campaign an operator signed
+    authorize(doc, hop, node=node)  # the repository is root's too: only for a campaign an operator signed
     holder = store.cluster_holder(doc["cluster"])
     if doc["state"] not in ("failed", "aborted"):
         detail = f"campaign is {doc['state']}; repository left as is"

@@ -281,7 +281,7 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
     job = Job(store, campaign, hop, node, parsed, attempt, task_id, read, wait)
     try:
         if on_agent:  # root on this host: only for what a trusted operator signed
-            authorize(read.doc, hop, signed_text=read.signed_text())
+            authorize(read.doc, hop, signed_text=read.signed_text(), node=node)
         else:  # the cluster: only for what this controller accepted
             require_accepted(job)
         policy = job.campaign.policies.retries

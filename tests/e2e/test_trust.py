@@ -29,13 +29,15 @@ def forged_phase(phase, campaign_id):
     return {**new_phase(phase.value), "task_id": forged_task(campaign_id)}
 
 
-def forge(store, marker, signer=None):
+def forge(store, marker, signer=None, scope=None):
     """What an attacker with write access to Redis writes: a running campaign whose hook is
     theirs, and an entry the hook task will find, under the id their message will carry. The record is written running in one step,
     as such an attacker would: written pending and then made running, the controller could
     refuse it in between (its cluster is not the controller's), and did on CI."""
     campaign = {"cluster": "forged", "target": "1.31",
                 "policies": {"hooks": {"after_node": [["touch", str(marker)]]}}}
+    if scope:
+        campaign["scope"] = scope
     campaign_id = f"forged-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     now = time.time()
     store.take_cluster("forged", campaign_id)
@@ -326,3 +328,40 @@ def test_a_signed_task_the_dispatcher_did_not_send_starts_no_outage(make_stack, 
     state, error = finish(handle, timeout=240)
     assert state == "succeeded", error
     assert invariants.check_max_unavailable(box, 1) == []
+
+
+def test_an_entry_for_a_node_the_operator_left_out_runs_nothing_on_it(make_stack, tmp_path):
+    """The record's entries are the controller's writing, not the operator's. A campaign the
+    operator signed for worker-1 only, given an entry for worker-2 by whoever can write the
+    record (a forged write, or a planner bug), and a task for it signed with a message key the
+    nodes trust: worker-2's agent refuses it and nothing runs on its host. Its control plane
+    (always in scope) and worker-1 stay allowed."""
+    from kubeupgrade.security.authorize import authorize
+    from kubeupgrade.security.signing import TRUSTED_DIR
+
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    store = CampaignStore.from_url(stack.broker)
+    app = client_app(stack.broker)
+    operator = load_private_key(box.signing_key)
+    campaign_id = forge(store, tmp_path / "unused", lambda cid, c: sign(operator, cid, "forged", c),
+                        scope={"workers": ["worker-1"]})
+    doc = store.get(campaign_id)
+    for allowed in ("worker-1", "cp-1"):  # the same check, on the hosts still in scope
+        root = box.node_root(allowed)
+        assert authorize(doc, 0, root / TRUSTED_DIR.lstrip("/"), node=allowed, host_root=root)
+    store.put_entry(campaign_id, 0, "worker-2", {
+        "node": "worker-2", "role": "control-plane", "hop": 0, "state": "pending", "attempt": 1,
+        "phases": [forged_phase(Phase.INSTALL_KUBELET, campaign_id)]})
+    commands_before = list(box.command_log("worker-2"))
+    result = app.signature(PHASE_TASKS[Phase.INSTALL_KUBELET], kwargs={
+        "campaign": campaign_id, "hop": 0, "node": "worker-2", "phase": Phase.INSTALL_KUBELET.value,
+        "attempt": 1}).apply_async(queue=node_queue("worker-2"), task_id=forged_task(campaign_id),
+                                   ignore_result=False)
+    with pytest.raises(Exception, match="node worker-2 is not among the workers"):
+        result.get(timeout=60, propagate=True)
+    recorded = store.entry(campaign_id, 0, "worker-2")["phases"][0]
+    assert recorded["state"] == "failed" and "signed for (scope.workers)" in recorded["error"]
+    assert box.command_log("worker-2") == commands_before  # not one command ran on the host
+    store.update(campaign_id, lambda d: d.update(state="failed"))
+    store.release_cluster("forged", campaign_id)

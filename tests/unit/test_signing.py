@@ -85,3 +85,49 @@ def test_keys_are_private_and_never_overwritten(tmp_path):
         load_private_key(tmp_path / "missing.key")
     with pytest.raises(InvalidInput, match="not an unencrypted Ed25519 private key"):
         load_private_key(pair.public)
+
+
+@pytest.fixture
+def hosts(tmp_path):
+    """Two host roots: a control plane (its API server's static pod manifest) and a worker."""
+    control_plane, worker = tmp_path / "cp-1", tmp_path / "w-1"
+    manifest = control_plane / "etc/kubernetes/manifests/kube-apiserver.yaml"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text("kind: Pod\n")
+    worker.mkdir()
+    return control_plane, worker
+
+
+@pytest.mark.parametrize(("extra", "runs_on_worker", "runs_on_control_plane"), [
+    ({}, True, True),  # the whole cluster
+    ({"scope": {"only": "control-planes"}}, False, True),
+    ({"scope": {"workers": ["w-2"]}}, False, True),  # control planes are always in scope
+    ({"scope": {"workers": ["w-1"]}}, True, True),
+    ({"scope": {"selector": "pool=a"}}, True, True),  # labels: judged by the controller only
+    ({"nodes": [{"name": "cp-1", "role": "control-plane"}]}, False, True),
+    ({"nodes": [{"name": "w-1", "role": "worker"}]}, True, False),
+])
+def test_an_agent_acts_only_for_a_node_the_signed_campaign_upgrades(keys, hosts, extra,
+                                                                     runs_on_worker,
+                                                                     runs_on_control_plane):
+    # The record's entries and roles are the controller's writing; the scope is the operator's.
+    operator, trusted = keys
+    doc = record(operator, dict(CAMPAIGN, **extra))
+    control_plane, worker = hosts
+    for node, root, runs in (("w-1", worker, runs_on_worker),
+                             ("cp-1", control_plane, runs_on_control_plane)):
+        if runs:
+            assert authorize(doc, 0, trusted, node=node, host_root=root) == operator.id
+        else:
+            with pytest.raises(Unauthorized, match=f"node {node}|{node} is not"):
+                authorize(doc, 0, trusted, node=node, host_root=root)
+
+
+def test_a_worker_named_like_a_control_plane_is_still_judged_by_its_own_host(keys, hosts):
+    # A forged entry may call a worker a control plane; the host's files decide.
+    operator, trusted = keys
+    doc = record(operator, dict(CAMPAIGN, scope={"only": "control-planes"}))
+    doc["entries"] = [{"w-1": {"role": "control-plane"}}]
+    _, worker = hosts
+    with pytest.raises(Unauthorized, match="control planes only and node w-1 is not one"):
+        authorize(doc, 0, trusted, node="w-1", host_root=worker)
