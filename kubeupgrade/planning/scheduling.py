@@ -54,9 +54,16 @@ def workers_to_start(
     strategy: WorkerStrategy,
     eligible: Set[str] | None = None,
     pools: Pools | None = None,
+    outside: Set[str] = frozenset(),
 ) -> list[str]:
     """The workers to take out of service now. Nothing starts once any worker has failed
     (beyond the failure budget: those within it are FAILED_IN/OUT_OF_SERVICE).
+
+    `outside`: workers of the cluster out of service now but not by this campaign (cordoned by
+    someone else, not Ready), in this order or not. Each holds a slot, globally and in its
+    pool, as the campaign's own do: the limit is on the cluster's workers out of service. One
+    of them that may start goes first and needs no free slot (it is out already: its outage
+    takes nothing more out of service).
 
     `window`: a finished worker frees its slot at once, so a slow node holds back only itself.
     `batches`: the next batch starts only when every node of the previous one has finished.
@@ -83,15 +90,24 @@ def workers_to_start(
             out += 1
             if name in pool_of:
                 held[pool_of[name]] += 1
-    free = max(0, limit - out)
-    if not free or (eligible is not None and not eligible):
+    for name in outside:
+        if state(name) not in HOLDING_A_SLOT:  # counted once, as the campaign's own
+            out += 1
+            if name in pool_of:
+                held[pool_of[name]] += 1
+    if eligible is not None and not eligible:
         return []
+    free = max(0, limit - out)
+    # Out already: each goes in its own slot.
+    already = [name for name in order if name in outside and may_start(name)] if outside else []
 
-    def take(candidates: Iterable[str]) -> list[str]:
-        chosen: list[str] = []
+    def take(candidates: Iterable[str], first: list[str]) -> list[str]:
+        chosen: list[str] = list(first)
         for name in candidates:
-            if len(chosen) >= free:
+            if len(chosen) - len(first) >= free:
                 break
+            if name in outside:
+                continue  # in `already` if it may start
             pool = pool_of.get(name)
             if pool is not None:
                 if held[pool] >= (pools or {})[pool][0]:
@@ -101,13 +117,14 @@ def workers_to_start(
         return chosen
 
     if strategy is WorkerStrategy.WINDOW:
-        return take(name for name in order if may_start(name))  # stops once the window is full
+        return take((name for name in order if may_start(name)), already)  # stops once the window is full
     for batch in fixed_batches(order, limit):
         unfinished = [name for name in batch if state(name) in UNFINISHED]
         if unfinished:
             # A batch never fills past the limit, but a record can hold workers out of service
             # outside it (edited by hand, or restored from an older copy): count them too.
-            return take([name for name in unfinished if may_start(name)])
+            return take([name for name in unfinished if may_start(name)],
+                        [name for name in already if name in unfinished])
     return []
 
 

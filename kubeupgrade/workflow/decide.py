@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -185,6 +185,9 @@ class WorkerStep:
     failed: tuple[str, ...] = ()  # the failed workers (over the budget: nothing new starts)
     gate: bool = False  # the canaries are done: the health gate must pass before the others
     stuck: bool = False  # nothing in flight and nothing may start (failed workers hold every slot)
+    # Workers out of service outside the campaign that fill the slots a prepared worker waits
+    # for: the campaign waits for them (or for a higher limit), naming them.
+    held_outside: tuple[str, ...] = ()
 
 
 def decide_workers(order: Sequence[str], limit: int, strategy: WorkerStrategy,
@@ -192,7 +195,8 @@ def decide_workers(order: Sequence[str], limit: int, strategy: WorkerStrategy,
                    gate_passed: bool = True, paused: bool = False,
                    pools: Pools | None = None, outage_allowed: bool = True,
                    prepare_ahead: int = 0,
-                   known: Mapping[str, WorkerFacts] | WorkerIndex | None = None) -> WorkerStep:
+                   known: Mapping[str, WorkerFacts] | WorkerIndex | None = None,
+                   outside: Set[str] = frozenset()) -> WorkerStep:
     """Prepare workers ahead of the window (no outage); take them out of service as the limit
     allows. A worker whose outage began holds its slot until it finishes, also while none of
     its tasks is in flight (one was lost and goes again, or the campaign was retried): it is
@@ -205,12 +209,15 @@ def decide_workers(order: Sequence[str], limit: int, strategy: WorkerStrategy,
     an outage. With `canary` > 0 the first `canary` workers go alone, then the health gate
     (`gate`) must pass before any other worker starts, even its preparation. `known`: each
     worker's worker_facts(entry), when the caller keeps them from tick to tick, or a
-    WorkerIndex of them (the same decision, on counts: see _decide_on_index)."""
+    WorkerIndex of them (the same decision, on counts: see _decide_on_index). `outside`: the
+    cluster's workers out of service not by this campaign (scheduling.workers_to_start): each
+    holds a slot; one of this hop that is prepared starts first, in the slot it holds."""
     if isinstance(known, WorkerIndex):
         complete = known.complete(order)
         if complete and strategy is WorkerStrategy.WINDOW and not pools and not (canary and not gate_passed):
             return _decide_on_index(known, limit, max_failed=max_failed, paused=paused,
-                                    outage_allowed=outage_allowed, prepare_ahead=prepare_ahead)
+                                    outage_allowed=outage_allowed, prepare_ahead=prepare_ahead,
+                                    outside=outside)
         known = known.facts if complete else None
     of = known if known is not None else {name: worker_facts(entries[name]) for name in order}
     failed = tuple(name for name in order if of[name].state in _FAILED)
@@ -239,20 +246,38 @@ def decide_workers(order: Sequence[str], limit: int, strategy: WorkerStrategy,
             (preparing if worker.in_flight else unprepared).add(name)
     if paused:
         return WorkerStep(outage=tuple(resume), failed=failed)
-    starting = workers_to_start(order, states, limit, strategy, eligible=eligible, pools=pools)
+    # Out of service outside the campaign, counted once: not those the campaign holds itself.
+    outside = frozenset(name for name in outside if states.get(name) not in HOLDING_A_SLOT)
+    starting = workers_to_start(order, states, limit, strategy, eligible=eligible, pools=pools,
+                                outside=outside)
     outage = resume + (starting if outage_allowed else [])
     waiting = eligible - set(outage)
     ahead = workers_to_prepare(order, preparing, waiting, unprepared, limit=limit, pools=pools,
                                ahead_per_lane=prepare_ahead)
+    out = sum(1 for name in order if states[name] in HOLDING_A_SLOT) + len(outside)
+    new = len([name for name in starting if name not in outside])
     if outage_allowed and strategy is WorkerStrategy.WINDOW and not pools and ahead:
-        out = sum(1 for name in order if states[name] in HOLDING_A_SLOT)
         ended = any(states[name] in _ENDED for name in order)
-        if forming(limit, out + len(starting), ended=ended):
-            not_started = [name for name in order if states[name] is NodeState.PENDING]
+        if forming(limit, out + new, ended=ended):
+            not_started = [name for name in order if states[name] is NodeState.PENDING and name not in outside]
             wave = set(not_started[:limit - out])
             ahead = [name for name in ahead if name in wave]
-    stuck = outage_allowed and not outage and not ahead and not any_flying
-    return WorkerStep(outage=tuple(outage), prepare=tuple(ahead), failed=failed, stuck=stuck)
+    # Out already, each in the slot it holds: prepared whatever the room ahead, or a campaign
+    # whose slots they fill would wait on them for ever.
+    first = [name for name in outside if name in unprepared]
+    if first:
+        chosen = set(ahead) | set(first)
+        ahead = [name for name in order if name in chosen]
+    held = _held_outside(outside, bool(waiting) and out + new >= limit, outage_allowed)
+    stuck = outage_allowed and not outage and not ahead and not any_flying and not held
+    return WorkerStep(outage=tuple(outage), prepare=tuple(ahead), failed=failed, stuck=stuck,
+                      held_outside=held)
+
+
+def _held_outside(outside: Set[str], full: bool, outage_allowed: bool) -> tuple[str, ...]:
+    """The outside workers a prepared worker waits behind (all of them: any one back in service
+    frees a slot), when one waits (`full`: for a slot, every one held)."""
+    return tuple(sorted(outside)) if outside and full and outage_allowed else ()
 
 
 def forming(limit: int, out: int, *, ended: bool) -> bool:
@@ -271,7 +296,8 @@ def forming(limit: int, out: int, *, ended: bool) -> bool:
 
 
 def _decide_on_index(index: WorkerIndex, limit: int, *, max_failed: int, paused: bool,
-                     outage_allowed: bool, prepare_ahead: int) -> WorkerStep:
+                     outage_allowed: bool, prepare_ahead: int,
+                     outside: Set[str] = frozenset()) -> WorkerStep:
     """decide_workers for the window strategy with no pools and no canary still to pass, on a
     complete index: the same steps as the walk over every worker, each answered from the
     index's counts and sorted positions (tests/unit/test_hop_view.py checks they agree)."""
@@ -283,24 +309,42 @@ def _decide_on_index(index: WorkerIndex, limit: int, *, max_failed: int, paused:
     resume = index.names(index.resume.sorted)
     if paused:
         return WorkerStep(outage=tuple(resume), failed=failed)
-    # workers_to_start, window: the first eligible workers in order, as many as slots are free.
-    out = index.states[NodeState.RUNNING] + index.states[NodeState.FAILED_OUT_OF_SERVICE]
+    # workers_to_start, window: the first eligible workers in order, as many as slots are free;
+    # before them the eligible ones out of service outside the campaign, each in its own slot.
+    outside = frozenset(name for name in outside if name not in index.facts
+                        or index.facts[name].state not in HOLDING_A_SLOT)
+    out = index.states[NodeState.RUNNING] + index.states[NodeState.FAILED_OUT_OF_SERVICE] + len(outside)
     free = max(0, limit - out)
-    starting = index.names(index.eligible.sorted[:free]) if free else []
+    already = sorted(index.position[name] for name in outside
+                     if name in index.position and _holds(index.eligible, index.position[name]))
+    fresh = [at for at in index.eligible.sorted[:free + len(already)] if at not in already][:free] if free else []
+    starting = index.names(already) + index.names(fresh)
     outage = resume + (starting if outage_allowed else [])
     # workers_to_prepare, one lane: the first unprepared in order, up to the room ahead.
     waiting = len(index.eligible.sorted) - (len(starting) if outage_allowed else 0)
     room = (prepare_ahead or 2 * limit) - index.preparing - waiting
     positions = index.unprepared.sorted[:room] if room > 0 else []
     ended = bool(failed) or index.states[NodeState.SUCCEEDED] > 0
-    if outage_allowed and positions and forming(limit, out + len(starting), ended=ended):
+    outside_at = {index.position[name] for name in outside if name in index.position}
+    if outage_allowed and positions and forming(limit, out + len(fresh), ended=ended):
         # The wave's last worker: positions is not empty, and its workers are not started.
-        not_started = index.not_started.sorted
-        last = not_started[min(limit - out, len(not_started)) - 1]
-        positions = positions[:bisect.bisect_right(positions, last)]
+        wave = [at for at in index.not_started.sorted[:limit - out + len(outside_at)]
+                if at not in outside_at][:limit - out]
+        positions = positions[:bisect.bisect_right(positions, wave[-1])] if wave else []
+    # Out already: prepared whatever the room ahead (decide_workers).
+    first = [at for at in outside_at if _holds(index.unprepared, at)]
+    if first:
+        positions = sorted(set(positions) | set(first))
     ahead = index.names(positions)
-    stuck = outage_allowed and not outage and not ahead and not index.in_flight
-    return WorkerStep(outage=tuple(outage), prepare=tuple(ahead), failed=failed, stuck=stuck)
+    held = _held_outside(outside, waiting > 0 and out + len(fresh) >= limit, outage_allowed)
+    stuck = outage_allowed and not outage and not ahead and not index.in_flight and not held
+    return WorkerStep(outage=tuple(outage), prepare=tuple(ahead), failed=failed, stuck=stuck,
+                      held_outside=held)
+
+
+def _holds(positions: _Positions, at: int) -> bool:
+    found = bisect.bisect_left(positions.sorted, at)
+    return found < len(positions.sorted) and positions.sorted[found] == at
 
 
 EARLY_PHASES = names_where(before_control_planes=True)

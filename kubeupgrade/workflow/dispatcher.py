@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from celery import Celery, chain, group
 from celery.canvas import Signature
@@ -67,6 +67,15 @@ from kubeupgrade.workflow.schedule import HopSchedule
 from kubeupgrade.workflow.schema import CampaignRecord, NodeEntry, PhaseRecord
 from kubeupgrade.workflow.story import milestones, to_tell
 from kubeupgrade.workflow.undelivered import nowhere
+
+if TYPE_CHECKING:
+    from kubeupgrade.kube.availability import AvailabilityPoller
+
+
+def seen_once(availability: AvailabilityPoller | None) -> bool:
+    """Whether a wait for the cluster's nodes is worth telling: a read failed, or one was
+    made and has aged (the first read of a campaign comes within a tick or two)."""
+    return availability is not None and (availability.error is not None or availability.latest() is not None)
 
 log = logging.getLogger("kubeupgrade.dispatcher")
 
@@ -195,8 +204,13 @@ class Dispatcher:
     def __init__(self, app: Celery, store: CampaignStore,
                  discover: Callable[[Campaign], tuple[list[NodeSpec], Any]] | None = None,
                  identify: Callable[[], ClusterIdentity] | None = None,
-                 narrate: Callable[[NodeEvent], None] | None = None) -> None:
+                 narrate: Callable[[NodeEvent], None] | None = None,
+                 availability: AvailabilityPoller | None = None) -> None:
         self.app = app
+        # The cluster's workers out of service, read from the API server in a thread of its
+        # own (kube/availability.py); None: counted from the record alone (tests, benchmarks).
+        self.availability = availability
+        self._outside_told: dict[str, str] = {}  # campaign -> what it last said it waits for
         self.store = store
         self.discover = discover
         self.identify = identify
@@ -324,7 +338,7 @@ class Dispatcher:
         if any(key not in active for key in self._records):
             self._records = {key: known for key, known in self._records.items() if key in active}
         for looks in (self._looked_at, self._unseen_since, self._watch_round, self._not_taking,
-                      self._look_rounds):
+                      self._look_rounds, self._outside_told):
             for gone in [key for key in looks if key not in active]:
                 del looks[gone]
         for campaign_id in active:
@@ -700,6 +714,8 @@ class Dispatcher:
 
     def _stage_control_planes(self, doc: CampaignRecord, hop: int,
                               entries: dict[str, NodeEntry]) -> None:
+        if self.availability is not None:
+            self.availability.want()  # read by the time the workers' turn comes
         step = decide_control_planes(self._schedule(doc, hop).control_planes, entries,
                                      paused=bool(doc.get("paused")) or not self._window_open(doc))
         if not step.finished and not doc.get("paused"):
@@ -761,13 +777,16 @@ class Dispatcher:
         boundary = self._gate_boundary(doc, hop, order, cluster, gate) if gate else None
         if boundary == -1:
             return  # a gate just passed: the next tick decides on the updated record
+        outside, unread = self._outside(doc, entries)
         step = decide_workers(order, schedule.limit, strategy, entries,
                               max_failed=policies.get("max_failed_workers", 0),
                               canary=boundary or 0, gate_passed=boundary is None,
                               paused=bool(doc.get("paused")), pools=schedule.pool_limits(),
-                              outage_allowed=self._window_open(doc),
+                              outage_allowed=self._window_open(doc) and not unread,
                               prepare_ahead=policies.get("prepare_ahead", 0),
-                              known=self._view(doc["id"], hop, entries).workers_index(order))
+                              known=self._view(doc["id"], hop, entries).workers_index(order),
+                              outside=outside)
+        self._tell_outside(doc, schedule.limit, step.held_outside, unread)
         failed = [entries[name] for name in step.failed]
         if step.finished and failed:
             if not any(in_flight(e) for e in entries.values()):
@@ -816,6 +835,59 @@ class Dispatcher:
                     self._send(doc, hop, node_canvas(links))
         if outage_chains:  # a flat group of node chains: one batch
             self._send(doc, hop, group(outage_chains) if len(outage_chains) > 1 else outage_chains[0])
+
+    def _outside(self, doc: CampaignRecord, entries: dict[str, NodeEntry]) -> tuple[frozenset[str], str]:
+        """The cluster's workers out of service that this campaign did not take out, as last
+        read, and why no outage may start ("" when one may): no read yet, or too old a one.
+        A worker of this hop that finished after the read began is left out unless someone
+        else cordoned it: the read may still show this campaign's own outage of it
+        (decide_workers leaves out those the campaign holds itself)."""
+        if self.availability is None:
+            return frozenset(), ""
+        from kubeupgrade.kube.availability import STALE_AFTER_SECONDS
+
+        self.availability.want()
+        seen = self.availability.latest()
+        failing = f" ({self.availability.error})" if self.availability.error else ""
+        if seen is None:
+            return frozenset(), f"the cluster's nodes have not been read yet{failing}"
+        age = time.time() - seen.read_at
+        if age > STALE_AFTER_SECONDS:
+            return frozenset(), f"the cluster's nodes were last read {age:.0f}s ago{failing}"
+        outside = set()
+        for name, how in seen.workers.items():
+            entry = entries.get(name)
+            if (entry is not None and entry["state"] == "succeeded" and (entry.get("ended") or 0) >= seen.read_at
+                    and (not how.cordoned or how.owner == doc["id"])):
+                # Finished after the read began: what the read saw of it may be this campaign's
+                # own outage, since ended (its cordon released, Ready again). Not a cordon by
+                # someone else: the campaign left that in place, and it still holds a slot.
+                continue
+            outside.add(name)
+        return frozenset(outside), ""
+
+    def _tell_outside(self, doc: CampaignRecord, limit: int, held: tuple[str, ...], unread: str) -> None:
+        """Say in the campaign's events, once each time it changes, what holds its outages back
+        from outside it: workers out of service it did not take out, or an unread cluster."""
+        if unread and seen_once(self.availability):
+            told = f"no worker begins an outage until the cluster's nodes are read: {unread}"
+        elif held:
+            seen = self.availability.latest() if self.availability is not None else None
+            how = seen.workers if seen is not None else {}
+            named = ", ".join(f"{name} ({how[name].why if name in how else 'out of service'})"
+                              for name in held[:10])
+            more = f" and {len(held) - 10} more" if len(held) > 10 else ""
+            told = (f"waiting: {len(held)} worker(s) out of service outside this campaign hold "
+                    f"slots of its limit of {limit}: {named}{more}; no other worker begins an "
+                    "outage until one is back in service (uncordoned and Ready; or abort, and submit again "
+                    "with a higher max_unavailable)")
+        else:
+            told = ""
+        if told == self._outside_told.get(doc["id"], ""):
+            return
+        self._outside_told[doc["id"]] = told
+        self.store.event(doc["id"], told or "workers out of service outside this campaign no "
+                         "longer hold its outages back")
 
     @property
     def more_to_send(self) -> bool:

@@ -206,9 +206,16 @@ def run_controller(kubeconfig: str, broker: str, *, concurrency: int = 8, pool_n
     def _start_threads() -> None:
         # Its own app (and so its own connections): sharing the worker's from another thread
         # breaks the worker's reconnection after a broker restart.
+        from kubeupgrade.kube.availability import AvailabilityPoller, read_out_of_service
+
+        # The cluster's workers out of service, whoever took them out: they count against the
+        # campaign's limit too. Read in a thread of its own, so a slow list never holds a tick.
+        availability = AvailabilityPoller(lambda: read_out_of_service(kube_api()))
+        threading.Thread(target=availability.run_forever, args=(stop,), daemon=True,
+                         name="availability").start()
         dispatcher = Dispatcher(sender_app(broker), CampaignStore.from_url(broker),
                                 discover=discover_live, identify=identify_live,
-                                narrate=EventRecorder(kube_api()).record)
+                                narrate=EventRecorder(kube_api()).record, availability=availability)
         threading.Thread(target=dispatcher.run_forever, args=(stop,), daemon=True,
                          name="dispatcher").start()
         notifier = Notifier(CampaignStore.from_url(broker).redis)

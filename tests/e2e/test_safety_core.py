@@ -373,3 +373,40 @@ def test_preflight_names_every_problem_and_nothing_disruptive_runs(make_stack, t
         ran = [" ".join(e["argv"]) for e in box.command_log(node)]
         assert not [c for c in ran if c.startswith("kubeadm upgrade") or " install " in f" {c} "], (node, ran)
         assert not box.api_get(f"/api/v1/nodes/{node}")["spec"].get("unschedulable"), node
+
+
+def test_workers_out_of_service_outside_the_campaign_count_against_its_limit(make_stack, tmp_path):
+    """The limit is on the cluster's workers out of service, not only the campaign's own: with
+    max_unavailable 1 and a worker an operator cordoned for a repair, no other worker may go
+    out of service beside it. The cordoned worker is upgraded first (it is out already) and
+    left cordoned (not ours); the campaign then waits, naming it, and goes on once the
+    operator uncordons it. At no moment are two workers out of service."""
+    from kubernetes import client, config
+
+    from kubeupgrade.sandbox import invariants
+
+    stack = make_stack(control_planes=1, workers=4, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    api = client.CoreV1Api(config.new_client_from_config(str(box.kubeconfig)))
+    api.patch_node("worker-3", {"spec": {"unschedulable": True}})
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1), broker=stack.broker)
+
+    def waiting_on_worker_3():
+        return any(e["message"].startswith("waiting: 1 worker(s) out of service outside this campaign")
+                   and "worker-3 (cordoned)" in e["message"] for e in handle.status()["events"])
+
+    wait_for(lambda: phase_record(handle, "worker-3", "uncordon").get("state") == "succeeded", timeout=120)
+    wait_for(waiting_on_worker_3, timeout=30)
+    time.sleep(2)  # a dispatcher that ignored the cordon would have started another by now
+    assert handle.status()["state"] == "running"
+    assert [n for n in ("worker-1", "worker-2", "worker-4")
+            if phase_record(handle, n, "drain").get("state") not in (None, "pending")] == []
+    assert box.api_get("/api/v1/nodes/worker-3")["spec"].get("unschedulable")  # not ours to release
+    assert invariants.max_workers_out(box) == 1
+    api.patch_node("worker-3", {"spec": {"unschedulable": False}})
+    state, error = finish(handle, timeout=240)
+    assert state == "succeeded", error
+    assert invariants.max_workers_out(box) == 1
+    assert invariants.check_all(box, 1) == []
+    messages = [e["message"] for e in handle.status()["events"]]
+    assert "workers out of service outside this campaign no longer hold its outages back" in messages

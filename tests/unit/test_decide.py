@@ -93,6 +93,45 @@ def test_any_record_state_never_leads_past_the_limit(drawn, limit, strategy, pre
         assert set(step.outage) - before <= set(batch)
 
 
+@settings(max_examples=600)
+@given(workers_drawn, st.integers(1, 4), st.sampled_from(list(WorkerStrategy)), st.integers(0, 3),
+       st.frozensets(st.sampled_from([f"w{i}" for i in range(8)] + ["x1", "x2"]), max_size=4),
+       st.none() | st.just({"even": (1, frozenset({"w0", "w2", "w4", "w6", "x1"}))}))
+def test_workers_out_of_service_outside_the_campaign_hold_slots_too(drawn, limit, strategy,
+                                                                    prepare_ahead, outside, pools):
+    """The limit is on the cluster's workers out of service: those cordoned by someone else or
+    not Ready (`outside`, in this hop or not) count as the campaign's own do, globally and in
+    their pool. One of them that is prepared starts in the slot it holds already; while they
+    fill the slots a prepared worker waits for, the step names them instead of being stuck."""
+    entries = {f"w{i}": worker(f"w{i}", done, nxt) for i, (done, nxt) in enumerate(drawn)}
+    order = list(entries)
+    step = decide_workers(order, limit, strategy, entries, prepare_ahead=prepare_ahead,
+                          outside=outside, pools=pools)
+    if any(e["state"] == "failed" for e in entries.values()):
+        assert step.outage == () and step.prepare == ()
+        return
+    before = out_now(entries) | outside
+    after = before | set(step.outage)
+    assert len(after) <= max(limit, len(before))
+    if len(before) >= limit:
+        assert set(step.outage) <= before  # only resuming, or what is out already
+    for name, (pool_limit, members) in (pools or {}).items():
+        in_pool = members & after
+        assert len(in_pool) <= max(pool_limit, len(members & before)), name
+    assert not step.stuck or not step.held_outside
+    if step.held_outside:
+        assert set(step.held_outside) <= outside and len(before) >= limit
+    eligible_outside = [n for n in order if n in outside and n not in out_now(entries)
+                        and prepared(entries[n]) and not in_flight(entries[n])
+                        and entries[n]["state"] == "pending"]
+    if strategy is WorkerStrategy.WINDOW:
+        assert set(eligible_outside) <= set(step.outage)  # out already: never kept waiting
+    # Nor kept unprepared, whatever the room ahead: the campaign would wait on it for ever.
+    unprepared_outside = {n for n in order if n in outside and entries[n]["state"] == "pending"
+                          and not prepared(entries[n]) and not in_flight(entries[n])}
+    assert unprepared_outside <= set(step.prepare)
+
+
 @settings(max_examples=400)
 @given(workers_drawn, st.integers(1, 4), st.integers(0, 3))
 def test_while_the_first_wave_forms_only_its_own_workers_are_prepared(drawn, limit, prepare_ahead):

@@ -57,7 +57,9 @@ drawn_decision = st.fixed_dictionaries({
     "limit": st.integers(1, 4), "strategy": st.sampled_from(list(WorkerStrategy)),
     "max_failed": st.integers(0, 2), "canary": st.integers(0, 3), "gate_passed": st.booleans(),
     "paused": st.booleans(), "outage_allowed": st.booleans(), "prepare_ahead": st.integers(0, 3),
-    "pools": st.none() | st.just({"odd": (1, frozenset(NAMES[1::2]))})})
+    "pools": st.none() | st.just({"odd": (1, frozenset(NAMES[1::2]))}),
+    # out of service outside the campaign: some of this hop's workers, or another of the cluster
+    "outside": st.frozensets(st.sampled_from([*NAMES, "not-in-this-hop"]), max_size=3)})
 
 
 @settings(max_examples=500)
