@@ -268,7 +268,9 @@ def decide_workers(order: Sequence[str], limit: int, strategy: WorkerStrategy,
     if first:
         chosen = set(ahead) | set(first)
         ahead = [name for name in order if name in chosen]
-    held = _held_outside(outside, bool(waiting) and out + new >= limit, outage_allowed)
+    # Full: every slot held, or (with pools) nothing new could start in a pool's slots.
+    full = bool(waiting) and (out + new >= limit or (bool(pools) and new == 0))
+    held = _held_outside(outside, full, outage_allowed)
     stuck = outage_allowed and not outage and not ahead and not any_flying and not held
     return WorkerStep(outage=tuple(outage), prepare=tuple(ahead), failed=failed, stuck=stuck,
                       held_outside=held)

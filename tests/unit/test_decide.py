@@ -119,8 +119,11 @@ def test_workers_out_of_service_outside_the_campaign_hold_slots_too(drawn, limit
         in_pool = members & after
         assert len(in_pool) <= max(pool_limit, len(members & before)), name
     assert not step.stuck or not step.held_outside
+    if step.stuck:  # failing the campaign: only failed workers may hold the slots, never outside ones
+        assert not outside - out_now(entries) or not any(
+            prepared(e) and e["state"] == "pending" and not in_flight(e) for e in entries.values())
     if step.held_outside:
-        assert set(step.held_outside) <= outside and len(before) >= limit
+        assert set(step.held_outside) <= outside and (len(before) >= limit or pools)
     eligible_outside = [n for n in order if n in outside and n not in out_now(entries)
                         and prepared(entries[n]) and not in_flight(entries[n])
                         and entries[n]["state"] == "pending"]
@@ -573,3 +576,14 @@ def test_the_kept_worker_facts_agree_with_their_definitions(drawn, state):
         assert kept.state is (NodeState.RUNNING if started else NodeState.PENDING)
     assert kept.resume == (state not in ("failed", "succeeded") and prepared(entry)
                            and not in_flight(entry) and out_of_service(entry))
+
+
+def test_a_pool_filled_by_a_worker_out_of_service_outside_the_campaign_waits_naming_it():
+    # Pool "a" (limit 1) holds x9, cordoned by someone else and not in this hop; the global
+    # limit has room. The hop's two prepared workers are both in pool "a": nothing may start,
+    # nothing is in flight, and the campaign must wait naming x9, not fail as stuck.
+    entries = {name: worker(name, 5) for name in ("w0", "w1")}
+    pools = {"a": (1, frozenset({"w0", "w1", "x9"}))}
+    for strategy in WorkerStrategy:
+        step = decide_workers(list(entries), 5, strategy, entries, pools=pools, outside=frozenset({"x9"}))
+        assert step.outage == () and not step.stuck and step.held_outside == ("x9",)
