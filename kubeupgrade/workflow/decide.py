@@ -107,6 +107,10 @@ class _Positions:
     def add(self, position: int) -> None:
         bisect.insort(self.sorted, position)
 
+    def __contains__(self, position: int) -> bool:
+        at = bisect.bisect_left(self.sorted, position)
+        return at < len(self.sorted) and self.sorted[at] == position
+
     def discard(self, position: int) -> None:
         at = bisect.bisect_left(self.sorted, position)
         if at < len(self.sorted) and self.sorted[at] == position:
@@ -317,8 +321,8 @@ def _decide_on_index(index: WorkerIndex, limit: int, *, max_failed: int, paused:
                         or index.facts[name].state not in HOLDING_A_SLOT)
     out = index.states[NodeState.RUNNING] + index.states[NodeState.FAILED_OUT_OF_SERVICE] + len(outside)
     free = max(0, limit - out)
-    already = sorted(index.position[name] for name in outside
-                     if name in index.position and _holds(index.eligible, index.position[name]))
+    outside_at = {index.position[name] for name in outside if name in index.position}
+    already = sorted(at for at in outside_at if at in index.eligible)
     fresh = [at for at in index.eligible.sorted[:free + len(already)] if at not in already][:free] if free else []
     starting = index.names(already) + index.names(fresh)
     outage = resume + (starting if outage_allowed else [])
@@ -327,14 +331,13 @@ def _decide_on_index(index: WorkerIndex, limit: int, *, max_failed: int, paused:
     room = (prepare_ahead or 2 * limit) - index.preparing - waiting
     positions = index.unprepared.sorted[:room] if room > 0 else []
     ended = bool(failed) or index.states[NodeState.SUCCEEDED] > 0
-    outside_at = {index.position[name] for name in outside if name in index.position}
     if outage_allowed and positions and forming(limit, out + len(fresh), ended=ended):
         # The wave's last worker: positions is not empty, and its workers are not started.
         wave = [at for at in index.not_started.sorted[:limit - out + len(outside_at)]
                 if at not in outside_at][:limit - out]
         positions = positions[:bisect.bisect_right(positions, wave[-1])] if wave else []
     # Out already: prepared whatever the room ahead (decide_workers).
-    first = [at for at in outside_at if _holds(index.unprepared, at)]
+    first = [at for at in outside_at if at in index.unprepared]
     if first:
         positions = sorted(set(positions) | set(first))
     ahead = index.names(positions)
@@ -343,10 +346,6 @@ def _decide_on_index(index: WorkerIndex, limit: int, *, max_failed: int, paused:
     return WorkerStep(outage=tuple(outage), prepare=tuple(ahead), failed=failed, stuck=stuck,
                       held_outside=held)
 
-
-def _holds(positions: _Positions, at: int) -> bool:
-    found = bisect.bisect_left(positions.sorted, at)
-    return found < len(positions.sorted) and positions.sorted[found] == at
 
 
 EARLY_PHASES = names_where(before_control_planes=True)
