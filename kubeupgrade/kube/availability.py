@@ -25,11 +25,14 @@ from kubeupgrade.kube.nodes import CORDONED_BY, is_ready, read_nodes
 log = logging.getLogger("kubeupgrade")
 
 # Reads at most every FLOOR_SECONDS, and no more often than keeps them within SHARE of the
-# reading thread's time (a read of 0.5 s: every 10 s).
+# reading thread's time (a read of 0.5 s: every 10 s), but at least every CEILING_SECONDS: a
+# slow read (a loaded API server) must not let the last one age past STALE_AFTER_SECONDS by
+# the pacing alone, which would stop every outage from starting.
 FLOOR_SECONDS = 3.0
 SHARE = 0.05
 # A snapshot older than this is not decided on: no outage starts until a fresh read.
 STALE_AFTER_SECONDS = 60.0
+CEILING_SECONDS = STALE_AFTER_SECONDS / 4
 # The poller reads while a campaign wants it, and this long after it last asked.
 WANTED_SECONDS = 30.0
 
@@ -75,6 +78,26 @@ def out_of_service(node: dict[str, Any]) -> tuple[str, Unavailable] | None:
     return name, Unavailable(cordoned, str(owner) if owner else None, ready)
 
 
+def pause_after(took: float, floor: float = FLOOR_SECONDS, share: float = SHARE,
+                ceiling: float = CEILING_SECONDS) -> float:
+    """Seconds to wait after a read that took `took` before the next one."""
+    return min(max(floor, took / share), max(floor, ceiling))
+
+
+def why_unread(seen: OutOfService | None, error: str | None, now: float) -> str:
+    """Why no outage may start on what was read ("" when one may): nothing read yet, or a read
+    too old. Worded the same on every tick until a new read lands (it goes into the
+    campaign's events each time it changes)."""
+    failing = f" (the last read failed: {error})" if error else ""
+    if seen is None:
+        return f"the cluster's nodes have not been read yet{failing}"
+    if now - seen.read_at > STALE_AFTER_SECONDS:
+        at = time.strftime("%H:%M:%S UTC", time.gmtime(seen.read_at))
+        return (f"the cluster's nodes were last read at {at}, more than "
+                f"{STALE_AFTER_SECONDS:.0f}s ago{failing}")
+    return ""
+
+
 def read_out_of_service(api: KubeApi) -> OutOfService:
     started = time.time()
     return OutOfService(started, dict(read_nodes(api, out_of_service)))
@@ -85,10 +108,11 @@ class AvailabilityPoller:
     dispatcher's thread to take (`latest`); the last failed read's reason in `error`."""
 
     def __init__(self, read: Callable[[], OutOfService], floor: float = FLOOR_SECONDS,
-                 share: float = SHARE) -> None:
+                 share: float = SHARE, ceiling: float = CEILING_SECONDS) -> None:
         self._read = read
         self._floor = floor
         self._share = share
+        self._ceiling = ceiling
         self._latest: OutOfService | None = None
         self._wanted_until = 0.0  # monotonic
         self._wake = threading.Event()
@@ -123,4 +147,4 @@ class AvailabilityPoller:
                 self._wake.clear()
                 continue
             took = self.read_once()
-            stop.wait(max(self._floor, took / self._share))
+            stop.wait(pause_after(took, self._floor, self._share, self._ceiling))

@@ -844,16 +844,13 @@ class Dispatcher:
         (decide_workers leaves out those the campaign holds itself)."""
         if self.availability is None:
             return frozenset(), ""
-        from kubeupgrade.kube.availability import STALE_AFTER_SECONDS
+        from kubeupgrade.kube.availability import why_unread
 
         self.availability.want()
         seen = self.availability.latest()
-        failing = f" ({self.availability.error})" if self.availability.error else ""
-        if seen is None:
-            return frozenset(), f"the cluster's nodes have not been read yet{failing}"
-        age = time.time() - seen.read_at
-        if age > STALE_AFTER_SECONDS:
-            return frozenset(), f"the cluster's nodes were last read {age:.0f}s ago{failing}"
+        unread = why_unread(seen, self.availability.error, time.time())
+        if seen is None or unread:
+            return frozenset(), unread
         outside = set()
         for name, how in seen.workers.items():
             entry = entries.get(name)

@@ -5,10 +5,13 @@ import threading
 import time
 
 from kubeupgrade.kube.availability import (
+    STALE_AFTER_SECONDS,
     AvailabilityPoller,
     OutOfService,
     Unavailable,
     out_of_service,
+    pause_after,
+    why_unread,
 )
 from kubeupgrade.kube.discovery import CONTROL_PLANE_LABEL
 from kubeupgrade.kube.nodes import CORDONED_BY
@@ -81,3 +84,27 @@ def test_a_failed_read_is_named_and_the_last_good_one_kept():
     poller.read_once()
     assert poller.error == "RuntimeError: API server down"
     assert poller.latest() == OutOfService(1.0, {})
+
+
+def test_reads_are_paced_to_a_share_of_the_time_but_never_left_to_go_stale():
+    assert pause_after(0.01) == 3.0  # a small cluster: the floor
+    assert pause_after(0.5) == 10.0  # 5% of the thread's time
+    for took in (1.0, 3.0, 10.0, 19.0):
+        # a slow read (up to a third of the staleness bound): the next one lands before the
+        # one before it has aged out, as measured from when that began
+        assert took + pause_after(took) + took < STALE_AFTER_SECONDS
+    assert pause_after(100.0) == STALE_AFTER_SECONDS / 4
+
+
+def test_why_no_outage_may_start_is_worded_the_same_until_a_new_read_lands():
+    assert why_unread(None, None, 100.0) == "the cluster's nodes have not been read yet"
+    assert "connection refused" in why_unread(None, "MaxRetryError: connection refused", 100.0)
+    fresh = OutOfService(1_000.0, {})
+    assert why_unread(fresh, None, 1_000.0 + STALE_AFTER_SECONDS) == ""
+    assert why_unread(fresh, "TimeoutError: read timed out", 1_010.0) == ""  # a failed read, a fresh one kept
+    stale = {why_unread(fresh, "TimeoutError: read timed out", 1_000.0 + STALE_AFTER_SECONDS + tick)
+             for tick in range(1, 200)}
+    # one wording for the whole time it is stale: the campaign's events get it once, not every tick
+    assert len(stale) == 1
+    (said,) = stale
+    assert "00:16:40 UTC" in said and "read timed out" in said
