@@ -24,11 +24,12 @@ from kubeupgrade.kube.nodes import CORDONED_BY, is_ready, read_nodes
 
 log = logging.getLogger("kubeupgrade")
 
-# Reads at most every FLOOR_SECONDS, and no more often than keeps them within SHARE of the
-# reading thread's time (a read of 0.5 s: every 10 s), but at least every CEILING_SECONDS: a
-# slow read (a loaded API server) must not let the last one age past STALE_AFTER_SECONDS by
-# the pacing alone, which would stop every outage from starting.
-FLOOR_SECONDS = 3.0
+# Reads at most every FLOOR_SECONDS (how long a worker gone out of service may go unseen on a
+# small cluster), no more often than keeps them within SHARE of the reading thread's time (a
+# read of 0.5 s: every 10 s), and at least every CEILING_SECONDS: a slow read (a loaded API
+# server) must not let the last one age past STALE_AFTER_SECONDS by the pacing alone, which
+# would stop every outage from starting.
+FLOOR_SECONDS = 1.0
 SHARE = 0.05
 # A snapshot older than this is not decided on: no outage starts until a fresh read.
 STALE_AFTER_SECONDS = 60.0

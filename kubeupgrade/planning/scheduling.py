@@ -63,7 +63,7 @@ def workers_to_start(
     someone else, not Ready), in this order or not. Each holds a slot, globally and in its
     pool, as the campaign's own do: the limit is on the cluster's workers out of service. One
     of them that may start goes first and needs no free slot (it is out already: its outage
-    takes nothing more out of service).
+    takes nothing more out of service), only room in the campaign's own count of outages.
 
     `window`: a finished worker frees its slot at once, so a slow node holds back only itself.
     `batches`: the next batch starts only when every node of the previous one has finished.
@@ -90,6 +90,7 @@ def workers_to_start(
             out += 1
             if name in pool_of:
                 held[pool_of[name]] += 1
+    own, own_held = out, Counter(held)  # the campaign's own outages, before the others'
     for name in outside:
         if state(name) not in HOLDING_A_SLOT:  # counted once, as the campaign's own
             out += 1
@@ -98,8 +99,19 @@ def workers_to_start(
     if eligible is not None and not eligible:
         return []
     free = max(0, limit - out)
-    # Out already: each goes in its own slot.
-    already = [name for name in order if name in outside and may_start(name)] if outside else []
+    # Out already: each goes in its own slot, as long as the campaign's own outages stay
+    # within its limits too (its record, which audit.py checks before success, knows only those).
+    already: list[str] = []
+    for name in order if outside else ():
+        if name not in outside or not may_start(name) or own >= limit:
+            continue
+        pool = pool_of.get(name)
+        if pool is not None:
+            if own_held[pool] >= (pools or {})[pool][0]:
+                continue
+            own_held[pool] += 1
+        own += 1
+        already.append(name)
 
     def take(candidates: Iterable[str], first: list[str]) -> list[str]:
         chosen: list[str] = list(first)

@@ -316,14 +316,18 @@ def _decide_on_index(index: WorkerIndex, limit: int, *, max_failed: int, paused:
     if paused:
         return WorkerStep(outage=tuple(resume), failed=failed)
     # workers_to_start, window: the first eligible workers in order, as many as slots are free;
-    # before them the eligible ones out of service outside the campaign, each in its own slot.
+    # before them the eligible ones out of service outside the campaign, each in its own slot
+    # (as many as the campaign's own count of outages has room for).
     outside = frozenset(name for name in outside if name not in index.facts
                         or index.facts[name].state not in HOLDING_A_SLOT)
-    out = index.states[NodeState.RUNNING] + index.states[NodeState.FAILED_OUT_OF_SERVICE] + len(outside)
+    own = index.states[NodeState.RUNNING] + index.states[NodeState.FAILED_OUT_OF_SERVICE]
+    out = own + len(outside)
     free = max(0, limit - out)
     outside_at = {index.position[name] for name in outside if name in index.position}
-    already = sorted(at for at in outside_at if at in index.eligible)
-    fresh = [at for at in index.eligible.sorted[:free + len(already)] if at not in already][:free] if free else []
+    out_and_eligible = sorted(at for at in outside_at if at in index.eligible)
+    already = out_and_eligible[:max(0, limit - own)]
+    fresh = ([at for at in index.eligible.sorted[:free + len(out_and_eligible)] if at not in outside_at][:free]
+             if free else [])
     starting = index.names(already) + index.names(fresh)
     outage = resume + (starting if outage_allowed else [])
     # workers_to_prepare, one lane: the first unprepared in order, up to the room ahead.

@@ -410,3 +410,41 @@ def test_workers_out_of_service_outside_the_campaign_count_against_its_limit(mak
     assert invariants.check_all(box, 1) == []
     messages = [e["message"] for e in handle.status()["events"]]
     assert "workers out of service outside this campaign no longer hold its outages back" in messages
+
+
+def test_a_worker_whose_kubelet_stops_mid_campaign_holds_a_slot_and_the_campaign_still_succeeds(
+        make_stack, tmp_path):
+    """Limit 1. While worker-1 is the campaign's outage (its kubelet restart held 4 s), worker-4's
+    kubelet stops: worker-4 goes NotReady outside the campaign and holds the only slot. Once a
+    read has shown it, no other worker begins an outage beside it; worker-4 itself is upgraded
+    once worker-1 is back (the upgrade restarts its kubelet, so it comes back Ready), not beside
+    worker-1, so the record never shows two outages against a limit of 1 and the audit before
+    success passes."""
+    import subprocess
+
+    from kubeupgrade.sandbox import invariants
+
+    stack = make_stack(control_planes=1, workers=4, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    box.add_fault("hang", node="worker-1", command="systemctl restart kubelet", count=1, seconds=4)
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1), broker=stack.broker)
+    wait_for(phase_running(handle, "worker-1", "restart-kubelet"), timeout=120)
+    stopped = subprocess.run([str(box.node_bin("worker-4") / "systemctl"), "stop", "kubelet"],
+                             capture_output=True, text=True, timeout=30)
+    assert stopped.returncode == 0, stopped.stderr
+    state, error = finish(handle, timeout=240)
+    assert state == "succeeded", error
+    history = [e for e in box.history() if e["node"].startswith("worker")]
+    down = next(e["t"] for e in history if e["node"] == "worker-4" and e["event"] == "unknown")
+    back = next(e["t"] for e in history if e["node"] == "worker-4" and e["event"] == "uncordon")
+    # Begun while worker-4 was out, more than two reads after it went: the limit was not kept.
+    late = [e["node"] for e in history if e["event"] == "cordon" and e["node"] != "worker-4"
+            and down + 2.5 < e["t"] < back]
+    assert late == []
+    worker_1_back = next(e["t"] for e in history if e["node"] == "worker-1" and e["event"] == "uncordon")
+    worker_4_drained = next(e["t"] for e in history if e["node"] == "worker-4" and e["event"] == "cordon")
+    assert worker_4_drained > worker_1_back  # not beside the campaign's own outage
+    assert box.api_get("/api/v1/nodes/worker-4")["status"]["nodeInfo"]["kubeletVersion"].startswith("v1.31.")
+    # worker-1 and worker-4 were out at once (a kubelet stopped by hand): the peak check's
+    # finding, checked above with its timing; every other promise holds as for any campaign
+    assert [p for p in invariants.check_all(box, 1) if "out of service at once" not in p] == []

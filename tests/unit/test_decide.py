@@ -93,7 +93,7 @@ def test_any_record_state_never_leads_past_the_limit(drawn, limit, strategy, pre
         assert set(step.outage) - before <= set(batch)
 
 
-@settings(max_examples=600)
+@settings(max_examples=2000)
 @given(workers_drawn, st.integers(1, 4), st.sampled_from(list(WorkerStrategy)), st.integers(0, 3),
        st.frozensets(st.sampled_from([f"w{i}" for i in range(8)] + ["x1", "x2"]), max_size=4),
        st.none() | st.just({"even": (1, frozenset({"w0", "w2", "w4", "w6", "x1"}))}))
@@ -123,12 +123,20 @@ def test_workers_out_of_service_outside_the_campaign_hold_slots_too(drawn, limit
         assert not outside - out_now(entries) or not any(
             prepared(e) and e["state"] == "pending" and not in_flight(e) for e in entries.values())
     if step.held_outside:
-        assert set(step.held_outside) <= outside and (len(before) >= limit or pools)
-    eligible_outside = [n for n in order if n in outside and n not in out_now(entries)
+        assert set(step.held_outside) <= outside and (len(after) >= limit or pools)
+    # The campaign's own outages stay within its limits too: its record knows only those, and
+    # audit.py checks the record against the limit before the campaign may succeed.
+    own = out_now(entries)
+    own_after = own | set(step.outage)
+    assert len(own_after) <= max(limit, len(own))
+    for name, (pool_limit, members) in (pools or {}).items():
+        assert len(members & own_after) <= max(pool_limit, len(members & own)), name
+    eligible_outside = [n for n in order if n in outside and n not in own
                         and prepared(entries[n]) and not in_flight(entries[n])
                         and entries[n]["state"] == "pending"]
-    if strategy is WorkerStrategy.WINDOW:
-        assert set(eligible_outside) <= set(step.outage)  # out already: never kept waiting
+    if strategy is WorkerStrategy.WINDOW and not pools:
+        # out already: never kept waiting while the campaign's own count has room
+        assert set(eligible_outside[:max(0, limit - len(own))]) <= set(step.outage)
     # Nor kept unprepared, whatever the room ahead: the campaign would wait on it for ever.
     unprepared_outside = {n for n in order if n in outside and entries[n]["state"] == "pending"
                           and not prepared(entries[n]) and not in_flight(entries[n])}
@@ -587,3 +595,18 @@ def test_a_pool_filled_by_a_worker_out_of_service_outside_the_campaign_waits_nam
     for strategy in WorkerStrategy:
         step = decide_workers(list(entries), 5, strategy, entries, pools=pools, outside=frozenset({"x9"}))
         assert step.outage == () and not step.stuck and step.held_outside == ("x9",)
+
+
+def test_a_worker_out_of_service_outside_starts_only_in_room_the_campaign_own_outages_leave():
+    # Limit 1: w1 is the campaign's own outage (running); w3's kubelet stopped meanwhile (not
+    # Ready, outside). w3 is prepared. Starting it now takes nothing more out of service, but
+    # the campaign's record would show two outages at once against a limit of 1, and the
+    # audit before success would fail a campaign that did nothing wrong: w3 waits for w1.
+    entries = {"w0": worker("w0", len(WORKER_PHASES)), "w1": worker("w1", 6, "running"),
+               "w2": worker("w2", 5), "w3": worker("w3", 5)}
+    for strategy in WorkerStrategy:
+        step = decide_workers(list(entries), 1, strategy, entries, outside=frozenset({"w3"}))
+        assert step.outage == () and step.held_outside == ("w3",) and not step.stuck, strategy
+    entries["w1"] = worker("w1", len(WORKER_PHASES))  # w1 done: w3 goes first, in its own slot
+    step = decide_workers(list(entries), 1, WorkerStrategy.WINDOW, entries, outside=frozenset({"w3"}))
+    assert step.outage == ("w3",)
