@@ -99,19 +99,24 @@ def workers_to_start(
     if eligible is not None and not eligible:
         return []
     free = max(0, limit - out)
+
+    def pool_takes(counts: Counter[str], name: str) -> bool:
+        """Whether the worker's pool (if it has one) has room by `counts`; counted in if so."""
+        pool = pool_of.get(name)
+        if pool is None:
+            return True
+        if counts[pool] >= (pools or {})[pool][0]:
+            return False
+        counts[pool] += 1
+        return True
+
     # Out already: each goes in its own slot, as long as the campaign's own outages stay
     # within its limits too (its record, which audit.py checks before success, knows only those).
     already: list[str] = []
     for name in order if outside else ():
-        if name not in outside or not may_start(name) or own >= limit:
-            continue
-        pool = pool_of.get(name)
-        if pool is not None:
-            if own_held[pool] >= (pools or {})[pool][0]:
-                continue
-            own_held[pool] += 1
-        own += 1
-        already.append(name)
+        if name in outside and may_start(name) and own < limit and pool_takes(own_held, name):
+            own += 1
+            already.append(name)
 
     def take(candidates: Iterable[str], first: list[str]) -> list[str]:
         chosen: list[str] = list(first)
@@ -120,12 +125,8 @@ def workers_to_start(
                 break
             if name in outside:
                 continue  # in `already` if it may start
-            pool = pool_of.get(name)
-            if pool is not None:
-                if held[pool] >= (pools or {})[pool][0]:
-                    continue
-                held[pool] += 1
-            chosen.append(name)
+            if pool_takes(held, name):
+                chosen.append(name)
         return chosen
 
     if strategy is WorkerStrategy.WINDOW:

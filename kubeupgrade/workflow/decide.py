@@ -351,7 +351,6 @@ def _decide_on_index(index: WorkerIndex, limit: int, *, max_failed: int, paused:
                       held_outside=held)
 
 
-
 EARLY_PHASES = names_where(before_control_planes=True)
 
 
