@@ -55,7 +55,10 @@ def damaged_documents(draw: st.DrawFn) -> dict[str, Any]:
         parent = document
         for step in path[:-1]:
             parent = parent[step]
-        parent[path[-1]] = draw(HOSTILE)
+        # A copy: WRONG_VALUES' dicts and lists are shared between examples. Put in place
+        # as they are, a later damage in the same document could write into one (even put it
+        # inside itself: a cycle), changing what every later example draws.
+        parent[path[-1]] = copy.deepcopy(draw(HOSTILE))
     return document
 
 
