@@ -182,6 +182,34 @@ class WorkerIndex:
 
 
 @dataclass(frozen=True)
+class HeldBack:
+    """A limit full while a prepared worker waits on it, filled in part by workers out of
+    service outside the campaign: what the campaign's events name as what it waits for."""
+    limit: int
+    own: int  # the campaign's own outages counted in it, this step's starts included
+    outside: tuple[str, ...]  # the workers out of service outside the campaign counted in it
+    pool: str = ""  # the pool whose limit it is; "" for the limit on the cluster's workers
+
+
+def held_back_told(held: Sequence[HeldBack], why: Mapping[str, str]) -> str:
+    """The campaign's event for limits held full by workers out of service outside it, each
+    named with `why` it is out ("cordoned", "not Ready"). Worded alike from tick to tick while
+    the same workers hold the same limits: the dispatcher tells it again only when it changes."""
+    parts = []
+    for hold in held:
+        limit = f"pool {hold.pool}'s limit of {hold.limit}" if hold.pool else f"the limit of {hold.limit}"
+        who = f"{len(hold.outside)} worker(s) out of service outside this campaign"
+        named = ", ".join(f"{name} ({why.get(name, 'out of service')})" for name in hold.outside[:10])
+        more = f" and {len(hold.outside) - 10} more" if len(hold.outside) > 10 else ""
+        parts.append(f"{limit} is full: {'its own outages and ' if hold.own else ''}{who}: {named}{more}")
+    pools = sorted({hold.pool for hold in held})
+    which = "" if "" in pools else f" of pool {', '.join(pools)}"
+    return (f"waiting: {'; '.join(parts)}; no other worker{which} begins an outage until one is "
+            "back in service (uncordoned and Ready; or abort, and submit again with a higher "
+            "max_unavailable)")
+
+
+@dataclass(frozen=True)
 class WorkerStep:
     outage: tuple[str, ...] = ()  # send their outage chain (all their open phases)
     prepare: tuple[str, ...] = ()  # send their preparation chain (open phases before the outage)
@@ -189,9 +217,9 @@ class WorkerStep:
     failed: tuple[str, ...] = ()  # the failed workers (over the budget: nothing new starts)
     gate: bool = False  # the canaries are done: the health gate must pass before the others
     stuck: bool = False  # nothing in flight and nothing may start (failed workers hold every slot)
-    # Workers out of service outside the campaign that fill the slots a prepared worker waits
-    # for: the campaign waits for them (or for a higher limit), naming them.
-    held_outside: tuple[str, ...] = ()
+    # Limits a prepared worker waits on that workers out of service outside the campaign
+    # help fill: the campaign waits for them (or for a higher limit), naming them.
+    held: tuple[HeldBack, ...] = ()
 
 
 def decide_workers(order: Sequence[str], limit: int, strategy: WorkerStrategy,
@@ -272,18 +300,27 @@ def decide_workers(order: Sequence[str], limit: int, strategy: WorkerStrategy,
     if first:
         chosen = set(ahead) | set(first)
         ahead = [name for name in order if name in chosen]
-    # Full: every slot held, or (with pools) nothing new could start in a pool's slots.
-    full = bool(waiting) and (out + new >= limit or (bool(pools) and new == 0))
-    held = _held_outside(outside, full, outage_allowed)
+    held: list[HeldBack] = []
+    if outage_allowed and waiting and outside:
+        own_after = out - len(outside) + len(starting)  # those started now are the campaign's
+        left = outside - set(starting)
+        held += _held_back(limit, own_after, left, "")
+        for pool, (pool_limit, members) in (pools or {}).items():
+            if waiting & members:
+                own_in_pool = sum(1 for name in members if states.get(name) in HOLDING_A_SLOT)
+                own_in_pool += sum(1 for name in starting if name in members)
+                held += _held_back(pool_limit, own_in_pool, left & members, pool)
     stuck = outage_allowed and not outage and not ahead and not any_flying and not held
     return WorkerStep(outage=tuple(outage), prepare=tuple(ahead), failed=failed, stuck=stuck,
-                      held_outside=held)
+                      held=tuple(held))
 
 
-def _held_outside(outside: Set[str], full: bool, outage_allowed: bool) -> tuple[str, ...]:
-    """The outside workers a prepared worker waits behind (all of them: any one back in service
-    frees a slot), when one waits (`full`: for a slot, every one held)."""
-    return tuple(sorted(outside)) if outside and full and outage_allowed else ()
+def _held_back(limit: int, own: int, outside: Set[str], pool: str) -> list[HeldBack]:
+    """The limit as one a prepared worker waits on because of the outside workers counted in it
+    (any one of them back in service frees a slot), when it is full with them."""
+    if outside and own + len(outside) >= limit:
+        return [HeldBack(limit, own, tuple(sorted(outside)), pool)]
+    return []
 
 
 def forming(limit: int, out: int, *, ended: bool) -> bool:
@@ -345,10 +382,11 @@ def _decide_on_index(index: WorkerIndex, limit: int, *, max_failed: int, paused:
     if first:
         positions = sorted(set(positions) | set(first))
     ahead = index.names(positions)
-    held = _held_outside(outside, waiting > 0 and out + len(fresh) >= limit, outage_allowed)
+    held = (_held_back(limit, own + len(starting), outside - set(starting), "")
+            if outage_allowed and waiting > 0 else [])
     stuck = outage_allowed and not outage and not ahead and not index.in_flight and not held
     return WorkerStep(outage=tuple(outage), prepare=tuple(ahead), failed=failed, stuck=stuck,
-                      held_outside=held)
+                      held=tuple(held))
 
 
 EARLY_PHASES = names_where(before_control_planes=True)

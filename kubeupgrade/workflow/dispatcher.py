@@ -39,6 +39,7 @@ from kubeupgrade.workflow import locks
 from kubeupgrade.workflow.app import Outbox
 from kubeupgrade.workflow.audit import outage_start
 from kubeupgrade.workflow.decide import (
+    HeldBack,
     agents_waiting,
     awaited_since,
     beyond_budget,
@@ -46,6 +47,7 @@ from kubeupgrade.workflow.decide import (
     decide_workers,
     early_part,
     first_open_phase,
+    held_back_told,
     in_flight,
     out_of_service,
     workers_to_fetch,
@@ -786,7 +788,7 @@ class Dispatcher:
                               prepare_ahead=policies.get("prepare_ahead", 0),
                               known=self._view(doc["id"], hop, entries).workers_index(order),
                               outside=outside)
-        self._tell_outside(doc, schedule.limit, step.held_outside, unread)
+        self._tell_outside(doc, step.held, unread)
         failed = [entries[name] for name in step.failed]
         if step.finished and failed:
             if not any(in_flight(e) for e in entries.values()):
@@ -863,21 +865,14 @@ class Dispatcher:
             outside.add(name)
         return frozenset(outside), ""
 
-    def _tell_outside(self, doc: CampaignRecord, limit: int, held: tuple[str, ...], unread: str) -> None:
+    def _tell_outside(self, doc: CampaignRecord, held: tuple[HeldBack, ...], unread: str) -> None:
         """Say in the campaign's events, once each time it changes, what holds its outages back
         from outside it: workers out of service it did not take out, or an unread cluster."""
         if unread and seen_once(self.availability):
             told = f"no worker begins an outage until the cluster's nodes are read: {unread}"
         elif held:
             seen = self.availability.latest() if self.availability is not None else None
-            how = seen.workers if seen is not None else {}
-            named = ", ".join(f"{name} ({how[name].why if name in how else 'out of service'})"
-                              for name in held[:10])
-            more = f" and {len(held) - 10} more" if len(held) > 10 else ""
-            told = (f"waiting: {len(held)} worker(s) out of service outside this campaign hold "
-                    f"slots of its limit of {limit}: {named}{more}; no other worker begins an "
-                    "outage until one is back in service (uncordoned and Ready; or abort, and submit again "
-                    "with a higher max_unavailable)")
+            told = held_back_told(held, {name: how.why for name, how in seen.workers.items()} if seen else {})
         else:
             told = ""
         if told == self._outside_told.get(doc["id"], ""):

@@ -392,8 +392,9 @@ def test_workers_out_of_service_outside_the_campaign_count_against_its_limit(mak
     handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1), broker=stack.broker)
 
     def waiting_on_worker_3():
-        return any(e["message"].startswith("waiting: 1 worker(s) out of service outside this campaign")
-                   and "worker-3 (cordoned)" in e["message"] for e in handle.status()["events"])
+        wanted = "waiting: the limit of 1 is full: 1 worker(s) out of service outside this campaign"
+        return any(e["message"].startswith(wanted) and "worker-3 (cordoned)" in e["message"]
+                   for e in handle.status()["events"])
 
     wait_for(lambda: phase_record(handle, "worker-3", "uncordon").get("state") == "succeeded", timeout=120)
     wait_for(waiting_on_worker_3, timeout=30)

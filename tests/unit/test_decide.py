@@ -11,6 +11,7 @@ from kubeupgrade.planning.scheduling import NodeState, fixed_batches
 from kubeupgrade.workflow.audit import outage_start
 from kubeupgrade.workflow.decide import (
     EARLY_PHASES,
+    HeldBack,
     agents_waiting,
     awaited_since,
     beyond_budget,
@@ -18,6 +19,7 @@ from kubeupgrade.workflow.decide import (
     decide_workers,
     early_part,
     first_open_phase,
+    held_back_told,
     in_flight,
     out_of_service,
     prepared,
@@ -118,12 +120,24 @@ def test_workers_out_of_service_outside_the_campaign_hold_slots_too(drawn, limit
     for name, (pool_limit, members) in (pools or {}).items():
         in_pool = members & after
         assert len(in_pool) <= max(pool_limit, len(members & before)), name
-    assert not step.stuck or not step.held_outside
+    assert not step.stuck or not step.held
     if step.stuck:  # failing the campaign: only failed workers may hold the slots, never outside ones
-        assert not outside - out_now(entries) or not any(
-            prepared(e) and e["state"] == "pending" and not in_flight(e) for e in entries.values())
-    if step.held_outside:
-        assert set(step.held_outside) <= outside and (len(after) >= limit or pools)
+        alone = decide_workers(order, limit, strategy, entries, prepare_ahead=prepare_ahead, pools=pools)
+        assert alone.stuck and alone.outage == ()
+    waiting = {n for n, e in entries.items() if prepared(e) and not in_flight(e)
+               and e["state"] == "pending"} - set(step.outage)
+    for hold in step.held:  # each names a limit full, partly with outside workers, that one waits on
+        assert hold.outside and set(hold.outside) <= outside - out_now(entries) - set(step.outage)
+        members = pools[hold.pool][1] if hold.pool else set(order) | outside
+        assert hold.limit == (pools[hold.pool][0] if hold.pool else limit)
+        assert set(hold.outside) <= members and waiting & members
+        assert len(after & members) >= hold.limit
+    # and every such limit is named: the cluster's, and each pool's
+    others = outside - out_now(entries) - set(step.outage)
+    limits = [("", limit, set(order) | outside)] + [(name, n, m) for name, (n, m) in (pools or {}).items()]
+    for pool, pool_limit, members in limits:
+        if waiting & members and others & members and len(after & members) >= pool_limit:
+            assert any(hold.pool == pool for hold in step.held), pool
     # The campaign's own outages stay within its limits too: its record knows only those, and
     # audit.py checks the record against the limit before the campaign may succeed.
     own = out_now(entries)
@@ -594,7 +608,39 @@ def test_a_pool_filled_by_a_worker_out_of_service_outside_the_campaign_waits_nam
     pools = {"a": (1, frozenset({"w0", "w1", "x9"}))}
     for strategy in WorkerStrategy:
         step = decide_workers(list(entries), 5, strategy, entries, pools=pools, outside=frozenset({"x9"}))
-        assert step.outage == () and not step.stuck and step.held_outside == ("x9",)
+        assert step.outage == () and not step.stuck and [hold.outside for hold in step.held] == [("x9",)]
+
+
+def test_a_worker_out_of_service_outside_is_named_only_for_the_limits_it_fills():
+    # Pool "a" (limit 1) is full with the campaign's own outage of w0; w1, prepared, waits for
+    # it. x9 is cordoned by someone else in pool "b", where the global limit (5) has room: x9
+    # holds nothing w1 waits for, so the campaign's events must not name it.
+    entries = {"w0": worker("w0", 6, "running"), "w1": worker("w1", 5)}
+    pools = {"a": (1, frozenset({"w0", "w1"})), "b": (1, frozenset({"x9"}))}
+    for strategy in WorkerStrategy:
+        step = decide_workers(list(entries), 5, strategy, entries, pools=pools, outside=frozenset({"x9"}))
+        assert step.outage == () and step.held == () and not step.stuck, strategy
+    # x9 in pool "a" instead: it fills pool a's limit with w0, and is named for that pool alone.
+    pools = {"a": (1, frozenset({"w0", "w1", "x9"}))}
+    step = decide_workers(list(entries), 5, WorkerStrategy.WINDOW, entries, pools=pools, outside=frozenset({"x9"}))
+    assert step.held == (HeldBack(limit=1, own=1, outside=("x9",), pool="a"),)
+
+
+def test_the_wait_on_outside_workers_names_each_limit_and_whose_outages_fill_it():
+    told = held_back_told([HeldBack(2, 0, ("w3", "w7"))], {"w3": "cordoned"})
+    assert told == ("waiting: the limit of 2 is full: 2 worker(s) out of service outside this campaign: "
+                    "w3 (cordoned), w7 (out of service); no other worker begins an outage until one is "
+                    "back in service (uncordoned and Ready; or abort, and submit again with a higher "
+                    "max_unavailable)")
+    told = held_back_told([HeldBack(1, 1, ("x9",), "gpu")], {"x9": "not Ready"})
+    assert told.startswith("waiting: pool gpu's limit of 1 is full: its own outages and 1 worker(s) "
+                           "out of service outside this campaign: x9 (not Ready); no other worker of "
+                           "pool gpu begins")
+    # The own outages' count is left out: it changes from tick to tick, and each change would be
+    # one more event while the same workers hold the same limit.
+    assert held_back_told([HeldBack(3, 1, ("x9",))], {}) == held_back_told([HeldBack(3, 2, ("x9",))], {})
+    many = held_back_told([HeldBack(20, 0, tuple(f"x{i:02}" for i in range(25)))], {})
+    assert "x09 (out of service) and 15 more;" in many and "x10" not in many
 
 
 def test_a_worker_out_of_service_outside_starts_only_in_room_the_campaign_own_outages_leave():
@@ -606,7 +652,7 @@ def test_a_worker_out_of_service_outside_starts_only_in_room_the_campaign_own_ou
                "w2": worker("w2", 5), "w3": worker("w3", 5)}
     for strategy in WorkerStrategy:
         step = decide_workers(list(entries), 1, strategy, entries, outside=frozenset({"w3"}))
-        assert step.outage == () and step.held_outside == ("w3",) and not step.stuck, strategy
+        assert step.outage == () and [hold.outside for hold in step.held] == [("w3",)] and not step.stuck, strategy
     entries["w1"] = worker("w1", len(WORKER_PHASES))  # w1 done: w3 goes first, in its own slot
     step = decide_workers(list(entries), 1, WorkerStrategy.WINDOW, entries, outside=frozenset({"w3"}))
     assert step.outage == ("w3",)
