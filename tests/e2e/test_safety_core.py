@@ -413,6 +413,47 @@ def test_workers_out_of_service_outside_the_campaign_count_against_its_limit(mak
     assert "workers out of service outside this campaign no longer hold its outages back" in messages
 
 
+def test_a_worker_cordoned_outside_the_campaign_holds_its_pool_and_the_other_pool_goes_on(
+        make_stack, tmp_path):
+    """Pool a (limit 1) has worker-2, cordoned by an operator; pool b (limit 2) has room, and so
+    has the global limit (3). worker-2 goes first in pool a (it is out already) and stays
+    cordoned; pool a then waits, its events naming worker-2 against pool a's limit, not the
+    cluster's; pool b finishes meanwhile. Uncordoned, worker-2 lets pool a go on."""
+    from kubernetes import client, config
+
+    from kubeupgrade.sandbox import invariants
+
+    stack = make_stack(control_planes=1, workers=5, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    api = client.CoreV1Api(config.new_client_from_config(str(box.kubeconfig)))
+    members = {"a": {"worker-1", "worker-2", "worker-3"}, "b": {"worker-4", "worker-5"}}
+    for pool, nodes in members.items():
+        for node in nodes:
+            api.patch_node(node, {"metadata": {"labels": {"example.com/pool": pool}}})
+    api.patch_node("worker-2", {"spec": {"unschedulable": True}})
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=3, pools=[
+        {"name": "a", "selector": "example.com/pool=a", "max_unavailable": 1},
+        {"name": "b", "selector": "example.com/pool=b", "max_unavailable": 2}]), broker=stack.broker)
+    wanted = ("waiting: pool a's limit of 1 is full: 1 worker(s) out of service outside this "
+              "campaign: worker-2 (cordoned); no other worker of pool a begins an outage")
+
+    def pool_a_waits_on_worker_2():
+        return any(e["message"].startswith(wanted) for e in handle.status()["events"])
+
+    wait_for(lambda: all(phase_record(handle, n, "uncordon").get("state") == "succeeded"
+                         for n in ("worker-2", "worker-4", "worker-5")), timeout=120)
+    wait_for(pool_a_waits_on_worker_2, timeout=30)
+    time.sleep(2)  # a dispatcher that ignored the cordon would have started worker-1 by now
+    assert [n for n in ("worker-1", "worker-3")
+            if phase_record(handle, n, "drain").get("state") not in (None, "pending")] == []
+    api.patch_node("worker-2", {"spec": {"unschedulable": False}})
+    state, error = finish(handle, timeout=240)
+    assert state == "succeeded", error
+    assert invariants.max_workers_out(box, members["a"]) == 1
+    assert invariants.check_pools(box, {"a": (1, members["a"]), "b": (2, members["b"])}) == []
+    assert invariants.check_all(box, 3) == []
+
+
 def test_a_worker_whose_kubelet_stops_mid_campaign_holds_a_slot_and_the_campaign_still_succeeds(
         make_stack, tmp_path):
     """Limit 1. While worker-1 is the campaign's outage (its kubelet restart held 4 s), worker-4's
