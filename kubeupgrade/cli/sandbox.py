@@ -7,6 +7,7 @@ import json
 import click
 
 from kubeupgrade.errors import RuntimeFailure
+from kubeupgrade.sandbox.faults import FaultKind
 
 DIR = click.option("--dir", "directory", required=True, metavar="DIR",
                    help="the sandbox directory")
@@ -121,11 +122,11 @@ def fault() -> None:
 @fault.command("add")
 @DIR
 @click.option("--kind", required=True,
-              type=click.Choice(["fail", "hang", "crash", "never-ready", "dpkg-lock",
-                                 "missing-package", "swap-on", "api-slow"]))
+              type=click.Choice(FaultKind.ALL))
 @click.option("--node", default="*", show_default=True, help="a node name, or * for all")
 @click.option("--command", "command", default="", help='argv prefix, e.g. "kubeadm upgrade apply"; '
-              'for api-slow the request\'s method and path prefix, e.g. "GET /api/v1/nodes"')
+              'for api-slow the request\'s method and path prefix, e.g. "GET /api/v1/nodes"; '
+              'for static-pod-stuck the component, e.g. etcd')
 @click.option("--count", type=int, default=None, help="how many runs it hits (default 1; "
               "conditions last until cleared)")
 @click.option("--seconds", type=float, default=0.0, help="for hang and api-slow")

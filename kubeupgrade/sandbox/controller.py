@@ -252,6 +252,7 @@ class Controller:
             except (OSError, yaml.YAMLError, KeyError, TypeError, IndexError):
                 continue  # a kubelet ignores a manifest it cannot read
         restarts = state.get("container_restarts", {})
+        stuck = {fault.command for fault in self.faults.condition(name, FaultKind.STATIC_POD_STUCK)}
         for pod in self.store.list("pods", "kube-system", field_selector=f"spec.nodeName={name}"):
             component = pod["metadata"].get("labels", {}).get("component")
             if objects.MIRROR_ANNOTATION not in pod["metadata"].get("annotations", {}):
@@ -267,6 +268,8 @@ class Controller:
                 self.store.create("pods", "kube-system", pod)
                 pod = self.store.get("pods", "kube-system", pod_name)
             current = pod["spec"]["containers"][0]["image"]
+            if current != image and stuck & {"", component}:
+                continue  # the kubelet keeps the pod it runs: its mirror pod's hash does not change
             statuses = pod["status"].setdefault("containerStatuses", [{}])
             if current != image or statuses[0].get("restartCount", 0) != restart_count:
                 pod["spec"]["containers"][0]["image"] = image

@@ -11,6 +11,7 @@ import os
 
 from kubeupgrade.errors import InvalidInput
 from kubeupgrade.sandbox import quickjson
+from kubeupgrade.sandbox.layout import STATIC_COMPONENTS
 
 # `typing` itself is not imported at run time (it is a tenth of a simulated command's start);
 # mypy treats this name as it treats typing.TYPE_CHECKING.
@@ -34,10 +35,14 @@ class FaultKind:
     # /api/v1/nodes") only after `seconds`: a slow etcd or an overloaded API server. The next
     # N matching requests (1 by default).
     API_SLOW = "api-slow"
+    # The node's kubelet does not restart a static pod whose manifest changed (`command`: the
+    # component, as "etcd"; "" = any), as in kubeadm#2957: kubeadm's wait for the pod's hash
+    # to change times out, and it puts the old manifests (and etcd's data) back.
+    STATIC_POD_STUCK = "static-pod-stuck"
 
-    ALL = (FAIL, HANG, CRASH, NEVER_READY, DPKG_LOCK, MISSING_PACKAGE, SWAP_ON, API_SLOW)
+    ALL = (FAIL, HANG, CRASH, NEVER_READY, DPKG_LOCK, MISSING_PACKAGE, SWAP_ON, API_SLOW, STATIC_POD_STUCK)
     # Conditions hold until cleared; the others trigger a number of times.
-    CONDITIONS = (NEVER_READY, MISSING_PACKAGE, SWAP_ON)
+    CONDITIONS = (NEVER_READY, MISSING_PACKAGE, SWAP_ON, STATIC_POD_STUCK)
 
 # The node name API faults are matched with: they are the API server's, not a host's.
 API_SERVER = "apiserver"
@@ -113,6 +118,9 @@ def new_fault(
                            f"\"GET /api/v1/nodes\" (got {command!r})")
     if kind == FaultKind.API_SLOW and node != "*":
         raise InvalidInput(f"an api-slow fault is the API server's, not a node's: leave out --node {node}")
+    if kind == FaultKind.STATIC_POD_STUCK and command not in ("", *STATIC_COMPONENTS):
+        raise InvalidInput(f"a static-pod-stuck fault's --command is a component, one of "
+                           f"{', '.join(STATIC_COMPONENTS)} (or none for any; got {command!r})")
     if kind == FaultKind.MISSING_PACKAGE and not package:
         raise InvalidInput("a missing-package fault needs --package, e.g. kubelet=1.31.2")
     return Fault(

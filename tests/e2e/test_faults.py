@@ -341,6 +341,39 @@ def test_kubeadm_apply_permanent_failure_stops_before_any_other_node(make_stack,
     assert_safe(box, 1)
 
 
+def test_a_control_plane_whose_kubelet_does_not_restart_etcd_fails_rolled_back_and_retry_finishes(
+        make_stack, tmp_path):
+    """kubeadm#2957 on the second control plane: its kubelet never runs etcd's new manifest, so
+    `kubeadm upgrade node` waits out its timeout, puts the old manifests and etcd's data back
+    and fails. The campaign fails naming cp-2 in kubeadm's words, with no worker changed; once
+    the kubelet is fixed a retry finishes, and `apply` (done on cp-1) does not run again."""
+    stack = make_stack(control_planes=2, workers=2, version="1.29.8")  # 1.30 has a newer etcd
+    box = stack.sandbox
+    box.add_fault("static-pod-stuck", node="cp-2", command="etcd")
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.30", retries={"attempts": 1, "backoff_seconds": 0.2}),
+                    broker=stack.broker)
+    state, error = finish(handle)
+    assert state == "failed"
+    assert (error["node"], error["phase"]) == ("cp-2", "kubeadm-upgrade-node")
+    assert ("error execution phase control-plane: couldn't complete the static pod upgrade: couldn't "
+            "upgrade control plane. kubeadm has tried to recover everything into the earlier state. "
+            "Errors faced: static Pod hash for component etcd on Node cp-2 did not change after 5m0s: "
+            "context deadline exceeded") in error["tail"]
+    from kubeupgrade.sandbox.objects import component_image
+
+    manifest = (box.node_root("cp-2") / "etc/kubernetes/manifests/etcd.yaml").read_text()
+    assert component_image("etcd", "v1.29.8") in manifest  # the old etcd, put back
+    assert component_image("etcd", "v1.29.8") != component_image("etcd", "v1.30.14")
+    for node in ("worker-1", "worker-2"):
+        changed = [e["argv"] for e in box.command_log(node) if invariants._is_disruptive(e["argv"])]
+        assert changed == [], f"{node} was touched before the control planes were done: {changed}"
+    box.clear_faults()
+    retry_succeeds(handle)
+    applies = [e["exit"] for e in box.command_log("cp-1") if e["argv"][:3] == ["kubeadm", "upgrade", "apply"]]
+    assert applies == [0]
+    assert_safe(box, 1)
+
+
 def test_a_worker_download_failing_while_the_control_planes_upgrade_lets_them_finish(make_stack, tmp_path):
     """Workers fetch their packages while the control planes upgrade. One whose download fails
     for good holds up no control plane: they all finish, then the worker stage fails it by

@@ -555,6 +555,35 @@ def test_crash_during_apply_converges_on_rerun(box):
     assert "kubernetesVersion: v1.31.2" in config["data"]["ClusterConfiguration"]
 
 
+def test_a_static_pod_the_kubelet_does_not_restart_is_rolled_back_in_kubeadms_words(box):
+    # kubeadm#2957: the kubelet never runs kube-scheduler's new manifest. kubeadm waits out its
+    # timeout, then puts back every manifest it changed (etcd's and its data too) and fails;
+    # the cluster's configuration stays at the old version. Once the kubelet is fixed, apply
+    # goes through.
+    install(box, "cp-1", "1.31.2", "kubeadm")
+    root = box.node_root("cp-1")
+    before = {path.name: path.read_text() for path in (root / "etc/kubernetes/manifests").glob("*.yaml")}
+    data = (root / "var/lib/etcd/member/snap/db").read_text()
+    box.add_fault("static-pod-stuck", node="cp-1", command="kube-scheduler")
+    failed = run_on(box, "cp-1", "kubeadm", "upgrade", "apply", "v1.31.2", "--yes")
+    assert failed.returncode == 1
+    assert ("[upgrade/apply] FATAL: couldn't upgrade control plane. kubeadm has tried to recover "
+            "everything into the earlier state. Errors faced: static Pod hash for component "
+            "kube-scheduler on Node cp-1 did not change after 5m0s: context deadline exceeded"
+            ) in failed.stderr.splitlines()
+    assert '[upgrade/staticpods] Component "kube-apiserver" upgraded successfully!' in failed.stdout
+    assert {path.name: path.read_text() for path in (root / "etc/kubernetes/manifests").glob("*.yaml")} == before
+    assert (root / "var/lib/etcd/member/snap/db").read_text() == data
+    config = box.api_get("/api/v1/namespaces/kube-system/configmaps/kubeadm-config")
+    assert "kubernetesVersion: v1.30.4" in config["data"]["ClusterConfiguration"]
+    apiserver = "/api/v1/namespaces/kube-system/pods/kube-apiserver-cp-1"
+    wait_for(lambda: box.api_get(apiserver)["spec"]["containers"][0]["image"].endswith(":v1.30.4"))
+    box.clear_faults()
+    ok(run_on(box, "cp-1", "kubeadm", "upgrade", "apply", "v1.31.2", "--yes"))
+    config = box.api_get("/api/v1/namespaces/kube-system/configmaps/kubeadm-config")
+    assert "kubernetesVersion: v1.31.2" in config["data"]["ClusterConfiguration"]
+
+
 def test_crash_during_kubelet_restart_leaves_it_stopped(box):
     box.add_fault("crash", node="worker-1", command="systemctl restart kubelet")
     assert run_on(box, "worker-1", "systemctl", "restart", "kubelet").returncode == -9

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from kubeupgrade.model.versions import parse_version
-from kubeupgrade.sandbox.hostbin.kubeadm_dialect import Dialect, tabulate
+from kubeupgrade.sandbox.hostbin.kubeadm_dialect import Dialect, dialect_of, tabulate
 
 CLASSIC, PHASED = range(28, 32), range(32, 35)
 
@@ -96,3 +96,17 @@ def test_addons_wait_for_the_last_control_plane_in_each_minors_words():
         "[upgrade/addons] skip upgrade addons because control plane instances [cp-2 cp-3] have not been upgraded"]
     assert Dialect(33).addons_waiting_for(["cp-2"]) == [  # once per addon phase
         "[upgrade/addon] Skipping upgrade of addons because control plane instances [cp-2] have not been upgraded"] * 2
+
+
+def test_a_static_pod_timeout_is_told_in_each_minors_words():
+    lines, error = dialect_of(parse_version("v1.28.15")).static_pod_timed_out("etcd", "cp-1", "apply")
+    faced = ("couldn't upgrade control plane. kubeadm has tried to recover everything into the earlier "
+             "state. Errors faced: static Pod hash for component etcd on Node cp-1 did not change after 5m0s: ")
+    assert error == "[upgrade/apply] FATAL: " + faced + "timed out waiting for the condition"
+    assert lines == ["[upgrade/etcd] Failed to upgrade etcd: " + faced + "timed out waiting for the condition",
+                     "[upgrade/etcd] Waiting for previous etcd to become available",
+                     "[upgrade/etcd] Etcd was rolled back and is now available"]
+    lines, error = dialect_of(parse_version("v1.33.1")).static_pod_timed_out("kube-apiserver", "cp-2", "node")
+    assert lines == [] and error == ("error execution phase control-plane: couldn't complete the static pod "
+                                     "upgrade: " + faced.replace("etcd on Node cp-1", "kube-apiserver on Node cp-2")
+                                     + "context deadline exceeded")

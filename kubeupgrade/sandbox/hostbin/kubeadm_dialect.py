@@ -139,6 +139,21 @@ class Dialect(FrozenValue):
         return (f'[upgrade/staticpods] Moved new manifest to "/etc/kubernetes/manifests/{component}.yaml" '
                 f'and backed up old manifest to "{backup}/{component}.yaml"')
 
+    def static_pod_timed_out(self, component: str, node: str, command: str) -> tuple[list[str], str]:
+        """What kubeadm prints when the kubelet did not restart `component` in time and the old
+        manifests (and etcd's data) were put back: lines for stdout, and the error for stderr.
+        The poll's own error changed when kubeadm moved to context-based polling (1.29)."""
+        waited = "context deadline exceeded" if self.minor >= 29 else "timed out waiting for the condition"
+        faced = ("couldn't upgrade control plane. kubeadm has tried to recover everything into the "
+                 f"earlier state. Errors faced: static Pod hash for component {component} on Node "
+                 f"{node} did not change after 5m0s: {waited}")
+        lines = ([f"[upgrade/etcd] Failed to upgrade etcd: {faced}",
+                  "[upgrade/etcd] Waiting for previous etcd to become available",
+                  "[upgrade/etcd] Etcd was rolled back and is now available"] if component == "etcd" else [])
+        if self.phased or command == "node":  # `upgrade node` has run as phases since long before
+            return lines, f"error execution phase control-plane: couldn't complete the static pod upgrade: {faced}"
+        return lines, f"[upgrade/apply] FATAL: {faced}"
+
     def control_plane_done(self) -> str:
         if self.phased:
             return "[upgrade/control-plane] The control plane instance for this node was successfully upgraded!"

@@ -276,6 +276,7 @@ def _upgrade_static_pods(host: Host, client: KubeClient, target: KubeVersion, et
     elif etcd:
         host.out("[upgrade/etcd] Upgrading to TLS for etcd")
     changed: list[str] = []
+    etcd_backup = None
     components = [c for c in objects.STATIC_COMPONENTS if etcd or c != "etcd"]
     for component in components:
         if component == "kube-apiserver" and not dialect.phased:
@@ -306,13 +307,17 @@ def _upgrade_static_pods(host: Host, client: KubeClient, target: KubeVersion, et
                  "[upgrade/staticpods] This can take up to 5m0s")
         host.sleep(step, 0.5 / max(1, len(components)))
         host.maybe_crash(f"after writing the {component} manifest")
-        _wait_for_component(host, client, component, image, changed, backup)
+        _wait_for_component(host, client, component, image, changed, backup, etcd_backup,
+                            step.rsplit(" ", 1)[-1])
         if component == "etcd":
             host.out("[upgrade/etcd] Waiting for etcd to become available")
 
 
 def _wait_for_component(host: Host, client: KubeClient, component: str, image: str,
-                        changed: list[str], backup: Any) -> None:
+                        changed: list[str], backup: Any, etcd_backup: Any, command: str) -> None:
+    """Wait for the kubelet to run the new manifest (kubeadm waits for the mirror pod's hash to
+    change); on a timeout put back every manifest changed so far, and etcd's data if etcd's was
+    one of them, then fail in the words of kubeadm's minor (`command`: apply or node)."""
     import shutil
 
     from kubeupgrade.sandbox.disruption import is_pod_ready
@@ -334,10 +339,14 @@ def _wait_for_component(host: Host, client: KubeClient, component: str, image: s
                 saved = backup / f"{restore}.yaml"
                 if saved.exists():
                     shutil.copy2(saved, manifests / saved.name)
+            if "etcd" in changed and etcd_backup is not None:
+                shutil.rmtree(host.path("/var/lib/etcd"), ignore_errors=True)
+                shutil.copytree(etcd_backup / "etcd", host.path("/var/lib/etcd"))
             host.notify_kubelet()
-            raise host.fail("[upgrade/apply] FATAL: couldn't upgrade control plane. kubeadm has "
-                            "tried to recover everything into the earlier state. Errors faced: "
-                            f"timed out waiting for the condition\n{STACK_HINT}", 1)
+            lines, error = dialect_of(kubeadm_version(host)).static_pod_timed_out(component, host.node, command)
+            for line in lines:
+                host.out(line)
+            raise host.fail(f"{error}\n{STACK_HINT}", 1)
         time.sleep(0.05)
 
 
