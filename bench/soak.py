@@ -7,6 +7,7 @@ controller. Each campaign moves the cluster to the next version (patch and minor
 1.29 to 1.31) with one random fault from the fault list injected: failing or hanging host
 commands, a crashed command, a killed agent or controller, a redis restart, an API-server
 outage, requests the API server holds for seconds, a kubelet that never comes back (cleared
+later), a control plane's kubelet that never restarts a static pod (kubeadm rolls back; cleared
 later), a PDB that blocks drains (relaxed later), an agent or the controller frozen (SIGSTOP) past the timeouts and resumed (SIGCONT),
 and the previous campaign's record damaged beside the live one. Failed campaigns are retried once the fault is cleared. Prints, per campaign, the fault,
 the retries needed and the invariant checks passed, then the totals.
@@ -38,7 +39,7 @@ HOST_COMMANDS = ["kubeadm upgrade apply", "kubeadm upgrade node", "systemctl res
                  "apt-get install", "dnf install", "apt-get update"]
 FAULTS = ["fail", "hang", "crash", "kill-agent", "kill-controller", "restart-redis", "api-down", "api-slow",
           "never-ready", "pdb-block", "dpkg-lock", "freeze-agent", "freeze-controller",
-          "damage-record"]
+          "damage-record", "static-pod-stuck"]
 AGENT_TIMEOUT = 20  # seconds, in every soak campaign
 
 
@@ -104,6 +105,11 @@ def inject(kind: str, stack: Stack, rng: random.Random, nodes: list[str],
         seconds = round(rng.uniform(2.0, 8.0), 1)
         box.add_fault("api-slow", command=request, seconds=seconds, count=6)
         return f"API holds `{request}` {seconds}s x6", box.clear_faults
+    if kind == "static-pod-stuck":  # kubeadm waits out its timeout, rolls back and fails
+        control_plane = rng.choice([name for name in nodes if name.startswith("cp-")])
+        component = rng.choice(["kube-apiserver", "kube-controller-manager", "kube-scheduler"])
+        box.add_fault("static-pod-stuck", node=control_plane, command=component)
+        return f"kubelet of {control_plane} never restarts {component}", box.clear_faults
     if kind == "never-ready":
         box.add_fault("never-ready", node=node)
         return f"kubelet of {node} never Ready", box.clear_faults
