@@ -584,6 +584,27 @@ def test_a_static_pod_the_kubelet_does_not_restart_is_rolled_back_in_kubeadms_wo
     assert "kubernetesVersion: v1.31.2" in config["data"]["ClusterConfiguration"]
 
 
+def test_apply_waiting_for_a_static_pod_looks_through_an_api_server_restart(box):
+    # The API server kubeadm asks may be the very one restarting (a single control plane's,
+    # during its own upgrade): kubeadm looks through the errors until its timeout, and goes on
+    # once the pod runs. The kubelet here holds kube-apiserver's new pod until the API server
+    # has been away for 2 s and the fault is cleared.
+    import concurrent.futures
+
+    install(box, "cp-1", "1.31.2", "kubeadm")
+    box.add_fault("static-pod-stuck", node="cp-1", command="kube-apiserver")
+    manifest = box.node_root("cp-1") / "etc/kubernetes/manifests/kube-apiserver.yaml"
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        applying = pool.submit(run_on, box, "cp-1", "kubeadm", "upgrade", "apply", "v1.31.2", "--yes")
+        wait_for(lambda: "v1.31.2" in manifest.read_text(), timeout=30)
+        box.api_down(2.0)
+        time.sleep(1.0)
+        box.clear_faults()
+        applied = applying.result(timeout=60)
+    ok(applied)
+    assert '[upgrade/staticpods] Component "kube-apiserver" upgraded successfully!' in applied.stdout
+
+
 def test_crash_during_kubelet_restart_leaves_it_stopped(box):
     box.add_fault("crash", node="worker-1", command="systemctl restart kubelet")
     assert run_on(box, "worker-1", "systemctl", "restart", "kubelet").returncode == -9

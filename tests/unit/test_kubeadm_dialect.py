@@ -110,3 +110,8 @@ def test_a_static_pod_timeout_is_told_in_each_minors_words():
     assert lines == [] and error == ("error execution phase control-plane: couldn't complete the static pod "
                                      "upgrade: " + faced.replace("etcd on Node cp-1", "kube-apiserver on Node cp-2")
                                      + "context deadline exceeded")
+    # kubeadm's last look failed: its error is the one given
+    _, error = dialect_of(parse_version("v1.31.2")).static_pod_timed_out(
+        "kube-apiserver", "cp-1", "apply", 'Get "https://10.0.0.1:6443/api/v1/...": connection refused')
+    assert error.endswith("Errors faced: failed to obtain static Pod hash for component kube-apiserver "
+                          'on Node cp-1: Get "https://10.0.0.1:6443/api/v1/...": connection refused')

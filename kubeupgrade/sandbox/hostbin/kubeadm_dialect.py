@@ -139,14 +139,19 @@ class Dialect(FrozenValue):
         return (f'[upgrade/staticpods] Moved new manifest to "/etc/kubernetes/manifests/{component}.yaml" '
                 f'and backed up old manifest to "{backup}/{component}.yaml"')
 
-    def static_pod_timed_out(self, component: str, node: str, command: str) -> tuple[list[str], str]:
+    def static_pod_timed_out(self, component: str, node: str, command: str,
+                             unreadable: str = "") -> tuple[list[str], str]:
         """What kubeadm prints when the kubelet did not restart `component` in time and the old
         manifests (and etcd's data) were put back: lines for stdout, and the error for stderr.
-        The poll's own error changed when kubeadm moved to context-based polling (1.29)."""
+        kubeadm polls the mirror pod through API errors; if its last look failed, that error is
+        the one given (`unreadable`). The poll's own timeout error changed when kubeadm moved to
+        context-based polling (1.29)."""
         waited = "context deadline exceeded" if self.minor >= 29 else "timed out waiting for the condition"
+        cause = (f"failed to obtain static Pod hash for component {component} on Node {node}: {unreadable}"
+                 if unreadable else
+                 f"static Pod hash for component {component} on Node {node} did not change after 5m0s: {waited}")
         faced = ("couldn't upgrade control plane. kubeadm has tried to recover everything into the "
-                 f"earlier state. Errors faced: static Pod hash for component {component} on Node "
-                 f"{node} did not change after 5m0s: {waited}")
+                 f"earlier state. Errors faced: {cause}")
         lines = ([f"[upgrade/etcd] Failed to upgrade etcd: {faced}",
                   "[upgrade/etcd] Waiting for previous etcd to become available",
                   "[upgrade/etcd] Etcd was rolled back and is now available"] if component == "etcd" else [])

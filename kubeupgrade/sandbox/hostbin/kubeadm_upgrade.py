@@ -317,7 +317,9 @@ def _wait_for_component(host: Host, client: KubeClient, component: str, image: s
                         changed: list[str], backup: Any, etcd_backup: Any, command: str) -> None:
     """Wait for the kubelet to run the new manifest (kubeadm waits for the mirror pod's hash to
     change); on a timeout put back every manifest changed so far, and etcd's data if etcd's was
-    one of them, then fail in the words of kubeadm's minor (`command`: apply or node)."""
+    one of them, then fail in the words of kubeadm's minor (`command`: apply or node). Like
+    kubeadm, it looks through API errors until the timeout: the API server it asks may be the
+    one restarting (a single control plane's, during its own upgrade)."""
     import shutil
 
     from kubeupgrade.sandbox.disruption import is_pod_ready
@@ -325,12 +327,17 @@ def _wait_for_component(host: Host, client: KubeClient, component: str, image: s
     manifests = host.path("/etc/kubernetes/manifests")
     name = f"{component}-{host.node}"
     deadline = time.monotonic() + max(10.0, host.timing.seconds("static pod restart") * 20)
+    unreadable = ""
     while True:
-        pod = _call(host, f"[upgrade/staticpods] FATAL: unable to get pod {name}", lambda: client.get(
-            f"/api/v1/namespaces/kube-system/pods/{name}"))
-        if pod["spec"]["containers"][0]["image"] == image and is_pod_ready(pod):
-            pods = _call(host, "[apiclient] FATAL: unable to list pods", lambda: client.get(
-                f"/api/v1/namespaces/kube-system/pods?labelSelector=component%3D{component}"))["items"]
+        try:
+            pod = client.get(f"/api/v1/namespaces/kube-system/pods/{name}")
+            running = pod["spec"]["containers"][0]["image"] == image and is_pod_ready(pod)
+            pods = client.get(f"/api/v1/namespaces/kube-system/pods?labelSelector=component%3D{component}"
+                              )["items"] if running else []
+            unreadable = ""
+        except (ApiUnavailable, ApiFailure) as error:
+            running, unreadable = False, str(error)
+        if running:
             host.out(f"[apiclient] Found {len(pods)} Pods for label selector component={component}\n"
                      f'[upgrade/staticpods] Component "{component}" upgraded successfully!')
             return
@@ -343,7 +350,8 @@ def _wait_for_component(host: Host, client: KubeClient, component: str, image: s
                 shutil.rmtree(host.path("/var/lib/etcd"), ignore_errors=True)
                 shutil.copytree(etcd_backup / "etcd", host.path("/var/lib/etcd"))
             host.notify_kubelet()
-            lines, error = dialect_of(kubeadm_version(host)).static_pod_timed_out(component, host.node, command)
+            lines, error = dialect_of(kubeadm_version(host)).static_pod_timed_out(
+                component, host.node, command, unreadable)
             for line in lines:
                 host.out(line)
             raise host.fail(f"{error}\n{STACK_HINT}", 1)
