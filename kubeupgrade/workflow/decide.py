@@ -183,12 +183,17 @@ class WorkerIndex:
 
 @dataclass(frozen=True)
 class HeldBack:
-    """A limit full while a prepared worker waits on it, filled in part by workers out of
-    service outside the campaign: what the campaign's events name as what it waits for."""
+    """A limit full while a prepared worker waits on it: what the campaign names as what it
+    waits for (when workers out of service outside it help fill it) or, when nothing can ever
+    start, as what failed workers keep full."""
     limit: int
     own: int  # the campaign's own outages counted in it, this step's starts included
     outside: tuple[str, ...]  # the workers out of service outside the campaign counted in it
     pool: str = ""  # the pool whose limit it is; "" for the limit on the cluster's workers
+
+    @property
+    def named(self) -> str:
+        return f"pool {self.pool}'s limit of {self.limit}" if self.pool else f"the limit of {self.limit}"
 
 
 def held_back_told(held: Sequence[HeldBack], why: Mapping[str, str]) -> str:
@@ -197,11 +202,10 @@ def held_back_told(held: Sequence[HeldBack], why: Mapping[str, str]) -> str:
     the same workers hold the same limits: the dispatcher tells it again only when it changes."""
     parts = []
     for hold in held:
-        limit = f"pool {hold.pool}'s limit of {hold.limit}" if hold.pool else f"the limit of {hold.limit}"
         who = f"{len(hold.outside)} worker(s) out of service outside this campaign"
         named = ", ".join(f"{name} ({why.get(name, 'out of service')})" for name in hold.outside[:10])
         more = f" and {len(hold.outside) - 10} more" if len(hold.outside) > 10 else ""
-        parts.append(f"{limit} is full: {'its own outages and ' if hold.own else ''}{who}: {named}{more}")
+        parts.append(f"{hold.named} is full: {'its own outages and ' if hold.own else ''}{who}: {named}{more}")
     pools = sorted({hold.pool for hold in held})
     which = "" if "" in pools else f" of pool {', '.join(pools)}"
     return (f"waiting: {'; '.join(parts)}; no other worker{which} begins an outage until one is "
@@ -220,6 +224,7 @@ class WorkerStep:
     # Limits a prepared worker waits on that workers out of service outside the campaign
     # help fill: the campaign waits for them (or for a higher limit), naming them.
     held: tuple[HeldBack, ...] = ()
+    stuck_on: tuple[HeldBack, ...] = ()  # when stuck: the limits failed workers keep full
 
 
 def decide_workers(order: Sequence[str], limit: int, strategy: WorkerStrategy,
@@ -300,27 +305,39 @@ def decide_workers(order: Sequence[str], limit: int, strategy: WorkerStrategy,
     if first:
         chosen = set(ahead) | set(first)
         ahead = [name for name in order if name in chosen]
-    held: list[HeldBack] = []
-    if outage_allowed and waiting and outside:
+    # The limits a prepared worker waits on: each full one that outside workers help fill
+    # holds the campaign back (any of them back in service frees a slot); with nothing else
+    # to do, full ones without them are what it is stuck on. Looked for only then: a tick at
+    # thousands of workers with pools runs this.
+    at_rest = outage_allowed and not outage and not ahead and not any_flying
+    full: list[HeldBack] = []
+    if outage_allowed and waiting and (outside or at_rest):
         own_after = out - len(outside) + len(starting)  # those started now are the campaign's
         left = outside - set(starting)
-        held += _held_back(limit, own_after, left, "")
+        full += _full(limit, own_after, left, "")
         for pool, (pool_limit, members) in (pools or {}).items():
             if waiting & members:
                 own_in_pool = sum(1 for name in members if states.get(name) in HOLDING_A_SLOT)
                 own_in_pool += sum(1 for name in starting if name in members)
-                held += _held_back(pool_limit, own_in_pool, left & members, pool)
-    stuck = outage_allowed and not outage and not ahead and not any_flying and not held
-    return WorkerStep(outage=tuple(outage), prepare=tuple(ahead), failed=failed, stuck=stuck,
-                      held=tuple(held))
+                full += _full(pool_limit, own_in_pool, left & members, pool)
+    return _step(outage, ahead, failed, full, at_rest)
 
 
-def _held_back(limit: int, own: int, outside: Set[str], pool: str) -> list[HeldBack]:
-    """The limit as one a prepared worker waits on because of the outside workers counted in it
-    (any one of them back in service frees a slot), when it is full with them."""
-    if outside and own + len(outside) >= limit:
+def _full(limit: int, own: int, outside: Set[str], pool: str) -> list[HeldBack]:
+    """The limit, if the campaign's own outages and the outside workers in it fill it."""
+    if own + len(outside) >= limit:
         return [HeldBack(limit, own, tuple(sorted(outside)), pool)]
     return []
+
+
+def _step(outage: Sequence[str], ahead: Sequence[str], failed: tuple[str, ...],
+          full: Sequence[HeldBack], at_rest: bool) -> WorkerStep:
+    """The step: held back by the full limits outside workers help fill; stuck when nothing
+    is in flight, nothing may start and no outside worker's return could change that."""
+    held = tuple(hold for hold in full if hold.outside)
+    stuck = at_rest and not held
+    return WorkerStep(outage=tuple(outage), prepare=tuple(ahead), failed=failed, stuck=stuck,
+                      held=held, stuck_on=tuple(full) if stuck else ())
 
 
 def forming(limit: int, out: int, *, ended: bool) -> bool:
@@ -382,11 +399,9 @@ def _decide_on_index(index: WorkerIndex, limit: int, *, max_failed: int, paused:
     if first:
         positions = sorted(set(positions) | set(first))
     ahead = index.names(positions)
-    held = (_held_back(limit, own + len(starting), outside - set(starting), "")
+    full = (_full(limit, own + len(starting), outside - set(starting), "")
             if outage_allowed and waiting > 0 else [])
-    stuck = outage_allowed and not outage and not ahead and not index.in_flight and not held
-    return WorkerStep(outage=tuple(outage), prepare=tuple(ahead), failed=failed, stuck=stuck,
-                      held=tuple(held))
+    return _step(outage, ahead, failed, full, outage_allowed and not outage and not ahead and not index.in_flight)
 
 
 EARLY_PHASES = names_where(before_control_planes=True)

@@ -803,9 +803,10 @@ class Dispatcher:
             return
         if step.stuck:
             held = [e["node"] for e in failed if out_of_service(e)]
+            limits = " and ".join(hold.named for hold in step.stuck_on) or f"the limit of {schedule.limit}"
             self._fail(doc, hop, failed, policies.get("max_failed_workers", 0),
                        why=f"no worker can start: failed workers left cordoned ({', '.join(held)}) "
-                           f"hold every one of the {schedule.limit} out-of-service slot(s)")
+                           f"fill {limits} that the waiting workers need")
             return
         if step.gate:
             if gate is not None and gate["state"] == "pending" and not gate["task_id"]:

@@ -268,6 +268,33 @@ def test_two_pools_each_keep_their_own_limit_under_the_global_one(make_stack, tm
         ("a", 1, sorted(members["a"])), ("b", 2, sorted(members["b"]))]
 
 
+def test_a_pool_kept_full_by_a_failed_worker_fails_the_campaign_naming_the_pool_and_the_node(
+        make_stack, tmp_path):
+    """Pool a (limit 1) has worker-1 and worker-2; worker-1's kubelet install fails for good after
+    its drain, within a budget of one failure, so it stays cordoned and keeps pool a's only slot.
+    Once worker-3 (pool b) is done nothing can move: the campaign fails (not waits for ever),
+    naming worker-1 and pool a's limit, not the cluster's."""
+    stack = make_stack(control_planes=1, workers=3, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    core = client.CoreV1Api(config.new_client_from_config(str(box.kubeconfig)))
+    members = {"a": {"worker-1", "worker-2"}, "b": {"worker-3"}}
+    for pool, nodes in members.items():
+        for node in nodes:
+            core.patch_node(node, {"metadata": {"labels": {"example.com/pool": pool}}})
+    box.add_fault("fail", node="worker-1", command="apt-get install -y -q kubectl", count=50)
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=3, max_failed_workers=1, pools=[
+        {"name": "a", "selector": "example.com/pool=a", "max_unavailable": 1},
+        {"name": "b", "selector": "example.com/pool=b", "max_unavailable": 1}]), broker=stack.broker)
+    state, error = finish(handle)
+    assert state == "failed"
+    assert ("no worker can start: failed workers left cordoned (worker-1) fill pool a's limit of 1 "
+            "that the waiting workers need") in error["message"]
+    assert phase_record(handle, "worker-3", "uncordon")["state"] == "succeeded"
+    assert phase_record(handle, "worker-2", "drain")["state"] == "pending"
+    assert box.api_get("/api/v1/nodes/worker-1")["spec"].get("unschedulable")  # named, left for the operator
+    assert invariants.check_pools(box, {"a": (1, members["a"]), "b": (1, members["b"])}) == []
+
+
 def test_nothing_disruptive_begins_before_the_maintenance_window_opens(make_stack, tmp_path):
     stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt")
     box = stack.sandbox

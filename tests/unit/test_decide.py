@@ -124,10 +124,15 @@ def test_workers_out_of_service_outside_the_campaign_hold_slots_too(drawn, limit
     if step.stuck:  # failing the campaign: only failed workers may hold the slots, never outside ones
         alone = decide_workers(order, limit, strategy, entries, prepare_ahead=prepare_ahead, pools=pools)
         assert alone.stuck and alone.outage == ()
+        # and it names the limits they keep full, each one a waiting worker is under
+        assert step.stuck_on and all(not hold.outside for hold in step.stuck_on)
+    else:
+        assert step.stuck_on == ()
     waiting = {n for n, e in entries.items() if prepared(e) and not in_flight(e)
                and e["state"] == "pending"} - set(step.outage)
-    for hold in step.held:  # each names a limit full, partly with outside workers, that one waits on
-        assert hold.outside and set(hold.outside) <= outside - out_now(entries) - set(step.outage)
+    for hold in step.held + step.stuck_on:  # each a full limit a waiting worker is under
+        assert set(hold.outside) <= outside - out_now(entries) - set(step.outage)
+        assert bool(hold.outside) == (hold in step.held)
         members = pools[hold.pool][1] if hold.pool else set(order) | outside
         assert hold.limit == (pools[hold.pool][0] if hold.pool else limit)
         assert set(hold.outside) <= members and waiting & members
@@ -441,6 +446,7 @@ def test_budget_canary_and_pause_never_lead_past_the_limit_or_out_of_turn(
     assert step.finished == all(e["state"] in ("succeeded", "failed") for e in entries.values())
     if step.stuck:  # nothing moves: the dispatcher fails the campaign rather than wait forever
         assert not any(in_flight(e) for e in entries.values()) and not step.outage
+        assert step.stuck_on  # naming the limits the failed workers keep full
 
 
 @settings(max_examples=300)
@@ -624,6 +630,20 @@ def test_a_worker_out_of_service_outside_is_named_only_for_the_limits_it_fills()
     pools = {"a": (1, frozenset({"w0", "w1", "x9"}))}
     step = decide_workers(list(entries), 5, WorkerStrategy.WINDOW, entries, pools=pools, outside=frozenset({"x9"}))
     assert step.held == (HeldBack(limit=1, own=1, outside=("x9",), pool="a"),)
+
+
+def test_a_pool_kept_full_by_a_failed_worker_is_stuck_on_that_pool_not_held_by_another():
+    # w0 failed during its kubelet upgrade (drained: still cordoned), within a budget of one,
+    # and fills pool a (limit 1); w1, prepared, is in pool a; x9, cordoned by someone else, is
+    # in pool b. Nothing is in flight and x9's return would change nothing: stuck on pool a.
+    entries = {"w0": worker("w0", 6, "failed"), "w1": worker("w1", 5)}
+    pools = {"a": (1, frozenset({"w0", "w1"})), "b": (1, frozenset({"x9"}))}
+    for strategy in WorkerStrategy:
+        step = decide_workers(list(entries), 5, strategy, entries, pools=pools, max_failed=1,
+                              outside=frozenset({"x9"}))
+        assert step.stuck and step.held == (), strategy
+        assert step.stuck_on == (HeldBack(limit=1, own=1, outside=(), pool="a"),), strategy
+        assert step.stuck_on[0].named == "pool a's limit of 1"
 
 
 def test_the_wait_on_outside_workers_names_each_limit_and_whose_outages_fill_it():
