@@ -42,6 +42,19 @@ def cluster_version(api: KubeApi) -> KubeVersion:
     return parse_version(config["kubernetesVersion"])
 
 
+def cluster_fails_swap_on(api: KubeApi) -> bool:
+    """Whether the cluster's kubelet configuration (kube-system/kubelet-config, which `kubeadm
+    upgrade` writes to every node it upgrades) has the kubelet refuse to start with swap on:
+    failSwapOn, true unless set to false."""
+    configmap = api.call("read kubelet-config", api.core.read_namespaced_config_map,
+                         "kubelet-config", "kube-system")
+    try:
+        config = yaml.safe_load((configmap.get("data") or {}).get("kubelet") or "") or {}
+    except yaml.YAMLError:
+        config = {}
+    return not (isinstance(config, dict) and config.get("failSwapOn") is False)
+
+
 def discover_nodes(api: KubeApi, os_families: dict[str, OsFamily] | None = None) -> list[NodeSpec]:
     """Every node with its role (from the control-plane label) and live versions."""
     images = images_of(control_plane_pods(api))

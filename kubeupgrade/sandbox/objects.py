@@ -212,15 +212,21 @@ def cluster_configuration(version: str, name: str = "kubernetes") -> str:
     return yaml.safe_dump(document, sort_keys=True)
 
 
-def kubelet_configuration(version: str) -> str:
-    return yaml.safe_dump({
+def kubelet_configuration(version: str, current: str | None = None) -> str:
+    """The cluster's KubeletConfiguration as kubeadm `version` writes it: what an operator set
+    in the `current` one (failSwapOn, say) is kept, as kubeadm keeps it on upgrade."""
+    config = {
         "apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
         "cgroupDriver": "systemd", "clusterDNS": ["10.96.0.10"], "clusterDomain": "cluster.local",
         "staticPodPath": "/etc/kubernetes/manifests", "rotateCertificates": True,
-        # Not a real field: marks which kubeadm version wrote this file, so tests can see
-        # `kubeadm upgrade node` rewrote it.
-        "sandboxWrittenFor": version,
-    }, sort_keys=True)
+    }
+    kept = yaml.safe_load(current) if current else None
+    if isinstance(kept, dict):
+        config.update(kept)
+    # Not a real field: marks which kubeadm version wrote this file, so tests can see
+    # `kubeadm upgrade node` rewrote it.
+    config["sandboxWrittenFor"] = version
+    return yaml.safe_dump(config, sort_keys=True)
 
 
 def selects(owner: dict[str, Any], node: dict[str, Any]) -> bool:

@@ -102,9 +102,7 @@ def preflight(job: Job) -> StepOutcome:
     silent = [name for name in planned if name not in facts]
     if silent:
         problems.append(f"no answer from the agents of: {', '.join(silent)}")
-    swapping = [name for name, f in facts.items() if f.get("swap_on")]
-    if swapping:
-        problems.append(f"swap is on (kubelet requires it off): {', '.join(swapping)}")
+    problems += _swap_problems(api, facts)
     first = schedule.first_control_plane
     if first and not facts.get(first, {}).get("admin_conf"):
         problems.append(f"{first} has no /etc/kubernetes/admin.conf; the first control plane needs it")
@@ -134,6 +132,29 @@ def preflight(job: Job) -> StepOutcome:
     if warnings:
         detail += f"; drain simulation: {len(warnings)} pod(s) a PDB would block right now"
     return StepOutcome(DONE, detail, "\n".join(warnings))
+
+
+def _swap_problems(api: Any, facts: dict[str, dict[str, Any]]) -> list[str]:
+    """Nodes with swap on whose kubelet would not start once upgraded: `kubeadm upgrade` writes
+    the cluster's kubelet configuration to each node, so its failSwapOn (true by default)
+    decides, unless the node's own --fail-swap-on flag (kept across upgrades) overrides it."""
+    from kubeupgrade.kube import discovery
+    from kubeupgrade.kube.client import KubeNotFound
+
+    swapping = [name for name, f in facts.items() if f.get("swap_on") and f.get("fail_swap_on_flag") is not False]
+    if not swapping:
+        return []
+    flagged = [name for name in swapping if facts[name].get("fail_swap_on_flag")]
+    try:
+        cluster = discovery.cluster_fails_swap_on(api)
+    except KubeNotFound:
+        cluster = True  # no kubelet-config: the kubelet's default
+    failing = swapping if cluster else flagged
+    if not failing:
+        return []
+    return [f"swap is on and the kubelet would not start with it (failSwapOn true in "
+            f"kube-system/kubelet-config, the default, or --fail-swap-on=true on the node; set "
+            f"failSwapOn: false there to run with swap): {', '.join(failing)}"]
 
 
 @phase_task(Phase.DRAIN, waits=True)

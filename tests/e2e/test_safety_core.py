@@ -368,11 +368,40 @@ def test_preflight_names_every_problem_and_nothing_disruptive_runs(make_stack, t
     assert state == "failed", error
     assert "preflight failed" in error["message"]
     assert "nodes not Ready: worker-2" in error["message"]
-    assert "swap is on (kubelet requires it off): worker-1" in error["message"]
+    assert "swap is on and the kubelet would not start with it" in error["message"]
+    assert "set failSwapOn: false there to run with swap): worker-1" in error["message"]
     for node in ("cp-1", "worker-1", "worker-2"):
         ran = [" ".join(e["argv"]) for e in box.command_log(node)]
         assert not [c for c in ran if c.startswith("kubeadm upgrade") or " install " in f" {c} "], (node, ran)
         assert not box.api_get(f"/api/v1/nodes/{node}")["spec"].get("unschedulable"), node
+
+
+def test_swap_stops_only_a_kubelet_set_to_fail_on_it(make_stack, tmp_path):
+    """Swap on worker-1 (its kubelet started with --fail-swap-on=false) and on worker-2 (no such
+    flag). The cluster's kubelet configuration, which the upgrade writes to every node, keeps
+    the default failSwapOn: preflight refuses worker-2 alone. With failSwapOn: false set there,
+    a retry upgrades every node, and kubeadm keeps the setting on each one."""
+    from kubernetes import client, config
+
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    (box.node_root("worker-1") / "etc/default").mkdir(parents=True, exist_ok=True)
+    (box.node_root("worker-1") / "etc/default/kubelet").write_text("KUBELET_EXTRA_ARGS=--fail-swap-on=false\n")
+    box.add_fault("swap-on", node="worker-1")
+    box.add_fault("swap-on", node="worker-2")
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31"), broker=stack.broker)
+    state, error = finish(handle, timeout=180)
+    assert state == "failed", error
+    assert error["message"].endswith("set failSwapOn: false there to run with swap): worker-2")
+    api = client.CoreV1Api(config.new_client_from_config(str(box.kubeconfig)))
+    current = api.read_namespaced_config_map("kubelet-config", "kube-system").data["kubelet"]
+    api.patch_namespaced_config_map("kubelet-config", "kube-system",
+                                    {"data": {"kubelet": current + "failSwapOn: false\n"}})
+    retry_succeeds(handle)
+    for node in ("worker-1", "worker-2"):
+        written = (box.node_root(node) / "var/lib/kubelet/config.yaml").read_text()
+        assert "failSwapOn: false" in written and "sandboxWrittenFor: v1.31" in written, node
+    assert_safe(box, 1)
 
 
 def test_workers_out_of_service_outside_the_campaign_count_against_its_limit(make_stack, tmp_path):

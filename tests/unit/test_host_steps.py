@@ -213,6 +213,24 @@ def test_host_facts_say_whether_swap_is_on(tmp_path, swapon, expected):
     assert facts["installed"] == {"kubeadm": "1.30.4-1.1", "kubelet": "1.30.4-1.1", "kubectl": "1.30.4-1.1"}
 
 
+@pytest.mark.parametrize(("files", "expected"), [
+    ({}, None),
+    ({"/etc/default/kubelet": "KUBELET_EXTRA_ARGS=--fail-swap-on=false\n"}, False),
+    ({"/etc/sysconfig/kubelet": 'KUBELET_EXTRA_ARGS="--node-ip=10.0.0.5 --fail-swap-on false"\n'}, False),
+    # kubeadm's flags come first on the kubelet's command line, the operator's extra ones last
+    ({"/var/lib/kubelet/kubeadm-flags.env": 'KUBELET_KUBEADM_ARGS="--fail-swap-on=false"\n',
+      "/etc/default/kubelet": "KUBELET_EXTRA_ARGS=--fail-swap-on=true\n"}, True),
+    ({"/etc/default/kubelet": "KUBELET_EXTRA_ARGS=--fail-swap-on-something=false\n"}, None),
+])
+def test_host_facts_read_the_kubelets_fail_swap_on_flag(tmp_path, files, expected):
+    for name, text in files.items():
+        (tmp_path / name.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name.lstrip("/")).write_text(text)
+    fake = (FakeExecutor().on("swapon", "--show", stdout="")
+            .on(*VERSIONS, "kubeadm", "kubelet", "kubectl", stdout="kubeadm\t1.30.4-1.1\n"))
+    assert steps.host_facts(context(tmp_path, fake))["fail_swap_on_flag"] is expected
+
+
 def test_a_query_that_found_some_packages_only_still_reads_those(tmp_path):
     # dpkg-query exits 1 when one package is not installed at all; what it printed still holds
     fake = (FakeExecutor().on("swapon", "--show")

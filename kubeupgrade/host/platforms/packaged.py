@@ -27,6 +27,18 @@ from kubeupgrade.model.versions import (
 )
 
 _MINOR = re.compile(r"pkgs\.k8s\.io/core:/stable:/v(\d+)\.(\d+)/")
+# Where a kubelet's command-line flags are set on a kubeadm host, in the order its systemd
+# drop-in passes them (KUBELET_KUBEADM_ARGS, then KUBELET_EXTRA_ARGS: a later flag wins).
+KUBELET_FLAG_FILES = ("/var/lib/kubelet/kubeadm-flags.env", "/etc/default/kubelet", "/etc/sysconfig/kubelet")
+_FAIL_SWAP_ON = re.compile(r"--fail-swap-on(?:=|\s+)(true|false)\b", re.IGNORECASE)
+
+
+def fail_swap_on_flag(texts: list[str]) -> bool | None:
+    """The kubelet's --fail-swap-on flag as the flag files set it (the last one wins), or None
+    when none does (then the kubelet's configuration file decides)."""
+    found = [match.group(1).lower() == "true" for text in texts for match in _FAIL_SWAP_ON.finditer(text)]
+    return found[-1] if found else None
+
 
 
 def configured_minor(text: str) -> MinorVersion | None:
@@ -99,9 +111,12 @@ class PackagePlatform(HostPlatform):
         minor = configured_minor(repo.read_text()) if repo.exists() else None
         installed = {name: (p.raw if p else None)
                      for name, p in self.installed_packages(ctx, ("kubeadm", "kubelet", "kubectl")).items()}
-        swap = ctx.run(swap_devices(), "swapon --show", check=False)  # the kubelet refuses swap
+        swap = ctx.run(swap_devices(), "swapon --show", check=False)  # the kubelet may refuse swap
+        flags = [ctx.path(name).read_text(errors="replace") for name in KUBELET_FLAG_FILES
+                 if ctx.path(name).is_file()]
         return {"installed": installed, "repository_minor": minor.plain if minor else None,
-                "swap_on": bool(swap and swap.ok and swap.stdout.strip())}
+                "swap_on": bool(swap and swap.ok and swap.stdout.strip()),
+                "fail_swap_on_flag": fail_swap_on_flag(flags)}
 
     def set_source(self, ctx: HostContext, minor: MinorVersion) -> StepOutcome:
         """Point the package repository at `minor` and refresh metadata."""

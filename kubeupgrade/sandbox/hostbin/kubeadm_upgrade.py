@@ -455,7 +455,7 @@ def _apply(host: Host, args: list[str]) -> int:
           lambda: client.put(CONFIGMAP, configmap))
     host.out('[upload-config] Storing the configuration used in ConfigMap "kubeadm-config" in the "kube-system" Namespace')
     kubelet_cm = _call(host, "[upgrade/kubelet-config] FATAL", lambda: client.get(KUBELET_CONFIGMAP))
-    kubelet_cm["data"]["kubelet"] = objects.kubelet_configuration(target.tag)
+    kubelet_cm["data"]["kubelet"] = objects.kubelet_configuration(target.tag, kubelet_cm["data"].get("kubelet"))
     _call(host, "[upgrade/kubelet-config] FATAL: unable to update the kubelet-config ConfigMap",
           lambda: client.put(KUBELET_CONFIGMAP, kubelet_cm))
     host.out('[kubelet] Creating a ConfigMap "kubelet-config" in namespace kube-system with the '
