@@ -307,8 +307,8 @@ def decide_workers(order: Sequence[str], limit: int, strategy: WorkerStrategy,
         ahead = [name for name in order if name in chosen]
     # The limits a prepared worker waits on: each full one that outside workers help fill
     # holds the campaign back (any of them back in service frees a slot); with nothing else
-    # to do, full ones without them are what it is stuck on. Looked for only then: a tick at
-    # thousands of workers with pools runs this.
+    # to do, full ones without them are what it is stuck on. Counted only in those two cases:
+    # with pools, every tick walks here over thousands of workers.
     at_rest = outage_allowed and not outage and not ahead and not any_flying
     full: list[HeldBack] = []
     if outage_allowed and waiting and (outside or at_rest):
