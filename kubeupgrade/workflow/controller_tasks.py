@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kubeupgrade.errors import PermanentError, TemporaryError
@@ -102,7 +103,7 @@ def preflight(job: Job) -> StepOutcome:
     silent = [name for name in planned if name not in facts]
     if silent:
         problems.append(f"no answer from the agents of: {', '.join(silent)}")
-    problems += _swap_problems(api, facts)
+    problems += swap_problems(facts, lambda: _cluster_refuses_swap(api))
     first = schedule.first_control_plane
     if first and not facts.get(first, {}).get("admin_conf"):
         problems.append(f"{first} has no /etc/kubernetes/admin.conf; the first control plane needs it")
@@ -134,27 +135,33 @@ def preflight(job: Job) -> StepOutcome:
     return StepOutcome(DONE, detail, "\n".join(warnings))
 
 
-def _swap_problems(api: Any, facts: dict[str, dict[str, Any]]) -> list[str]:
-    """Nodes with swap on whose kubelet would not start once upgraded: `kubeadm upgrade` writes
-    the cluster's kubelet configuration to each node, so its failSwapOn (true by default)
-    decides, unless the node's own --fail-swap-on flag (kept across upgrades) overrides it."""
+def swap_problems(facts: Mapping[str, Mapping[str, Any]], cluster_refuses: Callable[[], bool]) -> list[str]:
+    """Nodes with swap on whose kubelet would not start once upgraded. A node's own
+    --fail-swap-on flag decides where it has one (the upgrade leaves it alone); elsewhere the
+    cluster's kubelet configuration does, which `kubeadm upgrade` writes to every node
+    (`cluster_refuses`: its failSwapOn, true by default; asked only if a node needs it)."""
+    swapping = [name for name, f in facts.items() if f.get("swap_on")]
+    flagged = [name for name in swapping if facts[name].get("fail_swap_on_flag") is True]
+    unflagged = [name for name in swapping if facts[name].get("fail_swap_on_flag") is None]
+    problems = []
+    if flagged:
+        problems.append("swap is on and the kubelet is started with --fail-swap-on=true, so it would "
+                        f"not start (turn swap off, or set the flag to false): {', '.join(flagged)}")
+    if unflagged and cluster_refuses():
+        problems.append("swap is on and kube-system/kubelet-config keeps failSwapOn true (the "
+                        "default), which the upgrade writes to every node, so the kubelet would not "
+                        f"start (turn swap off, or set failSwapOn: false there): {', '.join(unflagged)}")
+    return problems
+
+
+def _cluster_refuses_swap(api: Any) -> bool:
     from kubeupgrade.kube import discovery
     from kubeupgrade.kube.client import KubeNotFound
 
-    swapping = [name for name, f in facts.items() if f.get("swap_on") and f.get("fail_swap_on_flag") is not False]
-    if not swapping:
-        return []
-    flagged = [name for name in swapping if facts[name].get("fail_swap_on_flag")]
     try:
-        cluster = discovery.cluster_fails_swap_on(api)
+        return discovery.cluster_fails_swap_on(api)
     except KubeNotFound:
-        cluster = True  # no kubelet-config: the kubelet's default
-    failing = swapping if cluster else flagged
-    if not failing:
-        return []
-    return [f"swap is on and the kubelet would not start with it (failSwapOn true in "
-            f"kube-system/kubelet-config, the default, or --fail-swap-on=true on the node; set "
-            f"failSwapOn: false there to run with swap): {', '.join(failing)}"]
+        return True  # no kubelet-config: the kubelet's default
 
 
 @phase_task(Phase.DRAIN, waits=True)
