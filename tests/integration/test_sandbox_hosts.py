@@ -500,6 +500,23 @@ def test_swap_and_killall(box):
     assert run_on(box, "worker-1", "killall", "kube-apiserver").stderr.strip() == "kube-apiserver: no process found"
 
 
+def test_a_kubelet_set_to_fail_on_swap_restarts_into_a_loop_until_allowed(box):
+    # With swap on and failSwapOn left at its default, the kubelet exits at once: `systemctl
+    # restart` succeeds (systemd started it), the unit is "activating (auto-restart)" and the
+    # node stops reporting. --fail-swap-on=false in KUBELET_EXTRA_ARGS lets it run.
+    box.add_fault("swap-on", node="worker-1")
+    ok(run_on(box, "worker-1", "systemctl", "restart", "kubelet"))
+    active = run_on(box, "worker-1", "systemctl", "is-active", "kubelet")
+    assert (active.returncode, active.stdout.strip()) == (3, "activating")
+    assert "activating (auto-restart)" in run_on(box, "worker-1", "systemctl", "status", "kubelet").stdout
+    wait_for(lambda: ready(node_info(box, "worker-1")) == "Unknown", timeout=30)
+    (box.node_root("worker-1") / "etc/default").mkdir(parents=True, exist_ok=True)
+    (box.node_root("worker-1") / "etc/default/kubelet").write_text("KUBELET_EXTRA_ARGS=--fail-swap-on=false\n")
+    ok(run_on(box, "worker-1", "systemctl", "restart", "kubelet"))
+    assert ok(run_on(box, "worker-1", "systemctl", "is-active", "kubelet")).stdout.strip() == "active"
+    wait_for(lambda: ready(node_info(box, "worker-1")) == "True", timeout=30)
+
+
 # -- command log and faults ------------------------------------------------------------------
 def test_every_command_is_logged_with_argv_times_and_exit_code(box):
     ok(run_on(box, "worker-1", "kubeadm", "version", "-o", "short"))

@@ -15,6 +15,7 @@ from kubeupgrade.errors import PermanentError
 from kubeupgrade.host.commands import QUICK_TIMEOUT, kube_packages, swap_devices
 from kubeupgrade.host.context import ALREADY_DONE, DONE, HostContext, StepOutcome
 from kubeupgrade.host.executor import Command
+from kubeupgrade.host.kubelet_flags import KUBELET_FLAG_FILES, fail_swap_on_flag
 from kubeupgrade.host.listings import ListedPackage, parse_listing
 from kubeupgrade.host.platforms import systemd
 from kubeupgrade.host.platforms.base import HostPlatform
@@ -27,19 +28,6 @@ from kubeupgrade.model.versions import (
 )
 
 _MINOR = re.compile(r"pkgs\.k8s\.io/core:/stable:/v(\d+)\.(\d+)/")
-# Where a kubelet's command-line flags are set on a kubeadm host, in the order its systemd
-# drop-in passes them (KUBELET_KUBEADM_ARGS, then KUBELET_EXTRA_ARGS: a later flag wins).
-KUBELET_FLAG_FILES = ("/var/lib/kubelet/kubeadm-flags.env", "/etc/default/kubelet", "/etc/sysconfig/kubelet")
-_FAIL_SWAP_ON = re.compile(r"--fail-swap-on(?:=|\s+)(true|false)\b", re.IGNORECASE)
-
-
-def fail_swap_on_flag(texts: list[str]) -> bool | None:
-    """The kubelet's --fail-swap-on flag as the flag files set it (the last one wins), or None
-    when none does (then the kubelet's configuration file decides)."""
-    found = [match.group(1).lower() == "true" for text in texts for match in _FAIL_SWAP_ON.finditer(text)]
-    return found[-1] if found else None
-
-
 
 def configured_minor(text: str) -> MinorVersion | None:
     """The minor a pkgs.k8s.io repository configuration (apt source or rpm repo file) points at."""

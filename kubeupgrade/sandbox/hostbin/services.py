@@ -38,11 +38,13 @@ def systemctl(host: Host, args: list[str]) -> int:
     if not units:
         raise host.fail("Too few arguments.", 1)
     if command == "is-active":
-        host.out("active" if host.kubelet()["active"] else "inactive")
-        return 0 if host.kubelet()["active"] else 3
+        state = host.kubelet()
+        host.out("active" if state["active"] else "activating" if state.get("auto_restart") else "inactive")
+        return 0 if state["active"] else 3
     if command == "status":
         state = host.kubelet()
-        active = "active (running)" if state["active"] else "inactive (dead)"
+        active = ("active (running)" if state["active"] else "activating (auto-restart) (Result: exit-code)"
+                  if state.get("auto_restart") else "inactive (dead)")
         host.out("● kubelet.service - kubelet: The Kubernetes Node Agent\n"
                  "     Loaded: loaded (/lib/systemd/system/kubelet.service; enabled; preset: enabled)\n"
                  "    Drop-In: /usr/lib/systemd/system/kubelet.service.d\n"
@@ -69,12 +71,36 @@ def _kubelet_service(host: Host, command: str) -> int:
     host.sleep("systemctl restart kubelet", 0.5)
     host.maybe_crash("kubelet stopped, not yet started")
     binary = installed_kubelet(host)
+    if host.faults.condition(host.node, FaultKind.SWAP_ON) and _refuses_swap(host):
+        # The kubelet exits at once ("running with swap on is not supported"); the unit's
+        # Restart=always has systemd start it again and again: `restart` itself succeeded.
+        with host.locked_state(KUBELET_STATE) as current:
+            current.update(active=False, auto_restart=True)
+        host.notify_kubelet()
+        return 0
     with host.locked_state(KUBELET_STATE) as current:
-        current.update(active=True, running=binary, restarts=current["restarts"] + 1,
+        current.update(active=True, auto_restart=False, running=binary, restarts=current["restarts"] + 1,
                        restarted_at=time.time())
     host.notify_kubelet()
     host.sleep("systemctl restart kubelet", 0.5)
     return 0
+
+
+def _refuses_swap(host: Host) -> bool:
+    from kubeupgrade.host.kubelet_flags import (
+        KUBELET_CONFIG_FILE,
+        KUBELET_FLAG_FILES,
+        fails_swap_on,
+    )
+
+    def text(path: str) -> str | None:
+        try:
+            return host.read_file(path)
+        except FileNotFoundError:
+            return None
+
+    flags = [found for path in KUBELET_FLAG_FILES if (found := text(path)) is not None]
+    return fails_swap_on(flags, text(KUBELET_CONFIG_FILE))
 
 
 def swapon(host: Host, args: list[str]) -> int:
