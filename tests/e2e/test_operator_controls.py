@@ -282,6 +282,9 @@ def test_a_pool_kept_full_by_a_failed_worker_fails_the_campaign_naming_the_pool_
         for node in nodes:
             core.patch_node(node, {"metadata": {"labels": {"example.com/pool": pool}}})
     box.add_fault("fail", node="worker-1", command="apt-get install -y -q kubectl", count=50)
+    # worker-2's preparation is slow, so worker-1 takes pool a's slot first (the window is
+    # work-conserving: prepared first, out first), and fails there while worker-2 waits.
+    box.add_fault("hang", node="worker-2", command="kubeadm upgrade node", seconds=8.0, count=1)
     handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=3, max_failed_workers=1, pools=[
         {"name": "a", "selector": "example.com/pool=a", "max_unavailable": 1},
         {"name": "b", "selector": "example.com/pool=b", "max_unavailable": 1}]), broker=stack.broker)

@@ -510,6 +510,8 @@ def test_a_kubelet_set_to_fail_on_swap_restarts_into_a_loop_until_allowed(box):
     assert (active.returncode, active.stdout.strip()) == (3, "activating")
     assert "activating (auto-restart)" in run_on(box, "worker-1", "systemctl", "status", "kubelet").stdout
     wait_for(lambda: ready(node_info(box, "worker-1")) == "Unknown", timeout=30)
+    ok(run_on(box, "worker-1", "systemctl", "stop", "kubelet"))  # stopped, it loops no more
+    assert run_on(box, "worker-1", "systemctl", "is-active", "kubelet").stdout.strip() == "inactive"
     (box.node_root("worker-1") / "etc/default").mkdir(parents=True, exist_ok=True)
     (box.node_root("worker-1") / "etc/default/kubelet").write_text("KUBELET_EXTRA_ARGS=--fail-swap-on=false\n")
     ok(run_on(box, "worker-1", "systemctl", "restart", "kubelet"))

@@ -29,6 +29,7 @@ from kubeupgrade.model.versions import (
 
 _MINOR = re.compile(r"pkgs\.k8s\.io/core:/stable:/v(\d+)\.(\d+)/")
 
+
 def configured_minor(text: str) -> MinorVersion | None:
     """The minor a pkgs.k8s.io repository configuration (apt source or rpm repo file) points at."""
     match = _MINOR.search(text)

@@ -64,7 +64,7 @@ def _kubelet_service(host: Host, command: str) -> int:
                  "changed on disk. Run 'systemctl daemon-reload' to reload units.")
     if command in ("restart", "stop"):
         with host.locked_state(KUBELET_STATE) as current:
-            current["active"] = False
+            current.update(active=False, auto_restart=False)  # a stopped unit does not restart
         host.notify_kubelet()
     if command == "stop":
         return 0
