@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+import uuid
 from typing import Any
 
 from celery import Celery
@@ -60,7 +62,22 @@ class TaskEventLog:
     def __enter__(self) -> TaskEventLog:
         self._thread.start()
         self._ready.wait(30)
+        self._until_heard(30.0)
         return self
+
+    def _until_heard(self, timeout: float) -> None:
+        """Send a probe event until the thread hears one. Redis hands events out by pub/sub, to
+        subscribers only, and the receiver says it is ready before its loop has subscribed: an
+        event sent in between is lost to it (seen once in CI as two task-sent events missing)."""
+        probe = f"bench-probe-{uuid.uuid4().hex}"
+        deadline = time.monotonic() + timeout
+        with self.app.events.default_dispatcher() as dispatcher:
+            while probe not in self.events and time.monotonic() < deadline and self._thread.is_alive():
+                dispatcher.send("bench-probe", uuid=probe)
+                pause = time.monotonic() + 0.5
+                while probe not in self.events and time.monotonic() < pause:
+                    time.sleep(0.01)
+        self.events.pop(probe, None)
 
     def __exit__(self, *_: object) -> None:
         if self._receiver is not None:
