@@ -6,6 +6,7 @@ from typing import Any
 
 import yaml
 
+from kubeupgrade.host.kubelet_flags import fails_swap_on
 from kubeupgrade.kube.client import KubeApi
 from kubeupgrade.kube.nodes import is_ready, kubelet_version, read_nodes
 from kubeupgrade.model.campaign import NodeSpec, OsFamily, Role
@@ -45,14 +46,10 @@ def cluster_version(api: KubeApi) -> KubeVersion:
 def cluster_fails_swap_on(api: KubeApi) -> bool:
     """Whether the cluster's kubelet configuration (kube-system/kubelet-config, which `kubeadm
     upgrade` writes to every node it upgrades) has the kubelet refuse to start with swap on:
-    failSwapOn, true unless set to false."""
+    failSwapOn, true unless set to false (read as the sandbox's kubelet reads its own)."""
     configmap = api.call("read kubelet-config", api.core.read_namespaced_config_map,
                          "kubelet-config", "kube-system")
-    try:
-        config = yaml.safe_load((configmap.get("data") or {}).get("kubelet") or "") or {}
-    except yaml.YAMLError:
-        config = {}
-    return not (isinstance(config, dict) and config.get("failSwapOn") is False)
+    return fails_swap_on([], (configmap.get("data") or {}).get("kubelet"))
 
 
 def discover_nodes(api: KubeApi, os_families: dict[str, OsFamily] | None = None) -> list[NodeSpec]:

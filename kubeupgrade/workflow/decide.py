@@ -399,9 +399,10 @@ def _decide_on_index(index: WorkerIndex, limit: int, *, max_failed: int, paused:
     if first:
         positions = sorted(set(positions) | set(first))
     ahead = index.names(positions)
+    at_rest = outage_allowed and not outage and not ahead and not index.in_flight
     full = (_full(limit, own + len(starting), outside - set(starting), "")
             if outage_allowed and waiting > 0 else [])
-    return _step(outage, ahead, failed, full, outage_allowed and not outage and not ahead and not index.in_flight)
+    return _step(outage, ahead, failed, full, at_rest)
 
 
 EARLY_PHASES = names_where(before_control_planes=True)
