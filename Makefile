@@ -36,7 +36,7 @@ TYPED := kubeupgrade/model kubeupgrade/planning kubeupgrade/kube/identity.py \
          kubeupgrade/workflow/agent_connections.py kubeupgrade/workflow/hop_view.py kubeupgrade/workflow/undelivered.py \
          kubeupgrade/workflow/agent_identity.py kubeupgrade/host/executor.py kubeupgrade/sandbox/agent_farm.py kubeupgrade/sandbox/quickjson.py kubeupgrade/sandbox/paging.py kubeupgrade/sandbox/hostbin/launch.py kubeupgrade/sandbox/hostbin/apiclient.py kubeupgrade/sandbox/hostbin/kubeadm_dialect.py kubeupgrade/sandbox/layout.py \
          kubeupgrade/host/platforms kubeupgrade/host/context.py kubeupgrade/host/steps.py \
-         kubeupgrade/host/commands.py kubeupgrade/sandbox/rbac.py kubeupgrade/workflow/broker_transport.py kubeupgrade/security/envelope.py kubeupgrade/security/messages.py \
+         kubeupgrade/host/commands.py kubeupgrade/host/upgrade_configuration.py kubeupgrade/host/kubelet_flags.py kubeupgrade/sandbox/rbac.py kubeupgrade/workflow/broker_transport.py kubeupgrade/security/envelope.py kubeupgrade/security/messages.py \
          kubeupgrade/workflow/task_events.py kubeupgrade/kube/client.py kubeupgrade/kube/nodes.py kubeupgrade/kube/drain.py \
          kubeupgrade/kube/discovery.py kubeupgrade/kube/verify.py kubeupgrade/kube/health.py kubeupgrade/kube/events.py \
          kubeupgrade/kube/snapshot.py kubeupgrade/kube/windows_proxy.py kubeupgrade/kube/availability.py kubeupgrade/security/authorize.py

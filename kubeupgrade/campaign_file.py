@@ -177,6 +177,14 @@ class _CampaignReader:
             raise self.fail(where, f"expected {what}, got {_kind(value)} {value!r}")
         return value
 
+    def host_file(self, value: Any, where: str) -> str:
+        """An absolute path on the nodes: kubeadm would read a relative one from wherever the
+        agent happens to run."""
+        path = self.typed(value, where, str, "a file path")
+        if not path.startswith("/") or any(c in path for c in "\0\n\r"):
+            raise self.fail(where, f"expected an absolute path on the nodes, like /etc/kubernetes/upgrade.yaml, got {path!r}")
+        return path
+
     def parse(self, value: Any, where: str, parser: Callable[[Any], T]) -> T:
         try:
             return parser(value)
@@ -346,9 +354,7 @@ class _CampaignReader:
                 raw.get("apiserver_stop_wait_seconds", defaults.apiserver_stop_wait_seconds),
                 "policies.apiserver_stop_wait_seconds",
             ),
-            upgrade_configuration=self.typed(
-                raw["upgrade_configuration"], "policies.upgrade_configuration", str, "a file path"
-            )
+            upgrade_configuration=self.host_file(raw["upgrade_configuration"], "policies.upgrade_configuration")
             if raw.get("upgrade_configuration") is not None
             else None,
             hooks=self.hooks(_section(raw, "hooks")),

@@ -35,6 +35,11 @@ def prepare_host(job: Job) -> StepOutcome:
     target = parse_version_spec(job.hop_doc["target"])
     outcome = steps.resolve_target(ctx, target)
     data = outcome.data
+    policies = job.campaign.policies
+    if policies.upgrade_configuration:  # judged here, so that preflight refuses before any change
+        data["upgrade_configuration"] = steps.upgrade_configuration_facts(
+            ctx, policies.upgrade_configuration, certificate_renewal=policies.certificate_renewal,
+            etcd_upgrade=policies.etcd_upgrade)
     job.record_finding(lambda entry: entry.update(facts=data))
     return outcome
 
@@ -103,7 +108,8 @@ def kubeadm_upgrade_node(job: Job) -> StepOutcome:
     policies = job.campaign.policies
     return steps.kubeadm_node(_context(job), job.version,
                               certificate_renewal=policies.certificate_renewal,
-                              etcd_upgrade=policies.etcd_upgrade)
+                              etcd_upgrade=policies.etcd_upgrade,
+                              config_file=policies.upgrade_configuration)
 
 
 @phase_task(Phase.DOWNLOAD_PACKAGES)

@@ -41,11 +41,11 @@ def kubeadm_upgrade_apply(
     version: KubeVersion, *, certificate_renewal: bool, etcd_upgrade: bool,
     config_file: str | None = None, force: bool = False,
 ) -> Command:
-    argv = ["kubeadm", "upgrade", "apply"]
+    argv = ["kubeadm", "upgrade", "apply", version.tag]  # the argument wins over the file's version
     if config_file:
-        argv += ["--config", config_file]
-    else:
-        argv.append(version.tag)
+        # kubeadm >= 1.30 takes no other flag beside --config but --yes: the file carries the
+        # rest, and steps checked it against these settings before.
+        return Command((*argv, "--config", config_file, "--yes"), KUBEADM_APPLY_TIMEOUT)
     argv += ["--yes", f"--certificate-renewal={str(certificate_renewal).lower()}",
              f"--etcd-upgrade={str(etcd_upgrade).lower()}"]
     if force:
@@ -54,7 +54,9 @@ def kubeadm_upgrade_apply(
 
 
 def kubeadm_upgrade_node(*, certificate_renewal: bool, etcd_upgrade: bool,
-                         kubeadm: str = "kubeadm") -> Command:
+                         kubeadm: str = "kubeadm", config_file: str | None = None) -> Command:
+    if config_file:  # as for apply: the file carries the settings, checked before
+        return Command((kubeadm, "upgrade", "node", "--config", config_file), KUBEADM_NODE_TIMEOUT)
     return Command((kubeadm, "upgrade", "node",
                     f"--certificate-renewal={str(certificate_renewal).lower()}",
                     f"--etcd-upgrade={str(etcd_upgrade).lower()}"), KUBEADM_NODE_TIMEOUT)

@@ -22,6 +22,7 @@ from kubeupgrade.host.context import (
     StepOutcome,
 )
 from kubeupgrade.host.listings import select_package_version
+from kubeupgrade.host.upgrade_configuration import FIRST_MINOR, Wanted, configuration_problems
 from kubeupgrade.model.versions import KubeVersion, MinorVersion, VersionSpec, parse_version
 
 __all__ = ["ALREADY_DONE", "DONE", "HostCommandFailed", "HostCommandRefused", "HostContext",
@@ -157,24 +158,78 @@ def kubeadm_apply(ctx: HostContext, version: KubeVersion, *, certificate_renewal
                   etcd_upgrade: bool, config_file: str | None, force: bool = False) -> StepOutcome:
     if (marker := ctx.marked("kubeadm-upgrade-apply")) and marker.get("version") == version.tag:
         return StepOutcome(ALREADY_DONE, f"kubeadm upgrade apply {version.tag} already succeeded")
+    if config_file:
+        text = _upgrade_configuration(ctx, version, config_file)
+        if text is None:
+            raise PermanentError(f"policies.upgrade_configuration: {config_file} is not on this node "
+                                 "(the first control plane of the hop); put it there and retry")
+        _refuse_upgrade_configuration(text, config_file, Wanted("apply", certificate_renewal, etcd_upgrade, force))
     ctx.run(commands.kubeadm_upgrade_apply(version, certificate_renewal=certificate_renewal,
                                            etcd_upgrade=etcd_upgrade, config_file=config_file,
                                            force=force),
             "kubeadm upgrade apply")
     ctx.mark("kubeadm-upgrade-apply", version=version.tag)
     what = f"control plane re-applied at {version.tag} (--force)" if force else f"control plane upgraded to {version.tag}"
+    if config_file:
+        what += f" with --config {config_file}"
     return StepOutcome(DONE, what, ctx.output())
 
 
 def kubeadm_node(ctx: HostContext, version: KubeVersion, *, certificate_renewal: bool,
-                 etcd_upgrade: bool) -> StepOutcome:
+                 etcd_upgrade: bool, config_file: str | None = None) -> StepOutcome:
+    """`kubeadm upgrade node`, with the campaign's UpgradeConfiguration where this node has the
+    file (its `node` section: patches, skipped phases, the same checks as apply's); a node
+    without it upgrades with kubeadm's defaults, as before the policy reached this phase."""
     if (marker := ctx.marked("kubeadm-upgrade-node")) and marker.get("version") == version.tag:
         return StepOutcome(ALREADY_DONE, f"kubeadm upgrade node ({version.tag}) already succeeded")
-    ctx.run(commands.kubeadm_upgrade_node(certificate_renewal=certificate_renewal,
-                                          etcd_upgrade=etcd_upgrade, kubeadm=ctx.platform.kubeadm(ctx)),
+    text = _upgrade_configuration(ctx, version, config_file) if config_file else None
+    if config_file and text is not None:
+        _refuse_upgrade_configuration(text, config_file, Wanted("node", certificate_renewal, etcd_upgrade))
+    used = config_file if text is not None else None
+    ctx.run(commands.kubeadm_upgrade_node(certificate_renewal=certificate_renewal, etcd_upgrade=etcd_upgrade,
+                                          kubeadm=ctx.platform.kubeadm(ctx), config_file=used),
             "kubeadm upgrade node")
     ctx.mark("kubeadm-upgrade-node", version=version.tag)
-    return StepOutcome(DONE, f"node configuration upgraded to {version.tag}", ctx.output())
+    what = f"node configuration upgraded to {version.tag}"
+    if used:
+        what += f" with --config {used}"
+    elif config_file:
+        what += f" ({config_file} is not on this node: kubeadm's defaults)"
+    return StepOutcome(DONE, what, ctx.output())
+
+
+def _upgrade_configuration(ctx: HostContext, version: KubeVersion, path: str) -> str | None:
+    """The file's text, or None where this node has none. Refuses a hop whose kubeadm reads no
+    UpgradeConfiguration (the planner refuses such campaigns; a record from before it did not)."""
+    if version.minor_version < FIRST_MINOR:
+        raise PermanentError(f"policies.upgrade_configuration: kubeadm {version.tag} reads no "
+                             f"UpgradeConfiguration (from v{FIRST_MINOR.plain} on); remove the policy "
+                             "for this hop")
+    try:
+        return ctx.path(path).read_text(errors="replace")
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+
+
+def upgrade_configuration_facts(ctx: HostContext, path: str, *, certificate_renewal: bool,
+                                etcd_upgrade: bool) -> dict[str, list[str]] | None:
+    """The file judged for each run that may read it on this host (preflight picks the one this
+    node will run), or None where the host has no such file. Problems only: never its text."""
+    try:
+        text = ctx.path(path).read_text(errors="replace")
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+
+    def judged(section: str, force: bool = False) -> list[str]:
+        return configuration_problems(text, path, Wanted(section, certificate_renewal, etcd_upgrade, force))
+
+    return {"apply": judged("apply"), "apply_forced": judged("apply", True), "node": judged("node")}
+
+
+def _refuse_upgrade_configuration(text: str, path: str, wanted: Wanted) -> None:
+    problems = configuration_problems(text, path, wanted)
+    if problems:  # before kubeadm runs: nothing on the host has changed
+        raise PermanentError("policies.upgrade_configuration: " + "; ".join(problems))
 
 
 # -- kubelet and hooks ---------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from kubeupgrade.errors import InvalidInput
+from kubeupgrade.host.upgrade_configuration import FIRST_MINOR
 from kubeupgrade.model.campaign import Campaign, NodeSpec, Policies, WorkerStrategy
 from kubeupgrade.model.phases import in_order
 from kubeupgrade.model.plan import (
@@ -82,6 +83,7 @@ def plan_campaign(campaign: Campaign, available: Iterable[KubeVersion] = ()) -> 
         apiservers = dict.fromkeys(apiservers, reached)
         nodes = tuple(_at_version(node, reached) if node.is_control_plane or selected(node) else node
                       for node in nodes)
+    violations.extend(_upgrade_configuration_violations(campaign.policies, hops))
     if not hops and not violations:
         notes.append(f"every node is already at {version_label(campaign.target)}; nothing to do")
     if campaign.policies.reapply:
@@ -95,6 +97,22 @@ def plan_campaign(campaign: Campaign, available: Iterable[KubeVersion] = ()) -> 
         violations=tuple(violations),
         notes=tuple(notes),
     )
+
+
+def _upgrade_configuration_violations(policies: Policies, hops: list[Hop]) -> list[Violation]:
+    """An UpgradeConfiguration file reaches kubeadm only from 1.31: an older kubeadm reads
+    `--config` as a cluster reconfiguration (and 1.30.0-1.30.3 cannot take it without a prompt)."""
+    if not policies.upgrade_configuration:
+        return []
+    early = [hop.target for hop in hops if hop.target_minor < FIRST_MINOR]
+    if not early:
+        return []
+    return [Violation(
+        rule="upgrade-configuration-version",
+        message=f"policies.upgrade_configuration: the hop to {version_label(early[0])} runs kubeadm "
+                f"{early[0].minor_version.tag}, which reads no UpgradeConfiguration (kubeadm "
+                f"{FIRST_MINOR.tag} and later do); remove the policy, or submit that hop without it "
+                "and a campaign to the later versions with it")]
 
 
 def _missing_from_listing(campaign: Campaign, releases: list[KubeVersion]) -> list[Violation]:

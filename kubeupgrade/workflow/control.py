@@ -8,6 +8,7 @@ from typing import Any
 from celery import Celery
 
 from kubeupgrade.errors import InvalidInput
+from kubeupgrade.model.plan import Phase
 from kubeupgrade.workflow.answers import unanswered
 from kubeupgrade.workflow.names import CONTROLLER_QUEUE, RELEASE_NODE
 from kubeupgrade.workflow.record import CampaignStore, DamagedRecord, new_attempt
@@ -31,14 +32,20 @@ def retry(store: CampaignStore, campaign_id: str) -> dict[str, Any]:
     # First the cluster: refused (exit 3, naming the holder) if another campaign acts on it.
     store.take_cluster(doc["cluster"], campaign_id)
     hop = doc["current_hop"]
+    # A failed preflight judged what each host's prepare-host found before the operator's fix
+    # (swap turned off, a configuration file mended): the retry gathers it again first.
+    refresh = doc["hops"][hop].get("stage") == "preflight"
+    reopen = frozenset({Phase.PREPARE_HOST.value}) if refresh else frozenset()
     for name, entry in store.entries(campaign_id, hop).items():
         if entry["state"] == "succeeded":
             continue
 
         store.update_entry(campaign_id, hop, name,
-                           lambda current: new_attempt(current, clear_errors=True))
+                           lambda current: new_attempt(current, clear_errors=True, reopen=reopen))
 
     def resume(current: dict[str, Any]) -> None:
+        if refresh:
+            current["hops"][hop]["stage"] = "prepare"
         current["state"] = "running"
         current["error"] = None
         current["hops"][hop]["waiting_for_agents"] = {}

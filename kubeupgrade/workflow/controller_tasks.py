@@ -108,6 +108,10 @@ def preflight(job: Job) -> StepOutcome:
     if first and not facts.get(first, {}).get("admin_conf"):
         problems.append(f"{first} has no /etc/kubernetes/admin.conf; the first control plane needs it")
     target = job.version
+    policies = job.campaign.policies
+    if policies.upgrade_configuration:
+        reapplying = policies.reapply and first is not None and apiservers.get(first) == target
+        problems += upgrade_configuration_problems(facts, policies.upgrade_configuration, first, reapplying)
     spread = skew.check_apiserver_spread(apiservers)
     if spread:
         problems.append(spread.message)
@@ -151,6 +155,30 @@ def swap_problems(facts: Mapping[str, Mapping[str, Any]], cluster_refuses: Calla
         problems.append("swap is on and kube-system/kubelet-config keeps failSwapOn true (the "
                         "default), which the upgrade writes to every node, so the kubelet would not "
                         f"start (turn swap off, or set failSwapOn: false there): {', '.join(unflagged)}")
+    return problems
+
+
+def upgrade_configuration_problems(facts: Mapping[str, Mapping[str, Any]], path: str, first: str | None,
+                                   reapplying: bool) -> list[str]:
+    """What each node's copy of the campaign's UpgradeConfiguration would make its kubeadm run
+    do against the policies (judged by its agent at prepare-host): the first control plane's
+    `apply` must have the file; every other node runs `upgrade node` with its copy, if any."""
+    problems = []
+    for name in sorted(facts):
+        judged = facts[name].get("upgrade_configuration")
+        if "upgrade_configuration" not in facts[name]:
+            continue  # an agent from before this check: its phase judges the file itself
+        if not (judged is None or isinstance(judged, dict)):
+            problems.append(f"{name}: its agent's judgement of {path} in the record is damaged "
+                            f"({type(judged).__name__}); retry to judge it again")
+            continue
+        if judged is None:
+            if name == first:
+                problems.append(f"{name} has no {path} (policies.upgrade_configuration); "
+                                "the first control plane's `kubeadm upgrade apply` reads it")
+            continue
+        run = ("apply_forced" if reapplying else "apply") if name == first else "node"
+        problems += [f"{name}: {problem}" for problem in judged.get(run, [])]
     return problems
 
 

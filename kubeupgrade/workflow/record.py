@@ -1005,13 +1005,14 @@ class CampaignStore:
         return applied
 
 
-def new_attempt(entry: NodeEntry, *, clear_errors: bool = False) -> None:
-    """Open the node again as a new attempt: every phase not yet succeeded back to pending with
-    no task. Any message of the old attempt is fenced off as stale; the dispatcher sends anew."""
+def new_attempt(entry: NodeEntry, *, clear_errors: bool = False, reopen: frozenset[str] = frozenset()) -> None:
+    """Open the node again as a new attempt: every phase not yet succeeded, and the succeeded
+    ones named in `reopen` (states.REOPENABLE), back to pending with no task. Any message of the
+    old attempt is fenced off as stale; the dispatcher sends anew."""
     entry["attempt"] += 1
     entry["state"] = "pending"
     for record in entry["phases"]:
-        if record["state"] != "succeeded":
+        if record["state"] != "succeeded" or record["phase"] in reopen:
             record.update(state="pending", task_id=None)
             if clear_errors:
                 record["error"] = ""

@@ -59,10 +59,12 @@ PHASE_TRANSITIONS: dict[RunState, frozenset[RunState]] = {
     R.RUNNING: frozenset({R.SUCCEEDED, R.FAILED, R.PENDING}),
     R.FAILED: frozenset({R.PENDING}),  # never straight to succeeded: a late result is stale
     # Only the phases in REOPENABLE: a drain when `abort --uncordon` put the node back in
-    # service (it must drain again), the health gate for the next wave of workers.
+    # service (it must drain again), the health gate for the next wave of workers, and
+    # prepare-host when a retry after a failed preflight gathers the hosts' facts again (it
+    # changes nothing a second run would not leave the same).
     R.SUCCEEDED: frozenset({R.PENDING}),
 }
-REOPENABLE = frozenset({"drain", "health-gate"})
+REOPENABLE = frozenset({"drain", "health-gate", "prepare-host"})
 
 
 class IllegalTransition(RuntimeFailure):

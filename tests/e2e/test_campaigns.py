@@ -158,3 +158,43 @@ def test_failed_kubelet_restart_then_retry_reruns_nothing_done(make_stack, tmp_p
     assert {r.version for r in box.node_rows()} == {"v1.30.14"}
     assert get(handle.id, stack.broker).state() == "succeeded"
     assert invariants.check_all(box, max_unavailable=1) == []
+
+
+def test_an_upgrade_configuration_reaches_kubeadm_alone_where_a_node_has_it(make_stack, tmp_path):
+    """kubeadm >= 1.30, the sandbox's too, refuses every flag beside --config but --yes: the
+    campaign's UpgradeConfiguration must carry the settings the policies would pass as flags.
+    A file that says otherwise is refused at preflight, before any package or kubeadm runs,
+    naming the node, the file and the key; once
+    mended, `apply` and cp-2's `upgrade node` take the file alone, and the workers, which have
+    no copy, upgrade with the policies as flags."""
+    from tests.e2e.test_faults import assert_safe, finish, retry_succeeds
+
+    stack = make_stack(control_planes=2, workers=2, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    path = "/etc/kubernetes/upgrade.yaml"
+    contradicting = ("apiVersion: kubeadm.k8s.io/v1beta4\nkind: UpgradeConfiguration\n"
+                     "apply:\n  certificateRenewal: false\nnode:\n  certificateRenewal: false\n")
+    for node in ("cp-1", "cp-2"):
+        (box.node_root(node) / path.lstrip("/")).write_text(contradicting)
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", upgrade_configuration=path), broker=stack.broker)
+    state, error = finish(handle, timeout=180)
+    assert state == "failed", error
+    assert error["message"].startswith("preflight failed: cp-1: policies.certificate_renewal is true but "
+                                       f"{path} sets apply.certificateRenewal: false")
+    assert f"; cp-2: policies.certificate_renewal is true but {path} sets node.certificateRenewal: false" \
+        in error["message"]
+    for node in box.nodes:  # refused before any package or kubeadm ran
+        changed = [e["argv"] for e in box.command_log(node["name"]) if "install" in e["argv"] or
+                   e["argv"][1:3] in (["upgrade", "apply"], ["upgrade", "node"])]
+        assert changed == [], (node["name"], changed)
+    for node in ("cp-1", "cp-2"):
+        (box.node_root(node) / path.lstrip("/")).write_text(contradicting.replace("false", "true"))
+    retry_succeeds(handle)
+    ran = {node["name"]: [" ".join(e["argv"]) for e in box.command_log(node["name"])
+                          if e["argv"][1:2] == ["upgrade"] and e["argv"][2] in ("apply", "node")]
+           for node in box.nodes}
+    assert ran["cp-1"] == [f"kubeadm upgrade apply v1.31.14 --config {path} --yes"]
+    assert ran["cp-2"] == [f"kubeadm upgrade node --config {path}"]
+    for worker in ("worker-1", "worker-2"):
+        assert ran[worker] == ["kubeadm upgrade node --certificate-renewal=true --etcd-upgrade=true"]
+    assert_safe(box, 1)

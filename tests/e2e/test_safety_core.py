@@ -405,6 +405,23 @@ def test_swap_stops_only_a_kubelet_set_to_fail_on_it(make_stack, tmp_path):
     assert_safe(box, 1)
 
 
+def test_a_retry_after_preflight_refused_a_host_looks_at_the_host_again(make_stack, tmp_path):
+    """Preflight judges what prepare-host found on each host. Once the operator turns swap off
+    on the node it refused, a retry must look again: with the facts of the first attempt it
+    would refuse the same node for ever."""
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    box.add_fault("swap-on", node="worker-2")
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31"), broker=stack.broker)
+    state, error = finish(handle, timeout=180)
+    assert state == "failed" and error["message"].endswith("or set failSwapOn: false there): worker-2"), error
+    assert box.clear_faults() == 1  # swapoff -a
+    retry_succeeds(handle)
+    prepares = [e for e in box.command_log("worker-2") if e["argv"][:2] == ["swapon", "--show"]]
+    assert len(prepares) == 2  # prepare-host ran again and saw swap off
+    assert_safe(box, 1)
+
+
 def test_workers_out_of_service_outside_the_campaign_count_against_its_limit(make_stack, tmp_path):
     """The limit is on the cluster's workers out of service, not only the campaign's own: with
     max_unavailable 1 and a worker an operator cordoned for a repair, no other worker may go

@@ -466,6 +466,43 @@ def test_apply_with_an_upgrade_configuration_file(box):
     assert apiserver_images(box)["cp-1"] == "v1.31.2"
 
 
+def test_kubeadm_from_1_30_refuses_flags_beside_config_as_the_real_one(box):
+    """kubeadm#3054/#3076: `--config` stands with no other flag from 1.30 (--yes from 1.30.4)."""
+    upgrade = box.node_root("cp-1") / "etc/kubernetes/upgrade.yaml"
+    upgrade.write_text("apiVersion: kubeadm.k8s.io/v1beta4\nkind: UpgradeConfiguration\n")
+    install(box, "cp-1", "1.31.2", "kubeadm")
+    mixed = run_on(box, "cp-1", "kubeadm", "upgrade", "apply", "v1.31.2", "--config", "/etc/kubernetes/upgrade.yaml",
+                   "--yes", "--etcd-upgrade=true", "--certificate-renewal=false")
+    assert (mixed.returncode, mixed.stdout) == (1, "")
+    assert mixed.stderr.splitlines() == ["can not mix '--config' with arguments [certificate-renewal etcd-upgrade]",
+                                         "To see the stack trace of this error execute with --v=5 or higher"]
+    assert apiserver_images(box)["cp-1"] == "v1.30.4"
+    node = run_on(box, "worker-1", "kubeadm", "upgrade", "node", "--config", "/etc/kubernetes/upgrade.yaml")
+    assert (node.returncode, node.stderr.splitlines()[0]) == (1, "unknown flag: --config")  # 1.30.4's kubeadm
+    install(box, "cp-2", "1.30.2", "kubeadm")
+    early = run_on(box, "cp-2", "kubeadm", "upgrade", "apply", "v1.30.4", "--config", "/etc/kubernetes/upgrade.yaml",
+                   "--yes")
+    assert early.stderr.splitlines()[0] == "can not mix '--config' with arguments [yes]"
+
+
+def test_upgrade_node_reads_its_section_of_the_file_and_warns_of_a_cluster_configuration(box):
+    install(box, "cp-1", "1.31.2", "kubeadm")
+    ok(run_on(box, "cp-1", "kubeadm", "upgrade", "apply", "v1.31.2", "--yes"))
+    install(box, "cp-2", "1.31.2", "kubeadm")
+    (box.node_root("cp-2") / "etc/kubernetes/upgrade.yaml").write_text(
+        "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nkubernetesVersion: v1.31.2\n---\n"
+        "apiVersion: kubeadm.k8s.io/v1beta4\nkind: UpgradeConfiguration\nnode:\n  certificateRenewal: false\n")
+    before = (box.node_root("cp-2") / "etc/kubernetes/pki/apiserver.crt").read_text()
+    result = ok(run_on(box, "cp-2", "kubeadm", "upgrade", "node", "--config", "/etc/kubernetes/upgrade.yaml"))
+    assert re.search(r"upgradeconfiguration.go:58\] \[config\] WARNING: YAML document with GroupVersionKind "
+                     r"kubeadm.k8s.io/v1beta4, Kind=ClusterConfiguration is deprecated for upgrade", result.stderr)
+    assert apiserver_images(box)["cp-2"] == "v1.31.2"
+    assert (box.node_root("cp-2") / "etc/kubernetes/pki/apiserver.crt").read_text() == before
+    missing = run_on(box, "cp-2", "kubeadm", "upgrade", "node", "--config", "/etc/kubernetes/nowhere.yaml")
+    assert missing.stderr.splitlines()[0] == ('unable to load config from file "/etc/kubernetes/nowhere.yaml": '
+                                              "open /etc/kubernetes/nowhere.yaml: no such file or directory")
+
+
 # -- kubelet, systemctl ----------------------------------------------------------------------
 def test_kubelet_restart_goes_notready_then_ready_at_the_installed_version(box):
     install(box, "worker-1", "1.30.9", "kubelet", "kubectl")

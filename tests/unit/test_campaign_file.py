@@ -95,6 +95,8 @@ INVALID = [
     ("cluster: demo", "cluster: demo\npolicies: {windows: [{days: [Mon], start: '22:00', end: '04:00', timezone: America}]}", "policies.windows[0].timezone: unknown time zone 'America'"),
     ("cluster: demo", "cluster: demo\npolicies: {windows: [{days: [Mon], start: '22:00', end: '04:00', timezone: " + "x" * 300 + "}]}", "policies.windows[0].timezone: unknown time zone 'xxx"),
     ("cluster: demo", "cluster: demo\npolicies: {windows: [{days: [Mon], start: '22:00', end: '22:00', timezone: UTC}]}", "policies.windows[0].end: equals start"),
+    ("cluster: demo", "cluster: demo\npolicies: {upgrade_configuration: upgrade.yaml}", "policies.upgrade_configuration: expected an absolute path on the nodes, like /etc/kubernetes/upgrade.yaml, got 'upgrade.yaml'"),
+    ("cluster: demo", "cluster: demo\npolicies: {upgrade_configuration: [/etc/u.yaml]}", "policies.upgrade_configuration: expected a file path, got a list"),
 ]
 
 

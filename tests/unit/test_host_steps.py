@@ -335,3 +335,44 @@ def test_the_fence_is_asked_with_the_host_lock_held(tmp_path):
     ctx = steps.HostContext(LocalExecutor(lock_file=lock), tmp_path, OsFamily.APT, fence=fence)
     result = ctx.run(Command(("true",), 5), "true")
     assert result.ok and held_when_asked == [True]
+
+
+UPGRADE_YAML = "/etc/kubernetes/upgrade.yaml"
+
+
+def upgrade_configuration(tmp_path, text):
+    path = tmp_path / UPGRADE_YAML.lstrip("/")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_apply_with_a_file_that_contradicts_the_policies_runs_nothing(tmp_path):
+    fake = FakeExecutor().on("kubeadm", "upgrade", "apply", stdout="SUCCESS")
+    upgrade_configuration(tmp_path, "apiVersion: kubeadm.k8s.io/v1beta4\nkind: UpgradeConfiguration\n"
+                                    "apply:\n  etcdUpgrade: false\n")
+    with pytest.raises(PermanentError) as refused:
+        steps.kubeadm_apply(context(tmp_path, fake), V, certificate_renewal=True, etcd_upgrade=True,
+                            config_file=UPGRADE_YAML)
+    assert "policies.etcd_upgrade is true but /etc/kubernetes/upgrade.yaml sets apply.etcdUpgrade: false" \
+        in str(refused.value)
+    (tmp_path / UPGRADE_YAML.lstrip("/")).unlink()
+    with pytest.raises(PermanentError, match="is not on this node"):
+        steps.kubeadm_apply(context(tmp_path, fake), V, certificate_renewal=True, etcd_upgrade=True,
+                            config_file=UPGRADE_YAML)
+    with pytest.raises(PermanentError, match="reads no UpgradeConfiguration"):
+        steps.kubeadm_apply(context(tmp_path, fake), parse_version("1.30.4"), certificate_renewal=True,
+                            etcd_upgrade=True, config_file=UPGRADE_YAML)
+    assert fake.ran == []
+
+
+def test_upgrade_node_takes_the_file_where_the_node_has_it(tmp_path):
+    fake = FakeExecutor().on("kubeadm", "upgrade", "node", stdout="SUCCESS")
+    without = steps.kubeadm_node(context(tmp_path, fake), V, certificate_renewal=True, etcd_upgrade=False,
+                                 config_file=UPGRADE_YAML)
+    assert fake.ran[-1][-2:] == ("--certificate-renewal=true", "--etcd-upgrade=false")
+    assert "is not on this node: kubeadm's defaults" in without.detail
+    other = steps.HostContext(fake, tmp_path, OsFamily.APT, campaign="c2", hop=0)
+    upgrade_configuration(tmp_path, "apiVersion: kubeadm.k8s.io/v1beta4\nkind: UpgradeConfiguration\n"
+                                    "node:\n  etcdUpgrade: false\n  patches:\n    directory: /etc/kubernetes/patches\n")
+    used = steps.kubeadm_node(other, V, certificate_renewal=True, etcd_upgrade=False, config_file=UPGRADE_YAML)
+    assert fake.ran[-1][-3:] == ("node", "--config", UPGRADE_YAML) and "with --config" in used.detail

@@ -419,3 +419,12 @@ def test_scope_by_name_or_selector_picks_workers_and_control_planes_still_go_fir
         plan_campaign(replace_scope(campaign("v1.31.2", nodes), Scope(workers=("w-9",))))
     with pytest.raises(InvalidInput, match="cp-1 is a control plane"):
         plan_campaign(replace_scope(campaign("v1.31.2", nodes), Scope(workers=("cp-1",))))
+
+
+def test_an_upgrade_configuration_is_refused_for_a_hop_whose_kubeadm_reads_none():
+    policies = Policies(upgrade_configuration="/etc/kubernetes/upgrade.yaml")
+    early = plan_campaign(campaign("v1.31.2", cluster("1.29.10"), cp_version="1.29.10", policies=policies))
+    assert [v.rule for v in early.violations] == ["upgrade-configuration-version"]
+    assert "the hop to 1.30" in early.violations[0].message and "kubeadm v1.30" in early.violations[0].message
+    assert not plan_campaign(campaign("v1.31.2", cluster(), policies=policies)).violations
+    assert not plan_campaign(campaign("v1.30.9", cluster(), policies=Policies())).violations

@@ -41,3 +41,22 @@ def test_the_cluster_is_asked_only_when_a_node_needs_its_answer():
     assert swap_problems({"w1": {"swap_on": False}, "w2": {"swap_on": True, "fail_swap_on_flag": False}},
                          refuses) == []
     assert calls == []
+
+
+def test_the_upgrade_configuration_is_judged_for_the_run_each_node_will_make():
+    from kubeupgrade.workflow.controller_tasks import upgrade_configuration_problems
+
+    path = "/etc/kubernetes/upgrade.yaml"
+    judged = {"apply": ["apply problem"], "apply_forced": ["forced problem"], "node": ["node problem"]}
+    facts = {"cp-1": {"upgrade_configuration": judged}, "cp-2": {"upgrade_configuration": judged},
+             "w1": {"upgrade_configuration": None}, "w2": {}}  # w2: an agent from before the check
+    assert upgrade_configuration_problems(facts, path, "cp-1", reapplying=False) == [
+        "cp-1: apply problem", "cp-2: node problem"]
+    assert upgrade_configuration_problems(facts, path, "cp-1", reapplying=True)[0] == "cp-1: forced problem"
+    facts["cp-1"] = {"upgrade_configuration": None}
+    assert upgrade_configuration_problems(facts, path, "cp-1", reapplying=False)[0] == (
+        "cp-1 has no /etc/kubernetes/upgrade.yaml (policies.upgrade_configuration); the first control "
+        "plane's `kubeadm upgrade apply` reads it")
+    facts["cp-1"] = {"upgrade_configuration": ["damaged"]}
+    assert "cp-1: its agent's judgement of /etc/kubernetes/upgrade.yaml in the record is damaged (list)" in \
+        upgrade_configuration_problems(facts, path, "cp-1", reapplying=False)[0]

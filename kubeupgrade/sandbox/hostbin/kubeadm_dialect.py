@@ -177,7 +177,7 @@ class Dialect(FrozenValue):
         if not self.phased:
             return lines, ""
         line = 116 if self.minor >= 34 else 117
-        warning = (f"W{_klog_stamp()} postupgrade.go:{line}] Using temporary directory {temporary} for "
+        warning = (f"W{klog_stamp()} postupgrade.go:{line}] Using temporary directory {temporary} for "
                    "kubelet config. To override it set the environment variable KUBEADM_UPGRADE_DRYRUN_DIR")
         return lines + ["[upgrade/kubelet-config] The kubelet configuration for this node was successfully "
                         "upgraded!"], warning
@@ -253,7 +253,7 @@ def tabulate(rows: list[list[str]]) -> list[str]:
             for row in rows]
 
 
-def _klog_stamp() -> str:
+def klog_stamp() -> str:
     import os
     import time
 

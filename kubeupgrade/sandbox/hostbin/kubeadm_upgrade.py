@@ -25,7 +25,7 @@ from kubeupgrade.sandbox.hostbin.kubeadm import (
     kubeadm_version,
     parse_flags,
 )
-from kubeupgrade.sandbox.hostbin.kubeadm_dialect import dialect_of, tabulate
+from kubeupgrade.sandbox.hostbin.kubeadm_dialect import dialect_of, klog_stamp, tabulate
 
 # `kubeadm upgrade node` on a worker, a new process on every worker of every upgrade, reads two
 # ConfigMaps and writes one file: the object factory, the static pod manifests, `shutil` and
@@ -148,9 +148,78 @@ def _confirm(host: Host, flags: dict[str, str]) -> None:
                         f"{STACK_HINT}", 1)
 
 
+# Flags kubeadm lets stand beside --config (validation.ValidateMixedArguments). From 1.30 on,
+# `kubeadm upgrade` checks: any other flag given with --config is refused, `--certificate-renewal`
+# and `--etcd-upgrade` included (their settings belong in the file). `--yes` joined the list in
+# 1.31.0 and, backported, in 1.30.4: 1.30.0-1.30.3 cannot take --config without a prompt.
+_MIXABLE_WITH_CONFIG = frozenset({"config", "ignore-preflight-errors", "dry-run", "kubeconfig", "v"})
+_CHECKS_MIXED_FROM = KubeVersion(1, 30, 0)
+_YES_MIXABLE_FROM = KubeVersion(1, 30, 4)
+# kubeadm reads an UpgradeConfiguration (kubeadm.k8s.io/v1beta4) from --config, for `upgrade node`
+# too, from 1.31; before, `upgrade node` has no --config flag.
+UPGRADE_CONFIGURATION_FROM = KubeVersion(1, 31, 0)
+
+
+def _refuse_mixed_config(host: Host, flags: dict[str, str], kubeadm: KubeVersion) -> None:
+    if "config" not in flags or kubeadm < _CHECKS_MIXED_FROM:
+        return
+    mixable = _MIXABLE_WITH_CONFIG | ({"yes"} if kubeadm >= _YES_MIXABLE_FROM else set())
+    mixed = sorted(name for name in flags if name not in mixable and not name.startswith("skip-"))
+    if mixed:  # pflag visits the flags set in lexical order
+        raise host.fail(f"can not mix '--config' with arguments [{' '.join(mixed)}]\n{STACK_HINT}", 1)
+
+
+def _upgrade_configuration(host: Host, path: str) -> dict[str, Any]:
+    """kubeadm >= 1.31's reading of --config: the UpgradeConfiguration document, or kubeadm's
+    defaults when the file has none; InitConfiguration and ClusterConfiguration documents are
+    warned about and ignored (an upgrade does not reconfigure the cluster)."""
+    import yaml
+
+    try:
+        text = host.path(path).read_text()
+    except FileNotFoundError:
+        raise host.fail(f'unable to load config from file "{path}": open {path}: no such file or '
+                        f"directory\n{STACK_HINT}", 1) from None
+    try:
+        documents = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as error:
+        raise host.fail(f"error converting YAML to JSON: yaml: {str(error).splitlines()[0]}\n{STACK_HINT}", 1) from None
+    found: dict[str, Any] = {}
+    for document in documents:
+        if not isinstance(document, dict):
+            continue
+        kind, group_version = document.get("kind"), document.get("apiVersion", "")
+        gvk = f"{group_version}, Kind={kind}"  # as Go's GroupVersionKind prints itself
+        if kind in ("InitConfiguration", "ClusterConfiguration"):
+            host.err(f"W{klog_stamp()} upgradeconfiguration.go:58] [config] WARNING: YAML document "
+                     f"with GroupVersionKind {gvk} is deprecated for upgrade, please use config file "
+                     "with kind of UpgradeConfiguration instead ")
+        elif kind == "UpgradeConfiguration":
+            found = document
+    return found
+
+
+def _section_flags(section: dict[str, Any], flags: dict[str, str], keys: tuple[tuple[str, str], ...]) -> None:
+    """Settings of the configuration's section, for the flags not given (which --config forbids
+    from 1.30 anyway): the flag wins where both are set."""
+    for key, flag in keys:
+        if key in section and flag not in flags:
+            flags[flag] = "true" if section[key] else "false"
+
+
+_APPLY_KEYS = (("certificateRenewal", "certificate-renewal"), ("etcdUpgrade", "etcd-upgrade"),
+               ("forceUpgrade", "force"), ("dryRun", "dry-run"))
+_NODE_KEYS = (("certificateRenewal", "certificate-renewal"), ("etcdUpgrade", "etcd-upgrade"),
+              ("dryRun", "dry-run"))
+
+
 def _target_from(host: Host, flags: dict[str, str], positional: list[str]) -> KubeVersion:
-    text = positional[0] if positional else None
-    if text is None and "config" in flags:
+    text = positional[0] if positional else None  # the argument wins over the file's version
+    if "config" in flags and kubeadm_version(host) >= UPGRADE_CONFIGURATION_FROM:
+        apply = _upgrade_configuration(host, flags["config"]).get("apply") or {}
+        text = text or apply.get("kubernetesVersion")
+        _section_flags(apply, flags, _APPLY_KEYS)
+    elif text is None and "config" in flags:
         try:
             document = load_yaml(host.path(flags["config"]).read_text())
         except FileNotFoundError:
@@ -160,10 +229,7 @@ def _target_from(host: Host, flags: dict[str, str], positional: list[str]) -> Ku
             raise host.fail(f'no UpgradeConfiguration found in "{flags["config"]}"\n{STACK_HINT}', 1)
         apply = document.get("apply") or {}
         text = apply.get("kubernetesVersion")
-        for key, flag in (("certificateRenewal", "certificate-renewal"), ("etcdUpgrade", "etcd-upgrade"),
-                          ("forceUpgrade", "force"), ("dryRun", "dry-run")):
-            if key in apply and flag not in flags:
-                flags[flag] = "true" if apply[key] else "false"
+        _section_flags(apply, flags, _APPLY_KEYS)
     if text is None:
         raise host.fail(f"missing one or more required arguments. Required arguments: [version]\n{STACK_HINT}", 1)
     try:
@@ -415,9 +481,10 @@ def _apply(host: Host, args: list[str]) -> int:
     from kubeupgrade.sandbox import objects
 
     flags, positional = parse_flags(host, args)
+    kubeadm = kubeadm_version(host)
+    _refuse_mixed_config(host, flags, kubeadm)
     target = _target_from(host, flags, positional)
     client = _client(host, flags, "/etc/kubernetes/admin.conf")
-    kubeadm = kubeadm_version(host)
     dialect = dialect_of(kubeadm)
     if not dialect.phased:
         _preflight(host, client, flags, "apply")
@@ -474,10 +541,15 @@ def _apply(host: Host, args: list[str]) -> int:
 
 def _node(host: Host, args: list[str]) -> int:
     flags, _ = parse_flags(host, args)
+    kubeadm = kubeadm_version(host)
+    if "config" in flags:
+        if kubeadm < UPGRADE_CONFIGURATION_FROM:
+            raise host.fail(f"unknown flag: --config\n{STACK_HINT}", 1)
+        _refuse_mixed_config(host, flags, kubeadm)
+        _section_flags(_upgrade_configuration(host, flags["config"]).get("node") or {}, flags, _NODE_KEYS)
     default = "/etc/kubernetes/admin.conf" if os.path.exists(host.file("/etc/kubernetes/admin.conf")) \
         else "/etc/kubernetes/kubelet.conf"
     client = _client(host, flags, default)
-    kubeadm = kubeadm_version(host)
     dialect = dialect_of(kubeadm)
     _, config = _cluster_configuration(host, client, "node")
     cluster = parse_version(config["kubernetesVersion"])
