@@ -457,6 +457,10 @@ def make_handler(server: ApiServer) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(data)
 
         def _handle(self, method: str) -> None:
+            if server.controller.api_away_until > time.monotonic():
+                # The only kube-apiserver is restarting: nothing answers, the connection drops.
+                self.close_connection = True
+                return
             url = urlsplit(self.path)
             query = {k: v[-1] for k, v in parse_qs(url.query).items()}
             length = int(self.headers.get("Content-Length") or 0)

@@ -63,6 +63,9 @@ class Controller:
         # Pods by their controller's uid, built once per reconciliation: a pass costs the
         # number of pods plus the number of owners, not their product (30,000 pods mirrored).
         self._pods_by_owner: dict[str, list[dict[str, Any]]] | None = None
+        # Until when (monotonic) the API server answers nothing: a cluster's only kube-apiserver
+        # is restarting (see _sync_static_pods); its HTTP handler drops every connection.
+        self.api_away_until = 0.0
 
     # -- scheduling of delayed work ----------------------------------------------------
     def after(self, seconds: float, action: Callable[[], None]) -> None:
@@ -276,10 +279,22 @@ class Controller:
                 statuses[0].update(restartCount=restart_count, image=image)
                 objects.set_pod_ready(pod, False)
                 self.store.put_internal("pods", pod)
-                self._start_pod_later(pod, step="static pod restart")
+                delay = self.timing.seconds("static pod restart", key=pod_name)
+                if component == "kube-apiserver" and not self._another_apiserver_ready(name):
+                    # With no other API server to answer (a single control plane, or the others
+                    # down), the cluster's API is away while this one restarts: kubeadm's own
+                    # wait for it, the controller and every kubectl see their connections drop.
+                    self.api_away_until = max(self.api_away_until, time.monotonic() + delay)
+                self._start_pod_later(pod, delay=delay)
 
     # -- pods --------------------------------------------------------------------------
-    def _start_pod_later(self, pod: dict[str, Any], step: str = "pod start") -> None:
+    def _another_apiserver_ready(self, node: str) -> bool:
+        from kubeupgrade.sandbox.disruption import is_pod_ready
+
+        return any(p["spec"].get("nodeName") != node and is_pod_ready(p)
+                   for p in self.store.list("pods", "kube-system", label_selector="component=kube-apiserver"))
+
+    def _start_pod_later(self, pod: dict[str, Any], step: str = "pod start", delay: float | None = None) -> None:
         namespace, name, uid = (pod["metadata"]["namespace"], pod["metadata"]["name"],
                                 pod["metadata"]["uid"])
 
@@ -290,7 +305,7 @@ class Controller:
             objects.set_pod_ready(current, True)
             self.store.put_internal("pods", current)
 
-        self.after(self.timing.seconds(step, key=name), start)
+        self.after(self.timing.seconds(step, key=name) if delay is None else delay, start)
 
     def _schedulable_nodes(self) -> list[dict[str, Any]]:
         return [n for n in self.store.list("nodes")

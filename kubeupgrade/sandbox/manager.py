@@ -310,15 +310,21 @@ class Sandbox:
         return stopped
 
     # -- reading -----------------------------------------------------------------------------
-    def api_get(self, path: str) -> Any:
+    def api_get(self, path: str, patience: float = 5.0) -> Any:
+        """GET `path`, asking again for up to `patience` seconds while nothing answers (a single
+        control plane's API server is away while it restarts during its upgrade)."""
         request = urllib.request.Request(self.server + path,
                                          headers={"Authorization": f"Bearer {self.config['token']}"})
-        try:
-            with urllib.request.urlopen(request, timeout=10, context=self.ssl_context()) as response:
-                return json.loads(response.read())
-        except (urllib.error.URLError, OSError) as error:
-            raise RuntimeFailure(f"sandbox API server at {self.server} is not answering: "
-                                 f"{getattr(error, 'reason', error)}") from None
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                with urllib.request.urlopen(request, timeout=10, context=self.ssl_context()) as response:
+                    return json.loads(response.read())
+            except (urllib.error.URLError, OSError) as error:
+                if isinstance(error, urllib.error.HTTPError) or time.monotonic() >= deadline:
+                    raise RuntimeFailure(f"sandbox API server at {self.server} is not answering: "
+                                         f"{getattr(error, 'reason', error)}") from None
+                time.sleep(0.1)
 
     def node_rows(self) -> list[NodeRow]:
         from kubeupgrade.sandbox.tables import node_status_text

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -501,6 +502,43 @@ def test_upgrade_node_reads_its_section_of_the_file_and_warns_of_a_cluster_confi
     missing = run_on(box, "cp-2", "kubeadm", "upgrade", "node", "--config", "/etc/kubernetes/nowhere.yaml")
     assert missing.stderr.splitlines()[0] == ('unable to load config from file "/etc/kubernetes/nowhere.yaml": '
                                               "open /etc/kubernetes/nowhere.yaml: no such file or directory")
+
+
+@pytest.mark.parametrize("control_planes", [1, 2])
+def test_the_api_is_away_while_the_only_apiserver_restarts(make_sandbox, control_planes):
+    """A single control plane's kube-apiserver restarting during its upgrade takes the cluster's
+    API away: connections drop until it is back, and kubeadm waits through it. With a second
+    control plane, the other API server answers throughout."""
+    from kubeupgrade.errors import RuntimeFailure
+
+    box = make_sandbox(control_planes=control_planes, workers=1, version="1.30.4", os_family="apt",
+                       time_scale=0.05)
+    install(box, "cp-1", "1.31.2", "kubeadm")
+    dropped, answered, stop = [], [], threading.Event()
+
+    def poll():
+        while not stop.is_set():
+            try:
+                box.api_get("/version", patience=0)
+                answered.append(time.monotonic())
+            except RuntimeFailure:
+                dropped.append(time.monotonic())
+            time.sleep(0.01)
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    try:
+        result = ok(run_on(box, "cp-1", "kubeadm", "upgrade", "apply", "v1.31.2", "--yes"))
+    finally:
+        stop.set()
+        poller.join()
+    assert 'Component "kube-apiserver" upgraded successfully!' in result.stdout
+    assert apiserver_images(box)["cp-1"] == "v1.31.2"
+    if control_planes == 1:
+        assert dropped and answered[-1] > dropped[-1]  # away during the restart, then back
+        assert dropped[-1] - dropped[0] < 6.0 * 0.05 + 1.0  # about one restart's length
+    else:
+        assert dropped == []
 
 
 # -- kubelet, systemctl ----------------------------------------------------------------------
