@@ -205,19 +205,31 @@ def _upgrade_configuration(ctx: HostContext, version: KubeVersion, path: str) ->
         raise PermanentError(f"policies.upgrade_configuration: kubeadm {version.tag} reads no "
                              f"UpgradeConfiguration (from v{FIRST_MINOR.plain} on); remove the policy "
                              "for this hop")
+    text, unreadable = _read_upgrade_configuration(ctx, path)
+    if unreadable:
+        raise PermanentError(f"policies.upgrade_configuration: {unreadable}")
+    return text
+
+
+def _read_upgrade_configuration(ctx: HostContext, path: str) -> tuple[str | None, str]:
+    """(the file's text, "") ; (None, "") where the host has no such file; (None, why) where
+    it has one kubeadm could not read either (a directory, no permission)."""
     try:
-        return ctx.path(path).read_text(errors="replace")
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        return None
+        return ctx.path(path).read_text(errors="replace"), ""
+    except (FileNotFoundError, NotADirectoryError):
+        return None, ""
+    except OSError as error:
+        return None, f"{path} cannot be read: {error.strerror or error}"
 
 
 def upgrade_configuration_facts(ctx: HostContext, path: str, *, certificate_renewal: bool,
                                 etcd_upgrade: bool) -> dict[str, list[str]] | None:
     """The file judged for each run that may read it on this host (preflight picks the one this
     node will run), or None where the host has no such file. Problems only: never its text."""
-    try:
-        text = ctx.path(path).read_text(errors="replace")
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+    text, unreadable = _read_upgrade_configuration(ctx, path)
+    if unreadable:
+        return {"apply": [unreadable], "apply_forced": [unreadable], "node": [unreadable]}
+    if text is None:
         return None
 
     def judged(section: str, force: bool = False) -> list[str]:

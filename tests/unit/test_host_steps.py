@@ -376,3 +376,17 @@ def test_upgrade_node_takes_the_file_where_the_node_has_it(tmp_path):
                                     "node:\n  etcdUpgrade: false\n  patches:\n    directory: /etc/kubernetes/patches\n")
     used = steps.kubeadm_node(other, V, certificate_renewal=True, etcd_upgrade=False, config_file=UPGRADE_YAML)
     assert fake.ran[-1][-3:] == ("node", "--config", UPGRADE_YAML) and "with --config" in used.detail
+
+
+def test_a_configuration_path_kubeadm_could_not_read_is_a_problem_not_an_absence(tmp_path):
+    (tmp_path / UPGRADE_YAML.lstrip("/")).mkdir(parents=True)  # a directory where the file should be
+    fake = FakeExecutor()
+    judged = steps.upgrade_configuration_facts(context(tmp_path, fake), UPGRADE_YAML, certificate_renewal=True,
+                                               etcd_upgrade=True)
+    assert judged is not None and judged["node"] == [f"{UPGRADE_YAML} cannot be read: Is a directory"]
+    with pytest.raises(PermanentError, match="cannot be read: Is a directory"):
+        steps.kubeadm_node(context(tmp_path, fake), V, certificate_renewal=True, etcd_upgrade=True,
+                           config_file=UPGRADE_YAML)
+    assert fake.ran == []
+    assert steps.upgrade_configuration_facts(context(tmp_path / "elsewhere", fake), UPGRADE_YAML,
+                                             certificate_renewal=True, etcd_upgrade=True) is None
