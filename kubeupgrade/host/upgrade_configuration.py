@@ -51,36 +51,33 @@ def configuration_problems(text: str, path: str, wanted: Wanted) -> list[str]:
         section = {}
     if not isinstance(section, dict):
         return [f"{path}: {wanted.section} is not a mapping"]
-    problems: list[str] = []
-    settings = [("certificateRenewal", "certificate_renewal", wanted.certificate_renewal, True),
-                ("etcdUpgrade", "etcd_upgrade", wanted.etcd_upgrade, True)]
-    for key, policy, asked, default in settings:
-        value = _flag(section, key, default)
-        key_path = f"{wanted.section}.{key}"
-        if not isinstance(value, bool):
-            problems.append(f"{path}: {key_path} is {value!r}, not true or false")
-        elif value != asked:
+    # kubeadm's defaults; forceUpgrade only in `apply`. A value that is not a boolean kubeadm
+    # would refuse to decode: named, and not compared.
+    defaults = {"certificateRenewal": True, "etcdUpgrade": True, "dryRun": False}
+    if wanted.section == "apply":
+        defaults["forceUpgrade"] = False
+    values = {key: _flag(section, key, default) for key, default in defaults.items()}
+    problems = [f"{path}: {wanted.section}.{key} is {value!r}, not true or false"
+                for key, value in values.items() if not isinstance(value, bool)]
+    for key, policy, asked in (("certificateRenewal", "certificate_renewal", wanted.certificate_renewal),
+                               ("etcdUpgrade", "etcd_upgrade", wanted.etcd_upgrade)):
+        value, key_path = values[key], f"{wanted.section}.{key}"
+        if isinstance(value, bool) and value != asked:
             said = "sets" if key in section else "leaves (kubeadm's default)"
             problems.append(
                 f"policies.{policy} is {_word(asked)} but {path} {said} {key_path}: {_word(value)}; "
                 f"kubeadm takes no flag beside --config, so set {key_path}: {_word(asked)} in the file "
                 f"or policies.{policy}: {_word(value)}")
-    dry_run = _flag(section, "dryRun", False)
-    if not isinstance(dry_run, bool):
-        problems.append(f"{path}: {wanted.section}.dryRun is {dry_run!r}, not true or false")
-    elif dry_run:
+    if values["dryRun"] is True:
         problems.append(f"{path} sets {wanted.section}.dryRun: true; kubeadm would only pretend "
                         "and the campaign would count it as done: remove it")
-    if wanted.section == "apply":
-        force = _flag(section, "forceUpgrade", False)
-        if not isinstance(force, bool):
-            problems.append(f"{path}: apply.forceUpgrade is {force!r}, not true or false")
-        elif force and not wanted.force:
-            problems.append(f"{path} sets apply.forceUpgrade: true, which takes kubeadm past its version "
-                            "checks; remove it (policies.reapply forces only a re-apply of the running version)")
-        elif not force and wanted.force:
-            problems.append(f"policies.reapply re-applies the running version, which needs --force: with "
-                            f"--config kubeadm takes it only from the file: set apply.forceUpgrade: true in {path}")
+    force = values.get("forceUpgrade", False)
+    if force is True and not wanted.force:
+        problems.append(f"{path} sets apply.forceUpgrade: true, which takes kubeadm past its version "
+                        "checks; remove it (policies.reapply forces only a re-apply of the running version)")
+    elif force is False and wanted.force:
+        problems.append(f"policies.reapply re-applies the running version, which needs --force: with "
+                        f"--config kubeadm takes it only from the file: set apply.forceUpgrade: true in {path}")
     return problems
 
 

@@ -165,9 +165,9 @@ def upgrade_configuration_problems(facts: Mapping[str, Mapping[str, Any]], path:
     `apply` must have the file; every other node runs `upgrade node` with its copy, if any."""
     problems = []
     for name in sorted(facts):
-        judged = facts[name].get("upgrade_configuration")
         if "upgrade_configuration" not in facts[name]:
             continue  # an agent from before this check: its phase judges the file itself
+        judged = facts[name]["upgrade_configuration"]
         if not (judged is None or isinstance(judged, dict)):
             problems.append(f"{name}: its agent's judgement of {path} in the record is damaged "
                             f"({type(judged).__name__}); retry to judge it again")

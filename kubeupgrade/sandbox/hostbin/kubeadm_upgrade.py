@@ -213,9 +213,9 @@ _NODE_KEYS = (("certificateRenewal", "certificate-renewal"), ("etcdUpgrade", "et
               ("dryRun", "dry-run"))
 
 
-def _target_from(host: Host, flags: dict[str, str], positional: list[str]) -> KubeVersion:
+def _target_from(host: Host, flags: dict[str, str], positional: list[str], kubeadm: KubeVersion) -> KubeVersion:
     text = positional[0] if positional else None  # the argument wins over the file's version
-    if "config" in flags and kubeadm_version(host) >= UPGRADE_CONFIGURATION_FROM:
+    if "config" in flags and kubeadm >= UPGRADE_CONFIGURATION_FROM:
         apply = _upgrade_configuration(host, flags["config"]).get("apply") or {}
         text = text or apply.get("kubernetesVersion")
         _section_flags(apply, flags, _APPLY_KEYS)
@@ -483,7 +483,7 @@ def _apply(host: Host, args: list[str]) -> int:
     flags, positional = parse_flags(host, args)
     kubeadm = kubeadm_version(host)
     _refuse_mixed_config(host, flags, kubeadm)
-    target = _target_from(host, flags, positional)
+    target = _target_from(host, flags, positional, kubeadm)
     client = _client(host, flags, "/etc/kubernetes/admin.conf")
     dialect = dialect_of(kubeadm)
     if not dialect.phased:
