@@ -2,8 +2,10 @@
 v1 Event per step of a node (UpgradeStarted, Drained, KubeletUpgraded, UpgradeSucceeded,
 UpgradeFailed) and a node annotation with the campaign, phase and state.
 
-Best effort and off the dispatcher's path: a bounded queue drained by one thread; an API
-server that is away loses events (logged), never delays a decision. The thread takes what
+Best effort and off the dispatcher's path: a bounded queue drained by one thread, which waits
+out an API server that is away for up to OUTAGE_SECONDS a batch (a single control plane's
+kube-apiserver restarts during its upgrade, while the workers' preparation begins) and then
+drops what it could not write (logged); it never delays a decision. The thread takes what
 queued up within a second at once: every Event is created, but each node's annotation is
 written once, with its latest state (a node often reaches two milestones within a second, and
 the annotations were a third of a large campaign's API writes).
@@ -31,6 +33,7 @@ COMPONENT = "kubeupgrade"
 QUEUE_SIZE = 10_000
 GATHER_SECONDS = 1.0  # how long the thread collects events before it writes them
 BATCH_MOST = 1_000
+OUTAGE_SECONDS = 60.0  # per batch: longer than a control plane's restart, short of the queue filling
 
 
 @dataclass(frozen=True)
@@ -71,9 +74,11 @@ def latest_by_node(events: list[NodeEvent]) -> dict[str, NodeEvent]:
 
 
 class EventRecorder:
-    def __init__(self, api: KubeApi, gather_seconds: float = GATHER_SECONDS) -> None:
+    def __init__(self, api: KubeApi, gather_seconds: float = GATHER_SECONDS,
+                 outage_seconds: float = OUTAGE_SECONDS) -> None:
         self.api = api
         self.gather_seconds = gather_seconds
+        self.outage_seconds = outage_seconds
         # each with when it was reached: a batch is written up to a second later
         self.pending: queue.Queue[tuple[NodeEvent, float]] = queue.Queue(QUEUE_SIZE)
         self.instance = socket.gethostname()
@@ -100,16 +105,17 @@ class EventRecorder:
         """Create every event, stamped when it was reached, then annotate each node once with
         its latest."""
         api = self.api
+        give_up = time.monotonic() + self.outage_seconds  # the whole batch's patience, not each call's
         for event, at in reached:
-            self._best_effort(event, f"record event on {event.node}", api.core.create_namespaced_event,
+            self._best_effort(event, give_up, f"record event on {event.node}", api.core.create_namespaced_event,
                               "default", event_object(event, at, self.instance))
         for node, event in latest_by_node([event for event, _ in reached]).items():
             value = json.dumps({"campaign": event.campaign, "phase": event.phase, "state": event.state})
-            self._best_effort(event, f"annotate {node}", api.core.patch_node, node,
+            self._best_effort(event, give_up, f"annotate {node}", api.core.patch_node, node,
                               {"metadata": {"annotations": {ANNOTATION: value}}})
 
-    def _best_effort(self, event: NodeEvent, what: str, method: Any, *args: Any) -> None:
+    def _best_effort(self, event: NodeEvent, give_up: float, what: str, method: Any, *args: Any) -> None:
         try:
-            self.api.call(what, method, *args)
+            self.api.tolerating(max(0.0, give_up - time.monotonic())).call(what, method, *args)
         except (KubeupgradeError, OSError, ValueError) as error:
             log.warning("could not record %s on %s: %s", event.reason, event.node, error)

@@ -387,6 +387,37 @@ def test_the_event_recorder_creates_every_event_and_annotates_each_node_once_per
     assert patched == ["worker-1", "worker-2"]
 
 
+def test_the_event_recorder_waits_out_a_short_api_outage_and_drops_a_batch_past_its_patience(cluster):
+    """A single control plane's kube-apiserver restarts while the workers begin: the events
+    reached meanwhile are written once it answers again. A batch that outlasts the recorder's
+    patience is dropped, and the thread goes on with the next one."""
+    from kubeupgrade.kube.client import KubeApi
+    from kubeupgrade.kube.events import EventRecorder, NodeEvent
+
+    box, core, *_ = cluster
+
+    def reasons():
+        try:
+            return sorted(e.reason for e in core.list_namespaced_event("default").items
+                          if e.reason.startswith("Outage"))
+        except Exception:  # noqa: BLE001 - the API server is away: nothing to read yet
+            return None
+
+    patient = EventRecorder(KubeApi(str(box.kubeconfig)), gather_seconds=0.1, outage_seconds=30)
+    box.api_down(2.0)
+    patient.record(NodeEvent("worker-1", "OutageStarted", "during the outage", "c-1", "drain", "running"))
+    wait_for(lambda: reasons() == ["OutageStarted"], timeout=30)
+
+    hasty = EventRecorder(KubeApi(str(box.kubeconfig)), gather_seconds=0.1, outage_seconds=0.5)
+    box.api_down(3.0)
+    hasty.record(NodeEvent("worker-2", "OutageLost", "dropped", "c-1", "drain", "running"))
+    time.sleep(1.5)  # past its patience, while the API is still away
+    wait_for(lambda: reasons() is not None, timeout=30)
+    hasty.record(NodeEvent("worker-2", "OutageAfter", "written", "c-1", "drain", "running"))
+    wait_for(lambda: "OutageAfter" in reasons(), timeout=30)
+    assert reasons() == ["OutageAfter", "OutageStarted"]
+
+
 def test_an_api_slow_fault_holds_the_matching_requests_it_counts_and_no_others(cluster):
     from kubeupgrade.errors import InvalidInput
 
