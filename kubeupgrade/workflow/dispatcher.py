@@ -1311,8 +1311,10 @@ class Dispatcher:
         elif why:
             message = f"{why}; first failure: {message}"
         tail = self.store.tail(doc["id"], hop, entry["node"], phase["phase"]) or phase.get("tail", "")
+        # Every node that failed, control planes too (a preparation that failed everywhere
+        # named only the workers while the error's own node was a control plane).
         error = {"hop": hop, "node": entry["node"], "phase": phase["phase"],
-                 "message": message, "tail": tail, "failed_nodes": workers}
+                 "message": message, "tail": tail, "failed_nodes": sorted(e["node"] for e in failed)}
 
         def fail(current: dict[str, Any]) -> None:
             current.update(state="failed", error=error)

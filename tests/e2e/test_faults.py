@@ -330,6 +330,7 @@ def test_kubeadm_apply_permanent_failure_stops_before_any_other_node(make_stack,
     # The rest of the control-plane chain was cut off, not failed: only cp-1 is to blame.
     assert phase_record(handle, "cp-2", "set-repository")["state"] == "pending"
     assert [n for n, e in handle.status()["entries"][0].items() if e["state"] == "failed"] == ["cp-1"]
+    assert error["failed_nodes"] == ["cp-1"]  # a control plane is named too, not only workers
     for node in ("cp-2", "worker-1", "worker-2"):
         changed = [e["argv"] for e in box.command_log(node) if invariants._is_disruptive(e["argv"])]
         assert changed == [], f"{node} was touched: {changed}"
