@@ -33,7 +33,7 @@ def sandbox() -> None:
 @click.option("--version", "version", default="1.30.4", show_default=True,
               help="the cluster's starting Kubernetes version")
 @click.option("--os", "os_family", default="apt", show_default=True,
-              type=click.Choice(["apt", "dnf", "yum", "windows", "mixed"]))
+              type=click.Choice(["apt", "dnf", "dnf5", "yum", "windows", "mixed"]))
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--time-scale", default=0.01, show_default=True, type=float,
               help="multiplies every simulated duration (1 = real-world timings)")

@@ -13,6 +13,7 @@ secrets), commands and images are copied as the specs hold them.
 from __future__ import annotations
 
 import copy
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,7 @@ class NodeShape:
     guessed_os: bool = False  # osImage named no distribution we know: apt assumed
     kubelet: str = ""  # the version its kubelet reports
     control_plane: str = ""  # a control plane's kube-apiserver image tag
+    package_manager: str = ""  # "dnf5" where the dnf family's dnf is dnf 5; else its family's default
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,17 @@ def host_os(node: dict[str, Any]) -> tuple[str, bool]:
     return "apt", True
 
 
+_FEDORA_RELEASE = re.compile(r"\bfedora(?: linux)? (\d+)\b")
+
+
+def package_manager(node: dict[str, Any]) -> str:
+    """"dnf5" where the node's osImage names a release whose dnf is dnf 5 (Fedora 41 and later;
+    RHEL and its rebuilds keep dnf 4), else "" (the family's default)."""
+    image = node.get("status", {}).get("nodeInfo", {}).get("osImage", "").lower()
+    fedora = _FEDORA_RELEASE.search(image)
+    return "dnf5" if fedora and int(fedora[1]) >= 41 else ""
+
+
 def take_snapshot(api: KubeApi) -> ClusterSnapshot:
     """Read the cluster's shape: get and list calls only."""
     config = api.call("read kubeadm-config", api.core.read_namespaced_config_map, "kubeadm-config", "kube-system")
@@ -90,7 +103,8 @@ def take_snapshot(api: KubeApi) -> ClusterSnapshot:
         nodes.append(NodeShape(name, "control-plane" if control_plane else "worker", platform,
                                {str(k): str(v) for k, v in labels.items()}, guessed,
                                node["status"]["nodeInfo"]["kubeletVersion"],
-                               apiservers.get(name, "") if control_plane else ""))
+                               apiservers.get(name, "") if control_plane else "",
+                               package_manager(node) if platform == "dnf" else ""))
     objects = {plural: [_shape(obj) for obj in items if _kept(plural, obj)] for plural, items in listed.items()}
     return ClusterSnapshot(version, tuple(nodes), objects)
 

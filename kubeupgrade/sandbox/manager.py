@@ -35,13 +35,16 @@ from kubeupgrade.security.signing import TRUSTED_DIR, create_key
 
 # "windows": Linux (apt) control planes and Windows workers, since a control plane cannot run
 # on Windows. "mixed": control planes apt and dnf in turn; workers too, every third on Windows.
-OS_CHOICES = ("apt", "dnf", "yum", "windows", "mixed")
+# "dnf5": the dnf family on Fedora 41 and later, whose dnf (and yum) is dnf 5.
+OS_CHOICES = ("apt", "dnf", "dnf5", "yum", "windows", "mixed")
 _MIXED_ROTATION = ("apt", "dnf")
 CLUSTER_NAME = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 def _family(choice: str, index: int, node: str) -> str:
     worker = node.startswith("worker-")
+    if choice == "dnf5":
+        return "dnf"
     if choice == "windows":
         return "windows" if worker else "apt"
     if choice == "mixed":
@@ -49,6 +52,12 @@ def _family(choice: str, index: int, node: str) -> str:
             return "windows"
         return _MIXED_ROTATION[index % len(_MIXED_ROTATION)]
     return choice
+
+
+def _package_manager(name: str | None) -> dict[str, str]:
+    """A node's package manager where its family has more than one (only dnf 5 so far: the
+    dnf family's default is dnf 4)."""
+    return {"package_manager": name} if name == "dnf5" else {}
 
 
 def _alive(pid: int | None) -> bool:
@@ -128,7 +137,8 @@ class Sandbox:
                                "(at most 63, starting with a letter)")
         if node_specs is not None:
             nodes = [{"name": n["name"], "role": n["role"], "os": n["os"], "labels": dict(n.get("labels") or {}),
-                      **_node_versions(n, kube)} for n in node_specs]
+                      **_package_manager(n.get("package_manager")), **_node_versions(n, kube)}
+                     for n in node_specs]
             names = [n["name"] for n in nodes]
         else:
             names = [f"cp-{i}" for i in range(1, control_planes + 1)]
@@ -136,7 +146,8 @@ class Sandbox:
             nodes = []
             for index, node in enumerate(names):
                 role = "control-plane" if node.startswith("cp-") else "worker"
-                nodes.append({"name": node, "role": role, "os": _family(os_family, index, node)})
+                nodes.append({"name": node, "role": role, "os": _family(os_family, index, node),
+                              **_package_manager("dnf5" if os_family == "dnf5" else None)})
         config: dict[str, Any] = {
             "cluster": name,
             "version": kube.tag,

@@ -25,6 +25,7 @@ MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 CONTROL_PLANE_TAINT = {"key": CONTROL_PLANE_LABEL, "effect": "NoSchedule"}
 OS_IMAGES = {"apt": "Ubuntu 22.04.5 LTS", "dnf": "Rocky Linux 9.5 (Blue Onyx)",
+             "dnf5": "Fedora Linux 42 (Server Edition)",  # a dnf host whose package manager is dnf 5
              "yum": "CentOS Linux 7 (Core)", "windows": "Windows Server 2022 Datacenter"}
 KERNELS = {"windows": "10.0.20348.2762"}  # what a Windows node reports (its build number)
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
@@ -175,7 +176,7 @@ def node_object(spec: dict[str, Any], index: int, version: str) -> dict[str, Any
             "addresses": [{"type": "InternalIP", "address": f"10.0.{octet3}.{octet4 + 2}"},
                           {"type": "Hostname", "address": name}],
             "nodeInfo": {"kubeletVersion": version, "kubeProxyVersion": version,
-                         "osImage": OS_IMAGES[spec["os"]],
+                         "osImage": OS_IMAGES[spec.get("package_manager") or spec["os"]],
                          "kernelVersion": KERNELS.get(spec["os"], "5.15.0-119-generic"),
                          "containerRuntimeVersion": "containerd://1.7.22",
                          "operatingSystem": system, "architecture": "amd64",

@@ -134,6 +134,21 @@ def test_two_minors_run_as_two_hops(make_stack, tmp_path):
     assert 0 < recorded.of(Phase.DRAIN) < SPECS[Phase.DRAIN].typical_seconds  # a sandbox is quick
 
 
+def test_hosts_whose_dnf_is_dnf_5_upgrade_with_the_option_it_reads(make_stack, tmp_path):
+    """Fedora 41 and later: dnf 5 stops at `--disableexcludes` (exit status 2), so every run that
+    needs the repository's exclusion lifted passes `--setopt=disable_excludes=kubernetes`."""
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="dnf5")
+    box = stack.sandbox
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1), broker=stack.broker)
+    assert handle.wait(timeout=240) == "succeeded", json.dumps(handle.status().get("error"))
+    assert {r.version for r in box.node_rows()} == {"v1.31.14"}
+    for node in ("cp-1", "worker-1", "worker-2"):
+        runs = [run for run in box.command_log(node) if run["argv"][0] in ("dnf", "yum")]
+        assert {run["argv"][1] for run in runs} >= {"makecache", "list", "install"}, node
+        assert all(run["exit"] == 0 and run["argv"][-1] == "--setopt=disable_excludes=kubernetes" for run in runs), runs
+    assert invariants.check_all(box, max_unavailable=1) == []
+
+
 def test_failed_kubelet_restart_then_retry_reruns_nothing_done(make_stack, tmp_path):
     stack = make_stack(control_planes=1, workers=3, version="1.30.4", os_family="mixed")
     box = stack.sandbox

@@ -167,6 +167,57 @@ def test_dnf_needs_disableexcludes_and_the_right_repository(box):
     assert "1.29.4-150500.2.1" in rebuilt and "1.29.5-150500.1.1" in rebuilt  # releases differ
 
 
+def test_dnf_4_lifts_the_exclusion_by_flag_or_by_option_and_yum_3_by_flag_only(box, make_sandbox):
+    point_repository(box, "cp-2", "1.30")
+    by_option = ok(run_on(box, "cp-2", "dnf", "list", "--showduplicates", "kubeadm",
+                          "--setopt=disable_excludes=kubernetes")).stdout
+    assert "Available Packages" in by_option and "1.30.14-150500.1.1" in by_option
+    assert ok(run_on(box, "cp-2", "dnf", "--version")).stdout.splitlines()[0] == "4.14.0"
+    old = make_sandbox(control_planes=1, workers=0, version="1.30.4", os_family="yum")
+    point_repository(old, "cp-1", "1.30")
+    refused = run_on(old, "cp-1", "yum", "install", "-y", "kubeadm-1.30.9-150500.1.1",
+                     "--setopt=disable_excludes=kubernetes")
+    assert refused.returncode == 1 and "filtered out by exclude filtering" in refused.stderr
+    ok(run_on(old, "cp-1", "yum", "install", "-y", "kubeadm-1.30.9-150500.1.1", "--disableexcludes=kubernetes"))
+
+
+def test_dnf_5_refuses_disableexcludes_and_answers_in_its_own_words(make_sandbox):
+    from kubeupgrade.host.listings import parse_listing
+
+    fedora = make_sandbox(control_planes=1, workers=0, version="1.30.4", os_family="dnf5")
+    image = node_info(fedora, "cp-1")["status"]["nodeInfo"]["osImage"]
+    assert image.startswith("Fedora Linux 42")
+    assert ok(run_on(fedora, "cp-1", "dnf", "--version")).stdout.startswith("dnf5 version 5.")
+    for tool, argv in [("dnf", ["install", "-y", "kubeadm-1.30.9-150500.1.1", "--disableexcludes=kubernetes"]),
+                       ("yum", ["makecache", "--disableexcludes=kubernetes"]),
+                       ("dnf", ["--disablepkgs=all", "list", "kubeadm"])]:
+        dropped = run_on(fedora, "cp-1", tool, *argv)
+        flag = next(a for a in argv if a.startswith("--disable"))
+        command = argv[0] if argv[0] != flag else "dnf5"
+        assert dropped.returncode == 2, dropped
+        assert dropped.stderr.strip() == (f'Unknown argument "{flag}" for command "{command}". '
+                                          'Add "--help" for more information about the arguments.')
+        assert dropped.stdout == ""
+    excluded = run_on(fedora, "cp-1", "dnf", "install", "-y", "kubeadm-1.30.9-150500.1.1")
+    assert excluded.returncode == 1
+    assert excluded.stderr.splitlines() == ["Failed to resolve the transaction:",
+                                            "Argument 'kubeadm-1.30.9-150500.1.1' matches only excluded packages."]
+    lifted = "--setopt=disable_excludes=kubernetes"
+    missing = run_on(fedora, "cp-1", "dnf", "install", "-y", "kubeadm-1.31.2-150500.1.1", lifted)
+    assert missing.returncode == 1 and "No match for argument: kubeadm-1.31.2-150500.1.1" in missing.stderr
+    listing = ok(run_on(fedora, "cp-1", "dnf", "list", "--showduplicates", "kubeadm", lifted)).stdout
+    lines = listing.splitlines()
+    assert lines[:3] == ["Updating and loading repositories:", "Repositories loaded.", "Installed packages"]
+    assert "Available packages" in lines and "" in lines  # a blank line between the sections
+    offered = [row.package.raw for row in parse_listing(listing, "kubeadm")]
+    assert "1.30.14-150500.1.1" in offered and "1.30.4-150500.1.1" in offered
+    ok(run_on(fedora, "cp-1", "dnf", "install", "-y", "kubeadm-1.30.9-150500.1.1", lifted))
+    assert ok(run_on(fedora, "cp-1", "rpm", "-q", "kubeadm")).stdout.strip() == "kubeadm-1.30.9-150500.1.1.x86_64"
+    again = ok(run_on(fedora, "cp-1", "yum", "install", "-y", "kubeadm-1.30.9-150500.1.1", "--setopt", "disable_excludes=all"))
+    assert again.stdout.splitlines()[-2:] == ['Package "kubeadm-1.30.9-150500.1.1.x86_64" is already installed.',
+                                              "Nothing to do."]
+
+
 # -- kubeadm ---------------------------------------------------------------------------------
 def test_apply_refuses_a_target_two_minors_ahead_and_a_kubeadm_older_than_the_target(box):
     install(box, "cp-1", "1.31.2", "kubeadm")

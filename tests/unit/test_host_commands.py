@@ -16,7 +16,10 @@ APT, DNF, YUM = (platform_for(f) for f in (OsFamily.APT, OsFamily.DNF, OsFamily.
     ("command", "argv"),
     [
         (APT.refresh_metadata(), ("apt-get", "update", "-q")),
-        (DNF.refresh_metadata(), ("dnf", "makecache", "--disableexcludes=kubernetes")),
+        # dnf 5 knows no --disableexcludes; dnf 4 and 5 both read the option
+        (DNF.refresh_metadata(), ("dnf", "makecache", "--setopt=disable_excludes=kubernetes")),
+        (YUM.refresh_metadata(), ("yum", "makecache", "--disableexcludes=kubernetes")),
+        (DNF.list_versions("kubeadm"), ("dnf", "list", "--showduplicates", "kubeadm", "--setopt=disable_excludes=kubernetes")),
         (APT.list_versions("kubeadm"), ("apt-cache", "madison", "kubeadm")),
         (YUM.list_versions("kubelet"), ("yum", "list", "--showduplicates", "kubelet", "--disableexcludes=kubernetes")),
         (APT.installed_versions(("kubelet", "kubectl")), ("dpkg-query", "-W", "--showformat=${Package}\\t${Version}\\n", "kubelet", "kubectl")),
@@ -29,7 +32,9 @@ APT, DNF, YUM = (platform_for(f) for f in (OsFamily.APT, OsFamily.DNF, OsFamily.
          ("apt-get", "install", "-y", "-q", "--download-only", "--allow-change-held-packages",
           "kubectl=1.31.2-1.1", "kubelet=1.31.2-1.1")),
         (DNF.install_command({"kubeadm": parse_package_version("1.31.2-150500.1.1")}, download_only=False),
-         ("dnf", "install", "-y", "kubeadm-1.31.2-150500.1.1", "--disableexcludes=kubernetes")),
+         ("dnf", "install", "-y", "kubeadm-1.31.2-150500.1.1", "--setopt=disable_excludes=kubernetes")),
+        (YUM.install_command({"kubeadm": parse_package_version("1.31.2-150500.1.1")}, download_only=True),
+         ("yum", "install", "-y", "--downloadonly", "kubeadm-1.31.2-150500.1.1", "--disableexcludes=kubernetes")),
         (commands.kubeadm_upgrade_apply(parse_version("1.31.2"), certificate_renewal=True, etcd_upgrade=False),
          ("kubeadm", "upgrade", "apply", "v1.31.2", "--yes", "--certificate-renewal=true", "--etcd-upgrade=false")),
         (commands.kubeadm_upgrade_apply(parse_version("1.31.2"), certificate_renewal=False, etcd_upgrade=True, config_file="/etc/k/u.yaml"),

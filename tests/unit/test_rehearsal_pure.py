@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from kubeupgrade.campaign_file import load_campaign
-from kubeupgrade.kube.snapshot import _kept, _shape, host_os
+from kubeupgrade.kube.snapshot import _kept, _shape, host_os, package_manager
 from kubeupgrade.model.campaign import OnPdbBlock
 from kubeupgrade.rehearsal import DRAIN_SECONDS, rehearsable
 
@@ -19,6 +19,16 @@ def test_the_host_os_comes_from_what_the_node_reports():
     assert host_os(node("CentOS Linux 7 (Core)")) == ("yum", False)
     assert host_os(node("Windows Server 2022 Datacenter", "windows")) == ("windows", False)
     assert host_os(node("Flatcar Container Linux 3975.2.0")) == ("apt", True)  # guessed, and said so
+
+
+def test_a_rehearsal_mirrors_dnf_5_where_the_node_runs_a_release_that_has_it():
+    """Fedora 41 made dnf 5 its dnf (it refuses --disableexcludes); RHEL and its rebuilds, 10
+    included, keep dnf 4."""
+    for image in ("Fedora Linux 41 (Server Edition)", "Fedora Linux 42 (Cloud Edition)", "Fedora 43"):
+        assert host_os(node(image)) == ("dnf", False) and package_manager(node(image)) == "dnf5", image
+    for image in ("Fedora Linux 40 (Server Edition)", "Fedora 39 (Thirty Nine)", "Rocky Linux 9.5 (Blue Onyx)",
+                  "Red Hat Enterprise Linux 10.0 (Coughlan)", "AlmaLinux 10.0 (Purple Lion)", "Ubuntu 24.04.1 LTS"):
+        assert package_manager(node(image)) == "", image
 
 
 def test_a_shaped_object_keeps_what_an_upgrade_meets_and_no_secret_or_server_field():

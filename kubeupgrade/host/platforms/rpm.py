@@ -1,5 +1,13 @@
 """RHEL, Rocky, Alma, Fedora: dnf or yum and rpm. The repository file excludes the Kubernetes
-packages, so nothing moves them between upgrades; installing lifts the exclusion for one run."""
+packages, so nothing moves them between upgrades; installing lifts the exclusion for one run.
+
+How a run lifts it depends on the tool. dnf 5 (Fedora 41 and later, where `dnf` and `yum` are
+dnf 5) dropped `--disableexcludes` and answers it with "Unknown argument" and exit status 2; it
+takes the configuration option instead, `--setopt=disable_excludes=kubernetes`, which dnf 4
+(RHEL, Rocky and Alma 8 to 10) reads as well, since both keep `disable_excludes` in their main
+configuration. So `dnf` hosts get the option, one argv for both generations, without asking
+the host which it has. yum 3 (RHEL and CentOS 7, picked only where no dnf is installed) keeps
+the flag it has always had."""
 
 from __future__ import annotations
 
@@ -13,12 +21,17 @@ YUM_REPO = "/etc/yum.repos.d/kubernetes.repo"
 
 class RpmPlatform(PackagePlatform):
     repository_file = YUM_REPO
-    refusals = ("Unable to find a match", "No match for argument", "was not found")
+    refusals = ("Unable to find a match", "No match for argument", "was not found",
+                # the repository's exclusion held: nothing but a changed argv helps
+                "matches only excluded packages", "filtered out by exclude filtering",
+                "Unknown argument")
 
     def __init__(self, tool: str) -> None:
         if tool not in ("dnf", "yum"):
             raise ValueError(f"not an rpm package manager: {tool!r}")
         self.name = self.tool = self.marker = tool
+        self.lift_excludes = ("--setopt=disable_excludes=kubernetes" if tool == "dnf"
+                              else "--disableexcludes=kubernetes")
 
     def render_repository(self, minor: MinorVersion) -> str:
         base = f"https://pkgs.k8s.io/core:/stable:/{minor.tag}/rpm/"
@@ -27,11 +40,11 @@ class RpmPlatform(PackagePlatform):
                 "exclude=kubelet kubeadm kubectl cri-tools kubernetes-cni\n")
 
     def refresh_metadata(self) -> Command:
-        return Command((self.tool, "makecache", "--disableexcludes=kubernetes"), UPDATE_TIMEOUT)
+        return Command((self.tool, "makecache", self.lift_excludes), UPDATE_TIMEOUT)
 
     def list_versions(self, *packages: str) -> Command:
         return Command((self.tool, "list", "--showduplicates", *kube_packages(packages),
-                        "--disableexcludes=kubernetes"), UPDATE_TIMEOUT, reads_only=True)
+                        self.lift_excludes), UPDATE_TIMEOUT, reads_only=True)
 
     def installed_versions(self, packages: tuple[str, ...]) -> Command:
         return Command(("rpm", "-q", *kube_packages(packages)), QUICK_TIMEOUT, reads_only=True)
@@ -53,5 +66,5 @@ class RpmPlatform(PackagePlatform):
         if download_only:
             argv.append("--downloadonly")
         argv += [f"{name}-{pins[name].raw}" for name in kube_packages(tuple(sorted(pins)))]
-        argv.append("--disableexcludes=kubernetes")
+        argv.append(self.lift_excludes)
         return Command(tuple(argv), INSTALL_TIMEOUT)

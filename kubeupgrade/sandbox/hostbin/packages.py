@@ -3,8 +3,10 @@
 Rules taken from the real tools:
 - packages come only from the configured repository's minor (pkgs.k8s.io has one repository per
   minor); apt reads the lists fetched by its last `apt-get update`, dnf reads the repo file;
-- the kubernetes yum repository excludes the packages, so dnf/yum need
-  `--disableexcludes=kubernetes`;
+- the kubernetes yum repository excludes the packages, so dnf/yum need them lifted for the run:
+  yum 3 and dnf 4 with `--disableexcludes=kubernetes`, dnf 4 and dnf 5 with
+  `--setopt=disable_excludes=kubernetes`; dnf 5 refuses `--disableexcludes` as an unknown
+  argument (exit status 2) and words its answers its own way;
 - apt refuses to change held packages under -y without --allow-change-held-packages, also when
   it only downloads them;
 - an apt run interrupted half-way leaves dpkg "interrupted" until `dpkg --configure -a`;
@@ -389,22 +391,72 @@ def dpkg_query(host: Host, args: list[str]) -> int:
 
 
 # -- dnf / yum / rpm -------------------------------------------------------------------------
+# Which tool answers as `dnf` and `yum`: dnf 5 where the node says so (Fedora 41 and later), yum 3
+# on the "yum" family (RHEL and CentOS 7), dnf 4 elsewhere.
+def _rpm_tool(host: Host) -> str:
+    if host.family == "yum":
+        return "yum3"
+    return "dnf5" if host.node_spec.get("package_manager") == "dnf5" else "dnf4"
+
+
+_VERSION_TEXT = {
+    "dnf4": "4.14.0\n  Installed: dnf-0:4.14.0-17.el9.noarch at Tue 08 Oct 2024 09:14:02 GMT\n"
+            "  Built    : Rocky Linux Build System (Peridot) <releng@rockylinux.org> at Fri 16 Aug 2024 11:20:41 GMT",
+    "dnf5": "dnf5 version 5.2.13.1\ndnf5 plugin API version 2.1\nlibdnf5 version 5.2.13.1\n"
+            "libdnf5 plugin API version 2.1",
+    "yum3": "3.4.3\n  Installed: rpm-4.11.3-48.el7_9.x86_64 at 2024-06-30 10:02\n"
+            "  Built    : CentOS BuildSystem <http://bugs.centos.org> at 2021-11-24 16:33",
+}
+_ALL_EXCLUDES = ("kubernetes", "all", "*")
+
+
+def _excludes_lifted(tool: str, flags: set[str]) -> bool:
+    if tool != "dnf5" and flags & {f"--disableexcludes={r}" for r in _ALL_EXCLUDES}:
+        return True
+    if tool == "yum3":
+        return False
+    return any(value.strip() in _ALL_EXCLUDES for flag in flags
+               if flag.startswith("--setopt=disable_excludes=")
+               for value in flag.removeprefix("--setopt=disable_excludes=").split(","))
+
+
 def dnf(host: Host, args: list[str]) -> int:
+    tool = _rpm_tool(host)
     flags, words = _split_options(args, with_values=("--setopt",))
+    if tool == "dnf5":
+        _refuse_dropped_options(host, args, words)
+    if "--version" in flags:
+        host.out(_VERSION_TEXT[tool])
+        return 0
     if not words:
         raise host.fail("usage: dnf [options] COMMAND", 1)
     command, targets = words[0], words[1:]
-    excludes_lifted = any(f in flags for f in ("--disableexcludes=kubernetes", "--disableexcludes=all"))
+    excludes_lifted = _excludes_lifted(tool, flags)
     if command == "list":
-        return _dnf_list(host, flags, targets, excludes_lifted)
+        return _dnf_list(host, tool, flags, targets, excludes_lifted)
     if command == "install":
-        return _dnf_install(host, flags, targets, excludes_lifted)
+        return _dnf_install(host, tool, flags, targets, excludes_lifted)
     if command == "makecache":
         host.sleep("dnf makecache")
+        if tool == "dnf5":
+            host.out(_DNF5_LOADED)
         _dnf_metadata(host)
         host.out("Metadata cache created.")
         return 0
     raise host.fail(f"No such command: {command}. Please use /usr/bin/{host.argv[0]} --help", 1)
+
+
+def _refuse_dropped_options(host: Host, args: list[str], words: list[str]) -> None:
+    """dnf 5's argument parser knows no `--disableexcludes` (nor its alias `--disablepkgs`):
+    the run stops before reading anything, naming the command the option came after."""
+    for index, arg in enumerate(args):
+        if arg.split("=", 1)[0] in ("--disableexcludes", "--disablepkgs"):
+            command = words[0] if words and args.index(words[0]) < index else "dnf5"
+            raise host.fail(f'Unknown argument "{arg}" for command "{command}". Add "--help" for '
+                            "more information about the arguments.", 2)
+
+
+_DNF5_LOADED = "Updating and loading repositories:\nRepositories loaded."
 
 
 def _dnf_metadata(host: Host) -> None:
@@ -430,12 +482,12 @@ def _metadata_check(seconds_ago: int) -> str:
             f"{time.strftime('%a %b %e %H:%M:%S %Y', time.localtime(refreshed))}.")
 
 
-def _dnf_list(host: Host, flags: set[str], targets: list[str], excludes_lifted: bool) -> int:
+def _dnf_list(host: Host, tool: str, flags: set[str], targets: list[str], excludes_lifted: bool) -> int:
     from kubeupgrade.sandbox import releases
     host.sleep("dnf makecache", 0.3)
     _dnf_metadata(host)
     names = targets or list(releases.PACKAGES)
-    host.out(_metadata_check(3))
+    host.out(_DNF5_LOADED if tool == "dnf5" else _metadata_check(3))
     state = host.packages()
     installed = [(n, state["installed"][n]) for n in names if n in state["installed"]]
     available = [] if not excludes_lifted else [
@@ -446,13 +498,18 @@ def _dnf_list(host: Host, flags: set[str], targets: list[str], excludes_lifted: 
             latest[name] = package
         available = list(latest.items())
     if not installed and not available:
-        raise host.fail("Error: No matching Packages to list", 1)
+        raise host.fail("No matching packages to list" if tool == "dnf5" else "Error: No matching Packages to list", 1)
+    # dnf 5 names its sections in lower case, the repository an installed package came from
+    # without dnf 4's "@", and leaves a blank line between the sections
+    dnf5 = tool == "dnf5"
     if installed:
-        host.out("Installed Packages")
+        host.out("Installed packages" if dnf5 else "Installed Packages")
         for name, package in installed:
-            host.out(f"{name + '.x86_64':<32}{package:<34}@kubernetes")
+            host.out(f"{name + '.x86_64':<32}{package:<34}{'' if dnf5 else '@'}kubernetes")
     if available:
-        host.out("Available Packages")
+        if installed and dnf5:
+            host.out()
+        host.out("Available packages" if dnf5 else "Available Packages")
         for name, package in available:
             host.out(f"{name + '.x86_64':<32}{package:<34}kubernetes")
     return 0
@@ -473,19 +530,26 @@ def _dnf_resolve(host: Host, spec: str) -> tuple[str, str] | None:
     return None
 
 
-def _dnf_install(host: Host, flags: set[str], targets: list[str], excludes_lifted: bool) -> int:
+def _dnf_install(host: Host, tool: str, flags: set[str], targets: list[str], excludes_lifted: bool) -> int:
     from kubeupgrade.sandbox import releases
     if host.take_fault(FaultKind.DPKG_LOCK):
         raise host.fail("Error: Failed to obtain the transaction lock (logged in as: root).", 1)
     assume_yes = bool(flags & {"-y", "--assumeyes"})
     download_only = "--downloadonly" in flags
     host.sleep("dnf makecache", 0.3)
-    host.out(_metadata_check(5))
+    dnf5 = tool == "dnf5"
+    host.out(_DNF5_LOADED if dnf5 else _metadata_check(5))
     wanted: dict[str, str] = {}
     for spec in targets:
         resolved = _dnf_resolve(host, spec) if excludes_lifted else None
         if resolved is None:
-            if not excludes_lifted and any(spec.startswith(n) for n in releases.PACKAGES):
+            excluded = not excludes_lifted and any(spec.startswith(n) for n in releases.PACKAGES)
+            if dnf5:
+                raise host.fail("Failed to resolve the transaction:\n" + (
+                    f"Argument '{spec}' matches only excluded packages." if excluded else
+                    f"No match for argument: {spec}\nYou can try to add to command line:\n"
+                    "  --skip-unavailable to skip unavailable packages"), 1)
+            if excluded:
                 host.err(f"All matches were filtered out by exclude filtering for argument: {spec}")
             else:
                 host.err(f"No match for argument: {spec}")
@@ -495,9 +559,10 @@ def _dnf_install(host: Host, flags: set[str], targets: list[str], excludes_lifte
     changes = {n: v for n, v in wanted.items() if state["installed"].get(n) != v}
     for name, version in wanted.items():
         if name not in changes:
-            host.out(f"Package {name}-{version}.x86_64 is already installed.")
+            host.out(f'Package "{name}-{version}.x86_64" is already installed.' if dnf5 else
+                     f"Package {name}-{version}.x86_64 is already installed.")
     if not changes:
-        host.out("Dependencies resolved.\nNothing to do.\nComplete!")
+        host.out("Nothing to do." if dnf5 else "Dependencies resolved.\nNothing to do.\nComplete!")
         return 0
     host.out("Dependencies resolved.\n" + "=" * 60 + "\n Package   Arch     Version     Repository\n"
              + "=" * 60 + "\nUpgrading:")
