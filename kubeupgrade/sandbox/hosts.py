@@ -38,9 +38,12 @@ TOOLS_BY_FAMILY = {
 }
 
 
+APT_KEYRING = "etc/apt/keyrings/kubernetes-apt-keyring.gpg"
+
+
 def apt_source_line(minor: str) -> str:
     url = releases.repository_url(parse_version(minor + ".0").minor_version, "apt")
-    return f"deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] {url} /\n"
+    return f"deb [signed-by=/{APT_KEYRING}] {url} /\n"
 
 
 def yum_repo_text(minor: str) -> str:
@@ -135,7 +138,11 @@ def create_host(paths: SandboxPaths, spec: dict[str, Any], config: dict[str, Any
     elif family == "apt":
         (root / APT_SOURCE).parent.mkdir(parents=True, exist_ok=True)
         (root / APT_SOURCE).write_text(apt_source_line(minor))
-        (root / APT_LISTS).write_text(json.dumps({"minor": minor}))
+        # the key the source's signed-by names, as kubeadm's install guide puts it there
+        (root / APT_KEYRING).parent.mkdir(parents=True, exist_ok=True)
+        (root / APT_KEYRING).write_bytes(b"sandbox OpenPGP key of pkgs.k8s.io (234654DA9A296436)\n")
+        url = releases.repository_url(parse_version(minor + ".0").minor_version, "apt")
+        (root / APT_LISTS).write_text(json.dumps({"minor": minor, "url": url}))
     else:
         (root / YUM_REPO).parent.mkdir(parents=True, exist_ok=True)
         (root / YUM_REPO).write_text(yum_repo_text(minor))

@@ -14,7 +14,7 @@ from kubeupgrade.cli.engine import POOL_NICE
 from kubeupgrade.errors import PolicyRefused
 from kubeupgrade.model.phases import SPECS
 from kubeupgrade.model.plan import Phase
-from kubeupgrade.sandbox import invariants
+from kubeupgrade.sandbox import hosts, invariants
 from kubeupgrade.sandbox.processes import process_tree
 from tests.helpers import wait_for, write_campaign
 
@@ -146,6 +146,29 @@ def test_hosts_whose_dnf_is_dnf_5_upgrade_with_the_option_it_reads(make_stack, t
         runs = [run for run in box.command_log(node) if run["argv"][0] in ("dnf", "yum")]
         assert {run["argv"][1] for run in runs} >= {"makecache", "list", "install"}, node
         assert all(run["exit"] == 0 and run["argv"][-1] == "--setopt=disable_excludes=kubernetes" for run in runs), runs
+    assert invariants.check_all(box, max_unavailable=1) == []
+
+
+def test_a_host_s_own_repository_source_is_kept_with_only_its_minor_changed(make_stack, tmp_path):
+    """A mirror of pkgs.k8s.io and a keyring where an older install guide put it: the upgrade
+    edits the minor in the address, as kubeadm's documentation does, and keeps the rest (writing
+    pkgs.k8s.io's line instead names a keyring this host lacks, and apt refuses the repository)."""
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    keyring = "usr/share/keyrings/kubernetes-archive-keyring.gpg"
+    line = ("deb [arch=amd64 signed-by=/{keyring}] https://nexus.corp.example/repository/k8s"
+            "/core:/stable:/v{minor}/deb/ /\n")
+    for node in box.nodes:
+        root = box.node_root(node["name"])
+        (root / keyring).parent.mkdir(parents=True, exist_ok=True)
+        (root / hosts.APT_KEYRING).rename(root / keyring)
+        (root / hosts.APT_SOURCE).write_text(line.format(keyring=keyring, minor="1.30"))
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1), broker=stack.broker)
+    assert handle.wait(timeout=240) == "succeeded", json.dumps(handle.status().get("error"))
+    assert {r.version for r in box.node_rows()} == {"v1.31.14"}
+    for node in box.nodes:
+        source = (box.node_root(node["name"]) / hosts.APT_SOURCE).read_text()
+        assert source == line.format(keyring=keyring, minor="1.31"), (node["name"], source)
     assert invariants.check_all(box, max_unavailable=1) == []
 
 

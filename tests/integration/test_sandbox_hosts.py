@@ -91,6 +91,29 @@ def test_apt_serves_only_the_configured_minor_after_update(box):
     assert several.stderr.strip() == "N: Unable to locate package no-such-package"
 
 
+def test_a_mirror_of_pkgs_k8s_io_serves_the_same_and_apt_needs_the_key_its_source_names(box):
+    mirror = "https://nexus.corp.example/repository/k8s/core:/stable:/v1.31/deb/"
+    source = box.node_root("cp-1") / hosts.APT_SOURCE
+    source.write_text(f"deb [signed-by=/usr/share/keyrings/kubernetes-archive-keyring.gpg] {mirror} /\n")
+    unsigned = run_on(box, "cp-1", "apt-get", "update")
+    assert unsigned.returncode == 100
+    assert "NO_PUBKEY 234654DA9A296436" in unsigned.stdout
+    assert f"E: The repository '{mirror}  InRelease' is not signed." in unsigned.stderr
+    keyring = box.node_root("cp-1") / "usr/share/keyrings/kubernetes-archive-keyring.gpg"
+    keyring.parent.mkdir(parents=True)
+    keyring.write_bytes((box.node_root("cp-1") / hosts.APT_KEYRING).read_bytes())
+    update = ok(run_on(box, "cp-1", "apt-get", "update"))
+    assert f"Hit:1 {mirror.rstrip('/')}  InRelease" in update.stdout
+    madison = ok(run_on(box, "cp-1", "apt-cache", "madison", "kubeadm")).stdout.splitlines()
+    assert madison[0] == f"   kubeadm | 1.31.14-1.1 | {mirror.rstrip('/')}  Packages"
+    point_repository(box, "cp-2", "1.31")
+    repo = box.node_root("cp-2") / hosts.YUM_REPO
+    repo.write_text(repo.read_text().replace("https://pkgs.k8s.io/", "https://pulp.corp.example/k8s/"))
+    listing = ok(run_on(box, "cp-2", "dnf", "list", "--showduplicates", "kubeadm",
+                        "--setopt=disable_excludes=kubernetes")).stdout
+    assert "1.31.14-150500.1.1" in listing
+
+
 def test_a_minor_without_a_repository_fails_like_apt_and_dnf_do(box):
     point_repository(box, "cp-1", "1.99")
     apt = run_on(box, "cp-1", "apt-get", "update")

@@ -5,7 +5,7 @@ import pytest
 from kubeupgrade.host import commands
 from kubeupgrade.host.executor import Command
 from kubeupgrade.host.platforms import platform_for, systemd
-from kubeupgrade.host.platforms.packaged import configured_minor
+from kubeupgrade.host.platforms.packaged import configured_minor, retargeted
 from kubeupgrade.model.campaign import OsFamily
 from kubeupgrade.model.versions import MinorVersion, parse_package_version, parse_version
 
@@ -83,6 +83,33 @@ def test_repository_round_trip(platform):
 
 def test_repository_minor_unknown():
     assert configured_minor("deb http://example.org stable main") is None
+    # the legacy repository, frozen in 2024: replaced by pkgs.k8s.io's, not edited
+    assert retargeted("deb https://apt.kubernetes.io/ kubernetes-xenial main\n", MinorVersion(1, 31)) is None
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # a mirror keeping pkgs.k8s.io's paths, and the keyring the host verifies with
+    ("deb [arch=amd64 signed-by=/usr/share/keyrings/kubernetes-archive-keyring.gpg] "
+     "https://nexus.corp.example/repository/k8s/core:/stable:/v1.30/deb/ /\n",
+     "deb [arch=amd64 signed-by=/usr/share/keyrings/kubernetes-archive-keyring.gpg] "
+     "https://nexus.corp.example/repository/k8s/core:/stable:/v1.31/deb/ /\n"),
+    # every address of an rpm repo file (baseurl and gpgkey), its other options and comments kept
+    ("# ours\n[kubernetes]\nname=Kubernetes\nbaseurl=https://pkgs.k8s.io/core:/stable:/v1.30/rpm/\n"
+     "enabled=1\ngpgcheck=1\nproxy=http://proxy.corp.example:3128\n"
+     "gpgkey=https://pkgs.k8s.io/core:/stable:/v1.30/rpm/repodata/repomd.xml.key\n"
+     "exclude=kubelet kubeadm kubectl cri-tools kubernetes-cni\n",
+     "# ours\n[kubernetes]\nname=Kubernetes\nbaseurl=https://pkgs.k8s.io/core:/stable:/v1.31/rpm/\n"
+     "enabled=1\ngpgcheck=1\nproxy=http://proxy.corp.example:3128\n"
+     "gpgkey=https://pkgs.k8s.io/core:/stable:/v1.31/rpm/repodata/repomd.xml.key\n"
+     "exclude=kubelet kubeadm kubectl cri-tools kubernetes-cni\n"),
+    # already there: nothing changes
+    ("deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v1.31/deb/ /\n",
+     "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v1.31/deb/ /\n"),
+])
+def test_a_host_s_own_repository_keeps_everything_but_the_minor(text, expected):
+    assert configured_minor(text) is not None
+    assert retargeted(text, MinorVersion(1, 31)) == expected
+    assert configured_minor(expected) == MinorVersion(1, 31)
 
 
 @pytest.mark.parametrize(

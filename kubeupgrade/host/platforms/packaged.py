@@ -27,13 +27,26 @@ from kubeupgrade.model.versions import (
     parse_package_version,
 )
 
-_MINOR = re.compile(r"pkgs\.k8s\.io/core:/stable:/v(\d+)\.(\d+)/")
+# pkgs.k8s.io's layout, one repository per minor: served by pkgs.k8s.io itself or by a mirror or
+# proxy that keeps its paths (Artifactory, Nexus, Pulp, an offline copy)
+_MINOR = re.compile(r"/core:/stable:/v(\d+)\.(\d+)/")
 
 
 def configured_minor(text: str) -> MinorVersion | None:
-    """The minor a pkgs.k8s.io repository configuration (apt source or rpm repo file) points at."""
+    """The minor a pkgs.k8s.io repository configuration (apt source or rpm repo file) points at,
+    wherever it is served from."""
     match = _MINOR.search(text)
     return MinorVersion(int(match[1]), int(match[2])) if match else None
+
+
+def retargeted(text: str, minor: MinorVersion) -> str | None:
+    """`text` pointed at `minor` the way kubeadm's documentation changes the repository: the
+    minor in each repository address is edited and every other byte kept (the mirror, the
+    keyring the host verifies with, options and other lines). None if it names no such
+    address."""
+    if configured_minor(text) is None:
+        return None
+    return _MINOR.sub(f"/core:/stable:/{minor.tag}/", text)
 
 
 class PackagePlatform(HostPlatform):
@@ -111,7 +124,10 @@ class PackagePlatform(HostPlatform):
         """Point the package repository at `minor` and refresh metadata."""
         path = ctx.path(self.repository_file)
         current = path.read_text() if path.exists() else ""
-        wanted = self.render_repository(minor)
+        # The host's own configuration with the minor changed; pkgs.k8s.io's documented one
+        # only where it has none we recognise (no file, or the frozen apt.kubernetes.io)
+        kept = retargeted(current, minor)
+        wanted = kept or self.render_repository(minor)
         if configured_minor(current) == minor and ctx.marked(f"repository-{minor.plain}"):
             return StepOutcome(ALREADY_DONE, f"repository already at {minor.tag}")
         with ctx.changing(f"write {self.repository_file}", QUICK_TIMEOUT):
@@ -127,7 +143,8 @@ class PackagePlatform(HostPlatform):
         self.repair(ctx)
         ctx.run(self.refresh_metadata(), "refresh package metadata")
         ctx.mark(f"repository-{minor.plain}")
-        return StepOutcome(DONE, f"repository set to pkgs.k8s.io {minor.tag}", ctx.output())
+        where = "the host's own repository address" if kept else "pkgs.k8s.io"
+        return StepOutcome(DONE, f"repository set to {minor.tag} ({where})", ctx.output())
 
     def restore_source(self, ctx: HostContext, minor: MinorVersion) -> StepOutcome:
         path = ctx.path(self.repository_file)

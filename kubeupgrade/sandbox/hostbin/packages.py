@@ -33,26 +33,46 @@ if TYPE_CHECKING:
 
     from kubeupgrade.model.versions import KubeVersion, MinorVersion
 
-_REPO_PREFIX = "pkgs.k8s.io/core:/stable:/v"  # then MAJOR.MINOR/deb or MAJOR.MINOR/rpm
+# pkgs.k8s.io's path layout, then MAJOR.MINOR/deb or MAJOR.MINOR/rpm: served by pkgs.k8s.io or by a
+# mirror that keeps its paths (the sandbox serves every such address the same releases)
+_REPO_PATH = "/core:/stable:/v"
 _SIZES_MB = {"kubeadm": 10.4, "kubelet": 15.2, "kubectl": 10.9}
 
 
 # -- repository ------------------------------------------------------------------------------
-def _configured_minor(host: Host) -> MinorVersion | None:
-    """The minor of the first pkgs.k8s.io repository address in the source or repo file."""
+def _configured(host: Host) -> tuple[MinorVersion, str] | None:
+    """The minor and the address (to its `deb/` or `rpm/`) of the first pkgs.k8s.io-style
+    repository in the source or repo file."""
     from kubeupgrade.model.versions import MinorVersion
     try:
         text = host.read_file(APT_SOURCE if host.family == "apt" else YUM_REPO)
     except FileNotFoundError:
         return None
-    at = text.find(_REPO_PREFIX)
+    at = text.find(_REPO_PATH)
     while at >= 0:
-        major, dot, rest = text[at + len(_REPO_PREFIX):].partition(".")
+        major, dot, rest = text[at + len(_REPO_PATH):].partition(".")
         minor, slash, rest = rest.partition("/")
         if dot and slash and _is_number(major) and _is_number(minor) and rest[:3] in ("deb", "rpm"):
-            return MinorVersion(int(major), int(minor))
-        at = text.find(_REPO_PREFIX, at + 1)
+            start = max(text.rfind(mark, 0, at) for mark in (" ", "=", "\n", "\t")) + 1
+            end = at + len(_REPO_PATH) + len(major) + len(minor) + 2 + 4
+            return MinorVersion(int(major), int(minor)), text[start:end]
+        at = text.find(_REPO_PATH, at + 1)
     return None
+
+
+def _configured_minor(host: Host) -> MinorVersion | None:
+    found = _configured(host)
+    return found[0] if found else None
+
+
+def _missing_keyring(host: Host) -> str | None:
+    """The keyring the apt source's `signed-by` names, when the host has no such file."""
+    text = host.read_file(APT_SOURCE)
+    at = text.find("signed-by=")
+    if at < 0:
+        return None
+    path = text[at + len("signed-by="):].split("]", 1)[0].split()[0]
+    return None if os.path.exists(host.file(path)) else path
 
 
 def _is_number(text: str) -> bool:
@@ -104,9 +124,15 @@ def repository(host: Host, name: str) -> list[tuple[KubeVersion, str]]:
 
 
 def _source_url(host: Host) -> str:
-    from kubeupgrade.sandbox import releases
-    minor = _listed_minor(host)
-    return releases.repository_url(minor, host.family) if minor else "(none)"
+    """Where the listed packages come from: the address apt fetched its lists from, the repo
+    file's for dnf."""
+    if host.family != "apt":
+        found = _configured(host)
+        return found[1] if found else "(none)"
+    try:
+        return str(quickjson.loads(host.read_file(APT_LISTS)).get("url") or "(none)")
+    except FileNotFoundError:
+        return "(none)"
 
 
 # -- shared state helpers ------------------------------------------------------------------
@@ -179,18 +205,29 @@ def _apt_update(host: Host) -> int:
     from kubeupgrade.sandbox import releases
     _dpkg_lock(host)
     host.sleep("apt-get update")
-    minor = _configured_minor(host)
-    if minor is None:
+    found = _configured(host)
+    if found is None:
         host.out("Reading package lists... Done")
         return 0
-    url = releases.repository_url(minor, "apt")
+    minor, url = found
+    if _missing_keyring(host):
+        # apt cannot check the Release file's signature: the repository is refused
+        problem = ("The following signatures couldn't be verified because the public key is not "
+                   "available: NO_PUBKEY 234654DA9A296436")
+        host.out(f"Err:1 {url.rstrip('/')}  InRelease\n  {problem}\nReading package lists... Done")
+        raise host.fail(f"W: GPG error: {url.rstrip('/')}  InRelease: {problem}\n"
+                        f"E: The repository '{url}  InRelease' is not signed.\n"
+                        "N: Updating from such a repository can't be done securely, and is "
+                        "therefore disabled by default.\n"
+                        "N: See apt-secure(8) manpage for repository creation and user "
+                        "configuration details.", 100)
     if not releases.releases(minor):
         host.out(f"Err:1 {url.rstrip('/')}  InRelease\n  404  Not Found [IP: 18.67.240.98 443]\nReading package lists... Done")
         raise host.fail(f"E: The repository '{url}  InRelease' does not have a Release file.\n"
                         "N: Updating from such a repository can't be done securely, and is "
                         "therefore disabled by default.", 100)
     host.out(f"Hit:1 {url.rstrip('/')}  InRelease\nReading package lists... Done")
-    host.write_file(APT_LISTS, quickjson.dumps({"minor": minor.plain}))
+    host.write_file(APT_LISTS, quickjson.dumps({"minor": minor.plain, "url": url}))
     return 0
 
 
@@ -462,10 +499,10 @@ _DNF5_LOADED = "Updating and loading repositories:\nRepositories loaded."
 def _dnf_metadata(host: Host) -> None:
     """Loading repository metadata fails, as dnf does, when the configured minor has none."""
     from kubeupgrade.sandbox import releases
-    minor = _configured_minor(host)
-    if minor is None or releases.releases(minor):
+    found = _configured(host)
+    if found is None or releases.releases(found[0]):
         return
-    url = releases.repository_url(minor, host.family)
+    url = found[1]
     host.out("Kubernetes                                      1.2 kB/s | 548  B     00:00")
     raise host.fail("Errors during downloading metadata for repository 'kubernetes':\n"
                     f"  - Status code: 404 for {url}repodata/repomd.xml (IP: 18.67.240.98)\n"
