@@ -39,6 +39,14 @@ def fixed_batches(order: Sequence[str], limit: int) -> list[list[str]]:
     return [list(order[start : start + limit]) for start in range(0, len(order), limit)]
 
 
+def current_batch(order: Sequence[str], states: Mapping[str, NodeState], limit: int) -> list[str]:
+    """The first of `fixed_batches` with a worker not finished: the one `batches` runs now."""
+    for batch in fixed_batches(order, limit):
+        if any(states.get(name, NodeState.PENDING) in UNFINISHED for name in batch):
+            return batch
+    return []
+
+
 Pools = Mapping[str, tuple[int, Set[str]]]  # pool name -> (its limit, its workers)
 
 
@@ -131,14 +139,11 @@ def workers_to_start(
 
     if strategy is WorkerStrategy.WINDOW:
         return take((name for name in order if may_start(name)), already)  # stops once the window is full
-    for batch in fixed_batches(order, limit):
-        unfinished = [name for name in batch if state(name) in UNFINISHED]
-        if unfinished:
-            # A batch never fills past the limit, but a record can hold workers out of service
-            # outside it (edited by hand, or restored from an older copy): count them too.
-            return take([name for name in unfinished if may_start(name)],
-                        [name for name in already if name in unfinished])
-    return []
+    # A batch never fills past the limit, but a record can hold workers out of service outside
+    # it (edited by hand, or restored from an older copy): count them too.
+    unfinished = [name for name in current_batch(order, states, limit) if state(name) in UNFINISHED]
+    return take([name for name in unfinished if may_start(name)],
+                [name for name in already if name in unfinished])
 
 
 def workers_to_prepare(

@@ -19,6 +19,7 @@ from kubeupgrade.planning.scheduling import (
     HOLDING_A_SLOT,
     NodeState,
     Pools,
+    current_batch,
     workers_to_prepare,
     workers_to_start,
 )
@@ -302,6 +303,12 @@ def decide_workers(order: Sequence[str], limit: int, strategy: WorkerStrategy,
     # Out already, each in the slot it holds: prepared whatever the room ahead, or a campaign
     # whose slots they fill would wait on them for ever.
     first = [name for name in outside if name in unprepared]
+    if strategy is WorkerStrategy.BATCHES:
+        # The batch that runs next is prepared whatever the room ahead: workers of later batches
+        # prepared before it (a failed preparation retried after the others went on) can fill
+        # the room, and would wait for this batch for ever.
+        first += [name for name in current_batch(order, states, limit)
+                  if name in unprepared and name not in first]
     if first:
         chosen = set(ahead) | set(first)
         ahead = [name for name in order if name in chosen]
