@@ -142,7 +142,7 @@ def create_host(paths: SandboxPaths, spec: dict[str, Any], config: dict[str, Any
         (root / APT_KEYRING).parent.mkdir(parents=True, exist_ok=True)
         (root / APT_KEYRING).write_bytes(b"sandbox OpenPGP key of pkgs.k8s.io (234654DA9A296436)\n")
         url = releases.repository_url(parse_version(minor + ".0").minor_version, "apt")
-        (root / APT_LISTS).write_text(json.dumps({"minor": minor, "url": url}))
+        (root / APT_LISTS).write_text(json.dumps({"repositories": [{"minor": minor, "url": url}]}))
     else:
         (root / YUM_REPO).parent.mkdir(parents=True, exist_ok=True)
         (root / YUM_REPO).write_text(yum_repo_text(minor))

@@ -32,6 +32,7 @@ KUBELET_STATE = "var/lib/sandbox/kubelet.json"
 PACKAGE_STATE = "var/lib/sandbox/packages.json"
 APT_SOURCE = "etc/apt/sources.list.d/kubernetes.list"
 YUM_REPO = "etc/yum.repos.d/kubernetes.repo"
+YUM_REPOS = "etc/yum.repos.d"
 APT_LISTS = "var/lib/apt/lists/sandbox-kubernetes.json"
 STATIC_COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 

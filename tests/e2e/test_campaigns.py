@@ -172,6 +172,34 @@ def test_a_host_s_own_repository_source_is_kept_with_only_its_minor_changed(make
     assert invariants.check_all(box, max_unavailable=1) == []
 
 
+def test_a_source_modernized_to_deb822_is_upgraded_where_it_is(make_stack, tmp_path):
+    """`apt modernize-sources` (apt 3, Debian 13) turned kubernetes.list into a deb822
+    kubernetes.sources, kept the old file as kubernetes.list.bak, and left the keyring where an
+    older guide put it. The upgrade edits the minor in kubernetes.sources (writing a
+    kubernetes.list beside it names a keyring this host lacks, and apt refuses it)."""
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    keyring = "usr/share/keyrings/kubernetes-archive-keyring.gpg"
+    stanza = ("# Modernized from /etc/apt/sources.list.d/kubernetes.list\nTypes: deb\n"
+              "URIs: https://pkgs.k8s.io/core:/stable:/v{minor}/deb/\nSuites: /\n"
+              f"Signed-By: /{keyring}\n")
+    for node in box.nodes:
+        root = box.node_root(node["name"])
+        (root / keyring).parent.mkdir(parents=True, exist_ok=True)
+        (root / hosts.APT_KEYRING).rename(root / keyring)
+        (root / hosts.APT_SOURCE).rename(root / (hosts.APT_SOURCE + ".bak"))
+        (root / hosts.APT_SOURCE).with_suffix(".sources").write_text(stanza.format(minor="1.30"))
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1), broker=stack.broker)
+    assert handle.wait(timeout=240) == "succeeded", json.dumps(handle.status().get("error"))
+    assert {r.version for r in box.node_rows()} == {"v1.31.14"}
+    for node in box.nodes:
+        sources = box.node_root(node["name"]) / hosts.APT_SOURCE
+        assert sources.with_suffix(".sources").read_text() == stanza.format(minor="1.31"), node["name"]
+        assert not sources.exists(), f"{node['name']}: a second source beside the host's own"
+        assert "v1.30" in (sources.parent / "kubernetes.list.bak").read_text()  # apt does not read it
+    assert invariants.check_all(box, max_unavailable=1) == []
+
+
 def test_failed_kubelet_restart_then_retry_reruns_nothing_done(make_stack, tmp_path):
     stack = make_stack(control_planes=1, workers=3, version="1.30.4", os_family="mixed")
     box = stack.sandbox

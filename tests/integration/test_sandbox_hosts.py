@@ -114,6 +114,55 @@ def test_a_mirror_of_pkgs_k8s_io_serves_the_same_and_apt_needs_the_key_its_sourc
     assert "1.31.14-150500.1.1" in listing
 
 
+def test_apt_reads_every_source_file_one_line_and_deb822_as_apt_does(box):
+    """sources.list.d as apt reads it: `.list` and deb822 `.sources` files in name order, a
+    `.bak` skipped silently, another suffix with a notice; one repository with two keyrings
+    stops apt before it fetches anything; two minors configured list both."""
+    root = box.node_root("cp-1")
+    sources = root / "etc/apt/sources.list.d"
+    keyring = "/" + hosts.APT_KEYRING
+    old_line = (root / hosts.APT_SOURCE).read_text()
+    (root / hosts.APT_SOURCE).rename(sources / "kubernetes.list.bak")  # as apt modernize-sources leaves it
+    (sources / "kubernetes.sources").write_text(
+        "# Modernized from /etc/apt/sources.list.d/kubernetes.list\nTypes: deb\n"
+        "URIs: https://pkgs.k8s.io/core:/stable:/v1.31/deb/\nSuites: /\n"
+        f"Signed-By: {keyring}\n\nTypes: deb\nURIs: https://pkgs.k8s.io/core:/stable:/v1.29/deb/\n"
+        f"Suites: /\nSigned-By: {keyring}\nEnabled: no\n")
+    (sources / "kubernetes.list.kubeupgrade-backup").write_text(old_line)
+    update = ok(run_on(box, "cp-1", "apt-get", "update"))
+    assert update.stdout.splitlines()[0] == "Hit:1 https://pkgs.k8s.io/core:/stable:/v1.31/deb  InRelease"
+    assert "v1.29" not in update.stdout and "v1.30" not in update.stdout  # disabled, and not read
+    assert update.stderr.strip() == ("N: Ignoring file 'kubernetes.list.kubeupgrade-backup' in directory "
+                                     "'/etc/apt/sources.list.d/' as it has an invalid filename extension")
+    madison = ok(run_on(box, "cp-1", "apt-cache", "madison", "kubeadm")).stdout.splitlines()
+    assert {row.split("|")[1].strip()[:4] for row in madison} == {"1.31"}
+
+    (sources / "kubernetes.list.kubeupgrade-backup").unlink()
+    (sources / "k8s.list").write_text(old_line)  # the old minor too, in a second file
+    ok(run_on(box, "cp-1", "apt-get", "update"))
+    madison = ok(run_on(box, "cp-1", "apt-cache", "madison", "kubeadm")).stdout.splitlines()
+    assert madison[0].split("|")[1].strip().startswith("1.31.")
+    assert any("| 1.30.4-1.1 | https://pkgs.k8s.io/core:/stable:/v1.30/deb  Packages" in row for row in madison)
+
+    (sources / "k8s.list").write_text(
+        "deb [signed-by=/usr/share/keyrings/kubernetes.gpg] https://pkgs.k8s.io/core:/stable:/v1.31/deb/ /\n")
+    conflict = run_on(box, "cp-1", "apt-get", "update")
+    assert conflict.returncode == 100 and conflict.stdout == ""
+    assert conflict.stderr.splitlines() == [
+        "E: Conflicting values set for option Signed-By regarding source "
+        f"https://pkgs.k8s.io/core:/stable:/v1.31/deb/ /: /usr/share/keyrings/kubernetes.gpg != {keyring}",
+        "E: The list of sources could not be read."]
+    (sources / "k8s.list").write_text(f"deb [signed-by={keyring}] https://pkgs.k8s.io/core:/stable:/v1.31/deb/ /\n")
+    twice = ok(run_on(box, "cp-1", "apt-get", "update"))
+    assert twice.stderr.strip() == ("W: Target Packages (Packages) is configured multiple times in "
+                                    "/etc/apt/sources.list.d/k8s.list:1 and /etc/apt/sources.list.d/kubernetes.sources:1")
+    (sources / "k8s.list").write_text("deb https://pkgs.k8s.io/core:/stable:/v1.31/deb/\n")
+    malformed = run_on(box, "cp-1", "apt-get", "update")
+    assert malformed.returncode == 100
+    assert malformed.stderr.splitlines()[0] == ("E: Malformed entry 1 in list file "
+                                                "/etc/apt/sources.list.d/k8s.list (Suite)")
+
+
 def test_a_minor_without_a_repository_fails_like_apt_and_dnf_do(box):
     point_repository(box, "cp-1", "1.99")
     apt = run_on(box, "cp-1", "apt-get", "update")

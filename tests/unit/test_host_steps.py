@@ -131,7 +131,7 @@ def test_set_repository_writes_file_backs_up_and_refreshes(tmp_path):
     outcome = steps.set_repository(context(tmp_path, fake), MinorVersion(1, 31))
     assert outcome.status == steps.DONE
     assert "v1.31" in source.read_text()
-    assert "v1.30" in (source.parent / "kubernetes.list.kubeupgrade-backup").read_text()
+    assert "v1.30" in (source.parent / "kubernetes.list.kubeupgrade.bak").read_text()
     again = steps.set_repository(context(tmp_path, fake), MinorVersion(1, 31))
     assert again.status == steps.ALREADY_DONE
 
@@ -307,7 +307,7 @@ def test_a_superseded_repository_change_leaves_the_file_as_it_was(tmp_path):
     with pytest.raises(Superseded):
         steps.set_repository(ctx, MinorVersion(1, 31))
     assert "v1.30" in source.read_text() and fake.ran == []
-    assert not (source.parent / "kubernetes.list.kubeupgrade-backup").exists()
+    assert not (source.parent / "kubernetes.list.kubeupgrade.bak").exists()
 
 
 def test_the_fence_is_asked_with_the_host_lock_held(tmp_path):
@@ -390,3 +390,94 @@ def test_a_configuration_path_kubeadm_could_not_read_is_a_problem_not_an_absence
     assert fake.ran == []
     assert steps.upgrade_configuration_facts(context(tmp_path / "elsewhere", fake), UPGRADE_YAML,
                                              certificate_renewal=True, etcd_upgrade=True) is None
+
+
+# The repository wherever the host keeps it: `apt modernize-sources` (apt 3) turns
+# kubernetes.list into a deb822 kubernetes.sources and keeps the old file as .list.bak, which
+# apt no longer reads; configuration management names files its own way.
+MODERNIZED = """# Modernized from /etc/apt/sources.list.d/kubernetes.list
+Types: deb
+URIs: https://pkgs.k8s.io/core:/stable:/v1.30/deb/
+Suites: /
+Signed-By: /usr/share/keyrings/kubernetes-archive-keyring.gpg
+"""
+
+
+def apt_refresh():
+    return FakeExecutor().on("dpkg-query", stdout="install ok installed").on("apt-get", "update")
+
+
+def test_a_deb822_source_is_edited_where_it_is_and_put_back_on_restore(tmp_path):
+    sources = tmp_path / "etc/apt/sources.list.d"
+    sources.mkdir(parents=True)
+    (sources / "kubernetes.sources").write_text(MODERNIZED)
+    old_line = "deb [signed-by=/usr/share/keyrings/kubernetes-archive-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v1.30/deb/ /\n"
+    (sources / "kubernetes.list.bak").write_text(old_line)
+    (sources / "debian.sources").write_text("Types: deb\nURIs: http://deb.debian.org/debian/\nSuites: trixie\n")
+    outcome = steps.set_repository(context(tmp_path, apt_refresh()), MinorVersion(1, 31))
+    assert outcome.status == steps.DONE
+    assert "/etc/apt/sources.list.d/kubernetes.sources" in outcome.detail
+    assert (sources / "kubernetes.sources").read_text() == MODERNIZED.replace("v1.30", "v1.31")
+    assert not (sources / "kubernetes.list").exists(), "a second source written beside the host's own"
+    assert (sources / "kubernetes.list.bak").read_text() == old_line  # apt does not read it
+    assert (sources / "kubernetes.sources.kubeupgrade.bak").read_text() == MODERNIZED
+    assert steps.set_repository(context(tmp_path, apt_refresh()), MinorVersion(1, 31)).status == steps.ALREADY_DONE
+
+    outcome = steps.restore_repository(context(tmp_path, apt_refresh()), MinorVersion(1, 31))
+    assert outcome.detail == "repository restored to v1.30"
+    assert (sources / "kubernetes.sources").read_text() == MODERNIZED
+
+
+def test_every_file_naming_the_repository_moves_to_the_target_together(tmp_path):
+    """Two files naming the repository (one left by a config tool, one by hand) both move: a
+    host left reading two minors would list both and pick by pin alone."""
+    sources = tmp_path / "etc/apt/sources.list.d"
+    sources.mkdir(parents=True)
+    (sources / "kubernetes.sources").write_text(MODERNIZED)
+    (sources / "k8s.list").write_text("deb https://mirror.example/k8s/core:/stable:/v1.30/deb/ /\n")
+    fake = apt_refresh()
+    steps.set_repository(context(tmp_path, fake), MinorVersion(1, 31))
+    assert "v1.31" in (sources / "kubernetes.sources").read_text()
+    assert (sources / "k8s.list").read_text() == "deb https://mirror.example/k8s/core:/stable:/v1.31/deb/ /\n"
+    assert refreshes(fake) == 1
+    # installing checks them all: one put back by hand sends set-repository again
+    (sources / "k8s.list").write_text("deb https://mirror.example/k8s/core:/stable:/v1.30/deb/ /\n")
+    fake = (apt_refresh().on("apt-mark").on("apt-get", "install"))
+    fake.answers[(*VERSIONS, "kubelet")] = dpkg_versions("1.31.2-1.1")
+    ctx = context(tmp_path, fake)
+    ctx.platform.ensure_source(ctx, MinorVersion(1, 31))
+    assert "v1.31" in (sources / "k8s.list").read_text() and refreshes(fake) == 1
+    steps.restore_repository(context(tmp_path, apt_refresh()), MinorVersion(1, 31))
+    assert "v1.30" in (sources / "k8s.list").read_text() and "v1.30" in (sources / "kubernetes.sources").read_text()
+
+
+def test_a_record_of_the_default_file_alone_is_still_restored(tmp_path):
+    """A hop set before the host's other files were read recorded the default file's text as a
+    string; restoring after an upgrade of kubeupgrade puts that back."""
+    source = with_repository(tmp_path, MinorVersion(1, 31))
+    ctx = context(tmp_path, FakeExecutor())
+    ctx.mark("repository-replaced-1.31", previous="deb https://pkgs.k8s.io/core:/stable:/v1.30/deb/ /\n")
+    assert steps.restore_repository(context(tmp_path, apt_refresh()), MinorVersion(1, 31)).status == steps.DONE
+    assert "v1.30" in source.read_text()
+
+
+def test_bytes_that_are_not_utf8_survive_the_edit(tmp_path):
+    source = tmp_path / "etc/apt/sources.list.d/kubernetes.list"
+    source.parent.mkdir(parents=True)
+    text = b"# Kubernetes \xe9quipe\ndeb https://pkgs.k8s.io/core:/stable:/v1.30/deb/ /\n"
+    source.write_bytes(text)
+    steps.set_repository(context(tmp_path, apt_refresh()), MinorVersion(1, 31))
+    assert source.read_bytes() == text.replace(b"v1.30", b"v1.31")
+
+
+def test_an_rpm_repository_in_a_file_of_its_own_name_is_edited_there(tmp_path):
+    repos = tmp_path / "etc/yum.repos.d"
+    repos.mkdir(parents=True)
+    repo = ("[kubernetes]\nname=Kubernetes\nbaseurl=https://pkgs.k8s.io/core:/stable:/v1.30/rpm/\n"
+            "enabled=1\ngpgcheck=1\nexclude=kubelet kubeadm kubectl cri-tools kubernetes-cni\n")
+    (repos / "k8s.repo").write_text(repo)
+    (repos / "rocky.repo").write_text("[baseos]\nmirrorlist=https://mirrors.rockylinux.org/mirrorlist\n")
+    fake = FakeExecutor().on("dnf", "makecache")
+    steps.set_repository(context(tmp_path, fake, OsFamily.DNF), MinorVersion(1, 31))
+    assert (repos / "k8s.repo").read_text() == repo.replace("v1.30", "v1.31")
+    assert not (repos / "kubernetes.repo").exists()

@@ -15,6 +15,10 @@ class AptPlatform(PackagePlatform):
     name = "apt"
     marker = "apt-get"
     repository_file = APT_SOURCE
+    # one-line sources (`.list`) and deb822 ones (`.sources`, which Ubuntu 24.04 ships and
+    # `apt modernize-sources` writes from `.list` files on apt 3)
+    repository_files = ("/etc/apt/sources.list", "/etc/apt/sources.list.d/*.list",
+                        "/etc/apt/sources.list.d/*.sources")
     refusals = ("Unable to locate package", "was not found",
                 "Packages were downgraded and -y was used without --allow-downgrades")
 

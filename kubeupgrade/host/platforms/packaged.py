@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from abc import abstractmethod
+from pathlib import Path
 from typing import Any
 
 from kubeupgrade.errors import PermanentError
@@ -50,7 +51,10 @@ def retargeted(text: str, minor: MinorVersion) -> str | None:
 
 
 class PackagePlatform(HostPlatform):
-    repository_file: str  # absolute path of the Kubernetes repository configuration
+    # where pkgs.k8s.io's configuration is written on a host that has none
+    repository_file: str
+    # every file the package manager reads repositories from, in its order ("*" as in a glob)
+    repository_files: tuple[str, ...]
 
     # -- what each package manager says differently -------------------------------------------
     @abstractmethod
@@ -109,8 +113,8 @@ class PackagePlatform(HostPlatform):
         return package.version if package else None
 
     def facts(self, ctx: HostContext) -> dict[str, Any]:
-        repo = ctx.path(self.repository_file)
-        minor = configured_minor(repo.read_text()) if repo.exists() else None
+        minors = [m for m in map(configured_minor, self.repository_texts(ctx).values()) if m]
+        minor = min(minors) if minors else None
         installed = {name: (p.raw if p else None)
                      for name, p in self.installed_packages(ctx, ("kubeadm", "kubelet", "kubectl")).items()}
         swap = ctx.run(swap_devices(), "swapon --show", check=False)  # the kubelet may refuse swap
@@ -120,46 +124,91 @@ class PackagePlatform(HostPlatform):
                 "swap_on": bool(swap and swap.ok and swap.stdout.strip()),
                 "fail_swap_on_flag": fail_swap_on_flag(flags)}
 
+    # -- the repository -----------------------------------------------------------------------
+    def repository_texts(self, ctx: HostContext) -> dict[str, str]:
+        """host path -> text of each file the package manager reads that configures a
+        pkgs.k8s.io-style repository, in the order it reads them: wherever the host keeps it
+        (`apt modernize-sources` turns `kubernetes.list` into a deb822 `kubernetes.sources`;
+        configuration management names files its own way). The default file alone, as it is
+        or empty, when none does."""
+        found: dict[str, str] = {}
+        for pattern in self.repository_files:
+            directory, _, name = pattern.rpartition("/")
+            paths = sorted(ctx.path(directory).glob(name)) if "*" in name else [ctx.path(pattern)]
+            for path in paths:
+                text = _read(path)
+                if configured_minor(text) is not None:
+                    found["/" + str(path.relative_to(ctx.root))] = text
+        return found or {self.repository_file: _read(ctx.path(self.repository_file))}
+
     def set_source(self, ctx: HostContext, minor: MinorVersion) -> StepOutcome:
         """Point the package repository at `minor` and refresh metadata."""
-        path = ctx.path(self.repository_file)
-        current = path.read_text() if path.exists() else ""
-        # The host's own configuration with the minor changed; pkgs.k8s.io's documented one
-        # only where it has none we recognise (no file, or the frozen apt.kubernetes.io)
-        kept = retargeted(current, minor)
-        wanted = kept or self.render_repository(minor)
-        if configured_minor(current) == minor and ctx.marked(f"repository-{minor.plain}"):
+        current = self.repository_texts(ctx)
+        if all(configured_minor(text) == minor for text in current.values()) and \
+                ctx.marked(f"repository-{minor.plain}"):
             return StepOutcome(ALREADY_DONE, f"repository already at {minor.tag}")
-        with ctx.changing(f"write {self.repository_file}", QUICK_TIMEOUT):
-            if current and configured_minor(current) != minor:
-                backup = path.with_name(path.name + ".kubeupgrade-backup")
-                backup.write_text(current)  # back up before mutating, as kubeadm does with manifests
+        # Each file the host configures it in with the minor changed; pkgs.k8s.io's documented
+        # configuration only where there is none we recognise (no file, or the frozen
+        # apt.kubernetes.io)
+        wanted = {name: retargeted(text, minor) or self.render_repository(minor)
+                  for name, text in current.items()}
+        kept = any(retargeted(text, minor) for text in current.values())
+        with ctx.changing(f"write {', '.join(current)}", QUICK_TIMEOUT):
+            replaced = {name: text for name, text in current.items()
+                        if text and configured_minor(text) != minor}
+            for name, text in replaced.items():
+                path = ctx.path(name)
+                # back up before mutating, as kubeadm does with manifests; apt skips a name
+                # ending in .bak silently (another suffix in sources.list.d draws a notice from
+                # every apt run), dnf reads only .repo files
+                path.with_name(path.name + ".kubeupgrade.bak").write_text(text, errors="surrogateescape")
+            if replaced:
                 # What this campaign's hop replaced, kept before the change so a hop that fails
                 # even while refreshing (the minor's repository does not exist) can put it back.
-                ctx.mark(f"repository-replaced-{minor.plain}", previous=current)
-            if current != wanted:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(wanted)
+                ctx.mark(f"repository-replaced-{minor.plain}",
+                         previous={**self._replaced(ctx, minor), **replaced})
+            for name, text in wanted.items():
+                if current[name] != text:
+                    path = ctx.path(name)
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_text(text, errors="surrogateescape")
         self.repair(ctx)
         ctx.run(self.refresh_metadata(), "refresh package metadata")
         ctx.mark(f"repository-{minor.plain}")
         where = "the host's own repository address" if kept else "pkgs.k8s.io"
-        return StepOutcome(DONE, f"repository set to {minor.tag} ({where})", ctx.output())
+        files = "" if list(current) == [self.repository_file] else f" in {', '.join(current)}"
+        return StepOutcome(DONE, f"repository set to {minor.tag} ({where}){files}", ctx.output())
+
+    def _replaced(self, ctx: HostContext, minor: MinorVersion) -> dict[str, str]:
+        """host path -> the text this campaign's hop replaced there (a record written before
+        files other than the default one were read holds the default file's text alone)."""
+        marked = ctx.marked(f"repository-replaced-{minor.plain}") or {}
+        previous = marked.get("previous")
+        if isinstance(previous, str):
+            return {self.repository_file: previous}
+        if isinstance(previous, dict):
+            return {name: text for name, text in previous.items()
+                    if isinstance(name, str) and isinstance(text, str)}
+        return {}
 
     def restore_source(self, ctx: HostContext, minor: MinorVersion) -> StepOutcome:
-        path = ctx.path(self.repository_file)
-        current = path.read_text() if path.exists() else ""
-        replaced = ctx.marked(f"repository-replaced-{minor.plain}")
-        if replaced is None or not isinstance(replaced.get("previous"), str):
+        replaced = self._replaced(ctx, minor)
+        if not replaced:
             return StepOutcome(ALREADY_DONE, "this campaign did not change the repository here")
-        previous = replaced["previous"]
-        earlier = configured_minor(previous)
-        label = earlier.tag if earlier else "its previous configuration"
-        if current == previous:
-            return StepOutcome(ALREADY_DONE, f"repository already restored to {label}")
-        if configured_minor(current) != minor:
+        earlier = [m for m in map(configured_minor, replaced.values()) if m]
+        label = min(earlier).tag if earlier else "its previous configuration"
+        restore = {}
+        for name, previous in replaced.items():
+            current = _read(ctx.path(name))
+            # a file changed since this campaign set it is someone else's to keep
+            if current != previous and configured_minor(current) == minor:
+                restore[name] = previous
+        if not restore:
+            if all(_read(ctx.path(name)) == previous for name, previous in replaced.items()):
+                return StepOutcome(ALREADY_DONE, f"repository already restored to {label}")
             return StepOutcome(ALREADY_DONE, "repository changed since this campaign set it; left as is")
-        path.write_text(previous)
+        for name, previous in restore.items():
+            ctx.path(name).write_text(previous, errors="surrogateescape")
         ctx.unmark(f"repository-{minor.plain}")
         self.repair(ctx)
         ctx.run(self.refresh_metadata(), "refresh package metadata")
@@ -168,9 +217,9 @@ class PackagePlatform(HostPlatform):
     def ensure_source(self, ctx: HostContext, minor: MinorVersion) -> None:
         """Installing needs the target's repository: set it again if it was restored or changed
         since set-repository ran (a retry after a failed hop)."""
-        path = ctx.path(self.repository_file)
-        current = path.read_text() if path.exists() else ""
-        if configured_minor(current) != minor or not ctx.marked(f"repository-{minor.plain}"):
+        current = self.repository_texts(ctx)
+        if any(configured_minor(text) != minor for text in current.values()) or \
+                not ctx.marked(f"repository-{minor.plain}"):
             self.set_source(ctx, minor)
 
     def offered(self, ctx: HostContext, component: str, target: VersionSpec) -> list[ListedPackage]:
@@ -223,6 +272,15 @@ def unambiguous_versions(packages: tuple[str, ...], printed: list[tuple[str, str
         if name in packages:
             versions.setdefault(name, []).append(version)
     return {name: found[0] for name, found in versions.items() if len(found) == 1}
+
+
+def _read(path: Path) -> str:
+    """A repository file's text, "" if there is none; bytes that are not UTF-8 are kept as they
+    are, to be written back unchanged."""
+    try:
+        return path.read_text(errors="surrogateescape")
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return ""
 
 
 def _pin(version: KubeVersion, package: str) -> PackageVersion:

@@ -21,6 +21,7 @@ YUM_REPO = "/etc/yum.repos.d/kubernetes.repo"
 
 class RpmPlatform(PackagePlatform):
     repository_file = YUM_REPO
+    repository_files = ("/etc/yum.repos.d/*.repo",)
     refusals = ("Unable to find a match", "No match for argument", "was not found",
                 # the repository's exclusion held: nothing but a changed argv helps
                 "matches only excluded packages", "filtered out by exclude filtering",

@@ -22,7 +22,7 @@ import time
 from kubeupgrade.sandbox import quickjson
 from kubeupgrade.sandbox.faults import FaultKind
 from kubeupgrade.sandbox.hostbin.context import TYPE_CHECKING, ExitCommand, Host
-from kubeupgrade.sandbox.layout import APT_LISTS, APT_SOURCE, KUBELET_STATE, PACKAGE_STATE, YUM_REPO
+from kubeupgrade.sandbox.layout import APT_LISTS, KUBELET_STATE, PACKAGE_STATE, YUM_REPOS
 
 # The version model and the release tables are imported by the functions that read the
 # repository, and `fnmatch` (with `re` behind it) only for a version given as a wildcard: the
@@ -40,14 +40,11 @@ _SIZES_MB = {"kubeadm": 10.4, "kubelet": 15.2, "kubectl": 10.9}
 
 
 # -- repository ------------------------------------------------------------------------------
-def _configured(host: Host) -> tuple[MinorVersion, str] | None:
-    """The minor and the address (to its `deb/` or `rpm/`) of the first pkgs.k8s.io-style
-    repository in the source or repo file."""
+def _addresses(text: str) -> list[tuple[MinorVersion, str]]:
+    """Each pkgs.k8s.io-style repository address in `text` (to its `deb/` or `rpm/`) and its
+    minor, once each, in order."""
     from kubeupgrade.model.versions import MinorVersion
-    try:
-        text = host.read_file(APT_SOURCE if host.family == "apt" else YUM_REPO)
-    except FileNotFoundError:
-        return None
+    found: list[tuple[MinorVersion, str]] = []
     at = text.find(_REPO_PATH)
     while at >= 0:
         major, dot, rest = text[at + len(_REPO_PATH):].partition(".")
@@ -55,24 +52,39 @@ def _configured(host: Host) -> tuple[MinorVersion, str] | None:
         if dot and slash and _is_number(major) and _is_number(minor) and rest[:3] in ("deb", "rpm"):
             start = max(text.rfind(mark, 0, at) for mark in (" ", "=", "\n", "\t")) + 1
             end = at + len(_REPO_PATH) + len(major) + len(minor) + 2 + 4
-            return MinorVersion(int(major), int(minor)), text[start:end]
+            address = (MinorVersion(int(major), int(minor)), text[start:end])
+            if address not in found:
+                found.append(address)
         at = text.find(_REPO_PATH, at + 1)
-    return None
+    return found
 
 
-def _configured_minor(host: Host) -> MinorVersion | None:
-    found = _configured(host)
-    return found[0] if found else None
+def _repo_files(host: Host) -> list[str]:
+    """dnf and yum read every `.repo` file of /etc/yum.repos.d."""
+    try:
+        names = sorted(os.listdir(host.file(YUM_REPOS)))
+    except FileNotFoundError:
+        return []
+    return [f"{YUM_REPOS}/{name}" for name in names if name.endswith(".repo")]
 
 
-def _missing_keyring(host: Host) -> str | None:
-    """The keyring the apt source's `signed-by` names, when the host has no such file."""
-    text = host.read_file(APT_SOURCE)
-    at = text.find("signed-by=")
-    if at < 0:
-        return None
-    path = text[at + len("signed-by="):].split("]", 1)[0].split()[0]
-    return None if os.path.exists(host.file(path)) else path
+def _configured(host: Host) -> list[tuple[MinorVersion, str]]:
+    """The pkgs.k8s.io-style repositories the host is configured with: apt's enabled `deb`
+    entries (raises apt_sources.SourcesError where apt could not read them), the addresses of
+    the `.repo` files for dnf and yum."""
+    if host.family == "apt":
+        from kubeupgrade.sandbox.hostbin import apt_sources
+        sources, _ = apt_sources.read_sources(host)
+        return [address for source in sources for address in _addresses(source.uri)]
+    found: list[tuple[MinorVersion, str]] = []
+    for path in _repo_files(host):
+        found += [address for address in _addresses(host.read_file(path)) if address not in found]
+    return found
+
+
+def _missing_keyring(host: Host, keyring: str | None) -> bool:
+    """Whether a source's `signed-by` names a keyring file the host does not have."""
+    return bool(keyring) and keyring.startswith("/") and not os.path.exists(host.file(keyring))
 
 
 def _is_number(text: str) -> bool:
@@ -89,16 +101,19 @@ def _matches(name: str, pattern: str, *, prefix: bool = False) -> bool:
     return fnmatch.fnmatchcase(name, pattern) or (prefix and fnmatch.fnmatchcase(name, pattern + "*"))
 
 
-def _listed_minor(host: Host) -> MinorVersion | None:
-    """apt serves what the last `apt-get update` fetched; dnf refreshes from the repo file."""
+def _listed(host: Host) -> list[tuple[MinorVersion, str]]:
+    """The repositories packages come from: what the last `apt-get update` fetched for apt,
+    the repo files as they are for dnf (it refreshes from them)."""
     from kubeupgrade.model.versions import MinorVersion
     if host.family != "apt":
-        return _configured_minor(host)
+        return _configured(host)
     try:
-        minor = quickjson.loads(host.read_file(APT_LISTS)).get("minor")
+        lists = quickjson.loads(host.read_file(APT_LISTS))
     except FileNotFoundError:
-        return None
-    return MinorVersion(*map(int, minor.split("."))) if minor else None
+        return []
+    fetched = lists.get("repositories", [lists] if lists.get("minor") else [])
+    return [(MinorVersion(*map(int, repo["minor"].split("."))), str(repo.get("url") or "(none)"))
+            for repo in fetched]
 
 
 def _missing(host: Host) -> set[tuple[str, str | None]]:
@@ -110,29 +125,27 @@ def _missing(host: Host) -> set[tuple[str, str | None]]:
 
 
 def repository(host: Host, name: str) -> list[tuple[KubeVersion, str]]:
-    """(version, package string) pairs the repository offers for `name`, newest first."""
+    """(version, package string) pairs the repositories offer for `name`, newest first."""
     from kubeupgrade.sandbox import releases
-    minor = _listed_minor(host)
-    if minor is None or name not in releases.PACKAGES:
+    minors = {minor for minor, _ in _listed(host)}
+    if not minors or name not in releases.PACKAGES:
         return []
     gone = _missing(host)
     if (name, None) in gone:
         return []
-    offered = [(v, releases.package_version(v, host.family)) for v in releases.releases(minor)
-               if (name, v.plain) not in gone]
+    offered = [(v, releases.package_version(v, host.family)) for minor in sorted(minors)
+               for v in releases.releases(minor) if (name, v.plain) not in gone]
     return sorted(offered, key=lambda item: item[0], reverse=True)
 
 
-def _source_url(host: Host) -> str:
-    """Where the listed packages come from: the address apt fetched its lists from, the repo
-    file's for dnf."""
-    if host.family != "apt":
-        found = _configured(host)
-        return found[1] if found else "(none)"
-    try:
-        return str(quickjson.loads(host.read_file(APT_LISTS)).get("url") or "(none)")
-    except FileNotFoundError:
-        return "(none)"
+def _source_url(host: Host, version: KubeVersion | None = None) -> str:
+    """Where a listed version comes from (the first repository without one): the address apt
+    fetched its lists from, the repo file's for dnf."""
+    listed = _listed(host)
+    for minor, url in listed:
+        if version is None or minor == version.minor_version:
+            return url
+    return "(none)"
 
 
 # -- shared state helpers ------------------------------------------------------------------
@@ -203,31 +216,44 @@ def apt_get(host: Host, args: list[str]) -> int:
 
 def _apt_update(host: Host) -> int:
     from kubeupgrade.sandbox import releases
+    from kubeupgrade.sandbox.hostbin import apt_sources
     _dpkg_lock(host)
+    try:
+        sources, notices = apt_sources.read_sources(host)
+    except apt_sources.SourcesError as error:
+        raise host.fail(str(error), 100) from None
     host.sleep("apt-get update")
-    found = _configured(host)
-    if found is None:
-        host.out("Reading package lists... Done")
-        return 0
-    minor, url = found
-    if _missing_keyring(host):
-        # apt cannot check the Release file's signature: the repository is refused
-        problem = ("The following signatures couldn't be verified because the public key is not "
-                   "available: NO_PUBKEY 234654DA9A296436")
-        host.out(f"Err:1 {url.rstrip('/')}  InRelease\n  {problem}\nReading package lists... Done")
-        raise host.fail(f"W: GPG error: {url.rstrip('/')}  InRelease: {problem}\n"
-                        f"E: The repository '{url}  InRelease' is not signed.\n"
-                        "N: Updating from such a repository can't be done securely, and is "
-                        "therefore disabled by default.\n"
-                        "N: See apt-secure(8) manpage for repository creation and user "
-                        "configuration details.", 100)
-    if not releases.releases(minor):
-        host.out(f"Err:1 {url.rstrip('/')}  InRelease\n  404  Not Found [IP: 18.67.240.98 443]\nReading package lists... Done")
-        raise host.fail(f"E: The repository '{url}  InRelease' does not have a Release file.\n"
-                        "N: Updating from such a repository can't be done securely, and is "
-                        "therefore disabled by default.", 100)
-    host.out(f"Hit:1 {url.rstrip('/')}  InRelease\nReading package lists... Done")
-    host.write_file(APT_LISTS, quickjson.dumps({"minor": minor.plain, "url": url}))
+    fetched, lines, errors = [], [], []
+    seen = set()
+    for source in sources:
+        for minor, url in _addresses(source.uri):
+            if (source.uri, source.suite) in seen:
+                continue
+            seen.add((source.uri, source.suite))
+            number = len(lines) + 1
+            if _missing_keyring(host, source.signed_by):
+                # apt cannot check the Release file's signature: the repository is refused
+                problem = ("The following signatures couldn't be verified because the public key "
+                           "is not available: NO_PUBKEY 234654DA9A296436")
+                lines.append(f"Err:{number} {url.rstrip('/')}  InRelease\n  {problem}")
+                errors += [f"W: GPG error: {url.rstrip('/')}  InRelease: {problem}",
+                           f"E: The repository '{url}  InRelease' is not signed."]
+            elif not releases.releases(minor):
+                lines.append(f"Err:{number} {url.rstrip('/')}  InRelease\n  404  Not Found [IP: 18.67.240.98 443]")
+                errors.append(f"E: The repository '{url}  InRelease' does not have a Release file.")
+            else:
+                lines.append(f"Hit:{number} {url.rstrip('/')}  InRelease")
+                fetched.append({"minor": minor.plain, "url": url})
+    host.out("\n".join(lines + ["Reading package lists... Done"]))
+    # apt keeps the lists of what it could fetch and drops those of sources no longer configured
+    host.write_file(APT_LISTS, quickjson.dumps({"repositories": fetched}))
+    for notice in notices + apt_sources.duplicates(sources):
+        host.err(notice)
+    if errors:
+        raise host.fail("\n".join(errors + [
+            "N: Updating from such a repository can't be done securely, and is therefore "
+            "disabled by default.",
+            "N: See apt-secure(8) manpage for repository creation and user configuration details."]), 100)
     return 0
 
 
@@ -373,14 +399,13 @@ def apt_mark(host: Host, args: list[str]) -> int:
 def apt_cache(host: Host, args: list[str]) -> int:
     if len(args) < 2 or args[0] not in ("madison", "policy"):
         raise host.fail("E: sandbox apt-cache supports: madison PKG..., policy PKG", 100)
-    url = _source_url(host)
     if args[0] == "madison":  # each package's rows in turn; one it cannot find is said, not fatal
         for name in args[1:]:
             listed = repository(host, name)
             if not listed:
                 host.err(f"N: Unable to locate package {name}")
-            for _, package in listed:
-                host.out(f"{name:>10} | {package} | {url.rstrip('/')}  Packages")
+            for version, package in listed:
+                host.out(f"{name:>10} | {package} | {_source_url(host, version).rstrip('/')}  Packages")
         return 0
     name = args[1]
     offered = repository(host, name)
@@ -388,9 +413,9 @@ def apt_cache(host: Host, args: list[str]) -> int:
     host.out(f"{name}:\n  Installed: {installed or '(none)'}\n"
              f"  Candidate: {offered[0][1] if offered else '(none)'}\n  Version table:")
     listed = {package for _, package in offered}
-    for _, package in offered:
+    for version, package in offered:
         marker = " ***" if package == installed else "    "
-        host.out(f"{marker} {package} 500\n        500 {url.rstrip('/')}  Packages")
+        host.out(f"{marker} {package} 500\n        500 {_source_url(host, version).rstrip('/')}  Packages")
         if package == installed:
             host.out("        100 /var/lib/dpkg/status")
     if installed and installed not in listed:
@@ -499,10 +524,10 @@ _DNF5_LOADED = "Updating and loading repositories:\nRepositories loaded."
 def _dnf_metadata(host: Host) -> None:
     """Loading repository metadata fails, as dnf does, when the configured minor has none."""
     from kubeupgrade.sandbox import releases
-    found = _configured(host)
-    if found is None or releases.releases(found[0]):
+    missing = [url for minor, url in _configured(host) if not releases.releases(minor)]
+    if not missing:
         return
-    url = found[1]
+    url = missing[0]
     host.out("Kubernetes                                      1.2 kB/s | 548  B     00:00")
     raise host.fail("Errors during downloading metadata for repository 'kubernetes':\n"
                     f"  - Status code: 404 for {url}repodata/repomd.xml (IP: 18.67.240.98)\n"
