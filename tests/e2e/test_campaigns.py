@@ -200,6 +200,29 @@ def test_a_source_modernized_to_deb822_is_upgraded_where_it_is(make_stack, tmp_p
     assert invariants.check_all(box, max_unavailable=1) == []
 
 
+def test_an_rpm_repository_of_another_id_and_file_name_has_its_own_exclusion_lifted(make_stack, tmp_path):
+    """A host whose configuration management named the repository `[k8s]` in k8s.repo: the
+    upgrade edits that file and lifts that id's exclusion (lifting `kubernetes` lifts nothing
+    there, and dnf refuses the packages as excluded)."""
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="dnf")
+    box = stack.sandbox
+    for node in box.nodes:
+        repos = box.node_root(node["name"]) / "etc/yum.repos.d"
+        (repos / "k8s.repo").write_text((repos / "kubernetes.repo").read_text().replace("[kubernetes]", "[k8s]"))
+        (repos / "kubernetes.repo").unlink()
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1), broker=stack.broker)
+    assert handle.wait(timeout=240) == "succeeded", json.dumps(handle.status().get("error"))
+    assert {r.version for r in box.node_rows()} == {"v1.31.14"}
+    for node in box.nodes:
+        repos = box.node_root(node["name"]) / "etc/yum.repos.d"
+        assert "[k8s]" in (repos / "k8s.repo").read_text() and "v1.31" in (repos / "k8s.repo").read_text()
+        assert not (repos / "kubernetes.repo").exists(), node["name"]
+        runs = [run for run in box.command_log(node["name"]) if run["argv"][0] == "dnf"]
+        assert runs and all(run["argv"][-1] == "--setopt=disable_excludes=k8s" and run["exit"] == 0
+                            for run in runs), runs
+    assert invariants.check_all(box, max_unavailable=1) == []
+
+
 def test_failed_kubelet_restart_then_retry_reruns_nothing_done(make_stack, tmp_path):
     stack = make_stack(control_planes=1, workers=3, version="1.30.4", os_family="mixed")
     box = stack.sandbox

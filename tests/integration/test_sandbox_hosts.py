@@ -253,6 +253,31 @@ def test_dnf_4_lifts_the_exclusion_by_flag_or_by_option_and_yum_3_by_flag_only(b
     ok(run_on(old, "cp-1", "yum", "install", "-y", "kubeadm-1.30.9-150500.1.1", "--disableexcludes=kubernetes"))
 
 
+def test_dnf_lifts_an_exclusion_only_for_the_repository_ids_it_is_given(box):
+    """The exclusion is a repository's own: lifting `kubernetes` does nothing for a `[k8s]`
+    section, in a file of any name; dnf names the repository by its id."""
+    repos = box.node_root("cp-2") / "etc/yum.repos.d"
+    text = (repos / "kubernetes.repo").read_text().replace("[kubernetes]", "[k8s]")
+    (repos / "kubernetes.repo").unlink()
+    (repos / "k8s.repo").write_text(text)
+    (repos / "rocky.repo").write_text("[baseos]\nname=Rocky Linux BaseOS\n"
+                                      "mirrorlist=https://mirrors.rockylinux.org/mirrorlist?repo=BaseOS-9\n")
+    spec = "kubeadm-1.30.9-150500.1.1"
+    refused = run_on(box, "cp-2", "dnf", "install", "-y", spec, "--setopt=disable_excludes=kubernetes")
+    assert refused.returncode == 1 and "filtered out by exclude filtering" in refused.stderr
+    listing = ok(run_on(box, "cp-2", "dnf", "list", "--showduplicates", "kubeadm",
+                        "--setopt=disable_excludes=main,k8s")).stdout
+    assert "kubeadm.x86_64                  1.30.14-150500.1.1                k8s" in listing.splitlines()
+    ok(run_on(box, "cp-2", "dnf", "install", "-y", spec, "--disableexcludes=k8s"))
+    assert ok(run_on(box, "cp-2", "rpm", "-q", "kubeadm")).stdout.strip() == f"{spec}.x86_64"
+    (repos / "k8s.repo").write_text(text.replace("v1.30", "v1.99"))
+    missing = run_on(box, "cp-2", "dnf", "makecache", "--setopt=disable_excludes=k8s")
+    assert "Error: Failed to download metadata for repo 'k8s'" in missing.stderr
+    (repos / "k8s.repo").write_text(text.replace("enabled=1", "enabled=0"))
+    disabled = run_on(box, "cp-2", "dnf", "install", "-y", spec, "--setopt=disable_excludes=all")
+    assert disabled.returncode == 1 and "No match for argument" in disabled.stderr
+
+
 def test_dnf_5_refuses_disableexcludes_and_answers_in_its_own_words(make_sandbox):
     from kubeupgrade.host.listings import parse_listing
 

@@ -6,6 +6,7 @@ from kubeupgrade.host import commands
 from kubeupgrade.host.executor import Command
 from kubeupgrade.host.platforms import platform_for, systemd
 from kubeupgrade.host.platforms.packaged import configured_minor, retargeted
+from kubeupgrade.host.platforms.rpm import RpmPlatform, repository_ids
 from kubeupgrade.model.campaign import OsFamily
 from kubeupgrade.model.versions import MinorVersion, parse_package_version, parse_version
 
@@ -131,3 +132,30 @@ def test_a_host_s_own_repository_keeps_everything_but_the_minor(text, expected):
 )
 def test_one_query_reads_each_installed_package(platform, packages, printed, versions):
     assert platform.parse_installed(packages, printed) == versions
+
+
+@pytest.mark.parametrize(("text", "ids"), [
+    (DNF.render_repository(MinorVersion(1, 31)), ["kubernetes"]),
+    # a host's own id, its gpgkey line naming the layout too, beside a section of another vendor
+    ("[k8s-stable]\nbaseurl = https://pulp.corp.example/k8s/core:/stable:/v1.30/rpm/\n"
+     "gpgkey=https://pulp.corp.example/k8s/core:/stable:/v1.30/rpm/repodata/repomd.xml.key\n"
+     "[epel]\nmetalink=https://mirrors.fedoraproject.org/metalink?repo=epel-9\n", ["k8s-stable"]),
+    ("[kubernetes]\nbaseurl=https://pkgs.k8s.io/core:/stable:/v1.30/rpm/\n"
+     "[kubernetes-next]\nbaseurl=https://pkgs.k8s.io/core:/stable:/v1.31/rpm/\n", ["kubernetes", "kubernetes-next"]),
+    # an id dnf would not take stays out of any argv
+    ("[k8s; rm -rf /]\nbaseurl=https://pkgs.k8s.io/core:/stable:/v1.30/rpm/\n", []),
+    ("[main]\ngpgcheck=1\n", []),
+])
+def test_the_repository_ids_whose_exclusion_is_lifted_are_read_from_the_repo_file(text, ids):
+    assert repository_ids(text) == ids
+
+
+def test_lifting_names_every_repository_id_the_way_each_tool_takes_them():
+    pins = {"kubeadm": parse_package_version("1.31.2-150500.1.1")}
+    dnf = RpmPlatform("dnf", ("k8s", "k8s-next"))
+    assert dnf.install_command(pins, download_only=False).argv == (
+        "dnf", "install", "-y", "kubeadm-1.31.2-150500.1.1", "--setopt=disable_excludes=k8s,k8s-next")
+    yum = RpmPlatform("yum", ("k8s", "k8s-next"))
+    assert yum.refresh_metadata().argv == ("yum", "makecache", "--disableexcludes=k8s", "--disableexcludes=k8s-next")
+    with pytest.raises(ValueError):
+        RpmPlatform("dnf", ("a b",))

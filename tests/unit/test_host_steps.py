@@ -481,3 +481,30 @@ def test_an_rpm_repository_in_a_file_of_its_own_name_is_edited_there(tmp_path):
     steps.set_repository(context(tmp_path, fake, OsFamily.DNF), MinorVersion(1, 31))
     assert (repos / "k8s.repo").read_text() == repo.replace("v1.30", "v1.31")
     assert not (repos / "kubernetes.repo").exists()
+
+
+def test_an_rpm_install_lifts_the_exclusion_of_the_repository_id_the_host_gave_it(tmp_path):
+    """dnf's disable_excludes names repository ids: lifting `kubernetes` on a host whose
+    section is `[k8s]` lifts nothing, and dnf answers that the packages are excluded."""
+    repos = tmp_path / "etc/yum.repos.d"
+    repos.mkdir(parents=True)
+    (repos / "k8s.repo").write_text("[k8s]\nbaseurl=https://pkgs.k8s.io/core:/stable:/v1.31/rpm/\n"
+                                    "exclude=kubelet kubeadm kubectl cri-tools kubernetes-cni\n")
+    state = {"version": "1.30.4-150500.1.1"}
+    lifted = "--setopt=disable_excludes=k8s"
+
+    def query(command):
+        return 0, f"kubeadm-{state['version']}.x86_64\n", ""
+
+    def install(command):
+        assert command.argv[-1] == lifted, command.argv
+        state["version"] = "1.31.2-150500.1.1"
+        return 0, "", ""
+
+    fake = FakeExecutor().on("dnf", "makecache", lifted)
+    fake.answers[("rpm", "-q", "kubeadm")] = query
+    fake.answers[("dnf", "install", "-y", "kubeadm-1.31.2-150500.1.1", lifted)] = install
+    ctx = context(tmp_path, fake, OsFamily.DNF)
+    steps.set_repository(ctx, MinorVersion(1, 31))
+    assert ctx.platform.install(ctx, V, "1.31.2-150500.1.1", ("kubeadm",)).status == steps.DONE
+    assert all(lifted in argv for argv in fake.ran if argv[0] == "dnf")

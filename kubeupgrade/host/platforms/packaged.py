@@ -80,6 +80,11 @@ class PackagePlatform(HostPlatform):
     @abstractmethod
     def install_command(self, pins: dict[str, PackageVersion], *, download_only: bool) -> Command: ...
 
+    def bound(self, ctx: HostContext) -> PackagePlatform:
+        """This platform with what its commands name on the host in `ctx` (rpm: the ids of the
+        repositories whose exclusion an install lifts); itself where nothing differs."""
+        return self
+
     def hold(self, *packages: str) -> Command | None:
         """Keep the packages from moving between upgrades (None: the repository does it)."""
         return None
@@ -173,7 +178,7 @@ class PackagePlatform(HostPlatform):
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_text(text, errors="surrogateescape")
         self.repair(ctx)
-        ctx.run(self.refresh_metadata(), "refresh package metadata")
+        ctx.run(self.bound(ctx).refresh_metadata(), "refresh package metadata")
         ctx.mark(f"repository-{minor.plain}")
         where = "the host's own repository address" if kept else "pkgs.k8s.io"
         files = "" if list(current) == [self.repository_file] else f" in {', '.join(current)}"
@@ -211,7 +216,7 @@ class PackagePlatform(HostPlatform):
             ctx.path(name).write_text(previous, errors="surrogateescape")
         ctx.unmark(f"repository-{minor.plain}")
         self.repair(ctx)
-        ctx.run(self.refresh_metadata(), "refresh package metadata")
+        ctx.run(self.bound(ctx).refresh_metadata(), "refresh package metadata")
         return StepOutcome(DONE, f"repository restored to {label}", ctx.output())
 
     def ensure_source(self, ctx: HostContext, minor: MinorVersion) -> None:
@@ -229,7 +234,8 @@ class PackagePlatform(HostPlatform):
                     target: VersionSpec) -> dict[str, list[ListedPackage]]:
         # One listing names every package (apt-cache madison and dnf list take several; a
         # package the repository lacks is said on stderr, and the others are listed)
-        result = ctx.run(self.list_versions(*components), f"list {', '.join(components)} versions", check=False)
+        result = ctx.run(self.bound(ctx).list_versions(*components), f"list {', '.join(components)} versions",
+                         check=False)
         listed = result.stdout if result is not None and result.ok else ""
         listing: dict[str, list[ListedPackage]] = {}
         for name in components:
@@ -249,10 +255,10 @@ class PackagePlatform(HostPlatform):
         self.ensure_source(ctx, version.minor_version)
         pins = {name: _pin(version, package) for name in names}
         if download_only:
-            ctx.run(self.install_command(pins, download_only=True), "download packages")
+            ctx.run(self.bound(ctx).install_command(pins, download_only=True), "download packages")
             return StepOutcome(DONE, f"downloaded {', '.join(names)} {package}", ctx.output())
         ctx.run(self.unhold(*names), "unhold packages")
-        ctx.run(self.install_command(pins, download_only=False), f"install {', '.join(names)}")
+        ctx.run(self.bound(ctx).install_command(pins, download_only=False), f"install {', '.join(names)}")
         ctx.run(self.hold(*names), "hold packages")
         after = self.installed_packages(ctx, names)
         wrong = [name for name, p in after.items() if p is None or p.version != version]

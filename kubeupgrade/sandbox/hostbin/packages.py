@@ -3,9 +3,10 @@
 Rules taken from the real tools:
 - packages come only from the configured repository's minor (pkgs.k8s.io has one repository per
   minor); apt reads the lists fetched by its last `apt-get update`, dnf reads the repo file;
-- the kubernetes yum repository excludes the packages, so dnf/yum need them lifted for the run:
-  yum 3 and dnf 4 with `--disableexcludes=kubernetes`, dnf 4 and dnf 5 with
-  `--setopt=disable_excludes=kubernetes`; dnf 5 refuses `--disableexcludes` as an unknown
+- the kubernetes yum repository excludes the packages, so dnf/yum need them lifted for the run,
+  named by the repository's id (its `[section]`, `kubernetes` in kubeadm's guide) or "all":
+  yum 3 and dnf 4 with `--disableexcludes=ID`, dnf 4 and dnf 5 with
+  `--setopt=disable_excludes=ID`; dnf 5 refuses `--disableexcludes` as an unknown
   argument (exit status 2) and words its answers its own way;
 - apt refuses to change held packages under -y without --allow-change-held-packages, also when
   it only downloads them;
@@ -77,9 +78,41 @@ def _configured(host: Host) -> list[tuple[MinorVersion, str]]:
         sources, _ = apt_sources.read_sources(host)
         return [address for source in sources for address in _addresses(source.uri)]
     found: list[tuple[MinorVersion, str]] = []
-    for path in _repo_files(host):
-        found += [address for address in _addresses(host.read_file(path)) if address not in found]
+    for _, minor, url, _ in _rpm_repositories(host):
+        if (minor, url) not in found:
+            found.append((minor, url))
     return found
+
+
+def _rpm_repositories(host: Host) -> list[tuple[str, MinorVersion, str, bool]]:
+    """(id, minor, address, whether it excludes the Kubernetes packages) of each enabled
+    `[section]` of the .repo files whose baseurl is pkgs.k8s.io-style, as dnf reads them."""
+    from kubeupgrade.sandbox import releases
+    found = []
+    for path in _repo_files(host):
+        sections: dict[str, dict[str, str]] = {}
+        current: dict[str, str] | None = None
+        for line in host.read_file(path).splitlines():
+            line = line.strip()
+            if line.startswith("[") and line.endswith("]"):
+                current = sections.setdefault(line[1:-1].strip(), {})
+            elif current is not None and "=" in line and not line.startswith(("#", ";")):
+                key, _, value = line.partition("=")
+                current[key.strip().lower()] = value.strip()
+        for repo_id, options in sections.items():
+            addresses = _addresses(options.get("baseurl", ""))
+            if not addresses or options.get("enabled", "1").lower() in ("0", "false", "no"):
+                continue
+            excluded = (options.get("exclude", "") + " " + options.get("excludepkgs", "")).replace(",", " ").split()
+            excludes = any(_matches(name, pattern) for name in releases.PACKAGES for pattern in excluded)
+            found.append((repo_id, *addresses[0], excludes))
+    return found
+
+
+def _repository_id(host: Host) -> str:
+    """The id dnf names the Kubernetes packages' repository by in what it prints."""
+    repositories = _rpm_repositories(host)
+    return repositories[0][0] if repositories else "kubernetes"
 
 
 def _missing_keyring(host: Host, keyring: str | None) -> bool:
@@ -469,17 +502,24 @@ _VERSION_TEXT = {
     "yum3": "3.4.3\n  Installed: rpm-4.11.3-48.el7_9.x86_64 at 2024-06-30 10:02\n"
             "  Built    : CentOS BuildSystem <http://bugs.centos.org> at 2021-11-24 16:33",
 }
-_ALL_EXCLUDES = ("kubernetes", "all", "*")
-
-
-def _excludes_lifted(tool: str, flags: set[str]) -> bool:
-    if tool != "dnf5" and flags & {f"--disableexcludes={r}" for r in _ALL_EXCLUDES}:
+def _excludes_lifted(host: Host, tool: str, args: list[str]) -> bool:
+    """Whether this run lifts the exclusion of every repository that excludes the Kubernetes
+    packages: by id, or all of them ("all", "*"); "main" lifts only dnf.conf's own. yum 3 and
+    dnf 4 take `--disableexcludes` (repeated, or dnf 4's comma list), dnf 4 and 5 the option."""
+    lifted: set[str] = set()
+    joined = [f"--setopt={args[i + 1]}" if arg == "--setopt" and i + 1 < len(args) else arg
+              for i, arg in enumerate(args)]
+    for arg in joined:
+        if arg.startswith("--disableexcludes=") and tool != "dnf5":
+            value = arg.removeprefix("--disableexcludes=")
+        elif arg.startswith("--setopt=disable_excludes=") and tool != "yum3":
+            value = arg.removeprefix("--setopt=disable_excludes=")
+        else:
+            continue
+        lifted |= {v.strip() for v in value.split(",") if v.strip()} if tool != "yum3" else {value.strip()}
+    if lifted & {"all", "*"}:
         return True
-    if tool == "yum3":
-        return False
-    return any(value.strip() in _ALL_EXCLUDES for flag in flags
-               if flag.startswith("--setopt=disable_excludes=")
-               for value in flag.removeprefix("--setopt=disable_excludes=").split(","))
+    return all(repo_id in lifted for repo_id, _, _, excludes in _rpm_repositories(host) if excludes)
 
 
 def dnf(host: Host, args: list[str]) -> int:
@@ -493,7 +533,7 @@ def dnf(host: Host, args: list[str]) -> int:
     if not words:
         raise host.fail("usage: dnf [options] COMMAND", 1)
     command, targets = words[0], words[1:]
-    excludes_lifted = _excludes_lifted(tool, flags)
+    excludes_lifted = _excludes_lifted(host, tool, args)
     if command == "list":
         return _dnf_list(host, tool, flags, targets, excludes_lifted)
     if command == "install":
@@ -529,9 +569,10 @@ def _dnf_metadata(host: Host) -> None:
         return
     url = missing[0]
     host.out("Kubernetes                                      1.2 kB/s | 548  B     00:00")
-    raise host.fail("Errors during downloading metadata for repository 'kubernetes':\n"
+    repo_id = _repository_id(host)
+    raise host.fail(f"Errors during downloading metadata for repository '{repo_id}':\n"
                     f"  - Status code: 404 for {url}repodata/repomd.xml (IP: 18.67.240.98)\n"
-                    "Error: Failed to download metadata for repo 'kubernetes': Cannot download "
+                    f"Error: Failed to download metadata for repo '{repo_id}': Cannot download "
                     "repomd.xml: Cannot download repodata/repomd.xml: All mirrors were tried", 1)
 
 
@@ -567,13 +608,13 @@ def _dnf_list(host: Host, tool: str, flags: set[str], targets: list[str], exclud
     if installed:
         host.out("Installed packages" if dnf5 else "Installed Packages")
         for name, package in installed:
-            host.out(f"{name + '.x86_64':<32}{package:<34}{'' if dnf5 else '@'}kubernetes")
+            host.out(f"{name + '.x86_64':<32}{package:<34}{'' if dnf5 else '@'}{_repository_id(host)}")
     if available:
         if installed and dnf5:
             host.out()
         host.out("Available packages" if dnf5 else "Available Packages")
         for name, package in available:
-            host.out(f"{name + '.x86_64':<32}{package:<34}kubernetes")
+            host.out(f"{name + '.x86_64':<32}{package:<34}{_repository_id(host)}")
     return 0
 
 
@@ -629,7 +670,7 @@ def _dnf_install(host: Host, tool: str, flags: set[str], targets: list[str], exc
     host.out("Dependencies resolved.\n" + "=" * 60 + "\n Package   Arch     Version     Repository\n"
              + "=" * 60 + "\nUpgrading:")
     for name, version in sorted(changes.items()):
-        host.out(f" {name:<10}x86_64   {version}   kubernetes")
+        host.out(f" {name:<10}x86_64   {version}   {_repository_id(host)}")
     if not assume_yes:
         host.out("Is this ok [y/N]: Operation aborted.")
         raise ExitCommand(1)
