@@ -508,3 +508,20 @@ def test_an_rpm_install_lifts_the_exclusion_of_the_repository_id_the_host_gave_i
     steps.set_repository(ctx, MinorVersion(1, 31))
     assert ctx.platform.install(ctx, V, "1.31.2-150500.1.1", ("kubeadm",)).status == steps.DONE
     assert all(lifted in argv for argv in fake.ran if argv[0] == "dnf")
+
+
+def test_a_file_that_is_not_regular_is_skipped_or_named_never_waited_on(tmp_path):
+    """A FIFO among the sources would block a read for ever; a directory where the default file
+    goes cannot be written: skipped, and named with what to do."""
+    import os
+
+    sources = tmp_path / "etc/apt/sources.list.d"
+    sources.mkdir(parents=True)
+    os.mkfifo(sources / "stray.list")
+    (sources / "kubernetes.sources").write_text(MODERNIZED)
+    steps.set_repository(context(tmp_path, apt_refresh()), MinorVersion(1, 31))
+    assert "v1.31" in (sources / "kubernetes.sources").read_text()
+    (sources / "kubernetes.sources").unlink()
+    (sources / "kubernetes.list").mkdir()
+    with pytest.raises(PermanentError, match="kubernetes.list is not a regular file"):
+        steps.set_repository(context(tmp_path, apt_refresh()), MinorVersion(1, 32))

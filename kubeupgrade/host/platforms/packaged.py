@@ -141,6 +141,8 @@ class PackagePlatform(HostPlatform):
             directory, _, name = pattern.rpartition("/")
             paths = sorted(ctx.path(directory).glob(name)) if "*" in name else [ctx.path(pattern)]
             for path in paths:
+                if not path.is_file():  # a FIFO or socket would never finish reading
+                    continue
                 text = _read(path)
                 if configured_minor(text) is not None:
                     found["/" + str(path.relative_to(ctx.root))] = text
@@ -283,10 +285,15 @@ def unambiguous_versions(packages: tuple[str, ...], printed: list[tuple[str, str
 def _read(path: Path) -> str:
     """A repository file's text, "" if there is none; bytes that are not UTF-8 are kept as they
     are, to be written back unchanged."""
+    if not path.exists():
+        return ""
+    if not path.is_file():
+        raise PermanentError(f"{path} is not a regular file: the repository configuration cannot be "
+                             "read or written there; move it aside and retry")
     try:
         return path.read_text(errors="surrogateescape")
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        return ""
+    except OSError as error:
+        raise PermanentError(f"cannot read {path}: {error.strerror or error}") from None
 
 
 def _pin(version: KubeVersion, package: str) -> PackageVersion:
