@@ -525,3 +525,16 @@ def test_a_file_that_is_not_regular_is_skipped_or_named_never_waited_on(tmp_path
     (sources / "kubernetes.list").mkdir()
     with pytest.raises(PermanentError, match="kubernetes.list is not a regular file"):
         steps.set_repository(context(tmp_path, apt_refresh()), MinorVersion(1, 32))
+
+
+@pytest.mark.parametrize("name", ["/etc/shadow", "/etc/apt/sources.list.d/../../shadow.list",
+                                  "/etc/apt/sources.list.d/sub/x.list", "/etc/apt/trusted.gpg.d/x.sources"])
+def test_a_forged_record_cannot_make_a_restore_write_anything_but_a_repository_file(tmp_path, name):
+    with_repository(tmp_path, MinorVersion(1, 31))
+    target = tmp_path / name.lstrip("/")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("deb https://pkgs.k8s.io/core:/stable:/v1.31/deb/ /\n")
+    context(tmp_path, FakeExecutor()).mark("repository-replaced-1.31", previous={name: "root::0:0:::\n"})
+    outcome = steps.restore_repository(context(tmp_path, apt_refresh()), MinorVersion(1, 31))
+    assert outcome.status == steps.ALREADY_DONE and "did not change" in outcome.detail
+    assert "v1.31" in target.read_text()

@@ -7,6 +7,8 @@ their repository file and how their tools print versions.
 
 from __future__ import annotations
 
+import fnmatch
+import posixpath
 import re
 from abc import abstractmethod
 from pathlib import Path
@@ -194,9 +196,18 @@ class PackagePlatform(HostPlatform):
         if isinstance(previous, str):
             return {self.repository_file: previous}
         if isinstance(previous, dict):
+            # only files the package manager reads: a damaged or forged record names no other
             return {name: text for name, text in previous.items()
-                    if isinstance(name, str) and isinstance(text, str)}
+                    if isinstance(name, str) and isinstance(text, str) and self._is_repository_file(name)}
         return {}
+
+    def _is_repository_file(self, name: str) -> bool:
+        if posixpath.normpath(name) != name:
+            return False
+        return name == self.repository_file or any(
+            posixpath.dirname(name) == posixpath.dirname(pattern)
+            and fnmatch.fnmatchcase(posixpath.basename(name), posixpath.basename(pattern))
+            for pattern in self.repository_files)
 
     def restore_source(self, ctx: HostContext, minor: MinorVersion) -> StepOutcome:
         replaced = self._replaced(ctx, minor)
