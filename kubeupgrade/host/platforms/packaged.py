@@ -215,14 +215,12 @@ class PackagePlatform(HostPlatform):
             return StepOutcome(ALREADY_DONE, "this campaign did not change the repository here")
         earlier = [m for m in map(configured_minor, replaced.values()) if m]
         label = min(earlier).tag if earlier else "its previous configuration"
-        restore = {}
-        for name, previous in replaced.items():
-            current = _read(ctx.path(name))
-            # a file changed since this campaign set it is someone else's to keep
-            if current != previous and configured_minor(current) == minor:
-                restore[name] = previous
+        current = {name: _read(ctx.path(name)) for name in replaced}
+        # a file changed since this campaign set it is someone else's to keep
+        restore = {name: previous for name, previous in replaced.items()
+                   if current[name] != previous and configured_minor(current[name]) == minor}
         if not restore:
-            if all(_read(ctx.path(name)) == previous for name, previous in replaced.items()):
+            if all(current[name] == previous for name, previous in replaced.items()):
                 return StepOutcome(ALREADY_DONE, f"repository already restored to {label}")
             return StepOutcome(ALREADY_DONE, "repository changed since this campaign set it; left as is")
         for name, previous in restore.items():
