@@ -132,13 +132,16 @@ def fault() -> None:
 @click.option("--seconds", type=float, default=0.0, help="for hang and api-slow")
 @click.option("--exit-code", type=int, default=1, show_default=True, help="for fail")
 @click.option("--package", default="", help="for missing-package: kubelet or kubelet=1.31.2")
+@click.option("--point", default="", help="for crash: where the command dies, a part of its crash "
+              'point\'s description, e.g. "configuring kubelet" (default: its first point)')
 def fault_add(directory: str, kind: str, node: str, command: str, count: int | None,
-              seconds: float, exit_code: int, package: str) -> None:
+              seconds: float, exit_code: int, package: str, point: str) -> None:
     """Add a fault; prints its id."""
     from kubeupgrade.sandbox.manager import Sandbox
 
     added = Sandbox(directory).add_fault(kind, node=node, command=command, count=count,
-                                         seconds=seconds, exit_code=exit_code, package=package)
+                                         seconds=seconds, exit_code=exit_code, package=package,
+                                         point=point)
     click.echo(added.id)
 
 
@@ -151,6 +154,8 @@ def fault_list(directory: str) -> None:
     for item in Sandbox(directory).faults():
         count = "until cleared" if item.count is None else f"{item.count} left"
         what = item.command or item.package or "-"
+        if item.point:
+            what += f" at {item.point!r}"
         click.echo(f"{item.id}  {item.kind:<16} node={item.node:<12} {what}  ({count})")
 
 

@@ -26,7 +26,10 @@ class FaultKind:
 
     FAIL = "fail"  # the command exits non-zero (exit_code) without doing anything
     HANG = "hang"  # the command sleeps `seconds` first, then runs normally
-    CRASH = "crash"  # the command dies half-way (SIGKILL), leaving a half-applied state
+    # The command dies half-way (SIGKILL), leaving a half-applied state: at the first of its
+    # crash points, or at the first whose description holds the fault's `point` (apt-get
+    # install: "after unpacking", "configuring kubelet"; kubeadm upgrade apply: "etcd manifest").
+    CRASH = "crash"
     NEVER_READY = "never-ready"  # the node's kubelet never reports Ready (until cleared)
     DPKG_LOCK = "dpkg-lock"  # the package manager's lock is held by another process
     MISSING_PACKAGE = "missing-package"  # a package version is absent from the repository
@@ -54,11 +57,11 @@ class Fault:
     new process that reads the fault file, and `dataclasses` (with `inspect`) was a fifth of its
     imports."""
 
-    __slots__ = ("id", "kind", "node", "command", "count", "seconds", "exit_code", "package")
+    __slots__ = ("id", "kind", "node", "command", "count", "seconds", "exit_code", "package", "point")
 
     def __init__(self, id: str, kind: str, node: str = "*", command: str = "",  # noqa: A002
                  count: int | None = 1, seconds: float = 0.0, exit_code: int = 1,
-                 package: str = "") -> None:
+                 package: str = "", point: str = "") -> None:
         self.id = id
         self.kind = kind
         self.node = node  # a node name, or * for every node
@@ -67,13 +70,14 @@ class Fault:
         self.seconds = seconds  # for hang
         self.exit_code = exit_code  # for fail
         self.package = package  # for missing-package: "kubelet" or "kubelet=1.31.2"
+        self.point = point  # for crash: where the command dies ("" = its first crash point)
 
     def to_dict(self) -> dict[str, object]:
         return {name: getattr(self, name) for name in self.__slots__}
 
     def with_count(self, count: int | None) -> Fault:
         return Fault(self.id, self.kind, self.node, self.command, count, self.seconds, self.exit_code,
-                     self.package)
+                     self.package, self.point)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Fault) and self.to_dict() == other.to_dict()
@@ -101,6 +105,7 @@ def new_fault(
     seconds: float = 0.0,
     exit_code: int = 1,
     package: str = "",
+    point: str = "",
 ) -> Fault:
     if kind not in FaultKind.ALL:
         options = ", ".join(FaultKind.ALL)
@@ -123,6 +128,8 @@ def new_fault(
                            f"{', '.join(STATIC_COMPONENTS)} (or none for any; got {command!r})")
     if kind == FaultKind.MISSING_PACKAGE and not package:
         raise InvalidInput("a missing-package fault needs --package, e.g. kubelet=1.31.2")
+    if point and kind != FaultKind.CRASH:
+        raise InvalidInput(f"--point is where a crash fault's command dies; a {kind} fault has none")
     return Fault(
         id=os.urandom(4).hex(),
         kind=kind,
@@ -132,6 +139,7 @@ def new_fault(
         seconds=seconds,
         exit_code=exit_code,
         package=package,
+        point=point,
     )
 
 

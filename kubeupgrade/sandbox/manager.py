@@ -365,12 +365,12 @@ class Sandbox:
 
     # -- faults ------------------------------------------------------------------------------
     def add_fault(self, kind: str, *, node: str = "*", command: str = "", count: int | None = None,
-                  seconds: float = 0.0, exit_code: int = 1, package: str = "") -> Fault:
+                  seconds: float = 0.0, exit_code: int = 1, package: str = "", point: str = "") -> Fault:
         if node != "*" and node not in {n["name"] for n in self.nodes}:
             raise InvalidInput(f"--node {node!r} is not a node of this sandbox "
                                f"({', '.join(n['name'] for n in self.nodes)})")
         fault = new_fault(kind, node=node, command=command, count=count, seconds=seconds,
-                          exit_code=exit_code, package=package)
+                          exit_code=exit_code, package=package, point=point)
         return FaultStore(self.paths.faults).add(fault)
 
     def faults(self) -> list[Fault]:

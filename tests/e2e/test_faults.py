@@ -98,6 +98,22 @@ def test_agent_killed_during_a_long_host_step_converges(make_stack, tmp_path, no
     assert_safe(box, 1)
 
 
+@pytest.mark.parametrize("point", ["after unpacking", "configuring kubelet"])
+def test_an_apt_run_that_dies_half_way_is_finished_by_the_phase_run_again(make_stack, tmp_path, point):
+    # apt killed with the packages unpacked, or inside kubelet's maintainer script: dpkg says
+    # "unpacked" or "half-configured", and apt refuses every install until `dpkg --configure -a`
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    box.add_fault("crash", node="worker-1", command="apt-get install -y -q kubectl", point=point)
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1), broker=stack.broker)
+    converges(handle)
+    log = [(e["argv"][:3], e["exit"]) for e in box.command_log("worker-1")]
+    crashed = log.index((["apt-get", "install", "-y"], -9))
+    assert (["dpkg", "--configure", "-a"], 0) in log[crashed:]
+    assert {r.version for r in box.node_rows()} == {"v1.31.14"}
+    assert_safe(box, 1)
+
+
 def test_controller_killed_during_drain_and_readiness_wait(make_stack, tmp_path):
     stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt",
                        visibility_timeout=8)

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from kubeupgrade.errors import InvalidInput
 from kubeupgrade.sandbox import hosts
 from tests.helpers import run_on, wait_for
 
@@ -784,6 +785,30 @@ def test_crash_during_apt_install_leaves_dpkg_interrupted_until_configured(box):
     assert "Setting up kubelet (1.30.9-1.1) ..." in ok(run_on(box, "worker-1", "dpkg", "--configure", "-a")).stdout
     assert "already the newest version" in ok(run_on(box, "worker-1", "apt-get", "install", "-y", "kubelet=1.30.9-1.1")).stdout
     assert [e["exit"] for e in box.command_log("worker-1")][-5:] == [-9, 0, 100, 0, 0]
+
+
+def test_crash_in_a_maintainer_script_leaves_the_package_half_configured_until_configured(box):
+    point_repository(box, "worker-1", "1.30")
+    ok(run_on(box, "worker-1", "apt-get", "update"))
+    ok(run_on(box, "worker-1", "apt-mark", "unhold", "kubelet", "kubectl"))
+    box.add_fault("crash", node="worker-1", command="apt-get install", point="configuring kubelet")
+    crashed = run_on(box, "worker-1", "apt-get", "install", "-y", "kubectl=1.30.9-1.1", "kubelet=1.30.9-1.1")
+    assert crashed.returncode == -9
+    assert "crashed at configuring kubelet" in box.command_log("worker-1")[-1]["note"]
+    status = ok(run_on(box, "worker-1", "dpkg-query", "-W", "--showformat=${Package} ${Status}\\n",
+                       "kubectl", "kubelet")).stdout
+    # apt configures in order: kubectl was done, kubelet's script was cut off
+    assert status.splitlines() == ["kubectl install ok installed", "kubelet install ok half-configured"]
+    blocked = run_on(box, "worker-1", "apt-get", "install", "-y", "kubelet=1.30.9-1.1")
+    assert blocked.returncode == 100 and "dpkg was interrupted" in blocked.stderr
+    assert ok(run_on(box, "worker-1", "dpkg", "--configure", "-a")).stdout == "Setting up kubelet (1.30.9-1.1) ...\n"
+    assert "install ok installed" in ok(run_on(box, "worker-1", "dpkg-query", "-W", "--showformat=${Status}",
+                                              "kubelet")).stdout
+
+
+def test_a_crash_point_is_only_for_crash_faults(box):
+    with pytest.raises(InvalidInput, match="--point is where a crash fault's command dies"):
+        box.add_fault("fail", node="worker-1", command="apt-get install", point="configuring")
 
 
 def test_crash_during_apply_converges_on_rerun(box):

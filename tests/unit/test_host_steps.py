@@ -75,14 +75,31 @@ def test_install_kubeadm_unholds_installs_holds_and_checks(tmp_path):
     assert order == [("apt-mark", "unhold"), ("apt-get", "install"), ("apt-mark", "hold")]
 
 
-def test_interrupted_dpkg_is_repaired_first(tmp_path):
-    fake = (FakeExecutor().on(*STATUS, stdout="kubeadm\tinstall ok installed\nkubelet\tinstall ok unpacked\n")
+@pytest.mark.parametrize("status", ["install ok unpacked", "install ok half-configured",
+                                    "hold reinstreq half-installed", "install ok triggers-pending",
+                                    "hold ok triggers-awaited"])
+def test_interrupted_dpkg_is_repaired_first(tmp_path, status):
+    # what dpkg-query prints for kubelet after an apt run killed while unpacking it, while its
+    # maintainer script ran, or before its triggers ran
+    fake = (FakeExecutor().on(*STATUS, stdout=f"kubeadm\thold ok installed\nkubelet\t{status}\n")
             .on("dpkg", "--configure", "-a")
             .on(*VERSIONS, stdout="kubelet\t1.31.2-1.1\n"))
     with_repository(tmp_path)
     ctx = context(tmp_path, fake)
     ctx.platform.install(ctx, V, "1.31.2-1.1", ("kubelet",))
     assert ("dpkg", "--configure", "-a") in fake.ran
+
+
+@pytest.mark.parametrize("status", ["hold ok installed", "deinstall ok config-files", "unknown ok not-installed",
+                                    "install ok installed\nkubelet-extra\tinstall ok unpacked"])
+def test_dpkg_is_left_alone_when_the_upgrades_packages_are_settled(tmp_path, status):
+    # a package of another name left half-way is the operator's (apt names it in its refusal)
+    fake = (FakeExecutor().on(*STATUS, stdout=f"kubeadm\tinstall ok installed\nkubelet\t{status}\n")
+            .on(*VERSIONS, stdout="kubelet\t1.31.2-1.1\n"))
+    with_repository(tmp_path)
+    ctx = context(tmp_path, fake)
+    ctx.platform.install(ctx, V, "1.31.2-1.1", ("kubelet",))
+    assert not any(argv[0] == "dpkg" for argv in fake.ran)
 
 
 def test_failed_command_is_temporary_and_carries_the_output(tmp_path):

@@ -9,6 +9,11 @@ from kubeupgrade.host.platforms.packaged import PackagePlatform, unambiguous_ver
 from kubeupgrade.model.versions import MinorVersion, PackageVersion
 
 APT_SOURCE = "/etc/apt/sources.list.d/kubernetes.list"
+# dpkg's states of a package whose unpacking, configuration or triggers did not finish (the last
+# word of its status, "install ok half-configured", "hold reinstreq half-installed"): left by an
+# apt or dpkg run killed half-way, after which apt refuses to run until `dpkg --configure -a`.
+UNFINISHED_STATES = frozenset({"half-installed", "unpacked", "half-configured",
+                               "triggers-awaited", "triggers-pending"})
 
 
 class AptPlatform(PackagePlatform):
@@ -58,11 +63,13 @@ class AptPlatform(PackagePlatform):
         return Command(tuple(argv), INSTALL_TIMEOUT)
 
     def repair(self, ctx: HostContext) -> None:
-        """An apt run killed half-way leaves dpkg 'interrupted'; finish its configuration first."""
+        """An apt run killed half-way (ours too: a crash, an agent killed with its command)
+        leaves dpkg 'interrupted'; finish its configuration first. Only when one of the
+        packages the upgrade owns is left so: another package's is the operator's to repair."""
         packages = ("kubeadm", "kubelet", "kubectl")
         result = ctx.run(_dpkg_query("${Status}", packages), f"query {', '.join(packages)}", check=False)
         # non-zero when one is not installed at all; the others' lines still hold
-        if any(name in packages and "unpacked" in status
+        if any(name in packages and status.rpartition(" ")[2] in UNFINISHED_STATES
                for name, status in _dpkg_rows(result.stdout if result is not None else "")):
             ctx.run(Command(("dpkg", "--configure", "-a"), INSTALL_TIMEOUT), "dpkg --configure -a")
 

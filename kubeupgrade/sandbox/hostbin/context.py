@@ -145,8 +145,9 @@ class Host:
             time.sleep(seconds)
 
     def maybe_crash(self, point: str) -> None:
-        """Die here, half-way, if a crash fault was taken for this run."""
-        if self.crash is not None:
+        """Die here, half-way, if a crash fault was taken for this run and names this point
+        (or none: then the first point the command reaches)."""
+        if self.crash is not None and self.crash.point in point:
             self.log(exit_code=-9, note=f"crashed at {point} (sandbox fault {self.crash.id})")
             self.crashed = True
             if self.stdout is not None:  # run inside the agent farm: end the command, not the farm

@@ -214,8 +214,14 @@ class _DpkgFrontendLock:
         self.file.close()
 
 
+# A package's configuration in the sandbox's dpkg state: True (configured), False (unpacked,
+# not configured) or this, its maintainer script cut off half-way. dpkg names each its own way
+# in the status (`dpkg_query`), and `dpkg --configure -a` finishes both.
+HALF_CONFIGURED = "half-configured"
+
+
 def _interrupted(state: dict[str, Any]) -> list[str]:
-    return [name for name, ok in state.get("configured", {}).items() if not ok]
+    return [name for name, ok in state.get("configured", {}).items() if ok is not True]
 
 
 def _split_options(args: list[str], with_values: tuple[str, ...] = ("-o",)) -> tuple[set[str], list[str]]:
@@ -379,9 +385,12 @@ def _apt_install(host: Host, flags: set[str], targets: list[str]) -> int:
 
 
 def _configure_all(host: Host) -> None:
-    with host.locked_state(PACKAGE_STATE) as current:
-        for name in _interrupted(current):
+    for name in sorted(_interrupted(host.packages())):
+        with host.locked_state(PACKAGE_STATE) as current:
             host.out(f"Setting up {name} ({current['installed'][name]}) ...")
+            current["configured"][name] = HALF_CONFIGURED
+        host.maybe_crash(f"configuring {name}, its maintainer script running")
+        with host.locked_state(PACKAGE_STATE) as current:
             current["configured"][name] = True
 
 
@@ -478,7 +487,9 @@ def dpkg_query(host: Host, args: list[str]) -> int:
             host.err(f"dpkg-query: no packages found matching {name}")
             code = 1
             continue
-        status = "install ok installed" if state["configured"].get(name, True) else "install ok unpacked"
+        configured = state["configured"].get(name, True)
+        status = ("install ok installed" if configured is True
+                  else "install ok half-configured" if configured == HALF_CONFIGURED else "install ok unpacked")
         text = (fmt.replace("${Package}", name).replace("${Version}", version)
                 .replace("${Status}", status).replace("\\n", "\n").replace("\\t", "\t"))
         host.out(text, end="")  # no newline of its own: the format says where lines end
