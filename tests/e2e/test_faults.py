@@ -14,7 +14,7 @@ from kubeupgrade.model.plan import Phase
 from kubeupgrade.sandbox import invariants
 from kubeupgrade.workflow.app import client_app
 from kubeupgrade.workflow.names import PHASE_TASKS, node_queue
-from tests.helpers import wait_for, write_campaign
+from tests.helpers import run_on, wait_for, write_campaign
 
 
 def phase_record(handle, node, phase, hop=0):
@@ -110,6 +110,22 @@ def test_an_apt_run_that_dies_half_way_is_finished_by_the_phase_run_again(make_s
     log = [(e["argv"][:3], e["exit"]) for e in box.command_log("worker-1")]
     crashed = log.index((["apt-get", "install", "-y"], -9))
     assert (["dpkg", "--configure", "-a"], 0) in log[crashed:]
+    assert {r.version for r in box.node_rows()} == {"v1.31.14"}
+    assert_safe(box, 1)
+
+
+def test_an_rpm_transaction_killed_before_erasing_the_old_versions_is_finished_by_the_phase_run_again(
+        make_stack, tmp_path):
+    # rpm -q then prints kubelet twice and dnf says the newer is installed; the agent erases the
+    # older entry, the step the transaction did not reach
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="dnf")
+    box = stack.sandbox
+    box.add_fault("crash", node="worker-1", command="dnf install -y kubectl", point="not yet erased")
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1), broker=stack.broker)
+    converges(handle)
+    erased = [e["argv"][2:] for e in box.command_log("worker-1") if e["argv"][:2] == ["rpm", "-e"]]
+    assert [sorted(argv) for argv in erased] == [["kubectl-1.30.4-150500.1.1", "kubelet-1.30.4-150500.1.1"]]
+    assert run_on(box, "worker-1", "rpm", "-q", "kubelet").stdout == "kubelet-1.31.14-150500.1.1.x86_64\n"
     assert {r.version for r in box.node_rows()} == {"v1.31.14"}
     assert_safe(box, 1)
 

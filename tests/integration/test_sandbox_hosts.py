@@ -806,6 +806,22 @@ def test_crash_in_a_maintainer_script_leaves_the_package_half_configured_until_c
                                               "kubelet")).stdout
 
 
+def test_an_rpm_transaction_killed_before_its_cleanup_leaves_both_versions_until_the_older_is_erased(box):
+    point_repository(box, "worker-2", "1.30")
+    box.add_fault("crash", node="worker-2", command="dnf install", point="not yet erased")
+    crashed = run_on(box, "worker-2", "dnf", "install", "-y", "kubelet-1.30.9-150500.1.1",
+                     "--disableexcludes=kubernetes")
+    assert crashed.returncode == -9
+    assert ok(run_on(box, "worker-2", "rpm", "-q", "kubelet")).stdout.splitlines() == [
+        "kubelet-1.30.4-150500.1.1.x86_64", "kubelet-1.30.9-150500.1.1.x86_64"]
+    again = ok(run_on(box, "worker-2", "dnf", "install", "-y", "kubelet-1.30.9-150500.1.1",
+                      "--disableexcludes=kubernetes"))
+    assert "is already installed" in again.stdout  # dnf sees the newer: nothing mends it
+    assert run_on(box, "worker-2", "rpm", "-e", "kubelet-1.30.9-150500.1.1").returncode == 1
+    ok(run_on(box, "worker-2", "rpm", "-e", "kubelet-1.30.4-150500.1.1"))
+    assert ok(run_on(box, "worker-2", "rpm", "-q", "kubelet")).stdout == "kubelet-1.30.9-150500.1.1.x86_64\n"
+
+
 def test_a_crash_point_is_only_for_crash_faults(box):
     with pytest.raises(InvalidInput, match="--point is where a crash fault's command dies"):
         box.add_fault("fail", node="worker-1", command="apt-get install", point="configuring")

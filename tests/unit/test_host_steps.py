@@ -494,7 +494,7 @@ def test_an_rpm_repository_in_a_file_of_its_own_name_is_edited_there(tmp_path):
             "enabled=1\ngpgcheck=1\nexclude=kubelet kubeadm kubectl cri-tools kubernetes-cni\n")
     (repos / "k8s.repo").write_text(repo)
     (repos / "rocky.repo").write_text("[baseos]\nmirrorlist=https://mirrors.rockylinux.org/mirrorlist\n")
-    fake = FakeExecutor().on("dnf", "makecache")
+    fake = FakeExecutor().on("dnf", "makecache").on("rpm", "-q", stdout="kubeadm-1.30.4-150500.1.1.x86_64\n")
     steps.set_repository(context(tmp_path, fake, OsFamily.DNF), MinorVersion(1, 31))
     assert (repos / "k8s.repo").read_text() == repo.replace("v1.30", "v1.31")
     assert not (repos / "kubernetes.repo").exists()
@@ -555,3 +555,49 @@ def test_a_forged_record_cannot_make_a_restore_write_anything_but_a_repository_f
     outcome = steps.restore_repository(context(tmp_path, apt_refresh()), MinorVersion(1, 31))
     assert outcome.status == steps.ALREADY_DONE and "did not change" in outcome.detail
     assert "v1.31" in target.read_text()
+
+
+def test_an_rpm_transaction_cut_off_before_erasing_the_older_versions_is_finished(tmp_path):
+    """rpm installs the new versions, then erases the old: killed between, the database holds
+    both, and dnf says the newer is installed. The older entry of the three packages is erased,
+    before anything else changes."""
+    (tmp_path / "etc/yum.repos.d").mkdir(parents=True)
+    (tmp_path / "etc/yum.repos.d/kubernetes.repo").write_text(
+        "[kubernetes]\nbaseurl=https://pkgs.k8s.io/core:/stable:/v1.31/rpm/\n")
+    state = {"rows": "kubelet-1.30.4-150500.1.1.x86_64\nkubelet-1.31.2-150500.1.1.x86_64\n"
+                     "kubectl-1.31.2-150500.1.1.x86_64\n"}
+
+    def erase(command):
+        assert command.argv == ("rpm", "-e", "kubelet-1.30.4-150500.1.1")
+        state["rows"] = "kubelet-1.31.2-150500.1.1.x86_64\nkubectl-1.31.2-150500.1.1.x86_64\n"
+        return 0, "", ""
+
+    fake = FakeExecutor()
+    fake.answers[("rpm", "-q")] = lambda command: (0, state["rows"], "")
+    fake.answers[("rpm", "-e")] = erase
+    ctx = context(tmp_path, fake, OsFamily.DNF)
+    ctx.mark("repository-1.31")
+    outcome = ctx.platform.install(ctx, V, "1.31.2-150500.1.1", ("kubelet", "kubectl"))
+    assert outcome.status == steps.ALREADY_DONE
+    assert [argv[:2] for argv in fake.ran] == [("rpm", "-q"), ("rpm", "-e"), ("rpm", "-q")]
+
+
+@pytest.mark.parametrize(("family", "rows", "hint"), [
+    # two architectures of one package (dpkg's multiarch): not ours to choose
+    (OsFamily.APT, "kubelet\t1.30.4-1.1\nkubelet\t1.31.2-1.1\nkubectl\t1.31.2-1.1\n", "keep one architecture"),
+    # versions that are no Kubernetes package's: which is older is not known
+    (OsFamily.DNF, "kubelet-1.30.4-150500.1.1.x86_64\nkubelet-7-x.x86_64\nkubectl-1.31.2-150500.1.1.x86_64\n",
+     "remove all but one"),
+])
+def test_a_package_installed_twice_that_the_agent_does_not_erase_is_named_and_nothing_is_installed(
+        tmp_path, family, rows, hint):
+    with_repository(tmp_path)
+    (tmp_path / "etc/yum.repos.d").mkdir(parents=True)
+    (tmp_path / "etc/yum.repos.d/kubernetes.repo").write_text(
+        "[kubernetes]\nbaseurl=https://pkgs.k8s.io/core:/stable:/v1.31/rpm/\n")
+    fake = FakeExecutor().on("rpm", "-q", stdout=rows).on("dpkg-query", stdout=rows)
+    ctx = context(tmp_path, fake, family)
+    ctx.mark("repository-1.31")
+    with pytest.raises(PermanentError, match=f"kubelet is installed more than once .*; {hint}"):
+        ctx.platform.install(ctx, V, "1.31.2-1.1", ("kubelet", "kubectl"))
+    assert all(argv[0] in ("rpm", "dpkg-query") and argv[1] in ("-q", "-W") for argv in fake.ran)

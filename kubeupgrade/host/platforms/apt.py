@@ -5,7 +5,7 @@ from __future__ import annotations
 from kubeupgrade.host.commands import INSTALL_TIMEOUT, QUICK_TIMEOUT, UPDATE_TIMEOUT, kube_packages
 from kubeupgrade.host.context import HostContext
 from kubeupgrade.host.executor import Command
-from kubeupgrade.host.platforms.packaged import PackagePlatform, unambiguous_versions
+from kubeupgrade.host.platforms.packaged import PackagePlatform
 from kubeupgrade.model.versions import MinorVersion, PackageVersion
 
 APT_SOURCE = "/etc/apt/sources.list.d/kubernetes.list"
@@ -40,11 +40,13 @@ class AptPlatform(PackagePlatform):
     def installed_versions(self, packages: tuple[str, ...]) -> Command:
         return _dpkg_query("${Version}", packages)
 
-    def parse_installed(self, packages: tuple[str, ...], output: str) -> dict[str, str]:
+    def installed_rows(self, packages: tuple[str, ...], output: str) -> list[tuple[str, str]]:
         # a package dpkg knows but has not installed prints no version (one it does not know is
-        # named on stderr only)
-        return unambiguous_versions(packages, [(name, version) for name, version in _dpkg_rows(output)
-                                               if version])
+        # named on stderr only); one of two architectures (multiarch) prints a line each
+        return [(name, version) for name, version in _dpkg_rows(output) if name in packages and version]
+
+    def remove_older_hint(self, package: str, older: list[str]) -> str:
+        return f"keep one architecture's (`dpkg -l '{package}*'`; `apt-get remove {package}:ARCH`)"
 
     def hold(self, *packages: str) -> Command | None:
         return Command(("apt-mark", "hold", *kube_packages(packages)), QUICK_TIMEOUT)

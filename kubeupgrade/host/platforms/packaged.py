@@ -75,9 +75,18 @@ class PackagePlatform(HostPlatform):
         one process on the host instead of one per package)."""
 
     @abstractmethod
+    def installed_rows(self, packages: tuple[str, ...], output: str) -> list[tuple[str, str]]:
+        """(package, version string) for each line `installed_versions` printed for one of
+        `packages` as installed: a package twice when its database holds two versions."""
+
     def parse_installed(self, packages: tuple[str, ...], output: str) -> dict[str, str]:
         """package -> version string, for the packages `installed_versions` printed as installed
         (a package missing, or printed ambiguously, is left out)."""
+        return unambiguous_versions(packages, self.installed_rows(packages, output))
+
+    def remove_older_hint(self, package: str, older: list[str]) -> str:
+        """How an operator removes the `older` entries of a package installed twice."""
+        return f"remove the older with the package manager ({', '.join(older)})"
 
     @abstractmethod
     def install_command(self, pins: dict[str, PackageVersion], *, download_only: bool) -> Command: ...
@@ -98,12 +107,18 @@ class PackagePlatform(HostPlatform):
         """Finish what an interrupted package run left half done, before changing anything."""
 
     # -- the steps ----------------------------------------------------------------------------
-    def installed_packages(self, ctx: HostContext, packages: tuple[str, ...]) -> dict[str, PackageVersion | None]:
+    def installed_packages(self, ctx: HostContext, packages: tuple[str, ...], *,
+                           refuse_twice: bool = False) -> dict[str, PackageVersion | None]:
         """package -> its installed version, None if it is not installed or cannot be read. The
         query's exit status is not trusted either way: it is non-zero when some are missing, and
-        what it printed for the others still holds."""
+        what it printed for the others still holds. With `refuse_twice`, a package installed
+        twice is a PermanentError naming both versions and how to remove the older: no install
+        mends it (the package manager says the newer is installed and changes nothing)."""
         result = ctx.run(self.installed_versions(packages), f"query {', '.join(packages)}", check=False)
-        printed = self.parse_installed(packages, result.stdout) if result is not None else {}
+        rows = self.installed_rows(packages, result.stdout) if result is not None else []
+        if refuse_twice:
+            self._refuse_twice(packages, rows)
+        printed = unambiguous_versions(packages, rows)
         found: dict[str, PackageVersion | None] = {}
         for name in packages:
             try:
@@ -111,6 +126,13 @@ class PackagePlatform(HostPlatform):
             except ValueError:
                 found[name] = None
         return found
+
+    def _refuse_twice(self, packages: tuple[str, ...], rows: list[tuple[str, str]]) -> None:
+        for name, (versions, older) in installed_twice(packages, rows).items():
+            hint = self.remove_older_hint(name, older) if older else "remove all but one"
+            raise PermanentError(
+                f"{name} is installed more than once ({', '.join(versions)}), as a package "
+                f"transaction cut off half-way leaves it; {hint} on this host, then retry")
 
     def installed_package(self, ctx: HostContext, package: str) -> PackageVersion | None:
         return self.installed_packages(ctx, (package,))[package]
@@ -260,7 +282,7 @@ class PackagePlatform(HostPlatform):
                 components: tuple[str, ...], *, download_only: bool = False) -> StepOutcome:
         names = kube_packages(components)
         self.repair(ctx)
-        current = self.installed_packages(ctx, names)
+        current = self.installed_packages(ctx, names, refuse_twice=True)
         if all(p is not None and p.version == version for p in current.values()):
             return StepOutcome(ALREADY_DONE, f"{', '.join(names)} already at {version.plain}")
         self.ensure_source(ctx, version.minor_version)
@@ -271,7 +293,7 @@ class PackagePlatform(HostPlatform):
         ctx.run(self.unhold(*names), "unhold packages")
         ctx.run(self.bound(ctx).install_command(pins, download_only=False), f"install {', '.join(names)}")
         ctx.run(self.hold(*names), "hold packages")
-        after = self.installed_packages(ctx, names)
+        after = self.installed_packages(ctx, names, refuse_twice=True)
         wrong = [name for name, p in after.items() if p is None or p.version != version]
         if wrong:
             raise PermanentError(f"{', '.join(wrong)} not at {version.plain} after installing")
@@ -279,6 +301,25 @@ class PackagePlatform(HostPlatform):
 
     def restart_kubelet(self, ctx: HostContext, version: KubeVersion) -> StepOutcome:
         return systemd.restart_kubelet(ctx, version)
+
+
+def installed_twice(packages: tuple[str, ...], printed: list[tuple[str, str]]) -> dict[str, tuple[list[str], list[str]]]:
+    """package -> (every version printed for it, all but the newest), for each of `packages`
+    printed more than once. The second list is empty when a version is not a Kubernetes package
+    version: then which one is newer is not known."""
+    found: dict[str, tuple[list[str], list[str]]] = {}
+    for name in packages:
+        versions = [version for package, version in printed if package == name]
+        if len(versions) < 2:
+            continue
+        try:
+            parsed = [parse_package_version(version) for version in versions]
+        except ValueError:
+            found[name] = (versions, [])
+            continue
+        newest = max(parsed, key=lambda package: package.version)
+        found[name] = (versions, [p.raw for p in parsed if p is not newest])
+    return found
 
 
 def unambiguous_versions(packages: tuple[str, ...], printed: list[tuple[str, str]]) -> dict[str, str]:

@@ -20,11 +20,7 @@ import re
 from kubeupgrade.host.commands import INSTALL_TIMEOUT, QUICK_TIMEOUT, UPDATE_TIMEOUT, kube_packages
 from kubeupgrade.host.context import HostContext
 from kubeupgrade.host.executor import Command
-from kubeupgrade.host.platforms.packaged import (
-    PackagePlatform,
-    configured_minor,
-    unambiguous_versions,
-)
+from kubeupgrade.host.platforms.packaged import PackagePlatform, configured_minor, installed_twice
 from kubeupgrade.model.versions import MinorVersion, PackageVersion
 
 YUM_REPO = "/etc/yum.repos.d/kubernetes.repo"
@@ -90,9 +86,10 @@ class RpmPlatform(PackagePlatform):
     def installed_versions(self, packages: tuple[str, ...]) -> Command:
         return Command(("rpm", "-q", *kube_packages(packages)), QUICK_TIMEOUT, reads_only=True)
 
-    def parse_installed(self, packages: tuple[str, ...], output: str) -> dict[str, str]:
+    def installed_rows(self, packages: tuple[str, ...], output: str) -> list[tuple[str, str]]:
         # "kubeadm-1.31.2-150500.1.1.x86_64" per installed package, "package kubelet is not
-        # installed" for a missing one
+        # installed" for a missing one; a package twice after a transaction killed between
+        # installing the new version and erasing the old
         printed = []
         for line in output.splitlines():
             line = line.strip()
@@ -100,7 +97,24 @@ class RpmPlatform(PackagePlatform):
                 rest = line.removeprefix(f"{name}-")
                 if rest != line and rest[:1].isdigit():
                     printed.append((name, rest.rsplit(".", 1)[0]))
-        return unambiguous_versions(packages, printed)
+        return printed
+
+    def repair(self, ctx: HostContext) -> None:
+        """A transaction killed between installing the new versions and erasing the old ones
+        (rpm erases last) leaves a package installed twice, and dnf then says the newer is
+        installed and changes nothing. Erase the older entry of each of the three packages, the
+        step the transaction did not reach; another package's duplicates are the operator's."""
+        packages = ("kubeadm", "kubelet", "kubectl")
+        result = ctx.run(self.installed_versions(packages), f"query {', '.join(packages)}", check=False)
+        twice = installed_twice(packages, self.installed_rows(packages, result.stdout if result is not None else ""))
+        older = [f"{name}-{version}" for name, (_, versions) in twice.items() for version in versions]
+        if older:
+            ctx.run(Command(("rpm", "-e", *older), INSTALL_TIMEOUT), f"erase the older {', '.join(older)}")
+
+    def remove_older_hint(self, package: str, older: list[str]) -> str:
+        # dnf 4's `remove --duplicates` and yum's `package-cleanup --cleandupes` do this for
+        # every package; dnf 5 has neither, and rpm's own erase works under all three
+        return "remove the older with `rpm -e " + " ".join(f"{package}-{v}" for v in older) + "`"
 
     def install_command(self, pins: dict[str, PackageVersion], *, download_only: bool) -> Command:
         argv = [self.tool, "install", "-y"]

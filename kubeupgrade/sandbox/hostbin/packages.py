@@ -700,10 +700,20 @@ def _dnf_install(host: Host, tool: str, flags: set[str], targets: list[str], exc
     for name, version in sorted(changes.items()):
         host.out(f"  Upgrading        : {name}-{version}.x86_64")
         with host.locked_state(PACKAGE_STATE) as current:
+            # rpm installs every new version first and erases the old ones last: until then
+            # the database holds both
+            older = current["installed"].get(name)
             current["installed"][name] = version
+            if older is not None:
+                current.setdefault("duplicates", {})[name] = older
         _on_package_change(host, name)
     host.sleep("package install", 0.5)
-    host.maybe_crash("in the rpm transaction")
+    host.maybe_crash("in the rpm transaction, the older versions not yet erased")
+    with host.locked_state(PACKAGE_STATE) as current:
+        for name in sorted(changes):
+            older = current.get("duplicates", {}).pop(name, None)
+            if older is not None:
+                host.out(f"  Cleanup          : {name}-{older}.x86_64")
     host.sleep("package install", 0.5)
     host.out("Upgraded:\n  " + "  ".join(f"{n}-{v}.x86_64" for n, v in sorted(changes.items())))
     host.out("Complete!")
@@ -712,8 +722,10 @@ def _dnf_install(host: Host, tool: str, flags: set[str], targets: list[str], exc
 
 def rpm(host: Host, args: list[str]) -> int:
     names = [a for a in args if not a.startswith("-")]
+    if "-e" in args or "--erase" in args:
+        return _rpm_erase(host, names)
     if "-q" not in args and "--query" not in args:
-        raise host.fail("rpm: sandbox supports -q PKG", 1)
+        raise host.fail("rpm: sandbox supports -q PKG and -e PKG-VERSION-RELEASE", 1)
     state = host.packages()
     code = 0
     for name in names:
@@ -721,6 +733,27 @@ def rpm(host: Host, args: list[str]) -> int:
         if version is None:
             host.out(f"package {name} is not installed")
             code = 1
-        else:
-            host.out(f"{name}-{version}.x86_64")
+            continue
+        older = state.get("duplicates", {}).get(name)
+        if older is not None:  # a transaction cut off before its cleanup: both are in the database
+            host.out(f"{name}-{older}.x86_64")
+        host.out(f"{name}-{version}.x86_64")
     return code
+
+
+def _rpm_erase(host: Host, specs: list[str]) -> int:
+    """`rpm -e NAME-VERSION-RELEASE`: the sandbox erases the older entry of a package installed
+    twice (the repair an interrupted transaction needs); the only installed version of a
+    package it leaves alone, as the upgrade never removes one."""
+    with host.locked_state(PACKAGE_STATE) as current:
+        duplicates = current.setdefault("duplicates", {})
+        for spec in specs:
+            name = next((n for n, older in duplicates.items() if spec in (f"{n}-{older}", f"{n}-{older}.x86_64")),
+                        None)
+            if name is None:
+                if any(spec.startswith(f"{n}-{v}") for n, v in current["installed"].items()):
+                    raise host.fail("rpm: the sandbox erases only the older of two installed versions "
+                                    "of a package", 1)
+                raise host.fail(f"error: package {spec} is not installed", 1)
+            del duplicates[name]
+    return 0
