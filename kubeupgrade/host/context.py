@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from kubeupgrade.errors import PermanentError, TemporaryError
 from kubeupgrade.host.executor import Command, CommandResult, Executor
+from kubeupgrade.host.files import replace_file
 from kubeupgrade.model.campaign import OsFamily
 
 if TYPE_CHECKING:
@@ -128,7 +129,7 @@ class HostContext:
     def mark(self, phase: str, **data: Any) -> None:
         marker = self._marker(phase)
         marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(json.dumps({"at": time.time(), **data}))
+        replace_file(marker, json.dumps({"at": time.time(), **data}).encode(), mode=0o600)
 
 
 # kubeadm's refusals of a version, in the words of its version skew policy (the platforms add

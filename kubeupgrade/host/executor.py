@@ -47,6 +47,10 @@ else:  # Windows: a byte-range lock; a command cannot inherit it, so it holds wh
             return False
 
 TAIL_LINES = 20
+# Host tools answer in the C locale, whatever the host's (systemd hands a service the LANG of
+# /etc/locale.conf): the refusals the agents recognise ("Unable to locate package", "dpkg was
+# interrupted") are matched in English, and the C locale's tools print no translated headers.
+COMMAND_LOCALE = {"LC_ALL": "C"}
 
 
 @dataclass(frozen=True)
@@ -127,14 +131,16 @@ class LocalExecutor:
 
     def _execute(self, command: Command, held: tuple[int, ...]) -> CommandResult:
         """Run the command while the host lock is `held` (its descriptor, handed to the command)."""
-        env = {**os.environ, **self.extra_env}
+        env = {**os.environ, **COMMAND_LOCALE, **self.extra_env}
         if self.path_prefix:
             env["PATH"] = os.pathsep.join([*self.path_prefix, env.get("PATH", "")])
         started = time.monotonic()
         try:
             child = subprocess.Popen(
                 list(command.argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, text=True, env=env, shell=False,
+                # what a tool prints is read as UTF-8, any other byte replaced: a Latin-1 line
+                # from a mirror is shown, not raised as an error that hides the command's result
+                stderr=subprocess.PIPE, encoding="utf-8", errors="replace", env=env, shell=False,
                 start_new_session=True, pass_fds=held if os.name == "posix" else ())
         except FileNotFoundError:
             return CommandResult(command, 127, "", f"{command.argv[0]}: command not found",

@@ -18,6 +18,7 @@ from kubeupgrade.errors import PermanentError
 from kubeupgrade.host.commands import QUICK_TIMEOUT, kube_packages, swap_devices
 from kubeupgrade.host.context import ALREADY_DONE, DONE, HostContext, StepOutcome
 from kubeupgrade.host.executor import Command
+from kubeupgrade.host.files import replace_file
 from kubeupgrade.host.kubelet_flags import KUBELET_FLAG_FILES, fail_swap_on_flag
 from kubeupgrade.host.listings import ListedPackage, parse_listing
 from kubeupgrade.host.platforms import systemd
@@ -202,7 +203,7 @@ class PackagePlatform(HostPlatform):
                 if current[name] != text:
                     path = ctx.path(name)
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_text(text, errors="surrogateescape")
+                    replace_file(path, text.encode(errors="surrogateescape"))
         self.repair(ctx)
         ctx.run(self.bound(ctx).refresh_metadata(), "refresh package metadata")
         ctx.mark(f"repository-{minor.plain}")
@@ -246,7 +247,7 @@ class PackagePlatform(HostPlatform):
                 return StepOutcome(ALREADY_DONE, f"repository already restored to {label}")
             return StepOutcome(ALREADY_DONE, "repository changed since this campaign set it; left as is")
         for name, previous in restore.items():
-            ctx.path(name).write_text(previous, errors="surrogateescape")
+            replace_file(ctx.path(name), previous.encode(errors="surrogateescape"))
         ctx.unmark(f"repository-{minor.plain}")
         self.repair(ctx)
         ctx.run(self.bound(ctx).refresh_metadata(), "refresh package metadata")
