@@ -30,7 +30,8 @@ def replace_file(path: Path, data: bytes, mode: int = 0o644) -> None:
     except FileNotFoundError:
         owner = None
     temporary = path.with_name(path.name + TEMPORARY_SUFFIX)
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    # O_BINARY: Windows would otherwise write each "\n" as "\r\n"
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), mode)
     try:
         view = memoryview(data)
         while view:

@@ -588,6 +588,10 @@ def test_an_rpm_transaction_cut_off_before_erasing_the_older_versions_is_finishe
     # versions that are no Kubernetes package's: which is older is not known
     (OsFamily.DNF, "kubelet-1.30.4-150500.1.1.x86_64\nkubelet-7-x.x86_64\nkubectl-1.31.2-150500.1.1.x86_64\n",
      "remove all but one"),
+    # one version twice (`rpm -i --force`, or two architectures): rpm -e NAME-VERSION would
+    # match both and refuse
+    (OsFamily.DNF, "kubelet-1.31.2-150500.1.1.x86_64\nkubelet-1.31.2-150500.1.1.aarch64\n"
+                   "kubectl-1.31.2-150500.1.1.x86_64\n", "remove all but one"),
 ])
 def test_a_package_installed_twice_that_the_agent_does_not_erase_is_named_and_nothing_is_installed(
         tmp_path, family, rows, hint):

@@ -307,11 +307,15 @@ class PackagePlatform(HostPlatform):
 def installed_twice(packages: tuple[str, ...], printed: list[tuple[str, str]]) -> dict[str, tuple[list[str], list[str]]]:
     """package -> (every version printed for it, all but the newest), for each of `packages`
     printed more than once. The second list is empty when a version is not a Kubernetes package
-    version: then which one is newer is not known."""
+    version or one version is printed twice (two architectures, a forced reinstall): then which
+    entry to erase is not known."""
     found: dict[str, tuple[list[str], list[str]]] = {}
     for name in packages:
         versions = [version for package, version in printed if package == name]
         if len(versions) < 2:
+            continue
+        if len(set(versions)) < len(versions):
+            found[name] = (versions, [])
             continue
         try:
             parsed = [parse_package_version(version) for version in versions]
