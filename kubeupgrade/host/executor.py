@@ -47,10 +47,19 @@ else:  # Windows: a byte-range lock; a command cannot inherit it, so it holds wh
             return False
 
 TAIL_LINES = 20
-# Host tools answer in the C locale, whatever the host's (systemd hands a service the LANG of
-# /etc/locale.conf): the refusals the agents recognise ("Unable to locate package", "dpkg was
-# interrupted") are matched in English, and the C locale's tools print no translated headers.
-COMMAND_LOCALE = {"LC_ALL": "C"}
+# What every command's environment says, whatever the agent inherited:
+COMMAND_ENVIRONMENT = {
+    # Tools answer in the C locale, whatever the host's (systemd hands a service the LANG of
+    # /etc/locale.conf): the refusals the agents recognise ("Unable to locate package", "dpkg
+    # was interrupted") are matched in English.
+    "LC_ALL": "C",
+    # No package asks a question: nobody is there to answer it.
+    "DEBIAN_FRONTEND": "noninteractive",
+    # needrestart (Ubuntu's apt hook) lists the services that use replaced libraries and
+    # restarts none: on its own (Ubuntu 24.04) it would restart them in our apt run, on a node
+    # still in service, which no operator asked for.
+    "NEEDRESTART_MODE": "l",
+}
 
 
 @dataclass(frozen=True)
@@ -131,7 +140,7 @@ class LocalExecutor:
 
     def _execute(self, command: Command, held: tuple[int, ...]) -> CommandResult:
         """Run the command while the host lock is `held` (its descriptor, handed to the command)."""
-        env = {**os.environ, **COMMAND_LOCALE, **self.extra_env}
+        env = {**os.environ, **COMMAND_ENVIRONMENT, **self.extra_env}
         if self.path_prefix:
             env["PATH"] = os.pathsep.join([*self.path_prefix, env.get("PATH", "")])
         started = time.monotonic()

@@ -37,9 +37,12 @@ def test_host_tools_answer_in_the_c_locale_whatever_the_hosts_language(monkeypat
     monkeypatch.setenv("LANG", "de_DE.UTF-8")
     monkeypatch.setenv("LC_ALL", "de_DE.UTF-8")
     monkeypatch.setenv("LC_MESSAGES", "fr_FR.UTF-8")
+    monkeypatch.setenv("NEEDRESTART_MODE", "a")
     result = LocalExecutor().run(python(
-        "import os; print(os.environ.get('LC_ALL'), os.environ.get('LANG'), os.environ.get('LC_MESSAGES'))"))
-    assert result.stdout.split()[0] == "C"
+        "import os; print(os.environ.get('LC_ALL'), os.environ.get('DEBIAN_FRONTEND'), "
+        "os.environ.get('NEEDRESTART_MODE'))"))
+    # and no package asks a question, nor does needrestart restart services on its own
+    assert result.stdout.split() == ["C", "noninteractive", "l"]
 
 
 def test_the_sandbox_or_a_test_may_still_set_its_own_environment():

@@ -28,7 +28,9 @@ APT, DNF, YUM = (platform_for(f) for f in (OsFamily.APT, OsFamily.DNF, OsFamily.
         (APT.hold("kubelet", "kubectl"), ("apt-mark", "hold", "kubelet", "kubectl")),
         (APT.unhold("kubeadm"), ("apt-mark", "unhold", "kubeadm")),
         (APT.install_command({"kubeadm": parse_package_version("1.31.2-1.1")}, download_only=False),
-         ("apt-get", "install", "-y", "-q", "kubeadm=1.31.2-1.1")),
+         # the operator's /etc/default/kubelet is kept, never a prompt with nobody to answer
+         ("apt-get", "install", "-y", "-q", "kubeadm=1.31.2-1.1", "-o", "Dpkg::Options::=--force-confdef",
+          "-o", "Dpkg::Options::=--force-confold")),
         (APT.install_command({"kubelet": parse_package_version("1.31.2-1.1"), "kubectl": parse_package_version("1.31.2-1.1")}, download_only=True),
          ("apt-get", "install", "-y", "-q", "--download-only", "--allow-change-held-packages",
           "kubectl=1.31.2-1.1", "kubelet=1.31.2-1.1")),

@@ -32,6 +32,7 @@ def refreshes(fake):
 
 VERSIONS = ("dpkg-query", "-W", "--showformat=${Package}\\t${Version}\\n")
 STATUS = ("dpkg-query", "-W", "--showformat=${Package}\\t${Status}\\n")
+KEEP_CONFFILES = ("-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold")
 
 
 def dpkg_versions(version):
@@ -64,10 +65,10 @@ def test_install_kubeadm_unholds_installs_holds_and_checks(tmp_path):
         return 0, "Setting up kubeadm", ""
 
     fake = (FakeExecutor().on("dpkg-query", stdout="install ok installed")
-            .on("apt-mark").on("apt-get", "install", "-y", "-q", "kubeadm=1.31.2-1.1")
+            .on("apt-mark").on("apt-get", "install", "-y", "-q", "kubeadm=1.31.2-1.1", *KEEP_CONFFILES)
             .on("kubeadm", "version", stdout="v1.31.2\n"))
     fake.answers[(*VERSIONS, "kubeadm")] = dpkg_versions(lambda name: state["version"])
-    fake.answers[("apt-get", "install", "-y", "-q", "kubeadm=1.31.2-1.1")] = install
+    fake.answers[("apt-get", "install", "-y", "-q", "kubeadm=1.31.2-1.1", *KEEP_CONFFILES)] = install
     with_repository(tmp_path)
     outcome = steps.install_kubeadm(context(tmp_path, fake), V, "1.31.2-1.1")
     assert outcome.status == steps.DONE
@@ -193,7 +194,7 @@ def test_installing_after_a_restore_points_the_repository_at_the_target_again(tm
     assert "v1.30" in source.read_text()
     state = {"version": "1.30.4-1.1"}
     fake = (FakeExecutor().on("dpkg-query", stdout="install ok installed").on("apt-get", "update")
-            .on("apt-mark").on("apt-get", "install", "-y", "-q", "kubelet=1.31.2-1.1"))
+            .on("apt-mark").on("apt-get", "install", "-y", "-q", "kubelet=1.31.2-1.1", *KEEP_CONFFILES))
     fake.answers[(*VERSIONS, "kubelet")] = dpkg_versions(lambda name: state["version"])
 
     def install(command):
@@ -201,7 +202,7 @@ def test_installing_after_a_restore_points_the_repository_at_the_target_again(tm
         state["version"] = "1.31.2-1.1"
         return 0, "", ""
 
-    fake.answers[("apt-get", "install", "-y", "-q", "kubelet=1.31.2-1.1")] = install
+    fake.answers[("apt-get", "install", "-y", "-q", "kubelet=1.31.2-1.1", *KEEP_CONFFILES)] = install
     ctx = context(tmp_path, fake)
     assert ctx.platform.install(ctx, V, "1.31.2-1.1", ("kubelet",)).status == steps.DONE
     assert refreshes(fake) == 1

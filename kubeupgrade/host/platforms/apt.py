@@ -62,6 +62,14 @@ class AptPlatform(PackagePlatform):
             # hold (kubeadm's install guide sets one) stays, as nothing is installed
             argv += ["--download-only", "--allow-change-held-packages"]
         argv += [f"{name}={pins[name].raw}" for name in names]
+        if not download_only:
+            # The kubelet package owns a conffile (/etc/default/kubelet, where operators put
+            # KUBELET_EXTRA_ARGS). Where the host's copy was changed or was there before the
+            # package (hosts that came from apt.kubernetes.io), dpkg would ask what to do and,
+            # with no terminal, fail at "end of file on stdin at conffile prompt". The
+            # operator's copy is kept, and dpkg's default taken where it has one. Last, as
+            # apt takes options anywhere: the argv begins as the documented install does.
+            argv += ["-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold"]
         return Command(tuple(argv), INSTALL_TIMEOUT)
 
     def repair(self, ctx: HostContext) -> None:
