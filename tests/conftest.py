@@ -8,22 +8,40 @@ from pathlib import Path
 
 import pytest
 
+from kubeupgrade.sandbox.faults import Fault, FaultKind
 from kubeupgrade.sandbox.manager import Sandbox
 
 
 @pytest.fixture
-def make_sandbox(tmp_path: Path) -> Iterator[Callable[..., Sandbox]]:
+def make_sandbox(tmp_path: Path, request) -> Iterator[Callable[..., Sandbox]]:
     created: list[Sandbox] = []
+    added: list[tuple[Sandbox, Fault]] = []
 
     def make(**options) -> Sandbox:
         directory = tmp_path / f"sandbox-{len(created)}"
         box, _ = Sandbox.up(directory, **options)
         created.append(box)
+        add_fault = box.add_fault
+
+        def recorded(*args, **kwargs) -> Fault:
+            fault = add_fault(*args, **kwargs)
+            added.append((box, fault))
+            return fault
+
+        box.add_fault = recorded
         return box
 
     yield make
+    unmet = [fault for box, fault in added if fault in box.faults()
+             and fault.kind in (FaultKind.FAIL, FaultKind.HANG, FaultKind.CRASH)]
     for box in created:
         box.down()
+    report = getattr(request.node, "report_call", None)
+    if unmet and report is not None and report.passed:
+        # A fault no command ever met proves nothing: its --command no longer begins any argv
+        # the agents run (the argv changed), or the test ended before reaching it.
+        pytest.fail("sandbox faults no command met: " + "; ".join(
+            f"{f.kind} {f.command!r} on {f.node}" for f in unmet), pytrace=False)
 
 
 @pytest.hookimpl(hookwrapper=True)
