@@ -17,18 +17,21 @@ from pathlib import Path
 TEMPORARY_SUFFIX = ".kubeupgrade~"
 
 
-def replace_file(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """`path` holds `data`, atomically. An existing file keeps its mode and owner; a new one
+def replace_file(path: Path, data: bytes, mode: int = 0o644, *, keep_mode: bool = True) -> None:
+    """`path` holds `data`, atomically. An existing file keeps its mode and owner (with
+    `keep_mode` false, it gets `mode` all the same: a file that must stay private); a new one
     gets `mode`. A symbolic link (configuration management may keep the file elsewhere) is
     written through in place, as before: renaming over it would replace the link itself."""
     if path.is_symlink():
         path.write_bytes(data)
         return
-    try:
-        stat = path.stat()
-        mode, owner = stat.st_mode & 0o7777, (stat.st_uid, stat.st_gid)
-    except FileNotFoundError:
-        owner = None
+    owner = None
+    if keep_mode:
+        try:
+            stat = path.stat()
+            mode, owner = stat.st_mode & 0o7777, (stat.st_uid, stat.st_gid)
+        except FileNotFoundError:
+            pass
     temporary = path.with_name(path.name + TEMPORARY_SUFFIX)
     # O_BINARY: Windows would otherwise write each "\n" as "\r\n"
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), mode)

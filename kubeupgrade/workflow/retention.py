@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from kubeupgrade.errors import RuntimeFailure
+from kubeupgrade.host.files import replace_file
 from kubeupgrade.workflow.record import CampaignStore, DamagedRecord
 from kubeupgrade.workflow.states import CampaignState
 
@@ -101,13 +101,7 @@ def prune(store: CampaignStore, policy: RetentionPolicy, now: float | None = Non
 def _archive(dump: dict[str, Any], path: Path) -> Path:
     """Write the campaign's dump, complete and private, before anything is deleted."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    temporary = path.with_suffix(".tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        json.dump(dump, handle, indent=1, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    temporary.replace(path)
+    replace_file(path, json.dumps(dump, indent=1, sort_keys=True).encode(), mode=0o600, keep_mode=False)
     return path
 
 
