@@ -1,6 +1,6 @@
 """Soak: consecutive sandbox campaigns with random faults; every one must converge.
 
-    python -m bench.soak [--campaigns 20] [--seed 1]      (also: make soak)
+    python -m bench.soak [--campaigns 20] [--seed 1] [--faults 1]      (also: make soak)
 
 One sandbox (2 control planes + 3 workers, mixed apt/dnf) with real redis-server, agents and
 controller. Each campaign moves the cluster to the next version (patch and minor upgrades from
@@ -8,14 +8,17 @@ controller. Each campaign moves the cluster to the next version (patch and minor
 commands, a crashed command, a killed agent or controller, a redis restart, an API-server
 outage, requests the API server holds for seconds, a kubelet that never comes back (cleared
 later), a control plane's kubelet that never restarts a static pod (kubeadm rolls back; cleared
-later), a PDB that blocks drains (relaxed later), an agent or the controller frozen (SIGSTOP) past the timeouts and resumed (SIGCONT),
-and the previous campaign's record damaged beside the live one. Failed campaigns are retried once the fault is cleared. Prints, per campaign, the fault,
-the retries needed and the invariant checks passed, then the totals.
+later), a PDB that blocks drains (relaxed later), an agent or the controller frozen (SIGSTOP)
+past the timeouts and resumed (SIGCONT), a host command SIGKILLed at whatever moment it is in,
+and the previous campaign's record damaged beside the live one. With `--faults N`, N faults of
+distinct kinds at once. Failed campaigns are retried once the faults are cleared. Prints, per
+campaign, the faults, the retries needed and the invariant checks passed, then the totals.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import signal
@@ -39,7 +42,9 @@ HOST_COMMANDS = ["kubeadm upgrade apply", "kubeadm upgrade node", "systemctl res
                  "apt-get install", "dnf install", "apt-get update"]
 FAULTS = ["fail", "hang", "crash", "kill-agent", "kill-controller", "restart-redis", "api-down", "api-slow",
           "never-ready", "pdb-block", "dpkg-lock", "freeze-agent", "freeze-controller",
-          "damage-record", "static-pod-stuck"]
+          "damage-record", "static-pod-stuck", "kill-command"]
+# With --faults N, this many at once; these need a process or the cluster to themselves.
+ALONE = {"damage-record", "pdb-block"}
 AGENT_TIMEOUT = 20  # seconds, in every soak campaign
 
 
@@ -71,6 +76,48 @@ def freeze(stack: Stack, name: str, delay: float, seconds: float) -> callable:
     return clear
 
 
+KILLED: list[str] = []  # what kill-command faults killed, "node: argv", said after each campaign
+
+
+def running_commands(box: Sandbox, node: str) -> dict[int, str]:
+    """The simulated host commands running on `node` now, pid -> argv from the tool on
+    (kubeupgrade.sandbox.hosts' shims exec `... --dir ROOT --node NODE TOOL ARGS`)."""
+    wanted = [b"--dir", str(box.paths.root).encode(), b"--node", node.encode()]
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        at = next((i for i in range(len(argv)) if argv[i:i + 4] == wanted), None)
+        if at is not None:
+            found[int(entry.name)] = b" ".join(argv[at + 4:]).decode(errors="replace").strip()
+    return found
+
+
+def kill_command_later(box: Sandbox, node: str, delay: float) -> callable:
+    """After `delay`, SIGKILL the first host command seen running on `node` (within 20 s): a
+    crash at whatever moment it is in, not at a crash point the sandbox names."""
+    cleared = threading.Event()
+
+    def run() -> None:
+        if cleared.wait(delay):
+            return
+        deadline = time.monotonic() + 20
+        while not cleared.is_set() and time.monotonic() < deadline:
+            for pid, argv in running_commands(box, node).items():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                    KILLED.append(f"{node}: {argv}")
+                    return
+            time.sleep(0.005)
+
+    threading.Thread(target=run, daemon=True).start()
+    return cleared.set
+
+
 def inject(kind: str, stack: Stack, rng: random.Random, nodes: list[str],
            previous: str | None) -> tuple[str, callable]:
     """Inject a fault; returns its description and a function that clears it."""
@@ -94,6 +141,10 @@ def inject(kind: str, stack: Stack, rng: random.Random, nodes: list[str],
         command = rng.choice(HOST_COMMANDS)
         box.add_fault(kind, node=node, command=command, count=rng.choice([1, 2, 5]), seconds=1.5)
         return f"{kind} `{command}` on {node}", box.clear_faults
+    if kind == "kill-command":
+        delay = rng.uniform(0.5, 8.0)
+        return (f"the first command on {node} after {delay:.1f}s SIGKILLed",
+                kill_command_later(box, node, delay))
     if kind == "dpkg-lock":
         box.add_fault("dpkg-lock", node=node, count=2)
         return f"dpkg lock held on {node}", box.clear_faults
@@ -151,10 +202,25 @@ def inject(kind: str, stack: Stack, rng: random.Random, nodes: list[str],
     return f"{what} after {delay:.1f}s", lambda: None
 
 
+def draw_faults(rng: random.Random, count: int) -> list[str]:
+    """`count` distinct fault kinds, at most one of those that want the campaign to themselves."""
+    kinds = rng.sample(FAULTS, len(FAULTS))
+    chosen: list[str] = []
+    for kind in kinds:
+        if kind in ALONE and any(k in ALONE for k in chosen):
+            continue
+        chosen.append(kind)
+        if len(chosen) == count:
+            break
+    return chosen
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--campaigns", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--faults", type=int, default=1, metavar="N",
+                        help="faults injected into each campaign at once (distinct kinds)")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     total_retries = total_checks = 0
@@ -173,14 +239,19 @@ def main() -> int:
             print(f"{'#':>2} {'target':<8} {'fault':<52} {'result':<10} {'retries':>7} {'checks':>6} {'time s':>7}")
             for index, target in enumerate(TARGETS[: args.campaigns], start=1):
                 started = time.monotonic()
-                kind = rng.choice(FAULTS)
+                kinds = draw_faults(rng, args.faults)
                 campaign = workdir / f"c{index}.yaml"
                 campaign.write_text(yaml.safe_dump({"cluster": "sandbox", "target": target, "policies": {
                     "max_unavailable": 1, "drain": {"delete_emptydir_data": True, "timeout": 5},
                     "retries": {"attempts": 3, "backoff_seconds": 0.5},
                     "ready_timeout": 8, "agent_timeout": AGENT_TIMEOUT}}))
                 handle = submit(campaign, broker=stack.broker, accept_timeout=60, key=box.signing_key)
-                what, clear = inject(kind, stack, rng, nodes, previous)
+                injected = [inject(kind, stack, rng, nodes, previous) for kind in kinds]
+                what = "; ".join(description for description, _ in injected)
+
+                def clear(injected: list = injected) -> None:
+                    for _, clear_one in injected:
+                        clear_one()
                 previous = handle.id
                 retries = 0
                 state = handle.wait(timeout=600)
@@ -197,6 +268,11 @@ def main() -> int:
                 total_checks += checks
                 print(f"{index:>2} {target:<8} {what[:52]:<52} {state:<10} {retries:>7} {checks:>4}/{invariants.CHECKS} "
                       f"{time.monotonic() - started:>7.1f}", flush=True)
+                if len(what) > 52:
+                    print(f"   faults: {what}", flush=True)
+                if KILLED:
+                    print(f"   killed: {'; '.join(KILLED)}", flush=True)
+                    KILLED.clear()
                 if state != "succeeded" or problems:
                     print(f"   error: {handle.status().get('error')} problems: {problems}")
                     return 1
