@@ -70,11 +70,10 @@ def etcd_snapshot(job: Job) -> StepOutcome:
     """`etcdctl snapshot save` of the local etcd member, before `kubeadm upgrade apply`."""
     context = _context(job)
     outcome = steps.etcd_snapshot(context, job.version)
-    marker = context.marked("etcd-snapshot")
-    if marker:
+    saved = steps.snapshot_saved(context)
+    if saved is not None:
         def remember(doc: dict[str, Any]) -> None:
-            doc["hops"][job.hop]["etcd_snapshot"] = {"node": job.node, "path": marker["path"],
-                                                     "bytes": marker["bytes"]}
+            doc["hops"][job.hop]["etcd_snapshot"] = {"node": job.node, "path": saved[0], "bytes": saved[1]}
 
         job.fence()  # the record's document is not the phase's entry: checked, then written
         job.store.update(job.campaign_id, remember)

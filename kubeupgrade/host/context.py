@@ -5,6 +5,8 @@ other trace. Shared by the generic steps (`steps`) and the host platforms (`plat
 from __future__ import annotations
 
 import json
+import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +21,8 @@ from kubeupgrade.model.campaign import OsFamily
 
 if TYPE_CHECKING:
     from kubeupgrade.host.platforms.base import HostPlatform
+
+log = logging.getLogger("kubeupgrade.host")
 
 DONE = "done"
 ALREADY_DONE = "already-done"
@@ -61,6 +65,7 @@ class HostContext:
     transcript: list[CommandResult] = field(default_factory=list)
     # Raises when the task no longer owns its phase (phase.Job.fence); asked before each command.
     fence: Callable[[], None] | None = None
+    notes: list[str] = field(default_factory=list)  # what the step's output says besides its commands
 
     @property
     def platform(self) -> HostPlatform:
@@ -110,7 +115,8 @@ class HostContext:
             yield
 
     def output(self) -> str:
-        return "\n".join(f"$ {r.command}\n{r.tail(40)}" for r in self.transcript)
+        return "\n".join([*(f"# {note}" for note in self.notes),
+                          *(f"$ {r.command}\n{r.tail(40)}" for r in self.transcript)])
 
     # -- markers: the effect of a step that leaves no other trace we can read locally ---------
     def _marker(self, phase: str) -> Path:
@@ -118,10 +124,33 @@ class HostContext:
         return self.path(f"/var/lib/kubeupgrade/markers/{safe}")
 
     def marked(self, phase: str) -> dict[str, Any] | None:
+        """What the step `phase` recorded when it last did its work here; None if it did not.
+        A marker that is not a JSON object (cut short by a crash, edited by hand, a directory
+        in its place) counts as absent: the step then checks and does its work again, which
+        every marked step may (kubeadm's upgrade commands are idempotent, the others look at
+        their effect first). It is named in the step's output and set aside as NAME.damaged,
+        so it is read neither again nor instead of the marker the step writes next."""
+        marker = self._marker(phase)
         try:
-            return json.loads(self._marker(phase).read_text())
-        except (FileNotFoundError, ValueError):
+            data: Any = json.loads(marker.read_bytes())
+        except FileNotFoundError:
             return None
+        except (OSError, ValueError) as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            data = error
+        if isinstance(data, dict):
+            return data
+        what = (f"{type(data).__name__}: {data}" if isinstance(data, Exception)
+                else f"not a JSON object: {json.dumps(data)[:60]}")
+        aside = marker.with_name(marker.name + ".damaged")
+        try:
+            os.replace(marker, aside)
+            where = f"set aside as {aside.name}"
+        except OSError as error:
+            where = f"could not be set aside ({error})"
+        note = f"marker {marker} is damaged ({what[:120]}); ignored, {where}; the step checks its effect again"
+        log.warning("%s", note)
+        self.notes.append(note)
+        return None
 
     def unmark(self, phase: str) -> None:
         self._marker(phase).unlink(missing_ok=True)

@@ -122,9 +122,8 @@ SNAPSHOT_DIR = "/var/lib/kubeupgrade/etcd-snapshots"
 def etcd_snapshot(ctx: HostContext, version: KubeVersion) -> StepOutcome:
     """Save the local etcd member before `kubeadm upgrade apply`: kubeadm keeps a copy of the
     etcd data directory on this host, this is one an operator can restore anywhere."""
-    if (marker := ctx.marked("etcd-snapshot")) and ctx.path(marker["path"]).exists():
-        return StepOutcome(ALREADY_DONE, f"etcd snapshot already saved at {marker['path']} "
-                           f"({_size(marker['bytes'])})")
+    if (saved := snapshot_saved(ctx)) is not None:
+        return StepOutcome(ALREADY_DONE, f"etcd snapshot already saved at {saved[0]} ({_size(saved[1])})")
     if not ctx.path("/etc/kubernetes/manifests/etcd.yaml").exists():
         return StepOutcome(DONE, "no local etcd member (external etcd): no snapshot taken; back "
                            "etcd up where it runs")
@@ -140,6 +139,18 @@ def etcd_snapshot(ctx: HostContext, version: KubeVersion) -> StepOutcome:
     size = ctx.path(path).stat().st_size
     ctx.mark("etcd-snapshot", path=path, bytes=size)
     return StepOutcome(DONE, f"etcd snapshot saved at {path} ({_size(size)})", ctx.output())
+
+
+def snapshot_saved(ctx: HostContext) -> tuple[str, int] | None:
+    """(path, bytes) of the snapshot this hop saved here, if its marker says so and the file is
+    still there; a marker without a path in SNAPSHOT_DIR or a size counts as none."""
+    marker = ctx.marked("etcd-snapshot") or {}
+    path, size = marker.get("path"), marker.get("bytes")
+    if not isinstance(path, str) or not path.startswith(SNAPSHOT_DIR + "/") or ".." in path.split("/"):
+        return None
+    if not isinstance(size, int) or isinstance(size, bool) or not ctx.path(path).is_file():
+        return None
+    return path, size
 
 
 def _size(count: int) -> str:

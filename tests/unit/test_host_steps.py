@@ -606,3 +606,80 @@ def test_a_package_installed_twice_that_the_agent_does_not_erase_is_named_and_no
     with pytest.raises(PermanentError, match=f"kubelet is installed more than once .*; {hint}"):
         ctx.platform.install(ctx, V, "1.31.2-1.1", ("kubelet", "kubectl"))
     assert all(argv[0] in ("rpm", "dpkg-query") and argv[1] in ("-q", "-W") for argv in fake.ran)
+
+
+# A marker the agent cannot read as what it wrote: cut short, edited by hand, not a JSON object,
+# not UTF-8, a directory in its place.
+DAMAGED_MARKERS = {"cut short": b'{"at": 1, "version": "v1.3', "a list": b'[1]', "a string": b'"v1.31.2"',
+                   "a number": b"7", "not UTF-8": b"\xff\xfe{}", "a directory": None}
+
+
+def damage(ctx, phase, content):
+    marker = ctx._marker(phase)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    if content is None:
+        marker.mkdir()
+        (marker / "x").write_text("x")
+    else:
+        marker.write_bytes(content)
+    return marker
+
+
+@pytest.mark.parametrize("content", DAMAGED_MARKERS.values(), ids=DAMAGED_MARKERS)
+def test_a_damaged_marker_is_named_set_aside_and_the_step_checks_again(tmp_path, content):
+    fake = FakeExecutor().on("kubeadm", "upgrade", "apply", stdout="SUCCESS")
+    ctx = context(tmp_path, fake)
+    marker = damage(ctx, "kubeadm-upgrade-apply", content)
+    kwargs = {"certificate_renewal": True, "etcd_upgrade": True, "config_file": None}
+    outcome = steps.kubeadm_apply(ctx, V, **kwargs)
+    # counted as absent: apply runs again (kubeadm documents it as idempotent), and says why
+    assert outcome.status == steps.DONE
+    assert f"marker {marker} is damaged" in outcome.output
+    assert marker.with_name(marker.name + ".damaged").exists()
+    # the marker written now is read back, and the step is done
+    assert steps.kubeadm_apply(context(tmp_path, fake), V, **kwargs).status == steps.ALREADY_DONE
+    assert sum(1 for argv in fake.ran if argv[:3] == ("kubeadm", "upgrade", "apply")) == 1
+
+
+@pytest.mark.parametrize("content", [b'"restarted"', b"[]", b"{}", None], ids=["string", "list", "empty", "directory"])
+def test_restart_kubelet_and_hooks_with_a_damaged_marker_do_their_work_again(tmp_path, content):
+    fake = FakeExecutor().on("systemctl", "is-active", stdout="active").on("systemctl").on("/opt/hook")
+    ctx = context(tmp_path, fake)
+    damage(ctx, "restart-kubelet", content)
+    damage(ctx, "hook-pre-drain-0", content)
+    assert steps.restart_kubelet(ctx, V).status == steps.DONE
+    assert steps.run_hooks(context(tmp_path, fake), "pre-drain", [("/opt/hook",)]).status == steps.DONE
+    assert fake.ran.count(("systemctl", "restart", "kubelet")) == 1
+    assert fake.ran.count(("/opt/hook",)) == 1
+
+
+def snapshot_host(tmp_path):
+    """A control plane with a local etcd member and an etcdctl that writes its snapshot."""
+    (tmp_path / "etc/kubernetes/manifests").mkdir(parents=True)
+    (tmp_path / "etc/kubernetes/manifests/etcd.yaml").write_text("kind: Pod\n")
+
+    def save(command):
+        (tmp_path / command.argv[-1].lstrip("/")).write_bytes(b"s" * 2048)
+        return 0, "Snapshot saved\n", ""
+    fake = FakeExecutor()
+    fake.answers[("etcdctl",)] = save
+    return fake
+
+
+@pytest.mark.parametrize("marker", [
+    {"path": 5, "bytes": 1}, {"bytes": 10}, {"path": "/etc/passwd", "bytes": 10},
+    {"path": f"{steps.SNAPSHOT_DIR}/../../../etc/passwd", "bytes": 10},
+    {"path": f"{steps.SNAPSHOT_DIR}/gone.db", "bytes": 10}, {"path": f"{steps.SNAPSHOT_DIR}/x.db", "bytes": "10"},
+], ids=["path not a string", "no path", "outside the directory", "climbs out", "file gone", "size not a number"])
+def test_an_etcd_snapshot_marker_that_does_not_name_a_saved_snapshot_takes_a_new_one(tmp_path, marker):
+    fake = snapshot_host(tmp_path)
+    ctx = context(tmp_path, fake)
+    (tmp_path / steps.SNAPSHOT_DIR.lstrip("/")).mkdir(parents=True)
+    (tmp_path / steps.SNAPSHOT_DIR.lstrip("/") / "x.db").write_bytes(b"old")
+    (tmp_path / "etc/passwd").write_text("root:x:0:0::/root:/bin/sh\n")
+    ctx.mark("etcd-snapshot", **marker)
+    outcome = steps.etcd_snapshot(ctx, V)
+    assert outcome.status == steps.DONE
+    saved = steps.snapshot_saved(context(tmp_path, fake))
+    assert saved is not None and saved[0].startswith(steps.SNAPSHOT_DIR + "/c1-hop1-before-v1.31.2") and saved[1] == 2048
+    assert steps.etcd_snapshot(context(tmp_path, fake), V).status == steps.ALREADY_DONE
