@@ -193,7 +193,7 @@ class PackagePlatform(HostPlatform):
                 # back up before mutating, as kubeadm does with manifests; apt skips a name
                 # ending in .bak silently (another suffix in sources.list.d draws a notice from
                 # every apt run), dnf reads only .repo files
-                path.with_name(path.name + ".kubeupgrade.bak").write_text(text, errors="surrogateescape")
+                replace_file(path.with_name(path.name + ".kubeupgrade.bak"), text.encode(errors="surrogateescape"))
             if replaced:
                 # What this campaign's hop replaced, kept before the change so a hop that fails
                 # even while refreshing (the minor's repository does not exist) can put it back.
