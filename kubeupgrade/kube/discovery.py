@@ -6,6 +6,7 @@ from typing import Any
 
 import yaml
 
+from kubeupgrade.errors import InvalidInput, PermanentError
 from kubeupgrade.host.kubelet_flags import fails_swap_on
 from kubeupgrade.kube.client import KubeApi
 from kubeupgrade.kube.nodes import is_ready, kubelet_version, read_nodes
@@ -39,8 +40,46 @@ def control_plane_images(api: KubeApi) -> dict[str, dict[str, str]]:
 def cluster_version(api: KubeApi) -> KubeVersion:
     configmap = api.call("read kubeadm-config", api.core.read_namespaced_config_map,
                          "kubeadm-config", "kube-system")
-    config = yaml.safe_load(configmap["data"]["ClusterConfiguration"])
-    return parse_version(config["kubernetesVersion"])
+    return configured_version(configmap)
+
+
+
+def cluster_configuration(configmap: dict[str, Any]) -> dict[str, Any] | None:
+    """The ClusterConfiguration kubeadm keeps in kube-system/kubeadm-config (written at `kubeadm
+    init` and by every `kubeadm upgrade apply`), None where the ConfigMap holds none. One that
+    is there but unreadable is the cluster's problem to name, not a traceback nor a guess:
+    PermanentError, so the campaign is refused saying so."""
+    data = configmap.get("data") if isinstance(configmap, dict) else None
+    text = data.get("ClusterConfiguration") if isinstance(data, dict) else None
+    if not isinstance(text, str) or not text.strip():
+        return None
+    try:
+        config = yaml.safe_load(text)
+    except (yaml.YAMLError, RecursionError) as error:
+        raise PermanentError(f"{CLUSTER_CONFIGURATION} is not YAML ({str(error).splitlines()[0][:120]}); "
+                             f"{REPAIR}") from None
+    if not isinstance(config, dict):
+        raise PermanentError(f"{CLUSTER_CONFIGURATION} is not a mapping; {REPAIR}")
+    return config
+
+
+CLUSTER_CONFIGURATION = "kube-system/kubeadm-config: data.ClusterConfiguration"
+REPAIR = "repair it (`kubeadm init phase upload-config kubeadm` on a control plane)"
+
+
+def configured_version(configmap: dict[str, Any]) -> KubeVersion:
+    """The version kubeadm last recorded for the cluster (`kubernetesVersion`)."""
+    config = cluster_configuration(configmap)
+    if config is None:
+        raise PermanentError(f"{CLUSTER_CONFIGURATION} is missing; kubeadm writes it at `kubeadm "
+                             "init`: is this cluster set up by kubeadm?")
+    version = config.get("kubernetesVersion")
+    if not isinstance(version, str):
+        raise PermanentError(f"{CLUSTER_CONFIGURATION} has no kubernetesVersion; {REPAIR}")
+    try:
+        return parse_version(version)
+    except InvalidInput as error:
+        raise PermanentError(f"{CLUSTER_CONFIGURATION}: kubernetesVersion: {error}") from None
 
 
 def cluster_fails_swap_on(api: KubeApi) -> bool:

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import yaml
-
 from kubeupgrade.kube.client import KubeApi
+from kubeupgrade.kube.discovery import cluster_configuration
 
 NAME_ANNOTATION = "kubeupgrade.io/cluster-name"
 KUBEADM_DEFAULT_NAME = "kubernetes"
@@ -40,11 +39,9 @@ def read_identity(api: KubeApi) -> ClusterIdentity:
         return ClusterIdentity(str(annotated), uid, f"the {NAME_ANNOTATION} annotation of kube-system")
     configmap = api.call("read kubeadm-config", api.core.read_namespaced_config_map,
                          "kubeadm-config", "kube-system")
-    try:
-        config = yaml.safe_load(configmap.get("data", {}).get("ClusterConfiguration") or "") or {}
-    except yaml.YAMLError:
-        config = {}
-    name = config.get("clusterName") if isinstance(config, dict) else None
+    # Unreadable, it names no cluster: refused naming the ConfigMap, never taken for the default.
+    config = cluster_configuration(configmap) or {}
+    name = config.get("clusterName")
     if name:
         return ClusterIdentity(str(name), uid, "kubeadm's clusterName")
     return ClusterIdentity(KUBEADM_DEFAULT_NAME, uid, "kubeadm's default clusterName")

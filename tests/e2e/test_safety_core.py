@@ -151,6 +151,23 @@ def test_a_damaged_record_does_not_stop_another_campaign(make_stack, tmp_path):
     assert_safe(stack.sandbox, 1)
 
 
+def test_a_damaged_kubeadm_config_refuses_the_campaign_naming_it_and_nothing_runs(make_stack, tmp_path):
+    from kubernetes import client, config
+
+    from kubeupgrade.errors import PolicyRefused
+
+    stack = make_stack(control_planes=1, workers=1, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    core = client.CoreV1Api(config.new_client_from_config(config_file=str(box.kubeconfig)))
+    # cut short where `kubernetesVersion` was: what a hand edit or a bad restore leaves
+    core.patch_namespaced_config_map("kubeadm-config", "kube-system",
+                                     {"data": {"ClusterConfiguration": "kind: ClusterConfiguration\nkubernetesVersion: [v1.30"}})
+    with pytest.raises(PolicyRefused, match="kube-system/kubeadm-config: data.ClusterConfiguration is not YAML"):
+        submit(write_campaign(tmp_path / "c.yaml", "1.31"), broker=stack.broker)
+    assert nothing_ran(box)
+    assert CampaignStore.from_url(stack.broker).active_ids() == []  # refused: the cluster is free again
+
+
 def test_a_cluster_already_at_the_target_is_left_untouched(make_stack, tmp_path):
     stack = make_stack(control_planes=2, workers=2, version="1.34.4", os_family="mixed")
     box = stack.sandbox
