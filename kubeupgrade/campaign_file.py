@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import functools
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -99,18 +100,37 @@ _HOOK_KEYS = ("after_first_control_plane", "before_drain", "after_node")
 _RETRY_KEYS = ("attempts", "backoff_seconds")
 
 
-def load_campaign(path: str | Path) -> Campaign:
-    """Load and validate a campaign file. Raises InvalidInput with a one-line message."""
+MAX_INPUT_BYTES = 8 * 2**20  # a campaign or listing file: read whole, then built many times over
+
+
+def read_input_file(path: str | Path, what: str) -> str:
+    """The UTF-8 text of an operator's input file ("-": standard input), read up to
+    MAX_INPUT_BYTES and not to the end (a pipe or a device may have none); InvalidInput in one
+    line naming the file otherwise."""
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        if str(path) == "-":
+            data = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
+        else:
+            with file.open("rb") as stream:
+                data = stream.read(MAX_INPUT_BYTES + 1)
+        if len(data) > MAX_INPUT_BYTES:
+            raise InvalidInput(f"{file}: larger than {MAX_INPUT_BYTES // 2**20} MiB, the most a {what} file "
+                               "may be (5,000 nodes listed by name take well under 1 MiB): is this "
+                               "the right file?")
+        return data.decode("utf-8")
     except FileNotFoundError:
-        raise InvalidInput(f"{file}: no such campaign file") from None
+        raise InvalidInput(f"{file}: no such {what} file") from None
     except OSError as error:
-        raise InvalidInput(f"{file}: cannot read campaign file: {error.strerror}") from None
+        raise InvalidInput(f"{file}: cannot read {what} file: {error.strerror}") from None
     except UnicodeDecodeError as error:
-        raise InvalidInput(f"{file}: {not_utf8(error)}; save the campaign file as UTF-8") from None
-    return parse_campaign(text, source=str(file))
+        raise InvalidInput(f"{file}: {not_utf8(error)}; save the {what} file as UTF-8") from None
+
+
+def load_campaign(path: str | Path) -> Campaign:
+    """Load and validate a campaign file. Raises InvalidInput with a one-line message."""
+    text = read_input_file(path, "campaign")
+    return parse_campaign(text, source=str(Path(path)))
 
 
 @functools.lru_cache(maxsize=1)
@@ -144,6 +164,8 @@ def parse_campaign(text: str, source: str = "<campaign>") -> Campaign:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(error, "problem", None) or "invalid YAML"
         raise InvalidInput(f"{source}: not valid YAML{where}: {problem}") from None
+    except RecursionError:  # the reader recurses once per level of [ or {
+        raise InvalidInput(f"{source}: nested too deep to read; a campaign file is a few levels deep") from None
     return _CampaignReader(source).read(document)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from pathlib import Path
 
 import click
 
@@ -35,12 +34,9 @@ def _emit(data: object, output: str) -> None:
 
 
 def _read_text(path: str, what: str) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InvalidInput(f"{path}: no such {what} file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise InvalidInput(f"{path}: cannot read {what} file: {error}") from None
+    from kubeupgrade.campaign_file import read_input_file
+
+    return read_input_file(path, what)
 
 
 @cli.command()
@@ -150,7 +146,7 @@ def versions_available(listing: str, minor: str | None, package: str, output: st
     """List the versions in a package listing, newest first."""
     from kubeupgrade.model.versions import parse_minor
 
-    text = sys.stdin.read() if listing == "-" else _read_text(listing, "listing")
+    text = _read_text(listing, "listing")
     rows = _listing(listing, text, package)
     if minor is not None:
         wanted = parse_minor(minor)

@@ -95,3 +95,30 @@ def test_every_key_with_every_wrong_value():
 @given(damaged_documents())
 def test_a_damaged_campaign_is_refused_in_one_line_naming_the_file(document):
     _refused_cleanly_or_accepted(document)
+
+
+def test_a_campaign_nested_deeper_than_the_reader_recurses_is_refused_in_one_line():
+    import pytest
+
+    text = 'cluster: prod\ntarget: "1.31"\npolicies: ' + "[" * 20000 + "]" * 20000 + "\n"
+    with pytest.raises(InvalidInput, match=r"^campaign.yaml: nested too deep to read"):
+        parse_campaign(text, "campaign.yaml")
+
+
+def test_an_input_file_is_read_only_up_to_its_limit(tmp_path):
+    import pytest
+
+    from kubeupgrade.campaign_file import MAX_INPUT_BYTES, load_campaign, read_input_file
+
+    big = tmp_path / "big.yaml"
+    big.write_bytes(b"cluster: prod\n# " + b"x" * MAX_INPUT_BYTES + b"\n")
+    with pytest.raises(InvalidInput, match=rf"^{big}: larger than 8 MiB, the most a campaign file"):
+        load_campaign(big)
+    # a device with no end (or a pipe that never closes) is refused after the limit too
+    with pytest.raises(InvalidInput, match=r"^/dev/zero: larger than 8 MiB, the most a listing file"):
+        read_input_file("/dev/zero", "listing")
+    with pytest.raises(InvalidInput, match=rf"^{tmp_path}: cannot read campaign file: Is a directory$"):
+        load_campaign(tmp_path)
+    exact = tmp_path / "exact.yaml"
+    exact.write_bytes(b"#" * (MAX_INPUT_BYTES - 1) + b"\n")
+    assert read_input_file(exact, "campaign").endswith("#\n")
