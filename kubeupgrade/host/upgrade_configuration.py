@@ -39,6 +39,8 @@ def configuration_problems(text: str, path: str, wanted: Wanted) -> list[str]:
         documents = [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
     except yaml.YAMLError as error:
         return [f"{path} is not YAML: {str(error).splitlines()[0]}"]
+    except RecursionError:  # the reader recurses once per level of [ or {
+        return [f"{path} is nested too deep to read; an UpgradeConfiguration is a few levels deep"]
     found = [d for d in documents if d.get("kind") == "UpgradeConfiguration"
              and str(d.get("apiVersion", "")).startswith("kubeadm.k8s.io/")]
     if not found:

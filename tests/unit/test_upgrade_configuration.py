@@ -62,6 +62,9 @@ def test_a_file_without_an_upgrade_configuration_or_not_yaml_is_refused():
     [problem] = configuration_problems(cluster, PATH, Wanted("apply", True, True))
     assert "has no UpgradeConfiguration" in problem and "ignores a ClusterConfiguration" in problem
     assert configuration_problems("apply: [", PATH, Wanted("apply", True, True))[0].startswith(f"{PATH} is not YAML")
+    deep = "apply: " + "[" * 20000 + "]" * 20000
+    assert configuration_problems(deep, PATH, Wanted("apply", True, True)) == [
+        f"{PATH} is nested too deep to read; an UpgradeConfiguration is a few levels deep"]
     assert configuration_problems(document("apply", {"etcdUpgrade": "no way"}), PATH,
                                   Wanted("apply", True, True)) == [f"{PATH}: apply.etcdUpgrade is 'no way', not true or false"]
     mixed = cluster + "---\n" + document("node", {"etcdUpgrade": False})
