@@ -107,11 +107,20 @@ def node_spec(node: dict[str, Any], images: dict[str, dict[str, str]],
     return NodeSpec(
         name=name,
         role=Role.CONTROL_PLANE if control_plane else Role.WORKER,
-        kubelet=parse_version(kubelet_version(node)),
-        control_plane=parse_version(apiserver) if control_plane and apiserver else None,
+        kubelet=_version_of(name, "status.nodeInfo.kubeletVersion", kubelet_version(node)),
+        control_plane=_version_of(name, "its kube-apiserver mirror pod's image tag", apiserver)
+        if control_plane and apiserver else None,
         os=(os_families or {}).get(name) or _windows(labels),
         labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())),
     )
+
+
+def _version_of(node: str, field: str, text: object) -> KubeVersion:
+    """A version the cluster reports for `node`, refused naming the node and where it was read."""
+    try:
+        return parse_version(text if isinstance(text, str) else repr(text))
+    except InvalidInput as error:
+        raise InvalidInput(f"node {node}: {field}: {error}") from None
 
 
 def _windows(labels: dict[str, str]) -> OsFamily | None:

@@ -1,5 +1,6 @@
-"""The cluster's version as kubeadm recorded it (kube-system/kubeadm-config): read from any
-ConfigMap the API server may return, a damaged one refused in one line that names it."""
+"""What discovery reads from the cluster (the version kubeadm recorded in kube-system/kubeadm-
+config, each node's kubelet and API server versions): read from whatever the API server
+returns, and what cannot be read refused in one line that names the object and the field."""
 
 import pytest
 
@@ -41,3 +42,24 @@ def test_a_damaged_kubeadm_config_is_named_in_one_line(damaged):
     message = str(raised.value)
     assert message.startswith("kube-system/kubeadm-config: data.ClusterConfiguration")
     assert "\n" not in message
+
+
+@pytest.mark.parametrize("reported", ["v1.30.4+vmware.1", "", "1.30", None, 1.3])
+def test_a_node_reporting_a_kubelet_version_that_is_not_one_is_named(reported):
+    from kubeupgrade.errors import InvalidInput
+    from kubeupgrade.kube.discovery import node_spec
+
+    node = {"metadata": {"name": "worker-7", "labels": {}}, "status": {"nodeInfo": {"kubeletVersion": reported}}}
+    with pytest.raises(InvalidInput, match=r"^node worker-7: status.nodeInfo.kubeletVersion: "):
+        node_spec(node, {})
+
+
+def test_a_control_plane_whose_apiserver_image_tag_is_not_a_version_is_named():
+    from kubeupgrade.errors import InvalidInput
+    from kubeupgrade.kube.discovery import node_spec
+
+    node = {"metadata": {"name": "cp-1", "labels": {"node-role.kubernetes.io/control-plane": ""}},
+            "status": {"nodeInfo": {"kubeletVersion": "v1.30.4"}}}
+    assert node_spec(node, {"cp-1": {"kube-apiserver": "v1.30.4"}}).control_plane.tag == "v1.30.4"
+    with pytest.raises(InvalidInput, match=r"^node cp-1: its kube-apiserver mirror pod's image tag: 'latest'"):
+        node_spec(node, {"cp-1": {"kube-apiserver": "latest"}})
