@@ -241,6 +241,8 @@ class Dispatcher:
         self._tick_started = 0.0  # perf_counter() at the start of the current tick
         self._more_to_send = False  # the tick stopped sending at its budget: tick again at once
         self._looked_at: dict[str, float] = {}  # campaign -> when _recover_undelivered last looked
+        # campaign -> task id -> when a look first found it reached (our wall clock; _reached_by_our_clock)
+        self._reached_first: dict[str, dict[str, float]] = {}
         # campaign -> nodes whose agent beats but leaves its reached task in its queue, as of the
         # last look: waited for as if silent (its heartbeat thread lives, its consumer does not).
         self._not_taking: dict[str, set[str]] = {}
@@ -340,7 +342,7 @@ class Dispatcher:
         if any(key not in active for key in self._records):
             self._records = {key: known for key, known in self._records.items() if key in active}
         for looks in (self._looked_at, self._unseen_since, self._watch_round, self._not_taking,
-                      self._look_rounds, self._outside_told):
+                      self._look_rounds, self._outside_told, self._reached_first):
             for gone in [key for key in looks if key not in active]:
                 del looks[gone]
         for campaign_id in active:
@@ -1226,6 +1228,7 @@ class Dispatcher:
         waiting = {name: phase for name, phase in watched.items() if phase["state"] == "pending"}
         now = time.time()
         reached = awaited_since(entries, waiting, self._schedule(doc, hop).control_planes) if waiting else {}
+        reached = self._reached_by_our_clock(campaign_id, reached, waiting, now)
         every_due = {watched[name]["task_id"]: name for name, since in reached.items()
                      if now - since >= UNDELIVERED_AFTER}
         if not every_due:
@@ -1271,6 +1274,19 @@ class Dispatcher:
             self._resend(doc, hop, entries, lost, "no message carries its task (lost before it was "
                          "sent, in a broker restart, or with a killed consumer)", counter="redeliveries")
         return True
+
+    def _reached_by_our_clock(self, campaign_id: str, reached: dict[str, float],
+                              waiting: Mapping[str, PhaseRecord], now: float) -> dict[str, float]:
+        """`reached` with no time later than when this dispatcher first saw the task reached.
+        The time a link's predecessor ended is the agent's clock: one running ahead (a host
+        whose clock jumped) would put it in the future, and the task would not be looked for
+        until that future came, hours maybe, while the campaign said nothing. A clock behind
+        only makes the look come sooner, and a look changes nothing where the message is."""
+        seen = self._reached_first.setdefault(campaign_id, {})
+        ids = {name: waiting[name]["task_id"] for name in reached}
+        for gone in set(seen) - set(ids.values()):
+            del seen[gone]
+        return {name: min(since, seen.setdefault(ids[name], now)) for name, since in reached.items()}
 
     def _look_round(self, campaign_id: str, due: Mapping[str, str], reached: Mapping[str, float]) -> list[str]:
         """Up to UNDELIVERED_BATCH of the `due` task ids (task id -> node) to look for now:
