@@ -112,7 +112,13 @@ def node_spec(node: dict[str, Any], images: dict[str, dict[str, str]],
         if control_plane and apiserver else None,
         os=(os_families or {}).get(name) or _windows(labels),
         labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())),
+        machine_id=_machine_id(node),
     )
+
+
+def _machine_id(node: dict[str, Any]) -> str | None:
+    reported = (node.get("status") or {}).get("nodeInfo", {}).get("machineID")
+    return reported.strip() or None if isinstance(reported, str) else None
 
 
 def _version_of(node: str, field: str, text: object) -> KubeVersion:

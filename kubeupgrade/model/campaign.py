@@ -56,6 +56,9 @@ class NodeSpec:
     os: OsFamily | None = None
     zone: str | None = None
     labels: tuple[tuple[str, str], ...] = ()
+    # The host's /etc/machine-id as the node's kubelet reports it (status.nodeInfo.machineID):
+    # an agent on another host refuses to act for the node (workflow/phase.py).
+    machine_id: str | None = None
 
     @property
     def is_control_plane(self) -> bool:

@@ -22,5 +22,6 @@ def with_live_state(campaign: Campaign, live_nodes: list[NodeSpec], version: Kub
         nodes = tuple(replace(node, kubelet=live[node.name].kubelet,
                               control_plane=live[node.name].control_plane,
                               os=node.os or live[node.name].os,
-                              labels=node.labels or live[node.name].labels) for node in campaign.nodes)
+                              labels=node.labels or live[node.name].labels,
+                              machine_id=live[node.name].machine_id) for node in campaign.nodes)
     return replace(campaign, nodes=nodes, control_plane_version=version)

@@ -133,6 +133,8 @@ def create_host(paths: SandboxPaths, spec: dict[str, Any], config: dict[str, Any
             (root / "etc/kubernetes/pki/etcd" / name).write_text(f"sandbox etcd {name}\n")
         (root / "var/lib/etcd/member/snap").mkdir(parents=True, exist_ok=True)
         (root / "var/lib/etcd/member/snap/db").write_text(f"sandbox etcd data for {node}\n")
+    if family != "windows":  # Windows keeps its machine id in the registry
+        (root / "etc/machine-id").write_text(objects.machine_id(node) + "\n")
     if family == "windows":
         _create_windows_binaries(root, kube)
     elif family == "apt":

@@ -139,6 +139,12 @@ def mirror_pod(node: dict[str, Any], component: str, image: str) -> dict[str, An
     return pod
 
 
+def machine_id(node: str) -> str:
+    """The node's /etc/machine-id, as its kubelet reports it in status.nodeInfo.machineID: 32
+    hex digits, the same for the node in every sandbox (hosts.create_host writes the file)."""
+    return uuid.uuid5(uuid.NAMESPACE_DNS, node).hex
+
+
 def node_object(spec: dict[str, Any], index: int, version: str) -> dict[str, Any]:
     name, control_plane = spec["name"], spec["role"] == "control-plane"
     system = "windows" if spec["os"] == "windows" else "linux"
@@ -180,7 +186,7 @@ def node_object(spec: dict[str, Any], index: int, version: str) -> dict[str, Any
                          "kernelVersion": KERNELS.get(spec["os"], "5.15.0-119-generic"),
                          "containerRuntimeVersion": "containerd://1.7.22",
                          "operatingSystem": system, "architecture": "amd64",
-                         "machineID": uuid.uuid5(uuid.NAMESPACE_DNS, name).hex,
+                         "machineID": machine_id(name),
                          "systemUUID": str(uuid.uuid5(uuid.NAMESPACE_DNS, name)),
                          "bootID": str(uuid.uuid4())},
             "capacity": {"cpu": "4", "memory": "16363916Ki", "pods": "110",

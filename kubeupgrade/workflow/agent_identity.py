@@ -70,3 +70,21 @@ def serving(identity: AgentIdentity) -> Iterator[None]:
         yield
     finally:
         serve(previous)
+
+
+# Where the kubelet (its cAdvisor) reads the machine id it reports as the Node's
+# status.nodeInfo.machineID, in this order.
+MACHINE_ID_FILES = ("etc/machine-id", "var/lib/dbus/machine-id")
+
+
+def host_machine_id(identity: AgentIdentity) -> str | None:
+    """The machine id of the host the agent acts on; None where it has none to read (Windows
+    keeps its id in the registry)."""
+    for name in MACHINE_ID_FILES:
+        try:
+            found = (identity.host_root / name).read_text(errors="replace").strip()
+        except OSError:
+            continue
+        if found:
+            return found
+    return None

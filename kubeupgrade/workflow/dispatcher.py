@@ -140,14 +140,16 @@ INFRASTRUCTURE_ERRORS = ("ConnectionError", "WorkerLostError", "OperationalError
 
 
 def _live_versions(campaign: Campaign) -> dict[str, dict[str, str | None]]:
-    """The versions each node runs now (kubelet; static pods on a control plane). A hop whose
-    target is resolved only on the hosts ("1.34" = latest patch) skips the nodes already there
-    once it is resolved."""
+    """The versions each node runs now (kubelet; static pods on a control plane), and its
+    host's machine id where the cluster reports one. A hop whose target is resolved only on the
+    hosts ("1.34" = latest patch) skips the nodes already there once it is resolved."""
     live: dict[str, dict[str, str | None]] = {}
     for node in campaign.nodes or ():
         static = (node.control_plane or campaign.control_plane_version) if node.is_control_plane else None
         live[node.name] = {"kubelet": node.kubelet.plain if node.kubelet else None,
                            "control_plane": static.plain if static else None}
+        if node.machine_id:  # what an agent checks it runs on (workflow/phase.py)
+            live[node.name]["machine_id"] = node.machine_id
     return live
 
 

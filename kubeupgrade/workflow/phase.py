@@ -228,6 +228,23 @@ def refuse_misrouted(node: str) -> None:
                              "misrouted message")
 
 
+def refuse_other_host(job: Job) -> None:
+    """On an agent: act for a node only on that node's host. An agent started with another
+    node's --node (a swapped inventory line) would install and restart the kubelet of a host
+    nobody drained, outside the campaign's count of workers out of service. The machine id the
+    node's kubelet reported at acceptance must be this host's; where either is unknown (a
+    Windows host, a cluster that reports none) there is nothing to compare."""
+    recorded = job.store.live_version(job.campaign_id, job.node, job.doc).get("machine_id")
+    if not isinstance(recorded, str) or not recorded:
+        return
+    local = agent_identity.host_machine_id(agent_identity.current())
+    if local is None or local == recorded:
+        return
+    raise PermanentError(f"the agent serving node {job.node} runs on a host whose machine id is {local}, "
+                         f"but Node {job.node} reports machineID {recorded}: nothing was run. Start this "
+                         f"host's agent with its own --node, and the agent of {job.node} on {job.node}")
+
+
 def _validate(campaign: Any, hop: Any, node: Any, phase: Any, attempt: Any,
               allowed: frozenset[Phase]) -> Phase:
     if not valid_campaign_id(campaign):
@@ -282,6 +299,7 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
     try:
         if on_agent:  # root on this host: only for what a trusted operator signed
             authorize(read.doc, hop, signed_text=read.signed_text(), node=node)
+            refuse_other_host(job)
         else:  # the cluster: only for what this controller accepted
             require_accepted(job)
         policy = job.campaign.policies.retries

@@ -168,6 +168,33 @@ def test_a_damaged_kubeadm_config_refuses_the_campaign_naming_it_and_nothing_run
     assert CampaignStore.from_url(stack.broker).active_ids() == []  # refused: the cluster is free again
 
 
+def test_an_agent_started_for_another_node_runs_nothing_and_is_named_then_retry_finishes(make_stack, tmp_path):
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    stack.kill("agent-worker-2")
+    # worker-1's host with a second agent that says it serves worker-2: a swapped inventory line
+    stack._spawn("agent-worker-2", [
+        *stack.agent_command, "--node", "worker-2",
+        "--host-root", str(box.node_root("worker-1")), "--path", str(box.node_bin("worker-1")),
+        "--loglevel", "WARNING"], KUBEUPGRADE_AGENT_POLL=str(stack.agent_poll),
+        KUBEUPGRADE_BROKER=stack.broker_for("agent"), **box.message_identity("agent").env())
+    stack.wait_for_workers(["agent@worker-2"])
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1), broker=stack.broker)
+    state, error = finish(handle)
+    assert state == "failed" and error["node"] == "worker-2", error
+    assert "runs on a host whose machine id is" in error["message"] and "nothing was run" in error["message"]
+    # nothing changed the host that is not worker-2's, nor worker-2
+    changed = [e["argv"] for node in ("worker-1", "worker-2") for e in box.command_log(node)
+               if e["argv"][0] in ("kubeadm", "systemctl") or e["argv"][:2] == ["apt-get", "install"]]
+    assert changed == []
+    assert_safe(box, 1, succeeded=False)
+    stack.kill("agent-worker-2")
+    stack.start_agent("worker-2")
+    stack.wait_for_workers(["agent@worker-2"])
+    retry_succeeds(handle)
+    assert_safe(box, 1)
+
+
 def test_a_cluster_already_at_the_target_is_left_untouched(make_stack, tmp_path):
     stack = make_stack(control_planes=2, workers=2, version="1.34.4", os_family="mixed")
     box = stack.sandbox

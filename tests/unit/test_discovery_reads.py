@@ -63,3 +63,21 @@ def test_a_control_plane_whose_apiserver_image_tag_is_not_a_version_is_named():
     assert node_spec(node, {"cp-1": {"kube-apiserver": "v1.30.4"}}).control_plane.tag == "v1.30.4"
     with pytest.raises(InvalidInput, match=r"^node cp-1: its kube-apiserver mirror pod's image tag: 'latest'"):
         node_spec(node, {"cp-1": {"kube-apiserver": "latest"}})
+
+
+@pytest.mark.parametrize(("reported", "kept"), [("9762d1444d0150608f112d7dba4a761f", "9762d1444d0150608f112d7dba4a761f"),
+                                                (" 9762d1444d0150608f112d7dba4a761f\n", "9762d1444d0150608f112d7dba4a761f"),
+                                                ("", None), (None, None), (42, None)])
+def test_the_machine_id_the_kubelet_reports_is_kept_for_the_agents_to_check(reported, kept):
+    from kubeupgrade.kube.discovery import node_spec
+    from kubeupgrade.model.campaign import Campaign, NodeSpec, Role
+    from kubeupgrade.model.versions import parse_version, parse_version_spec
+    from kubeupgrade.planning.live import with_live_state
+
+    info = {"kubeletVersion": "v1.30.4"} if reported is None else {"kubeletVersion": "v1.30.4", "machineID": reported}
+    live = node_spec({"metadata": {"name": "worker-7", "labels": {}}, "status": {"nodeInfo": info}}, {})
+    assert live.machine_id == kept
+    # A campaign that lists its nodes gets it from the cluster, as it gets the versions.
+    listed = Campaign("prod", parse_version_spec("1.31"), nodes=(NodeSpec("worker-7", Role.WORKER),))
+    merged = with_live_state(listed, [live], parse_version("1.30.4"))
+    assert merged.nodes[0].machine_id == kept
