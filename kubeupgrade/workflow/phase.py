@@ -240,8 +240,8 @@ def refuse_other_host(job: Job) -> None:
     local = agent_identity.host_machine_id(agent_identity.current())
     if local is None or local == recorded:
         return
-    raise PermanentError(f"the agent serving node {job.node} runs on a host whose machine id is {local}, "
-                         f"but Node {job.node} reports machineID {recorded}: nothing was run. Start this "
+    raise PermanentError(f"the agent serving node {job.node} runs on a host whose machine id is {local[:64]}, "
+                         f"but Node {job.node} reports machineID {recorded[:64]}: nothing was run. Start this "
                          f"host's agent with its own --node, and the agent of {job.node} on {job.node}")
 
 
