@@ -121,24 +121,28 @@ def _probes() -> list[Probe]:
     ]
 
 
-def check_cluster(kubeconfig: str) -> tuple[list[Check], list[str]]:
-    """(rows, the cluster's node names): the API server and the controller's rights."""
+def check_cluster(kubeconfig: str) -> tuple[list[Check], list[str], dict[str, str]]:
+    """(rows, the cluster's node names, their hosts' machine ids where reported): the API
+    server and the controller's rights."""
     from kubernetes.client.rest import ApiException
 
     from kubeupgrade.errors import KubeupgradeError
     from kubeupgrade.kube.client import KubeApi
+    from kubeupgrade.kube.discovery import machine_id_of
     from kubeupgrade.kube.identity import read_identity
 
     try:
         api = KubeApi(kubeconfig)
     except Exception as error:  # noqa: BLE001 - a kubeconfig that does not load
-        return [Check("kubeconfig", False, f"{kubeconfig}: {error}", "pass the controller's kubeconfig")], []
+        return [Check("kubeconfig", False, f"{kubeconfig}: {error}", "pass the controller's kubeconfig")], [], {}
     try:
         try:
             identity = read_identity(api)
-            nodes = [n["metadata"]["name"] for n in api.call("list nodes", api.core.list_node)["items"]]
+            listed = api.call("list nodes", api.core.list_node)["items"]
         except KubeupgradeError as error:
-            return [Check("cluster", False, str(error), "check the kubeconfig's server and credentials")], []
+            return [Check("cluster", False, str(error), "check the kubeconfig's server and credentials")], [], {}
+        nodes = [n["metadata"]["name"] for n in listed]
+        machine_ids = {n["metadata"]["name"]: found for n in listed if (found := machine_id_of(n))}
         rows = [Check("cluster", True, identity.describe())]
         try:  # one pod to aim the dry-run eviction at (a 403 here is the "list pods" row's)
             pods = api.call("list a pod", api.core.list_pod_for_all_namespaces, limit=1)["items"]
@@ -158,12 +162,13 @@ def check_cluster(kubeconfig: str) -> tuple[list[Check], list[str]]:
         rows.append(Check("controller RBAC", not missing,
                           "every right the controller uses" if not missing else "missing: " + ", ".join(missing),
                           "apply deploy/kubernetes/controller-rbac.yaml and use its ServiceAccount"))
-        return rows, nodes
+        return rows, nodes, machine_ids
     finally:
         api.close()
 
 
-def check_agents(client: Any, nodes: list[str], key: str | None) -> list[Check]:
+def check_agents(client: Any, nodes: list[str], key: str | None,
+                 machine_ids: dict[str, str] | None = None) -> list[Check]:
     from kubeupgrade.workflow.liveness import agent_descriptions
 
     described = agent_descriptions(client, nodes)
@@ -182,6 +187,8 @@ def check_agents(client: Any, nodes: list[str], key: str | None) -> list[Check]:
                       "unsigned tasks accepted on: " + _names(unsigned),
                       "give those agents KUBEUPGRADE_MESSAGE_KEY/CERT/TRUST (kubeupgrade keys "
                       "messages) and drop --unsigned-messages"))
+    if machine_ids:
+        rows.append(check_agent_hosts(described, machine_ids))
     if key is not None:
         distrustful = [n for n, d in described.items() if key not in (d.get("trusts") or [])]
         rows.append(Check("agents trust the key", not distrustful,
@@ -190,6 +197,22 @@ def check_agents(client: Any, nodes: list[str], key: str | None) -> list[Check]:
                           "install operator.pub in /etc/kubeupgrade/trusted on those nodes "
                           "(`kubeupgrade bootstrap agents --trusted-key`)"))
     return rows
+
+
+def check_agent_hosts(described: dict[str, dict[str, object]], machine_ids: dict[str, str]) -> Check:
+    """Each live agent on its own node's host: the machine id it reads there is the one the
+    node's kubelet reports (an agent elsewhere refuses every phase: workflow/phase.py)."""
+    owners = {machine: node for node, machine in machine_ids.items()}
+    wrong = []
+    for node, description in sorted(described.items()):
+        found = description.get("machine_id")
+        if isinstance(found, str) and found and node in machine_ids and found != machine_ids[node]:
+            where = f"{owners[found]}'s host" if found in owners else f"a host with machine id {found[:64]}"
+            wrong.append(f"{node} (its agent runs on {where})")
+    return Check("agents on their own hosts", not wrong,
+                 "every live agent that says where it runs is on its node's host" if not wrong else
+                 "elsewhere: " + _names(wrong),
+                 "start each agent with its own node's --node (kubeupgrade agent --node NAME) on that node")
 
 
 def _names(names: list[str], shown: int = 10) -> str:
@@ -235,13 +258,14 @@ def diagnose(broker: str, kubeconfig: str | None, key: str | None,
     key_row, key_identity = check_key(key)
     rows += [key_row, check_message_identity()]
     nodes: list[str] = []
+    machine_ids: dict[str, str] = {}
     if kubeconfig:
-        cluster_rows, nodes = check_cluster(kubeconfig)
+        cluster_rows, nodes, machine_ids = check_cluster(kubeconfig)
         rows += cluster_rows
     if campaign_nodes:
         nodes = campaign_nodes
     if client is not None and nodes:
-        rows += check_agents(client, nodes, key_identity)
+        rows += check_agents(client, nodes, key_identity, machine_ids)
     return rows
 
 

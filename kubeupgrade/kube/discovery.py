@@ -112,11 +112,12 @@ def node_spec(node: dict[str, Any], images: dict[str, dict[str, str]],
         if control_plane and apiserver else None,
         os=(os_families or {}).get(name) or _windows(labels),
         labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())),
-        machine_id=_machine_id(node),
+        machine_id=machine_id_of(node),
     )
 
 
-def _machine_id(node: dict[str, Any]) -> str | None:
+def machine_id_of(node: dict[str, Any]) -> str | None:
+    """The host's machine id as the node's kubelet reports it, None where it reports none."""
     reported = (node.get("status") or {}).get("nodeInfo", {}).get("machineID")
     return reported.strip() or None if isinstance(reported, str) else None
 

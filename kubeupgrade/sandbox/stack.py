@@ -139,14 +139,16 @@ class Stack:
 
     # -- kubeupgrade processes ----------------------------------------------------------------------
     def start_agent(self, node: str, *, unsigned_messages: bool = False,
-                    options: tuple[str, ...] = ()) -> subprocess.Popen:
+                    options: tuple[str, ...] = (), host: str | None = None) -> subprocess.Popen:
         """The node's agent, verifying messages with the sandbox's agent identity (or, to
-        rehearse a misconfigured node, with --unsigned-messages and no identity)."""
+        rehearse a misconfigured node, with --unsigned-messages and no identity; or on another
+        node's `host`, as a swapped inventory line would start it)."""
         identity = NO_IDENTITY if unsigned_messages else self.sandbox.message_identity("agent").env()
         extra = [*options, *(["--unsigned-messages"] if unsigned_messages else [])]
+        host = host or node
         return self._spawn(f"agent-{node}", [
             *self.agent_command, "--node", node,
-            "--host-root", str(self.sandbox.node_root(node)), "--path", str(self.sandbox.node_bin(node)),
+            "--host-root", str(self.sandbox.node_root(host)), "--path", str(self.sandbox.node_bin(host)),
             "--loglevel", "WARNING", *extra], KUBEUPGRADE_AGENT_POLL=str(self.agent_poll),
             KUBEUPGRADE_BROKER=self.broker_for("agent"),
             **identity)

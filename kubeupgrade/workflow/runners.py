@@ -85,8 +85,13 @@ def run_agent(node: str, broker: str, *, host_root: str = "/", path: str = "",
                            "expected seconds, such as 5") from None
     app.conf.broker_transport_options = {**app.conf.broker_transport_options, "polling_interval": poll}
     limit_connections(app, node_queue(node))  # four broker connections between tasks (agent_connections)
+    from kubeupgrade.workflow import agent_identity
+
+    # Which host this agent acts on, for `doctor` to compare with the Node's machineID.
+    machine = agent_identity.host_machine_id(agent_identity.current())
     beat_while_serving(AgentHeartbeat(CampaignStore.from_url(broker).redis, node,
-                                      describe=lambda: {**agent_description(), "signed_messages": signed}))
+                                      describe=lambda: {**agent_description(), "signed_messages": signed,
+                                                        "machine_id": machine}))
 
     # Windows has no fork: its agent runs the task in a thread (the liveness threads and the
     # command's own timeout work the same way).

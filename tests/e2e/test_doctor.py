@@ -35,6 +35,7 @@ def test_doctor_is_green_as_shipped_and_names_each_fault_with_its_fix(make_stack
     assert found["agents"]["detail"] == "3/3 live" and found["controller"]["ok"]
     assert found["agents verify messages"]["ok"] and found["operator message key"]["ok"]
     assert found["broker TLS"]["detail"] == "plain redis:// on this host"
+    assert found["agents on their own hosts"]["ok"]
     assert all(w["dry_run"] for w in box.api_get("/sandbox/v1/writes")["items"][writes:])
 
     trimmed = controller_rbac_without(tmp_path, "pods/eviction")
@@ -59,3 +60,17 @@ def test_doctor_is_green_as_shipped_and_names_each_fault_with_its_fix(make_stack
                           capture_output=True, text=True, timeout=60)
     assert text.returncode == 0 and "operator key" in text.stdout and "Traceback" not in text.stderr
     assert Path(controller).exists()
+
+
+def test_doctor_names_an_agent_started_for_another_node(make_stack):
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt")
+    stack.kill("agent-worker-2")
+    # worker-1's host with a second agent that says it serves worker-2: a swapped inventory line
+    stack.start_agent("worker-2", host="worker-1")
+    stack.wait_for_workers(["agent@worker-2"])
+    result = doctor(stack, "--kubeconfig", str(stack.controller_kubeconfig))
+    assert result.returncode == 1, result.stdout
+    row = rows(result)["agents on their own hosts"]
+    assert row["detail"] == "elsewhere: worker-2 (its agent runs on worker-1's host)"
+    assert "--node" in row["fix"]
+

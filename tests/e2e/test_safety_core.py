@@ -173,11 +173,7 @@ def test_an_agent_started_for_another_node_runs_nothing_and_is_named_then_retry_
     box = stack.sandbox
     stack.kill("agent-worker-2")
     # worker-1's host with a second agent that says it serves worker-2: a swapped inventory line
-    stack._spawn("agent-worker-2", [
-        *stack.agent_command, "--node", "worker-2",
-        "--host-root", str(box.node_root("worker-1")), "--path", str(box.node_bin("worker-1")),
-        "--loglevel", "WARNING"], KUBEUPGRADE_AGENT_POLL=str(stack.agent_poll),
-        KUBEUPGRADE_BROKER=stack.broker_for("agent"), **box.message_identity("agent").env())
+    stack.start_agent("worker-2", host="worker-1")
     stack.wait_for_workers(["agent@worker-2"])
     handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1), broker=stack.broker)
     state, error = finish(handle)
