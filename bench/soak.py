@@ -1,6 +1,6 @@
 """Soak: consecutive sandbox campaigns with random faults; every one must converge.
 
-    python -m bench.soak [--campaigns 20] [--seed 1] [--faults 1]      (also: make soak)
+    python -m bench.soak [--campaigns 20] [--seed 1] [--faults 1] [--kinds KIND ...]   (also: make soak)
 
 One sandbox (2 control planes + 3 workers, mixed apt/dnf) with real redis-server, agents and
 controller. Each campaign moves the cluster to the next version (patch and minor upgrades from
@@ -202,9 +202,10 @@ def inject(kind: str, stack: Stack, rng: random.Random, nodes: list[str],
     return f"{what} after {delay:.1f}s", lambda: None
 
 
-def draw_faults(rng: random.Random, count: int) -> list[str]:
-    """`count` distinct fault kinds, at most one of those that want the campaign to themselves."""
-    kinds = rng.sample(FAULTS, len(FAULTS))
+def draw_faults(rng: random.Random, count: int, among: list[str] = FAULTS) -> list[str]:
+    """`count` distinct fault kinds of `among`, at most one of those that want the campaign to
+    themselves."""
+    kinds = rng.sample(among, len(among))
     chosen: list[str] = []
     for kind in kinds:
         if kind in ALONE and any(k in ALONE for k in chosen):
@@ -221,6 +222,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--faults", type=int, default=1, metavar="N",
                         help="faults injected into each campaign at once (distinct kinds)")
+    parser.add_argument("--kinds", nargs="+", choices=FAULTS, default=FAULTS, metavar="KIND",
+                        help=f"draw only these kinds of fault ({', '.join(FAULTS)})")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     total_retries = total_checks = 0
@@ -239,7 +242,7 @@ def main() -> int:
             print(f"{'#':>2} {'target':<8} {'fault':<52} {'result':<10} {'retries':>7} {'checks':>6} {'time s':>7}")
             for index, target in enumerate(TARGETS[: args.campaigns], start=1):
                 started = time.monotonic()
-                kinds = draw_faults(rng, args.faults)
+                kinds = draw_faults(rng, args.faults, args.kinds)
                 campaign = workdir / f"c{index}.yaml"
                 campaign.write_text(yaml.safe_dump({"cluster": "sandbox", "target": target, "policies": {
                     "max_unavailable": 1, "drain": {"delete_emptydir_data": True, "timeout": 5},
