@@ -10,7 +10,8 @@ outage, requests the API server holds for seconds, a kubelet that never comes ba
 later), a control plane's kubelet that never restarts a static pod (kubeadm rolls back; cleared
 later), a PDB that blocks drains (relaxed later), an agent or the controller frozen (SIGSTOP)
 past the timeouts and resumed (SIGCONT), a host command SIGKILLed at whatever moment it is in,
-and the previous campaign's record damaged beside the live one. With `--faults N`, N faults of
+a node's markers overwritten with what is not one, and the previous campaign's record damaged
+beside the live one. With `--faults N`, N faults of
 distinct kinds at once. Failed campaigns are retried once the faults are cleared. Prints, per
 campaign, the faults, the retries needed and the invariant checks passed, then the totals.
 """
@@ -42,7 +43,7 @@ HOST_COMMANDS = ["kubeadm upgrade apply", "kubeadm upgrade node", "systemctl res
                  "apt-get install", "dnf install", "apt-get update"]
 FAULTS = ["fail", "hang", "crash", "kill-agent", "kill-controller", "restart-redis", "api-down", "api-slow",
           "never-ready", "pdb-block", "dpkg-lock", "freeze-agent", "freeze-controller",
-          "damage-record", "static-pod-stuck", "kill-command"]
+          "damage-record", "static-pod-stuck", "kill-command", "damage-markers"]
 # With --faults N, this many at once; these need a process or the cluster to themselves.
 ALONE = {"damage-record", "pdb-block"}
 AGENT_TIMEOUT = 20  # seconds, in every soak campaign
@@ -118,6 +119,29 @@ def kill_command_later(box: Sandbox, node: str, delay: float) -> callable:
     return cleared.set
 
 
+MARKER_DAMAGE = (b"", b"{", b"[1]", b'"done"', b"\xff\xfe", b"null")
+
+
+def damage_markers_later(box: Sandbox, node: str, delay: float, rng: random.Random) -> callable:
+    """After `delay`, overwrite every marker the agent of `node` has left so far with something
+    that is not one (cut short, not a JSON object, not UTF-8), as a disk error or a hand edit
+    would: each must count as absent and be set aside, and the steps check their effect again."""
+    cleared = threading.Event()
+    damage = [rng.choice(MARKER_DAMAGE) for _ in range(64)]
+
+    def run() -> None:
+        if cleared.wait(delay):
+            return
+        markers = box.node_root(node) / "var/lib/kubeupgrade/markers"
+        for index, marker in enumerate(sorted(markers.glob("*")) if markers.is_dir() else []):
+            if marker.is_file() and not marker.name.endswith((".damaged", "~")):
+                with contextlib.suppress(OSError):
+                    marker.write_bytes(damage[index % len(damage)])
+
+    threading.Thread(target=run, daemon=True).start()
+    return cleared.set
+
+
 def inject(kind: str, stack: Stack, rng: random.Random, nodes: list[str],
            previous: str | None) -> tuple[str, callable]:
     """Inject a fault; returns its description and a function that clears it."""
@@ -141,6 +165,9 @@ def inject(kind: str, stack: Stack, rng: random.Random, nodes: list[str],
         command = rng.choice(HOST_COMMANDS)
         box.add_fault(kind, node=node, command=command, count=rng.choice([1, 2, 5]), seconds=1.5)
         return f"{kind} `{command}` on {node}", box.clear_faults
+    if kind == "damage-markers":
+        delay = rng.uniform(1.0, 6.0)
+        return (f"markers on {node} damaged after {delay:.1f}s", damage_markers_later(box, node, delay, rng))
     if kind == "kill-command":
         delay = rng.uniform(0.5, 8.0)
         return (f"the first command on {node} after {delay:.1f}s SIGKILLed",
