@@ -68,12 +68,10 @@ def kubeadm_upgrade_plan(job: Job) -> StepOutcome:
 @phase_task(Phase.ETCD_SNAPSHOT)
 def etcd_snapshot(job: Job) -> StepOutcome:
     """`etcdctl snapshot save` of the local etcd member, before `kubeadm upgrade apply`."""
-    context = _context(job)
-    outcome = steps.etcd_snapshot(context, job.version)
-    saved = steps.snapshot_saved(context)
-    if saved is not None:
+    outcome = steps.etcd_snapshot(_context(job), job.version)
+    if outcome.data:  # where the snapshot is (none with an external etcd)
         def remember(doc: dict[str, Any]) -> None:
-            doc["hops"][job.hop]["etcd_snapshot"] = {"node": job.node, "path": saved[0], "bytes": saved[1]}
+            doc["hops"][job.hop]["etcd_snapshot"] = {"node": job.node, **outcome.data}
 
         job.fence()  # the record's document is not the phase's entry: checked, then written
         job.store.update(job.campaign_id, remember)

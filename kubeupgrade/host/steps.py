@@ -121,9 +121,11 @@ SNAPSHOT_DIR = "/var/lib/kubeupgrade/etcd-snapshots"
 
 def etcd_snapshot(ctx: HostContext, version: KubeVersion) -> StepOutcome:
     """Save the local etcd member before `kubeadm upgrade apply`: kubeadm keeps a copy of the
-    etcd data directory on this host, this is one an operator can restore anywhere."""
+    etcd data directory on this host, this is one an operator can restore anywhere. Its
+    `data` says where it is ({"path", "bytes"}), for the record; empty when none was taken."""
     if (saved := snapshot_saved(ctx)) is not None:
-        return StepOutcome(ALREADY_DONE, f"etcd snapshot already saved at {saved[0]} ({_size(saved[1])})")
+        return StepOutcome(ALREADY_DONE, f"etcd snapshot already saved at {saved[0]} ({_size(saved[1])})",
+                           data={"path": saved[0], "bytes": saved[1]})
     if not ctx.path("/etc/kubernetes/manifests/etcd.yaml").exists():
         return StepOutcome(DONE, "no local etcd member (external etcd): no snapshot taken; back "
                            "etcd up where it runs")
@@ -138,7 +140,8 @@ def etcd_snapshot(ctx: HostContext, version: KubeVersion) -> StepOutcome:
         raise HostCommandFailed(result, "etcd snapshot")
     size = ctx.path(path).stat().st_size
     ctx.mark("etcd-snapshot", path=path, bytes=size)
-    return StepOutcome(DONE, f"etcd snapshot saved at {path} ({_size(size)})", ctx.output())
+    return StepOutcome(DONE, f"etcd snapshot saved at {path} ({_size(size)})", ctx.output(),
+                       {"path": path, "bytes": size})
 
 
 def snapshot_saved(ctx: HostContext) -> tuple[str, int] | None:

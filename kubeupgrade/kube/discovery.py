@@ -43,6 +43,9 @@ def cluster_version(api: KubeApi) -> KubeVersion:
     return configured_version(configmap)
 
 
+CLUSTER_CONFIGURATION = "kube-system/kubeadm-config: data.ClusterConfiguration"
+REPAIR = "repair it (`kubeadm init phase upload-config kubeadm` on a control plane)"
+
 
 def cluster_configuration(configmap: dict[str, Any]) -> dict[str, Any] | None:
     """The ClusterConfiguration kubeadm keeps in kube-system/kubeadm-config (written at `kubeadm
@@ -61,10 +64,6 @@ def cluster_configuration(configmap: dict[str, Any]) -> dict[str, Any] | None:
     if not isinstance(config, dict):
         raise PermanentError(f"{CLUSTER_CONFIGURATION} is not a mapping; {REPAIR}")
     return config
-
-
-CLUSTER_CONFIGURATION = "kube-system/kubeadm-config: data.ClusterConfiguration"
-REPAIR = "repair it (`kubeadm init phase upload-config kubeadm` on a control plane)"
 
 
 def configured_version(configmap: dict[str, Any]) -> KubeVersion:
