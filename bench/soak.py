@@ -26,6 +26,7 @@ import signal
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -98,14 +99,22 @@ def running_commands(box: Sandbox, node: str) -> dict[int, str]:
     return found
 
 
-def kill_command_later(box: Sandbox, node: str, delay: float) -> callable:
-    """After `delay`, SIGKILL the first host command seen running on `node` (within 20 s): a
-    crash at whatever moment it is in, not at a crash point the sandbox names."""
+def after(delay: float, act: Callable[[threading.Event], None]) -> Callable[[], None]:
+    """Run `act(cleared)` in a thread after `delay`, unless cleared first; returns the clearing."""
     cleared = threading.Event()
 
     def run() -> None:
-        if cleared.wait(delay):
-            return
+        if not cleared.wait(delay):
+            act(cleared)
+
+    threading.Thread(target=run, daemon=True).start()
+    return cleared.set
+
+
+def kill_command_later(box: Sandbox, node: str, delay: float) -> Callable[[], None]:
+    """After `delay`, SIGKILL the first host command seen running on `node` (within 20 s): a
+    crash at whatever moment it is in, not at a crash point the sandbox names."""
+    def kill(cleared: threading.Event) -> None:
         deadline = time.monotonic() + 20
         while not cleared.is_set() and time.monotonic() < deadline:
             for pid, argv in running_commands(box, node).items():
@@ -115,31 +124,26 @@ def kill_command_later(box: Sandbox, node: str, delay: float) -> callable:
                     return
             time.sleep(0.005)
 
-    threading.Thread(target=run, daemon=True).start()
-    return cleared.set
+    return after(delay, kill)
 
 
 MARKER_DAMAGE = (b"", b"{", b"[1]", b'"done"', b"\xff\xfe", b"null")
 
 
-def damage_markers_later(box: Sandbox, node: str, delay: float, rng: random.Random) -> callable:
+def damage_markers_later(box: Sandbox, node: str, delay: float, rng: random.Random) -> Callable[[], None]:
     """After `delay`, overwrite every marker the agent of `node` has left so far with something
     that is not one (cut short, not a JSON object, not UTF-8), as a disk error or a hand edit
     would: each must count as absent and be set aside, and the steps check their effect again."""
-    cleared = threading.Event()
     damage = [rng.choice(MARKER_DAMAGE) for _ in range(64)]
 
-    def run() -> None:
-        if cleared.wait(delay):
-            return
+    def overwrite(_: threading.Event) -> None:
         markers = box.node_root(node) / "var/lib/kubeupgrade/markers"
         for index, marker in enumerate(sorted(markers.glob("*")) if markers.is_dir() else []):
             if marker.is_file() and not marker.name.endswith((".damaged", "~")):
                 with contextlib.suppress(OSError):
                     marker.write_bytes(damage[index % len(damage)])
 
-    threading.Thread(target=run, daemon=True).start()
-    return cleared.set
+    return after(delay, overwrite)
 
 
 def inject(kind: str, stack: Stack, rng: random.Random, nodes: list[str],
