@@ -797,7 +797,9 @@ class CampaignStore:
         dispatcher decides when a phase runs, so a message it did not send, however signed, runs
         nothing), "out-of-order" (a phase listed before it on the node is not done: a node's
         phases run in their order, whatever a message asks; each later link of its chain is
-        refused the same way), or "held" (the campaign is paused and this phase
+        refused the same way), "unplanned" (the node's plan has no such phase: a control plane
+        other than the first asked for `kubeadm upgrade apply`, a worker for a control plane's
+        step), or "held" (the campaign is paused and this phase
         would start a node or its outage: the node gets a new attempt, fencing off the rest of
         its chain, and waits for `resume`).
         `doc`: the campaign as the caller just read it (read here otherwise). `looking_again`:
@@ -823,7 +825,10 @@ class CampaignStore:
             if entry["attempt"] != attempt:
                 verdict = "stale"
                 return False
-            record = _phase(entry, phase)
+            record = _planned(entry, phase)
+            if record is None:
+                verdict = "unplanned"
+                return False
             if record["state"] == "succeeded":
                 verdict = "already-done"
                 return False
@@ -866,6 +871,9 @@ class CampaignStore:
         elif verdict == "out-of-order":
             self.event(campaign_id, f"{node}: a task for {phase} refused, nothing run: {undone} "
                        "is not done (a message ahead of the node's order)")
+        elif verdict == "unplanned":
+            self.event(campaign_id, f"{node}: a task for {phase} refused, nothing run: the plan of "
+                       f"{node} has no {phase} phase")
         elif verdict == "unsent":
             sent = f"it sent {recorded}" if recorded else "none is sent yet"
             self.event(campaign_id, f"{node}: a task for {phase} refused, nothing run: the dispatcher "
@@ -1073,11 +1081,18 @@ def _starts_outage(entry: NodeEntry, index: int) -> bool:
     return index == outage_start(entry) and not outage_begun(entry)
 
 
-def _phase(entry: NodeEntry, phase: str) -> PhaseRecord:
+def _planned(entry: NodeEntry, phase: str) -> PhaseRecord | None:
     for record in entry["phases"]:
         if record["phase"] == phase:
             return record
-    raise KeyError(f"phase {phase} is not planned for {entry['node']}")
+    return None
+
+
+def _phase(entry: NodeEntry, phase: str) -> PhaseRecord:
+    record = _planned(entry, phase)
+    if record is None:
+        raise KeyError(f"phase {phase} is not planned for {entry['node']}")
+    return record
 
 
 class HopEntries:

@@ -687,6 +687,23 @@ def test_a_phase_ahead_of_the_nodes_order_is_refused_and_nothing_is_written(redi
         assert store.begin_phase(campaign, 0, "w1", "uncordon", 1, "forged") == "out-of-order"
 
 
+@pytest.mark.parametrize("phase", ["kubeadm-upgrade-apply", "uncordon", "etcd-snapshot"])
+def test_a_phase_the_nodes_plan_does_not_have_is_refused_named_and_writes_nothing(redis_url, phase):
+    # A control plane other than the first asked for `kubeadm upgrade apply`, a worker for a
+    # control plane's step: a deterministic answer, as for any message the plan does not call
+    # for, not a KeyError out of the task (a traceback in Flower that names no rule).
+    store = store_for(redis_url)
+    campaign = store.create("prod", {"cluster": "prod", "target": "1.31"}, "a.yaml")
+    add_entry(store, campaign)
+    written = store.redis.hget(f"ku:c:{campaign}:hop:0", "w1")
+    assert store.begin_phase(campaign, 0, "w1", phase, 1, "forged") == "unplanned"
+    assert store.redis.hget(f"ku:c:{campaign}:hop:0", "w1") == written
+    events = [e["message"] for e in store.events(campaign)]
+    assert f"w1: a task for {phase} refused, nothing run: the plan of w1 has no {phase} phase" in events
+    # Fencing is judged first: a message of an earlier attempt is stale, whatever it asks.
+    assert store.begin_phase(campaign, 0, "w1", phase, 7, "forged") == "stale"
+
+
 def test_a_task_the_dispatcher_did_not_send_runs_nothing_and_is_named(redis_url):
     """Only the dispatcher decides when a phase runs: it records each task's id before sending
     it. A message under another id, or for a phase it has sent nothing for yet (a worker whose
