@@ -185,7 +185,8 @@ def recorded_durations(cluster: str, broker: str | None = None) -> Durations:
 
 
 def list_campaigns(broker: str | None = None) -> list[dict[str, Any]]:
-    """Campaign documents, newest first; a damaged one is {"id", "state": "damaged", "error"}."""
+    """Campaign documents, newest first, after those the broker lost (lost_first); a damaged
+    one is {"id", "state": "damaged", "error"}."""
     from kubeupgrade.workflow.record import DamagedRecord
 
     _, store = _app_and_store(broker)
@@ -198,4 +199,21 @@ def list_campaigns(broker: str | None = None) -> list[dict[str, Any]]:
                    "campaign": {}, "error": {"message": str(error)}}
         if doc:
             docs.append(doc)
+    return lost_first(store) + docs
+
+
+def lost_first(store: Any) -> list[dict[str, Any]]:
+    """The campaigns the broker lost with its data, as the controller last read them
+    (workflow/broker_loss.py): {"id", "cluster", "state": "lost", "created", "campaign", "error"}."""
+    from kubeupgrade.workflow.broker_loss import LostCampaign, lost_campaigns
+
+    docs: list[dict[str, Any]] = []
+    for lost in lost_campaigns(store.redis):
+        if isinstance(lost, LostCampaign):
+            docs.append({"id": lost.id, "cluster": lost.cluster, "state": "lost", "created": lost.noticed,
+                         "campaign": {"target": lost.target}, "error": {"message": lost.explain()}})
+        else:
+            campaign_id, why = lost
+            docs.append({"id": campaign_id, "cluster": "?", "state": "damaged", "created": 0.0,
+                         "campaign": {}, "error": {"message": why}})
     return docs

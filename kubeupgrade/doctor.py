@@ -7,7 +7,9 @@ failing row with the one thing to do about it.
   right the controller uses, probed with reads and dry-run writes (dryRun=All: authorised and
   admitted as the real request would be, stored nowhere);
 - the agents: every node (the cluster's, or the campaign's) has a live agent, of this version,
-  that trusts the operator's key (each agent's liveness key says what it trusts).
+  that trusts the operator's key (each agent's liveness key says what it trusts);
+- with a kubeconfig and the broker: no node cordoned by a kubeupgrade campaign that nothing
+  acts on any more (one the broker lost with its data, or one that ended).
 
 Nothing here changes anything: no write without dryRun, no task sent.
 """
@@ -121,28 +123,39 @@ def _probes() -> list[Probe]:
     ]
 
 
-def check_cluster(kubeconfig: str) -> tuple[list[Check], list[str], dict[str, str]]:
-    """(rows, the cluster's node names, their hosts' machine ids where reported): the API
-    server and the controller's rights."""
+@dataclass(frozen=True)
+class ClusterFacts:
+    """What the checks after the cluster's need of it."""
+
+    nodes: list[str]
+    machine_ids: dict[str, str]  # node -> its host's machine id, where reported
+    cordons: dict[str, str]  # node -> the kubeupgrade campaign that holds it cordoned
+
+
+def check_cluster(kubeconfig: str) -> tuple[list[Check], ClusterFacts]:
+    """(rows, what the cluster's nodes say): the API server and the controller's rights."""
     from kubernetes.client.rest import ApiException
 
     from kubeupgrade.errors import KubeupgradeError
     from kubeupgrade.kube.client import KubeApi
     from kubeupgrade.kube.discovery import machine_id_of
     from kubeupgrade.kube.identity import read_identity
+    from kubeupgrade.kube.nodes import cordoned_by
 
+    nothing = ClusterFacts([], {}, {})
     try:
         api = KubeApi(kubeconfig)
     except Exception as error:  # noqa: BLE001 - a kubeconfig that does not load
-        return [Check("kubeconfig", False, f"{kubeconfig}: {error}", "pass the controller's kubeconfig")], [], {}
+        return [Check("kubeconfig", False, f"{kubeconfig}: {error}", "pass the controller's kubeconfig")], nothing
     try:
         try:
             identity = read_identity(api)
             listed = api.call("list nodes", api.core.list_node)["items"]
         except KubeupgradeError as error:
-            return [Check("cluster", False, str(error), "check the kubeconfig's server and credentials")], [], {}
+            return [Check("cluster", False, str(error), "check the kubeconfig's server and credentials")], nothing
         nodes = [n["metadata"]["name"] for n in listed]
         machine_ids = {n["metadata"]["name"]: found for n in listed if (found := machine_id_of(n))}
+        cordons = {n["metadata"]["name"]: str(owner) for n in listed if (owner := cordoned_by(n))}
         rows = [Check("cluster", True, identity.describe())]
         try:  # one pod to aim the dry-run eviction at (a 403 here is the "list pods" row's)
             pods = api.call("list a pod", api.core.list_pod_for_all_namespaces, limit=1)["items"]
@@ -162,7 +175,7 @@ def check_cluster(kubeconfig: str) -> tuple[list[Check], list[str], dict[str, st
         rows.append(Check("controller RBAC", not missing,
                           "every right the controller uses" if not missing else "missing: " + ", ".join(missing),
                           "apply deploy/kubernetes/controller-rbac.yaml and use its ServiceAccount"))
-        return rows, nodes, machine_ids
+        return rows, ClusterFacts(nodes, machine_ids, cordons)
     finally:
         api.close()
 
@@ -215,6 +228,35 @@ def check_agent_hosts(described: dict[str, dict[str, object]], machine_ids: dict
                  "start each agent with its own node's --node (kubeupgrade agent --node NAME) on that node")
 
 
+def check_cordons(client: Any, cordons: dict[str, str]) -> Check:
+    """Nodes a kubeupgrade campaign cordoned that no campaign on this broker acts on or names:
+    left by one the broker lost (broker_loss.py), or by one that ended."""
+    from kubeupgrade.workflow.broker_loss import lost_campaign
+    from kubeupgrade.workflow.record import CampaignStore, DamagedRecord
+
+    store = CampaignStore(client)
+    left = []
+    for node, owner in sorted(cordons.items()):
+        try:
+            doc = store.get(owner)
+            state = doc["state"] if doc is not None else None
+        except DamagedRecord:
+            state = "damaged"
+        if state in ("pending", "running", "failed", "damaged"):
+            continue  # it acts on the node, or `status` names it among the nodes it left cordoned
+        try:
+            lost = lost_campaign(client, owner) if state is None else None
+        except ValueError:
+            lost = None
+        why = (state if state else "lost with the broker's data" if lost else "unknown to this broker")
+        left.append(f"{node} (campaign {owner}, {why})")
+    return Check("kubeupgrade cordons", not left,
+                 "every node a campaign cordoned is one it acts on or names" if not left else
+                 "cordoned by no campaign acting on them: " + _names(left),
+                 "submit the campaign again (it adopts them, counting them out of service until "
+                 "then), or `kubectl uncordon NODE` where no upgrade is half done")
+
+
 def _names(names: list[str], shown: int = 10) -> str:
     return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
@@ -257,15 +299,15 @@ def diagnose(broker: str, kubeconfig: str | None, key: str | None,
     rows, client = check_broker(broker)
     key_row, key_identity = check_key(key)
     rows += [key_row, check_message_identity()]
-    nodes: list[str] = []
-    machine_ids: dict[str, str] = {}
+    facts = ClusterFacts([], {}, {})
     if kubeconfig:
-        cluster_rows, nodes, machine_ids = check_cluster(kubeconfig)
+        cluster_rows, facts = check_cluster(kubeconfig)
         rows += cluster_rows
-    if campaign_nodes:
-        nodes = campaign_nodes
+    nodes = campaign_nodes or facts.nodes
     if client is not None and nodes:
-        rows += check_agents(client, nodes, key_identity, machine_ids)
+        rows += check_agents(client, nodes, key_identity, facts.machine_ids)
+    if client is not None and facts.cordons:
+        rows.append(check_cordons(client, facts.cordons))
     return rows
 
 

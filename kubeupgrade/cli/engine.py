@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from typing import Any
 
 import click
 
@@ -221,7 +222,9 @@ def status(campaign_id: str | None, broker: str, output: str, node: str | None, 
     )
 
     if campaign_id is None:
-        active = [d for d in list_campaigns(broker) if d["state"] in ("pending", "running", "failed")]
+        docs = list_campaigns(broker)
+        active = [d for d in docs if d["state"] in ("pending", "running", "failed")
+                  or (d["state"] == "lost" and not _submitted_since(d, docs))]
         if len(active) != 1:
             for doc in active:
                 click.echo(f"{doc['id']:<48} {doc['state']:<10} -> {doc['campaign'].get('target')}")
@@ -293,6 +296,12 @@ def retry(campaign_id: str, broker: str) -> None:
 
     get(campaign_id, broker).retry()
     click.echo(f"campaign {campaign_id} resumed")
+
+
+def _submitted_since(lost: dict[str, Any], docs: list[dict[str, Any]]) -> bool:
+    """Whether a campaign on the lost one's cluster was submitted after the loss was found."""
+    return any(d["cluster"] == lost["cluster"] and d["state"] not in ("lost", "damaged")
+               and d["created"] >= lost["created"] for d in docs)
 
 
 @click.command()
@@ -371,8 +380,8 @@ def list_command(broker: str, output: str, cluster: str | None) -> None:
     header = f"{'ID':<{width}}  {'STATE':<9}  {'CREATED':<16}  TARGET"
     click.echo(header + ("  CLUSTER  ERROR" if output == "wide" else ""))
     for doc in docs:
-        if doc["state"] == "damaged":
-            click.echo(f"damaged: {doc['id']}: {doc['error']['message']}")
+        if doc["state"] in ("damaged", "lost"):
+            click.echo(f"{doc['state']}: {doc['id']}: {doc['error']['message']}")
             continue
         created = time.strftime("%Y-%m-%d %H:%M", time.localtime(doc["created"]))
         line = f"{doc['id']:<{width}}  {doc['state']:<9}  {created:<16}  {doc['campaign'].get('target')}"

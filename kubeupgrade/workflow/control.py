@@ -7,9 +7,10 @@ from typing import Any
 
 from celery import Celery
 
-from kubeupgrade.errors import InvalidInput
+from kubeupgrade.errors import InvalidInput, RuntimeFailure
 from kubeupgrade.model.plan import Phase
 from kubeupgrade.workflow.answers import unanswered
+from kubeupgrade.workflow.broker_loss import lost_campaign
 from kubeupgrade.workflow.names import CONTROLLER_QUEUE, RELEASE_NODE
 from kubeupgrade.workflow.record import CampaignStore, DamagedRecord, new_attempt
 from kubeupgrade.workflow.restore import RESTORE_SILENT, nodes_to_restore, send_restores
@@ -18,6 +19,12 @@ from kubeupgrade.workflow.restore import RESTORE_SILENT, nodes_to_restore, send_
 def require(store: CampaignStore, campaign_id: str) -> dict[str, Any]:
     doc = store.get(campaign_id)
     if doc is None:
+        try:
+            lost = lost_campaign(store.redis, campaign_id)
+        except ValueError as error:  # a damaged notice: named, as a damaged record would be
+            raise RuntimeFailure(str(error)) from None
+        if lost is not None:
+            raise RuntimeFailure(lost.explain())
         raise InvalidInput(f"no campaign {campaign_id!r}; `kubeupgrade list` shows the campaigns")
     return doc
 

@@ -38,6 +38,7 @@ from kubeupgrade.security.signing import canonical
 from kubeupgrade.workflow import locks
 from kubeupgrade.workflow.app import Outbox
 from kubeupgrade.workflow.audit import outage_start
+from kubeupgrade.workflow.broker_loss import EPOCH_KEY, BrokerEpoch, from_last_read, keep_notices
 from kubeupgrade.workflow.decide import (
     HeldBack,
     agents_waiting,
@@ -254,6 +255,12 @@ class Dispatcher:
         # write instead of from the record again: a round trip fewer in a tick that sends.
         self._waits_noted: dict[tuple[str, int], dict[str, float]] = {}
         self._outbox: Outbox | None = None  # this campaign's sends of this tick, not yet sent
+        # The broker's data lost (broker_loss.py): its epoch, whether this dispatcher led at its
+        # last look at the lease (else what it holds of the campaigns is not current), and when
+        # its last tick began.
+        self._epoch = BrokerEpoch()
+        self._led = False
+        self._tick_wall = 0.0
 
     # -- loop ------------------------------------------------------------------------------
     def run_forever(self, stop: threading.Event, deadline: float = 1.0) -> None:
@@ -306,6 +313,9 @@ class Dispatcher:
         """Only one dispatcher acts at a time: a lease in Redis, renewed every tick."""
         try:
             got = locks.lead(self.store.redis, LEADER_KEY, token, LEASE_MILLIS)
+            if got != 1:  # not a plain renewal: the lease, and with it maybe every key, went
+                self._notice_lost_data()
+            self._led = bool(got)
             if got == 2:  # newly leading: another dispatcher may have consumed the changed sets since
                 self._entries.clear()
             if got:
@@ -314,6 +324,22 @@ class Dispatcher:
         except Exception:  # noqa: BLE001 - Redis away: nobody leads until it is back
             log.warning("dispatcher: broker unreachable")
         return False
+
+    def _notice_lost_data(self) -> None:
+        """The broker came back without its data: a notice for each campaign this dispatcher
+        was acting on, from what it last read, for `list` and `status` (broker_loss.py)."""
+        if not self._epoch.lost_since(self.store.redis) or not self._led:
+            return
+        noticed = time.time()
+        last_read = [from_last_read(doc, self._last_entries(campaign_id, doc), self._tick_wall, noticed)
+                     for campaign_id, (_, doc) in self._records.items()]
+        kept = keep_notices(self.store.redis, last_read)
+        log.error("the broker lost its data (its epoch key %s is gone or another): %s", EPOCH_KEY,
+                  "; ".join(lost.explain() for lost in kept) or "no campaign was running")
+
+    def _last_entries(self, campaign_id: str, doc: CampaignRecord) -> dict[str, NodeEntry]:
+        read = self._entries.get((campaign_id, doc.get("current_hop", 0)))
+        return dict(read[1].entries) if read is not None else {}
 
     def _still_leading(self) -> None:
         """Before recording and sending more, in a tick that has run for a while: renew the
@@ -330,6 +356,7 @@ class Dispatcher:
 
     def tick(self) -> None:
         self._tick_started = time.perf_counter()
+        self._tick_wall = time.time()
         self._more_to_send = False
         self._waits_noted.clear()
         active = self.store.active_ids()

@@ -4,6 +4,9 @@ duplicate deliveries. After each: the campaign ends succeeded (after at most one
 failed with an exact reason, and the safety invariants held."""
 
 import json
+import shutil
+import subprocess
+import sys
 import time
 
 import pytest
@@ -249,6 +252,51 @@ def test_redis_restart_mid_campaign_resumes(make_stack, tmp_path, secure_broker)
     converges(handle)
     assert {r.version for r in box.node_rows()} == {"v1.31.14"}
     assert_safe(box, 1)
+
+
+def test_a_broker_back_without_its_data_names_the_lost_campaign_and_its_cordons_and_a_new_one_finishes(
+        make_stack, tmp_path):
+    """redis-server SIGKILLed while worker-1 is drained and installing its kubelet, and started
+    again with no data (its AOF gone: a replaced disk, a broker run without persistence). The
+    campaign's record, the cluster's lock and the queues are gone; the cluster still has
+    worker-1 cordoned by it. The controller names the lost campaign, every node left cordoned
+    and what ran; `doctor` names the orphaned cordon; the campaign submitted again adopts it
+    and finishes, and every safety invariant holds."""
+    stack = make_stack(control_planes=1, workers=3, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    box.add_fault("hang", node="worker-1", command="apt-get install -y -q kubectl", seconds=6.0, count=1)
+    source = write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1)
+    handle = submit(source, broker=stack.broker)
+    wait_for(phase_running(handle, "worker-1", "install-kubelet"), timeout=180)
+    time.sleep(0.5)
+    stack.kill("redis")
+    shutil.rmtree(box.paths.root / "redis")
+    stack.start_redis()
+
+    def cli(*argv):
+        return subprocess.run([sys.executable, "-m", "kubeupgrade", *argv, "--broker", stack.broker],
+                              capture_output=True, text=True, timeout=120)
+
+    told = wait_for(lambda: (lambda r: r if r.returncode == 1 else None)(cli("status", handle.id)), timeout=60)
+    assert "was lost with the broker's data" in told.stderr and "running then: worker-1: install-kubelet" in told.stderr
+    cordoned = [r.name for r in box.node_rows() if "SchedulingDisabled" in r.status]
+    assert cordoned == ["worker-1"] and "nodes it held cordoned: worker-1 " in told.stderr
+    assert f"`kubeupgrade submit {source}` again" in told.stderr
+    assert f"lost: {handle.id}: " in cli("list").stdout
+    doctor = cli("doctor", "--kubeconfig", str(stack.controller_kubeconfig), "-o", "json")
+    row = next(r for r in json.loads(doctor.stdout) if r["name"] == "kubeupgrade cordons")
+    assert not row["ok"] and row["detail"] == ("cordoned by no campaign acting on them: worker-1 "
+                                               f"(campaign {handle.id}, lost with the broker's data)")
+
+    again = submit(source, broker=stack.broker)
+    state, error = finish(again)
+    assert state == "succeeded", error
+    assert {r.version for r in box.node_rows()} == {"v1.31.14"}
+    assert_safe(box, 1)
+    assert "SchedulingDisabled" not in {r.status for r in box.node_rows()}
+    # The notice stays in `list`; `status` without an id no longer offers it once its cluster
+    # has a newer campaign.
+    assert cli("status").stdout == "no active campaigns\n" and f"lost: {handle.id}: " in cli("list").stdout
 
 
 def test_a_broker_restart_between_an_agents_own_links_needs_no_retry(make_stack, tmp_path):

@@ -1,0 +1,154 @@
+"""A broker that lost its data: noticed by the controller, told to the operator.
+
+Every campaign lives in Redis. A redis-server that comes back empty (restarted without its
+AOF, its disk replaced, flushed by hand) takes every record with it, with the cluster's lock
+and the queues, while the cluster keeps what the campaigns did: nodes cordoned (annotated
+kubeupgrade.io/cordoned-by), hosts half-way through a hop. Before this, nothing said so:
+`status` answered "no campaign" and `list` "no campaigns".
+
+The controller keeps a random epoch in the broker (EPOCH_KEY, never expiring) and remembers
+the one it saw. Data lost takes the dispatcher's lease with it, so whenever the lease was
+not simply renewed the dispatcher reads the epoch again: one it remembered, gone or changed,
+means the data went. It then writes a notice for each campaign it was acting on and whose
+record is gone, from what it last read of it (`LostCampaign`), which `list` and `status` show.
+
+Nothing acts on a notice. A campaign submitted again adopts the nodes it finds cordoned by an
+earlier kubeupgrade campaign, and counts them out of service until then
+(kube/availability.py); a host command still running finishes under its host's lock.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+EPOCH_KEY = "ku:broker:epoch"
+LOST_PREFIX = "ku:lost:"
+LOST_KEPT_SECONDS = 30 * 86400  # as long as an ended campaign's record (retention.py)
+NAMED = 20  # nodes named in a notice; the count of the others follows
+
+
+@dataclass(frozen=True)
+class LostCampaign:
+    """What the controller last read of a campaign whose record the broker lost."""
+
+    id: str
+    cluster: str
+    state: str  # when last read
+    source: str  # the file it was submitted from
+    target: str
+    last_read: float  # time.time() of the dispatcher's last tick that read it
+    noticed: float  # when the controller found the broker's data gone
+    cordoned: tuple[str, ...]  # nodes it held cordoned (or was about to cordon) then
+    running: tuple[str, ...]  # "node: phase" running then
+
+    def explain(self) -> str:
+        """One line: what happened, what is left on the cluster, what to do."""
+        at = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.noticed))
+        text = (f"campaign {self.id} ({self.cluster}, {self.state} when last read) was lost with the "
+                f"broker's data (found gone at {at}: redis-server restarted without its AOF, or "
+                "flushed?)")
+        if self.cordoned:
+            text += (f"; nodes it held cordoned: {_names(self.cordoned)} (annotated "
+                     f"kubeupgrade.io/cordoned-by={self.id})")
+        if self.running:
+            text += f"; running then: {_names(self.running)}"
+        again = f"`kubeupgrade submit {self.source}`" if self.source else "submit the campaign"
+        return (text + f". {again} again: it adopts the nodes an earlier campaign left cordoned"
+                " and counts them out of service until then")
+
+    def to_json(self) -> str:
+        fields = dict(self.__dict__, cordoned=list(self.cordoned), running=list(self.running))
+        return json.dumps(fields, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, campaign_id: str, raw: str) -> LostCampaign:
+        """A notice as written; ValueError naming its key when it is not one."""
+        key = LOST_PREFIX + campaign_id
+        try:
+            data = json.loads(raw)
+            if not isinstance(data, dict):
+                raise TypeError("not a JSON object")
+            lost = cls(id=campaign_id, cluster=str(data["cluster"]), state=str(data["state"]),
+                       source=str(data.get("source") or ""), target=str(data.get("target") or ""),
+                       last_read=float(data["last_read"]), noticed=float(data["noticed"]),
+                       cordoned=tuple(str(n) for n in data["cordoned"]),
+                       running=tuple(str(r) for r in data["running"]))
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"damaged notice {key}: {error}; inspect it, then delete it") from None
+        return lost
+
+
+def _names(names: tuple[str, ...]) -> str:
+    shown = ", ".join(names[:NAMED])
+    return shown + (f" and {len(names) - NAMED} more" if len(names) > NAMED else "")
+
+
+class BrokerEpoch:
+    """The broker's epoch as this process last saw it."""
+
+    def __init__(self) -> None:
+        self.known: str | None = None
+
+    def lost_since(self, client: redis.Redis) -> bool:
+        """Whether the broker's data went since the last call: the epoch this process saw is
+        gone or another. Sets an epoch where there is none (a new or emptied broker)."""
+        with client.pipeline(transaction=True) as pipe:
+            pipe.set(EPOCH_KEY, uuid.uuid4().hex, nx=True)
+            pipe.get(EPOCH_KEY)
+            _, current = pipe.execute()
+        current = current.decode() if isinstance(current, bytes) else current
+        lost = self.known is not None and current != self.known
+        self.known = current
+        return lost
+
+
+def keep_notices(client: redis.Redis, lost: list[LostCampaign]) -> list[LostCampaign]:
+    """Write a notice for each campaign whose record is indeed gone (an epoch key changed by
+    hand, with the records in place, writes none); the notices written."""
+    gone = [c for c in lost if not client.exists(f"ku:c:{c.id}")]
+    with client.pipeline(transaction=False) as pipe:
+        for campaign in gone:
+            pipe.set(LOST_PREFIX + campaign.id, campaign.to_json(), ex=LOST_KEPT_SECONDS)
+        pipe.execute()
+    return gone
+
+
+def lost_campaign(client: redis.Redis, campaign_id: str) -> LostCampaign | None:
+    raw = client.get(LOST_PREFIX + campaign_id)
+    if raw is None:
+        return None
+    return LostCampaign.from_json(campaign_id, raw.decode() if isinstance(raw, bytes) else raw)
+
+
+def lost_campaigns(client: redis.Redis) -> list[LostCampaign | tuple[str, str]]:
+    """Every notice, newest first; a damaged one as (campaign id, why)."""
+    found: list[LostCampaign | tuple[str, str]] = []
+    for key in client.scan_iter(f"{LOST_PREFIX}*", count=500):
+        name = key.decode() if isinstance(key, bytes) else key
+        campaign_id = name[len(LOST_PREFIX):]
+        try:
+            lost = lost_campaign(client, campaign_id)
+        except ValueError as error:
+            found.append((campaign_id, str(error)))
+            continue
+        if lost is not None:
+            found.append(lost)
+    return sorted(found, key=lambda c: -c.noticed if isinstance(c, LostCampaign) else 0.0)
+
+
+def from_last_read(doc: Any, entries: dict[str, Any], last_read: float, noticed: float) -> LostCampaign:
+    """A notice from the dispatcher's last read of a campaign (`doc`) and of its current hop's
+    entries (node -> entry)."""
+    campaign = doc.get("campaign") or {}
+    cordoned = sorted(n for n, e in entries.items() if isinstance(e, dict) and e.get("cordoned_by_us"))
+    running = sorted(f"{n}: {p.get('phase')}" for n, e in entries.items() if isinstance(e, dict)
+                     for p in e.get("phases") or () if isinstance(p, dict) and p.get("state") == "running")
+    return LostCampaign(id=str(doc.get("id")), cluster=str(doc.get("cluster")), state=str(doc.get("state")),
+                        source=str(doc.get("source") or ""), target=str(campaign.get("target") or ""),
+                        last_read=last_read, noticed=noticed, cordoned=tuple(cordoned), running=tuple(running))
