@@ -1,9 +1,12 @@
 """What a hop's record proves about safety, checked before a campaign may say it succeeded.
 
 Pure: reads node entries (as the record stores them), no I/O. The window check uses the
-controller's own timestamps: when a worker's first out-of-service phase was dispatched or
-began, and when the phase that puts it back in service (uncordon, or the readiness wait when
-the drain is skipped) ended.
+controller's own timestamps: when the dispatcher first sent a worker's first out-of-service
+phase, and when the phase that puts it back in service (uncordon, or the readiness wait when
+the drain is skipped) ended. Not when that first phase began: where it runs on the host
+(hooks before the drain, or the kubelet's install when the drain is skipped) the agent writes
+that time with the host's clock, and a host clock an hour behind drew an outage an hour long
+that overlapped every other worker's: a campaign that kept its window failed verification.
 """
 
 from __future__ import annotations
@@ -42,8 +45,12 @@ def outage_interval(entry: NodeEntry, now: float) -> tuple[float, float] | None:
     if split >= len(phases):
         return None
     first = phases[split]
-    begun = [t for t in (first.get("dispatched"), first.get("started")) if t]
-    if not begun or (first["state"] == "pending" and not first.get("started")):
+    if first["state"] == "pending" and not first.get("started"):
+        return None
+    # Records written before first_dispatched was kept: the earlier of the last send and the start.
+    begun = [first["first_dispatched"]] if first.get("first_dispatched") else \
+        [t for t in (first.get("dispatched"), first.get("started")) if t]
+    if not begun:
         return None
     back = [p for p in phases if p["phase"] in BACK_IN_SERVICE] or phases[-1:]
     last = back[-1]

@@ -1053,9 +1053,18 @@ class Dispatcher:
             ids = task_ids[entry["node"]] = {record["phase"]: uuid.uuid4().hex for record in records}
 
             def assign(current: dict[str, Any], ids: dict[str, str] = ids) -> None:
-                for record in current["phases"]:
+                phases = current["phases"]
+                split = outage_start(current)
+                for record in phases:
                     if record["phase"] in ids:
                         record.update(task_id=ids[record["phase"]], dispatched=dispatched_at)
+                if split < len(phases) and phases[split]["phase"] in ids:
+                    # When the node's outage could first begin, by this clock: the window
+                    # audit's start (audit.py). The send before the phase first began: a send
+                    # it never began after (held, lost) took nothing out of service.
+                    first = phases[split]
+                    if not first.get("started") or not first.get("first_dispatched"):
+                        first["first_dispatched"] = dispatched_at
 
             changes[entry["node"]] = (assign, known[1].as_read(entry["node"], entry) if known else None)
         self.store.update_entries(doc["id"], hop, changes)

@@ -20,7 +20,10 @@ class PhaseRecord(TypedDict, total=False):
     attempts: int  # times a task began it, over every attempt of the node
     started: float | None
     ended: float | None
-    dispatched: float  # when the dispatcher sent it (the window audit starts here)
+    dispatched: float  # when the dispatcher last sent it
+    # On the phase that takes the node out of service: when the dispatcher sent it last before
+    # it first began (the controller's clock), where the window audit starts
+    first_dispatched: float
     detail: str
     error: str
     tail: str  # "" since tails live in ku:c:<id>:tails:<hop> (record.py); older records kept it here

@@ -72,3 +72,19 @@ def test_a_worker_whose_outage_began_holds_its_slot_in_every_attempt():
     running = worker("w1")
     running["phases"][5]["state"] = "running"
     assert outage_begun(running)
+
+
+def test_the_window_starts_when_the_controller_sent_the_outage_not_at_a_host_clocks_start():
+    # The first out-of-service phase may run on the host (hooks before the drain, or the
+    # kubelet's install when the drain is skipped): its start is the host's clock. One an hour
+    # behind drew w2 out of service for an hour, across w1's outage: a false violation.
+    w1, w2 = worker("w1", 10, 20), worker("w2", start=30, end=40)
+    w2["phases"][5].update(started=30 - 3600, dispatched=29.5, first_dispatched=29.5)
+    assert outage_interval(w2, now=100) == (29.5, 40)
+    assert window_violations({"w1": w1, "w2": w2}, 1, now=100) == []
+    # A record written before first_dispatched was kept: the earlier of the two, as before.
+    del w2["phases"][5]["first_dispatched"]
+    assert outage_interval(w2, now=100) == (30 - 3600, 40)
+    # A real overlap is still seen: the controller sent w2's outage while w1 was out.
+    w2["phases"][5].update(first_dispatched=15.0)
+    assert window_violations({"w1": w1, "w2": w2}, 1, now=100)
