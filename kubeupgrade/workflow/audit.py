@@ -52,10 +52,18 @@ def outage_interval(entry: NodeEntry, now: float) -> tuple[float, float] | None:
         [t for t in (first.get("dispatched"), first.get("started")) if t]
     if not begun:
         return None
-    back = [p for p in phases if p["phase"] in BACK_IN_SERVICE] or phases[-1:]
+    ended = back_in_service_at(entry)
+    return min(begun), ended if ended is not None else now
+
+
+def back_in_service_at(entry: NodeEntry) -> float | None:
+    """When the phase that puts the node back in service ended (the controller's clock: the
+    uncordon, or the readiness wait when the drain is skipped); None if it has not. Not when
+    the entry ended: hooks after the node run on the host and end by the host's clock."""
+    back = [p for p in entry["phases"] if p["phase"] in BACK_IN_SERVICE] or entry["phases"][-1:]
     last = back[-1]
     ended = last.get("ended")
-    return min(begun), ended if last["state"] == "succeeded" and ended else now
+    return float(ended) if last["state"] == "succeeded" and ended else None
 
 
 def peak_overlap(intervals: list[tuple[float, float]]) -> tuple[int, float]:

@@ -37,7 +37,7 @@ from kubeupgrade.planning.windows import describe, is_open, windows_of
 from kubeupgrade.security.signing import canonical
 from kubeupgrade.workflow import locks
 from kubeupgrade.workflow.app import Outbox
-from kubeupgrade.workflow.audit import outage_start
+from kubeupgrade.workflow.audit import back_in_service_at, outage_start
 from kubeupgrade.workflow.broker_loss import EPOCH_KEY, BrokerEpoch, from_last_read, keep_notices
 from kubeupgrade.workflow.decide import (
     HeldBack,
@@ -888,7 +888,7 @@ class Dispatcher:
         outside = set()
         for name, how in seen.workers.items():
             entry = entries.get(name)
-            if (entry is not None and entry["state"] == "succeeded" and (entry.get("ended") or 0) >= seen.read_at
+            if (entry is not None and entry["state"] == "succeeded" and (back_in_service_at(entry) or 0) >= seen.read_at
                     and (not how.cordoned or how.owner == doc["id"])):
                 # Finished after the read began: what the read saw of it may be this campaign's
                 # own outage, since ended (its cordon released, Ready again). Not a cordon by

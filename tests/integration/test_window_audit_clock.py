@@ -4,6 +4,8 @@ Real redis-server and the real dispatcher (the messages go to queues nobody cons
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from kubeupgrade.workflow.app import client_app
@@ -48,3 +50,31 @@ def test_the_audits_start_is_the_send_before_the_outage_first_began(redis_url):
     dispatcher.tick()
     third = first_out(store, campaign, node)
     assert third["dispatched"] > again["dispatched"] and third["first_dispatched"] == again["dispatched"]
+
+
+def test_a_worker_out_of_service_again_after_its_upgrade_counts_whatever_its_hosts_clock(redis_url):
+    # The dispatcher leaves out of the cluster's count a worker of its own that finished after
+    # the nodes were read (the read may show its own outage, since ended). "Finished" is when it
+    # came back in service, by the controller's clock: hooks after the node end by the host's,
+    # and a host an hour ahead kept a worker that went NotReady later out of the count for an
+    # hour, leaving its slot to another outage.
+    from kubeupgrade.kube.availability import AvailabilityPoller, OutOfService, Unavailable
+    from kubeupgrade.workflow.record import new_phase
+
+    read_at = time.time()
+    poller = AvailabilityPoller(lambda: OutOfService(read_at, {"w-1": Unavailable(False, None, False)}))
+    poller.read_once()
+    dispatcher = Dispatcher(client_app(redis_url), CampaignStore.from_url(redis_url), availability=poller)
+    phases = [new_phase(p) for p in ("drain", "install-kubelet", "restart-kubelet", "wait-ready", "uncordon",
+                                     "hooks-after-node")]
+    for phase in phases:
+        phase.update(state="succeeded", started=read_at - 60, ended=read_at - 30)
+    phases[-1].update(ended=read_at + 3600)  # the host's clock, an hour ahead
+    entry = {"node": "w-1", "role": "worker", "state": "succeeded", "attempt": 1, "phases": phases,
+             "ended": read_at + 3600}
+    doc = {"id": "c-1"}
+    outside, why = dispatcher._outside(doc, {"w-1": entry})
+    assert why == "" and outside == frozenset({"w-1"})
+    # Back in service after the read began: its own outage may be what the read saw.
+    phases[4].update(ended=read_at + 1)
+    assert dispatcher._outside(doc, {"w-1": entry})[0] == frozenset()
