@@ -18,7 +18,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from celery import Celery, chain, group
@@ -1003,9 +1002,11 @@ class Dispatcher:
             windows = windows_of(doc["campaign"])
         except ValueError as error:  # isolated by tick(), named by list and status
             raise DamagedRecord(f"ku:c:{doc['id']}", str(error), "campaign") from None
-        now = datetime.now(UTC)
+        if not windows:
+            return True
+        now = self.store.broker_now()  # as the agents judge it (CampaignStore.broker_now)
         opened = is_open(windows, now)
-        if windows and self._windows_seen.get(doc["id"]) is not opened:
+        if self._windows_seen.get(doc["id"]) is not opened:
             self._windows_seen[doc["id"]] = opened
             self.store.event(doc["id"], f"maintenance window {describe(windows, now)}"
                              + ("" if opened else "; nothing begins an outage until then"))

@@ -312,6 +312,15 @@ class CampaignStore:
     def forget_identity(self, name: str) -> bool:
         return bool(self.redis.delete(f"ku:identity:{name}"))
 
+    def broker_now(self) -> datetime:
+        """The broker's clock: the one every process judges maintenance windows by. The
+        dispatcher sends by it and each agent checks by it before starting an outage, so a host
+        whose clock is off by an hour neither holds what the dispatcher sent in an open window
+        (which it would send again at once, tick after tick) nor starts what arrives after one
+        closed."""
+        seconds, micros = self.redis.time()
+        return datetime.fromtimestamp(seconds + micros / 1e6, timezone.utc)
+
     def get(self, campaign_id: str) -> CampaignRecord | None:
         read = self.get_if_changed(campaign_id, None)
         return read[1] if read is not None else None
@@ -815,7 +824,7 @@ class CampaignStore:
             holds, why = starts_something, "the campaign is paused"
         elif _halted(doc, hop):
             holds, why = prepares_ahead, "another node failed; only outages under way finish"
-        elif not is_open(_windows(doc), datetime.now(timezone.utc)):
+        elif (windows := _windows(doc)) and not is_open(windows, self.broker_now()):
             holds, why = starts_disruption, "outside the maintenance windows"
         verdict = "run"
 

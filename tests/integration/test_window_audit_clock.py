@@ -78,3 +78,39 @@ def test_a_worker_out_of_service_again_after_its_upgrade_counts_whatever_its_hos
     # Back in service after the read began: its own outage may be what the read saw.
     phases[4].update(ended=read_at + 1)
     assert dispatcher._outside(doc, {"w-1": entry})[0] == frozenset()
+
+
+def test_maintenance_windows_are_judged_by_the_brokers_clock_on_every_process(redis_url, monkeypatch):
+    # A host whose clock is two hours ahead: by it the window below is closed. The dispatcher
+    # sends in the window and each agent checks it again before an outage begins: judged by two
+    # clocks, the agent held what the dispatcher sent, and the dispatcher sent it again at once,
+    # tick after tick, for as long as the clocks disagreed. Both now read the broker's.
+    from datetime import UTC, datetime, timedelta
+
+    from kubeupgrade.workflow import record as record_module
+    from kubeupgrade.workflow.record import starts_disruption
+
+    store = CampaignStore.from_url(redis_url)
+    dispatcher = Dispatcher(client_app(redis_url), store)
+    campaign = at_worker_stage(store, dispatcher, "window")
+    now = datetime.now(UTC)
+    window = {"days": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"], "timezone": "UTC",
+              "start": (now - timedelta(minutes=30)).strftime("%H:%M"),
+              "end": (now + timedelta(minutes=30)).strftime("%H:%M")}
+    store.update(campaign, lambda doc: doc["campaign"]["policies"].update(windows=[window]))
+
+    class HostClockAhead(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.now(tz) + timedelta(hours=2)
+
+    monkeypatch.setattr(record_module, "datetime", HostClockAhead)
+    dispatcher.tick()
+    sent = [n for n, e in store.entries(campaign, 0).items()
+            if n.startswith("w-") and e["phases"][outage_start(e)].get("task_id")]
+    assert sent, "the dispatcher sends in an open window"
+    entry = store.entry(campaign, 0, sent[0])
+    first = entry["phases"][outage_start(entry)]
+    assert starts_disruption(entry, first["phase"])
+    verdict = store.begin_phase(campaign, 0, sent[0], first["phase"], entry["attempt"], first["task_id"])
+    assert verdict == "run"
