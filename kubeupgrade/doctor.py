@@ -312,10 +312,13 @@ def diagnose(broker: str, kubeconfig: str | None, key: str | None,
 
 
 def render(rows: list[Check]) -> str:
+    """The rows as text; what an agent's liveness key or the cluster said is shown escaped."""
+    from kubeupgrade.cli.terminal import printable
+
     width = max(len(row.name) for row in rows)
     lines = [f"{'CHECK':<{width}}  RESULT  DETAIL"]
     for row in rows:
         lines.append(f"{row.name:<{width}}  {'ok' if row.ok else 'FAIL':<6}  {row.detail}")
         if not row.ok and row.fix:
             lines.append(f"{'':<{width}}          fix: {row.fix}")
-    return "\n".join(lines)
+    return printable("\n".join(lines))

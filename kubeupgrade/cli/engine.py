@@ -11,6 +11,7 @@ import click
 
 from kubeupgrade.cli.render import document
 from kubeupgrade.cli.scope import scope_options, with_scope
+from kubeupgrade.cli.terminal import printable
 from kubeupgrade.errors import InvalidInput, RuntimeFailure
 from kubeupgrade.model.campaign import OsFamily
 
@@ -227,7 +228,7 @@ def status(campaign_id: str | None, broker: str, output: str, node: str | None, 
                   or (d["state"] == "lost" and not _submitted_since(d, docs))]
         if len(active) != 1:
             for doc in active:
-                click.echo(f"{doc['id']:<48} {doc['state']:<10} -> {doc['campaign'].get('target')}")
+                click.echo(printable(f"{doc['id']:<48} {doc['state']:<10} -> {doc['campaign'].get('target')}"))
             click.echo("no active campaigns" if not active else
                        "several active campaigns: `kubeupgrade status ID` shows one")
             return
@@ -279,8 +280,8 @@ def logs(campaign_id: str, node: str, phase: str | None, broker: str) -> None:
             if not text:
                 continue
             whole = "whole" if saved else "last lines"
-            click.echo(f"==> hop {hop + 1} {record['phase']} ({record['state']}, {whole}) <==")
-            click.echo(text.rstrip("\n"))
+            click.echo(printable(f"==> hop {hop + 1} {record['phase']} ({record['state']}, {whole}) <=="))
+            click.echo(printable(text.rstrip("\n")))  # what the host printed, escapes shown
             shown += 1
     if not shown:
         raise InvalidInput(f"no output recorded for {node}{' ' + phase if phase else ''} in "
@@ -352,9 +353,9 @@ def abort(campaign_id: str, broker: str, uncordon: bool, restore_repositories: b
         return
     click.echo(f"campaign {campaign_id} aborted")
     for node, detail in handle.repositories().items():
-        click.echo(f"{node}: {detail}")
+        click.echo(printable(f"{node}: {detail}"))
     if left:
-        click.echo(f"nodes left cordoned by this campaign: {', '.join(left)}"
+        click.echo(printable(f"nodes left cordoned by this campaign: {', '.join(left)}")
                    + (f" (why: the events of `kubeupgrade status {campaign_id}`)" if uncordon else ""))
     else:
         click.echo("no node is left cordoned by this campaign")
@@ -381,13 +382,13 @@ def list_command(broker: str, output: str, cluster: str | None) -> None:
     click.echo(header + ("  CLUSTER  ERROR" if output == "wide" else ""))
     for doc in docs:
         if doc["state"] in ("damaged", "lost"):
-            click.echo(f"{doc['state']}: {doc['id']}: {doc['error']['message']}")
+            click.echo(printable(f"{doc['state']}: {doc['id']}: {doc['error']['message']}"))
             continue
         created = time.strftime("%Y-%m-%d %H:%M", time.localtime(doc["created"]))
         line = f"{doc['id']:<{width}}  {doc['state']:<9}  {created:<16}  {doc['campaign'].get('target')}"
         if output == "wide":
             line += f"  {doc['cluster']}  {((doc.get('error') or {}).get('message') or '')[:100]}"
-        click.echo(line)
+        click.echo(printable(line))
 
 
 @click.command("forget-cluster")

@@ -12,6 +12,7 @@ from typing import TextIO
 
 import click
 
+from kubeupgrade.cli.terminal import printable
 from kubeupgrade.errors import KubeupgradeError
 
 OK = 0
@@ -26,8 +27,8 @@ def report(error: BaseException, stream: TextIO | None = None) -> int:
     stream = stream or sys.stderr
     if os.environ.get("KUBEUPGRADE_DEBUG"):
         traceback.print_exception(error, file=stream)
-    if isinstance(error, KubeupgradeError):
-        print(f"error: {error}", file=stream)
+    if isinstance(error, KubeupgradeError):  # may quote the record, a host's output, a file
+        print(f"error: {printable(error)}", file=stream)
         return error.exit_code
     if isinstance(error, click.exceptions.UsageError):
         hint = f" (see '{error.ctx.command_path} --help')" if error.ctx else ""
@@ -36,7 +37,7 @@ def report(error: BaseException, stream: TextIO | None = None) -> int:
     if isinstance(error, click.exceptions.ClickException):
         print(f"error: {error.format_message()}", file=stream)
         return INVALID_INPUT
-    message = str(error).splitlines()[0] if str(error) else type(error).__name__
+    message = printable(str(error).splitlines()[0]) if str(error) else type(error).__name__
     print(f"error: unexpected {type(error).__name__}: {message} "
           "(set KUBEUPGRADE_DEBUG=1 for details)", file=stream)
     return RUNTIME_FAILURE

@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from kubeupgrade.api import TERMINAL
+from kubeupgrade.cli.terminal import plain_text
 from kubeupgrade.model.phases import hint as phase_hint
 from kubeupgrade.planning.windows import describe, windows_of
 from kubeupgrade.workflow.decide import first_open_phase
@@ -193,9 +194,9 @@ def render_status(doc: dict[str, Any], *, width: int = 80, plain: bool = False,
     parts: list[Any] = []
 
     def styled(text: str, style: str) -> Text:
-        return Text(text) if plain else Text(text, style=style)
+        return plain_text(text) if plain else plain_text(text, style)
 
-    header = Text(f"Campaign {data['id']}  cluster {data['cluster']}  ")
+    header = plain_text(f"Campaign {data['id']}  cluster {data['cluster']}  ")
     header.append(styled(data["state"].upper(), STATE_STYLE.get(data["state"], "")))
     paused = data["paused"]
     if paused:
@@ -213,7 +214,7 @@ def render_status(doc: dict[str, Any], *, width: int = 80, plain: bool = False,
         title = (f"Hop {index + 1}/{len(data['hops'])}: {hop['from']} -> "
                  f"{hop['version'] or hop['target']}  [{hop['stage']}]")
         rows = [row for row in hop["nodes"] if row["node"] != "@cluster"]
-        table = Table(title=Text(title), title_justify="left", expand=False, box=None,
+        table = Table(title=plain_text(title), title_justify="left", expand=False, box=None,
                       pad_edge=False, header_style="" if plain else "bold underline")
         longest = max((len(row["node"]) for row in rows), default=4)
         table.add_column("NODE", no_wrap=True, min_width=max(4, longest))
@@ -230,11 +231,11 @@ def render_status(doc: dict[str, Any], *, width: int = 80, plain: bool = False,
             role = {"control-plane": "cp", "worker": "worker"}.get(row["role"], row["role"])
             progress = (_bar(row["done"], row["total"]) if wide and not plain
                         else f"{row['done']}/{row['total']}")
-            cells = [row["node"], styled(row["state"], STATE_STYLE.get(row["state"], "")),
-                     progress, row["phase"], _duration(row["duration"]), str(row["retries"])]
+            cells = [plain_text(row["node"]), styled(row["state"], STATE_STYLE.get(row["state"], "")),
+                     progress, plain_text(row["phase"]), _duration(row["duration"]), str(row["retries"])]
             if wide:
-                cells.insert(1, role)
-                cells.append((row["detail"] or "")[:200])
+                cells.insert(1, plain_text(role))
+                cells.append(plain_text((row["detail"] or "")[:200]))
             table.add_row(*cells)
         parts.append(table)
         failure = (data["error"] or {}).get("message")
@@ -245,10 +246,10 @@ def render_status(doc: dict[str, Any], *, width: int = 80, plain: bool = False,
             grid.add_column(no_wrap=True)
             grid.add_column(overflow="fold")
             for row in details:
-                grid.add_row(f"  {row['node']}:", row["detail"][:300])
+                grid.add_row(plain_text(f"  {row['node']}:"), plain_text(row["detail"][:300]))
             parts.append(grid)
         if hop["pools"]:
-            parts.append(Text("  pools: " + "; ".join(
+            parts.append(plain_text("  pools: " + "; ".join(
                 f"{p['name']} {p['done']}/{p['workers']} done, {p['out']} out (limit {p['limit']})"
                 for p in hop["pools"])))
         gate = hop["gate"]
@@ -258,7 +259,7 @@ def render_status(doc: dict[str, Any], *, width: int = 80, plain: bool = False,
                                 "green" if verdict == "green" else "yellow"))
         if hop["etcd_snapshot"]:
             snap = hop["etcd_snapshot"]
-            parts.append(Text(f"  etcd snapshot before apply: {snap['path']} on {snap['node']} "
+            parts.append(plain_text(f"  etcd snapshot before apply: {snap['path']} on {snap['node']} "
                               f"({snap['bytes'] / 1_000_000:.1f} MB)"))
         for finding in hop["drain_findings"]:
             parts.append(styled(f"  drain simulation: {finding}", "yellow"))
@@ -278,7 +279,7 @@ def render_status(doc: dict[str, Any], *, width: int = 80, plain: bool = False,
         events.add_column(no_wrap=True)
         events.add_column(overflow="fold")
         for event in reversed(data["events"][:5]):
-            events.add_row(event["time"][11:19], event["message"])
+            events.add_row(plain_text(event["time"][11:19]), plain_text(event["message"]))
         parts.append(Text("Recent events:"))
         parts.append(events)
     return Group(*parts)
@@ -306,10 +307,10 @@ def render_node(doc: dict[str, Any], node: str, *, width: int = 80, plain: bool 
     """`status ID --node N`: each phase with its state, tries, start, duration and what it said;
     the output of a failed phase (or the last one that ran) below."""
     data = node_to_dict(doc, node)
-    parts: list[Any] = [Text(f"Campaign {doc['id']}  node {node}")]
+    parts: list[Any] = [plain_text(f"Campaign {doc['id']}  node {node}")]
     shown = None
     for hop in data["hops"]:
-        table = Table(title=Text(f"Hop {hop['hop']}: {hop['state']} (attempt {hop['attempt']})"),
+        table = Table(title=plain_text(f"Hop {hop['hop']}: {hop['state']} (attempt {hop['attempt']})"),
                       title_justify="left", box=None, pad_edge=False,
                       header_style="" if plain else "bold underline")
         for column, options in (("PHASE", {"no_wrap": True}), ("STATE", {"no_wrap": True}),
@@ -317,18 +318,18 @@ def render_node(doc: dict[str, Any], node: str, *, width: int = 80, plain: bool 
                                 ("TIME", {"justify": "right"}), ("DETAIL", {"overflow": "fold"})):
             table.add_column(column, **options)
         for phase in hop["phases"]:
-            table.add_row(phase["phase"], phase["state"], str(phase["attempts"]),
-                          phase["started"][11:19], _duration(phase["duration"]),
-                          phase["error"] or phase["detail"])
+            table.add_row(*map(plain_text, (phase["phase"], phase["state"], str(phase["attempts"]),
+                                            phase["started"][11:19], _duration(phase["duration"]),
+                                            phase["error"] or phase["detail"])))
             if phase["output"] and (phase["state"] == "failed" or shown is None
                                     or shown["state"] != "failed"):
                 shown = phase
         parts.append(table)
     if not data["hops"]:
-        parts.append(Text(f"{node} is not part of this campaign"))
+        parts.append(plain_text(f"{node} is not part of this campaign"))
     if shown:
-        parts.append(Text(f"Output of {shown['phase']} (last lines):"))
-        parts.append(Text(shown["output"]))
+        parts.append(plain_text(f"Output of {shown['phase']} (last lines):"))
+        parts.append(plain_text(shown["output"]))
     return Group(*parts)
 
 
@@ -339,8 +340,8 @@ def verification_table(doc: dict[str, Any]) -> Table:
     hops = doc.get("hops") or []
     rows = hops[-1].get("verification", []) if hops else []
     for row in rows:
-        table.add_row(row["name"], "yes" if row["ready"] else "NO", row["kubelet"],
-                      row["control_plane"] or "-", "yes" if row["schedulable"] else "NO")
+        table.add_row(*map(plain_text, (row["name"], "yes" if row["ready"] else "NO", row["kubelet"],
+                                        row["control_plane"] or "-", "yes" if row["schedulable"] else "NO")))
     return table
 
 

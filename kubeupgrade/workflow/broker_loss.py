@@ -27,6 +27,8 @@ from typing import Any
 
 import redis
 
+from kubeupgrade.workflow.names import valid_campaign_id, valid_node_name
+
 EPOCH_KEY = "ku:broker:epoch"
 LOST_PREFIX = "ku:lost:"
 LOST_KEPT_SECONDS = 30 * 86400  # as long as an ended campaign's record (retention.py)
@@ -74,11 +76,18 @@ class LostCampaign:
             data = json.loads(raw)
             if not isinstance(data, dict):
                 raise TypeError("not a JSON object")
+            if not valid_campaign_id(campaign_id):
+                raise ValueError("not a campaign id")
+            if not isinstance(data.get("cordoned"), list) or not isinstance(data.get("running"), list):
+                raise TypeError("cordoned and running must be lists")
             lost = cls(id=campaign_id, cluster=str(data["cluster"]), state=str(data["state"]),
                        source=str(data.get("source") or ""), target=str(data.get("target") or ""),
                        last_read=float(data["last_read"]), noticed=float(data["noticed"]),
-                       cordoned=tuple(str(n) for n in data["cordoned"]),
-                       running=tuple(str(r) for r in data["running"]))
+                       cordoned=tuple(data["cordoned"]), running=tuple(data["running"]))
+            if not all(valid_node_name(n) for n in lost.cordoned):
+                raise ValueError("cordoned: not a list of node names")
+            if not all(isinstance(r, str) and valid_node_name(r.split(": ", 1)[0]) for r in lost.running):
+                raise ValueError("running: not a list of 'node: phase'")
         except (ValueError, KeyError, TypeError) as error:
             raise ValueError(f"damaged notice {key}: {error}; inspect it, then delete it") from None
         return lost

@@ -1,5 +1,7 @@
 """The notice of a campaign the broker lost with its data (pure: no I/O)."""
 
+import json
+
 import pytest
 
 from kubeupgrade.workflow.broker_loss import NAMED, LostCampaign, from_last_read
@@ -56,3 +58,20 @@ def test_the_notice_is_made_from_the_dispatchers_last_read():
     assert notice.cordoned == ("w-1", "w-2")
     assert notice.running == ("w-1: install-kubelet", "w-2: drain")
     assert (notice.target, notice.source, notice.last_read, notice.noticed) == ("1.31", "c.yaml", 10.0, 12.0)
+
+
+@pytest.mark.parametrize(("campaign_id", "field", "value"), [
+    ("c-1", "cordoned", ["worker-1\x1b[2J"]),
+    ("c-1", "running", ["../x: drain"]),
+    ("c-1", "cordoned", "worker1"),
+    ("C_1\x1b", None, None),
+])
+def test_a_forged_notice_naming_what_no_campaign_could_is_damaged(campaign_id, field, value):
+    # Anything with a broker credential can write ku:lost:*: a notice whose id or nodes no
+    # campaign could have is named as damaged, not shown as a loss.
+    notice = lost(id="c-1")
+    data = json.loads(notice.to_json())
+    if field:
+        data[field] = value
+    with pytest.raises(ValueError, match="damaged notice"):
+        LostCampaign.from_json(campaign_id, json.dumps(data))

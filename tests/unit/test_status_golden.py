@@ -135,3 +135,22 @@ def test_states_are_honest():
     assert status_to_dict(failed(), NOW)["left_cordoned"] == ["worker-eu-west-1a-17"]
     assert {r["node"]: r["retries"] for r in status_to_dict(failed(), NOW)["hops"][0]["nodes"]}[
         "worker-eu-west-1a-17"] == 2
+
+
+@pytest.mark.parametrize("width", [80, 160])
+def test_what_a_host_or_the_record_says_is_shown_as_it_is_never_read_as_markup_or_escapes(width):
+    # kubeadm prefixes its lines with "[upgrade/apply]", "[preflight]": rich read them as markup
+    # and they vanished, and a "[/etc/kubernetes]" stopped `status` with a MarkupError. An
+    # escape sequence in a host's output, or written to the record with a broker credential,
+    # reached the operator's terminal as it was.
+    said = ("[upgrade/apply] FATAL: [/etc/kubernetes/manifests] \x1b[2J\x1b[31mall good[preflight]")
+    doc = failed()
+    doc["error"]["message"] = said
+    doc["entries"][0]["worker-eu-west-1a-17"]["phases"][5]["error"] = said
+    doc["events"] = [{"t": NOW - 5, "message": f"worker-eu-west-1a-17: drain failed: {said}"}]
+    doc["error"]["tail"] = "E: \x1b]0;title\x07[/x]"
+    text = render(doc, width, piped=False)
+    flat = text.replace("\n", "")
+    assert "\x1b" not in text and "\x07" not in text
+    assert "[upgrade/apply] FATAL: [/etc/kubernetes/manifests] \\x1b[2J\\x1b[31mall good[preflight]" in flat
+    assert "E: \\x1b]0;title\\x07[/x]" in flat
