@@ -10,8 +10,9 @@ outage, requests the API server holds for seconds, a kubelet that never comes ba
 later), a control plane's kubelet that never restarts a static pod (kubeadm rolls back; cleared
 later), a PDB that blocks drains (relaxed later), an agent or the controller frozen (SIGSTOP)
 past the timeouts and resumed (SIGCONT), a host command SIGKILLed at whatever moment it is in,
-a node's markers overwritten with what is not one, and the previous campaign's record damaged
-beside the live one. With `--faults N`, N faults of
+a node's markers overwritten with what is not one, the previous campaign's record damaged
+beside the live one, and redis-server SIGKILLed and started again without its data (the
+campaign is then submitted again, as its notice says). With `--faults N`, N faults of
 distinct kinds at once. Failed campaigns are retried once the faults are cleared. Prints, per
 campaign, the faults, the retries needed and the invariant checks passed, then the totals.
 """
@@ -22,6 +23,7 @@ import argparse
 import contextlib
 import os
 import random
+import shutil
 import signal
 import tempfile
 import threading
@@ -31,7 +33,8 @@ from pathlib import Path
 
 import yaml
 
-from kubeupgrade.api import submit
+from kubeupgrade.api import CampaignHandle, submit
+from kubeupgrade.errors import KubeupgradeError
 from kubeupgrade.sandbox import invariants
 from kubeupgrade.sandbox.manager import Sandbox
 from kubeupgrade.sandbox.stack import Stack
@@ -44,7 +47,7 @@ HOST_COMMANDS = ["kubeadm upgrade apply", "kubeadm upgrade node", "systemctl res
                  "apt-get install", "dnf install", "apt-get update"]
 FAULTS = ["fail", "hang", "crash", "kill-agent", "kill-controller", "restart-redis", "api-down", "api-slow",
           "never-ready", "pdb-block", "dpkg-lock", "freeze-agent", "freeze-controller",
-          "damage-record", "static-pod-stuck", "kill-command", "damage-markers"]
+          "damage-record", "static-pod-stuck", "kill-command", "damage-markers", "wipe-redis"]
 # With --faults N, this many at once; these need a process or the cluster to themselves.
 ALONE = {"damage-record", "pdb-block"}
 AGENT_TIMEOUT = 20  # seconds, in every soak campaign
@@ -223,14 +226,38 @@ def inject(kind: str, stack: Stack, rng: random.Random, nodes: list[str],
             stack.stop_redis()
             time.sleep(1)
             stack.start_redis()
+        elif kind == "wipe-redis":
+            stack.kill("redis")
+            shutil.rmtree(box.paths.root / "redis", ignore_errors=True)
+            time.sleep(1)
+            stack.start_redis()
         elif kind == "api-down":
             box.api_down(3.0)
 
     threading.Thread(target=later, daemon=True).start()
     what = {"kill-agent": f"agent of {node} SIGKILLed and restarted", "kill-controller":
             "controller SIGKILLed and restarted", "restart-redis": "redis-server restarted",
+            "wipe-redis": "redis-server SIGKILLed, back without its data",
             "api-down": "API server down for 3 s"}[kind]
     return f"{what} after {delay:.1f}s", lambda: None
+
+
+def ended(handle: CampaignHandle) -> tuple[str, str | None]:
+    """How the campaign ended, or ("lost", what status says) when the broker lost it."""
+    try:
+        return handle.wait(timeout=600), None
+    except KubeupgradeError as error:
+        if handle.id not in str(error):
+            raise
+        said = str(error)
+    deadline = time.monotonic() + 15  # the controller writes its notice once it leads again
+    while "lost with the broker's data" not in said and time.monotonic() < deadline:
+        time.sleep(0.5)
+        try:
+            return handle.wait(timeout=600), None  # back (an AOF restart), it runs on
+        except KubeupgradeError as error:
+            said = str(error)
+    return "lost", said
 
 
 def draw_faults(rng: random.Random, count: int, among: list[str] = FAULTS) -> list[str]:
@@ -288,13 +315,17 @@ def main() -> int:
                         clear_one()
                 previous = handle.id
                 retries = 0
-                state = handle.wait(timeout=600)
+                state, lost = ended(handle)
                 while state != "succeeded" and retries < 3:
                     clear()
                     time.sleep(2)
                     retries += 1
-                    handle.retry()
-                    state = handle.wait(timeout=600)
+                    if lost is not None:  # what its notice says to do: submit it again
+                        print(f"   lost: {lost[:160]}", flush=True)
+                        handle = submit(campaign, broker=stack.broker, accept_timeout=60, key=box.signing_key)
+                    else:
+                        handle.retry()
+                    state, lost = ended(handle)
                 clear()
                 problems = invariants.check_all(box, max_unavailable=1, succeeded=state == "succeeded")
                 checks = invariants.CHECKS - min(invariants.CHECKS, len(problems))

@@ -23,5 +23,6 @@ def with_live_state(campaign: Campaign, live_nodes: list[NodeSpec], version: Kub
                               control_plane=live[node.name].control_plane,
                               os=node.os or live[node.name].os,
                               labels=node.labels or live[node.name].labels,
-                              machine_id=live[node.name].machine_id) for node in campaign.nodes)
+                              machine_id=live[node.name].machine_id,
+                              left_cordoned_by=live[node.name].left_cordoned_by) for node in campaign.nodes)
     return replace(campaign, nodes=nodes, control_plane_version=version)

@@ -84,6 +84,11 @@ def plan_campaign(campaign: Campaign, available: Iterable[KubeVersion] = ()) -> 
         nodes = tuple(_at_version(node, reached) if node.is_control_plane or selected(node) else node
                       for node in nodes)
     violations.extend(_upgrade_configuration_violations(campaign.policies, hops))
+    taken_over = sorted(f"{n.name} (campaign {n.left_cordoned_by})" for n in campaign.nodes
+                        if n.left_cordoned_by and (n.is_control_plane or selected(n)))
+    if taken_over:
+        notes.append("left cordoned by an earlier kubeupgrade campaign, taken over and uncordoned once "
+                     f"Ready at the target: {', '.join(taken_over)}")
     if not hops and not violations:
         notes.append(f"every node is already at {version_label(campaign.target)}; nothing to do")
     if campaign.policies.reapply:
@@ -379,6 +384,13 @@ def _node_plan(
 ) -> NodePlan:
     kubelet_done = _kubelet_reached(node, target)
     if step is KubeadmStep.NONE and kubelet_done:
+        if node.left_cordoned_by:
+            # At the target, but left cordoned by another kubeupgrade campaign (its record lost
+            # with the broker's data before it uncordoned, or it ended there): the drain takes
+            # the cordon over (it is this campaign's outage from then on, inside its limit),
+            # and the node is uncordoned once Ready at the target.
+            return NodePlan(node.name, node.role, step, drain=True,
+                            phases=(Phase.DRAIN, Phase.WAIT_READY, Phase.UNCORDON))
         return NodePlan(node.name, node.role, step, drain=False, phases=())
     kubelet_minor = (node.kubelet or source).minor_version
     # kubeadm docs: a minor kubelet upgrade must drain the node first; a patch may skip it.

@@ -89,7 +89,11 @@ def preflight(job: Job) -> StepOutcome:
 
     def checked(node: dict[str, Any]) -> tuple[str, KubeVersion | None, KubeVersion | None, bool]:
         spec = discovery.node_spec(node, images)
-        return spec.name, spec.control_plane, spec.kubelet if spec.name in in_plan else None, is_ready(node)
+        # Not Ready, in this hop, and cordoned by another kubeupgrade campaign: half-way through
+        # that campaign's upgrade (its record lost with the broker's data before the kubelet
+        # came back): this campaign takes it over, and its readiness wait is what follows.
+        ready = is_ready(node) or (spec.name in in_plan and spec.left_cordoned_by not in (None, job.campaign_id))
+        return spec.name, spec.control_plane, spec.kubelet if spec.name in in_plan else None, ready
 
     seen = read_nodes(api, checked)
     unready = [name for name, _, _, ready in seen if not ready]

@@ -150,6 +150,8 @@ def _live_versions(campaign: Campaign) -> dict[str, dict[str, str | None]]:
                            "control_plane": static.plain if static else None}
         if node.machine_id:  # what an agent checks it runs on (workflow/phase.py)
             live[node.name]["machine_id"] = node.machine_id
+        if node.left_cordoned_by:  # taken over even at the target (_skip_nodes_at)
+            live[node.name]["cordoned_by"] = node.left_cordoned_by
     return live
 
 
@@ -701,6 +703,8 @@ class Dispatcher:
         reapply = bool(doc["campaign"].get("policies", {}).get("reapply")) and everywhere
         for name, live in live_versions.items():
             if live["kubelet"] != version or live["control_plane"] not in (None, version):
+                continue
+            if live.get("cordoned_by"):  # another campaign's cordon to take over and release
                 continue
             # With policies.reapply the first control plane keeps its kubeadm phases (apply
             # --force); only its kubelet phases are skipped.

@@ -299,6 +299,55 @@ def test_a_broker_back_without_its_data_names_the_lost_campaign_and_its_cordons_
     assert cli("status").stdout == "no active campaigns\n" and f"lost: {handle.id}: " in cli("list").stdout
 
 
+def test_a_node_at_the_target_left_cordoned_by_a_lost_campaign_is_taken_over_and_released(make_stack, tmp_path):
+    """The lost campaign had restarted worker-1's kubelet at the target before the broker lost
+    its data, and not uncordoned it. The campaign submitted again finds worker-1 at the target:
+    skipped, it stayed cordoned for good, and filled the limit of 1, so the other workers waited
+    for ever. Now it is taken over (its drain adopts the cordon), checked Ready and released,
+    inside the limit."""
+    from kubernetes import client, config
+
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    lost = "sandbox-20261207-003006-a5583c"
+    core = client.CoreV1Api(config.new_client_from_config(str(box.kubeconfig)))
+    core.patch_node("worker-1", {"spec": {"unschedulable": True}, "metadata": {"annotations": {
+        "kubeupgrade.io/cordoned-by": lost, "kubeupgrade.io/cordon-attempt": "hop 1, attempt 1"}}})
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.30.4", max_unavailable=1), broker=stack.broker)
+    state, error = finish(handle)
+    assert state == "succeeded", error
+    assert not box.api_get("/api/v1/nodes/worker-1")["spec"].get("unschedulable")
+    assert phase_record(handle, "worker-1", "uncordon")["state"] == "succeeded"
+    assert all(not phase_record(handle, n, "restart-kubelet") for n in ("cp-1", "worker-1", "worker-2"))
+    assert any(f"worker-1 (campaign {lost})" in note for note in handle.status()["notes"])
+    assert_safe(box, 1)
+
+
+def test_a_node_half_upgraded_by_a_lost_campaign_its_kubelet_down_is_taken_over_not_refused(
+        make_stack, tmp_path):
+    """The lost campaign had drained worker-1 and stopped its kubelet (a package install stops
+    it; the restart that would have started it again never came). Preflight refused the
+    campaign submitted again ("nodes not Ready: worker-1"), a retry could not help, and the node
+    stayed down. A node in the hop, cordoned by another kubeupgrade campaign, is half-way
+    through that campaign's upgrade: this one takes it over and its readiness wait follows."""
+    from kubernetes import client, config
+
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    lost = "sandbox-20261207-003006-a5583c"
+    core = client.CoreV1Api(config.new_client_from_config(str(box.kubeconfig)))
+    core.patch_node("worker-1", {"spec": {"unschedulable": True}, "metadata": {"annotations": {
+        "kubeupgrade.io/cordoned-by": lost, "kubeupgrade.io/cordon-attempt": "hop 1, attempt 1"}}})
+    assert run_on(box, "worker-1", "systemctl", "stop", "kubelet").returncode == 0
+    wait_for(lambda: "NotReady" in next(r.status for r in box.node_rows() if r.name == "worker-1"), timeout=60)
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1), broker=stack.broker)
+    state, error = finish(handle)
+    assert state == "succeeded", error
+    rows = {r.name: r for r in box.node_rows()}
+    assert rows["worker-1"].status == "Ready" and rows["worker-1"].version == "v1.31.14"
+    assert_safe(box, 1)
+
+
 def test_a_broker_restart_between_an_agents_own_links_needs_no_retry(make_stack, tmp_path):
     # An agent keeps its task connections (record, results, the producer) from one link of its
     # chain to the next when both are its own (agent_connections.keeps_connections). Restarted

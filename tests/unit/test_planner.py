@@ -428,3 +428,27 @@ def test_an_upgrade_configuration_is_refused_for_a_hop_whose_kubeadm_reads_none(
     assert "the hop to 1.30" in early.violations[0].message and "kubeadm v1.30" in early.violations[0].message
     assert not plan_campaign(campaign("v1.31.2", cluster(), policies=policies)).violations
     assert not plan_campaign(campaign("v1.30.9", cluster(), policies=Policies())).violations
+
+
+@pytest.mark.parametrize("target", ["v1.31.2", "1.31"])
+def test_a_node_at_the_target_left_cordoned_by_another_campaign_is_taken_over_and_released(target):
+    # A campaign lost with the broker's data after w-2's kubelet restarted, before its uncordon:
+    # at the target already, skipped, it stayed cordoned for good, and filled a limit of 1 so
+    # that the campaign submitted again waited for ever for a slot.
+    nodes = [NodeSpec("cp-1", CP, kubelet=v("1.31.2")), NodeSpec("w-1", W, kubelet=v("1.31.2")),
+             NodeSpec("w-2", W, kubelet=v("1.31.2"), left_cordoned_by="prod-20261207-003006-a5583c"),
+             NodeSpec("w-3", W, kubelet=v("1.30.4"))]
+    plan = plan_campaign(campaign(target, nodes, cp_version="1.31.2"))
+    assert not plan.violations
+    (hop,) = plan.hops
+    plans = {n.name: n for n in hop.workers}
+    assert {Phase.DRAIN, Phase.UNCORDON} <= set(plans["w-2"].phases) and plans["w-2"].drain
+    assert Phase.INSTALL_KUBELET in plans["w-3"].phases
+    assert any("w-2 (campaign prod-20261207-003006-a5583c)" in note for note in plan.notes)
+    if target == "1.31":  # the latest patch: resolved on the hosts, where the dispatcher skips
+        return            # the nodes already there, but not one another campaign left cordoned
+    assert plans["w-2"].phases == (Phase.DRAIN, Phase.WAIT_READY, Phase.UNCORDON) and "w-1" not in plans
+    # Every node at the target: still a hop, for that node alone.
+    nodes[3] = NodeSpec("w-3", W, kubelet=v("1.31.2"))
+    (hop,) = plan_campaign(campaign(target, nodes, cp_version="1.31.2")).hops
+    assert [n.name for n in hop.workers] == ["w-2"] and not hop.control_planes
