@@ -299,20 +299,25 @@ def test_a_broker_back_without_its_data_names_the_lost_campaign_and_its_cordons_
     assert cli("status").stdout == "no active campaigns\n" and f"lost: {handle.id}: " in cli("list").stdout
 
 
+def cordon_as_if_by(box, node, campaign):
+    """Cordon `node` as kubeupgrade campaign `campaign` does (its annotations with the cordon)."""
+    from kubernetes import client, config
+
+    core = client.CoreV1Api(config.new_client_from_config(str(box.kubeconfig)))
+    core.patch_node(node, {"spec": {"unschedulable": True}, "metadata": {"annotations": {
+        "kubeupgrade.io/cordoned-by": campaign, "kubeupgrade.io/cordon-attempt": "hop 1, attempt 1"}}})
+
+
 def test_a_node_at_the_target_left_cordoned_by_a_lost_campaign_is_taken_over_and_released(make_stack, tmp_path):
     """The lost campaign had restarted worker-1's kubelet at the target before the broker lost
     its data, and not uncordoned it. The campaign submitted again finds worker-1 at the target:
     skipped, it stayed cordoned for good, and filled the limit of 1, so the other workers waited
     for ever. Now it is taken over (its drain adopts the cordon), checked Ready and released,
     inside the limit."""
-    from kubernetes import client, config
-
     stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt")
     box = stack.sandbox
     lost = "sandbox-20261207-003006-a5583c"
-    core = client.CoreV1Api(config.new_client_from_config(str(box.kubeconfig)))
-    core.patch_node("worker-1", {"spec": {"unschedulable": True}, "metadata": {"annotations": {
-        "kubeupgrade.io/cordoned-by": lost, "kubeupgrade.io/cordon-attempt": "hop 1, attempt 1"}}})
+    cordon_as_if_by(box, "worker-1", lost)
     handle = submit(write_campaign(tmp_path / "c.yaml", "1.30.4", max_unavailable=1), broker=stack.broker)
     state, error = finish(handle)
     assert state == "succeeded", error
@@ -330,14 +335,10 @@ def test_a_node_half_upgraded_by_a_lost_campaign_its_kubelet_down_is_taken_over_
     campaign submitted again ("nodes not Ready: worker-1"), a retry could not help, and the node
     stayed down. A node in the hop, cordoned by another kubeupgrade campaign, is half-way
     through that campaign's upgrade: this one takes it over and its readiness wait follows."""
-    from kubernetes import client, config
-
     stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt")
     box = stack.sandbox
     lost = "sandbox-20261207-003006-a5583c"
-    core = client.CoreV1Api(config.new_client_from_config(str(box.kubeconfig)))
-    core.patch_node("worker-1", {"spec": {"unschedulable": True}, "metadata": {"annotations": {
-        "kubeupgrade.io/cordoned-by": lost, "kubeupgrade.io/cordon-attempt": "hop 1, attempt 1"}}})
+    cordon_as_if_by(box, "worker-1", lost)
     assert run_on(box, "worker-1", "systemctl", "stop", "kubelet").returncode == 0
     wait_for(lambda: "NotReady" in next(r.status for r in box.node_rows() if r.name == "worker-1"), timeout=60)
     handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1), broker=stack.broker)
