@@ -125,7 +125,7 @@ def _probes() -> list[Probe]:
 
 @dataclass(frozen=True)
 class ClusterFacts:
-    """What the checks after the cluster's need of it."""
+    """What the later checks need of the cluster's nodes."""
 
     nodes: list[str]
     machine_ids: dict[str, str]  # node -> its host's machine id, where reported
