@@ -1066,9 +1066,11 @@ class Dispatcher:
                 if split < len(phases) and phases[split]["phase"] in ids:
                     # When the node's outage could first begin, by this clock: the window
                     # audit's start (audit.py). The send before the phase first began: a send
-                    # it never began after (held, lost) took nothing out of service.
+                    # it never began after (held, lost) took nothing out of service. Once it
+                    # began, never later (a record begun without one keeps the audit's older
+                    # reading: the earlier of its last send and its start).
                     first = phases[split]
-                    if not first.get("started") or not first.get("first_dispatched"):
+                    if not first.get("started"):
                         first["first_dispatched"] = dispatched_at
 
             changes[entry["node"]] = (assign, known[1].as_read(entry["node"], entry) if known else None)
