@@ -253,8 +253,8 @@ def check_cordons(client: Any, cordons: dict[str, str]) -> Check:
     return Check("kubeupgrade cordons", not left,
                  "every node a campaign cordoned is one it acts on or names" if not left else
                  "cordoned by no campaign acting on them: " + _names(left),
-                 "submit the campaign again (it adopts them, counting them out of service until "
-                 "then), or `kubectl uncordon NODE` where no upgrade is half done")
+                 "for a lost campaign, submit it again (it takes them over); otherwise `kubectl "
+                 "uncordon NODE` where no upgrade is half done")
 
 
 def _names(names: list[str], shown: int = 10) -> str:

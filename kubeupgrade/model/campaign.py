@@ -59,10 +59,9 @@ class NodeSpec:
     # The host's /etc/machine-id as the node's kubelet reports it (status.nodeInfo.machineID):
     # an agent on another host refuses to act for the node (workflow/phase.py).
     machine_id: str | None = None
-    # The kubeupgrade campaign whose cordon the node still carries (kubeupgrade.io/cordoned-by
-    # on a cordoned Node), read at acceptance: one whose record the broker lost, or one that
-    # ended with the node cordoned. A campaign takes such a node over, even one already at its
-    # target, so that it is released (planning/planner.py).
+    # The campaign whose record the broker lost (workflow/broker_loss.py) while it held this
+    # node cordoned (kubeupgrade.io/cordoned-by), read at acceptance. A campaign takes such a
+    # node over, even one already at its target, so that it is released (planning/planner.py).
     left_cordoned_by: str | None = None
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import replace
 
 from kubeupgrade.errors import InvalidInput
@@ -9,8 +10,13 @@ from kubeupgrade.model.campaign import Campaign, NodeSpec
 from kubeupgrade.model.versions import KubeVersion
 
 
-def with_live_state(campaign: Campaign, live_nodes: list[NodeSpec], version: KubeVersion) -> Campaign:
-    """The campaign's nodes (or every live node) with the versions the cluster reports now."""
+def with_live_state(campaign: Campaign, live_nodes: list[NodeSpec], version: KubeVersion,
+                    taken_over: Collection[str] = frozenset()) -> Campaign:
+    """The campaign's nodes (or every live node) with the versions the cluster reports now.
+    `taken_over`: the campaigns whose cordons this one takes over (lost with the broker's data,
+    workflow/broker_loss.py); a node cordoned by any other keeps no owner here."""
+    live_nodes = [node if node.left_cordoned_by in taken_over else replace(node, left_cordoned_by=None)
+                  for node in live_nodes]
     live = {node.name: node for node in live_nodes}
     if campaign.nodes is None:
         nodes = tuple(live_nodes)

@@ -87,7 +87,7 @@ def plan_campaign(campaign: Campaign, available: Iterable[KubeVersion] = ()) -> 
     taken_over = sorted(f"{n.name} (campaign {n.left_cordoned_by})" for n in campaign.nodes
                         if n.left_cordoned_by and (n.is_control_plane or selected(n)))
     if taken_over:
-        notes.append("left cordoned by an earlier kubeupgrade campaign, taken over and uncordoned once "
+        notes.append("left cordoned by a campaign the broker lost, taken over and uncordoned once "
                      f"Ready at the target: {', '.join(taken_over)}")
     if not hops and not violations:
         notes.append(f"every node is already at {version_label(campaign.target)}; nothing to do")
@@ -385,10 +385,9 @@ def _node_plan(
     kubelet_done = _kubelet_reached(node, target)
     if step is KubeadmStep.NONE and kubelet_done:
         if node.left_cordoned_by:
-            # At the target, but left cordoned by another kubeupgrade campaign (its record lost
-            # with the broker's data before it uncordoned, or it ended there): the drain takes
-            # the cordon over (it is this campaign's outage from then on, inside its limit),
-            # and the node is uncordoned once Ready at the target.
+            # At the target, but left cordoned by a campaign whose record the broker lost before
+            # it uncordoned: the drain takes the cordon over (it is this campaign's outage from
+            # then on, inside its limit), and the node is uncordoned once Ready at the target.
             return NodePlan(node.name, node.role, step, drain=True,
                             phases=(Phase.DRAIN, Phase.WAIT_READY, Phase.UNCORDON))
         return NodePlan(node.name, node.role, step, drain=False, phases=())

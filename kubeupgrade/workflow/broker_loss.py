@@ -12,9 +12,13 @@ not simply renewed the dispatcher reads the epoch again: one it remembered, gone
 means the data went. It then writes a notice for each campaign it was acting on and whose
 record is gone, from what it last read of it (`LostCampaign`), which `list` and `status` show.
 
-Nothing acts on a notice. A campaign submitted again adopts the nodes it finds cordoned by an
-earlier kubeupgrade campaign, and counts them out of service until then
-(kube/availability.py); a host command still running finishes under its host's lock.
+A notice changes what the next campaign on the cluster does with the lost one's cordons: it
+takes over every node the lost campaign left cordoned, even one already at the target (a drain
+that adopts the cordon, the readiness wait, the uncordon), and its preflight does not refuse
+one of them left Not Ready half-way. Without a notice, a cordon an unknown campaign left on a
+node at the target stays as it is (it may be an operator's, re-cordoned after a hand-made
+uncordon left the annotation behind) and counts against the limit, named in `status` and by
+`doctor`. A host command still running finishes under its host's lock.
 """
 
 from __future__ import annotations
@@ -126,6 +130,11 @@ def keep_notices(client: redis.Redis, lost: list[LostCampaign]) -> list[LostCamp
             pipe.set(LOST_PREFIX + campaign.id, campaign.to_json(), ex=LOST_KEPT_SECONDS)
         pipe.execute()
     return gone
+
+
+def is_lost(client: redis.Redis, campaign_id: str) -> bool:
+    """Whether a controller found `campaign_id` lost with the broker's data (a notice is kept)."""
+    return valid_campaign_id(campaign_id) and bool(client.exists(LOST_PREFIX + campaign_id))
 
 
 def lost_campaign(client: redis.Redis, campaign_id: str) -> LostCampaign | None:

@@ -72,6 +72,7 @@ def preflight(job: Job) -> StepOutcome:
     from kubeupgrade.kube.drain import preview_drains
     from kubeupgrade.kube.nodes import is_ready, read_nodes
     from kubeupgrade.model.versions import KubeVersion
+    from kubeupgrade.workflow.broker_loss import is_lost
 
     api = job_api(job)
     problems: list[str] = []
@@ -89,10 +90,11 @@ def preflight(job: Job) -> StepOutcome:
 
     def checked(node: dict[str, Any]) -> tuple[str, KubeVersion | None, KubeVersion | None, bool]:
         spec = discovery.node_spec(node, images)
-        # Not Ready, in this hop, and cordoned by another kubeupgrade campaign: half-way through
-        # that campaign's upgrade (its record lost with the broker's data before the kubelet
-        # came back): this campaign takes it over, and its readiness wait is what follows.
-        ready = is_ready(node) or (spec.name in in_plan and spec.left_cordoned_by not in (None, job.campaign_id))
+        # Not Ready, in this hop, and cordoned by a campaign whose record the broker lost:
+        # half-way through that campaign's upgrade (the kubelet not back yet). This campaign
+        # takes it over, and its readiness wait is what follows.
+        ready = is_ready(node) or (spec.name in in_plan and spec.left_cordoned_by is not None
+                                   and is_lost(job.store.redis, spec.left_cordoned_by))
         return spec.name, spec.control_plane, spec.kubelet if spec.name in in_plan else None, ready
 
     seen = read_nodes(api, checked)

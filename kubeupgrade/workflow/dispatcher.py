@@ -37,7 +37,13 @@ from kubeupgrade.security.signing import canonical
 from kubeupgrade.workflow import locks
 from kubeupgrade.workflow.app import Outbox
 from kubeupgrade.workflow.audit import back_in_service_at, outage_start
-from kubeupgrade.workflow.broker_loss import EPOCH_KEY, BrokerEpoch, from_last_read, keep_notices
+from kubeupgrade.workflow.broker_loss import (
+    EPOCH_KEY,
+    BrokerEpoch,
+    from_last_read,
+    is_lost,
+    keep_notices,
+)
 from kubeupgrade.workflow.decide import (
     HeldBack,
     agents_waiting,
@@ -533,7 +539,7 @@ class Dispatcher:
                     self._refuse(doc, [why])
                     return
             if self.discover is not None:
-                campaign = self._with_live_state(campaign)
+                campaign = self._with_live_state(campaign, doc["id"])
             plan = plan_campaign(campaign)
         except TemporaryError as error:
             log.warning("campaign %s: cannot plan yet: %s", doc["id"], error)
@@ -632,10 +638,22 @@ class Dispatcher:
         self._fail_message(doc, doc["current_hop"], message, phase=None)
         return True
 
-    def _with_live_state(self, campaign: Campaign) -> Campaign:
+    def _with_live_state(self, campaign: Campaign, campaign_id: str) -> Campaign:
         assert self.discover is not None
         live_nodes, version = self.discover(campaign)
-        return with_live_state(campaign, live_nodes, version)
+        # Only a lost campaign's cordon is taken over whatever the node needs: another one with
+        # the annotation may be an operator's, re-cordoned after a hand-made uncordon left it.
+        owners = {n.left_cordoned_by for n in live_nodes if n.left_cordoned_by not in (None, campaign_id)}
+        lost = {owner for owner in owners if owner and is_lost(self.store.redis, owner)}
+        unknown = sorted(f"{n.name} ({n.left_cordoned_by})" for n in live_nodes
+                         if n.left_cordoned_by in owners - lost and not self.store.redis.exists(f"ku:c:{n.left_cordoned_by}"))
+        if unknown:
+            self.store.event(campaign_id, "cordoned by a kubeupgrade campaign this broker does not know, left "
+                             f"as they are and counted out of service: {', '.join(unknown[:20])}"
+                             + (f" and {len(unknown) - 20} more" if len(unknown) > 20 else "")
+                             + " (an operator's cordon over an annotation an uncordon by hand left behind, or "
+                             "a campaign lost unseen: `kubectl uncordon` once you know)")
+        return with_live_state(campaign, live_nodes, version, taken_over=lost)
 
     def _refuse(self, doc: CampaignRecord, reasons: list[str], bad_input: bool = False) -> None:
         def refuse(current: dict[str, Any]) -> None:

@@ -452,3 +452,16 @@ def test_a_node_at_the_target_left_cordoned_by_another_campaign_is_taken_over_an
     nodes[3] = NodeSpec("w-3", W, kubelet=v("1.31.2"))
     (hop,) = plan_campaign(campaign(target, nodes, cp_version="1.31.2")).hops
     assert [n.name for n in hop.workers] == ["w-2"] and not hop.control_planes
+
+
+def test_only_the_cordons_of_campaigns_the_broker_lost_are_kept_for_the_planner():
+    from kubeupgrade.planning.live import with_live_state
+
+    live = [NodeSpec("cp-1", CP, kubelet=v("1.31.2")),
+            NodeSpec("w-1", W, kubelet=v("1.31.2"), left_cordoned_by="lost-1"),
+            NodeSpec("w-2", W, kubelet=v("1.31.2"), left_cordoned_by="unknown-1")]
+    for nodes in (None, tuple(NodeSpec(n.name, n.role) for n in live)):
+        merged = with_live_state(campaign("v1.31.2", nodes or (), cp_version="1.31.2") if nodes else
+                                 Campaign(cluster="test", target=v("1.31.2"), nodes=None), live, v("1.31.2"),
+                                 taken_over={"lost-1"})
+        assert {n.name: n.left_cordoned_by for n in merged.nodes} == {"cp-1": None, "w-1": "lost-1", "w-2": None}
