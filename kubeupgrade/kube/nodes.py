@@ -86,19 +86,26 @@ def _no_fence() -> None:
     pass
 
 
+def _any_owner(owner: str) -> bool:
+    return True
+
+
 def cordon_node(api: KubeApi, name: str, campaign: str, *, attempt: str = "",
-                fence: Callable[[], None] = _no_fence) -> CordonOwner:
+                fence: Callable[[], None] = _no_fence,
+                adoptable: Callable[[str], bool] = _any_owner) -> CordonOwner:
     """Cordon the node on behalf of `campaign` (and its `attempt`, see CORDON_ATTEMPT), recording
     the owner on the node. `fence` is called right before a write and raises to stop it (the
     task no longer owns its phase). A node this campaign holds already is OURS, and now held by
-    `attempt`."""
+    `attempt`. A node another campaign's mark says is cordoned is ADOPTED if `adoptable` says
+    that campaign may hand it on, FOREIGN otherwise (the mark may be stale: an uncordon by hand
+    leaves it, and an operator's cordon over it then looks like that campaign's)."""
     for _ in range(CHANGED_TRIES):
         node = get_node(api, name)
         owner = cordoned_by(node)
         annotations = node["metadata"].get("annotations")
         if owner == campaign and (not attempt or (annotations or {}).get(CORDON_ATTEMPT) == attempt):
             return CordonOwner.OURS
-        if is_cordoned(node) and owner is None:
+        if is_cordoned(node) and (owner is None or (owner != campaign and not adoptable(owner))):
             return CordonOwner.FOREIGN
         fence()
         marks = {CORDONED_BY: campaign, **({CORDON_ATTEMPT: attempt} if attempt else {})}

@@ -137,6 +137,12 @@ def is_lost(client: redis.Redis, campaign_id: str) -> bool:
     return valid_campaign_id(campaign_id) and bool(client.exists(LOST_PREFIX + campaign_id))
 
 
+def known_campaign(client: redis.Redis, campaign_id: str) -> bool:
+    """Whether this broker holds `campaign_id`'s record or the notice of its loss: a campaign
+    whose cordons another may take over (kube/nodes.py, cordon_node)."""
+    return valid_campaign_id(campaign_id) and bool(client.exists(f"ku:c:{campaign_id}", LOST_PREFIX + campaign_id))
+
+
 def lost_campaign(client: redis.Redis, campaign_id: str) -> LostCampaign | None:
     raw = client.get(LOST_PREFIX + campaign_id)
     if raw is None:

@@ -205,6 +205,7 @@ def drain_node(job: Job) -> StepOutcome:
     wait without holding a pool process (waiting.py)."""
     from kubeupgrade.kube.drain import DrainReport, drain_look
     from kubeupgrade.kube.nodes import CordonOwner, cordon_node
+    from kubeupgrade.workflow.broker_loss import known_campaign
 
     api = job_api(job)
     carried = job.wait.carried
@@ -215,7 +216,8 @@ def drain_node(job: Job) -> StepOutcome:
         # Write ahead: the record names the node as ours before the cordon, so a failure
         # between the two can only over-report (status names a node that is in fact schedulable).
         job.note_cordon(True)
-        owner = cordon_node(api, job.node, job.campaign_id, attempt=_holder(job), fence=job.fence)
+        owner = cordon_node(api, job.node, job.campaign_id, attempt=_holder(job), fence=job.fence,
+                            adoptable=lambda other: known_campaign(job.store.redis, other))
         if owner is CordonOwner.FOREIGN:
             job.note_cordon(False)
     report = DrainReport.from_carried(carried)

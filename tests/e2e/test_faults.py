@@ -342,6 +342,19 @@ def test_a_node_at_the_target_left_cordoned_by_a_lost_campaign_is_taken_over_and
     assert state == "succeeded", error
     assert box.api_get("/api/v1/nodes/worker-2")["spec"].get("unschedulable")
     assert any(f"worker-2 ({unknown})" in e["message"] for e in again.status()["events"])
+    # And where it needs an upgrade: upgraded, its drain adopting nothing, the cordon left (it
+    # holds one of the two slots throughout, as any cordon not the campaign's does).
+    third = submit(write_campaign(tmp_path / "e.yaml", "1.31", max_unavailable=2), broker=stack.broker)
+    state, error = finish(third)
+    assert state == "succeeded", error
+    worker2 = box.api_get("/api/v1/nodes/worker-2")
+    assert worker2["spec"].get("unschedulable") and worker2["metadata"]["annotations"][
+        "kubeupgrade.io/cordoned-by"] == unknown
+    assert {r.version for r in box.node_rows()} == {"v1.31.14"}
+    assert "someone else" in phase_record(third, "worker-2", "drain")["detail"]
+    # Every invariant holds; the sandbox's blunt "nothing left cordoned" names the cordon that
+    # was never kubeupgrade's to release.
+    assert invariants.check_all(box, max_unavailable=2) == ["worker-2 is still cordoned"]
 
 
 def test_a_node_half_upgraded_by_a_lost_campaign_its_kubelet_down_is_taken_over_not_refused(

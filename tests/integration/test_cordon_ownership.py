@@ -186,3 +186,20 @@ def test_a_drain_look_asks_the_fence_before_each_eviction(api):
                    now=0.0, fence=one_then_superseded)
     assert len(report.evicted) == 1 and len(asked) == 2
     assert len(before - on_node()) <= 1  # the pods after the refusal are still there
+
+
+def test_another_campaigns_mark_is_adopted_only_where_that_campaign_may_hand_it_on(api):
+    # The mark of a campaign this broker does not know may be stale: an uncordon by hand leaves
+    # it, and an operator's cordon over it then looks like that campaign's. Such a node is
+    # FOREIGN: nothing written, never uncordoned by this campaign.
+    other = "prod-20990101-000000-cccccc"
+    _merge(api, "worker-10", {"spec": {"unschedulable": True}, "metadata": {"annotations": {CORDONED_BY: other}}})
+    before = get_node(api, "worker-10")["metadata"]["resourceVersion"]
+    assert cordon_node(api, "worker-10", CAMPAIGN, adoptable=lambda owner: False) is CordonOwner.FOREIGN
+    assert get_node(api, "worker-10")["metadata"]["resourceVersion"] == before
+    assert uncordon_node(api, "worker-10", CAMPAIGN) is False and _owner(api, "worker-10") == other
+    asked = []
+    assert cordon_node(api, "worker-10", CAMPAIGN, adoptable=lambda owner: asked.append(owner) or True) \
+        is CordonOwner.ADOPTED
+    assert asked == [other] and _owner(api, "worker-10") == CAMPAIGN
+    assert uncordon_node(api, "worker-10", CAMPAIGN) is True
