@@ -15,10 +15,10 @@ record is gone, from what it last read of it (`LostCampaign`), which `list` and 
 A notice changes what the next campaign on the cluster does with the lost one's cordons: it
 takes over every node the lost campaign left cordoned, even one already at the target (a drain
 that adopts the cordon, the readiness wait, the uncordon), and its preflight does not refuse
-one of them left Not Ready half-way. Without a notice, a cordon an unknown campaign left on a
-node at the target stays as it is (it may be an operator's, re-cordoned after a hand-made
-uncordon left the annotation behind) and counts against the limit, named in `status` and by
-`doctor`. A host command still running finishes under its host's lock.
+one of them left Not Ready half-way. Without a notice (or a record), a campaign's mark counts
+as someone else's cordon: it may be an operator's, re-cordoned after a hand-made uncordon left
+the annotation behind. It is never released, and counts against the limit, named in the events
+and by `doctor`. A host command still running finishes under its host's lock.
 """
 
 from __future__ import annotations
