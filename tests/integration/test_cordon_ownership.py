@@ -193,7 +193,11 @@ def test_another_campaigns_mark_is_adopted_only_where_that_campaign_may_hand_it_
     # it, and an operator's cordon over it then looks like that campaign's. Such a node is
     # FOREIGN: nothing written, never uncordoned by this campaign.
     other = "prod-20990101-000000-cccccc"
-    _merge(api, "worker-10", {"spec": {"unschedulable": True}, "metadata": {"annotations": {CORDONED_BY: other}}})
+    # With the taint the cluster adds to a cordoned node, so that nothing but this test's
+    # calls changes the node from here on.
+    _merge(api, "worker-10", {"spec": {"unschedulable": True, "taints": [
+        {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}]},
+        "metadata": {"annotations": {CORDONED_BY: other}}})
     before = get_node(api, "worker-10")["metadata"]["resourceVersion"]
     assert cordon_node(api, "worker-10", CAMPAIGN, adoptable=lambda owner: False) is CordonOwner.FOREIGN
     assert get_node(api, "worker-10")["metadata"]["resourceVersion"] == before
