@@ -235,21 +235,25 @@ def check_cordons(client: Any, cordons: dict[str, str]) -> Check:
     from kubeupgrade.workflow.record import CampaignStore, DamagedRecord
 
     store = CampaignStore(client)
-    left = []
-    for node, owner in sorted(cordons.items()):
+
+    def state_of(owner: str) -> str:
         try:
             doc = store.get(owner)
-            state = doc["state"] if doc is not None else None
         except DamagedRecord:
-            state = "damaged"
-        if state in ("pending", "running", "failed", "damaged"):
-            continue  # it acts on the node, or `status` names it among the nodes it left cordoned
+            return "damaged"
+        if doc is not None:
+            return str(doc["state"])
         try:
-            lost = lost_campaign(client, owner) if state is None else None
-        except ValueError:
+            lost = lost_campaign(client, owner)
+        except ValueError:  # a damaged notice proves nothing
             lost = None
-        why = (state if state else "lost with the broker's data" if lost else "unknown to this broker")
-        left.append(f"{node} (campaign {owner}, {why})")
+        return "lost with the broker's data" if lost else "unknown to this broker"
+
+    # Each campaign read once (a record can be megabytes), however many nodes it holds.
+    states = {owner: state_of(owner) for owner in set(cordons.values())}
+    left = [f"{node} (campaign {owner}, {states[owner]})" for node, owner in sorted(cordons.items())
+            # a campaign still acting on the node, or whose `status` names it as left cordoned
+            if states[owner] not in ("pending", "running", "failed", "damaged")]
     return Check("kubeupgrade cordons", not left,
                  "every node a campaign cordoned is one it acts on or names" if not left else
                  "cordoned by no campaign acting on them: " + _names(left),

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubeupgrade.kube.client import KubeApi
-from kubeupgrade.kube.discovery import CONTROL_PLANE_LABEL, configured_version
+from kubeupgrade.kube.discovery import CONTROL_PLANE_LABEL, cluster_version
 from kubeupgrade.kube.nodes import list_nodes
 
 # Made by kubeadm and the sandbox alike: the mirror has its own, at the cluster's version.
@@ -78,8 +78,7 @@ def package_manager(node: dict[str, Any]) -> str:
 
 def take_snapshot(api: KubeApi) -> ClusterSnapshot:
     """Read the cluster's shape: get and list calls only."""
-    config = api.call("read kubeadm-config", api.core.read_namespaced_config_map, "kubeadm-config", "kube-system")
-    version = configured_version(config).tag
+    version = cluster_version(api).tag
     listed = {
         "namespaces": api.call("list namespaces", api.core.list_namespace)["items"],
         "deployments": api.call("list Deployments", api.apps.list_deployment_for_all_namespaces)["items"],

@@ -97,6 +97,15 @@ class LostCampaign:
         return lost
 
 
+def unknown_cordons_told(held: list[str]) -> str:
+    """The event naming nodes ("node (campaign)") cordoned by a campaign this broker knows
+    neither by its record nor by a notice: left as they are (see the module's docstring)."""
+    return ("cordoned by a kubeupgrade campaign this broker does not know, left as they are and "
+            f"counted out of service: {_names(tuple(sorted(held)))} (an operator's cordon over an "
+            "annotation an uncordon by hand left behind, or a campaign lost unseen: `kubectl "
+            "uncordon` once you know)")
+
+
 def _names(names: tuple[str, ...]) -> str:
     shown = ", ".join(names[:NAMED])
     return shown + (f" and {len(names) - NAMED} more" if len(names) > NAMED else "")

@@ -43,6 +43,8 @@ from kubeupgrade.workflow.broker_loss import (
     from_last_read,
     is_lost,
     keep_notices,
+    known_campaign,
+    unknown_cordons_told,
 )
 from kubeupgrade.workflow.decide import (
     HeldBack,
@@ -643,16 +645,13 @@ class Dispatcher:
         live_nodes, version = self.discover(campaign)
         # Only a lost campaign's cordon is taken over whatever the node needs: another one with
         # the annotation may be an operator's, re-cordoned after a hand-made uncordon left it.
-        owners = {n.left_cordoned_by for n in live_nodes if n.left_cordoned_by not in (None, campaign_id)}
-        lost = {owner for owner in owners if owner and is_lost(self.store.redis, owner)}
-        unknown = sorted(f"{n.name} ({n.left_cordoned_by})" for n in live_nodes
-                         if n.left_cordoned_by in owners - lost and not self.store.redis.exists(f"ku:c:{n.left_cordoned_by}"))
+        # Each owner looked up once, however many nodes it holds.
+        owners = {n.left_cordoned_by for n in live_nodes if n.left_cordoned_by and n.left_cordoned_by != campaign_id}
+        lost = {owner for owner in owners if is_lost(self.store.redis, owner)}
+        unknown = {owner for owner in owners - lost if not known_campaign(self.store.redis, owner)}
         if unknown:
-            self.store.event(campaign_id, "cordoned by a kubeupgrade campaign this broker does not know, left "
-                             f"as they are and counted out of service: {', '.join(unknown[:20])}"
-                             + (f" and {len(unknown) - 20} more" if len(unknown) > 20 else "")
-                             + " (an operator's cordon over an annotation an uncordon by hand left behind, or "
-                             "a campaign lost unseen: `kubectl uncordon` once you know)")
+            self.store.event(campaign_id, unknown_cordons_told(
+                [f"{n.name} ({n.left_cordoned_by})" for n in live_nodes if n.left_cordoned_by in unknown]))
         return with_live_state(campaign, live_nodes, version, taken_over=lost)
 
     def _refuse(self, doc: CampaignRecord, reasons: list[str], bad_input: bool = False) -> None:
