@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from kubeupgrade.errors import PermanentError, TemporaryError
 from kubeupgrade.host.executor import Command, CommandResult, Executor
 from kubeupgrade.host.files import replace_file
+from kubeupgrade.host.unreachable_api import is_api_client, outage_cause
 from kubeupgrade.model.campaign import OsFamily
 
 if TYPE_CHECKING:
@@ -36,6 +37,10 @@ class HostCommandFailed(TemporaryError):
         code = "timed out" if result.timed_out else f"exit {result.exit_code}"
         tail = result.tail(5).replace("\n", " | ")
         super().__init__(f"{what}: `{result.command}` failed ({code}): {tail}")
+        # A client of the API server that failed only because it did not answer: retried for
+        # the campaign's API outage tolerance (workflow/phase.py), not counted as an attempt.
+        self.api_outage = (outage_cause(result.stderr, result.stdout)
+                           if not result.timed_out and is_api_client(result.command.argv) else None)
 
 
 class HostCommandRefused(PermanentError):

@@ -95,13 +95,22 @@ def unusable_kubeconfig(kubeconfig: str, error: BaseException) -> InvalidInput:
                         "shows whether it works")
 
 
+# A call failing for this long is worth telling the operator about; a blip of a retry or two is not.
+OUTAGE_TOLD_AFTER = 2.0
+
+
 class KubeApi:
     def __init__(self, kubeconfig: str) -> None:
+        # We retry ourselves, visibly and within the campaign's tolerance. Set before the client
+        # is built: its connection pool reads it then, and urllib3's default (3 retries, each
+        # waiting out the request timeout) made one call to a frozen API server last a minute.
+        configuration = type.__call__(client.Configuration)  # not a copy of the process default
+        configuration.retries = 0
         try:
-            self._client = config.new_client_from_config(config_file=kubeconfig)
+            self._client = config.new_client_from_config(config_file=kubeconfig,
+                                                         client_configuration=configuration)
         except (ConfigException, yaml.YAMLError, ValueError, TypeError, AttributeError, KeyError, OSError) as error:
             raise unusable_kubeconfig(kubeconfig, error) from None
-        self._client.configuration.retries = 0  # we retry ourselves, visibly
         refresh = self._client.configuration.refresh_api_key_hook
         if refresh is not None:
             self._client.configuration.refresh_api_key_hook = _TokenCheck(TOKEN_CHECK_SECONDS, refresh)
@@ -109,11 +118,15 @@ class KubeApi:
         self.apps = client.AppsV1Api(self._client)
         self.policy = client.PolicyV1Api(self._client)
         self.outage_tolerance = 0.0
+        self.on_outage: Callable[[str], None] | None = None
 
-    def tolerating(self, seconds: float) -> KubeApi:
-        """The same client, retrying an unavailable API server for up to `seconds` per call."""
+    def tolerating(self, seconds: float, on_outage: Callable[[str], None] | None = None) -> KubeApi:
+        """The same client, retrying an unavailable API server for up to `seconds` per call.
+        `on_outage` is told, once per call, when the API server has been unavailable for
+        OUTAGE_TOLD_AFTER seconds: a phase then says what it waits for instead of only running."""
         view = copy(self)
         view.outage_tolerance = float(seconds)
+        view.on_outage = on_outage
         return view
 
     def close(self) -> None:
@@ -123,8 +136,10 @@ class KubeApi:
              **kwargs: Any) -> Any:
         """Call a client method and return the decoded JSON body. `throttle_is_answer`: a 429
         means something to the caller (a PDB refusing an eviction) and is not retried here."""
-        deadline = time.monotonic() + self.outage_tolerance
+        started = time.monotonic()
+        deadline = started + self.outage_tolerance
         delay = 0.2
+        told = False
         while True:
             try:
                 return self._call_once(what, method, *args, **kwargs)
@@ -136,6 +151,11 @@ class KubeApi:
                         raise KubeUnavailable(f"{error} (still failing after "
                                               f"{self.outage_tolerance:g}s)", error.status, error.code) from None
                     raise
+                if not told and self.on_outage is not None and time.monotonic() - started >= OUTAGE_TOLD_AFTER:
+                    told = True
+                    self.on_outage(f"waiting for the API server (unavailable for {time.monotonic() - started:.0f}s): "
+                                   f"{error}; retried for up to {self.outage_tolerance:g}s "
+                                   "(policies.api_outage_tolerance)")
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
@@ -159,7 +179,8 @@ class KubeApi:
                 raise KubeUnavailable(message, status, error.status) from None
             raise KubeRefused(message, status, error.status) from None
         except (Urllib3Error, OSError) as error:
-            raise KubeUnavailable(f"{what}: API server unreachable ({type(error).__name__})") from None
+            cause = getattr(error, "reason", None) or error  # a MaxRetryError names what failed
+            raise KubeUnavailable(f"{what}: API server unreachable ({type(cause).__name__})") from None
         try:
             data = response.data  # read here: a connection lost while the body comes is as unreachable
         except (Urllib3Error, OSError) as error:

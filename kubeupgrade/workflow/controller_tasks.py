@@ -47,7 +47,7 @@ _apis: dict[int, Any] = {}  # process id -> its KubeApi
 def job_api(job: Job):  # type: ignore[no-untyped-def]
     """The API client for one phase: unavailability retried up to the campaign's tolerance,
     and only if it reaches the cluster the campaign was accepted on."""
-    api = kube_api().tolerating(job.campaign.policies.api_outage_tolerance_seconds)
+    api = kube_api().tolerating(job.campaign.policies.api_outage_tolerance_seconds, on_outage=job.report_outage)
     accepted_on = (job.doc.get("identity") or {}).get("uid")
     if accepted_on and accepted_on not in _verified_clusters:
         from kubeupgrade.kube.identity import read_identity

@@ -35,6 +35,7 @@ from kubeupgrade.workflow import agent_identity, seal
 from kubeupgrade.workflow.app import app, broker_url
 from kubeupgrade.workflow.liveness import beat_for, phase_beating
 from kubeupgrade.workflow.names import CLUSTER_ENTRY, valid_campaign_id, valid_hop, valid_node_name
+from kubeupgrade.workflow.outage_budget import next_outage_retry, retries_spent_on_outages
 from kubeupgrade.workflow.record import CampaignStore
 from kubeupgrade.workflow.schedule import HopSchedule
 from kubeupgrade.workflow.schema import CampaignRecord, NodeEntry
@@ -170,6 +171,13 @@ class Job:
     def report(self, detail: str) -> None:
         self.store.note_phase(self.campaign_id, self.hop, self.node, self.phase.value, detail,
                               attempt=self.attempt, task_id=self.task_id)
+
+    def report_outage(self, detail: str) -> None:
+        """Say the phase waits for the API server. Kept as the wait's last detail too, so the
+        next look writes what it waits for again once the API server answers."""
+        with contextlib.suppress(Exception):  # telling must never be why a phase fails
+            self.report(detail)
+        self.wait = replace(self.wait, detail=detail)
 
     def fence(self) -> None:
         """Called right before a change to the cluster: Superseded if this task no longer owns
@@ -346,14 +354,37 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
         return {"node": node, "phase": phase, "status": "held"}
     except TemporaryError as error:
         command = error.result if isinstance(error, HostCommandFailed) else None
-        if task.request.retries + 1 < policy.attempts:
-            delay = policy.backoff_seconds * (2 ** task.request.retries)
-            job.report(f"attempt {task.request.retries + 1} failed, retrying in {delay:g}s: {error}")
-            store.event(campaign, f"{node}: {phase} retrying in {delay:g}s: {error}")
-            beat_for(store.redis, task_id, delay)  # held by its worker until then, not lost
-            raise task.retry(countdown=delay, exc=error, max_retries=policy.attempts - 1) from None
+        reason = str(error)
+        outage = error.api_outage if isinstance(error, HostCommandFailed) else None
+        if outage:  # kubeadm found the API server silent: ridden out as the cluster phases do
+            tolerance = float(job.campaign.policies.api_outage_tolerance_seconds)
+            now = time.time()
+            again = next_outage_retry(store.redis, campaign, task_id, now=now,
+                                      run_began=now - (command.duration if command else 0.0),
+                                      tolerance=tolerance, first_pause=policy.backoff_seconds)
+            if again is not None:
+                said = (f"the API server does not answer ({outage}); running it again in "
+                        f"{again.pause:g}s (silent for {again.silent_for:.0f}s of the {tolerance:g}s "
+                        "policies.api_outage_tolerance allows)")
+                job.report(said)
+                store.event(campaign, f"{node}: {phase}: {said}")
+                beat_for(store.redis, task_id, again.pause)
+                raise task.retry(countdown=again.pause, exc=error,
+                                 max_retries=task.request.retries + 1) from None
+            reason = (f"{error} (the API server has not answered for the {tolerance:g}s "
+                      "policies.api_outage_tolerance allows)")
+        else:
+            # The retries spent riding out an outage are not this policy's attempts.
+            spent = task.request.retries - (retries_spent_on_outages(store.redis, campaign, task_id)
+                                             if task.request.retries else 0)
+            if spent + 1 < policy.attempts:
+                delay = policy.backoff_seconds * (2 ** spent)
+                job.report(f"attempt {spent + 1} failed, retrying in {delay:g}s: {error}")
+                store.event(campaign, f"{node}: {phase} retrying in {delay:g}s: {error}")
+                beat_for(store.redis, task_id, delay)  # held by its worker until then, not lost
+                raise task.retry(countdown=delay, exc=error, max_retries=task.request.retries + 1) from None
         tail = command.tail() if command else ""
-        if store.fail_phase(campaign, hop, node, phase, str(error), tail, **fence) and command:
+        if store.fail_phase(campaign, hop, node, phase, reason, tail, **fence) and command:
             _keep_output(store, job, command)
         raise
     except HostCommandRefused as error:

@@ -4,7 +4,9 @@ duplicate deliveries. After each: the campaign ends succeeded (after at most one
 failed with an exact reason, and the safety invariants held."""
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -624,6 +626,68 @@ def test_api_server_away_for_seconds_mid_campaign(make_stack, tmp_path):
     assert state == "succeeded", error
     entry = handle.status()["entries"][0]
     assert all(p["state"] == "succeeded" for e in entry.values() for p in e["phases"])
+    assert_safe(box, 1)
+
+
+def freeze_api_while_kubeadm_reads_it(stack, handle):
+    """SIGSTOP the API server while worker-2's `kubeadm upgrade node` (held by a hang fault) is
+    about to read the cluster, and worker-1 is on its way through its outage: TCP connects still
+    complete, nothing answers, so kubeadm fails on Go's timeouts. Returns the SIGCONT."""
+    wait_for(phase_running(handle, "worker-2", "kubeadm-upgrade-node"), timeout=180)
+    pid = json.loads(stack.sandbox.paths.apiserver_pid.read_text())["pid"]
+    os.kill(pid, signal.SIGSTOP)
+    return lambda: os.kill(pid, signal.SIGCONT)
+
+
+def test_an_api_server_frozen_longer_than_the_retries_is_ridden_out_within_its_tolerance(make_stack, tmp_path):
+    """The API server frozen for 35 s. The phase's 2 attempts 0.2 s apart would be spent at
+    once; kubeadm's failure is known as the outage and run again within the campaign's
+    api_outage_tolerance (120 s), as the drain's own calls are, and the drain says what it waits
+    for meanwhile. The campaign finishes with no retry by the operator."""
+    stack = make_stack(control_planes=1, workers=3, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    box.add_fault("hang", node="worker-2", command="kubeadm upgrade node", seconds=8.0, count=1)
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1), broker=stack.broker)
+    thaw = freeze_api_while_kubeadm_reads_it(stack, handle)
+    frozen = time.monotonic()
+    try:
+        # A cluster phase of worker-1 (its drain, or its readiness wait) calls the API server too.
+        told = wait_for(lambda: next((p["detail"] for e in handle.status()["entries"][0].values()
+                                      for p in e["phases"] if p["state"] == "running"
+                                      and p["detail"].startswith("waiting for the API server")), None), timeout=30)
+        time.sleep(max(0.0, 35 - (time.monotonic() - frozen)))
+    finally:
+        thaw()
+    assert "retried for up to 120s (policies.api_outage_tolerance)" in told
+    state, error = finish(handle)
+    assert state == "succeeded", error
+    events = [e["message"] for e in handle.status()["events"]]
+    outage = [m for m in events if m.startswith("worker-2: kubeadm-upgrade-node: the API server does not answer (")]
+    assert outage and "policies.api_outage_tolerance allows" in outage[0], events
+    assert phase_record(handle, "worker-2", "kubeadm-upgrade-node")["state"] == "succeeded"
+    assert {r.version for r in box.node_rows()} == {"v1.31.14"}
+    assert_safe(box, 1)
+
+
+def test_an_api_server_frozen_past_the_tolerance_fails_the_phase_naming_it_and_retry_finishes(make_stack, tmp_path):
+    stack = make_stack(control_planes=1, workers=3, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    box.add_fault("hang", node="worker-2", command="kubeadm upgrade node", seconds=8.0, count=1)
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1, api_outage_tolerance=6),
+                    broker=stack.broker)
+    thaw = freeze_api_while_kubeadm_reads_it(stack, handle)
+    try:
+        wait_for(lambda: phase_record(handle, "worker-2", "kubeadm-upgrade-node").get("state") == "failed",
+                 timeout=90)
+    finally:
+        thaw()
+    failed = phase_record(handle, "worker-2", "kubeadm-upgrade-node")
+    assert failed["error"].endswith("(the API server has not answered for the 6s "
+                                    "policies.api_outage_tolerance allows)"), failed["error"]
+    assert "kubeadm upgrade node" in failed["error"]
+    state, _ = finish(handle)
+    assert state == "failed"
+    retry_succeeds(handle)
     assert_safe(box, 1)
 
 

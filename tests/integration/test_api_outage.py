@@ -108,3 +108,42 @@ def test_a_process_forked_from_the_controller_keeps_no_connection_of_its_parent(
     with os.fdopen(read) as reported:
         assert reported.read() == "ok"
     assert failures == []
+
+
+def test_a_frozen_api_server_costs_one_connection_a_try_and_the_phase_is_told(make_sandbox, tmp_path):
+    """An API server that accepts connections and never answers (frozen: the kernel completes
+    the connects). urllib3 must not try again on its own: its default is three more tries,
+    silent, each waiting out the request timeout, which made one call last a minute. And a
+    phase is told once the outage has lasted OUTAGE_TOLD_AFTER."""
+    import socket
+    import threading
+
+    import yaml
+
+    box = make_sandbox(control_planes=1, workers=1, version="1.30.4")
+    accepted = []
+    with socket.create_server(("127.0.0.1", 0)) as frozen:
+        def accept():
+            while True:
+                try:
+                    accepted.append(frozen.accept()[0])  # kept open, never answered
+                except OSError:
+                    return
+
+        threading.Thread(target=accept, daemon=True).start()
+        kubeconfig = yaml.safe_load(box.kubeconfig.read_text())
+        kubeconfig["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{frozen.getsockname()[1]}"
+        (tmp_path / "frozen.conf").write_text(yaml.safe_dump(kubeconfig))
+        api = KubeApi(str(tmp_path / "frozen.conf"))
+        with pytest.raises(KubeUnavailable, match="unreachable"):
+            api.call("read node cp-1", api.core.read_node, "cp-1", _request_timeout=0.3)
+        assert len(accepted) == 1
+        told = []
+        with pytest.raises(KubeUnavailable, match="still failing after 6s"):
+            api.tolerating(6, on_outage=told.append).call("read node cp-1", api.core.read_node, "cp-1",
+                                                            _request_timeout=0.3)
+        for connection in accepted:
+            connection.close()
+    assert len(told) == 1 and told[0].startswith("waiting for the API server (unavailable for ")
+    assert "read node cp-1: API server unreachable" in told[0]
+    assert told[0].endswith("retried for up to 6s (policies.api_outage_tolerance)")

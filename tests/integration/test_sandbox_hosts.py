@@ -465,12 +465,36 @@ def test_the_api_client_keeps_one_connection_reopens_it_after_a_server_restart_a
     # The kept-alive connection died with the server: the request is sent again on a new one.
     assert client.get("/version")["gitVersion"] == "v1.30.4" and client._socket is not first
     assert box.stop_api()
-    with pytest.raises(ApiUnavailable, match=r'^Get "https://127\.0\.0\.1:\d+/version": dial tcp .*refused'):
+    # Worded as kubeadm (Go's net/http) words it, not as Python does.
+    with pytest.raises(ApiUnavailable, match=r'^Get "https://127\.0\.0\.1:(\d+)/version\?timeout=10s": '
+                                             r'dial tcp 127\.0\.0\.1:\1: connect: connection refused$'):
         client.get("/version")
     box.start_api()
     assert client.get("/version")["gitVersion"] == "v1.30.4"
     client.close()
     assert open_descriptors() == before
+
+
+def test_an_api_server_that_accepts_but_never_answers_is_worded_as_go_words_it(box):
+    """A frozen API server: the kernel still completes TCP connects (the listen backlog), but
+    no TLS handshake and no answer ever comes. kubeadm then prints Go's timeout errors; the
+    agents recognise an outage by them (host/unreachable_api)."""
+    import socket
+
+    from kubeupgrade.sandbox.hostbin.apiclient import ApiUnavailable, KubeClient
+
+    kubeconfig = str(box.node_root("cp-1") / "etc/kubernetes/admin.conf")
+    client = KubeClient(kubeconfig)
+    assert client.get("/version")["gitVersion"] == "v1.30.4"
+    with socket.create_server(("127.0.0.1", 0), backlog=8) as frozen:
+        client.close()
+        client.host, client.port = "127.0.0.1", frozen.getsockname()[1]
+        client.server = f"https://127.0.0.1:{client.port}"
+        client.authority = f"127.0.0.1:{client.port}"
+        with pytest.raises(ApiUnavailable, match=r'^Get "https://127\.0\.0\.1:\d+/api/v1/nodes\?limit=1&timeout=10s": '
+                                                 r'net/http: TLS handshake timeout$'):
+            client.request("GET", "/api/v1/nodes?limit=1", timeout=0.3)
+    client.close()
 
 
 def test_upgrade_node_with_an_old_kubeadm_is_refused(box):

@@ -26,6 +26,48 @@ class ApiUnavailable(Exception):
     """The API server could not be reached; the message reads like Go's dial errors."""
 
 
+REQUEST_TIMEOUT = "10s"  # kubeadm's client timeout, which client-go writes into each URL
+
+
+class _Dial(Exception):
+    """Connecting failed: at the TCP connect ("tcp") or in the TLS handshake ("tls")."""
+
+    def __init__(self, stage: str, error: OSError) -> None:
+        super().__init__(stage)
+        self.stage, self.error = stage, error
+
+
+def _dial_cause(failed: _Dial, authority: str) -> str:
+    """What Go's net/http says of a connection that could not be made (the words kubeadm prints,
+    and what operators and our agents recognise), not Python's exception text."""
+    error = failed.error
+    if failed.stage == "tls":
+        if isinstance(error, TimeoutError):
+            return "net/http: TLS handshake timeout"
+        if isinstance(error, ssl.SSLCertVerificationError):
+            return "tls: failed to verify certificate: x509: certificate signed by unknown authority"
+        return "remote error: tls: handshake failure" if isinstance(error, ssl.SSLError) else "EOF"
+    if isinstance(error, TimeoutError):
+        return f"dial tcp {authority}: i/o timeout"
+    if isinstance(error, socket.gaierror):
+        return f"dial tcp: lookup {authority.rpartition(':')[0]}: no such host"
+    if isinstance(error, ConnectionRefusedError):
+        return f"dial tcp {authority}: connect: connection refused"
+    reason = (error.strerror or "network is unreachable").lower()
+    return f"dial tcp {authority}: connect: {reason}"
+
+
+def _exchange_cause(error: Exception, authority: str, local: str) -> str:
+    """What Go says of a request whose connection was made but whose answer did not come."""
+    if isinstance(error, TimeoutError):
+        return "net/http: request canceled (Client.Timeout exceeded while awaiting headers)"
+    if isinstance(error, (ConnectionResetError, BrokenPipeError)):
+        return f"read tcp {local}->{authority}: read: connection reset by peer"
+    if isinstance(error, ValueError):
+        return "net/http: HTTP/1.x transport connection broken: malformed HTTP response"
+    return "EOF"
+
+
 class ApiFailure(Exception):
     def __init__(self, code: int, status: dict[str, Any]) -> None:
         super().__init__(status.get("message", f"HTTP {code}"))
@@ -82,6 +124,7 @@ class KubeClient:
         self.authority = authority
         self._socket: ssl.SSLSocket | None = None  # kept alive from the first request on
         self._file: Any = None  # the connection read and written as a buffered file
+        self._local = "127.0.0.1:0"  # this end of the last connection, for Go-worded errors
 
     def close(self) -> None:
         if self._socket is not None:
@@ -97,11 +140,12 @@ class KubeClient:
                 f"Accept: application/json\r\nContent-Length: {len(data)}\r\n\r\n").encode()
         try:
             response = self._exchange(head + data, timeout)
+        except _Dial as failed:
+            self.close()
+            raise ApiUnavailable(self._url_error(method, path, _dial_cause(failed, self.authority))) from None
         except (OSError, ValueError) as error:  # ssl.SSLError is an OSError
             self.close()
-            raise ApiUnavailable(
-                f'{method.title()} "{self.server}{path}": dial tcp {self.authority}: connect: {error}'
-            ) from None
+            raise ApiUnavailable(self._url_error(method, path, _exchange_cause(error, self.authority, self._local))) from None
         if not response.keep_alive:
             self.close()
         if response.code >= 400:
@@ -130,11 +174,24 @@ class KubeClient:
         except EOFError:
             raise ConnectionResetError("the server closed the connection without an answer") from None
 
+    def _url_error(self, method: str, path: str, cause: str) -> str:
+        # As Go's url.Error prints it; client-go adds the client's timeout to every request's URL.
+        url = f"{self.server}{path}{'&' if '?' in path else '?'}timeout={REQUEST_TIMEOUT}"
+        return f'{method.title()} "{url}": {cause}'
+
     def _connect(self, timeout: float) -> None:
-        raw = socket.create_connection((self.host, self.port), timeout=timeout)
+        try:
+            raw = socket.create_connection((self.host, self.port), timeout=timeout)
+        except OSError as error:
+            raise _Dial("tcp", error) from None
         try:
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            host, port = raw.getsockname()[:2]
+            self._local = f"{host}:{port}"
             secure = self.context.wrap_socket(raw, server_hostname=self.host)
+        except OSError as error:
+            raw.close()
+            raise _Dial("tls", error) from None
         except BaseException:
             raw.close()
             raise
