@@ -134,7 +134,8 @@ def status_to_dict(doc: dict[str, Any], now: float | None = None) -> dict[str, A
             "left_cordoned": cordoned if ended else [], "cordoned_now": [] if ended else cordoned,
             "hops": hops,
             "events": [{"time": _timestamp(e["t"]), "message": e["message"]}
-                       for e in doc.get("events", [])[:10]]}
+                       for e in doc.get("events", [])[:10]],
+            "damaged": list(doc.get("damaged") or [])}
     try:
         windows = windows_of(doc.get("campaign") or {})
         data["window"] = (describe(windows, datetime.fromtimestamp(now, UTC) if now else datetime.now(UTC))
@@ -274,6 +275,8 @@ def render_status(doc: dict[str, Any], *, width: int = 80, plain: bool = False,
     if data["left_cordoned"]:
         parts.append(styled(f"Nodes left cordoned by this campaign: {', '.join(data['left_cordoned'])}",
                             "yellow"))
+    for damage in data.get("damaged", [])[:10]:
+        parts.append(styled(f"Damaged, left out of this view: {damage}", "red"))
     if data["events"]:
         events = Table.grid(padding=(0, 1))
         events.add_column(no_wrap=True)

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -119,6 +120,7 @@ class DamagedRecord(RuntimeFailure):
         super().__init__(f"damaged record {where}: {why}; other campaigns are not affected "
                          "(`kubeupgrade abort` releases its cluster)")
         self.key = key
+        self.summary = f"{where}: {why}"  # what and why, for a list of damaged parts
 
 
 def _hop_of(doc: Mapping[str, Any], hop: int) -> Mapping[str, Any]:
@@ -137,6 +139,23 @@ def _decode_detail(raw: str, key: str, field: str | None, kind: type) -> Any:
         wanted = "an object" if kind is dict else f"a {kind.__name__}"
         raise DamagedRecord(key, f"a JSON {type(value).__name__}, not {wanted}", field)
     return value
+
+
+def _decode_event(raw: str, key: str, index: int) -> dict[str, Any]:
+    """One event as written by CampaignStore.event: {"t": seconds, "message": text}. Anything else
+    (damaged, or written by someone else) is shown as what it is, in its place, so the events
+    around it and the status they belong to still read."""
+    try:
+        value = json.loads(raw)
+    except ValueError as error:
+        why = f"not JSON ({error.msg} at char {error.pos})"
+    else:
+        if (isinstance(value, dict) and isinstance(value.get("message"), str)
+                and isinstance(value.get("t"), (int, float)) and not isinstance(value.get("t"), bool)
+                and math.isfinite(value["t"])):
+            return value
+        why = "not an event (a time and a message)"
+    return {"t": None, "message": f"damaged event {key}[{index}]: {why}; left as it is"}
 
 
 class CampaignConflict(PolicyRefused):
@@ -472,7 +491,7 @@ class CampaignStore:
             elif rest.startswith(":verification:") and kind == "string":
                 dump["verification"][rest[len(":verification:"):]] = json.loads(self.redis.get(key) or "null")
             elif rest == ":events":
-                dump["events"] = [json.loads(e) for e in self.redis.lrange(key, 0, -1)]
+                dump["events"] = [_decode_event(e, key, i) for i, e in enumerate(self.redis.lrange(key, 0, -1))]
             elif rest.startswith(":hop:") and kind == "hash":
                 dump["hops"][rest[len(":hop:"):]] = {n: json.loads(v) for n, v in self.redis.hgetall(key).items()}
             elif rest.startswith(":tails:") and kind == "hash":
@@ -495,9 +514,10 @@ class CampaignStore:
     def plan(self, campaign_id: str, doc: CampaignRecord | None = None) -> dict[str, Any] | None:
         """The plan as accepted (records accepted before it had its own key keep it inside;
         `doc`: the record, if the caller has just read it)."""
-        raw = self.redis.get(f"ku:c:{campaign_id}:plan")
+        key = f"ku:c:{campaign_id}:plan"
+        raw = self.redis.get(key)
         if raw:
-            return dict(json.loads(raw))
+            return dict(_decode_detail(raw, key, None, dict))
         doc = doc if doc is not None else self.get(campaign_id)
         return doc.get("plan") if doc else None
 
@@ -507,7 +527,8 @@ class CampaignStore:
         self.redis.ltrim(key, 0, 499)
 
     def events(self, campaign_id: str, limit: int = 50) -> list[dict[str, Any]]:
-        return [json.loads(e) for e in self.redis.lrange(f"ku:c:{campaign_id}:events", 0, limit - 1)]
+        key = f"ku:c:{campaign_id}:events"
+        return [_decode_event(raw, key, index) for index, raw in enumerate(self.redis.lrange(key, 0, limit - 1))]
 
     # -- per-node details, kept apart from the record ----------------------------------------
     # Every phase task reads the record, so it must not grow with the cluster: at 5,000 nodes
@@ -619,15 +640,30 @@ class CampaignStore:
                 _sealed_schedules.pop(next(iter(_sealed_schedules)))
         return schedule
 
-    def with_details(self, campaign_id: str, doc: CampaignRecord) -> CampaignRecord:
+    def with_details(self, campaign_id: str, doc: CampaignRecord,
+                     damaged: list[str] | None = None) -> CampaignRecord:
         """`doc` with the details kept apart filled in where the record used to hold them
-        (status, export): live_versions, and each hop's schedule, packages and verification."""
-        doc["live_versions"] = self.live_versions(campaign_id, doc)
+        (status, export): live_versions, and each hop's schedule, packages and verification.
+        With `damaged` (status: a view, which must still show the rest), a damaged detail is
+        named there and left out instead of raised."""
+        def read(detail: Callable[..., Any], empty: Any, *args: Any) -> Any:
+            try:
+                return detail(campaign_id, *args)
+            except DamagedRecord as error:
+                if damaged is None:
+                    raise
+                damaged.append(error.summary)
+                return empty
+
+        doc["live_versions"] = read(self.live_versions, {}, doc)
         for index, hop in enumerate(doc["hops"]):
-            hop["schedule"] = self.schedule(campaign_id, index, doc).to_dict()
-            hop["packages"] = self.packages(campaign_id, index, doc)
-            hop["verification"] = self.verification(campaign_id, index, doc)  # type: ignore[typeddict-item]
+            hop["schedule"] = read(self._schedule_dict, None, index, doc)
+            hop["packages"] = read(self.packages, {}, index, doc)
+            hop["verification"] = read(self.verification, [], index, doc)  # type: ignore[typeddict-item]
         return doc
+
+    def _schedule_dict(self, campaign_id: str, hop: int, doc: CampaignRecord) -> dict[str, Any]:
+        return self.schedule(campaign_id, hop, doc).to_dict()
 
     # -- node entries -----------------------------------------------------------------------
     def put_entry(self, campaign_id: str, hop: int, node: str, entry: NodeEntry) -> None:

@@ -145,3 +145,32 @@ def test_plan_estimates_from_the_durations_earlier_campaigns_recorded(redis_url,
     away = cli("plan", str(campaign), "--broker", "redis://127.0.0.1:1/0")
     assert away.returncode == 0 and "warning: cannot reach the broker" in away.stderr
     assert "from typical phase durations" in away.stdout
+
+
+def test_status_shows_what_is_readable_and_names_each_damaged_part(redis_url):
+    """Damage in parts of a campaign kept beside its record (an event, a node's entry, a detail
+    kept apart, the plan) is named, and the rest still shows: which nodes failed, which stay
+    cordoned, what to do. Before, the first of them stopped `status` ("unexpected
+    JSONDecodeError"), leaving an operator blind on a failed campaign."""
+    store = CampaignStore.from_url(redis_url)
+    campaign_id = running_campaign(store, "prod")
+    store.put_entry(campaign_id, 0, "worker-2", {"node": "worker-2", "role": "worker", "hop": 0,
+                                                 "state": "running", "attempt": 1, "phases": [new_phase("drain")]})
+    events = f"ku:c:{campaign_id}:events"
+    store.redis.lpush(events, "not json", '{"t": "soon", "message": "x"}', "[1, 2]")
+    store.event(campaign_id, "worker-2: drain running")
+    store.redis.hset(f"ku:c:{campaign_id}:hop:0", "worker-2", "{half")
+    store.redis.hset(f"ku:c:{campaign_id}:live", "worker-1", "not json")
+    store.redis.set(f"ku:c:{campaign_id}:plan", "[]")
+    shown = cli("status", campaign_id, "--broker", redis_url, env={"COLUMNS": "200"})
+    assert shown.returncode == 0 and "Traceback" not in shown.stderr, shown.stderr
+    assert f"Campaign {campaign_id}" in shown.stdout and "drain timed out" in shown.stdout
+    assert "worker-1" in shown.stdout and "drain failed" in shown.stdout and "worker-2: drain running" in shown.stdout
+    for part in (f"ku:c:{campaign_id}:hop:0 field worker-2: not JSON",
+                 f"ku:c:{campaign_id}:live field worker-1: not JSON",
+                 f"ku:c:{campaign_id}:plan: a JSON list, not an object"):
+        assert f"Damaged, left out of this view: {part}" in shown.stdout, shown.stdout
+    assert f"damaged event {events}[1]: not an event (a time and a message)" in shown.stdout
+    as_json = yaml.safe_load(cli("status", campaign_id, "-o", "json", "--broker", redis_url).stdout)
+    assert len(as_json["damaged"]) == 3 and [n["node"] for n in as_json["hops"][0]["nodes"]] == ["worker-1"]
+    assert sum(e["message"].startswith("damaged event") for e in as_json["events"]) == 3
