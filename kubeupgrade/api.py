@@ -79,6 +79,7 @@ class CampaignHandle:
             doc["plan"] = None
         doc = store.with_details(self.id, doc, damaged)
         doc["damaged"] = damaged
+        doc["controller_leading"] = _controller_leading(store)
         return doc
 
     def _readable_entries(self, store: Any, hop: int, damaged: list[str]) -> dict[str, Any]:
@@ -238,3 +239,17 @@ def lost_first(store: Any) -> list[dict[str, Any]]:
             docs.append({"id": campaign_id, "cluster": "?", "state": "damaged", "created": 0.0,
                          "campaign": {}, "error": {"message": why}})
     return docs
+
+
+def _controller_leading(store: Any) -> bool | None:
+    """Whether a controller holds the dispatcher's lease now (None: the broker would not say).
+    Without one nothing moves: a submitted campaign is not accepted, a sent phase waits in the
+    controller's queue, and no next phase is sent."""
+    import redis
+
+    from kubeupgrade.workflow.record import LEADER_KEY
+
+    try:
+        return store.redis.get(LEADER_KEY) is not None
+    except redis.RedisError:
+        return None

@@ -135,7 +135,9 @@ def status_to_dict(doc: dict[str, Any], now: float | None = None) -> dict[str, A
             "hops": hops,
             "events": [{"time": _timestamp(e["t"]), "message": e["message"]}
                        for e in doc.get("events", [])[:10]],
-            "damaged": list(doc.get("damaged") or [])}
+            "damaged": list(doc.get("damaged") or []),
+            # What an active campaign waits for before anything else: a controller to act.
+            "waiting_for_controller": doc["state"] in ("pending", "running") and doc.get("controller_leading") is False}
     try:
         windows = windows_of(doc.get("campaign") or {})
         data["window"] = (describe(windows, datetime.fromtimestamp(now, UTC) if now else datetime.now(UTC))
@@ -275,6 +277,10 @@ def render_status(doc: dict[str, Any], *, width: int = 80, plain: bool = False,
     if data["left_cordoned"]:
         parts.append(styled(f"Nodes left cordoned by this campaign: {', '.join(data['left_cordoned'])}",
                             "yellow"))
+    if data.get("waiting_for_controller"):
+        parts.append(styled("Waiting for a controller: none is running against this broker, so nothing "
+                            "moves (not even phases already sent). Start one: `systemctl start "
+                            "kubeupgrade-controller` or `kubeupgrade controller --kubeconfig <file>`", "bold red"))
     for damage in data.get("damaged", [])[:10]:
         parts.append(styled(f"Damaged, left out of this view: {damage}", "red"))
     if data["events"]:

@@ -174,3 +174,25 @@ def test_status_shows_what_is_readable_and_names_each_damaged_part(redis_url):
     as_json = yaml.safe_load(cli("status", campaign_id, "-o", "json", "--broker", redis_url).stdout)
     assert len(as_json["damaged"]) == 3 and [n["node"] for n in as_json["hops"][0]["nodes"]] == ["worker-1"]
     assert sum(e["message"].startswith("damaged event") for e in as_json["events"]) == 3
+
+
+def test_an_active_campaign_with_no_controller_says_it_waits_for_one(redis_url):
+    """With no controller nothing moves, not even a phase already sent: status must say so,
+    not show a campaign `running` with a phase `queued` for ever."""
+    from kubeupgrade.workflow.record import LEADER_KEY
+
+    store = CampaignStore.from_url(redis_url)
+    campaign_id = running_campaign(store, "prod")
+    waiting = cli("status", campaign_id, "--broker", redis_url, env={"COLUMNS": "200"})
+    assert waiting.returncode == 0
+    assert "Waiting for a controller: none is running against this broker" in waiting.stdout
+    assert "`kubeupgrade controller --kubeconfig <file>`" in " ".join(waiting.stdout.split())
+    assert yaml.safe_load(cli("status", campaign_id, "-o", "json", "--broker", redis_url).stdout)[
+        "waiting_for_controller"] is True
+    store.redis.set(LEADER_KEY, "a-controller", px=30_000)
+    led = cli("status", campaign_id, "--broker", redis_url, env={"COLUMNS": "200"})
+    assert "Waiting for a controller" not in led.stdout and f"Campaign {campaign_id}" in led.stdout
+    store.redis.delete(LEADER_KEY)
+    store.update(campaign_id, lambda doc: doc.update(state="failed"))
+    ended = cli("status", campaign_id, "--broker", redis_url, env={"COLUMNS": "200"})
+    assert "Waiting for a controller" not in ended.stdout  # an ended campaign waits for nothing
