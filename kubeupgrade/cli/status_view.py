@@ -137,7 +137,8 @@ def status_to_dict(doc: dict[str, Any], now: float | None = None) -> dict[str, A
                        for e in doc.get("events", [])[:10]],
             "damaged": list(doc.get("damaged") or []),
             # What an active campaign waits for before anything else: a controller to act.
-            "waiting_for_controller": doc["state"] in ("pending", "running") and doc.get("controller_leading") is False}
+            "waiting_for_controller": doc["state"] in ("pending", "running") and doc.get("controller_leading") is False,
+            "broker_memory": doc.get("broker_memory")}
     try:
         windows = windows_of(doc.get("campaign") or {})
         data["window"] = (describe(windows, datetime.fromtimestamp(now, UTC) if now else datetime.now(UTC))
@@ -277,6 +278,14 @@ def render_status(doc: dict[str, Any], *, width: int = 80, plain: bool = False,
     if data["left_cordoned"]:
         parts.append(styled(f"Nodes left cordoned by this campaign: {', '.join(data['left_cordoned'])}",
                             "yellow"))
+    if data.get("broker_memory"):
+        memory = data["broker_memory"]
+        parts.append(styled(
+            f"The broker is out of memory: {memory['used'] / 2**20:.1f} MiB used of its maxmemory "
+            f"{memory['maxmemory'] / 2**20:.1f} MiB. It refuses writes (it evicts nothing), so phases "
+            "cannot record what they do and nothing moves. Give it more (maxmemory in "
+            "deploy/redis/kubeupgrade-redis.conf, or `CONFIG SET maxmemory`) or free some "
+            "(`kubeupgrade prune`)", "bold red"))
     if data.get("waiting_for_controller"):
         parts.append(styled("Waiting for a controller: none is running against this broker, so nothing "
                             "moves (not even phases already sent). Start one: `systemctl start "

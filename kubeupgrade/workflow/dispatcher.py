@@ -145,6 +145,17 @@ UNREADABLE_TICKS = 25  # ticks in a row a record's shape may fail the dispatcher
 SHAPE_ERRORS = (TypeError, KeyError, ValueError, AttributeError, IndexError)
 INFRASTRUCTURE_ERRORS = ("ConnectionError", "WorkerLostError", "OperationalError", "TimeoutError",
                          "network:")
+# What the broker refusing a task's writes means, and what the operator does about it. Not
+# sent again: the next attempt meets the same refusal until someone acts.
+BROKER_REFUSALS = {
+    "OutOfMemoryError": ("; the broker refused the phase's writes: it is out of memory (its maxmemory "
+                         "is reached, and kubeupgrade's Redis evicts nothing). Give it more (maxmemory "
+                         "in deploy/redis/kubeupgrade-redis.conf, or `CONFIG SET maxmemory`) or free some "
+                         "(`kubeupgrade prune`), then `kubeupgrade retry`"),
+    "NoPermissionError": ("; the broker refused the phase's writes to its ACL user: give the worker the "
+                          "role deploy/redis names for it (`kubeupgrade keys broker-users`), then "
+                          "`kubeupgrade retry`"),
+}
 
 
 def _live_versions(campaign: Campaign) -> dict[str, dict[str, str | None]]:
@@ -1183,8 +1194,9 @@ class Dispatcher:
             if infrastructure and phase.get("resends", 0) < MAX_RESENDS:
                 resend[name] = phase["task_id"]
             else:
+                refusal = next((why for marker, why in BROKER_REFUSALS.items() if marker in cause), "")
                 self.store.fail_phase(doc["id"], hop, name, phase["phase"],
-                                      f"task {state.lower()}: {cause}"[:500],
+                                      f"task {state.lower()}: {cause}{refusal}"[:600],
                                       attempt=entry["attempt"], task_id=phase["task_id"])
         if resend:
             self._resend(doc, hop, entries, resend, "its task failed on the infrastructure")

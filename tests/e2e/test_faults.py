@@ -691,6 +691,43 @@ def test_an_api_server_frozen_past_the_tolerance_fails_the_phase_naming_it_and_r
     assert_safe(box, 1)
 
 
+def test_a_broker_out_of_memory_is_named_by_status_and_the_campaign_finishes_once_it_has_memory(
+        make_stack, tmp_path):
+    """The broker runs out of memory mid-campaign (kubeupgrade's Redis evicts nothing, so
+    writes are refused). Nothing can record why then, so status says it from the broker's
+    INFO, with what to do; once the broker has memory again the campaign finishes (after one
+    retry at most: a phase whose writes were refused fails, saying so) and every promise held
+    throughout."""
+    import redis
+
+    stack = make_stack(control_planes=1, workers=3, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    box.add_fault("hang", node="worker-1", command="apt-get install -y -q kubectl", seconds=4.0, count=1)
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1), broker=stack.broker)
+    wait_for(phase_running(handle, "worker-1", "install-kubelet"), timeout=180)
+    broker = redis.Redis.from_url(stack.broker)
+    # Below what it uses: every write that needs memory is refused from now on, the record's,
+    # the tasks' results and the heartbeats alike (a limit just above it is reached, or not,
+    # as the campaign's memory comes and goes).
+    broker.config_set("maxmemory", int(broker.info("memory")["used_memory"]) // 2)
+
+    def told():
+        shown = subprocess.run([sys.executable, "-m", "kubeupgrade", "status", handle.id, "--broker",
+                                stack.broker], capture_output=True, text=True, timeout=60,
+                               env={**os.environ, "COLUMNS": "400"})
+        text = " ".join(shown.stdout.split())
+        return "The broker is out of memory:" in text and "`kubeupgrade prune`" in text
+
+    try:
+        wait_for(told, timeout=60)
+        time.sleep(10)  # stuck a while: heartbeats and leases lapse, results go unwritten
+    finally:
+        broker.config_set("maxmemory", 0)
+    converges(handle)
+    assert {r.version for r in box.node_rows()} == {"v1.31.14"}
+    assert_safe(box, 1)
+
+
 def test_missing_agent_fails_naming_the_node(make_stack, tmp_path):
     stack = make_stack(control_planes=1, workers=2, version="1.30.4")
     stack.stop("agent-worker-2")

@@ -620,3 +620,25 @@ def test_an_agent_wait_a_retry_started_over_does_not_expire_on_the_ticks_older_c
     dispatcher.tick()
     dispatcher._agents_ready(store.get(campaign), 0, ["w5"])
     assert store.entry(campaign, 0, "w5")["state"] == "failed"
+
+
+def test_a_task_the_broker_refused_for_memory_fails_its_phase_saying_what_to_do_not_sent_again(redis_url):
+    """A phase task that ended with the broker refusing its writes (out of memory; kubeupgrade's
+    Redis evicts nothing) fails with what to do, and is not sent again: the next attempt would
+    meet the same refusal until someone gives the broker memory."""
+    import redis as redis_module
+
+    from kubeupgrade.workflow.app import client_app
+
+    app = client_app(redis_url)
+    store = CampaignStore.from_url(redis_url)
+    campaign = running_drain(store, "w-oom", "t-oom")
+    app.backend.mark_as_failure("t-oom", redis_module.exceptions.OutOfMemoryError(
+        "command not allowed when used memory > 'maxmemory'."))
+    dispatcher = dispatcher_module.Dispatcher(app, store)
+    assert not dispatcher._watch(store.get(campaign), 0, store.entries(campaign, 0))  # not re-sent
+    entry = store.entry(campaign, 0, "w-oom")
+    assert entry["state"] == "failed" and entry["attempt"] == 1
+    error = entry["phases"][0]["error"]
+    assert "OutOfMemoryError" in error and "the broker refused the phase's writes: it is out of memory" in error
+    assert error.endswith("(`kubeupgrade prune`), then `kubeupgrade retry`")
