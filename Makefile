@@ -33,7 +33,7 @@ TYPED := kubeupgrade/model kubeupgrade/planning kubeupgrade/kube/identity.py \
          kubeupgrade/workflow/schema.py kubeupgrade/workflow/states.py kubeupgrade/workflow/decide.py \
          kubeupgrade/workflow/schedule.py kubeupgrade/workflow/seal.py kubeupgrade/workflow/audit.py kubeupgrade/workflow/restore.py kubeupgrade/workflow/answers.py \
          kubeupgrade/workflow/history.py kubeupgrade/workflow/liveness.py kubeupgrade/workflow/waiting.py kubeupgrade/kube/polling.py kubeupgrade/kube/pages.py \
-         kubeupgrade/workflow/agent_connections.py kubeupgrade/workflow/hop_view.py kubeupgrade/workflow/undelivered.py kubeupgrade/workflow/broker_loss.py kubeupgrade/workflow/outage_budget.py kubeupgrade/host/unreachable_api.py \
+         kubeupgrade/workflow/agent_connections.py kubeupgrade/workflow/hop_view.py kubeupgrade/workflow/undelivered.py kubeupgrade/workflow/broker_loss.py kubeupgrade/workflow/outage_budget.py kubeupgrade/workflow/broker_memory.py kubeupgrade/host/unreachable_api.py \
          kubeupgrade/workflow/agent_identity.py kubeupgrade/host/executor.py kubeupgrade/sandbox/agent_farm.py kubeupgrade/sandbox/quickjson.py kubeupgrade/sandbox/paging.py kubeupgrade/sandbox/hostbin/launch.py kubeupgrade/sandbox/hostbin/apiclient.py kubeupgrade/sandbox/hostbin/kubeadm_dialect.py kubeupgrade/sandbox/layout.py \
          kubeupgrade/host/platforms kubeupgrade/host/context.py kubeupgrade/host/steps.py \
          kubeupgrade/host/commands.py kubeupgrade/host/upgrade_configuration.py kubeupgrade/host/kubelet_flags.py kubeupgrade/sandbox/rbac.py kubeupgrade/workflow/broker_transport.py kubeupgrade/security/envelope.py kubeupgrade/security/messages.py \

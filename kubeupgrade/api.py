@@ -61,6 +61,7 @@ class CampaignHandle:
 
     def status(self) -> dict[str, Any]:
         """The campaign document, with its plan, per-hop node entries and recent events."""
+        from kubeupgrade.workflow.broker_memory import memory_pressure
         from kubeupgrade.workflow.control import require
         from kubeupgrade.workflow.record import DamagedRecord
 
@@ -80,7 +81,7 @@ class CampaignHandle:
         doc = store.with_details(self.id, doc, damaged)
         doc["damaged"] = damaged
         doc["controller_leading"] = _controller_leading(store)
-        doc["broker_memory"] = _broker_memory(store)
+        doc["broker_memory"] = memory_pressure(store.redis)
         return doc
 
     def _readable_entries(self, store: Any, hop: int, damaged: list[str]) -> dict[str, Any]:
@@ -254,23 +255,3 @@ def _controller_leading(store: Any) -> bool | None:
         return store.redis.get(LEADER_KEY) is not None
     except redis.RedisError:
         return None
-
-
-# Above this share of its maxmemory the broker refuses writes now and then (memory moves with
-# every task), so status warns from here.
-BROKER_NEARLY_FULL = 0.95
-
-
-def _broker_memory(store: Any) -> dict[str, int] | None:
-    """The broker's used memory and maxmemory when it is at or near its maxmemory (None when
-    it is not, has none, or would not say). kubeupgrade's Redis evicts nothing: there, every
-    write is refused (the record's, a task's result, a heartbeat), so nothing moves and nothing
-    can even record why; status is what can still say it, with one INFO."""
-    import redis
-
-    try:
-        memory = store.redis.info("memory")
-        used, most = int(memory.get("used_memory", 0)), int(memory.get("maxmemory", 0))
-    except (redis.RedisError, ValueError, TypeError):
-        return None
-    return {"used": used, "maxmemory": most} if most and used >= most * BROKER_NEARLY_FULL else None

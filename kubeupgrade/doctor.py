@@ -38,6 +38,7 @@ def check_broker(broker: str) -> tuple[list[Check], Any]:
     """(rows, a redis client or None when it does not answer)."""
     import redis
 
+    from kubeupgrade.workflow.broker_memory import FIX, read_memory
     from kubeupgrade.workflow.record import LEADER_KEY, CampaignStore
 
     url = urlsplit(broker)
@@ -76,6 +77,11 @@ def check_broker(broker: str) -> tuple[list[Check], Any]:
     rows.append(Check("controller", leading, "a controller is leading" if leading else
                       "no controller is running against this broker",
                       "start it: systemctl start kubeupgrade-controller (or kubeupgrade controller)"))
+    memory = read_memory(store.redis)
+    if memory is not None:
+        evicts = memory.evicts_any_key or memory.evicts_expiring_keys
+        rows.append(Check("broker memory", not evicts and not memory.nearly_full, memory.describe(),
+                          FIX if evicts else "raise maxmemory, or `kubeupgrade prune` ended campaigns"))
     return rows, store.redis
 
 

@@ -175,10 +175,16 @@ def run_controller(kubeconfig: str, broker: str, *, concurrency: int = 8, pool_n
 
     from kubeupgrade.kube.events import EventRecorder
     from kubeupgrade.workflow.app import sender_app, use_broker
+    from kubeupgrade.workflow.broker_memory import refuse_evicting_broker
     from kubeupgrade.workflow.dispatcher import Dispatcher
     from kubeupgrade.workflow.notify import Notifier
     from kubeupgrade.workflow.record import CampaignStore
 
+    # A broker that may evict a record or a cluster lock breaks the promises silently: refused
+    # here, in one line, before anything is consumed (broker_memory.py).
+    warning = refuse_evicting_broker(CampaignStore.from_url(broker).redis)
+    if warning:
+        logging.getLogger("kubeupgrade").warning(warning)
     app = use_broker(broker)
     app.conf.include = ["kubeupgrade.workflow.controller_tasks"]  # and no host phase
     # No remote control here either: no control message, signed or not, shuts the controller
