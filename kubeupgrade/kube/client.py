@@ -99,6 +99,10 @@ def unusable_kubeconfig(kubeconfig: str, error: BaseException) -> InvalidInput:
 OUTAGE_TOLD_AFTER = 2.0
 
 
+def _dropped_connection(error: KubeUnavailable) -> bool:
+    return not error.code and "unreachable (" in str(error) and "Timeout" not in str(error)
+
+
 class KubeApi:
     def __init__(self, kubeconfig: str) -> None:
         # We retry ourselves, visibly and within the campaign's tolerance. Set before the client
@@ -139,13 +143,19 @@ class KubeApi:
         started = time.monotonic()
         deadline = started + self.outage_tolerance
         delay = 0.2
-        told = False
+        told = tried_again = False
         while True:
             try:
                 return self._call_once(what, method, *args, **kwargs)
             except KubeUnavailable as error:
                 if throttle_is_answer and error.code == 429:
                     raise
+                if not self.outage_tolerance and not tried_again and _dropped_connection(error):
+                    # Tolerating nothing, a connection dropped under the request (a kept-alive
+                    # one the server closed as it was reused) is still tried once more at once,
+                    # as urllib3 used to do silently; a timeout is not (it would cost another).
+                    tried_again = True
+                    continue
                 if time.monotonic() + delay > deadline:
                     if self.outage_tolerance:
                         raise KubeUnavailable(f"{error} (still failing after "

@@ -147,3 +147,36 @@ def test_a_frozen_api_server_costs_one_connection_a_try_and_the_phase_is_told(ma
     assert len(told) == 1 and told[0].startswith("waiting for the API server (unavailable for ")
     assert "read node cp-1: API server unreachable" in told[0]
     assert told[0].endswith("retried for up to 6s (policies.api_outage_tolerance)")
+
+
+def test_a_connection_dropped_under_a_call_tolerating_nothing_is_tried_once_more_and_no_more(make_sandbox, tmp_path):
+    """With urllib3's own retries off, a call that tolerates no outage (submit's discovery,
+    doctor) still gets one immediate second try when its connection is dropped under it (a
+    kept-alive connection the server closed as it was reused), as urllib3 gave it silently;
+    never a third."""
+    import socket
+    import threading
+
+    import yaml
+
+    box = make_sandbox(control_planes=1, workers=1, version="1.30.4")
+    accepted = []
+    with socket.create_server(("127.0.0.1", 0)) as dropping:
+        def accept():
+            while True:
+                try:
+                    connection = dropping.accept()[0]
+                except OSError:
+                    return
+                accepted.append(1)
+                connection.close()  # dropped before any answer
+
+        threading.Thread(target=accept, daemon=True).start()
+        kubeconfig = yaml.safe_load(box.kubeconfig.read_text())
+        kubeconfig["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{dropping.getsockname()[1]}"
+        (tmp_path / "dropping.conf").write_text(yaml.safe_dump(kubeconfig))
+        api = KubeApi(str(tmp_path / "dropping.conf"))
+        with pytest.raises(KubeUnavailable, match="read node cp-1: API server unreachable"):
+            api.call("read node cp-1", api.core.read_node, "cp-1", _request_timeout=2)
+        time.sleep(0.2)
+    assert len(accepted) == 2
