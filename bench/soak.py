@@ -11,8 +11,10 @@ later), a control plane's kubelet that never restarts a static pod (kubeadm roll
 later), a PDB that blocks drains (relaxed later), an agent or the controller frozen (SIGSTOP)
 past the timeouts and resumed (SIGCONT), a host command SIGKILLed at whatever moment it is in,
 a node's markers overwritten with what is not one, the previous campaign's record damaged
-beside the live one, and redis-server SIGKILLed and started again without its data (the
-campaign is then submitted again, as its notice says). With `--faults N`, N faults of
+beside the live one, redis-server SIGKILLed and started again without its data (the
+campaign is then submitted again, as its notice says), the API server or redis-server frozen
+(SIGSTOP: connects complete, nothing answers) for seconds, and the broker out of memory
+(maxmemory below its use, then lifted). With `--faults N`, N faults of
 distinct kinds at once. Failed campaigns are retried once the faults are cleared. Prints, per
 campaign, the faults, the retries needed and the invariant checks passed, then the totals.
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import random
 import shutil
@@ -47,7 +50,8 @@ HOST_COMMANDS = ["kubeadm upgrade apply", "kubeadm upgrade node", "systemctl res
                  "apt-get install", "dnf install", "apt-get update"]
 FAULTS = ["fail", "hang", "crash", "kill-agent", "kill-controller", "restart-redis", "api-down", "api-slow",
           "never-ready", "pdb-block", "dpkg-lock", "freeze-agent", "freeze-controller",
-          "damage-record", "static-pod-stuck", "kill-command", "damage-markers", "wipe-redis"]
+          "damage-record", "static-pod-stuck", "kill-command", "damage-markers", "wipe-redis",
+          "freeze-api", "freeze-redis", "broker-full"]
 # With --faults N, this many at once; these need a process or the cluster to themselves.
 ALONE = {"damage-record", "pdb-block"}
 AGENT_TIMEOUT = 20  # seconds, in every soak campaign
@@ -77,6 +81,65 @@ def freeze(stack: Stack, name: str, delay: float, seconds: float) -> callable:
     def clear() -> None:
         cleared.set()
         resume()
+
+    return clear
+
+
+def freeze_api(box: Sandbox, delay: float, seconds: float) -> callable:
+    """SIGSTOP the API server after `delay` for `seconds`: connects still complete (the listen
+    backlog), nothing answers, so every client waits out its timeouts."""
+    cleared = threading.Event()
+
+    def pid() -> int | None:
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            return int(json.loads(box.paths.apiserver_pid.read_text())["pid"])
+        return None
+
+    def signal_it(sig: int) -> None:
+        with contextlib.suppress(OSError, TypeError):
+            os.kill(pid(), sig)  # type: ignore[arg-type]
+
+    def run() -> None:
+        if cleared.wait(delay):
+            return
+        signal_it(signal.SIGSTOP)
+        cleared.wait(seconds)
+        signal_it(signal.SIGCONT)
+
+    threading.Thread(target=run, daemon=True).start()
+
+    def clear() -> None:
+        cleared.set()
+        signal_it(signal.SIGCONT)
+
+    return clear
+
+
+def broker_full(stack: Stack, delay: float, seconds: float) -> callable:
+    """After `delay`, the broker's maxmemory set below what it uses for `seconds` (it evicts
+    nothing, so it refuses writes), then lifted."""
+    import redis
+
+    cleared = threading.Event()
+    client = redis.Redis.from_url(stack.broker_for("admin"))  # CONFIG is an administrator's
+
+    def lift() -> None:
+        with contextlib.suppress(redis.RedisError):
+            client.config_set("maxmemory", 0)
+
+    def run() -> None:
+        if cleared.wait(delay):
+            return
+        with contextlib.suppress(redis.RedisError):
+            client.config_set("maxmemory", int(client.info("memory")["used_memory"]) // 2)
+        cleared.wait(seconds)
+        lift()
+
+    threading.Thread(target=run, daemon=True).start()
+
+    def clear() -> None:
+        cleared.set()
+        lift()
 
     return clear
 
@@ -162,6 +225,15 @@ def inject(kind: str, stack: Stack, rng: random.Random, nodes: list[str],
         delay, seconds = rng.uniform(1.0, 6.0), rng.uniform(6.0, 15.0)
         return (f"controller frozen {seconds:.0f}s after {delay:.1f}s",
                 freeze(stack, "controller", delay, seconds))
+    if kind == "freeze-api":
+        delay, seconds = rng.uniform(1.0, 6.0), rng.uniform(20.0, 45.0)
+        return f"API server frozen {seconds:.0f}s after {delay:.1f}s", freeze_api(box, delay, seconds)
+    if kind == "freeze-redis":
+        delay, seconds = rng.uniform(1.0, 6.0), rng.uniform(5.0, 30.0)
+        return f"redis-server frozen {seconds:.0f}s after {delay:.1f}s", freeze(stack, "redis", delay, seconds)
+    if kind == "broker-full":
+        delay, seconds = rng.uniform(1.0, 6.0), rng.uniform(5.0, 15.0)
+        return f"broker out of memory for {seconds:.0f}s after {delay:.1f}s", broker_full(stack, delay, seconds)
     if kind == "damage-record":
         if previous is None:
             return "no earlier record to damage", lambda: None

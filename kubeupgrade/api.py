@@ -108,8 +108,10 @@ class CampaignHandle:
         while True:
             try:
                 state = self.state()
-            except redis.ConnectionError:
-                state = "unknown (broker unreachable)"  # a broker restart: keep waiting
+            except (redis.ConnectionError, redis.TimeoutError):
+                # A broker restarting (refused) or frozen (no answer within the socket timeout):
+                # keep waiting, as the campaign itself does.
+                state = "unknown (broker unreachable)"
             if state in TERMINAL:
                 return state
             if time.monotonic() > deadline:

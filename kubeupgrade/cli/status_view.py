@@ -381,7 +381,7 @@ def follow(handle: Any, console: Any, interval: float = 0.5,
             time.sleep(interval)
             try:
                 doc = handle.status()
-            except redis.ConnectionError:
-                continue  # the broker is restarting: keep the last picture until it is back
+            except (redis.ConnectionError, redis.TimeoutError):
+                continue  # the broker is restarting or frozen: keep the last picture until it is back
             live.update(screen(doc))
     return doc

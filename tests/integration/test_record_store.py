@@ -763,3 +763,44 @@ def test_a_submitter_waiting_for_acceptance_is_woken_when_the_campaign_leaves_pe
     other = store.create("prod-2", {"cluster": "prod-2", "target": "1.31"}, "b.yaml")
     store.update(other, lambda doc: doc.update(state="refused", error={"message": "no"}))
     assert 0 < store.redis.ttl(f"ku:c:{other}:decided") <= 60  # left by nobody waiting: it expires
+
+
+def test_waiting_on_a_campaign_rides_out_a_frozen_broker(tmp_path):
+    """`CampaignHandle.wait` (what `submit --wait` and scripts use) while redis-server is frozen
+    (SIGSTOP: connects complete, no answer within the client's socket timeout) keeps waiting,
+    as it does through a restart, and returns the state once the broker answers: not a
+    TimeoutError traceback (the soak's freeze-redis fault met it)."""
+    import os
+    import signal
+    import time
+
+    from kubeupgrade.api import CampaignHandle
+    from kubeupgrade.sandbox.processes import free_port
+    from tests.helpers import start_redis_server
+
+    port = free_port()
+    server = start_redis_server(port, tmp_path)
+    try:
+        url = f"redis://127.0.0.1:{port}/0"
+        store = CampaignStore.from_url(url)
+        campaign = store.create("prod", {"cluster": "prod", "target": "1.31"}, "c.yaml")
+        store.update(campaign, lambda doc: doc.update(state="running"))
+        handle = CampaignHandle(campaign, url)
+        handle.state()  # connected before the freeze
+
+        def freeze_then_finish():
+            os.kill(server.pid, signal.SIGSTOP)
+            # Past the client's own retries (redis-py tries a timed-out command again, each try
+            # waiting out the 5 s socket timeout): what the soak met was a 5 to 30 s freeze.
+            time.sleep(28)
+            os.kill(server.pid, signal.SIGCONT)
+            store.update(campaign, lambda doc: doc.update(state="succeeded"))
+
+        freezer = threading.Thread(target=freeze_then_finish)
+        freezer.start()
+        assert handle.wait(timeout=90, interval=0.2) == "succeeded"
+        freezer.join()
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+        server.kill()
+        server.wait(5)
