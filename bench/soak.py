@@ -396,6 +396,9 @@ def main() -> int:
                         print(f"   lost: {lost[:160]}", flush=True)
                         handle = submit(campaign, broker=stack.broker, accept_timeout=60, key=box.signing_key)
                     else:
+                        error = handle.status().get("error") or {}
+                        print(f"   retried after: {error.get('node')} / {error.get('phase')}: "
+                              f"{(error.get('message') or '')[:240]}", flush=True)
                         handle.retry()
                     state, lost = ended(handle)
                 clear()

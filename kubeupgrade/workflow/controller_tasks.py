@@ -252,18 +252,27 @@ def wait_node_ready(job: Job) -> StepOutcome:
     api = job_api(job)
     target = job.version.tag
     timeout = job.campaign.policies.ready_timeout_seconds
+    # The timeout counts time the API server answered in: while it does not, no kubelet can
+    # report Ready, and the node is not what failed. It counts from the first look, or from the
+    # first look after the API server answered again (carried), whichever is later.
+    carried = dict(job.wait.carried)
     try:
         node = get_node(api, job.node)
-        last = f"Ready={is_ready(node)}, kubelet {kubelet_version(node)}"
-        if is_ready(node) and kubelet_version(node) == target:
-            return StepOutcome(DONE, f"Ready at {target}")
-    except TemporaryError as error:
-        last = str(error)  # the API server may be briefly away; keep waiting
-    if time.time() > job.wait.since + timeout:
+    except TemporaryError as error:  # the API server away past the call's own tolerance
+        carried["api_silent"] = True
+        raise StillWaiting(f"waiting for Ready at {target}: the API server does not answer ({error})",
+                           look_delay(job.wait.looks), carried) from None
+    if carried.pop("api_silent", False) or job.api_outage_seen:  # it answers again from now
+        carried["counted_from"] = time.time()
+    last = f"Ready={is_ready(node)}, kubelet {kubelet_version(node)}"
+    if is_ready(node) and kubelet_version(node) == target:
+        return StepOutcome(DONE, f"Ready at {target}")
+    counted_from = max(job.wait.since, float(carried.get("counted_from") or 0.0))
+    if time.time() > counted_from + timeout:
         raise PermanentError(f"{job.node} did not become Ready at {target} within {timeout}s "
                              f"(last seen: {last}); it stays cordoned — fix its kubelet, then "
                              f"`kubeupgrade retry {job.campaign_id}`")
-    raise StillWaiting(f"waiting for Ready at {target} (last seen: {last})", look_delay(job.wait.looks))
+    raise StillWaiting(f"waiting for Ready at {target} (last seen: {last})", look_delay(job.wait.looks), carried)
 
 
 @phase_task(Phase.UNCORDON)

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+import redis
 from celery import Task
 from celery.exceptions import Retry
 from celery.utils.dispatch import Signal
@@ -139,6 +140,8 @@ class Job:
     task_id: str
     read: RecordRead
     wait: WaitState  # looks so far and when the first began (waiting.py); looks 0 if it never waited
+    # A call of this run waited for the API server past OUTAGE_TOLD_AFTER (report_outage).
+    api_outage_seen: bool = False
 
     @property
     def doc(self) -> dict[str, Any]:
@@ -178,6 +181,7 @@ class Job:
         with contextlib.suppress(Exception):  # telling must never be why a phase fails
             self.report(detail)
         self.wait = replace(self.wait, detail=detail)
+        self.api_outage_seen = True
 
     def fence(self) -> None:
         """Called right before a change to the cluster: Superseded if this task no longer owns
@@ -311,6 +315,8 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
         else:  # the cluster: only for what this controller accepted
             require_accepted(job)
         policy = job.campaign.policies.retries
+    except BROKER_UNREACHABLE:
+        raise  # see below: the broker's trouble, not the phase's
     except Exception as error:  # noqa: BLE001 - recorded, nothing run, re-raised for Celery
         reason = str(error) if isinstance(error, PermanentError) else f"{type(error).__name__}: {error}"
         store.fail_phase(campaign, hop, node, phase, reason, **fence)
@@ -394,6 +400,14 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
     except PermanentError as error:
         store.fail_phase(campaign, hop, node, phase, str(error), **fence)
         raise
+    except BROKER_UNREACHABLE:
+        # The broker did not answer (restarting, or frozen past the client's retries): nothing
+        # says the phase failed, and nothing can be recorded reliably now. Not marked failed
+        # (which would fail the campaign once the broker is back): the task ends as an
+        # infrastructure failure, and the dispatcher sends the phase again once the broker
+        # answers (dispatcher.INFRASTRUCTURE_ERRORS), or finds it lost when its beat lapses.
+        # The phase looks at its effect first; each host command was fenced before it ran.
+        raise
     except Exception as error:  # noqa: BLE001 - recorded, then re-raised for Celery
         store.fail_phase(campaign, hop, node, phase, f"{type(error).__name__}: {error}", **fence)
         raise
@@ -408,6 +422,9 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
         return {"node": node, "phase": phase, "status": "stale"}
     return {"node": node, "phase": phase, "status": "already-done" if outcome.status == ALREADY_DONE else "done"}
 
+
+# The broker not answering, as redis-py raises it once its own retries are spent.
+BROKER_UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)
 
 QUICK_WAIT_SECONDS = 0.4
 

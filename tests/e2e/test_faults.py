@@ -256,6 +256,30 @@ def test_redis_restart_mid_campaign_resumes(make_stack, tmp_path, secure_broker)
     assert_safe(box, 1)
 
 
+def test_a_broker_frozen_under_a_host_phase_is_the_brokers_trouble_not_a_failed_phase(make_stack, tmp_path):
+    """redis-server frozen (SIGSTOP) for 30 s while worker-1 installs its kubelet: the agent's
+    next read of the record (its fence before the next command) times out after redis-py's own
+    retries. That is the broker's trouble: the phase is not marked failed (before, it was, and
+    the campaign failed once the broker answered, the soak's freeze-redis fault met it); it is
+    sent again, looks at its effect first, and the campaign finishes with no retry."""
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    box.add_fault("hang", node="worker-1", command="apt-get install -y -q kubectl", seconds=4.0, count=1)
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1), broker=stack.broker)
+    wait_for(phase_running(handle, "worker-1", "install-kubelet"), timeout=180)
+    time.sleep(0.5)
+    redis_server = stack.processes["redis"].pid
+    os.kill(redis_server, signal.SIGSTOP)
+    try:
+        time.sleep(30)
+    finally:
+        os.kill(redis_server, signal.SIGCONT)
+    state, error = finish(handle)
+    assert state == "succeeded", error
+    assert {r.version for r in box.node_rows()} == {"v1.31.14"}
+    assert_safe(box, 1)
+
+
 def test_a_broker_back_without_its_data_names_the_lost_campaign_and_its_cordons_and_a_new_one_finishes(
         make_stack, tmp_path):
     """redis-server SIGKILLed while worker-1 is drained and installing its kubelet, and started
@@ -666,6 +690,30 @@ def test_an_api_server_frozen_longer_than_the_retries_is_ridden_out_within_its_t
     assert outage and "policies.api_outage_tolerance allows" in outage[0], events
     assert phase_record(handle, "worker-2", "kubeadm-upgrade-node")["state"] == "succeeded"
     assert {r.version for r in box.node_rows()} == {"v1.31.14"}
+    assert_safe(box, 1)
+
+
+def test_a_readiness_wait_does_not_count_the_time_the_api_server_was_frozen(make_stack, tmp_path):
+    """worker-1's readiness wait (ready_timeout 8 s) begins while the API server is frozen for
+    25 s. No kubelet can report Ready then, so the timeout counts from when it answers again:
+    before, the wait failed "did not become Ready within 8s … fix its kubelet" as soon as the
+    API server came back (the soak's freeze-api fault met it)."""
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    box.add_fault("hang", node="worker-1", command="systemctl restart kubelet", seconds=3.0, count=1)
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1, ready_timeout=8),
+                    broker=stack.broker)
+    wait_for(phase_running(handle, "worker-1", "restart-kubelet"), timeout=180)
+    pid = json.loads(box.paths.apiserver_pid.read_text())["pid"]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        wait_for(phase_running(handle, "worker-1", "wait-ready"), timeout=30)
+        time.sleep(25)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    state, error = finish(handle)
+    assert state == "succeeded", error
+    assert phase_record(handle, "worker-1", "wait-ready")["state"] == "succeeded"
     assert_safe(box, 1)
 
 
