@@ -63,37 +63,20 @@ class CampaignHandle:
         """The campaign document, with its plan, per-hop node entries and recent events."""
         from kubeupgrade.workflow.broker_memory import memory_pressure
         from kubeupgrade.workflow.control import require
-        from kubeupgrade.workflow.record import DamagedRecord
 
         _, store = self._tools()
         doc = require(store, self.id)
         # A view: a damaged part (a node's entry, a detail kept apart) is named in "damaged"
         # and left out, so the rest (which nodes are cordoned, what failed) still shows.
         damaged: list[str] = []
-        doc["entries"] = [store.with_tails(self.id, hop, self._readable_entries(store, hop, damaged))
+        doc["entries"] = [store.with_tails(self.id, hop, store.entries(self.id, hop, damaged=damaged))
                           for hop in range(len(doc["hops"]))]
         doc["events"] = store.events(self.id)
-        try:
-            doc["plan"] = store.plan(self.id, doc)
-        except DamagedRecord as error:
-            damaged.append(error.summary)
-            doc["plan"] = None
         doc = store.with_details(self.id, doc, damaged)
         doc["damaged"] = damaged
         doc["controller_leading"] = _controller_leading(store)
         doc["broker_memory"] = memory_pressure(store.redis)
         return doc
-
-    def _readable_entries(self, store: Any, hop: int, damaged: list[str]) -> dict[str, Any]:
-        from kubeupgrade.workflow.record import DamagedRecord
-
-        entries = {}
-        for node, text in store.entry_texts(self.id, hop).items():
-            try:
-                entries[node] = store.decode_entry(self.id, hop, node, text)
-            except DamagedRecord as error:
-                damaged.append(error.summary)
-        return entries
 
     def state(self) -> str:
         from kubeupgrade.workflow.control import require

@@ -14,6 +14,7 @@ from kubeupgrade.api import TERMINAL
 from kubeupgrade.cli.terminal import plain_text
 from kubeupgrade.model.phases import hint as phase_hint
 from kubeupgrade.planning.windows import describe, windows_of
+from kubeupgrade.workflow.broker_memory import MORE_MEMORY
 from kubeupgrade.workflow.decide import first_open_phase
 from kubeupgrade.workflow.names import CLUSTER_ENTRY
 from kubeupgrade.workflow.schedule import schedule_of
@@ -283,9 +284,7 @@ def render_status(doc: dict[str, Any], *, width: int = 80, plain: bool = False,
         parts.append(styled(
             f"The broker is out of memory: {memory['used'] / 2**20:.1f} MiB used of its maxmemory "
             f"{memory['maxmemory'] / 2**20:.1f} MiB. It refuses writes (it evicts nothing), so phases "
-            "cannot record what they do and nothing moves. Give it more (maxmemory in "
-            "deploy/redis/kubeupgrade-redis.conf, or `CONFIG SET maxmemory`) or free some "
-            "(`kubeupgrade prune`)", "bold red"))
+            f"cannot record what they do and nothing moves. {MORE_MEMORY}", "bold red"))
     if data.get("waiting_for_controller"):
         parts.append(styled("Waiting for a controller: none is running against this broker, so nothing "
                             "moves (not even phases already sent). Start one: `systemctl start "

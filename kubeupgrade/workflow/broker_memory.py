@@ -26,6 +26,9 @@ from kubeupgrade.errors import InvalidInput
 # with every task), so status warns from here.
 NEARLY_FULL = 0.95
 FIX = "set `maxmemory-policy noeviction` (deploy/redis/kubeupgrade-redis.conf)"
+# What to do about a broker at its maxmemory (status, and a phase whose writes it refused).
+MORE_MEMORY = ("Give it more (maxmemory in deploy/redis/kubeupgrade-redis.conf, or `CONFIG SET "
+               "maxmemory`) or free some (`kubeupgrade prune`)")
 
 
 @dataclass(frozen=True)

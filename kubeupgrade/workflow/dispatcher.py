@@ -46,6 +46,7 @@ from kubeupgrade.workflow.broker_loss import (
     known_campaign,
     unknown_cordons_told,
 )
+from kubeupgrade.workflow.broker_memory import MORE_MEMORY
 from kubeupgrade.workflow.decide import (
     HeldBack,
     agents_waiting,
@@ -149,9 +150,8 @@ INFRASTRUCTURE_ERRORS = ("ConnectionError", "WorkerLostError", "OperationalError
 # sent again: the next attempt meets the same refusal until someone acts.
 BROKER_REFUSALS = {
     "OutOfMemoryError": ("; the broker refused the phase's writes: it is out of memory (its maxmemory "
-                         "is reached, and kubeupgrade's Redis evicts nothing). Give it more (maxmemory "
-                         "in deploy/redis/kubeupgrade-redis.conf, or `CONFIG SET maxmemory`) or free some "
-                         "(`kubeupgrade prune`), then `kubeupgrade retry`"),
+                         f"is reached, and kubeupgrade's Redis evicts nothing). {MORE_MEMORY}, then "
+                         "`kubeupgrade retry`"),
     "NoPermissionError": ("; the broker refused the phase's writes to its ACL user: give the worker the "
                           "role deploy/redis names for it (`kubeupgrade keys broker-users`), then "
                           "`kubeupgrade retry`"),

@@ -19,6 +19,7 @@ the node's own queue): only differences of its readings are used.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import redis
@@ -80,4 +81,4 @@ def _number(text: bytes | str | None, default: float) -> float:
         value = float(text) if text is not None else default
     except (TypeError, ValueError):
         return default
-    return value if value == value and abs(value) != float("inf") else default  # noqa: PLR0124 - NaN
+    return value if math.isfinite(value) else default

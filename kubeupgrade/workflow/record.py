@@ -643,9 +643,9 @@ class CampaignStore:
     def with_details(self, campaign_id: str, doc: CampaignRecord,
                      damaged: list[str] | None = None) -> CampaignRecord:
         """`doc` with the details kept apart filled in where the record used to hold them
-        (status, export): live_versions, and each hop's schedule, packages and verification.
-        With `damaged` (status: a view, which must still show the rest), a damaged detail is
-        named there and left out instead of raised."""
+        (status, export): the plan, live_versions, and each hop's schedule, packages and
+        verification. With `damaged` (status: a view, which must still show the rest), a damaged
+        detail is named there and left out instead of raised."""
         def read(detail: Callable[..., Any], empty: Any, *args: Any) -> Any:
             try:
                 return detail(campaign_id, *args)
@@ -655,6 +655,7 @@ class CampaignStore:
                 damaged.append(error.summary)
                 return empty
 
+        doc["plan"] = read(self.plan, None, doc)
         doc["live_versions"] = read(self.live_versions, {}, doc)
         for index, hop in enumerate(doc["hops"]):
             hop["schedule"] = read(self._schedule_dict, None, index, doc)
@@ -685,11 +686,21 @@ class CampaignStore:
         raw = self.redis.hget(key, node)
         return _decode(raw, key, _ENTRY_FIELDS, node) if raw else None
 
-    def entries(self, campaign_id: str, hop: int, *, since_now: bool = False) -> dict[str, NodeEntry]:
+    def entries(self, campaign_id: str, hop: int, *, since_now: bool = False,
+                damaged: list[str] | None = None) -> dict[str, NodeEntry]:
         """Every entry of the hop; with `since_now`, also start tracking changes from here for
-        changed_entry_texts() (the changed set is emptied first, so nothing written after is missed)."""
+        changed_entry_texts() (the changed set is emptied first, so nothing written after is missed).
+        With `damaged` (status: a view), a damaged entry is named there and left out instead of raised."""
         texts = self.entry_texts(campaign_id, hop, since_now=since_now)
-        return {node: self.decode_entry(campaign_id, hop, node, text) for node, text in texts.items()}
+        if damaged is None:
+            return {node: self.decode_entry(campaign_id, hop, node, text) for node, text in texts.items()}
+        entries = {}
+        for node, text in texts.items():
+            try:
+                entries[node] = self.decode_entry(campaign_id, hop, node, text)
+            except DamagedRecord as error:
+                damaged.append(error.summary)
+        return entries
 
     def each_entry(self, campaign_id: str, hop: int) -> Iterator[tuple[str, NodeEntry]]:
         """Every entry of the hop once, decoded one at a time as the caller takes it, read
