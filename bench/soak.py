@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import random
 import shutil
@@ -57,62 +56,47 @@ ALONE = {"damage-record", "pdb-block"}
 AGENT_TIMEOUT = 20  # seconds, in every soak campaign
 
 
-def freeze(stack: Stack, name: str, delay: float, seconds: float) -> callable:
-    """SIGSTOP a process group after `delay` for `seconds` (or until cleared), then SIGCONT."""
+def for_a_while(delay: float, seconds: float, begin: callable, end: callable) -> callable:
+    """`begin()` after `delay`, then `end()` `seconds` later, or at once when cleared (in a
+    thread); returns the clear, which also ends it."""
     cleared = threading.Event()
-
-    def resume() -> None:
-        process = stack.processes.get(name)
-        if process is not None and process.poll() is None:
-            os.killpg(process.pid, signal.SIGCONT)
 
     def run() -> None:
         if cleared.wait(delay):
             return
-        process = stack.processes.get(name)
-        if process is None or process.poll() is not None:
-            return
-        os.killpg(process.pid, signal.SIGSTOP)
+        begin()
         cleared.wait(seconds)
-        resume()
+        end()
 
     threading.Thread(target=run, daemon=True).start()
 
     def clear() -> None:
         cleared.set()
-        resume()
+        end()
 
     return clear
+
+
+def freeze(stack: Stack, name: str, delay: float, seconds: float) -> callable:
+    """SIGSTOP a process group after `delay` for `seconds` (or until cleared), then SIGCONT."""
+    def send(sig: int) -> None:
+        process = stack.processes.get(name)
+        if process is not None and process.poll() is None:
+            os.killpg(process.pid, sig)
+
+    return for_a_while(delay, seconds, lambda: send(signal.SIGSTOP), lambda: send(signal.SIGCONT))
 
 
 def freeze_api(box: Sandbox, delay: float, seconds: float) -> callable:
     """SIGSTOP the API server after `delay` for `seconds`: connects still complete (the listen
     backlog), nothing answers, so every client waits out its timeouts."""
-    cleared = threading.Event()
+    def send(sig: int) -> None:
+        pid = box.api_pid()
+        if pid is not None:
+            with contextlib.suppress(OSError):
+                os.kill(pid, sig)
 
-    def pid() -> int | None:
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            return int(json.loads(box.paths.apiserver_pid.read_text())["pid"])
-        return None
-
-    def signal_it(sig: int) -> None:
-        with contextlib.suppress(OSError, TypeError):
-            os.kill(pid(), sig)  # type: ignore[arg-type]
-
-    def run() -> None:
-        if cleared.wait(delay):
-            return
-        signal_it(signal.SIGSTOP)
-        cleared.wait(seconds)
-        signal_it(signal.SIGCONT)
-
-    threading.Thread(target=run, daemon=True).start()
-
-    def clear() -> None:
-        cleared.set()
-        signal_it(signal.SIGCONT)
-
-    return clear
+    return for_a_while(delay, seconds, lambda: send(signal.SIGSTOP), lambda: send(signal.SIGCONT))
 
 
 def broker_full(stack: Stack, delay: float, seconds: float) -> callable:
@@ -120,28 +104,17 @@ def broker_full(stack: Stack, delay: float, seconds: float) -> callable:
     nothing, so it refuses writes), then lifted."""
     import redis
 
-    cleared = threading.Event()
     client = redis.Redis.from_url(stack.broker_for("admin"))  # CONFIG is an administrator's
+
+    def fill() -> None:
+        with contextlib.suppress(redis.RedisError):
+            client.config_set("maxmemory", int(client.info("memory")["used_memory"]) // 2)
 
     def lift() -> None:
         with contextlib.suppress(redis.RedisError):
             client.config_set("maxmemory", 0)
 
-    def run() -> None:
-        if cleared.wait(delay):
-            return
-        with contextlib.suppress(redis.RedisError):
-            client.config_set("maxmemory", int(client.info("memory")["used_memory"]) // 2)
-        cleared.wait(seconds)
-        lift()
-
-    threading.Thread(target=run, daemon=True).start()
-
-    def clear() -> None:
-        cleared.set()
-        lift()
-
-    return clear
+    return for_a_while(delay, seconds, fill, lift)
 
 
 KILLED: list[str] = []  # what kill-command faults killed, "node: argv", said after each campaign

@@ -653,14 +653,21 @@ def test_api_server_away_for_seconds_mid_campaign(make_stack, tmp_path):
     assert_safe(box, 1)
 
 
-def freeze_api_while_kubeadm_reads_it(stack, handle):
-    """SIGSTOP the API server while worker-2's `kubeadm upgrade node` (held by a hang fault) is
-    about to read the cluster, and worker-1 is on its way through its outage: TCP connects still
-    complete, nothing answers, so kubeadm fails on Go's timeouts. Returns the SIGCONT."""
-    wait_for(phase_running(handle, "worker-2", "kubeadm-upgrade-node"), timeout=180)
-    pid = json.loads(stack.sandbox.paths.apiserver_pid.read_text())["pid"]
+def freeze_api_server(box):
+    """SIGSTOP the sandbox's API server: TCP connects still complete (the listen backlog),
+    nothing answers. Returns the SIGCONT."""
+    pid = box.api_pid()
+    assert pid is not None, "the API server is not running"
     os.kill(pid, signal.SIGSTOP)
     return lambda: os.kill(pid, signal.SIGCONT)
+
+
+def freeze_api_while_kubeadm_reads_it(stack, handle):
+    """Freeze the API server while worker-2's `kubeadm upgrade node` (held by a hang fault) is
+    about to read the cluster, and worker-1 is on its way through its outage: kubeadm fails on
+    Go's timeouts. Returns the SIGCONT."""
+    wait_for(phase_running(handle, "worker-2", "kubeadm-upgrade-node"), timeout=180)
+    return freeze_api_server(stack.sandbox)
 
 
 def test_an_api_server_frozen_longer_than_the_retries_is_ridden_out_within_its_tolerance(make_stack, tmp_path):
@@ -704,13 +711,12 @@ def test_a_readiness_wait_does_not_count_the_time_the_api_server_was_frozen(make
     handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1, ready_timeout=8),
                     broker=stack.broker)
     wait_for(phase_running(handle, "worker-1", "restart-kubelet"), timeout=180)
-    pid = json.loads(box.paths.apiserver_pid.read_text())["pid"]
-    os.kill(pid, signal.SIGSTOP)
+    thaw = freeze_api_server(box)
     try:
         wait_for(phase_running(handle, "worker-1", "wait-ready"), timeout=30)
         time.sleep(25)
     finally:
-        os.kill(pid, signal.SIGCONT)
+        thaw()
     state, error = finish(handle)
     assert state == "succeeded", error
     assert phase_record(handle, "worker-1", "wait-ready")["state"] == "succeeded"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import ssl
 import time
@@ -110,40 +111,52 @@ def test_a_process_forked_from_the_controller_keeps_no_connection_of_its_parent(
     assert failures == []
 
 
-def test_a_frozen_api_server_costs_one_connection_a_try_and_the_phase_is_told(make_sandbox, tmp_path):
-    """An API server that accepts connections and never answers (frozen: the kernel completes
-    the connects). urllib3 must not try again on its own: its default is three more tries,
-    silent, each waiting out the request timeout, which made one call last a minute. And a
-    phase is told once the outage has lasted OUTAGE_TOLD_AFTER."""
+@contextlib.contextmanager
+def stand_in_api_server(box, tmp_path, on_connection):
+    """A TCP server in place of the API server (`on_connection(socket)` for each connection it
+    accepts) and a KubeApi whose kubeconfig points at it; yields the API and the connections
+    counted."""
     import socket
     import threading
 
     import yaml
 
-    box = make_sandbox(control_planes=1, workers=1, version="1.30.4")
     accepted = []
-    with socket.create_server(("127.0.0.1", 0)) as frozen:
+    with socket.create_server(("127.0.0.1", 0)) as server:
         def accept():
             while True:
                 try:
-                    accepted.append(frozen.accept()[0])  # kept open, never answered
+                    connection = server.accept()[0]
                 except OSError:
                     return
+                accepted.append(connection)
+                on_connection(connection)
 
         threading.Thread(target=accept, daemon=True).start()
         kubeconfig = yaml.safe_load(box.kubeconfig.read_text())
-        kubeconfig["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{frozen.getsockname()[1]}"
-        (tmp_path / "frozen.conf").write_text(yaml.safe_dump(kubeconfig))
-        api = KubeApi(str(tmp_path / "frozen.conf"))
+        kubeconfig["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{server.getsockname()[1]}"
+        (tmp_path / "stand-in.conf").write_text(yaml.safe_dump(kubeconfig))
+        try:
+            yield KubeApi(str(tmp_path / "stand-in.conf")), accepted
+        finally:
+            for connection in accepted:
+                connection.close()
+
+
+def test_a_frozen_api_server_costs_one_connection_a_try_and_the_phase_is_told(make_sandbox, tmp_path):
+    """An API server that accepts connections and never answers (frozen: the kernel completes
+    the connects). urllib3 must not try again on its own: its default is three more tries,
+    silent, each waiting out the request timeout, which made one call last a minute. And a
+    phase is told once the outage has lasted OUTAGE_TOLD_AFTER."""
+    box = make_sandbox(control_planes=1, workers=1, version="1.30.4")
+    told = []
+    with stand_in_api_server(box, tmp_path, lambda connection: None) as (api, accepted):  # never answered
         with pytest.raises(KubeUnavailable, match="unreachable"):
             api.call("read node cp-1", api.core.read_node, "cp-1", _request_timeout=0.3)
         assert len(accepted) == 1
-        told = []
         with pytest.raises(KubeUnavailable, match="still failing after 6s"):
             api.tolerating(6, on_outage=told.append).call("read node cp-1", api.core.read_node, "cp-1",
                                                             _request_timeout=0.3)
-        for connection in accepted:
-            connection.close()
     assert len(told) == 1 and told[0].startswith("waiting for the API server (unavailable for ")
     assert "read node cp-1: API server unreachable" in told[0]
     assert told[0].endswith("retried for up to 6s (policies.api_outage_tolerance)")
@@ -154,29 +167,9 @@ def test_a_connection_dropped_under_a_call_tolerating_nothing_is_tried_once_more
     doctor) still gets one immediate second try when its connection is dropped under it (a
     kept-alive connection the server closed as it was reused), as urllib3 gave it silently;
     never a third."""
-    import socket
-    import threading
-
-    import yaml
-
     box = make_sandbox(control_planes=1, workers=1, version="1.30.4")
-    accepted = []
-    with socket.create_server(("127.0.0.1", 0)) as dropping:
-        def accept():
-            while True:
-                try:
-                    connection = dropping.accept()[0]
-                except OSError:
-                    return
-                accepted.append(1)
-                connection.close()  # dropped before any answer
-
-        threading.Thread(target=accept, daemon=True).start()
-        kubeconfig = yaml.safe_load(box.kubeconfig.read_text())
-        kubeconfig["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{dropping.getsockname()[1]}"
-        (tmp_path / "dropping.conf").write_text(yaml.safe_dump(kubeconfig))
-        api = KubeApi(str(tmp_path / "dropping.conf"))
+    with stand_in_api_server(box, tmp_path, lambda connection: connection.close()) as (api, accepted):
         with pytest.raises(KubeUnavailable, match="read node cp-1: API server unreachable"):
             api.call("read node cp-1", api.core.read_node, "cp-1", _request_timeout=2)
         time.sleep(0.2)
-    assert len(accepted) == 2
+        assert len(accepted) == 2
