@@ -134,7 +134,10 @@ def run_farm(sandbox_dir: Path, broker: str, nodes: Sequence[str] | None = None,
     def leave(**_: object) -> None:
         agent_identity.serve(None)
 
-    run_worker(app, ["worker", "-Q", ",".join(served), "-n", f"{name}@%h", "-P", "threads",
+    from kubeupgrade.workflow.thread_pool import POOL_NAME
+
+    app.conf.worker_pool = POOL_NAME  # threads, each end of a task reported (thread_pool.py)
+    run_worker(app, ["worker", "-Q", ",".join(served), "-n", f"{name}@%h",
                      "-c", str(concurrency), "--prefetch-multiplier", "1", "-E", "--without-gossip",
                      "--without-mingle", "--without-heartbeat", "-l", loglevel])
 

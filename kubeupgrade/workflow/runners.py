@@ -94,13 +94,15 @@ def run_agent(node: str, broker: str, *, host_root: str = "/", path: str = "",
                                                         "machine_id": machine}))
 
     # Windows has no fork: its agent runs the task in a thread (the liveness threads and the
-    # command's own timeout work the same way).
+    # command's own timeout work the same way), in a pool that reports every end of a task
+    # (thread_pool.py). Chosen by the configuration: `-P` takes only Celery's own pool names.
+    from kubeupgrade.workflow.thread_pool import POOL_NAME
     from workers.host_context import detect_family
 
-    pool = "threads" if detect_family().value == "windows" else "prefork"
+    app.conf.worker_pool = POOL_NAME if detect_family().value == "windows" else "prefork"
     share_heap_with_pool()
     run_worker(app, ["worker", "-Q", node_queue(node), "-n", agent_hostname(node),
-                     "-P", pool, "-c", "1", "--prefetch-multiplier", "1", "-E",
+                     "-c", "1", "--prefetch-multiplier", "1", "-E",
                      "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", loglevel])
 
 
@@ -282,15 +284,49 @@ def load_cluster_client() -> None:
         importlib.import_module(f"kubeupgrade.kube.{module.name}")
 
 
+# How many times in a row this command has restarted itself, carried across the exec.
+RESTARTS_ENV = "KUBEUPGRADE_RESTARTS_IN_A_ROW"
+STARTED = time.monotonic()  # when this process began (an exec starts it over)
+RESTART_PAUSE_MAX = 10.0  # seconds
+SETTLED_AFTER = 60.0  # seconds up before a restart counts as the first again
+
+
+def restart_pause(in_a_row: int, uptime: float) -> float:
+    """Seconds to wait before restarting: 1 s, doubling with each restart in a row up to
+    RESTART_PAUSE_MAX, and 1 s again once the process had run SETTLED_AFTER. A broker that
+    refuses what a worker does at start (out of memory, say) would otherwise have every agent
+    restart every second and a half for as long as it lasts, all against that broker."""
+    if uptime >= SETTLED_AFTER:
+        return 1.0
+    return min(RESTART_PAUSE_MAX, 2.0 ** max(0, in_a_row))
+
+
+def _restarts_in_a_row() -> int:
+    try:
+        return max(0, int(os.environ.get(RESTARTS_ENV, "0")))
+    except ValueError:
+        return 0
+
+
 class _RestartOnUnrecoverable(logging.Handler):
     """Some broker reconnections end in Celery's "Unrecoverable error" (a closed kombu channel
-    meets a reconnecting redis client), after which the worker hangs while stopping. Treat it
-    like a crash: restart this very command (as systemd's Restart=always would, but sooner).
-    Tasks in flight are redelivered or, if not, re-sent by the dispatcher's lost-task check."""
+    meets a reconnecting redis client; a broker out of memory refuses an acknowledgement),
+    after which the worker hangs while stopping. Treat it like a crash: restart this very
+    command (as systemd's Restart=always would, but sooner), pausing longer each time in a row
+    (restart_pause). Tasks in flight are redelivered or, if not, re-sent by the dispatcher's
+    lost-task check."""
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.levelno >= logging.CRITICAL and "Unrecoverable error" in record.getMessage():
-            threading.Timer(1.0, _restart_self).start()
+            threading.Timer(_pause_before_restart(), _restart_self).start()
+
+
+def _pause_before_restart() -> float:
+    uptime = time.monotonic() - STARTED
+    pause = restart_pause(_restarts_in_a_row(), uptime)
+    os.environ[RESTARTS_ENV] = "0" if uptime >= SETTLED_AFTER else str(_restarts_in_a_row() + 1)
+    logging.getLogger("kubeupgrade").warning("restarting in %gs", pause)
+    return pause
 
 
 def _restart_self() -> None:
@@ -342,8 +378,8 @@ def run_worker(app: Celery, argv: list[str]) -> None:
     if code != 0:
         if os.name != "posix":  # the Windows service restarts it (NSSM: AppExit Restart)
             sys.exit(code)
-        logging.getLogger("kubeupgrade").warning("worker exited with %s; restarting in 2s", code)
-        time.sleep(2)
+        logging.getLogger("kubeupgrade").warning("worker exited with %s", code)
+        time.sleep(_pause_before_restart())
         os.execv(sys.executable, _own_argv())
     sys.exit(0)
 

@@ -782,6 +782,31 @@ def test_a_broker_out_of_memory_is_named_by_status_and_the_campaign_finishes_onc
     assert_safe(box, 1)
 
 
+def test_a_windows_agent_whose_task_ends_while_the_broker_is_out_of_memory_takes_its_next_task(
+        make_stack, tmp_path):
+    """A Windows agent runs its task in a thread. When its phase ends while the broker refuses
+    writes, neither the phase's end nor the task's failure can be stored; the agent must still
+    end the task and take the next one from its queue once the broker has memory, instead of
+    beating with its queue filling."""
+    import redis
+
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="windows")
+    box = stack.sandbox
+    box.add_fault("hang", node="worker-1", command="sc.exe stop kubelet", seconds=4.0, count=1)
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1, agent_timeout=20),
+                    broker=stack.broker)
+    wait_for(phase_running(handle, "worker-1", "install-kubelet"), timeout=180)
+    broker = redis.Redis.from_url(stack.broker)
+    broker.config_set("maxmemory", int(broker.info("memory")["used_memory"]) // 2)
+    try:
+        time.sleep(12)  # the stop ends (4 s) and its phase's end is refused
+    finally:
+        broker.config_set("maxmemory", 0)
+    converges(handle)
+    assert {r.version for r in box.node_rows()} == {"v1.31.14"}
+    assert_safe(box, 1)
+
+
 def test_missing_agent_fails_naming_the_node(make_stack, tmp_path):
     stack = make_stack(control_planes=1, workers=2, version="1.30.4")
     stack.stop("agent-worker-2")
