@@ -327,12 +327,16 @@ def main() -> int:
                         help="faults injected into each campaign at once (distinct kinds)")
     parser.add_argument("--kinds", nargs="+", choices=FAULTS, default=FAULTS, metavar="KIND",
                         help=f"draw only these kinds of fault ({', '.join(FAULTS)})")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the sandbox (its logs, state and command logs) when a campaign fails")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     total_retries = total_checks = 0
     previous: str | None = None
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
+    with contextlib.ExitStack() as cleanup:
+        workdir = Path(tempfile.mkdtemp(prefix="kubeupgrade-soak-"))
+        kept = [False]
+        cleanup.callback(lambda: kept[0] or shutil.rmtree(workdir, ignore_errors=True))
         box, _ = Sandbox.up(workdir / "sandbox", control_planes=2, workers=3, version="1.29.8",
                             os_family="mixed", time_scale=0.005, seed=args.seed)
         stack = Stack(box, visibility_timeout=15)
@@ -388,6 +392,9 @@ def main() -> int:
                     KILLED.clear()
                 if state != "succeeded" or problems:
                     print(f"   error: {handle.status().get('error')} problems: {problems}")
+                    if args.keep:
+                        kept[0] = True
+                        print(f"   kept: {workdir} (campaign {handle.id})")
                     return 1
         finally:
             stack.stop_all()

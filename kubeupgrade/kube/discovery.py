@@ -14,6 +14,9 @@ from kubeupgrade.model.campaign import NodeSpec, OsFamily, Role
 from kubeupgrade.model.versions import KubeVersion, parse_version
 
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
+# The components `kubeadm upgrade apply|node` replaces on a control plane, one after another
+# (etcd keeps versions of its own).
+CONTROL_PLANE_COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 
 
 def control_plane_pods(api: KubeApi) -> list[dict[str, Any]]:
@@ -102,18 +105,26 @@ def node_spec(node: dict[str, Any], images: dict[str, dict[str, str]],
     name = node["metadata"]["name"]
     labels = node["metadata"].get("labels") or {}
     control_plane = CONTROL_PLANE_LABEL in labels
-    apiserver = images.get(name, {}).get("kube-apiserver")
     return NodeSpec(
         name=name,
         role=Role.CONTROL_PLANE if control_plane else Role.WORKER,
         kubelet=_version_of(name, "status.nodeInfo.kubeletVersion", kubelet_version(node)),
-        control_plane=_version_of(name, "its kube-apiserver mirror pod's image tag", apiserver)
-        if control_plane and apiserver else None,
+        control_plane=control_plane_version(name, images.get(name, {})) if control_plane else None,
         os=(os_families or {}).get(name) or _windows(labels),
         labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())),
         machine_id=machine_id_of(node),
         left_cordoned_by=cordoned_by(node),
     )
+
+
+def control_plane_version(node: str, components: dict[str, str]) -> KubeVersion | None:
+    """The version a control plane runs: the oldest of its components' (None if it shows none).
+    kubeadm replaces them one at a time, and rolls every one back when one does not come up;
+    seen half-way (a `kubeadm upgrade node` still running, as one of a lost campaign's can be),
+    a new kube-apiserver beside an old scheduler is not a control plane at the new version."""
+    versions = [_version_of(node, f"its {component} mirror pod's image tag", components[component])
+                for component in CONTROL_PLANE_COMPONENTS if component in components]
+    return min(versions) if versions else None
 
 
 def machine_id_of(node: dict[str, Any]) -> str | None:

@@ -65,6 +65,24 @@ def test_a_control_plane_whose_apiserver_image_tag_is_not_a_version_is_named():
         node_spec(node, {"cp-1": {"kube-apiserver": "latest"}})
 
 
+def test_a_control_plane_half_way_through_kubeadm_is_at_its_oldest_components_version():
+    """kubeadm replaces kube-apiserver first: seen then, the node is not yet at the new version
+    (a campaign that took it so planned no `kubeadm upgrade node` there, and kubeadm rolled the
+    node back under it)."""
+    from kubeupgrade.errors import InvalidInput
+    from kubeupgrade.kube.discovery import node_spec
+
+    node = {"metadata": {"name": "cp-2", "labels": {"node-role.kubernetes.io/control-plane": ""}},
+            "status": {"nodeInfo": {"kubeletVersion": "v1.30.2"}}}
+    half_way = {"kube-apiserver": "v1.30.5", "kube-controller-manager": "v1.30.2",
+                "kube-scheduler": "v1.30.2", "etcd": "3.5.12-0"}
+    assert node_spec(node, {"cp-2": half_way}).control_plane.tag == "v1.30.2"
+    done = {**half_way, "kube-controller-manager": "v1.30.5", "kube-scheduler": "v1.30.5"}
+    assert node_spec(node, {"cp-2": done}).control_plane.tag == "v1.30.5"
+    with pytest.raises(InvalidInput, match=r"^node cp-2: its kube-scheduler mirror pod's image tag: 'latest'"):
+        node_spec(node, {"cp-2": {**done, "kube-scheduler": "latest"}})
+
+
 @pytest.mark.parametrize(("reported", "kept"), [("9762d1444d0150608f112d7dba4a761f", "9762d1444d0150608f112d7dba4a761f"),
                                                 (" 9762d1444d0150608f112d7dba4a761f\n", "9762d1444d0150608f112d7dba4a761f"),
                                                 ("", None), (None, None), (42, None)])
