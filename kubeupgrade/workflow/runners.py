@@ -316,8 +316,12 @@ class _RestartOnUnrecoverable(logging.Handler):
     (restart_pause). Tasks in flight are redelivered or, if not, re-sent by the dispatcher's
     lost-task check."""
 
+    restarting = threading.Event()  # once per process: a second such line changes nothing
+
     def emit(self, record: logging.LogRecord) -> None:
-        if record.levelno >= logging.CRITICAL and "Unrecoverable error" in record.getMessage():
+        if (record.levelno >= logging.CRITICAL and "Unrecoverable error" in record.getMessage()
+                and not self.restarting.is_set()):
+            self.restarting.set()
             threading.Timer(_pause_before_restart(), _restart_self).start()
 
 
