@@ -23,7 +23,8 @@ from celery.concurrency.base import apply_target
 
 log = logging.getLogger("kubeupgrade.agent")
 
-# `-P` takes a pool by its import path (celery.concurrency.get_implementation).
+# For the `worker_pool` setting, which takes a pool by its import path (Celery's `-P` takes
+# only the names of its own pools).
 POOL_NAME = "kubeupgrade.workflow.thread_pool:TaskPool"
 
 
