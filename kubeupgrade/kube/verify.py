@@ -20,10 +20,20 @@ class VerificationRow:
     schedulable: bool
 
 
+@dataclass(frozen=True)
+class Verification:
+    rows: list[VerificationRow]
+    problems: list[str]  # empty when the hop is complete
+    # Whether a component is at another version than the target: after every planned phase
+    # succeeded, the cluster changed under the campaign (kubeadm rolled a control plane back,
+    # or someone else acted), which no retry of the verification mends.
+    versions_behind: bool
+
+
 def verify_cluster(api: KubeApi, version: KubeVersion,
-                   left_alone: frozenset[str] = frozenset()) -> tuple[list[VerificationRow], list[str]]:
-    """The verification table and the problems found (empty when the hop is complete). Workers
-    `left_alone` (out of the campaign's scope) must be Ready but keep their kubelet."""
+                   left_alone: frozenset[str] = frozenset()) -> Verification:
+    """The verification table and the problems found. Workers `left_alone` (out of the
+    campaign's scope) must be Ready but keep their kubelet."""
     images = control_plane_images(api)
 
     def row_of(node: dict[str, Any]) -> VerificationRow:
@@ -35,6 +45,7 @@ def verify_cluster(api: KubeApi, version: KubeVersion,
     # is ~18 MB of JSON.
     rows = read_nodes(api, row_of)
     problems = []
+    behind = False
     for row in rows:
         name = row.name
         components = images.get(name, {})
@@ -43,20 +54,24 @@ def verify_cluster(api: KubeApi, version: KubeVersion,
             problems.append(f"node {name} is not Ready")
         if row.kubelet != version.tag and name not in left_alone:
             problems.append(f"node {name} kubelet is {row.kubelet}, expected {version.tag}")
+            behind = True
         if stale:
             problems.append(f"node {name} static pods not at {version.tag}: {', '.join(stale)}")
+            behind = True
     proxy = api.call("read kube-proxy", api.apps.read_namespaced_daemon_set, "kube-proxy", "kube-system")
     proxy_tag = proxy["spec"]["template"]["spec"]["containers"][0]["image"].rsplit(":", 1)[-1]
     if proxy_tag != version.tag:
         problems.append(f"kube-proxy is {proxy_tag}, expected {version.tag}")
+        behind = True
     from kubeupgrade.kube.windows_proxy import stale_images, windows_proxy_daemonsets
 
     for windows_proxy in windows_proxy_daemonsets(api):
         if stale_images(windows_proxy, version):
             problems.append(f"{windows_proxy['metadata']['name']} (kube-proxy for Windows) is not at "
                             f"{version.tag}")
+            behind = True
     coredns = api.call("read coredns", api.apps.read_namespaced_deployment, "coredns", "kube-system")
     status = coredns.get("status", {})
     if status.get("readyReplicas", 0) < coredns["spec"].get("replicas", 1):
         problems.append("CoreDNS is not fully available")
-    return rows, problems
+    return Verification(rows, problems, behind)

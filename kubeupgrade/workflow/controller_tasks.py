@@ -356,13 +356,17 @@ def verify(job: Job) -> StepOutcome:
     if broken or left:
         found = broken + ([f"still cordoned by this campaign: {', '.join(left)}"] if left else [])
         raise PermanentError("verification: " + "; ".join(found))
-    rows, problems = verify_cluster(api, job.version, frozenset(schedule.left_alone))
+    verification = verify_cluster(api, job.version, frozenset(schedule.left_alone))
 
-    found = [row.__dict__ for row in rows]
+    found = [row.__dict__ for row in verification.rows]
     job.record_finding(also=lambda pipe: job.store.put_verification(job.campaign_id, job.hop, found, pipe))
-    if problems:
-        raise TemporaryError("verification: " + "; ".join(problems))
-    return StepOutcome(DONE, f"{len(rows)} nodes Ready at {job.version.tag}")
+    if verification.problems:
+        remedy = (f" (every planned phase succeeded, so the cluster changed after this campaign "
+                  f"planned it; a retry only verifies again: `kubeupgrade abort {job.campaign_id}`, "
+                  f"then submit the campaign again, which plans what remains)"
+                  if verification.versions_behind else "")
+        raise TemporaryError("verification: " + "; ".join(verification.problems) + remedy)
+    return StepOutcome(DONE, f"{len(verification.rows)} nodes Ready at {job.version.tag}")
 
 
 def _released(entry: dict[str, Any]) -> None:
