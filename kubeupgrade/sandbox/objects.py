@@ -360,6 +360,7 @@ def initial_objects(config: dict[str, Any], extra: dict[str, list[dict[str, Any]
     for deployment in deployments:
         rs = replica_set_for(deployment, rng)
         out["replicasets"].append(rs)
+        ready = 0
         for _ in range(deployment["spec"]["replicas"]):
             pod = pod_from_template(rs, rng)
             pod.update(apiVersion="v1", kind="Pod")
@@ -371,15 +372,29 @@ def initial_objects(config: dict[str, Any], extra: dict[str, list[dict[str, Any]
                 load[target["metadata"]["name"]] = load.get(target["metadata"]["name"], 0) + 1
                 bind_pod(pod, target)
                 set_pod_ready(pod, True)
+                ready += 1
             out["pods"].append(pod)
+        # A running cluster's controllers have reported already: a reader of the status (the
+        # verification, `kubectl get deploy`) sees it from the first request, not after the
+        # sandbox's controller has made its first pass.
+        replicas = deployment["spec"]["replicas"]
+        rs["status"] = {"replicas": replicas, "fullyLabeledReplicas": replicas, "readyReplicas": ready,
+                        "availableReplicas": ready, "observedGeneration": 1}
+        deployment["status"] = {"observedGeneration": 1, "replicas": replicas, "updatedReplicas": replicas,
+                                "readyReplicas": ready, "availableReplicas": ready}
     for ds in daemonsets:
-        for node in (n for n in nodes if selects(ds, n)):
+        selected = [n for n in nodes if selects(ds, n)]
+        for node in selected:
             pod = pod_from_template(ds, rng)
             pod.update(apiVersion="v1", kind="Pod")
             pod["metadata"].update(uid=str(uuid.uuid4()), creationTimestamp=stamp, resourceVersion="1")
             bind_pod(pod, node)
             set_pod_ready(pod, True)
             out["pods"].append(pod)
+        count = len(selected)
+        ds["status"] = {"desiredNumberScheduled": count, "currentNumberScheduled": count, "numberReady": count,
+                        "updatedNumberScheduled": count, "numberAvailable": count, "numberMisscheduled": 0,
+                        "observedGeneration": 1}
     for name, spec in (("web", {"maxUnavailable": 1}), ("api", {"minAvailable": 2})) if workload else ():
         out["poddisruptionbudgets"].append({
             "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
