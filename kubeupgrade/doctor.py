@@ -22,8 +22,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from kubeupgrade import __version__
+from kubeupgrade.model.wording import some_names
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+NAMED = 10  # nodes named in a finding; the count of the others follows
 
 
 @dataclass(frozen=True)
@@ -193,17 +195,17 @@ def check_agents(client: Any, nodes: list[str], key: str | None,
     described = agent_descriptions(client, nodes)
     silent = [n for n in nodes if n not in described]
     rows = [Check("agents", not silent, f"{len(described)}/{len(nodes)} live" +
-                  (f"; none on: {_names(silent)}" if silent else ""),
+                  (f"; none on: {some_names(silent, NAMED)}" if silent else ""),
                   "start kubeupgrade-agent on those nodes (`kubeupgrade bootstrap agents` installs it)")]
     other = [n for n, d in described.items() if d.get("version") != __version__]
     rows.append(Check("agent versions", not other, f"all {__version__}" if not other else
-                      "another version on: " + _names([f"{n} ({described[n].get('version', 'unknown')})"
-                                                       for n in other]),
+                      "another version on: " + some_names(
+                          [f"{n} ({described[n].get('version', 'unknown')})" for n in other], NAMED),
                       f"install kubeupgrade {__version__} on those nodes"))
     unsigned = [n for n, d in described.items() if d.get("signed_messages") is not True]
     rows.append(Check("agents verify messages", not unsigned,
                       "every live agent accepts only signed tasks" if not unsigned else
-                      "unsigned tasks accepted on: " + _names(unsigned),
+                      "unsigned tasks accepted on: " + some_names(unsigned, NAMED),
                       "give those agents KUBEUPGRADE_MESSAGE_KEY/CERT/TRUST (kubeupgrade keys "
                       "messages) and drop --unsigned-messages"))
     if machine_ids:
@@ -212,7 +214,7 @@ def check_agents(client: Any, nodes: list[str], key: str | None,
         distrustful = [n for n, d in described.items() if key not in (d.get("trusts") or [])]
         rows.append(Check("agents trust the key", not distrustful,
                           f"every live agent trusts key {key}" if not distrustful else
-                          f"key {key} is not trusted on: {_names(distrustful)}",
+                          f"key {key} is not trusted on: {some_names(distrustful, NAMED)}",
                           "install operator.pub in /etc/kubeupgrade/trusted on those nodes "
                           "(`kubeupgrade bootstrap agents --trusted-key`)"))
     return rows
@@ -230,7 +232,7 @@ def check_agent_hosts(described: dict[str, dict[str, object]], machine_ids: dict
             wrong.append(f"{node} (its agent runs on {where})")
     return Check("agents on their own hosts", not wrong,
                  "every live agent that says where it runs is on its node's host" if not wrong else
-                 "elsewhere: " + _names(wrong),
+                 "elsewhere: " + some_names(wrong, NAMED),
                  "start each agent with its own node's --node (kubeupgrade agent --node NAME) on that node")
 
 
@@ -262,13 +264,9 @@ def check_cordons(client: Any, cordons: dict[str, str]) -> Check:
             if states[owner] not in ("pending", "running", "failed", "damaged")]
     return Check("kubeupgrade cordons", not left,
                  "every node a campaign cordoned is one it acts on or names" if not left else
-                 "cordoned by no campaign acting on them: " + _names(left),
+                 "cordoned by no campaign acting on them: " + some_names(left, NAMED),
                  "for a lost campaign, submit it again (it takes them over); otherwise `kubectl "
                  "uncordon NODE` where no upgrade is half done")
-
-
-def _names(names: list[str], shown: int = 10) -> str:
-    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
 def check_message_identity() -> Check:

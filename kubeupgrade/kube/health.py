@@ -14,13 +14,13 @@ from kubeupgrade.kube.client import KubeApi
 from kubeupgrade.kube.discovery import pod_ready, unready_nodes
 from kubeupgrade.kube.drain import namespaced_name
 from kubeupgrade.kube.pages import read_list
+from kubeupgrade.model.wording import some_names
 
 SHOWN = 5  # names per finding; the rest are counted
 
 
 def _named(what: str, names: list[str]) -> str:
-    more = f" and {len(names) - SHOWN} more" if len(names) > SHOWN else ""
-    return f"{what}: {', '.join(names[:SHOWN])}{more}"
+    return f"{what}: {some_names(names, SHOWN)}"
 
 
 def _ready(pod: dict[str, Any]) -> bool:

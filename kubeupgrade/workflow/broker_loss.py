@@ -31,6 +31,7 @@ from typing import Any
 
 import redis
 
+from kubeupgrade.model.wording import some_names
 from kubeupgrade.workflow.names import valid_campaign_id, valid_node_name
 
 EPOCH_KEY = "ku:broker:epoch"
@@ -60,10 +61,10 @@ class LostCampaign:
                 f"broker's data (found gone at {at}: redis-server restarted without its AOF, or "
                 "flushed?)")
         if self.cordoned:
-            text += (f"; nodes it held cordoned: {_names(self.cordoned)} (annotated "
+            text += (f"; nodes it held cordoned: {some_names(self.cordoned, NAMED)} (annotated "
                      f"kubeupgrade.io/cordoned-by={self.id})")
         if self.running:
-            text += f"; running then: {_names(self.running)}"
+            text += f"; running then: {some_names(self.running, NAMED)}"
         again = f"`kubeupgrade submit {self.source}`" if self.source else "submit the campaign"
         return (text + f". {again} again: it adopts the nodes an earlier campaign left cordoned"
                 " and counts them out of service until then")
@@ -101,14 +102,9 @@ def unknown_cordons_told(held: list[str]) -> str:
     """The event naming nodes ("node (campaign)") cordoned by a campaign this broker knows
     neither by its record nor by a notice: left as they are (see the module's docstring)."""
     return ("cordoned by a kubeupgrade campaign this broker does not know, left as they are and "
-            f"counted out of service: {_names(tuple(sorted(held)))} (an operator's cordon over an "
+            f"counted out of service: {some_names(tuple(sorted(held)), NAMED)} (an operator's cordon over an "
             "annotation an uncordon by hand left behind, or a campaign lost unseen: `kubectl "
             "uncordon` once you know)")
-
-
-def _names(names: tuple[str, ...]) -> str:
-    shown = ", ".join(names[:NAMED])
-    return shown + (f" and {len(names) - NAMED} more" if len(names) > NAMED else "")
 
 
 class BrokerEpoch:

@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 from kubeupgrade.model.campaign import WorkerStrategy
 from kubeupgrade.model.phases import names_where
+from kubeupgrade.model.wording import some_names
 from kubeupgrade.planning.scheduling import (
     HOLDING_A_SLOT,
     NodeState,
@@ -204,9 +205,8 @@ def held_back_told(held: Sequence[HeldBack], why: Mapping[str, str]) -> str:
     parts = []
     for hold in held:
         who = f"{len(hold.outside)} worker(s) out of service outside this campaign"
-        named = ", ".join(f"{name} ({why.get(name, 'out of service')})" for name in hold.outside[:10])
-        more = f" and {len(hold.outside) - 10} more" if len(hold.outside) > 10 else ""
-        parts.append(f"{hold.named} is full: {'its own outages and ' if hold.own else ''}{who}: {named}{more}")
+        named = some_names([f"{name} ({why.get(name, 'out of service')})" for name in hold.outside], 10)
+        parts.append(f"{hold.named} is full: {'its own outages and ' if hold.own else ''}{who}: {named}")
     pools = sorted({hold.pool for hold in held})
     which = "" if "" in pools else f" of pool {', '.join(pools)}"
     return (f"waiting: {'; '.join(parts)}; no other worker{which} begins an outage until one is "
