@@ -21,7 +21,8 @@ from typing import Any
 
 import redis
 
-from kubeupgrade.workflow.record import NOTIFY_QUEUE
+from kubeupgrade.workflow.names import valid_campaign_id
+from kubeupgrade.workflow.record import NOTIFY_QUEUE, CampaignStore
 
 log = logging.getLogger("kubeupgrade.notify")
 
@@ -45,6 +46,7 @@ class Notifier:
     def __init__(self, client: redis.Redis, post: Callable[[str, dict[str, Any]], None] = post_json,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.redis = client
+        self.store = CampaignStore(client)
         self.post = post
         self.sleep = sleep
 
@@ -84,9 +86,10 @@ class Notifier:
         except ValueError:
             log.error("undecodable notification dropped: %.200s", raw)
         else:
+            campaign = item.get("campaign")
             for url in self.deliver(item):
-                self.redis.lpush(f"ku:c:{item.get('campaign')}:events", json.dumps(
-                    {"t": time.time(), "message": f"notification to {url} failed after {ATTEMPTS} attempts"}))
+                if valid_campaign_id(campaign):
+                    self.store.event(campaign, f"notification to {url} failed after {ATTEMPTS} attempts")
         self.redis.lrem(SENDING, 1, raw)
         return True
 

@@ -107,6 +107,18 @@ end
 return taken
 """
 
+# KEYS[1] a campaign's record, KEYS[2] its event log; ARGV[1] the event, ARGV[2] the cap.
+# An event is written only beside a record: a phase still running for a campaign the broker
+# lost (or retention deleted) would otherwise leave an event log that no record names, which
+# nothing ever expires. Answers 1 if written.
+_ADD_EVENT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('LPUSH', KEYS[2], ARGV[1])
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[2]) - 1)
+return 1
+"""
+EVENTS_KEPT = 500  # newest events per campaign
+
 _DOC_FIELDS = {"id": str, "cluster": str, "state": str, "hops": list, "current_hop": int,
                "campaign": dict}
 _ENTRY_FIELDS = {"node": str, "state": str, "attempt": int, "phases": list}
@@ -227,6 +239,7 @@ class CampaignStore:
         self.redis = client
         self._cas = CompareAndSet(client)
         self._take_changed = client.register_script(_TAKE_CHANGED)
+        self._add_event = client.register_script(_ADD_EVENT)
 
     @classmethod
     def from_url(cls, url: str) -> CampaignStore:
@@ -521,10 +534,11 @@ class CampaignStore:
         doc = doc if doc is not None else self.get(campaign_id)
         return doc.get("plan") if doc else None
 
-    def event(self, campaign_id: str, message: str) -> None:
-        key = f"ku:c:{campaign_id}:events"
-        self.redis.lpush(key, json.dumps({"t": time.time(), "message": message}))
-        self.redis.ltrim(key, 0, 499)
+    def event(self, campaign_id: str, message: str) -> bool:
+        """Add to the campaign's event log; False (nothing written) once its record is gone."""
+        written = self._add_event(keys=[f"ku:c:{campaign_id}", f"ku:c:{campaign_id}:events"],
+                                  args=[json.dumps({"t": time.time(), "message": message}), EVENTS_KEPT])
+        return bool(written)
 
     def events(self, campaign_id: str, limit: int = 50) -> list[dict[str, Any]]:
         key = f"ku:c:{campaign_id}:events"

@@ -12,7 +12,13 @@ import pytest
 
 from kubeupgrade.errors import TemporaryError
 from kubeupgrade.workflow import control
-from kubeupgrade.workflow.record import CampaignConflict, CampaignStore, DamagedRecord, new_phase
+from kubeupgrade.workflow.record import (
+    EVENTS_KEPT,
+    CampaignConflict,
+    CampaignStore,
+    DamagedRecord,
+    new_phase,
+)
 from tests.helpers import begin_sent
 
 pytestmark = pytest.mark.integration
@@ -804,3 +810,36 @@ def test_waiting_on_a_campaign_rides_out_a_frozen_broker(tmp_path):
         os.kill(server.pid, signal.SIGCONT)
         server.kill()
         server.wait(5)
+
+
+def _keys_of(store: CampaignStore, campaign_id: str) -> list[str]:
+    return sorted(store.redis.scan_iter(f"ku:c:{campaign_id}*"))
+
+
+@pytest.mark.parametrize("gone_by", ["broker emptied", "retention", "never created"])
+def test_an_event_for_a_campaign_whose_record_is_gone_leaves_no_key(redis_url, gone_by):
+    """A phase still running for a campaign the broker lost (or retention archived) tells its
+    retry as an event: it must not leave an event log that no record names and nothing expires."""
+    store = store_for(redis_url)
+    campaign_id = store.create("c1", {"cluster": "c1", "target": "1.31"}, "c1.yaml")
+    assert store.event(campaign_id, "worker-1: drain running")
+    assert [e["message"] for e in store.events(campaign_id, 2)] == [
+        "worker-1: drain running", "campaign submitted from c1.yaml"]
+    if gone_by == "broker emptied":
+        store.redis.flushdb()
+    elif gone_by == "retention":
+        store.delete_campaign(campaign_id)
+    else:
+        campaign_id = "c-" + "0" * 12
+    assert not store.event(campaign_id, "cp-2: upgrade-control-plane retrying in 2s: kubeadm failed")
+    assert _keys_of(store, campaign_id) == []
+
+
+def test_the_event_log_keeps_the_newest_events(redis_url):
+    store = store_for(redis_url)
+    campaign_id = store.create("c2", {"cluster": "c2", "target": "1.31"}, "c2.yaml")
+    for n in range(EVENTS_KEPT + 7):
+        store.event(campaign_id, f"event {n}")
+    kept = store.redis.llen(f"ku:c:{campaign_id}:events")
+    assert kept == EVENTS_KEPT
+    assert store.events(campaign_id, 1)[0]["message"] == f"event {EVENTS_KEPT + 6}"
