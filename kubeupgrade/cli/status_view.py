@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -317,7 +318,12 @@ def node_to_dict(doc: dict[str, Any], node: str) -> dict[str, Any]:
         hops.append({"hop": index + 1, "state": display_state(entry, doc["state"]),
                      "attempt": entry["attempt"], "cordoned_by_us": entry.get("cordoned_by_us", False),
                      "repository": entry.get("repository"), "phases": phases})
-    return {"id": doc["id"], "node": node, "hops": hops}
+    # Damage named by the status view (CampaignStore.entries and with_details) for this node:
+    # its entry, a detail kept apart (its live versions, its package), a phase's output tail.
+    # Without it, a node whose entry is damaged would read as not part of the campaign.
+    mine = re.compile(rf" field {re.escape(node)}(/[^:]*)?: ")
+    damaged = [damage for damage in doc.get("damaged") or [] if mine.search(damage)]
+    return {"id": doc["id"], "node": node, "hops": hops, "damaged": damaged}
 
 
 def render_node(doc: dict[str, Any], node: str, *, width: int = 80, plain: bool = False) -> Group:
@@ -342,7 +348,9 @@ def render_node(doc: dict[str, Any], node: str, *, width: int = 80, plain: bool 
                                     or shown["state"] != "failed"):
                 shown = phase
         parts.append(table)
-    if not data["hops"]:
+    for damage in data["damaged"]:
+        parts.append(plain_text(f"Damaged, left out of this view: {damage}", "" if plain else "red"))
+    if not data["hops"] and not data["damaged"]:
         parts.append(plain_text(f"{node} is not part of this campaign"))
     if shown:
         parts.append(plain_text(f"Output of {shown['phase']} (last lines):"))

@@ -174,6 +174,17 @@ def test_status_shows_what_is_readable_and_names_each_damaged_part(redis_url):
     as_json = yaml.safe_load(cli("status", campaign_id, "-o", "json", "--broker", redis_url).stdout)
     assert len(as_json["damaged"]) == 3 and [n["node"] for n in as_json["hops"][0]["nodes"]] == ["worker-1"]
     assert sum(e["message"].startswith("damaged event") for e in as_json["events"]) == 3
+    # One node's view names its own damage, not "not part of this campaign".
+    node = cli("status", campaign_id, "--node", "worker-2", "--broker", redis_url, env={"COLUMNS": "200"})
+    assert node.returncode == 0 and "Traceback" not in node.stderr, node.stderr
+    assert f"Damaged, left out of this view: ku:c:{campaign_id}:hop:0 field worker-2: not JSON" in node.stdout
+    assert "not part of this campaign" not in node.stdout and "worker-1:" not in node.stdout
+    node_json = yaml.safe_load(cli("status", campaign_id, "--node", "worker-1", "-o", "json",
+                                   "--broker", redis_url).stdout)
+    assert [d.split(" (")[0] for d in node_json["damaged"]] == [f"ku:c:{campaign_id}:live field worker-1: not JSON"]
+    assert [hop["hop"] for hop in node_json["hops"]] == [1]
+    absent = cli("status", campaign_id, "--node", "worker-9", "--broker", redis_url)
+    assert "worker-9 is not part of this campaign" in absent.stdout and "Damaged" not in absent.stdout
 
 
 def test_an_active_campaign_with_no_controller_says_it_waits_for_one(redis_url):
