@@ -24,6 +24,7 @@ and by `doctor`. A host command still running finishes under its host's lock.
 from __future__ import annotations
 
 import json
+import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -117,13 +118,49 @@ class BrokerEpoch:
         """Whether the broker's data went since the last call: the epoch this process saw is
         gone or another. Sets an epoch where there is none (a new or emptied broker)."""
         with client.pipeline(transaction=True) as pipe:
-            pipe.set(EPOCH_KEY, uuid.uuid4().hex, nx=True)
+            pipe.set(EPOCH_KEY, f"{uuid.uuid4().hex}@{time.time():.0f}", nx=True)
             pipe.get(EPOCH_KEY)
             _, current = pipe.execute()
         current = current.decode() if isinstance(current, bytes) else current
         lost = self.known is not None and current != self.known
         self.known = current
         return lost
+
+
+def data_began(client: redis.Redis) -> float | None | bool:
+    """When this broker's data began: the time a controller set its epoch (a new broker, or one
+    that came back without its data); False when no epoch is set; None when the epoch does not
+    tell (set by an earlier release, or by hand)."""
+    raw = client.get(EPOCH_KEY)
+    if raw is None:
+        return False
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    _, at, stamp = text.partition("@")
+    try:
+        began = float(stamp) if at else None
+    except ValueError:
+        return None
+    return began if began is not None and math.isfinite(began) and began > 0 else None
+
+
+def unknown_campaign_told(client: redis.Redis, campaign_id: str) -> str:
+    """What `status` says of a campaign this broker knows neither by its record nor by a notice:
+    it may be a mistyped id, or a campaign lost with the broker's data that no controller saw go
+    (it was not acting on it then: stopped, or another controller restarted since)."""
+    began = data_began(client) if valid_campaign_id(campaign_id) else None
+    cordons = (f"nodes it cordoned carry kubeupgrade.io/cordoned-by={campaign_id}, which `kubeupgrade "
+               "doctor` names")
+    if began is False:
+        since = ("this broker holds no epoch: it is new, or it came back without its data and no "
+                 "controller has run against it since")
+    elif began is None:
+        return f"no campaign {campaign_id!r}; `kubeupgrade list` shows the campaigns"
+    else:
+        at = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(began))
+        since = f"this broker's data begins at {at} (a new broker, or one that came back without its data)"
+    return (f"no campaign {campaign_id!r}; {since}: a campaign submitted before then is gone with it "
+            f"and no controller saw it go, so submit it again ({cordons}); `kubeupgrade list` shows "
+            "the campaigns")
 
 
 def keep_notices(client: redis.Redis, lost: list[LostCampaign]) -> list[LostCampaign]:

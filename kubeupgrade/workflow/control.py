@@ -10,7 +10,7 @@ from celery import Celery
 from kubeupgrade.errors import InvalidInput, RuntimeFailure
 from kubeupgrade.model.plan import Phase
 from kubeupgrade.workflow.answers import unanswered
-from kubeupgrade.workflow.broker_loss import lost_campaign
+from kubeupgrade.workflow.broker_loss import lost_campaign, unknown_campaign_told
 from kubeupgrade.workflow.names import CONTROLLER_QUEUE, RELEASE_NODE
 from kubeupgrade.workflow.record import CampaignStore, DamagedRecord, new_attempt
 from kubeupgrade.workflow.restore import RESTORE_SILENT, nodes_to_restore, send_restores
@@ -25,7 +25,7 @@ def require(store: CampaignStore, campaign_id: str) -> dict[str, Any]:
             raise RuntimeFailure(str(error)) from None
         if lost is not None:
             raise RuntimeFailure(lost.explain())
-        raise InvalidInput(f"no campaign {campaign_id!r}; `kubeupgrade list` shows the campaigns")
+        raise InvalidInput(unknown_campaign_told(store.redis, campaign_id))
     return doc
 
 

@@ -4,11 +4,12 @@ Real redis-server, the real dispatcher, the real CLI."""
 
 import subprocess
 import sys
+import time
 
 import pytest
 
 from kubeupgrade.workflow.app import client_app
-from kubeupgrade.workflow.broker_loss import EPOCH_KEY, lost_campaign
+from kubeupgrade.workflow.broker_loss import EPOCH_KEY, data_began, lost_campaign
 from kubeupgrade.workflow.dispatcher import Dispatcher
 from kubeupgrade.workflow.record import LEADER_KEY, CampaignStore
 from tests.integration.test_dispatcher_budget import at_worker_stage
@@ -89,4 +90,27 @@ def test_a_dispatcher_that_was_not_leading_does_not_tell_from_what_it_held_befor
     store.redis.flushall()
     assert dispatcher._lead("token-a")
     assert lost_campaign(store.redis, campaign) is None
-    assert cli(redis_url, "status", campaign).returncode == 2  # no campaign, no notice
+    unknown = cli(redis_url, "status", campaign)
+    assert unknown.returncode == 2 and unknown.stderr.count("\n") == 1  # no campaign, no notice
+    # ... but when this broker's data began, so that a campaign submitted before is known gone.
+    began = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(data_began(store.redis)))
+    assert abs(data_began(store.redis) - time.time()) < 30
+    assert f"no campaign '{campaign}'; this broker's data begins at {began}" in unknown.stderr
+    assert f"kubeupgrade.io/cordoned-by={campaign}" in unknown.stderr
+
+
+def test_status_of_a_campaign_on_a_broker_emptied_with_no_controller_since_says_so(redis_url):
+    store = CampaignStore.from_url(redis_url)
+    campaign = store.create("prod", {"cluster": "prod", "target": "1.31"}, "prod.yaml")
+    store.redis.flushall()
+    gone = cli(redis_url, "status", campaign)
+    assert gone.returncode == 2 and gone.stderr.count("\n") == 1
+    assert "this broker holds no epoch: it is new, or it came back without its data" in gone.stderr
+    # An epoch that does not tell its time (an earlier release's, or set by hand): the plain answer.
+    store.redis.set(EPOCH_KEY, "forged")
+    plain = cli(redis_url, "status", campaign)
+    assert plain.stderr.strip() == f"error: no campaign '{campaign}'; `kubeupgrade list` shows the campaigns"
+    # A malformed id is never echoed into advice.
+    store.redis.delete(EPOCH_KEY)
+    odd = cli(redis_url, "status", "Prod X")
+    assert odd.returncode == 2 and "cordoned-by" not in odd.stderr
