@@ -9,7 +9,7 @@ import yaml
 from kubeupgrade.errors import InvalidInput, PermanentError
 from kubeupgrade.host.kubelet_flags import fails_swap_on
 from kubeupgrade.kube.client import KubeApi
-from kubeupgrade.kube.nodes import cordoned_by, is_ready, kubelet_version, read_nodes
+from kubeupgrade.kube.nodes import cordon_epoch, cordoned_by, is_ready, kubelet_version, read_nodes
 from kubeupgrade.model.campaign import NodeSpec, OsFamily, Role
 from kubeupgrade.model.versions import KubeVersion, parse_version
 
@@ -114,6 +114,7 @@ def node_spec(node: dict[str, Any], images: dict[str, dict[str, str]],
         labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())),
         machine_id=machine_id_of(node),
         left_cordoned_by=cordoned_by(node),
+        left_cordon_epoch=cordon_epoch(node),
     )
 
 

@@ -63,6 +63,9 @@ class NodeSpec:
     # node cordoned (kubeupgrade.io/cordoned-by), read at acceptance. A campaign takes such a
     # node over, even one already at its target, so that it is released (planning/planner.py).
     left_cordoned_by: str | None = None
+    # The broker epoch that campaign's mark says it was recorded under (kube/nodes.py,
+    # CORDON_EPOCH): another than this broker's means that broker's data is gone.
+    left_cordon_epoch: str | None = None
 
     @property
     def is_control_plane(self) -> bool:

@@ -174,15 +174,33 @@ def keep_notices(client: redis.Redis, lost: list[LostCampaign]) -> list[LostCamp
     return gone
 
 
-def is_lost(client: redis.Redis, campaign_id: str) -> bool:
-    """Whether a controller found `campaign_id` lost with the broker's data (a notice is kept)."""
-    return valid_campaign_id(campaign_id) and bool(client.exists(LOST_PREFIX + campaign_id))
+def current_epoch(client: redis.Redis) -> str:
+    """This broker's epoch as stored ("" while no controller has set one): what a campaign's
+    cordon is marked with (kube/nodes.py, CORDON_EPOCH)."""
+    raw = client.get(EPOCH_KEY)
+    return "" if raw is None else raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
-def known_campaign(client: redis.Redis, campaign_id: str) -> bool:
-    """Whether this broker holds `campaign_id`'s record or the notice of its loss: a campaign
+def is_lost(client: redis.Redis, campaign_id: str, cordon_epoch: str | None = None) -> bool:
+    """Whether `campaign_id` was lost with a broker's data: a controller found it so (a notice
+    is kept), or, for a node it cordoned, its mark says it was recorded under `cordon_epoch`, an
+    epoch that is not this broker's, and this broker has no record of it. The second holds when
+    no controller saw the loss (one restarted just as redis-server came back empty)."""
+    if not valid_campaign_id(campaign_id):
+        return False
+    if client.exists(LOST_PREFIX + campaign_id):
+        return True
+    if not cordon_epoch:
+        return False
+    now = current_epoch(client)
+    return bool(now) and now != cordon_epoch and not client.exists(f"ku:c:{campaign_id}")
+
+
+def known_campaign(client: redis.Redis, campaign_id: str, cordon_epoch: str | None = None) -> bool:
+    """Whether this broker holds `campaign_id`'s record or knows it lost (is_lost): a campaign
     whose cordons another may take over (kube/nodes.py, cordon_node)."""
-    return valid_campaign_id(campaign_id) and bool(client.exists(f"ku:c:{campaign_id}", LOST_PREFIX + campaign_id))
+    return valid_campaign_id(campaign_id) and (bool(client.exists(f"ku:c:{campaign_id}"))
+                                               or is_lost(client, campaign_id, cordon_epoch))
 
 
 def lost_campaign(client: redis.Redis, campaign_id: str) -> LostCampaign | None:

@@ -94,7 +94,7 @@ def preflight(job: Job) -> StepOutcome:
         # half-way through that campaign's upgrade (the kubelet not back yet). This campaign
         # takes it over, and its readiness wait is what follows.
         ready = is_ready(node) or (spec.name in in_plan and spec.left_cordoned_by is not None
-                                   and is_lost(job.store.redis, spec.left_cordoned_by))
+                                   and is_lost(job.store.redis, spec.left_cordoned_by, spec.left_cordon_epoch))
         return spec.name, spec.control_plane, spec.kubelet if spec.name in in_plan else None, ready
 
     seen = read_nodes(api, checked)
@@ -205,7 +205,7 @@ def drain_node(job: Job) -> StepOutcome:
     wait without holding a pool process (waiting.py)."""
     from kubeupgrade.kube.drain import DrainReport, drain_look
     from kubeupgrade.kube.nodes import CordonOwner, cordon_node
-    from kubeupgrade.workflow.broker_loss import known_campaign
+    from kubeupgrade.workflow.broker_loss import current_epoch, known_campaign
 
     api = job_api(job)
     carried = job.wait.carried
@@ -216,8 +216,9 @@ def drain_node(job: Job) -> StepOutcome:
         # Write ahead: the record names the node as ours before the cordon, so a failure
         # between the two can only over-report (status names a node that is in fact schedulable).
         job.note_cordon(True)
-        owner = cordon_node(api, job.node, job.campaign_id, attempt=_holder(job), fence=job.fence,
-                            adoptable=lambda other: known_campaign(job.store.redis, other))
+        owner = cordon_node(api, job.node, job.campaign_id, attempt=_holder(job),
+                            epoch=current_epoch(job.store.redis), fence=job.fence,
+                            adoptable=lambda other, epoch: known_campaign(job.store.redis, other, epoch))
         if owner is CordonOwner.FOREIGN:
             job.note_cordon(False)
     report = DrainReport.from_carried(carried)
@@ -279,8 +280,10 @@ def wait_node_ready(job: Job) -> StepOutcome:
 def uncordon_node(job: Job) -> StepOutcome:
     """Make the node schedulable again, only if this campaign cordoned it (the node says so)."""
     from kubeupgrade.kube.nodes import uncordon_node as uncordon
+    from kubeupgrade.workflow.broker_loss import current_epoch
 
-    changed = uncordon(job_api(job), job.node, job.campaign_id, attempt=_holder(job), fence=job.fence)
+    changed = uncordon(job_api(job), job.node, job.campaign_id, attempt=_holder(job),
+                       epoch=current_epoch(job.store.redis), fence=job.fence)
     job.note_cordon(False)
     if changed:
         return StepOutcome(DONE, "uncordoned")

@@ -657,8 +657,10 @@ class Dispatcher:
         # Only a lost campaign's cordon is taken over whatever the node needs: another one with
         # the annotation may be an operator's, re-cordoned after a hand-made uncordon left it.
         # Each owner looked up once, however many nodes it holds.
-        owners = {n.left_cordoned_by for n in live_nodes if n.left_cordoned_by and n.left_cordoned_by != campaign_id}
-        lost = {owner for owner in owners if is_lost(self.store.redis, owner)}
+        marks = {(n.left_cordoned_by, n.left_cordon_epoch) for n in live_nodes
+                 if n.left_cordoned_by and n.left_cordoned_by != campaign_id}
+        owners = {owner for owner, _ in marks}
+        lost = {owner for owner, epoch in marks if is_lost(self.store.redis, owner, epoch)}
         unknown = {owner for owner in owners - lost if not known_campaign(self.store.redis, owner)}
         if unknown:
             self.store.event(campaign_id, unknown_cordons_told(

@@ -325,6 +325,40 @@ def test_a_broker_back_without_its_data_names_the_lost_campaign_and_its_cordons_
     assert cli("status").stdout == "no active campaigns\n" and f"lost: {handle.id}: " in cli("list").stdout
 
 
+def test_a_campaign_lost_with_the_broker_as_the_controller_restarts_is_still_taken_over(make_stack, tmp_path):
+    """The controller SIGKILLed and redis-server back without its data at once, while worker-1
+    is drained and installing its kubelet: the controller that starts again never acted on the
+    campaign, so no notice says it was lost. worker-1's cordon was marked with the epoch of the
+    broker the campaign was recorded in, which is gone: the campaign submitted again takes it
+    over and releases it. Before, it counted worker-1 as someone else's cordon for good, and
+    with a limit of 1 waited for ever (bench.soak --seed 39)."""
+    stack = make_stack(control_planes=1, workers=3, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    box.add_fault("hang", node="worker-1", command="apt-get install -y -q kubectl", seconds=6.0, count=1)
+    source = write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1)
+    handle = submit(source, broker=stack.broker)
+    wait_for(phase_running(handle, "worker-1", "install-kubelet"), timeout=180)
+    marks = box.api_get("/api/v1/nodes/worker-1")["metadata"]["annotations"]
+    assert marks["kubeupgrade.io/cordoned-by"] == handle.id and marks["kubeupgrade.io/cordon-epoch"]
+    stack.kill("controller")
+    stack.kill("redis")
+    shutil.rmtree(box.paths.root / "redis")
+    stack.start_redis()
+    stack.start_controller()
+    gone = wait_for(lambda: (lambda r: r if "this broker's data begins at" in r.stderr else None)(
+        subprocess.run([sys.executable, "-m", "kubeupgrade", "status", handle.id, "--broker", stack.broker],
+                       capture_output=True, text=True, timeout=120)), timeout=60)
+    assert gone.returncode == 2 and f"kubeupgrade.io/cordoned-by={handle.id}" in gone.stderr
+    again = submit(source, broker=stack.broker)
+    state, error = finish(again)
+    assert state == "succeeded", error
+    assert {r.version for r in box.node_rows()} == {"v1.31.14"}
+    assert "SchedulingDisabled" not in {r.status for r in box.node_rows()}
+    annotations = box.api_get("/api/v1/nodes/worker-1")["metadata"].get("annotations") or {}
+    assert not any(key.startswith("kubeupgrade.io/cord") for key in annotations), annotations
+    assert_safe(box, 1)
+
+
 def cordon_as_if_by(box, node, campaign, broker=None):
     """Cordon `node` as kubeupgrade campaign `campaign` does (its annotations with the cordon);
     with `broker`, also keep the notice a controller writes when the broker lost `campaign`."""

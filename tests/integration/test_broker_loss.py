@@ -114,3 +114,21 @@ def test_status_of_a_campaign_on_a_broker_emptied_with_no_controller_since_says_
     store.redis.delete(EPOCH_KEY)
     odd = cli(redis_url, "status", "Prod X")
     assert odd.returncode == 2 and "cordoned-by" not in odd.stderr
+
+
+def test_a_campaign_is_known_lost_by_its_notice_or_by_a_cordon_made_under_another_brokers_data(redis_url):
+    """A notice, or a cordon's mark naming an epoch this broker does not have, for a campaign
+    this broker has no record of. Not lost: a campaign recorded here, a mark of this broker's
+    epoch, a mark without one, or a broker with no epoch yet to compare with."""
+    from kubeupgrade.workflow.broker_loss import BrokerEpoch, current_epoch, is_lost, known_campaign
+
+    store = CampaignStore.from_url(redis_url)
+    gone = "prod-20990101-000000-eeeeee"
+    assert current_epoch(store.redis) == "" and not is_lost(store.redis, gone, "another@1")
+    BrokerEpoch().lost_since(store.redis)
+    now = current_epoch(store.redis)
+    assert now and not is_lost(store.redis, gone, now) and not is_lost(store.redis, gone, None)
+    assert is_lost(store.redis, gone, "another@1") and known_campaign(store.redis, gone, "another@1")
+    assert not known_campaign(store.redis, gone, now) and not is_lost(store.redis, "Not An Id", "another@1")
+    here = store.create("prod", {"cluster": "prod", "target": "1.31"}, "prod.yaml")
+    assert not is_lost(store.redis, here, "another@1") and known_campaign(store.redis, here, "another@1")

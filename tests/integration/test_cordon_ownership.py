@@ -9,6 +9,7 @@ from kubeupgrade.kube.client import KubeApi, KubeUnavailable
 from kubeupgrade.kube.nodes import (
     CHANGED_TRIES,
     CORDON_ATTEMPT,
+    CORDON_EPOCH,
     CORDONED_BY,
     CordonOwner,
     cordon_node,
@@ -25,7 +26,7 @@ CAMPAIGN = "prod-20990101-000000-aaaaaa"
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
-    with sandbox_up(tmp_path_factory.mktemp("cordon") / "box", control_planes=1, workers=11,
+    with sandbox_up(tmp_path_factory.mktemp("cordon") / "box", control_planes=1, workers=12,
                     version="1.30.4") as box:
         yield KubeApi(str(box.kubeconfig))
 
@@ -199,11 +200,40 @@ def test_another_campaigns_mark_is_adopted_only_where_that_campaign_may_hand_it_
         {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}]},
         "metadata": {"annotations": {CORDONED_BY: other}}})
     before = get_node(api, "worker-10")["metadata"]["resourceVersion"]
-    assert cordon_node(api, "worker-10", CAMPAIGN, adoptable=lambda owner: False) is CordonOwner.FOREIGN
+    assert cordon_node(api, "worker-10", CAMPAIGN, adoptable=lambda owner, epoch: False) is CordonOwner.FOREIGN
     assert get_node(api, "worker-10")["metadata"]["resourceVersion"] == before
     assert uncordon_node(api, "worker-10", CAMPAIGN) is False and _owner(api, "worker-10") == other
     asked = []
-    assert cordon_node(api, "worker-10", CAMPAIGN, adoptable=lambda owner: asked.append(owner) or True) \
+    assert cordon_node(api, "worker-10", CAMPAIGN, adoptable=lambda owner, epoch: asked.append(owner) or True) \
         is CordonOwner.ADOPTED
     assert asked == [other] and _owner(api, "worker-10") == CAMPAIGN
     assert uncordon_node(api, "worker-10", CAMPAIGN) is True
+
+
+@pytest.mark.parametrize("epoch_at_uncordon", ["broker-a@1", "broker-b@2", ""])
+def test_a_cordon_carries_its_brokers_epoch_and_the_uncordon_takes_every_mark_away(api, epoch_at_uncordon):
+    """The mark says which broker's data the campaign was recorded in. The uncordon takes it
+    away with the others: by the patch that needs no read while the broker is the same, by the
+    read path once the broker's epoch is another (its data went meanwhile) or unknown."""
+    assert cordon_node(api, "worker-12", CAMPAIGN, attempt="hop 1, attempt 1", epoch="broker-a@1") \
+        is CordonOwner.CORDONED
+    marks = get_node(api, "worker-12")["metadata"]["annotations"]
+    assert (marks[CORDONED_BY], marks[CORDON_ATTEMPT], marks[CORDON_EPOCH]) == (
+        CAMPAIGN, "hop 1, attempt 1", "broker-a@1")
+    assert uncordon_node(api, "worker-12", CAMPAIGN, attempt="hop 1, attempt 1", epoch=epoch_at_uncordon)
+    node = get_node(api, "worker-12")
+    left = {k for k in node["metadata"].get("annotations") or {} if k.startswith("kubeupgrade.io/")}
+    assert not is_cordoned(node)
+    # Without an epoch to test, the no-read patch leaves the epoch's mark, which means nothing
+    # without the owner's, and the next cordon replaces or removes it.
+    assert left == ({CORDON_EPOCH} if not epoch_at_uncordon else set())
+    other = "prod-20990101-000000-dddddd"
+    _merge(api, "worker-12", {"spec": {"unschedulable": True}, "metadata": {"annotations": {
+        CORDONED_BY: other, CORDON_EPOCH: "broker-old@0"}}})
+    told = []
+    assert cordon_node(api, "worker-12", CAMPAIGN, adoptable=lambda owner, epoch: told.append((owner, epoch)) or True) \
+        is CordonOwner.ADOPTED
+    assert told == [(other, "broker-old@0")]
+    marks = get_node(api, "worker-12")["metadata"]["annotations"]
+    assert marks[CORDONED_BY] == CAMPAIGN and CORDON_EPOCH not in marks  # not the earlier campaign's epoch
+    assert uncordon_node(api, "worker-12", CAMPAIGN)
