@@ -280,6 +280,16 @@ def test_a_broker_frozen_under_a_host_phase_is_the_brokers_trouble_not_a_failed_
     assert_safe(box, 1)
 
 
+def installing_worker_1s_kubelet(make_stack, tmp_path):
+    """A campaign (limit 1) with worker-1 drained and its kubelet's install running (held 6 s)."""
+    stack = make_stack(control_planes=1, workers=3, version="1.30.4", os_family="apt")
+    stack.sandbox.add_fault("hang", node="worker-1", command="apt-get install -y -q kubectl", seconds=6.0, count=1)
+    source = write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1)
+    handle = submit(source, broker=stack.broker)
+    wait_for(phase_running(handle, "worker-1", "install-kubelet"), timeout=180)
+    return stack, source, handle
+
+
 def test_a_broker_back_without_its_data_names_the_lost_campaign_and_its_cordons_and_a_new_one_finishes(
         make_stack, tmp_path):
     """redis-server SIGKILLed while worker-1 is drained and installing its kubelet, and started
@@ -288,12 +298,8 @@ def test_a_broker_back_without_its_data_names_the_lost_campaign_and_its_cordons_
     worker-1 cordoned by it. The controller names the lost campaign, every node left cordoned
     and what ran; `doctor` names the orphaned cordon; the campaign submitted again adopts it
     and finishes, and every safety invariant holds."""
-    stack = make_stack(control_planes=1, workers=3, version="1.30.4", os_family="apt")
+    stack, source, handle = installing_worker_1s_kubelet(make_stack, tmp_path)
     box = stack.sandbox
-    box.add_fault("hang", node="worker-1", command="apt-get install -y -q kubectl", seconds=6.0, count=1)
-    source = write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1)
-    handle = submit(source, broker=stack.broker)
-    wait_for(phase_running(handle, "worker-1", "install-kubelet"), timeout=180)
     time.sleep(0.5)
     stack.kill("redis")
     shutil.rmtree(box.paths.root / "redis")
@@ -332,12 +338,8 @@ def test_a_campaign_lost_with_the_broker_as_the_controller_restarts_is_still_tak
     broker the campaign was recorded in, which is gone: the campaign submitted again takes it
     over and releases it. Before, it counted worker-1 as someone else's cordon for good, and
     with a limit of 1 waited for ever (bench.soak --seed 39)."""
-    stack = make_stack(control_planes=1, workers=3, version="1.30.4", os_family="apt")
+    stack, source, handle = installing_worker_1s_kubelet(make_stack, tmp_path)
     box = stack.sandbox
-    box.add_fault("hang", node="worker-1", command="apt-get install -y -q kubectl", seconds=6.0, count=1)
-    source = write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1)
-    handle = submit(source, broker=stack.broker)
-    wait_for(phase_running(handle, "worker-1", "install-kubelet"), timeout=180)
     marks = box.api_get("/api/v1/nodes/worker-1")["metadata"]["annotations"]
     assert marks["kubeupgrade.io/cordoned-by"] == handle.id and marks["kubeupgrade.io/cordon-epoch"]
     stack.kill("controller")
