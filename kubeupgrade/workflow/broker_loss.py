@@ -15,7 +15,11 @@ record is gone, from what it last read of it (`LostCampaign`), which `list` and 
 A notice changes what the next campaign on the cluster does with the lost one's cordons: it
 takes over every node the lost campaign left cordoned, even one already at the target (a drain
 that adopts the cordon, the readiness wait, the uncordon), and its preflight does not refuse
-one of them left Not Ready half-way. Without a notice (or a record), a campaign's mark counts
+one of them left Not Ready half-way. A controller that was not acting on the campaign when the
+data went (restarted just then) has nothing to write a notice from; the node tells instead: each
+cordon is marked with the epoch of the broker its campaign is recorded in (kube/nodes.py,
+CORDON_EPOCH), and a mark made under an epoch that is not this broker's, by a campaign it has
+no record of, counts as a lost campaign's (is_lost). Without either, a campaign's mark counts
 as someone else's cordon: it may be an operator's, re-cordoned after a hand-made uncordon left
 the annotation behind. It is never released, and counts against the limit, named in the events
 and by `doctor`. A host command still running finishes under its host's lock.
