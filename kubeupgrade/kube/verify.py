@@ -28,6 +28,10 @@ class Verification:
     # succeeded, the cluster changed under the campaign (kubeadm rolled a control plane back,
     # or someone else acted), which no retry of the verification mends.
     versions_behind: bool
+    # Control planes with a static pod behind: the cluster changed, or the pod has not come up
+    # at its new version (a kubeadm stopped half-way leaves the manifest written, and its re-run
+    # skips a manifest already at the target), which is the node's kubelet to mend.
+    static_pods_behind: tuple[str, ...] = ()
 
 
 def verify_cluster(api: KubeApi, version: KubeVersion,
@@ -46,6 +50,7 @@ def verify_cluster(api: KubeApi, version: KubeVersion,
     rows = read_nodes(api, row_of)
     problems = []
     behind = False
+    static_behind: list[str] = []
     for row in rows:
         name = row.name
         components = images.get(name, {})
@@ -58,6 +63,7 @@ def verify_cluster(api: KubeApi, version: KubeVersion,
         if stale:
             problems.append(f"node {name} static pods not at {version.tag}: {', '.join(stale)}")
             behind = True
+            static_behind.append(name)
     proxy = api.call("read kube-proxy", api.apps.read_namespaced_daemon_set, "kube-proxy", "kube-system")
     proxy_tag = proxy["spec"]["template"]["spec"]["containers"][0]["image"].rsplit(":", 1)[-1]
     if proxy_tag != version.tag:
@@ -74,4 +80,4 @@ def verify_cluster(api: KubeApi, version: KubeVersion,
     status = coredns.get("status", {})
     if status.get("readyReplicas", 0) < coredns["spec"].get("replicas", 1):
         problems.append("CoreDNS is not fully available")
-    return Verification(rows, problems, behind)
+    return Verification(rows, problems, behind, tuple(static_behind))

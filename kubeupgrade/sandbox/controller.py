@@ -60,6 +60,7 @@ class Controller:
         self._creating: dict[str, int] = {}  # ReplicaSet uid -> pods scheduled for creation
         self._seen_pods: set[str] = set()  # pod uids the new-pod check has looked at
         self._ready_checks: set[str] = set()  # nodes with a pending readiness check
+        self._static_rechecks: set[str] = set()  # nodes whose static pods a fault holds back
         # Pods by their controller's uid, built once per reconciliation: a pass costs the
         # number of pods plus the number of owners, not their product (30,000 pods mirrored).
         self._pods_by_owner: dict[str, list[dict[str, Any]]] | None = None
@@ -272,7 +273,11 @@ class Controller:
                 pod = self.store.get("pods", "kube-system", pod_name)
             current = pod["spec"]["containers"][0]["image"]
             if current != image and stuck & {"", component}:
-                continue  # the kubelet keeps the pod it runs: its mirror pod's hash does not change
+                # The kubelet keeps the pod it runs: its mirror pod's hash does not change. A
+                # real kubelet goes on reconciling the manifest, so once the fault is cleared
+                # the new pod comes up, whether or not kubeadm still waits for it.
+                self._recheck_static_pods_later(name)
+                continue
             statuses = pod["status"].setdefault("containerStatuses", [{}])
             if current != image or statuses[0].get("restartCount", 0) != restart_count:
                 pod["spec"]["containers"][0]["image"] = image
@@ -286,6 +291,19 @@ class Controller:
                     # wait for it, the controller and every kubectl see their connections drop.
                     self.api_away_until = max(self.api_away_until, time.monotonic() + delay)
                 self._start_pod_later(pod, delay=delay)
+
+    def _recheck_static_pods_later(self, name: str) -> None:
+        if name in self._static_rechecks:
+            return
+        self._static_rechecks.add(name)
+
+        def recheck() -> None:
+            self._static_rechecks.discard(name)
+            node, state = self.store.find("nodes", None, name), self._kubelet_state(name)
+            if node is not None and state is not None and state.get("active", True):
+                self._sync_static_pods(name, node, state)
+
+        self.after(0.2, recheck)
 
     # -- pods --------------------------------------------------------------------------
     def _another_apiserver_ready(self, node: str) -> bool:

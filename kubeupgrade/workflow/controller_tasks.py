@@ -364,10 +364,20 @@ def verify(job: Job) -> StepOutcome:
     found = [row.__dict__ for row in verification.rows]
     job.record_finding(also=lambda pipe: job.store.put_verification(job.campaign_id, job.hop, found, pipe))
     if verification.problems:
-        remedy = (f" (every planned phase succeeded, so the cluster changed after this campaign "
-                  f"planned it; a retry only verifies again: `kubeupgrade abort {job.campaign_id}`, "
-                  f"then submit the campaign again, which plans what remains)"
-                  if verification.versions_behind else "")
+        remedy = ""
+        if verification.static_pods_behind:
+            nodes = ", ".join(verification.static_pods_behind)
+            remedy = (f" (every planned phase succeeded. A static pod not at its new version on {nodes} "
+                      "has not come up from its manifest, as after a kubeadm stopped half-way, whose "
+                      "re-run skips a manifest already written: look at the kubelet there (`crictl "
+                      f"ps -a`, `journalctl -u kubelet`), then `kubeupgrade retry {job.campaign_id}` "
+                      "verifies again. If instead the cluster changed after this campaign planned it: "
+                      f"`kubeupgrade abort {job.campaign_id}`, then submit the campaign again, which "
+                      "plans what remains)")
+        elif verification.versions_behind:
+            remedy = (f" (every planned phase succeeded, so the cluster changed after this campaign "
+                      f"planned it; a retry only verifies again: `kubeupgrade abort {job.campaign_id}`, "
+                      f"then submit the campaign again, which plans what remains)")
         raise TemporaryError("verification: " + "; ".join(verification.problems) + remedy)
     return StepOutcome(DONE, f"{len(verification.rows)} nodes Ready at {job.version.tag}")
 

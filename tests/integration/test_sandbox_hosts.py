@@ -912,6 +912,28 @@ def test_apply_waiting_for_a_static_pod_looks_through_an_api_server_restart(box)
     assert '[upgrade/staticpods] Component "kube-apiserver" upgraded successfully!' in applied.stdout
 
 
+def test_a_static_pod_held_back_comes_up_once_the_kubelet_is_fixed_with_no_other_news(box):
+    # A real kubelet goes on reconciling the manifests: once what held kube-scheduler's new pod
+    # back is fixed, it runs, whoever waits for it. The sandbox's kubelet picked a manifest up
+    # only on news of the node (a write, a restart), so after a kubeadm killed half-way
+    # (bench.soak seed 41) the old pod stayed for good and every verification failed.
+    import concurrent.futures
+
+    install(box, "cp-1", "1.31.2", "kubeadm")
+    box.add_fault("static-pod-stuck", node="cp-1", command="kube-scheduler")
+    manifest = box.node_root("cp-1") / "etc/kubernetes/manifests/kube-scheduler.yaml"
+    scheduler = "/api/v1/namespaces/kube-system/pods/kube-scheduler-cp-1"
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        applying = pool.submit(run_on, box, "cp-1", "kubeadm", "upgrade", "apply", "v1.31.2", "--yes")
+        wait_for(lambda: "v1.31.2" in manifest.read_text(), timeout=30)
+        time.sleep(1.0)
+        assert box.api_get(scheduler)["spec"]["containers"][0]["image"].endswith(":v1.30.4")
+        box.clear_faults()
+        wait_for(lambda: box.api_get(scheduler)["spec"]["containers"][0]["image"].endswith(":v1.31.2"),
+                 timeout=10)
+        ok(applying.result(timeout=60))
+
+
 def test_crash_during_kubelet_restart_leaves_it_stopped(box):
     box.add_fault("crash", node="worker-1", command="systemctl restart kubelet")
     assert run_on(box, "worker-1", "systemctl", "restart", "kubelet").returncode == -9

@@ -26,4 +26,5 @@ def test_a_control_plane_component_put_back_after_the_plan_is_named_as_a_change_
         {"name": "kube-scheduler", "image": "registry.k8s.io/kube-scheduler:v1.30.2"}]}})
     behind = verify_cluster(api, version)
     assert behind.problems == ["node cp-2 static pods not at v1.30.4: kube-scheduler"]
-    assert behind.versions_behind
+    assert behind.versions_behind and behind.static_pods_behind == ("cp-2",)
+    assert done.static_pods_behind == ()
