@@ -135,10 +135,9 @@ def data_began(client: redis.Redis) -> float | None | bool:
     """When this broker's data began: the time a controller set its epoch (a new broker, or one
     that came back without its data); False when no epoch is set; None when the epoch does not
     tell (set by an earlier release, or by hand)."""
-    raw = client.get(EPOCH_KEY)
-    if raw is None:
+    text = current_epoch(client)
+    if not text:
         return False
-    text = raw.decode() if isinstance(raw, bytes) else str(raw)
     _, at, stamp = text.partition("@")
     try:
         began = float(stamp) if at else None
@@ -194,17 +193,23 @@ def is_lost(client: redis.Redis, campaign_id: str, cordon_epoch: str | None = No
         return False
     if client.exists(LOST_PREFIX + campaign_id):
         return True
-    if not cordon_epoch:
-        return False
-    now = current_epoch(client)
-    return bool(now) and now != cordon_epoch and not client.exists(f"ku:c:{campaign_id}")
+    return _under_another_broker(client, cordon_epoch) and not client.exists(f"ku:c:{campaign_id}")
 
 
 def known_campaign(client: redis.Redis, campaign_id: str, cordon_epoch: str | None = None) -> bool:
     """Whether this broker holds `campaign_id`'s record or knows it lost (is_lost): a campaign
     whose cordons another may take over (kube/nodes.py, cordon_node)."""
-    return valid_campaign_id(campaign_id) and (bool(client.exists(f"ku:c:{campaign_id}"))
-                                               or is_lost(client, campaign_id, cordon_epoch))
+    return valid_campaign_id(campaign_id) and (
+        bool(client.exists(f"ku:c:{campaign_id}", LOST_PREFIX + campaign_id))
+        or _under_another_broker(client, cordon_epoch))  # neither: is_lost's second case
+
+
+def _under_another_broker(client: redis.Redis, cordon_epoch: str | None) -> bool:
+    """Whether a cordon's mark names an epoch, and this broker has another one."""
+    if not cordon_epoch:
+        return False
+    now = current_epoch(client)
+    return bool(now) and now != cordon_epoch
 
 
 def lost_campaign(client: redis.Redis, campaign_id: str) -> LostCampaign | None:

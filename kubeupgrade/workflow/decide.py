@@ -205,7 +205,7 @@ def held_back_told(held: Sequence[HeldBack], why: Mapping[str, str]) -> str:
     parts = []
     for hold in held:
         who = f"{len(hold.outside)} worker(s) out of service outside this campaign"
-        named = some_names([f"{name} ({why.get(name, 'out of service')})" for name in hold.outside], 10)
+        named = some_names(hold.outside, 10, lambda name: f"{name} ({why.get(name, 'out of service')})")
         parts.append(f"{hold.named} is full: {'its own outages and ' if hold.own else ''}{who}: {named}")
     pools = sorted({hold.pool for hold in held})
     which = "" if "" in pools else f" of pool {', '.join(pools)}"

@@ -15,3 +15,10 @@ def test_every_name_is_either_shown_or_counted(count):
         assert text.endswith(f" and {count - 3} more")
     else:
         assert "more" not in text and text == ", ".join(names)
+
+
+def test_only_the_names_shown_are_described():
+    described = []
+    text = some_names([f"worker-{i}" for i in range(5000)], 2, lambda n: described.append(n) or f"{n} (cordoned)")
+    assert text == "worker-0 (cordoned), worker-1 (cordoned) and 4998 more"
+    assert described == ["worker-0", "worker-1"]
