@@ -39,6 +39,7 @@ from kubeupgrade.api import CampaignHandle, submit
 from kubeupgrade.errors import KubeupgradeError
 from kubeupgrade.sandbox import invariants
 from kubeupgrade.sandbox.manager import Sandbox
+from kubeupgrade.sandbox.processes import host_commands
 from kubeupgrade.sandbox.stack import Stack
 from kubeupgrade.workflow.record import CampaignStore
 
@@ -120,24 +121,6 @@ def broker_full(stack: Stack, delay: float, seconds: float) -> callable:
 KILLED: list[str] = []  # what kill-command faults killed, "node: argv", said after each campaign
 
 
-def running_commands(box: Sandbox, node: str) -> dict[int, str]:
-    """The simulated host commands running on `node` now, pid -> argv from the tool on
-    (kubeupgrade.sandbox.hosts' shims exec `... --dir ROOT --node NODE TOOL ARGS`)."""
-    wanted = [b"--dir", str(box.paths.root).encode(), b"--node", node.encode()]
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        at = next((i for i in range(len(argv)) if argv[i:i + 4] == wanted), None)
-        if at is not None:
-            found[int(entry.name)] = b" ".join(argv[at + 4:]).decode(errors="replace").strip()
-    return found
-
-
 def after(delay: float, act: Callable[[threading.Event], None]) -> Callable[[], None]:
     """Run `act(cleared)` in a thread after `delay`, unless cleared first; returns the clearing."""
     cleared = threading.Event()
@@ -156,7 +139,7 @@ def kill_command_later(box: Sandbox, node: str, delay: float) -> Callable[[], No
     def kill(cleared: threading.Event) -> None:
         deadline = time.monotonic() + 20
         while not cleared.is_set() and time.monotonic() < deadline:
-            for pid, argv in running_commands(box, node).items():
+            for pid, argv in host_commands(box.paths.root, node).items():
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
                     KILLED.append(f"{node}: {argv}")

@@ -40,6 +40,30 @@ def control_plane_images(api: KubeApi) -> dict[str, dict[str, str]]:
     return images_of(control_plane_pods(api))
 
 
+def components_behind(api: KubeApi, node: str, version: KubeVersion) -> list[str]:
+    """Which of the components kubeadm replaces on control plane `node` do not run `version`
+    Ready yet, each with what its mirror pod shows; empty when all three do.
+
+    kubeadm's exit 0 does not say so: a kubeadm stopped half-way has written a manifest whose
+    pod is not up, and its re-run skips a manifest already at the target without waiting for
+    it. The mirror pods are the kubelet's own account of what runs."""
+    pods = api.call(f"list control-plane pods on {node}", api.core.list_namespaced_pod, "kube-system",
+                    label_selector="tier=control-plane", field_selector=f"spec.nodeName={node}")["items"]
+    by_component = {(pod["metadata"].get("labels") or {}).get("component"): pod for pod in pods}
+    behind = []
+    for component in CONTROL_PLANE_COMPONENTS:
+        pod = by_component.get(component)
+        if pod is None:
+            behind.append(f"{component} has no mirror pod")
+            continue
+        tag = images_of([pod]).get(node, {}).get(component, "")
+        if tag != version.tag:
+            behind.append(f"{component} at {tag or 'no image'}")
+        elif not pod_ready(pod):
+            behind.append(f"{component} not Ready")
+    return behind
+
+
 def cluster_version(api: KubeApi) -> KubeVersion:
     configmap = api.call("read kubeadm-config", api.core.read_namespaced_config_map,
                          "kubeadm-config", "kube-system")

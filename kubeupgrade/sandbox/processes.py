@@ -40,3 +40,22 @@ def process_tree(root: int) -> set[int]:
         tree |= children
         grew = bool(children)
     return tree
+
+
+def host_commands(root: Path, node: str) -> dict[int, str]:
+    """The simulated host commands running on `node` of the sandbox at `root` now, pid -> argv
+    from the tool on (the shims of kubeupgrade.sandbox.hosts exec `... --dir ROOT --node NODE
+    TOOL ARGS`): what a fault kills to crash a command at whatever moment it is in."""
+    wanted = [b"--dir", str(root).encode(), b"--node", node.encode()]
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        at = next((i for i in range(len(argv)) if argv[i:i + 4] == wanted), None)
+        if at is not None:
+            found[int(entry.name)] = b" ".join(argv[at + 4:]).decode(errors="replace").strip()
+    return found

@@ -246,8 +246,10 @@ def _holder(job: Job) -> str:
 
 @phase_task(Phase.WAIT_READY, waits=True)
 def wait_node_ready(job: Job) -> StepOutcome:
-    """Wait until the node is Ready and its kubelet reports the hop's version. The body is one
-    look; the next comes later, past a short wait without holding a pool process (waiting.py)."""
+    """Wait until the node is Ready and its kubelet reports the hop's version; on a control
+    plane, until its components run the version too. The body is one look; the next comes
+    later, past a short wait without holding a pool process (waiting.py)."""
+    from kubeupgrade.kube.discovery import components_behind
     from kubeupgrade.kube.nodes import get_node, is_ready, kubelet_version
 
     api = job_api(job)
@@ -259,6 +261,11 @@ def wait_node_ready(job: Job) -> StepOutcome:
     carried = dict(job.wait.carried)
     try:
         node = get_node(api, job.node)
+        # A control plane is back when its components run the version: kubeadm's exit 0 does
+        # not promise it (components_behind), and no worker may change before they do. Which
+        # nodes are control planes is the sealed schedule's word, not the node's labels.
+        control_plane = job.node in job.schedule().control_planes
+        behind = components_behind(api, job.node, job.version) if control_plane else []
     except TemporaryError as error:  # the API server away past the call's own tolerance
         carried["api_silent"] = True
         raise StillWaiting(f"waiting for Ready at {target}: the API server does not answer ({error})",
@@ -266,10 +273,20 @@ def wait_node_ready(job: Job) -> StepOutcome:
     if carried.pop("api_silent", False) or job.api_outage_seen:  # it answers again from now
         carried["counted_from"] = time.time()
     last = f"Ready={is_ready(node)}, kubelet {kubelet_version(node)}"
-    if is_ready(node) and kubelet_version(node) == target:
-        return StepOutcome(DONE, f"Ready at {target}")
+    if behind:
+        last += f", {'; '.join(behind)}"
+    if is_ready(node) and kubelet_version(node) == target and not behind:
+        return StepOutcome(DONE, f"Ready at {target}" + (", its components too" if control_plane else ""))
     counted_from = max(job.wait.since, float(carried.get("counted_from") or 0.0))
     if time.time() > counted_from + timeout:
+        if is_ready(node) and kubelet_version(node) == target:
+            raise PermanentError(
+                f"{job.node} is Ready at {target}, but its control-plane components did not all "
+                f"come up at {target} within {timeout}s ({'; '.join(behind)}). A kubeadm stopped "
+                f"half-way leaves a manifest written that its re-run skips; the kubelet runs it "
+                f"once what holds it back is fixed: look at the kubelet there (`crictl ps -a`, "
+                f"`journalctl -u kubelet`). The node stays cordoned and no worker changes until "
+                f"they run; then `kubeupgrade retry {job.campaign_id}`")
         raise PermanentError(f"{job.node} did not become Ready at {target} within {timeout}s "
                              f"(last seen: {last}); it stays cordoned — fix its kubelet, then "
                              f"`kubeupgrade retry {job.campaign_id}`")

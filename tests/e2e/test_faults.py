@@ -17,6 +17,7 @@ from kubeupgrade.api import submit
 from kubeupgrade.errors import RuntimeFailure
 from kubeupgrade.model.plan import Phase
 from kubeupgrade.sandbox import invariants
+from kubeupgrade.sandbox.processes import host_commands
 from kubeupgrade.workflow.app import client_app
 from kubeupgrade.workflow.names import PHASE_TASKS, node_queue
 from tests.helpers import run_on, wait_for, write_campaign
@@ -593,6 +594,41 @@ def test_a_control_plane_whose_kubelet_does_not_restart_etcd_fails_rolled_back_a
     retry_succeeds(handle)
     applies = [e["exit"] for e in box.command_log("cp-1") if e["argv"][:3] == ["kubeadm", "upgrade", "apply"]]
     assert applies == [0]
+    assert_safe(box, 1)
+
+
+def test_a_kubeadm_killed_half_way_holds_the_workers_until_the_control_planes_components_run(
+        make_stack, tmp_path):
+    """bench.soak seed 41: `kubeadm upgrade apply` is SIGKILLed while it waits for the kubelet
+    to run kube-scheduler's new manifest, which the kubelet holds back. Its re-run finds the
+    manifest at the target, skips it and exits 0, as kubeadm does: the old scheduler still runs.
+    cp-1's readiness wait holds until its components run the version, so it fails naming
+    kube-scheduler and the kubelet, with the other control plane and every worker untouched;
+    once the kubelet is fixed a retry finishes, and `apply` does not run again."""
+    stack = make_stack(control_planes=2, workers=2, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    box.add_fault("static-pod-stuck", node="cp-1", command="kube-scheduler")
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", ready_timeout=8), broker=stack.broker)
+    manifest = box.node_root("cp-1") / "etc/kubernetes/manifests/kube-scheduler.yaml"
+    wait_for(lambda: "v1.31" in manifest.read_text(), timeout=120)
+    time.sleep(0.5)
+    killed = [pid for pid, argv in host_commands(box.paths.root, "cp-1").items()
+              if argv.startswith("kubeadm upgrade apply")]
+    assert len(killed) == 1
+    os.kill(killed[0], signal.SIGKILL)
+    state, error = finish(handle)
+    assert state == "failed", error
+    assert (error["node"], error["phase"]) == ("cp-1", "wait-ready"), error
+    assert "kube-scheduler at v1.30.4" in error["message"] and "journalctl -u kubelet" in error["message"]
+    applies = [e["exit"] for e in box.command_log("cp-1") if e["argv"][:3] == ["kubeadm", "upgrade", "apply"]]
+    assert applies == [0]  # the re-run's (a command killed logs no end)
+    for node in ("cp-2", "worker-1", "worker-2"):
+        changed = [e["argv"] for e in box.command_log(node) if invariants._is_disruptive(e["argv"])]
+        assert changed == [], f"{node} was touched before cp-1's components ran the version: {changed}"
+    box.clear_faults()
+    retry_succeeds(handle)
+    applies = [e for e in box.command_log("cp-1") if e["argv"][:3] == ["kubeadm", "upgrade", "apply"]]
+    assert len(applies) == 1
     assert_safe(box, 1)
 
 

@@ -206,7 +206,8 @@ def test_another_campaigns_mark_is_adopted_only_where_that_campaign_may_hand_it_
     asked = []
     assert cordon_node(api, "worker-10", CAMPAIGN, adoptable=lambda owner, epoch: asked.append(owner) or True) \
         is CordonOwner.ADOPTED
-    assert asked == [other] and _owner(api, "worker-10") == CAMPAIGN
+    # Asked again only if the node changed between a read and the write (its kubelet's status).
+    assert asked and set(asked) == {other} and _owner(api, "worker-10") == CAMPAIGN
     assert uncordon_node(api, "worker-10", CAMPAIGN) is True
 
 
@@ -233,7 +234,7 @@ def test_a_cordon_carries_its_brokers_epoch_and_the_uncordon_takes_every_mark_aw
     told = []
     assert cordon_node(api, "worker-12", CAMPAIGN, adoptable=lambda owner, epoch: told.append((owner, epoch)) or True) \
         is CordonOwner.ADOPTED
-    assert told == [(other, "broker-old@0")]
+    assert told and set(told) == {(other, "broker-old@0")}  # once per read (see above)
     marks = get_node(api, "worker-12")["metadata"]["annotations"]
     assert marks[CORDONED_BY] == CAMPAIGN and CORDON_EPOCH not in marks  # not the earlier campaign's epoch
     assert uncordon_node(api, "worker-12", CAMPAIGN)

@@ -28,3 +28,30 @@ def test_a_control_plane_component_put_back_after_the_plan_is_named_as_a_change_
     assert behind.problems == ["node cp-2 static pods not at v1.30.4: kube-scheduler"]
     assert behind.versions_behind and behind.static_pods_behind == ("cp-2",)
     assert done.static_pods_behind == ()
+
+
+def test_a_control_planes_components_behind_are_named_from_its_own_mirror_pods(make_sandbox):
+    """What the readiness wait of a control plane holds for: each of kubeadm's three components
+    on that node at the version and Ready, read from the node's mirror pods alone (another
+    node's, and etcd, never count)."""
+    from kubeupgrade.kube.discovery import components_behind
+
+    box = make_sandbox(control_planes=2, workers=1, version="1.30.4")
+    api = KubeApi(str(box.kubeconfig))
+    version = parse_version("1.30.4")
+    assert components_behind(api, "cp-1", version) == []
+    assert components_behind(api, "cp-1", parse_version("1.31.2")) == [
+        "kube-apiserver at v1.30.4", "kube-controller-manager at v1.30.4", "kube-scheduler at v1.30.4"]
+
+    api.core.patch_namespaced_pod("kube-scheduler-cp-2", "kube-system", {"spec": {"containers": [
+        {"name": "kube-scheduler", "image": "registry.k8s.io/kube-scheduler:v1.30.2"}]}})
+    api.core.patch_namespaced_pod("etcd-cp-1", "kube-system", {"spec": {"containers": [
+        {"name": "etcd", "image": "registry.k8s.io/etcd:3.5.0-0"}]}})
+    assert components_behind(api, "cp-2", version) == ["kube-scheduler at v1.30.2"]
+    assert components_behind(api, "cp-1", version) == []
+    assert components_behind(api, "worker-1", version) == [
+        f"{c} has no mirror pod" for c in ("kube-apiserver", "kube-controller-manager", "kube-scheduler")]
+
+    api.core.patch_namespaced_pod_status("kube-controller-manager-cp-1", "kube-system", {"status": {
+        "conditions": [{"type": "Ready", "status": "False"}]}})
+    assert components_behind(api, "cp-1", version) == ["kube-controller-manager not Ready"]
