@@ -420,6 +420,10 @@ def _node_plan(
             phases.append(Phase.UNCORDON)
         if policies.hooks.after_node:
             phases.append(Phase.HOOKS_AFTER_NODE)
+    elif node.is_control_plane and step is not KubeadmStep.NONE:
+        # Its kubelet already at the target (mid-hop): the readiness wait still holds the
+        # chain until its components run the version, which kubeadm's exit 0 does not promise.
+        phases.append(Phase.WAIT_READY)
     return NodePlan(node.name, node.role, step, drain=drain and not kubelet_done, phases=in_order(phases))
 
 
