@@ -104,14 +104,26 @@ class Stack:
         data = self.sandbox.paths.root / "redis"
         data.mkdir(exist_ok=True)
         durability = ["--appendonly", "yes" if appendonly else "no"]
+        running = self.processes.get("redis")
+        if running is not None and running.poll() is None:
+            raise RuntimeFailure(f"this stack's redis-server still runs (pid {running.pid}); stop it first")
         if self.secure_broker:
-            self._spawn("redis", [binary, str(self._secure_redis_conf(data)), *durability])
-            wait_for_redis(self.broker_for("admin"), "see logs/redis.log")
-            return
-        self._spawn("redis", [binary, "--port", str(self.redis_port), "--bind", "127.0.0.1",
-                              "--dir", str(data), *durability,
-                              "--appendfsync", "everysec", "--save", "", "--maxmemory-policy", "noeviction"])
-        wait_for_redis(self.redis_port, "see logs/redis.log")
+            process = self._spawn("redis", [binary, str(self._secure_redis_conf(data)), *durability])
+            where: int | str = self.broker_for("admin")
+        else:
+            process = self._spawn("redis", [
+                binary, "--port", str(self.redis_port), "--bind", "127.0.0.1", "--dir", str(data),
+                *durability, "--appendfsync", "everysec", "--save", "", "--maxmemory-policy", "noeviction"])
+            where = self.redis_port
+        wait_for_redis(where, "see logs/redis.log")
+        # The one answering must be this one: a redis-server left on the port (one nobody
+        # stopped) answers while the new one exits unable to bind, and a "wiped" broker would
+        # keep its data.
+        client = redis.Redis.from_url(where) if isinstance(where, str) else redis.Redis(port=where)
+        answering = client.info("server").get("process_id")
+        if answering != process.pid:
+            raise RuntimeFailure(f"another redis-server (pid {answering}) answers on port {self.redis_port}; "
+                                 "stop it, see logs/redis.log")
 
     def _secure_redis_conf(self, data: Path) -> Path:
         """The shipped configuration, included unchanged, then this sandbox's port, paths,

@@ -74,7 +74,8 @@ def retry_succeeds(handle):
 
 
 def kill_agent_during(stack, handle, node, phase, restart_after=1.0):
-    """SIGKILL the node's agent (and its children) while `phase` runs there, then start it again."""
+    """SIGKILL the node's agent while `phase` runs there, then start it again. A command it ran
+    goes on in its own session, holding the host lock, and the redelivered task waits for it."""
     wait_for(phase_running(handle, node, phase), timeout=120)
     time.sleep(0.5)
     stack.kill(f"agent-{node}")
