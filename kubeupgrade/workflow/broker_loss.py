@@ -57,7 +57,7 @@ class LostCampaign:
     last_read: float  # time.time() of the dispatcher's last tick that read it
     noticed: float  # when the controller found the broker's data gone
     cordoned: tuple[str, ...]  # nodes it held cordoned (or was about to cordon) then
-    running: tuple[str, ...]  # "node: phase" running then
+    running: tuple[str, ...]  # "node: phase" running then, "node: phase (sent)" sent and not yet started
 
     def explain(self) -> str:
         """One line: what happened, what is left on the cluster, what to do."""
@@ -240,8 +240,12 @@ def from_last_read(doc: Any, entries: dict[str, Any], last_read: float, noticed:
     entries (node -> entry)."""
     campaign = doc.get("campaign") or {}
     cordoned = sorted(n for n, e in entries.items() if isinstance(e, dict) and e.get("cordoned_by_us"))
-    running = sorted(f"{n}: {p.get('phase')}" for n, e in entries.items() if isinstance(e, dict)
-                     for p in e.get("phases") or () if isinstance(p, dict) and p.get("state") == "running")
+    # A phase sent but not yet seen to start may be running on its host as well: the next link
+    # of a chain is sent by the phase before it, and its start reaches the dispatcher a tick later.
+    running = sorted(f"{n}: {p.get('phase')}" + ("" if p.get("state") == "running" else " (sent)")
+                     for n, e in entries.items() if isinstance(e, dict) for p in e.get("phases") or ()
+                     if isinstance(p, dict) and (p.get("state") == "running"
+                                                 or (p.get("state") == "pending" and p.get("task_id"))))
     return LostCampaign(id=str(doc.get("id")), cluster=str(doc.get("cluster")), state=str(doc.get("state")),
                         source=str(doc.get("source") or ""), target=str(campaign.get("target") or ""),
                         last_read=last_read, noticed=noticed, cordoned=tuple(cordoned), running=tuple(running))

@@ -285,7 +285,7 @@ def wait_node_ready(job: Job) -> StepOutcome:
                 f"come up at {target} within {timeout}s ({'; '.join(behind)}). A kubeadm stopped "
                 f"half-way leaves a manifest written that its re-run skips; the kubelet runs it "
                 f"once what holds it back is fixed: look at the kubelet there (`crictl ps -a`, "
-                f"`journalctl -u kubelet`). The node stays cordoned and no worker changes until "
+                f"`journalctl -u kubelet`). No other control plane and no worker changes until "
                 f"they run; then `kubeupgrade retry {job.campaign_id}`")
         raise PermanentError(f"{job.node} did not become Ready at {target} within {timeout}s "
                              f"(last seen: {last}); it stays cordoned — fix its kubelet, then "

@@ -52,11 +52,16 @@ def test_the_notice_is_made_from_the_dispatchers_last_read():
         "w-1": {"cordoned_by_us": True, "phases": [{"phase": "drain", "state": "succeeded"},
                                                    {"phase": "install-kubelet", "state": "running"}]},
         "w-3": {"cordoned_by_us": False, "phases": [{"phase": "drain", "state": "pending"}]},
+        "w-4": {"cordoned_by_us": True, "phases": [{"phase": "drain", "state": "succeeded"},
+                                                   {"phase": "install-kubelet", "state": "pending",
+                                                    "task_id": "t-1"}]},
         "bad": "not an entry",
     }
     notice = from_last_read(doc, entries, last_read=10.0, noticed=12.0)
-    assert notice.cordoned == ("w-1", "w-2")
-    assert notice.running == ("w-1: install-kubelet", "w-2: drain")
+    assert notice.cordoned == ("w-1", "w-2", "w-4")
+    # Sent, its start not yet read: it may be running on the host all the same.
+    assert notice.running == ("w-1: install-kubelet", "w-2: drain", "w-4: install-kubelet (sent)")
+    assert LostCampaign.from_json("c-1", notice.to_json()) == notice
     assert (notice.target, notice.source, notice.last_read, notice.noticed) == ("1.31", "c.yaml", 10.0, 12.0)
 
 
