@@ -25,6 +25,11 @@ def control_plane_pods(api: KubeApi) -> list[dict[str, Any]]:
                          label_selector="tier=control-plane")["items"])
 
 
+def image_tag(pod: dict[str, Any]) -> str:
+    """The tag of the pod's first container's image (v1.31.2 of registry.k8s.io/kube-apiserver:v1.31.2)."""
+    return str(pod["spec"]["containers"][0]["image"]).rsplit(":", 1)[-1]
+
+
 def images_of(pods: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
     """node -> component -> image tag, from the control-plane mirror pods."""
     images: dict[str, dict[str, str]] = {}
@@ -32,7 +37,7 @@ def images_of(pods: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
         component = pod["metadata"].get("labels", {}).get("component")
         node = pod["spec"].get("nodeName")
         if component and node:
-            images.setdefault(node, {})[component] = pod["spec"]["containers"][0]["image"].rsplit(":", 1)[-1]
+            images.setdefault(node, {})[component] = image_tag(pod)
     return images
 
 
@@ -56,9 +61,9 @@ def components_behind(api: KubeApi, node: str, version: KubeVersion) -> list[str
         if pod is None:
             behind.append(f"{component} has no mirror pod")
             continue
-        tag = images_of([pod]).get(node, {}).get(component, "")
+        tag = image_tag(pod)
         if tag != version.tag:
-            behind.append(f"{component} at {tag or 'no image'}")
+            behind.append(f"{component} at {tag}")
         elif not pod_ready(pod):
             behind.append(f"{component} not Ready")
     return behind

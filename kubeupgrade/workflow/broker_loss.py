@@ -240,12 +240,18 @@ def from_last_read(doc: Any, entries: dict[str, Any], last_read: float, noticed:
     entries (node -> entry)."""
     campaign = doc.get("campaign") or {}
     cordoned = sorted(n for n, e in entries.items() if isinstance(e, dict) and e.get("cordoned_by_us"))
-    # A phase sent but not yet seen to start may be running on its host as well: the next link
-    # of a chain is sent by the phase before it, and its start reaches the dispatcher a tick later.
-    running = sorted(f"{n}: {p.get('phase')}" + ("" if p.get("state") == "running" else " (sent)")
-                     for n, e in entries.items() if isinstance(e, dict) for p in e.get("phases") or ()
-                     if isinstance(p, dict) and (p.get("state") == "running"
-                                                 or (p.get("state") == "pending" and p.get("task_id"))))
+    running = []
+    for node, entry in entries.items():
+        for phase in (entry.get("phases") or ()) if isinstance(entry, dict) else ():
+            if not isinstance(phase, dict):
+                continue
+            if phase.get("state") == "running":
+                running.append(f"{node}: {phase.get('phase')}")
+            elif phase.get("state") == "pending" and phase.get("task_id"):
+                # Sent, its start not yet read: it may be running on its host all the same (the
+                # next link of a chain is sent by the phase before it, and its start reaches the
+                # dispatcher a tick later).
+                running.append(f"{node}: {phase.get('phase')} (sent)")
     return LostCampaign(id=str(doc.get("id")), cluster=str(doc.get("cluster")), state=str(doc.get("state")),
                         source=str(doc.get("source") or ""), target=str(campaign.get("target") or ""),
-                        last_read=last_read, noticed=noticed, cordoned=tuple(cordoned), running=tuple(running))
+                        last_read=last_read, noticed=noticed, cordoned=tuple(cordoned), running=tuple(sorted(running)))

@@ -275,11 +275,12 @@ def wait_node_ready(job: Job) -> StepOutcome:
     last = f"Ready={is_ready(node)}, kubelet {kubelet_version(node)}"
     if behind:
         last += f", {'; '.join(behind)}"
-    if is_ready(node) and kubelet_version(node) == target and not behind:
+    kubelet_back = is_ready(node) and kubelet_version(node) == target
+    if kubelet_back and not behind:
         return StepOutcome(DONE, f"Ready at {target}" + (", its components too" if control_plane else ""))
     counted_from = max(job.wait.since, float(carried.get("counted_from") or 0.0))
     if time.time() > counted_from + timeout:
-        if is_ready(node) and kubelet_version(node) == target:
+        if kubelet_back:
             raise PermanentError(
                 f"{job.node} is Ready at {target}, but its control-plane components did not all "
                 f"come up at {target} within {timeout}s ({'; '.join(behind)}). A kubeadm stopped "

@@ -16,7 +16,7 @@ import functools
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import redis
@@ -142,6 +142,9 @@ class Job:
     wait: WaitState  # looks so far and when the first began (waiting.py); looks 0 if it never waited
     # A call of this run waited for the API server past OUTAGE_TOLD_AFTER (report_outage).
     api_outage_seen: bool = False
+    # The hop's schedule once read: require_accepted reads and checks it before every look of
+    # a cluster phase, and the body asks for it again (which control planes, the limit).
+    _schedule: HopSchedule | None = field(default=None, init=False, repr=False)
 
     @property
     def doc(self) -> dict[str, Any]:
@@ -156,7 +159,9 @@ class Job:
         return self.doc["hops"][self.hop]
 
     def schedule(self, acceptance: seal.Acceptance | None = None) -> HopSchedule:
-        return self.store.schedule(self.campaign_id, self.hop, self.doc, acceptance)
+        if self._schedule is None:
+            self._schedule = self.store.schedule(self.campaign_id, self.hop, self.doc, acceptance)
+        return self._schedule
 
     @property
     def version(self) -> KubeVersion:
