@@ -157,7 +157,8 @@ def recovery_hint(data: dict[str, Any]) -> str:
         return f"Next: `kubeupgrade resume {data['id']}` goes on."
     error = data.get("error") or {}
     retry = f"kubeupgrade retry {data['id']}"
-    specific = phase_hint(error.get("phase"), retry)
+    specific = phase_hint(error.get("phase"), retry,
+                          cordoned=error.get("node") in data.get("left_cordoned", []))
     snapshot = next((hop["etcd_snapshot"] for hop in data.get("hops", []) if hop.get("etcd_snapshot")), None)
     if specific and snapshot and error.get("phase") == "kubeadm-upgrade-apply":
         specific += (f" The etcd snapshot taken before apply is {snapshot['path']} on {snapshot['node']} "

@@ -62,7 +62,7 @@ _KUBEADM_HINT = ("Next: fix what kubeadm reports, then `{retry}` (kubeadm upgrad
                  "(and kubeadm-backup-etcd-* into /var/lib/etcd).")
 _GATE_HINT = ("Next: look at what the gate found unhealthy (above) and fix it, then `{retry}`; "
               "the gate runs again before any worker goes on.")
-_NODE_HINT = "Next: fix the node (it stays cordoned), then `{retry}`."
+_NODE_HINT = "Next: fix the node{cordoned}, then `{retry}`."
 
 PHASES: tuple[PhaseSpec, ...] = (
     _spec(Phase.PREPARE_HOST, "kubeupgrade.node.prepare_host", _H, Part.PREPARE, CP, WORKER,
@@ -123,9 +123,12 @@ def names_where(**flags: object) -> frozenset[str]:
                      if all(getattr(spec, key) == value for key, value in flags.items()))
 
 
-def hint(phase: str | None, retry: str) -> str:
+def hint(phase: str | None, retry: str, *, cordoned: bool = True) -> str:
+    """What to do after a failure at `phase`; `cordoned` says whether the failed node is still
+    cordoned by the campaign (a control plane whose kubelet was already at the target when its
+    readiness wait failed was never drained)."""
     try:
         text = spec_of(phase).hint if phase else ""
     except ValueError:
         text = ""
-    return text.format(retry=retry)
+    return text.format(retry=retry, cordoned=" (it stays cordoned)" if cordoned else "")

@@ -154,3 +154,19 @@ def test_what_a_host_or_the_record_says_is_shown_as_it_is_never_read_as_markup_o
     assert "\x1b" not in text and "\x07" not in text
     assert "[upgrade/apply] FATAL: [/etc/kubernetes/manifests] \\x1b[2J\\x1b[31mall good[preflight]" in flat
     assert "E: \\x1b]0;title\\x07[/x]" in flat
+
+
+def test_the_next_step_says_a_failed_node_stays_cordoned_only_when_it_does():
+    # A drain or readiness wait that failed on a worker the campaign cordoned: it stays cordoned.
+    assert "(it stays cordoned)" in status_to_dict(failed(), NOW)["next"]
+    # A control plane whose kubelet was already at the target (a hop resumed after its install)
+    # waits for its components without a drain: nothing of ours cordons it, so the hint must not
+    # send the operator looking for a cordon.
+    message = "cp-eu-west-1a-01's components do not run v1.31.14: kube-scheduler at v1.30.4"
+    entries = {"cp-eu-west-1a-01": node("cp-eu-west-1a-01", "control-plane", CP_PHASES, 10, "failed",
+                                        error=message) | {"cordoned_by_us": False}}
+    doc = campaign("failed", entries, {"hop": 0, "node": "cp-eu-west-1a-01", "phase": "wait-ready",
+                                       "message": message, "tail": ""}, stage="control-planes")
+    data = status_to_dict(doc, NOW)
+    assert data["left_cordoned"] == []
+    assert data["next"] == "Next: fix the node, then `kubeupgrade retry prod-eu1-20261128-101500-3f9a2c`."
