@@ -25,9 +25,17 @@ def control_plane_pods(api: KubeApi) -> list[dict[str, Any]]:
                          label_selector="tier=control-plane")["items"])
 
 
+def tag_of(image: str) -> str:
+    """The tag of an image reference: v1.31.2 of registry.k8s.io/kube-apiserver:v1.31.2, also
+    when a digest follows it (`...:v1.31.2@sha256:...`, as an admission policy that pins
+    digests writes it) or the registry has a port; "" where it has no tag."""
+    last = image.split("@", 1)[0].rsplit("/", 1)[-1]
+    return last.rsplit(":", 1)[1] if ":" in last else ""
+
+
 def image_tag(pod: dict[str, Any]) -> str:
-    """The tag of the pod's first container's image (v1.31.2 of registry.k8s.io/kube-apiserver:v1.31.2)."""
-    return str(pod["spec"]["containers"][0]["image"]).rsplit(":", 1)[-1]
+    """The tag of the pod's first container's image."""
+    return tag_of(str(pod["spec"]["containers"][0]["image"]))
 
 
 def images_of(pods: list[dict[str, Any]]) -> dict[str, dict[str, str]]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubeupgrade.kube.client import KubeApi
-from kubeupgrade.kube.discovery import CONTROL_PLANE_LABEL, cluster_version
+from kubeupgrade.kube.discovery import CONTROL_PLANE_LABEL, cluster_version, tag_of
 from kubeupgrade.kube.nodes import list_nodes
 
 # Made by kubeadm and the sandbox alike: the mirror has its own, at the cluster's version.
@@ -89,7 +89,7 @@ def take_snapshot(api: KubeApi) -> ClusterSnapshot:
                                          api.policy.list_pod_disruption_budget_for_all_namespaces)["items"],
         "pods": api.call("list pods", api.core.list_pod_for_all_namespaces)["items"],
     }
-    apiservers = {pod["spec"].get("nodeName"): pod["spec"]["containers"][0]["image"].rsplit(":", 1)[-1]
+    apiservers = {pod["spec"].get("nodeName"): tag_of(pod["spec"]["containers"][0]["image"])
                   for pod in listed["pods"] if pod["metadata"]["namespace"] == "kube-system"
                   and (pod["metadata"].get("labels") or {}).get("component") == "kube-apiserver"}
     nodes = []

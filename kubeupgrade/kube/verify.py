@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubeupgrade.kube.client import KubeApi
-from kubeupgrade.kube.discovery import control_plane_images
+from kubeupgrade.kube.discovery import CONTROL_PLANE_COMPONENTS, control_plane_images, tag_of
 from kubeupgrade.kube.nodes import is_cordoned, is_ready, kubelet_version, read_nodes
 from kubeupgrade.model.versions import KubeVersion
 
@@ -54,7 +54,9 @@ def verify_cluster(api: KubeApi, version: KubeVersion,
     for row in rows:
         name = row.name
         components = images.get(name, {})
-        stale = sorted(c for c, tag in components.items() if c != "etcd" and tag != version.tag)
+        # kubeadm's three only: etcd keeps versions of its own, and a static pod of the
+        # operator's labelled tier=control-plane (a kube-vip, an haproxy) is not kubeadm's to move.
+        stale = sorted(c for c in CONTROL_PLANE_COMPONENTS if c in components and components[c] != version.tag)
         if not row.ready:
             problems.append(f"node {name} is not Ready")
         if row.kubelet != version.tag and name not in left_alone:
@@ -65,7 +67,7 @@ def verify_cluster(api: KubeApi, version: KubeVersion,
             behind = True
             static_behind.append(name)
     proxy = api.call("read kube-proxy", api.apps.read_namespaced_daemon_set, "kube-proxy", "kube-system")
-    proxy_tag = proxy["spec"]["template"]["spec"]["containers"][0]["image"].rsplit(":", 1)[-1]
+    proxy_tag = tag_of(proxy["spec"]["template"]["spec"]["containers"][0]["image"])
     if proxy_tag != version.tag:
         problems.append(f"kube-proxy is {proxy_tag}, expected {version.tag}")
         behind = True

@@ -55,3 +55,27 @@ def test_a_control_planes_components_behind_are_named_from_its_own_mirror_pods(m
     api.core.patch_namespaced_pod_status("kube-controller-manager-cp-1", "kube-system", {"status": {
         "conditions": [{"type": "Ready", "status": "False"}]}})
     assert components_behind(api, "cp-1", version) == ["kube-controller-manager not Ready"]
+
+
+def test_verification_judges_kubeadms_components_only_and_reads_a_tag_beside_a_digest(make_sandbox):
+    """An operator's own static pod labelled tier=control-plane (a kube-vip, say) is not kubeadm's
+    to move: it never makes a hop 'behind'. A component whose image carries a digest after its
+    tag (an admission policy that pins digests writes it so) is read by its tag."""
+    from kubeupgrade.kube.discovery import components_behind
+
+    box = make_sandbox(control_planes=2, workers=1, version="1.30.4")
+    api = KubeApi(str(box.kubeconfig))
+    version = parse_version("1.30.4")
+    api.core.create_namespaced_pod("kube-system", {
+        "metadata": {"name": "kube-vip-cp-1", "namespace": "kube-system",
+                     "labels": {"tier": "control-plane", "component": "kube-vip"}},
+        "spec": {"nodeName": "cp-1", "containers": [
+            {"name": "kube-vip", "image": "ghcr.io/kube-vip/kube-vip:v0.8.9"}]}})
+    digest = "sha256:" + "ab" * 32
+    api.core.patch_namespaced_pod("kube-apiserver-cp-2", "kube-system", {"spec": {"containers": [
+        {"name": "kube-apiserver", "image": f"registry.example:5000/kube-apiserver:v1.30.4@{digest}"}]}})
+    done = verify_cluster(api, version)
+    assert done.problems == [] and not done.versions_behind
+    assert {row.name: row.control_plane for row in done.rows}["cp-2"] == "v1.30.4"
+    assert components_behind(api, "cp-2", version) == []
+    assert components_behind(api, "cp-2", parse_version("1.31.2"))[0] == "kube-apiserver at v1.30.4"
