@@ -262,7 +262,9 @@ class CampaignStore:
     def create(self, cluster: str, campaign: dict[str, Any], source: str,
                signer: Callable[[str], dict[str, str]] | None = None) -> str:
         """A new pending campaign; `signer` (campaign id -> signature) is the operator's key."""
-        campaign_id = f"{cluster}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        # The time in UTC, as status and list print theirs: submitters in different time zones
+        # would otherwise name campaigns of one cluster out of order.
+        campaign_id = f"{cluster}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:6]}"
         signature = signer(campaign_id) if signer else None
         now = time.time()
         doc = {"schema": SCHEMA_VERSION, "id": campaign_id, "cluster": cluster, "state": "pending",

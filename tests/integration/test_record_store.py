@@ -843,3 +843,21 @@ def test_the_event_log_keeps_the_newest_events(redis_url):
     kept = store.redis.llen(f"ku:c:{campaign_id}:events")
     assert kept == EVENTS_KEPT
     assert store.events(campaign_id, 1)[0]["message"] == f"event {EVENTS_KEPT + 6}"
+
+
+def test_a_campaign_id_carries_the_time_in_utc_whatever_the_submitters_zone(redis_url, monkeypatch):
+    import re
+    import time
+
+    monkeypatch.setenv("TZ", "Pacific/Kiritimati")  # UTC+14: the local date is a day ahead
+    time.tzset()
+    try:
+        before = time.time()
+        campaign_id = store_for(redis_url).create("prod", {"cluster": "prod", "target": "1.31"}, "a.yaml")
+        after = time.time()
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    stamp = re.fullmatch(r"prod-(\d{8}-\d{6})-[0-9a-f]{6}", campaign_id).group(1)
+    utc = {time.strftime("%Y%m%d-%H%M%S", time.gmtime(t)) for t in (before, after)}
+    assert stamp in utc, (stamp, utc)
