@@ -250,7 +250,7 @@ def wait_node_ready(job: Job) -> StepOutcome:
     plane, until its components run the version too. The body is one look; the next comes
     later, past a short wait without holding a pool process (waiting.py)."""
     from kubeupgrade.kube.discovery import components_behind
-    from kubeupgrade.kube.nodes import get_node, is_ready, kubelet_version
+    from kubeupgrade.kube.nodes import cordoned_by, get_node, is_ready, kubelet_version
 
     api = job_api(job)
     target = job.version.tag
@@ -288,8 +288,11 @@ def wait_node_ready(job: Job) -> StepOutcome:
                 f"once what holds it back is fixed: look at the kubelet there (`crictl ps -a`, "
                 f"`journalctl -u kubelet`). No other control plane and no worker changes until "
                 f"they run; then `kubeupgrade retry {job.campaign_id}`")
+        # Cordoned by this campaign unless it was never drained (a control plane whose kubelet
+        # was already at the target): the message must not send an operator after a cordon.
+        held = "it stays cordoned — " if cordoned_by(node) == job.campaign_id else ""
         raise PermanentError(f"{job.node} did not become Ready at {target} within {timeout}s "
-                             f"(last seen: {last}); it stays cordoned — fix its kubelet, then "
+                             f"(last seen: {last}); {held}fix its kubelet, then "
                              f"`kubeupgrade retry {job.campaign_id}`")
     raise StillWaiting(f"waiting for Ready at {target} (last seen: {last})", look_delay(job.wait.looks), carried)
 
