@@ -14,7 +14,8 @@ a node's markers overwritten with what is not one, the previous campaign's recor
 beside the live one, redis-server SIGKILLed and started again without its data (the
 campaign is then submitted again, as its notice says), the API server or redis-server frozen
 (SIGSTOP: connects complete, nothing answers) for seconds, and the broker out of memory
-(maxmemory below its use, then lifted). With `--faults N`, N faults of
+(maxmemory below its use, then lifted), and every message under way delivered a second time
+while its original still runs (as kombu redelivers after the visibility timeout). With `--faults N`, N faults of
 distinct kinds at once. Failed campaigns are retried once the faults are cleared. Prints, per
 campaign, the faults, the retries needed and the invariant checks passed, then the totals.
 """
@@ -51,7 +52,7 @@ HOST_COMMANDS = ["kubeadm upgrade apply", "kubeadm upgrade node", "systemctl res
 FAULTS = ["fail", "hang", "crash", "kill-agent", "kill-controller", "restart-redis", "api-down", "api-slow",
           "never-ready", "pdb-block", "dpkg-lock", "freeze-agent", "freeze-controller",
           "damage-record", "static-pod-stuck", "kill-command", "damage-markers", "wipe-redis",
-          "freeze-api", "freeze-redis", "broker-full"]
+          "freeze-api", "freeze-redis", "broker-full", "redeliver"]
 # With --faults N, this many at once; these need a process or the cluster to themselves.
 ALONE = {"damage-record", "pdb-block"}
 AGENT_TIMEOUT = 20  # seconds, in every soak campaign
@@ -123,6 +124,7 @@ def broker_full(stack: Stack, delay: float, seconds: float) -> callable:
 
 
 KILLED: list[str] = []  # what kill-command faults killed, "node: argv", said after each campaign
+REDELIVERED: list[str] = []  # what redeliver faults copied, "phase on queue", said likewise
 
 
 def after(delay: float, act: Callable[[threading.Event], None]) -> Callable[[], None]:
@@ -151,6 +153,35 @@ def kill_command_later(box: Sandbox, node: str, delay: float) -> Callable[[], No
             time.sleep(0.005)
 
     return after(delay, kill)
+
+
+def redeliver_later(stack: Stack, delay: float) -> Callable[[], None]:
+    """After `delay`, put a copy of every message taken and not yet acknowledged back in its
+    queue, as kombu does once the visibility timeout passes, but while the originals still run:
+    each copy is a genuine, signed, second delivery of a task under way (on a controller with a
+    pool, it can run beside its original)."""
+    import json
+
+    from kombu import Connection
+
+    def copy(_: threading.Event) -> None:
+        try:
+            with Connection(stack.broker_for("admin")) as connection:
+                channel = connection.default_channel
+                held = channel.client.hgetall(channel.unacked_key)
+                with channel.client.pipeline() as pipe:
+                    for text in held.values():
+                        payload, exchange, routing_key = json.loads(text)
+                        channel._do_restore_message(payload, exchange, routing_key, pipe)
+                        task = (payload.get("headers") or {}).get("task", "?").rsplit(".", 1)[-1]
+                        REDELIVERED.append(f"{task} on {routing_key}")
+                    pipe.execute()
+                if not held:
+                    REDELIVERED.append("nothing was under way")
+        except Exception as error:  # noqa: BLE001 - a broker away (another fault) copies nothing
+            REDELIVERED.append(f"nothing copied ({type(error).__name__}: {error})")
+
+    return after(delay, copy)
 
 
 MARKER_DAMAGE = (b"", b"{", b"[1]", b'"done"', b"\xff\xfe", b"null")
@@ -207,6 +238,10 @@ def inject(kind: str, stack: Stack, rng: random.Random, nodes: list[str],
     if kind == "damage-markers":
         delay = rng.uniform(1.0, 6.0)
         return (f"markers on {node} damaged after {delay:.1f}s", damage_markers_later(box, node, delay, rng))
+    if kind == "redeliver":
+        delay = rng.uniform(1.0, 8.0)
+        return (f"every message under way delivered again after {delay:.1f}s",
+                redeliver_later(stack, delay))
     if kind == "kill-command":
         delay = rng.uniform(0.5, 8.0)
         return (f"the first command on {node} after {delay:.1f}s SIGKILLed",
@@ -379,6 +414,9 @@ def main() -> int:
                 if KILLED:
                     print(f"   killed: {'; '.join(KILLED)}", flush=True)
                     KILLED.clear()
+                if REDELIVERED:
+                    print(f"   delivered again: {'; '.join(REDELIVERED)}", flush=True)
+                    REDELIVERED.clear()
                 if state != "succeeded" or problems:
                     print(f"   error: {handle.status().get('error')} problems: {problems}")
                     if args.keep:
