@@ -156,30 +156,17 @@ def kill_command_later(box: Sandbox, node: str, delay: float) -> Callable[[], No
 
 
 def redeliver_later(stack: Stack, delay: float) -> Callable[[], None]:
-    """After `delay`, put a copy of every message taken and not yet acknowledged back in its
-    queue, as kombu does once the visibility timeout passes, but while the originals still run:
-    each copy is a genuine, signed, second delivery of a task under way (on a controller with a
-    pool, it can run beside its original)."""
-    import json
-
-    from kombu import Connection
-
+    """After `delay`, a second delivery of every message under way (Stack.deliver_again); on
+    the controller's pool a copy can run beside its original."""
     def copy(_: threading.Event) -> None:
         try:
-            with Connection(stack.broker_for("admin")) as connection:
-                channel = connection.default_channel
-                held = channel.client.hgetall(channel.unacked_key)
-                with channel.client.pipeline() as pipe:
-                    for text in held.values():
-                        payload, exchange, routing_key = json.loads(text)
-                        channel._do_restore_message(payload, exchange, routing_key, pipe)
-                        task = (payload.get("headers") or {}).get("task", "?").rsplit(".", 1)[-1]
-                        REDELIVERED.append(f"{task} on {routing_key}")
-                    pipe.execute()
-                if not held:
-                    REDELIVERED.append("nothing was under way")
+            copied = stack.deliver_again()
         except Exception as error:  # noqa: BLE001 - a broker away (another fault) copies nothing
             REDELIVERED.append(f"nothing copied ({type(error).__name__}: {error})")
+            return
+        REDELIVERED.extend(f"{task.rsplit('.', 1)[-1]} on {queue}" for task, queue in copied)
+        if not copied:
+            REDELIVERED.append("nothing was under way")
 
     return after(delay, copy)
 

@@ -255,6 +255,27 @@ class Stack:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(5)
 
+    def deliver_again(self) -> list[tuple[str, str]]:
+        """Put a copy of every message a consumer took and has not acknowledged back in its
+        queue, as kombu does once the visibility timeout passes, but while the originals still
+        run: each copy is a genuine, signed second delivery of a task under way. Returns (task
+        name, queue) of each copy."""
+        import json
+
+        from kombu import Connection
+
+        copied = []
+        with Connection(self.broker_for("admin")) as connection:
+            channel = connection.default_channel
+            held = channel.client.hgetall(channel.unacked_key)
+            with channel.client.pipeline() as pipe:
+                for text in held.values():
+                    payload, exchange, routing_key = json.loads(text)
+                    channel._do_restore_message(payload, exchange, routing_key, pipe)
+                    copied.append(((payload.get("headers") or {}).get("task", "?"), routing_key))
+                pipe.execute()
+        return copied
+
     def kill(self, name: str) -> None:
         """SIGKILL a process and its children (a crash, not a shutdown)."""
         self.stop(name, signal.SIGKILL, 5)

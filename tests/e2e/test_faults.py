@@ -919,6 +919,43 @@ def test_duplicate_delivery_changes_nothing(make_stack, tmp_path):
     assert len(installs) == 1  # the duplicate installed nothing
 
 
+def test_a_second_delivery_of_every_task_under_way_runs_beside_its_original_and_changes_nothing_more(
+        make_stack, tmp_path):
+    """Every message a consumer holds unacknowledged is delivered a second time while its
+    original still runs (as kombu's visibility timeout does to a long task): a drain waiting on
+    a PodDisruptionBudget in the controller's pool, where the copy can run beside it, and
+    whatever the agents hold. The copies are genuine and signed. Each node is still cordoned
+    once and upgraded once, never more than one worker is out, and the copies are consumed."""
+    import redis as redis_client
+    from kubernetes import client, config
+
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    api = config.new_client_from_config(config_file=str(box.kubeconfig))
+    policy = client.PolicyV1Api(api)
+    policy.patch_namespaced_pod_disruption_budget("api-pdb", "shop", {"spec": {"minAvailable": 3}})
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31", max_unavailable=1), broker=stack.broker)
+    wait_for(lambda: any(phase_running(handle, w, "drain")() for w in ("worker-1", "worker-2")), timeout=120)
+    time.sleep(1.0)  # a look or two refused by the budget
+    copied = stack.deliver_again()
+    assert any(task.endswith("drain_node") for task, _ in copied), copied
+    time.sleep(2.0)  # the copy's looks run beside the original's
+    policy.patch_namespaced_pod_disruption_budget("api-pdb", "shop", {"spec": {"minAvailable": 2}})
+    api.close()
+    state, error = finish(handle)
+    assert state == "succeeded", error
+    assert_safe(box, 1)
+    cordons = [e["node"] for e in box.history() if e["event"] == "cordon"]
+    assert sorted(cordons) == ["cp-1", "worker-1", "worker-2"], cordons
+    for node in ("cp-1", "worker-1", "worker-2"):
+        installs = [e for e in box.command_log(node) if e["argv"][:2] == ["apt-get", "install"]
+                    and "--download-only" not in e["argv"] and any(a.startswith("kubelet=") for a in e["argv"])]
+        assert len(installs) == 1, (node, installs)
+    broker = redis_client.Redis.from_url(stack.broker_for("admin"))
+    wait_for(lambda: broker.hlen("unacked") == 0 and not any(broker.llen(queue) for _, queue in copied),
+             timeout=60)
+
+
 def test_abort_names_cordoned_nodes_and_uncordon_releases_them(make_stack, tmp_path):
     stack = make_stack(control_planes=1, workers=2, version="1.30.4")
     box = stack.sandbox
