@@ -39,7 +39,7 @@ TYPED := kubeupgrade/model kubeupgrade/planning kubeupgrade/kube/identity.py \
          kubeupgrade/host/commands.py kubeupgrade/host/upgrade_configuration.py kubeupgrade/host/kubelet_flags.py kubeupgrade/sandbox/rbac.py kubeupgrade/workflow/broker_transport.py kubeupgrade/security/envelope.py kubeupgrade/security/messages.py \
          kubeupgrade/workflow/task_events.py kubeupgrade/kube/client.py kubeupgrade/kube/nodes.py kubeupgrade/kube/drain.py \
          kubeupgrade/kube/discovery.py kubeupgrade/kube/verify.py kubeupgrade/kube/health.py kubeupgrade/kube/events.py \
-         kubeupgrade/kube/snapshot.py kubeupgrade/kube/windows_proxy.py kubeupgrade/kube/availability.py kubeupgrade/security/authorize.py
+         kubeupgrade/kube/snapshot.py kubeupgrade/kube/windows_proxy.py kubeupgrade/kube/availability.py kubeupgrade/kube/control_planes_seen.py kubeupgrade/security/authorize.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check kubeupgrade workers tests bench

@@ -81,6 +81,7 @@ from kubeupgrade.workflow.undelivered import nowhere
 
 if TYPE_CHECKING:
     from kubeupgrade.kube.availability import AvailabilityPoller
+    from kubeupgrade.kube.control_planes_seen import ControlPlaneWatch
 
 
 def seen_once(availability: AvailabilityPoller | None) -> bool:
@@ -230,12 +231,17 @@ class Dispatcher:
                  discover: Callable[[Campaign], tuple[list[NodeSpec], Any]] | None = None,
                  identify: Callable[[], ClusterIdentity] | None = None,
                  narrate: Callable[[NodeEvent], None] | None = None,
-                 availability: AvailabilityPoller | None = None) -> None:
+                 availability: AvailabilityPoller | None = None,
+                 control_planes: ControlPlaneWatch | None = None) -> None:
         self.app = app
         # The cluster's workers out of service, read from the API server in a thread of its
         # own (kube/availability.py); None: counted from the record alone (tests, benchmarks).
         self.availability = availability
         self._outside_told: dict[str, str] = {}  # campaign -> what it last said it waits for
+        # Whether the cluster shows the control planes at the hop's version before the worker
+        # stage begins (kube/control_planes_seen.py); None: the record's word alone.
+        self.control_planes = control_planes
+        self._planes_told: dict[str, str] = {}  # campaign -> what it last said of them
         self.store = store
         self.discover = discover
         self.identify = identify
@@ -391,7 +397,7 @@ class Dispatcher:
         if any(key not in active for key in self._records):
             self._records = {key: known for key, known in self._records.items() if key in active}
         for looks in (self._looked_at, self._unseen_since, self._watch_round, self._not_taking,
-                      self._look_rounds, self._outside_told, self._reached_first):
+                      self._look_rounds, self._outside_told, self._reached_first, self._planes_told):
             for gone in [key for key in looks if key not in active]:
                 del looks[gone]
         for campaign_id in active:
@@ -789,7 +795,7 @@ class Dispatcher:
         if step.finished:
             cluster = entries[CLUSTER_ENTRY]
             gate = next((p for p in cluster["phases"] if p["phase"] == Phase.CONTROL_PLANE_GATE.value), None)
-            if gate is None or gate["state"] == "succeeded":
+            if (gate is None or gate["state"] == "succeeded") and self._control_planes_seen(doc, hop):
                 self._set_stage(doc, hop, "workers")
             elif gate["state"] == "pending" and not gate["task_id"] and not doc.get("paused"):
                 self._send(doc, hop, self._signature(doc, hop, cluster, gate))
@@ -803,6 +809,24 @@ class Dispatcher:
             (entries[name], [p for p in entries[name]["phases"] if p["state"] != "succeeded"])
             for name in step.send]) for link in links]
         self._send(doc, hop, node_canvas(links))
+
+    def _control_planes_seen(self, doc: CampaignRecord, hop: int) -> bool:
+        """Whether the cluster shows what the record says: every control plane of the hop at
+        its version, Ready. Agents write the record, so its word alone must not let a worker
+        change (kube/control_planes_seen.py). Until the cluster agrees, the campaign's events say
+        what it shows, once each time that changes."""
+        if self.control_planes is None:
+            return True
+        seen = self.control_planes.ask(f"{doc['id']}/{hop}", self._schedule(doc, hop).control_planes,
+                                       parse_version(doc["hops"][hop]["version"]))
+        if seen is None:  # asked: the answer wakes the dispatcher
+            return False
+        told = "" if seen.confirmed else seen.wording()
+        if told != self._planes_told.get(doc["id"], ""):
+            self._planes_told[doc["id"]] = told
+            self.store.event(doc["id"], f"hop {hop + 1}: {told}" if told else
+                             f"hop {hop + 1}: the cluster shows every control plane at the version")
+        return seen.confirmed
 
     def _fetch_early(self, doc: CampaignRecord, hop: int, entries: dict[str, NodeEntry]) -> None:
         """The first workers' early phases (their repository, their packages into the cache:

@@ -220,15 +220,27 @@ def run_controller(kubeconfig: str, broker: str, *, concurrency: int = 8, pool_n
         # Its own app (and so its own connections): sharing the worker's from another thread
         # breaks the worker's reconnection after a broker restart.
         from kubeupgrade.kube.availability import AvailabilityPoller, read_out_of_service
+        from kubeupgrade.kube.control_planes_seen import ControlPlaneWatch
+        from kubeupgrade.kube.discovery import components_behind
+        from kubeupgrade.workflow.liveness import wake
 
         # The cluster's workers out of service, whoever took them out: they count against the
         # campaign's limit too. Read in a thread of its own, so a slow list never holds a tick.
         availability = AvailabilityPoller(lambda: read_out_of_service(kube_api()))
         threading.Thread(target=availability.run_forever, args=(stop,), daemon=True,
                          name="availability").start()
-        dispatcher = Dispatcher(sender_app(broker), CampaignStore.from_url(broker),
+        # The cluster's word that the control planes run the version before a worker changes
+        # (the record's alone can be an agent's), in a thread of its own; its answer wakes the
+        # dispatcher.
+        store = CampaignStore.from_url(broker)
+        control_planes = ControlPlaneWatch(lambda node, version: components_behind(kube_api(), node, version),
+                                           answered=lambda: wake(store.redis))
+        threading.Thread(target=control_planes.run_forever, args=(stop,), daemon=True,
+                         name="control-planes").start()
+        dispatcher = Dispatcher(sender_app(broker), store,
                                 discover=discover_live, identify=identify_live,
-                                narrate=EventRecorder(kube_api()).record, availability=availability)
+                                narrate=EventRecorder(kube_api()).record, availability=availability,
+                                control_planes=control_planes)
         threading.Thread(target=dispatcher.run_forever, args=(stop,), daemon=True,
                          name="dispatcher").start()
         notifier = Notifier(CampaignStore.from_url(broker).redis)

@@ -365,3 +365,44 @@ def test_an_entry_for_a_node_the_operator_left_out_runs_nothing_on_it(make_stack
     assert box.command_log("worker-2") == commands_before  # not one command ran on the host
     store.update(campaign_id, lambda d: d.update(state="failed"))
     store.release_cluster("forged", campaign_id)
+
+
+def test_control_planes_marked_done_in_the_record_change_no_worker_until_the_cluster_shows_them(
+        make_stack, tmp_path):
+    """Agents write the record, so the root of any node can mark a control plane's phases done:
+    here cp-1's every phase is written `succeeded` with the agent's broker credential while its
+    `kubeadm upgrade apply` still runs. The dispatcher asks the cluster before the worker stage:
+    no worker changes until cp-1's mirror pods run the version, Ready, and the campaign's
+    events say what the cluster showed. The forgery skipped cp-1's own kubelet, which
+    verification then names."""
+    from kubeupgrade.sandbox import invariants
+
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    box.add_fault("hang", node="cp-1", command="kubeadm upgrade apply", seconds=8.0, count=1)
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31"), broker=stack.broker)
+    wait_for(phase_running(handle, "cp-1", "kubeadm-upgrade-apply"), timeout=120)
+    forger = CampaignStore.from_url(stack.broker_for("agent")).redis
+    key = f"ku:c:{handle.id}:hop:0"
+    entry = json.loads(forger.hget(key, "cp-1"))
+    now = time.time()
+    for phase in entry["phases"]:
+        phase.update(state="succeeded", started=phase["started"] or now, ended=now, task_id=phase["task_id"] or "x")
+    entry["state"] = "succeeded"
+    forger.hset(key, "cp-1", json.dumps(entry))
+    forger.sadd(f"{key}:changed", "cp-1")
+    forged_at = time.time()
+    state, error = finish(handle, timeout=240)
+    assert state == "failed" and error["phase"] == "verify", error
+    assert "node cp-1 kubelet is v1.30.4" in error["message"], error
+    applied = [e for e in box.command_log("cp-1") if e["argv"][:3] == ["kubeadm", "upgrade", "apply"]]
+    assert len(applied) == 1 and applied[0]["exit"] == 0
+    for node in ("worker-1", "worker-2"):
+        changed = [e for e in box.command_log(node) if invariants._is_disruptive(e["argv"])]
+        assert changed, f"{node} was never upgraded"
+        assert min(e["start"] for e in changed) > applied[0]["end"], \
+            f"{node} changed while cp-1's kubeadm upgrade apply still ran: {changed[0]['argv']}"
+    said = [e["message"] for e in handle.status()["events"]]
+    assert any("the record says every control plane is done, but the cluster shows cp-1: kube-"
+               in message for message in said), said
+    assert forged_at < applied[0]["end"]  # the forgery came while apply ran
