@@ -3,11 +3,12 @@ changes, and answered from the cluster, not from the record.
 
 The record says when a control plane's phases are done, and agents write the record: the root
 of any node holds an agent's broker credential and could mark them done while `kubeadm upgrade
-apply` still runs, or before it ran at all. The dispatcher then asks the cluster itself: every
-control plane of the hop runs kube-apiserver, kube-controller-manager and kube-scheduler at the
-version, Ready, as its own mirror pods show (discovery.components_behind), and no worker
-changes until it does. The question is answered in a thread of its own (`ControlPlaneWatch`),
-so a slow API server never holds the dispatcher's tick; the answer wakes it.
+apply` still runs, or before it ran at all. The dispatcher then asks the cluster itself: each
+control plane of the hop runs its kubelet, kube-apiserver, kube-controller-manager and
+kube-scheduler at the version, Ready, as its Node and its mirror pods show
+(discovery.control_plane_behind), and no worker changes until it does. The question is
+answered in a thread of its own (`ControlPlaneWatch`), so a slow API server never holds the
+dispatcher's tick; the answer wakes it.
 """
 
 from __future__ import annotations
@@ -54,13 +55,13 @@ class ControlPlanesSeen:
                     f"reading it failed: {self.error}")
         lacking = "; ".join(f"{node}: {', '.join(what)}" for node, what in self.behind.items() if what)
         return (f"the record says every control plane is done, but the cluster shows {lacking}; "
-                f"no worker changes until each runs kube-apiserver, kube-controller-manager and "
-                f"kube-scheduler at {tag}, Ready")
+                f"no worker changes until each runs its kubelet, kube-apiserver, "
+                f"kube-controller-manager and kube-scheduler at {tag}, Ready")
 
 
 class ControlPlaneWatch:
     """Answers the dispatcher's questions (`ask`) in its own thread (`run_forever`), with
-    `behind(node, version)` (discovery.components_behind); `answered` is called after each
+    `behind(node, version)` (discovery.control_plane_behind); `answered` is called after each
     answer (the controller wakes the dispatcher with it). A question not asked for FORGET_SECONDS
     is dropped; one answered "all there" is not read again."""
 

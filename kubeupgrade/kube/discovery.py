@@ -9,7 +9,14 @@ import yaml
 from kubeupgrade.errors import InvalidInput, PermanentError
 from kubeupgrade.host.kubelet_flags import fails_swap_on
 from kubeupgrade.kube.client import KubeApi
-from kubeupgrade.kube.nodes import cordon_epoch, cordoned_by, is_ready, kubelet_version, read_nodes
+from kubeupgrade.kube.nodes import (
+    cordon_epoch,
+    cordoned_by,
+    get_node,
+    is_ready,
+    kubelet_version,
+    read_nodes,
+)
 from kubeupgrade.model.campaign import NodeSpec, OsFamily, Role
 from kubeupgrade.model.versions import KubeVersion, parse_version
 
@@ -75,6 +82,19 @@ def components_behind(api: KubeApi, node: str, version: KubeVersion) -> list[str
         elif not pod_ready(pod):
             behind.append(f"{component} not Ready")
     return behind
+
+
+def control_plane_behind(api: KubeApi, node: str, version: KubeVersion) -> list[str]:
+    """What control plane `node` still lacks of `version` as the cluster shows it: its own
+    kubelet at the version and Ready, as its readiness wait requires, then its components
+    (components_behind); empty when it has all of it."""
+    shown = get_node(api, node)
+    behind = []
+    if kubelet_version(shown) != version.tag:
+        behind.append(f"kubelet at {kubelet_version(shown) or 'no version'}")
+    elif not is_ready(shown):
+        behind.append("not Ready")
+    return behind + components_behind(api, node, version)
 
 
 def cluster_version(api: KubeApi) -> KubeVersion:

@@ -795,8 +795,9 @@ class Dispatcher:
         if step.finished:
             cluster = entries[CLUSTER_ENTRY]
             gate = next((p for p in cluster["phases"] if p["phase"] == Phase.CONTROL_PLANE_GATE.value), None)
-            if (gate is None or gate["state"] == "succeeded") and self._control_planes_seen(doc, hop):
-                self._set_stage(doc, hop, "workers")
+            if gate is None or gate["state"] == "succeeded":
+                if self._control_planes_seen(doc, hop):
+                    self._set_stage(doc, hop, "workers")
             elif gate["state"] == "pending" and not gate["task_id"] and not doc.get("paused"):
                 self._send(doc, hop, self._signature(doc, hop, cluster, gate))
             return
@@ -859,6 +860,8 @@ class Dispatcher:
         held only from drain to uncordon — but for all of it: a worker whose outage began holds
         its slot until it finishes, even while none of its tasks is in flight (one was lost
         and is sent again, or the campaign was retried)."""
+        if not self._control_planes_seen(doc, hop):
+            return  # the stage itself is the record's word too (an answer once there is kept)
         schedule = self._schedule(doc, hop)
         order, strategy = schedule.workers, schedule.strategy
         policies = doc["campaign"].get("policies", {})

@@ -221,7 +221,7 @@ def run_controller(kubeconfig: str, broker: str, *, concurrency: int = 8, pool_n
         # breaks the worker's reconnection after a broker restart.
         from kubeupgrade.kube.availability import AvailabilityPoller, read_out_of_service
         from kubeupgrade.kube.control_planes_seen import ControlPlaneWatch
-        from kubeupgrade.kube.discovery import components_behind
+        from kubeupgrade.kube.discovery import control_plane_behind
         from kubeupgrade.workflow.liveness import wake
 
         # The cluster's workers out of service, whoever took them out: they count against the
@@ -233,7 +233,7 @@ def run_controller(kubeconfig: str, broker: str, *, concurrency: int = 8, pool_n
         # (the record's alone can be an agent's), in a thread of its own; its answer wakes the
         # dispatcher.
         store = CampaignStore.from_url(broker)
-        control_planes = ControlPlaneWatch(lambda node, version: components_behind(kube_api(), node, version),
+        control_planes = ControlPlaneWatch(lambda node, version: control_plane_behind(kube_api(), node, version),
                                            answered=lambda: wake(store.redis))
         threading.Thread(target=control_planes.run_forever, args=(stop,), daemon=True,
                          name="control-planes").start()
