@@ -234,7 +234,9 @@ def test_host_facts_say_whether_swap_is_on(tmp_path, swapon, expected):
 @pytest.mark.parametrize(("files", "expected"), [
     ({}, None),
     ({"/etc/default/kubelet": "KUBELET_EXTRA_ARGS=--fail-swap-on=false\n"}, False),
-    ({"/etc/sysconfig/kubelet": 'KUBELET_EXTRA_ARGS="--node-ip=10.0.0.5 --fail-swap-on false"\n'}, False),
+    ({"/etc/sysconfig/kubelet": 'KUBELET_EXTRA_ARGS="--node-ip=10.0.0.5 --fail-swap-on=false"\n'}, False),
+    # pflag reads a boolean's value only after "=": bare it is true, and "false" a stray argument
+    ({"/etc/sysconfig/kubelet": 'KUBELET_EXTRA_ARGS="--node-ip=10.0.0.5 --fail-swap-on false"\n'}, True),
     # kubeadm's flags come first on the kubelet's command line, the operator's extra ones last
     ({"/var/lib/kubelet/kubeadm-flags.env": 'KUBELET_KUBEADM_ARGS="--fail-swap-on=false"\n',
       "/etc/default/kubelet": "KUBELET_EXTRA_ARGS=--fail-swap-on=true\n"}, True),
