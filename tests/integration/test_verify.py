@@ -79,3 +79,18 @@ def test_verification_judges_kubeadms_components_only_and_reads_a_tag_beside_a_d
     assert {row.name: row.control_plane for row in done.rows}["cp-2"] == "v1.30.4"
     assert components_behind(api, "cp-2", version) == []
     assert components_behind(api, "cp-2", parse_version("1.31.2"))[0] == "kube-apiserver at v1.30.4"
+
+
+def test_what_a_control_plane_still_lacks_includes_its_own_kubelet(make_sandbox):
+    """The cluster's word before any worker changes: the node's kubelet at the version and
+    Ready, then its components (a worker has no components to show)."""
+    from kubeupgrade.kube.discovery import control_plane_behind
+
+    box = make_sandbox(control_planes=1, workers=1, version="1.30.4")
+    api = KubeApi(str(box.kubeconfig))
+    assert control_plane_behind(api, "cp-1", parse_version("1.30.4")) == []
+    assert control_plane_behind(api, "cp-1", parse_version("1.31.2")) == [
+        "kubelet at v1.30.4", "kube-apiserver at v1.30.4", "kube-controller-manager at v1.30.4",
+        "kube-scheduler at v1.30.4"]
+    api.core.patch_node_status("cp-1", {"status": {"conditions": [{"type": "Ready", "status": "False"}]}})
+    assert control_plane_behind(api, "cp-1", parse_version("1.30.4")) == ["not Ready"]
