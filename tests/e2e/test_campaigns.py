@@ -97,9 +97,16 @@ def controller_niceness(stack) -> tuple[int, int]:
 def niceness_by_thread(pid: int) -> dict[int, int]:
     """Thread id -> niceness, of the threads of `pid` (Linux: /proc)."""
     found = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{tid}/stat") as stat:
-            found[int(tid)] = int(stat.read().rsplit(")", 1)[1].split()[16])
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return found  # the process itself ended since the listing
+    for tid in threads:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as stat:
+                found[int(tid)] = int(stat.read().rsplit(")", 1)[1].split()[16])
+        except (ProcessLookupError, FileNotFoundError):
+            continue  # a thread that ended since the listing (a client's worker thread, say)
     return found
 
 
