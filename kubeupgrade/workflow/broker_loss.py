@@ -37,7 +37,7 @@ from typing import Any
 import redis
 
 from kubeupgrade.model.wording import some_names
-from kubeupgrade.workflow.names import CLUSTER_ENTRY, valid_campaign_id, valid_node_name
+from kubeupgrade.workflow.names import valid_campaign_id, valid_entry_name, valid_node_name
 
 EPOCH_KEY = "ku:broker:epoch"
 LOST_PREFIX = "ku:lost:"
@@ -97,8 +97,7 @@ class LostCampaign:
             if not all(valid_node_name(n) for n in lost.cordoned):
                 raise ValueError("cordoned: not a list of node names")
             # "@cluster: preflight": a cluster phase (preflight, a gate, verify) runs too
-            if not all(isinstance(r, str) and (r.split(": ", 1)[0] == CLUSTER_ENTRY
-                                               or valid_node_name(r.split(": ", 1)[0])) for r in lost.running):
+            if not all(isinstance(r, str) and valid_entry_name(r.split(": ", 1)[0]) for r in lost.running):
                 raise ValueError("running: not a list of 'node: phase'")
         except (ValueError, KeyError, TypeError) as error:
             raise ValueError(f"damaged notice {key}: {error}; inspect it, then delete it") from None

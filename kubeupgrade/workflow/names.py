@@ -41,6 +41,11 @@ def valid_node_name(name: object) -> bool:
     return isinstance(name, str) and len(name) <= 253 and bool(_NODE_NAME.match(name))
 
 
+def valid_entry_name(name: object) -> bool:
+    """A hop entry's name: a node's, or the entry of the hop's cluster phases."""
+    return name == CLUSTER_ENTRY or valid_node_name(name)
+
+
 def valid_hop(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 100
 

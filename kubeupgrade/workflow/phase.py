@@ -35,7 +35,7 @@ from kubeupgrade.security.signing import canonical
 from kubeupgrade.workflow import agent_identity, seal
 from kubeupgrade.workflow.app import app, broker_url
 from kubeupgrade.workflow.liveness import beat_for, phase_beating
-from kubeupgrade.workflow.names import CLUSTER_ENTRY, valid_campaign_id, valid_hop, valid_node_name
+from kubeupgrade.workflow.names import CLUSTER_ENTRY, valid_campaign_id, valid_entry_name, valid_hop
 from kubeupgrade.workflow.outage_budget import next_outage_retry, retries_spent_on_outages
 from kubeupgrade.workflow.record import CampaignStore
 from kubeupgrade.workflow.schedule import HopSchedule
@@ -268,7 +268,7 @@ def _validate(campaign: Any, hop: Any, node: Any, phase: Any, attempt: Any,
         raise PermanentError(f"invalid campaign id {campaign!r}")
     if not valid_hop(hop):
         raise PermanentError(f"invalid hop {hop!r}")
-    if node != CLUSTER_ENTRY and not valid_node_name(node):
+    if not valid_entry_name(node):
         raise PermanentError(f"invalid node name {node!r}")
     if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 1:
         raise PermanentError(f"invalid attempt {attempt!r}")

@@ -367,6 +367,18 @@ def test_an_entry_for_a_node_the_operator_left_out_runs_nothing_on_it(make_stack
     store.release_cluster("forged", campaign_id)
 
 
+def while_apply_hangs_on_cp1(make_stack, tmp_path, seconds):
+    """A campaign on 1 control plane and 2 workers, once cp-1's `kubeadm upgrade apply` runs
+    (held `seconds`): the sandbox, the handle, and a Redis client with the agent role's broker
+    credential, as the root of any node holds it."""
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    box.add_fault("hang", node="cp-1", command="kubeadm upgrade apply", seconds=seconds, count=1)
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31"), broker=stack.broker)
+    wait_for(phase_running(handle, "cp-1", "kubeadm-upgrade-apply"), timeout=120)
+    return box, handle, CampaignStore.from_url(stack.broker_for("agent")).redis
+
+
 def test_control_planes_marked_done_in_the_record_change_no_worker_until_the_cluster_shows_them(
         make_stack, tmp_path):
     """Agents write the record, so the root of any node can mark a control plane's phases done:
@@ -377,12 +389,7 @@ def test_control_planes_marked_done_in_the_record_change_no_worker_until_the_clu
     aborts it."""
     from kubeupgrade.sandbox import invariants
 
-    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt")
-    box = stack.sandbox
-    box.add_fault("hang", node="cp-1", command="kubeadm upgrade apply", seconds=6.0, count=1)
-    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31"), broker=stack.broker)
-    wait_for(phase_running(handle, "cp-1", "kubeadm-upgrade-apply"), timeout=120)
-    forger = CampaignStore.from_url(stack.broker_for("agent")).redis
+    box, handle, forger = while_apply_hangs_on_cp1(make_stack, tmp_path, seconds=6.0)
     key = f"ku:c:{handle.id}:hop:0"
     entry = json.loads(forger.hget(key, "cp-1"))
     now = time.time()
@@ -418,12 +425,7 @@ def test_a_hop_moved_to_the_worker_stage_in_the_record_changes_no_worker_until_t
     the version. cp-1's own chain goes on, and the campaign finishes with every promise kept."""
     from kubeupgrade.sandbox import invariants
 
-    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt")
-    box = stack.sandbox
-    box.add_fault("hang", node="cp-1", command="kubeadm upgrade apply", seconds=8.0, count=1)
-    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31"), broker=stack.broker)
-    wait_for(phase_running(handle, "cp-1", "kubeadm-upgrade-apply"), timeout=120)
-    forger = CampaignStore.from_url(stack.broker_for("agent")).redis
+    box, handle, forger = while_apply_hangs_on_cp1(make_stack, tmp_path, seconds=8.0)
     doc = json.loads(forger.get(f"ku:c:{handle.id}"))
     assert doc["hops"][0]["stage"] == "control-planes"
     doc["hops"][0]["stage"] = "workers"
