@@ -242,6 +242,11 @@ class Dispatcher:
         # stage begins (kube/control_planes_seen.py); None: the record's word alone.
         self.control_planes = control_planes
         self._planes_told: dict[str, str] = {}  # campaign -> what it last said of them
+        # The record's progress proven by the controller's seals (seal.py): campaign -> how
+        # many hops it accepted (None: no seal key, nothing checked), and (campaign, hop) whose
+        # earlier hops each have their sealed verification.
+        self._accepted_hops: dict[str, int | None] = {}
+        self._proven: set[tuple[str, int]] = set()
         self.store = store
         self.discover = discover
         self.identify = identify
@@ -394,10 +399,13 @@ class Dispatcher:
             self._views = {key: view for key, view in self._views.items() if key[0] in active}
         if any(key[0] not in active for key in self._schedules):
             self._schedules = {key: known for key, known in self._schedules.items() if key[0] in active}
+        if any(key[0] not in active for key in self._proven):
+            self._proven = {key for key in self._proven if key[0] in active}
         if any(key not in active for key in self._records):
             self._records = {key: known for key, known in self._records.items() if key in active}
         for looks in (self._looked_at, self._unseen_since, self._watch_round, self._not_taking,
-                      self._look_rounds, self._outside_told, self._reached_first, self._planes_told):
+                      self._look_rounds, self._outside_told, self._reached_first, self._planes_told,
+                      self._accepted_hops):
             for gone in [key for key in looks if key not in active]:
                 del looks[gone]
         for campaign_id in active:
@@ -506,6 +514,13 @@ class Dispatcher:
 
     def advance(self, campaign_id: str) -> None:
         doc = self._record(campaign_id)
+        if doc is not None and doc["state"] == "succeeded":
+            # Ended by this dispatcher, which stopped before it let go of the campaign; or
+            # written so in the broker by someone else, which the seals tell apart.
+            unproven = self._unproven(doc, len(doc["hops"]))
+            if unproven:
+                self._stop_unproven(doc, unproven, "the record says the campaign succeeded")
+                return
         if doc is None or doc["state"] not in ("pending", "running"):
             self.store.deactivate(campaign_id)
             return
@@ -515,6 +530,11 @@ class Dispatcher:
         if self._elsewhere(doc):
             return
         hop_index = doc["current_hop"]
+        unproven = self._unproven(doc, hop_index)
+        if unproven:
+            self._stop_unproven(doc, unproven, f"the record says hop {hop_index + 1} is the current one"
+                                if hop_index < len(doc["hops"]) else "the record says every hop is done")
+            return
         if hop_index >= len(doc["hops"]):
             self._finish(doc)
             return
@@ -829,6 +849,55 @@ class Dispatcher:
                              f"hop {hop + 1}: the cluster shows every control plane at the version")
         return seen.confirmed
 
+    def _unproven(self, doc: CampaignRecord, through: int) -> str:
+        """Why the record's progress, hops [0, through) done, is not this controller's work
+        (seal.py), or "": each of those hops has the seal its verification wrote, and the
+        record holds the hops the controller accepted. Agents write the record, so a hop's
+        stage, the current hop or the campaign's state could be walked to the end without a
+        verification ever passing. Checked once per hop reached, in one read."""
+        campaign_id = doc["id"]
+        if campaign_id not in self._accepted_hops:
+            acceptance = self.store.acceptance(campaign_id)  # DamagedRecord if broken: isolated
+            self._accepted_hops[campaign_id] = None if acceptance is None else len(acceptance.schedules)
+        accepted = self._accepted_hops[campaign_id]
+        if accepted is None:
+            return ""
+        if len(doc["hops"]) != accepted:
+            return f"it holds {len(doc['hops'])} hop(s) where this controller accepted {accepted}"
+        if through > accepted:
+            return f"its current hop is {through + 1} where this controller accepted {accepted} hop(s)"
+        if (campaign_id, through) in self._proven:
+            return ""
+        why = self.store.unverified(campaign_id, range(through)) or ""
+        if not why:
+            self._proven.add((campaign_id, through))
+        return why
+
+    def _stop_unproven(self, doc: CampaignRecord, why: str, says: str) -> None:
+        """A campaign whose record claims progress this controller cannot prove: failed, with
+        nothing more sent, and with the nodes the cluster shows cordoned by it named (the
+        record's own list of them is no more to be trusted than its progress)."""
+        cordoned = ""
+        seen = self.availability.latest() if self.availability is not None else None
+        if seen is not None:
+            ours = sorted(name for name, how in seen.workers.items() if how.owner == doc["id"])
+            at = time.strftime("%H:%M:%S UTC", time.gmtime(seen.read_at))
+            cordoned = (f"; the cluster's nodes read at {at} show cordoned by this campaign: "
+                        f"{', '.join(ours) if ours else 'none'}")
+        message = (f"{says}, but {why}: the record was changed in the broker, not by this "
+                   f"controller (forged, or edited by hand); nothing more is sent{cordoned}. "
+                   f"`kubeupgrade abort {doc['id']} --uncordon` releases what it cordoned; then "
+                   "submit the campaign again: it is planned from the cluster as it is")
+
+        def fail(current: dict[str, Any]) -> None:
+            current.update(state="failed", error={"hop": None, "node": None, "phase": None,
+                                                  "message": message, "tail": ""})
+
+        log.error("campaign %s: %s", doc["id"], message)
+        self.store.update(doc["id"], fail, forged_state=True)
+        self.store.deactivate(doc["id"])
+        self.store.event(doc["id"], f"failed: {message}")
+
     def _fetch_early(self, doc: CampaignRecord, hop: int, entries: dict[str, NodeEntry]) -> None:
         """The first workers' early phases (their repository, their packages into the cache:
         nothing they run changes) while the control planes upgrade (decide.workers_to_fetch),
@@ -1074,6 +1143,11 @@ class Dispatcher:
         return opened
 
     def _stage_done(self, doc: CampaignRecord, hop: int, entries: dict[str, NodeEntry]) -> None:
+        unproven = self.store.unverified(doc["id"], range(hop, hop + 1))
+        if unproven:  # the record moved the hop to done: its verification never passed here
+            self._stop_unproven(doc, unproven, f"the record says hop {hop + 1} is verified")
+            return
+
         def next_hop(current: dict[str, Any]) -> None:
             current["current_hop"] = hop + 1
 

@@ -16,6 +16,13 @@ which no agent or CLI holds. The dispatcher reads a schedule only if it matches,
 phase runs only for a campaign whose document still matches and whose schedule names the node.
 Anything else is a damaged record: named, and nothing done for it.
 
+The record's progress is the agents' to write too (a hop's stage, its current hop, the cluster
+entry's phases), so a campaign could be walked to its end in the broker without a verification
+ever passing: a false success, with nodes left behind or cordoned. So when a hop's verification
+passes, the verify phase writes `ku:c:<id>:verified:<n>` sealed with the same key, and the
+dispatcher moves past a hop, or lets a campaign end as succeeded, only on that seal, for every
+hop it accepted.
+
 Without a message key (`--unsigned-messages`) there is nothing to key the seal with, and nothing
 is sealed or checked: the broker is trusted whole in that mode anyway.
 """
@@ -92,6 +99,33 @@ class RecordSeal:
         """The text stored under ku:c:<id>:accepted."""
         return json.dumps({**acceptance.body(), "seal": self._mac(acceptance.body())})
 
+    def seal_verified(self, campaign_id: str, hop: int, version: str) -> str:
+        """The text stored under ku:c:<id>:verified:<hop> once the hop's verification passed."""
+        body = _verified_body(str(campaign_id), int(hop), str(version))  # as check_verified reads it
+        return json.dumps({**body, "seal": self._mac(body)})
+
+    def check_verified(self, campaign_id: str, hop: int, text: str | None) -> None:
+        """Nothing if this controller sealed hop `hop` of `campaign_id` verified; SealBroken
+        naming what is wrong otherwise."""
+        if text is None:
+            raise SealBroken(f"hop {hop + 1} has no sealed verification: the controller's verify "
+                             "phase never passed for it")
+        try:
+            stored = json.loads(text)
+            if stored["verified"] is not True:
+                raise ValueError("not a verification seal")
+            body = _verified_body(str(stored["campaign"]), int(stored["hop"]), str(stored["version"]))
+            mac = str(stored["seal"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise SealBroken(f"hop {hop + 1}'s sealed verification is unreadable "
+                             f"({type(error).__name__})") from None
+        if not hmac.compare_digest(mac, self._mac(body)):
+            raise SealBroken(f"hop {hop + 1}'s verification seal does not verify with this "
+                             "controller's key (forged, or sealed under another message key)")
+        if (body["campaign"], body["hop"]) != (campaign_id, hop):
+            raise SealBroken(f"hop {hop + 1}'s verification seal is campaign {body['campaign']}'s "
+                             f"hop {body['hop'] + 1}, copied here")
+
     def open(self, campaign_id: str, text: str | None) -> Acceptance:
         """The acceptance `text` holds, if this controller sealed it for `campaign_id`;
         SealBroken naming what is wrong otherwise."""
@@ -113,6 +147,11 @@ class RecordSeal:
             raise SealBroken(f"the sealed acceptance is campaign {acceptance.campaign_id}'s, "
                              "copied here")
         return acceptance
+
+
+def _verified_body(campaign_id: str, hop: int, version: str) -> dict[str, Any]:
+    # Its own "verified" key: no acceptance's body can be read as one (nor one as the other).
+    return {"verified": True, "campaign": campaign_id, "hop": hop, "version": version}
 
 
 _current: RecordSeal | None = None

@@ -438,3 +438,50 @@ def test_a_hop_moved_to_the_worker_stage_in_the_record_changes_no_worker_until_t
         changed = [e for e in box.command_log(node) if invariants._is_disruptive(e["argv"])]
         assert changed and min(e["start"] for e in changed) > applied[0]["end"], (node, changed[:1])
     assert invariants.check_all(box, max_unavailable=1) == []
+
+
+@pytest.mark.parametrize("forgery", ["past the last hop", "state succeeded"])
+def test_a_campaign_walked_to_its_end_in_the_record_fails_and_never_reads_succeeded(
+        make_stack, tmp_path, forgery):
+    """The record's progress is the agents' to write: with the agent's broker credential,
+    while cp-1's `kubeadm upgrade apply` runs, the campaign is moved past its last hop or
+    written `succeeded`. The controller ends a campaign as succeeded only on the seals its
+    verify phase writes (seal.py), one per hop: it fails this one, naming what the record
+    claimed and why it is not the controller's, and no worker changes."""
+    from kubeupgrade.sandbox import invariants
+
+    box, handle, forger = while_apply_hangs_on_cp1(make_stack, tmp_path, seconds=4.0)
+    key = f"ku:c:{handle.id}"
+    doc = json.loads(forger.get(key))
+    if forgery == "past the last hop":
+        doc["current_hop"] = len(doc["hops"])
+    else:
+        doc["state"] = "succeeded"
+    forger.set(key, json.dumps(doc))
+    forger.sadd("ku:active", handle.id)  # in case the dispatcher had let go of it
+    wait_for(lambda: handle.state() == "failed", timeout=60)
+    error = handle.status()["error"]["message"]
+    claimed = "every hop is done" if forgery == "past the last hop" else "the campaign succeeded"
+    assert f"the record says {claimed}, but hop 1 has no sealed verification" in error, error
+    assert "not by this controller" in error
+    time.sleep(6.0)  # past the apply, time enough for any worker to have begun
+    assert handle.state() == "failed"
+    for node in ("worker-1", "worker-2"):
+        changed = [e["argv"] for e in box.command_log(node) if invariants._is_disruptive(e["argv"])]
+        assert changed == [], f"{node} changed after a forged end: {changed}"
+    assert handle.abort() == []
+    assert handle.state() == "aborted"
+
+
+def test_each_hop_a_campaign_passes_is_sealed_by_the_controllers_verify_phase(make_stack, tmp_path):
+    """The other side of the test above: a campaign of two hops goes from one to the next and
+    ends as succeeded on its verify phases' seals."""
+    stack = make_stack(control_planes=1, workers=2, version="1.29.9", os_family="apt")
+    handle = submit(write_campaign(tmp_path / "c.yaml", "1.31"), broker=stack.broker)
+    state, error = finish(handle, timeout=300)
+    assert state == "succeeded", error
+    store = CampaignStore.from_url(stack.broker)
+    sealed = store.dump(handle.id)["verified"]
+    assert sorted(sealed) == ["0", "1"] and {s["hop"] for s in sealed.values()} == {0, 1}
+    assert [s["version"] for _, s in sorted(sealed.items())] == [
+        f"v{h['version']}" for h in store.get(handle.id)["hops"]]

@@ -182,3 +182,88 @@ def test_without_a_seal_key_nothing_is_sealed_or_checked(redis_url):
     assert store.redis.get(f"ku:c:{campaign}:accepted") is None
     require_accepted(job(store, campaign, "stranger"))
     assert store.schedule(campaign, 0, store.get(campaign)).limit == 2
+
+
+def verified_genuinely(store: CampaignStore, campaign: str, hop: int = 0) -> None:
+    """What the verify phase writes, in the controller, once the hop's verification passed."""
+    store.put_verified(campaign, hop, "v1.31.14")
+
+
+def test_a_hop_goes_by_and_the_campaign_succeeds_on_the_verify_phases_seal(redis_url, sealing):
+    store, campaign = accepted(redis_url)
+    dispatcher = Dispatcher(client_app(redis_url), store)
+    store.update(campaign, lambda d: d["hops"][0].update(stage="done"))
+    verified_genuinely(store, campaign)
+    dispatcher.advance(campaign)
+    assert store.get(campaign)["current_hop"] == 1
+    dispatcher.advance(campaign)
+    assert store.get(campaign)["state"] == "succeeded"
+    assert store.dump(campaign)["verified"]["0"]["campaign"] == campaign
+
+
+# What an agent's broker credential can write into the record to walk a campaign to its end
+# while cp-1 is still being upgraded (each forgery as the dispatcher would find it).
+FORGED_PROGRESS = {
+    "hop done": lambda d: d["hops"][0].update(stage="done"),
+    "past the last hop": lambda d: d.update(current_hop=1),
+    "far past the last hop": lambda d: d.update(current_hop=7),
+    "hops emptied": lambda d: d.update(hops=[]),
+    "state succeeded": lambda d: d.update(state="succeeded"),
+}
+
+
+@pytest.mark.parametrize("forgery", sorted(FORGED_PROGRESS))
+@pytest.mark.parametrize("verified", ["never", "another key", "another campaign", "another hop", "garbage"])
+def test_progress_written_into_the_record_never_ends_a_campaign_as_succeeded(
+        redis_url, sealing, forgery, verified):
+    """Forged progress fails the campaign, naming the hop without a genuine seal and what the
+    record claimed; nothing more is sent for it, and it never reads as succeeded."""
+    store, campaign = accepted(redis_url)
+    key = f"ku:c:{campaign}:verified:0"
+    version = "v1.31.14"
+    if verified == "another key":
+        store.redis.set(key, seal.RecordSeal(b"an agent's guess").seal_verified(campaign, 0, version))
+    elif verified == "another campaign":  # genuine, for a campaign that did pass
+        store.release_cluster("prod", campaign)
+        _, other = accepted(redis_url, cluster="staging")
+        verified_genuinely(store, other)
+        store.redis.set(key, store.redis.get(f"ku:c:{other}:verified:0"))
+    elif verified == "another hop":
+        store.redis.set(key, sealing.seal_verified(campaign, 3, version))
+    elif verified == "garbage":
+        store.redis.set(key, '{"verified": true}')
+    dispatcher = Dispatcher(client_app(redis_url), store)
+    dispatcher.advance(campaign)  # the campaign as accepted: nothing unproven yet
+    assert store.get(campaign)["state"] == "running"
+    store.update(campaign, FORGED_PROGRESS[forgery])
+    for _ in range(3):
+        dispatcher.tick()
+    doc = store.get(campaign)
+    assert doc["state"] == "failed", doc.get("error")
+    message = doc["error"]["message"]
+    assert "the record was changed in the broker, not by this controller" in message
+    assert f"kubeupgrade abort {campaign} --uncordon" in message
+    if forgery == "hops emptied":
+        assert "it holds 0 hop(s) where this controller accepted 1" in message
+    elif forgery == "far past the last hop":
+        assert "its current hop is 8 where this controller accepted 1 hop(s)" in message
+    else:
+        assert {"never": "hop 1 has no sealed verification",
+                "another key": "does not verify with this controller's key",
+                "another campaign": "copied here", "another hop": "copied here",
+                "garbage": "unreadable"}[verified] in message, message
+    assert campaign not in store.active_ids()
+    if verified != "another campaign":  # (which let go of it for the other one)
+        assert store.cluster_holder("prod") == campaign  # a failed campaign keeps its cluster
+    assert any(e["message"].startswith("failed: the record says") for e in store.events(campaign))
+
+
+def test_a_verification_seal_needs_the_controllers_key_to_be_checked(redis_url):
+    """Without a seal key (`--unsigned-messages`) the record's progress is trusted, as before."""
+    store, campaign = accepted(redis_url)
+    store.put_verified(campaign, 0, "1.31.14")
+    assert store.redis.get(f"ku:c:{campaign}:verified:0") is None
+    dispatcher = Dispatcher(client_app(redis_url), store)
+    store.update(campaign, lambda d: d.update(current_hop=1))
+    dispatcher.advance(campaign)
+    assert store.get(campaign)["state"] == "succeeded"
