@@ -247,6 +247,9 @@ class Dispatcher:
         # earlier hops each have their sealed verification.
         self._accepted_hops: dict[str, int | None] = {}
         self._proven: set[tuple[str, int]] = set()
+        # (campaign, hop) -> the version this controller resolved and sealed for it ("": no
+        # seal key, nothing checked)
+        self._sealed_versions: dict[tuple[str, int], str] = {}
         self.store = store
         self.discover = discover
         self.identify = identify
@@ -401,6 +404,8 @@ class Dispatcher:
             self._schedules = {key: known for key, known in self._schedules.items() if key[0] in active}
         if any(key[0] not in active for key in self._proven):
             self._proven = {key for key in self._proven if key[0] in active}
+        if any(key[0] not in active for key in self._sealed_versions):
+            self._sealed_versions = {k: v for k, v in self._sealed_versions.items() if k[0] in active}
         if any(key not in active for key in self._records):
             self._records = {key: known for key, known in self._records.items() if key in active}
         for looks in (self._looked_at, self._unseen_since, self._watch_round, self._not_taking,
@@ -538,6 +543,12 @@ class Dispatcher:
         if hop_index >= len(doc["hops"]):
             self._finish(doc)
             return
+        if doc["hops"][hop_index]["stage"] != "prepare":
+            unproven = self._version_unproven(doc, hop_index)
+            if unproven:
+                self._stop_unproven(doc, unproven, f"the record says hop {hop_index + 1} goes to "
+                                    f"{doc['hops'][hop_index]['version']}")
+                return
         entries = self._hop_entries(campaign_id, hop_index)
         self._tell(doc, hop_index, entries)
         if self._watch(doc, hop_index, entries) or self._recover_lost_tasks(doc, hop_index, entries):
@@ -738,6 +749,8 @@ class Dispatcher:
         packages = {node: f["available"][chosen.plain] for node, f in facts.items()}
 
         self.store.put_packages(doc["id"], hop, packages)  # first: the stage below says they are there
+        self.store.put_resolved(doc["id"], hop, chosen.plain)  # what the controller checks against
+        self._sealed_versions.pop((doc["id"], hop), None)
 
         def resolved(current: dict[str, Any]) -> None:
             current["hops"][hop].update(version=chosen.plain, stage="preflight")
@@ -872,6 +885,23 @@ class Dispatcher:
         if not why:
             self._proven.add((campaign_id, through))
         return why
+
+    def _version_unproven(self, doc: CampaignRecord, hop: int) -> str:
+        """Why the hop's version in the record is not the one this controller resolved and
+        sealed, or "". Every check of the cluster (the control planes before the workers, the
+        readiness waits, the verification) is made against it: written back to the version
+        the nodes run already, it would pass them all with nothing upgraded."""
+        key = (doc["id"], hop)
+        sealed = self._sealed_versions.get(key)
+        if sealed is None:
+            try:
+                sealed = self.store.sealed_version(doc["id"], hop) or ""
+            except DamagedRecord as error:
+                return error.summary
+            self._sealed_versions[key] = sealed
+        if sealed and doc["hops"][hop]["version"] != sealed:
+            return f"this controller resolved {sealed} for it"
+        return ""
 
     def _stop_unproven(self, doc: CampaignRecord, why: str, says: str) -> None:
         """A campaign whose record claims progress this controller cannot prove: failed, with

@@ -37,7 +37,7 @@ from kubeupgrade.workflow.app import app, broker_url
 from kubeupgrade.workflow.liveness import beat_for, phase_beating
 from kubeupgrade.workflow.names import CLUSTER_ENTRY, valid_campaign_id, valid_entry_name, valid_hop
 from kubeupgrade.workflow.outage_budget import next_outage_retry, retries_spent_on_outages
-from kubeupgrade.workflow.record import CampaignStore
+from kubeupgrade.workflow.record import CampaignStore, DamagedRecord
 from kubeupgrade.workflow.schedule import HopSchedule
 from kubeupgrade.workflow.schema import CampaignRecord, NodeEntry
 from kubeupgrade.workflow.waiting import (
@@ -145,6 +145,7 @@ class Job:
     # The hop's schedule once read: require_accepted reads and checks it before every look of
     # a cluster phase, and the body asks for it again (which control planes, the limit).
     _schedule: HopSchedule | None = field(default=None, init=False, repr=False)
+    _version: KubeVersion | None = field(default=None, init=False, repr=False)
 
     @property
     def doc(self) -> dict[str, Any]:
@@ -165,10 +166,19 @@ class Job:
 
     @property
     def version(self) -> KubeVersion:
-        resolved = self.hop_doc.get("version")
-        if not resolved:
-            raise PermanentError(f"hop {self.hop + 1} has no resolved version yet")
-        return parse_version(resolved)
+        """The hop's version; in the controller, only the one it resolved and sealed (its
+        phases judge the cluster against it, and agents can write the record)."""
+        if self._version is None:
+            resolved = self.hop_doc.get("version")
+            if not resolved:
+                raise PermanentError(f"hop {self.hop + 1} has no resolved version yet")
+            sealed = self.store.sealed_version(self.campaign_id, self.hop)  # None outside it
+            if sealed is not None and sealed != resolved:
+                raise DamagedRecord(f"ku:c:{self.campaign_id}", f"hop {self.hop + 1}'s version is "
+                                    f"{resolved} where this controller resolved {sealed} (changed "
+                                    "in the broker after it was resolved)", field="hops")
+            self._version = parse_version(resolved)
+        return self._version
 
     def package(self) -> str:
         package = self.store.package(self.campaign_id, self.hop, self.node, self.doc)

@@ -16,6 +16,8 @@ Keys (JSON values):
                                document is read by every task, and the plan was two thirds of it)
   ku:c:<id>:accepted           the controller's seal on the document and schedules it accepted
                                (seal.py): what its own phases and the dispatcher check
+  ku:c:<id>:resolved:<n>       the controller's seal on the version it resolved for hop n
+                               (seal.py): what its phases and checks of the cluster use
   ku:c:<id>:verified:<n>       the controller's seal on hop n's passed verification (seal.py):
                                the dispatcher moves past a hop, or ends a campaign as
                                succeeded, only on it
@@ -494,7 +496,7 @@ class CampaignStore:
         schedule, packages and verification rows)."""
         dump: dict[str, Any] = {"id": campaign_id, "record": None, "plan": None, "hops": {}, "tails": {},
                                 "events": [], "outputs": {}, "live_versions": {}, "packages": {},
-                                "schedules": {}, "verification": {}, "verified": {}, "accepted": None}
+                                "schedules": {}, "verification": {}, "resolved": {}, "verified": {}, "accepted": None}
         for key in self._keys(campaign_id):
             kind = self.redis.type(key)
             rest = key[len(f"ku:c:{campaign_id}"):]
@@ -510,8 +512,9 @@ class CampaignStore:
                 dump["packages"][rest[len(":packages:"):]] = self.redis.hgetall(key)
             elif rest.startswith(":schedule:") and kind == "string":
                 dump["schedules"][rest[len(":schedule:"):]] = json.loads(self.redis.get(key) or "null")
-            elif rest.startswith(":verified:") and kind == "string":
-                dump["verified"][rest[len(":verified:"):]] = json.loads(self.redis.get(key) or "null")
+            elif rest.startswith((":verified:", ":resolved:")) and kind == "string":
+                fact, hop_text = rest[1:].split(":", 1)
+                dump[fact][hop_text] = json.loads(self.redis.get(key) or "null")
             elif rest.startswith(":verification:") and kind == "string":
                 dump["verification"][rest[len(":verification:"):]] = json.loads(self.redis.get(key) or "null")
             elif rest == ":events":
@@ -599,12 +602,20 @@ class CampaignStore:
         (pipe if pipe is not None else self.redis).set(f"ku:c:{campaign_id}:verification:{hop}", json.dumps(rows))
 
     def put_verified(self, campaign_id: str, hop: int, version: str, pipe: Any = None) -> None:
-        """The controller's seal on a hop whose verification passed (seal.py); nothing without
-        a seal key. `pipe`: as for put_verification."""
+        """The controller's seal on a hop whose verification passed at `version` (seal.py);
+        nothing without a seal key. `pipe`: as for put_verification."""
+        self._put_hop_seal("verified", campaign_id, hop, version, pipe)
+
+    def put_resolved(self, campaign_id: str, hop: int, version: str) -> None:
+        """The controller's seal on the version it resolved for the hop (seal.py)."""
+        self._put_hop_seal("resolved", campaign_id, hop, version, None)
+
+    def _put_hop_seal(self, fact: seal.HopFact, campaign_id: str, hop: int, version: str,
+                      pipe: Any) -> None:
         sealing = seal.current()
         if sealing is not None:
             (pipe if pipe is not None else self.redis).set(
-                f"ku:c:{campaign_id}:verified:{hop}", sealing.seal_verified(campaign_id, hop, version))
+                f"ku:c:{campaign_id}:{fact}:{hop}", sealing.seal_hop(fact, campaign_id, hop, version))
 
     def unverified(self, campaign_id: str, hops: range) -> str | None:
         """Why one of `hops` cannot be taken as verified by this controller (the first such
@@ -616,10 +627,22 @@ class CampaignStore:
         texts = self.redis.mget([f"ku:c:{campaign_id}:verified:{hop}" for hop in hops])
         for hop, text in zip(hops, texts):
             try:
-                sealing.check_verified(campaign_id, hop, text)
+                sealing.check_hop("verified", campaign_id, hop, text)
             except seal.SealBroken as error:
                 return str(error)
         return None
+
+    def sealed_version(self, campaign_id: str, hop: int) -> str | None:
+        """The version this controller resolved and sealed for the hop; None in a process that
+        holds no seal key (it checks nothing); DamagedRecord if it is missing or not genuine."""
+        sealing = seal.current()
+        if sealing is None:
+            return None
+        key = f"ku:c:{campaign_id}:resolved:{hop}"
+        try:
+            return sealing.check_hop("resolved", campaign_id, hop, self.redis.get(key))
+        except seal.SealBroken as error:
+            raise DamagedRecord(key, str(error)) from None
 
     def verification(self, campaign_id: str, hop: int, doc: Mapping[str, Any]) -> list[dict[str, Any]]:
         key = f"ku:c:{campaign_id}:verification:{hop}"

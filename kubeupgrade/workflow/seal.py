@@ -21,7 +21,11 @@ entry's phases), so a campaign could be walked to its end in the broker without 
 ever passing: a false success, with nodes left behind or cordoned. So when a hop's verification
 passes, the verify phase writes `ku:c:<id>:verified:<n>` sealed with the same key, and the
 dispatcher moves past a hop, or lets a campaign end as succeeded, only on that seal, for every
-hop it accepted.
+hop it accepted. The hop's version is the record's word as well, and every check of the
+cluster is made against it: written back to the version the nodes run already, it would pass
+the control planes before their upgrade, and a verification that upgraded nothing. So the
+dispatcher seals the version it resolves (`ku:c:<id>:resolved:<n>`), and the controller's
+phases and checks use that one; a record that says otherwise is damaged.
 
 Without a message key (`--unsigned-messages`) there is nothing to key the seal with, and nothing
 is sealed or checked: the broker is trusted whole in that mode anyway.
@@ -34,7 +38,7 @@ import hmac
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from kubeupgrade.security.signing import canonical_json
 
@@ -99,32 +103,34 @@ class RecordSeal:
         """The text stored under ku:c:<id>:accepted."""
         return json.dumps({**acceptance.body(), "seal": self._mac(acceptance.body())})
 
-    def seal_verified(self, campaign_id: str, hop: int, version: str) -> str:
-        """The text stored under ku:c:<id>:verified:<hop> once the hop's verification passed."""
-        body = _verified_body(str(campaign_id), int(hop), str(version))  # as check_verified reads it
+    def seal_hop(self, fact: HopFact, campaign_id: str, hop: int, version: str) -> str:
+        """The text stored under ku:c:<id>:<fact>:<hop>: the controller resolved the hop's
+        version (`resolved`), or the hop's verification passed at it (`verified`)."""
+        body = _hop_body(fact, str(campaign_id), int(hop), str(version))  # as check_hop reads it
         return json.dumps({**body, "seal": self._mac(body)})
 
-    def check_verified(self, campaign_id: str, hop: int, text: str | None) -> None:
-        """Nothing if this controller sealed hop `hop` of `campaign_id` verified; SealBroken
-        naming what is wrong otherwise."""
+    def check_hop(self, fact: HopFact, campaign_id: str, hop: int, text: str | None) -> str:
+        """The version this controller sealed `fact` of hop `hop` of `campaign_id` with;
+        SealBroken naming what is wrong otherwise."""
+        name, never = _HOP_FACTS[fact]
         if text is None:
-            raise SealBroken(f"hop {hop + 1} has no sealed verification: the controller's verify "
-                             "phase never passed for it")
+            raise SealBroken(f"hop {hop + 1} has no sealed {name}: {never}")
         try:
             stored = json.loads(text)
-            if stored["verified"] is not True:
-                raise ValueError("not a verification seal")
-            body = _verified_body(str(stored["campaign"]), int(stored["hop"]), str(stored["version"]))
+            if stored["fact"] != fact:
+                raise ValueError(f"not a seal of the {name}")
+            body = _hop_body(fact, str(stored["campaign"]), int(stored["hop"]), str(stored["version"]))
             mac = str(stored["seal"])
         except (ValueError, KeyError, TypeError) as error:
-            raise SealBroken(f"hop {hop + 1}'s sealed verification is unreadable "
+            raise SealBroken(f"hop {hop + 1}'s sealed {name} is unreadable "
                              f"({type(error).__name__})") from None
         if not hmac.compare_digest(mac, self._mac(body)):
-            raise SealBroken(f"hop {hop + 1}'s verification seal does not verify with this "
+            raise SealBroken(f"hop {hop + 1}'s {name} seal does not verify with this "
                              "controller's key (forged, or sealed under another message key)")
         if (body["campaign"], body["hop"]) != (campaign_id, hop):
-            raise SealBroken(f"hop {hop + 1}'s verification seal is campaign {body['campaign']}'s "
+            raise SealBroken(f"hop {hop + 1}'s {name} seal is campaign {body['campaign']}'s "
                              f"hop {body['hop'] + 1}, copied here")
+        return str(body["version"])
 
     def open(self, campaign_id: str, text: str | None) -> Acceptance:
         """The acceptance `text` holds, if this controller sealed it for `campaign_id`;
@@ -149,9 +155,17 @@ class RecordSeal:
         return acceptance
 
 
-def _verified_body(campaign_id: str, hop: int, version: str) -> dict[str, Any]:
-    # Its own "verified" key: no acceptance's body can be read as one (nor one as the other).
-    return {"verified": True, "campaign": campaign_id, "hop": hop, "version": version}
+HopFact = Literal["resolved", "verified"]
+# fact -> (what it is called, why a hop that lacks its seal lacks it)
+_HOP_FACTS: dict[str, tuple[str, str]] = {
+    "resolved": ("version", "this controller never resolved one for it"),
+    "verified": ("verification", "the controller's verify phase never passed for it"),
+}
+
+
+def _hop_body(fact: HopFact, campaign_id: str, hop: int, version: str) -> dict[str, Any]:
+    # Its own "fact" key: no acceptance's body can be read as one, nor one fact as another.
+    return {"fact": fact, "campaign": campaign_id, "hop": hop, "version": version}
 
 
 _current: RecordSeal | None = None

@@ -379,6 +379,15 @@ def while_apply_hangs_on_cp1(make_stack, tmp_path, seconds):
     return box, handle, CampaignStore.from_url(stack.broker_for("agent")).redis
 
 
+def marked_done(entry):
+    """A node's entry with every phase written `succeeded`, as a forger would."""
+    now = time.time()
+    for phase in entry["phases"]:
+        phase.update(state="succeeded", started=phase["started"] or now, ended=now, task_id=phase["task_id"] or "x")
+    entry["state"] = "succeeded"
+    return entry
+
+
 def test_control_planes_marked_done_in_the_record_change_no_worker_until_the_cluster_shows_them(
         make_stack, tmp_path):
     """Agents write the record, so the root of any node can mark a control plane's phases done:
@@ -391,12 +400,7 @@ def test_control_planes_marked_done_in_the_record_change_no_worker_until_the_clu
 
     box, handle, forger = while_apply_hangs_on_cp1(make_stack, tmp_path, seconds=6.0)
     key = f"ku:c:{handle.id}:hop:0"
-    entry = json.loads(forger.hget(key, "cp-1"))
-    now = time.time()
-    for phase in entry["phases"]:
-        phase.update(state="succeeded", started=phase["started"] or now, ended=now, task_id=phase["task_id"] or "x")
-    entry["state"] = "succeeded"
-    forger.hset(key, "cp-1", json.dumps(entry))
+    forger.hset(key, "cp-1", json.dumps(marked_done(json.loads(forger.hget(key, "cp-1")))))
     forger.sadd(f"{key}:changed", "cp-1")
 
     def applied():
@@ -485,3 +489,32 @@ def test_each_hop_a_campaign_passes_is_sealed_by_the_controllers_verify_phase(ma
     assert sorted(sealed) == ["0", "1"] and {s["hop"] for s in sealed.values()} == {0, 1}
     assert [s["version"] for _, s in sorted(sealed.items())] == [
         f"v{h['version']}" for h in store.get(handle.id)["hops"]]
+
+
+def test_a_hops_version_written_back_to_the_old_one_lets_no_worker_change(make_stack, tmp_path):
+    """The cluster's word on the control planes is asked against the hop's version, which the
+    record holds: written back to v1.30.4 (what every node runs) along with cp-1's phases
+    marked done, the cluster would agree at once, and the workers would go while `kubeadm
+    upgrade apply` still runs. The dispatcher checks the version against the one it resolved
+    and sealed, fails the campaign naming both, and no worker changes."""
+    from kubeupgrade.sandbox import invariants
+
+    box, handle, forger = while_apply_hangs_on_cp1(make_stack, tmp_path, seconds=6.0)
+    hop_key = f"ku:c:{handle.id}:hop:0"
+    entry = marked_done(json.loads(forger.hget(hop_key, "cp-1")))
+    doc = json.loads(forger.get(f"ku:c:{handle.id}"))
+    resolved = doc["hops"][0]["version"]
+    doc["hops"][0]["version"] = "1.30.4"
+    pipe = forger.pipeline()
+    pipe.set(f"ku:c:{handle.id}", json.dumps(doc))
+    pipe.hset(hop_key, "cp-1", json.dumps(entry))
+    pipe.sadd(f"{hop_key}:changed", "cp-1")
+    pipe.execute()
+    wait_for(lambda: handle.state() == "failed", timeout=60)
+    error = handle.status()["error"]["message"]
+    assert f"the record says hop 1 goes to 1.30.4, but this controller resolved {resolved} for it" in error
+    time.sleep(8.0)  # past the apply, time enough for any worker to have begun
+    for node in ("worker-1", "worker-2"):
+        changed = [e["argv"] for e in box.command_log(node) if invariants._is_disruptive(e["argv"])]
+        assert changed == [], f"{node} changed on a forged version: {changed}"
+    assert handle.abort() == []

@@ -91,6 +91,7 @@ def test_a_schedule_changed_after_acceptance_is_named_and_never_used(redis_url, 
         store.schedule(campaign, 0, store.get(campaign))
     # The dispatcher isolates the campaign, naming the key; it sends nothing for it.
     dispatcher = Dispatcher(client_app(redis_url), store)
+    resolved_genuinely(store, campaign)  # as a campaign at its worker stage has it
     store.update(campaign, lambda d: d["hops"][0].update(stage="workers"))
     dispatcher.tick()
     assert campaign not in store.active_ids()
@@ -184,14 +185,21 @@ def test_without_a_seal_key_nothing_is_sealed_or_checked(redis_url):
     assert store.schedule(campaign, 0, store.get(campaign)).limit == 2
 
 
+def resolved_genuinely(store: CampaignStore, campaign: str, version: str = "1.31.14") -> None:
+    """What the dispatcher writes once it resolved hop 1's version from the nodes' facts."""
+    store.put_resolved(campaign, 0, version)
+    store.update(campaign, lambda d: d["hops"][0].update(version=version, stage="control-planes"))
+
+
 def verified_genuinely(store: CampaignStore, campaign: str, hop: int = 0) -> None:
     """What the verify phase writes, in the controller, once the hop's verification passed."""
-    store.put_verified(campaign, hop, "v1.31.14")
+    store.put_verified(campaign, hop, "1.31.14")
 
 
 def test_a_hop_goes_by_and_the_campaign_succeeds_on_the_verify_phases_seal(redis_url, sealing):
     store, campaign = accepted(redis_url)
     dispatcher = Dispatcher(client_app(redis_url), store)
+    resolved_genuinely(store, campaign)
     store.update(campaign, lambda d: d["hops"][0].update(stage="done"))
     verified_genuinely(store, campaign)
     dispatcher.advance(campaign)
@@ -219,19 +227,21 @@ def test_progress_written_into_the_record_never_ends_a_campaign_as_succeeded(
     """Forged progress fails the campaign, naming the hop without a genuine seal and what the
     record claimed; nothing more is sent for it, and it never reads as succeeded."""
     store, campaign = accepted(redis_url)
+    resolved_genuinely(store, campaign)
     key = f"ku:c:{campaign}:verified:0"
-    version = "v1.31.14"
+    version = "1.31.14"
     if verified == "another key":
-        store.redis.set(key, seal.RecordSeal(b"an agent's guess").seal_verified(campaign, 0, version))
+        store.redis.set(key, seal.RecordSeal(b"an agent's guess").seal_hop("verified", campaign, 0, version))
     elif verified == "another campaign":  # genuine, for a campaign that did pass
         store.release_cluster("prod", campaign)
         _, other = accepted(redis_url, cluster="staging")
+        resolved_genuinely(store, other)
         verified_genuinely(store, other)
         store.redis.set(key, store.redis.get(f"ku:c:{other}:verified:0"))
     elif verified == "another hop":
-        store.redis.set(key, sealing.seal_verified(campaign, 3, version))
+        store.redis.set(key, sealing.seal_hop("verified", campaign, 3, version))
     elif verified == "garbage":
-        store.redis.set(key, '{"verified": true}')
+        store.redis.set(key, '{"fact": "verified"}')
     dispatcher = Dispatcher(client_app(redis_url), store)
     dispatcher.advance(campaign)  # the campaign as accepted: nothing unproven yet
     assert store.get(campaign)["state"] == "running"
@@ -267,3 +277,43 @@ def test_a_verification_seal_needs_the_controllers_key_to_be_checked(redis_url):
     store.update(campaign, lambda d: d.update(current_hop=1))
     dispatcher.advance(campaign)
     assert store.get(campaign)["state"] == "succeeded"
+
+
+@pytest.mark.parametrize("sealed", ["genuine", "missing", "another key", "another campaign"])
+def test_a_hops_version_written_back_in_the_record_is_never_checked_against(redis_url, sealing, sealed):
+    """Every check of the cluster is made against the hop's version: written back to the one
+    the nodes run already (or with its seal forged), the campaign fails before the dispatcher
+    asks the cluster anything of it, and no cluster phase judges the cluster by it."""
+    store, campaign = accepted(redis_url)
+    resolved_genuinely(store, campaign)
+    key = f"ku:c:{campaign}:resolved:0"
+    if sealed == "missing":
+        store.redis.delete(key)
+    elif sealed == "another key":
+        store.redis.set(key, seal.RecordSeal(b"an agent's guess").seal_hop("resolved", campaign, 0, "1.30.4"))
+    elif sealed == "another campaign":
+        store.release_cluster("prod", campaign)
+        _, other = accepted(redis_url, cluster="staging")
+        resolved_genuinely(store, other, version="1.30.4")
+        store.redis.set(key, store.redis.get(f"ku:c:{other}:resolved:0"))
+    store.update(campaign, lambda d: d["hops"][0].update(version="1.30.4"))
+    with pytest.raises(DamagedRecord, match="resolved"):
+        print(job(store, campaign, CLUSTER_ENTRY, Phase.VERIFY).version)  # what verify judges by
+    Dispatcher(client_app(redis_url), store).tick()
+    doc = store.get(campaign)
+    assert doc["state"] == "failed"
+    message = doc["error"]["message"]
+    assert message.startswith("the record says hop 1 goes to 1.30.4, but ")
+    assert {"genuine": "this controller resolved 1.31.14 for it",
+            "missing": "hop 1 has no sealed version: this controller never resolved one for it",
+            "another key": "does not verify with this controller's key",
+            "another campaign": "copied here"}[sealed] in message, message
+
+
+def test_a_hops_version_as_resolved_is_what_the_controllers_phases_use(redis_url, sealing):
+    store, campaign = accepted(redis_url)
+    resolved_genuinely(store, campaign)
+    assert str(job(store, campaign, "worker-1", Phase.WAIT_READY).version) == "1.31.14"
+    dispatcher = Dispatcher(client_app(redis_url), store)
+    dispatcher.tick()
+    assert store.get(campaign)["state"] == "running"
