@@ -634,7 +634,8 @@ class Dispatcher:
         # Sealed before the campaign runs: the controller's own phases act only on what it
         # accepted (seal.py), whatever is written into the record afterwards.
         self.store.put_acceptance(doc["id"], doc["cluster"],
-                                  canonical(doc["id"], doc["cluster"], doc["campaign"]), schedules)
+                                  canonical(doc["id"], doc["cluster"], doc["campaign"]), schedules,
+                                  [hop["target"] for hop in hops])
         self.store.put_plan(doc["id"], plan_dict)
 
         def start(current: dict[str, Any]) -> None:
@@ -730,6 +731,14 @@ class Dispatcher:
 
     def _resolve_version(self, doc: CampaignRecord, hop: int, entries: dict[str, NodeEntry]) -> None:
         target = doc["hops"][hop]["target"]
+        acceptance = self.store.acceptance(doc["id"])  # DamagedRecord if broken: isolated
+        if acceptance is not None and acceptance.targets[hop:hop + 1] != (target,):
+            # Resolved from a target written into the record (the minor the nodes run, say),
+            # the version sealed below would pass every check with nothing upgraded.
+            accepted = acceptance.targets[hop] if hop < len(acceptance.targets) else "no such hop"
+            self._stop_unproven(doc, f"this controller accepted it with target {accepted}",
+                                f"the record says hop {hop + 1} targets {target}")
+            return
         facts = hop_facts(doc["hops"][hop], entries)
         common: set[str] | None = None
         for node_facts in facts.values():

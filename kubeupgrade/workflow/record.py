@@ -658,13 +658,13 @@ class CampaignStore:
                              for index, schedule in enumerate(schedules)})
 
     def put_acceptance(self, campaign_id: str, cluster: str, signed_text: bytes,
-                       schedules: list[HopSchedule]) -> None:
+                       schedules: list[HopSchedule], targets: list[str]) -> None:
         """The controller's seal on what it accepted (seal.py); nothing without a seal key."""
         sealing = seal.current()
         if sealing is not None:
             digests = tuple(seal.schedule_digest(s.to_dict()) for s in schedules)
             self.redis.set(f"ku:c:{campaign_id}:accepted", sealing.seal(
-                seal.Acceptance(campaign_id, cluster, seal.digest(signed_text), digests)))
+                seal.Acceptance(campaign_id, cluster, seal.digest(signed_text), digests, tuple(targets))))
 
     def acceptance(self, campaign_id: str) -> seal.Acceptance | None:
         """What this controller sealed when it accepted the campaign; None in a process that

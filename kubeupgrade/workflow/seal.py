@@ -11,7 +11,7 @@ operator key list, and the limit is computed at acceptance, not signed.
 
 So at acceptance the controller writes `ku:c:<id>:accepted`: the campaign id, its cluster, the
 SHA-256 of the document as the operator signed it (kubeupgrade.security.signing.canonical) and of
-each hop's schedule, with an HMAC-SHA256 keyed from the controller's own message-signing key,
+each hop's schedule, and each hop's target minor as planned, with an HMAC-SHA256 keyed from the controller's own message-signing key,
 which no agent or CLI holds. The dispatcher reads a schedule only if it matches, and a cluster
 phase runs only for a campaign whose document still matches and whose schedule names the node.
 Anything else is a damaged record: named, and nothing done for it.
@@ -68,10 +68,12 @@ class Acceptance:
     cluster: str
     signed_sha256: str  # of signing.canonical(id, cluster, campaign) as it was planned from
     schedules: tuple[str, ...]  # each hop's schedule_digest, in hop order
+    targets: tuple[str, ...]  # each hop's target as planned (1.30, 1.31...), in hop order
 
     def body(self) -> dict[str, Any]:
         return {"campaign": self.campaign_id, "cluster": self.cluster,
-                "signed_sha256": self.signed_sha256, "schedules": list(self.schedules)}
+                "signed_sha256": self.signed_sha256, "schedules": list(self.schedules),
+                "targets": list(self.targets)}
 
     def check_schedule(self, hop: int, schedule: dict[str, Any]) -> None:
         if not 0 <= hop < len(self.schedules):
@@ -142,7 +144,8 @@ class RecordSeal:
             stored = json.loads(text)
             acceptance = Acceptance(str(stored["campaign"]), str(stored["cluster"]),
                                     str(stored["signed_sha256"]),
-                                    tuple(str(d) for d in stored["schedules"]))
+                                    tuple(str(d) for d in stored["schedules"]),
+                                    tuple(str(t) for t in stored["targets"]))
             mac = str(stored["seal"])
         except (ValueError, KeyError, TypeError) as error:
             raise SealBroken(f"the sealed acceptance is unreadable ({type(error).__name__})") from None

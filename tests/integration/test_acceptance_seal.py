@@ -145,9 +145,9 @@ def test_an_acceptance_the_controller_did_not_seal_is_refused(redis_url, sealing
         store.redis.delete(key)
     elif forgery == "another key":
         body = seal.Acceptance(**{k: v for k, v in zip(
-            ("campaign_id", "cluster", "signed_sha256", "schedules"),
+            ("campaign_id", "cluster", "signed_sha256", "schedules", "targets"),
             (campaign, "prod", json.loads(genuine)["signed_sha256"],
-             tuple(json.loads(genuine)["schedules"])), strict=True)})
+             tuple(json.loads(genuine)["schedules"]), tuple(json.loads(genuine)["targets"])), strict=True)})
         store.redis.set(key, seal.RecordSeal(b"an agent's guess").seal(body))
     elif forgery == "copied":  # another campaign's genuine acceptance, sealed by this controller
         store.release_cluster("prod", campaign)
@@ -317,3 +317,20 @@ def test_a_hops_version_as_resolved_is_what_the_controllers_phases_use(redis_url
     dispatcher = Dispatcher(client_app(redis_url), store)
     dispatcher.tick()
     assert store.get(campaign)["state"] == "running"
+
+
+def test_a_hop_target_written_into_the_record_is_never_resolved(redis_url, sealing):
+    """The hop's version is resolved from its target, which the record holds: written back to
+    the minor the nodes run, the version resolved (and sealed) from it would pass every check
+    with nothing upgraded. The controller resolves only the target it accepted and sealed."""
+    store, campaign = accepted(redis_url)
+    assert store.acceptance(campaign).targets == ("1.31.14",)
+    store.update(campaign, lambda d: d["hops"][0].update(target="1.30"))
+    dispatcher = Dispatcher(client_app(redis_url), store)
+    dispatcher._resolve_version(store.get(campaign), 0, store.entries(campaign, 0))
+    doc = store.get(campaign)
+    assert doc["state"] == "failed"
+    assert doc["error"]["message"].startswith(
+        "the record says hop 1 targets 1.30, but this controller accepted it with target 1.31.14")
+    assert doc["hops"][0]["version"] is None
+    assert store.redis.get(f"ku:c:{campaign}:resolved:0") is None

@@ -45,7 +45,7 @@ def test_only_the_controllers_key_makes_a_verification_seal():
 
 
 def test_an_acceptance_is_no_verification_and_a_verification_no_acceptance():
-    accepted = CONTROLLER.seal(Acceptance("c-1", "prod", "0" * 64, ("1" * 64,)))
+    accepted = CONTROLLER.seal(Acceptance("c-1", "prod", "0" * 64, ("1" * 64,), ("1.31",)))
     with pytest.raises(SealBroken, match="unreadable"):
         CONTROLLER.check_hop("verified", "c-1", 0, accepted)
     # Given every field the other reader looks for, the MAC still tells them apart.
