@@ -106,7 +106,9 @@ class CompareAndSet:
         caller's own read of the value, (the SHA-1 of its text, the value it decoded), taken as
         a guess (a copy is changed). Returns (written, the new value or, when nothing was
         written, the current one). `change` may run more than once (on a guess, then on the
-        value as it is): whatever it tells its caller must be decided afresh on each run."""
+        value as it is): whatever it tells its caller must be decided afresh on each run. What
+        it raises on a guess is not believed either: it runs again on the value as it is,
+        whose exception is the caller's."""
         slot = (key, field)
         with self._lock:
             text = self._known.get(slot)
@@ -119,7 +121,13 @@ class CompareAndSet:
                 as_read = None
             else:
                 read_sha1, current = text_sha1(text), decode(text) if text is not None else None
-            updated = change(current)
+            try:
+                updated = change(current)
+            except Exception:
+                if guessed:  # a refusal (a state change not allowed) too is decided afresh
+                    guessed, text = False, self._read(key, field)
+                    continue
+                raise
             if updated is None:
                 if guessed:  # "nothing to write" may only be decided on the value as it is
                     guessed, text = False, self._read(key, field)
@@ -161,7 +169,10 @@ class CompareAndSet:
             else:
                 alone.append(field)
                 continue
-            updated = change(current)
+            try:
+                updated = change(current)
+            except Exception:  # decided afresh by update(), as a refusal on a guess must be
+                updated = None
             if updated is None:  # "nothing to write" may only be decided on the value as it is
                 alone.append(field)
                 continue

@@ -66,6 +66,7 @@ from kubeupgrade.workflow.liveness import alive_agents, beating, sleep_until_wok
 from kubeupgrade.workflow.names import CLUSTER_ENTRY, PHASE_TASKS, node_queue, queue_for
 from kubeupgrade.workflow.record import (
     LEADER_KEY,
+    CampaignConflict,
     CampaignStore,
     DamagedRecord,
     HopEntries,
@@ -532,7 +533,7 @@ class Dispatcher:
         if doc["state"] == "pending":
             self.accept(doc)
             return
-        if self._elsewhere(doc):
+        if not self._holds_cluster(doc) or self._elsewhere(doc):
             return
         hop_index = doc["current_hop"]
         unproven = self._unproven(doc, hop_index)
@@ -669,6 +670,32 @@ class Dispatcher:
             # Unreachable now, known before: this process's kubeconfig has not changed since.
             return known[1]
         return self._identity[1]
+
+    def _holds_cluster(self, doc: CampaignRecord) -> bool:
+        """Whether a running campaign holds its cluster's lock, which it took when it was
+        submitted (or retried) and keeps until it ends. The record's state alone does not say
+        so: an ended campaign written back to running (a node's broker credential can) while
+        another campaign acts on the cluster would have two act on it. A lock that is gone
+        (deleted by hand, say) is taken back if it is free; held by another campaign, this one
+        fails, naming it, and nothing more is sent for it."""
+        cluster = doc["cluster"]
+        holder = self.store.cluster_holder(cluster)
+        if holder == doc["id"]:
+            return True
+        if holder is None:
+            try:
+                self.store.take_cluster(cluster, doc["id"])
+            except CampaignConflict as conflict:
+                holder = conflict.existing
+            else:
+                self.store.event(doc["id"], f"cluster {cluster}'s lock was gone (removed from the "
+                                 "broker); this running campaign took it back")
+                return True
+        self._stop_on_the_record(doc, (
+            f"the record says this campaign is running, but cluster {cluster} is held by campaign "
+            f"{holder}: one campaign acts on a cluster at a time, so nothing more is sent for this "
+            f"one (`kubeupgrade status {holder}` shows the one acting on it)"))
+        return False
 
     def _elsewhere(self, doc: CampaignRecord) -> bool:
         """A running campaign whose controller now reaches another cluster than the one it was
@@ -923,17 +950,21 @@ class Dispatcher:
             at = time.strftime("%H:%M:%S UTC", time.gmtime(seen.read_at))
             cordoned = (f"; the cluster's nodes read at {at} show cordoned by this campaign: "
                         f"{', '.join(ours) if ours else 'none'}")
-        message = (f"{says}, but {why}: the record was changed in the broker, not by this "
-                   f"controller (forged, or edited by hand); nothing more is sent{cordoned}. "
-                   f"`kubeupgrade abort {doc['id']} --uncordon` releases what it cordoned; then "
-                   "submit the campaign again: it is planned from the cluster as it is")
+        self._stop_on_the_record(doc, (
+            f"{says}, but {why}: the record was changed in the broker, not by this controller "
+            f"(forged, or edited by hand); nothing more is sent{cordoned}. `kubeupgrade abort "
+            f"{doc['id']} --uncordon` releases what it cordoned; then submit the campaign again: "
+            "it is planned from the cluster as it is"), forged_state=True)
 
+    def _stop_on_the_record(self, doc: CampaignRecord, message: str, forged_state: bool = False) -> None:
+        """A campaign the record cannot be trusted for any more: failed with `message` (its
+        state too, when that is proven forged), and let go of by the loop."""
         def fail(current: dict[str, Any]) -> None:
             current.update(state="failed", error={"hop": None, "node": None, "phase": None,
                                                   "message": message, "tail": ""})
 
         log.error("campaign %s: %s", doc["id"], message)
-        self.store.update(doc["id"], fail, forged_state=True)
+        self.store.update(doc["id"], fail, forged_state=forged_state)
         self.store.deactivate(doc["id"])
         self.store.event(doc["id"], f"failed: {message}")
 

@@ -247,6 +247,19 @@ def require_accepted(job: Job) -> None:
                              "as the controller accepted it; nothing done")
 
 
+def require_cluster_held(job: Job) -> None:
+    """Before any phase, on an agent or in the controller: its campaign holds its cluster's
+    lock (ku:cluster:<name>). A campaign that ended and let go of the cluster can be written
+    back to running in the record, which takes no more than a node's broker credential, while
+    another campaign acts on the cluster: whatever the record says, one campaign at a time."""
+    cluster = str(job.doc.get("cluster"))
+    holder = job.store.cluster_holder(cluster)
+    if holder != job.campaign_id:
+        raise PermanentError(f"campaign {job.campaign_id} does not hold cluster {cluster} (held by "
+                             f"{holder or 'no campaign'}): one campaign acts on a cluster at a "
+                             "time; nothing run")
+
+
 def refuse_misrouted(node: str) -> None:
     """On an agent: a task for another node's host is refused, whatever queue it came from."""
     serving = agent_identity.current().node
@@ -329,6 +342,7 @@ def run_phase(task: Task, body: Callable[[Job], StepOutcome], allowed: frozenset
             refuse_other_host(job)
         else:  # the cluster: only for what this controller accepted
             require_accepted(job)
+        require_cluster_held(job)
         policy = job.campaign.policies.retries
     except BROKER_UNREACHABLE:
         raise  # see below: the broker's trouble, not the phase's

@@ -518,3 +518,41 @@ def test_a_hops_version_written_back_to_the_old_one_lets_no_worker_change(make_s
         changed = [e["argv"] for e in box.command_log(node) if invariants._is_disruptive(e["argv"])]
         assert changed == [], f"{node} changed on a forged version: {changed}"
     assert handle.abort() == []
+
+
+def test_an_aborted_campaign_written_back_to_running_never_acts_beside_the_one_holding_the_cluster(
+        make_stack, tmp_path):
+    """One campaign acts on a cluster at a time, whatever the record says. The first campaign
+    is aborted and a second one submitted; while the second's `kubeadm upgrade apply` runs, the
+    first is written back to running with the agent's broker credential (and put back among
+    the dispatcher's campaigns). It fails, naming the holder, without a single task sent for
+    it; the second finishes with every promise kept."""
+    from kubeupgrade.sandbox import invariants
+
+    stack = make_stack(control_planes=1, workers=2, version="1.30.4", os_family="apt")
+    box = stack.sandbox
+    box.add_fault("hang", node="cp-1", command="kubeadm upgrade apply", seconds=6.0, count=1)
+    path = write_campaign(tmp_path / "c.yaml", "1.31")
+    first = submit(path, broker=stack.broker)
+    wait_for(lambda: first.state() == "running", timeout=60)
+    first.abort()
+    assert first.state() == "aborted"
+    sent_before = {name: [p["task_id"] for p in e["phases"]]
+                   for name, e in CampaignStore.from_url(stack.broker).entries(first.id, 0).items()}
+    second = submit(path, broker=stack.broker)
+    wait_for(phase_running(second, "cp-1", "kubeadm-upgrade-apply"), timeout=120)
+    forger = CampaignStore.from_url(stack.broker_for("agent")).redis
+    doc = json.loads(forger.get(f"ku:c:{first.id}"))
+    doc["state"] = "running"
+    forger.set(f"ku:c:{first.id}", json.dumps(doc))
+    forger.sadd("ku:active", first.id)
+    wait_for(lambda: first.state() == "failed", timeout=60)
+    assert first.status()["error"]["message"].startswith(
+        f"the record says this campaign is running, but cluster {doc['cluster']} is held by "
+        f"campaign {second.id}")
+    sent_after = {name: [p["task_id"] for p in e["phases"]]
+                  for name, e in CampaignStore.from_url(stack.broker).entries(first.id, 0).items()}
+    assert sent_after == sent_before  # not one task sent for it
+    state, error = finish(second, timeout=240)
+    assert state == "succeeded", error
+    assert invariants.check_all(box, max_unavailable=1) == []

@@ -233,3 +233,48 @@ def test_many_fields_each_decided_on_the_value_as_it_is_when_its_guess_fails(red
     assert results["deleted"] == (False, None) and not plain.hexists(KEY, "deleted")
     assert results["reopened"] == (False, {"n": 1, "state": "pending"})
     assert json.loads(plain.hget(KEY, "reopened"))["state"] == "pending"
+
+
+class Refused(Exception):
+    """What a change raises for a value it may not change (a state change not allowed)."""
+
+
+def _finish_running(seen: list[str]):
+    def finish(value: dict[str, Any] | None) -> dict[str, Any]:
+        seen.append(value["state"] if value else "absent")
+        if value is None or value["state"] != "running":
+            raise Refused(f"{value['state'] if value else 'absent'} -> succeeded is not allowed")
+        return {"state": "succeeded"}
+    return finish
+
+
+def test_a_refusal_is_decided_on_the_value_as_it_is_not_on_a_guess(redis_url: str) -> None:
+    # This process last wrote "aborted"; the record has since been written "running" by
+    # another writer: the change it refuses on the guess is allowed on the value as it is.
+    cas, other = CompareAndSet(client(redis_url)), client(redis_url)
+    cas.update(KEY, FIELD, json.loads, lambda _: {"state": "aborted"})
+    other.hset(KEY, FIELD, json.dumps({"state": "running"}))
+    seen: list[str] = []
+    written, value = cas.update(KEY, FIELD, json.loads, _finish_running(seen))
+    assert seen == ["aborted", "running"]
+    assert written and json.loads(other.hget(KEY, FIELD)) == {"state": "succeeded"}
+    # Refused on the value as it is: the caller hears it, and nothing is written.
+    other.hset(KEY, FIELD, json.dumps({"state": "aborted"}))
+    with pytest.raises(Refused, match="aborted -> succeeded"):
+        cas.update(KEY, FIELD, json.loads, _finish_running(seen))
+    assert json.loads(other.hget(KEY, FIELD)) == {"state": "aborted"}
+
+
+def test_many_fields_each_refused_only_on_the_value_as_it_is(redis_url: str) -> None:
+    plain = client(redis_url)
+    for field in ("reopened", "ended"):
+        plain.hset(KEY, field, json.dumps({"state": "aborted"}))
+    guesses = {field: _as_read(plain, field) for field in ("reopened", "ended")}
+    plain.hset(KEY, "reopened", json.dumps({"state": "running"}))
+    cas = CompareAndSet(client(redis_url))
+    seen: list[str] = []
+    with pytest.raises(Refused, match="aborted -> succeeded"):  # "ended", on its value as it is
+        cas.update_fields(KEY, lambda _, text: json.loads(text),
+                          {field: (_finish_running(seen), guess) for field, guess in guesses.items()})
+    assert json.loads(plain.hget(KEY, "reopened")) == {"state": "succeeded"}
+    assert json.loads(plain.hget(KEY, "ended")) == {"state": "aborted"}

@@ -861,3 +861,53 @@ def test_a_campaign_id_carries_the_time_in_utc_whatever_the_submitters_zone(redi
     stamp = re.fullmatch(r"prod-(\d{8}-\d{6})-[0-9a-f]{6}", campaign_id).group(1)
     utc = {time.strftime("%Y%m%d-%H%M%S", time.gmtime(t)) for t in (before, after)}
     assert stamp in utc, (stamp, utc)
+
+
+def test_an_ended_campaign_written_back_to_running_acts_no_more_while_another_holds_the_cluster(redis_url):
+    """One campaign acts on a cluster at a time, whatever the record says: an aborted campaign
+    whose record is written back to running (a node's broker credential is enough), while
+    another campaign holds the cluster, is failed naming the holder, and no phase of it runs."""
+    from kubeupgrade.errors import PermanentError
+    from kubeupgrade.model.plan import Phase
+    from kubeupgrade.workflow.app import client_app
+    from kubeupgrade.workflow.dispatcher import Dispatcher
+    from kubeupgrade.workflow.phase import Job, read_record, require_cluster_held
+    from kubeupgrade.workflow.waiting import first_look
+
+    store = store_for(redis_url)
+    first = store.create("prod", {"cluster": "prod", "target": "1.31"}, "a.yaml")
+    add_entry(store, first)
+    store.update(first, lambda doc: doc.update(state="aborted"))
+    store.end(first, "prod")
+    second = store.create("prod", {"cluster": "prod", "target": "1.31"}, "b.yaml")
+    store.redis.set(f"ku:c:{first}", json.dumps({**store.get(first), "state": "running"}))
+    store.redis.sadd("ku:active", first)
+
+    def job(campaign: str) -> Job:
+        return Job(store, campaign, 0, "w1", Phase.DRAIN, 1, "task-1", read_record(store, campaign),
+                   first_look("task-1", 0))
+
+    with pytest.raises(PermanentError, match=f"campaign {first} does not hold cluster prod "
+                                             f"\\(held by {second}\\).*nothing run"):
+        require_cluster_held(job(first))
+    Dispatcher(client_app(redis_url), store).advance(first)
+    doc = store.get(first)
+    assert doc["state"] == "failed"
+    assert doc["error"]["message"].startswith(
+        f"the record says this campaign is running, but cluster prod is held by campaign {second}")
+    assert first not in store.active_ids()
+    assert store.cluster_holder("prod") == second and store.get(second)["state"] == "pending"
+    assert not any(p["task_id"] for p in store.entry(first, 0, "w1")["phases"])
+
+
+def test_a_running_campaign_whose_cluster_lock_is_gone_takes_it_back(redis_url):
+    from kubeupgrade.workflow.app import client_app
+    from kubeupgrade.workflow.dispatcher import Dispatcher
+
+    store = store_for(redis_url)
+    campaign = store.create("prod", {"cluster": "prod", "target": "1.31"}, "a.yaml")
+    add_entry(store, campaign)
+    store.redis.delete("ku:cluster:prod")
+    assert Dispatcher(client_app(redis_url), store)._holds_cluster(store.get(campaign))
+    assert store.cluster_holder("prod") == campaign
+    assert any("cluster prod's lock was gone" in e["message"] for e in store.events(campaign))
