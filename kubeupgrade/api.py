@@ -75,6 +75,7 @@ class CampaignHandle:
         doc = store.with_details(self.id, doc, damaged)
         doc["damaged"] = damaged
         doc["controller_leading"] = _controller_leading(store)
+        doc["acted_on"] = _acted_on(store, self.id)
         doc["broker_memory"] = memory_pressure(store.redis)
         return doc
 
@@ -226,6 +227,17 @@ def lost_first(store: Any) -> list[dict[str, Any]]:
             docs.append({"id": campaign_id, "cluster": "?", "state": "damaged", "created": 0.0,
                          "campaign": {}, "error": {"message": why}})
     return docs
+
+
+def _acted_on(store: Any, campaign_id: str) -> bool | None:
+    """Whether the dispatcher looks at the campaign (it is among ku:active); None: the broker
+    would not say."""
+    import redis
+
+    try:
+        return store.is_active(campaign_id)
+    except redis.RedisError:
+        return None
 
 
 def _controller_leading(store: Any) -> bool | None:

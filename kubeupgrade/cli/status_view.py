@@ -140,6 +140,8 @@ def status_to_dict(doc: dict[str, Any], now: float | None = None) -> dict[str, A
             "damaged": list(doc.get("damaged") or []),
             # What an active campaign waits for before anything else: a controller to act.
             "waiting_for_controller": doc["state"] in ("pending", "running") and doc.get("controller_leading") is False,
+            # An active campaign the dispatcher no longer looks at: nothing moves, whatever runs.
+            "not_acted_on": doc["state"] in ("pending", "running") and doc.get("acted_on") is False,
             "broker_memory": doc.get("broker_memory")}
     try:
         windows = windows_of(doc.get("campaign") or {})
@@ -291,6 +293,14 @@ def render_status(doc: dict[str, Any], *, width: int = 80, plain: bool = False,
         parts.append(styled("Waiting for a controller: none is running against this broker, so nothing "
                             "moves (not even phases already sent). Start one: `systemctl start "
                             "kubeupgrade-controller` or `kubeupgrade controller --kubeconfig <file>`", "bold red"))
+    if data.get("not_acted_on"):
+        stopped = next((e["message"] for e in data["events"]
+                        if e["message"].startswith("the dispatcher stopped acting on it")), "")
+        parts.append(styled(
+            f"Not acted on: the dispatcher no longer looks at this {data['state']} campaign (it is not "
+            f"among ku:active: {stopped or 'taken out of the broker by hand, or by a damaged write'}), "
+            f"so nothing more is sent for it. `kubeupgrade abort {data['id']}` releases its cluster; "
+            f"`kubeupgrade retry {data['id']}` then resumes it", "bold red"))
     for damage in data.get("damaged", [])[:10]:
         parts.append(styled(f"Damaged, left out of this view: {damage}", "red"))
     if data["events"]:

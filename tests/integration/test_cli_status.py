@@ -207,3 +207,27 @@ def test_an_active_campaign_with_no_controller_says_it_waits_for_one(redis_url):
     store.update(campaign_id, lambda doc: doc.update(state="failed"))
     ended = cli("status", campaign_id, "--broker", redis_url, env={"COLUMNS": "200"})
     assert "Waiting for a controller" not in ended.stdout  # an ended campaign waits for nothing
+
+
+def test_a_running_campaign_the_dispatcher_no_longer_looks_at_says_so(redis_url):
+    """A running campaign taken out of the dispatcher's set (by hand, or by a forged write)
+    would show `running` for ever with nothing moving: status says nothing is sent for it,
+    and what to do."""
+    store = CampaignStore.from_url(redis_url)
+    campaign_id = running_campaign(store, "prod")
+    assert "Not acted on" not in cli("status", campaign_id, "--broker", redis_url,
+                                     env={"COLUMNS": "200"}).stdout
+    store.deactivate(campaign_id)
+    shown = cli("status", campaign_id, "--broker", redis_url, env={"COLUMNS": "200"})
+    text = " ".join(shown.stdout.split())
+    assert "Not acted on: the dispatcher no longer looks at this running campaign" in text
+    assert "taken out of the broker by hand, or by a damaged write" in text
+    assert f"`kubeupgrade abort {campaign_id}` releases its cluster" in text
+    assert yaml.safe_load(cli("status", campaign_id, "-o", "json", "--broker", redis_url).stdout)[
+        "not_acted_on"] is True
+    store.event(campaign_id, "the dispatcher stopped acting on it: damaged record ku:c:x:schedule:0: ...")
+    assert "(it is not among ku:active: the dispatcher stopped acting on it: damaged record" in " ".join(
+        cli("status", campaign_id, "--broker", redis_url, env={"COLUMNS": "200"}).stdout.split())
+    store.update(campaign_id, lambda doc: doc.update(state="failed"))
+    assert "Not acted on" not in cli("status", campaign_id, "--broker", redis_url,
+                                     env={"COLUMNS": "200"}).stdout  # an ended campaign waits for nothing
