@@ -77,6 +77,7 @@ from kubeupgrade.workflow.record import (
 from kubeupgrade.workflow.restore import nodes_to_restore, send_restores
 from kubeupgrade.workflow.schedule import HopSchedule
 from kubeupgrade.workflow.schema import CampaignRecord, NodeEntry, PhaseRecord
+from kubeupgrade.workflow.seal import Acceptance, SealBroken
 from kubeupgrade.workflow.story import milestones, to_tell
 from kubeupgrade.workflow.undelivered import nowhere
 
@@ -243,10 +244,10 @@ class Dispatcher:
         # stage begins (kube/control_planes_seen.py); None: the record's word alone.
         self.control_planes = control_planes
         self._planes_told: dict[str, str] = {}  # campaign -> what it last said of them
-        # The record's progress proven by the controller's seals (seal.py): campaign -> how
-        # many hops it accepted (None: no seal key, nothing checked), and (campaign, hop) whose
-        # earlier hops each have their sealed verification.
-        self._accepted_hops: dict[str, int | None] = {}
+        # The record's progress proven by the controller's seals (seal.py): campaign -> what it
+        # accepted (None: no seal key, nothing checked), and (campaign, hop) whose earlier hops
+        # each have their sealed verification.
+        self._acceptances: dict[str, Acceptance | None] = {}
         self._proven: set[tuple[str, int]] = set()
         # (campaign, hop) -> the version this controller resolved and sealed for it ("": no
         # seal key, nothing checked)
@@ -411,7 +412,7 @@ class Dispatcher:
             self._records = {key: known for key, known in self._records.items() if key in active}
         for looks in (self._looked_at, self._unseen_since, self._watch_round, self._not_taking,
                       self._look_rounds, self._outside_told, self._reached_first, self._planes_told,
-                      self._accepted_hops):
+                      self._acceptances):
             for gone in [key for key in looks if key not in active]:
                 del looks[gone]
         for campaign_id in active:
@@ -506,7 +507,7 @@ class Dispatcher:
         key = (doc["id"], hop)
         known = self._schedules.get(key)
         if known is None:
-            known = self._schedules[key] = self.store.schedule(doc["id"], hop, doc)
+            known = self._schedules[key] = self.store.schedule(doc["id"], hop, doc, self._acceptance(doc["id"]))
         return known
 
     def _view(self, campaign_id: str, hop: int, entries: dict[str, NodeEntry]) -> HopView:
@@ -758,13 +759,14 @@ class Dispatcher:
 
     def _resolve_version(self, doc: CampaignRecord, hop: int, entries: dict[str, NodeEntry]) -> None:
         target = doc["hops"][hop]["target"]
-        acceptance = self.store.acceptance(doc["id"])  # DamagedRecord if broken: isolated
-        if acceptance is not None and acceptance.targets[hop:hop + 1] != (target,):
+        acceptance = self._acceptance(doc["id"])
+        try:
+            if acceptance is not None:
+                acceptance.check_target(hop, target)
+        except SealBroken as error:
             # Resolved from a target written into the record (the minor the nodes run, say),
             # the version sealed below would pass every check with nothing upgraded.
-            accepted = acceptance.targets[hop] if hop < len(acceptance.targets) else "no such hop"
-            self._stop_unproven(doc, f"this controller accepted it with target {accepted}",
-                                f"the record says hop {hop + 1} targets {target}")
+            self._stop_unproven(doc, str(error), f"the record says hop {hop + 1} targets {target}")
             return
         facts = hop_facts(doc["hops"][hop], entries)
         common: set[str] | None = None
@@ -905,12 +907,10 @@ class Dispatcher:
         stage, the current hop or the campaign's state could be walked to the end without a
         verification ever passing. Checked once per hop reached, in one read."""
         campaign_id = doc["id"]
-        if campaign_id not in self._accepted_hops:
-            acceptance = self.store.acceptance(campaign_id)  # DamagedRecord if broken: isolated
-            self._accepted_hops[campaign_id] = None if acceptance is None else len(acceptance.schedules)
-        accepted = self._accepted_hops[campaign_id]
-        if accepted is None:
+        acceptance = self._acceptance(campaign_id)
+        if acceptance is None:
             return ""
+        accepted = len(acceptance.schedules)
         if len(doc["hops"]) != accepted:
             return f"it holds {len(doc['hops'])} hop(s) where this controller accepted {accepted}"
         if through > accepted:
@@ -921,6 +921,13 @@ class Dispatcher:
         if not why:
             self._proven.add((campaign_id, through))
         return why
+
+    def _acceptance(self, campaign_id: str) -> Acceptance | None:
+        """What this controller sealed when it accepted the campaign, read once (it never
+        changes); DamagedRecord if it is broken, which isolates the campaign."""
+        if campaign_id not in self._acceptances:
+            self._acceptances[campaign_id] = self.store.acceptance(campaign_id)
+        return self._acceptances[campaign_id]
 
     def _version_unproven(self, doc: CampaignRecord, hop: int) -> str:
         """Why the hop's version in the record is not the one this controller resolved and
@@ -1213,7 +1220,7 @@ class Dispatcher:
         return opened
 
     def _stage_done(self, doc: CampaignRecord, hop: int, entries: dict[str, NodeEntry]) -> None:
-        unproven = self.store.unverified(doc["id"], range(hop, hop + 1))
+        unproven = self._unproven(doc, hop + 1)
         if unproven:  # the record moved the hop to done: its verification never passed here
             self._stop_unproven(doc, unproven, f"the record says hop {hop + 1} is verified")
             return

@@ -55,7 +55,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 
@@ -84,6 +84,7 @@ from kubeupgrade.workflow.states import (
 from kubeupgrade.workflow.waiting import WaitState
 
 log = logging.getLogger("kubeupgrade.record")
+Sealed = TypeVar("Sealed")
 
 TERMINAL = tuple(s.value for s in (CampaignState.SUCCEEDED, CampaignState.ABORTED, CampaignState.REFUSED))
 TAIL = 4000
@@ -635,14 +636,8 @@ class CampaignStore:
     def sealed_version(self, campaign_id: str, hop: int) -> str | None:
         """The version this controller resolved and sealed for the hop; None in a process that
         holds no seal key (it checks nothing); DamagedRecord if it is missing or not genuine."""
-        sealing = seal.current()
-        if sealing is None:
-            return None
-        key = f"ku:c:{campaign_id}:resolved:{hop}"
-        try:
-            return sealing.check_hop("resolved", campaign_id, hop, self.redis.get(key))
-        except seal.SealBroken as error:
-            raise DamagedRecord(key, str(error)) from None
+        return self._opened(f"ku:c:{campaign_id}:resolved:{hop}",
+                            lambda sealing, text: sealing.check_hop("resolved", campaign_id, hop, text))
 
     def verification(self, campaign_id: str, hop: int, doc: Mapping[str, Any]) -> list[dict[str, Any]]:
         key = f"ku:c:{campaign_id}:verification:{hop}"
@@ -669,12 +664,18 @@ class CampaignStore:
     def acceptance(self, campaign_id: str) -> seal.Acceptance | None:
         """What this controller sealed when it accepted the campaign; None in a process that
         holds no seal key (it checks nothing); DamagedRecord if it is missing or not genuine."""
+        return self._opened(f"ku:c:{campaign_id}:accepted",
+                            lambda sealing, text: sealing.open(campaign_id, text))
+
+    def _opened(self, key: str, open_: Callable[[seal.RecordSeal, str | None], Sealed]) -> Sealed | None:
+        """What `open_` reads from `key` with this controller's seal; None in a process that
+        holds no seal key (it checks nothing); DamagedRecord naming the key if it is missing or
+        not genuine."""
         sealing = seal.current()
         if sealing is None:
             return None
-        key = f"ku:c:{campaign_id}:accepted"
         try:
-            return sealing.open(campaign_id, self.redis.get(key))
+            return open_(sealing, self.redis.get(key))
         except seal.SealBroken as error:
             raise DamagedRecord(key, str(error)) from None
 

@@ -82,6 +82,12 @@ class Acceptance:
             raise SealBroken(f"hop {hop + 1}'s schedule is not the one the controller accepted "
                              "(changed in the broker after acceptance)")
 
+    def check_target(self, hop: int, target: str) -> None:
+        if not 0 <= hop < len(self.targets):
+            raise SealBroken(f"this controller accepted no hop {hop + 1}")
+        if target != self.targets[hop]:
+            raise SealBroken(f"this controller accepted it with target {self.targets[hop]}")
+
     def check_document(self, signed_text: bytes) -> None:
         if digest(signed_text) != self.signed_sha256:
             raise SealBroken("the campaign document is not the one the controller accepted "
